@@ -1,0 +1,12 @@
+// The IR as the DSL sees it: node types, the builder, graph walks and the op rules.
+export { GrngError, fmtShape } from '../errors.js';
+export type { DType } from './dtype.js';
+export { DTYPES, isFloat, isNumeric } from './dtype.js';
+export type { Node } from './node.js';
+export { topoSort } from './node.js';
+export type { Primitive, PrimitiveAttrs } from './primitives.js';
+export type { Shape } from './shape.js';
+export { broadcastShapes, normalizeAxis, shapeSize, shapesEqual } from './shape.js';
+export { builder, emit, splatValue, type Builder } from './builder.js';
+export { opTable, PRIMITIVES } from '../ops/table.js';
+export type { OpRule } from '../ops/rule.js';

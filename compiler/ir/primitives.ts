@@ -1,0 +1,42 @@
+import type { DType } from './dtype.js';
+import type { Shape } from './shape.js';
+
+/**
+ * Every IR primitive and its attributes. This is the registry the op table is checked against:
+ * adding a primitive here without giving it every rule in `ops/table.ts` fails `tsc`.
+ */
+export interface PrimitiveAttrs {
+  // leaves
+  input: { name: string; shape: Shape; dtype: DType };
+  constant: { shape: Shape; dtype: DType; value: number } | { shape: Shape; dtype: DType; data: Float64Array };
+  iota: { shape: Shape; axis: number; dtype: DType };
+  // unary elementwise
+  neg: Empty; exp: Empty; log: Empty; sqrt: Empty; rsqrt: Empty; recip: Empty;
+  sin: Empty; cos: Empty; tanh: Empty; abs: Empty; sign: Empty; floor: Empty;
+  cast: { dtype: DType };
+  /** Identity whose derivative is zero (JAX's stop_gradient, PyTorch's detach). */
+  stopGradient: Empty;
+  // binary elementwise (operands of equal shape and dtype; the DSL broadcasts)
+  add: Empty; sub: Empty; mul: Empty; div: Empty; pow: Empty; max: Empty; min: Empty;
+  lt: Empty; le: Empty; gt: Empty; ge: Empty; eq: Empty; ne: Empty;
+  // selection
+  select: Empty;
+  // movement
+  reshape: { shape: Shape };
+  permute: { perm: readonly number[] };
+  /** Same rank; each input axis is either equal to the output's or 1. */
+  broadcast: { shape: Shape };
+  slice: { starts: readonly number[]; ends: readonly number[] };
+  /** Zero padding, `lo[i]` before and `hi[i]` after axis i. */
+  pad: { lo: readonly number[]; hi: readonly number[] };
+  // reductions (the reduced axes are removed)
+  reduceSum: { axes: readonly number[] };
+  reduceMax: { axes: readonly number[] };
+  // batched matmul: [...b, m, k] x [...b, k, n] -> [...b, m, n]
+  matmul: Empty;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export type Empty = {};
+
+export type Primitive = keyof PrimitiveAttrs;

@@ -1,0 +1,200 @@
+import { GrngError } from '../errors.js';
+import type { Builder } from '../ir/builder.js';
+import type { DType } from '../ir/dtype.js';
+import { DTYPES } from '../ir/dtype.js';
+import type { Node } from '../ir/node.js';
+import type { OpRule, RuleTable } from './rule.js';
+import { expectArity, expectDType, expectSameDType, expectSameShape } from './check.js';
+
+type Primitive = import('../ir/primitives.js').Primitive;
+
+const FLOAT: readonly DType[] = ['f32'];
+const NUMERIC: readonly DType[] = ['f32', 'i32'];
+const ANY: readonly DType[] = ['f32', 'i32', 'bool'];
+
+/**
+ * A unary elementwise primitive from its scalar function and its derivative d(x, y) as a graph
+ * (null: zero). VJP is ct·d and JVP is t·d, so the two modes can never disagree on the math.
+ */
+function unary<P extends Primitive>(
+  op: P,
+  dtypes: readonly DType[],
+  f: (x: number, dtype: DType) => number,
+  derivative: ((b: Builder, x: Node, y: Node) => Node) | null,
+): OpRule<P> {
+  return {
+    infer(inputs) {
+      expectArity(op, inputs, 1);
+      expectDType(op, inputs[0], dtypes);
+      return { shape: inputs[0].shape, dtype: inputs[0].dtype };
+    },
+    interpret({ node, inputs: [x], round }) {
+      const out = new Float64Array(x.length);
+      const r = node.dtype === 'f32' ? round : (v: number) => v;
+      for (let i = 0; i < x.length; i++) out[i] = r(f(x[i], node.dtype));
+      return out;
+    },
+    vjp(b, node, ct) {
+      if (derivative === null || node.dtype !== 'f32') return [null];
+      return [b.mul(ct, derivative(b, node.inputs[0], node))];
+    },
+    jvp(b, node, [t]) {
+      if (derivative === null || t === null || node.dtype !== 'f32') return null;
+      return b.mul(t, derivative(b, node.inputs[0], node));
+    },
+  };
+}
+
+/** Integer wrap-around as in WGSL's i32. */
+const i32 = (v: number): number => v | 0;
+
+/**
+ * A binary elementwise primitive from its scalar function and partial derivatives
+ * (∂/∂a, ∂/∂b as graphs; null: zero). Operands have equal shapes and dtypes.
+ */
+function binary<P extends Primitive>(
+  op: P,
+  dtypes: readonly DType[],
+  resultDType: 'same' | 'bool',
+  f: (a: number, b: number, dtype: DType) => number,
+  partials: ((b: Builder, x: Node, y: Node, out: Node) => [Node | null, Node | null]) | null,
+): OpRule<P> {
+  return {
+    infer(inputs) {
+      expectArity(op, inputs, 2);
+      expectSameShape(op, inputs[0], inputs[1]);
+      expectSameDType(op, inputs[0], inputs[1]);
+      expectDType(op, inputs[0], dtypes);
+      return { shape: inputs[0].shape, dtype: resultDType === 'bool' ? 'bool' : inputs[0].dtype };
+    },
+    interpret({ node, inputs: [a, b], round }) {
+      const out = new Float64Array(a.length);
+      const dtype = node.inputs[0].dtype;
+      const r = node.dtype === 'f32' ? round : (v: number) => v;
+      for (let i = 0; i < a.length; i++) out[i] = r(f(a[i], b[i], dtype));
+      return out;
+    },
+    vjp(b, node, ct) {
+      if (partials === null || node.dtype !== 'f32') return [null, null];
+      const [da, db] = partials(b, node.inputs[0], node.inputs[1], node);
+      return [da === null ? null : b.mul(ct, da), db === null ? null : b.mul(ct, db)];
+    },
+    jvp(b, node, [ta, tb]) {
+      if (partials === null || node.dtype !== 'f32' || (ta === null && tb === null)) return null;
+      const [da, db] = partials(b, node.inputs[0], node.inputs[1], node);
+      const fa = ta === null || da === null ? null : b.mul(ta, da);
+      const fb = tb === null || db === null ? null : b.mul(tb, db);
+      return fa === null ? fb : fb === null ? fa : b.add(fa, fb);
+    },
+  };
+}
+
+/** WGSL semantics for i32 division: truncation, and e1 when dividing by zero or overflowing. */
+function divide(a: number, b: number, dtype: DType): number {
+  if (dtype !== 'i32') return a / b;
+  if (b === 0 || (a === -2147483648 && b === -1)) return a;
+  return Math.trunc(a / b) | 0;
+}
+
+/** WGSL conversion of f32 to i32: truncate toward zero and saturate. */
+function convert(x: number, from: DType, to: DType): number {
+  if (to === 'bool') return x !== 0 && !Number.isNaN(x) ? 1 : 0;
+  if (to === 'f32') return x;
+  if (from !== 'f32') return x;
+  if (Number.isNaN(x)) return 0;
+  return Math.max(-2147483648, Math.min(2147483647, Math.trunc(x)));
+}
+
+// Weight of the first operand of max/min in the derivative: 1 where it wins, ½ on ties (as JAX).
+function winnerWeight(b: Builder, wins: Node, x: Node, y: Node): Node {
+  return b.select(wins, b.fillLike(1, x), b.select(b.eq(x, y), b.fillLike(0.5, x), b.fillLike(0, x)));
+}
+
+export const elementwiseRules: RuleTable<
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'recip' | 'sin' | 'cos' | 'tanh' | 'abs' | 'sign' | 'floor'
+  | 'cast' | 'stopGradient'
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min'
+  | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne' | 'select'
+> = {
+  neg: unary('neg', NUMERIC, (x, t) => (t === 'i32' ? i32(-x) : -x), (b, x) => b.fillLike(-1, x)),
+  exp: unary('exp', FLOAT, Math.exp, (_b, _x, y) => y),
+  log: unary('log', FLOAT, Math.log, (b, x) => b.recip(x)),
+  sqrt: unary('sqrt', FLOAT, Math.sqrt, (b, _x, y) => b.div(b.fillLike(0.5, y), y)),
+  // d/dx x^(-1/2) = -½ x^(-3/2) = -½ · y / x
+  rsqrt: unary('rsqrt', FLOAT, (x) => 1 / Math.sqrt(x), (b, x, y) => b.scale(b.div(y, x), -0.5)),
+  recip: unary('recip', FLOAT, (x) => 1 / x, (b, _x, y) => b.neg(b.mul(y, y))),
+  sin: unary('sin', FLOAT, Math.sin, (b, x) => b.cos(x)),
+  cos: unary('cos', FLOAT, Math.cos, (b, x) => b.neg(b.sin(x))),
+  tanh: unary('tanh', FLOAT, Math.tanh, (b, _x, y) => b.sub(b.fillLike(1, y), b.mul(y, y))),
+  abs: unary('abs', NUMERIC, (x, t) => (t === 'i32' ? i32(Math.abs(x)) : Math.abs(x)), (b, x) => b.sign(x)),
+  sign: unary('sign', NUMERIC, (x) => (Number.isNaN(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0), null),
+  floor: unary('floor', FLOAT, Math.floor, null),
+  stopGradient: unary('stopGradient', ANY, (x) => x, null),
+  cast: {
+    infer(inputs, { dtype }) {
+      expectArity('cast', inputs, 1);
+      if (!DTYPES.includes(dtype)) throw new GrngError('cast', `unknown target dtype ${String(dtype)}; use f32, i32 or bool`);
+      return { shape: inputs[0].shape, dtype };
+    },
+    interpret({ node, inputs: [x], round }) {
+      const from = node.inputs[0].dtype;
+      const r = node.dtype === 'f32' ? round : (v: number) => v;
+      return Float64Array.from(x, (v) => r(convert(v, from, node.dtype)));
+    },
+    // Only float → float carries a derivative; integers and booleans are constants to autodiff.
+    vjp: (_b, node, ct) => [node.dtype === 'f32' && node.inputs[0].dtype === 'f32' ? ct : null],
+    jvp: (_b, node, [t]) => (node.dtype === 'f32' && node.inputs[0].dtype === 'f32' ? t : null),
+  },
+
+  add: binary('add', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a + c) : a + c), (b, x) => [b.fillLike(1, x), b.fillLike(1, x)]),
+  sub: binary('sub', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a - c) : a - c), (b, x) => [b.fillLike(1, x), b.fillLike(-1, x)]),
+  mul: binary('mul', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? Math.imul(a, c) : a * c), (_b, x, y) => [y, x]),
+  div: binary('div', NUMERIC, 'same', divide, (b, _x, y, out) => [b.recip(y), b.neg(b.div(out, y))]),
+  // ∂/∂a = b·a^(b−1); ∂/∂b = log(a)·a^b, with log taken of 1 where a ≤ 0 so the unused branch stays finite.
+  pow: binary('pow', FLOAT, 'same', Math.pow, (b, x, y, out) => [
+    b.mul(y, b.pow(x, b.sub(y, b.fillLike(1, y)))),
+    b.mul(b.log(b.select(b.gt(x, b.fillLike(0, x)), x, b.fillLike(1, x))), out),
+  ]),
+  max: binary('max', NUMERIC, 'same', (a, c) => (Number.isNaN(a) || Number.isNaN(c) ? NaN : Math.max(a, c)), (b, x, y) => {
+    const w = winnerWeight(b, b.gt(x, y), x, y);
+    return [w, b.sub(b.fillLike(1, w), w)];
+  }),
+  min: binary('min', NUMERIC, 'same', (a, c) => (Number.isNaN(a) || Number.isNaN(c) ? NaN : Math.min(a, c)), (b, x, y) => {
+    const w = winnerWeight(b, b.lt(x, y), x, y);
+    return [w, b.sub(b.fillLike(1, w), w)];
+  }),
+  lt: binary('lt', NUMERIC, 'bool', (a, c) => (a < c ? 1 : 0), null),
+  le: binary('le', NUMERIC, 'bool', (a, c) => (a <= c ? 1 : 0), null),
+  gt: binary('gt', NUMERIC, 'bool', (a, c) => (a > c ? 1 : 0), null),
+  ge: binary('ge', NUMERIC, 'bool', (a, c) => (a >= c ? 1 : 0), null),
+  eq: binary('eq', ANY, 'bool', (a, c) => (a === c ? 1 : 0), null),
+  ne: binary('ne', ANY, 'bool', (a, c) => (a !== c ? 1 : 0), null),
+
+  select: {
+    infer(inputs) {
+      expectArity('select', inputs, 3);
+      const [cond, a, b] = inputs;
+      expectDType('select', cond, ['bool'], 'condition');
+      expectSameShape('select', cond, a);
+      expectSameShape('select', a, b);
+      expectSameDType('select', a, b);
+      return { shape: a.shape, dtype: a.dtype };
+    },
+    interpret({ inputs: [c, a, b] }) {
+      const out = new Float64Array(a.length);
+      for (let i = 0; i < a.length; i++) out[i] = c[i] !== 0 ? a[i] : b[i];
+      return out;
+    },
+    vjp(b, node, ct) {
+      if (node.dtype !== 'f32') return [null, null, null];
+      const [cond] = node.inputs;
+      const zero = b.zerosLike(ct);
+      return [null, b.select(cond, ct, zero), b.select(cond, zero, ct)];
+    },
+    jvp(b, node, [, ta, tb]) {
+      if (node.dtype !== 'f32' || (ta === null && tb === null)) return null;
+      const zero = b.zerosLike(node);
+      return b.select(node.inputs[0], ta ?? zero, tb ?? zero);
+    },
+  },
+};

@@ -1,0 +1,21 @@
+import type { Primitive } from '../ir/primitives.js';
+import { elementwiseRules } from './elementwise.js';
+import { leafRules } from './leaves.js';
+import { matmulRules } from './matmul.js';
+import { movementRules } from './movement.js';
+import { reduceRules } from './reduce.js';
+import type { RuleTable } from './rule.js';
+
+/**
+ * The op table: every primitive's rules, found from one entry. The annotation makes a
+ * primitive of `PrimitiveAttrs` without a complete rule set a type error.
+ */
+export const opTable: RuleTable<Primitive> = {
+  ...leafRules,
+  ...elementwiseRules,
+  ...movementRules,
+  ...reduceRules,
+  ...matmulRules,
+};
+
+export const PRIMITIVES = Object.keys(opTable) as Primitive[];

@@ -1,0 +1,15 @@
+// The DSL: tensors, ops, composites and autodiff transforms.
+export { Tensor, isTensor, type Operand } from './tensor.js';
+export type { Shape, Broadcast, MatmulShape, ShapeError } from './shape-types.js';
+export { input, constant, full, zeros, ones, zerosLike, onesLike, scalar, iota, type NestedNumbers } from './ops/creation.js';
+export {
+  add, sub, mul, div, pow, maximum, minimum, lt, le, gt, ge, eq, ne,
+  neg, exp, log, sqrt, rsqrt, recip, sin, cos, tanh, abs, sign, floor, stopGradient, cast,
+  square, relu, sigmoid, where,
+} from './ops/elementwise.js';
+export { reshape, transpose, mT, broadcastTo, flatten, expandDims, squeeze, slice, pad, concat } from './ops/movement.js';
+export { sum, max, min, mean } from './ops/reduce.js';
+export { matmul, outer, eye, trace } from './ops/linalg.js';
+export { logsumexp, logSoftmax, softmax, oneHot, crossEntropy, sqnorm, globalSqnorm, norm } from './ops/composites.js';
+export { grad, valueAndGrad, vjp, jvp, hvp, type TensorTree } from './transforms.js';
+export type { Tree } from './tree.js';

@@ -1,0 +1,87 @@
+import { builder as b, broadcastShapes, fmtShape, GrngError, type DType, type Node } from '../../compiler/ir/index.js';
+import type { Broadcast, BroadcastCheck, Shape } from '../shape-types.js';
+import { Tensor, type Operand } from '../tensor.js';
+import { broadcastNode, broadcastPair, nodeOf, wrap } from './operands.js';
+
+// Typed signature of the broadcasting binary ops: a number operand is a scalar ([]).
+type Second<A extends Shape, B extends Shape> = (Tensor<B> & BroadcastCheck<A, B>) | number;
+type Result<A extends Shape, B extends Shape> = Tensor<Broadcast<A, B> & Shape>;
+
+/** Shared body of the broadcasting binary ops (and of Tensor's method sugar). */
+export function binary(op: 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min', x: Operand, y: Operand): Tensor {
+  const [p, q] = broadcastPair(op, x, y);
+  return wrap(b[op](p, q));
+}
+
+function compare(op: 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne', x: Operand, y: Operand): Tensor {
+  const [p, q] = broadcastPair(op, x, y);
+  return wrap(b[op](p, q));
+}
+
+/** Elementwise sum with NumPy broadcasting; numbers are scalars of the tensor's dtype. */
+export function add<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+  return binary('add', x, y as Operand) as unknown as Result<A, B>;
+}
+export function sub<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+  return binary('sub', x, y as Operand) as unknown as Result<A, B>;
+}
+export function mul<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+  return binary('mul', x, y as Operand) as unknown as Result<A, B>;
+}
+export function div<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+  return binary('div', x, y as Operand) as unknown as Result<A, B>;
+}
+export function pow<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+  return binary('pow', x, y as Operand) as unknown as Result<A, B>;
+}
+/** Elementwise maximum (ties split the derivative equally, as in JAX). */
+export function maximum<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+  return binary('max', x, y as Operand) as unknown as Result<A, B>;
+}
+export function minimum<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+  return binary('min', x, y as Operand) as unknown as Result<A, B>;
+}
+
+export const lt = (x: Operand, y: Operand): Tensor => compare('lt', x, y);
+export const le = (x: Operand, y: Operand): Tensor => compare('le', x, y);
+export const gt = (x: Operand, y: Operand): Tensor => compare('gt', x, y);
+export const ge = (x: Operand, y: Operand): Tensor => compare('ge', x, y);
+export const eq = (x: Operand, y: Operand): Tensor => compare('eq', x, y);
+export const ne = (x: Operand, y: Operand): Tensor => compare('ne', x, y);
+
+function unary<S extends Shape>(op: (n: Node) => Node, x: Tensor<S>): Tensor<S> {
+  return wrap(op(nodeOf('unary', x))) as unknown as Tensor<S>;
+}
+
+export const neg = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.neg, x);
+export const exp = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.exp, x);
+export const log = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.log, x);
+export const sqrt = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.sqrt, x);
+export const rsqrt = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.rsqrt, x);
+export const recip = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.recip, x);
+export const sin = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.sin, x);
+export const cos = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.cos, x);
+export const tanh = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.tanh, x);
+export const abs = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.abs, x);
+export const sign = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.sign, x);
+export const floor = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.floor, x);
+/** Identity whose derivative is zero (JAX's stop_gradient, PyTorch's detach). */
+export const stopGradient = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.stopGradient, x);
+export const cast = <S extends Shape>(x: Tensor<S>, dtype: DType): Tensor<S> => unary((n) => b.cast(n, dtype), x);
+
+export const square = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary((n) => b.mul(n, n), x);
+export const relu = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary((n) => b.max(n, b.zerosLike(n)), x);
+/** 1 / (1 + e^(−x)), written as ½(1 + tanh(x/2)) so it never overflows. */
+export const sigmoid = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
+  unary((n) => b.scale(b.add(b.fillLike(1, n), b.tanh(b.scale(n, 0.5))), 0.5), x);
+
+/** `cond ? x : y` elementwise, with broadcasting; `cond` must be bool (make one with a comparison). */
+export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
+  const c = nodeOf('where', cond);
+  if (c.dtype !== 'bool') {
+    throw new GrngError('where', `condition has dtype ${c.dtype} (shape ${fmtShape(c.shape)}) but must be bool; compare first, e.g. x.gt(0)`);
+  }
+  const [p, q] = broadcastPair('where', x, y);
+  const shape = broadcastShapes('where', c.shape, p.shape);
+  return wrap(b.select(broadcastNode(c, shape), broadcastNode(p, shape), broadcastNode(q, shape)));
+}

@@ -1,0 +1,44 @@
+import { builder as b, GrngError } from '../../compiler/ir/index.js';
+import type { Tensor } from '../tensor.js';
+import { nodeOf, normalizeAxes, wrap } from './operands.js';
+
+type Axis = number | readonly number[] | undefined;
+
+function reduce(op: 'sum' | 'max', x: Tensor, axis: Axis, keepdims: boolean): Tensor {
+  const node = nodeOf(op, x);
+  const axes = normalizeAxes(op, node.shape.length, axis);
+  const reduced = op === 'sum' ? b.reduceSum(node, axes) : b.reduceMax(node, axes);
+  return wrap(keepdims ? b.reshape(reduced, b.keptShape(node.shape, axes)) : reduced);
+}
+
+/** Sum over `axis` (one, several, or all when omitted). */
+export function sum(x: Tensor<readonly number[]>): Tensor<[]>;
+export function sum(x: Tensor, axis?: Axis, keepdims?: boolean): Tensor;
+export function sum(x: Tensor, axis?: Axis, keepdims = false): Tensor {
+  return reduce('sum', x, axis, keepdims);
+}
+
+/** Maximum over `axis`; the derivative is shared equally among tied maxima. */
+export function max(x: Tensor<readonly number[]>): Tensor<[]>;
+export function max(x: Tensor, axis?: Axis, keepdims?: boolean): Tensor;
+export function max(x: Tensor, axis?: Axis, keepdims = false): Tensor {
+  return reduce('max', x, axis, keepdims);
+}
+
+export function min(x: Tensor<readonly number[]>): Tensor<[]>;
+export function min(x: Tensor, axis?: Axis, keepdims?: boolean): Tensor;
+export function min(x: Tensor, axis?: Axis, keepdims = false): Tensor {
+  return wrap(b.neg(reduce('max', wrap(b.neg(nodeOf('min', x))), axis, keepdims).node));
+}
+
+/** Arithmetic mean over `axis`. */
+export function mean(x: Tensor<readonly number[]>): Tensor<[]>;
+export function mean(x: Tensor, axis?: Axis, keepdims?: boolean): Tensor;
+export function mean(x: Tensor, axis?: Axis, keepdims = false): Tensor {
+  const node = nodeOf('mean', x);
+  if (node.dtype !== 'f32') throw new GrngError('mean', `needs an f32 tensor, got ${node.dtype}; cast it first`);
+  const axes = normalizeAxes('mean', node.shape.length, axis);
+  const count = axes.reduce((n, a) => n * node.shape[a], 1);
+  const total = reduce('sum', x, axes, keepdims);
+  return wrap(b.scale(total.node, 1 / count));
+}

@@ -1,0 +1,51 @@
+import { fmtShape, GrngError, type DType, type Node } from '../compiler/ir/index.js';
+import type { Device, DeviceArray } from './device.js';
+import { interpret, type Precision } from './interpreter.js';
+
+/** A device array of the CPU interpreter: the values themselves. */
+export class CpuArray implements DeviceArray {
+  constructor(
+    readonly device: CpuDevice,
+    readonly data: Float64Array,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+  ) {}
+
+  read(): Promise<Float64Array> {
+    return Promise.resolve(Float64Array.from(this.data));
+  }
+
+  toString(): string {
+    return `DeviceArray(cpu, ${this.dtype}${fmtShape(this.shape)})`;
+  }
+}
+
+/** The reference interpreter as a device: float64 math, or float32 rounding of every f32 value. */
+export class CpuDevice implements Device {
+  readonly kind = 'cpu' as const;
+  readonly precision: Precision;
+
+  constructor(precision: Precision = 'f64') {
+    this.precision = precision;
+  }
+
+  get description(): string {
+    return `CPU reference interpreter (${this.precision === 'f64' ? 'float64' : 'float32-rounded'})`;
+  }
+
+  upload(data: Float64Array, shape: readonly number[], dtype: DType): CpuArray {
+    return new CpuArray(this, Float64Array.from(data), shape, dtype);
+  }
+
+  async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>): Promise<CpuArray[]> {
+    const values = new Map<string, Float64Array>();
+    for (const [name, arr] of inputs) {
+      if (!(arr instanceof CpuArray) || arr.device !== this) {
+        throw new GrngError('execute', `input "${name}" lives on another device (${arr.device.description}); read it back or run there`);
+      }
+      values.set(name, arr.data);
+    }
+    const results = interpret(outputs, values, { precision: this.precision });
+    return outputs.map((n, i) => new CpuArray(this, results[i], n.shape, n.dtype));
+  }
+}

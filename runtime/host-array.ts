@@ -1,0 +1,51 @@
+import { DTYPES, fmtShape, GrngError, shapeSize, type DType, type Shape } from '../compiler/ir/index.js';
+import { flattenNested, type NestedNumbers } from '../dsl/ops/creation.js';
+
+/** Numbers on the host, ready to be passed to a compiled function. */
+export class HostArray {
+  readonly data: Float64Array;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+
+  constructor(data: Float64Array, shape: Shape, dtype: DType) {
+    this.data = data;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+  }
+
+  toString(): string {
+    return `HostArray(${this.dtype}${fmtShape(this.shape)})`;
+  }
+}
+
+/**
+ * A host array from nested JS arrays, a number, or a flat (typed) array plus `shape`.
+ * The dtype defaults to i32 for an Int32Array, bool for a Uint8Array of 0/1 with dtype given,
+ * and f32 otherwise. Values are copied, so later changes to `values` do not leak in.
+ */
+export function array(values: NestedNumbers | ArrayLike<number>, shape?: Shape, dtype?: DType): HostArray {
+  const resolvedDType: DType = dtype ?? (values instanceof Int32Array ? 'i32' : 'f32');
+  if (!DTYPES.includes(resolvedDType)) throw new GrngError('array', `unknown dtype ${String(dtype)}; use f32, i32 or bool`);
+  const flat =
+    ArrayBuffer.isView(values) || (typeof values === 'object' && !Array.isArray(values))
+      ? { data: Array.from(values as ArrayLike<number>), shape: [(values as ArrayLike<number>).length] }
+      : shape !== undefined && Array.isArray(values) && values.every((v) => typeof v === 'number')
+        ? { data: values as number[], shape: [values.length] }
+        : flattenNested('array', values);
+  const target = shape ?? flat.shape;
+  if (!target.every((d) => Number.isInteger(d) && d >= 0)) throw new GrngError('array', `shape ${fmtShape(target)} must hold non-negative integers`);
+  if (shapeSize(target) !== flat.data.length) {
+    throw new GrngError('array', `got ${flat.data.length} values but shape ${fmtShape(target)} needs ${shapeSize(target)}`);
+  }
+  const data = Float64Array.from(flat.data, (v) => convert(v, resolvedDType));
+  return new HostArray(data, target, resolvedDType);
+}
+
+function convert(v: number, dtype: DType): number {
+  if (typeof v !== 'number') throw new GrngError('array', `values must be numbers, got ${typeof v}`);
+  if (dtype === 'i32' && !(Number.isInteger(v) && v >= -2147483648 && v <= 2147483647)) {
+    throw new GrngError('array', `value ${v} is not an i32; round it or use dtype f32`);
+  }
+  if (dtype === 'bool' && v !== 0 && v !== 1) throw new GrngError('array', `value ${v} is not a bool (0 or 1)`);
+  return v;
+}

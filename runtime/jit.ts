@@ -1,0 +1,78 @@
+import { builder as b, fmtShape, GrngError, type Node } from '../compiler/ir/index.js';
+import { Tensor, isTensor } from '../dsl/tensor.js';
+import { flattenTree, type Tree } from '../dsl/tree.js';
+import type { Device, DeviceArray } from './device.js';
+import { HostArray, array } from './host-array.js';
+
+/** What a jitted function accepts: host arrays, device arrays or numbers, in any tree. */
+export type ArrayLeaf = HostArray | DeviceArray | number;
+
+/** Device arrays in place of a traced function's result: one for a Tensor, a tree for a tree. */
+export type Materialized<R> = R extends Tensor ? DeviceArray : Tree<DeviceArray>;
+
+type Traceable = (...args: never[]) => Tree<Tensor>;
+
+function isArrayLeaf(x: unknown): x is ArrayLeaf {
+  return typeof x === 'number' || x instanceof HostArray || (typeof x === 'object' && x !== null && 'read' in x && 'device' in x && 'shape' in x);
+}
+
+interface Executable {
+  readonly inputNames: readonly string[];
+  readonly outputs: readonly Node[];
+  readonly rebuild: <M>(leaves: readonly M[]) => Tree<M>;
+}
+
+/**
+ * Compiles `f` for `device`: traces it once per input signature (tree structure, shapes and
+ * dtypes) and returns an async function over arrays that resolves to device arrays.
+ */
+export function jit<A extends readonly unknown[], R>(
+  f: (...args: A) => R,
+  options: { device: Device },
+): (...args: ArrayArgs<A>) => Promise<Materialized<R>> {
+  const { device } = options ?? {};
+  if (device === undefined || typeof device.execute !== 'function') {
+    throw new GrngError('jit', 'needs { device }: create one with await createDevice() or createDevice({ kind: "cpu" })');
+  }
+  const cache = new Map<string, Executable>();
+  const run = async (...args: unknown[]) => {
+    const { leaves, rebuild } = flattenTree('jit', args, isArrayLeaf, 'an array (array(...), a device array or a number)');
+    const arrays = leaves.map((leaf) => toDevice(device, leaf));
+    const signature = `${JSON.stringify(rebuild(arrays.map((a) => `${a.dtype}${fmtShape(a.shape)}`)))}`;
+    let exe = cache.get(signature);
+    if (exe === undefined) {
+      exe = traceExecutable(f as unknown as Traceable, rebuild, arrays);
+      cache.set(signature, exe);
+    }
+    const inputs = new Map(exe.inputNames.map((name, i) => [name, arrays[i]] as const));
+    const results = await device.execute(exe.outputs, inputs);
+    return exe.rebuild(results) as Materialized<R>;
+  };
+  return run as (...args: ArrayArgs<A>) => Promise<Materialized<R>>;
+}
+
+/** Arguments in place of the traced function's: an array for a Tensor, a tree of arrays for a tree. */
+type ArrayArgs<A extends readonly unknown[]> = { [K in keyof A]: A[K] extends Tensor ? ArrayLeaf : Tree<ArrayLeaf> };
+
+let jitCount = 0;
+
+function traceExecutable(f: Traceable, rebuildArgs: <M>(leaves: readonly M[]) => Tree<M>, arrays: readonly DeviceArray[]): Executable {
+  const prefix = `%jit${jitCount++}_`;
+  const inputNames = arrays.map((_, i) => `${prefix}${i}`);
+  const symbolic = arrays.map((a, i) => new Tensor(b.input(inputNames[i], a.shape, a.dtype)));
+  const result = f(...(rebuildArgs(symbolic) as never[]));
+  const { leaves, rebuild } = flattenTree('jit', result, isTensor, 'a Tensor (the function result)');
+  return { inputNames, outputs: leaves.map((t) => t.node), rebuild };
+}
+
+function toDevice(device: Device, leaf: ArrayLeaf): DeviceArray {
+  if (typeof leaf === 'number') {
+    const host = array(leaf);
+    return device.upload(host.data, host.shape, host.dtype);
+  }
+  if (leaf instanceof HostArray) return device.upload(leaf.data, leaf.shape, leaf.dtype);
+  if (leaf.device !== device) {
+    throw new GrngError('jit', `an argument lives on another device (${leaf.device.description}); read it back with await x.read() first`);
+  }
+  return leaf;
+}

@@ -1,0 +1,64 @@
+// grng/testing: helpers for users who check their own differentiable code. (Issue 8 adds
+// checkOptimizer on top of these.)
+import { GrngError } from './compiler/errors.js';
+import type { Tensor } from './dsl/tensor.js';
+import { grad } from './dsl/transforms.js';
+import { CpuDevice } from './runtime/cpu-device.js';
+import { HostArray } from './runtime/host-array.js';
+import { jit } from './runtime/jit.js';
+
+export interface GradientCheckOptions {
+  /** Which argument to differentiate (default 0). */
+  readonly argnum?: number;
+  /** Central-difference step (default 1e-5: truncation h²·f'''/6 and rounding ε·|f|/h balance near 1e-10 in float64). */
+  readonly step?: number;
+  /** Allowed error |ad − fd| ≤ atol + rtol·|fd| (defaults 1e-7 and 1e-6). */
+  readonly atol?: number;
+  readonly rtol?: number;
+}
+
+export interface GradientCheckResult {
+  readonly autodiff: Float64Array;
+  readonly finiteDifference: Float64Array;
+  readonly maxAbsError: number;
+}
+
+/**
+ * Compares grad(f) with central finite differences of f, both in float64 on the reference
+ * interpreter. Throws a GrngError naming the worst element when they disagree.
+ */
+export async function checkGradient(
+  f: (...args: Tensor[]) => Tensor,
+  args: readonly HostArray[],
+  options: GradientCheckOptions = {},
+): Promise<GradientCheckResult> {
+  const { argnum = 0, step = 1e-5, atol = 1e-7, rtol = 1e-6 } = options;
+  if (!(args[argnum] instanceof HostArray)) throw new GrngError('checkGradient', `argument ${argnum} must be a HostArray made with array()`);
+  const device = new CpuDevice('f64');
+  const value = jit(f, { device });
+  const gradient = jit(grad(f, argnum), { device });
+  const autodiff = await (await gradient(...args)).read();
+  const x = args[argnum];
+  const finiteDifference = new Float64Array(x.data.length);
+  const at = async (i: number, delta: number) => {
+    const data = Float64Array.from(x.data);
+    data[i] += delta;
+    const moved = args.map((a, k) => (k === argnum ? new HostArray(data, x.shape, x.dtype) : a));
+    return (await (await value(...moved)).read())[0];
+  };
+  for (let i = 0; i < finiteDifference.length; i++) finiteDifference[i] = ((await at(i, step)) - (await at(i, -step))) / (2 * step);
+  let maxAbsError = 0;
+  let worst = -1;
+  for (let i = 0; i < autodiff.length; i++) {
+    const err = Math.abs(autodiff[i] - finiteDifference[i]);
+    maxAbsError = Math.max(maxAbsError, err);
+    if (!(err <= atol + rtol * Math.abs(finiteDifference[i])) && worst < 0) worst = i;
+  }
+  if (worst >= 0) {
+    throw new GrngError(
+      'checkGradient',
+      `element ${worst}: autodiff ${autodiff[worst]} vs finite difference ${finiteDifference[worst]} (atol ${atol}, rtol ${rtol}); check the function's derivative rules or its smoothness there`,
+    );
+  }
+  return { autodiff, finiteDifference, maxAbsError };
+}
