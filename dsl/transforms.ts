@@ -161,5 +161,10 @@ export function jvp<A extends readonly TensorTree[], R extends TensorTree>(f: (.
  */
 export function hvp<T extends TensorTree>(f: (x: T) => Tensor): (x: T, v: T) => T {
   const gradient = grad(f as unknown as Fn<[TensorTree]>) as (x: TensorTree) => TensorTree;
-  return (x, v) => jvp(gradient, [x], [v])[1] as T;
+  return (x, v) => {
+    const xs = flattenTree('hvp', x, isTensor, 'a Tensor').leaves;
+    const vs = flattenTree('hvp', v, isTensor, 'a Tensor').leaves;
+    checkLike('hvp', 'direction v', vs, xs.map((t) => t.node));
+    return jvp(gradient, [x], [v])[1] as T;
+  };
 }

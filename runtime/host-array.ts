@@ -26,6 +26,9 @@ export class HostArray {
 export function array(values: NestedNumbers | ArrayLike<number>, shape?: Shape, dtype?: DType): HostArray {
   const resolvedDType: DType = dtype ?? (values instanceof Int32Array ? 'i32' : 'f32');
   if (!DTYPES.includes(resolvedDType)) throw new GrngError('array', `unknown dtype ${String(dtype)}; use f32, i32 or bool`);
+  if (typeof values === 'object' && values !== null && !Array.isArray(values) && typeof (values as ArrayLike<number>).length !== 'number') {
+    throw new GrngError('array', 'expected a number, nested arrays of numbers or a typed array, got an object without a length');
+  }
   const flat =
     ArrayBuffer.isView(values) || (typeof values === 'object' && !Array.isArray(values))
       ? { data: Array.from(values as ArrayLike<number>), shape: [(values as ArrayLike<number>).length] }

@@ -36,6 +36,14 @@ export function jit<A extends readonly unknown[], R>(
   }
   const cache = new Map<string, Executable>();
   const run = async (...args: unknown[]) => {
+    // f.length counts the parameters before any default or rest one: those must be given.
+    if (args.length < f.length) {
+      const given = args.map((a) => (typeof a === 'object' && a !== null && 'shape' in a && 'dtype' in a ? `${String(a.dtype)}${fmtShape(a.shape as number[])}` : typeof a));
+      throw new GrngError(
+        'jit',
+        `the function takes ${f.length} argument(s) but was called with ${args.length} (${given.join(', ') || 'none'}); pass one array per parameter`,
+      );
+    }
     const { leaves, rebuild } = flattenTree('jit', args, isArrayLeaf, 'an array (array(...), a device array or a number)');
     const arrays = leaves.map((leaf) => toDevice(device, leaf));
     const signature = `${JSON.stringify(rebuild(arrays.map((a) => `${a.dtype}${fmtShape(a.shape)}`)))}`;

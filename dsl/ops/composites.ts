@@ -1,13 +1,20 @@
 import { builder as b, fmtShape, GrngError } from '../../compiler/ir/index.js';
-import type { Tensor } from '../tensor.js';
 import { cast, eq, exp, log, mul, neg, sqrt, stopGradient, sub, abs, square } from './elementwise.js';
 import { iota } from './creation.js';
 import { expandDims } from './movement.js';
 import { max, mean, sum } from './reduce.js';
-import { wrap } from './operands.js';
+import { normalizeAxes, wrap } from './operands.js';
+import { isTensor, type Tensor } from '../tensor.js';
 
 /** log Σ exp(x) along `axis`, shifted by the (constant) maximum so it never overflows. */
 export function logsumexp(x: Tensor, axis = -1, keepdims = false): Tensor {
+  return logsumexpAs('logsumexp', x, axis, keepdims);
+}
+
+// Errors name the function the user called (softmax, logSoftmax or logsumexp).
+function logsumexpAs(op: string, x: Tensor, axis: number, keepdims: boolean): Tensor {
+  checkFloat(op, x);
+  [axis] = normalizeAxes(op, x.shape, axis);
   const m = stopGradient(max(x, axis, true));
   const s = sum(exp(sub(x, m)), axis, true);
   const out = wrap(b.add(log(s).node, m.node));
@@ -15,11 +22,16 @@ export function logsumexp(x: Tensor, axis = -1, keepdims = false): Tensor {
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  return sub(x, logsumexp(x, axis, true));
+  return sub(x, logsumexpAs('logSoftmax', x, axis, true));
 }
 
 export function softmax(x: Tensor, axis = -1): Tensor {
-  return exp(logSoftmax(x, axis));
+  return exp(sub(x, logsumexpAs('softmax', x, axis, true)));
+}
+
+function checkFloat(op: string, x: Tensor): void {
+  if (!isTensor(x)) throw new GrngError(op, `expected a Tensor, got ${typeof x}`);
+  if (x.dtype !== 'f32') throw new GrngError(op, `needs an f32 tensor, got ${x.dtype}${fmtShape(x.shape)}; cast it first`);
 }
 
 /** One-hot rows: labels [..] (i32) → [.., classes] (f32). */

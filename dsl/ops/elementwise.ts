@@ -49,31 +49,41 @@ export const ge = (x: Operand, y: Operand): Tensor => compare('ge', x, y);
 export const eq = (x: Operand, y: Operand): Tensor => compare('eq', x, y);
 export const ne = (x: Operand, y: Operand): Tensor => compare('ne', x, y);
 
-function unary<S extends Shape>(op: (n: Node) => Node, x: Tensor<S>): Tensor<S> {
-  return wrap(op(nodeOf('unary', x))) as unknown as Tensor<S>;
+function unary<S extends Shape>(name: string, op: (n: Node) => Node, x: Tensor<S>): Tensor<S> {
+  return wrap(op(nodeOf(name, x))) as unknown as Tensor<S>;
 }
 
-export const neg = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.neg, x);
-export const exp = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.exp, x);
-export const log = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.log, x);
-export const sqrt = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.sqrt, x);
-export const rsqrt = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.rsqrt, x);
-export const recip = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.recip, x);
-export const sin = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.sin, x);
-export const cos = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.cos, x);
-export const tanh = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.tanh, x);
-export const abs = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.abs, x);
-export const sign = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.sign, x);
-export const floor = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.floor, x);
+export const neg = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('neg', b.neg, x);
+export const exp = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('exp', b.exp, x);
+export const log = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('log', b.log, x);
+export const sqrt = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('sqrt', b.sqrt, x);
+export const rsqrt = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('rsqrt', b.rsqrt, x);
+export const recip = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('recip', b.recip, x);
+export const sin = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('sin', b.sin, x);
+export const cos = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('cos', b.cos, x);
+export const tanh = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('tanh', b.tanh, x);
+export const abs = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('abs', b.abs, x);
+export const sign = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('sign', b.sign, x);
+export const floor = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('floor', b.floor, x);
 /** Identity whose derivative is zero (JAX's stop_gradient, PyTorch's detach). */
-export const stopGradient = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary(b.stopGradient, x);
-export const cast = <S extends Shape>(x: Tensor<S>, dtype: DType): Tensor<S> => unary((n) => b.cast(n, dtype), x);
+export const stopGradient = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('stopGradient', b.stopGradient, x);
+export const cast = <S extends Shape>(x: Tensor<S>, dtype: DType): Tensor<S> => unary('cast', (n) => b.cast(n, dtype), x);
 
-export const square = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary((n) => b.mul(n, n), x);
-export const relu = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary((n) => b.max(n, b.zerosLike(n)), x);
-/** 1 / (1 + e^(−x)), written as ½(1 + tanh(x/2)) so it never overflows. */
+export const square = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('square', (n) => b.mul(n, n), x);
+export const relu = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('relu', (n) => b.max(n, b.zerosLike(n)), x);
+/**
+ * 1 / (1 + e^(−x)), evaluated with e = e^(−|x|) ≤ 1 so neither branch overflows or cancels:
+ * 1/(1+e) for x ≥ 0 and e/(1+e) below. |x| is written s·x with a constant sign s, so the
+ * derivative is right at 0 too.
+ */
 export const sigmoid = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
-  unary((n) => b.scale(b.add(b.fillLike(1, n), b.tanh(b.scale(n, 0.5))), 0.5), x);
+  unary('sigmoid', (n) => {
+    const nonNegative = b.ge(n, b.zerosLike(n));
+    const s = b.select(nonNegative, b.fillLike(1, n), b.fillLike(-1, n));
+    const e = b.exp(b.neg(b.mul(s, n)));
+    const r = b.recip(b.add(b.fillLike(1, n), e));
+    return b.select(nonNegative, r, b.mul(e, r));
+  }, x);
 
 /** `cond ? x : y` elementwise, with broadcasting; `cond` must be bool (make one with a comparison). */
 export function where(cond: Tensor, x: Operand, y: Operand): Tensor {

@@ -25,10 +25,11 @@ export function transpose<S extends Shape>(x: Tensor<S>, perm?: readonly number[
   const node = nodeOf('transpose', x);
   const rank = node.shape.length;
   const p = perm ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
-  if (perm !== undefined && perm.length !== rank) {
-    throw new GrngError('transpose', `perm [${perm.join(', ')}] must list each of the ${rank} axes of ${fmtShape(node.shape)} once`);
+  const normalized = p.map((a) => (a < 0 ? a + rank : a));
+  if (p.length !== rank || new Set(normalized).size !== rank || !normalized.every((a) => Number.isInteger(a) && a >= 0 && a < rank)) {
+    throw new GrngError('transpose', `perm [${p.join(', ')}] must list each of the ${rank} axes of ${fmtShape(node.shape)} once`);
   }
-  return wrap(b.permute(node, p.map((a) => (a < 0 ? a + rank : a))));
+  return wrap(b.permute(node, normalized));
 }
 
 /** Swaps the last two axes (batched matrix transpose). */
@@ -55,14 +56,14 @@ export function flatten(x: Tensor): Tensor<[number]> {
 /** Inserts an axis of size 1 at `axis`. */
 export function expandDims(x: Tensor, axis: number): Tensor {
   const shape = [...x.shape];
-  const [a] = normalizeAxes('expandDims', shape.length + 1, axis);
+  const [a] = normalizeAxes('expandDims', x.shape, axis, x.rank + 1);
   shape.splice(a, 0, 1);
   return wrap(b.reshape(x.node, shape));
 }
 
 /** Removes axes of size 1 (all of them, or those named). */
 export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
-  const axes = axis === undefined ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : normalizeAxes('squeeze', x.rank, axis);
+  const axes = axis === undefined ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : normalizeAxes('squeeze', x.shape, axis);
   for (const a of axes) {
     if (x.shape[a] !== 1) throw new GrngError('squeeze', `axis ${a} of ${fmtShape(x.shape)} has size ${x.shape[a]}, not 1`);
   }
@@ -93,7 +94,7 @@ export function pad(x: Tensor, lo: readonly number[], hi: readonly number[]): Te
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new GrngError('concat', 'needs at least one tensor');
   const first = xs[0];
-  const [a] = normalizeAxes('concat', first.rank, axis);
+  const [a] = normalizeAxes('concat', first.shape, axis);
   for (const x of xs) {
     if (x.rank !== first.rank || x.dtype !== first.dtype || !x.shape.every((d, i) => i === a || d === first.shape[i])) {
       throw new GrngError(
@@ -102,15 +103,15 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
       );
     }
   }
+  // Pieces are joined by adding zero-padded copies, which needs a numeric dtype.
+  if (first.dtype === 'bool') throw new GrngError('concat', 'cannot join bool tensors; cast them to i32 first and compare afterwards');
   const total = xs.reduce((n, x) => n + x.shape[a], 0);
   let offset = 0;
-  let acc = null as ReturnType<typeof b.pad> | null;
-  for (const x of xs) {
+  const placed = xs.map((x) => {
     const lo = x.shape.map((_, i) => (i === a ? offset : 0));
     const hi = x.shape.map((_, i) => (i === a ? total - offset - x.shape[a] : 0));
-    const padded = b.pad(x.node, lo, hi);
-    acc = acc === null ? padded : b.add(acc, padded);
     offset += x.shape[a];
-  }
-  return wrap(acc as NonNullable<typeof acc>);
+    return b.pad(x.node, lo, hi);
+  });
+  return wrap(placed.reduce((acc, p) => b.add(acc, p)));
 }

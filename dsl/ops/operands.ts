@@ -1,4 +1,4 @@
-import { builder as b, broadcastShapes, GrngError, type DType, type Node } from '../../compiler/ir/index.js';
+import { builder as b, broadcastShapes, fmtShape, GrngError, type DType, type Node } from '../../compiler/ir/index.js';
 import { Tensor, type Operand } from '../tensor.js';
 import type { Shape } from '../shape-types.js';
 
@@ -40,16 +40,21 @@ export function broadcastPair(op: string, x: Operand, y: Operand): [Node, Node] 
 }
 
 /** Normalizes `axis` (one, several or all when undefined) to sorted, distinct, non-negative axes. */
-export function normalizeAxes(op: string, rank: number, axis: number | readonly number[] | undefined): number[] {
+export function normalizeAxes(
+  op: string,
+  shape: readonly number[],
+  axis: number | readonly number[] | undefined,
+  rank = shape.length,
+): number[] {
   if (axis === undefined) return Array.from({ length: rank }, (_, i) => i);
   const list = typeof axis === 'number' ? [axis] : [...axis];
   const out = list.map((a) => {
     if (!Number.isInteger(a) || a < -rank || a >= rank) {
-      throw new GrngError(op, `axis ${a} is out of range for a tensor of rank ${rank}; use an axis in [${-rank}, ${rank - 1}]`);
+      throw new GrngError(op, `axis ${a} is out of range for a tensor of shape ${fmtShape(shape)}; use an axis in [${-rank}, ${rank - 1}]`);
     }
     return a < 0 ? a + rank : a;
   });
   const sorted = [...new Set(out)].sort((p, q) => p - q);
-  if (sorted.length !== out.length) throw new GrngError(op, `axis [${list.join(', ')}] repeats an axis`);
+  if (sorted.length !== out.length) throw new GrngError(op, `axis [${list.join(', ')}] repeats an axis of ${fmtShape(shape)}; list each axis once`);
   return sorted;
 }

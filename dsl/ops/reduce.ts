@@ -4,10 +4,10 @@ import { nodeOf, normalizeAxes, wrap } from './operands.js';
 
 type Axis = number | readonly number[] | undefined;
 
-function reduce(op: 'sum' | 'max', x: Tensor, axis: Axis, keepdims: boolean): Tensor {
+function reduce(kind: 'sum' | 'max', x: Tensor, axis: Axis, keepdims: boolean, op: string = kind): Tensor {
   const node = nodeOf(op, x);
-  const axes = normalizeAxes(op, node.shape.length, axis);
-  const reduced = op === 'sum' ? b.reduceSum(node, axes) : b.reduceMax(node, axes);
+  const axes = normalizeAxes(op, node.shape, axis);
+  const reduced = kind === 'sum' ? b.reduceSum(node, axes) : b.reduceMax(node, axes);
   return wrap(keepdims ? b.reshape(reduced, b.keptShape(node.shape, axes)) : reduced);
 }
 
@@ -28,7 +28,7 @@ export function max(x: Tensor, axis?: Axis, keepdims = false): Tensor {
 export function min(x: Tensor<readonly number[]>): Tensor<[]>;
 export function min(x: Tensor, axis?: Axis, keepdims?: boolean): Tensor;
 export function min(x: Tensor, axis?: Axis, keepdims = false): Tensor {
-  return wrap(b.neg(reduce('max', wrap(b.neg(nodeOf('min', x))), axis, keepdims).node));
+  return wrap(b.neg(reduce('max', wrap(b.neg(nodeOf('min', x))), axis, keepdims, 'min').node));
 }
 
 /** Arithmetic mean over `axis`. */
@@ -37,8 +37,8 @@ export function mean(x: Tensor, axis?: Axis, keepdims?: boolean): Tensor;
 export function mean(x: Tensor, axis?: Axis, keepdims = false): Tensor {
   const node = nodeOf('mean', x);
   if (node.dtype !== 'f32') throw new GrngError('mean', `needs an f32 tensor, got ${node.dtype}; cast it first`);
-  const axes = normalizeAxes('mean', node.shape.length, axis);
+  const axes = normalizeAxes('mean', node.shape, axis);
   const count = axes.reduce((n, a) => n * node.shape[a], 1);
-  const total = reduce('sum', x, axes, keepdims);
+  const total = reduce('sum', x, axes, keepdims, 'mean');
   return wrap(b.scale(total.node, 1 / count));
 }
