@@ -50,5 +50,5 @@ function convert(v: number, dtype: DType): number {
     throw new GrngError('array', `value ${v} is not an i32; round it or use dtype f32`);
   }
   if (dtype === 'bool' && v !== 0 && v !== 1) throw new GrngError('array', `value ${v} is not a bool (0 or 1)`);
-  return v;
+  return dtype === 'f32' ? v : v | 0; // integers have no −0
 }

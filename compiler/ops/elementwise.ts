@@ -96,13 +96,15 @@ function divide(a: number, b: number, dtype: DType): number {
   return Math.trunc(a / b) | 0;
 }
 
-/** WGSL conversion of f32 to i32: truncate toward zero and saturate. */
+/**
+ * WGSL conversions: to bool is x ≠ 0 (so NaN is true, as `ne(x, 0)` says); f32 to i32
+ * truncates toward zero and saturates, and `| 0` keeps −0 out of integers (i32 has none).
+ */
 function convert(x: number, from: DType, to: DType): number {
-  if (to === 'bool') return x !== 0 && !Number.isNaN(x) ? 1 : 0;
-  if (to === 'f32') return x;
-  if (from !== 'f32') return x;
+  if (to === 'bool') return x !== 0 ? 1 : 0;
+  if (to === 'f32' || from !== 'f32') return x;
   if (Number.isNaN(x)) return 0;
-  return Math.max(-2147483648, Math.min(2147483647, Math.trunc(x)));
+  return Math.max(-2147483648, Math.min(2147483647, Math.trunc(x))) | 0;
 }
 
 // Weight of the first operand of max/min in the derivative: 1 where it wins, ½ on ties (as JAX).
