@@ -27,7 +27,7 @@ import {
 import { builder, opTable, PRIMITIVES, topoSort, type Node, type Primitive } from '../../compiler/ir/index.js';
 import { hostFunction } from '../support/host-function.js';
 import { centralDirectional, centralGradient, maxAbs, maxScaledError } from '../support/numeric.js';
-import { prng, sizeOf, uniform } from '../support/random.js';
+import { int, plain, prng, randomShape, range, seedArb, shuffle, sizeOf, uniform } from '../support/random.js';
 
 /** Finite-difference step (float64). */
 const H = 1e-5;
@@ -58,23 +58,11 @@ type Case = (rng: () => number) => Instance;
 // ---------------------------------------------------------------------------------------------
 // Helpers for building cases
 
-const int = (rng: () => number, lo: number, hi: number): number => lo + Math.floor(rng() * (hi - lo + 1));
-const randomShape = (rng: () => number, minRank: number, maxRank: number, minDim: number, maxDim: number): number[] =>
-  Array.from({ length: int(rng, minRank, maxRank) }, () => int(rng, minDim, maxDim));
-const shuffle = <T>(rng: () => number, xs: readonly T[]): T[] => {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = int(rng, 0, i);
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-};
 /** A random non-empty, increasing subset of the axes of a rank-r tensor. */
 const randomAxes = (rng: () => number, rank: number): number[] => {
   const axes = Array.from({ length: rank }, (_, i) => i).filter(() => rng() < 0.5);
   return axes.length > 0 ? axes : [int(rng, 0, rank - 1)];
 };
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** Fixed, non-uniform, sign-changing, never-zero weights: a mis-mapped index changes the result. */
 function weights(shape: readonly number[]): Tensor {
@@ -420,10 +408,7 @@ function checkInstance(p: Primitive, inst: Instance, rng: () => number): void {
   }
 }
 
-/** Values as a plain array with −0 as +0 (the sign of a zero derivative is immaterial). */
-const plain = (xs: ArrayLike<number>): number[] => Array.from(xs, (v) => v + 0);
 
-const seedArb = fc.integer({ min: 0, max: 0xffffffff });
 // 100 seeds per primitive: ~0.1–0.6 s each on the 2-core machine.
 const NUM_RUNS = 100;
 

@@ -14,28 +14,15 @@ import {
 } from '../../index.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { hostFunction, type ArgSpec } from '../support/host-function.js';
-import { prng, sizeOf, uniform } from '../support/random.js';
+import { int, plain, prng, randomShape, range, seedArb, shuffle, sizeOf, uniform } from '../support/random.js';
 
 const EPS = 2 ** -53;
-const seedArb = fc.integer({ min: 0, max: 0xffffffff });
 /** 100 random cases per property: the whole file runs in ~2 s on the 2-core machine. */
 const RUNS = 100;
 
 // ---------------------------------------------------------------------------------------------
 // Plain-JS index arithmetic (independent of compiler/ir/shape.ts and ops/strided.ts)
 
-const int = (rng: () => number, lo: number, hi: number): number => lo + Math.floor(rng() * (hi - lo + 1));
-const randomShape = (rng: () => number, minRank: number, maxRank: number, minDim: number, maxDim: number): number[] =>
-  Array.from({ length: int(rng, minRank, maxRank) }, () => int(rng, minDim, maxDim));
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-const shuffle = <T>(rng: () => number, xs: readonly T[]): T[] => {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = int(rng, 0, i);
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-};
 /** Row-major multi-index of a flat offset. */
 function unravel(flat: number, shape: readonly number[]): number[] {
   const idx = new Array<number>(shape.length);
@@ -53,8 +40,6 @@ const distinct = (n: number): Float64Array => Float64Array.from({ length: n }, (
 const run = (f: (...xs: Tensor[]) => Tensor | readonly Tensor[], specs: readonly ArgSpec[], precision: 'f64' | 'f32' = 'f64') =>
   hostFunction(f, specs, precision);
 
-/** Exact comparison that also distinguishes NaN correctly (and treats −0 as 0 unless told). */
-const plain = (xs: ArrayLike<number>): number[] => Array.from(xs, (v) => v + 0);
 
 // ---------------------------------------------------------------------------------------------
 
