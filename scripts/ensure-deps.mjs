@@ -52,9 +52,9 @@ if (!existsSync(lockfile)) {
 
 // Prefer the npm that launched us (npm_execpath) so the same npm version installs;
 // fall back to `npm` on PATH when the script is run directly with node.
-function npm(args, stderr) {
+function npm(args) {
   const npmCli = process.env.npm_execpath;
-  const options = { cwd: root, stdio: ['inherit', 'inherit', stderr], encoding: 'utf8' };
+  const options = { cwd: root, stdio: 'inherit' };
   return npmCli !== undefined && /npm-cli\.js$/.test(npmCli)
     ? spawnSync(process.execPath, [npmCli, ...args], options)
     : spawnSync('npm', args, { ...options, shell: process.platform === 'win32' });
@@ -62,21 +62,10 @@ function npm(args, stderr) {
 
 const failure = (r) => (r.error ? r.error.message : r.status !== 0 ? `exit status ${r.status ?? r.signal}` : null);
 
-// npm ci's stderr is captured so that its long usage dump is shown only if it matters.
-const ci = npm(['ci', '--no-audit', '--no-fund'], 'pipe');
-if (failure(ci) === null) {
-  process.stderr.write(ci.stderr ?? '');
-  process.exit(0);
-}
-
-// `npm ci` refuses a lockfile that lacks an optional dependency the registry cannot serve
-// (vite's Windows-only napi-windows-process-start-time), though npm install tolerates it.
-// `npm install --no-save` still installs the locked versions and never rewrites the lockfile.
-const missing = /^npm error (Missing: .*)$/m.exec(ci.stderr ?? '');
-console.error(`grng: \`npm ci\` failed (${missing ? missing[1] : failure(ci)}); retrying with \`npm install --no-save\` ...`);
-const install = npm(['install', '--no-save', '--no-audit', '--no-fund'], 'inherit');
-if (failure(install) !== null) {
-  process.stderr.write(ci.stderr ?? '');
-  console.error(`grng: installing dependencies failed (${failure(install)}). Check access to the npm registry, then run \`npm ci\` in ${root} yourself.`);
+// vite is pinned below 8.4 (package.json overrides): 8.4 lists an optional dependency the
+// registry does not serve, which makes `npm ci` reject the lockfile.
+const ci = npm(['ci', '--no-audit', '--no-fund']);
+if (failure(ci) !== null) {
+  console.error(`grng: \`npm ci\` failed (${failure(ci)}). Check access to the npm registry, then run \`npm ci\` in ${root} yourself.`);
   process.exit(1);
 }
