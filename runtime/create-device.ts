@@ -2,6 +2,7 @@ import { GrngError } from '../compiler/ir/index.js';
 import { CpuDevice } from './cpu-device.js';
 import type { Device } from './device.js';
 import type { Precision } from './interpreter.js';
+import { openWebGpuDevice } from './open-webgpu-device.js';
 
 export interface DeviceOptions {
   /** 'cpu': the reference interpreter. 'webgpu' (default): a GPU adapter through WebGPU. */
@@ -18,8 +19,6 @@ export async function createDevice(options: DeviceOptions = {}): Promise<Device>
     if (precision !== 'f64' && precision !== 'f32') throw new GrngError('createDevice', `precision must be 'f64' or 'f32', got ${String(precision)}`);
     return new CpuDevice(precision);
   }
-  if (kind === 'webgpu') {
-    throw new GrngError('createDevice', "the WebGPU runtime is not in this version of grng yet; use createDevice({ kind: 'cpu' }) for the reference interpreter");
-  }
+  if (kind === 'webgpu') return openWebGpuDevice();
   throw new GrngError('createDevice', `unknown device kind ${String(kind)}; use 'webgpu' or 'cpu'`);
 }

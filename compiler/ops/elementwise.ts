@@ -21,8 +21,10 @@ function unary<P extends Primitive>(
   dtypes: readonly DType[],
   f: (x: number, dtype: DType) => number,
   derivative: ((b: Builder, x: Node, y: Node) => Node) | null,
+  wgsl: (a: string) => string,
 ): OpRule<P> {
   return {
+    wgsl: { kind: 'expr', expr: ([a]) => wgsl(a) },
     infer(inputs) {
       expectArity(op, inputs, 1);
       expectDType(op, inputs[0], dtypes);
@@ -58,8 +60,10 @@ function binary<P extends Primitive>(
   resultDType: 'same' | 'bool',
   f: (a: number, b: number, dtype: DType) => number,
   partials: ((b: Builder, x: Node, y: Node, out: Node) => [Node | null, Node | null]) | null,
+  wgsl: (a: string, b: string) => string,
 ): OpRule<P> {
   return {
+    wgsl: { kind: 'expr', expr: ([a, c]) => wgsl(a, c) },
     infer(inputs) {
       expectArity(op, inputs, 2);
       expectSameShape(op, inputs[0], inputs[1]);
@@ -107,6 +111,14 @@ function convert(x: number, from: DType, to: DType): number {
   return Math.max(-2147483648, Math.min(2147483647, Math.trunc(x))) | 0;
 }
 
+/** The WGSL form of `convert` (f32 → i32 conversion in WGSL truncates toward zero and saturates). */
+function convertWgsl(a: string, from: DType, to: DType): string {
+  if (from === to) return a;
+  if (from === 'bool') return to === 'f32' ? `select(0.0f, 1.0f, ${a})` : `select(0i, 1i, ${a})`;
+  if (to === 'bool') return from === 'f32' ? `(${a} != 0.0f)` : `(${a} != 0i)`;
+  return to === 'f32' ? `f32(${a})` : `i32(${a})`;
+}
+
 // Weight of the first operand of max/min in the derivative: 1 where it wins, ½ on ties (as JAX).
 function winnerWeight(b: Builder, wins: Node, x: Node, y: Node): Node {
   return b.select(wins, b.fillLike(1, x), b.select(b.eq(x, y), b.fillLike(0.5, x), b.fillLike(0, x)));
@@ -118,21 +130,22 @@ export const elementwiseRules: RuleTable<
   | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min'
   | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne' | 'select'
 > = {
-  neg: unary('neg', NUMERIC, (x, t) => (t === 'i32' ? i32(-x) : -x), (b, x) => b.fillLike(-1, x)),
-  exp: unary('exp', FLOAT, Math.exp, (_b, _x, y) => y),
-  log: unary('log', FLOAT, Math.log, (b, x) => b.recip(x)),
-  sqrt: unary('sqrt', FLOAT, Math.sqrt, (b, _x, y) => b.div(b.fillLike(0.5, y), y)),
+  neg: unary('neg', NUMERIC, (x, t) => (t === 'i32' ? i32(-x) : -x), (b, x) => b.fillLike(-1, x), (a) => `(-${a})`),
+  exp: unary('exp', FLOAT, Math.exp, (_b, _x, y) => y, (a) => `exp(${a})`),
+  log: unary('log', FLOAT, Math.log, (b, x) => b.recip(x), (a) => `log(${a})`),
+  sqrt: unary('sqrt', FLOAT, Math.sqrt, (b, _x, y) => b.div(b.fillLike(0.5, y), y), (a) => `sqrt(${a})`),
   // d/dx x^(-1/2) = -½ x^(-3/2) = -½ · y / x
-  rsqrt: unary('rsqrt', FLOAT, (x) => 1 / Math.sqrt(x), (b, x, y) => b.scale(b.div(y, x), -0.5)),
-  recip: unary('recip', FLOAT, (x) => 1 / x, (b, _x, y) => b.neg(b.mul(y, y))),
-  sin: unary('sin', FLOAT, Math.sin, (b, x) => b.cos(x)),
-  cos: unary('cos', FLOAT, Math.cos, (b, x) => b.neg(b.sin(x))),
-  tanh: unary('tanh', FLOAT, Math.tanh, (b, _x, y) => b.sub(b.fillLike(1, y), b.mul(y, y))),
-  abs: unary('abs', NUMERIC, (x, t) => (t === 'i32' ? i32(Math.abs(x)) : Math.abs(x)), (b, x) => b.sign(x)),
-  sign: unary('sign', NUMERIC, (x) => (Number.isNaN(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0), null),
-  floor: unary('floor', FLOAT, Math.floor, null),
-  stopGradient: unary('stopGradient', ANY, (x) => x, null),
+  rsqrt: unary('rsqrt', FLOAT, (x) => 1 / Math.sqrt(x), (b, x, y) => b.scale(b.div(y, x), -0.5), (a) => `inverseSqrt(${a})`),
+  recip: unary('recip', FLOAT, (x) => 1 / x, (b, _x, y) => b.neg(b.mul(y, y)), (a) => `(1.0f / ${a})`),
+  sin: unary('sin', FLOAT, Math.sin, (b, x) => b.cos(x), (a) => `sin(${a})`),
+  cos: unary('cos', FLOAT, Math.cos, (b, x) => b.neg(b.sin(x)), (a) => `cos(${a})`),
+  tanh: unary('tanh', FLOAT, Math.tanh, (b, _x, y) => b.sub(b.fillLike(1, y), b.mul(y, y)), (a) => `grng_tanh(${a})`),
+  abs: unary('abs', NUMERIC, (x, t) => (t === 'i32' ? i32(Math.abs(x)) : Math.abs(x)), (b, x) => b.sign(x), (a) => `abs(${a})`),
+  sign: unary('sign', NUMERIC, (x) => (Number.isNaN(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0), null, (a) => `sign(${a})`),
+  floor: unary('floor', FLOAT, Math.floor, null, (a) => `floor(${a})`),
+  stopGradient: unary('stopGradient', ANY, (x) => x, null, (a) => a),
   cast: {
+    wgsl: { kind: 'expr', expr: ([a], node) => convertWgsl(a, node.inputs[0].dtype, node.dtype) },
     infer(inputs, { dtype }) {
       expectArity('cast', inputs, 1);
       if (!DTYPES.includes(dtype)) throw new GrngError('cast', `unknown target dtype ${String(dtype)}; use f32, i32 or bool`);
@@ -148,31 +161,32 @@ export const elementwiseRules: RuleTable<
     jvp: (_b, node, [t]) => (node.dtype === 'f32' && node.inputs[0].dtype === 'f32' ? t : null),
   },
 
-  add: binary('add', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a + c) : a + c), (b, x) => [b.fillLike(1, x), b.fillLike(1, x)]),
-  sub: binary('sub', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a - c) : a - c), (b, x) => [b.fillLike(1, x), b.fillLike(-1, x)]),
-  mul: binary('mul', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? Math.imul(a, c) : a * c), (_b, x, y) => [y, x]),
-  div: binary('div', NUMERIC, 'same', divide, (b, _x, y, out) => [b.recip(y), b.neg(b.div(out, y))]),
+  add: binary('add', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a + c) : a + c), (b, x) => [b.fillLike(1, x), b.fillLike(1, x)], (a, c) => `(${a} + ${c})`),
+  sub: binary('sub', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a - c) : a - c), (b, x) => [b.fillLike(1, x), b.fillLike(-1, x)], (a, c) => `(${a} - ${c})`),
+  mul: binary('mul', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? Math.imul(a, c) : a * c), (_b, x, y) => [y, x], (a, c) => `(${a} * ${c})`),
+  div: binary('div', NUMERIC, 'same', divide, (b, _x, y, out) => [b.recip(y), b.neg(b.div(out, y))], (a, c) => `(${a} / ${c})`),
   // ∂/∂a = b·a^(b−1); ∂/∂b = log(a)·a^b, with log taken of 1 where a ≤ 0 so the unused branch stays finite.
   pow: binary('pow', FLOAT, 'same', Math.pow, (b, x, y, out) => [
     b.mul(y, b.pow(x, b.sub(y, b.fillLike(1, y)))),
     b.mul(b.log(b.select(b.gt(x, b.fillLike(0, x)), x, b.fillLike(1, x))), out),
-  ]),
+  ], (a, c) => `grng_pow(${a}, ${c})`),
   max: binary('max', NUMERIC, 'same', (a, c) => (Number.isNaN(a) || Number.isNaN(c) ? NaN : Math.max(a, c)), (b, x, y) => {
     const w = winnerWeight(b, b.gt(x, y), x, y);
     return [w, b.sub(b.fillLike(1, w), w)];
-  }),
+  }, (a, c) => `max(${a}, ${c})`),
   min: binary('min', NUMERIC, 'same', (a, c) => (Number.isNaN(a) || Number.isNaN(c) ? NaN : Math.min(a, c)), (b, x, y) => {
     const w = winnerWeight(b, b.lt(x, y), x, y);
     return [w, b.sub(b.fillLike(1, w), w)];
-  }),
-  lt: binary('lt', NUMERIC, 'bool', (a, c) => (a < c ? 1 : 0), null),
-  le: binary('le', NUMERIC, 'bool', (a, c) => (a <= c ? 1 : 0), null),
-  gt: binary('gt', NUMERIC, 'bool', (a, c) => (a > c ? 1 : 0), null),
-  ge: binary('ge', NUMERIC, 'bool', (a, c) => (a >= c ? 1 : 0), null),
-  eq: binary('eq', ANY, 'bool', (a, c) => (a === c ? 1 : 0), null),
-  ne: binary('ne', ANY, 'bool', (a, c) => (a !== c ? 1 : 0), null),
+  }, (a, c) => `min(${a}, ${c})`),
+  lt: binary('lt', NUMERIC, 'bool', (a, c) => (a < c ? 1 : 0), null, (a, c) => `(${a} < ${c})`),
+  le: binary('le', NUMERIC, 'bool', (a, c) => (a <= c ? 1 : 0), null, (a, c) => `(${a} <= ${c})`),
+  gt: binary('gt', NUMERIC, 'bool', (a, c) => (a > c ? 1 : 0), null, (a, c) => `(${a} > ${c})`),
+  ge: binary('ge', NUMERIC, 'bool', (a, c) => (a >= c ? 1 : 0), null, (a, c) => `(${a} >= ${c})`),
+  eq: binary('eq', ANY, 'bool', (a, c) => (a === c ? 1 : 0), null, (a, c) => `(${a} == ${c})`),
+  ne: binary('ne', ANY, 'bool', (a, c) => (a !== c ? 1 : 0), null, (a, c) => `(${a} != ${c})`),
 
   select: {
+    wgsl: { kind: 'expr', expr: ([c, a, b]) => `select(${b}, ${a}, ${c})` },
     infer(inputs) {
       expectArity('select', inputs, 3);
       const [cond, a, b] = inputs;

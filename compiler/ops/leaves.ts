@@ -2,12 +2,14 @@ import { GrngError, fmtShape } from '../errors.js';
 import { DTYPES } from '../ir/dtype.js';
 import { checkShape, normalizeAxis, shapeSize, stridesOf } from '../ir/shape.js';
 import type { RuleTable } from './rule.js';
+import { literal } from '../wgsl/literals.js';
 
 const noDerivative = { vjp: () => [], jvp: () => null };
 
 /** Leaves: named inputs, constants and iota. They have no operands, so nothing to differentiate. */
 export const leafRules: RuleTable<'input' | 'constant' | 'iota'> = {
   input: {
+    wgsl: { kind: 'leaf', value: () => null }, // bound to a buffer
     infer(inputs, { name, shape, dtype }) {
       if (typeof name !== 'string' || name.length === 0) throw new GrngError('input', 'needs a non-empty name');
       checkShape('input', shape);
@@ -21,6 +23,8 @@ export const leafRules: RuleTable<'input' | 'constant' | 'iota'> = {
     ...noDerivative,
   },
   constant: {
+    // Splats are literals; data constants are uploaded once and read from a buffer.
+    wgsl: { kind: 'leaf', value: (_index, node) => ('value' in node.attrs ? literal(node.attrs.value, node.dtype) : null) },
     infer(_inputs, attrs) {
       checkShape('constant', attrs.shape);
       if ('data' in attrs && attrs.data.length !== shapeSize(attrs.shape)) {
@@ -38,6 +42,7 @@ export const leafRules: RuleTable<'input' | 'constant' | 'iota'> = {
     ...noDerivative,
   },
   iota: {
+    wgsl: { kind: 'leaf', value: (index, node) => (node.dtype === 'f32' ? `f32(${index[node.attrs.axis]})` : index[node.attrs.axis]) },
     infer(_inputs, { shape, axis, dtype }) {
       checkShape('iota', shape);
       if (normalizeAxis('iota', axis, shape.length) !== axis) throw new GrngError('iota', `axis ${axis} must be non-negative`);

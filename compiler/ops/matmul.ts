@@ -6,6 +6,7 @@ import { expectArity, expectDType, expectSameDType } from './check.js';
 /** Batched matrix product [...b, m, k] × [...b, k, n] → [...b, m, n]; the DSL broadcasts batch axes. */
 export const matmulRules: RuleTable<'matmul'> = {
   matmul: {
+    wgsl: { kind: 'matmul' },
     infer(inputs) {
       expectArity('matmul', inputs, 2);
       const [a, b] = inputs;

@@ -25,6 +25,25 @@ function linearJvp(apply: (b: Builder, t: Node, node: Node) => Node) {
 
 export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'slice' | 'pad'> = {
   reshape: {
+    // Through the flat row-major offset: out index → offset → operand index.
+    wgsl: {
+      kind: 'index',
+      operandIndex(index, node) {
+        const outStrides = stridesOf(node.shape);
+        const inShape = node.inputs[0].shape;
+        const terms = index.flatMap((e, i) => (node.shape[i] === 1 ? [] : [outStrides[i] === 1 ? e : `${e} * ${outStrides[i]}i`]));
+        const flat = terms.length === 0 ? '0i' : terms.length === 1 ? terms[0] : `(${terms.join(' + ')})`;
+        const inStrides = stridesOf(inShape);
+        const size = shapeSize(inShape);
+        return {
+          index: inShape.map((d, j) => {
+            if (d === 1) return '0i';
+            const q = inStrides[j] === 1 ? flat : `(${flat} / ${inStrides[j]}i)`;
+            return inStrides[j] * d === size ? q : `${q} % ${d}i`; // the outermost axis needs no wrap
+          }),
+        };
+      },
+    },
     infer(inputs, { shape }) {
       expectArity('reshape', inputs, 1);
       checkShape('reshape', shape);
@@ -41,6 +60,14 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
     jvp: linearJvp((b, t, node) => b.reshape(t, node.shape)),
   },
   permute: {
+    wgsl: {
+      kind: 'index',
+      operandIndex(index, node) {
+        const out = new Array<string>(index.length);
+        node.attrs.perm.forEach((p, i) => (out[p] = index[i]));
+        return { index: out };
+      },
+    },
     infer(inputs, { perm }) {
       expectArity('permute', inputs, 1);
       const rank = inputs[0].shape.length;
@@ -62,6 +89,7 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
     jvp: linearJvp((b, t, node) => b.permute(t, (node as Node<'permute'>).attrs.perm)),
   },
   broadcast: {
+    wgsl: { kind: 'index', operandIndex: (index, node) => ({ index: node.inputs[0].shape.map((d, i) => (d === 1 ? '0i' : index[i])) }) },
     infer(inputs, { shape }) {
       expectArity('broadcast', inputs, 1);
       checkShape('broadcast', shape);
@@ -84,6 +112,7 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
     jvp: linearJvp((b, t, node) => b.broadcast(t, node.shape)),
   },
   slice: {
+    wgsl: { kind: 'index', operandIndex: (index, node) => ({ index: index.map((e, i) => (node.attrs.starts[i] === 0 ? e : `(${e} + ${node.attrs.starts[i]}i)`)) }) },
     infer(inputs, { starts, ends }) {
       expectArity('slice', inputs, 1);
       const x = inputs[0];
@@ -108,6 +137,19 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
     jvp: linearJvp((b, t, node) => b.slice(t, (node as Node<'slice'>).attrs.starts, (node as Node<'slice'>).attrs.ends)),
   },
   pad: {
+    // Reads stay in bounds (clamped); the guard selects zero outside the operand.
+    wgsl: {
+      kind: 'index',
+      operandIndex(index, node) {
+        const { lo } = node.attrs;
+        const dims = node.inputs[0].shape;
+        const guards = index.flatMap((e, i) => (lo[i] === 0 && node.attrs.hi[i] === 0 ? [] : [`(${e} >= ${lo[i]}i && ${e} < ${lo[i] + dims[i]}i)`]));
+        return {
+          index: index.map((e, i) => (lo[i] === 0 && node.attrs.hi[i] === 0 ? e : `clamp(${e} - ${lo[i]}i, 0i, ${Math.max(dims[i] - 1, 0)}i)`)),
+          inBounds: guards.length > 0 ? guards.join(' && ') : undefined,
+        };
+      },
+    },
     infer(inputs, { lo, hi }) {
       expectArity('pad', inputs, 1);
       const x = inputs[0];

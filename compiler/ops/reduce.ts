@@ -5,6 +5,7 @@ import type { Builder } from '../ir/builder.js';
 import type { OpRule, RuleTable } from './rule.js';
 import { expectArity, expectDType } from './check.js';
 import { stridedOffsets } from './strided.js';
+import { literal } from '../wgsl/literals.js';
 
 type ReduceOp = 'reduceSum' | 'reduceMax';
 
@@ -47,6 +48,7 @@ function maxWeights(b: Builder, node: Node<'reduceMax'>): Node {
 }
 
 const reduceMax: OpRule<'reduceMax'> = {
+  wgsl: { kind: 'reduce', init: (node) => (node.dtype === 'f32' ? literal(-Infinity, 'f32') : literal(-2147483648, 'i32')), combine: (acc, v) => `max(${acc}, ${v})` },
   infer: (inputs, { axes }) => inferReduce('reduceMax', inputs, axes),
   interpret: ({ node, inputs: [x] }) =>
     reduceInto(node, x, -Infinity, (acc, v) => (Number.isNaN(acc) || Number.isNaN(v) ? NaN : Math.max(acc, v))),
@@ -56,6 +58,7 @@ const reduceMax: OpRule<'reduceMax'> = {
 
 export const reduceRules: RuleTable<ReduceOp> = {
   reduceSum: {
+    wgsl: { kind: 'reduce', init: (node) => literal(0, node.dtype), combine: (acc, v) => `(${acc} + ${v})` },
     infer: (inputs, { axes }) => inferReduce('reduceSum', inputs, axes),
     interpret: ({ node, inputs: [x], round }) => {
       const r = node.dtype === 'f32' ? round : (v: number) => v | 0;

@@ -29,6 +29,26 @@ export interface OpRule<P extends Primitive> {
   vjp(b: Builder, node: Node<P>, ct: Node): readonly (Node | null)[];
   /** Forward mode: the output's tangent given the inputs' tangents (null means zero). */
   jvp(b: Builder, node: Node<P>, tangents: readonly (Node | null)[]): Node | null;
+  /** How WGSL code generation computes this primitive (see WgslRule). */
+  wgsl: WgslRule<P>;
 }
+
+/**
+ * The WGSL side of a primitive, by how it is lowered:
+ * - `expr`: elementwise; a WGSL expression of the operands' values at the same index.
+ * - `index`: movement; the operand index (and an in-bounds guard, for pad) for an output index.
+ *   Movement never copies: it becomes index arithmetic inside whatever kernel reads it.
+ * - `leaf`: a value from the index alone (splat constants, iota), or null for buffer-backed leaves.
+ * - `reduce`: a reduction kernel's accumulator (initial value and combine step).
+ * - `matmul`: the batched matrix product kernel.
+ * Index expressions are WGSL i32 expressions; values are WGSL expressions of the node's type
+ * (bool stays bool in registers and is stored as i32 0/1).
+ */
+export type WgslRule<P extends Primitive> =
+  | { readonly kind: 'expr'; expr(args: readonly string[], node: Node<P>): string }
+  | { readonly kind: 'index'; operandIndex(index: readonly string[], node: Node<P>): { index: string[]; inBounds?: string } }
+  | { readonly kind: 'leaf'; value(index: readonly string[], node: Node<P>): string | null }
+  | { readonly kind: 'reduce'; init(node: Node<P>): string; combine(acc: string, value: string): string }
+  | { readonly kind: 'matmul' };
 
 export type RuleTable<K extends Primitive> = { readonly [P in K]: OpRule<P> };

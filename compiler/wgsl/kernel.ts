@@ -1,0 +1,201 @@
+import { GrngError } from '../errors.js';
+import type { Node } from '../ir/node.js';
+import { shapeSize, stridesOf } from '../ir/shape.js';
+import type { KernelPlan } from '../kernels/partition.js';
+import { opTable } from '../ops/table.js';
+import type { WgslRule } from '../ops/rule.js';
+import { literal } from './literals.js';
+import { PRELUDE } from './prelude.js';
+
+export interface KernelSource {
+  readonly code: string;
+  /** Elements of the root: one invocation each. */
+  readonly invocations: number;
+  readonly workgroupSize: number;
+}
+
+/** Buffers hold f32 or i32; bool is stored as i32 0/1. */
+const storageType = (node: Node): string => (node.dtype === 'f32' ? 'f32' : 'i32');
+
+// The op table is keyed by primitive; a runtime key cannot narrow it.
+const ruleOf = (node: Node) => opTable[node.op].wgsl as WgslRule<typeof node.op> as unknown as AnyWgslRule;
+type AnyWgslRule =
+  | { kind: 'expr'; expr(args: readonly string[], node: Node): string }
+  | { kind: 'index'; operandIndex(index: readonly string[], node: Node): { index: string[]; inBounds?: string } }
+  | { kind: 'leaf'; value(index: readonly string[], node: Node): string | null }
+  | { kind: 'reduce'; init(node: Node): string; combine(acc: string, value: string): string }
+  | { kind: 'matmul' };
+
+/**
+ * Emits WGSL statements that compute node values at symbolic indices, inlining everything
+ * that is not a kernel input. Values are memoized per (node, index) within the enclosing
+ * block, so a DAG costs each subexpression once.
+ */
+class Emitter {
+  private readonly blocks: string[][] = [[]];
+  private readonly memo: Map<string, string>[] = [new Map()];
+  private count = 0;
+
+  constructor(private readonly bindings: ReadonlyMap<number, number>) {}
+
+  line(text: string): void {
+    this.blocks[this.blocks.length - 1].push(text);
+  }
+
+  bind(expr: string): string {
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(expr) || /^-?[0-9]+i$/.test(expr)) return expr;
+    const name = `t${this.count++}`;
+    this.line(`let ${name} = ${expr};`);
+    return name;
+  }
+
+  fresh(prefix: string): string {
+    return `${prefix}${this.count++}`;
+  }
+
+  /** Runs `body` in a nested block (memo entries made inside stay inside) and returns its lines. */
+  block(body: () => void): string[] {
+    this.blocks.push([]);
+    this.memo.push(new Map());
+    body();
+    this.memo.pop();
+    return this.blocks.pop() as string[];
+  }
+
+  value(node: Node, index: readonly string[]): string {
+    const key = `${node.id}@${index.join(',')}`;
+    for (let i = this.memo.length - 1; i >= 0; i--) {
+      const hit = this.memo[i].get(key);
+      if (hit !== undefined) return hit;
+    }
+    const result = this.compute(node, index);
+    this.memo[this.memo.length - 1].set(key, result);
+    return result;
+  }
+
+  private compute(node: Node, index: readonly string[]): string {
+    const binding = this.bindings.get(node.id);
+    if (binding !== undefined) {
+      const strides = stridesOf(node.shape);
+      const offset = index.map((e, i) => (node.shape[i] === 1 ? null : strides[i] === 1 ? e : `${e} * ${strides[i]}i`)).filter((t) => t !== null);
+      const load = `in${binding}[${offset.length > 0 ? offset.join(' + ') : '0i'}]`;
+      return this.bind(node.dtype === 'bool' ? `(${load} != 0i)` : load);
+    }
+    const rule = ruleOf(node);
+    switch (rule.kind) {
+      case 'expr':
+        return this.bind(rule.expr(node.inputs.map((n) => this.value(n, index)), node));
+      case 'index': {
+        const mapped = rule.operandIndex(index, node);
+        const inner = this.value(node.inputs[0], mapped.index.map((e) => this.bind(e)));
+        if (mapped.inBounds === undefined) return inner;
+        return this.bind(`select(${literal(0, node.dtype)}, ${inner}, ${mapped.inBounds})`);
+      }
+      case 'leaf': {
+        const v = rule.value(index, node);
+        if (v === null) throw new GrngError('compile', `internal: ${node.op} node ${node.id} is buffer-backed but has no binding`);
+        return this.bind(v);
+      }
+      default:
+        throw new GrngError('compile', `internal: ${node.op} node ${node.id} must be materialized before it is read`);
+    }
+  }
+
+  lines(): string[] {
+    return this.blocks[0];
+  }
+}
+
+/** Unravels `flat` into one index variable per axis of `shape` (row-major). */
+function unravel(e: Emitter, flat: string, shape: readonly number[]): string[] {
+  const strides = stridesOf(shape);
+  return shape.map((d, i) => {
+    if (d === 1) return '0i';
+    const q = strides[i] === 1 ? flat : `(${flat} / ${strides[i]}i)`;
+    return e.bind(i === 0 ? q : `${q} % ${d}i`); // flat < size, so the outermost axis needs no wrap
+  });
+}
+
+/** WGSL for one kernel: one invocation per element of the root. */
+export function kernelSource(plan: KernelPlan, workgroupSize: number): KernelSource {
+  const { root } = plan;
+  const bindings = new Map(plan.inputs.map((n, i) => [n.id, i] as const));
+  const e = new Emitter(bindings);
+  const index = unravel(e, 'flat', root.shape);
+  const rule = ruleOf(root);
+  let result: string;
+  if (rule.kind === 'reduce') {
+    result = reduction(e, root, index, rule);
+  } else if (rule.kind === 'matmul') {
+    result = matmul(e, root, index);
+  } else {
+    result = e.value(root, index);
+  }
+  const stored = root.dtype === 'bool' ? `select(0i, 1i, ${result})` : result;
+  const decls = plan.inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${storageType(n)}>;`);
+  decls.push(`@group(0) @binding(${plan.inputs.length}) var<storage, read_write> out: array<${storageType(root)}>;`);
+  const body = [...e.lines(), `out[flat] = ${stored};`].map((l) => `  ${l}`).join('\n');
+  const n = shapeSize(root.shape);
+  const code = `${decls.join('\n')}
+
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let flat = i32(gid.x + gid.y * groups.x * ${workgroupSize}u);
+  if (flat >= ${n}i) { return; }
+${body}
+}
+`;
+  return { code: [...helpersFor(code), code].join('\n'), invocations: n, workgroupSize };
+}
+
+/** The prelude helpers `code` calls, directly or through other helpers (WGSL declarations are order-free). */
+function helpersFor(code: string): string[] {
+  const used = new Set<string>();
+  let text = code;
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const h of PRELUDE) {
+      if (!used.has(h.name) && text.includes(`${h.name}(`)) {
+        used.add(h.name);
+        text += h.code;
+        grew = true;
+      }
+    }
+  }
+  return PRELUDE.filter((h) => used.has(h.name)).map((h) => h.code);
+}
+
+/** Sequential accumulation over the reduced axes (the producer expression is inlined per element). */
+function reduction(e: Emitter, root: Node, outIndex: readonly string[], rule: { init(node: Node): string; combine(acc: string, v: string): string }): string {
+  const { axes } = (root as Node<'reduceSum'>).attrs;
+  const input = root.inputs[0];
+  const acc = e.fresh('acc');
+  e.line(`var ${acc} = ${rule.init(root)};`);
+  const loops = axes.map(() => e.fresh('r'));
+  let k = 0;
+  const inIndex = input.shape.map((_, i) => (axes.includes(i) ? loops[axes.indexOf(i)] : outIndex[k++]));
+  const body = e.block(() => e.line(`${acc} = ${rule.combine(acc, e.value(input, inIndex))};`));
+  let lines = body;
+  for (let j = axes.length - 1; j >= 0; j--) {
+    const v = loops[j];
+    lines = [`for (var ${v} = 0i; ${v} < ${input.shape[axes[j]]}i; ${v}++) {`, ...lines.map((l) => `  ${l}`), '}'];
+  }
+  lines.forEach((l) => e.line(l));
+  return acc;
+}
+
+/** One output element: Σ_k a[..., i, k] · b[..., k, j] (operands inlined: they are index arithmetic over buffers). */
+function matmul(e: Emitter, root: Node, outIndex: readonly string[]): string {
+  const [a, b] = root.inputs;
+  const r = root.shape.length;
+  const batch = outIndex.slice(0, r - 2);
+  const [i, j] = outIndex.slice(r - 2);
+  const k = e.fresh('k');
+  const acc = e.fresh('acc');
+  e.line(`var ${acc} = ${literal(0, root.dtype)};`);
+  const body = e.block(() => e.line(`${acc} = ${acc} + ${e.value(a, [...batch, i, k])} * ${e.value(b, [...batch, k, j])};`));
+  e.line(`for (var ${k} = 0i; ${k} < ${a.shape[r - 1]}i; ${k}++) {`);
+  body.forEach((l) => e.line(`  ${l}`));
+  e.line('}');
+  return acc;
+}

@@ -1,0 +1,160 @@
+import { fmtShape, GrngError, shapeSize, type DType, type Node } from '../compiler/ir/index.js';
+import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
+import type { Device, DeviceArray } from './device.js';
+
+/** What the WebGPU device needs from an opened adapter. */
+export interface GpuHandle {
+  readonly device: GPUDevice;
+  /** e.g. "llvmpipe (OpenGL ES, compatibility)". */
+  readonly description: string;
+  /**
+   * Whatever must outlive the device (Dawn's instance: if it is garbage-collected, the device
+   * dies under running work and the process aborts).
+   */
+  readonly owner?: unknown;
+}
+
+// WebGPU's flag values (spec constants), so this module loads where the GPU* globals are absent.
+const MAP_READ = 0x0001;
+const COPY_SRC = 0x0004;
+const COPY_DST = 0x0008;
+const STORAGE = 0x0080;
+const MAP_MODE_READ = 0x0001;
+const USAGE = STORAGE | COPY_SRC | COPY_DST;
+const bytesOf = (elements: number) => Math.max(4, elements * 4);
+
+/** An array in a GPU buffer (f32 as f32, i32 and bool as i32). */
+export class GpuArray implements DeviceArray {
+  constructor(
+    readonly device: WebGpuDevice,
+    readonly buffer: GPUBuffer,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+  ) {}
+
+  async read(): Promise<Float64Array> {
+    const gpu = this.device.gpu;
+    const n = shapeSize(this.shape);
+    const staging = gpu.createBuffer({ size: bytesOf(n), usage: MAP_READ | COPY_DST });
+    const encoder = gpu.createCommandEncoder();
+    encoder.copyBufferToBuffer(this.buffer, 0, staging, 0, bytesOf(n));
+    gpu.queue.submit([encoder.finish()]);
+    await staging.mapAsync(MAP_MODE_READ);
+    const raw = staging.getMappedRange();
+    const values = Float64Array.from(this.dtype === 'f32' ? new Float32Array(raw, 0, n) : new Int32Array(raw, 0, n));
+    staging.unmap();
+    staging.destroy();
+    return values;
+  }
+
+  toString(): string {
+    return `DeviceArray(webgpu, ${this.dtype}${fmtShape(this.shape)})`;
+  }
+}
+
+interface Executable {
+  readonly program: Program;
+  readonly pipelines: readonly GPUComputePipeline[];
+  /** Uploaded once per executable: data constants by node id. */
+  readonly constants: ReadonlyMap<number, GPUBuffer>;
+}
+
+/** Runs compiled WGSL programs on a WebGPU device; one command buffer per call. */
+export class WebGpuDevice implements Device {
+  readonly kind = 'webgpu' as const;
+  readonly description: string;
+  readonly gpu: GPUDevice;
+  readonly owner: unknown;
+  private readonly executables = new Map<string, Executable>();
+  /** Compile without fusion (every op its own kernel): the reference schedule for tests. */
+  fuse = true;
+
+  constructor(handle: GpuHandle) {
+    this.gpu = handle.device;
+    this.description = handle.description;
+    this.owner = handle.owner;
+  }
+
+  upload(data: Float64Array, shape: readonly number[], dtype: DType): GpuArray {
+    const buffer = this.gpu.createBuffer({ size: bytesOf(data.length), usage: USAGE });
+    const typed = dtype === 'f32' ? Float32Array.from(data) : Int32Array.from(data);
+    if (typed.length > 0) this.gpu.queue.writeBuffer(buffer, 0, typed);
+    return new GpuArray(this, buffer, shape, dtype);
+  }
+
+  /** The kernels, their inputs and (with `withSource`) WGSL that `outputs` compile to. */
+  explain(outputs: readonly Node[], withSource = false): string {
+    return explainProgram(this.executable(outputs).program, withSource);
+  }
+
+  /** Number of kernels (compute dispatches) `outputs` compile to. */
+  kernelCount(outputs: readonly Node[]): number {
+    return this.executable(outputs).program.kernels.length;
+  }
+
+  async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>): Promise<GpuArray[]> {
+    const exe = this.executable(outputs);
+    const buffers = new Map<number, GPUBuffer>(exe.constants);
+    for (const node of exe.program.externals) {
+      if (node.op !== 'input') continue;
+      const { name } = (node as Node<'input'>).attrs;
+      const arr = inputs.get(name);
+      if (arr === undefined) throw new GrngError('execute', `missing input "${name}" ${fmtShape(node.shape)} ${node.dtype}; bind a value for every input the outputs depend on`);
+      if (!(arr instanceof GpuArray) || arr.device !== this) {
+        throw new GrngError('execute', `input "${name}" lives on another device (${arr.device.description}); read it back or run there`);
+      }
+      buffers.set(node.id, arr.buffer);
+    }
+    const encoder = this.gpu.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    const created: GPUBuffer[] = [];
+    exe.program.kernels.forEach(({ plan, source }, k) => {
+      const out = this.gpu.createBuffer({ size: bytesOf(source.invocations), usage: USAGE });
+      created.push(out);
+      buffers.set(plan.root.id, out);
+      if (source.invocations === 0) return;
+      const entries = [...plan.inputs.map((n) => buffers.get(n.id) as GPUBuffer), out].map((buffer, binding) => ({ binding, resource: { buffer } }));
+      pass.setPipeline(exe.pipelines[k]);
+      pass.setBindGroup(0, this.gpu.createBindGroup({ layout: exe.pipelines[k].getBindGroupLayout(0), entries }));
+      const [x, y] = this.dispatchSize(Math.ceil(source.invocations / source.workgroupSize));
+      pass.dispatchWorkgroups(x, y);
+    });
+    pass.end();
+    this.gpu.queue.submit([encoder.finish()]);
+    const results = outputs.map((node) => new GpuArray(this, buffers.get(node.id) as GPUBuffer, node.shape, node.dtype));
+    // Intermediates die with this call; queued work that uses them still completes.
+    const kept = new Set(results.map((r) => r.buffer));
+    for (const b of created) if (!kept.has(b)) b.destroy();
+    return results;
+  }
+
+  /** Splits a workgroup count over x and y so neither exceeds maxComputeWorkgroupsPerDimension. */
+  private dispatchSize(groups: number): [number, number] {
+    const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (groups <= max) return [groups, 1];
+    const y = Math.ceil(groups / max);
+    if (y > max) throw new GrngError('execute', `${groups} workgroups exceed the device's ${max}×${max} dispatch limit`);
+    return [Math.ceil(groups / y), y];
+  }
+
+  private executable(outputs: readonly Node[]): Executable {
+    // Nodes are hash-consed, so the output ids identify the whole graph.
+    const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}`;
+    let exe = this.executables.get(key);
+    if (exe === undefined) {
+      const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse });
+      const pipelines = program.kernels.map(({ source }) =>
+        this.gpu.createComputePipeline({ layout: 'auto', compute: { module: this.gpu.createShaderModule({ code: source.code }), entryPoint: 'main' } }),
+      );
+      const constants = new Map<number, GPUBuffer>();
+      for (const node of program.externals) {
+        if (node.op !== 'constant') continue;
+        const attrs = (node as Node<'constant'>).attrs;
+        if ('data' in attrs) constants.set(node.id, this.upload(attrs.data, node.shape, node.dtype).buffer);
+      }
+      exe = { program, pipelines, constants };
+      this.executables.set(key, exe);
+    }
+    return exe;
+  }
+}

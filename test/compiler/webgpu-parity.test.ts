@@ -1,0 +1,63 @@
+// Compiled WGSL on WebGPU vs the float32 interpreter, on random programs (values, the scalar
+// output and its gradient), fused and unfused.
+//
+// Bound: |gpu − ref| ≤ TOL·(1 + |ref|). The interpreter rounds like an ideal f32 machine; the
+// software adapters' exp/log/pow/sin/cos are within a few f32 ULP (2^-24 ≈ 6e-8) of it, and
+// summation orders differ (≤ 48 terms: 48·2^-24 ≈ 3e-6). Programs chain ≤ 8 ops (plus their
+// gradient) with coefficients ≤ 3, so errors amplify by ≲ 10²: TOL = 1e-4 (measured worst:
+// ~4e-7). WGSL itself only promises sin/cos to 2^-11 absolute, so a hardware adapter with
+// coarse sin/cos could exceed this bound without a compiler bug.
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { grad, jit, type DeviceArray, type Tensor } from '../../index.js';
+import { CpuDevice } from '../../runtime/cpu-device.js';
+import { gpuDevice } from '../support/gpu.js';
+import { kinkMargin, programArb, type Program } from '../support/programs.js';
+
+const TOL = 1e-4;
+/** f32 results may round differently near a kink (a comparison can flip): keep 1e-3 away. */
+const KINK_MARGIN = 1e-3;
+const NUM_RUNS = 40;
+
+function outputs(p: Program): (...xs: Tensor[]) => Tensor[] {
+  return (...xs) => [...p.pool(xs).slice(xs.length), p.scalar(xs), ...(grad((...u: Tensor[]) => p.scalar(u), xs.map((_, i) => i))(...xs) as unknown as Tensor[])];
+}
+
+async function compare(p: Program, fuse: boolean): Promise<number> {
+  const gpu = await gpuDevice();
+  gpu.fuse = fuse;
+  const cpu = new CpuDevice('f32');
+  const f = outputs(p);
+  const xs = p.inputValues();
+  const args = xs.map((x, i) => cpu.upload(x, p.shapes[i], 'f32'));
+  const want = await Promise.all(((await jit(f, { device: cpu })(...args)) as DeviceArray[]).map((a) => a.read()));
+  const gpuArgs = xs.map((x, i) => gpu.upload(x, p.shapes[i], 'f32'));
+  const got = await Promise.all(((await jit(f, { device: gpu })(...gpuArgs)) as DeviceArray[]).map((a) => a.read()));
+  let worst = 0;
+  want.forEach((w, k) => {
+    expect(got[k].length).toBe(w.length);
+    w.forEach((ref, i) => {
+      if (!Number.isFinite(ref)) return expect(got[k][i]).toBe(ref);
+      worst = Math.max(worst, Math.abs(got[k][i] - ref) / (1 + Math.abs(ref)));
+    });
+  });
+  return worst;
+}
+
+describe('WebGPU kernels match the float32 interpreter', () => {
+  for (const fuse of [true, false]) {
+    test(`random programs, ${fuse ? 'fused' : 'unfused (one kernel per op)'}`, async () => {
+      let worst = 0;
+      await fc.assert(
+        fc.asyncProperty(programArb({ maxInstructions: 8 }), async (p) => {
+          fc.pre(kinkMargin((xs) => p.scalar(xs), p.shapes, p.inputValues()) >= KINK_MARGIN);
+          const err = await compare(p, fuse);
+          worst = Math.max(worst, err);
+          expect(err).toBeLessThanOrEqual(TOL);
+        }),
+        { numRuns: NUM_RUNS },
+      );
+      console.log(`${fuse ? 'fused' : 'unfused'}: worst scaled error ${worst.toExponential(2)} over ${NUM_RUNS} programs`);
+    });
+  }
+});
