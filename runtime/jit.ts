@@ -68,7 +68,15 @@ function traceExecutable(f: Traceable, rebuildArgs: <M>(leaves: readonly M[]) =>
   const prefix = `%jit${jitCount++}_`;
   const inputNames = arrays.map((_, i) => `${prefix}${i}`);
   const symbolic = arrays.map((a, i) => new Tensor(b.input(inputNames[i], a.shape, a.dtype)));
-  const result = f(...(rebuildArgs(symbolic) as never[]));
+  let result: unknown;
+  try {
+    result = f(...(rebuildArgs(symbolic) as never[]));
+  } catch (error) {
+    // Name the call's arguments: the op that refused them is deep inside the user's function.
+    if (!(error instanceof GrngError)) throw error;
+    const given = arrays.map((a, i) => `argument ${i}: ${a.dtype}${fmtShape(a.shape)}`).join(', ');
+    throw new GrngError('jit', `tracing the function with (${given}) failed — ${error.message}`);
+  }
   const { leaves, rebuild } = flattenTree('jit', result, isTensor, 'a Tensor (the function result)');
   return { inputNames, outputs: leaves.map((t) => t.node), rebuild };
 }

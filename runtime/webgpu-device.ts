@@ -143,6 +143,9 @@ export class WebGpuDevice implements Device {
     let exe = this.executables.get(key);
     if (exe === undefined) {
       const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse });
+      // GRNG_EXPLAIN=1 prints each new program's kernels; GRNG_EXPLAIN=wgsl adds their source.
+      const explain = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.GRNG_EXPLAIN;
+      if (explain) console.error(explainProgram(program, explain === 'wgsl'));
       const pipelines = program.kernels.map(({ source }) =>
         this.gpu.createComputePipeline({ layout: 'auto', compute: { module: this.gpu.createShaderModule({ code: source.code }), entryPoint: 'main' } }),
       );

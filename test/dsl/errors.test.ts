@@ -206,7 +206,12 @@ describe('running', () => {
     // The same function works for a fitting signature, then refuses the mismatched one.
     const ok = await f(array([[1, 2, 3], [4, 5, 6]]), array([[1], [1], [1]]));
     expect(Array.from(await ok.read())).toEqual([6, 15]);
-    await expectGrngRejection(() => f(array([[1, 2, 3], [4, 5, 6]]), array([[1, 1, 1]])), { op: 'matmul', mentions: ['[2, 3]', '[1, 3]'], hint: /transpose/ });
+    // The error names jit's arguments (issue 3) and keeps the refusing op's own message.
+    await expectGrngRejection(() => f(array([[1, 2, 3], [4, 5, 6]]), array([[1, 1, 1]])), {
+      op: 'jit',
+      mentions: ['argument 0: f32[2, 3]', 'argument 1: f32[1, 3]', 'matmul: inner dimensions differ'],
+      hint: /transpose/,
+    });
   });
 
   test('jit given a non-array argument', async () => {
