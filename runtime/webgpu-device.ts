@@ -87,6 +87,11 @@ export class WebGpuDevice implements Device {
     return explainProgram(this.executable(outputs).program, withSource);
   }
 
+  /** How many distinct programs this device has compiled (each a set of pipelines). */
+  get programCount(): number {
+    return this.executables.size;
+  }
+
   /** Number of kernels (compute dispatches) `outputs` compile to. */
   kernelCount(outputs: readonly Node[]): number {
     return this.executable(outputs).program.kernels.length;
