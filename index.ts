@@ -6,3 +6,4 @@ export { array, HostArray } from './runtime/host-array.js';
 export { createDevice, type DeviceOptions } from './runtime/create-device.js';
 export type { Device, DeviceArray } from './runtime/device.js';
 export { jit, type ArrayLeaf, type Materialized } from './runtime/jit.js';
+export { WebGpuDevice } from './runtime/webgpu-device.js';
