@@ -1,5 +1,6 @@
 import { fmtShape, GrngError, shapeSize, type DType, type Node } from '../compiler/ir/index.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
+import { BufferPool } from './buffer-pool.js';
 import type { Device, DeviceArray } from './device.js';
 
 /** What the WebGPU device needs from an opened adapter. */
@@ -66,6 +67,9 @@ export class WebGpuDevice implements Device {
   readonly gpu: GPUDevice;
   readonly owner: unknown;
   private readonly executables = new Map<string, Executable>();
+  private readonly pool: BufferPool;
+  // Arrays the user dropped give their buffers back to the pool.
+  private readonly reclaim = new FinalizationRegistry<GPUBuffer>((buffer) => this.pool.release(buffer));
   /** Compile without fusion (every op its own kernel): the reference schedule for tests. */
   fuse = true;
 
@@ -73,13 +77,21 @@ export class WebGpuDevice implements Device {
     this.gpu = handle.device;
     this.description = handle.description;
     this.owner = handle.owner;
+    this.pool = new BufferPool(this.gpu, USAGE);
+  }
+
+  /** A device array owning `buffer`: when it is garbage-collected, the buffer returns to the pool. */
+  private owned(buffer: GPUBuffer, shape: readonly number[], dtype: DType): GpuArray {
+    const array = new GpuArray(this, buffer, shape, dtype);
+    this.reclaim.register(array, buffer);
+    return array;
   }
 
   upload(data: Float64Array, shape: readonly number[], dtype: DType): GpuArray {
-    const buffer = this.gpu.createBuffer({ size: bytesOf(data.length), usage: USAGE });
+    const buffer = this.pool.acquire(bytesOf(data.length));
     const typed = dtype === 'f32' ? Float32Array.from(data) : Int32Array.from(data);
     if (typed.length > 0) this.gpu.queue.writeBuffer(buffer, 0, typed);
-    return new GpuArray(this, buffer, shape, dtype);
+    return this.owned(buffer, shape, dtype);
   }
 
   /** The kernels, their inputs and (with `withSource`) WGSL that `outputs` compile to. */
@@ -100,6 +112,7 @@ export class WebGpuDevice implements Device {
   async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>): Promise<GpuArray[]> {
     const exe = this.executable(outputs);
     const buffers = new Map<number, GPUBuffer>(exe.constants);
+    const given = new Map<number, GpuArray>();
     for (const node of exe.program.externals) {
       if (node.op !== 'input') continue;
       const { name } = (node as Node<'input'>).attrs;
@@ -109,12 +122,13 @@ export class WebGpuDevice implements Device {
         throw new GrngError('execute', `input "${name}" lives on another device (${arr.device.description}); read it back or run there`);
       }
       buffers.set(node.id, arr.buffer);
+      given.set(node.id, arr);
     }
     const encoder = this.gpu.createCommandEncoder();
     const pass = encoder.beginComputePass();
     const created: GPUBuffer[] = [];
     exe.program.kernels.forEach(({ plan, source }, k) => {
-      const out = this.gpu.createBuffer({ size: bytesOf(source.invocations), usage: USAGE });
+      const out = this.pool.acquire(bytesOf(source.invocations));
       created.push(out);
       buffers.set(plan.root.id, out);
       if (source.invocations === 0) return;
@@ -126,11 +140,17 @@ export class WebGpuDevice implements Device {
     });
     pass.end();
     this.gpu.queue.submit([encoder.finish()]);
-    const results = outputs.map((node) => new GpuArray(this, buffers.get(node.id) as GPUBuffer, node.shape, node.dtype));
-    // Intermediates die with this call; queued work that uses them still completes.
-    const kept = new Set(results.map((r) => r.buffer));
-    for (const b of created) if (!kept.has(b)) b.destroy();
-    return results;
+    // An output that is an input is that input's array; constants stay owned by the executable.
+    const results = new Map<number, GpuArray>(given);
+    for (const node of outputs) {
+      if (results.has(node.id)) continue;
+      const buffer = buffers.get(node.id) as GPUBuffer;
+      results.set(node.id, created.includes(buffer) ? this.owned(buffer, node.shape, node.dtype) : new GpuArray(this, buffer, node.shape, node.dtype));
+    }
+    // Intermediates go back to the pool at once: later submissions run after this one.
+    const kept = new Set([...results.values()].map((r) => r.buffer));
+    for (const b of created) if (!kept.has(b)) this.pool.release(b);
+    return outputs.map((node) => results.get(node.id) as GpuArray);
   }
 
   /** Splits a workgroup count over x and y so neither exceeds maxComputeWorkgroupsPerDimension. */
