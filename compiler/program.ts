@@ -15,7 +15,7 @@ export interface CompileOptions {
   readonly fuse?: boolean;
 }
 
-/** A compiled graph: kernels in execution order, each writing its root's buffer. */
+/** A compiled graph: kernels in execution order, each writing its roots' buffers. */
 export interface Program {
   readonly kernels: readonly { readonly plan: KernelPlan; readonly source: KernelSource }[];
   /** Buffer-backed leaves the program reads: named inputs and data constants. */
@@ -41,7 +41,8 @@ export function explainProgram(program: Program, withSource = false): string {
   const lines = [`${program.kernels.length} kernel(s), ${program.externals.length} external buffer(s)`];
   program.kernels.forEach(({ plan, source }, i) => {
     const reads = plan.inputs.map((n) => `${n.op}#${n.id}`).join(', ') || 'nothing';
-    lines.push(`kernel ${i}: ${plan.root.op}#${plan.root.id} ${plan.root.dtype}[${plan.root.shape.join(', ')}] ← ${reads} (${source.invocations} invocations)`);
+    const writes = plan.roots.map((r) => `${r.op}#${r.id} ${r.dtype}[${r.shape.join(', ')}]`).join(', ');
+    lines.push(`kernel ${i}: ${writes} ← ${reads} (${source.invocations} invocations)`);
     if (withSource) lines.push(source.code);
   });
   return lines.join('\n');

@@ -128,11 +128,14 @@ export class WebGpuDevice implements Device {
     const pass = encoder.beginComputePass();
     const created: GPUBuffer[] = [];
     exe.program.kernels.forEach(({ plan, source }, k) => {
-      const out = this.pool.acquire(bytesOf(source.invocations));
-      created.push(out);
-      buffers.set(plan.root.id, out);
+      const outs = plan.roots.map((root) => {
+        const out = this.pool.acquire(bytesOf(source.invocations));
+        created.push(out);
+        buffers.set(root.id, out);
+        return out;
+      });
       if (source.invocations === 0) return;
-      const entries = [...plan.inputs.map((n) => buffers.get(n.id) as GPUBuffer), out].map((buffer, binding) => ({ binding, resource: { buffer } }));
+      const entries = [...plan.inputs.map((n) => buffers.get(n.id) as GPUBuffer), ...outs].map((buffer, binding) => ({ binding, resource: { buffer } }));
       pass.setPipeline(exe.pipelines[k]);
       pass.setBindGroup(0, this.gpu.createBindGroup({ layout: exe.pipelines[k].getBindGroupLayout(0), entries }));
       const [x, y] = this.dispatchSize(Math.ceil(source.invocations / source.workgroupSize));

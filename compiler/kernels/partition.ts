@@ -3,11 +3,12 @@ import { topoSort, type Node } from '../ir/node.js';
 import { opTable } from '../ops/table.js';
 
 /**
- * One kernel: computes `root` (materialized in a buffer) by inlining every non-materialized
- * node between it and its `inputs` (the materialized nodes it reads).
+ * One kernel: computes its `roots` (each materialized in a buffer) by inlining every
+ * non-materialized node between them and its `inputs` (the materialized nodes it reads).
+ * Several roots share one iteration space and one pass over the inputs (multi-output kernel).
  */
 export interface KernelPlan {
-  readonly root: Node;
+  readonly roots: readonly Node[];
   readonly inputs: readonly Node[];
 }
 
@@ -41,13 +42,56 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
     if (kind === 'reduce' || kind === 'matmul') materialized.add(node.id);
     if (kind === 'matmul') for (const operand of node.inputs) if (!isIndexOnly(operand, materialized)) materialized.add(operand.id);
   }
-  for (const out of outputs) if (!isExternal(out)) materialized.add(out.id);
+  // Outputs are stored, but consumers of an elementwise output recompute it in registers rather
+  // than read it back: that keeps θ' reading m' and v' from splitting an Adam step in three.
+  const stored = new Set(materialized);
+  for (const out of outputs) if (!isExternal(out)) stored.add(out.id);
 
   // Consumers first, so nodes materialized to fit a kernel's buffer limit get checked too.
   for (let i = order.length - 1; i >= 0; i--) {
-    if (materialized.has(order[i].id)) splitToFit(order[i], materialized, options.maxInputs);
+    if (stored.has(order[i].id) || materialized.has(order[i].id)) splitToFit(order[i], materialized, options.maxInputs);
   }
-  return order.filter((n) => materialized.has(n.id)).map((root) => ({ root, inputs: inputsOf(root, materialized) }));
+  const single = order
+    .filter((n) => stored.has(n.id) || materialized.has(n.id))
+    .map((root) => ({ roots: [root], inputs: inputsOf(root, materialized) }));
+  return options.fuse ? mergeSameSpace(single, options.maxInputs + 1) : single;
+}
+
+/**
+ * Merges independent elementwise kernels over the same shape into multi-output kernels (e.g.
+ * θ, m and v of an Adam step: one pass over the inputs instead of three). A kernel joins the
+ * first earlier group of its shape when it reads nothing computed at or after that group's
+ * position (so the merged kernel, run there, has its inputs ready and nothing between reads
+ * its outputs too early) and the group stays within the storage-buffer limit.
+ */
+function mergeSameSpace(kernels: readonly KernelPlan[], maxBuffers: number): KernelPlan[] {
+  const position = new Map<number, number>(); // root id → index of the group that computes it
+  const groups: { roots: Node[]; inputs: Map<number, Node>; at: number }[] = [];
+  for (const k of kernels) {
+    const root = k.roots[0];
+    const readsAt = Math.max(-1, ...k.inputs.map((n) => position.get(n.id) ?? -1));
+    const target =
+      kindOf(root) === 'reduce' || kindOf(root) === 'matmul'
+        ? undefined
+        : groups.find(
+            (g, i) =>
+              i > readsAt &&
+              kindOf(g.roots[0]) !== 'reduce' &&
+              kindOf(g.roots[0]) !== 'matmul' &&
+              g.roots[0].shape.length === root.shape.length &&
+              g.roots[0].shape.every((d, j) => d === root.shape[j]) &&
+              new Set([...g.inputs.keys(), ...k.inputs.map((n) => n.id)]).size + g.roots.length + 1 <= maxBuffers,
+          );
+    if (target === undefined) {
+      groups.push({ roots: [root], inputs: new Map(k.inputs.map((n) => [n.id, n])), at: groups.length });
+      position.set(root.id, groups.length - 1);
+    } else {
+      target.roots.push(root);
+      for (const n of k.inputs) target.inputs.set(n.id, n);
+      position.set(root.id, target.at);
+    }
+  }
+  return groups.map((g) => ({ roots: g.roots, inputs: [...g.inputs.values()].sort((a, b) => a.id - b.id) }));
 }
 
 /** True when `node` is movement over a buffer-backed node (index arithmetic only). */

@@ -118,23 +118,21 @@ function unravel(e: Emitter, flat: string, shape: readonly number[]): string[] {
 
 /** WGSL for one kernel: one invocation per element of the root. */
 export function kernelSource(plan: KernelPlan, workgroupSize: number): KernelSource {
-  const { root } = plan;
+  const root = plan.roots[0];
   const bindings = new Map(plan.inputs.map((n, i) => [n.id, i] as const));
   const e = new Emitter(bindings);
   const index = unravel(e, 'flat', root.shape);
   const rule = ruleOf(root);
-  let result: string;
-  if (rule.kind === 'reduce') {
-    result = reduction(e, root, index, rule);
-  } else if (rule.kind === 'matmul') {
-    result = matmul(e, root, index);
-  } else {
-    result = e.value(root, index);
-  }
-  const stored = root.dtype === 'bool' ? `select(0i, 1i, ${result})` : result;
+  const stores = plan.roots.map((r, k) => {
+    let result: string;
+    if (rule.kind === 'reduce') result = reduction(e, r, index, rule);
+    else if (rule.kind === 'matmul') result = matmul(e, r, index);
+    else result = e.value(r, index); // shared subexpressions are memoized across the roots
+    return `out${k}[flat] = ${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`;
+  });
   const decls = plan.inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${storageType(n)}>;`);
-  decls.push(`@group(0) @binding(${plan.inputs.length}) var<storage, read_write> out: array<${storageType(root)}>;`);
-  const body = [...e.lines(), `out[flat] = ${stored};`].map((l) => `  ${l}`).join('\n');
+  plan.roots.forEach((r, k) => decls.push(`@group(0) @binding(${plan.inputs.length + k}) var<storage, read_write> out${k}: array<${storageType(r)}>;`));
+  const body = [...e.lines(), ...stores].map((l) => `  ${l}`).join('\n');
   const n = shapeSize(root.shape);
   const code = `${decls.join('\n')}
 

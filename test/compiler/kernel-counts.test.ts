@@ -1,7 +1,7 @@
 // Pinned kernel counts (as tinygrad pins them): a change that splits what should be one kernel,
 // or merges what must not be, shows up here. Counts come from compileProgram; no GPU needed.
 import { describe, expect, test } from 'vitest';
-import { add, exp, grad, input, matmul, mul, relu, softmax, sum, tanh, type Tensor } from '../../index.js';
+import { add, div, exp, grad, input, matmul, mul, relu, softmax, sqrt, sub, sum, tanh, type Tensor } from '../../index.js';
 import { compileProgram, type KernelLimits } from '../../compiler/program.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { gpuDevice } from '../support/gpu.js';
@@ -34,6 +34,19 @@ describe('kernel counts', () => {
     expect(kernels([softmax(input('x', [8, 10]))]).kernels).toHaveLength(3);
   });
 
+  test('an AdamW update of one parameter (θ, m, v) is one multi-output kernel', () => {
+    const [theta, m, v, g] = ['theta', 'm', 'v', 'g'].map((n) => input(n, [17, 5]));
+    const lr = input('lr', []);
+    const m1 = add(mul(m, 0.9), mul(g, 0.1));
+    const v1 = add(mul(v, 0.999), mul(mul(g, g), 0.001));
+    const theta1 = sub(theta, mul(lr, add(div(m1, add(sqrt(v1), 1e-8)), mul(theta, 0.01))));
+    const program = kernels([theta1, m1, v1]);
+    expect(program.kernels).toHaveLength(1);
+    expect(program.kernels[0].plan.roots).toHaveLength(3);
+    // Horizontal fusion across parameters of different shapes (the issue's "5 tensors, 1
+    // dispatch") is not built yet: each parameter is its own kernel today.
+  });
+
   test('gradient of a one-layer relu network', () => {
     const w = input('w', [3, 2]);
     const x = input('x', [4, 3]);
@@ -41,7 +54,7 @@ describe('kernel counts', () => {
     // Forward matmul; the relu-masked cotangent (a mul) is materialized because it is more than
     // index arithmetic and the backward matmul would recompute it k times; then xᵀ · it.
     const program = kernels([dw]);
-    expect(program.kernels.map((k) => k.plan.root.op)).toEqual(['matmul', 'mul', 'matmul']);
+    expect(program.kernels.map((k) => k.plan.roots.map((r) => r.op).join('+'))).toEqual(['matmul', 'mul', 'matmul']);
   });
 
   test('a kernel never binds more storage buffers than the stage allows', async () => {
