@@ -5,5 +5,5 @@ export type { DType } from './compiler/ir/dtype.js';
 export { array, HostArray } from './runtime/host-array.js';
 export { createDevice, type DeviceOptions } from './runtime/create-device.js';
 export type { Device, DeviceArray } from './runtime/device.js';
-export { jit, type ArrayLeaf, type Materialized } from './runtime/jit.js';
+export { jit, type ArrayLeaf, type JitOptions, type Materialized } from './runtime/jit.js';
 export { WebGpuDevice } from './runtime/webgpu-device.js';

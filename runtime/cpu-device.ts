@@ -1,9 +1,11 @@
 import { fmtShape, GrngError, type DType, type Node } from '../compiler/ir/index.js';
-import type { Device, DeviceArray } from './device.js';
+import { consumedError, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
 import { interpret, type Precision } from './interpreter.js';
 
 /** A device array of the CPU interpreter: the values themselves. */
 export class CpuArray implements DeviceArray {
+  consumed = false;
+
   constructor(
     readonly device: CpuDevice,
     readonly data: Float64Array,
@@ -12,6 +14,7 @@ export class CpuArray implements DeviceArray {
   ) {}
 
   read(): Promise<Float64Array> {
+    if (this.consumed) return Promise.reject(consumedError());
     return Promise.resolve(Float64Array.from(this.data));
   }
 
@@ -37,15 +40,18 @@ export class CpuDevice implements Device {
     return new CpuArray(this, Float64Array.from(data), shape, dtype);
   }
 
-  async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>): Promise<CpuArray[]> {
+  async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options: ExecuteOptions = {}): Promise<CpuArray[]> {
     const values = new Map<string, Float64Array>();
     for (const [name, arr] of inputs) {
       if (!(arr instanceof CpuArray) || arr.device !== this) {
         throw new GrngError('execute', `input "${name}" lives on another device (${arr.device.description}); read it back or run there`);
       }
+      if (arr.consumed) throw consumedError();
       values.set(name, arr.data);
     }
     const results = interpret(outputs, values, { precision: this.precision });
+    // The interpreter never reuses memory, but donation has the same meaning on every device.
+    for (const name of options.donated ?? []) (inputs.get(name) as CpuArray).consumed = true;
     return outputs.map((n, i) => new CpuArray(this, results[i], n.shape, n.dtype));
   }
 }

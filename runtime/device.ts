@@ -1,4 +1,4 @@
-import type { DType, Node } from '../compiler/ir/index.js';
+import { GrngError, type DType, type Node } from '../compiler/ir/index.js';
 
 /**
  * Where compiled programs run. The CPU interpreter is the reference; WebGPU devices
@@ -8,10 +8,19 @@ export interface Device {
   readonly kind: 'cpu' | 'webgpu';
   /** Human-readable description of the adapter or interpreter mode. */
   readonly description: string;
-  /** Evaluates `outputs` with the named inputs bound; returns one device array per output. */
-  execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>): Promise<DeviceArray[]>;
+  /**
+   * Evaluates `outputs` with the named inputs bound; returns one device array per output.
+   * Donated inputs may have their memory reused for outputs (updated in place); afterwards they
+   * are consumed, unless returned as an output themselves.
+   */
+  execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options?: ExecuteOptions): Promise<DeviceArray[]>;
   /** Moves host data onto the device. */
   upload(data: Float64Array, shape: readonly number[], dtype: DType): DeviceArray;
+}
+
+export interface ExecuteOptions {
+  /** Names of inputs whose arrays are donated to this call. */
+  readonly donated?: ReadonlySet<string>;
 }
 
 /** An array living on a device; `await x.read()` brings its numbers to the host. */
@@ -21,4 +30,11 @@ export interface DeviceArray {
   readonly device: Device;
   /** The values in row-major order (f32, i32 and bool all fit exactly in a Float64Array). */
   read(): Promise<Float64Array>;
+  /** True once the array was donated to a call: its memory may hold something else now. */
+  readonly consumed: boolean;
+}
+
+/** The error for using an array after donating it. */
+export function consumedError(): GrngError {
+  return new GrngError('read', 'this array was donated to a call (donate) and its memory reused; use that call\'s result instead');
 }

@@ -28,9 +28,10 @@ interface Executable {
  */
 export function jit<A extends readonly unknown[], R>(
   f: (...args: A) => R,
-  options: { device: Device },
+  options: JitOptions,
 ): (...args: ArrayArgs<A>) => Promise<Materialized<R>> {
   const { device } = options ?? {};
+  const donate = new Set(typeof options?.donate === 'number' ? [options.donate] : (options?.donate ?? []));
   if (device === undefined || typeof device.execute !== 'function') {
     throw new GrngError('jit', 'needs { device }: create one with await createDevice() or createDevice({ kind: "cpu" })');
   }
@@ -53,10 +54,44 @@ export function jit<A extends readonly unknown[], R>(
       cache.set(signature, exe);
     }
     const inputs = new Map(exe.inputNames.map((name, i) => [name, arrays[i]] as const));
-    const results = await device.execute(exe.outputs, inputs);
+    const donated = donatedNames(args, donate, exe.inputNames, arrays);
+    const results = await device.execute(exe.outputs, inputs, { donated });
     return exe.rebuild(results) as Materialized<R>;
   };
   return run as (...args: ArrayArgs<A>) => Promise<Materialized<R>>;
+}
+
+export interface JitOptions {
+  readonly device: Device;
+  /**
+   * Positions of arguments whose arrays the call may overwrite (JAX's donate_argnums): outputs
+   * of their shape are written in place — how parameters and optimizer state stay resident
+   * without copies. Donated arrays are consumed by the call; use its results.
+   */
+  readonly donate?: number | readonly number[];
+}
+
+/** Input names of the donated arguments' leaves; an array passed twice cannot also be donated. */
+function donatedNames(args: readonly unknown[], donate: ReadonlySet<number>, names: readonly string[], arrays: readonly DeviceArray[]): Set<string> {
+  const out = new Set<string>();
+  if (donate.size === 0) return out;
+  let k = 0;
+  args.forEach((arg, position) => {
+    const count = flattenTree('jit', arg, isArrayLeaf, 'an array').leaves.length;
+    if (donate.has(position)) for (let i = k; i < k + count; i++) out.add(names[i]);
+    k += count;
+  });
+  for (const position of donate) {
+    if (!Number.isInteger(position) || position < 0 || position >= args.length) {
+      throw new GrngError('jit', `donate lists argument ${position}, but the call has ${args.length} argument(s)`);
+    }
+  }
+  arrays.forEach((a, i) => {
+    if (out.has(names[i]) && arrays.some((b, j) => j !== i && b === a)) {
+      throw new GrngError('jit', `argument array ${i} is donated but also passed elsewhere in the same call; pass a copy or donate neither`);
+    }
+  });
+  return out;
 }
 
 /** Arguments in place of the traced function's: an array for a Tensor, a tree of arrays for a tree. */

@@ -1,7 +1,7 @@
-import { fmtShape, GrngError, shapeSize, type DType, type Node } from '../compiler/ir/index.js';
+import { fmtShape, GrngError, shapeSize, topoSort, type DType, type Node } from '../compiler/ir/index.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
 import { BufferPool } from './buffer-pool.js';
-import type { Device, DeviceArray } from './device.js';
+import { consumedError, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
 
 /** What the WebGPU device needs from an opened adapter. */
 export interface GpuHandle {
@@ -26,6 +26,8 @@ const bytesOf = (elements: number) => Math.max(4, elements * 4);
 
 /** An array in a GPU buffer (f32 as f32, i32 and bool as i32). */
 export class GpuArray implements DeviceArray {
+  consumed = false;
+
   constructor(
     readonly device: WebGpuDevice,
     readonly buffer: GPUBuffer,
@@ -34,6 +36,7 @@ export class GpuArray implements DeviceArray {
   ) {}
 
   async read(): Promise<Float64Array> {
+    if (this.consumed) throw consumedError();
     const gpu = this.device.gpu;
     const n = shapeSize(this.shape);
     const staging = gpu.createBuffer({ size: bytesOf(n), usage: MAP_READ | COPY_DST });
@@ -83,7 +86,7 @@ export class WebGpuDevice implements Device {
   /** A device array owning `buffer`: when it is garbage-collected, the buffer returns to the pool. */
   private owned(buffer: GPUBuffer, shape: readonly number[], dtype: DType): GpuArray {
     const array = new GpuArray(this, buffer, shape, dtype);
-    this.reclaim.register(array, buffer);
+    this.reclaim.register(array, buffer, array);
     return array;
   }
 
@@ -109,8 +112,9 @@ export class WebGpuDevice implements Device {
     return this.executable(outputs).program.kernels.length;
   }
 
-  async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>): Promise<GpuArray[]> {
-    const exe = this.executable(outputs);
+  async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options: ExecuteOptions = {}): Promise<GpuArray[]> {
+    const donated = options.donated ?? new Set<string>();
+    const exe = this.executable(outputs, donated);
     const buffers = new Map<number, GPUBuffer>(exe.constants);
     const given = new Map<number, GpuArray>();
     for (const node of exe.program.externals) {
@@ -121,18 +125,28 @@ export class WebGpuDevice implements Device {
       if (!(arr instanceof GpuArray) || arr.device !== this) {
         throw new GrngError('execute', `input "${name}" lives on another device (${arr.device.description}); read it back or run there`);
       }
+      if (arr.consumed) throw consumedError();
       buffers.set(node.id, arr.buffer);
       given.set(node.id, arr);
     }
     const encoder = this.gpu.createCommandEncoder();
     const pass = encoder.beginComputePass();
     const created: GPUBuffer[] = [];
-    exe.program.kernels.forEach(({ plan, source }, k) => {
-      const outs = plan.roots.map((root) => {
+    const overwritten = new Set<GPUBuffer>();
+    exe.program.kernels.forEach(({ plan, source, aliases }, k) => {
+      const outs = plan.roots.flatMap((root, r) => {
+        const alias = aliases.get(r);
+        if (alias !== undefined) {
+          // In place: the root is stored into the donated input's buffer (bound read_write).
+          const buffer = buffers.get(plan.inputs[alias].id) as GPUBuffer;
+          overwritten.add(buffer);
+          buffers.set(root.id, buffer);
+          return [];
+        }
         const out = this.pool.acquire(bytesOf(source.invocations));
         created.push(out);
         buffers.set(root.id, out);
-        return out;
+        return [out];
       });
       if (source.invocations === 0) return;
       const entries = [...plan.inputs.map((n) => buffers.get(n.id) as GPUBuffer), ...outs].map((buffer, binding) => ({ binding, resource: { buffer } }));
@@ -144,14 +158,28 @@ export class WebGpuDevice implements Device {
     pass.end();
     this.gpu.queue.submit([encoder.finish()]);
     // An output that is an input is that input's array; constants stay owned by the executable.
-    const results = new Map<number, GpuArray>(given);
+    const results = new Map<number, GpuArray>();
     for (const node of outputs) {
       if (results.has(node.id)) continue;
+      const input = given.get(node.id);
+      if (input !== undefined) {
+        results.set(node.id, input);
+        continue;
+      }
       const buffer = buffers.get(node.id) as GPUBuffer;
-      results.set(node.id, created.includes(buffer) ? this.owned(buffer, node.shape, node.dtype) : new GpuArray(this, buffer, node.shape, node.dtype));
+      const owned = created.includes(buffer) || overwritten.has(buffer);
+      results.set(node.id, owned ? this.owned(buffer, node.shape, node.dtype) : new GpuArray(this, buffer, node.shape, node.dtype));
+    }
+    const kept = new Set([...results.values()].map((r) => r.buffer));
+    // Donated arrays are consumed; their buffers now belong to a result or go back to the pool.
+    for (const name of donated) {
+      const arr = inputs.get(name) as GpuArray;
+      if (kept.has(arr.buffer) && !overwritten.has(arr.buffer)) continue; // returned as it is
+      arr.consumed = true;
+      this.reclaim.unregister(arr);
+      if (!kept.has(arr.buffer)) this.pool.release(arr.buffer);
     }
     // Intermediates go back to the pool at once: later submissions run after this one.
-    const kept = new Set([...results.values()].map((r) => r.buffer));
     for (const b of created) if (!kept.has(b)) this.pool.release(b);
     return outputs.map((node) => results.get(node.id) as GpuArray);
   }
@@ -165,12 +193,13 @@ export class WebGpuDevice implements Device {
     return [Math.ceil(groups / y), y];
   }
 
-  private executable(outputs: readonly Node[]): Executable {
+  private executable(outputs: readonly Node[], donated: ReadonlySet<string> = new Set()): Executable {
     // Nodes are hash-consed, so the output ids identify the whole graph.
-    const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}`;
+    const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}:${[...donated].sort().join(',')}`;
     let exe = this.executables.get(key);
     if (exe === undefined) {
-      const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse });
+      const donatedIds = new Set(topoSort(outputs).flatMap((n) => (n.op === 'input' && donated.has((n as Node<'input'>).attrs.name) ? [n.id] : [])));
+      const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse, donated: donatedIds });
       // GRNG_EXPLAIN=1 prints each new program's kernels; GRNG_EXPLAIN=wgsl adds their source.
       const explain = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.GRNG_EXPLAIN;
       if (explain) console.error(explainProgram(program, explain === 'wgsl'));

@@ -35,6 +35,11 @@ class Emitter {
   private readonly blocks: string[][] = [[]];
   private readonly memo: Map<string, string>[] = [new Map()];
   private count = 0;
+  /** Bindings read somewhere other than at the kernel's own element (they cannot be updated in place). */
+  readonly readElsewhere = new Set<number>();
+
+  /** The kernel's own element index, to recognize reads of exactly that element. */
+  ownIndex: readonly string[] = [];
 
   constructor(private readonly bindings: ReadonlyMap<number, number>) {}
 
@@ -76,6 +81,8 @@ class Emitter {
   private compute(node: Node, index: readonly string[]): string {
     const binding = this.bindings.get(node.id);
     if (binding !== undefined) {
+      const own = index.length === this.ownIndex.length && index.every((e, i) => e === this.ownIndex[i]);
+      if (!own) this.readElsewhere.add(binding);
       const strides = stridesOf(node.shape);
       const offset = index.map((e, i) => (node.shape[i] === 1 ? null : strides[i] === 1 ? e : `${e} * ${strides[i]}i`)).filter((t) => t !== null);
       const load = `in${binding}[${offset.length > 0 ? offset.join(' + ') : '0i'}]`;
@@ -117,21 +124,45 @@ function unravel(e: Emitter, flat: string, shape: readonly number[]): string[] {
 }
 
 /** WGSL for one kernel: one invocation per element of the root. */
-export function kernelSource(plan: KernelPlan, workgroupSize: number): KernelSource {
+/**
+ * WGSL for one kernel: one invocation per element of the roots. `aliases` maps a root (by
+ * position) to the input (by position) whose buffer it overwrites in place: that input is bound
+ * read_write and the root is stored into it. Only valid when the kernel reads that input at its
+ * own element alone (see `inPlaceCandidates`) and nothing later reads the old values.
+ */
+export function kernelSource(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<number, number> = new Map()): KernelSource {
+  return generate(plan, workgroupSize, aliases).source;
+}
+
+/** Inputs this kernel reads only at its own element: each can be overwritten by a root of the same shape. */
+export function inPlaceCandidates(plan: KernelPlan): number[] {
+  const kind = ruleOf(plan.roots[0]).kind;
+  if (kind === 'reduce' || kind === 'matmul') return [];
+  const { readElsewhere } = generate(plan, 64, new Map()).emitter;
+  return plan.inputs.flatMap((n, i) => (readElsewhere.has(i) ? [] : [i]));
+}
+
+function generate(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<number, number>): { source: KernelSource; emitter: Emitter } {
   const root = plan.roots[0];
   const bindings = new Map(plan.inputs.map((n, i) => [n.id, i] as const));
   const e = new Emitter(bindings);
   const index = unravel(e, 'flat', root.shape);
+  e.ownIndex = index;
   const rule = ruleOf(root);
   const stores = plan.roots.map((r, k) => {
     let result: string;
     if (rule.kind === 'reduce') result = reduction(e, r, index, rule);
     else if (rule.kind === 'matmul') result = matmul(e, r, index);
     else result = e.value(r, index); // shared subexpressions are memoized across the roots
-    return `out${k}[flat] = ${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`;
+    const target = aliases.has(k) ? `in${aliases.get(k)}` : `out${k}`;
+    return `${target}[flat] = ${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`;
   });
-  const decls = plan.inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${storageType(n)}>;`);
-  plan.roots.forEach((r, k) => decls.push(`@group(0) @binding(${plan.inputs.length + k}) var<storage, read_write> out${k}: array<${storageType(r)}>;`));
+  const inPlace = new Set(aliases.values());
+  const decls = plan.inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, ${inPlace.has(i) ? 'read_write' : 'read'}> in${i}: array<${storageType(n)}>;`);
+  let binding = plan.inputs.length;
+  plan.roots.forEach((r, k) => {
+    if (!aliases.has(k)) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out${k}: array<${storageType(r)}>;`);
+  });
   const body = [...e.lines(), ...stores].map((l) => `  ${l}`).join('\n');
   const n = shapeSize(root.shape);
   const code = `${decls.join('\n')}
@@ -143,7 +174,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 ${body}
 }
 `;
-  return { code: [...helpersFor(code), code].join('\n'), invocations: n, workgroupSize };
+  return { source: { code: [...helpersFor(code), code].join('\n'), invocations: n, workgroupSize }, emitter: e };
 }
 
 /** The prelude helpers `code` calls, directly or through other helpers (WGSL declarations are order-free). */
