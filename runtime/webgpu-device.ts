@@ -143,7 +143,7 @@ export class WebGpuDevice implements Device {
           buffers.set(root.id, buffer);
           return [];
         }
-        const out = this.pool.acquire(bytesOf(source.invocations));
+        const out = this.pool.acquire(bytesOf(shapeSize(root.shape)));
         created.push(out);
         buffers.set(root.id, out);
         return [out];

@@ -145,6 +145,7 @@ export function inPlaceCandidates(plan: KernelPlan): number[] {
 function generate(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<number, number>): { source: KernelSource; emitter: Emitter } {
   const root = plan.roots[0];
   const bindings = new Map(plan.inputs.map((n, i) => [n.id, i] as const));
+  if (ruleOf(root).kind === 'matmul') return generateMatmul(plan, bindings, workgroupSize);
   const e = new Emitter(bindings);
   const index = unravel(e, 'flat', root.shape);
   e.ownIndex = index;
@@ -152,30 +153,87 @@ function generate(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<
   const stores = plan.roots.map((r, k) => {
     let result: string;
     if (rule.kind === 'reduce') result = reduction(e, r, index, rule);
-    else if (rule.kind === 'matmul') result = matmul(e, r, index);
     else result = e.value(r, index); // shared subexpressions are memoized across the roots
     const target = aliases.has(k) ? `in${aliases.get(k)}` : `out${k}`;
     return `${target}[flat] = ${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`;
   });
   const inPlace = new Set(aliases.values());
-  const decls = plan.inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, ${inPlace.has(i) ? 'read_write' : 'read'}> in${i}: array<${storageType(n)}>;`);
+  const decls = declarations(plan, inPlace);
   let binding = plan.inputs.length;
   plan.roots.forEach((r, k) => {
     if (!aliases.has(k)) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out${k}: array<${storageType(r)}>;`);
   });
-  const body = [...e.lines(), ...stores].map((l) => `  ${l}`).join('\n');
-  const n = shapeSize(root.shape);
+  return { source: assemble(decls, [...e.lines(), ...stores], shapeSize(root.shape), workgroupSize), emitter: e };
+}
+
+function declarations(plan: KernelPlan, inPlace: ReadonlySet<number>): string[] {
+  return plan.inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, ${inPlace.has(i) ? 'read_write' : 'read'}> in${i}: array<${storageType(n)}>;`);
+}
+
+/** The kernel module: helpers it calls, bindings, and a main over `invocations` flat ids. */
+function assemble(decls: readonly string[], lines: readonly string[], invocations: number, workgroupSize: number): KernelSource {
+  const body = lines.map((l) => `  ${l}`).join('\n');
   const code = `${decls.join('\n')}
 
 @compute @workgroup_size(${workgroupSize})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let flat = i32(gid.x + gid.y * groups.x * ${workgroupSize}u);
-  if (flat >= ${n}i) { return; }
+  if (flat >= ${invocations}i) { return; }
 ${body}
 }
 `;
-  return { source: { code: [...helpersFor(code), code].join('\n'), invocations: n, workgroupSize }, emitter: e };
+  return { code: [...helpersFor(code), code].join('\n'), invocations, workgroupSize };
 }
+
+/**
+ * Register-blocked matmul: each invocation computes a TM×TN tile of outputs, loading TM values
+ * of a and TN of b per k (operands are index arithmetic over buffers, inlined). No workgroup
+ * memory: on llvmpipe register blocking is what pays (shared-memory tiling measured slower).
+ * Rows and columns past the edge are clamped for loading and skipped when storing.
+ */
+function generateMatmul(plan: KernelPlan, bindings: ReadonlyMap<number, number>, workgroupSize: number): { source: KernelSource; emitter: Emitter } {
+  const root = plan.roots[0];
+  const [a, b] = root.inputs;
+  const r = root.shape.length;
+  const [m, n] = root.shape.slice(r - 2);
+  const depth = a.shape[r - 1];
+  const tm = Math.min(MATMUL_TILE.rows, m);
+  const tn = Math.min(MATMUL_TILE.cols, n);
+  const space = [...root.shape.slice(0, r - 2), Math.ceil(m / tm), Math.ceil(n / tn)];
+  const e = new Emitter(bindings);
+  const idx = unravel(e, 'flat', space);
+  const batch = idx.slice(0, r - 2);
+  const row0 = e.bind(`${idx[r - 2]} * ${tm}i`);
+  const col0 = e.bind(`${idx[r - 1]} * ${tn}i`);
+  const rows = Array.from({ length: tm }, (_, i) => e.bind(`min(${row0} + ${i}i, ${m - 1}i)`));
+  const cols = Array.from({ length: tn }, (_, j) => e.bind(`min(${col0} + ${j}i, ${n - 1}i)`));
+  const acc = (i: number, j: number) => `c${i}_${j}`;
+  for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) e.line(`var ${acc(i, j)} = ${literal(0, root.dtype)};`);
+  const k = e.fresh('k');
+  const body = e.block(() => {
+    const as = rows.map((row) => e.value(a, [...batch, row, k]));
+    const bs = cols.map((col) => e.value(b, [...batch, k, col]));
+    for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) e.line(`${acc(i, j)} = ${acc(i, j)} + ${as[i]} * ${bs[j]};`);
+  });
+  e.line(`for (var ${k} = 0i; ${k} < ${depth}i; ${k}++) {`);
+  body.forEach((l) => e.line(`  ${l}`));
+  e.line('}');
+  const strides = stridesOf(root.shape);
+  const base = batch.map((v, i) => `${v} * ${strides[i]}i`).join(' + ') || '0i';
+  for (let i = 0; i < tm; i++) {
+    for (let j = 0; j < tn; j++) {
+      const guard = [m % tm === 0 ? '' : `${row0} + ${i}i < ${m}i`, n % tn === 0 ? '' : `${col0} + ${j}i < ${n}i`].filter((g) => g !== '');
+      const store = `out0[${base} + (${row0} + ${i}i) * ${n}i + ${col0} + ${j}i] = ${acc(i, j)};`;
+      e.line(guard.length === 0 ? store : `if (${guard.join(' && ')}) { ${store} }`);
+    }
+  }
+  const decls = declarations(plan, new Set());
+  decls.push(`@group(0) @binding(${plan.inputs.length}) var<storage, read_write> out0: array<${storageType(root)}>;`);
+  return { source: assemble(decls, e.lines(), shapeSize(space), workgroupSize), emitter: e };
+}
+
+/** Outputs per invocation of a matmul (rows × cols), tuned on llvmpipe (issue 3's measurements). */
+const MATMUL_TILE = { rows: 8, cols: 16 };
 
 /** The prelude helpers `code` calls, directly or through other helpers (WGSL declarations are order-free). */
 function helpersFor(code: string): string[] {
@@ -213,18 +271,3 @@ function reduction(e: Emitter, root: Node, outIndex: readonly string[], rule: { 
   return acc;
 }
 
-/** One output element: Σ_k a[..., i, k] · b[..., k, j] (operands inlined: they are index arithmetic over buffers). */
-function matmul(e: Emitter, root: Node, outIndex: readonly string[]): string {
-  const [a, b] = root.inputs;
-  const r = root.shape.length;
-  const batch = outIndex.slice(0, r - 2);
-  const [i, j] = outIndex.slice(r - 2);
-  const k = e.fresh('k');
-  const acc = e.fresh('acc');
-  e.line(`var ${acc} = ${literal(0, root.dtype)};`);
-  const body = e.block(() => e.line(`${acc} = ${acc} + ${e.value(a, [...batch, i, k])} * ${e.value(b, [...batch, k, j])};`));
-  e.line(`for (var ${k} = 0i; ${k} < ${a.shape[r - 1]}i; ${k}++) {`);
-  body.forEach((l) => e.line(`  ${l}`));
-  e.line('}');
-  return acc;
-}

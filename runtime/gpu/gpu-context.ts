@@ -3,8 +3,8 @@
 
 export type FeatureLevel = 'core' | 'compatibility';
 
-/** Which route produced the adapter: a real GPU, one of the two software paths, or a browser. */
-export type GpuPath = 'native' | 'vulkan' | 'llvmpipe' | 'swiftshader' | 'browser';
+/** Which route produced the adapter: a real GPU, Dawn's Vulkan or OpenGL ES backend (llvmpipe), SwiftShader, or a browser. */
+export type GpuPath = 'native' | 'vulkan' | 'opengles' | 'swiftshader' | 'browser';
 
 export interface GpuContext {
   readonly device: GPUDevice;
