@@ -4,7 +4,7 @@ import { shapeSize, stridesOf } from '../ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
 import { opTable } from '../ops/table.js';
 import type { WgslRule } from '../ops/rule.js';
-import { literal } from './literals.js';
+import { literal, wgslType } from './literals.js';
 import { PRELUDE } from './prelude.js';
 
 export interface KernelSource {
@@ -40,6 +40,8 @@ class Emitter {
 
   /** The kernel's own element index, to recognize reads of exactly that element. */
   ownIndex: readonly string[] = [];
+  /** Vectorized kernel: every value is a vec4 and every load is the invocation's own vec4. */
+  vector = false;
 
   constructor(private readonly bindings: ReadonlyMap<number, number>) {}
 
@@ -80,6 +82,10 @@ class Emitter {
 
   private compute(node: Node, index: readonly string[]): string {
     const binding = this.bindings.get(node.id);
+    if (binding !== undefined && this.vector) {
+      // A one-element buffer (a scalar hyperparameter) is splatted; others are read as vec4s.
+      return this.bind(shapeSize(node.shape) === 1 ? `vec4<f32>(in${binding}[0])` : `in${binding}[flat]`);
+    }
     if (binding !== undefined) {
       const own = index.length === this.ownIndex.length && index.every((e, i) => e === this.ownIndex[i]);
       if (!own) this.readElsewhere.add(binding);
@@ -101,7 +107,7 @@ class Emitter {
       case 'leaf': {
         const v = rule.value(index, node);
         if (v === null) throw new GrngError('compile', `internal: ${node.op} node ${node.id} is buffer-backed but has no binding`);
-        return this.bind(v);
+        return this.bind(this.vector ? `vec4<${wgslType(node.dtype)}>(${v})` : v);
       }
       default:
         throw new GrngError('compile', `internal: ${node.op} node ${node.id} must be materialized before it is read`);
@@ -147,6 +153,7 @@ function generate(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<
   const bindings = new Map(plan.inputs.map((n, i) => [n.id, i] as const));
   if (ruleOf(root).kind === 'matmul') return generateMatmul(plan, bindings, workgroupSize);
   const e = new Emitter(bindings);
+  e.vector = vectorizable(plan);
   const index = unravel(e, 'flat', root.shape);
   e.ownIndex = index;
   const rule = ruleOf(root);
@@ -158,20 +165,55 @@ function generate(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<
     return `${target}[flat] = ${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`;
   });
   const inPlace = new Set(aliases.values());
-  const decls = declarations(plan, inPlace);
+  const element = (n: Node) => (e.vector && shapeSize(n.shape) > 1 ? `vec4<${storageType(n)}>` : storageType(n));
+  const decls = declarations(plan, inPlace, element);
   let binding = plan.inputs.length;
   plan.roots.forEach((r, k) => {
-    if (!aliases.has(k)) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out${k}: array<${storageType(r)}>;`);
+    if (!aliases.has(k)) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out${k}: array<${element(r)}>;`);
   });
-  return { source: assemble(decls, [...e.lines(), ...stores], shapeSize(root.shape), workgroupSize), emitter: e };
+  const invocations = shapeSize(root.shape) / (e.vector ? 4 : 1);
+  return { source: assemble(decls, [...e.lines(), ...stores], invocations, workgroupSize, e.vector ? 'vec4<f32>' : 'f32'), emitter: e };
 }
 
-function declarations(plan: KernelPlan, inPlace: ReadonlySet<number>): string[] {
-  return plan.inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, ${inPlace.has(i) ? 'read_write' : 'read'}> in${i}: array<${storageType(n)}>;`);
+/**
+ * Whether an elementwise kernel can run on vec4s (4 elements per invocation, as hand-written
+ * kernels do): f32 buffers of the roots' shape read only at the invocation's own element, a
+ * size divisible by 4, and nothing inlined that depends on the index or converts types
+ * (iota, casts, movement over buffers: broadcast constants are fine).
+ */
+function vectorizable(plan: KernelPlan): boolean {
+  const root = plan.roots[0];
+  const size = shapeSize(root.shape);
+  if (size === 0 || size % 4 !== 0) return false;
+  const sameShape = (n: Node) => n.shape.length === root.shape.length && n.shape.every((d, i) => d === root.shape[i]);
+  if (!plan.roots.every((r) => r.dtype === 'f32' && sameShape(r) && ruleOf(r).kind !== 'reduce' && ruleOf(r).kind !== 'matmul')) return false;
+  if (!plan.inputs.every((n) => n.dtype === 'f32' && (sameShape(n) || shapeSize(n.shape) === 1))) return false;
+  const buffers = new Set(plan.inputs.map((n) => n.id));
+  const seen = new Set<number>();
+  const ok = (node: Node): boolean => {
+    if (buffers.has(node.id) || seen.has(node.id)) return true;
+    seen.add(node.id);
+    const kind = ruleOf(node).kind;
+    if (node.op === 'cast' || node.op === 'iota' || node.dtype === 'i32') return false;
+    if (kind === 'index') return uniformValue(node.inputs[0], buffers);
+    return node.inputs.every(ok);
+  };
+  return plan.roots.every(ok);
+}
+
+/** True when `node` has one value everywhere: a splat constant or a one-element buffer, possibly moved. */
+function uniformValue(node: Node, buffers: ReadonlySet<number>): boolean {
+  if (buffers.has(node.id)) return shapeSize(node.shape) === 1;
+  if (node.op === 'constant') return 'value' in (node.attrs as object);
+  return ruleOf(node).kind === 'index' && uniformValue(node.inputs[0], buffers);
+}
+
+function declarations(plan: KernelPlan, inPlace: ReadonlySet<number>, element: (n: Node) => string = storageType): string[] {
+  return plan.inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, ${inPlace.has(i) ? 'read_write' : 'read'}> in${i}: array<${element(n)}>;`);
 }
 
 /** The kernel module: helpers it calls, bindings, and a main over `invocations` flat ids. */
-function assemble(decls: readonly string[], lines: readonly string[], invocations: number, workgroupSize: number): KernelSource {
+function assemble(decls: readonly string[], lines: readonly string[], invocations: number, workgroupSize: number, valueType = 'f32'): KernelSource {
   const body = lines.map((l) => `  ${l}`).join('\n');
   const code = `${decls.join('\n')}
 
@@ -182,7 +224,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 ${body}
 }
 `;
-  return { code: [...helpersFor(code), code].join('\n'), invocations, workgroupSize };
+  return { code: [...helpersFor(code, valueType), code].join('\n'), invocations, workgroupSize };
 }
 
 /**
@@ -236,7 +278,7 @@ function generateMatmul(plan: KernelPlan, bindings: ReadonlyMap<number, number>,
 const MATMUL_TILE = { rows: 8, cols: 16 };
 
 /** The prelude helpers `code` calls, directly or through other helpers (WGSL declarations are order-free). */
-function helpersFor(code: string): string[] {
+function helpersFor(code: string, valueType: string): string[] {
   const used = new Set<string>();
   let text = code;
   for (let grew = true; grew; ) {
@@ -244,12 +286,12 @@ function helpersFor(code: string): string[] {
     for (const h of PRELUDE) {
       if (!used.has(h.name) && text.includes(`${h.name}(`)) {
         used.add(h.name);
-        text += h.code;
+        text += h.code(valueType);
         grew = true;
       }
     }
   }
-  return PRELUDE.filter((h) => used.has(h.name)).map((h) => h.code);
+  return PRELUDE.filter((h) => used.has(h.name)).map((h) => h.code(valueType));
 }
 
 /** Sequential accumulation over the reduced axes (the producer expression is inlined per element). */

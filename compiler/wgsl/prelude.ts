@@ -1,34 +1,39 @@
 /**
  * WGSL helpers for primitives whose built-in form is not accurate or not defined where the
- * reference interpreter is: included in a kernel only when it calls them.
+ * reference interpreter is: included in a kernel only when it calls them. Each is written for
+ * a type T (f32, or vec4<f32> in vectorized kernels) using only component-wise operations.
  */
-export const PRELUDE: readonly { name: string; code: string }[] = [
+export interface Helper {
+  readonly name: string;
+  code(t: string): string;
+}
+
+export const PRELUDE: readonly Helper[] = [
   {
     // Non-finite f32 values: WGSL has no literals for them and rejects them in constant expressions.
     name: 'grng_bits',
-    code: `fn grng_bits(b: u32) -> f32 { return bitcast<f32>(b); }`,
+    code: () => `fn grng_bits(b: u32) -> f32 { return bitcast<f32>(b); }`,
   },
   {
     // WGSL's pow is exp2(b·log2(a)): undefined for a < 0 and for pow(0, 0). JS semantics here.
     name: 'grng_pow',
-    code: `fn grng_pow(a: f32, b: f32) -> f32 {
-  if (b == 0.0f) { return 1.0f; }
+    code: (t) => `fn grng_pow(a: ${t}, b: ${t}) -> ${t} {
   let m = pow(abs(a), b);
-  if (a >= 0.0f) { return m; }
-  if (floor(b) != b) { return grng_bits(0x7fc00000u); }
-  let odd = (b - 2.0f * floor(b * 0.5f)) == 1.0f;
-  return select(m, -m, odd);
+  let odd = (b - 2.0f * floor(b * 0.5f)) == ${t}(1.0f);
+  let negative = select(select(m, -m, odd), ${t}(grng_bits(0x7fc00000u)), floor(b) != b);
+  return select(select(negative, m, a >= ${t}(0.0f)), ${t}(1.0f), b == ${t}(0.0f));
 }`,
   },
   {
     // Built-in tanh inherits sinh/cosh accuracy and may overflow for large |x|: a short series
     // near 0 (relative error < 1e-7 for |x| < 0.1) and (1 − e^(−2|x|)) / (1 + e^(−2|x|)) elsewhere.
     name: 'grng_tanh',
-    code: `fn grng_tanh(x: f32) -> f32 {
+    code: (t) => `fn grng_tanh(x: ${t}) -> ${t} {
   let ax = abs(x);
-  if (ax < 0.1f) { let x2 = x * x; return x * (1.0f - x2 * (0.33333334f - x2 * 0.13333334f)); }
+  let x2 = x * x;
+  let series = x * (1.0f - x2 * (0.33333334f - x2 * 0.13333334f));
   let e = exp(-2.0f * ax);
-  return sign(x) * (1.0f - e) / (1.0f + e);
+  return select(sign(x) * (1.0f - e) / (1.0f + e), series, ax < ${t}(0.1f));
 }`,
   },
 ];

@@ -6,7 +6,7 @@
 // results agree to a few f32 roundings of the partial sums: |Δ| ≤ 8·2^-24·Σ|terms| (K ≤ 65).
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { add, exp, input, matmul, max, sum, type Tensor } from '../../index.js';
+import { add, exp, input, matmul, max, mul, pow, sub, sum, tanh, type Tensor } from '../../index.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, seedArb, uniform } from '../support/random.js';
@@ -55,5 +55,17 @@ describe('WebGPU on odd sizes', () => {
   test('broadcasts of a 257-long vector against a [3, 257] matrix, fused with exp', async () => {
     // WGSL allows exp an error of 3 + 2·|x| ULP; here |x| ≤ 2, so 7 ULP (one ULP ≤ 2^-23·|r|).
     await check((a, v) => exp(add(a, v)), [[3, 257], [257]], 5, (ref) => (i) => 7 * 2 ** -23 * Math.abs(ref[i]));
+  });
+});
+
+describe('vectorized elementwise kernels (vec4)', () => {
+  test('an elementwise update with a scalar hyperparameter runs on vec4s and matches the interpreter', async () => {
+    const gpu = await gpuDevice();
+    const build = (x: Tensor, y: Tensor, lr: Tensor) => sub(x, mul(lr, add(tanh(mul(x, y)), pow(add(mul(y, y), 0.5), -1.5))));
+    const shapes = [[3, 256], [3, 256], []];
+    const xs = shapes.map((s, i) => input(`v${i}`, s));
+    expect(gpu.explain([build(xs[0], xs[1], xs[2]).node], true)).toContain('array<vec4<f32>>');
+    // tanh/pow within a few ULP on the software adapters; with the O(1) terms here, 8 ULP.
+    await check(build, shapes, 11, (ref) => (i) => 8 * 2 ** -23 * (1 + Math.abs(ref[i])));
   });
 });
