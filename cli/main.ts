@@ -1,17 +1,17 @@
 #!/usr/bin/env node
-// The `grng` command. It imports nothing from the library yet, so it builds and runs even
-// while the core is in pieces; commands (train, bench, ...) join as their issues land.
+// The `grng` command; commands (train, bench, ...) join as their issues land.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const USAGE = `Usage: grng <command> [options]
 
+Commands:
+  doctor [--all]   show the WebGPU adapter grng uses here (--all: every path it can try)
+
 Options:
   -h, --help       show this help
   -v, --version    print the grng version
-
-No commands are available yet; training and benchmarks arrive with their issues.
 `;
 
 // Walks up from this file to grng's own package.json: from dist/cli/main.js that is
@@ -34,7 +34,7 @@ function version(): string {
   }
 }
 
-function main(argv: readonly string[]): number {
+async function main(argv: readonly string[]): Promise<number> {
   const [command] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
     process.stdout.write(USAGE);
@@ -44,8 +44,13 @@ function main(argv: readonly string[]): number {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
+  if (command === 'doctor') {
+    // Imported here so --help and --version never load the native WebGPU module.
+    const { doctor } = await import('./doctor.js');
+    return doctor(argv.slice(1), (text) => process.stdout.write(text));
+  }
   process.stderr.write(`grng: unknown command '${command}'\n\n${USAGE}`);
   return 2;
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

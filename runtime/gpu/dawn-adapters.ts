@@ -3,7 +3,7 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FeatureLevel, OpenedAdapter } from './gpu-context.js';
+import { tieToInstance, type FeatureLevel, type OpenedAdapter } from './gpu-context.js';
 import { SWIFTSHADER_ICD, type Attempt } from './system-packages.js';
 
 export type DawnPath = 'native' | 'vulkan' | 'opengles' | 'swiftshader';
@@ -61,6 +61,7 @@ async function request(backend: string, path: DawnPath, options: GPURequestAdapt
   const instance = create([`backend=${backend}`]);
   const adapter = await instance.requestAdapter(options);
   if (adapter === null) return { path, reason: `Dawn's ${backend} backend offered no adapter${options.featureLevel === 'core' ? ' at the core feature level' : ''}` };
+  tieToInstance(adapter, instance);
   return { adapter, backend, path, instance };
 }
 

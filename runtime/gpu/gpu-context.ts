@@ -19,8 +19,9 @@ export interface GpuContext {
   readonly limits: GPUSupportedLimits;
   readonly features: readonly string[];
   /**
-   * Dawn's instance (the object `create()` returned). The device is only valid while it is
-   * alive, so the context holds it; null in browsers.
+   * Dawn's instance (the object `create()` returned); null in browsers. It must outlive the
+   * adapter and device: when it was collected first, Node crashed or hung at exit (seen with
+   * webgpu 0.6.2), so the context holds it, and so do the adapter and device (see tieToInstance).
    */
   readonly instance: GPU | null;
   destroy(): void;
@@ -54,6 +55,14 @@ export interface OpenedAdapter {
   readonly instance: GPU | null;
 }
 
+// Ties a Dawn instance to the adapters and devices it made, so code that keeps only
+// `ctx.device` (or an adapter) still keeps the instance alive; weak, so dropping them frees it.
+const keepAlive = new WeakMap<GPUAdapter | GPUDevice, GPU>();
+
+export function tieToInstance(owned: GPUAdapter | GPUDevice, instance: GPU): void {
+  keepAlive.set(owned, instance);
+}
+
 /**
  * Requests the device. A compatibility-level request leaves 'core-features-and-limits' off
  * so validation matches a compatibility-only adapter even on one that could do core.
@@ -64,7 +73,7 @@ export async function openContext(opened: OpenedAdapter, featureLevel: FeatureLe
   if (featureLevel !== 'compatibility') wanted.push('core-features-and-limits');
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: maxLimits(adapter) });
-  let instance = opened.instance;
+  if (opened.instance !== null) tieToInstance(device, opened.instance);
   return {
     device,
     adapter,
@@ -74,10 +83,9 @@ export async function openContext(opened: OpenedAdapter, featureLevel: FeatureLe
     adapterName: adapterName(adapter.info),
     limits: device.limits,
     features: [...device.features].sort(),
-    get instance() { return instance; },
+    instance: opened.instance,
     destroy() {
       device.destroy();
-      instance = null; // let Dawn's instance go so nothing keeps the process alive
     },
   };
 }

@@ -24,6 +24,9 @@ export const dpkgInstalled: PackageChecker = (packages) => {
     .map((line) => (line.split(' ')[0] ?? '').replace(/:.*$/, ''))); // "pkg:amd64" → "pkg"
 };
 
+// The name under which each software path shows up in the attempts (openGpu's backend names).
+const ATTEMPT_NAME: Readonly<Record<string, string>> = { llvmpipe: 'opengles', swiftshader: 'swiftshader' };
+
 /** One failed way of getting an adapter, and why. */
 export interface Attempt {
   readonly path: string;
@@ -43,12 +46,13 @@ export function noAdapterMessage(attempts: readonly Attempt[], installed: Packag
   }
   const missing: string[] = [];
   lines.push('Software WebGPU paths (for machines without a usable GPU):');
-  for (const p of Object.values(SOFTWARE_PATHS)) {
+  for (const [key, p] of Object.entries(SOFTWARE_PATHS)) {
     const lacking = p.packages.filter((name) => !have.has(name));
     missing.push(...lacking);
-    lines.push(lacking.length === 0
-      ? `  - ${p.label}: its packages (${p.packages.join(' ')}) are installed, yet it gave no adapter (see above).`
-      : `  - ${p.label}: needs the Debian packages ${p.packages.join(' ')}; missing: ${lacking.join(' ')}.`);
+    const tried = attempts.some((a) => a.path === ATTEMPT_NAME[key]);
+    lines.push(lacking.length > 0
+      ? `  - ${p.label}: needs the Debian packages ${p.packages.join(' ')}; missing: ${lacking.join(' ')}.`
+      : `  - ${p.label}: its packages (${p.packages.join(' ')}) are installed${tried ? ', yet it gave no adapter (see above)' : ''}.`);
   }
   if (missing.length > 0) {
     lines.push(`Install the missing ones (as root): apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`);
