@@ -1,14 +1,21 @@
-// The WebGPU device the compiler suites run on, opened once per test file.
+// The WebGPU devices the compiler suites run on, opened once per test file.
 import { createDevice } from '../../index.js';
 import { WebGpuDevice } from '../../runtime/webgpu-device.js';
 
-let opened: Promise<WebGpuDevice> | undefined;
+const opened = new Map<string, Promise<WebGpuDevice>>();
 
-/** The default WebGPU device (llvmpipe in compatibility mode on machines without a GPU). */
-export function gpuDevice(): Promise<WebGpuDevice> {
-  opened ??= createDevice().then((d) => {
-    if (!(d instanceof WebGpuDevice)) throw new Error(`expected a WebGPU device, got ${d.description}`);
-    return d;
-  });
-  return opened;
+/**
+ * The default WebGPU device (llvmpipe in compatibility mode on machines without a GPU), or
+ * SwiftShader (core feature level) — the second software adapter of DESIGN.md.
+ */
+export function gpuDevice(backend: 'auto' | 'swiftshader' = 'auto'): Promise<WebGpuDevice> {
+  let device = opened.get(backend);
+  if (device === undefined) {
+    device = createDevice({ backend }).then((d) => {
+      if (!(d instanceof WebGpuDevice)) throw new Error(`expected a WebGPU device, got ${d.description}`);
+      return d;
+    });
+    opened.set(backend, device);
+  }
+  return device;
 }
