@@ -25,6 +25,7 @@ import {
   mul, neg, pad, pow, recip, reshape, rsqrt, sign, sin, slice, sqrt, stopGradient, sub, sum, tanh, Tensor, transpose, where,
 } from '../../index.js';
 import { builder, opTable, PRIMITIVES, topoSort, type Node, type Primitive } from '../../compiler/ir/index.js';
+import { concatAll } from '../support/programs.js';
 import { hostFunction } from '../support/host-function.js';
 import { centralDirectional, centralGradient, maxAbs, maxScaledError } from '../support/numeric.js';
 import { int, plain, prng, randomShape, range, seedArb, shuffle, sizeOf, uniform } from '../support/random.js';
@@ -315,15 +316,7 @@ const gradAll =
   (...args: Tensor[]): Tensor[] =>
     grad(f, range(n))(...args) as unknown as Tensor[];
 
-function concat(parts: readonly Float64Array[]): Float64Array {
-  const out = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
-  let k = 0;
-  for (const p of parts) {
-    out.set(p, k);
-    k += p.length;
-  }
-  return out;
-}
+const concat = concatAll;
 
 function opsOf(t: Tensor): Set<Primitive> {
   return new Set(topoSort([t.node]).map((n: Node) => n.op));
