@@ -1,7 +1,10 @@
 // Pinned kernel counts (as tinygrad pins them): a change that splits what should be one kernel,
 // or merges what must not be, shows up here. Counts come from compileProgram; no GPU needed.
 import { describe, expect, test } from 'vitest';
-import { add, div, exp, grad, input, matmul, mul, relu, softmax, sqrt, sub, sum, tanh, type Tensor } from '../../index.js';
+import { add, crossEntropy, div, exp, grad, input, matmul, mul, relu, softmax, sqrt, square, sub, sum, tanh, valueAndGrad, type Tensor } from '../../index.js';
+
+/** Kernels of the 2-layer MLP training step below (see its comment for the breakdown). */
+const MLP_STEP_KERNELS = 20;
 import { compileProgram, type KernelLimits } from '../../compiler/program.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { gpuDevice } from '../support/gpu.js';
@@ -45,6 +48,28 @@ describe('kernel counts', () => {
     expect(program.kernels[0].plan.roots).toHaveLength(3);
     // Horizontal fusion across parameters of different shapes (the issue's "5 tensors, 1
     // dispatch") is not built yet: each parameter is its own kernel today.
+  });
+
+  test('a 2-layer MLP forward + backward + AdamW step', () => {
+    const params = { w1: input('w1', [4, 8]), b1: input('b1', [8]), w2: input('w2', [8, 3]), b2: input('b2', [3]) };
+    const x = input('x', [16, 4]);
+    const y = input('y', [16], 'i32');
+    type Params = typeof params;
+    const loss = (p: Params) => crossEntropy(add(matmul(relu(add(matmul(x, p.w1), p.b1)), p.w2), p.b2), y);
+    const [value, grads] = valueAndGrad(loss)(params);
+    const outs: Tensor[] = [value];
+    for (const k of ['w1', 'b1', 'w2', 'b2'] as const) {
+      const [theta, g]: Tensor[] = [params[k], grads[k]];
+      const [m, v] = [input(`m_${k}`, theta.shape), input(`v_${k}`, theta.shape)];
+      const m1 = add(mul(m, 0.9), mul(g, 0.1));
+      const v1 = add(mul(v, 0.999), mul(square(g), 0.001));
+      outs.push(sub(theta, mul(1e-3, add(div(m1, add(sqrt(v1), 1e-8)), mul(theta, 0.01)))), m1, v1);
+    }
+    // Pinned as built today (20): forward — 2 matmuls, the relu output (a matmul operand), the
+    // row max and 3 sums of the loss and its negation; backward — the logits' cotangent, 3 matmuls,
+    // the masked hidden cotangent, 2 bias sums; then one multi-output AdamW kernel per parameter
+    // (θ, m, v together). Horizontal fusion across parameters would turn the last 4 into 1.
+    expect(kernels(outs).kernels.length).toBe(MLP_STEP_KERNELS);
   });
 
   test('gradient of a one-layer relu network', () => {
