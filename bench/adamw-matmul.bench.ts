@@ -4,7 +4,7 @@
 import { test } from 'vitest';
 import { add, array, createDevice, div, input, jit, matmul, mul, sqrt, sub, WebGpuDevice, type Tensor } from '../index.js';
 import { handWrittenAdamW } from './hand-written-adamw.js';
-import { medianMs } from './timing.js';
+import { interleavedMedians } from './timing.js';
 
 const N = 1 << 20;
 const BYTES_PER_PARAM = 7 * 4;
@@ -32,28 +32,33 @@ test('AdamW 1M parameters and matmul 512³', async () => {
   // θ, m, v are donated: updated in place, as a training step keeps them resident.
   const step = jit(adamw, { device, donate: [0, 1, 2] });
   let state = [theta, m, v];
-  const grngMs = await medianMs(async () => {
+  const grngStep = async () => {
     state = (await step(state[0], state[1], state[2], g, HYPER.lr)) as typeof state;
     await done();
-  }, 10);
+  };
   const symbolic = ['theta', 'm', 'v', 'g'].map((name) => input(name, [N]));
   const kernelCount = device.kernelCount(adamw(symbolic[0], symbolic[1], symbolic[2], symbolic[3], input('lr', [])).map((t) => t.node));
 
   const hand = handWrittenAdamW(gpu, N, HYPER);
-  const handMs = await medianMs(async () => {
-    hand.run();
-    await done();
-  }, 10);
+  const [grngMs, handMs] = await interleavedMedians([
+    grngStep,
+    async () => {
+      hand.run();
+      await done();
+    },
+  ], 20);
 
   const K = 512;
   const a = array(random(K * K), [K, K]);
   const b = array(random(K * K), [K, K]);
   const mm = jit((x: Tensor, y: Tensor) => matmul(x, y), { device });
   const [da, db] = [device.upload(a.data, a.shape, 'f32'), device.upload(b.data, b.shape, 'f32')];
-  const mmMs = await medianMs(async () => {
-    await mm(da, db);
-    await done();
-  }, 5, 1);
+  const [mmMs] = await interleavedMedians([
+    async () => {
+      await mm(da, db);
+      await done();
+    },
+  ], 7, 1);
 
   const gbps = (ms: number) => (N * BYTES_PER_PARAM) / (ms * 1e6);
   console.log(`adapter: ${device.description}`);

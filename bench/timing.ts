@@ -1,12 +1,16 @@
-/** Median wall time (ms) of `run` over `reps` repetitions after `warmup` untimed ones. */
-export async function medianMs(run: () => Promise<void>, reps: number, warmup = 2): Promise<number> {
-  for (let i = 0; i < warmup; i++) await run();
-  const times: number[] = [];
+/**
+ * Median wall times (ms) of several workloads, run in alternation (a, b, a, b, …) after
+ * `warmup` untimed rounds, so slow phases of a shared machine hit every workload alike.
+ */
+export async function interleavedMedians(runs: readonly (() => Promise<void>)[], reps: number, warmup = 2): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) for (const run of runs) await run();
+  const times = runs.map((): number[] => []);
   for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await run();
-    times.push(performance.now() - t0);
+    for (let k = 0; k < runs.length; k++) {
+      const t0 = performance.now();
+      await runs[k]();
+      times[k].push(performance.now() - t0);
+    }
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
 }

@@ -84,7 +84,7 @@ class Emitter {
     const binding = this.bindings.get(node.id);
     if (binding !== undefined && this.vector) {
       // A one-element buffer (a scalar hyperparameter) is splatted; others are read as vec4s.
-      return this.bind(shapeSize(node.shape) === 1 ? `vec4<f32>(in${binding}[0])` : `in${binding}[flat]`);
+      return this.bind(shapeSize(node.shape) === 1 ? `vec4<f32>(in${binding}[0])` : `in${binding}[uflat]`);
     }
     if (binding !== undefined) {
       const own = index.length === this.ownIndex.length && index.every((e, i) => e === this.ownIndex[i]);
@@ -154,6 +154,8 @@ function generate(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<
   if (ruleOf(root).kind === 'matmul') return generateMatmul(plan, bindings, workgroupSize);
   const e = new Emitter(bindings);
   e.vector = vectorizable(plan);
+  // Unsigned indices spare the bounds checks a sign test (vectorized kernels index only by flat).
+  if (e.vector) e.line('let uflat = u32(flat);');
   const index = unravel(e, 'flat', root.shape);
   e.ownIndex = index;
   const rule = ruleOf(root);
@@ -162,7 +164,7 @@ function generate(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<
     if (rule.kind === 'reduce') result = reduction(e, r, index, rule);
     else result = e.value(r, index); // shared subexpressions are memoized across the roots
     const target = aliases.has(k) ? `in${aliases.get(k)}` : `out${k}`;
-    return `${target}[flat] = ${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`;
+    return `${target}[${e.vector ? 'uflat' : 'flat'}] = ${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`;
   });
   const inPlace = new Set(aliases.values());
   const element = (n: Node) => (e.vector && shapeSize(n.shape) > 1 ? `vec4<${storageType(n)}>` : storageType(n));
