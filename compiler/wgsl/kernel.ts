@@ -249,8 +249,9 @@ function generateMatmul(plan: KernelPlan, bindings: ReadonlyMap<number, number>,
   const batch = idx.slice(0, r - 2);
   const row0 = e.bind(`${idx[r - 2]} * ${tm}i`);
   const col0 = e.bind(`${idx[r - 1]} * ${tn}i`);
-  const rows = Array.from({ length: tm }, (_, i) => e.bind(`min(${row0} + ${i}i, ${m - 1}i)`));
-  const cols = Array.from({ length: tn }, (_, j) => e.bind(`min(${col0} + ${j}i, ${n - 1}i)`));
+  // Clamping is only needed where the last tile runs past the edge.
+  const rows = Array.from({ length: tm }, (_, i) => e.bind(m % tm === 0 ? `${row0} + ${i}i` : `min(${row0} + ${i}i, ${m - 1}i)`));
+  const cols = Array.from({ length: tn }, (_, j) => e.bind(n % tn === 0 ? `${col0} + ${j}i` : `min(${col0} + ${j}i, ${n - 1}i)`));
   const acc = (i: number, j: number) => `c${i}_${j}`;
   for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) e.line(`var ${acc(i, j)} = ${literal(0, root.dtype)};`);
   const k = e.fresh('k');
