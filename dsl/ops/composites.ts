@@ -85,4 +85,3 @@ export function norm(x: Tensor, ord: 1 | 2 | typeof Infinity = 2): Tensor {
   throw new GrngError('norm', `ord ${String(ord)} is not supported; use 1, 2 or Infinity`);
 }
 
-export { mean };
