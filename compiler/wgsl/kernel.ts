@@ -152,6 +152,7 @@ function generate(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<
   const root = plan.roots[0];
   const bindings = new Map(plan.inputs.map((n, i) => [n.id, i] as const));
   if (ruleOf(root).kind === 'matmul') return generateMatmul(plan, bindings, workgroupSize);
+  if (isWideReduction(plan)) return generateWideReduction(plan, bindings, workgroupSize);
   const e = new Emitter(bindings);
   e.vector = vectorizable(plan);
   // Unsigned indices spare the bounds checks a sign test (vectorized kernels index only by flat).
@@ -295,6 +296,64 @@ function helpersFor(code: string, valueType: string): string[] {
     }
   }
   return PRELUDE.filter((h) => used.has(h.name)).map((h) => h.code(valueType));
+}
+
+/** Reductions over at least this many elements per output use a whole workgroup per output. */
+const WIDE_REDUCTION = 1024;
+
+function isWideReduction(plan: KernelPlan): boolean {
+  const root = plan.roots[0];
+  if (plan.roots.length !== 1 || ruleOf(root).kind !== 'reduce') return false;
+  return shapeSize(root.inputs[0].shape) / Math.max(1, shapeSize(root.shape)) >= WIDE_REDUCTION;
+}
+
+/**
+ * A long reduction: one workgroup per output element. Each lane accumulates a strided share of
+ * the reduced elements (the producer expression inlined), then the workgroup combines the lanes
+ * by halving in workgroup memory. Without it, summing a million elements is one thread's loop.
+ */
+function generateWideReduction(plan: KernelPlan, bindings: ReadonlyMap<number, number>, workgroupSize: number): { source: KernelSource; emitter: Emitter } {
+  const root = plan.roots[0] as Node<'reduceSum'>;
+  const rule = ruleOf(root) as { init(node: Node): string; combine(acc: string, v: string): string };
+  const { axes } = root.attrs;
+  const input = root.inputs[0];
+  const reduced = axes.map((a) => input.shape[a]);
+  const lanes = 2 ** Math.floor(Math.log2(workgroupSize)); // the halving needs a power of two
+  const e = new Emitter(bindings);
+  const outIndex = unravel(e, 'flat', root.shape);
+  e.line(`var acc = ${rule.init(root)};`);
+  const body = e.block(() => {
+    const r = unravel(e, 'r', reduced);
+    let k = 0;
+    const inIndex = input.shape.map((_, i) => (axes.includes(i) ? r[axes.indexOf(i)] : outIndex[k++]));
+    e.line(`acc = ${rule.combine('acc', e.value(input, inIndex))};`);
+  });
+  e.line(`for (var r = i32(lane); r < ${shapeSize(reduced)}i; r += ${lanes}i) {`);
+  body.forEach((l) => e.line(`  ${l}`));
+  e.line('}');
+  const t = storageType(root);
+  const decls = declarations(plan, new Set());
+  decls.push(`@group(0) @binding(${plan.inputs.length}) var<storage, read_write> out0: array<${t}>;`);
+  decls.push(`var<workgroup> partial: array<${t}, ${lanes}>;`);
+  const outputs = shapeSize(root.shape);
+  const code = `${decls.join('\n')}
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32, @builtin(num_workgroups) groups: vec3<u32>) {
+  let flat = i32(wid.x + wid.y * groups.x);
+  if (flat >= ${outputs}i) { return; }
+${e.lines().map((l) => `  ${l}`).join('\n')}
+  partial[lane] = acc;
+  workgroupBarrier();
+  for (var s = ${lanes / 2}u; s > 0u; s = s / 2u) {
+    if (lane < s) { partial[lane] = ${rule.combine('partial[lane]', 'partial[lane + s]')}; }
+    workgroupBarrier();
+  }
+  if (lane == 0u) { out0[flat] = partial[0]; }
+}
+`;
+  // One workgroup per output: the device dispatches invocations / workgroupSize groups.
+  return { source: { code: [...helpersFor(code, 'f32'), code].join('\n'), invocations: outputs * lanes, workgroupSize: lanes }, emitter: e };
 }
 
 /** Sequential accumulation over the reduced axes (the producer expression is inlined per element). */

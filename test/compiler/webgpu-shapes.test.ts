@@ -69,3 +69,14 @@ describe('vectorized elementwise kernels (vec4)', () => {
     await check(build, shapes, 11, (ref) => (i) => 8 * 2 ** -23 * (1 + Math.abs(ref[i])));
   });
 });
+
+describe('long reductions (a workgroup per output)', () => {
+  test('sums and maxima over thousands of elements, with a fused producer', async () => {
+    const gpu = await gpuDevice();
+    expect(gpu.explain([sum(input('w', [70000])).node], true)).toContain('workgroupBarrier');
+    // Summation order differs from the interpreter's sequential one: |Δ| ≤ n·u·Σ|terms|.
+    await check((x) => sum(exp(mul(x, 0.5))), [[70000]], 21, (_r, abs) => (i) => 70000 * ULP * abs[i]);
+    await check((x) => sum(x, 1), [[3, 4099]], 22, (_r, abs) => (i) => 4099 * ULP * abs[i]);
+    await check((x) => max(x, [0, 2]), [[40, 3, 50]], 23, () => () => 0); // max is exact in any order
+  });
+});
