@@ -1,6 +1,7 @@
 import { topoSort, type Node } from './ir/node.js';
 import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
-import { inPlaceCandidates, kernelSource, type KernelSource } from './wgsl/kernel.js';
+import { mergeDependentReductions } from './kernels/merge-reductions.js';
+import { fitsOneKernel, inPlaceCandidates, isWideReduction, kernelSource, type KernelSource } from './wgsl/kernel.js';
 
 /** The device limits compilation must respect (a subset of GPUSupportedLimits). */
 export interface KernelLimits {
@@ -34,8 +35,12 @@ const WORKGROUP_SIZE = 64;
 
 export function compileProgram(outputs: readonly Node[], options: CompileOptions): Program {
   const { limits } = options;
-  const plans = partition(outputs, { fuse: options.fuse ?? true, maxInputs: limits.maxStorageBuffersPerShaderStage - 1 });
+  const fuse = options.fuse ?? true;
   const workgroupSize = Math.min(WORKGROUP_SIZE, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+  const partitioned = partition(outputs, { fuse, maxInputs: limits.maxStorageBuffersPerShaderStage - 1 });
+  const plans = fuse
+    ? mergeDependentReductions(partitioned, limits.maxStorageBuffersPerShaderStage, (p) => fitsOneKernel(p, workgroupSize), isWideReduction)
+    : partitioned;
   const aliases = planInPlace(plans, options.donated ?? new Set(), new Set(outputs.map((n) => n.id)));
   return {
     kernels: plans.map((plan, k) => ({ plan, aliases: aliases[k], source: kernelSource(plan, workgroupSize, aliases[k]) })),

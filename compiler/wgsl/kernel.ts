@@ -42,6 +42,8 @@ class Emitter {
   ownIndex: readonly string[] = [];
   /** Vectorized kernel: every value is a vec4 and every load is the invocation's own vec4. */
   vector = false;
+  /** Roots already computed in this kernel (reductions), readable at their own index only. */
+  readonly registers = new Map<number, { name: string; index: readonly string[] }>();
 
   constructor(private readonly bindings: ReadonlyMap<number, number>) {}
 
@@ -81,6 +83,11 @@ class Emitter {
   }
 
   private compute(node: Node, index: readonly string[]): string {
+    const register = this.registers.get(node.id);
+    if (register !== undefined) {
+      if (index.length === register.index.length && index.every((e, i) => e === register.index[i])) return register.name;
+      throw new RegisterIndexError();
+    }
     const binding = this.bindings.get(node.id);
     if (binding !== undefined && this.vector) {
       // A one-element buffer (a scalar hyperparameter) is splatted; others are read as vec4s.
@@ -159,11 +166,13 @@ function generate(plan: KernelPlan, workgroupSize: number, aliases: ReadonlyMap<
   if (e.vector) e.line('let uflat = u32(flat);');
   const index = unravel(e, 'flat', root.shape);
   e.ownIndex = index;
-  const rule = ruleOf(root);
   const stores = plan.roots.map((r, k) => {
+    const rule = ruleOf(r);
     let result: string;
-    if (rule.kind === 'reduce') result = reduction(e, r, index, rule);
-    else result = e.value(r, index); // shared subexpressions are memoized across the roots
+    if (rule.kind === 'reduce') {
+      result = reduction(e, r, index, rule);
+      e.registers.set(r.id, { name: result, index }); // later roots read it from the register
+    } else result = e.value(r, index); // shared subexpressions are memoized across the roots
     const target = aliases.has(k) ? `in${aliases.get(k)}` : `out${k}`;
     return `${target}[${e.vector ? 'uflat' : 'flat'}] = ${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`;
   });
@@ -301,7 +310,24 @@ function helpersFor(code: string, valueType: string): string[] {
 /** Reductions over at least this many elements per output use a whole workgroup per output. */
 const WIDE_REDUCTION = 1024;
 
-function isWideReduction(plan: KernelPlan): boolean {
+/** A kernel read a root computed earlier in it somewhere other than at that root's own element. */
+class RegisterIndexError extends Error {}
+
+/**
+ * Whether `plan` can be one kernel: false when a root reads an earlier root of the same
+ * kernel at another element (that value is only in a register of another invocation).
+ */
+export function fitsOneKernel(plan: KernelPlan, workgroupSize: number): boolean {
+  try {
+    generate(plan, workgroupSize, new Map());
+    return true;
+  } catch (error) {
+    if (error instanceof RegisterIndexError) return false;
+    throw error;
+  }
+}
+
+export function isWideReduction(plan: KernelPlan): boolean {
   const root = plan.roots[0];
   if (plan.roots.length !== 1 || ruleOf(root).kind !== 'reduce') return false;
   return shapeSize(root.inputs[0].shape) / Math.max(1, shapeSize(root.shape)) >= WIDE_REDUCTION;
