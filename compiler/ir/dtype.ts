@@ -2,11 +2,3 @@
 export type DType = 'f32' | 'i32' | 'bool';
 
 export const DTYPES: readonly DType[] = ['f32', 'i32', 'bool'];
-
-export function isFloat(dtype: DType): boolean {
-  return dtype === 'f32';
-}
-
-export function isNumeric(dtype: DType): boolean {
-  return dtype === 'f32' || dtype === 'i32';
-}

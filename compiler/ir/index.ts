@@ -1,7 +1,7 @@
 // The IR as the DSL sees it: node types, the builder, graph walks and the op rules.
 export { GrngError, fmtShape } from '../errors.js';
 export type { DType } from './dtype.js';
-export { DTYPES, isFloat, isNumeric } from './dtype.js';
+export { DTYPES } from './dtype.js';
 export type { Node } from './node.js';
 export { topoSort } from './node.js';
 export type { Primitive, PrimitiveAttrs } from './primitives.js';
