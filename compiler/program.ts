@@ -1,31 +1,42 @@
 import { topoSort, type Node } from './ir/node.js';
-import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
+import { GrngError } from './errors.js';
 import { mergeDependentReductions } from './kernels/merge-reductions.js';
-import { fitsOneKernel, inPlaceCandidates, isWideReduction, kernelSource, type KernelSource } from './wgsl/kernel.js';
+import { mergeIndependent } from './kernels/merge-independent.js';
+import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
+import { separateInputs, type InputLayout } from './memory/layout.js';
+import { bindingKeys, planMemory, slotLabel, type MemoryPlan } from './memory/plan-memory.js';
+import { fitsOneKernel, generateDispatch, inPlaceCandidates, isWideReduction, segmentMode, type DispatchSource } from './wgsl/kernel.js';
 
 /** The device limits compilation must respect (a subset of GPUSupportedLimits). */
 export interface KernelLimits {
   readonly maxStorageBuffersPerShaderStage: number;
   readonly maxComputeInvocationsPerWorkgroup: number;
   readonly maxComputeWorkgroupSizeX: number;
+  readonly maxStorageBufferBindingSize?: number;
 }
 
 export interface CompileOptions {
   readonly limits: KernelLimits;
-  /** Fuse elementwise and movement ops into their consumers (default true). */
+  /** Fuse elementwise and movement ops into their consumers and kernels into dispatches (default true). */
   readonly fuse?: boolean;
   /** Input nodes whose buffers may be overwritten (donated, as JAX's donate_argnums). */
   readonly donated?: ReadonlySet<number>;
+  /** Where the caller's arrays live (which share a buffer, at what offsets); default: one buffer each. */
+  readonly inputs?: InputLayout;
 }
 
-/** A compiled graph: kernels in execution order, each writing its roots' buffers. */
+/** One compute dispatch: its segments (kernel plans), WGSL, and the roots it stores in place. */
+export interface CompiledDispatch {
+  readonly segments: readonly KernelPlan[];
+  readonly source: DispatchSource;
+  /** Roots stored into a donated input's region: root id → that input. */
+  readonly aliases: ReadonlyMap<number, Node>;
+}
+
+/** A compiled graph: dispatches in execution order and where every array lives. */
 export interface Program {
-  readonly kernels: readonly {
-    readonly plan: KernelPlan;
-    readonly source: KernelSource;
-    /** Root position → input position it overwrites in place (a donated input's buffer). */
-    readonly aliases: ReadonlyMap<number, number>;
-  }[];
+  readonly kernels: readonly CompiledDispatch[];
+  readonly memory: MemoryPlan;
   /** Buffer-backed leaves the program reads: named inputs and data constants. */
   readonly externals: readonly Node[];
   readonly outputs: readonly Node[];
@@ -36,53 +47,73 @@ const WORKGROUP_SIZE = 64;
 export function compileProgram(outputs: readonly Node[], options: CompileOptions): Program {
   const { limits } = options;
   const fuse = options.fuse ?? true;
+  const maxBuffers = limits.maxStorageBuffersPerShaderStage;
   const workgroupSize = Math.min(WORKGROUP_SIZE, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
-  const partitioned = partition(outputs, { fuse, maxInputs: limits.maxStorageBuffersPerShaderStage - 1 });
-  const plans = fuse
-    ? mergeDependentReductions(partitioned, limits.maxStorageBuffersPerShaderStage, (p) => fitsOneKernel(p, workgroupSize), isWideReduction)
-    : partitioned;
-  const aliases = planInPlace(plans, options.donated ?? new Set(), new Set(outputs.map((n) => n.id)));
-  return {
-    kernels: plans.map((plan, k) => ({ plan, aliases: aliases[k], source: kernelSource(plan, workgroupSize, aliases[k]) })),
-    externals: topoSort(outputs).filter(isExternal),
+  const externals = topoSort(outputs).filter(isExternal);
+  const layout = options.inputs ?? separateInputs(externals.filter((n) => n.op === 'input'));
+  const bindingKey = bindingKeys(layout, new Set(outputs.map((n) => n.id)));
+
+  const plans = partition(outputs, { fuse, maxBuffers, bindingKey });
+  const dispatches = fuse
+    ? mergeIndependent(mergeDependentReductions(plans, maxBuffers, fitsOneKernel, isWideReduction, bindingKey), { maxBuffers, bindingKey, mode: segmentMode })
+    : plans.map((plan) => ({ segments: [plan] }));
+  const aliases = planInPlace(dispatches, options.donated ?? new Set(), new Set(outputs.map((n) => n.id)));
+  const memory = planMemory(
+    dispatches.map((d, k) => ({ roots: d.segments.flatMap((s) => s.roots), inputs: d.segments.flatMap((s) => s.inputs), aliases: aliases[k] })),
+    externals,
     outputs,
-  };
+    layout,
+    limits.maxStorageBufferBindingSize,
+  );
+  const kernels = dispatches.map((d, k) => {
+    const source = generateDispatch(d.segments, memory, workgroupSize);
+    if (source.bindings.length > maxBuffers) {
+      const bound = source.bindings.map((s) => slotLabel(memory.slots[s])).join(', ');
+      throw new GrngError('compile', `internal: a dispatch binds ${source.bindings.length} storage buffers (${bound}); the device allows ${maxBuffers}`);
+    }
+    return { segments: d.segments, source, aliases: aliases[k] };
+  });
+  return { kernels, memory, externals, outputs };
 }
 
 /**
  * Chooses in-place updates: a root overwrites a donated input of its shape and dtype when its
- * kernel reads that input only at its own element, no later kernel reads the input, and the
- * input is not itself returned. This is how parameters and optimizer state update in place.
+ * segment alone reads that input, only at the root's own element, no later dispatch reads the
+ * input, and the input is not itself returned. This is how parameters and optimizer state
+ * update in place.
  */
-function planInPlace(plans: readonly KernelPlan[], donated: ReadonlySet<number>, outputIds: ReadonlySet<number>): Map<number, number>[] {
+function planInPlace(dispatches: readonly { segments: readonly KernelPlan[] }[], donated: ReadonlySet<number>, outputIds: ReadonlySet<number>): Map<number, Node>[] {
   const lastRead = new Map<number, number>();
-  plans.forEach((p, k) => p.inputs.forEach((n) => lastRead.set(n.id, k)));
-  return plans.map((plan, k) => {
-    const aliases = new Map<number, number>();
-    const free = donated.size === 0 ? [] : inPlaceCandidates(plan).filter((j) => {
-      const input = plan.inputs[j];
-      return donated.has(input.id) && !outputIds.has(input.id) && lastRead.get(input.id) === k;
-    });
-    plan.roots.forEach((root, r) => {
-      const j = free.findIndex((i) => {
-        const input = plan.inputs[i];
-        return input.dtype === root.dtype && input.shape.length === root.shape.length && input.shape.every((d, a) => d === root.shape[a]);
-      });
-      if (j >= 0) aliases.set(r, free.splice(j, 1)[0]);
+  dispatches.forEach((d, k) => d.segments.forEach((s) => s.inputs.forEach((n) => lastRead.set(n.id, k))));
+  return dispatches.map((d, k) => {
+    const aliases = new Map<number, Node>();
+    if (donated.size === 0) return aliases;
+    const free = inPlaceCandidates(d.segments).filter(({ input }) => donated.has(input.id) && !outputIds.has(input.id) && lastRead.get(input.id) === k);
+    d.segments.forEach((segment, s) => {
+      for (const root of segment.roots) {
+        const j = free.findIndex(({ segment: at, input }) => at === s && input.dtype === root.dtype && input.shape.length === root.shape.length && input.shape.every((n, a) => n === root.shape[a]));
+        if (j >= 0) aliases.set(root.id, free.splice(j, 1)[0].input);
+      }
     });
     return aliases;
   });
 }
 
-/** A readable account of what was built: kernels, what each reads and writes, and the WGSL. */
+/** A readable account of what was built: dispatches and their segments, the buffer plan, and the WGSL. */
 export function explainProgram(program: Program, withSource = false): string {
-  const lines = [`${program.kernels.length} kernel(s), ${program.externals.length} external buffer(s)`];
-  program.kernels.forEach(({ plan, source }, i) => {
-    const reads = plan.inputs.map((n) => `${n.op}#${n.id}`).join(', ') || 'nothing';
-    const writes = plan.roots
-      .map((r, k) => `${r.op}#${r.id} ${r.dtype}[${r.shape.join(', ')}]${program.kernels[i].aliases.has(k) ? ' (in place)' : ''}`)
-      .join(', ');
-    lines.push(`kernel ${i}: ${writes} ← ${reads} (${source.invocations} invocations)`);
+  const { slots, regions } = program.memory;
+  const where = (n: Node) => {
+    const r = regions.get(n.id);
+    return r === undefined ? '' : ` @${slots[r.slot].kind}${r.slot}+${r.offset}`;
+  };
+  const lines = [`${program.kernels.length} dispatch(es); buffers: ${slots.map((s, i) => `${i}: ${slotLabel(s)}`).join('; ')}`];
+  program.kernels.forEach(({ segments, source, aliases }, i) => {
+    lines.push(`dispatch ${i} (${source.invocations} invocations, ${segments.length} segment(s), binds slots ${source.bindings.join(', ')}):`);
+    for (const { roots, inputs } of segments) {
+      const reads = inputs.map((n) => `${n.op}#${n.id}${where(n)}`).join(', ') || 'nothing';
+      const writes = roots.map((r) => `${r.op}#${r.id} ${r.dtype}[${r.shape.join(', ')}]${where(r)}${aliases.has(r.id) ? ' (in place)' : ''}`).join(', ');
+      lines.push(`  ${writes} ← ${reads}`);
+    }
     if (withSource) lines.push(source.code);
   });
   return lines.join('\n');

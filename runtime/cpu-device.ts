@@ -1,5 +1,5 @@
 import { fmtShape, GrngError, type DType, type Node } from '../compiler/ir/index.js';
-import { consumedError, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
+import { consumedError, type ArrayData, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
 import { interpret, type Precision } from './interpreter.js';
 
 /** A device array of the CPU interpreter: the values themselves. */
@@ -38,6 +38,10 @@ export class CpuDevice implements Device {
 
   upload(data: Float64Array, shape: readonly number[], dtype: DType): CpuArray {
     return new CpuArray(this, Float64Array.from(data), shape, dtype);
+  }
+
+  uploadAll(items: readonly ArrayData[]): CpuArray[] {
+    return items.map((item) => this.upload(item.data, item.shape, item.dtype));
   }
 
   async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options: ExecuteOptions = {}): Promise<CpuArray[]> {

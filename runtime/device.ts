@@ -16,6 +16,15 @@ export interface Device {
   execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options?: ExecuteOptions): Promise<DeviceArray[]>;
   /** Moves host data onto the device. */
   upload(data: Float64Array, shape: readonly number[], dtype: DType): DeviceArray;
+  /** Moves several arrays at once; WebGPU packs them into one buffer per storage type (one binding for all). */
+  uploadAll(items: readonly ArrayData[]): DeviceArray[];
+}
+
+/** Host values for a device array: row-major data with its shape and dtype. */
+export interface ArrayData {
+  readonly data: Float64Array;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
 }
 
 export interface ExecuteOptions {

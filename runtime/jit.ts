@@ -46,7 +46,7 @@ export function jit<A extends readonly unknown[], R>(
       );
     }
     const { leaves, rebuild } = flattenTree('jit', args, isArrayLeaf, 'an array (array(...), a device array or a number)');
-    const arrays = leaves.map((leaf) => toDevice(device, leaf));
+    const arrays = toDevice(device, leaves);
     const signature = `${JSON.stringify(rebuild(arrays.map((a) => `${a.dtype}${fmtShape(a.shape)}`)))}`;
     let exe = cache.get(signature);
     if (exe === undefined) {
@@ -116,14 +116,21 @@ function traceExecutable(f: Traceable, rebuildArgs: <M>(leaves: readonly M[]) =>
   return { inputNames, outputs: leaves.map((t) => t.node), rebuild };
 }
 
-function toDevice(device: Device, leaf: ArrayLeaf): DeviceArray {
-  if (typeof leaf === 'number') {
-    const host = array(leaf);
-    return device.upload(host.data, host.shape, host.dtype);
-  }
-  if (leaf instanceof HostArray) return device.upload(leaf.data, leaf.shape, leaf.dtype);
-  if (leaf.device !== device) {
-    throw new GrngError('jit', `an argument lives on another device (${leaf.device.description}); read it back with await x.read() first`);
-  }
-  return leaf;
+/**
+ * Device arrays for the call's leaves. Host arrays and numbers are uploaded together, packed
+ * into one buffer per type: a call's hyperparameters (lr, step) cost one binding and one write,
+ * and, being data, never cause a recompile when they change.
+ */
+function toDevice(device: Device, leaves: readonly ArrayLeaf[]): DeviceArray[] {
+  const host = leaves.flatMap((leaf, i) => (typeof leaf === 'number' ? [{ i, value: array(leaf) }] : leaf instanceof HostArray ? [{ i, value: leaf }] : []));
+  const uploaded = device.uploadAll(host.map(({ value }) => ({ data: value.data, shape: value.shape, dtype: value.dtype })));
+  const out = leaves.slice() as (ArrayLeaf | DeviceArray)[];
+  host.forEach(({ i }, k) => (out[i] = uploaded[k]));
+  return out.map((leaf) => {
+    const arr = leaf as DeviceArray;
+    if (arr.device !== device) {
+      throw new GrngError('jit', `an argument lives on another device (${arr.device.description}); read it back with await x.read() first`);
+    }
+    return arr;
+  });
 }

@@ -1,7 +1,11 @@
 import { fmtShape, GrngError, shapeSize, topoSort, type DType, type Node } from '../compiler/ir/index.js';
+import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type StorageType } from '../compiler/memory/layout.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
 import { BufferPool } from './buffer-pool.js';
-import { consumedError, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
+import { consumedError, type ArrayData, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
+import { Allocation, GpuArray } from './gpu-array.js';
+
+export { GpuArray } from './gpu-array.js';
 
 /** What the WebGPU device needs from an opened adapter. */
 export interface GpuHandle {
@@ -16,51 +20,24 @@ export interface GpuHandle {
 }
 
 // WebGPU's flag values (spec constants), so this module loads where the GPU* globals are absent.
-const MAP_READ = 0x0001;
 const COPY_SRC = 0x0004;
 const COPY_DST = 0x0008;
 const STORAGE = 0x0080;
-const MAP_MODE_READ = 0x0001;
 const USAGE = STORAGE | COPY_SRC | COPY_DST;
-const bytesOf = (elements: number) => Math.max(4, elements * 4);
-
-/** An array in a GPU buffer (f32 as f32, i32 and bool as i32). */
-export class GpuArray implements DeviceArray {
-  consumed = false;
-
-  constructor(
-    readonly device: WebGpuDevice,
-    readonly buffer: GPUBuffer,
-    readonly shape: readonly number[],
-    readonly dtype: DType,
-  ) {}
-
-  async read(): Promise<Float64Array> {
-    if (this.consumed) throw consumedError();
-    const gpu = this.device.gpu;
-    const n = shapeSize(this.shape);
-    const staging = gpu.createBuffer({ size: bytesOf(n), usage: MAP_READ | COPY_DST });
-    const encoder = gpu.createCommandEncoder();
-    encoder.copyBufferToBuffer(this.buffer, 0, staging, 0, bytesOf(n));
-    gpu.queue.submit([encoder.finish()]);
-    await staging.mapAsync(MAP_MODE_READ);
-    const raw = staging.getMappedRange();
-    const values = Float64Array.from(this.dtype === 'f32' ? new Float32Array(raw, 0, n) : new Int32Array(raw, 0, n));
-    staging.unmap();
-    staging.destroy();
-    return values;
-  }
-
-  toString(): string {
-    return `DeviceArray(webgpu, ${this.dtype}${fmtShape(this.shape)})`;
-  }
-}
 
 interface Executable {
   readonly program: Program;
   readonly pipelines: readonly GPUComputePipeline[];
-  /** Uploaded once per executable: data constants by node id. */
+  /** The program's data constants, uploaded once: one buffer per constants slot. */
   readonly constants: ReadonlyMap<number, GPUBuffer>;
+}
+
+/** Counters a caller can read to check what the device did (tests pin them). */
+export interface DeviceStats {
+  /** Compute dispatches recorded. */
+  dispatches: number;
+  /** Command buffers submitted by execute (one per call). */
+  submits: number;
 }
 
 /** Runs compiled WGSL programs on a WebGPU device; one command buffer per call. */
@@ -69,10 +46,13 @@ export class WebGpuDevice implements Device {
   readonly description: string;
   readonly gpu: GPUDevice;
   readonly owner: unknown;
+  readonly stats: DeviceStats = { dispatches: 0, submits: 0 };
   private readonly executables = new Map<string, Executable>();
+  /** Pipelines by WGSL source: the same kernel in two programs compiles once. */
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly pool: BufferPool;
-  // Arrays the user dropped give their buffers back to the pool.
-  private readonly reclaim = new FinalizationRegistry<GPUBuffer>((buffer) => this.pool.release(buffer));
+  // A dropped array releases its share of its buffer; the last one returns it to the pool.
+  private readonly reclaim = new FinalizationRegistry<Allocation>((allocation) => allocation.release());
   /** Compile without fusion (every op its own kernel): the reference schedule for tests. */
   fuse = true;
 
@@ -83,42 +63,137 @@ export class WebGpuDevice implements Device {
     this.pool = new BufferPool(this.gpu, USAGE);
   }
 
-  /** A device array owning `buffer`: when it is garbage-collected, the buffer returns to the pool. */
-  private owned(buffer: GPUBuffer, shape: readonly number[], dtype: DType): GpuArray {
-    const array = new GpuArray(this, buffer, shape, dtype);
-    this.reclaim.register(array, buffer, array);
+  /** A new view of `allocation` handed to the caller: it holds the buffer until dropped or donated. */
+  private view(allocation: Allocation, offset: number, shape: readonly number[], dtype: DType): GpuArray {
+    const array = new GpuArray(this, allocation, offset, shape, dtype);
+    allocation.retain();
+    this.reclaim.register(array, allocation, array);
     return array;
   }
 
+  private allocate(elements: number): Allocation {
+    return new Allocation(this.pool.acquire(4 * paddedLength(elements)), (buffer) => this.pool.release(buffer));
+  }
+
   upload(data: Float64Array, shape: readonly number[], dtype: DType): GpuArray {
-    const buffer = this.pool.acquire(bytesOf(data.length));
-    const typed = dtype === 'f32' ? Float32Array.from(data) : Int32Array.from(data);
-    if (typed.length > 0) this.gpu.queue.writeBuffer(buffer, 0, typed);
-    return this.owned(buffer, shape, dtype);
+    return this.uploadAll([{ data, shape, dtype }])[0];
   }
 
-  /** The kernels, their inputs and (with `withSource`) WGSL that `outputs` compile to. */
+  /**
+   * Uploads several arrays packed into one buffer per storage type (f32, or i32 for i32 and
+   * bool): programs bind the buffer once however many arrays it holds, which is what lets one
+   * dispatch update every parameter of a model.
+   */
+  uploadAll(items: readonly ArrayData[]): GpuArray[] {
+    const out = new Array<GpuArray>(items.length);
+    for (const storage of ['f32', 'i32'] as const) {
+      const group = items.flatMap((item, i) => (storageOf(item.dtype) === storage ? [{ item, i }] : []));
+      if (group.length === 0) continue;
+      const { offsets, length } = packLengths(group.map(({ item }) => item.data.length));
+      const allocation = this.allocate(length);
+      const packed = storage === 'f32' ? new Float32Array(length) : new Int32Array(length);
+      group.forEach(({ item, i }, k) => {
+        if (item.data.length !== shapeSize(item.shape)) {
+          throw new GrngError('upload', `${item.data.length} values do not fill shape ${fmtShape(item.shape)} (${shapeSize(item.shape)} elements)`);
+        }
+        packed.set(item.data, offsets[k]);
+        out[i] = this.view(allocation, offsets[k], item.shape, item.dtype);
+      });
+      this.gpu.queue.writeBuffer(allocation.buffer, 0, packed);
+    }
+    return out;
+  }
+
+  /** The dispatches, their buffers and (with `withSource`) WGSL that `outputs` compile to, inputs in buffers of their own. */
   explain(outputs: readonly Node[], withSource = false): string {
-    return explainProgram(this.executable(outputs).program, withSource);
+    return explainProgram(this.executable(outputs, new Set(), undefined).program, withSource);
   }
 
-  /** How many distinct programs this device has compiled (each a set of pipelines). */
+  /** How many distinct programs this device has compiled. */
   get programCount(): number {
     return this.executables.size;
   }
 
-  /** Number of kernels (compute dispatches) `outputs` compile to. */
+  /** Number of compute dispatches `outputs` compile to (inputs in buffers of their own). */
   kernelCount(outputs: readonly Node[]): number {
-    return this.executable(outputs).program.kernels.length;
+    return this.executable(outputs, new Set(), undefined).program.kernels.length;
   }
 
   async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options: ExecuteOptions = {}): Promise<GpuArray[]> {
     const donated = options.donated ?? new Set<string>();
-    const exe = this.executable(outputs, donated);
-    const buffers = new Map<number, GPUBuffer>(exe.constants);
-    const given = new Map<number, GpuArray>();
-    for (const node of exe.program.externals) {
-      if (node.op !== 'input') continue;
+    const given = this.bindInputs(outputs, inputs);
+    const exe = this.executable(outputs, donated, given.layout);
+    const { slots } = exe.program.memory;
+    const buffers: GPUBuffer[] = [];
+    const arenas: GPUBuffer[] = [];
+    const results = new Map<number, Allocation>();
+    slots.forEach((slot, i) => {
+      if (slot.kind === 'input') buffers.push(given.buffers[slot.index].buffer);
+      else if (slot.kind === 'constants') buffers.push(exe.constants.get(i) as GPUBuffer);
+      else if (slot.kind === 'arena') {
+        buffers.push(this.pool.acquire(4 * slot.length));
+        arenas.push(buffers[i]);
+      } else {
+        const allocation = this.allocate(slot.length);
+        results.set(i, allocation);
+        buffers.push(allocation.buffer);
+      }
+    });
+    const regionOf = (n: Node) => exe.program.memory.regions.get(n.id) as Region;
+    const encoder = this.gpu.createCommandEncoder();
+    for (const { from, to, length } of exe.program.memory.copies) encoder.copyBufferToBuffer(buffers[from.slot], from.offset * 4, buffers[to.slot], to.offset * 4, length * 4);
+    const pass = encoder.beginComputePass();
+    for (const [k, { source }] of exe.program.kernels.entries()) {
+      if (source.invocations === 0) continue;
+      const entries = source.bindings.map((slot, binding) => ({ binding, resource: { buffer: buffers[slot] } }));
+      pass.setPipeline(exe.pipelines[k]);
+      pass.setBindGroup(0, this.gpu.createBindGroup({ layout: exe.pipelines[k].getBindGroupLayout(0), entries }));
+      const [x, y] = this.dispatchSize(Math.ceil(source.invocations / source.workgroupSize));
+      pass.dispatchWorkgroups(x, y);
+      this.stats.dispatches++;
+    }
+    pass.end();
+    this.gpu.queue.submit([encoder.finish()]);
+    this.stats.submits++;
+
+    // Results are views: of the results buffer, or of a donated input's buffer (updated in place).
+    const byNode = new Map<number, GpuArray>();
+    for (const node of outputs) {
+      if (byNode.has(node.id)) continue;
+      const input = given.byNode.get(node.id);
+      if (input !== undefined) {
+        byNode.set(node.id, input); // an output that is an input is that very array
+        continue;
+      }
+      const region = exe.program.memory.results.get(node.id) ?? regionOf(node);
+      const slot = slots[region.slot];
+      const allocation = slot.kind === 'input' ? given.buffers[slot.index] : (results.get(region.slot) as Allocation);
+      byNode.set(node.id, this.view(allocation, region.offset, node.shape, node.dtype));
+    }
+    // Donated arrays are consumed (their regions may hold results now) unless returned as they are.
+    const returned = new Set(byNode.values());
+    for (const name of donated) {
+      const arr = inputs.get(name) as GpuArray;
+      if (returned.has(arr) || arr.consumed) continue;
+      arr.consumed = true;
+      this.reclaim.unregister(arr);
+      arr.allocation.release();
+    }
+    // Arenas go back to the pool at once: later submissions run after this one.
+    for (const b of arenas) this.pool.release(b);
+    return outputs.map((node) => byNode.get(node.id) as GpuArray);
+  }
+
+  /**
+   * Checks the arrays bound to the inputs `outputs` read and finds their layout: the distinct
+   * buffers among them (input slots, in first-use order) and each array's offset.
+   */
+  private bindInputs(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>) {
+    const buffers: Allocation[] = [];
+    const slots: StorageType[] = [];
+    const regions = new Map<number, Region>();
+    const byNode = new Map<number, GpuArray>();
+    for (const node of this.inputNodes(outputs)) {
       const { name } = (node as Node<'input'>).attrs;
       const arr = inputs.get(name);
       if (arr === undefined) throw new GrngError('execute', `missing input "${name}" ${fmtShape(node.shape)} ${node.dtype}; bind a value for every input the outputs depend on`);
@@ -126,62 +201,31 @@ export class WebGpuDevice implements Device {
         throw new GrngError('execute', `input "${name}" lives on another device (${arr.device.description}); read it back or run there`);
       }
       if (arr.consumed) throw consumedError();
-      buffers.set(node.id, arr.buffer);
-      given.set(node.id, arr);
-    }
-    const encoder = this.gpu.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    const created: GPUBuffer[] = [];
-    const overwritten = new Set<GPUBuffer>();
-    exe.program.kernels.forEach(({ plan, source, aliases }, k) => {
-      const outs = plan.roots.flatMap((root, r) => {
-        const alias = aliases.get(r);
-        if (alias !== undefined) {
-          // In place: the root is stored into the donated input's buffer (bound read_write).
-          const buffer = buffers.get(plan.inputs[alias].id) as GPUBuffer;
-          overwritten.add(buffer);
-          buffers.set(root.id, buffer);
-          return [];
-        }
-        const out = this.pool.acquire(bytesOf(shapeSize(root.shape)));
-        created.push(out);
-        buffers.set(root.id, out);
-        return [out];
-      });
-      if (source.invocations === 0) return;
-      const entries = [...plan.inputs.map((n) => buffers.get(n.id) as GPUBuffer), ...outs].map((buffer, binding) => ({ binding, resource: { buffer } }));
-      pass.setPipeline(exe.pipelines[k]);
-      pass.setBindGroup(0, this.gpu.createBindGroup({ layout: exe.pipelines[k].getBindGroupLayout(0), entries }));
-      const [x, y] = this.dispatchSize(Math.ceil(source.invocations / source.workgroupSize));
-      pass.dispatchWorkgroups(x, y);
-    });
-    pass.end();
-    this.gpu.queue.submit([encoder.finish()]);
-    // An output that is an input is that input's array; constants stay owned by the executable.
-    const results = new Map<number, GpuArray>();
-    for (const node of outputs) {
-      if (results.has(node.id)) continue;
-      const input = given.get(node.id);
-      if (input !== undefined) {
-        results.set(node.id, input);
-        continue;
+      if (arr.dtype !== node.dtype || arr.shape.length !== node.shape.length || arr.shape.some((d, i) => d !== node.shape[i])) {
+        throw new GrngError('execute', `input "${name}" must be ${node.dtype}${fmtShape(node.shape)}, got ${arr.dtype}${fmtShape(arr.shape)}`);
       }
-      const buffer = buffers.get(node.id) as GPUBuffer;
-      const owned = created.includes(buffer) || overwritten.has(buffer);
-      results.set(node.id, owned ? this.owned(buffer, node.shape, node.dtype) : new GpuArray(this, buffer, node.shape, node.dtype));
+      let slot = buffers.indexOf(arr.allocation);
+      if (slot < 0) {
+        slot = buffers.push(arr.allocation) - 1;
+        slots.push(storageOf(arr.dtype));
+      }
+      regions.set(node.id, { slot, offset: arr.offset });
+      byNode.set(node.id, arr);
     }
-    const kept = new Set([...results.values()].map((r) => r.buffer));
-    // Donated arrays are consumed; their buffers now belong to a result or go back to the pool.
-    for (const name of donated) {
-      const arr = inputs.get(name) as GpuArray;
-      if (kept.has(arr.buffer) && !overwritten.has(arr.buffer)) continue; // returned as it is
-      arr.consumed = true;
-      this.reclaim.unregister(arr);
-      if (!kept.has(arr.buffer)) this.pool.release(arr.buffer);
+    const layout: InputLayout = { slots, regions };
+    return { buffers, layout, byNode };
+  }
+
+  private readonly inputsOf = new Map<string, readonly Node[]>();
+
+  private inputNodes(outputs: readonly Node[]): readonly Node[] {
+    const key = outputs.map((n) => n.id).join(',');
+    let nodes = this.inputsOf.get(key);
+    if (nodes === undefined) {
+      nodes = topoSort(outputs).filter((n) => n.op === 'input');
+      this.inputsOf.set(key, nodes);
     }
-    // Intermediates go back to the pool at once: later submissions run after this one.
-    for (const b of created) if (!kept.has(b)) this.pool.release(b);
-    return outputs.map((node) => results.get(node.id) as GpuArray);
+    return nodes;
   }
 
   /** Splits a workgroup count over x and y so neither exceeds maxComputeWorkgroupsPerDimension. */
@@ -193,28 +237,37 @@ export class WebGpuDevice implements Device {
     return [Math.ceil(groups / y), y];
   }
 
-  private executable(outputs: readonly Node[], donated: ReadonlySet<string> = new Set()): Executable {
-    // Nodes are hash-consed, so the output ids identify the whole graph.
-    const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}:${[...donated].sort().join(',')}`;
+  private executable(outputs: readonly Node[], donated: ReadonlySet<string>, layout: InputLayout | undefined): Executable {
+    // Nodes are hash-consed, so the output ids identify the whole graph; offsets are baked into WGSL.
+    const where = layout === undefined ? 'separate' : [...layout.regions.values()].map((r) => `${r.slot}+${r.offset}`).join(',');
+    const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}:${[...donated].sort().join(',')}:${where}`;
     let exe = this.executables.get(key);
     if (exe === undefined) {
-      const donatedIds = new Set(topoSort(outputs).flatMap((n) => (n.op === 'input' && donated.has((n as Node<'input'>).attrs.name) ? [n.id] : [])));
-      const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse, donated: donatedIds });
-      // GRNG_EXPLAIN=1 prints each new program's kernels; GRNG_EXPLAIN=wgsl adds their source.
+      const donatedIds = new Set(this.inputNodes(outputs).flatMap((n) => (donated.has((n as Node<'input'>).attrs.name) ? [n.id] : [])));
+      const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse, donated: donatedIds, inputs: layout });
+      // GRNG_EXPLAIN=1 prints each new program's dispatches and buffers; GRNG_EXPLAIN=wgsl adds their source.
       const explain = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.GRNG_EXPLAIN;
       if (explain) console.error(explainProgram(program, explain === 'wgsl'));
-      const pipelines = program.kernels.map(({ source }) =>
-        this.gpu.createComputePipeline({ layout: 'auto', compute: { module: this.gpu.createShaderModule({ code: source.code }), entryPoint: 'main' } }),
-      );
+      const pipelines = program.kernels.map(({ source }) => this.pipeline(source.code));
       const constants = new Map<number, GPUBuffer>();
-      for (const node of program.externals) {
-        if (node.op !== 'constant') continue;
-        const attrs = (node as Node<'constant'>).attrs;
-        if ('data' in attrs) constants.set(node.id, this.upload(attrs.data, node.shape, node.dtype).buffer);
-      }
+      program.memory.slots.forEach((slot, i) => {
+        if (slot.kind !== 'constants') return;
+        const buffer = this.gpu.createBuffer({ size: 4 * slot.data.length, usage: USAGE });
+        this.gpu.queue.writeBuffer(buffer, 0, slot.storage === 'f32' ? Float32Array.from(slot.data) : Int32Array.from(slot.data));
+        constants.set(i, buffer);
+      });
       exe = { program, pipelines, constants };
       this.executables.set(key, exe);
     }
     return exe;
+  }
+
+  private pipeline(code: string): GPUComputePipeline {
+    let p = this.pipelines.get(code);
+    if (p === undefined) {
+      p = this.gpu.createComputePipeline({ layout: 'auto', compute: { module: this.gpu.createShaderModule({ code }), entryPoint: 'main' } });
+      this.pipelines.set(code, p);
+    }
+    return p;
   }
 }

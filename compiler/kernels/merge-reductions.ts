@@ -1,6 +1,7 @@
 import type { Node } from '../ir/node.js';
 import { opTable } from '../ops/table.js';
-import type { KernelPlan } from './partition.js';
+import type { BindingKey } from '../memory/plan-memory.js';
+import { bindingCount, type KernelPlan } from './partition.js';
 
 const isReduce = (n: Node) => opTable[n.op].wgsl.kind === 'reduce';
 const sameShape = (a: Node, b: Node) => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
@@ -16,6 +17,7 @@ export function mergeDependentReductions(
   maxBuffers: number,
   fits: (plan: KernelPlan) => boolean,
   single: (plan: KernelPlan) => boolean,
+  bindingKey: BindingKey,
 ): KernelPlan[] {
   const out: KernelPlan[] = [];
   const position = new Map<number, number>(); // root id → index in `out`
@@ -32,7 +34,7 @@ export function mergeDependentReductions(
         if (others.some((n) => (position.get(n.id) ?? -1) >= g)) continue; // must be ready before the group runs
         const inputs = new Map([...group.inputs, ...others].map((n) => [n.id, n]));
         const candidate = { roots: [...group.roots, root], inputs: [...inputs.values()].sort((a, b) => a.id - b.id) };
-        if (candidate.inputs.length + candidate.roots.length > maxBuffers || !fits(candidate)) continue;
+        if (bindingCount([candidate], bindingKey) > maxBuffers || !fits(candidate)) continue;
         out[g] = candidate;
         at = g;
         break;

@@ -1,6 +1,7 @@
 import { GrngError } from '../errors.js';
 import { topoSort, type Node } from '../ir/node.js';
 import { opTable } from '../ops/table.js';
+import type { BindingKey } from '../memory/plan-memory.js';
 
 /**
  * One kernel: computes its `roots` (each materialized in a buffer) by inlining every
@@ -15,8 +16,10 @@ export interface KernelPlan {
 export interface PartitionOptions {
   /** false: every non-leaf node is its own kernel (the unfused reference schedule). */
   readonly fuse: boolean;
-  /** Storage buffers a kernel may read (the stage limit minus the output binding). */
-  readonly maxInputs: number;
+  /** Storage buffers a kernel may bind (maxStorageBuffersPerShaderStage). */
+  readonly maxBuffers: number;
+  /** The buffer each node will be bound through (packed arrays share one). */
+  readonly bindingKey: BindingKey;
 }
 
 /** Nodes that live in buffers without a kernel: graph inputs and data constants. */
@@ -49,49 +52,14 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
 
   // Consumers first, so nodes materialized to fit a kernel's buffer limit get checked too.
   for (let i = order.length - 1; i >= 0; i--) {
-    if (stored.has(order[i].id) || materialized.has(order[i].id)) splitToFit(order[i], materialized, options.maxInputs);
+    if (stored.has(order[i].id) || materialized.has(order[i].id)) splitToFit(order[i], materialized, options);
   }
-  const single = order
-    .filter((n) => stored.has(n.id) || materialized.has(n.id))
-    .map((root) => ({ roots: [root], inputs: inputsOf(root, materialized) }));
-  return options.fuse ? mergeSameSpace(single, options.maxInputs + 1) : single;
+  return order.filter((n) => stored.has(n.id) || materialized.has(n.id)).map((root) => ({ roots: [root], inputs: inputsOf(root, materialized) }));
 }
 
-/**
- * Merges independent elementwise kernels over the same shape into multi-output kernels (e.g.
- * θ, m and v of an Adam step: one pass over the inputs instead of three). A kernel joins the
- * first earlier group of its shape when it reads nothing computed at or after that group's
- * position (so the merged kernel, run there, has its inputs ready and nothing between reads
- * its outputs too early) and the group stays within the storage-buffer limit.
- */
-function mergeSameSpace(kernels: readonly KernelPlan[], maxBuffers: number): KernelPlan[] {
-  const position = new Map<number, number>(); // root id → index of the group that computes it
-  const groups: { roots: Node[]; inputs: Map<number, Node>; at: number }[] = [];
-  for (const k of kernels) {
-    const root = k.roots[0];
-    const readsAt = Math.max(-1, ...k.inputs.map((n) => position.get(n.id) ?? -1));
-    const target =
-      kindOf(root) === 'reduce' || kindOf(root) === 'matmul'
-        ? undefined
-        : groups.find(
-            (g, i) =>
-              i > readsAt &&
-              kindOf(g.roots[0]) !== 'reduce' &&
-              kindOf(g.roots[0]) !== 'matmul' &&
-              g.roots[0].shape.length === root.shape.length &&
-              g.roots[0].shape.every((d, j) => d === root.shape[j]) &&
-              new Set([...g.inputs.keys(), ...k.inputs.map((n) => n.id)]).size + g.roots.length + 1 <= maxBuffers,
-          );
-    if (target === undefined) {
-      groups.push({ roots: [root], inputs: new Map(k.inputs.map((n) => [n.id, n])), at: groups.length });
-      position.set(root.id, groups.length - 1);
-    } else {
-      target.roots.push(root);
-      for (const n of k.inputs) target.inputs.set(n.id, n);
-      position.set(root.id, target.at);
-    }
-  }
-  return groups.map((g) => ({ roots: g.roots, inputs: [...g.inputs.values()].sort((a, b) => a.id - b.id) }));
+/** How many buffers a kernel binds: one per distinct buffer among what it reads and writes. */
+export function bindingCount(plans: readonly KernelPlan[], key: BindingKey): number {
+  return new Set(plans.flatMap((p) => [...p.inputs, ...p.roots].map(key))).size;
 }
 
 /** True when `node` is movement over a buffer-backed node (index arithmetic only). */
@@ -118,19 +86,22 @@ function inputsOf(root: Node, materialized: ReadonlySet<number>): Node[] {
 }
 
 /**
- * Materializes inlined subexpressions of the kernel at `root` (largest first) until it reads no more than `maxInputs` buffers (the storage-buffer limit per stage).
+ * Materializes inlined subexpressions of the kernel at `root` (those binding the most buffers
+ * first) until it binds no more than the stage allows. A materialized value lives in the
+ * arena, so reading it costs at most the one binding the arena needs.
  */
-function splitToFit(root: Node, materialized: Set<number>, maxInputs: number): void {
+function splitToFit(root: Node, materialized: Set<number>, { maxBuffers, bindingKey }: PartitionOptions): void {
+  const bindings = (n: Node) => bindingCount([{ roots: [n], inputs: inputsOf(n, materialized) }], bindingKey);
   for (;;) {
-    const inputs = inputsOf(root, materialized);
-    if (inputs.length <= maxInputs) return;
+    const needed = bindings(root);
+    if (needed <= maxBuffers) return;
     const inlined = topoSort(root.inputs).filter((n) => !isExternal(n) && !materialized.has(n.id) && kindOf(n) !== 'leaf');
     const candidates = inlined
-      .map((n) => ({ n, reads: inputsOf(n, materialized).length }))
-      .filter((c) => c.reads > 1 && c.reads <= maxInputs)
-      .sort((a, b) => b.reads - a.reads);
+      .map((n) => ({ n, reads: inputsOf(n, materialized).length, binds: bindings(n) }))
+      .filter((c) => c.reads > 1 && c.binds <= maxBuffers)
+      .sort((a, b) => b.binds - a.binds || b.reads - a.reads);
     if (candidates.length === 0) {
-      throw new GrngError('compile', `a ${root.op} kernel needs ${inputs.length} input buffers but the device allows ${maxInputs}; no split was found`);
+      throw new GrngError('compile', `a ${root.op} kernel binds ${needed} storage buffers but the device allows ${maxBuffers}; no split was found`);
     }
     materialized.add(candidates[0].n.id);
   }

@@ -3,8 +3,9 @@
 import { describe, expect, test } from 'vitest';
 import { add, crossEntropy, div, exp, grad, input, matmul, mul, relu, softmax, sqrt, square, sub, sum, tanh, valueAndGrad, type Tensor } from '../../index.js';
 
-/** Kernels of the 2-layer MLP training step below (see its comment for the breakdown). */
-const MLP_STEP_KERNELS = 18;
+/** Dispatches of the 2-layer MLP training step below (see its comment for the breakdown). */
+const MLP_STEP_KERNELS = 11;
+import { packedInputs } from '../../compiler/memory/layout.js';
 import { compileProgram, type KernelLimits } from '../../compiler/program.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { gpuDevice } from '../support/gpu.js';
@@ -13,6 +14,13 @@ import { prng, uniform } from '../support/random.js';
 // WebGPU's default limits (what every adapter offers).
 const DEFAULTS: KernelLimits = { maxStorageBuffersPerShaderStage: 8, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 };
 const kernels = (outs: readonly Tensor[], limits = DEFAULTS) => compileProgram(outs.map((t) => t.node), { limits });
+
+/** AdamW (decoupled weight decay 0.01, β = 0.9, 0.999): the new θ, m and v. */
+function adamw(theta: Tensor, m: Tensor, v: Tensor, g: Tensor, lr: Tensor | number): Tensor[] {
+  const m1 = add(mul(m, 0.9), mul(g, 0.1));
+  const v1 = add(mul(v, 0.999), mul(square(g), 0.001));
+  return [sub(theta, mul(lr, add(div(m1, add(sqrt(v1), 1e-8)), mul(theta, 0.01)))), m1, v1];
+}
 
 describe('kernel counts', () => {
   test('a chain of 10 elementwise ops is one kernel', () => {
@@ -36,20 +44,33 @@ describe('kernel counts', () => {
     const program = kernels([softmax(input('x', [8, 10]))]);
     expect(program.kernels).toHaveLength(2);
     // The sum reads the max from a register of the same invocation, not from a buffer.
-    expect(program.kernels[0].plan.roots.map((r) => r.op)).toEqual(['reduceMax', 'reduceSum']);
+    expect(program.kernels[0].segments[0].roots.map((r) => r.op)).toEqual(['reduceMax', 'reduceSum']);
   });
 
   test('an AdamW update of one parameter (θ, m, v) is one multi-output kernel', () => {
     const [theta, m, v, g] = ['theta', 'm', 'v', 'g'].map((n) => input(n, [17, 5]));
-    const lr = input('lr', []);
-    const m1 = add(mul(m, 0.9), mul(g, 0.1));
-    const v1 = add(mul(v, 0.999), mul(mul(g, g), 0.001));
-    const theta1 = sub(theta, mul(lr, add(div(m1, add(sqrt(v1), 1e-8)), mul(theta, 0.01))));
-    const program = kernels([theta1, m1, v1]);
+    const program = kernels(adamw(theta, m, v, g, input('lr', [])));
     expect(program.kernels).toHaveLength(1);
-    expect(program.kernels[0].plan.roots).toHaveLength(3);
-    // Horizontal fusion across parameters of different shapes (the issue's "5 tensors, 1
-    // dispatch") is not built yet: each parameter is its own kernel today.
+    expect(program.kernels[0].segments[0].roots).toHaveLength(3);
+  });
+
+  test('an AdamW update of 5 parameters of different shapes is one dispatch when the arrays are packed', () => {
+    const shapes = [[17, 5], [5], [64, 3, 3], [1], [257]];
+    const state = ['theta', 'm', 'v', 'g'].map((name) => shapes.map((s, i) => input(`${name}${i}`, s)));
+    const lr = input('lr', []);
+    const outs = shapes.flatMap((_, i) => adamw(state[0][i], state[1][i], state[2][i], state[3][i], lr));
+    // Packed as uploadAll packs them: θs in one buffer, ms in one, vs in one, gs in one, lr alone.
+    const layout = packedInputs([...state, [lr]].map((group) => group.map((t) => t.node)));
+    const program = compileProgram(outs.map((t) => t.node), { limits: DEFAULTS, inputs: layout });
+    expect(program.kernels).toHaveLength(1);
+    expect(program.kernels[0].segments).toHaveLength(5); // one segment (θ, m, v together) per parameter
+    // Reads 5 input buffers and writes one results buffer: 6 bindings whatever the parameter count.
+    expect(program.kernels[0].source.bindings).toHaveLength(6);
+    // With every array in a buffer of its own, 21 inputs cannot be bound at once (limit 8): the
+    // update splits into dispatches that each fit.
+    const separate = kernels(outs);
+    expect(separate.kernels.length).toBeGreaterThan(1);
+    for (const k of separate.kernels) expect(k.source.bindings.length).toBeLessThanOrEqual(DEFAULTS.maxStorageBuffersPerShaderStage);
   });
 
   test('a 2-layer MLP forward + backward + AdamW step', () => {
@@ -60,19 +81,21 @@ describe('kernel counts', () => {
     const loss = (p: Params) => crossEntropy(add(matmul(relu(add(matmul(x, p.w1), p.b1)), p.w2), p.b2), y);
     const [value, grads] = valueAndGrad(loss)(params);
     const outs: Tensor[] = [value];
-    for (const k of ['w1', 'b1', 'w2', 'b2'] as const) {
-      const [theta, g]: Tensor[] = [params[k], grads[k]];
-      const [m, v] = [input(`m_${k}`, theta.shape), input(`v_${k}`, theta.shape)];
-      const m1 = add(mul(m, 0.9), mul(g, 0.1));
-      const v1 = add(mul(v, 0.999), mul(square(g), 0.001));
-      outs.push(sub(theta, mul(1e-3, add(div(m1, add(sqrt(v1), 1e-8)), mul(theta, 0.01)))), m1, v1);
-    }
-    // Pinned as built today (18). Forward: 2 matmuls, the relu output (a matmul operand), one
-    // kernel for the row max with the two row sums chained to it, the batch mean, its negation.
-    // Backward: a row sum, the logits' cotangent, 3 matmuls, the masked hidden cotangent, 2 bias
-    // sums. Then one multi-output AdamW kernel per parameter (θ, m, v together); horizontal
-    // fusion across parameters would turn those 4 into 1.
-    expect(kernels(outs).kernels.length).toBe(MLP_STEP_KERNELS);
+    const keys = ['w1', 'b1', 'w2', 'b2'] as const;
+    const moments = keys.map((k) => [input(`m_${k}`, params[k].shape), input(`v_${k}`, params[k].shape)]);
+    keys.forEach((k, i) => outs.push(...adamw(params[k], moments[i][0], moments[i][1], grads[k], 1e-3)));
+    // Packed as a trainer keeps them: parameters in one buffer, m in one, v in one.
+    const packed: Tensor[][] = [keys.map((k) => params[k]), moments.map((m) => m[0]), moments.map((m) => m[1]), [x], [y]];
+    const layout = packedInputs(packed.map((group) => group.map((t) => t.node)));
+    const program = compileProgram(outs.map((t) => t.node), { limits: DEFAULTS, inputs: layout });
+    // Pinned as built today (11 dispatches): 0 x·w1; 1 relu(· + b1) (a matmul operand) beside a
+    // row sum of the labels' one-hot; 2 h·w2; 3 the row max with the two row sums chained to it;
+    // 4 the batch mean beside the logits' cotangent; 5 cotangent·w2ᵀ; 6 the relu-masked hidden
+    // cotangent beside the b2 sum; 7 xᵀ·it (w1's gradient); 8 the b1 sum; 9 hᵀ·cotangent (w2's
+    // gradient); 10 the loss's negation and all 4 AdamW updates (θ, m, v each): one vec4 dispatch.
+    expect(program.kernels.length).toBe(MLP_STEP_KERNELS);
+    const last = program.kernels[program.kernels.length - 1];
+    expect(last.segments.map((s) => s.roots.length)).toEqual([1, 3, 3, 3, 3]);
   });
 
   test('gradient of a one-layer relu network', () => {
@@ -82,7 +105,7 @@ describe('kernel counts', () => {
     // Forward matmul; the relu-masked cotangent (a mul) is materialized because it is more than
     // index arithmetic and the backward matmul would recompute it k times; then xᵀ · it.
     const program = kernels([dw]);
-    expect(program.kernels.map((k) => k.plan.roots.map((r) => r.op).join('+'))).toEqual(['matmul', 'mul', 'matmul']);
+    expect(program.kernels.map((k) => k.segments.map((s) => s.roots.map((r) => r.op).join('+')).join(' | '))).toEqual(['matmul', 'mul', 'matmul']);
   });
 
   test('a kernel never binds more storage buffers than the stage allows', async () => {
@@ -92,7 +115,7 @@ describe('kernel counts', () => {
     for (const x of xs.slice(1)) total = add(total, mul(x, x));
     const limits = { ...DEFAULTS, maxStorageBuffersPerShaderStage: 4 };
     const program = kernels([total], limits);
-    for (const k of program.kernels) expect(k.plan.inputs.length).toBeLessThanOrEqual(3);
+    for (const k of program.kernels) expect(k.source.bindings.length).toBeLessThanOrEqual(4);
     expect(program.kernels.length).toBeGreaterThan(1);
     // And the split program still computes the sum of squares (exact small integers in f32).
     const rng = prng(7);

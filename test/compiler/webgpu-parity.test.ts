@@ -36,7 +36,9 @@ async function compare(p: Program, fuse: boolean, backend: 'auto' | 'swiftshader
   const xs = p.inputValues();
   const args = xs.map((x, i) => cpu.upload(x, p.shapes[i], 'f32'));
   const want = await Promise.all(((await jit(f, { device: cpu })(...args)) as DeviceArray[]).map((a) => a.read()));
-  const gpuArgs = xs.map((x, i) => gpu.upload(x, p.shapes[i], 'f32'));
+  // Fused runs pass the inputs packed into one buffer (as uploadAll and trainers do: views at
+  // offsets); unfused runs pass a buffer per input. Both layouts are compiled into the kernels.
+  const gpuArgs = fuse ? gpu.uploadAll(xs.map((data, i) => ({ data, shape: p.shapes[i], dtype: 'f32' as const }))) : xs.map((x, i) => gpu.upload(x, p.shapes[i], 'f32'));
   const got = await Promise.all(((await jit(f, { device: gpu })(...gpuArgs)) as DeviceArray[]).map((a) => a.read()));
   let worst = 0;
   want.forEach((w, k) => {

@@ -1,0 +1,136 @@
+import { GrngError } from '../errors.js';
+import type { Node } from '../ir/node.js';
+import { shapeSize } from '../ir/shape.js';
+import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type Slot } from './layout.js';
+
+/** A dispatch as memory planning sees it: the roots it writes and the buffers it reads. */
+export interface DispatchBuffers {
+  readonly roots: readonly Node[];
+  readonly inputs: readonly Node[];
+  /** Roots stored in place into a donated input's region: root id → input node. */
+  readonly aliases: ReadonlyMap<number, Node>;
+}
+
+export interface MemoryPlan {
+  readonly slots: readonly Slot[];
+  /** Region of every buffer-backed node: inputs, data constants and kernel roots. */
+  readonly regions: ReadonlyMap<number, Region>;
+  /** Where each returned node (other than a returned input) is handed to the caller. */
+  readonly results: ReadonlyMap<number, Region>;
+  /** Copies made before the dispatches (returned data constants), in elements. */
+  readonly copies: readonly { readonly from: Region; readonly to: Region; readonly length: number }[];
+}
+
+/** A label for the buffer `node` will live in, before offsets exist (used to count bindings). */
+export type BindingKey = (node: Node) => string;
+
+export function bindingKeys(layout: InputLayout, outputIds: ReadonlySet<number>): BindingKey {
+  return (node) => {
+    if (node.op === 'input') return `in${layout.regions.get(node.id)?.slot ?? `?${node.id}`}`;
+    const storage = storageOf(node.dtype);
+    if (node.op === 'constant') return `const:${storage}`;
+    return outputIds.has(node.id) ? `out:${storage}` : `arena:${storage}`;
+  };
+}
+
+/**
+ * Gives every buffer-backed node a region. Inputs keep the caller's layout; data constants are
+ * packed into one buffer per storage type; returned roots are packed into one results buffer per
+ * type; intermediates share an arena per type, a region being reused once the last dispatch that
+ * reads it has run (dispatches run in order, and a dispatch never writes where it reads).
+ */
+export function planMemory(
+  dispatches: readonly DispatchBuffers[],
+  externals: readonly Node[],
+  outputs: readonly Node[],
+  layout: InputLayout,
+  maxBindingBytes = Infinity,
+): MemoryPlan {
+  const slots: Slot[] = layout.slots.map((storage, index) => ({ kind: 'input', index, storage }));
+  const regions = new Map<number, Region>(layout.regions);
+  const outputIds = new Set(outputs.map((n) => n.id));
+
+  const isData = (n: Node) => n.op === 'constant' && 'data' in (n.attrs as object);
+  const byStorage = <T extends Node>(nodes: readonly T[]) =>
+    (['f32', 'i32'] as const).map((storage) => ({ storage, nodes: nodes.filter((n) => storageOf(n.dtype) === storage) })).filter((g) => g.nodes.length > 0);
+
+  for (const { storage, nodes } of byStorage(externals.filter(isData))) {
+    const { offsets, length } = packLengths(nodes.map((n) => shapeSize(n.shape)));
+    const data = new Float64Array(length);
+    nodes.forEach((n, i) => {
+      data.set((n.attrs as { readonly data: Float64Array }).data, offsets[i]); // externals hold data constants only
+      regions.set(n.id, { slot: slots.length, offset: offsets[i] });
+    });
+    slots.push({ kind: 'constants', storage, data });
+  }
+
+  const aliased = new Map<number, Node>();
+  for (const d of dispatches) for (const [root, input] of d.aliases) aliased.set(root, input);
+  for (const [root, input] of aliased) regions.set(root, regions.get(input.id) as Region);
+
+  // Returned roots (each once), unless stored in place; returned data constants are copied into
+  // the results so the caller never holds the program's own constants.
+  const returned = [...new Map(outputs.filter((n) => n.op !== 'input' && (isData(n) || !regions.has(n.id))).map((n) => [n.id, n])).values()];
+  const copies: { from: Region; to: Region; length: number }[] = [];
+  const resultRegions = new Map<number, Region>();
+  for (const { storage, nodes } of byStorage(returned)) {
+    const { offsets, length } = packLengths(nodes.map((n) => shapeSize(n.shape)));
+    nodes.forEach((n, i) => {
+      const to = { slot: slots.length, offset: offsets[i] };
+      resultRegions.set(n.id, to);
+      if (isData(n)) copies.push({ from: regions.get(n.id) as Region, to, length: paddedLength(shapeSize(n.shape)) });
+      else regions.set(n.id, to);
+    });
+    slots.push({ kind: 'results', storage, length });
+  }
+
+  const intermediates = dispatches.flatMap((d) => d.roots.filter((r) => !outputIds.has(r.id) && !aliased.has(r.id)));
+  for (const { storage, nodes } of byStorage(intermediates)) {
+    const { offsets, length } = allocateByLiveness(nodes, dispatches);
+    const slot = slots.length;
+    nodes.forEach((n) => regions.set(n.id, { slot, offset: offsets.get(n.id) as number }));
+    slots.push({ kind: 'arena', storage, length });
+  }
+
+  for (const slot of slots) {
+    const bytes = 4 * (slot.kind === 'constants' ? slot.data.length : slot.kind === 'input' ? 0 : slot.length);
+    if (bytes > maxBindingBytes) {
+      throw new GrngError('compile', `the program's ${slot.kind} buffer needs ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${maxBindingBytes}`);
+    }
+  }
+  return { slots, regions, results: resultRegions, copies };
+}
+
+/** First-fit offsets for `nodes` (roots of `dispatches`): a region is free after its last reader. */
+function allocateByLiveness(nodes: readonly Node[], dispatches: readonly DispatchBuffers[]): { offsets: Map<number, number>; length: number } {
+  const wanted = new Set(nodes.map((n) => n.id));
+  const lastRead = new Map<number, number>();
+  dispatches.forEach((d, k) => d.inputs.forEach((n) => lastRead.set(n.id, k)));
+  const live: { offset: number; length: number; until: number }[] = [];
+  const offsets = new Map<number, number>();
+  let length = 0;
+  dispatches.forEach((d, k) => {
+    // Regions last read before this dispatch are free; those it reads stay taken while it runs.
+    for (let i = live.length - 1; i >= 0; i--) if (live[i].until < k) live.splice(i, 1);
+    for (const root of d.roots) {
+      if (!wanted.has(root.id)) continue;
+      const size = paddedLength(shapeSize(root.shape));
+      live.sort((a, b) => a.offset - b.offset);
+      let at = 0;
+      for (const block of live) {
+        if (block.offset - at >= size) break;
+        at = Math.max(at, block.offset + block.length);
+      }
+      live.push({ offset: at, length: size, until: lastRead.get(root.id) ?? k });
+      offsets.set(root.id, at);
+      length = Math.max(length, at + size);
+    }
+  });
+  return { offsets, length };
+}
+
+/** A slot for messages and explain(): "arena f32 (1024 elements)". */
+export function slotLabel(slot: Slot): string {
+  const size = slot.kind === 'input' ? 'the caller\'s buffer' : `${slot.kind === 'constants' ? slot.data.length : slot.length} elements`;
+  return `${slot.kind}${slot.kind === 'input' ? ` ${slot.index}` : ''} ${slot.storage} (${size})`;
+}

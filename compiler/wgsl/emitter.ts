@@ -1,0 +1,162 @@
+import { GrngError } from '../errors.js';
+import type { Node } from '../ir/node.js';
+import { shapeSize, stridesOf } from '../ir/shape.js';
+import { opTable } from '../ops/table.js';
+import type { WgslRule } from '../ops/rule.js';
+import { literal, wgslType } from './literals.js';
+
+// The op table is keyed by primitive; a runtime key cannot narrow it.
+export const ruleOf = (node: Node) => opTable[node.op].wgsl as WgslRule<typeof node.op> as unknown as AnyWgslRule;
+export type ReduceRule = { kind: 'reduce'; init(node: Node): string; combine(acc: string, value: string): string };
+type AnyWgslRule =
+  | { kind: 'expr'; expr(args: readonly string[], node: Node): string }
+  | { kind: 'index'; operandIndex(index: readonly string[], node: Node): { index: string[]; inBounds?: string } }
+  | { kind: 'leaf'; value(index: readonly string[], node: Node): string | null }
+  | ReduceRule
+  | { kind: 'matmul' };
+
+/** Where a buffer-backed node lives in the kernel: its binding's WGSL name and element offset (a multiple of 4). */
+export interface Location {
+  readonly name: string;
+  readonly offset: number;
+}
+
+/** Resolves buffer-backed nodes to their locations; undefined for nodes computed inline. */
+export type Locate = (node: Node) => Location | undefined;
+
+/** A kernel read a root computed earlier in it somewhere other than at that root's own element. */
+export class RegisterIndexError extends Error {}
+
+/** `base + expr` as WGSL i32, leaving out a zero base. */
+export const plus = (base: number, expr: string): string => (base === 0 ? expr : `${base}i + ${expr}`);
+
+/**
+ * Emits WGSL statements that compute node values at symbolic indices, inlining everything
+ * that is not buffer-backed. Values are memoized per (node, index) within the enclosing block,
+ * so a DAG costs each subexpression once.
+ */
+export class Emitter {
+  private readonly blocks: string[][] = [[]];
+  private readonly memo: Map<string, string>[] = [new Map()];
+  private count = 0;
+  /** Buffer-backed nodes read somewhere other than at the current segment's own element. */
+  readonly readElsewhere = new Set<number>();
+  /** Buffer-backed node id → the segments that read it. */
+  readonly readBy = new Map<number, Set<number>>();
+  /** The segment being emitted (a dispatch may run several iteration spaces). */
+  segment = 0;
+  /** The segment's own element index, to recognize reads of exactly that element. */
+  ownIndex: readonly string[] = [];
+  /** Vectorized segment: values are vec4s and loads are the invocation's own vec4 at `vflat`. */
+  vector = false;
+  vflat = 'uflat';
+  /** Roots already computed in this segment (reductions), readable at their own index only. */
+  readonly registers = new Map<number, { name: string; index: readonly string[] }>();
+
+  constructor(private readonly locate: Locate) {}
+
+  line(text: string): void {
+    this.blocks[this.blocks.length - 1].push(text);
+  }
+
+  bind(expr: string): string {
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(expr) || /^-?[0-9]+i$/.test(expr)) return expr;
+    const name = `t${this.count++}`;
+    this.line(`let ${name} = ${expr};`);
+    return name;
+  }
+
+  fresh(prefix: string): string {
+    return `${prefix}${this.count++}`;
+  }
+
+  /** Runs `body` in a nested block (memo entries made inside stay inside) and returns its lines. */
+  block(body: () => void): string[] {
+    this.blocks.push([]);
+    this.memo.push(new Map());
+    body();
+    this.memo.pop();
+    return this.blocks.pop() as string[];
+  }
+
+  value(node: Node, index: readonly string[]): string {
+    const key = `${node.id}@${index.join(',')}`;
+    for (let i = this.memo.length - 1; i >= 0; i--) {
+      const hit = this.memo[i].get(key);
+      if (hit !== undefined) return hit;
+    }
+    const result = this.compute(node, index);
+    this.memo[this.memo.length - 1].set(key, result);
+    return result;
+  }
+
+  /** The WGSL reference to element `linear` of buffer-backed `node` (scalar segments). */
+  element(at: Location, linear: string): string {
+    return `${at.name}[${plus(at.offset, linear)}]`;
+  }
+
+  /** The WGSL reference to the invocation's own vec4 of a buffer-backed node (vector segments). */
+  ownVec4(at: Location): string {
+    return `${at.name}[${at.offset === 0 ? '' : `${at.offset / 4}u + `}${this.vflat}]`;
+  }
+
+  private compute(node: Node, index: readonly string[]): string {
+    const register = this.registers.get(node.id);
+    if (register !== undefined) {
+      if (index.length === register.index.length && index.every((e, i) => e === register.index[i])) return register.name;
+      throw new RegisterIndexError();
+    }
+    const at = this.locate(node);
+    if (at !== undefined) return this.load(node, at, index);
+    const rule = ruleOf(node);
+    switch (rule.kind) {
+      case 'expr':
+        return this.bind(rule.expr(node.inputs.map((n) => this.value(n, index)), node));
+      case 'index': {
+        const mapped = rule.operandIndex(index, node);
+        const inner = this.value(node.inputs[0], mapped.index.map((e) => this.bind(e)));
+        if (mapped.inBounds === undefined) return inner;
+        return this.bind(`select(${literal(0, node.dtype)}, ${inner}, ${mapped.inBounds})`);
+      }
+      case 'leaf': {
+        const v = rule.value(index, node);
+        if (v === null) throw new GrngError('compile', `internal: ${node.op} node ${node.id} is buffer-backed but has no region`);
+        return this.bind(this.vector ? `vec4<${wgslType(node.dtype)}>(${v})` : v);
+      }
+      default:
+        throw new GrngError('compile', `internal: ${node.op} node ${node.id} must be materialized before it is read`);
+    }
+  }
+
+  private load(node: Node, at: Location, index: readonly string[]): string {
+    const readers = this.readBy.get(node.id) ?? new Set<number>();
+    readers.add(this.segment);
+    this.readBy.set(node.id, readers);
+    if (this.vector) {
+      // A one-element buffer (a scalar hyperparameter) is splatted; others are read as vec4s.
+      if (shapeSize(node.shape) !== 1) return this.bind(this.ownVec4(at));
+      this.readElsewhere.add(node.id);
+      return this.bind(`vec4<f32>(${at.name}[${at.offset / 4}][0])`);
+    }
+    const own = index.length === this.ownIndex.length && index.every((e, i) => e === this.ownIndex[i]);
+    if (!own) this.readElsewhere.add(node.id);
+    const strides = stridesOf(node.shape);
+    const terms = index.map((e, i) => (node.shape[i] === 1 ? null : strides[i] === 1 ? e : `${e} * ${strides[i]}i`)).filter((t) => t !== null);
+    const load = this.element(at, terms.length > 0 ? terms.join(' + ') : '0i');
+    return this.bind(node.dtype === 'bool' ? `(${load} != 0i)` : load);
+  }
+
+  lines(): string[] {
+    return this.blocks[0];
+  }
+}
+
+/** Unravels `flat` into one index variable per axis of `shape` (row-major). */
+export function unravel(e: Emitter, flat: string, shape: readonly number[]): string[] {
+  const strides = stridesOf(shape);
+  return shape.map((d, i) => {
+    if (d === 1) return '0i';
+    const q = strides[i] === 1 ? flat : `(${flat} / ${strides[i]}i)`;
+    return e.bind(i === 0 ? q : `${q} % ${d}i`); // flat < size, so the outermost axis needs no wrap
+  });
+}

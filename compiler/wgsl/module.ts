@@ -1,0 +1,41 @@
+import { PRELUDE } from './prelude.js';
+
+/** What a generated kernel module needs from its caller and gives back. */
+export interface KernelSource {
+  readonly code: string;
+  /** Invocations the dispatch must cover (rounded up to whole workgroups by the device). */
+  readonly invocations: number;
+  readonly workgroupSize: number;
+}
+
+/** The kernel module: helpers it calls, bindings, and a main over `invocations` flat ids. */
+export function assemble(decls: readonly string[], lines: readonly string[], invocations: number, workgroupSize: number, valueType = 'f32'): KernelSource {
+  const body = lines.map((l) => `  ${l}`).join('\n');
+  const code = `${decls.join('\n')}
+
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let flat = i32(gid.x + gid.y * groups.x * ${workgroupSize}u);
+  if (flat >= ${invocations}i) { return; }
+${body}
+}
+`;
+  return { code: withHelpers(code, valueType), invocations, workgroupSize };
+}
+
+/** `code` preceded by the prelude helpers it calls, directly or through other helpers (WGSL declarations are order-free). */
+export function withHelpers(code: string, valueType: string): string {
+  const used = new Set<string>();
+  let text = code;
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const h of PRELUDE) {
+      if (!used.has(h.name) && text.includes(`${h.name}(`)) {
+        used.add(h.name);
+        text += h.code(valueType);
+        grew = true;
+      }
+    }
+  }
+  return [...PRELUDE.filter((h) => used.has(h.name)).map((h) => h.code(valueType)), code].join('\n');
+}
