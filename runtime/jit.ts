@@ -97,11 +97,10 @@ function donatedNames(args: readonly unknown[], donate: ReadonlySet<number>, nam
 /** Arguments in place of the traced function's: an array for a Tensor, a tree of arrays for a tree. */
 type ArrayArgs<A extends readonly unknown[]> = { [K in keyof A]: A[K] extends Tensor ? ArrayLeaf : Tree<ArrayLeaf> };
 
-let jitCount = 0;
-
 function traceExecutable(f: Traceable, rebuildArgs: <M>(leaves: readonly M[]) => Tree<M>, arrays: readonly DeviceArray[]): Executable {
-  const prefix = `%jit${jitCount++}_`;
-  const inputNames = arrays.map((_, i) => `${prefix}${i}`);
+  // Inputs are named by position, so the same computation traced by any jitted function is the
+  // same hash-consed graph: devices compile it once (the cache is content-addressed).
+  const inputNames = arrays.map((_, i) => `%arg${i}`);
   const symbolic = arrays.map((a, i) => new Tensor(b.input(inputNames[i], a.shape, a.dtype)));
   let result: unknown;
   try {

@@ -27,6 +27,20 @@ describe('jit on WebGPU', () => {
     expect(gpu.programCount - before).toBe(1);
   });
 
+  test('the compile cache is content-addressed: separately jitted copies of a computation compile once', async () => {
+    const gpu = await gpuDevice();
+    const before = gpu.programCount;
+    const x = array([0.5, -1, 2]);
+    // Two closures, two jit calls, the same math: one program.
+    const a = await jit((t: Tensor) => sqrt(add(mul(t, t), 3.25)), { device: gpu })(x);
+    const b = await jit((u: Tensor) => sqrt(add(mul(u, u), 3.25)), { device: gpu })(x);
+    expect(gpu.programCount - before).toBe(1);
+    expect(Array.from(await b.read())).toEqual(Array.from(await a.read()));
+    // Different math is a different program.
+    await jit((t: Tensor) => sqrt(add(mul(t, t), 3.5)), { device: gpu })(x);
+    expect(gpu.programCount - before).toBe(2);
+  });
+
   test('device results feed the next call without a host round trip', async () => {
     const gpu = await gpuDevice();
     const double = jit((x: Tensor) => mul(x, 2), { device: gpu });
