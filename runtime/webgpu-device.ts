@@ -85,17 +85,35 @@ export class WebGpuDevice implements Device {
    * dispatch update every parameter of a model.
    */
   uploadAll(items: readonly ArrayData[]): GpuArray[] {
+    for (const item of items) {
+      if (item.data.length !== shapeSize(item.shape)) {
+        throw new GrngError('upload', `${item.data.length} values do not fill shape ${fmtShape(item.shape)} (${shapeSize(item.shape)} elements)`);
+      }
+    }
     const out = new Array<GpuArray>(items.length);
+    // A buffer is bound whole, so a pack stays within the binding size: a new buffer starts when one is full.
+    const maxElements = Math.floor(Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.gpu.limits.maxBufferSize) / 4);
+    const packs: { item: ArrayData; i: number }[][] = [];
     for (const storage of ['f32', 'i32'] as const) {
-      const group = items.flatMap((item, i) => (storageOf(item.dtype) === storage ? [{ item, i }] : []));
-      if (group.length === 0) continue;
+      let pack: { item: ArrayData; i: number }[] = [];
+      let used = 0;
+      items.forEach((item, i) => {
+        if (storageOf(item.dtype) !== storage) return;
+        const size = paddedLength(item.data.length);
+        if (used + size > maxElements && pack.length > 0) {
+          packs.push(pack);
+          [pack, used] = [[], 0];
+        }
+        pack.push({ item, i });
+        used += size;
+      });
+      if (pack.length > 0) packs.push(pack);
+    }
+    for (const group of packs) {
       const { offsets, length } = packLengths(group.map(({ item }) => item.data.length));
       const allocation = this.allocate(length);
-      const packed = storage === 'f32' ? new Float32Array(length) : new Int32Array(length);
+      const packed = storageOf(group[0].item.dtype) === 'f32' ? new Float32Array(length) : new Int32Array(length);
       group.forEach(({ item, i }, k) => {
-        if (item.data.length !== shapeSize(item.shape)) {
-          throw new GrngError('upload', `${item.data.length} values do not fill shape ${fmtShape(item.shape)} (${shapeSize(item.shape)} elements)`);
-        }
         packed.set(item.data, offsets[k]);
         out[i] = this.view(allocation, offsets[k], item.shape, item.dtype);
       });
