@@ -58,6 +58,7 @@ export class GpuArray implements DeviceArray {
     const values = Float64Array.from(this.dtype === 'f32' ? new Float32Array(raw, 0, n) : new Int32Array(raw, 0, n));
     staging.unmap();
     staging.destroy();
+    this.device.checkErrors();
     return values;
   }
 

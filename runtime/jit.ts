@@ -12,7 +12,7 @@ export type Materialized<R> = R extends Tensor ? DeviceArray : Tree<DeviceArray>
 
 type Traceable = (...args: never[]) => Tree<Tensor>;
 
-function isArrayLeaf(x: unknown): x is ArrayLeaf {
+export function isArrayLeaf(x: unknown): x is ArrayLeaf {
   return typeof x === 'number' || x instanceof HostArray || (typeof x === 'object' && x !== null && 'read' in x && 'device' in x && 'shape' in x);
 }
 
@@ -46,7 +46,7 @@ export function jit<A extends readonly unknown[], R>(
       );
     }
     const { leaves, rebuild } = flattenTree('jit', args, isArrayLeaf, 'an array (array(...), a device array or a number)');
-    const arrays = toDevice(device, leaves);
+    const arrays = toDevice(device, leaves, 'jit');
     const signature = `${JSON.stringify(rebuild(arrays.map((a) => `${a.dtype}${fmtShape(a.shape)}`)))}`;
     let exe = cache.get(signature);
     if (exe === undefined) {
@@ -120,7 +120,7 @@ function traceExecutable(f: Traceable, rebuildArgs: <M>(leaves: readonly M[]) =>
  * into one buffer per type: a call's hyperparameters (lr, step) cost one binding and one write,
  * and, being data, never cause a recompile when they change.
  */
-function toDevice(device: Device, leaves: readonly ArrayLeaf[]): DeviceArray[] {
+export function toDevice(device: Device, leaves: readonly ArrayLeaf[], op: string): DeviceArray[] {
   const host = leaves.flatMap((leaf, i) => (typeof leaf === 'number' ? [{ i, value: array(leaf) }] : leaf instanceof HostArray ? [{ i, value: leaf }] : []));
   const uploaded = device.uploadAll(host.map(({ value }) => ({ data: value.data, shape: value.shape, dtype: value.dtype })));
   const out = leaves.slice() as (ArrayLeaf | DeviceArray)[];
@@ -128,7 +128,7 @@ function toDevice(device: Device, leaves: readonly ArrayLeaf[]): DeviceArray[] {
   return out.map((leaf) => {
     const arr = leaf as DeviceArray;
     if (arr.device !== device) {
-      throw new GrngError('jit', `an argument lives on another device (${arr.device.description}); read it back with await x.read() first`);
+      throw new GrngError(op, `an argument lives on another device (${arr.device.description}); read it back with await x.read() first`);
     }
     return arr;
   });

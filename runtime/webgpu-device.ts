@@ -61,6 +61,20 @@ export class WebGpuDevice implements Device {
     this.description = handle.description;
     this.owner = handle.owner;
     this.pool = new BufferPool(this.gpu, USAGE);
+    // WebGPU reports invalid work asynchronously; keep the first report for the next call or read.
+    this.gpu.addEventListener?.('uncapturederror', (event) => {
+      this.gpuError ??= (event as GPUUncapturedErrorEvent).error.message;
+    });
+  }
+
+  private gpuError: string | undefined;
+
+  /** Throws what the GPU reported about earlier work (once), so a failure never passes as results. */
+  checkErrors(): void {
+    const message = this.gpuError;
+    if (message === undefined) return;
+    this.gpuError = undefined;
+    throw new GrngError('execute', `the GPU rejected earlier work (a grng bug; please report it): ${message.split('\n')[0]}`);
   }
 
   /** A new view of `allocation` handed to the caller: it holds the buffer until dropped or donated. */
@@ -138,6 +152,7 @@ export class WebGpuDevice implements Device {
   }
 
   async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options: ExecuteOptions = {}): Promise<GpuArray[]> {
+    this.checkErrors();
     const donated = options.donated ?? new Set<string>();
     const given = this.bindInputs(outputs, inputs);
     const exe = this.executable(outputs, donated, given.layout);
@@ -157,9 +172,7 @@ export class WebGpuDevice implements Device {
         buffers.push(allocation.buffer);
       }
     });
-    const regionOf = (n: Node) => exe.program.memory.regions.get(n.id) as Region;
     const encoder = this.gpu.createCommandEncoder();
-    for (const { from, to, length } of exe.program.memory.copies) encoder.copyBufferToBuffer(buffers[from.slot], from.offset * 4, buffers[to.slot], to.offset * 4, length * 4);
     const pass = encoder.beginComputePass();
     for (const [k, { source }] of exe.program.kernels.entries()) {
       if (source.invocations === 0) continue;
@@ -171,35 +184,39 @@ export class WebGpuDevice implements Device {
       this.stats.dispatches++;
     }
     pass.end();
+    const staged: GPUBuffer[] = [];
+    for (const { from, to, length } of exe.program.memory.copies) {
+      const [src, dst] = [buffers[from.slot], buffers[to.slot]];
+      if (src !== dst) encoder.copyBufferToBuffer(src, from.offset * 4, dst, to.offset * 4, length * 4);
+      else {
+        // WebGPU refuses a copy within one buffer: go through a scratch buffer.
+        const scratch = this.pool.acquire(length * 4);
+        encoder.copyBufferToBuffer(src, from.offset * 4, scratch, 0, length * 4);
+        encoder.copyBufferToBuffer(scratch, 0, dst, to.offset * 4, length * 4);
+        staged.push(scratch);
+      }
+    }
     this.gpu.queue.submit([encoder.finish()]);
     this.stats.submits++;
 
-    // Results are views: of the results buffer, or of a donated input's buffer (updated in place).
-    const byNode = new Map<number, GpuArray>();
-    for (const node of outputs) {
-      if (byNode.has(node.id)) continue;
-      const input = given.byNode.get(node.id);
-      if (input !== undefined) {
-        byNode.set(node.id, input); // an output that is an input is that very array
-        continue;
-      }
-      const region = exe.program.memory.results.get(node.id) ?? regionOf(node);
+    // Each output is a view: of the results buffer, or of a donated input's buffer (updated in place).
+    const out = outputs.map((node, i) => {
+      const region = exe.program.memory.outputs[i];
       const slot = slots[region.slot];
       const allocation = slot.kind === 'input' ? given.buffers[slot.index] : (results.get(region.slot) as Allocation);
-      byNode.set(node.id, this.view(allocation, region.offset, node.shape, node.dtype));
-    }
-    // Donated arrays are consumed (their regions may hold results now) unless returned as they are.
-    const returned = new Set(byNode.values());
+      return this.view(allocation, region.offset, node.shape, node.dtype);
+    });
+    // Donated arrays are consumed: their regions may hold results now.
     for (const name of donated) {
       const arr = inputs.get(name) as GpuArray;
-      if (returned.has(arr) || arr.consumed) continue;
+      if (arr.consumed) continue;
       arr.consumed = true;
       this.reclaim.unregister(arr);
       arr.allocation.release();
     }
     // Arenas go back to the pool at once: later submissions run after this one.
-    for (const b of arenas) this.pool.release(b);
-    return outputs.map((node) => byNode.get(node.id) as GpuArray);
+    for (const b of [...arenas, ...staged]) this.pool.release(b);
+    return out;
   }
 
   /**
@@ -210,7 +227,6 @@ export class WebGpuDevice implements Device {
     const buffers: Allocation[] = [];
     const slots: StorageType[] = [];
     const regions = new Map<number, Region>();
-    const byNode = new Map<number, GpuArray>();
     for (const node of this.inputNodes(outputs)) {
       const { name } = (node as Node<'input'>).attrs;
       const arr = inputs.get(name);
@@ -228,10 +244,9 @@ export class WebGpuDevice implements Device {
         slots.push(storageOf(arr.dtype));
       }
       regions.set(node.id, { slot, offset: arr.offset });
-      byNode.set(node.id, arr);
     }
     const layout: InputLayout = { slots, regions };
-    return { buffers, layout, byNode };
+    return { buffers, layout };
   }
 
   private readonly inputsOf = new Map<string, readonly Node[]>();

@@ -15,9 +15,9 @@ export interface MemoryPlan {
   readonly slots: readonly Slot[];
   /** Region of every buffer-backed node: inputs, data constants and kernel roots. */
   readonly regions: ReadonlyMap<number, Region>;
-  /** Where each returned node (other than a returned input) is handed to the caller. */
-  readonly results: ReadonlyMap<number, Region>;
-  /** Copies made before the dispatches (returned data constants), in elements. */
+  /** Where the array for each output position lives (results buffer or, in place, a donated input's region). */
+  readonly outputs: readonly Region[];
+  /** Copies into the results made after the dispatches (returned inputs, constants, repeats), in elements. */
   readonly copies: readonly { readonly from: Region; readonly to: Region; readonly length: number }[];
 }
 
@@ -68,21 +68,36 @@ export function planMemory(
   for (const d of dispatches) for (const [root, input] of d.aliases) aliased.set(root, input);
   for (const [root, input] of aliased) regions.set(root, regions.get(input.id) as Region);
 
-  // Returned roots (each once), unless stored in place; returned data constants are copied into
-  // the results so the caller never holds the program's own constants.
-  const returned = [...new Map(outputs.filter((n) => n.op !== 'input' && (isData(n) || !regions.has(n.id))).map((n) => [n.id, n])).values()];
+  // Every output position is an array of its own. The first position of a computed root is
+  // where its kernel stores it (the results buffer, or a donated input's region in place);
+  // inputs, data constants and repeated roots are copied into the results after the dispatches,
+  // so two results never share memory and the caller never holds the program's constants.
+  const computed = (n: Node) => n.op !== 'input' && !isData(n);
+  const seen = new Set<number>();
+  const fresh = outputs.map((n) => {
+    const copy = !computed(n) || seen.has(n.id);
+    seen.add(n.id);
+    return { n, copy, stored: !copy && !regions.has(n.id) };
+  });
+  const outputRegions: Region[] = new Array(outputs.length);
   const copies: { from: Region; to: Region; length: number }[] = [];
-  const resultRegions = new Map<number, Region>();
-  for (const { storage, nodes } of byStorage(returned)) {
-    const { offsets, length } = packLengths(nodes.map((n) => shapeSize(n.shape)));
-    nodes.forEach((n, i) => {
-      const to = { slot: slots.length, offset: offsets[i] };
-      resultRegions.set(n.id, to);
-      if (isData(n)) copies.push({ from: regions.get(n.id) as Region, to, length: paddedLength(shapeSize(n.shape)) });
-      else regions.set(n.id, to);
+  for (const storage of ['f32', 'i32'] as const) {
+    const here = fresh.map((f, i) => ({ ...f, i })).filter((f) => (f.copy || f.stored) && storageOf(f.n.dtype) === storage);
+    if (here.length === 0) continue;
+    const { offsets, length } = packLengths(here.map((f) => shapeSize(f.n.shape)));
+    here.forEach((f, k) => {
+      const to = { slot: slots.length, offset: offsets[k] };
+      outputRegions[f.i] = to;
+      if (f.stored) regions.set(f.n.id, to);
     });
     slots.push({ kind: 'results', storage, length });
   }
+  fresh.forEach((f, i) => {
+    if (!f.copy && !f.stored) outputRegions[i] = regions.get(f.n.id) as Region; // stored in place
+  });
+  fresh.forEach((f, i) => {
+    if (f.copy) copies.push({ from: regions.get(f.n.id) as Region, to: outputRegions[i], length: paddedLength(shapeSize(f.n.shape)) });
+  });
 
   const intermediates = dispatches.flatMap((d) => d.roots.filter((r) => !outputIds.has(r.id) && !aliased.has(r.id)));
   for (const { storage, nodes } of byStorage(intermediates)) {
@@ -98,7 +113,7 @@ export function planMemory(
       throw new GrngError('compile', `the program's ${slot.kind} buffer needs ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${maxBindingBytes}`);
     }
   }
-  return { slots, regions, results: resultRegions, copies };
+  return { slots, regions, outputs: outputRegions, copies };
 }
 
 /** First-fit offsets for `nodes` (roots of `dispatches`): a region is free after its last reader. */

@@ -81,6 +81,22 @@ describe('packed arrays', () => {
     (await b.read()).forEach((y, i) => expect(Math.abs(y - Math.tanh(i + 1))).toBeLessThanOrEqual(1e-6));
   });
 
+  test('results never share memory: a value returned twice and a returned input are arrays of their own', async () => {
+    const gpu = await gpuDevice();
+    const f = jit((x: Tensor) => {
+      const y = mul(x, 3);
+      return [y, y, x];
+    }, { device: gpu });
+    const x = gpu.upload(Float64Array.of(1, 2), [2], 'f32');
+    const [a, b, c] = (await f(x)) as GpuArray[];
+    expect(new Set([a, b, c, x]).size).toBe(4);
+    // Donating all three to a later call updates each in place without disturbing the others.
+    const g = jit((p: Tensor, q: Tensor, r: Tensor) => [add(p, 1), add(q, 2), add(r, 3)], { device: gpu, donate: [0, 1, 2] });
+    const [p, q, r] = (await g(a, b, c)) as GpuArray[];
+    expect([Array.from(await p.read()), Array.from(await q.read()), Array.from(await r.read())]).toEqual([[4, 7], [5, 8], [4, 5]]);
+    expect(Array.from(await x.read())).toEqual([1, 2]);
+  });
+
   test('an input array of the wrong shape is a GrngError naming the input', async () => {
     const gpu = await gpuDevice();
     const x = input('x', [3]);

@@ -1,0 +1,154 @@
+import { fmtShape, GrngError } from '../compiler/ir/index.js';
+import type { HyperDefaults, HyperSettings, HyperTensors, Optimizer, ParamTree } from '../dsl/optimizer.js';
+import { treeMap } from '../dsl/optimizer.js';
+import { input } from '../dsl/index.js';
+import { isTensor, type Tensor } from '../dsl/tensor.js';
+import { flattenTree, type Tree } from '../dsl/tree.js';
+import type { Device, DeviceArray } from './device.js';
+import { isArrayLeaf, jit, toDevice, type ArrayLeaf } from './jit.js';
+
+/** An optimizer compiled for a device, holding parameters and state there between steps. */
+export interface CompiledOptimizer<H extends HyperDefaults = HyperDefaults> {
+  /** Applies one update with `grads` (shaped like the parameters); resolves when it is queued. */
+  step(grads: Tree<ArrayLeaf>): Promise<void>;
+  /** The current parameters (device arrays, same tree as given). */
+  params(): Tree<DeviceArray>;
+  /** The current optimizer state (device arrays). */
+  state(): Tree<DeviceArray>;
+  /** Changes hyperparameters for the next steps; numbers never recompile. */
+  setHyper(changes: Partial<HyperSettings<H>>): void;
+  /** Steps taken so far. */
+  readonly steps: number;
+}
+
+export interface CompileOptimizerOptions {
+  readonly device: Device;
+  /** Resume from this state (e.g. a checkpoint); it must match what the optimizer's init makes for the parameters. */
+  readonly state?: Tree<ArrayLeaf>;
+  /** Steps already taken (with `state`): the next step is number `step + 1`. */
+  readonly step?: number;
+}
+
+/**
+ * The update half of an optimizer as a compiled program: `step(grads)` runs one update with the
+ * parameters and state donated (updated in place on the device), for gradients computed elsewhere.
+ */
+export async function compileOptimizer<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  params: Tree<ArrayLeaf>,
+  options: CompileOptimizerOptions,
+): Promise<CompiledOptimizer<H>> {
+  const op = 'compileOptimizer';
+  const { device } = options;
+  const updater = stepProgram(optimizer, device, op);
+  let current = upload(device, params, op);
+  let state = options.state === undefined ? await updater.init(current.tree) : upload(device, options.state, op);
+  updater.checkState(current.tree, state.tree);
+  let steps = options.step ?? 0;
+  let hyper = optimizer;
+  return {
+    async step(grads) {
+      const g = upload(device, grads, 'step');
+      updater.checkGrads(current.tree, g.tree);
+      steps++;
+      [current, state] = await updater.run(current.tree, state.tree, g.tree, hyper.hyper, steps);
+    },
+    params: () => current.tree,
+    state: () => state.tree,
+    setHyper(changes) {
+      hyper = hyper.with(changes);
+      updater.useHyper(hyper.hyper);
+    },
+    get steps() {
+      return steps;
+    },
+  };
+}
+
+interface Placed {
+  readonly tree: Tree<DeviceArray>;
+  readonly leaves: readonly DeviceArray[];
+}
+
+/** Host arrays uploaded packed (one buffer for all: one binding); device arrays as they are. */
+function upload(device: Device, tree: Tree<ArrayLeaf>, op: string): Placed {
+  const { leaves, rebuild } = flattenTree(op, tree, isArrayLeaf, 'an array (array(...) or a device array)');
+  const placed = toDevice(device, leaves, op);
+  return { tree: rebuild(placed), leaves: placed };
+}
+
+/**
+ * The traced pieces of an optimizer: init and update as jitted functions over device arrays,
+ * with the numeric hyperparameters passed as numbers (runtime values) and the others baked in.
+ */
+export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, device: Device, op: string) {
+  const { definition } = optimizer;
+  const numeric = Object.keys(definition.hyper).filter((k) => typeof definition.hyper[k] === 'number').sort();
+  let settings = optimizer.hyper;
+  const build = () =>
+    jit(
+      (params: ParamTree, state: Tree<Tensor>, grads: ParamTree, values: Tensor[], t: Tensor) => {
+        const hyper = { ...settings, ...Object.fromEntries(numeric.map((k, i) => [k, values[i]])) } as HyperTensors<H>;
+        const out = definition.update({ params, grads, state: state as S, hyper, t: t as Tensor<[]>, map: treeMap });
+        checkSame(definition.name, 'the updated parameters', out.params, params);
+        checkSame(definition.name, 'the updated state', out.state as Tree<Tensor>, state);
+        return [out.params, out.state as Tree<Tensor>];
+      },
+      { device, donate: [0, 1] },
+    );
+  let update = build();
+  const initialize = jit((params: ParamTree) => definition.init(params, settings) as Tree<Tensor>, { device });
+  return {
+    async init(params: Tree<DeviceArray>): Promise<Placed> {
+      const tree = (await initialize(params)) as Tree<DeviceArray>;
+      return { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
+    },
+    useHyper(next: HyperSettings<H>) {
+      // Numbers are runtime values; a changed boolean or string changes the code.
+      const codeChanged = Object.keys(next).some((k) => typeof next[k] !== 'number' && next[k] !== settings[k]);
+      settings = next;
+      if (codeChanged) update = build();
+    },
+    async run(params: Tree<DeviceArray>, state: Tree<DeviceArray>, grads: Tree<DeviceArray>, hyper: HyperSettings<H>, t: number): Promise<[Placed, Placed]> {
+      const values = numeric.map((k) => hyper[k] as number);
+      const [p, s] = (await update(params, state, grads, values, t)) as [Tree<DeviceArray>, Tree<DeviceArray>];
+      const leaves = (tree: Tree<DeviceArray>) => flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[];
+      return [{ tree: p, leaves: leaves(p) }, { tree: s, leaves: leaves(s) }];
+    },
+    checkGrads(params: Tree<DeviceArray>, grads: Tree<DeviceArray>) {
+      checkSameArrays(op, 'the gradients', grads, 'the parameters', params);
+    },
+    checkState(params: Tree<DeviceArray>, state: Tree<DeviceArray>) {
+      // What init makes for parameters of these shapes: the state must match it leaf for leaf.
+      const symbolic = treeMapArrays(params, (a, i) => input(`state_check_${i}`, a.shape, a.dtype));
+      const expected = definition.init(symbolic as ParamTree, settings) as Tree<Tensor>;
+      checkSameArrays(op, 'the state', state, `the state ${definition.name} makes for these parameters`, expected);
+    },
+  };
+}
+
+function treeMapArrays<R>(tree: Tree<DeviceArray>, f: (a: DeviceArray, i: number) => R): Tree<R> {
+  const { leaves, rebuild } = flattenTree('compileOptimizer', tree, isArrayLeaf, 'an array');
+  return rebuild((leaves as DeviceArray[]).map(f));
+}
+
+type Shaped = { readonly shape: readonly number[]; readonly dtype: string };
+
+function describeTree(tree: unknown, isLeaf: (x: unknown) => x is Shaped): string {
+  const { leaves, rebuild } = flattenTree('describe', tree, isLeaf, 'an array');
+  return JSON.stringify(rebuild(leaves.map((l) => `${l.dtype}${fmtShape(l.shape)}`)));
+}
+
+const isShaped = (x: unknown): x is Shaped => typeof x === 'object' && x !== null && 'shape' in x && 'dtype' in x && !Array.isArray(x);
+
+/** A GrngError unless `got` has the structure, shapes and dtypes of `want`. */
+function checkSameArrays(op: string, what: string, got: unknown, wantWhat: string, want: unknown): void {
+  const [g, w] = [describeTree(got, isShaped), describeTree(want, isShaped)];
+  if (g !== w) throw new GrngError(op, `${what} must match ${wantWhat}: expected ${w}, got ${g}`);
+}
+
+function checkSame(op: string, what: string, got: Tree<Tensor>, want: Tree<Tensor>): void {
+  const isT = (x: unknown): x is Shaped => isTensor(x);
+  const [g, w] = [describeTree(got, isT), describeTree(want, isT)];
+  if (g !== w) throw new GrngError(op, `${what} must have the structure, shapes and dtypes of the inputs: expected ${w}, got ${g}`);
+}
