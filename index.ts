@@ -7,3 +7,6 @@ export { createDevice, type DeviceOptions } from './runtime/create-device.js';
 export type { Device, DeviceArray } from './runtime/device.js';
 export { jit, type ArrayLeaf, type JitOptions, type Materialized } from './runtime/jit.js';
 export { WebGpuDevice } from './runtime/webgpu-device.js';
+export { defineOptimizer, treeMap, outside, type Optimizer, type OptimizerDefinition, type StepContext, type HyperDefaults, type HyperSettings, type HyperTensors, type ParamTree } from './dsl/optimizer.js';
+export { sgd, adam, adamw } from './optimizers/index.js';
+export { compileOptimizer, type CompiledOptimizer, type CompileOptimizerOptions } from './runtime/compile-optimizer.js';

@@ -45,3 +45,18 @@ function describe(x: unknown): string {
   if (typeof x === 'object') return `a ${x.constructor?.name ?? 'object'}`;
   return `a ${typeof x}`;
 }
+
+/**
+ * Applies `f` leaf by leaf to trees of the same structure (as jax.tree.map): the result has the
+ * first tree's structure. A tree of another structure is a GrngError naming `what`.
+ */
+export function mapTrees<L, R>(op: string, isLeaf: (x: unknown) => x is L, f: (...leaves: L[]) => R, trees: readonly unknown[], names: readonly string[]): Tree<R> {
+  const flat = trees.map((t, i) => flattenTree(op, t, isLeaf, `a leaf of ${names[i]}`));
+  const structure = (k: number) => JSON.stringify(flat[k].rebuild(flat[k].leaves.map(() => 0)));
+  for (let k = 1; k < trees.length; k++) {
+    if (structure(k) !== structure(0)) {
+      throw new GrngError(op, `${names[k]} must have the structure of ${names[0]} (${structure(0)}), got ${structure(k)}`);
+    }
+  }
+  return flat[0].rebuild(flat[0].leaves.map((_, i) => f(...flat.map((t) => t.leaves[i]))));
+}

@@ -1,0 +1,96 @@
+import { GrngError } from '../compiler/errors.js';
+import { isTensor, type Tensor } from './tensor.js';
+import { mapTrees, type Tree } from './tree.js';
+
+/** A hyperparameter: numbers are runtime values (changing one never recompiles); booleans and strings choose the code. */
+export type HyperValue = number | boolean | string;
+export type HyperDefaults = { readonly [name: string]: HyperValue };
+
+/** Hyperparameter settings as the user gives them (literal types widened). */
+export type HyperSettings<H extends HyperDefaults> = {
+  readonly [K in keyof H]: H[K] extends number ? number : H[K] extends boolean ? boolean : H[K];
+};
+
+/** Hyperparameters as `update` sees them: numbers are scalar tensors (runtime values), the rest as set. */
+export type HyperTensors<H extends HyperDefaults> = {
+  readonly [K in keyof H]: H[K] extends number ? Tensor<[]> : H[K] extends boolean ? boolean : H[K];
+};
+
+/** Parameters, gradients and per-parameter state: named trees of tensors (pytrees). */
+export type ParamTree = Tree<Tensor>;
+
+/** Everything an optimizer's update may use. */
+export interface StepContext<H extends HyperDefaults, S> {
+  readonly params: ParamTree;
+  /** ∇L at `params`, shaped like them. */
+  readonly grads: ParamTree;
+  readonly state: S;
+  readonly hyper: HyperTensors<H>;
+  /** The step number t = 1, 2, … (a runtime f32 scalar). */
+  readonly t: Tensor<[]>;
+  /** Applies `f` leaf by leaf over trees shaped like the parameters (as jax.tree.map). */
+  map(f: (...leaves: Tensor[]) => Tensor, ...trees: readonly ParamTree[]): ParamTree;
+}
+
+export interface OptimizerDefinition<H extends HyperDefaults, S> {
+  readonly name: string;
+  /** Every hyperparameter with its default (PyTorch-style names). */
+  readonly hyper: H;
+  /** A message saying what is wrong with these settings, or undefined when they are valid. */
+  readonly validate?: (hyper: HyperSettings<H>) => string | undefined;
+  /** The initial state for `params` (symbolic tensors), e.g. zeros shaped like them. */
+  readonly init: (params: ParamTree, hyper: HyperSettings<H>) => S;
+  /** One step: new parameters and state. Pure: everything it needs comes from the context. */
+  readonly update: (ctx: StepContext<H, S>) => { readonly params: ParamTree; readonly state: S };
+}
+
+/** An optimizer with its hyperparameters set: what compileOptimizer and compileTrainStep run. */
+export interface Optimizer<H extends HyperDefaults = HyperDefaults, S = unknown> {
+  readonly name: string;
+  readonly hyper: HyperSettings<H>;
+  readonly definition: OptimizerDefinition<H, S>;
+  /** The same optimizer with some hyperparameters changed (checked like the originals). */
+  with(changes: Partial<HyperSettings<H>>): Optimizer<H, S>;
+}
+
+/** Applies `f` leaf by leaf over trees of tensors of one structure (as jax.tree.map). */
+export function treeMap(f: (...leaves: Tensor[]) => Tensor, ...trees: readonly ParamTree[]): ParamTree {
+  return mapTrees('treeMap', isTensor, f, trees, trees.map((_, i) => (i === 0 ? 'the first tree' : `tree ${i + 1}`)));
+}
+
+/**
+ * Defines an optimizer as data: a name, hyperparameters with defaults, the initial state and a
+ * pure update. Returns a factory taking hyperparameter settings (`adamw({ lr: 1e-3 })`); wrong
+ * names, types or values are GrngErrors naming the optimizer.
+ */
+export function defineOptimizer<H extends HyperDefaults, S>(definition: OptimizerDefinition<H, S>): (settings?: Partial<HyperSettings<H>>) => Optimizer<H, S> {
+  const make = (hyper: HyperSettings<H>): Optimizer<H, S> => ({
+    name: definition.name,
+    hyper,
+    definition,
+    with: (changes) => make(checkHyper(definition, { ...hyper, ...changes })),
+  });
+  return (settings = {}) => make(checkHyper(definition, { ...(definition.hyper as HyperSettings<H>), ...settings }));
+}
+
+function checkHyper<H extends HyperDefaults, S>(definition: OptimizerDefinition<H, S>, settings: Record<string, unknown>): HyperSettings<H> {
+  const op = definition.name;
+  for (const [name, value] of Object.entries(settings)) {
+    if (!(name in definition.hyper)) {
+      throw new GrngError(op, `unknown hyperparameter '${name}'; ${op} takes ${Object.keys(definition.hyper).join(', ')}`);
+    }
+    const want = typeof definition.hyper[name];
+    if (typeof value !== want) throw new GrngError(op, `hyperparameter '${name}' must be a ${want}, got ${typeof value} ${String(value)}`);
+    if (want === 'number' && !Number.isFinite(value)) throw new GrngError(op, `hyperparameter '${name}' must be a finite number, got ${String(value)}`);
+  }
+  const hyper = settings as HyperSettings<H>;
+  const problem = definition.validate?.(hyper);
+  if (problem !== undefined) throw new GrngError(op, problem);
+  return hyper;
+}
+
+/** A message when `value` lies outside [lo, hi) (or [lo, hi] when `closed`), for validate functions. */
+export function outside(name: string, value: number, lo: number, hi: number, closed = false): string | undefined {
+  const ok = value >= lo && (closed ? value <= hi : value < hi);
+  return ok ? undefined : `${name} must be in [${lo}, ${hi}${closed ? ']' : ')'}, got ${value}`;
+}

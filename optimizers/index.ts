@@ -1,0 +1,4 @@
+// The built-in optimizers: one file of pure DSL each.
+export { sgd } from './sgd.js';
+export { adam } from './adam.js';
+export { adamw } from './adamw.js';
