@@ -10,3 +10,5 @@ export { WebGpuDevice } from './runtime/webgpu-device.js';
 export { defineOptimizer, treeMap, outside, type Optimizer, type OptimizerDefinition, type StepContext, type HyperDefaults, type HyperSettings, type HyperTensors, type ParamTree } from './dsl/optimizer.js';
 export { sgd, adam, adamw } from './optimizers/index.js';
 export { compileOptimizer, type CompiledOptimizer, type CompileOptimizerOptions } from './runtime/compile-optimizer.js';
+export { nn, recordTaps, type Model, type DenseParams, type DenseTap, type LoraParams } from './dsl/nn/index.js';
+export { compileTrainStep, type TrainStep, type TrainStepOptions, type Metrics, type MetricName } from './runtime/train-step.js';

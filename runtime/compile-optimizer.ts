@@ -65,13 +65,13 @@ export async function compileOptimizer<H extends HyperDefaults, S>(
   };
 }
 
-interface Placed {
+export interface Placed {
   readonly tree: Tree<DeviceArray>;
   readonly leaves: readonly DeviceArray[];
 }
 
 /** Host arrays uploaded packed (one buffer for all: one binding); device arrays as they are. */
-function upload(device: Device, tree: Tree<ArrayLeaf>, op: string): Placed {
+export function upload(device: Device, tree: Tree<ArrayLeaf>, op: string): Placed {
   const { leaves, rebuild } = flattenTree(op, tree, isArrayLeaf, 'an array (array(...) or a device array)');
   const placed = toDevice(device, leaves, op);
   return { tree: rebuild(placed), leaves: placed };
@@ -83,17 +83,12 @@ function upload(device: Device, tree: Tree<ArrayLeaf>, op: string): Placed {
  */
 export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, device: Device, op: string) {
   const { definition } = optimizer;
-  const numeric = Object.keys(definition.hyper).filter((k) => typeof definition.hyper[k] === 'number').sort();
+  const numeric = numericHyper(definition.hyper);
   let settings = optimizer.hyper;
   const build = () =>
     jit(
-      (params: ParamTree, state: Tree<Tensor>, grads: ParamTree, values: Tensor[], t: Tensor) => {
-        const hyper = { ...settings, ...Object.fromEntries(numeric.map((k, i) => [k, values[i]])) } as HyperTensors<H>;
-        const out = definition.update({ params, grads, state: state as S, hyper, t: t as Tensor<[]>, map: treeMap });
-        checkSame(definition.name, 'the updated parameters', out.params, params);
-        checkSame(definition.name, 'the updated state', out.state as Tree<Tensor>, state);
-        return [out.params, out.state as Tree<Tensor>];
-      },
+      (params: ParamTree, state: Tree<Tensor>, grads: ParamTree, values: Tensor[], t: Tensor) =>
+        applyUpdate(optimizer, settings, values, { params, state, grads, t }),
       { device, donate: [0, 1] },
     );
   let update = build();
@@ -104,10 +99,9 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
       return { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
     },
     useHyper(next: HyperSettings<H>) {
-      // Numbers are runtime values; a changed boolean or string changes the code.
-      const codeChanged = Object.keys(next).some((k) => typeof next[k] !== 'number' && next[k] !== settings[k]);
+      const rebuild = changesCode(settings, next);
       settings = next;
-      if (codeChanged) update = build();
+      if (rebuild) update = build();
     },
     async run(params: Tree<DeviceArray>, state: Tree<DeviceArray>, grads: Tree<DeviceArray>, hyper: HyperSettings<H>, t: number): Promise<[Placed, Placed]> {
       const values = numeric.map((k) => hyper[k] as number);
@@ -119,12 +113,41 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
       checkSameArrays(op, 'the gradients', grads, 'the parameters', params);
     },
     checkState(params: Tree<DeviceArray>, state: Tree<DeviceArray>) {
-      // What init makes for parameters of these shapes: the state must match it leaf for leaf.
-      const symbolic = treeMapArrays(params, (a, i) => input(`state_check_${i}`, a.shape, a.dtype));
-      const expected = definition.init(symbolic as ParamTree, settings) as Tree<Tensor>;
-      checkSameArrays(op, 'the state', state, `the state ${definition.name} makes for these parameters`, expected);
+      checkStateFor(optimizer, settings, params, state, op);
     },
   };
+}
+
+/** A GrngError unless `state` matches, leaf for leaf, what the optimizer's init makes for `params`. */
+export function checkStateFor<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, settings: HyperSettings<H>, params: Tree<DeviceArray>, state: Tree<DeviceArray>, op: string): void {
+  const symbolic = treeMapArrays(params, (a, i) => input(`state_check_${i}`, a.shape, a.dtype));
+  const expected = optimizer.definition.init(symbolic as ParamTree, settings) as Tree<Tensor>;
+  checkSameArrays(op, 'the state', state, `the state ${optimizer.name} makes for these parameters`, expected);
+}
+
+/** Names of the numeric hyperparameters (runtime values), in the order the compiled step takes them. */
+export const numericHyper = (hyper: HyperDefaults): string[] => Object.keys(hyper).filter((k) => typeof hyper[k] === 'number').sort();
+
+/** Whether going from `a` to `b` changes the code (a boolean or string changed; numbers are runtime values). */
+export const changesCode = (a: HyperDefaults, b: HyperDefaults): boolean => Object.keys(b).some((k) => typeof b[k] !== 'number' && b[k] !== a[k]);
+
+/**
+ * Traces one optimizer update inside a compiled step: numeric hyperparameters are the traced
+ * `values`, the others as set. Checks that the update keeps the structure of parameters and state.
+ */
+export function applyUpdate<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  settings: HyperSettings<H>,
+  values: readonly Tensor[],
+  step: { params: ParamTree; state: Tree<Tensor>; grads: ParamTree; t: Tensor },
+): [ParamTree, Tree<Tensor>] {
+  const { definition } = optimizer;
+  const numeric = numericHyper(definition.hyper);
+  const hyper = { ...settings, ...Object.fromEntries(numeric.map((k, i) => [k, values[i]])) } as HyperTensors<H>;
+  const out = definition.update({ params: step.params, grads: step.grads, state: step.state as S, hyper, t: step.t as Tensor<[]>, map: treeMap });
+  checkSame(definition.name, 'the updated parameters', out.params, step.params);
+  checkSame(definition.name, 'the updated state', out.state as Tree<Tensor>, step.state);
+  return [out.params, out.state as Tree<Tensor>];
 }
 
 function treeMapArrays<R>(tree: Tree<DeviceArray>, f: (a: DeviceArray, i: number) => R): Tree<R> {

@@ -1,0 +1,69 @@
+import { GrngError } from '../../compiler/errors.js';
+import type { HostArray } from '../../runtime/host-array.js';
+import { add, matmul, mT, relu, sigmoid, tanh, concat, onesLike, slice } from '../index.js';
+import type { Tensor } from '../tensor.js';
+import type { Tree } from '../tree.js';
+import { childSeed, seededUniform, uniformInit } from './init.js';
+import { tapDense } from './taps.js';
+
+/** A model as a pure pair (as in Flax/Haiku): parameters from a seed, and the forward function. */
+export interface Model<P extends Tree<Tensor> = Tree<Tensor>> {
+  /** Initial parameters (host arrays), the same for the same seed. */
+  init(seed: number): Tree<HostArray>;
+  /** The model's output (e.g. logits) for inputs `x` under `params`. */
+  apply(params: P, x: Tensor): Tensor;
+}
+
+export type DenseParams = { readonly w: Tensor; readonly b?: Tensor };
+
+/** An activation by name, for mlp. */
+export const activations = { relu, tanh, sigmoid } as const;
+export type ActivationName = keyof typeof activations;
+
+/**
+ * A dense (linear) layer s = x Wᵀ + b with W ∈ R^{out×in} (PyTorch's layout), initialised like
+ * PyTorch's Linear: U(−1/√in, 1/√in). Applying it records a curvature tap (see taps.ts).
+ */
+export function dense(inFeatures: number, outFeatures: number, options: { bias?: boolean; name?: string } = {}): Model<DenseParams> {
+  for (const [what, n] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const) {
+    if (!Number.isInteger(n) || n < 1) throw new GrngError('nn.dense', `${what} must be a positive integer, got ${String(n)}`);
+  }
+  const bias = options.bias ?? true;
+  const name = options.name ?? `dense${inFeatures}x${outFeatures}`;
+  return {
+    init(seed) {
+      const next = seededUniform(seed);
+      const bound = 1 / Math.sqrt(inFeatures);
+      const params: Record<string, HostArray> = { w: uniformInit(next, [outFeatures, inFeatures], bound) };
+      if (bias) params.b = uniformInit(next, [outFeatures], bound);
+      return params;
+    },
+    apply(params, x) {
+      if (x.rank !== 2 || x.shape[1] !== inFeatures) throw new GrngError('nn.dense', `${name} expects inputs [batch, ${inFeatures}], got [${x.shape.join(', ')}]`);
+      const s = params.b === undefined ? matmul(x, mT(params.w)) : add(matmul(x, mT(params.w)), params.b);
+      // The tap's activations carry a ones column for the bias (W̃ = [W | b]).
+      const a = params.b === undefined ? x : concat([x, onesLike(slice(x, [0, 0], [x.shape[0], 1]))], 1);
+      return tapDense(name, a, s, add);
+    },
+  };
+}
+
+/** A multilayer perceptron: dense layers of `sizes` with `activation` between them (not after the last). */
+export function mlp(sizes: readonly number[], options: { activation?: ActivationName; bias?: boolean } = {}): Model<{ readonly layers: readonly DenseParams[] }> {
+  if (!Array.isArray(sizes) || sizes.length < 2) throw new GrngError('nn.mlp', `sizes must list at least an input and an output width, got ${JSON.stringify(sizes)}`);
+  const activation = options.activation ?? 'relu';
+  if (!(activation in activations)) throw new GrngError('nn.mlp', `unknown activation '${activation}'; use ${Object.keys(activations).join(', ')}`);
+  const layers = sizes.slice(1).map((out, i) => dense(sizes[i], out, { bias: options.bias, name: `layer${i}` }));
+  return {
+    init: (seed) => ({ layers: layers.map((l, i) => l.init(childSeed(seed, i))) }),
+    apply(params, x) {
+      let h = x;
+      layers.forEach((layer, i) => {
+        h = layer.apply(params.layers[i], h);
+        if (i < layers.length - 1) h = activations[activation](h);
+      });
+      return h;
+    },
+  };
+}
+

@@ -1,0 +1,45 @@
+import type { Tensor } from '../tensor.js';
+
+/**
+ * A dense layer's curvature tap (grng-spec.md §2): its input activations `a` (B × d_in, with a
+ * ones column appended when the layer has a bias) and its pre-activations `s` (B × d_out). The
+ * per-sample pre-activation gradients g = B·∂L/∂s come from differentiating through a probe
+ * added to `s` (see recordTaps), as kfac-jax's layer tags do.
+ */
+export interface DenseTap {
+  readonly name: string;
+  readonly a: Tensor;
+  readonly s: Tensor;
+}
+
+interface Tape {
+  readonly taps: DenseTap[];
+  readonly probes: readonly Tensor[] | undefined;
+}
+
+let active: Tape | undefined;
+
+/**
+ * Runs `f` recording every dense layer it applies. With `probes` (one per layer, shaped like its
+ * pre-activations, in order), layer i's pre-activations become s + probes[i]: the gradient of the
+ * loss with respect to the probes is then the pre-activation gradient.
+ */
+export function recordTaps<R>(f: () => R, probes?: readonly Tensor[]): { result: R; taps: DenseTap[] } {
+  const outer = active;
+  const tape: Tape = { taps: [], probes };
+  active = tape;
+  try {
+    return { result: f(), taps: tape.taps };
+  } finally {
+    active = outer;
+  }
+}
+
+/** Called by dense layers: records the tap and returns the (probed) pre-activations. */
+export function tapDense(name: string, a: Tensor, s: Tensor, probe: (s: Tensor, p: Tensor) => Tensor): Tensor {
+  if (active === undefined) return s;
+  const probes = active.probes;
+  const i = active.taps.length;
+  active.taps.push({ name, a, s });
+  return probes === undefined || probes[i] === undefined ? s : probe(s, probes[i]);
+}

@@ -1,0 +1,138 @@
+import { GrngError } from '../compiler/errors.js';
+import { cast, concat, ge, max, mean, mul, oneHot, reshape, sqrt, sum, valueAndGrad, globalSqnorm } from '../dsl/index.js';
+import type { Model } from '../dsl/nn/layers.js';
+import type { HyperDefaults, HyperSettings, Optimizer, ParamTree } from '../dsl/optimizer.js';
+import { isTensor, type Tensor } from '../dsl/tensor.js';
+import { flattenTree, type Tree } from '../dsl/tree.js';
+import { applyUpdate, changesCode, checkStateFor, numericHyper, upload, type Placed } from './compile-optimizer.js';
+import type { Device, DeviceArray } from './device.js';
+import { isArrayLeaf, jit, type ArrayLeaf } from './jit.js';
+
+export type MetricName = 'loss' | 'accuracy' | 'gradNorm';
+export type Metrics = { readonly loss: number; readonly accuracy?: number; readonly gradNorm?: number };
+
+export interface TrainStepOptions<H extends HyperDefaults, S> {
+  readonly model: Model<never>;
+  /** The training loss of the model's output and the labels: a scalar (e.g. crossEntropy). */
+  readonly loss: (output: Tensor, y: Tensor) => Tensor;
+  readonly optimizer: Optimizer<H, S>;
+  /** Initial parameters (host or device arrays), e.g. model.init(seed). */
+  readonly params: Tree<ArrayLeaf>;
+  readonly device: Device;
+  /** Metrics each run reads back (default ['loss']); accuracy treats the output as class logits. */
+  readonly metrics?: readonly MetricName[];
+  /** Resume: optimizer state and the number of steps already taken. */
+  readonly state?: Tree<ArrayLeaf>;
+  readonly step?: number;
+}
+
+export interface TrainStep<H extends HyperDefaults = HyperDefaults> {
+  /**
+   * Queues one training step on `batch` and resolves to its metrics. Steps run in call order; a
+   * step is submitted as soon as the previous one is, so callers may queue several before awaiting.
+   */
+  run(batch: { readonly x: ArrayLeaf; readonly y: ArrayLeaf }): Promise<Metrics>;
+  /** The parameters after the steps queued so far (device arrays, the tree given). */
+  params(): Promise<Tree<DeviceArray>>;
+  state(): Promise<Tree<DeviceArray>>;
+  /** Changes hyperparameters for the steps queued after this call; numbers never recompile. */
+  setHyper(changes: Partial<HyperSettings<H>>): void;
+  /** Steps queued so far. */
+  readonly steps: number;
+}
+
+const METRICS: readonly MetricName[] = ['loss', 'accuracy', 'gradNorm'];
+
+/**
+ * One compiled training step: forward, loss, gradients and the optimizer's update in one
+ * program, parameters and state donated (updated in place on the device), and only the
+ * requested metrics read back, after the step was submitted.
+ */
+export async function compileTrainStep<H extends HyperDefaults, S>(options: TrainStepOptions<H, S>): Promise<TrainStep<H>> {
+  const op = 'compileTrainStep';
+  const { model, loss, optimizer, device } = options;
+  if (typeof model?.apply !== 'function') throw new GrngError(op, 'model must be { init, apply } (e.g. nn.mlp([784, 128, 10]))');
+  if (typeof loss !== 'function') throw new GrngError(op, 'loss must be a function (output, y) => scalar Tensor, e.g. crossEntropy');
+  if (typeof optimizer?.definition?.update !== 'function') throw new GrngError(op, 'optimizer must come from an optimizer factory, e.g. adamw({ lr: 1e-3 })');
+  const metrics = options.metrics ?? ['loss'];
+  for (const m of metrics) if (!METRICS.includes(m)) throw new GrngError(op, `unknown metric '${String(m)}'; use ${METRICS.join(', ')}`);
+  const numeric = numericHyper(optimizer.definition.hyper);
+  let settings = optimizer.hyper;
+  let hyper = optimizer;
+
+  const build = () =>
+    jit(
+      (params: ParamTree, state: Tree<Tensor>, x: Tensor, y: Tensor, values: Tensor[], t: Tensor) => {
+        const objective = (p: ParamTree) => {
+          const value = loss((model as Model<ParamTree>).apply(p, x), y);
+          if (!isTensor(value) || value.rank !== 0) {
+            throw new GrngError(op, `the loss must be a scalar tensor, got ${isTensor(value) ? `shape [${value.shape.join(', ')}]` : typeof value}`);
+          }
+          return value;
+        };
+        const [value, grads] = valueAndGrad(objective)(params) as [Tensor, ParamTree];
+        const [nextParams, nextState] = applyUpdate(optimizer, settings, values, { params, state, grads, t });
+        const measured = metrics.map((m) => reshape(m === 'loss' ? value : m === 'gradNorm' ? sqrt(globalSqnorm(leaves(grads))) : accuracy((model as Model<ParamTree>).apply(params, x), y), [1]));
+        return [nextParams, nextState, concat(measured, 0)];
+      },
+      { device, donate: [0, 1] },
+    );
+  let step = build();
+
+  let current: Placed = upload(device, options.params, op);
+  let state: Placed;
+  if (options.state === undefined) {
+    const init = jit((p: ParamTree) => optimizer.definition.init(p, settings) as Tree<Tensor>, { device });
+    const tree = (await init(current.tree)) as Tree<DeviceArray>;
+    state = { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
+  } else {
+    state = upload(device, options.state, op);
+    checkStateFor(optimizer, settings, current.tree, state.tree, op);
+  }
+  let steps = options.step ?? 0;
+  // Steps are chained: each is submitted once the previous one has been.
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const place = (tree: Tree<DeviceArray>): Placed => ({ tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] });
+  return {
+    run(batch) {
+      if (typeof batch !== 'object' || batch === null || !('x' in batch) || !('y' in batch)) {
+        return Promise.reject(new GrngError('run', 'the batch must be { x, y } (host arrays via array(...), or device arrays)'));
+      }
+      const t = ++steps;
+      const values = numeric.map((k) => settings[k] as number);
+      const run = step;
+      const submitted = queue.then(async () => {
+        const [p, s, m] = (await run(current.tree, state.tree, batch.x, batch.y, values, t)) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
+        current = place(p);
+        state = place(s);
+        return m;
+      });
+      queue = submitted.catch(() => undefined);
+      return submitted.then(async (m) => {
+        const v = await m.read();
+        return Object.fromEntries(metrics.map((name, i) => [name, v[i]])) as unknown as Metrics;
+      });
+    },
+    params: () => queue.then(() => current.tree),
+    state: () => queue.then(() => state.tree),
+    setHyper(changes) {
+      hyper = hyper.with(changes);
+      const rebuild = changesCode(settings, hyper.hyper);
+      settings = hyper.hyper;
+      if (rebuild) step = build();
+    },
+    get steps() {
+      return steps;
+    },
+  };
+}
+
+const leaves = (tree: ParamTree): Tensor[] => flattenTree('compileTrainStep', tree, isTensor, 'a Tensor').leaves;
+
+/** Fraction of rows whose labelled class has the largest logit (ties count as correct). */
+function accuracy(logits: Tensor, y: Tensor): Tensor {
+  if (logits.rank !== 2 || y.dtype !== 'i32') throw new GrngError('compileTrainStep', 'the accuracy metric needs logits [batch, classes] and i32 labels [batch]');
+  const picked = sum(mul(oneHot(y, logits.shape[1]), logits), -1);
+  return mean(cast(ge(picked, max(logits, -1)), 'f32'));
+}
