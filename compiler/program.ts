@@ -63,6 +63,7 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
     externals,
     outputs,
     layout,
+    options.donated,
     limits.maxStorageBufferBindingSize,
   );
   const kernels = dispatches.map((d, k) => {

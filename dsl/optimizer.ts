@@ -30,6 +30,31 @@ export interface StepContext<H extends HyperDefaults, S> {
   readonly t: Tensor<[]>;
   /** Applies `f` leaf by leaf over trees shaped like the parameters (as jax.tree.map). */
   map(f: (...leaves: Tensor[]) => Tensor, ...trees: readonly ParamTree[]): ParamTree;
+  /**
+   * `work()` on steps t = 1, 1 + period, 1 + 2·period, … and `otherwise()` on the others (Lazy
+   * Fisher). Both must give trees of one structure. Each pattern of active periods is compiled as
+   * its own program: nothing branches on the host inside a step, and the skipped work costs nothing.
+   */
+  every<T>(period: number, work: () => T, otherwise: () => T): T;
+  /** Per dense layer: activations a and per-sample pre-activation gradients g (grng-spec §2). Training steps only. */
+  readonly taps: readonly LayerTap[];
+  /** The minibatch loss as a function of the parameters (for double backprop and finite differences). Training steps only. */
+  loss(params: ParamTree): Tensor;
+  /** The Hessian-vector product ∇²L(θ)·v at the current parameters. Training steps only. */
+  hvp(v: ParamTree): ParamTree;
+  /** The model's output as a function of the parameters (for Jacobian products via vjp/jvp). Training steps only. */
+  output(params: ParamTree): Tensor;
+  /** The minibatch's labels. Training steps only. */
+  readonly labels: Tensor;
+}
+
+/** A dense layer's curvature statistics for one minibatch. */
+export interface LayerTap {
+  readonly name: string;
+  /** Input activations [B, d_in] (with a ones column when the layer has a bias). */
+  readonly a: Tensor;
+  /** Per-sample pre-activation gradients g_n = ∂ℓ_n/∂s_n [B, d_out] (not divided by B). */
+  readonly g: Tensor;
 }
 
 export interface OptimizerDefinition<H extends HyperDefaults, S> {

@@ -1,5 +1,6 @@
 import { fmtShape, GrngError } from '../compiler/ir/index.js';
-import type { HyperDefaults, HyperSettings, HyperTensors, Optimizer, ParamTree } from '../dsl/optimizer.js';
+import type { HyperDefaults, HyperSettings, HyperTensors, Optimizer, ParamTree, StepContext } from '../dsl/optimizer.js';
+import { StepVariants } from './step-variants.js';
 import { treeMap } from '../dsl/optimizer.js';
 import { input } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
@@ -85,13 +86,15 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
   const { definition } = optimizer;
   const numeric = numericHyper(definition.hyper);
   let settings = optimizer.hyper;
-  const build = () =>
+  type Program = (...args: unknown[]) => Promise<unknown>;
+  const variants = (): StepVariants<Program> => new StepVariants(build);
+  const build = (variants: StepVariants<Program>): Program =>
     jit(
       (params: ParamTree, state: Tree<Tensor>, grads: ParamTree, values: Tensor[], t: Tensor) =>
-        applyUpdate(optimizer, settings, values, { params, state, grads, t }),
+        applyUpdate(optimizer, settings, values, { params, state, grads, t }, gradientOnlyExtras(variants.every, definition.name)),
       { device, donate: [0, 1] },
-    );
-  let update = build();
+    ) as Program;
+  let update = variants();
   const initialize = jit((params: ParamTree) => definition.init(params, settings) as Tree<Tensor>, { device });
   return {
     async init(params: Tree<DeviceArray>): Promise<Placed> {
@@ -101,11 +104,11 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
     useHyper(next: HyperSettings<H>) {
       const rebuild = changesCode(settings, next);
       settings = next;
-      if (rebuild) update = build();
+      if (rebuild) update = variants();
     },
     async run(params: Tree<DeviceArray>, state: Tree<DeviceArray>, grads: Tree<DeviceArray>, hyper: HyperSettings<H>, t: number): Promise<[Placed, Placed]> {
       const values = numeric.map((k) => hyper[k] as number);
-      const [p, s] = (await update(params, state, grads, values, t)) as [Tree<DeviceArray>, Tree<DeviceArray>];
+      const [p, s] = (await update.run(t, (program) => program(params, state, grads, values, t))) as [Tree<DeviceArray>, Tree<DeviceArray>];
       const leaves = (tree: Tree<DeviceArray>) => flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[];
       return [{ tree: p, leaves: leaves(p) }, { tree: s, leaves: leaves(s) }];
     },
@@ -125,6 +128,28 @@ export function checkStateFor<H extends HyperDefaults, S>(optimizer: Optimizer<H
   checkSameArrays(op, 'the state', state, `the state ${optimizer.name} makes for these parameters`, expected);
 }
 
+/** What a step context holds beyond parameters, gradients, state and hyperparameters. */
+export type StepExtras = Pick<StepContext<HyperDefaults, unknown>, 'every' | 'taps' | 'loss' | 'hvp' | 'output' | 'labels'>;
+
+/** Extras for updates run from gradients alone (compileOptimizer): the curvature pieces need a model. */
+export function gradientOnlyExtras(every: StepExtras['every'], name: string): StepExtras {
+  const missing = (what: string): never => {
+    throw new GrngError(name, `${what} needs the model and the batch: run ${name} with compileTrainStep, not compileOptimizer`);
+  };
+  return {
+    every,
+    get taps() {
+      return missing('ctx.taps');
+    },
+    get labels() {
+      return missing('ctx.labels');
+    },
+    loss: () => missing('ctx.loss'),
+    hvp: () => missing('ctx.hvp'),
+    output: () => missing('ctx.output'),
+  };
+}
+
 /** Names of the numeric hyperparameters (runtime values), in the order the compiled step takes them. */
 export const numericHyper = (hyper: HyperDefaults): string[] => Object.keys(hyper).filter((k) => typeof hyper[k] === 'number').sort();
 
@@ -140,11 +165,15 @@ export function applyUpdate<H extends HyperDefaults, S>(
   settings: HyperSettings<H>,
   values: readonly Tensor[],
   step: { params: ParamTree; state: Tree<Tensor>; grads: ParamTree; t: Tensor },
+  extras: StepExtras,
 ): [ParamTree, Tree<Tensor>] {
   const { definition } = optimizer;
   const numeric = numericHyper(definition.hyper);
   const hyper = { ...settings, ...Object.fromEntries(numeric.map((k, i) => [k, values[i]])) } as HyperTensors<H>;
-  const out = definition.update({ params: step.params, grads: step.grads, state: step.state as S, hyper, t: step.t as Tensor<[]>, map: treeMap });
+  const base = { params: step.params, grads: step.grads, state: step.state as S, hyper, t: step.t as Tensor<[]>, map: treeMap };
+  // The extras' getters stay lazy (taps cost a second backward pass only when an optimizer reads them).
+  const context = Object.defineProperties(base, Object.getOwnPropertyDescriptors(extras)) as unknown as StepContext<H, S>;
+  const out = definition.update(context);
   checkSame(definition.name, 'the updated parameters', out.params, step.params);
   checkSame(definition.name, 'the updated state', out.state as Tree<Tensor>, step.state);
   return [out.params, out.state as Tree<Tensor>];

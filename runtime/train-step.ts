@@ -7,6 +7,8 @@ import { flattenTree, type Tree } from '../dsl/tree.js';
 import { applyUpdate, changesCode, checkStateFor, numericHyper, upload, type Placed } from './compile-optimizer.js';
 import type { Device, DeviceArray } from './device.js';
 import { isArrayLeaf, jit, type ArrayLeaf } from './jit.js';
+import { StepVariants } from './step-variants.js';
+import { trainingExtras } from './training-context.js';
 
 export type MetricName = 'loss' | 'accuracy' | 'gradNorm';
 export type Metrics = { readonly loss: number; readonly accuracy?: number; readonly gradNorm?: number };
@@ -60,7 +62,9 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
   let settings = optimizer.hyper;
   let hyper = optimizer;
 
-  const build = () =>
+  type Program = (...args: unknown[]) => Promise<unknown>;
+  const variants = (): StepVariants<Program> => new StepVariants(build);
+  const build = (variants: StepVariants<Program>): Program =>
     jit(
       (params: ParamTree, state: Tree<Tensor>, x: Tensor, y: Tensor, values: Tensor[], t: Tensor) => {
         const objective = (p: ParamTree) => {
@@ -71,13 +75,14 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
           return value;
         };
         const [value, grads] = valueAndGrad(objective)(params) as [Tensor, ParamTree];
-        const [nextParams, nextState] = applyUpdate(optimizer, settings, values, { params, state, grads, t });
+        const extras = trainingExtras(model as Model<ParamTree>, loss, params, x, y, variants.every);
+        const [nextParams, nextState] = applyUpdate(optimizer, settings, values, { params, state, grads, t }, extras);
         const measured = metrics.map((m) => reshape(m === 'loss' ? value : m === 'gradNorm' ? sqrt(globalSqnorm(leaves(grads))) : accuracy((model as Model<ParamTree>).apply(params, x), y), [1]));
         return [nextParams, nextState, concat(measured, 0)];
       },
       { device, donate: [0, 1] },
-    );
-  let step = build();
+    ) as Program;
+  let steps = variants();
 
   let current: Placed = upload(device, options.params, op);
   let state: Placed;
@@ -89,7 +94,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
     state = upload(device, options.state, op);
     checkStateFor(optimizer, settings, current.tree, state.tree, op);
   }
-  let steps = options.step ?? 0;
+  let taken = options.step ?? 0;
   // Steps are chained: each is submitted once the previous one has been.
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -99,11 +104,11 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
       if (typeof batch !== 'object' || batch === null || !('x' in batch) || !('y' in batch)) {
         return Promise.reject(new GrngError('run', 'the batch must be { x, y } (host arrays via array(...), or device arrays)'));
       }
-      const t = ++steps;
+      const t = ++taken;
       const values = numeric.map((k) => settings[k] as number);
-      const run = step;
+      const programs = steps;
       const submitted = queue.then(async () => {
-        const [p, s, m] = (await run(current.tree, state.tree, batch.x, batch.y, values, t)) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
+        const [p, s, m] = (await programs.run(t, (program) => program(current.tree, state.tree, batch.x, batch.y, values, t))) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
         current = place(p);
         state = place(s);
         return m;
@@ -120,10 +125,10 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
       hyper = hyper.with(changes);
       const rebuild = changesCode(settings, hyper.hyper);
       settings = hyper.hyper;
-      if (rebuild) step = build();
+      if (rebuild) steps = variants();
     },
     get steps() {
-      return steps;
+      return taken;
     },
   };
 }

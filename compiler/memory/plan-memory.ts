@@ -44,6 +44,7 @@ export function planMemory(
   externals: readonly Node[],
   outputs: readonly Node[],
   layout: InputLayout,
+  donated: ReadonlySet<number> = new Set(),
   maxBindingBytes = Infinity,
 ): MemoryPlan {
   const slots: Slot[] = layout.slots.map((storage, index) => ({ kind: 'input', index, storage }));
@@ -75,9 +76,11 @@ export function planMemory(
   const computed = (n: Node) => n.op !== 'input' && !isData(n);
   const seen = new Set<number>();
   const fresh = outputs.map((n) => {
-    const copy = !computed(n) || seen.has(n.id);
+    // A donated input returned (once) is handed back in place, as JAX does: no copy.
+    const passed = n.op === 'input' && donated.has(n.id) && !seen.has(n.id);
+    const copy = !passed && (!computed(n) || seen.has(n.id));
     seen.add(n.id);
-    return { n, copy, stored: !copy && !regions.has(n.id) };
+    return { n, copy, stored: !copy && !passed && !regions.has(n.id) };
   });
   const outputRegions: Region[] = new Array(outputs.length);
   const copies: { from: Region; to: Region; length: number }[] = [];
@@ -93,7 +96,7 @@ export function planMemory(
     slots.push({ kind: 'results', storage, length });
   }
   fresh.forEach((f, i) => {
-    if (!f.copy && !f.stored) outputRegions[i] = regions.get(f.n.id) as Region; // stored in place
+    if (!f.copy && !f.stored) outputRegions[i] = regions.get(f.n.id) as Region; // stored in place, or a donated input
   });
   fresh.forEach((f, i) => {
     if (f.copy) copies.push({ from: regions.get(f.n.id) as Region, to: outputRegions[i], length: paddedLength(shapeSize(f.n.shape)) });
