@@ -2,3 +2,4 @@
 export { sgd } from './sgd.js';
 export { adam } from './adam.js';
 export { adamw } from './adamw.js';
+export { chain, clipByGlobalNorm, addWeightDecay, defineTransform, type Transform, type ChainPart } from './chain.js';
