@@ -76,8 +76,21 @@ export const builder = {
   scale: (x: Node, c: number): Node => builder.mul(x, fill(c, x.shape, x.dtype)),
 
   reshape: (x: Node, shape: Shape): Node => (shapesEqual(x.shape, shape) ? x : emit('reshape', [x], { shape: [...shape] })),
-  permute: (x: Node, perm: readonly number[]): Node =>
-    perm.every((p, i) => p === i) ? x : emit('permute', [x], { perm: [...perm] }),
+  permute: (x: Node, perm: readonly number[]): Node => {
+    if (perm.every((p, i) => p === i)) return x;
+    // A permutation of a permutation is one permutation (transposing twice is nothing).
+    if (x.op === 'permute') {
+      const inner = (x.attrs as PrimitiveAttrs['permute']).perm;
+      return builder.permute(x.inputs[0], perm.map((p) => inner[p]));
+    }
+    // (a·b)ᵀ = bᵀ·aᵀ: the product comes out in the layout wanted (a weight gradient in the
+    // weight's layout), and the operands' transposes are free index arithmetic in the matmul.
+    const r = perm.length;
+    if (x.op === 'matmul' && r >= 2 && perm[r - 2] === r - 1 && perm[r - 1] === r - 2 && perm.slice(0, r - 2).every((p, i) => p === i)) {
+      return builder.matmul(builder.transposeLast(x.inputs[1]), builder.transposeLast(x.inputs[0]));
+    }
+    return emit('permute', [x], { perm: [...perm] });
+  },
   broadcast: (x: Node, shape: Shape): Node => (shapesEqual(x.shape, shape) ? x : emit('broadcast', [x], { shape: [...shape] })),
   slice: (x: Node, starts: readonly number[], ends: readonly number[]): Node =>
     starts.every((s) => s === 0) && shapesEqual(ends, x.shape) ? x : emit('slice', [x], { starts: [...starts], ends: [...ends] }),

@@ -163,11 +163,17 @@ function vectorizable(plan: KernelPlan): boolean {
   return plan.roots.every(ok);
 }
 
-/** True when `node` has one value everywhere: a splat constant or a one-element buffer, possibly moved. */
+/**
+ * True when `node` has one value everywhere: a splat constant, a one-element buffer, movement of
+ * one (not pad), or arithmetic on one-element values (e.g. 1 − β₁ᵗ from hyperparameters).
+ */
 function uniformValue(node: Node, buffers: ReadonlySet<number>): boolean {
   if (buffers.has(node.id)) return shapeSize(node.shape) === 1;
   if (node.op === 'constant') return 'value' in (node.attrs as object);
-  return ruleOf(node).kind === 'index' && uniformValue(node.inputs[0], buffers);
+  const kind = ruleOf(node).kind;
+  if (kind === 'index') return node.op !== 'pad' && uniformValue(node.inputs[0], buffers);
+  if (kind === 'expr') return shapeSize(node.shape) === 1 && node.op !== 'cast' && node.inputs.every((n) => uniformValue(n, buffers));
+  return false;
 }
 
 /** Sequential accumulation over the reduced axes (the producer expression is inlined per element). */
