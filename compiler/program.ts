@@ -19,7 +19,7 @@ export interface CompileOptions {
   readonly limits: KernelLimits;
   /** Fuse elementwise and movement ops into their consumers and kernels into dispatches (default true). */
   readonly fuse?: boolean;
-  /** Input nodes whose buffers may be overwritten (donated, as JAX's donate_argnums). */
+  /** Input nodes whose buffers may be overwritten (donated, as JAX's donate_argnums), in argument order. */
   readonly donated?: ReadonlySet<number>;
   /** Where the caller's arrays live (which share a buffer, at what offsets); default: one buffer each. */
   readonly inputs?: InputLayout;
@@ -57,13 +57,14 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
   const dispatches = fuse
     ? mergeIndependent(mergeDependentReductions(plans, maxBuffers, fitsOneKernel, isWideReduction, bindingKey), { maxBuffers, bindingKey, mode: segmentMode })
     : plans.map((plan) => ({ segments: [plan] }));
-  const aliases = planInPlace(dispatches, options.donated ?? new Set(), new Set(outputs.map((n) => n.id)));
+  const donated = options.donated ?? new Set<number>();
+  const aliases = planInPlace(dispatches, donated, outputs);
   const memory = planMemory(
     dispatches.map((d, k) => ({ roots: d.segments.flatMap((s) => s.roots), inputs: d.segments.flatMap((s) => s.inputs), aliases: aliases[k] })),
     externals,
     outputs,
     layout,
-    options.donated,
+    { donated, copyBack: copyBacks(aliases, donated, outputs) },
     limits.maxStorageBufferBindingSize,
   );
   const kernels = dispatches.map((d, k) => {
@@ -81,23 +82,67 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
  * Chooses in-place updates: a root overwrites a donated input of its shape and dtype when its
  * segment alone reads that input, only at the root's own element, no later dispatch reads the
  * input, and the input is not itself returned. This is how parameters and optimizer state
- * update in place.
+ * update in place. Outputs are paired with donated inputs of their type in order (as XLA pairs
+ * donated buffers), so each result lands where the matching argument was and a step's layout,
+ * part of the compiled program's identity, stays the same from one call to the next.
  */
-function planInPlace(dispatches: readonly { segments: readonly KernelPlan[] }[], donated: ReadonlySet<number>, outputIds: ReadonlySet<number>): Map<number, Node>[] {
+function planInPlace(dispatches: readonly { segments: readonly KernelPlan[] }[], donated: ReadonlySet<number>, outputs: readonly Node[]): Map<number, Node>[] {
+  const outputIds = new Set(outputs.map((n) => n.id));
   const lastRead = new Map<number, number>();
   dispatches.forEach((d, k) => d.segments.forEach((s) => s.inputs.forEach((n) => lastRead.set(n.id, k))));
+  const preferred = pairInOrder(outputs, donated);
+  const sameType = (a: Node, b: Node) => a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((n, i) => n === b.shape[i]);
   return dispatches.map((d, k) => {
     const aliases = new Map<number, Node>();
     if (donated.size === 0) return aliases;
     const free = inPlaceCandidates(d.segments).filter(({ input }) => donated.has(input.id) && !outputIds.has(input.id) && lastRead.get(input.id) === k);
-    d.segments.forEach((segment, s) => {
-      for (const root of segment.roots) {
-        const j = free.findIndex(({ segment: at, input }) => at === s && input.dtype === root.dtype && input.shape.length === root.shape.length && input.shape.every((n, a) => n === root.shape[a]));
+    const roots = d.segments.flatMap((segment, s) => segment.roots.map((root) => ({ root, s })));
+    // Preferred pairs first, then any free input of the root's type.
+    for (const pass of [true, false]) {
+      for (const { root, s } of roots) {
+        if (aliases.has(root.id)) continue;
+        const j = free.findIndex(({ segment, input }) => segment === s && sameType(input, root) && (!pass || preferred.get(root.id) === input));
         if (j >= 0) aliases.set(root.id, free.splice(j, 1)[0].input);
       }
-    });
+    }
     return aliases;
   });
+}
+
+/**
+ * Paired outputs that could not be stored in place (their donated input is read elsewhere in
+ * the dispatch that computes them): they are copied into the input's region after the
+ * dispatches, so results still land where their arguments were and the layout stays stable.
+ */
+function copyBacks(aliases: readonly ReadonlyMap<number, Node>[], donated: ReadonlySet<number>, outputs: readonly Node[]): Map<number, Node> {
+  const aliased = new Set(aliases.flatMap((a) => [...a.keys()]));
+  const taken = new Set(aliases.flatMap((a) => [...a.values()].map((n) => n.id)));
+  const out = new Map<number, Node>();
+  for (const [root, input] of pairInOrder(outputs, donated)) {
+    const node = outputs.find((n) => n.id === root) as Node;
+    if (!aliased.has(root) && !taken.has(input.id) && node.op !== 'constant') out.set(root, input);
+  }
+  return out;
+}
+
+/** The k-th returned value of a type paired with the k-th donated input of that type (returned inputs keep their own). */
+function pairInOrder(outputs: readonly Node[], donated: ReadonlySet<number>): Map<number, Node> {
+  const type = (n: Node) => `${n.dtype}[${n.shape.join(',')}]`;
+  const returned = new Set(outputs.filter((n) => n.op === 'input').map((n) => n.id));
+  const queues = new Map<string, Node[]>();
+  const byId = new Map(topoSort(outputs).map((n) => [n.id, n] as const));
+  for (const id of donated) {
+    const n = byId.get(id);
+    if (n === undefined || returned.has(id)) continue;
+    queues.set(type(n), [...(queues.get(type(n)) ?? []), n]);
+  }
+  const pairs = new Map<number, Node>();
+  for (const out of outputs) {
+    if (out.op === 'input' || pairs.has(out.id)) continue;
+    const next = queues.get(type(out))?.shift();
+    if (next !== undefined) pairs.set(out.id, next);
+  }
+  return pairs;
 }
 
 /** A readable account of what was built: dispatches and their segments, the buffer plan, and the WGSL. */

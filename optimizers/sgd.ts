@@ -1,6 +1,7 @@
 // SGD with momentum, PyTorch's convention (grng-spec.md §6.1): coupled L2 weight decay, the
-// momentum buffer starts as the first gradient, optional dampening and Nesterov momentum.
-import { add, eq, mul, sub, where, zerosLike } from '../dsl/index.js';
+// momentum buffer starts as the gradient of the first step with μ ≠ 0, optional dampening and
+// Nesterov momentum; with μ = 0 there is no buffer and the direction is the gradient.
+import { add, eq, mul, ne, sub, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
 import { defineOptimizer, outside, treeMap } from '../dsl/optimizer.js';
 
 export const sgd = defineOptimizer({
@@ -12,14 +13,19 @@ export const sgd = defineOptimizer({
     outside('dampening', h.dampening, 0, 1, true) ??
     outside('weightDecay', h.weightDecay, 0, Infinity) ??
     (h.nesterov && (h.momentum <= 0 || h.dampening !== 0) ? `nesterov needs momentum > 0 and dampening = 0 (as in PyTorch), got momentum ${h.momentum}, dampening ${h.dampening}` : undefined),
-  init: (params) => ({ momentum: treeMap(zerosLike, params) }),
-  update: ({ params, grads, state, hyper, t, map }) => {
+  // `started` is 1 once a step with μ ≠ 0 has created the buffer (μ is a runtime value, so this is state).
+  init: (params) => ({ momentum: treeMap(zerosLike, params), started: zeros([]) as Tensor }),
+  update: ({ params, grads, state, hyper, map }) => {
     const { lr, momentum, dampening, weightDecay } = hyper;
+    const active = ne(momentum, 0);
+    const fresh = eq(state.started, 0);
     const g = map((gi, p) => add(gi, mul(weightDecay, p)), grads, params);
-    // b₁ = g₁, then b_t = μ b_{t−1} + (1 − τ) g_t.
-    const b = map((bi, gi) => where(eq(t, 1), gi, add(mul(momentum, bi), mul(sub(1, dampening), gi))), state.momentum, g);
-    // With μ = 0 PyTorch keeps no buffer: the direction is the gradient itself.
-    const direction = map((gi, bi) => where(eq(momentum, 0), gi, hyper.nesterov ? add(gi, mul(momentum, bi)) : bi), g, b);
-    return { params: map((p, d) => sub(p, mul(lr, d)), params, direction), state: { momentum: b } };
+    // b ← g on the buffer's first step, else μ b + (1 − τ) g; untouched while μ = 0.
+    const b = map((bi, gi) => where(active, where(fresh, gi, add(mul(momentum, bi), mul(sub(1, dampening), gi))), bi), state.momentum, g);
+    const direction = map((gi, bi) => where(active, hyper.nesterov ? add(gi, mul(momentum, bi)) : bi, gi), g, b);
+    return {
+      params: map((p, d) => sub(p, mul(lr, d)), params, direction),
+      state: { momentum: b, started: where(active, 1, state.started) },
+    };
   },
 });

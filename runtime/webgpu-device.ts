@@ -276,7 +276,9 @@ export class WebGpuDevice implements Device {
     const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}:${[...donated].sort().join(',')}:${where}`;
     let exe = this.executables.get(key);
     if (exe === undefined) {
-      const donatedIds = new Set(this.inputNodes(outputs).flatMap((n) => (donated.has((n as Node<'input'>).attrs.name) ? [n.id] : [])));
+      // In the order the caller donated them: outputs pair with donated inputs in order.
+      const byName = new Map(this.inputNodes(outputs).map((n) => [(n as Node<'input'>).attrs.name, n.id] as const));
+      const donatedIds = new Set([...donated].flatMap((name) => (byName.has(name) ? [byName.get(name) as number] : [])));
       const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse, donated: donatedIds, inputs: layout });
       // GRNG_EXPLAIN=1 prints each new program's dispatches and buffers; GRNG_EXPLAIN=wgsl adds their source.
       const explain = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.GRNG_EXPLAIN;

@@ -44,9 +44,10 @@ export function planMemory(
   externals: readonly Node[],
   outputs: readonly Node[],
   layout: InputLayout,
-  donated: ReadonlySet<number> = new Set(),
+  inPlace: { readonly donated: ReadonlySet<number>; readonly copyBack: ReadonlyMap<number, Node> } = { donated: new Set(), copyBack: new Map() },
   maxBindingBytes = Infinity,
 ): MemoryPlan {
+  const { donated, copyBack } = inPlace;
   const slots: Slot[] = layout.slots.map((storage, index) => ({ kind: 'input', index, storage }));
   const regions = new Map<number, Region>(layout.regions);
   const outputIds = new Set(outputs.map((n) => n.id));
@@ -79,8 +80,9 @@ export function planMemory(
     // A donated input returned (once) is handed back in place, as JAX does: no copy.
     const passed = n.op === 'input' && donated.has(n.id) && !seen.has(n.id);
     const copy = !passed && (!computed(n) || seen.has(n.id));
+    const back = !copy && copyBack.has(n.id); // computed in the arena, copied into its donated input's region
     seen.add(n.id);
-    return { n, copy, stored: !copy && !passed && !regions.has(n.id) };
+    return { n, copy, back, stored: !copy && !passed && !back && !regions.has(n.id) };
   });
   const outputRegions: Region[] = new Array(outputs.length);
   const copies: { from: Region; to: Region; length: number }[] = [];
@@ -96,18 +98,23 @@ export function planMemory(
     slots.push({ kind: 'results', storage, length });
   }
   fresh.forEach((f, i) => {
-    if (!f.copy && !f.stored) outputRegions[i] = regions.get(f.n.id) as Region; // stored in place, or a donated input
+    if (f.back) outputRegions[i] = regions.get((copyBack.get(f.n.id) as Node).id) as Region;
+    else if (!f.copy && !f.stored) outputRegions[i] = regions.get(f.n.id) as Region; // stored in place, or a donated input
   });
   fresh.forEach((f, i) => {
     if (f.copy) copies.push({ from: regions.get(f.n.id) as Region, to: outputRegions[i], length: paddedLength(shapeSize(f.n.shape)) });
   });
 
-  const intermediates = dispatches.flatMap((d) => d.roots.filter((r) => !outputIds.has(r.id) && !aliased.has(r.id)));
+  const intermediates = dispatches.flatMap((d) => d.roots.filter((r) => (!outputIds.has(r.id) || copyBack.has(r.id)) && !aliased.has(r.id)));
   for (const { storage, nodes } of byStorage(intermediates)) {
-    const { offsets, length } = allocateByLiveness(nodes, dispatches);
+    const { offsets, length } = allocateByLiveness(nodes, dispatches, new Set(copyBack.keys()));
     const slot = slots.length;
     nodes.forEach((n) => regions.set(n.id, { slot, offset: offsets.get(n.id) as number }));
     slots.push({ kind: 'arena', storage, length });
+  }
+  for (const [root, input] of copyBack) {
+    const node = intermediates.find((n) => n.id === root) as Node;
+    copies.push({ from: regions.get(root) as Region, to: regions.get(input.id) as Region, length: paddedLength(shapeSize(node.shape)) });
   }
 
   for (const slot of slots) {
@@ -120,10 +127,11 @@ export function planMemory(
 }
 
 /** First-fit offsets for `nodes` (roots of `dispatches`): a region is free after its last reader. */
-function allocateByLiveness(nodes: readonly Node[], dispatches: readonly DispatchBuffers[]): { offsets: Map<number, number>; length: number } {
+function allocateByLiveness(nodes: readonly Node[], dispatches: readonly DispatchBuffers[], keptToEnd: ReadonlySet<number>): { offsets: Map<number, number>; length: number } {
   const wanted = new Set(nodes.map((n) => n.id));
   const lastRead = new Map<number, number>();
   dispatches.forEach((d, k) => d.inputs.forEach((n) => lastRead.set(n.id, k)));
+  for (const id of keptToEnd) lastRead.set(id, dispatches.length); // read by the copies after the last dispatch
   const live: { offset: number; length: number; until: number }[] = [];
   const offsets = new Map<number, number>();
   let length = 0;
