@@ -49,10 +49,11 @@ export async function compileOptimizer<H extends HyperDefaults, S>(
   let hyper = optimizer;
   return {
     async step(grads) {
-      const g = upload(device, grads, 'step');
-      updater.checkGrads(current.tree, g.tree);
+      // Checked on the host; host gradients are then uploaded (and freed) by the compiled step itself.
+      flattenTree('step', grads, isArrayLeaf, 'an array (array(...) or a device array)');
+      updater.checkGrads(current.tree, grads as Tree<DeviceArray>);
       steps++;
-      [current, state] = await updater.run(current.tree, state.tree, g.tree, hyper.hyper, steps);
+      [current, state] = await updater.run(current.tree, state.tree, grads, hyper.hyper, steps);
     },
     params: () => current.tree,
     state: () => state.tree,
@@ -106,7 +107,7 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
       settings = next;
       if (rebuild) update = variants();
     },
-    async run(params: Tree<DeviceArray>, state: Tree<DeviceArray>, grads: Tree<DeviceArray>, hyper: HyperSettings<H>, t: number): Promise<[Placed, Placed]> {
+    async run(params: Tree<DeviceArray>, state: Tree<DeviceArray>, grads: Tree<ArrayLeaf>, hyper: HyperSettings<H>, t: number): Promise<[Placed, Placed]> {
       const values = numeric.map((k) => hyper[k] as number);
       const [p, s] = (await update.run(t, (program) => program(params, state, grads, values, t))) as [Tree<DeviceArray>, Tree<DeviceArray>];
       const leaves = (tree: Tree<DeviceArray>) => flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[];

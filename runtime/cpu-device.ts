@@ -18,6 +18,10 @@ export class CpuArray implements DeviceArray {
     return Promise.resolve(Float64Array.from(this.data));
   }
 
+  dispose(): void {
+    this.consumed = true;
+  }
+
   toString(): string {
     return `DeviceArray(cpu, ${this.dtype}${fmtShape(this.shape)})`;
   }

@@ -39,11 +39,13 @@ export interface DeviceArray {
   readonly device: Device;
   /** The values in row-major order (f32, i32 and bool all fit exactly in a Float64Array). */
   read(): Promise<Float64Array>;
-  /** True once the array was donated to a call: its memory may hold something else now. */
+  /** True once the array was donated to a call or disposed: its memory may hold something else now. */
   readonly consumed: boolean;
+  /** Frees the array's memory now instead of when it is garbage-collected; reading it afterwards is an error. */
+  dispose(): void;
 }
 
 /** The error for using an array after donating it. */
 export function consumedError(): GrngError {
-  return new GrngError('read', 'this array was donated to a call (donate) and its memory reused; use that call\'s result instead');
+  return new GrngError('read', 'this array was donated to a call (donate) or disposed, and its memory reused; use that call\'s result instead');
 }

@@ -62,6 +62,10 @@ export class GpuArray implements DeviceArray {
     return values;
   }
 
+  dispose(): void {
+    this.device.dispose(this);
+  }
+
   toString(): string {
     return `DeviceArray(webgpu, ${this.dtype}${fmtShape(this.shape)})`;
   }

@@ -12,6 +12,8 @@ export type Materialized<R> = R extends Tensor ? DeviceArray : Tree<DeviceArray>
 
 type Traceable = (...args: never[]) => Tree<Tensor>;
 
+const isDeviceArray = (x: unknown): x is DeviceArray => typeof x === 'object' && x !== null && 'read' in x && 'device' in x;
+
 export function isArrayLeaf(x: unknown): x is ArrayLeaf {
   return typeof x === 'number' || x instanceof HostArray || (typeof x === 'object' && x !== null && 'read' in x && 'device' in x && 'shape' in x);
 }
@@ -56,6 +58,11 @@ export function jit<A extends readonly unknown[], R>(
     const inputs = new Map(exe.inputNames.map((name, i) => [name, arrays[i]] as const));
     const donated = donatedNames(args, donate, exe.inputNames, arrays);
     const results = await device.execute(exe.outputs, inputs, { donated });
+    // Arrays uploaded for this call alone are freed now (not at garbage collection), so the next
+    // call reuses their memory; results never share it (only donated inputs are handed back).
+    arrays.forEach((a, i) => {
+      if (!isDeviceArray(leaves[i])) a.dispose();
+    });
     return exe.rebuild(results) as Materialized<R>;
   };
   return run as (...args: ArrayArgs<A>) => Promise<Materialized<R>>;

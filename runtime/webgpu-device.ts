@@ -30,6 +30,7 @@ interface Executable {
   readonly pipelines: readonly GPUComputePipeline[];
   /** The program's data constants, uploaded once: one buffer per constants slot. */
   readonly constants: ReadonlyMap<number, GPUBuffer>;
+  readonly bindGroups: Map<string, GPUBindGroup>;
 }
 
 /** Counters a caller can read to check what the device did (tests pin them). */
@@ -75,6 +76,14 @@ export class WebGpuDevice implements Device {
     if (message === undefined) return;
     this.gpuError = undefined;
     throw new GrngError('execute', `the GPU rejected earlier work (a grng bug; please report it): ${message.split('\n')[0]}`);
+  }
+
+  /** Marks `array` consumed and releases its share of its buffer (the last share returns the buffer to the pool). */
+  dispose(array: GpuArray): void {
+    if (array.consumed) return;
+    array.consumed = true;
+    this.reclaim.unregister(array);
+    array.allocation.release();
   }
 
   /** A new view of `allocation` handed to the caller: it holds the buffer until dropped or donated. */
@@ -176,9 +185,8 @@ export class WebGpuDevice implements Device {
     const pass = encoder.beginComputePass();
     for (const [k, { source }] of exe.program.kernels.entries()) {
       if (source.invocations === 0) continue;
-      const entries = source.bindings.map((slot, binding) => ({ binding, resource: { buffer: buffers[slot] } }));
       pass.setPipeline(exe.pipelines[k]);
-      pass.setBindGroup(0, this.gpu.createBindGroup({ layout: exe.pipelines[k].getBindGroupLayout(0), entries }));
+      pass.setBindGroup(0, this.bindGroup(exe, k, source.bindings.map((slot) => buffers[slot])));
       const [x, y] = this.dispatchSize(Math.ceil(source.invocations / source.workgroupSize));
       pass.dispatchWorkgroups(x, y);
       this.stats.dispatches++;
@@ -207,13 +215,7 @@ export class WebGpuDevice implements Device {
       return this.view(allocation, region.offset, node.shape, node.dtype);
     });
     // Donated arrays are consumed: their regions may hold results now.
-    for (const name of donated) {
-      const arr = inputs.get(name) as GpuArray;
-      if (arr.consumed) continue;
-      arr.consumed = true;
-      this.reclaim.unregister(arr);
-      arr.allocation.release();
-    }
+    for (const name of donated) this.dispose(inputs.get(name) as GpuArray);
     // Arenas go back to the pool at once: later submissions run after this one.
     for (const b of [...arenas, ...staged]) this.pool.release(b);
     return out;
@@ -261,6 +263,31 @@ export class WebGpuDevice implements Device {
     return nodes;
   }
 
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
+
+  /**
+   * The bind group of dispatch k over `bound`, cached: a training step binds the same buffers
+   * every call (parameters and state in place, pooled arena and uploads), so this is a lookup.
+   */
+  private bindGroup(exe: Executable, k: number, bound: readonly GPUBuffer[]): GPUBindGroup {
+    const id = (b: GPUBuffer) => {
+      let n = this.bufferIds.get(b);
+      if (n === undefined) this.bufferIds.set(b, (n = this.nextBufferId++));
+      return n;
+    };
+    const key = `${k}:${bound.map(id).join(',')}`;
+    let group = exe.bindGroups.get(key);
+    if (group === undefined) {
+      const entries = bound.map((buffer, binding) => ({ binding, resource: { buffer } }));
+      group = this.gpu.createBindGroup({ layout: exe.pipelines[k].getBindGroupLayout(0), entries });
+      // A bounded cache: results buffers change from call to call, and old groups hold their buffers.
+      if (exe.bindGroups.size >= 64) exe.bindGroups.clear();
+      exe.bindGroups.set(key, group);
+    }
+    return group;
+  }
+
   /** Splits a workgroup count over x and y so neither exceeds maxComputeWorkgroupsPerDimension. */
   private dispatchSize(groups: number): [number, number] {
     const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
@@ -291,7 +318,7 @@ export class WebGpuDevice implements Device {
         this.gpu.queue.writeBuffer(buffer, 0, slot.storage === 'f32' ? Float32Array.from(slot.data) : Int32Array.from(slot.data));
         constants.set(i, buffer);
       });
-      exe = { program, pipelines, constants };
+      exe = { program, pipelines, constants, bindGroups: new Map() };
       this.executables.set(key, exe);
     }
     return exe;
