@@ -12,3 +12,5 @@ export { sgd, adam, adamw, chain, clipByGlobalNorm, addWeightDecay, defineTransf
 export { compileOptimizer, type CompiledOptimizer, type CompileOptimizerOptions } from './runtime/compile-optimizer.js';
 export { nn, recordTaps, type Model, type DenseParams, type DenseTap, type LoraParams } from './dsl/nn/index.js';
 export { compileTrainStep, type TrainStep, type TrainStepOptions, type Metrics, type MetricName } from './runtime/train-step.js';
+export { kroneckerFactors, layerGradient, ema, newtonSchulz, guardedInverse, inverseResidual, newtonSchulzIterations, powerIteration, type GuardedInverse } from './dsl/curvature/index.js';
+export type { LayerTap } from './dsl/optimizer.js';
