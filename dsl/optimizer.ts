@@ -48,6 +48,15 @@ export interface StepContext<H extends HyperDefaults, S> {
   readonly labels: Tensor;
 }
 
+/** A dense layer of the model, as init sees it: its parameters (leaves of the params tree). */
+export interface LayerInfo {
+  readonly name: string;
+  /** W [d_out, d_in]. */
+  readonly w: Tensor;
+  /** b [d_out], when the layer has a bias (its taps' a then carry a ones column). */
+  readonly b?: Tensor;
+}
+
 /** A dense layer's curvature statistics for one minibatch. */
 export interface LayerTap {
   readonly name: string;
@@ -55,6 +64,9 @@ export interface LayerTap {
   readonly a: Tensor;
   /** Per-sample pre-activation gradients g_n = ∂ℓ_n/∂s_n [B, d_out] (not divided by B). */
   readonly g: Tensor;
+  /** The layer's parameters (W [d_out, d_in], and b when a carries a ones column): leaves of ctx.params. */
+  readonly w: Tensor;
+  readonly b?: Tensor;
 }
 
 export interface OptimizerDefinition<H extends HyperDefaults, S> {
@@ -63,8 +75,12 @@ export interface OptimizerDefinition<H extends HyperDefaults, S> {
   readonly hyper: H;
   /** A message saying what is wrong with these settings, or undefined when they are valid. */
   readonly validate?: (hyper: HyperSettings<H>) => string | undefined;
-  /** The initial state for `params` (symbolic tensors), e.g. zeros shaped like them. */
-  readonly init: (params: ParamTree, hyper: HyperSettings<H>) => S;
+  /**
+   * The initial state for `params` (symbolic tensors), e.g. zeros shaped like them. `layers` lists
+   * the model's dense layers (training steps only; empty otherwise), for per-layer state such as
+   * Kronecker factors.
+   */
+  readonly init: (params: ParamTree, hyper: HyperSettings<H>, layers: readonly LayerInfo[]) => S;
   /** One step: new parameters and state. Pure: everything it needs comes from the context. */
   readonly update: (ctx: StepContext<H, S>) => { readonly params: ParamTree; readonly state: S };
 }

@@ -4,14 +4,14 @@ import { GrngError } from '../compiler/errors.js';
 import { add, div, globalSqnorm, minimum, mul, sqrt } from '../dsl/index.js';
 import { isTensor } from '../dsl/tensor.js';
 import { flattenTree } from '../dsl/tree.js';
-import { defineOptimizer, outside, type HyperDefaults, type HyperSettings, type Optimizer, type ParamTree, type StepContext } from '../dsl/optimizer.js';
+import { defineOptimizer, outside, type HyperDefaults, type HyperSettings, type LayerInfo, type Optimizer, type ParamTree, type StepContext } from '../dsl/optimizer.js';
 
 /** A gradient transformation: like an optimizer, but its update returns transformed gradients. */
 export interface Transform<H extends HyperDefaults = HyperDefaults, S = unknown> {
   readonly name: string;
   readonly hyper: HyperSettings<H>;
   readonly validate?: (hyper: HyperSettings<H>) => string | undefined;
-  readonly init: (params: ParamTree, hyper: HyperSettings<H>) => S;
+  readonly init: (params: ParamTree, hyper: HyperSettings<H>, layers: readonly LayerInfo[]) => S;
   readonly update: (ctx: StepContext<H, S>) => { readonly grads: ParamTree; readonly state: S };
 }
 
@@ -71,7 +71,7 @@ export function chain(...parts: readonly ChainPart[]): Optimizer<HyperDefaults, 
     name: `chain(${names.join(', ')})`,
     hyper: merged,
     validate: (h) => transforms.map((t, i) => t.validate?.(own(h, i) as never)).find((m) => m !== undefined) ?? optimizer.definition.validate?.(own(h, transforms.length) as never),
-    init: (params, h) => Object.fromEntries(names.map((name, i) => [name, i < transforms.length ? transforms[i].init(params, own(h, i)) : optimizer.definition.init(params, own(h, i) as never)])),
+    init: (params, h, layers) => Object.fromEntries(names.map((name, i) => [name, i < transforms.length ? transforms[i].init(params, own(h, i), layers) : optimizer.definition.init(params, own(h, i) as never, layers)])),
     update: (ctx) => {
       let grads = ctx.grads;
       const state: Record<string, unknown> = {};

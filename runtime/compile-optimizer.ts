@@ -1,5 +1,5 @@
 import { fmtShape, GrngError } from '../compiler/ir/index.js';
-import type { HyperDefaults, HyperSettings, HyperTensors, Optimizer, ParamTree, StepContext } from '../dsl/optimizer.js';
+import type { HyperDefaults, HyperSettings, HyperTensors, LayerInfo, Optimizer, ParamTree, StepContext } from '../dsl/optimizer.js';
 import { StepVariants } from './step-variants.js';
 import { treeMap } from '../dsl/optimizer.js';
 import { input } from '../dsl/index.js';
@@ -96,7 +96,7 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
       { device, donate: [0, 1] },
     ) as Program;
   let update = variants();
-  const initialize = jit((params: ParamTree) => definition.init(params, settings) as Tree<Tensor>, { device });
+  const initialize = jit((params: ParamTree) => definition.init(params, settings, []) as Tree<Tensor>, { device });
   return {
     async init(params: Tree<DeviceArray>): Promise<Placed> {
       const tree = (await initialize(params)) as Tree<DeviceArray>;
@@ -123,9 +123,16 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
 }
 
 /** A GrngError unless `state` matches, leaf for leaf, what the optimizer's init makes for `params`. */
-export function checkStateFor<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, settings: HyperSettings<H>, params: Tree<DeviceArray>, state: Tree<DeviceArray>, op: string): void {
-  const symbolic = treeMapArrays(params, (a, i) => input(`state_check_${i}`, a.shape, a.dtype));
-  const expected = optimizer.definition.init(symbolic as ParamTree, settings) as Tree<Tensor>;
+export function checkStateFor<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  settings: HyperSettings<H>,
+  params: Tree<DeviceArray>,
+  state: Tree<DeviceArray>,
+  op: string,
+  layers: (params: ParamTree) => readonly LayerInfo[] = () => [],
+): void {
+  const symbolic = treeMapArrays(params, (a, i) => input(`state_check_${i}`, a.shape, a.dtype)) as ParamTree;
+  const expected = optimizer.definition.init(symbolic, settings, layers(symbolic)) as Tree<Tensor>;
   checkSameArrays(op, 'the state', state, `the state ${optimizer.name} makes for these parameters`, expected);
 }
 

@@ -1,7 +1,8 @@
 import { GrngError } from '../compiler/errors.js';
-import { cast, concat, ge, max, mean, mul, oneHot, reshape, sqrt, sum, valueAndGrad, globalSqnorm } from '../dsl/index.js';
+import { cast, concat, ge, globalSqnorm, input, max, mean, mul, oneHot, reshape, sqrt, sum, valueAndGrad } from '../dsl/index.js';
 import type { Model } from '../dsl/nn/layers.js';
-import type { HyperDefaults, HyperSettings, Optimizer, ParamTree } from '../dsl/optimizer.js';
+import type { HyperDefaults, HyperSettings, LayerInfo, Optimizer, ParamTree } from '../dsl/optimizer.js';
+import { recordTaps } from '../dsl/nn/taps.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
 import { flattenTree, type Tree } from '../dsl/tree.js';
 import { applyUpdate, changesCode, checkStateFor, numericHyper, upload, type Placed } from './compile-optimizer.js';
@@ -85,15 +86,22 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
   let steps = variants();
 
   let current: Placed = upload(device, options.params, op);
-  let state: Placed;
-  if (options.state === undefined) {
-    const init = jit((p: ParamTree) => optimizer.definition.init(p, settings) as Tree<Tensor>, { device });
+  // The state is made (or checked) at the first step: per-layer state needs the model's layers,
+  // which a trace of the model on a batch reveals.
+  let state: Placed | undefined;
+  const layersOf = (p: ParamTree, x: Tensor): LayerInfo[] => recordTaps(() => (model as Model<ParamTree>).apply(p, x)).taps.map((t) => ({ name: t.name, w: t.w, b: t.b }));
+  const prepare = async (x: ArrayLeaf): Promise<Placed> => {
+    if (state !== undefined) return state;
+    const shape = typeof x === 'number' ? [] : x.shape;
+    if (options.state !== undefined) {
+      const given = upload(device, options.state, op);
+      checkStateFor(optimizer, settings, current.tree, given.tree, op, (p) => layersOf(p, input('x_check', shape)));
+      return given;
+    }
+    const init = jit((p: ParamTree) => optimizer.definition.init(p, settings, layersOf(p, input('x_shape', shape))) as Tree<Tensor>, { device });
     const tree = (await init(current.tree)) as Tree<DeviceArray>;
-    state = { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
-  } else {
-    state = upload(device, options.state, op);
-    checkStateFor(optimizer, settings, current.tree, state.tree, op);
-  }
+    return { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
+  };
   let taken = options.step ?? 0;
   // Steps are chained: each is submitted once the previous one has been.
   let queue: Promise<unknown> = Promise.resolve();
@@ -108,7 +116,9 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
       const values = numeric.map((k) => settings[k] as number);
       const programs = steps;
       const submitted = queue.then(async () => {
-        const [p, s, m] = (await programs.run(t, (program) => program(current.tree, state.tree, batch.x, batch.y, values, t))) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
+        state = await prepare(batch.x);
+        const held = state;
+        const [p, s, m] = (await programs.run(t, (program) => program(current.tree, held.tree, batch.x, batch.y, values, t))) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
         current = place(p);
         state = place(s);
         return m;
@@ -120,7 +130,11 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
       });
     },
     params: () => queue.then(() => current.tree),
-    state: () => queue.then(() => state.tree),
+    state: () =>
+      queue.then(() => {
+        if (state === undefined) throw new GrngError('state', 'the optimizer state is made at the first step: run a step first');
+        return state.tree;
+      }),
     setHyper(changes) {
       hyper = hyper.with(changes);
       const rebuild = changesCode(settings, hyper.hyper);

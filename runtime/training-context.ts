@@ -45,5 +45,5 @@ function layerTaps(model: Model<ParamTree>, lossOf: (output: Tensor, y: Tensor) 
   const probed = (probes: Tensor[]) => recordTaps(() => lossOf(model.apply(params, x), y), probes).result;
   const dProbes = grad(probed)(taps.map((t) => zerosLike(t.s))) as Tensor[];
   const batch = x.shape[0];
-  return taps.map((t, i) => ({ name: t.name, a: t.a, g: mul(dProbes[i], batch) }));
+  return taps.map((t, i) => ({ name: t.name, a: t.a, g: mul(dProbes[i], batch), w: t.w, b: t.b }));
 }

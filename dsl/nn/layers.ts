@@ -43,7 +43,7 @@ export function dense(inFeatures: number, outFeatures: number, options: { bias?:
       const s = params.b === undefined ? matmul(x, mT(params.w)) : add(matmul(x, mT(params.w)), params.b);
       // The tap's activations carry a ones column for the bias (W̃ = [W | b]).
       const a = params.b === undefined ? x : concat([x, onesLike(slice(x, [0, 0], [x.shape[0], 1]))], 1);
-      return tapDense(name, a, s, add);
+      return tapDense(name, a, s, add, params);
     },
   };
 }

@@ -34,8 +34,8 @@ export function lora(base: { readonly w: HostArray; readonly b?: HostArray }, ra
     apply(params, x) {
       if (x.rank !== 2 || x.shape[1] !== inFeatures) throw new GrngError('nn.lora', `${name} expects inputs [batch, ${inFeatures}], got [${x.shape.join(', ')}]`);
       const frozen = b0 === undefined ? matmul(x, mT(w0)) : add(matmul(x, mT(w0)), b0);
-      const u = tapDense(`${name}.a`, x, matmul(x, mT(params.a)), add);
-      const v = tapDense(`${name}.b`, u, matmul(u, mT(params.b)), add);
+      const u = tapDense(`${name}.a`, x, matmul(x, mT(params.a)), add, { w: params.a });
+      const v = tapDense(`${name}.b`, u, matmul(u, mT(params.b)), add, { w: params.b });
       return add(frozen, mul(alpha / rank, v));
     },
   };

@@ -10,6 +10,9 @@ export interface DenseTap {
   readonly name: string;
   readonly a: Tensor;
   readonly s: Tensor;
+  /** The layer's parameters as passed to it (W [out, in], and b when it has a bias): how curvature methods find what to precondition. */
+  readonly w: Tensor;
+  readonly b?: Tensor;
 }
 
 interface Tape {
@@ -36,10 +39,10 @@ export function recordTaps<R>(f: () => R, probes?: readonly Tensor[]): { result:
 }
 
 /** Called by dense layers: records the tap and returns the (probed) pre-activations. */
-export function tapDense(name: string, a: Tensor, s: Tensor, probe: (s: Tensor, p: Tensor) => Tensor): Tensor {
+export function tapDense(name: string, a: Tensor, s: Tensor, probe: (s: Tensor, p: Tensor) => Tensor, params: { w: Tensor; b?: Tensor }): Tensor {
   if (active === undefined) return s;
   const probes = active.probes;
   const i = active.taps.length;
-  active.taps.push({ name, a, s });
+  active.taps.push({ name, a, s, w: params.w, b: params.b });
   return probes === undefined || probes[i] === undefined ? s : probe(s, probes[i]);
 }
