@@ -26,6 +26,8 @@ export interface StepContext<H extends HyperDefaults, S> {
   readonly grads: ParamTree;
   readonly state: S;
   readonly hyper: HyperTensors<H>;
+  /** The hyperparameters as plain values, for the `static` ones (periods, iteration counts) that shape the program. */
+  readonly settings: HyperSettings<H>;
   /** The step number t = 1, 2, … (a runtime f32 scalar). */
   readonly t: Tensor<[]>;
   /** Applies `f` leaf by leaf over trees shaped like the parameters (as jax.tree.map). */
@@ -73,6 +75,11 @@ export interface OptimizerDefinition<H extends HyperDefaults, S> {
   readonly name: string;
   /** Every hyperparameter with its default (PyTorch-style names). */
   readonly hyper: H;
+  /**
+   * Numeric hyperparameters that shape the program (an every() period, an iteration count): read
+   * them from ctx.settings; changing one recompiles. Other numbers are runtime values.
+   */
+  readonly static?: readonly (keyof H & string)[];
   /** A message saying what is wrong with these settings, or undefined when they are valid. */
   readonly validate?: (hyper: HyperSettings<H>) => string | undefined;
   /**

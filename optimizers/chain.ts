@@ -70,6 +70,7 @@ export function chain(...parts: readonly ChainPart[]): Optimizer<HyperDefaults, 
   return defineOptimizer<HyperDefaults, Record<string, unknown>>({
     name: `chain(${names.join(', ')})`,
     hyper: merged,
+    static: [...transforms.map((t) => (t as { static?: readonly string[] }).static ?? []), optimizer.definition.static ?? []].flatMap((keys, i) => keys.map((k) => qualified(k, i))),
     validate: (h) => transforms.map((t, i) => t.validate?.(own(h, i) as never)).find((m) => m !== undefined) ?? optimizer.definition.validate?.(own(h, transforms.length) as never),
     init: (params, h, layers) => Object.fromEntries(names.map((name, i) => [name, i < transforms.length ? transforms[i].init(params, own(h, i), layers) : optimizer.definition.init(params, own(h, i) as never, layers)])),
     update: (ctx) => {
@@ -80,6 +81,7 @@ export function chain(...parts: readonly ChainPart[]): Optimizer<HyperDefaults, 
         Object.defineProperties(Object.defineProperties({}, Object.getOwnPropertyDescriptors(ctx)), {
           grads: { value: grads },
           hyper: { value: own(ctx.hyper as Record<string, unknown>, i) },
+          settings: { value: own(ctx.settings as Record<string, unknown>, i) },
           state: { value: ctx.state[names[i]] },
         }) as never;
       transforms.forEach((t, i) => {

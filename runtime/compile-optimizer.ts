@@ -103,7 +103,7 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
       return { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
     },
     useHyper(next: HyperSettings<H>) {
-      const rebuild = changesCode(settings, next);
+      const rebuild = changesCode(settings, next, definition.static);
       settings = next;
       if (rebuild) update = variants();
     },
@@ -161,8 +161,9 @@ export function gradientOnlyExtras(every: StepExtras['every'], name: string): St
 /** Names of the numeric hyperparameters (runtime values), in the order the compiled step takes them. */
 export const numericHyper = (hyper: HyperDefaults): string[] => Object.keys(hyper).filter((k) => typeof hyper[k] === 'number').sort();
 
-/** Whether going from `a` to `b` changes the code (a boolean or string changed; numbers are runtime values). */
-export const changesCode = (a: HyperDefaults, b: HyperDefaults): boolean => Object.keys(b).some((k) => typeof b[k] !== 'number' && b[k] !== a[k]);
+/** Whether going from `a` to `b` changes the code: a boolean, string or static number changed (other numbers are runtime values). */
+export const changesCode = (a: HyperDefaults, b: HyperDefaults, fixed: readonly string[] = []): boolean =>
+  Object.keys(b).some((k) => (typeof b[k] !== 'number' || fixed.includes(k)) && b[k] !== a[k]);
 
 /**
  * Traces one optimizer update inside a compiled step: numeric hyperparameters are the traced
@@ -178,7 +179,7 @@ export function applyUpdate<H extends HyperDefaults, S>(
   const { definition } = optimizer;
   const numeric = numericHyper(definition.hyper);
   const hyper = { ...settings, ...Object.fromEntries(numeric.map((k, i) => [k, values[i]])) } as HyperTensors<H>;
-  const base = { params: step.params, grads: step.grads, state: step.state as S, hyper, t: step.t as Tensor<[]>, map: treeMap };
+  const base = { params: step.params, grads: step.grads, state: step.state as S, hyper, settings, t: step.t as Tensor<[]>, map: treeMap };
   // The extras' getters stay lazy (taps cost a second backward pass only when an optimizer reads them).
   const context = Object.defineProperties(base, Object.getOwnPropertyDescriptors(extras)) as unknown as StepContext<H, S>;
   const out = definition.update(context);

@@ -137,7 +137,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
       }),
     setHyper(changes) {
       hyper = hyper.with(changes);
-      const rebuild = changesCode(settings, hyper.hyper);
+      const rebuild = changesCode(settings, hyper.hyper, optimizer.definition.static);
       settings = hyper.hyper;
       if (rebuild) steps = variants();
     },

@@ -24,17 +24,18 @@ export interface GuardedInverse {
   readonly inverse: Tensor;
   /** ‖I − A X‖_F of the returned inverse. */
   readonly residual: Tensor;
-  /** 1 when the first attempt missed `tolerance` and the safe restart ran, else 0 (a metric to report). */
+  /** 1 when the first attempt missed `tolerance` (extra steps continued or, if it diverged, restarted), else 0: a metric to report. */
   readonly fellBack: Tensor;
 }
 
 /**
  * A⁻¹ of a symmetric positive definite A by Newton–Schulz, decided on the device. Starts from
  * `x0` (a warm start: the previous inverse) when ‖I − AX₀‖_F < 1 and from I/λ̂ (λ̂ ≈ λ_max(A),
- * e.g. by power iteration) otherwise (R9); after `iterations` steps, if the residual exceeds
- * `tolerance`, continues from I/‖A‖_F — always convergent since ‖A‖_F ≥ λ_max — for `extra`
- * more steps. Both paths are one straight-line program: the start of the extra steps is chosen
- * with `where`, and extra steps on a converged X only refine it.
+ * e.g. by power iteration) otherwise (R9). After `iterations` steps the residual is checked: above
+ * `tolerance` counts as a fallback event; `extra` steps then continue from there, or — if the
+ * iteration diverged (residual ≥ 1, e.g. λ̂ far below λ_max) — restart from I/‖A‖_F, which always
+ * converges since ‖A‖_F ≥ λ_max. One straight-line program: the restart point is chosen with
+ * `where`, and extra steps on a converged X only refine it.
  */
 export function guardedInverse(a: Tensor, options: { lambdaMax: Tensor; x0?: Tensor; iterations: number; extra: number; tolerance: number }): GuardedInverse {
   const n = a.shape[0];
@@ -42,10 +43,10 @@ export function guardedInverse(a: Tensor, options: { lambdaMax: Tensor; x0?: Ten
   const cold = div(identity, options.lambdaMax);
   const start = options.x0 === undefined ? cold : where(lt(inverseResidual(a, options.x0), 1), options.x0, cold);
   const first = newtonSchulz(a, start, options.iterations);
-  const missed = gt(inverseResidual(a, first), options.tolerance);
+  const residual = inverseResidual(a, first);
   const safe = div(identity, sqrt(sqnorm(a)));
-  const inverse = newtonSchulz(a, where(missed, safe, first), options.extra);
-  return { inverse, residual: inverseResidual(a, inverse), fellBack: where(missed, 1, 0) };
+  const inverse = newtonSchulz(a, where(lt(residual, 1), first, safe), options.extra);
+  return { inverse, residual: inverseResidual(a, inverse), fellBack: where(gt(residual, options.tolerance), 1, 0) };
 }
 
 /** Iterations k_NS = ⌈log₂(ln τ / ln(1/(1+√ρ)))⌉ that bring the residual below τ from X₀ = I/λ_max (grng-spec §3.5). */
