@@ -29,6 +29,13 @@ export function array(values: NestedNumbers | ArrayLike<number>, shape?: Shape, 
   if (typeof values === 'object' && values !== null && !Array.isArray(values) && typeof (values as ArrayLike<number>).length !== 'number') {
     throw new GrngError('array', 'expected a number, nested arrays of numbers or a typed array, got an object without a length');
   }
+  // Typed arrays of f32 data skip the per-value checks (a batch of images is ~10⁵ values).
+  if ((values instanceof Float32Array || values instanceof Float64Array) && resolvedDType === 'f32') {
+    const target = shape ?? [values.length];
+    if (!target.every((d) => Number.isInteger(d) && d >= 0)) throw new GrngError('array', `shape ${fmtShape(target)} must hold non-negative integers`);
+    if (shapeSize(target) !== values.length) throw new GrngError('array', `got ${values.length} values but shape ${fmtShape(target)} needs ${shapeSize(target)}`);
+    return new HostArray(Float64Array.from(values), target, 'f32');
+  }
   const flat =
     ArrayBuffer.isView(values) || (typeof values === 'object' && !Array.isArray(values))
       ? { data: Array.from(values as ArrayLike<number>), shape: [(values as ArrayLike<number>).length] }

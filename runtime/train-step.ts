@@ -1,8 +1,9 @@
 import { GrngError } from '../compiler/errors.js';
-import { cast, concat, ge, globalSqnorm, input, max, mean, mul, oneHot, reshape, sqrt, sum, valueAndGrad } from '../dsl/index.js';
+import { concat, globalSqnorm, input, reshape, sqrt, valueAndGrad } from '../dsl/index.js';
 import type { Model } from '../dsl/nn/layers.js';
 import type { HyperDefaults, HyperSettings, LayerInfo, Optimizer, ParamTree } from '../dsl/optimizer.js';
 import { recordTaps } from '../dsl/nn/taps.js';
+import { accuracy } from '../dsl/nn/metrics.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
 import { flattenTree, type Tree } from '../dsl/tree.js';
 import { applyUpdate, changesCode, checkStateFor, numericHyper, upload, type Placed } from './compile-optimizer.js';
@@ -148,10 +149,3 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
 }
 
 const leaves = (tree: ParamTree): Tensor[] => flattenTree('compileTrainStep', tree, isTensor, 'a Tensor').leaves;
-
-/** Fraction of rows whose labelled class has the largest logit (ties count as correct). */
-function accuracy(logits: Tensor, y: Tensor): Tensor {
-  if (logits.rank !== 2 || y.dtype !== 'i32') throw new GrngError('compileTrainStep', 'the accuracy metric needs logits [batch, classes] and i32 labels [batch]');
-  const picked = sum(mul(oneHot(y, logits.shape[1]), logits), -1);
-  return mean(cast(ge(picked, max(logits, -1)), 'f32'));
-}
