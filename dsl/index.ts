@@ -7,6 +7,10 @@ export {
   neg, exp, log, sqrt, rsqrt, recip, sin, cos, tanh, abs, sign, floor, stopGradient, cast,
   square, relu, sigmoid, where,
 } from './ops/elementwise.js';
+export { bitAnd, bitOr, bitXor, shiftLeft, shiftRight } from './ops/bitwise.js';
+export {
+  prngKey, split, foldIn, randomBits, uniform, normal, rademacher, bernoulli, randint, categorical, threefry2x32, type Key,
+} from './random.js';
 export { reshape, transpose, mT, broadcastTo, flatten, expandDims, squeeze, slice, pad, concat } from './ops/movement.js';
 export { sum, max, min, mean } from './ops/reduce.js';
 export { matmul, outer, eye, trace } from './ops/linalg.js';

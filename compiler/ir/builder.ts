@@ -71,6 +71,11 @@ export const builder = {
   ge: (a: Node, b: Node): Node => emit('ge', [a, b], E),
   eq: (a: Node, b: Node): Node => emit('eq', [a, b], E),
   ne: (a: Node, b: Node): Node => emit('ne', [a, b], E),
+  bitAnd: (a: Node, b: Node): Node => emit('bitAnd', [a, b], E),
+  bitOr: (a: Node, b: Node): Node => emit('bitOr', [a, b], E),
+  bitXor: (a: Node, b: Node): Node => emit('bitXor', [a, b], E),
+  shiftLeft: (a: Node, b: Node): Node => emit('shiftLeft', [a, b], E),
+  shiftRight: (a: Node, b: Node): Node => emit('shiftRight', [a, b], E),
   select: (cond: Node, a: Node, b: Node): Node => (a === b ? a : emit('select', [cond, a, b], E)),
   /** `x * c` for a number c, as a splat constant of x's shape. */
   scale: (x: Node, c: number): Node => builder.mul(x, fill(c, x.shape, x.dtype)),

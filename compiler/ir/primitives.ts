@@ -19,6 +19,8 @@ export interface PrimitiveAttrs {
   // binary elementwise (operands of equal shape and dtype; the DSL broadcasts)
   add: Empty; sub: Empty; mul: Empty; div: Empty; pow: Empty; max: Empty; min: Empty;
   lt: Empty; le: Empty; gt: Empty; ge: Empty; eq: Empty; ne: Empty;
+  // bitwise, on i32's 32-bit pattern (shift amounts modulo 32; shiftRight is logical)
+  bitAnd: Empty; bitOr: Empty; bitXor: Empty; shiftLeft: Empty; shiftRight: Empty;
   // selection
   select: Empty;
   // movement

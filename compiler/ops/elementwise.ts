@@ -164,7 +164,8 @@ export const elementwiseRules: RuleTable<
   add: binary('add', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a + c) : a + c), (b, x) => [b.fillLike(1, x), b.fillLike(1, x)], (a, c) => `(${a} + ${c})`),
   sub: binary('sub', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a - c) : a - c), (b, x) => [b.fillLike(1, x), b.fillLike(-1, x)], (a, c) => `(${a} - ${c})`),
   mul: binary('mul', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? Math.imul(a, c) : a * c), (_b, x, y) => [y, x], (a, c) => `(${a} * ${c})`),
-  div: binary('div', NUMERIC, 'same', divide, (b, _x, y, out) => [b.recip(y), b.neg(b.div(out, y))], (a, c) => `(${a} / ${c})`),
+  // WGSL rejects an i32 division by a literal 0i (even of a runtime value); its value is e1, as at run time.
+  div: binary('div', NUMERIC, 'same', divide, (b, _x, y, out) => [b.recip(y), b.neg(b.div(out, y))], (a, c) => (c === '0i' ? a : `(${a} / ${c})`)),
   // ∂/∂a = b·a^(b−1); ∂/∂b = log(a)·a^b, with log taken of 1 where a ≤ 0 so the unused branch stays finite.
   pow: binary('pow', FLOAT, 'same', Math.pow, (b, x, y, out) => [
     b.mul(y, b.pow(x, b.sub(y, b.fillLike(1, y)))),

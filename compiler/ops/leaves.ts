@@ -35,7 +35,8 @@ export const leafRules: RuleTable<'input' | 'constant' | 'iota'> = {
     interpret({ node, round }) {
       const attrs = node.attrs;
       const n = shapeSize(node.shape);
-      const r = node.dtype === 'f32' ? round : (x: number) => x;
+      // i32 as WGSL stores it (literal() and Int32Array both truncate and wrap): 0x9e3779b9 is −1640531527.
+      const r = node.dtype === 'f32' ? round : node.dtype === 'i32' ? (x: number) => x | 0 : (x: number) => x;
       if ('data' in attrs) return Float64Array.from(attrs.data, r);
       return new Float64Array(n).fill(r(attrs.value));
     },

@@ -1,4 +1,5 @@
 import type { Primitive } from '../ir/primitives.js';
+import { bitwiseRules } from './bitwise.js';
 import { elementwiseRules } from './elementwise.js';
 import { leafRules } from './leaves.js';
 import { matmulRules } from './matmul.js';
@@ -13,6 +14,7 @@ import type { RuleTable } from './rule.js';
 export const opTable: RuleTable<Primitive> = {
   ...leafRules,
   ...elementwiseRules,
+  ...bitwiseRules,
   ...movementRules,
   ...reduceRules,
   ...matmulRules,

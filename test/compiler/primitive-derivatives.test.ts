@@ -21,7 +21,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  abs, add, broadcastTo, cast, constant, cos, div, exp, floor, full, grad, hvp, input, iota, jvp, log, matmul, max, maximum, minimum,
+  abs, add, bitAnd, bitOr, bitXor, broadcastTo, shiftLeft, shiftRight, cast, constant, cos, div, exp, floor, full, grad, hvp, input, iota, jvp, log, matmul, max, maximum, minimum,
   mul, neg, pad, pow, recip, reshape, rsqrt, sign, sin, slice, sqrt, stopGradient, sub, sum, tanh, Tensor, transpose, where,
 } from '../../index.js';
 import { builder, opTable, PRIMITIVES, topoSort, type Node, type Primitive } from '../../compiler/ir/index.js';
@@ -114,6 +114,22 @@ const equalityCase = (op: 'eq' | 'ne'): Case =>
     },
     (x, y) => wsum(cast(x[op](y), 'f32')).add(wsum(cast(floor(x.mul(2))[op](floor(y.mul(2))), 'f32'))),
   );
+
+/**
+ * Bitwise ops on i32 have no derivative: they route through where(op(⌊8x⌋, ⌊8y⌋) > 0, sin 2x, y·cos y)
+ * (the sign of the result picks the branch; ⌊8·⌋ keeps FD steps away from integer boundaries).
+ */
+const bitwiseCase = (op: (a: Tensor, b: Tensor) => Tensor): Case => {
+  const ints = (t: Tensor): Tensor => cast(floor(t.mul(8)), 'i32');
+  return pairCase(
+    (x, y) => wsum(where(op(ints(x), ints(y)).gt(0), sin(x.mul(2)), y.mul(cos(y)))),
+    (x, y) => {
+      preAll(x, (v) => offInteger(8 * v) > KINK);
+      preAll(y, (v) => offInteger(8 * v) > KINK);
+    },
+    (x, y) => wsum(cast(op(ints(x), ints(y)), 'f32')),
+  );
+};
 
 /** A cast node f32 → f32 (the DSL's cast skips it as the identity, so emit the primitive itself). */
 const castF32 = (x: Tensor): Tensor => new Tensor(builder.emit('cast', [x.node], { dtype: 'f32' }));
@@ -237,6 +253,11 @@ const cases: Record<Primitive, Case> = {
   ge: comparisonCase('ge'),
   eq: equalityCase('eq'),
   ne: equalityCase('ne'),
+  bitAnd: bitwiseCase(bitAnd),
+  bitOr: bitwiseCase(bitOr),
+  bitXor: bitwiseCase(bitXor),
+  shiftLeft: bitwiseCase(shiftLeft), // amounts −8…7 are taken mod 32: the sign flips often
+  shiftRight: bitwiseCase(shiftRight),
   select: pairCase(
     (x, y) => wsum(where(x.gt(y.mul(0.5)), sin(x.mul(y)), cos(x.add(y)))).add(wsum(where(x.gt(0), x.mul(x), 0))),
     (x, y) => {
