@@ -30,6 +30,11 @@ export interface StepContext<H extends HyperDefaults, S> {
   readonly settings: HyperSettings<H>;
   /** The step number t = 1, 2, … (a runtime f32 scalar). */
   readonly t: Tensor<[]>;
+  /**
+   * This step's PRNG key (i32 [2]): the run's seed folded with the step number. Derive one key per
+   * use with foldIn(key, n) or split(key); the same seed and step give the same numbers everywhere.
+   */
+  readonly key: Tensor;
   /** Applies `f` leaf by leaf over trees shaped like the parameters (as jax.tree.map). */
   map(f: (...leaves: Tensor[]) => Tensor, ...trees: readonly ParamTree[]): ParamTree;
   /**
@@ -40,8 +45,13 @@ export interface StepContext<H extends HyperDefaults, S> {
   every<T>(period: number, work: () => T, otherwise: () => T): T;
   /** Per dense layer: activations a and per-sample pre-activation gradients g (grng-spec §2). Training steps only. */
   readonly taps: readonly LayerTap[];
-  /** The minibatch loss as a function of the parameters (for double backprop and finite differences). Training steps only. */
-  loss(params: ParamTree): Tensor;
+  /**
+   * The minibatch loss as a function of the parameters (for double backprop and finite
+   * differences), with the batch's labels or given ones (e.g. sampled from the model). Training steps only.
+   */
+  loss(params: ParamTree, labels?: Tensor): Tensor;
+  /** Taps with g from `labels` instead of the batch's (labels sampled from the model give the Monte-Carlo Fisher). Training steps only. */
+  tapsFor(labels: Tensor): readonly LayerTap[];
   /** The Hessian-vector product ∇²L(θ)·v at the current parameters. Training steps only. */
   hvp(v: ParamTree): ParamTree;
   /** The model's output as a function of the parameters (for Jacobian products via vjp/jvp). Training steps only. */

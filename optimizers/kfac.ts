@@ -4,9 +4,9 @@
 // every inverseEvery steps), preconditioned gradient V = Γ_d⁻¹ G Λ_d⁻¹, KL clipping, then SGD
 // momentum and weight decay. Parameters outside dense layers get the plain SGD step.
 import { GrngError } from '../compiler/errors.js';
-import { add, concat, div, eq, expandDims, eye, le, matmul, maximum, minimum, mul, ne, reshape, slice, sqrt, sub, sum, trace, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
+import { add, categorical, concat, div, eq, expandDims, eye, foldIn, le, matmul, maximum, minimum, mul, ne, reshape, slice, sqrt, stopGradient, sub, sum, trace, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
 import { ema, guardedInverse, kroneckerFactors, powerIteration } from '../dsl/curvature/index.js';
-import { defineOptimizer, outside, treeMap, type LayerTap, type ParamTree } from '../dsl/optimizer.js';
+import { defineOptimizer, outside, treeMap, type LayerTap } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
 import { flattenTree } from '../dsl/tree.js';
 
@@ -29,8 +29,8 @@ const HYPER = {
   covEvery: 10,
   inverseEvery: 100,
   klClip: 1e-3,
-  /** 'empirical': Γ from the true labels' gradients. ('mc', labels sampled from the model, needs ctx.rng.) */
-  fisher: 'empirical',
+  /** 'mc': Γ from labels sampled from the model's softmax (the true Fisher, KFAC-Pytorch); 'empirical': from the batch's labels. */
+  fisher: 'mc',
   /** 'identity': factors start at I and are averaged from the first statistics (KFAC-Pytorch); 'first': they start at the first statistics. */
   factorInit: 'identity',
   /** Newton–Schulz steps per inverse refresh (warm-started), and power-iteration steps for λ_max. */
@@ -50,7 +50,7 @@ export const kfac = defineOptimizer({
     outside('statDecay', h.statDecay, 0, 1) ??
     outside('klClip', h.klClip, Number.MIN_VALUE, Infinity) ??
     (![h.covEvery, h.inverseEvery, h.inverseIterations, h.powerSteps].every((n) => Number.isInteger(n) && n >= 1) ? 'covEvery, inverseEvery, inverseIterations and powerSteps must be positive integers' : undefined) ??
-    (h.fisher !== 'empirical' ? `fisher must be 'empirical' (Monte-Carlo labels need the RNG), got '${h.fisher}'` : undefined) ??
+    (h.fisher !== 'mc' && h.fisher !== 'empirical' ? `fisher must be 'mc' or 'empirical', got '${h.fisher}'` : undefined) ??
     (h.factorInit !== 'identity' && h.factorInit !== 'first' ? `factorInit must be 'identity' or 'first', got '${h.factorInit}'` : undefined),
   init: (params, h, layers) => ({
     layers: layers.map((layer): LayerState => {
@@ -63,7 +63,10 @@ export const kfac = defineOptimizer({
     /** Inverse refreshes whose first Newton–Schulz attempt missed the tolerance (the guarded restart ran). */
     fallbacks: zeros([]) as Tensor,
   }),
-  update: ({ params, grads, state, hyper, settings, taps, every, map }) => {
+  update: (ctx) => {
+    const { params, grads, state, hyper, settings, every, map } = ctx;
+    // Monte-Carlo Fisher: g from labels sampled from the model's own predictions (one extra backward).
+    const taps = settings.fisher === 'mc' ? ctx.tapsFor(categorical(foldIn(ctx.key, 1), stopGradient(ctx.output(params)))) : ctx.taps;
     if (taps.length !== state.layers.length) throw new GrngError('kfac', `the model has ${taps.length} dense layers but the state was made for ${state.layers.length}`);
     const leaves = flattenTree('kfac', params, isTensor, 'a Tensor').leaves;
     const gradLeaves = flattenTree('kfac', grads, isTensor, 'a Tensor').leaves;

@@ -2,7 +2,7 @@ import { fmtShape, GrngError } from '../compiler/ir/index.js';
 import type { HyperDefaults, HyperSettings, HyperTensors, LayerInfo, Optimizer, ParamTree, StepContext } from '../dsl/optimizer.js';
 import { StepVariants } from './step-variants.js';
 import { treeMap } from '../dsl/optimizer.js';
-import { input } from '../dsl/index.js';
+import { cast, foldIn, input, prngKey } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
 import { flattenTree, type Tree } from '../dsl/tree.js';
 import type { Device, DeviceArray } from './device.js';
@@ -28,6 +28,8 @@ export interface CompileOptimizerOptions {
   readonly state?: Tree<ArrayLeaf>;
   /** Steps already taken (with `state`): the next step is number `step + 1`. */
   readonly step?: number;
+  /** Seed of the step keys (ctx.key = foldIn(prngKey(seed), t)); default 0. */
+  readonly seed?: number;
 }
 
 /**
@@ -41,7 +43,7 @@ export async function compileOptimizer<H extends HyperDefaults, S>(
 ): Promise<CompiledOptimizer<H>> {
   const op = 'compileOptimizer';
   const { device } = options;
-  const updater = stepProgram(optimizer, device, op);
+  const updater = stepProgram(optimizer, device, op, options.seed ?? 0);
   let current = upload(device, params, op);
   let state = options.state === undefined ? await updater.init(current.tree) : upload(device, options.state, op);
   updater.checkState(current.tree, state.tree);
@@ -83,7 +85,7 @@ export function upload(device: Device, tree: Tree<ArrayLeaf>, op: string): Place
  * The traced pieces of an optimizer: init and update as jitted functions over device arrays,
  * with the numeric hyperparameters passed as numbers (runtime values) and the others baked in.
  */
-export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, device: Device, op: string) {
+export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, device: Device, op: string, seed: number) {
   const { definition } = optimizer;
   const numeric = numericHyper(definition.hyper);
   let settings = optimizer.hyper;
@@ -91,8 +93,8 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
   const variants = (): StepVariants<Program> => new StepVariants(build);
   const build = (variants: StepVariants<Program>): Program =>
     jit(
-      (params: ParamTree, state: Tree<Tensor>, grads: ParamTree, values: Tensor[], t: Tensor) =>
-        applyUpdate(optimizer, settings, values, { params, state, grads, t }, gradientOnlyExtras(variants.every, definition.name)),
+      (params: ParamTree, state: Tree<Tensor>, grads: ParamTree, values: Tensor[], t: Tensor, counter: Tensor[]) =>
+        applyUpdate(optimizer, settings, values, { params, state, grads, t, counter }, gradientOnlyExtras(variants.every, definition.name)),
       { device, donate: [0, 1] },
     ) as Program;
   let update = variants();
@@ -109,7 +111,7 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
     },
     async run(params: Tree<DeviceArray>, state: Tree<DeviceArray>, grads: Tree<ArrayLeaf>, hyper: HyperSettings<H>, t: number): Promise<[Placed, Placed]> {
       const values = numeric.map((k) => hyper[k] as number);
-      const [p, s] = (await update.run(t, (program) => program(params, state, grads, values, t))) as [Tree<DeviceArray>, Tree<DeviceArray>];
+      const [p, s] = (await update.run(t, (program) => program(params, state, grads, values, t, stepCounter(seed, t)))) as [Tree<DeviceArray>, Tree<DeviceArray>];
       const leaves = (tree: Tree<DeviceArray>) => flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[];
       return [{ tree: p, leaves: leaves(p) }, { tree: s, leaves: leaves(s) }];
     },
@@ -137,7 +139,7 @@ export function checkStateFor<H extends HyperDefaults, S>(
 }
 
 /** What a step context holds beyond parameters, gradients, state and hyperparameters. */
-export type StepExtras = Pick<StepContext<HyperDefaults, unknown>, 'every' | 'taps' | 'loss' | 'hvp' | 'output' | 'labels'>;
+export type StepExtras = Pick<StepContext<HyperDefaults, unknown>, 'every' | 'taps' | 'tapsFor' | 'loss' | 'hvp' | 'output' | 'labels'>;
 
 /** Extras for updates run from gradients alone (compileOptimizer): the curvature pieces need a model. */
 export function gradientOnlyExtras(every: StepExtras['every'], name: string): StepExtras {
@@ -153,10 +155,17 @@ export function gradientOnlyExtras(every: StepExtras['every'], name: string): St
       return missing('ctx.labels');
     },
     loss: () => missing('ctx.loss'),
+    tapsFor: () => missing('ctx.tapsFor'),
     hvp: () => missing('ctx.hvp'),
     output: () => missing('ctx.output'),
   };
 }
+
+/**
+ * The [seed, step] pair a compiled step turns into its PRNG key. Passed as f32 beside the other
+ * runtime numbers (one upload per call) and cast to i32 in the program: exact below 2²⁴.
+ */
+export const stepCounter = (seed: number, t: number): number[] => [seed, t];
 
 /** Names of the numeric hyperparameters (runtime values), in the order the compiled step takes them. */
 export const numericHyper = (hyper: HyperDefaults): string[] => Object.keys(hyper).filter((k) => typeof hyper[k] === 'number').sort();
@@ -173,13 +182,16 @@ export function applyUpdate<H extends HyperDefaults, S>(
   optimizer: Optimizer<H, S>,
   settings: HyperSettings<H>,
   values: readonly Tensor[],
-  step: { params: ParamTree; state: Tree<Tensor>; grads: ParamTree; t: Tensor },
+  step: { params: ParamTree; state: Tree<Tensor>; grads: ParamTree; t: Tensor; counter: readonly Tensor[] },
   extras: StepExtras,
 ): [ParamTree, Tree<Tensor>] {
   const { definition } = optimizer;
   const numeric = numericHyper(definition.hyper);
   const hyper = { ...settings, ...Object.fromEntries(numeric.map((k, i) => [k, values[i]])) } as HyperTensors<H>;
-  const base = { params: step.params, grads: step.grads, state: step.state as S, hyper, settings, t: step.t as Tensor<[]>, map: treeMap };
+  // The step's key: the seed's key folded with the step number (both runtime values: no recompiles).
+  const word = (i: number) => cast(step.counter[i], 'i32');
+  const key = foldIn(prngKey(word(0)), word(1));
+  const base = { params: step.params, grads: step.grads, state: step.state as S, hyper, settings, t: step.t as Tensor<[]>, key, map: treeMap };
   // The extras' getters stay lazy (taps cost a second backward pass only when an optimizer reads them).
   const context = Object.defineProperties(base, Object.getOwnPropertyDescriptors(extras)) as unknown as StepContext<H, S>;
   const out = definition.update(context);

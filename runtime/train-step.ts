@@ -6,7 +6,7 @@ import { recordTaps } from '../dsl/nn/taps.js';
 import { accuracy } from '../dsl/nn/metrics.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
 import { flattenTree, type Tree } from '../dsl/tree.js';
-import { applyUpdate, changesCode, checkStateFor, numericHyper, upload, type Placed } from './compile-optimizer.js';
+import { applyUpdate, changesCode, checkStateFor, numericHyper, stepCounter, upload, type Placed } from './compile-optimizer.js';
 import type { Device, DeviceArray } from './device.js';
 import { isArrayLeaf, jit, type ArrayLeaf } from './jit.js';
 import { StepVariants } from './step-variants.js';
@@ -25,6 +25,8 @@ export interface TrainStepOptions<H extends HyperDefaults, S> {
   readonly device: Device;
   /** Metrics each run reads back (default ['loss']); accuracy treats the output as class logits. */
   readonly metrics?: readonly MetricName[];
+  /** Seed of the step keys (ctx.key = foldIn(prngKey(seed), t)); default 0. */
+  readonly seed?: number;
   /** Resume: optimizer state and the number of steps already taken. */
   readonly state?: Tree<ArrayLeaf>;
   readonly step?: number;
@@ -61,6 +63,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
   const metrics = options.metrics ?? ['loss'];
   for (const m of metrics) if (!METRICS.includes(m)) throw new GrngError(op, `unknown metric '${String(m)}'; use ${METRICS.join(', ')}`);
   const numeric = numericHyper(optimizer.definition.hyper);
+  const seed = options.seed ?? 0;
   let settings = optimizer.hyper;
   let hyper = optimizer;
 
@@ -68,7 +71,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
   const variants = (): StepVariants<Program> => new StepVariants(build);
   const build = (variants: StepVariants<Program>): Program =>
     jit(
-      (params: ParamTree, state: Tree<Tensor>, x: Tensor, y: Tensor, values: Tensor[], t: Tensor) => {
+      (params: ParamTree, state: Tree<Tensor>, x: Tensor, y: Tensor, values: Tensor[], t: Tensor, counter: Tensor[]) => {
         const objective = (p: ParamTree) => {
           const value = loss((model as Model<ParamTree>).apply(p, x), y);
           if (!isTensor(value) || value.rank !== 0) {
@@ -78,7 +81,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
         };
         const [value, grads] = valueAndGrad(objective)(params) as [Tensor, ParamTree];
         const extras = trainingExtras(model as Model<ParamTree>, loss, params, x, y, variants.every);
-        const [nextParams, nextState] = applyUpdate(optimizer, settings, values, { params, state, grads, t }, extras);
+        const [nextParams, nextState] = applyUpdate(optimizer, settings, values, { params, state, grads, t, counter }, extras);
         const measured = metrics.map((m) => reshape(m === 'loss' ? value : m === 'gradNorm' ? sqrt(globalSqnorm(leaves(grads))) : accuracy((model as Model<ParamTree>).apply(params, x), y), [1]));
         return [nextParams, nextState, concat(measured, 0)];
       },
@@ -119,7 +122,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
       const submitted = queue.then(async () => {
         state = await prepare(batch.x);
         const held = state;
-        const [p, s, m] = (await programs.run(t, (program) => program(current.tree, held.tree, batch.x, batch.y, values, t))) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
+        const [p, s, m] = (await programs.run(t, (program) => program(current.tree, held.tree, batch.x, batch.y, values, t, stepCounter(seed, t)))) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
         current = place(p);
         state = place(s);
         return m;

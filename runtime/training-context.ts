@@ -20,18 +20,19 @@ export function trainingExtras(
   every: StepExtras['every'],
 ): StepExtras {
   const output = (p: ParamTree) => model.apply(p, x);
-  const loss = (p: ParamTree) => lossOf(output(p), y);
+  const loss = (p: ParamTree, labels: Tensor = y) => lossOf(output(p), labels);
   let taps: LayerTap[] | undefined;
   return {
     every,
     labels: y,
     output,
     loss,
-    hvp: (v) => hvp(loss)(params, v),
+    hvp: (v) => hvp((p: ParamTree) => loss(p))(params, v),
     get taps() {
       taps ??= layerTaps(model, lossOf, params, x, y);
       return taps;
     },
+    tapsFor: (labels) => layerTaps(model, lossOf, params, x, labels),
   };
 }
 

@@ -22,7 +22,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   abs, add, bitAnd, bitOr, bitXor, broadcastTo, shiftLeft, shiftRight, cast, constant, cos, div, exp, floor, full, grad, hvp, input, iota, jvp, log, matmul, max, maximum, minimum,
-  mul, neg, pad, pow, recip, reshape, rsqrt, sign, sin, slice, sqrt, stopGradient, sub, sum, tanh, Tensor, transpose, where,
+  mul, neg, pad, pow, recip, reshape, rsqrt, sign, sin, slice, sqrt, stopGradient, sum, tanh, Tensor, transpose, where,
 } from '../../index.js';
 import { builder, opTable, PRIMITIVES, topoSort, type Node, type Primitive } from '../../compiler/ir/index.js';
 import { concatAll } from '../support/programs.js';

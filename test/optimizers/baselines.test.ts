@@ -14,7 +14,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { adam, adamw, array, compileOptimizer, createDevice, sgd, type Device, type DeviceArray, type Optimizer } from '../../index.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, seedArb } from '../support/random.js';
-import { f32, fromTree, hostTree, randomTensors, readTree, ULP, worstRatio, worstScaled, type ListTree } from './harness.js';
+import { f32, hostTree, randomTensors, readTree, ULP, worstRatio, worstScaled, type ListTree } from './harness.js';
 import { adamReference, adamwReference, runReference, sgdReference, type AdamHyper, type ReferenceOptimizer, type SgdHyper, type Tensors } from './reference.js';
 
 /** Unit roundoff of float64. */

@@ -40,7 +40,7 @@ describe('kfac', () => {
         const p = model.init(seed) as { w: HostArray; b: HostArray };
         const lr = 0.5;
         // statDecay 0 with factorInit 'first': the factors are this batch's statistics; no momentum, decay or clipping.
-        const optimizer = kfac({ lr, momentum: 0, damping, statDecay: 0, factorInit: 'first', covEvery: 1, inverseEvery: 1, klClip: 1e30, inverseIterations: 30 });
+        const optimizer = kfac({ lr, momentum: 0, damping, statDecay: 0, factorInit: 'first', fisher: 'empirical', covEvery: 1, inverseEvery: 1, klClip: 1e30, inverseIterations: 30 });
         const train = await compileTrainStep({ model, loss: crossEntropy, optimizer, params: p, device: cpu });
         await train.run({ x: array(x, [B, dIn]), y: array(labels, [B], 'i32') });
         const after = (await train.params()) as { w: DeviceArray; b: DeviceArray };
