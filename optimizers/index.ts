@@ -3,4 +3,5 @@ export { sgd } from './sgd.js';
 export { adam } from './adam.js';
 export { adamw } from './adamw.js';
 export { kfac } from './kfac.js';
+export { partition } from './partition.js';
 export { chain, clipByGlobalNorm, addWeightDecay, defineTransform, type Transform, type ChainPart } from './chain.js';
