@@ -4,4 +4,5 @@ export { adam } from './adam.js';
 export { adamw } from './adamw.js';
 export { kfac } from './kfac.js';
 export { partition } from './partition.js';
+export { sophia } from './sophia.js';
 export { chain, clipByGlobalNorm, addWeightDecay, defineTransform, type Transform, type ChainPart } from './chain.js';
