@@ -1,4 +1,4 @@
-import { add, div, eye, gt, lt, matmul, mT, mul, sqnorm, sqrt, sub, where, type Tensor } from '../index.js';
+import { add, div, eye, le, lt, matmul, mT, mul, sqnorm, sqrt, sub, where, type Tensor } from '../index.js';
 
 /** ‖I − A X‖_F: how far X is from A⁻¹ (an upper bound on the spectral norm of the residual). */
 export function inverseResidual(a: Tensor, x: Tensor): Tensor {
@@ -46,7 +46,8 @@ export function guardedInverse(a: Tensor, options: { lambdaMax: Tensor; x0?: Ten
   const residual = inverseResidual(a, first);
   const safe = div(identity, sqrt(sqnorm(a)));
   const inverse = newtonSchulz(a, where(lt(residual, 1), first, safe), options.extra);
-  return { inverse, residual: inverseResidual(a, inverse), fellBack: where(gt(residual, options.tolerance), 1, 0) };
+  // Written as ≤ so that a first attempt that overflowed (residual NaN) counts as a fallback too.
+  return { inverse, residual: inverseResidual(a, inverse), fellBack: where(le(residual, options.tolerance), 0, 1) };
 }
 
 /** Iterations k_NS = ⌈log₂(ln τ / ln(1/(1+√ρ)))⌉ that bring the residual below τ from X₀ = I/λ_max (grng-spec §3.5). */
