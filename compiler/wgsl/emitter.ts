@@ -53,7 +53,8 @@ export class Emitter {
   /** Roots already computed in this segment (reductions), readable at their own index only. */
   readonly registers = new Map<number, { name: string; index: readonly string[] }>();
 
-  constructor(private readonly locate: Locate) {}
+  /** Where buffer-backed nodes live (undefined: computed inline). */
+  constructor(readonly locate: Locate) {}
 
   line(text: string): void {
     this.blocks[this.blocks.length - 1].push(text);

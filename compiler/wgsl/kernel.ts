@@ -77,10 +77,12 @@ function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, w
   const used = [...new Set(segments.flatMap((s) => [...s.inputs, ...s.roots].map((n) => (regionOf(n) as Region).slot)))].sort((a, b) => a - b);
   const written = new Set(segments.flatMap((s) => s.roots.map((r) => (regionOf(r) as Region).slot)));
   const name = new Map(used.map((slot, i) => [slot, `b${i}`] as const));
-  const decls = used.map((slot, i) => {
-    const t = memory.slots[slot].storage;
-    return `@group(0) @binding(${i}) var<storage, ${written.has(slot) ? 'read_write' : 'read'}> b${i}: array<${vector ? `vec4<${t}>` : t}>;`;
-  });
+  // One element type per binding: all vec4 in vector segments; a matmul chooses per binding.
+  const declare = (vec4: ReadonlySet<string>) =>
+    used.map((slot, i) => {
+      const t = memory.slots[slot].storage;
+      return `@group(0) @binding(${i}) var<storage, ${written.has(slot) ? 'read_write' : 'read'}> b${i}: array<${vec4.has(`b${i}`) ? `vec4<${t}>` : t}>;`;
+    });
   const at = (n: Node): Location | undefined => {
     const region = regionOf(n);
     return region === undefined ? undefined : { name: name.get(region.slot) as string, offset: region.offset };
@@ -91,7 +93,7 @@ function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, w
   if (mode === 'alone') {
     const plan = segments[0];
     const out = at(plan.roots[0]) as Location;
-    return done(ruleOf(plan.roots[0]).kind === 'matmul' ? generateMatmul(plan, e, out, decls, workgroupSize) : generateWideReduction(plan, e, out, decls, workgroupSize));
+    return done(ruleOf(plan.roots[0]).kind === 'matmul' ? generateMatmul(plan, e, out, declare, workgroupSize) : generateWideReduction(plan, e, out, declare(new Set()), workgroupSize));
   }
   e.vector = vector;
   const counts = segments.map((s) => (vector ? Math.ceil(shapeSize(s.roots[0].shape) / 4) : shapeSize(s.roots[0].shape)));
@@ -113,7 +115,7 @@ function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, w
       if (k === segments.length - 1) e.line('}');
     }
   });
-  return done(assemble(decls, e.lines(), start, workgroupSize, vector ? 'vec4<f32>' : 'f32'));
+  return done(assemble(declare(vector ? new Set(name.values()) : new Set()), e.lines(), start, workgroupSize, vector ? 'vec4<f32>' : 'f32'));
 }
 
 /** The statements of one segment: its roots at the element (or vec4) `local`, stored to their regions. */

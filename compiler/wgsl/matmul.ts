@@ -1,26 +1,45 @@
+import type { Node } from '../ir/node.js';
 import { shapeSize, stridesOf } from '../ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
-import { Emitter, unravel, type Location } from './emitter.js';
+import { Emitter, ruleOf, unravel, type Locate, type Location } from './emitter.js';
 import { literal } from './literals.js';
 import { assemble, type KernelSource } from './module.js';
 
-/** Outputs per invocation of a matmul (rows × cols), tuned on llvmpipe (issue 3's measurements). */
-const MATMUL_TILE = { rows: 8, cols: 16 };
+/** The dispatch's binding declarations, the bindings named in `vec4` typed as arrays of vec4s. */
+export type Declare = (vec4: ReadonlySet<string>) => string[];
+
+/** Outputs per invocation (rows × cols) of the general kernel: scalar loads, any operands. */
+const SCALAR_TILE = { rows: 8, cols: 16 };
+/**
+ * Outputs per invocation of the vec4 kernel (cols in floats: 4 vec4s). Tuned on llvmpipe: 16×16
+ * ran 1.76× the scalar 8×16 at 512³; 16×32 was a little faster but compiles about 3× longer.
+ */
+const VEC4_TILE = { rows: 16, cols: 16 };
 
 /**
- * Register-blocked matmul: each invocation computes a TM×TN tile of outputs, loading TM values
- * of a and TN of b per k (operands are index arithmetic over buffers, inlined). No workgroup
- * memory: on llvmpipe register blocking is what pays (shared-memory tiling measured slower).
- * Rows and columns past the edge are clamped for loading and skipped when storing.
+ * A register-blocked matmul. The vec4 kernel when the operands allow it (see `vec4Design`),
+ * else the general scalar kernel. Neither uses workgroup memory: on llvmpipe register blocking
+ * is what pays (shared-memory tiling measured slower).
  */
-export function generateMatmul(plan: KernelPlan, e: Emitter, out: Location, decls: readonly string[], workgroupSize: number): KernelSource {
+export function generateMatmul(plan: KernelPlan, e: Emitter, out: Location, declare: Declare, workgroupSize: number): KernelSource {
   const root = plan.roots[0];
+  const design = vec4Design(root, e.locate, out);
+  if (design === undefined) return scalarMatmul(root, e, out, declare(new Set()), workgroupSize);
+  return vec4Matmul(root, e, out, design, declare, workgroupSize);
+}
+
+/**
+ * Each invocation computes a TM×TN tile of outputs, loading TM values of a and TN of b per k
+ * (operands are index arithmetic over buffers, inlined). Rows and columns past the edge are
+ * clamped for loading and skipped when storing.
+ */
+function scalarMatmul(root: Node, e: Emitter, out: Location, decls: readonly string[], workgroupSize: number): KernelSource {
   const [a, b] = root.inputs;
   const r = root.shape.length;
   const [m, n] = root.shape.slice(r - 2);
   const depth = a.shape[r - 1];
-  const tm = Math.min(MATMUL_TILE.rows, m);
-  const tn = Math.min(MATMUL_TILE.cols, n);
+  const tm = Math.min(SCALAR_TILE.rows, m);
+  const tn = Math.min(SCALAR_TILE.cols, n);
   const space = [...root.shape.slice(0, r - 2), Math.ceil(m / tm), Math.ceil(n / tn)];
   const idx = unravel(e, 'flat', space);
   const batch = idx.slice(0, r - 2);
@@ -50,4 +69,201 @@ export function generateMatmul(plan: KernelPlan, e: Emitter, out: Location, decl
     }
   }
   return assemble(decls, e.lines(), shapeSize(space), workgroupSize);
+}
+
+/**
+ * A node's elements as a strided window of a buffer: element [i₀, i₁, …] is at
+ * `at.offset + base + Σ iₓ·strides[x]` of binding `at.name`. Axes of size 1 have stride 0.
+ */
+interface StridedView {
+  readonly at: Location;
+  readonly base: number;
+  readonly strides: readonly number[];
+}
+
+/** The strided view of `node` when it is a buffer or movement over one that keeps it strided (not pad). */
+function stridedView(node: Node, locate: Locate): StridedView | undefined {
+  const unit = (strides: readonly number[]) => strides.map((s, i) => (node.shape[i] === 1 ? 0 : s));
+  const at = locate(node);
+  if (at !== undefined) return { at, base: 0, strides: unit(stridesOf(node.shape)) };
+  if (ruleOf(node).kind !== 'index') return undefined;
+  const inner = stridedView(node.inputs[0], locate);
+  if (inner === undefined) return undefined;
+  switch (node.op) {
+    case 'permute':
+      return { ...inner, strides: unit((node as Node<'permute'>).attrs.perm.map((p) => inner.strides[p])) };
+    case 'broadcast': // same rank; the operand's broadcast axes have size 1, so stride 0 already
+      return { ...inner, strides: unit(inner.strides) };
+    case 'slice': {
+      const { starts } = (node as Node<'slice'>).attrs;
+      return { ...inner, base: inner.base + starts.reduce((acc, s, i) => acc + s * inner.strides[i], 0), strides: unit(inner.strides) };
+    }
+    case 'reshape': {
+      const from = node.inputs[0].shape;
+      const fromAxes = from.flatMap((d, i) => (d === 1 ? [] : [{ d, s: inner.strides[i] }]));
+      const toDims = node.shape.filter((d) => d !== 1);
+      // Only unit axes added or removed: the other axes keep their strides.
+      if (fromAxes.length === toDims.length && fromAxes.every((x, i) => x.d === toDims[i])) {
+        let j = 0;
+        return { ...inner, strides: node.shape.map((d) => (d === 1 ? 0 : fromAxes[j++].s)) };
+      }
+      // A row-major operand stays row-major.
+      const rowMajor = stridesOf(from);
+      if (from.every((d, i) => d === 1 || inner.strides[i] === rowMajor[i])) return { ...inner, strides: unit(stridesOf(node.shape)) };
+      return undefined;
+    }
+    default:
+      return undefined; // pad reads zeros outside its operand
+  }
+}
+
+/**
+ * How the vec4 kernel reads the operands. 'rows': b's rows as vec4s (4 consecutive columns) and
+ * a one element at a time, through its strided view (by component when a shares a vec4 binding)
+ * or, for what no view expresses (pad), through the emitter's index arithmetic (a: undefined).
+ * 'dot': b given transposed, so a's rows and b's columns are read as vec4s along k and
+ * accumulated with dot products.
+ */
+type Vec4Design =
+  | { readonly kind: 'rows'; readonly a: StridedView | undefined; readonly b: StridedView; readonly vec4: ReadonlySet<string> }
+  | { readonly kind: 'dot'; readonly a: StridedView; readonly b: StridedView; readonly vec4: ReadonlySet<string> };
+
+/**
+ * The vec4 kernel needs f32, n % 4 == 0 (c's rows start on vec4s: its binding is vec4-typed), and
+ * b strided with 4 consecutive columns on vec4 boundaries, or given transposed with k % 4 == 0
+ * and both operands' rows 4 consecutive k on vec4 boundaries. Every region starts on a vec4
+ * (memory/layout.ts), so only view offsets and strides need checking. A binding has one element
+ * type: b's and c's are vec4, and a is read through its binding's type.
+ */
+function vec4Design(root: Node, locate: Locate, out: Location): Vec4Design | undefined {
+  const [a, b] = root.inputs;
+  const r = root.shape.length;
+  const n = root.shape[r - 1];
+  const depth = a.shape[r - 1];
+  if (root.dtype !== 'f32' || n % 4 !== 0 || shapeSize(root.shape) === 0 || depth === 0) return undefined;
+  // [batch…, 0, 0] of every batch on a vec4 boundary, and rows along `axis` (not `other`) of vec4s.
+  const vec4Rows = (v: StridedView, axis: number, other: number) =>
+    (v.at.offset + v.base) % 4 === 0 && v.strides.slice(0, r - 2).every((s) => s % 4 === 0) && v.strides[axis] === 1 && v.strides[other] % 4 === 0;
+  const av = stridedView(a, locate);
+  const bv = stridedView(b, locate);
+  if (bv === undefined) return undefined;
+  if (vec4Rows(bv, r - 1, r - 2)) {
+    const vec4 = new Set([bv.at.name, out.name]);
+    // What no view expresses is read through the emitter, which knows scalar bindings only.
+    if (av === undefined && vec4.has(bufferOf(a, locate) ?? '')) return undefined;
+    return { kind: 'rows', a: av, b: bv, vec4 };
+  }
+  if (depth % 4 === 0 && av !== undefined && vec4Rows(bv, r - 2, r - 1) && vec4Rows(av, r - 1, r - 2)) {
+    return { kind: 'dot', a: av, b: bv, vec4: new Set([av.at.name, bv.at.name, out.name]) };
+  }
+  return undefined;
+}
+
+/** The binding that movement node `node` reads. */
+function bufferOf(node: Node, locate: Locate): string | undefined {
+  for (let n = node; ; n = n.inputs[0]) {
+    const at = locate(n);
+    if (at !== undefined || n.inputs.length === 0) return at?.name;
+  }
+}
+
+/** WGSL u32 arithmetic: `x·s`, and sums leaving out zero terms. */
+const scaled = (x: string, s: number): string => (s === 0 || x === '0u' ? '0u' : s === 1 ? x : `${x} * ${s}u`);
+const sum = (...terms: string[]): string => terms.filter((t) => t !== '0u').join(' + ') || '0u';
+const range = (length: number): number[] => Array.from({ length }, (_, i) => i);
+
+/**
+ * Each invocation computes a 16×16 tile. 'rows': 16 rows × 4 vec4 accumulators; per k, b's 4
+ * vec4s of the tile's columns times each of a's 16 values (no k-unrolling: it measured slower;
+ * a read as vec4s along k measured no faster than scalar loads). 'dot': 16 × 16 scalar
+ * accumulators of dot products over 4 k per iteration. Indices are u32 (no sign tests in the
+ * bounds clamps). Edge tiles clamp their loads and guard their stores.
+ */
+function vec4Matmul(root: Node, e: Emitter, out: Location, d: Vec4Design, declare: Declare, workgroupSize: number): KernelSource {
+  const a = root.inputs[0];
+  const r = root.shape.length;
+  const [m, n] = root.shape.slice(r - 2);
+  const depth = a.shape[r - 1];
+  const tm = Math.min(VEC4_TILE.rows, m);
+  const tn = Math.min(VEC4_TILE.cols, n); // a multiple of 4, as n is
+  const groups = tn / 4;
+  const space = [...root.shape.slice(0, r - 2), Math.ceil(m / tm), Math.ceil(n / tn)];
+  const bind = (x: string) => (/^[0-9]+u$/.test(x) ? x : e.bind(x));
+  const idx = unravel(e, 'flat', space).map((x) => (x === '0i' ? '0u' : e.bind(`u32(${x})`)));
+  const batch = idx.slice(0, r - 2);
+  const rowClamp = m % tm !== 0;
+  const colClamp = n % tn !== 0;
+  const row0 = bind(scaled(idx[r - 2], tm));
+  const group0 = bind(scaled(idx[r - 1], groups)); // the tile's first column / 4
+  const row = (i: number) => (rowClamp ? `min(${sum(row0, `${i}u`)}, ${m - 1}u)` : `(${sum(row0, `${i}u`)})`);
+  // Where a view's [batch…, 0, 0] is, in units of `unit` elements.
+  const origin = (v: StridedView, unit: number) => bind(sum(`${(v.at.offset + v.base) / unit}u`, ...batch.map((x, i) => scaled(x, v.strides[i] / unit))));
+  const k = e.fresh('k');
+  const loop = (count: number, emit: () => void) => {
+    const body = e.block(emit);
+    e.line(`for (var ${k} = 0u; ${k} < ${count}u; ${k}++) {`);
+    body.forEach((l) => e.line(`  ${l}`));
+    e.line('}');
+  };
+  let result: (i: number, g: number) => string; // the vec4 of row i, column group g
+
+  if (d.kind === 'dot') {
+    const { a: A, b: B } = d;
+    const ao = origin(A, 4);
+    const bo = origin(B, 4);
+    const arows = range(tm).map((i) => bind(sum(ao, scaled(row(i), A.strides[r - 2] / 4))));
+    const bcols = range(tn).map((j) => bind(sum(bo, scaled(colClamp ? `min(${sum(scaled(group0, 4), `${j}u`)}, ${n - 1}u)` : `(${sum(scaled(group0, 4), `${j}u`)})`, B.strides[r - 1] / 4))));
+    const acc = (i: number, j: number) => `c${i}_${j}`;
+    for (const i of range(tm)) for (const j of range(tn)) e.line(`var ${acc(i, j)} = 0.0f;`);
+    loop(depth / 4, () => {
+      const xs = arows.map((at) => e.bind(`${A.at.name}[${sum(at, k)}]`));
+      const ys = bcols.map((at) => e.bind(`${B.at.name}[${sum(at, k)}]`));
+      for (const i of range(tm)) for (const j of range(tn)) e.line(`${acc(i, j)} = ${acc(i, j)} + dot(${xs[i]}, ${ys[j]});`);
+    });
+    result = (i, g) => `vec4<f32>(${range(4).map((q) => acc(i, 4 * g + q)).join(', ')})`;
+  } else {
+    const { a: A, b: B } = d;
+    // Column group g: the vec4 of columns 4(group0 + g)…+3 (clamped at the right edge) of row k of b.
+    const bo = origin(B, 4);
+    const bcols = range(groups).map((g) => bind(sum(bo, colClamp ? `min(${group0} + ${g}u, ${n / 4 - 1}u)` : sum(group0, `${g}u`))));
+    let loadA: () => string[]; // a's tm values at row k, emitted in the loop body
+    if (A !== undefined) {
+      const ao = origin(A, 1);
+      const arows = range(tm).map((i) => bind(sum(ao, scaled(row(i), A.strides[r - 2]))));
+      const vec = d.vec4.has(A.at.name);
+      loadA = () =>
+        arows.map((at) => {
+          const i = bind(sum(at, scaled(k, A.strides[r - 1])));
+          return e.bind(vec ? `${A.at.name}[${i} >> 2u][${i} & 3u]` : `${A.at.name}[${i}]`);
+        });
+    } else {
+      const rows = range(tm).map((i) => e.bind(`i32(${row(i)})`));
+      const batchI = batch.map((x) => (x === '0u' ? '0i' : e.bind(`i32(${x})`)));
+      loadA = () => {
+        const ki = e.bind(`i32(${k})`);
+        return rows.map((rw) => e.value(a, [...batchI, rw, ki]));
+      };
+    }
+    const acc = (i: number, g: number) => `c${i}_${g}`;
+    for (const i of range(tm)) for (const g of range(groups)) e.line(`var ${acc(i, g)} = vec4<f32>();`);
+    loop(depth, () => {
+      const bs = bcols.map((at) => e.bind(`${B.at.name}[${sum(at, scaled(k, B.strides[r - 2] / 4))}]`));
+      const as = loadA();
+      for (const i of range(tm)) for (const g of range(groups)) e.line(`${acc(i, g)} = ${acc(i, g)} + ${as[i]} * ${bs[g]};`);
+    });
+    result = acc;
+  }
+
+  // c's vec4s, row-major: rows past m and column groups past n / 4 are not stored.
+  const cStrides = stridesOf(root.shape);
+  const co = bind(sum(`${out.offset / 4}u`, ...batch.map((x, i) => scaled(x, cStrides[i] / 4))));
+  for (const i of range(tm)) {
+    const crow = bind(sum(co, scaled(`(${sum(row0, `${i}u`)})`, n / 4), group0));
+    for (const g of range(groups)) {
+      const guard = [rowClamp ? `${row0} + ${i}u < ${m}u` : '', colClamp ? `${group0} + ${g}u < ${n / 4}u` : ''].filter((x) => x !== '');
+      const store = `${out.name}[${sum(crow, `${g}u`)}] = ${result(i, g)};`;
+      e.line(guard.length === 0 ? store : `if (${guard.join(' && ')}) { ${store} }`);
+    }
+  }
+  return assemble(declare(d.vec4), e.lines(), shapeSize(space), workgroupSize);
 }

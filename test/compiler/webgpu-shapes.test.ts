@@ -1,12 +1,13 @@
 // Odd sizes on WebGPU vs the float32 interpreter: matmuls whose sizes are not multiples of the
-// register tile (8×16), batched and through transposed operands; reductions over every axis
-// set; broadcasts of 257-long vectors.
+// register tile (8×16 of the general kernel: n is never a multiple of 4 there), batched and
+// through transposed operands; the vec4 matmul kernel (16×16 tiles) on its edges, operand
+// layouts and fallbacks; reductions over every axis set; broadcasts of 257-long vectors.
 //
 // Bounds: matmul and sums accumulate in the same sequential order as the interpreter, so the
 // results agree to a few f32 roundings of the partial sums: |Δ| ≤ 8·2^-24·Σ|terms| (K ≤ 65).
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { add, exp, input, matmul, max, mul, pow, sub, sum, tanh, type Tensor } from '../../index.js';
+import { add, exp, input, matmul, max, mul, pad, pow, slice, sub, sum, tanh, type Tensor } from '../../index.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, seedArb, uniform } from '../support/random.js';
@@ -55,6 +56,53 @@ describe('WebGPU on odd sizes', () => {
   test('broadcasts of a 257-long vector against a [3, 257] matrix, fused with exp', async () => {
     // WGSL allows exp an error of 3 + 2·|x| ULP; here |x| ≤ 2, so 7 ULP (one ULP ≤ 2^-23·|r|).
     await check((a, v) => exp(add(a, v)), [[3, 257], [257]], 5, (ref) => (i) => 7 * 2 ** -23 * Math.abs(ref[i]));
+  });
+});
+
+describe('the vec4 matmul kernel and its fallbacks', () => {
+  // WGSL of the dispatches that compute matmuls.
+  async function matmulKernels(out: Tensor): Promise<string[]> {
+    const gpu = await gpuDevice();
+    return gpu.explain([out.node], true).split(/\ndispatch /).filter((d) => /^\s*matmul#/.test(d.split('\n')[1] ?? ''));
+  }
+  // How the matmul dispatch reads its operands.
+  const kernels = {
+    // b's rows and c as vec4s, a one scalar at a time from its own binding
+    rows: (k: string) => k.includes('array<vec4<f32>>') && !k.includes('dot(') && !k.includes('>> 2u]'),
+    // as rows, but a shares a vec4 binding (the arena) and is read by component
+    component: (k: string) => k.includes('>> 2u]') && !k.includes('dot(') && !/array<f32>/.test(k),
+    // b given transposed: a's rows and b's columns as vec4s along k
+    dot: (k: string) => k.includes('dot(') && !/array<f32>/.test(k),
+    // the general kernel: scalar bindings only
+    scalar: (k: string) => !k.includes('vec4'),
+  };
+  // The 16×16 tile's edges (m, n not multiples of 16), batches, strided and inlined operands,
+  // operands sharing the arena with each other and with c, and what falls back.
+  const cases: { name: string; kernel: keyof typeof kernels; shapes: number[][]; build: (...t: Tensor[]) => Tensor }[] = [
+    { name: 'multiples of the tile', kernel: 'rows', shapes: [[128, 256], [256, 144]], build: (a, b) => matmul(a, b) },
+    { name: 'edges, batched', kernel: 'rows', shapes: [[2, 19, 7], [2, 7, 36]], build: (a, b) => matmul(a, b) },
+    { name: 'n = 4, m = 1 (a vector)', kernel: 'rows', shapes: [[5], [5, 4]], build: (a, b) => matmul(a, b) },
+    { name: 'b broadcast over the batch', kernel: 'rows', shapes: [[3, 17, 12], [12, 20]], build: (a, b) => matmul(a, b) },
+    { name: 'a transposed', kernel: 'rows', shapes: [[9, 20], [9, 24]], build: (a, b) => matmul(a.mT, b) },
+    { name: 'a sliced off the vec4 grid', kernel: 'rows', shapes: [[18, 11], [10, 8]], build: (a, b) => matmul(slice(a, [0, 1]), b) },
+    { name: 'b sliced on the vec4 grid', kernel: 'rows', shapes: [[6, 5], [7, 24]], build: (a, b) => matmul(a, slice(b, [2, 4], [7, 20])) },
+    { name: 'a padded (inlined index arithmetic)', kernel: 'rows', shapes: [[5, 6], [8, 12]], build: (a, b) => matmul(pad(a, [1, 0], [0, 2]), b) },
+    { name: 'operands in the arena', kernel: 'component', shapes: [[21, 10], [10, 28]], build: (a, b) => matmul(tanh(a), tanh(b)) },
+    { name: 'operands and c in the arena, batched', kernel: 'component', shapes: [[2, 33, 9], [2, 9, 20]], build: (a, b) => add(matmul(tanh(a), tanh(b)), 1) },
+    { name: 'b transposed, k % 4 = 0', kernel: 'dot', shapes: [[2, 18, 12], [2, 20, 12]], build: (a, b) => matmul(a, b.mT) },
+    // tanh(b) is a matmul operand, so tanh(b)ᵀ is index arithmetic over the arena.
+    { name: 'b transposed, in the arena with a', kernel: 'dot', shapes: [[17, 8], [8, 8]], build: (a, b) => add(matmul(tanh(a), tanh(b)), matmul(tanh(a), tanh(b).mT)) },
+    { name: 'b transposed, k % 4 ≠ 0', kernel: 'scalar', shapes: [[10, 7], [8, 7]], build: (a, b) => matmul(a, b.mT) },
+    { name: 'n % 4 ≠ 0', kernel: 'scalar', shapes: [[5, 8], [8, 6]], build: (a, b) => matmul(a, b) },
+    { name: 'a padded, in the arena with b', kernel: 'scalar', shapes: [[5, 8], [8, 12]], build: (a, b) => add(pad(matmul(tanh(a), tanh(b)), [1, 0], [0, 0]), matmul(pad(tanh(a), [1, 0], [0, 0]), tanh(b))) },
+  ];
+  test.each(cases)('$name: $kernel kernel, matches the interpreter', async ({ kernel, shapes, build }) => {
+    const out = build(...shapes.map((s, i) => input(`s${i}`, s)));
+    expect((await matmulKernels(out)).some(kernels[kernel])).toBe(true);
+    // Dot products sum 4 terms before accumulating them, and tanh/add around some matmuls round
+    // again: within (k + 16) roundings of Σ|terms| (tanh ≤ a few ULP; the longest axis bounds k).
+    const longest = Math.max(...shapes.flat());
+    await check(build, shapes, 31, (_r, abs) => (i) => (longest + 16) * ULP * abs[i]);
   });
 });
 
