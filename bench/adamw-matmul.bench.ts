@@ -46,7 +46,7 @@ test('AdamW 1M parameters and matmul 512³', async () => {
       hand.run();
       await done();
     },
-  ], 20);
+  ], 60);
 
   const K = 512;
   const a = array(random(K * K), [K, K]);

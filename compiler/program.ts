@@ -69,9 +69,10 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
   );
   const kernels = dispatches.map((d, k) => {
     const source = generateDispatch(d.segments, memory, workgroupSize);
-    if (source.bindings.length > maxBuffers) {
-      const bound = source.bindings.map((s) => slotLabel(memory.slots[s])).join(', ');
-      throw new GrngError('compile', `internal: a dispatch binds ${source.bindings.length} storage buffers (${bound}); the device allows ${maxBuffers}`);
+    const storage = source.bindings.filter((s) => memory.slots[s].kind !== 'scalars');
+    if (storage.length > maxBuffers) {
+      const bound = storage.map((s) => slotLabel(memory.slots[s])).join(', ');
+      throw new GrngError('compile', `internal: a dispatch binds ${storage.length} storage buffers (${bound}); the device allows ${maxBuffers}`);
     }
     return { segments: d.segments, source, aliases: aliases[k] };
   });

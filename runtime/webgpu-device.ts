@@ -23,6 +23,7 @@ export interface GpuHandle {
 const COPY_SRC = 0x0004;
 const COPY_DST = 0x0008;
 const STORAGE = 0x0080;
+const UNIFORM = 0x0040;
 const USAGE = STORAGE | COPY_SRC | COPY_DST;
 
 interface Executable {
@@ -30,6 +31,8 @@ interface Executable {
   readonly pipelines: readonly GPUComputePipeline[];
   /** The program's data constants, uploaded once: one buffer per constants slot. */
   readonly constants: ReadonlyMap<number, GPUBuffer>;
+  /** The program's scalars uniform (refreshed from the inputs at the start of each call), if it has one. */
+  readonly scalars: GPUBuffer | undefined;
   readonly bindGroups: Map<string, GPUBindGroup>;
 }
 
@@ -94,8 +97,10 @@ export class WebGpuDevice implements Device {
     return array;
   }
 
-  private allocate(elements: number): Allocation {
-    return new Allocation(this.pool.acquire(4 * paddedLength(elements)), (buffer) => this.pool.release(buffer));
+  /** A buffer for `elements` values, for the GPU to write (`forUpload`: for the host to write now). */
+  private allocate(elements: number, forUpload = false): Allocation {
+    const bytes = 4 * paddedLength(elements);
+    return new Allocation(forUpload ? this.pool.acquireForUpload(bytes) : this.pool.acquire(bytes), (buffer) => this.pool.release(buffer));
   }
 
   upload(data: Float64Array, shape: readonly number[], dtype: DType): GpuArray {
@@ -134,7 +139,7 @@ export class WebGpuDevice implements Device {
     }
     for (const group of packs) {
       const { offsets, length } = packLengths(group.map(({ item }) => item.data.length));
-      const allocation = this.allocate(length);
+      const allocation = this.allocate(length, true);
       const packed = storageOf(group[0].item.dtype) === 'f32' ? new Float32Array(length) : new Int32Array(length);
       group.forEach(({ item, i }, k) => {
         packed.set(item.data, offsets[k]);
@@ -172,6 +177,7 @@ export class WebGpuDevice implements Device {
     slots.forEach((slot, i) => {
       if (slot.kind === 'input') buffers.push(given.buffers[slot.index].buffer);
       else if (slot.kind === 'constants') buffers.push(exe.constants.get(i) as GPUBuffer);
+      else if (slot.kind === 'scalars') buffers.push(exe.scalars as GPUBuffer);
       else if (slot.kind === 'arena') {
         buffers.push(this.pool.acquire(4 * slot.length));
         arenas.push(buffers[i]);
@@ -182,6 +188,11 @@ export class WebGpuDevice implements Device {
       }
     });
     const encoder = this.gpu.createCommandEncoder();
+    // This call's scalars into the uniform; the queue orders it after earlier calls' reads.
+    for (const slot of slots) {
+      if (slot.kind !== 'scalars') continue;
+      slot.sources.forEach(({ slot: from, offset }, cell) => encoder.copyBufferToBuffer(buffers[from], offset * 4, exe.scalars as GPUBuffer, cell * 16, 4));
+    }
     const pass = encoder.beginComputePass();
     for (const [k, { source }] of exe.program.kernels.entries()) {
       if (source.invocations === 0) continue;
@@ -205,6 +216,7 @@ export class WebGpuDevice implements Device {
       }
     }
     this.gpu.queue.submit([encoder.finish()]);
+    this.pool.recordSubmit();
     this.stats.submits++;
 
     // Each output is a view: of the results buffer, or of a donated input's buffer (updated in place).
@@ -318,7 +330,9 @@ export class WebGpuDevice implements Device {
         this.gpu.queue.writeBuffer(buffer, 0, slot.storage === 'f32' ? Float32Array.from(slot.data) : Int32Array.from(slot.data));
         constants.set(i, buffer);
       });
-      exe = { program, pipelines, constants, bindGroups: new Map() };
+      const cells = program.memory.scalars.size;
+      const scalars = cells > 0 ? this.gpu.createBuffer({ size: 16 * cells, usage: UNIFORM | COPY_DST }) : undefined;
+      exe = { program, pipelines, constants, scalars, bindGroups: new Map() };
       this.executables.set(key, exe);
     }
     return exe;

@@ -21,13 +21,18 @@ export const paddedLength = (elements: number): number => Math.max(REGION_ALIGN,
  * - `input`: the `index`-th distinct buffer among the arrays the caller passes (arrays may be views of one buffer);
  * - `constants`: the program's data constants, packed and uploaded once;
  * - `arena`: intermediates, regions reused once their last reader has run (liveness);
- * - `results`: the returned arrays, handed to the caller as views of one fresh buffer per call.
+ * - `results`: the returned arrays, handed to the caller as views of one fresh buffer per call;
+ * - `scalars`: a uniform buffer holding a copy of each one-element input (learning rate, step,
+ *   …) in a 16-byte cell, refreshed from `sources` at the start of every call. Kernels read
+ *   per-call scalars from it: a uniform load is as cheap as a literal on software adapters,
+ *   where every invocation re-reading a storage element costs several percent of an update.
  */
 export type Slot =
   | { readonly kind: 'input'; readonly index: number; readonly storage: StorageType }
   | { readonly kind: 'constants'; readonly storage: StorageType; readonly data: Float64Array }
   | { readonly kind: 'arena'; readonly storage: StorageType; readonly length: number }
-  | { readonly kind: 'results'; readonly storage: StorageType; readonly length: number };
+  | { readonly kind: 'results'; readonly storage: StorageType; readonly length: number }
+  | { readonly kind: 'scalars'; readonly storage: StorageType; readonly sources: readonly Region[] };
 
 /** Where an array lives: a slot (by position in the program's slot list) and an element offset. */
 export interface Region {

@@ -19,7 +19,12 @@ export interface MemoryPlan {
   readonly outputs: readonly Region[];
   /** Copies into the results made after the dispatches (returned inputs, constants, repeats), in elements. */
   readonly copies: readonly { readonly from: Region; readonly to: Region; readonly length: number }[];
+  /** One-element inputs read through the `scalars` uniform slot: node id → cell. */
+  readonly scalars: ReadonlyMap<number, number>;
 }
+
+/** Cells of the `scalars` uniform buffer: 16 KiB, the smallest maxUniformBufferBindingSize WebGPU allows, of 16-byte cells. */
+export const MAX_SCALARS = 1024;
 
 /** A label for the buffer `node` will live in, before offsets exist (used to count bindings). */
 export type BindingKey = (node: Node) => string;
@@ -117,13 +122,22 @@ export function planMemory(
     copies.push({ from: regions.get(root) as Region, to: regions.get(input.id) as Region, length: paddedLength(shapeSize(node.shape)) });
   }
 
+  // One-element inputs (hyperparameters, step counts) get a uniform cell each.
+  const scalars = new Map<number, number>();
+  const scalarInputs = [...new Set(dispatches.flatMap((d) => d.inputs))].filter((n) => n.op === 'input' && shapeSize(n.shape) === 1);
+  scalarInputs.slice(0, MAX_SCALARS).forEach((n, cell) => scalars.set(n.id, cell));
+  if (scalars.size > 0) {
+    slots.push({ kind: 'scalars', storage: 'i32', sources: [...scalars.keys()].map((id) => regions.get(id) as Region) });
+  }
+
   for (const slot of slots) {
+    if (slot.kind === 'scalars') continue;
     const bytes = 4 * (slot.kind === 'constants' ? slot.data.length : slot.kind === 'input' ? 0 : slot.length);
     if (bytes > maxBindingBytes) {
       throw new GrngError('compile', `the program's ${slot.kind} buffer needs ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${maxBindingBytes}`);
     }
   }
-  return { slots, regions, outputs: outputRegions, copies };
+  return { slots, regions, outputs: outputRegions, copies, scalars };
 }
 
 /** First-fit offsets for `nodes` (roots of `dispatches`): a region is free after its last reader. */
@@ -157,6 +171,7 @@ function allocateByLiveness(nodes: readonly Node[], dispatches: readonly Dispatc
 
 /** A slot for messages and explain(): "arena f32 (1024 elements)". */
 export function slotLabel(slot: Slot): string {
+  if (slot.kind === 'scalars') return `scalars uniform (${slot.sources.length} cells)`;
   const size = slot.kind === 'input' ? 'the caller\'s buffer' : `${slot.kind === 'constants' ? slot.data.length : slot.length} elements`;
   return `${slot.kind}${slot.kind === 'input' ? ` ${slot.index}` : ''} ${slot.storage} (${size})`;
 }

@@ -19,6 +19,8 @@ type AnyWgslRule =
 export interface Location {
   readonly name: string;
   readonly offset: number;
+  /** Cell of the `scalars` uniform holding a copy of this one-element input, if any. */
+  readonly scalar?: number;
 }
 
 /** Resolves buffer-backed nodes to their locations; undefined for nodes computed inline. */
@@ -133,6 +135,13 @@ export class Emitter {
     const readers = this.readBy.get(node.id) ?? new Set<number>();
     readers.add(this.segment);
     this.readBy.set(node.id, readers);
+    if (at.scalar !== undefined) {
+      // A per-call scalar: read from its uniform cell (its value at every index).
+      this.readElsewhere.add(node.id);
+      const bits = `scalars[${at.scalar}].x`;
+      const value = node.dtype === 'f32' ? `bitcast<f32>(${bits})` : node.dtype === 'bool' ? `(${bits} != 0u)` : `bitcast<i32>(${bits})`;
+      return this.bind(this.vector ? `vec4<f32>(${value})` : value);
+    }
     if (this.vector) {
       // A one-element buffer (a scalar hyperparameter) is splatted; others are read as vec4s.
       if (shapeSize(node.shape) !== 1) return this.bind(this.ownVec4(at));

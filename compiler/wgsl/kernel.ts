@@ -14,10 +14,12 @@ export { isWideReduction } from './wide-reduction.js';
 export interface DispatchMemory {
   readonly slots: readonly Slot[];
   readonly regions: ReadonlyMap<number, Region>;
+  /** One-element inputs read from the `scalars` uniform slot: node id → cell. */
+  readonly scalars?: ReadonlyMap<number, number>;
 }
 
 export interface DispatchSource extends KernelSource {
-  /** The slots bound, in binding order. */
+  /** The slots bound, in binding order (storage slots, then the scalars uniform if read). */
   readonly bindings: readonly number[];
 }
 
@@ -73,27 +75,36 @@ function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, w
   const mode = segmentMode(segments[0]);
   const vector = mode === 'vec4';
   const regionOf = (n: Node) => memory.regions.get(n.id);
-  // Bind each slot the dispatch touches once; read_write where a root is stored.
-  const used = [...new Set(segments.flatMap((s) => [...s.inputs, ...s.roots].map((n) => (regionOf(n) as Region).slot)))].sort((a, b) => a - b);
+  // Bind each slot the dispatch reads or writes through a storage binding, once; read_write where a root is stored.
+  const touched = [...new Set(segments.flatMap((s) => [...s.inputs, ...s.roots].map((n) => (regionOf(n) as Region).slot)))].sort((a, b) => a - b);
   const written = new Set(segments.flatMap((s) => s.roots.map((r) => (regionOf(r) as Region).slot)));
-  const name = new Map(used.map((slot, i) => [slot, `b${i}`] as const));
-  // One element type per binding: all vec4 in vector segments; a matmul chooses per binding.
-  const declare = (vec4: ReadonlySet<string>) =>
-    used.map((slot, i) => {
+  const scalarsSlot = memory.slots.findIndex((s) => s.kind === 'scalars');
+  const name = (slot: number) => `b${slot}`;
+  let bindings: number[] = [];
+  // Declares the bindings written or named by the code emitted so far (one-element inputs read
+  // from the scalars uniform leave their storage slot unbound): one element type per binding, vec4 for those in `vec4`.
+  const declare = (vec4: ReadonlySet<string>) => {
+    const code = e.lines().join('\n');
+    const named = (id: string) => new RegExp(`\\b${id}\\[`).test(code);
+    const storage = touched.filter((slot) => written.has(slot) || named(name(slot)));
+    bindings = scalarsSlot >= 0 && named('scalars') ? [...storage, scalarsSlot] : storage;
+    return bindings.map((slot, i) => {
+      if (slot === scalarsSlot) return `@group(0) @binding(${i}) var<uniform> scalars: array<vec4<u32>, ${(memory.slots[slot] as { sources: readonly Region[] }).sources.length}>;`;
       const t = memory.slots[slot].storage;
-      return `@group(0) @binding(${i}) var<storage, ${written.has(slot) ? 'read_write' : 'read'}> b${i}: array<${vec4.has(`b${i}`) ? `vec4<${t}>` : t}>;`;
+      return `@group(0) @binding(${i}) var<storage, ${written.has(slot) ? 'read_write' : 'read'}> ${name(slot)}: array<${vec4.has(name(slot)) ? `vec4<${t}>` : t}>;`;
     });
+  };
   const at = (n: Node): Location | undefined => {
     const region = regionOf(n);
-    return region === undefined ? undefined : { name: name.get(region.slot) as string, offset: region.offset };
+    return region === undefined ? undefined : { name: name(region.slot), offset: region.offset, scalar: memory.scalars?.get(n.id) };
   };
   const inputs = new Set(segments.flatMap((s) => s.inputs.map((n) => n.id)));
   const e = new Emitter((n) => (inputs.has(n.id) ? at(n) : undefined));
-  const done = (source: KernelSource) => ({ source: { ...source, bindings: used }, emitter: e });
+  const done = (source: KernelSource) => ({ source: { ...source, bindings }, emitter: e });
   if (mode === 'alone') {
     const plan = segments[0];
     const out = at(plan.roots[0]) as Location;
-    return done(ruleOf(plan.roots[0]).kind === 'matmul' ? generateMatmul(plan, e, out, declare, workgroupSize) : generateWideReduction(plan, e, out, declare(new Set()), workgroupSize));
+    return done(ruleOf(plan.roots[0]).kind === 'matmul' ? generateMatmul(plan, e, out, declare, workgroupSize) : generateWideReduction(plan, e, out, declare, workgroupSize));
   }
   e.vector = vector;
   const counts = segments.map((s) => (vector ? Math.ceil(shapeSize(s.roots[0].shape) / 4) : shapeSize(s.roots[0].shape)));
@@ -115,7 +126,7 @@ function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, w
       if (k === segments.length - 1) e.line('}');
     }
   });
-  return done(assemble(declare(vector ? new Set(name.values()) : new Set()), e.lines(), start, workgroupSize, vector ? 'vec4<f32>' : 'f32'));
+  return done(assemble(declare(vector ? new Set(touched.map(name)) : new Set()), e.lines(), start, workgroupSize, vector ? 'vec4<f32>' : 'f32'));
 }
 
 /** The statements of one segment: its roots at the element (or vec4) `local`, stored to their regions. */

@@ -3,10 +3,9 @@ import { shapeSize, stridesOf } from '../ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
 import { Emitter, ruleOf, unravel, type Locate, type Location } from './emitter.js';
 import { literal } from './literals.js';
-import { assemble, type KernelSource } from './module.js';
+import { assemble, type Declare, type KernelSource } from './module.js';
 
 /** The dispatch's binding declarations, the bindings named in `vec4` typed as arrays of vec4s. */
-export type Declare = (vec4: ReadonlySet<string>) => string[];
 
 /** Outputs per invocation (rows × cols) of the general kernel: scalar loads, any operands. */
 const SCALAR_TILE = { rows: 8, cols: 16 };
@@ -24,7 +23,7 @@ const VEC4_TILE = { rows: 16, cols: 16 };
 export function generateMatmul(plan: KernelPlan, e: Emitter, out: Location, declare: Declare, workgroupSize: number): KernelSource {
   const root = plan.roots[0];
   const design = vec4Design(root, e.locate, out);
-  if (design === undefined) return scalarMatmul(root, e, out, declare(new Set()), workgroupSize);
+  if (design === undefined) return scalarMatmul(root, e, out, declare, workgroupSize);
   return vec4Matmul(root, e, out, design, declare, workgroupSize);
 }
 
@@ -33,7 +32,7 @@ export function generateMatmul(plan: KernelPlan, e: Emitter, out: Location, decl
  * (operands are index arithmetic over buffers, inlined). Rows and columns past the edge are
  * clamped for loading and skipped when storing.
  */
-function scalarMatmul(root: Node, e: Emitter, out: Location, decls: readonly string[], workgroupSize: number): KernelSource {
+function scalarMatmul(root: Node, e: Emitter, out: Location, declare: Declare, workgroupSize: number): KernelSource {
   const [a, b] = root.inputs;
   const r = root.shape.length;
   const [m, n] = root.shape.slice(r - 2);
@@ -68,7 +67,7 @@ function scalarMatmul(root: Node, e: Emitter, out: Location, decls: readonly str
       e.line(guard.length === 0 ? store : `if (${guard.join(' && ')}) { ${store} }`);
     }
   }
-  return assemble(decls, e.lines(), shapeSize(space), workgroupSize);
+  return assemble(declare(new Set()), e.lines(), shapeSize(space), workgroupSize);
 }
 
 /**

@@ -8,6 +8,9 @@ export interface KernelSource {
   readonly workgroupSize: number;
 }
 
+/** Binding declarations for the code emitted so far; bindings named in `vec4` hold vec4s. */
+export type Declare = (vec4: ReadonlySet<string>) => string[];
+
 /** The kernel module: helpers it calls, bindings, and a main over `invocations` flat ids. */
 export function assemble(decls: readonly string[], lines: readonly string[], invocations: number, workgroupSize: number, valueType = 'f32'): KernelSource {
   const body = lines.map((l) => `  ${l}`).join('\n');

@@ -2,7 +2,7 @@ import type { Node } from '../ir/node.js';
 import { shapeSize } from '../ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
 import { Emitter, ruleOf, unravel, type Location, type ReduceRule } from './emitter.js';
-import { withHelpers, type KernelSource } from './module.js';
+import { withHelpers, type Declare, type KernelSource } from './module.js';
 
 /** Reductions over at least this many elements per output use a whole workgroup per output. */
 const WIDE_REDUCTION = 1024;
@@ -18,7 +18,7 @@ export function isWideReduction(plan: KernelPlan): boolean {
  * the reduced elements (the producer expression inlined), then the workgroup combines the lanes
  * by halving in workgroup memory. Without it, summing a million elements is one thread's loop.
  */
-export function generateWideReduction(plan: KernelPlan, e: Emitter, out: Location, decls: readonly string[], workgroupSize: number): KernelSource {
+export function generateWideReduction(plan: KernelPlan, e: Emitter, out: Location, declare: Declare, workgroupSize: number): KernelSource {
   const root = plan.roots[0] as Node<'reduceSum'>;
   const rule = ruleOf(root) as ReduceRule;
   const { axes } = root.attrs;
@@ -38,7 +38,7 @@ export function generateWideReduction(plan: KernelPlan, e: Emitter, out: Locatio
   e.line('}');
   const t = root.dtype === 'f32' ? 'f32' : 'i32';
   const outputs = shapeSize(root.shape);
-  const code = `${[...decls, `var<workgroup> partial: array<${t}, ${lanes}>;`].join('\n')}
+  const code = `${[...declare(new Set()), `var<workgroup> partial: array<${t}, ${lanes}>;`].join('\n')}
 
 @compute @workgroup_size(${lanes})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32, @builtin(num_workgroups) groups: vec3<u32>) {
