@@ -100,6 +100,12 @@ export interface OptimizerDefinition<H extends HyperDefaults, S> {
   readonly init: (params: ParamTree, hyper: HyperSettings<H>, layers: readonly LayerInfo[]) => S;
   /** One step: new parameters and state. Pure: everything it needs comes from the context. */
   readonly update: (ctx: StepContext<H, S>) => { readonly params: ParamTree; readonly state: S };
+  /**
+   * Scalars a training step can return as metrics, by name (`metrics: ['loss', 'fallbacks']`),
+   * each a rank-0 tensor computed from the updated state: e.g. K-FAC's count of inverse refreshes
+   * that needed the guarded fallback.
+   */
+  readonly report?: Readonly<Record<string, (state: S) => Tensor>>;
 }
 
 /** An optimizer with its hyperparameters set: what compileOptimizer and compileTrainStep run. */

@@ -63,6 +63,7 @@ export const kfac = defineOptimizer({
     /** Inverse refreshes whose first Newton–Schulz attempt missed the tolerance (the guarded restart ran). */
     fallbacks: zeros([]) as Tensor,
   }),
+  report: { fallbacks: (state) => state.fallbacks },
   update: (ctx) => {
     const { params, grads, state, hyper, settings, every, map } = ctx;
     // Monte-Carlo Fisher: g from labels sampled from the model's own predictions (one extra backward).

@@ -1,5 +1,5 @@
 import { GrngError } from '../compiler/errors.js';
-import { concat, globalSqnorm, input, reshape, sqrt, valueAndGrad } from '../dsl/index.js';
+import { cast, concat, globalSqnorm, input, reshape, sqrt, valueAndGrad } from '../dsl/index.js';
 import type { Model } from '../dsl/nn/layers.js';
 import type { HyperDefaults, HyperSettings, LayerInfo, Optimizer, ParamTree } from '../dsl/optimizer.js';
 import { recordTaps } from '../dsl/nn/taps.js';
@@ -12,8 +12,9 @@ import { isArrayLeaf, jit, type ArrayLeaf } from './jit.js';
 import { StepVariants } from './step-variants.js';
 import { trainingExtras } from './training-context.js';
 
+/** Built-in metrics; an optimizer may report more by name (its definition's `report`). */
 export type MetricName = 'loss' | 'accuracy' | 'gradNorm';
-export type Metrics = { readonly loss: number; readonly accuracy?: number; readonly gradNorm?: number };
+export type Metrics = { readonly loss: number; readonly accuracy?: number; readonly gradNorm?: number; readonly [reported: string]: number | undefined };
 
 export interface TrainStepOptions<H extends HyperDefaults, S> {
   readonly model: Model<never>;
@@ -23,8 +24,11 @@ export interface TrainStepOptions<H extends HyperDefaults, S> {
   /** Initial parameters (host or device arrays), e.g. model.init(seed). */
   readonly params: Tree<ArrayLeaf>;
   readonly device: Device;
-  /** Metrics each run reads back (default ['loss']); accuracy treats the output as class logits. */
-  readonly metrics?: readonly MetricName[];
+  /**
+   * Metrics each run reads back (default ['loss']); accuracy treats the output as class logits.
+   * Names the optimizer reports (e.g. K-FAC's 'fallbacks') are allowed too.
+   */
+  readonly metrics?: readonly (MetricName | (string & {}))[];
   /** Seed of the step keys (ctx.key = foldIn(prngKey(seed), t)); default 0. */
   readonly seed?: number;
   /** Resume: optimizer state and the number of steps already taken. */
@@ -61,7 +65,9 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
   if (typeof loss !== 'function') throw new GrngError(op, 'loss must be a function (output, y) => scalar Tensor, e.g. crossEntropy');
   if (typeof optimizer?.definition?.update !== 'function') throw new GrngError(op, 'optimizer must come from an optimizer factory, e.g. adamw({ lr: 1e-3 })');
   const metrics = options.metrics ?? ['loss'];
-  for (const m of metrics) if (!METRICS.includes(m)) throw new GrngError(op, `unknown metric '${String(m)}'; use ${METRICS.join(', ')}`);
+  const reported = optimizer.definition.report ?? {};
+  const known = [...METRICS, ...Object.keys(reported)];
+  for (const m of metrics) if (!known.includes(m)) throw new GrngError(op, `unknown metric '${String(m)}'; use ${known.join(', ')}`);
   const numeric = numericHyper(optimizer.definition.hyper);
   const seed = options.seed ?? 0;
   let settings = optimizer.hyper;
@@ -82,7 +88,15 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
         const [value, grads] = valueAndGrad(objective)(params) as [Tensor, ParamTree];
         const extras = trainingExtras(model as Model<ParamTree>, loss, params, x, y, variants.every);
         const [nextParams, nextState] = applyUpdate(optimizer, settings, values, { params, state, grads, t, counter }, extras);
-        const measured = metrics.map((m) => reshape(m === 'loss' ? value : m === 'gradNorm' ? sqrt(globalSqnorm(leaves(grads))) : accuracy((model as Model<ParamTree>).apply(params, x), y), [1]));
+        const measure = (m: string): Tensor => {
+          if (m === 'loss') return value;
+          if (m === 'gradNorm') return sqrt(globalSqnorm(leaves(grads)));
+          if (m === 'accuracy') return accuracy((model as Model<ParamTree>).apply(params, x), y);
+          const scalar = reported[m](nextState as S);
+          if (!isTensor(scalar) || scalar.rank !== 0) throw new GrngError(op, `${optimizer.name}'s report '${m}' must be a scalar tensor`);
+          return cast(scalar, 'f32');
+        };
+        const measured = metrics.map((m) => reshape(measure(m), [1]));
         return [nextParams, nextState, concat(measured, 0)];
       },
       { device, donate: [0, 1] },
