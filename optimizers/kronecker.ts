@@ -1,0 +1,128 @@
+// Pieces shared by the Kronecker-factored optimizers (K-FAC, RING, RENG): per-layer factor state,
+// the factor EMA with its refresh period, the layer gradient [∂L/∂W | ∂L/∂b] and its way back to
+// the parameters, Tikhonov-damped inverses by the π-rule, and K-FAC's KL clip.
+import { GrngError } from '../compiler/errors.js';
+import { add, categorical, concat, div, expandDims, eye, foldIn, le, matmul, maximum, minimum, mul, reshape, slice, sqrt, stopGradient, sum, trace, where, zeros, type Tensor } from '../dsl/index.js';
+import { ema, guardedInverse, kroneckerFactors, powerIteration } from '../dsl/curvature/index.js';
+import type { LayerInfo, LayerTap, ParamTree } from '../dsl/optimizer.js';
+import { isTensor } from '../dsl/tensor.js';
+import { flattenTree } from '../dsl/tree.js';
+
+/** A dense layer's curvature state: factor EMAs, their damped inverses, and power-iteration vectors (warm starts). */
+export interface LayerState {
+  readonly lambda: Tensor;
+  readonly gamma: Tensor;
+  readonly lambdaInv: Tensor;
+  readonly gammaInv: Tensor;
+  readonly lambdaVec: Tensor;
+  readonly gammaVec: Tensor;
+}
+
+/** Factors start at I ('identity', KFAC-Pytorch) or at zero to be replaced by the first statistics ('first'). */
+export function initialLayerState(layer: LayerInfo, factorInit: string): LayerState {
+  const [dOut, dIn] = [layer.w.shape[0], layer.w.shape[1] + (layer.b === undefined ? 0 : 1)];
+  const start = (n: number) => (factorInit === 'identity' ? eye(n) : zeros([n, n]));
+  return { lambda: start(dIn), gamma: start(dOut), lambdaInv: eye(dIn), gammaInv: eye(dOut), lambdaVec: onesVector(dIn), gammaVec: onesVector(dOut) };
+}
+
+export function onesVector(n: number): Tensor {
+  return add(zeros([n]), 1);
+}
+
+/** The taps Γ is built from: g from labels sampled from the model ('mc', the true Fisher) or the batch's labels ('empirical'). */
+export function fisherTaps(
+  ctx: { readonly taps: readonly LayerTap[]; readonly key: Tensor; readonly params: ParamTree; output(p: ParamTree): Tensor; tapsFor(labels: Tensor): readonly LayerTap[] },
+  fisher: string,
+  layers: number,
+  op: string,
+): readonly LayerTap[] {
+  const taps = fisher === 'mc' ? ctx.tapsFor(categorical(foldIn(ctx.key, 1), stopGradient(ctx.output(ctx.params)))) : ctx.taps;
+  if (taps.length !== layers) throw new GrngError(op, `the model has ${taps.length} dense layers but the state was made for ${layers}`);
+  return taps;
+}
+
+/**
+ * The factor EMAs after this step: refreshed from the tap's statistics on steps where the
+ * `covEvery` period is active, unchanged otherwise. With factorInit 'first' the first step takes
+ * the statistics themselves; with statDecay 0 every refresh does (0·old + 1·fresh is fresh exactly).
+ */
+export function updatedFactors(
+  tap: LayerTap,
+  old: LayerState,
+  options: { readonly first: Tensor; readonly decay: Tensor; readonly factorInit: string; readonly covEvery: number; every<T>(period: number, work: () => T, otherwise: () => T): T },
+): [Tensor, Tensor] {
+  const fresh = kroneckerFactors(tap);
+  const average = (prev: Tensor, stat: Tensor) => (options.factorInit === 'first' ? where(options.first, stat, ema(prev, stat, options.decay)) : ema(prev, stat, options.decay));
+  return options.every(options.covEvery, () => [average(old.lambda, fresh.lambda), average(old.gamma, fresh.gamma)], () => [old.lambda, old.gamma]);
+}
+
+/** Looks up a parameter's gradient by identity (taps carry the layer's parameter tensors). */
+export function gradientLookup(params: ParamTree, grads: ParamTree, op: string): (p: Tensor) => Tensor {
+  const leaves = flattenTree(op, params, isTensor, 'a Tensor').leaves;
+  const gradLeaves = flattenTree(op, grads, isTensor, 'a Tensor').leaves;
+  return (p) => gradLeaves[leaves.findIndex((l) => l.node === p.node)];
+}
+
+/** The layer gradient [∂L/∂W | ∂L/∂b] (d_out×d_in, the bias last) from the parameter gradients. */
+export function layerGrad(tap: LayerTap, gradOf: (p: Tensor) => Tensor): Tensor {
+  const gw = gradOf(tap.w);
+  return tap.b === undefined ? gw : concat([gw, expandDims(gradOf(tap.b), 1)], 1);
+}
+
+/** Splits each layer's direction [V_W | V_b] back onto its parameters: parameter node → direction. */
+export function layerDirections(layers: readonly { readonly tap: LayerTap; readonly v: Tensor }[]): Map<Tensor['node'], Tensor> {
+  const direction = new Map<Tensor['node'], Tensor>();
+  for (const { tap, v } of layers) {
+    const [dOut, dIn] = tap.w.shape;
+    direction.set(tap.w.node, slice(v, [0, 0], [dOut, dIn]));
+    if (tap.b !== undefined) direction.set(tap.b.node, reshape(slice(v, [0, dIn], [dOut, dIn + 1]), [dOut]));
+  }
+  return direction;
+}
+
+/** K-FAC's KL clip ν = min(1, √(κ / (η² Σ⟨V, G⟩))) over all layers; a non-positive Σ leaves ν = 1. */
+export function klClipFactor(layers: readonly { readonly g: Tensor; readonly v: Tensor }[], lr: Tensor, klClip: Tensor): Tensor {
+  const inner = layers.reduce<Tensor>((acc, l) => add(acc, sum(mul(l.v, l.g))), zeros([]));
+  const quota = mul(mul(lr, lr), inner);
+  return where(le(quota, 0), 1, minimum(1, sqrt(div(klClip, maximum(quota, 1e-30)))));
+}
+
+/**
+ * Warm-started inverse of a damped SPD factor `a` by guarded Newton–Schulz, λ_max by warm-started
+ * power iteration: the inverse, the new power vector, the residual ‖I − A X‖_F and the fallback flag.
+ */
+export function dampedInverse(a: Tensor, options: { readonly x0: Tensor; readonly v0: Tensor; readonly iterations: number; readonly powerSteps: number; readonly lambdaMax?: Tensor }) {
+  const top = powerIteration(a, options.v0, options.powerSteps);
+  const inverse = guardedInverse(a, { lambdaMax: options.lambdaMax ?? top.value, x0: options.x0, iterations: options.iterations, extra: options.iterations, tolerance: 1e-3 });
+  return { ...inverse, vector: top.vector };
+}
+
+/**
+ * Inverses of the factored-Tikhonov damped factors Λ + π√λ I and Γ + (√λ/π) I, with
+ * π = √((tr Λ / d_in) / (tr Γ / d_out)) (Martens & Grosse's π-rule), by Newton–Schulz warm-started
+ * from the previous inverses, λ_max by warm-started power iteration.
+ */
+export function piRuleInverses(lambda: Tensor, gamma: Tensor, old: LayerState, damping: Tensor, iterations: number, powerSteps: number) {
+  const [dIn, dOut] = [lambda.shape[0], gamma.shape[0]];
+  const meanEig = (f: Tensor, n: number) => maximum(div(trace(f), n), 1e-30);
+  const pi = sqrt(div(meanEig(lambda, dIn), meanEig(gamma, dOut)));
+  const root = sqrt(damping);
+  const lambdaD = add(lambda, mul(mul(pi, root), eye(dIn)));
+  const gammaD = add(gamma, mul(div(root, pi), eye(dOut)));
+  const l = dampedInverse(lambdaD, { x0: old.lambdaInv, v0: old.lambdaVec, iterations, powerSteps });
+  const g = dampedInverse(gammaD, { x0: old.gammaInv, v0: old.gammaVec, iterations, powerSteps });
+  return {
+    lambdaInv: l.inverse,
+    gammaInv: g.inverse,
+    lambdaVec: l.vector,
+    gammaVec: g.vector,
+    fellBack: maximum(l.fellBack, g.fellBack),
+    residual: maximum(l.residual, g.residual),
+    damping: [mul(pi, root), div(root, pi)] as const,
+  };
+}
+
+/** V = Γ⁻¹ G Λ⁻¹: the Kronecker-preconditioned layer gradient. */
+export function precondition(gammaInv: Tensor, g: Tensor, lambdaInv: Tensor): Tensor {
+  return matmul(matmul(gammaInv, g), lambdaInv);
+}
