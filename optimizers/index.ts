@@ -6,3 +6,5 @@ export { kfac } from './kfac.js';
 export { partition } from './partition.js';
 export { sophia } from './sophia.js';
 export { chain, clipByGlobalNorm, addWeightDecay, defineTransform, type Transform, type ChainPart } from './chain.js';
+export { ring } from './ring.js';
+export { reng } from './reng.js';

@@ -91,26 +91,26 @@ export function klClipFactor(layers: readonly { readonly g: Tensor; readonly v: 
  * Warm-started inverse of a damped SPD factor `a` by guarded Newton–Schulz, λ_max by warm-started
  * power iteration: the inverse, the new power vector, the residual ‖I − A X‖_F and the fallback flag.
  */
-export function dampedInverse(a: Tensor, options: { readonly x0: Tensor; readonly v0: Tensor; readonly iterations: number; readonly powerSteps: number; readonly lambdaMax?: Tensor }) {
+export function dampedInverse(a: Tensor, options: { readonly x0?: Tensor; readonly v0: Tensor; readonly iterations: number; readonly powerSteps: number }) {
   const top = powerIteration(a, options.v0, options.powerSteps);
-  const inverse = guardedInverse(a, { lambdaMax: options.lambdaMax ?? top.value, x0: options.x0, iterations: options.iterations, extra: options.iterations, tolerance: 1e-3 });
+  const inverse = guardedInverse(a, { lambdaMax: top.value, x0: options.x0, iterations: options.iterations, extra: options.iterations, tolerance: 1e-3 });
   return { ...inverse, vector: top.vector };
 }
 
 /**
  * Inverses of the factored-Tikhonov damped factors Λ + π√λ I and Γ + (√λ/π) I, with
  * π = √((tr Λ / d_in) / (tr Γ / d_out)) (Martens & Grosse's π-rule), by Newton–Schulz warm-started
- * from the previous inverses, λ_max by warm-started power iteration.
+ * from the previous inverses (unless `warmStart` is false), λ_max by warm-started power iteration.
  */
-export function piRuleInverses(lambda: Tensor, gamma: Tensor, old: LayerState, damping: Tensor, iterations: number, powerSteps: number) {
+export function piRuleInverses(lambda: Tensor, gamma: Tensor, old: LayerState, damping: Tensor, iterations: number, powerSteps: number, warmStart = true) {
   const [dIn, dOut] = [lambda.shape[0], gamma.shape[0]];
   const meanEig = (f: Tensor, n: number) => maximum(div(trace(f), n), 1e-30);
   const pi = sqrt(div(meanEig(lambda, dIn), meanEig(gamma, dOut)));
   const root = sqrt(damping);
   const lambdaD = add(lambda, mul(mul(pi, root), eye(dIn)));
   const gammaD = add(gamma, mul(div(root, pi), eye(dOut)));
-  const l = dampedInverse(lambdaD, { x0: old.lambdaInv, v0: old.lambdaVec, iterations, powerSteps });
-  const g = dampedInverse(gammaD, { x0: old.gammaInv, v0: old.gammaVec, iterations, powerSteps });
+  const l = dampedInverse(lambdaD, { x0: warmStart ? old.lambdaInv : undefined, v0: old.lambdaVec, iterations, powerSteps });
+  const g = dampedInverse(gammaD, { x0: warmStart ? old.gammaInv : undefined, v0: old.gammaVec, iterations, powerSteps });
   return {
     lambdaInv: l.inverse,
     gammaInv: g.inverse,
