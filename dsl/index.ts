@@ -14,6 +14,7 @@ export {
 export { reshape, transpose, mT, broadcastTo, flatten, expandDims, squeeze, slice, pad, concat } from './ops/movement.js';
 export { sum, max, min, mean } from './ops/reduce.js';
 export { matmul, outer, eye, trace } from './ops/linalg.js';
+export { cholesky, solveTriangular, choleskySolve } from './ops/cholesky.js';
 export { logsumexp, logSoftmax, softmax, oneHot, crossEntropy, sqnorm, globalSqnorm, norm } from './ops/composites.js';
 export { grad, valueAndGrad, vjp, jvp, hvp, type TensorTree } from './transforms.js';
 export type { Tree } from './tree.js';

@@ -8,3 +8,4 @@ export { sophia } from './sophia.js';
 export { chain, clipByGlobalNorm, addWeightDecay, defineTransform, type Transform, type ChainPart } from './chain.js';
 export { ring } from './ring.js';
 export { reng } from './reng.js';
+export { rkalman } from './rkalman.js';

@@ -6,7 +6,7 @@
 //
 // To add a model-based optimizer: one entry in MATRIX.
 import { describe, expect, test } from 'vitest';
-import { array, compileTrainStep, createDevice, crossEntropy, GrngError, jit, kfac, nn, reng, ring, sophia, WebGpuDevice, type Device, type DeviceArray, type Optimizer, type Tensor } from '../../index.js';
+import { array, compileTrainStep, createDevice, crossEntropy, GrngError, jit, kfac, nn, reng, ring, rkalman, sophia, WebGpuDevice, type Device, type DeviceArray, type Optimizer, type Tensor } from '../../index.js';
 import { flattenTree } from '../../dsl/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
@@ -22,6 +22,10 @@ interface Entry {
   readonly settings: Record<string, number | string>;
   /** Settings out of range, each a GrngError (unknown names, negative and NaN lr are checked for all). */
   readonly invalid: readonly Record<string, unknown>[];
+  /** Settings that stop every parameter from moving (default { lr: 0 }). */
+  readonly freeze?: Record<string, number>;
+  /** The WebGPU check's batch size (default 32) and settings on top of `settings`. */
+  readonly gpu?: { readonly batch?: number; readonly settings?: Record<string, number | string> };
 }
 
 const MATRIX: readonly Entry[] = [
@@ -42,6 +46,16 @@ const MATRIX: readonly Entry[] = [
     make: reng,
     settings: { lr: 0.05, inverseEvery: 2, newtonIters: 8, powerSteps: 8 },
     invalid: [{ gradient: 'exact' }, { fdEps: 0 }, { rho: -0.1 }, { dampingCoef: Number.NaN }],
+  },
+  {
+    name: 'rkalman',
+    make: rkalman,
+    settings: { beta: 0.99, params: 'all', covariance: 'diagonal' },
+    invalid: [{ beta: 0 }, { beta: 1.5 }, { sigma0: 0 }, { adapter: 'logit' }, { grMode: 'none' }, { covariance: 'lowrank' }, { fallback: 'adam' }, { params: ' ' }],
+    freeze: { alpha: 0, lr: 0 },
+    // The innovation covariance has m(C − 1) rows, its Cholesky factorization as many unrolled
+    // steps: batch 2 and the head keep the WebGPU program small (batch 1 is R-Kalman's regime).
+    gpu: { batch: 2, settings: { params: 'head' } },
   },
   { name: 'sophia-h', make: sophia, settings: { lr: 0.02, every: 2, estimator: 'hutchinson' }, invalid: [{ beta1: 1 }, { beta2: -0.1 }, { rho: 0 }, { eps: 0 }, { every: 0 }, { estimator: 'exact' }] },
   { name: 'sophia-g', make: sophia, settings: { lr: 0.02, every: 2, estimator: 'gnb' }, invalid: [{ weightDecay: -1 }, { every: 2.5 }] },
@@ -111,15 +125,15 @@ describe.each(MATRIX.map((e) => [e.name, e] as const))('%s: common matrix throug
     expect(params1).toBe(structureOf(model.init(5) as unknown));
   });
 
-  test('setHyper({ lr: 0 }) between steps freezes the parameters exactly; restoring lr moves them again', async () => {
+  test('setHyper({ lr: 0 }) (R-Kalman: α = 0 too) between steps freezes the parameters exactly; restoring lr moves them again', async () => {
     const train = await start(cpu);
     await train.run(batch(1));
-    train.setHyper({ lr: 0 });
+    train.setHyper(entry.freeze ?? { lr: 0 });
     const frozen = await read(await train.params());
     await train.run(batch(2));
-    // θ − 0·d and θ·(1 − 0·λ) are θ exactly in float64.
+    // θ − 0·d, θ·(1 − 0·λ) and θ + 0·Ke are θ exactly in float64.
     expect(await read(await train.params())).toEqual(frozen);
-    train.setHyper({ lr: entry.settings.lr as number });
+    train.setHyper(Object.fromEntries(Object.keys(entry.freeze ?? { lr: 0 }).map((k) => [k, (entry.settings[k] as number | undefined) ?? entry.make().hyper[k]])));
     await train.run(batch(3));
     expect(await read(await train.params())).not.toEqual(frozen);
   });
@@ -156,14 +170,15 @@ describe.each(MATRIX.map((e) => [e.name, e] as const))('%s: common matrix throug
 
   test('on WebGPU: trains; setHyper({ lr }) takes effect and compiles nothing new', async () => {
     const gpu = await gpuDevice();
-    const train = await start(gpu);
+    const size = entry.gpu?.batch ?? 32;
+    const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: entry.make({ ...entry.settings, ...entry.gpu?.settings }), params: model.init(5), device: gpu });
     const losses: number[] = [];
-    for (let t = 0; t < 6; t++) losses.push((await train.run(batch(1))).loss);
+    for (let t = 0; t < 6; t++) losses.push((await train.run(batch(1, size))).loss);
     expect(losses[5]).toBeLessThan(losses[0]);
     const programs = (gpu as WebGpuDevice).programCount;
-    train.setHyper({ lr: 0 });
+    train.setHyper(entry.freeze ?? { lr: 0 });
     const frozen = await read(await train.params());
-    for (let t = 0; t < 2; t++) await train.run(batch(1)); // both step variants (refresh and not)
+    for (let t = 0; t < 2; t++) await train.run(batch(1, size)); // both step variants (refresh and not)
     expect(await read(await train.params())).toEqual(frozen);
     expect((gpu as WebGpuDevice).programCount).toBe(programs);
   });
