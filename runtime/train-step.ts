@@ -1,5 +1,5 @@
 import { GrngError } from '../compiler/errors.js';
-import { cast, concat, globalSqnorm, input, reshape, sqrt, valueAndGrad } from '../dsl/index.js';
+import { cast, concat, globalSqnorm, input, reshape, sqrt, sub, valueAndGrad } from '../dsl/index.js';
 import type { Model } from '../dsl/nn/layers.js';
 import type { HyperDefaults, HyperSettings, LayerInfo, Optimizer, ParamTree } from '../dsl/optimizer.js';
 import { recordTaps } from '../dsl/nn/taps.js';
@@ -13,8 +13,8 @@ import { StepVariants } from './step-variants.js';
 import { trainingExtras } from './training-context.js';
 
 /** Built-in metrics; an optimizer may report more by name (its definition's `report`). */
-export type MetricName = 'loss' | 'accuracy' | 'gradNorm';
-export type Metrics = { readonly loss: number; readonly accuracy?: number; readonly gradNorm?: number; readonly [reported: string]: number | undefined };
+export type MetricName = 'loss' | 'accuracy' | 'gradNorm' | 'updateNorm';
+export type Metrics = { readonly loss: number; readonly accuracy?: number; readonly gradNorm?: number; readonly updateNorm?: number; readonly [reported: string]: number | undefined };
 
 export interface TrainStepOptions<H extends HyperDefaults, S> {
   readonly model: Model<never>;
@@ -51,7 +51,7 @@ export interface TrainStep<H extends HyperDefaults = HyperDefaults> {
   readonly steps: number;
 }
 
-const METRICS: readonly MetricName[] = ['loss', 'accuracy', 'gradNorm'];
+const METRICS: readonly MetricName[] = ['loss', 'accuracy', 'gradNorm', 'updateNorm'];
 
 /**
  * One compiled training step: forward, loss, gradients and the optimizer's update in one
@@ -91,6 +91,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
         const measure = (m: string): Tensor => {
           if (m === 'loss') return value;
           if (m === 'gradNorm') return sqrt(globalSqnorm(leaves(grads)));
+          if (m === 'updateNorm') return sqrt(globalSqnorm(leaves(nextParams).map((p, i) => sub(p, leaves(params)[i]))));
           if (m === 'accuracy') return accuracy((model as Model<ParamTree>).apply(params, x), y);
           const scalar = reported[m](nextState as S);
           if (!isTensor(scalar) || scalar.rank !== 0) throw new GrngError(op, `${optimizer.name}'s report '${m}' must be a scalar tensor`);

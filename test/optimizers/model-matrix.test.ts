@@ -6,7 +6,7 @@
 //
 // To add a model-based optimizer: one entry in MATRIX.
 import { describe, expect, test } from 'vitest';
-import { array, compileTrainStep, createDevice, crossEntropy, GrngError, jit, kfac, nn, reng, ring, rkalman, sophia, WebGpuDevice, type Device, type DeviceArray, type Optimizer, type Tensor } from '../../index.js';
+import { array, compileTrainStep, createDevice, crossEntropy, GrngError, jit, kfac, nn, reng, ring, rkalman, sgd, sophia, WebGpuDevice, type Device, type DeviceArray, type Optimizer, type Tensor } from '../../index.js';
 import { flattenTree } from '../../dsl/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
@@ -201,6 +201,18 @@ describe('optimizer-reported metrics', () => {
     // Twelve warm-started steps on these well-damped 5×5 and 9×9 factors converge: none do.
     const fed = await run(12);
     expect(fed.counts).toEqual([0, 0, 0]);
+  });
+
+  test("'gradNorm' and 'updateNorm': a plain SGD step moves the parameters by exactly η‖∇L‖", async () => {
+    const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: sgd({ lr: 0.1 }), params: model.init(5), device: cpu, metrics: ['gradNorm', 'updateNorm'] });
+    const before = await read(await train.params());
+    const { gradNorm, updateNorm } = await train.run(batch(1));
+    const after = await read(await train.params());
+    const moved = Math.sqrt(after.reduce((acc, p, k) => acc + p.reduce((a, v, i) => a + (v - before[k][i]) ** 2, 0), 0));
+    // float64: θ − 0.1·g differs from θ by 0.1·g up to one rounding of θ per entry (|θ| ≲ 1): ≤ 1e-15 absolute each.
+    expect(Math.abs((updateNorm as number) - moved)).toBeLessThanOrEqual(1e-13);
+    expect(Math.abs((updateNorm as number) - 0.1 * (gradNorm as number))).toBeLessThanOrEqual(1e-13);
+    expect(gradNorm as number).toBeGreaterThan(0.01);
   });
 
   test('an unknown metric names the ones this optimizer offers', async () => {
