@@ -53,3 +53,10 @@ function gaussNewtonBartlett(ctx: { params: ParamTree; key: Tensor; labels: Tens
   const batch = ctx.labels.shape[0];
   return ctx.map((gi) => mul(batch, mul(gi, gi)), g);
 }
+
+/**
+ * Sophia's two diagonal-Hessian estimators as the update uses them, exported for the B6 tests
+ * (test/optimizers/sophia-estimators.test.ts): Hutchinson's u ⊙ (∇²L u) and the
+ * Gauss–Newton–Bartlett B·∇L̂ ⊙ ∇L̂.
+ */
+export { hutchinson as sophiaHutchinsonEstimate, gaussNewtonBartlett as sophiaGaussNewtonBartlettEstimate };
