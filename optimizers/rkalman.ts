@@ -128,13 +128,13 @@ export const rkalman = defineOptimizer({
     // ‖ḡ‖² over every trainable parameter, at the predicted mean (the batch's true labels).
     const gradNorm2 = flattenTree('rkalman', grads, isTensor, 'a Tensor').leaves.reduce<Tensor>((acc, g) => add(acc, sqnorm(g)), zeros([]));
     if (settings.grMode === 'precision') {
-      const r = mul(mul(m, hyper.rho), gradNorm2);
+      const r = mul(mutated('rkalman.noBatchFactor') ? hyper.rho : mul(m, hyper.rho), gradNorm2);
       if (full) {
         // The pseudo-observation of the state with precision r: P' = P − P(P + I/r)⁻¹P (none when r = 0).
         const positive = gt(r, 0);
         const s = add(p, div(eye(n), where(positive, r, 1)));
         p = where(positive, symmetrize(sub(p, matmul(p, choleskySolve(s, p)))), p);
-      } else p = div(1, add(div(1, p), r));
+      } else p = div(p, add(1, mul(r, p))); // 1/(1/p + r), exactly p when r = 0 (KF8)
     }
 
     // Observations: the adapter's rows of H = ∂h/∂θ_K (one vector-Jacobian product per row), e and R.
@@ -188,8 +188,9 @@ function symmetrize(a: Tensor): Tensor {
 /**
  * H (rows of ∂h/∂θ_K), the innovation e and the noise R of one minibatch for an adapter; `row`
  * maps an output cotangent [m, C] to the matching Jacobian row over the managed parameters.
+ * Exported for the property tests (spec §8.4 KF4); not part of the public API.
  */
-function observe(adapter: string, z: Tensor, labels: Tensor, obsNoise: Tensor, row: (cotangent: Tensor) => Tensor): { h: Tensor; e: Tensor; r: Tensor } {
+export function observe(adapter: string, z: Tensor, labels: Tensor, obsNoise: Tensor, row: (cotangent: Tensor) => Tensor): { h: Tensor; e: Tensor; r: Tensor } {
   const [m, classes] = z.rank === 1 ? [z.shape[0], 1] : [z.shape[0], z.shape[1]];
   const sample = (n: number) => cast(eq(iota([m, 1], 0), n), 'f32'); // [m, 1] selector of sample n
   if (adapter === 'gaussian') {
@@ -224,7 +225,8 @@ function observe(adapter: string, z: Tensor, labels: Tensor, obsNoise: Tensor, r
   const e = sub(reshape(slice(target, [0, 0], [m, k]), [m * k]), pPrime);
   // Block diagonal over samples: diag(p') − p'p'ᵀ within each sample's k×k block.
   const blocks = constant(Float64Array.from({ length: (m * k) ** 2 }, (_, i) => (Math.floor(Math.floor(i / (m * k)) / k) === Math.floor((i % (m * k)) / k) ? 1 : 0)), [m * k, m * k]);
-  const r = add(sub(mul(eye(m * k), expandDims(pPrime, 1)), mul(blocks, matmul(expandDims(pPrime, 1), expandDims(pPrime, 0)))), mul(JITTER, eye(m * k)));
+  const cross = mutated('rkalman.diagonalObservationNoise') ? zeros([m * k, m * k]) : mul(blocks, matmul(expandDims(pPrime, 1), expandDims(pPrime, 0)));
+  const r = add(sub(mul(eye(m * k), expandDims(pPrime, 1)), cross), mul(JITTER, eye(m * k)));
   return { h: stackRows(rows), e, r };
 }
 
