@@ -2,7 +2,7 @@
 // the factor EMA with its refresh period, the layer gradient [∂L/∂W | ∂L/∂b] and its way back to
 // the parameters, Tikhonov-damped inverses by the π-rule, and K-FAC's KL clip.
 import { GrngError } from '../compiler/errors.js';
-import { add, categorical, concat, div, expandDims, eye, foldIn, le, matmul, maximum, minimum, mul, reshape, slice, sqrt, stopGradient, sum, trace, where, zeros, type Tensor } from '../dsl/index.js';
+import { add, categorical, concat, constant, div, expandDims, eye, foldIn, le, matmul, maximum, minimum, mul, reshape, slice, sqrt, stopGradient, sum, trace, where, zeros, type Tensor } from '../dsl/index.js';
 import { ema, guardedInverse, kroneckerFactors, powerIteration } from '../dsl/curvature/index.js';
 import type { LayerInfo, LayerTap, ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
@@ -22,11 +22,17 @@ export interface LayerState {
 export function initialLayerState(layer: LayerInfo, factorInit: string): LayerState {
   const [dOut, dIn] = [layer.w.shape[0], layer.w.shape[1] + (layer.b === undefined ? 0 : 1)];
   const start = (n: number) => (factorInit === 'identity' ? eye(n) : zeros([n, n]));
-  return { lambda: start(dIn), gamma: start(dOut), lambdaInv: eye(dIn), gammaInv: eye(dOut), lambdaVec: onesVector(dIn), gammaVec: onesVector(dOut) };
+  return { lambda: start(dIn), gamma: start(dOut), lambdaInv: eye(dIn), gammaInv: eye(dOut), lambdaVec: powerStart(dIn), gammaVec: powerStart(dOut) };
 }
 
-export function onesVector(n: number): Tensor {
-  return add(zeros([n]), 1);
+/**
+ * The first power-iteration vector: 1/(1 + i), not all ones. The ones vector is an exact null
+ * vector of Γ for a softmax output layer (each g_n = p_n − e_{y_n} sums to zero), so power
+ * iteration from it can return λ̂ = 0 for a nonzero Γ (RING would take its degenerate branch,
+ * K-FAC would start Newton–Schulz from I/λ̂ with λ̂ the damping alone).
+ */
+export function powerStart(n: number): Tensor {
+  return constant(Float64Array.from({ length: n }, (_, i) => 1 / (1 + i)), [n]);
 }
 
 /** The taps Γ is built from: g from labels sampled from the model ('mc', the true Fisher) or the batch's labels ('empirical'). */

@@ -3,8 +3,9 @@
 // double backprop (a Hessian-vector product with v = ∇L over all trainable parameters) or, as
 // options, by the finite differences of §4.2. The damping coefficient ε_R defaults to √ρ, so
 // RING and RENG share the preconditioner and differ only in the gradient.
-import { add, div, grad, mul, stopGradient, sub } from '../dsl/index.js';
+import { add, div, grad, mul, stopGradient, sub, zerosLike, type Tensor } from '../dsl/index.js';
 import { defineOptimizer, outside, type ParamTree } from '../dsl/optimizer.js';
+import { mutated } from './mutations.js';
 import { dampingCoefficient, initRing, RING_HYPER, RING_REPORT, RING_STATIC, ringStep, validateRing } from './ring.js';
 
 export const reng = defineOptimizer({
@@ -37,7 +38,10 @@ export const reng = defineOptimizer({
       regularized = map((g, gp, gm) => add(g, mul(div(rho, mul(2, fdEps)), sub(gp, gm))), grads, gradientAt(along(1)), gradientAt(along(-1)));
     } else {
       // ∇L + ρ·H∇L: H∇L = ∇(½‖∇L‖²), global over every trainable parameter.
-      regularized = map((g, hg) => add(g, mul(rho, hg)), grads, ctx.hvp(grads));
+      // Test-only mutations: 'reng.halfRho' adds (ρ/2)·H∇L; 'reng.denseOnlyNorm' differentiates ½‖∇L‖² over the dense layers only.
+      const isDense = (p: Tensor) => ctx.taps.some((t) => t.w.node === p.node || t.b?.node === p.node);
+      const v = mutated('reng.denseOnlyNorm') ? map((p, g) => (isDense(p) ? g : zerosLike(g)), params, grads) : grads;
+      regularized = map((g, hg) => add(g, mul(mutated('reng.halfRho') ? mul(0.5, rho) : rho, hg)), grads, ctx.hvp(v));
     }
     return ringStep(ctx, regularized, dampingCoefficient(hyper), 'reng');
   },

@@ -4,11 +4,12 @@
 // the paper's quadratic model (§3.2) — and the step is U = Γ_d⁻¹ G Λ_d⁻¹ with inverses by
 // Newton–Schulz, refreshed every `inverseEvery` steps (Lazy Fisher), heavy-ball momentum on U and
 // decoupled weight decay. Parameters outside dense layers take the fallback optimizer's step.
-import { add, eq, eye, le, lt, maximum, mul, scalar, sqnorm, sqrt, sub, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
+import { add, eq, eye, le, lt, maximum, mul, scalar, sqnorm, sqrt, sub, trace, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
 import { guardedInverse, powerIteration } from '../dsl/curvature/index.js';
 import { defineOptimizer, outside, treeMap, type HyperTensors, type LayerInfo, type ParamTree, type StepContext } from '../dsl/optimizer.js';
 import { adamMoments, ADAM_DEFAULTS } from './adam.js';
-import { fisherTaps, gradientLookup, initialLayerState, klClipFactor, layerDirections, layerGrad, piRuleInverses, precondition, updatedFactors, type LayerState } from './kronecker.js';
+import { mutated } from './mutations.js';
+import { fisherTaps, gradientLookup, initialLayerState, powerStart, klClipFactor, layerDirections, layerGrad, piRuleInverses, precondition, updatedFactors, type LayerState } from './kronecker.js';
 
 export const RING_HYPER = {
   lr: 1e-2,
@@ -105,7 +106,8 @@ export function ringStep<H extends RingHyper>(ctx: StepContext<H, RingState>, gr
           return { ...r, damping: r.damping[0] };
         }
         const l = spectralInverse(lambda, old.lambdaInv, old.lambdaVec, coef, settings);
-        const gm = spectralInverse(gamma, old.gammaInv, old.gammaVec, coef, settings);
+        // Test-only mutation 'ring.undampedGamma': Γ_d = Γ (the Γ side loses its damping).
+        const gm = spectralInverse(gamma, old.gammaInv, old.gammaVec, mutated('ring.undampedGamma') ? mul(0, coef) : coef, settings);
         return { lambdaInv: l.inverse, gammaInv: gm.inverse, lambdaVec: l.vector, gammaVec: gm.vector, fellBack: maximum(l.fellBack, gm.fellBack), residual: maximum(l.residual, gm.residual), damping: maximum(l.damping, gm.damping) };
       },
       () => ({ lambdaInv: old.lambdaInv, gammaInv: old.gammaInv, lambdaVec: old.lambdaVec, gammaVec: old.gammaVec, fellBack: zeros([]) as Tensor, residual: old.residual, damping: old.damping }),
@@ -121,7 +123,8 @@ export function ringStep<H extends RingHyper>(ctx: StepContext<H, RingState>, gr
   const preconditioned = layerDirections(layers.map(({ tap, v }) => ({ tap, v: mul(nu, v) })));
   const decay = (p: Tensor) => mul(p, sub(1, mul(hyper.lr, hyper.weightDecay)));
   // Dense layers: v ← μv + U, W̃ ← (1 − ηλ)W̃ − ηv. Elsewhere: the same on the raw gradient, or AdamW.
-  const velocity = map((vi, p, gi) => add(mul(hyper.momentum, vi), preconditioned.get(p.node) ?? gi), state.velocity, params, gradient);
+  // Test-only mutation 'ring.noMomentum': v ← U (the μv term dropped).
+  const velocity = map((vi, p, gi) => add(mutated('ring.noMomentum') ? 0 : mul(hyper.momentum, vi), preconditioned.get(p.node) ?? gi), state.velocity, params, gradient);
   const adamState = state.adam as { m?: ParamTree; v?: ParamTree };
   const useAdam = settings.fallback === 'adamw' && adamState.m !== undefined && adamState.v !== undefined;
   const betas = { beta1: scalar(ADAM_DEFAULTS.beta1), beta2: scalar(ADAM_DEFAULTS.beta2), eps: scalar(ADAM_DEFAULTS.eps) };
@@ -145,8 +148,10 @@ export function ringStep<H extends RingHyper>(ctx: StepContext<H, RingState>, gr
  */
 function spectralInverse(f: Tensor, previous: Tensor, v0: Tensor, coef: Tensor, settings: { readonly newtonIters: number; readonly powerSteps: number; readonly warmStart: boolean }) {
   const n = f.shape[0];
-  const top = powerIteration(f, v0, settings.powerSteps);
-  const shift = mul(coef, top.value);
+  // A degenerate refresh stores a zero vector (A·v = 0): restart from powerStart, or λ̂ would stay 0 for good.
+  const top = powerIteration(f, where(le(sqnorm(v0), 0), powerStart(n), v0), settings.powerSteps);
+  // Test-only mutation 'ring.traceNorm': the shift scales with tr F instead of λ_max(F).
+  const shift = mul(coef, mutated('ring.traceNorm') ? trace(f) : top.value);
   const damped = add(f, mul(shift, eye(n)));
   const inverse = guardedInverse(damped, { lambdaMax: mul(add(1, coef), top.value), x0: settings.warmStart ? previous : undefined, iterations: settings.newtonIters, extra: settings.newtonIters, tolerance: NS_TOLERANCE });
   const degenerate = le(top.value, DEGENERATE);
@@ -161,7 +166,8 @@ function spectralInverse(f: Tensor, previous: Tensor, v0: Tensor, coef: Tensor, 
 
 /** The spectral damping coefficient: `dampingCoef`, or √ρ when it is negative. */
 export function dampingCoefficient(hyper: { readonly rho: Tensor; readonly dampingCoef: Tensor }): Tensor {
-  return where(lt(hyper.dampingCoef, 0), sqrt(hyper.rho), hyper.dampingCoef);
+  // Test-only mutation 'ring.dropSqrtRho': c = ρ instead of √ρ.
+  return where(lt(hyper.dampingCoef, 0), mutated('ring.dropSqrtRho') ? hyper.rho : sqrt(hyper.rho), hyper.dampingCoef);
 }
 
 /** Metrics RING and RENG report: fallback count, worst Newton–Schulz residual and largest damping shift at the last refresh. */
