@@ -1,6 +1,7 @@
 import { topoSort, type Node } from './ir/node.js';
 import { GrngError } from './errors.js';
 import { mergeDependentReductions } from './kernels/merge-reductions.js';
+import { fuseMatmulEpilogues } from './kernels/fuse-epilogues.js';
 import { mergeIndependent } from './kernels/merge-independent.js';
 import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
 import { separateInputs, type InputLayout } from './memory/layout.js';
@@ -53,7 +54,8 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
   const layout = options.inputs ?? separateInputs(externals.filter((n) => n.op === 'input'));
   const bindingKey = bindingKeys(layout, new Set(outputs.map((n) => n.id)));
 
-  const plans = partition(outputs, { fuse, maxBuffers, bindingKey });
+  const partitioned = partition(outputs, { fuse, maxBuffers, bindingKey });
+  const plans = fuse ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey }) : partitioned;
   const dispatches = fuse
     ? mergeIndependent(mergeDependentReductions(plans, maxBuffers, fitsOneKernel, isWideReduction, bindingKey), { maxBuffers, bindingKey, mode: segmentMode })
     : plans.map((plan) => ({ segments: [plan] }));
@@ -156,10 +158,11 @@ export function explainProgram(program: Program, withSource = false): string {
   const lines = [`${program.kernels.length} dispatch(es); buffers: ${slots.map((s, i) => `${i}: ${slotLabel(s)}`).join('; ')}`];
   program.kernels.forEach(({ segments, source, aliases }, i) => {
     lines.push(`dispatch ${i} (${source.invocations} invocations, ${segments.length} segment(s), binds slots ${source.bindings.join(', ')}):`);
-    for (const { roots, inputs } of segments) {
+    for (const { roots, inputs, matmul } of segments) {
       const reads = inputs.map((n) => `${n.op}#${n.id}${where(n)}`).join(', ') || 'nothing';
       const writes = roots.map((r) => `${r.op}#${r.id} ${r.dtype}[${r.shape.join(', ')}]${where(r)}${aliases.has(r.id) ? ' (in place)' : ''}`).join(', ');
-      lines.push(`  ${writes} ← ${reads}`);
+      // A fused matmul leads the line: its epilogue's root is what is stored.
+      lines.push(`  ${matmul === undefined ? '' : `matmul#${matmul.id} ⇒ `}${writes} ← ${reads}`);
     }
     if (withSource) lines.push(source.code);
   });

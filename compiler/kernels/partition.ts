@@ -11,6 +11,13 @@ import type { BindingKey } from '../memory/plan-memory.js';
 export interface KernelPlan {
   readonly roots: readonly Node[];
   readonly inputs: readonly Node[];
+  /**
+   * A matmul computed inside this kernel with a fused epilogue (see fuse-epilogues.ts): the last
+   * root is an elementwise epilogue of it, evaluated per output element from the accumulators;
+   * the matmul is the first root when its product is stored too (read elsewhere or returned).
+   * `inputs` holds the matmul's operands' buffers beside the epilogue's.
+   */
+  readonly matmul?: Node;
 }
 
 export interface PartitionOptions {

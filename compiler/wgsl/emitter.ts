@@ -52,7 +52,9 @@ export class Emitter {
   /** Vectorized segment: values are vec4s and loads are the invocation's own vec4 at `vflat`. */
   vector = false;
   vflat = 'uflat';
-  /** Roots already computed in this segment (reductions), readable at their own index only. */
+  /** Bindings declared as arrays of vec4s (a vec4 matmul's): their scalar elements are read by component. */
+  vec4Bindings: ReadonlySet<string> = new Set();
+  /** Values already in registers (reductions computed earlier, a fused matmul's accumulator), readable at their own index only. */
   readonly registers = new Map<number, { name: string; index: readonly string[] }>();
 
   /** Where buffer-backed nodes live (undefined: computed inline). */
@@ -95,7 +97,9 @@ export class Emitter {
 
   /** The WGSL reference to element `linear` of buffer-backed `node` (scalar segments). */
   element(at: Location, linear: string): string {
-    return `${at.name}[${plus(at.offset, linear)}]`;
+    if (!this.vec4Bindings.has(at.name)) return `${at.name}[${plus(at.offset, linear)}]`;
+    const i = this.bind(`u32(${plus(at.offset, linear)})`);
+    return `${at.name}[${i} >> 2u][${i} & 3u]`;
   }
 
   /** The WGSL reference to the invocation's own vec4 of a buffer-backed node (vector segments). */

@@ -30,9 +30,12 @@ export interface DispatchSource extends KernelSource {
 export type SegmentMode = 'vec4' | 'scalar' | 'alone';
 
 export function segmentMode(plan: KernelPlan): SegmentMode {
-  if (ruleOf(plan.roots[0]).kind === 'matmul' || isWideReduction(plan)) return 'alone';
+  if (isMatmul(plan) || isWideReduction(plan)) return 'alone';
   return vectorizable(plan) ? 'vec4' : 'scalar';
 }
+
+/** A matmul kernel: a matmul root, or a matmul with a fused elementwise epilogue. */
+const isMatmul = (plan: KernelPlan) => plan.matmul !== undefined || ruleOf(plan.roots[0]).kind === 'matmul';
 
 /**
  * WGSL for one dispatch running `segments` (kernel plans, each over its own iteration space)
@@ -46,6 +49,8 @@ export function generateDispatch(segments: readonly KernelPlan[], memory: Dispat
 /**
  * In-place opportunities of a dispatch: inputs read by exactly one segment, and only at that
  * segment's own element. A root of that segment with the input's shape may overwrite it.
+ * Dispatches that run alone offer none: a matmul (with a fused epilogue or not) reads its
+ * operands at many elements, which other invocations' stores could already have overwritten.
  */
 export function inPlaceCandidates(segments: readonly KernelPlan[]): { segment: number; input: Node }[] {
   const mode = segmentMode(segments[0]);
@@ -103,8 +108,8 @@ function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, w
   const done = (source: KernelSource) => ({ source: { ...source, bindings }, emitter: e });
   if (mode === 'alone') {
     const plan = segments[0];
-    const out = at(plan.roots[0]) as Location;
-    return done(ruleOf(plan.roots[0]).kind === 'matmul' ? generateMatmul(plan, e, out, declare, workgroupSize) : generateWideReduction(plan, e, out, declare, workgroupSize));
+    const outs = plan.roots.map((r) => at(r) as Location);
+    return done(isMatmul(plan) ? generateMatmul(plan, e, outs, declare, workgroupSize) : generateWideReduction(plan, e, outs[0], declare, workgroupSize));
   }
   e.vector = vector;
   const counts = segments.map((s) => (vector ? Math.ceil(shapeSize(s.roots[0].shape) / 4) : shapeSize(s.roots[0].shape)));

@@ -5,8 +5,6 @@ import { Emitter, ruleOf, unravel, type Locate, type Location } from './emitter.
 import { literal } from './literals.js';
 import { assemble, type Declare, type KernelSource } from './module.js';
 
-/** The dispatch's binding declarations, the bindings named in `vec4` typed as arrays of vec4s. */
-
 /** Outputs per invocation (rows × cols) of the general kernel: scalar loads, any operands. */
 const SCALAR_TILE = { rows: 8, cols: 16 };
 /**
@@ -18,13 +16,47 @@ const VEC4_TILE = { rows: 16, cols: 16 };
 /**
  * A register-blocked matmul. The vec4 kernel when the operands allow it (see `vec4Design`),
  * else the general scalar kernel. Neither uses workgroup memory: on llvmpipe register blocking
- * is what pays (shared-memory tiling measured slower).
+ * is what pays (shared-memory tiling measured slower). `outs` are the roots' locations. With a
+ * fused epilogue (`plan.matmul`), each output element's accumulator is also (or only) fed to the
+ * epilogue, whose value is stored at the same element of its own root.
  */
-export function generateMatmul(plan: KernelPlan, e: Emitter, out: Location, declare: Declare, workgroupSize: number): KernelSource {
-  const root = plan.roots[0];
-  const design = vec4Design(root, e.locate, out);
-  if (design === undefined) return scalarMatmul(root, e, out, declare, workgroupSize);
-  return vec4Matmul(root, e, out, design, declare, workgroupSize);
+export function generateMatmul(plan: KernelPlan, e: Emitter, outs: readonly Location[], declare: Declare, workgroupSize: number): KernelSource {
+  const root = plan.matmul ?? plan.roots[0];
+  const stores = plan.roots.map((r, i): Store => ({ at: outs[i], epilogue: r === root ? undefined : epilogueOf(r, root, e) }));
+  const design = vec4Design(root, plan.roots, e.locate, outs);
+  if (design === undefined) return scalarMatmul(root, e, stores, declare, workgroupSize);
+  return vec4Matmul(root, e, stores, design, declare, workgroupSize);
+}
+
+/**
+ * What a matmul kernel stores at each output element, and where: the product itself (no
+ * epilogue), or a fused epilogue's value given the element's accumulator and index (WGSL i32).
+ */
+interface Store {
+  readonly at: Location;
+  readonly epilogue?: (acc: string, index: readonly string[]) => string;
+}
+
+/**
+ * A fused epilogue's value at one output element: `root` evaluated at `index`, the product read
+ * from the accumulator through a register (the emitter refuses any other index). bool results
+ * are stored as i32 0/1.
+ */
+function epilogueOf(root: Node, product: Node, e: Emitter): Store['epilogue'] {
+  return (acc, index) => {
+    e.registers.set(product.id, { name: acc, index });
+    const value = e.value(root, index);
+    return root.dtype === 'bool' ? `select(0i, 1i, ${value})` : value;
+  };
+}
+
+/** Emits `body`, inside `if (guard)` when there is a guard (so nothing in it runs past the edge). */
+function guarded(e: Emitter, guard: readonly string[], body: () => void): void {
+  if (guard.length === 0) return body();
+  const lines = e.block(body);
+  e.line(`if (${guard.join(' && ')}) {`);
+  lines.forEach((l) => e.line(`  ${l}`));
+  e.line('}');
 }
 
 /**
@@ -32,7 +64,7 @@ export function generateMatmul(plan: KernelPlan, e: Emitter, out: Location, decl
  * (operands are index arithmetic over buffers, inlined). Rows and columns past the edge are
  * clamped for loading and skipped when storing.
  */
-function scalarMatmul(root: Node, e: Emitter, out: Location, declare: Declare, workgroupSize: number): KernelSource {
+function scalarMatmul(root: Node, e: Emitter, stores: readonly Store[], declare: Declare, workgroupSize: number): KernelSource {
   const [a, b] = root.inputs;
   const r = root.shape.length;
   const [m, n] = root.shape.slice(r - 2);
@@ -60,11 +92,19 @@ function scalarMatmul(root: Node, e: Emitter, out: Location, declare: Declare, w
   e.line('}');
   const strides = stridesOf(root.shape);
   const base = batch.map((v, i) => `${v} * ${strides[i]}i`).join(' + ') || '0i';
+  // An epilogue reads the output element's own index: unclamped (stores past the edge are skipped).
+  const fused = stores.some((st) => st.epilogue !== undefined);
+  const outRows = !fused || m % tm === 0 ? rows : rows.map((_, i) => e.bind(`${row0} + ${i}i`));
+  const outCols = !fused || n % tn === 0 ? cols : cols.map((_, j) => e.bind(`${col0} + ${j}i`));
   for (let i = 0; i < tm; i++) {
     for (let j = 0; j < tn; j++) {
       const guard = [m % tm === 0 ? '' : `${row0} + ${i}i < ${m}i`, n % tn === 0 ? '' : `${col0} + ${j}i < ${n}i`].filter((g) => g !== '');
-      const store = `${e.element(out, `${base} + (${row0} + ${i}i) * ${n}i + ${col0} + ${j}i`)} = ${acc(i, j)};`;
-      e.line(guard.length === 0 ? store : `if (${guard.join(' && ')}) { ${store} }`);
+      guarded(e, guard, () => {
+        for (const { at, epilogue } of stores) {
+          const value = epilogue === undefined ? acc(i, j) : epilogue(acc(i, j), [...batch, outRows[i], outCols[j]]);
+          e.line(`${e.element(at, `${base} + (${row0} + ${i}i) * ${n}i + ${col0} + ${j}i`)} = ${value};`);
+        }
+      });
     }
   }
   return assemble(declare(new Set()), e.lines(), shapeSize(space), workgroupSize);
@@ -128,18 +168,19 @@ type Vec4Design =
   | { readonly kind: 'dot'; readonly a: StridedView; readonly b: StridedView; readonly vec4: ReadonlySet<string> };
 
 /**
- * The vec4 kernel needs f32, n % 4 == 0 (c's rows start on vec4s: its binding is vec4-typed), and
- * b strided with 4 consecutive columns on vec4 boundaries, or given transposed with k % 4 == 0
- * and both operands' rows 4 consecutive k on vec4 boundaries. Every region starts on a vec4
+ * The vec4 kernel needs f32 (the product and what is stored), n % 4 == 0 (c's rows start on
+ * vec4s: its binding is vec4-typed), and b strided with 4 consecutive columns on vec4
+ * boundaries, or given transposed with k % 4 == 0 and both operands' rows 4 consecutive k on
+ * vec4 boundaries. Every region starts on a vec4
  * (memory/layout.ts), so only view offsets and strides need checking. A binding has one element
  * type: b's and c's are vec4, and a is read through its binding's type.
  */
-function vec4Design(root: Node, locate: Locate, out: Location): Vec4Design | undefined {
+function vec4Design(root: Node, stored: readonly Node[], locate: Locate, outs: readonly Location[]): Vec4Design | undefined {
   const [a, b] = root.inputs;
   const r = root.shape.length;
   const n = root.shape[r - 1];
   const depth = a.shape[r - 1];
-  if (root.dtype !== 'f32' || n % 4 !== 0 || shapeSize(root.shape) === 0 || depth === 0) return undefined;
+  if (root.dtype !== 'f32' || stored.some((n) => n.dtype !== 'f32') || n % 4 !== 0 || shapeSize(root.shape) === 0 || depth === 0) return undefined;
   // [batch…, 0, 0] of every batch on a vec4 boundary, and rows along `axis` (not `other`) of vec4s.
   const vec4Rows = (v: StridedView, axis: number, other: number) =>
     (v.at.offset + v.base) % 4 === 0 && v.strides.slice(0, r - 2).every((s) => s % 4 === 0) && v.strides[axis] === 1 && v.strides[other] % 4 === 0;
@@ -147,13 +188,13 @@ function vec4Design(root: Node, locate: Locate, out: Location): Vec4Design | und
   const bv = stridedView(b, locate);
   if (bv === undefined) return undefined;
   if (vec4Rows(bv, r - 1, r - 2)) {
-    const vec4 = new Set([bv.at.name, out.name]);
+    const vec4 = new Set([bv.at.name, ...outs.map((o) => o.name)]);
     // What no view expresses is read through the emitter, which knows scalar bindings only.
     if (av === undefined && vec4.has(bufferOf(a, locate) ?? '')) return undefined;
     return { kind: 'rows', a: av, b: bv, vec4 };
   }
   if (depth % 4 === 0 && av !== undefined && vec4Rows(bv, r - 2, r - 1) && vec4Rows(av, r - 1, r - 2)) {
-    return { kind: 'dot', a: av, b: bv, vec4: new Set([av.at.name, bv.at.name, out.name]) };
+    return { kind: 'dot', a: av, b: bv, vec4: new Set([av.at.name, bv.at.name, ...outs.map((o) => o.name)]) };
   }
   return undefined;
 }
@@ -178,8 +219,9 @@ const range = (length: number): number[] => Array.from({ length }, (_, i) => i);
  * accumulators of dot products over 4 k per iteration. Indices are u32 (no sign tests in the
  * bounds clamps). Edge tiles clamp their loads and guard their stores.
  */
-function vec4Matmul(root: Node, e: Emitter, out: Location, d: Vec4Design, declare: Declare, workgroupSize: number): KernelSource {
+function vec4Matmul(root: Node, e: Emitter, stores: readonly Store[], d: Vec4Design, declare: Declare, workgroupSize: number): KernelSource {
   const a = root.inputs[0];
+  e.vec4Bindings = d.vec4; // what the emitter reads (a padded a, the epilogue's inputs) may share these
   const r = root.shape.length;
   const [m, n] = root.shape.slice(r - 2);
   const depth = a.shape[r - 1];
@@ -205,6 +247,7 @@ function vec4Matmul(root: Node, e: Emitter, out: Location, d: Vec4Design, declar
     e.line('}');
   };
   let result: (i: number, g: number) => string; // the vec4 of row i, column group g
+  let element: (i: number, j: number) => string; // the f32 of row i, column j of the tile
 
   if (d.kind === 'dot') {
     const { a: A, b: B } = d;
@@ -220,6 +263,7 @@ function vec4Matmul(root: Node, e: Emitter, out: Location, d: Vec4Design, declar
       for (const i of range(tm)) for (const j of range(tn)) e.line(`${acc(i, j)} = ${acc(i, j)} + dot(${xs[i]}, ${ys[j]});`);
     });
     result = (i, g) => `vec4<f32>(${range(4).map((q) => acc(i, 4 * g + q)).join(', ')})`;
+    element = acc;
   } else {
     const { a: A, b: B } = d;
     // Column group g: the vec4 of columns 4(group0 + g)…+3 (clamped at the right edge) of row k of b.
@@ -251,17 +295,30 @@ function vec4Matmul(root: Node, e: Emitter, out: Location, d: Vec4Design, declar
       for (const i of range(tm)) for (const g of range(groups)) e.line(`${acc(i, g)} = ${acc(i, g)} + ${as[i]} * ${bs[g]};`);
     });
     result = acc;
+    element = (i, j) => `${acc(i, Math.floor(j / 4))}.${'xyzw'[j % 4]}`;
   }
 
   // c's vec4s, row-major: rows past m and column groups past n / 4 are not stored.
   const cStrides = stridesOf(root.shape);
-  const co = bind(sum(`${out.offset / 4}u`, ...batch.map((x, i) => scaled(x, cStrides[i] / 4))));
+  const rowOffset = (i: number) => scaled(`(${sum(row0, `${i}u`)})`, n / 4);
+  const origins = stores.map(({ at }) => bind(sum(`${at.offset / 4}u`, ...batch.map((x, i) => scaled(x, cStrides[i] / 4)))));
+  // An epilogue is evaluated per component, at its element's own (i32) index.
+  const i32 = (x: string) => (/^[0-9]+u$/.test(x) ? `${x.slice(0, -1)}i` : e.bind(`i32(${x})`));
+  const fused = stores.some((st) => st.epilogue !== undefined);
+  const batchI = fused ? batch.map(i32) : [];
+  const rows = fused ? range(tm).map((i) => i32(sum(row0, `${i}u`))) : [];
+  const cols = fused ? range(tn).map((j) => i32(sum(scaled(group0, 4), `${j}u`))) : [];
   for (const i of range(tm)) {
-    const crow = bind(sum(co, scaled(`(${sum(row0, `${i}u`)})`, n / 4), group0));
+    const crows = origins.map((o) => bind(sum(o, rowOffset(i), group0)));
     for (const g of range(groups)) {
       const guard = [rowClamp ? `${row0} + ${i}u < ${m}u` : '', colClamp ? `${group0} + ${g}u < ${n / 4}u` : ''].filter((x) => x !== '');
-      const store = `${out.name}[${sum(crow, `${g}u`)}] = ${result(i, g)};`;
-      e.line(guard.length === 0 ? store : `if (${guard.join(' && ')}) { ${store} }`);
+      guarded(e, guard, () =>
+        stores.forEach(({ at, epilogue }, s) => {
+          const value =
+            epilogue === undefined ? result(i, g) : `vec4<f32>(${range(4).map((q) => epilogue(element(i, 4 * g + q), [...batchI, rows[i], cols[4 * g + q]])).join(', ')})`;
+          e.line(`${at.name}[${sum(crows[s], `${g}u`)}] = ${value};`);
+        }),
+      );
     }
   }
   return assemble(declare(d.vec4), e.lines(), shapeSize(space), workgroupSize);

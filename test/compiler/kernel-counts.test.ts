@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { add, crossEntropy, div, exp, grad, input, matmul, mul, relu, softmax, sqrt, square, sub, sum, tanh, valueAndGrad, type Tensor } from '../../index.js';
 
 /** Dispatches of the 2-layer MLP training step below (see its comment for the breakdown). */
-const MLP_STEP_KERNELS = 11;
+const MLP_STEP_KERNELS = 9;
 import { packedInputs } from '../../compiler/memory/layout.js';
 import { compileProgram, type KernelLimits } from '../../compiler/program.js';
 import { interpret } from '../../runtime/interpreter.js';
@@ -34,8 +34,8 @@ describe('kernel counts', () => {
     const x = input('x', [4, 3]);
     const b = input('b', [3]);
     const w = input('w', [5, 3]);
-    // x @ wᵀ reads w through the transposed index; + b broadcasts: matmul kernel + add kernel.
-    expect(kernels([add(matmul(x, w.mT), input('c', [5]))]).kernels).toHaveLength(2);
+    // x @ wᵀ reads w through the transposed index; + c broadcasts, fused as the matmul's epilogue.
+    expect(kernels([add(matmul(x, w.mT), input('c', [5]))]).kernels).toHaveLength(1);
     // A broadcast add feeding a reduction fuses into the reduction.
     expect(kernels([sum(add(x, b))]).kernels).toHaveLength(1);
   });
@@ -88,11 +88,12 @@ describe('kernel counts', () => {
     const packed: Tensor[][] = [keys.map((k) => params[k]), moments.map((m) => m[0]), moments.map((m) => m[1]), [x], [y]];
     const layout = packedInputs(packed.map((group) => group.map((t) => t.node)));
     const program = compileProgram(outs.map((t) => t.node), { limits: DEFAULTS, inputs: layout });
-    // Pinned as built today (11 dispatches): 0 x·w1; 1 relu(· + b1) (a matmul operand) beside a
-    // row sum of the labels' one-hot; 2 h·w2; 3 the row max with the two row sums chained to it;
-    // 4 the batch mean beside the logits' cotangent; 5 cotangent·w2ᵀ; 6 the relu-masked hidden
-    // cotangent beside the b2 sum; 7 xᵀ·it (w1's gradient); 8 the b1 sum; 9 hᵀ·cotangent (w2's
-    // gradient); 10 the loss's negation and all 4 AdamW updates (θ, m, v each): one vec4 dispatch.
+    // Pinned as built today (9 dispatches; 11 before matmul epilogues fused): 0 x·w1 with
+    // relu(· + b1) as its epilogue, storing both (relu's derivative reads x·w1); 1 h·w2; 2 the row
+    // max with the two row sums chained to it beside a row sum of the labels' one-hot; 3 the batch
+    // mean beside the logits' cotangent; 4 cotangent·w2ᵀ with the relu mask as its epilogue (the
+    // hidden cotangent); 5 xᵀ·it (w1's gradient); 6 the b1 and b2 sums; 7 hᵀ·cotangent (w2's
+    // gradient); 8 the loss's negation and all 4 AdamW updates (θ, m, v each): one vec4 dispatch.
     expect(program.kernels.length).toBe(MLP_STEP_KERNELS);
     const last = program.kernels[program.kernels.length - 1];
     expect(last.segments.map((s) => s.roots.length)).toEqual([1, 3, 3, 3, 3]);
@@ -102,10 +103,11 @@ describe('kernel counts', () => {
     const w = input('w', [3, 2]);
     const x = input('x', [4, 3]);
     const dw = grad((v: Tensor) => sum(relu(matmul(x, v))))(w);
-    // Forward matmul; the relu-masked cotangent (a mul) is materialized because it is more than
-    // index arithmetic and the backward matmul would recompute it k times; then xᵀ · it.
+    // Forward matmul with the relu-masked cotangent (a mul) as its epilogue, materialized because
+    // it is more than index arithmetic and the backward matmul would recompute it k times; then xᵀ · it.
     const program = kernels([dw]);
-    expect(program.kernels.map((k) => k.segments.map((s) => s.roots.map((r) => r.op).join('+')).join(' | '))).toEqual(['matmul', 'mul', 'matmul']);
+    const described = program.kernels.map((k) => k.segments.map((s) => `${s.matmul === undefined ? '' : 'matmul⇒'}${s.roots.map((r) => r.op).join('+')}`).join(' | '));
+    expect(described).toEqual(['matmul⇒mul', 'matmul']);
   });
 
   test('a kernel never binds more storage buffers than the stage allows', async () => {

@@ -48,7 +48,7 @@ const cases: Case[] = [
     shapes: [[17, 33], [33, 20], [1, 1]],
     dtypes: ['f32', 'f32', 'f32'],
     build: (a, b, s) => relu(add(matmul(a, b), s)),
-    dispatches: 2, // the matmul, then its epilogue
+    dispatches: 1,
     bound: (_r, abs) => (i) => 8 * ULP * abs[i],
   },
   {
