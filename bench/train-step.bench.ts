@@ -2,9 +2,11 @@
 // shape) per optimizer: dispatches per step, median time per step (the step's loss read back each
 // time, as a training loop does) and the ratio to AdamW. K-FAC runs lazily (its defaults: factors
 // every 10 steps, inverses every 100, so the median is a step without a refresh) and eagerly
-// (both every step). Prints; asserts nothing.
+// (both every step); so do RING and RENG (their default Lazy Fisher period S = 10, and S = 1).
+// R-Kalman works at batch 1 (its innovation covariance has B·(C − 1) rows), so it is timed
+// against AdamW at batch 1 on the same MLP. Prints; asserts nothing.
 import { test } from 'vitest';
-import { adam, adamw, array, compileTrainStep, createDevice, crossEntropy, kfac, nn, sgd, sophia, WebGpuDevice } from '../index.js';
+import { adam, adamw, array, compileTrainStep, createDevice, crossEntropy, kfac, nn, reng, ring, rkalman, sgd, sophia, WebGpuDevice, type TrainStep } from '../index.js';
 
 test('MLP training step per optimizer', async () => {
   const device = await createDevice();
@@ -22,25 +24,41 @@ test('MLP training step per optimizer', async () => {
     'sophia-g (h every 10)': () => compileTrainStep({ ...common, optimizer: sophia({ lr: 1e-3, estimator: 'gnb' }) }),
     'kfac (lazy: factors /10, inverses /100)': () => compileTrainStep({ ...common, optimizer: kfac({ lr: 1e-2 }) }),
     'kfac (factors and inverses every step)': () => compileTrainStep({ ...common, optimizer: kfac({ lr: 1e-2, covEvery: 1, inverseEvery: 1 }) }),
+    'ring (lazy: inverses /10)': () => compileTrainStep({ ...common, optimizer: ring() }),
+    'ring (inverses every step)': () => compileTrainStep({ ...common, optimizer: ring({ inverseEvery: 1 }) }),
+    'reng (lazy: inverses /10)': () => compileTrainStep({ ...common, optimizer: reng() }),
   };
   console.log(`adapter: ${device.description}`);
   let adamwMs = 0;
   for (const [name, make] of Object.entries(runs)) {
-    const train = await make();
-    const compileStarted = performance.now();
-    await train.run({ x, y }); // compiles (and, for lazy optimizers, runs the refresh variant)
-    const compileMs = performance.now() - compileStarted;
-    await train.run({ x, y });
-    const before = device.stats.dispatches;
-    const times: number[] = [];
-    for (let i = 0; i < 9; i++) {
-      const t0 = performance.now();
-      await train.run({ x, y });
-      times.push(performance.now() - t0);
-    }
-    const dispatches = Math.round((device.stats.dispatches - before) / 9);
-    const median = times.sort((a, b) => a - b)[4];
-    if (name === 'adamw') adamwMs = median;
-    console.log(`${name}: ${median.toFixed(1)} ms per step (median of 9, ${(median / adamwMs).toFixed(2)}× AdamW), ~${dispatches} dispatches per step, first step ${(compileMs / 1000).toFixed(1)} s`);
+    const result = await time(device, await make(), { x, y });
+    if (name === 'adamw') adamwMs = result.median;
+    report(name, result, adamwMs);
   }
+
+  // Batch 1: R-Kalman on the head (10 classes: 9 observation rows) against AdamW.
+  const one = { x: array(x.data.slice(0, 784), [1, 784]), y: array(y.data.slice(0, 1), [1], 'i32') };
+  const base = await time(device, await compileTrainStep({ ...common, optimizer: adamw({ lr: 1e-3 }) }), one);
+  report('adamw, batch 1', base, base.median);
+  report('rkalman (head, diagonal P), batch 1', await time(device, await compileTrainStep({ ...common, optimizer: rkalman() }), one), base.median);
 });
+
+/** First-step time (compile), median step time over 9 steps and dispatches per step. */
+async function time(device: WebGpuDevice, train: TrainStep, batch: { x: ReturnType<typeof array>; y: ReturnType<typeof array> }) {
+  const compileStarted = performance.now();
+  await train.run(batch); // compiles (and, for lazy optimizers, runs the refresh variant)
+  const compileMs = performance.now() - compileStarted;
+  await train.run(batch);
+  const before = device.stats.dispatches;
+  const times: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    const t0 = performance.now();
+    await train.run(batch);
+    times.push(performance.now() - t0);
+  }
+  return { median: times.sort((a, b) => a - b)[4], dispatches: Math.round((device.stats.dispatches - before) / 9), compileMs };
+}
+
+function report(name: string, r: { median: number; dispatches: number; compileMs: number }, adamwMs: number): void {
+  console.log(`${name}: ${r.median.toFixed(1)} ms per step (median of 9, ${(r.median / adamwMs).toFixed(2)}× AdamW), ~${r.dispatches} dispatches per step, first step ${(r.compileMs / 1000).toFixed(1)} s`);
+}
