@@ -44,9 +44,14 @@ export const RING_HYPER = {
 
 type RingHyper = typeof RING_HYPER;
 
-/** Below this λ_max a factor counts as degenerate (all-zero inputs): its damped form becomes 1e-8·I (§3.3). */
+/**
+ * Below this λ_max a factor counts as degenerate (all-zero inputs or output gradients, e.g. LoRA's
+ * A while B = 0). Its damped form becomes I — no preconditioning on that side — where spec §3.3
+ * [inferred] suggests 1e-8·I. For RING the two agree (a zero factor means G = 0, so U = 0 either
+ * way), but RENG's G_G = G + ρ·H G need not vanish there, and the 1e8·I inverse blew its first
+ * LoRA step up ~1e4-fold.
+ */
 const DEGENERATE = 1e-30;
-const FLOOR = 1e-8;
 /** A refresh whose first Newton–Schulz attempt ends above this residual counts as a fallback (as in K-FAC). */
 const NS_TOLERANCE = 1e-3;
 
@@ -156,11 +161,11 @@ function spectralInverse(f: Tensor, previous: Tensor, v0: Tensor, coef: Tensor, 
   const inverse = guardedInverse(damped, { lambdaMax: mul(add(1, coef), top.value), x0: settings.warmStart ? previous : undefined, iterations: settings.newtonIters, extra: settings.newtonIters, tolerance: NS_TOLERANCE });
   const degenerate = le(top.value, DEGENERATE);
   return {
-    inverse: where(degenerate, mul(1 / FLOOR, eye(n)), inverse.inverse),
+    inverse: where(degenerate, eye(n), inverse.inverse),
     vector: top.vector,
     residual: where(degenerate, 0, inverse.residual),
     fellBack: where(degenerate, 0, inverse.fellBack),
-    damping: where(degenerate, FLOOR, shift),
+    damping: where(degenerate, 0, shift),
   };
 }
 

@@ -17,6 +17,9 @@ import {
   constant,
   createDevice,
   crossEntropy,
+  grad,
+  hvp,
+  jit,
   matmul,
   mul,
   nn,
@@ -463,6 +466,49 @@ function loraMlp(): Model<{ fc1: { a: Tensor; b: Tensor }; head: { w: Tensor; b?
   return { init: (seed) => ({ fc1: adapter.init(seed), head: head.init(seed + 1) }), apply: (p, x) => head.apply(p.head, tanh(adapter.apply(p.fc1, x))) };
 }
 
+describe('degenerate factors under RENG: LoRA from B = 0', () => {
+  test('Γ_A = 0 while G_G,A = ρ·(H∇L)_A ≠ 0: Γ_d⁻¹ = I and the first step on A is exactly −η·G_G,A·Λ_d⁻¹', async () => {
+    const model = loraMlp();
+    const rng = prng(21);
+    const B = 16;
+    const x = uniform(rng, B * 4);
+    const y = Int32Array.from({ length: B }, (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0));
+    const batch = { x: array(x, [B, 4]), y: array(y, [B], 'i32') };
+    const [lr, rho] = [0.05, 0.01];
+    const params = model.init(3) as { fc1: { a: HostArray; b: HostArray }; head: Record<string, HostArray> };
+    const optimizer = reng({ lr, rho, momentum: 0, weightDecay: 0, statDecay: 0, inverseEvery: 1, fisher: 'empirical', powerSteps: 100, newtonIters: 20 });
+    const train = await compileTrainStep({ model, loss: crossEntropy, optimizer, params, device: cpu });
+    await train.run(batch);
+    const state = (await train.state()) as { layers: { gamma: DeviceArray; gammaInv: DeviceArray; lambdaInv: DeviceArray }[] };
+    // Layer 0 is LoRA's A (taps in call order: A, B, head).
+    const [gammaA, gammaInvA, lambdaInvA] = await Promise.all([state.layers[0].gamma.read(), state.layers[0].gammaInv.read(), state.layers[0].lambdaInv.read()]);
+    expect(Array.from(gammaA).every((v) => v === 0)).toBe(true);
+    const r = params.fc1.a.shape[0];
+    expect(Array.from(gammaInvA)).toEqual(Array.from({ length: r * r }, (_, i) => (i % (r + 1) === 0 ? 1 : 0)));
+    // G_G,A from grng's grad and hvp (checked against dense Hessians in E1), on the float64 interpreter.
+    const gG = jit(
+      (p: Parameters<typeof model.apply>[0], xs: Tensor, ys: Tensor) => {
+        const loss = (q: typeof p) => crossEntropy(model.apply(q, xs), ys);
+        const g = grad(loss)(p) as typeof p;
+        return add(g.fc1.a, mul(rho, (hvp(loss)(p, g) as typeof p).fc1.a));
+      },
+      { device: cpu },
+    );
+    const gGA = await (await gG(params, batch.x, batch.y)).read();
+    expect(Math.sqrt(gGA.reduce((acc, v) => acc + v * v, 0))).toBeGreaterThan(1e-6);
+    const dIn = params.fc1.a.shape[1];
+    const after = (await train.params()) as { fc1: { a: DeviceArray } };
+    const moved = await after.fc1.a.read();
+    const expected = refMatmul(mat(r, dIn, gGA), mat(dIn, dIn, lambdaInvA));
+    const step = mat(r, dIn, moved.map((v, i) => (v - params.fc1.a.data[i]) / -lr));
+    // Same float64 products in another order (a few roundings: 1e-12 relative), plus reading the step
+    // back from θ − ηU: one rounding of θ per entry, ε·max|θ|·√n/(η‖U‖) relative.
+    const norm = Math.sqrt(expected.data.reduce((acc, v) => acc + v * v, 0));
+    const readBack = (2 ** -52 * Math.max(...Array.from(params.fc1.a.data, Math.abs)) * Math.sqrt(r * dIn)) / (lr * norm);
+    expect(rel(step, expected)).toBeLessThanOrEqual(1e-12 + readBack);
+  });
+});
+
 describe('compiled: RENG on WebGPU equals the float32 interpreter', () => {
   test('2-layer MLP with a LoRA-adapted first layer (three Kronecker-factored layers), double backprop, 3 steps', async () => {
     const model = loraMlp();
@@ -471,9 +517,8 @@ describe('compiled: RENG on WebGPU equals the float32 interpreter', () => {
     const x = uniform(rng, B * 4);
     const y = Int32Array.from({ length: B }, (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0));
     const batch = { x: array(x, [B, 4]), y: array(y, [B], 'i32') };
-    // LoRA's B starts at zero, which makes Γ of A zero while ρ·H_AB·∇_B L ≠ 0: the §3.3 floor
-    // (Γ_d⁻¹ = 1e8·I) then turns RENG's first step on A into ~1e4·lr (a known issue, see the report
-    // accompanying these tests). Start from a nonzero B so that all three layers are well defined.
+    // LoRA's B starts at zero, which makes Γ of A zero (its damped form is then I, see the next
+    // describe). Start from a nonzero B so that all three layers are preconditioned here.
     const start = model.init(3) as { fc1: { a: HostArray; b: HostArray }; head: Record<string, HostArray> };
     const params = { ...start, fc1: { a: start.fc1.a, b: array(uniform(prng(4), start.fc1.b.data.length, -0.3, 0.3), start.fc1.b.shape) } };
     const initial = flattenTree('test', params, (v): v is HostArray => typeof v === 'object' && v !== null && 'data' in v, 'a host array').leaves.map((h) => h.data);

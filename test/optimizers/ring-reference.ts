@@ -7,14 +7,17 @@
 // (never autodiff).
 import { addMat, at, eigenvalues, eye, kron, lambdaMax, mat, matmul, mlpBackprop, scaleMat, secondMoment, solve, subMat, transpose, unvecCol, vecCol, withOnesColumn, type Mat } from '../curvature/reference.js';
 
-/** §3.3's degenerate-factor guard: λ_max ≤ 1e-30 → the damped factor is 1e-8·I. */
+/**
+ * The degenerate-factor guard: λ_max ≤ 1e-30 → the damped factor is I. (Spec §3.3 [inferred]
+ * suggests 1e-8·I; grng uses I so that RENG's nonzero G_G on a zero factor stays finite — for
+ * RING both give U = 0, since a zero factor means G = 0.)
+ */
 export const DEGENERATE = 1e-30;
-export const FLOOR = 1e-8;
 
 /** The spectrally damped factor F + c·λ_max(F)·I (§3.3), λ_max by Jacobi; the degenerate guard included. */
 export function spectrallyDamped(f: Mat, coef: number): Mat {
   const top = lambdaMax(f);
-  return top <= DEGENERATE ? scaleMat(eye(f.rows), FLOOR) : addMat(f, eye(f.rows), coef * top);
+  return top <= DEGENERATE ? eye(f.rows) : addMat(f, eye(f.rows), coef * top);
 }
 
 /** vec⁻¹((Λ ⊗ Γ)⁻¹ vec G), column-major vec (§2), by Gaussian elimination on the dense Kronecker product. */
