@@ -35,10 +35,10 @@ import {
   type Tensor,
 } from '../../index.js';
 import { flattenTree } from '../../dsl/tree.js';
-import { mutations } from '../../optimizers/mutations.js';
 import type { HostArray } from '../../runtime/host-array.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
+import { expectMutationCaught, loraMlp, threeClassBatch } from './mutation-harness.js';
 import { int, prng, seedArb, uniform } from '../support/random.js';
 import { eigenvalues, inverse, mat, matmul as refMatmul, rel, solve, transpose, type Mat } from '../curvature/reference.js';
 import {
@@ -420,12 +420,6 @@ describe('E6: the norm in ½‖∇L‖² is global, non-dense parameters include
 
 // ---------------------------------------------------------------------------------------------
 
-async function failureOf(property: fc.IAsyncProperty<[never]>, runs: number): Promise<string | undefined> {
-  const details = await fc.check(property, { numRuns: runs, endOnFailure: true });
-  if (!details.failed) return undefined;
-  const error = details.errorInstance;
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0].slice(0, 160);
-}
 
 describe('mutations: each test-only break of RENG makes a property fail', () => {
   const expected: Record<string, string> = {
@@ -434,46 +428,23 @@ describe('mutations: each test-only break of RENG makes a property fail', () => 
   };
   for (const [name, what] of Object.entries(expected)) {
     test(`${name} (${what})`, async () => {
-      tracking = false;
-      mutations.add(name);
-      try {
-        const caught: string[] = [];
-        for (const [label, property] of [
-          ['E1, E2', fc.asyncProperty(mlpCase, e1e2Property)],
-          ['E3', fc.asyncProperty(quadraticCase, e3Property)],
-          ['E6', fc.asyncProperty(gainCase, e6Property)],
-        ] as const) {
-          const failure = await failureOf(property as never, 4);
-          if (failure !== undefined) caught.push(`${label} → ${failure}`);
-        }
-        console.log(`mutation ${name}: caught by\n  ${caught.join('\n  ') || 'nothing'}`);
-        expect(caught.length, `${name} must make a property fail`).toBeGreaterThan(0);
-      } finally {
-        mutations.delete(name);
-        tracking = true;
-      }
+      const properties = [
+        ['E1, E2', fc.asyncProperty(mlpCase, e1e2Property)],
+        ['E3', fc.asyncProperty(quadraticCase, e3Property)],
+        ['E6', fc.asyncProperty(gainCase, e6Property)],
+      ] as const;
+      await expectMutationCaught(name, properties as never, 4, { pause: () => (tracking = false), resume: () => (tracking = true) });
     });
   }
 });
 
 // ---------------------------------------------------------------------------------------------
 
-/** A 2-layer MLP whose first layer is a LoRA-adapted frozen dense layer: taps fc1.a, fc1.b and head. */
-function loraMlp(): Model<{ fc1: { a: Tensor; b: Tensor }; head: { w: Tensor; b?: Tensor } }> {
-  const base = nn.dense(4, 8).init(7) as { w: HostArray; b: HostArray };
-  const adapter = nn.lora(base, 2, { name: 'fc1' });
-  const head = nn.dense(8, 3, { name: 'head' });
-  return { init: (seed) => ({ fc1: adapter.init(seed), head: head.init(seed + 1) }), apply: (p, x) => head.apply(p.head, tanh(adapter.apply(p.fc1, x))) };
-}
 
 describe('degenerate factors under RENG: LoRA from B = 0', () => {
   test('Γ_A = 0 while G_G,A = ρ·(H∇L)_A ≠ 0: Γ_d⁻¹ = I and the first step on A is exactly −η·G_G,A·Λ_d⁻¹', async () => {
     const model = loraMlp();
-    const rng = prng(21);
-    const B = 16;
-    const x = uniform(rng, B * 4);
-    const y = Int32Array.from({ length: B }, (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0));
-    const batch = { x: array(x, [B, 4]), y: array(y, [B], 'i32') };
+    const batch = threeClassBatch();
     const [lr, rho] = [0.05, 0.01];
     const params = model.init(3) as { fc1: { a: HostArray; b: HostArray }; head: Record<string, HostArray> };
     const optimizer = reng({ lr, rho, momentum: 0, weightDecay: 0, statDecay: 0, inverseEvery: 1, fisher: 'empirical', powerSteps: 100, newtonIters: 20 });
@@ -512,11 +483,7 @@ describe('degenerate factors under RENG: LoRA from B = 0', () => {
 describe('compiled: RENG on WebGPU equals the float32 interpreter', () => {
   test('2-layer MLP with a LoRA-adapted first layer (three Kronecker-factored layers), double backprop, 3 steps', async () => {
     const model = loraMlp();
-    const rng = prng(21);
-    const B = 16;
-    const x = uniform(rng, B * 4);
-    const y = Int32Array.from({ length: B }, (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0));
-    const batch = { x: array(x, [B, 4]), y: array(y, [B], 'i32') };
+    const batch = threeClassBatch();
     // LoRA's B starts at zero, which makes Γ of A zero (its damped form is then I, see the next
     // describe). Start from a nonzero B so that all three layers are preconditioned here.
     const start = model.init(3) as { fc1: { a: HostArray; b: HostArray }; head: Record<string, HostArray> };

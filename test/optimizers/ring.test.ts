@@ -26,20 +26,18 @@ import {
   ring,
   sub,
   sum,
-  tanh,
   treeMap,
   zerosLike,
   type Device,
   type DeviceArray,
-  type Model,
   type Tensor,
 } from '../../index.js';
-import { mutations } from '../../optimizers/mutations.js';
 import { dampingCoefficient, initRing, RING_HYPER, RING_STATIC, ringStep, validateRing } from '../../optimizers/ring.js';
 import { flattenTree } from '../../dsl/tree.js';
 import type { HostArray } from '../../runtime/host-array.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
+import { expectMutationCaught, loraMlp, threeClassBatch } from './mutation-harness.js';
 import { int, prng, seedArb, uniform } from '../support/random.js';
 import {
   addMat,
@@ -310,13 +308,6 @@ async function oneStepProperties(c: MlpCase): Promise<void> {
   expect(await scalarOf(state.fallbacks), 'R8 no fallback').toBe(0);
 }
 
-/** For the mutation tests: runs `runs` random cases of a property (no shrinking) and returns the first failure's message (its tag first). */
-async function failureOf(property: fc.IAsyncProperty<[never]>, runs: number): Promise<string | undefined> {
-  const details = await fc.check(property, { numRuns: runs, endOnFailure: true });
-  if (!details.failed) return undefined;
-  const error = details.errorInstance;
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0].slice(0, 160);
-}
 
 describe('RING one step on a tanh MLP (R1, R3–R8, R10, R11 −ηU)', () => {
   test('damped spectrum, spectral bound, dominance, descent, optimality, large-ρ limit, NS state, λ̂, exact −ηU', async () => {
@@ -637,45 +628,22 @@ describe('mutations: each test-only break of RING makes a property fail', () => 
   };
   for (const [name, what] of Object.entries(expected)) {
     test(`${name} (${what})`, async () => {
-      tracking = false;
-      mutations.add(name);
-      try {
-        const caught: string[] = [];
-        for (const [label, property] of [
-          ['R1, R3–R8, R10, R11', fc.asyncProperty(mlpCase, oneStepProperties)],
-          ['R12', fc.asyncProperty(r12Case, r12Property)],
-        ] as const) {
-          const failure = await failureOf(property as never, 6);
-          if (failure !== undefined) caught.push(`${label} → ${failure}`);
-        }
-        console.log(`mutation ${name}: caught by\n  ${caught.join('\n  ') || 'nothing'}`);
-        expect(caught.length, `${name} must make a property fail`).toBeGreaterThan(0);
-      } finally {
-        mutations.delete(name);
-        tracking = true;
-      }
+      const properties = [
+        ['R1, R3–R8, R10, R11', fc.asyncProperty(mlpCase, oneStepProperties)],
+        ['R12', fc.asyncProperty(r12Case, r12Property)],
+      ] as const;
+      await expectMutationCaught(name, properties as never, 6, { pause: () => (tracking = false), resume: () => (tracking = true) });
     });
   }
 });
 
 // ---------------------------------------------------------------------------------------------
 
-/** A 2-layer MLP whose first layer is a LoRA-adapted frozen dense layer: taps fc1.a, fc1.b and head. */
-function loraMlp(): Model<{ fc1: { a: Tensor; b: Tensor }; head: { w: Tensor; b?: Tensor } }> {
-  const base = nn.dense(4, 8).init(7) as { w: HostArray; b: HostArray };
-  const adapter = nn.lora(base, 2, { name: 'fc1' });
-  const head = nn.dense(8, 3, { name: 'head' });
-  return { init: (seed) => ({ fc1: adapter.init(seed), head: head.init(seed + 1) }), apply: (p, x) => head.apply(p.head, tanh(adapter.apply(p.fc1, x))) };
-}
 
 describe('compiled: RING on WebGPU equals the float32 interpreter', () => {
   test('2-layer MLP with a LoRA-adapted first layer (three Kronecker-factored layers), 3 steps', async () => {
     const model = loraMlp();
-    const rng = prng(21);
-    const B = 16;
-    const x = uniform(rng, B * 4);
-    const y = Int32Array.from({ length: B }, (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0));
-    const batch = { x: array(x, [B, 4]), y: array(y, [B], 'i32') };
+    const batch = threeClassBatch();
     const run = async (device: Device) => {
       // One program (inverses every step), short power and Newton–Schulz runs: compiling them on llvmpipe is slow.
       const optimizer = ring({ lr: 0.05, rho: 0.01, inverseEvery: 1, newtonIters: 6, powerSteps: 6 });
