@@ -355,18 +355,8 @@ export function iterationsByCounting(sqrtRho: number, tau: number): number {
 /** Row n of a B×d matrix as a plain array. */
 export const row = (m: Mat, n: number): number[] => Array.from(m.data.subarray(n * m.cols, (n + 1) * m.cols));
 
-/**
- * Forward and backward pass of a tanh MLP with softmax cross-entropy (mean over the batch), the
- * dense layers in PyTorch's layout s = a Wᵀ + b. Returns, per layer, its input activations a
- * (B × d_in, a ones column appended when it has a bias), the per-sample pre-activation gradients
- * g_n = ∂ℓ_n/∂s_n (B × d_out, not divided by B; spec §2), and the gradient of the mean loss
- * with respect to [W | b] computed by the chain rule: ∂L/∂W = (1/B) Σ_n g_n a_nᵀ.
- */
-export function mlpBackprop(
-  layers: readonly { w: Mat; b?: Float64Array }[],
-  x: Mat,
-  labels: ArrayLike<number>,
-): { a: Mat[]; g: Mat[]; gradW: Mat[]; gradB: (Float64Array | undefined)[]; loss: number } {
+/** Forward pass of a tanh MLP (the last layer linear): each layer's input and pre-activation, and the output. */
+export function tanhMlpForward(layers: readonly { w: Mat; b?: Float64Array }[], x: Mat): { inputs: Mat[]; pre: Mat[]; out: Mat } {
   const B = x.rows;
   const inputs: Mat[] = [];
   const pre: Mat[] = [];
@@ -384,20 +374,14 @@ export function mlpBackprop(
     pre.push(s);
     h = i < layers.length - 1 ? mat(B, s.cols, s.data.map(Math.tanh)) : s;
   });
-  // Softmax cross-entropy: ℓ_n = logsumexp(s_n) − s_n[y_n], ∂ℓ_n/∂s_n = softmax(s_n) − onehot(y_n).
-  const logits = h;
-  const C = logits.cols;
-  let delta = mat(B, C);
-  let loss = 0;
-  for (let n = 0; n < B; n++) {
-    const r = row(logits, n);
-    const z = Math.max(...r);
-    const e = r.map((v) => Math.exp(v - z));
-    const total = e.reduce((u, v) => u + v, 0);
-    loss += (Math.log(total) + z - r[labels[n]]) / B;
-    for (let c = 0; c < C; c++) delta.data[n * C + c] = e[c] / total - (labels[n] === c ? 1 : 0);
-  }
+  return { inputs, pre, out: h };
+}
+
+/** Per-sample pre-activation gradients g_i of every layer, back from the output's ∂ℓ_n/∂s (not divided by B). */
+export function tanhMlpBackward(layers: readonly { w: Mat; b?: Float64Array }[], pre: readonly Mat[], outputDelta: Mat): Mat[] {
+  const B = outputDelta.rows;
   const g: Mat[] = new Array(layers.length);
+  let delta = outputDelta;
   for (let i = layers.length - 1; i >= 0; i--) {
     g[i] = delta;
     if (i === 0) break;
@@ -415,6 +399,37 @@ export function mlpBackprop(
     }
     delta = next;
   }
+  return g;
+}
+
+/**
+ * Forward and backward pass of a tanh MLP with softmax cross-entropy (mean over the batch), the
+ * dense layers in PyTorch's layout s = a Wᵀ + b. Returns, per layer, its input activations a
+ * (B × d_in, a ones column appended when it has a bias), the per-sample pre-activation gradients
+ * g_n = ∂ℓ_n/∂s_n (B × d_out, not divided by B; spec §2), and the gradient of the mean loss
+ * with respect to [W | b] computed by the chain rule: ∂L/∂W = (1/B) Σ_n g_n a_nᵀ.
+ */
+export function mlpBackprop(
+  layers: readonly { w: Mat; b?: Float64Array }[],
+  x: Mat,
+  labels: ArrayLike<number>,
+): { a: Mat[]; g: Mat[]; gradW: Mat[]; gradB: (Float64Array | undefined)[]; loss: number } {
+  const B = x.rows;
+  const { inputs, pre, out: h } = tanhMlpForward(layers, x);
+  // Softmax cross-entropy: ℓ_n = logsumexp(s_n) − s_n[y_n], ∂ℓ_n/∂s_n = softmax(s_n) − onehot(y_n).
+  const logits = h;
+  const C = logits.cols;
+  const delta = mat(B, C);
+  let loss = 0;
+  for (let n = 0; n < B; n++) {
+    const r = row(logits, n);
+    const z = Math.max(...r);
+    const e = r.map((v) => Math.exp(v - z));
+    const total = e.reduce((u, v) => u + v, 0);
+    loss += (Math.log(total) + z - r[labels[n]]) / B;
+    for (let c = 0; c < C; c++) delta.data[n * C + c] = e[c] / total - (labels[n] === c ? 1 : 0);
+  }
+  const g = tanhMlpBackward(layers, pre, delta);
   const gradW = layers.map((layer, i) => {
     const gw = mat(layer.w.rows, layer.w.cols);
     for (let o = 0; o < layer.w.rows; o++) {

@@ -5,7 +5,7 @@
 // preconditioner is a dense Kronecker solve (never the factored form), λ_max comes from Jacobi
 // (never power iteration), the Hessian from finite differences of hand-written gradients
 // (never autodiff).
-import { addMat, at, eigenvalues, eye, kron, lambdaMax, mat, matmul, mlpBackprop, scaleMat, secondMoment, solve, subMat, transpose, unvecCol, vecCol, withOnesColumn, type Mat } from '../curvature/reference.js';
+import { addMat, at, eigenvalues, eye, kron, lambdaMax, mat, matmul, mlpBackprop, scaleMat, tanhMlpBackward, tanhMlpForward, secondMoment, solve, subMat, transpose, unvecCol, vecCol, withOnesColumn, type Mat } from '../curvature/reference.js';
 
 /**
  * The degenerate-factor guard: λ_max ≤ 1e-30 → the damped factor is I. (Spec §3.3 [inferred]
@@ -266,39 +266,8 @@ export function finiteDifferenceGradient(objective: Objective, theta: Float64Arr
  */
 export function mlpBackpropMse(layers: readonly DenseLayer[], x: Mat, y: Mat): { a: Mat[]; g: Mat[]; G: Mat[] } {
   const B = x.rows;
-  const inputs: Mat[] = [];
-  const acts: Mat[] = [];
-  let h = x;
-  layers.forEach((layer, i) => {
-    inputs.push(h);
-    const s = mat(B, layer.w.rows);
-    for (let n = 0; n < B; n++) {
-      for (let o = 0; o < layer.w.rows; o++) {
-        let v = layer.b === undefined ? 0 : layer.b[o];
-        for (let k = 0; k < layer.w.cols; k++) v += at(h, n, k) * at(layer.w, o, k);
-        s.data[n * s.cols + o] = v;
-      }
-    }
-    h = i < layers.length - 1 ? mat(B, s.cols, s.data.map(Math.tanh)) : s;
-    acts.push(h);
-  });
-  const g: Mat[] = new Array(layers.length);
-  let delta = subMat(h, y);
-  for (let i = layers.length - 1; i >= 0; i--) {
-    g[i] = delta;
-    if (i === 0) break;
-    const w = layers[i].w;
-    const t = acts[i - 1];
-    const next = mat(B, w.cols);
-    for (let n = 0; n < B; n++) {
-      for (let k = 0; k < w.cols; k++) {
-        let v = 0;
-        for (let o = 0; o < w.rows; o++) v += at(delta, n, o) * at(w, o, k);
-        next.data[n * w.cols + k] = v * (1 - at(t, n, k) ** 2);
-      }
-    }
-    delta = next;
-  }
+  const { inputs, pre, out } = tanhMlpForward(layers, x);
+  const g = tanhMlpBackward(layers, pre, subMat(out, y));
   const a = layers.map((l, i) => (l.b === undefined ? inputs[i] : withOnesColumn(inputs[i])));
   return { a, g, G: a.map((ai, i) => scaleMat(matmul(transpose(g[i]), ai), 1 / B)) };
 }

@@ -3,7 +3,9 @@
 // DSL (no Cholesky sweeps, no autodiff). It gives the filter's three update forms (covariance,
 // information, Joseph), the diagonal variant, the regularized online NGD recursion of §5.3, the
 // closed-form Bayesian linear regression posterior, and the exact observation quantities (H, R,
-// e, gradients, Fisher) of a linear softmax classifier and of linear regression.
+// e, gradients, Fisher) of a linear softmax classifier and of linear regression. Eigenvalues come
+// from the Jacobi solver of the other float64 references (test/curvature/reference.ts).
+import { mat, symmetricEigen } from '../curvature/reference.js';
 
 /** The guard added to R's diagonal for adapter A (spec §5.2: "add 1e-12·I as a guard"). */
 export const JITTER = 1e-12;
@@ -83,38 +85,9 @@ export function solve(a: ArrayLike<number>, b: ArrayLike<number>, n: number, k: 
 
 export const inverse = (a: ArrayLike<number>, n: number): Float64Array => solve(a, eye(n), n, n);
 
-/** Eigenvalues of a symmetric matrix (cyclic Jacobi rotations), ascending. */
+/** Eigenvalues of a symmetric matrix (the Jacobi solver of test/curvature/reference.ts), ascending. */
 export function symmetricEigenvalues(a: ArrayLike<number>, n: number): Float64Array {
-  const m = symmetrize(a, n);
-  for (let sweep = 0; sweep < 100; sweep++) {
-    let off = 0;
-    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) off += m[i * n + j] ** 2;
-    if (off <= 1e-300 || off <= 1e-34 * norm(m) ** 2) break;
-    for (let p = 0; p < n; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = m[p * n + q];
-        if (apq === 0) continue;
-        const theta = (m[q * n + q] - m[p * n + p]) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let k = 0; k < n; k++) {
-          // Columns p and q, then rows p and q, of J ᵀ M J.
-          const mkp = m[k * n + p];
-          const mkq = m[k * n + q];
-          m[k * n + p] = c * mkp - s * mkq;
-          m[k * n + q] = s * mkp + c * mkq;
-        }
-        for (let k = 0; k < n; k++) {
-          const mpk = m[p * n + k];
-          const mqk = m[q * n + k];
-          m[p * n + k] = c * mpk - s * mqk;
-          m[q * n + k] = s * mpk + c * mqk;
-        }
-      }
-    }
-  }
-  return diagonal(m, n).sort();
+  return Float64Array.from(symmetricEigen(mat(n, n, symmetrize(a, n))).values).sort();
 }
 
 // ---- the filter (spec §5.2) -------------------------------------------------------------------
