@@ -420,7 +420,6 @@ describe('E6: the norm in ½‖∇L‖² is global, non-dense parameters include
 
 // ---------------------------------------------------------------------------------------------
 
-
 describe('mutations: each test-only break of RENG makes a property fail', () => {
   const expected: Record<string, string> = {
     'reng.halfRho': 'g + (ρ/2)Hg',
@@ -439,7 +438,6 @@ describe('mutations: each test-only break of RENG makes a property fail', () => 
 });
 
 // ---------------------------------------------------------------------------------------------
-
 
 describe('degenerate factors under RENG: LoRA from B = 0', () => {
   test('Γ_A = 0 while G_G,A = ρ·(H∇L)_A ≠ 0: Γ_d⁻¹ = I and the first step on A is exactly −η·G_G,A·Λ_d⁻¹', async () => {

@@ -308,7 +308,6 @@ async function oneStepProperties(c: MlpCase): Promise<void> {
   expect(await scalarOf(state.fallbacks), 'R8 no fallback').toBe(0);
 }
 
-
 describe('RING one step on a tanh MLP (R1, R3–R8, R10, R11 −ηU)', () => {
   test('damped spectrum, spectral bound, dominance, descent, optimality, large-ρ limit, NS state, λ̂, exact −ηU', async () => {
     let skipped = 0;
@@ -638,7 +637,6 @@ describe('mutations: each test-only break of RING makes a property fail', () => 
 });
 
 // ---------------------------------------------------------------------------------------------
-
 
 describe('compiled: RING on WebGPU equals the float32 interpreter', () => {
   test('2-layer MLP with a LoRA-adapted first layer (three Kronecker-factored layers), 3 steps', async () => {
