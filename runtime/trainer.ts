@@ -1,0 +1,209 @@
+// The Trainer: model + loss + optimizer + an image-classification dataset → epochs of compiled
+// training steps over seeded shuffles, test evaluation after each epoch, metrics read a few steps
+// behind (the GPU never waits for the host), and checkpoints that resume exactly where a run
+// stopped — the same next batch, the same step keys (Node: it writes files).
+import { GrngError } from '../compiler/errors.js';
+import { crossEntropy } from '../dsl/index.js';
+import { accuracy as accuracyOf } from '../dsl/nn/metrics.js';
+import type { Model } from '../dsl/nn/layers.js';
+import type { HyperDefaults, Optimizer, ParamTree } from '../dsl/optimizer.js';
+import type { Tensor } from '../dsl/tensor.js';
+import type { Tree } from '../dsl/tree.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { ImageDataset, ImageSplit } from './data/image-dataset.js';
+import type { Device, DeviceArray } from './device.js';
+import { array, type HostArray } from './host-array.js';
+import { jit, type ArrayLeaf } from './jit.js';
+import { compileTrainStep, type Metrics, type MetricName, type TrainStep } from './train-step.js';
+
+export interface TrainerOptions<H extends HyperDefaults, S> {
+  readonly model: Model<never>;
+  readonly optimizer: Optimizer<H, S>;
+  readonly data: ImageDataset;
+  readonly device: Device;
+  /** Training loss of (logits, labels); default cross-entropy. */
+  readonly loss?: (output: Tensor, y: Tensor) => Tensor;
+  readonly batchSize?: number;
+  /** Seeds the initial parameters (model.init), the shuffles and the step keys. */
+  readonly seed?: number;
+  /** Per-step metrics (default loss and accuracy; 'gradNorm', 'updateNorm' and optimizer reports too). */
+  readonly metrics?: readonly (MetricName | (string & {}))[];
+  /** Called for every step, in order, once its metrics are read. */
+  readonly onStep?: (step: StepRecord) => void;
+}
+
+export interface StepRecord {
+  readonly epoch: number;
+  /** Steps taken in all, and within this epoch (1-based). */
+  readonly step: number;
+  readonly position: number;
+  readonly metrics: Metrics;
+}
+
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly steps: number;
+  /** Means over the epoch's steps. */
+  readonly trainLoss: number;
+  readonly trainAccuracy?: number;
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+  readonly seconds: number;
+}
+
+/** Where a run stands: epochs are 1-based; `position` steps of the current epoch are done. */
+interface Cursor {
+  epoch: number;
+  position: number;
+}
+
+export interface Trainer {
+  /**
+   * Trains until `epochs` epochs are complete (counting those before a resume), or until
+   * `stopAt` steps in all have been taken (mid-epoch: save, and a resumed run continues there).
+   */
+  fit(epochs: number, stopAt?: number): Promise<EpochRecord[]>;
+  /** Mean loss and accuracy of the current parameters on a split (default: the test split). */
+  evaluate(split?: ImageSplit): Promise<{ loss: number; accuracy: number }>;
+  /** Writes parameters, optimizer state and the position in the data to `path` (safetensors + JSON sidecar). */
+  save(path: string, extra?: Readonly<Record<string, unknown>>): Promise<void>;
+  readonly steps: number;
+  readonly epoch: number;
+  readonly position: number;
+  readonly train: TrainStep<HyperDefaults>;
+}
+
+/** A seeded permutation of 0..n−1 (mulberry32 + Fisher–Yates): the order of one epoch. */
+export function shuffled(n: number, seed: number): Int32Array {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+/** A batch of `split` rows `indices` as host arrays. */
+export function batchOf(split: ImageSplit, indices: ArrayLike<number>): { x: HostArray; y: HostArray } {
+  const f = split.features;
+  const x = new Float64Array(indices.length * f);
+  const y = new Int32Array(indices.length);
+  for (let n = 0; n < indices.length; n++) {
+    const k = indices[n];
+    x.set(split.x.subarray(k * f, (k + 1) * f), n * f);
+    y[n] = split.y[k];
+  }
+  return { x: array(x, [indices.length, f]), y: array(y, [indices.length], 'i32') };
+}
+
+/** A new run (`resume` undefined) or the continuation of the checkpoint at `resume`. */
+export async function createTrainer<H extends HyperDefaults, S>(options: TrainerOptions<H, S>, resume?: string): Promise<Trainer> {
+  const { model, optimizer, data, device } = options;
+  const loss = options.loss ?? crossEntropy;
+  const batchSize = options.batchSize ?? 128;
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > data.train.count) {
+    throw new GrngError('Trainer', `batchSize must be an integer in [1, ${data.train.count}], got ${batchSize}`);
+  }
+  const stepsPerEpoch = Math.floor(data.train.count / batchSize);
+  const cursor: Cursor = { epoch: 1, position: 0 };
+  let params: Tree<ArrayLeaf> = (model as Model<ParamTree>).init(seed) as Tree<ArrayLeaf>;
+  let state: Tree<ArrayLeaf> | undefined;
+  let step = 0;
+  if (resume !== undefined) {
+    const saved = loadCheckpoint(resume);
+    const meta = saved.meta as { step?: number; epoch?: number; position?: number; seed?: number; optimizer?: string };
+    if (meta.optimizer !== optimizer.name || meta.seed !== seed) {
+      throw new GrngError('Trainer', `${resume} was written by a run of ${meta.optimizer} with seed ${meta.seed}; this one is ${optimizer.name} with seed ${seed}`);
+    }
+    ({ params, state } = saved.trees as { params: Tree<HostArray>; state: Tree<HostArray> });
+    [step, cursor.epoch, cursor.position] = [meta.step ?? 0, meta.epoch ?? 1, meta.position ?? 0];
+  }
+  const metrics = options.metrics ?? ['loss', 'accuracy'];
+  const train = (await compileTrainStep({ model, loss, optimizer, params, device, metrics, seed, state, step })) as unknown as TrainStep<HyperDefaults>;
+  const evaluateBatch = jit((p: ParamTree, x: Tensor, y: Tensor) => [loss((model as Model<ParamTree>).apply(p, x), y), accuracyOf((model as Model<ParamTree>).apply(p, x), y)], { device });
+
+  const evaluate = async (split: ImageSplit = data.test) => {
+    const current = (await train.params()) as Tree<DeviceArray>;
+    let [lossSum, right] = [0, 0];
+    for (let start = 0; start < split.count; start += 1000) {
+      const indices = Int32Array.from({ length: Math.min(1000, split.count - start) }, (_, i) => start + i);
+      const { x, y } = batchOf(split, indices);
+      const [l, a] = (await evaluateBatch(current as never, x, y)) as DeviceArray[];
+      lossSum += (await l.read())[0] * indices.length;
+      right += (await a.read())[0] * indices.length;
+    }
+    return { loss: lossSum / split.count, accuracy: right / split.count };
+  };
+
+  const runEpoch = async (stopAt: number): Promise<EpochRecord | undefined> => {
+    const started = performance.now();
+    const order = shuffled(data.train.count, seed * 1000003 + cursor.epoch);
+    const pending: { record: Omit<StepRecord, 'metrics'>; result: Promise<Metrics> }[] = [];
+    let [lossSum, accuracySum, counted] = [0, 0, 0];
+    const settle = async () => {
+      const { record, result } = pending.shift() as (typeof pending)[number];
+      const m = await result;
+      lossSum += m.loss;
+      accuracySum += m.accuracy ?? 0;
+      counted++;
+      options.onStep?.({ ...record, metrics: m });
+    };
+    while (cursor.position < stepsPerEpoch && step < stopAt) {
+      const indices = order.subarray(cursor.position * batchSize, (cursor.position + 1) * batchSize);
+      cursor.position++;
+      step++;
+      pending.push({ record: { epoch: cursor.epoch, step, position: cursor.position }, result: train.run(batchOf(data.train, indices)) });
+      // Metrics are read a few steps behind, so the device always has queued work.
+      if (pending.length > 3) await settle();
+    }
+    while (pending.length > 0) await settle();
+    if (cursor.position < stepsPerEpoch) return undefined; // stopped mid-epoch
+    const test = await evaluate();
+    const record: EpochRecord = {
+      epoch: cursor.epoch,
+      steps: counted,
+      trainLoss: lossSum / Math.max(counted, 1),
+      trainAccuracy: metrics.includes('accuracy') ? accuracySum / Math.max(counted, 1) : undefined,
+      testLoss: test.loss,
+      testAccuracy: test.accuracy,
+      seconds: (performance.now() - started) / 1000,
+    };
+    cursor.epoch++;
+    cursor.position = 0;
+    return record;
+  };
+
+  return {
+    async fit(epochs, stopAt = Infinity) {
+      const records: EpochRecord[] = [];
+      while (cursor.epoch <= epochs && step < stopAt) {
+        const record = await runEpoch(stopAt);
+        if (record !== undefined) records.push(record);
+      }
+      return records;
+    },
+    evaluate,
+    async save(path, extra = {}) {
+      const meta = { ...extra, step, epoch: cursor.epoch, position: cursor.position, seed, optimizer: optimizer.name, hyper: optimizer.hyper, batchSize };
+      await saveCheckpoint(path, { params: await train.params(), state: await train.state() }, meta);
+    },
+    get steps() {
+      return step;
+    },
+    get epoch() {
+      return cursor.epoch;
+    },
+    get position() {
+      return cursor.position;
+    },
+    train,
+  };
+}
