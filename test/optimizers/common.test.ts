@@ -6,10 +6,10 @@
 // To add an optimizer: one entry in MATRIX (its factory, settings that converge on the quadratic,
 // a float64 reference from reference.ts, a Rosenbrock lr and step budget, invalid settings).
 import { describe, expect, test } from 'vitest';
-import { adam, adamw, array, compileOptimizer, createDevice, GrngError, sgd, type Device, type DeviceArray, type HostArray, type Optimizer } from '../../index.js';
+import { adam, adamw, array, compileOptimizer, createDevice, sgd, type Device, type DeviceArray, type HostArray, type Optimizer } from '../../index.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng } from '../support/random.js';
-import { f32, hostTree, leavesOf, randomTensors, readTree, structureOf, worstScaled } from './harness.js';
+import { expectGrngError, f32, hostTree, leavesOf, randomTensors, readTree, structureOf, worstScaled } from './harness.js';
 import { adamReference, adamwReference, runReference, sgdReference, type ReferenceOptimizer, type Tensors } from './reference.js';
 
 // `any`: each optimizer has its own hyperparameter and state types.
@@ -85,14 +85,6 @@ function editLeaf(tree: unknown, index: number, replace: (a: DeviceArray) => Hos
   return walk(tree);
 }
 
-async function expectGrngError(run: () => unknown, pattern?: RegExp): Promise<void> {
-  const error = await (async () => run())().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error, 'expected a GrngError').toBeInstanceOf(GrngError);
-  if (pattern !== undefined) expect((error as Error).message).toMatch(pattern);
-}
 
 /** Two random parameter tensors (a vector and a matrix), a rank-0 one, and gradients for `steps` steps. */
 const SHAPES = [[3], [2, 3], []];

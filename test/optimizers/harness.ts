@@ -1,7 +1,8 @@
 // Shared plumbing for the optimizer suites: parameter lists as grng trees and back, random
 // problems, and the f32 accuracy model the WebGPU comparisons use. Nothing here implements an
 // optimizer (the references are in reference.ts).
-import { array, type DeviceArray, type HostArray } from '../../index.js';
+import { expect } from 'vitest';
+import { array, GrngError, type DeviceArray, type HostArray } from '../../index.js';
 import { sizeOf, uniform } from '../support/random.js';
 import type { Tensors } from './reference.js';
 
@@ -80,3 +81,13 @@ export function worstRatio(got: Tensors, want: Tensors, bound: (k: number, i: nu
 
 /** Largest |got − want| / max(1, |want|) over paired tensors. */
 export const worstScaled = (got: Tensors, want: Tensors): number => worstRatio(got, want, (k, i) => Math.max(1, Math.abs(want[k][i])));
+
+/** Asserts that `run` throws or rejects with a GrngError (whose message matches `pattern`, if given). */
+export async function expectGrngError(run: () => unknown, pattern?: RegExp): Promise<void> {
+  const error = await (async () => run())().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error, 'expected a GrngError').toBeInstanceOf(GrngError);
+  if (pattern !== undefined) expect((error as Error).message).toMatch(pattern);
+}

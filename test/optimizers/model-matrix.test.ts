@@ -10,6 +10,7 @@ import { array, compileTrainStep, createDevice, crossEntropy, GrngError, jit, kf
 import { flattenTree } from '../../dsl/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
+import { expectGrngError } from './harness.js';
 import { prng, uniform } from '../support/random.js';
 
 // `any`: each optimizer has its own hyperparameter and state types.
@@ -81,14 +82,6 @@ function structureOf(tree: unknown): string {
   return JSON.stringify(rebuild(leaves.map((a) => `${(a as DeviceArray).dtype}[${(a as DeviceArray).shape.join(',')}]`)));
 }
 
-async function expectGrngError(run: () => unknown, pattern?: RegExp): Promise<void> {
-  const error = await (async () => run())().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error, 'expected a GrngError').toBeInstanceOf(GrngError);
-  if (pattern !== undefined) expect((error as Error).message).toMatch(pattern);
-}
 
 describe.each(MATRIX.map((e) => [e.name, e] as const))('%s: common matrix through compileTrainStep', (_, entry) => {
   const start = (device: Device, extra: Partial<Parameters<typeof compileTrainStep>[0]> = {}) =>
