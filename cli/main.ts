@@ -8,6 +8,7 @@ const USAGE = `Usage: grng <command> [options]
 
 Commands:
   doctor [--all]   show the WebGPU adapter grng uses here (--all: every path it can try)
+  train [options]  train an MLP on Fashion-MNIST or any IDX image dataset (grng train --help)
 
 Options:
   -h, --help       show this help
@@ -49,8 +50,25 @@ async function main(argv: readonly string[]): Promise<number> {
     const { doctor } = await import('./doctor.js');
     return doctor(argv.slice(1), (text) => process.stdout.write(text));
   }
+  if (command === 'train') {
+    const { train } = await import('./train.js');
+    return train(argv.slice(1), (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`), process.stdout.isTTY === true);
+  }
   process.stderr.write(`grng: unknown command '${command}'\n\n${USAGE}`);
   return 2;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+/** Errors as one clear line (GrngError, bad options); a stack trace only with --verbose. */
+async function run(argv: readonly string[]): Promise<number> {
+  const verbose = argv.includes('--verbose');
+  try {
+    return await main(argv.filter((a) => a !== '--verbose'));
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`grng: ${message}\n`);
+    if (verbose && error instanceof Error && error.stack !== undefined) process.stderr.write(`${error.stack}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await run(process.argv.slice(2));
