@@ -1,6 +1,6 @@
-// Shared by the RING and RENG property suites: the check that a test-only mutation of an
-// optimizer (optimizers/mutations.ts) makes at least one property fail, and the small
-// LoRA-adapted MLP and batch their compiled (WebGPU) comparisons run on.
+// Shared by the RING, RENG and R-Kalman property suites: the check that a test-only mutation of
+// an optimizer (optimizers/mutations.ts) makes at least one property fail, and the small
+// LoRA-adapted MLP and batch the RING/RENG compiled (WebGPU) comparisons run on.
 import fc from 'fast-check';
 import { expect } from 'vitest';
 import { array, nn, tanh, type Model, type Tensor } from '../../index.js';
@@ -8,8 +8,11 @@ import { mutations } from '../../optimizers/mutations.js';
 import type { HostArray } from '../../runtime/host-array.js';
 import { prng, uniform } from '../support/random.js';
 
+/** A fast-check property, synchronous or asynchronous. */
+export type AnyProperty = Parameters<typeof fc.check>[0];
+
 /** The first line of a property's counterexample after `runs` runs, or undefined when it holds. */
-async function failureOf(property: fc.IAsyncProperty<[never]>, runs: number): Promise<string | undefined> {
+async function failureOf(property: AnyProperty, runs: number): Promise<string | undefined> {
   const details = await fc.check(property, { numRuns: runs, endOnFailure: true });
   if (!details.failed) return undefined;
   const error = details.errorInstance;
@@ -22,7 +25,7 @@ async function failureOf(property: fc.IAsyncProperty<[never]>, runs: number): Pr
  */
 export async function expectMutationCaught(
   name: string,
-  properties: readonly (readonly [string, fc.IAsyncProperty<[never]>])[],
+  properties: readonly (readonly [string, AnyProperty])[],
   runs: number,
   quiet: { pause(): void; resume(): void },
 ): Promise<void> {

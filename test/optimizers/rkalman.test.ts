@@ -18,6 +18,7 @@ import { add, array, compileTrainStep, concat, constant, createDevice, crossEntr
 import { topoSort, type Node } from '../../compiler/ir/index.js';
 import { flattenTree, type Tree } from '../../dsl/tree.js';
 import { mutations } from '../../optimizers/mutations.js';
+import { expectMutationCaught } from './mutation-harness.js';
 import { observe } from '../../optimizers/rkalman.js';
 import { CpuDevice } from '../../runtime/cpu-device.js';
 import type { ExecuteOptions } from '../../runtime/device.js';
@@ -552,15 +553,14 @@ describe('KF10 no Fisher-size inverse', () => {
 // ---- mutations ----------------------------------------------------------------------------------
 
 describe('mutations: each small break of the definition fails at least one property', () => {
-  /** Each property as a fast-check run that reports (never throws) whether it failed. */
   const properties = {
-    KF1: (numRuns: number) => fc.check(fc.asyncProperty(kf1Arb, kf1), { numRuns }),
-    KF2: (numRuns: number) => fc.check(fc.asyncProperty(kf2Arb, kf2), { numRuns }),
-    KF4: (numRuns: number) => fc.check(fc.property(kf4Arb, kf4), { numRuns }),
-    KF5: (numRuns: number) => fc.check(fc.asyncProperty(kf5Arb, kf5), { numRuns }),
-    KF6: (numRuns: number) => fc.check(fc.asyncProperty(kf6Arb, kf6), { numRuns }),
-    KF7: (numRuns: number) => fc.check(fc.asyncProperty(kf7Arb, kf7), { numRuns }),
-    KF8: (numRuns: number) => fc.check(fc.asyncProperty(kf8Arb, kf8), { numRuns }),
+    KF1: () => fc.asyncProperty(kf1Arb, kf1),
+    KF2: () => fc.asyncProperty(kf2Arb, kf2),
+    KF4: () => fc.property(kf4Arb, kf4),
+    KF5: () => fc.asyncProperty(kf5Arb, kf5),
+    KF6: () => fc.asyncProperty(kf6Arb, kf6),
+    KF7: () => fc.asyncProperty(kf7Arb, kf7),
+    KF8: () => fc.asyncProperty(kf8Arb, kf8),
   };
   type PropertyName = keyof typeof properties;
   const cases: readonly (readonly [string, string, readonly PropertyName[]])[] = [
@@ -570,27 +570,15 @@ describe('mutations: each small break of the definition fails at least one prope
     ['rkalman.diagonalObservationNoise', "adapter A's R_n = diag(p′), without −p′p′ᵀ", ['KF4', 'KF5']],
   ];
   test.each(cases)('%s (%s)', async (name, _, names) => {
-    const caught: string[] = [];
-    recording = false;
-    mutations.add(name);
-    try {
-      for (const property of names) {
-        // A few runs suffice: each mutation is a gross error for these properties (relative errors
-        // ≫ 1e-6 as soon as the case exercises it: β < 1, ρ > 0 with m > 1, the right mode, C > 2).
-        const result = await properties[property](10);
-        if (result.failed) caught.push(`${property} (after ${result.numRuns} run(s))`);
-      }
-    } finally {
-      mutations.delete(name);
-      recording = true;
-    }
-    console.log(`mutation ${name}: caught by ${caught.join(', ') || 'nothing'}`);
-    expect(caught.length).toBeGreaterThan(0);
+    // A few runs suffice: each mutation is a gross error for these properties (relative errors
+    // ≫ 1e-6 as soon as the case exercises it: β < 1, ρ > 0 with m > 1, the right mode, C > 2).
+    await expectMutationCaught(name, names.map((n) => [n, properties[n]()] as const), 10, { pause: () => (recording = false), resume: () => (recording = true) });
   });
 
   test('without mutations the same checks pass (the switches are off again)', async () => {
     expect(mutations.size).toBe(0);
-    for (const property of ['KF2', 'KF5'] as const) expect((await properties[property](3)).failed).toBe(false);
+    expect((await fc.check(properties.KF2(), { numRuns: 3 })).failed).toBe(false);
+    expect((await fc.check(properties.KF5(), { numRuns: 3 })).failed).toBe(false);
   });
 });
 
