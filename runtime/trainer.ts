@@ -11,10 +11,13 @@ import type { Tensor } from '../dsl/tensor.js';
 import type { Tree } from '../dsl/tree.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { ImageDataset, ImageSplit } from './data/image-dataset.js';
+import { shuffled } from './data/shuffle.js';
 import type { Device, DeviceArray } from './device.js';
 import { array, type HostArray } from './host-array.js';
 import { jit, type ArrayLeaf } from './jit.js';
 import { compileTrainStep, type Metrics, type MetricName, type TrainStep } from './train-step.js';
+
+export { shuffled };
 
 export interface TrainerOptions<H extends HyperDefaults, S> {
   readonly model: Model<never>;
@@ -38,6 +41,8 @@ export interface StepRecord {
   readonly step: number;
   readonly position: number;
   readonly metrics: Metrics;
+  /** Seconds of training (evaluation excluded) since the run began, resumes included, when this step's metrics were read. */
+  readonly elapsed: number;
 }
 
 export interface EpochRecord {
@@ -48,7 +53,16 @@ export interface EpochRecord {
   readonly trainAccuracy?: number;
   readonly testLoss: number;
   readonly testAccuracy: number;
+  /** On the held-out split, when the dataset has one (holdOutValidation). */
+  readonly validationLoss?: number;
+  readonly validationAccuracy?: number;
+  /** Means over the epoch's steps of every per-step metric (gradNorm, updateNorm, reports...). */
+  readonly means: Readonly<Record<string, number>>;
+  /** Seconds training this epoch (in this process), and evaluating after it. */
   readonly seconds: number;
+  readonly evaluationSeconds: number;
+  /** Seconds of training since the run began, resumes included (as StepRecord.elapsed). */
+  readonly elapsed: number;
 }
 
 /** Where a run stands: epochs are 1-based; `position` steps of the current epoch are done. */
@@ -67,27 +81,19 @@ export interface Trainer {
   evaluate(split?: ImageSplit): Promise<{ loss: number; accuracy: number }>;
   /** Writes parameters, optimizer state and the position in the data to `path` (safetensors + JSON sidecar). */
   save(path: string, extra?: Readonly<Record<string, unknown>>): Promise<void>;
+  /**
+   * Changes hyperparameters for the following steps (a schedule, a manual decay). The changes are
+   * written into checkpoints and applied again on resume, so a resumed run continues with them.
+   */
+  setHyper(changes: Readonly<Record<string, number | boolean | string>>): void;
+  /** The hyperparameters in force. */
+  readonly hyper: Readonly<Record<string, unknown>>;
   readonly steps: number;
+  /** Seconds of training (evaluation excluded) since the run began, resumes included. */
+  readonly elapsed: number;
   readonly epoch: number;
   readonly position: number;
   readonly train: TrainStep<HyperDefaults>;
-}
-
-/** A seeded permutation of 0..n−1 (mulberry32 + Fisher–Yates): the order of one epoch. */
-export function shuffled(n: number, seed: number): Int32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
 }
 
 /** A batch of `split` rows `indices` as host arrays. */
@@ -117,17 +123,22 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
   let params: Tree<ArrayLeaf> = (model as Model<ParamTree>).init(seed) as Tree<ArrayLeaf>;
   let state: Tree<ArrayLeaf> | undefined;
   let step = 0;
+  let elapsed = 0;
+  let hyperChanges: Record<string, number | boolean | string> = {};
   if (resume !== undefined) {
     const saved = loadCheckpoint(resume);
-    const meta = saved.meta as { step?: number; epoch?: number; position?: number; seed?: number; optimizer?: string };
+    const meta = saved.meta as { step?: number; epoch?: number; position?: number; seed?: number; optimizer?: string; elapsed?: number; hyperChanges?: typeof hyperChanges };
     if (meta.optimizer !== optimizer.name || meta.seed !== seed) {
       throw new GrngError('Trainer', `${resume} was written by a run of ${meta.optimizer} with seed ${meta.seed}; this one is ${optimizer.name} with seed ${seed}`);
     }
     ({ params, state } = saved.trees as { params: Tree<HostArray>; state: Tree<HostArray> });
-    [step, cursor.epoch, cursor.position] = [meta.step ?? 0, meta.epoch ?? 1, meta.position ?? 0];
+    [step, cursor.epoch, cursor.position, elapsed] = [meta.step ?? 0, meta.epoch ?? 1, meta.position ?? 0, meta.elapsed ?? 0];
+    hyperChanges = meta.hyperChanges ?? {};
   }
   const metrics = options.metrics ?? ['loss', 'accuracy'];
   const train = (await compileTrainStep({ model, loss, optimizer, params, device, metrics, seed, state, step })) as unknown as TrainStep<HyperDefaults>;
+  if (Object.keys(hyperChanges).length > 0) train.setHyper(hyperChanges as never);
+  let hyper: Readonly<Record<string, unknown>> = { ...optimizer.hyper, ...hyperChanges };
   const evaluateBatch = jit((p: ParamTree, x: Tensor, y: Tensor) => [loss((model as Model<ParamTree>).apply(p, x), y), accuracyOf((model as Model<ParamTree>).apply(p, x), y)], { device });
 
   const evaluate = async (split: ImageSplit = data.test) => {
@@ -144,17 +155,26 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
   };
 
   const runEpoch = async (stopAt: number): Promise<EpochRecord | undefined> => {
-    const started = performance.now();
+    let mark = performance.now();
+    let seconds = 0;
+    // Training time accrues as step metrics arrive, so pipelined steps are counted once each.
+    const tick = () => {
+      const now = performance.now();
+      seconds += (now - mark) / 1000;
+      elapsed += (now - mark) / 1000;
+      mark = now;
+    };
     const order = shuffled(data.train.count, seed * 1000003 + cursor.epoch);
-    const pending: { record: Omit<StepRecord, 'metrics'>; result: Promise<Metrics> }[] = [];
-    let [lossSum, accuracySum, counted] = [0, 0, 0];
+    const pending: { record: Omit<StepRecord, 'metrics' | 'elapsed'>; result: Promise<Metrics> }[] = [];
+    const sums: Record<string, number> = {};
+    let counted = 0;
     const settle = async () => {
       const { record, result } = pending.shift() as (typeof pending)[number];
       const m = await result;
-      lossSum += m.loss;
-      accuracySum += m.accuracy ?? 0;
+      tick();
+      for (const [name, value] of Object.entries(m)) if (value !== undefined) sums[name] = (sums[name] ?? 0) + value;
       counted++;
-      options.onStep?.({ ...record, metrics: m });
+      options.onStep?.({ ...record, metrics: m, elapsed });
     };
     while (cursor.position < stepsPerEpoch && step < stopAt) {
       const indices = order.subarray(cursor.position * batchSize, (cursor.position + 1) * batchSize);
@@ -166,15 +186,22 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
     }
     while (pending.length > 0) await settle();
     if (cursor.position < stepsPerEpoch) return undefined; // stopped mid-epoch
+    const evaluating = performance.now();
     const test = await evaluate();
+    const validation = data.validation === undefined ? undefined : await evaluate(data.validation);
+    const means = Object.fromEntries(Object.entries(sums).map(([name, total]) => [name, total / Math.max(counted, 1)]));
     const record: EpochRecord = {
       epoch: cursor.epoch,
       steps: counted,
-      trainLoss: lossSum / Math.max(counted, 1),
-      trainAccuracy: metrics.includes('accuracy') ? accuracySum / Math.max(counted, 1) : undefined,
+      trainLoss: means.loss ?? Number.NaN,
+      trainAccuracy: means.accuracy,
       testLoss: test.loss,
       testAccuracy: test.accuracy,
-      seconds: (performance.now() - started) / 1000,
+      ...(validation === undefined ? {} : { validationLoss: validation.loss, validationAccuracy: validation.accuracy }),
+      means,
+      seconds,
+      evaluationSeconds: (performance.now() - evaluating) / 1000,
+      elapsed,
     };
     cursor.epoch++;
     cursor.position = 0;
@@ -192,11 +219,22 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
     },
     evaluate,
     async save(path, extra = {}) {
-      const meta = { ...extra, step, epoch: cursor.epoch, position: cursor.position, seed, optimizer: optimizer.name, hyper: optimizer.hyper, batchSize };
+      const meta = { ...extra, step, epoch: cursor.epoch, position: cursor.position, seed, optimizer: optimizer.name, hyper, hyperChanges, batchSize, elapsed };
       await saveCheckpoint(path, { params: await train.params(), state: await train.state() }, meta);
+    },
+    setHyper(changes) {
+      train.setHyper(changes as never);
+      hyperChanges = { ...hyperChanges, ...changes };
+      hyper = { ...hyper, ...changes };
+    },
+    get hyper() {
+      return hyper;
     },
     get steps() {
       return step;
+    },
+    get elapsed() {
+      return elapsed;
     },
     get epoch() {
       return cursor.epoch;

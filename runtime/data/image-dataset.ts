@@ -14,6 +14,8 @@ export interface ImageSplit {
 export interface ImageDataset {
   readonly train: ImageSplit;
   readonly test: ImageSplit;
+  /** Training images held out for model selection (holdOutValidation). */
+  readonly validation?: ImageSplit;
   readonly classes: number;
 }
 

@@ -10,6 +10,7 @@ import { flattenTree } from '../../dsl/tree.js';
 import type { ImageDataset, ImageSplit } from '../../runtime/data/image-dataset.js';
 import type { DeviceArray } from '../../runtime/device.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
+import { holdOutValidation } from '../../runtime/data/validation.js';
 import { createTrainer, shuffled, type StepRecord } from '../../runtime/trainer.js';
 import { prng } from '../support/random.js';
 
@@ -70,9 +71,48 @@ describe('Trainer', () => {
     const resumed = await createTrainer({ ...options, optimizer: optimizer(), onStep: (s) => resumedSteps.push(s) }, path);
     const records = await resumed.fit(2);
     expect(records.map((r) => r.epoch)).toEqual([2]);
-    expect(resumedSteps).toEqual(wholeSteps.slice(8));
+    // Everything but the clock is identical; the clock continues from the saved run's.
+    const timeless = (steps: StepRecord[]) => steps.map(({ elapsed: _, ...rest }) => rest);
+    expect(timeless(resumedSteps)).toEqual(timeless(wholeSteps.slice(8)));
+    expect(resumedSteps[0].elapsed).toBeGreaterThan(first.elapsed);
     expect(await read(await resumed.train.params())).toEqual(await read(await whole.train.params()));
     expect(await read(await resumed.train.state())).toEqual(await read(await whole.train.state()));
+  });
+
+  test('setHyper changes are saved and applied again on resume; elapsed time only grows', async () => {
+    const options = { model, data, device: cpu, batchSize: 16, seed: 4 } as const;
+    const whole = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) });
+    await whole.fit(1);
+    whole.setHyper({ lr: 0.02 });
+    await whole.fit(2);
+
+    const first = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) });
+    await first.fit(1);
+    first.setHyper({ lr: 0.02 });
+    expect(first.hyper.lr).toBe(0.02);
+    await first.fit(2, 9);
+    const path = join(dir, 'sgd-decayed.safetensors');
+    await first.save(path);
+    // Resumed with the original settings: the saved change wins, as an optimizer's state_dict does.
+    const resumed = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) }, path);
+    expect(resumed.hyper.lr).toBe(0.02);
+    const [record] = await resumed.fit(2);
+    expect(await read(await resumed.train.params())).toEqual(await read(await whole.train.params()));
+    expect(record.elapsed).toBeGreaterThan(first.elapsed);
+    expect(record.elapsed).toBeGreaterThanOrEqual(record.seconds);
+  });
+
+  test('a validation split is evaluated each epoch; epoch means cover every step metric', async () => {
+    const validated = holdOutValidation(data, 24, 1);
+    const trainer = await createTrainer({ model, optimizer: adamw({ lr: 0.05 }), data: validated, device: cpu, batchSize: 16, metrics: ['loss', 'gradNorm'] });
+    const [record] = await trainer.fit(1);
+    const direct = await trainer.evaluate(validated.validation);
+    expect(record.steps).toBe(4); // 72 training images left, 4 full batches
+    expect(record.validationLoss).toBe(direct.loss);
+    expect(record.validationAccuracy).toBe(direct.accuracy);
+    expect(record.trainAccuracy).toBeUndefined();
+    expect(Object.keys(record.means).sort()).toEqual(['gradNorm', 'loss']);
+    expect(record.means.gradNorm).toBeGreaterThan(0);
   });
 
   test('bad settings and a checkpoint from another run are GrngErrors', async () => {
