@@ -7,12 +7,14 @@ import { fileURLToPath } from 'node:url';
 const USAGE = `Usage: grng <command> [options]
 
 Commands:
-  doctor [--all]   show the WebGPU adapter grng uses here (--all: every path it can try)
-  train [options]  train an MLP on Fashion-MNIST or any IDX image dataset (grng train --help)
+  doctor [--all]     show the WebGPU adapter grng uses here (--all: every path it can try)
+  train [options]    train an MLP on Fashion-MNIST or any IDX image dataset (grng train --help)
+  compare [options]  train with several optimizers under one budget; table and plots (grng compare --help)
 
 Options:
-  -h, --help       show this help
-  -v, --version    print the grng version
+  -h, --help         show this help
+  -v, --version      print the grng version
+  --verbose          print the stack trace of an error
 `;
 
 // Walks up from this file to grng's own package.json: from dist/cli/main.js that is
@@ -50,9 +52,14 @@ async function main(argv: readonly string[]): Promise<number> {
     const { doctor } = await import('./doctor.js');
     return doctor(argv.slice(1), (text) => process.stdout.write(text));
   }
+  const print = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   if (command === 'train') {
     const { train } = await import('./train.js');
-    return train(argv.slice(1), (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`), process.stdout.isTTY === true);
+    return train(argv.slice(1), print, process.stdout.isTTY === true);
+  }
+  if (command === 'compare') {
+    const { compare } = await import('./compare.js');
+    return compare(argv.slice(1), print, process.stdout.isTTY === true);
   }
   process.stderr.write(`grng: unknown command '${command}'\n\n${USAGE}`);
   return 2;

@@ -1,61 +1,63 @@
 // `grng train`: trains an MLP on an IDX image dataset (Fashion-MNIST by default) with a built-in
-// optimizer through the Trainer: a progress line per 100 steps (or a self-rewriting one on a TTY),
-// metrics as JSON Lines and a checkpoint after every epoch in --out, --resume from it.
+// optimizer through the Trainer: a progress bar on a TTY (plain lines otherwise), metrics as JSON
+// Lines, a checkpoint after every epoch and loss/accuracy plots in --out, --resume from it.
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GrngError } from '../compiler/errors.js';
 import { nn } from '../dsl/nn/index.js';
-import type { Optimizer } from '../dsl/optimizer.js';
-import { adam, adamw, kfac, reng, ring, rkalman, sgd, sophia } from '../optimizers/index.js';
-import { createDevice } from '../runtime/create-device.js';
-import { FASHION_MNIST_DIR, loadIdxImages } from '../runtime/data/index.js';
 import { createTrainer } from '../runtime/trainer.js';
+import { createProgress } from './progress.js';
+import { writeRunPlots } from './run-plots.js';
+import { DATA_OPTIONS, DATA_USAGE, deviceNamed, loadDataset, optimizerNamed, parseHyperValue, parseNumber, type HyperValue } from './training-options.js';
 
 export const TRAIN_USAGE = `Usage: grng train [options]
 
-Trains an MLP on an image-classification dataset in the four-file IDX layout.
+Trains an MLP on an image-classification dataset in the four-file IDX layout; the model's input
+and output sizes follow the data.
 
 Options:
-  --dataset NAME     fashion-mnist (default: ${FASHION_MNIST_DIR}) or idx (needs --data)
-  --data DIR         the directory holding the IDX files
+${DATA_USAGE}
+  --model mlp        the model (an MLP; --hidden sets its layers)
   --hidden N,...     hidden layer sizes of the MLP (default 256)
   --optimizer NAME   ring (default), reng, rkalman, kfac, sophia, adamw, adam, sgd
   --lr X             learning rate (each optimizer's default otherwise)
   --rho X            gradient-regularization strength (ring, reng, rkalman)
   --inverse-every N  Lazy Fisher period (ring, reng, kfac)
+  --set NAME=VALUE   any other hyperparameter of the optimizer (repeatable)
   --epochs N         epochs to train (default 2)
   --batch-size N     default 128
-  --seed N           initial parameters, shuffles and step keys (default 0)
+  --seed N           initial parameters, shuffles, validation split and step keys (default 0)
   --device KIND      webgpu (default) or cpu (the float64 interpreter)
-  --out DIR          metrics.jsonl and checkpoint.safetensors go here (default runs/train)
-  --resume           continue from DIR/checkpoint.safetensors
+  --out DIR          metrics.jsonl, checkpoint.safetensors, loss.svg, accuracy.svg (default runs/train)
+  --resume           continue from DIR/checkpoint.safetensors (its hyperparameter changes included)
   -h, --help         show this help
 `;
 
-const OPTIMIZERS: Record<string, (s: Record<string, number>) => Optimizer<never, unknown>> = {
-  ring: (s) => ring(s) as never,
-  reng: (s) => reng(s) as never,
-  rkalman: (s) => rkalman(s) as never,
-  kfac: (s) => kfac(s) as never,
-  sophia: (s) => sophia(s) as never,
-  adamw: (s) => adamw(s) as never,
-  adam: (s) => adam(s) as never,
-  sgd: (s) => sgd(s) as never,
-};
+/** `--set lr=0.01 --set damping=grad_norm` → { lr: 0.01, damping: 'grad_norm' }. */
+export function parseSettings(pairs: readonly string[]): Record<string, HyperValue> {
+  return Object.fromEntries(
+    pairs.map((pair) => {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new GrngError('cli', `--set takes NAME=VALUE, got '${pair}'`);
+      return [pair.slice(0, at), parseHyperValue(pair.slice(at + 1))];
+    }),
+  );
+}
 
 /** Runs `grng train` with `argv` (after the command name); returns the exit code. */
 export async function train(argv: readonly string[], print: (line: string) => void, isTty = false): Promise<number> {
   const { values } = parseArgs({
     args: [...argv],
     options: {
-      dataset: { type: 'string', default: 'fashion-mnist' },
-      data: { type: 'string' },
+      ...DATA_OPTIONS,
+      model: { type: 'string', default: 'mlp' },
       hidden: { type: 'string', default: '256' },
       optimizer: { type: 'string', default: 'ring' },
       lr: { type: 'string' },
       rho: { type: 'string' },
       'inverse-every': { type: 'string' },
+      set: { type: 'string', multiple: true, default: [] },
       epochs: { type: 'string', default: '2' },
       'batch-size': { type: 'string', default: '128' },
       seed: { type: 'string', default: '0' },
@@ -70,62 +72,57 @@ export async function train(argv: readonly string[], print: (line: string) => vo
     print(TRAIN_USAGE);
     return 0;
   }
-  const number = (name: string, text: string | undefined, integer = false): number | undefined => {
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new GrngError('train', `--${name} must be ${integer ? 'an integer' : 'a number'}, got '${text}'`);
-    return n;
-  };
-  if (values.dataset !== 'fashion-mnist' && values.dataset !== 'idx') throw new GrngError('train', `--dataset must be fashion-mnist or idx, got '${values.dataset}'`);
-  if (values.dataset === 'idx' && values.data === undefined) throw new GrngError('train', '--dataset idx needs --data DIR');
-  const make = OPTIMIZERS[values.optimizer];
-  if (make === undefined) throw new GrngError('train', `unknown optimizer '${values.optimizer}'; choose ${Object.keys(OPTIMIZERS).join(', ')}`);
-  if (values.device !== 'webgpu' && values.device !== 'cpu') throw new GrngError('train', `--device must be webgpu or cpu, got '${values.device}'`);
-  const settings = Object.fromEntries(
-    [['lr', number('lr', values.lr)], ['rho', number('rho', values.rho)], ['inverseEvery', number('inverse-every', values['inverse-every'], true)]].filter(([, v]) => v !== undefined),
-  ) as Record<string, number>;
-  const hidden = values.hidden.split(',').filter((s) => s !== '').map((s) => number('hidden', s, true) as number);
-  const epochs = number('epochs', values.epochs, true) as number;
-
-  const data = loadIdxImages(values.data ?? FASHION_MNIST_DIR);
-  const device = await createDevice(values.device === 'cpu' ? { kind: 'cpu' } : {});
-  const optimizer = make(settings);
-  const model = nn.mlp([data.train.features, ...hidden, data.classes]);
+  if (values.model !== 'mlp') throw new GrngError('cli', `--model must be mlp (the only model so far), got '${values.model}'`);
+  const settings: Record<string, HyperValue> = parseSettings(values.set);
+  if (values.lr !== undefined) settings.lr = parseNumber('lr', values.lr);
+  if (values.rho !== undefined) settings.rho = parseNumber('rho', values.rho);
+  if (values['inverse-every'] !== undefined) settings.inverseEvery = parseNumber('inverse-every', values['inverse-every'], { integer: true, min: 1 });
+  const optimizer = optimizerNamed(values.optimizer, settings);
+  const hidden = values.hidden.split(',').filter((s) => s !== '').map((s) => parseNumber('hidden', s, { integer: true, min: 1 }));
+  const epochs = parseNumber('epochs', values.epochs, { integer: true, min: 1 });
+  const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
+  const seed = parseNumber('seed', values.seed, { integer: true, min: 0 });
   const out = values.out;
-  mkdirSync(out, { recursive: true });
   const checkpoint = join(out, 'checkpoint.safetensors');
+  if (values.resume && !existsSync(checkpoint)) throw new GrngError('cli', `--resume: no checkpoint at ${checkpoint}`);
+
+  const data = loadDataset(values, seed);
+  const device = await deviceNamed(values.device);
+  const sizes = [data.train.features, ...hidden, data.classes];
+  mkdirSync(out, { recursive: true });
   const metricsFile = join(out, 'metrics.jsonl');
-  if (values.resume && !existsSync(checkpoint)) throw new GrngError('train', `--resume: no checkpoint at ${checkpoint}`);
   if (!values.resume) writeFileSync(metricsFile, '');
   const log = (record: object) => appendFileSync(metricsFile, `${JSON.stringify(record)}\n`);
-  print(`grng train: ${data.train.count} train / ${data.test.count} test images, ${data.classes} classes, MLP ${[data.train.features, ...hidden, data.classes].join('-')}, ${optimizer.name} on ${device.description}`);
+  const validation = data.validation === undefined ? '' : ` / ${data.validation.count} validation`;
+  print(`grng train: ${data.train.count} train${validation} / ${data.test.count} test images, ${data.classes} classes, MLP ${sizes.join('-')}, ${optimizer.name} on ${device.description}`);
 
-  let started = performance.now();
+  const stepsPerEpoch = Math.floor(data.train.count / batchSize);
+  const progress = createProgress({ epochs, stepsPerEpoch, isTty, print });
   const trainer = await createTrainer(
     {
-      model,
+      model: nn.mlp(sizes),
       optimizer,
       data,
       device,
-      batchSize: number('batch-size', values['batch-size'], true),
-      seed: number('seed', values.seed, true),
-      onStep: ({ epoch, step, position, metrics }) => {
-        log({ kind: 'step', epoch, step, position, ...metrics });
-        const line = `epoch ${epoch} step ${position}  loss ${metrics.loss.toFixed(4)}  acc ${(100 * (metrics.accuracy ?? 0)).toFixed(1)} %  ${((1000 * position) / (performance.now() - started)).toFixed(1)} steps/s`;
-        if (isTty) process.stdout.write(`\r${line}`);
-        else if (position % 100 === 0) print(line);
+      batchSize,
+      seed,
+      onStep: (record) => {
+        log({ kind: 'step', epoch: record.epoch, step: record.step, position: record.position, elapsed: record.elapsed, ...record.metrics });
+        progress.step(record);
       },
     },
     values.resume ? checkpoint : undefined,
   );
+  log({ kind: 'run', optimizer: optimizer.name, hyper: trainer.hyper, sizes, batchSize, stepsPerEpoch, seed, device: device.description, resumedAt: values.resume ? trainer.steps : undefined });
   while (trainer.epoch <= epochs) {
-    started = performance.now();
     const [record] = await trainer.fit(trainer.epoch);
-    if (isTty) process.stdout.write('\n');
+    progress.end();
     log({ kind: 'epoch', ...record });
     await trainer.save(checkpoint, { model: 'mlp', hidden });
-    print(`epoch ${record.epoch}: train loss ${record.trainLoss.toFixed(4)}, test accuracy ${(100 * record.testAccuracy).toFixed(2)} %, ${record.seconds.toFixed(1)} s; checkpoint ${checkpoint}`);
+    const validated = record.validationAccuracy === undefined ? '' : `, validation accuracy ${(100 * record.validationAccuracy).toFixed(2)} %`;
+    print(`epoch ${record.epoch}: train loss ${record.trainLoss.toFixed(4)}, test accuracy ${(100 * record.testAccuracy).toFixed(2)} %${validated}, ${record.seconds.toFixed(1)} s (${((1000 * record.seconds) / record.steps).toFixed(1)} ms/step); checkpoint ${checkpoint}`);
   }
-  print(`metrics: ${metricsFile}`);
+  const plots = writeRunPlots(metricsFile, out);
+  print(`metrics: ${metricsFile}; plots: ${plots.join(', ')}; checkpoint: ${checkpoint} (--resume continues it)`);
   return 0;
 }

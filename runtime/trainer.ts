@@ -176,15 +176,21 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
       counted++;
       options.onStep?.({ ...record, metrics: m, elapsed });
     };
-    while (cursor.position < stepsPerEpoch && step < stopAt) {
-      const indices = order.subarray(cursor.position * batchSize, (cursor.position + 1) * batchSize);
-      cursor.position++;
-      step++;
-      pending.push({ record: { epoch: cursor.epoch, step, position: cursor.position }, result: train.run(batchOf(data.train, indices)) });
-      // Metrics are read a few steps behind, so the device always has queued work.
-      if (pending.length > 3) await settle();
+    try {
+      while (cursor.position < stepsPerEpoch && step < stopAt) {
+        const indices = order.subarray(cursor.position * batchSize, (cursor.position + 1) * batchSize);
+        cursor.position++;
+        step++;
+        pending.push({ record: { epoch: cursor.epoch, step, position: cursor.position }, result: train.run(batchOf(data.train, indices)) });
+        // Metrics are read a few steps behind, so the device always has queued work.
+        if (pending.length > 3) await settle();
+      }
+      while (pending.length > 0) await settle();
+    } catch (error) {
+      // The steps queued behind a failed one fail the same way: report the first error only.
+      for (const { result } of pending.splice(0)) result.catch(() => {});
+      throw error;
     }
-    while (pending.length > 0) await settle();
     if (cursor.position < stepsPerEpoch) return undefined; // stopped mid-epoch
     const evaluating = performance.now();
     const test = await evaluate();

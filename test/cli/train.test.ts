@@ -1,34 +1,14 @@
 // `grng train` through its entry function on a tiny IDX dataset the test writes: two epochs on
 // the float64 interpreter, metrics as JSON Lines, a checkpoint per epoch, --resume continuing to
 // a third epoch, and one-line errors for bad options.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { train } from '../../cli/train.js';
 import { GrngError } from '../../index.js';
 import { loadCheckpoint } from '../../runtime/checkpoint.js';
-import { prng } from '../support/random.js';
-
-/** An IDX file of unsigned bytes with `shape`. */
-function idx(shape: readonly number[], data: ArrayLike<number>): Buffer {
-  const header = Buffer.alloc(4 + 4 * shape.length);
-  header.writeUInt8(0x08, 2);
-  header.writeUInt8(shape.length, 3);
-  shape.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([header, Buffer.from(Uint8Array.from(data))]);
-}
-
-/** 4×4 images of three classes (a bright row 0, 1 or 2), 48 train and 12 test. */
-function writeDataset(dir: string): void {
-  const rng = prng(5);
-  for (const [split, count] of [['train', 48], ['t10k', 12]] as const) {
-    const labels = Array.from({ length: count }, (_, n) => n % 3);
-    const pixels = labels.flatMap((c) => Array.from({ length: 16 }, (_, p) => Math.floor(60 * rng()) + (Math.floor(p / 4) === c ? 190 : 0)));
-    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 4, 4], pixels));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
-  }
-}
+import { writeDataset } from '../support/idx-dataset.js';
 
 describe('grng train', () => {
   const dir = mkdtempSync(join(tmpdir(), 'grng-cli-'));
@@ -39,7 +19,7 @@ describe('grng train', () => {
   test('two epochs: a line per epoch, metrics.jsonl with every step and epoch, a checkpoint; --resume adds a third epoch', async () => {
     const lines: string[] = [];
     expect(await train([...common, '--epochs', '2'], (l) => lines.push(l))).toBe(0);
-    expect(lines.filter((l) => l.startsWith('epoch ')).length).toBe(2);
+    expect(lines.filter((l) => /^epoch \d+:/.test(l)).length).toBe(2);
     const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
     expect(records.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(records.filter((r) => r.kind === 'epoch').length).toBe(2);
@@ -47,16 +27,37 @@ describe('grng train', () => {
 
     const more: string[] = [];
     expect(await train([...common, '--epochs', '3', '--resume'], (l) => more.push(l))).toBe(0);
-    expect(more.filter((l) => l.startsWith('epoch ')).map((l) => l.split(':')[0])).toEqual(['epoch 3']);
+    expect(more.filter((l) => /^epoch \d+:/.test(l)).map((l) => l.split(':')[0])).toEqual(['epoch 3']);
     const after = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
     expect(after.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     // Three well-separated classes: RING reaches at least 90 % test accuracy in 12 steps (measured: 100 %).
     expect(after.filter((r) => r.kind === 'epoch').at(-1)?.testAccuracy).toBeGreaterThanOrEqual(0.9);
+    // The plots cover the whole run: 12 steps in buckets of 1 (4 steps per epoch / 10, rounded up to 1).
+    const loss = readFileSync(join(out, 'loss.svg'), 'utf8');
+    expect(loss).toContain('train (batch mean)');
+    expect(existsSync(join(out, 'accuracy.svg'))).toBe(true);
+    expect(more.at(-1)).toMatch(/plots: .*loss\.svg/);
+  });
+
+  test('--validation holds images out and reports their accuracy; --set passes any hyperparameter', async () => {
+    const lines: string[] = [];
+    const runOut = join(dir, 'validated');
+    expect(await train([...common, '--out', runOut, '--epochs', '1', '--validation', '12', '--normalize', 'standard', '--set', 'damping=grad_norm'], (l) => lines.push(l))).toBe(0);
+    expect(lines[0]).toMatch(/36 train \/ 12 validation \/ 12 test/);
+    expect(lines.find((l) => l.startsWith('epoch 1:'))).toMatch(/validation accuracy/);
+    const run = readFileSync(join(runOut, 'metrics.jsonl'), 'utf8').split('\n').map((l) => (l === '' ? {} : JSON.parse(l) as { kind?: string; hyper?: { damping?: string } })).find((r) => r.kind === 'run');
+    expect(run?.hyper?.damping).toBe('grad_norm');
+    expect(readFileSync(join(runOut, 'accuracy.svg'), 'utf8')).toContain('validation');
   });
 
   test('bad options are GrngErrors with one clear message; --help prints the usage', async () => {
     await expect(train([...common, '--optimizer', 'lamb'], () => {})).rejects.toThrow(/unknown optimizer 'lamb'/);
     await expect(train(['--dataset', 'idx'], () => {})).rejects.toThrow(/--data DIR/);
+    await expect(train([...common, '--model', 'cnn'], () => {})).rejects.toThrow(/--model must be mlp/);
+    await expect(train([...common, '--set', 'bogus=1'], () => {})).rejects.toThrow(/unknown hyperparameter 'bogus'/);
+    await expect(train([...common, '--set', 'lr'], () => {})).rejects.toThrow(/NAME=VALUE/);
+    await expect(train([...common, '--validation', '48'], () => {})).rejects.toThrow(/validation split/);
+    await expect(train([...common, '--normalize', 'zscore'], () => {})).rejects.toThrow(/--normalize/);
     await expect(train([...common, '--epochs', 'two'], () => {})).rejects.toThrow(GrngError);
     await expect(train([...common.slice(0, -2), '--out', join(dir, 'empty'), '--resume'], () => {})).rejects.toThrow(/no checkpoint/);
     const help: string[] = [];

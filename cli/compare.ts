@@ -1,0 +1,184 @@
+// `grng compare`: trains the same MLP on the same data with each optimizer under the same budget
+// (epochs, and optionally seconds), evaluating on the test split a few times per epoch, then
+// writes compare.md (the table), results.json (every evaluation point) and four SVG plots.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { GrngError } from '../compiler/errors.js';
+import { nn } from '../dsl/nn/index.js';
+import type { Optimizer } from '../dsl/optimizer.js';
+import type { ImageDataset } from '../runtime/data/image-dataset.js';
+import type { Device } from '../runtime/device.js';
+import { createTrainer } from '../runtime/trainer.js';
+import { compareCharts, compareTable, type ComparedRun, type EvalPoint } from './compare-report.js';
+import { createProgress } from './progress.js';
+import { DATA_OPTIONS, DATA_USAGE, deviceNamed, loadDataset, optimizerNamed, parseHyperValue, parseNumber, type HyperValue } from './training-options.js';
+
+export const COMPARE_USAGE = `Usage: grng compare [options]
+
+Trains an MLP with each optimizer under the same budget and writes a Markdown table (final and
+best test accuracy, losses, wall time, time to a target accuracy, mean gradient norm), the
+evaluation points as JSON and SVG plots of loss and accuracy against epoch and wall time.
+
+Options:
+  --optimizers A,B   which to compare (default sgd,adamw,kfac,sophia,ring,reng,rkalman)
+  --set OPT.NAME=V   a hyperparameter of one optimizer, e.g. ring.lr=0.02 (repeatable); the key
+                     batchSize sets that optimizer's batch size (R-Kalman's observation count)
+  --epochs N         the budget: epochs per optimizer (default 2)
+  --seconds S        also stop an optimizer at the first evaluation after S seconds of training
+  --evals-per-epoch K  test evaluations per epoch (default 4)
+  --target X         the test accuracy whose time to reach is reported (default 0.85)
+${DATA_USAGE}
+  --hidden N,...     hidden layer sizes of the MLP (default 256)
+  --batch-size N     default 128
+  --seed N           initial parameters, shuffles and step keys, the same for all (default 0)
+  --device KIND      webgpu (default) or cpu (the float64 interpreter)
+  --out DIR          compare.md, results.json, *.svg (default runs/compare)
+  -h, --help         show this help
+`;
+
+export const DEFAULT_OPTIMIZERS = ['sgd', 'adamw', 'kfac', 'sophia', 'ring', 'reng', 'rkalman'];
+
+interface Entry {
+  readonly name: string;
+  readonly settings: Record<string, HyperValue>;
+  readonly optimizer: Optimizer<never, unknown>;
+  readonly batchSize: number;
+}
+
+interface Budget {
+  readonly epochs: number;
+  readonly seconds: number;
+  readonly evalsPerEpoch: number;
+  readonly seed: number;
+}
+
+/** `--set ring.lr=0.02` pairs grouped by optimizer. */
+export function parseOptimizerSettings(pairs: readonly string[], names: readonly string[]): Map<string, Record<string, HyperValue>> {
+  const settings = new Map(names.map((n) => [n, {} as Record<string, HyperValue>]));
+  for (const pair of pairs) {
+    const match = /^([a-z]+)\.([A-Za-z0-9]+)=(.*)$/.exec(pair);
+    if (match === null) throw new GrngError('cli', `--set takes OPTIMIZER.NAME=VALUE, got '${pair}'`);
+    const target = settings.get(match[1]);
+    if (target === undefined) throw new GrngError('cli', `--set ${pair}: '${match[1]}' is not among --optimizers (${names.join(', ')})`);
+    target[match[2]] = parseHyperValue(match[3]);
+  }
+  return settings;
+}
+
+/** Trains one entry under the budget; a failure is recorded in the run, not thrown. */
+async function runOne(entry: Entry, data: ImageDataset, device: Device, sizes: readonly number[], budget: Budget, print: (line: string) => void, isTty: boolean): Promise<ComparedRun> {
+  const perEpoch = Math.floor(data.train.count / entry.batchSize);
+  const progress = createProgress({ epochs: budget.epochs, stepsPerEpoch: perEpoch, isTty, print, prefix: entry.name });
+  const points: EvalPoint[] = [];
+  let [lossSum, lossCount, gradNormSum, steps, firstStepSeconds, firstElapsed, lastElapsed] = [0, 0, 0, 0, Number.NaN, 0, 0];
+  const { settings, batchSize } = entry;
+  const base = { name: entry.name, settings, batchSize };
+  try {
+    const trainer = await createTrainer({
+      model: nn.mlp(sizes),
+      optimizer: entry.optimizer,
+      data,
+      device,
+      batchSize,
+      seed: budget.seed,
+      metrics: ['loss', 'accuracy', 'gradNorm'],
+      onStep: (record) => {
+        progress.step(record);
+        lossSum += record.metrics.loss;
+        lossCount++;
+        gradNormSum += record.metrics.gradNorm ?? Number.NaN;
+        steps++;
+        if (record.step === 1) [firstStepSeconds, firstElapsed] = [record.elapsed, record.elapsed];
+        lastElapsed = record.elapsed;
+      },
+    });
+    run: for (let epoch = 1; epoch <= budget.epochs; epoch++) {
+      for (let k = 1; k <= budget.evalsPerEpoch; k++) {
+        const stopAt = (epoch - 1) * perEpoch + Math.round((k * perEpoch) / budget.evalsPerEpoch);
+        if (stopAt <= trainer.steps) continue;
+        const [record] = await trainer.fit(epoch, stopAt);
+        progress.end();
+        // At an epoch's end the Trainer has evaluated already; mid-epoch, evaluate here.
+        const test = record === undefined ? await trainer.evaluate() : { loss: record.testLoss, accuracy: record.testAccuracy };
+        const validation = data.validation === undefined ? undefined : record?.validationAccuracy ?? (await trainer.evaluate(data.validation)).accuracy;
+        const point = { step: trainer.steps, epoch: trainer.steps / perEpoch, elapsed: trainer.elapsed, trainLoss: lossSum / lossCount, testLoss: test.loss, testAccuracy: test.accuracy, ...(validation === undefined ? {} : { validationAccuracy: validation }) };
+        points.push(point);
+        [lossSum, lossCount] = [0, 0];
+        if (!isTty) print(`${entry.name}  epoch ${point.epoch.toFixed(2)}: train loss ${point.trainLoss.toFixed(4)}, test accuracy ${(100 * point.testAccuracy).toFixed(2)} %, ${point.elapsed.toFixed(1)} s`);
+        if (trainer.elapsed >= budget.seconds) break run;
+      }
+    }
+  } catch (error) {
+    progress.end();
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    print(`${entry.name}: failed: ${message}`);
+    return { ...base, points, gradNormMean: gradNormSum / Math.max(steps, 1), msPerStep: Number.NaN, firstStepSeconds, error: message };
+  }
+  return { ...base, points, gradNormMean: gradNormSum / Math.max(steps, 1), msPerStep: steps > 1 ? (1000 * (lastElapsed - firstElapsed)) / (steps - 1) : Number.NaN, firstStepSeconds };
+}
+
+/** Runs `grng compare` with `argv` (after the command name); returns the exit code. */
+export async function compare(argv: readonly string[], print: (line: string) => void, isTty = false): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      ...DATA_OPTIONS,
+      optimizers: { type: 'string', default: DEFAULT_OPTIMIZERS.join(',') },
+      set: { type: 'string', multiple: true, default: [] },
+      epochs: { type: 'string', default: '2' },
+      seconds: { type: 'string' },
+      'evals-per-epoch': { type: 'string', default: '4' },
+      target: { type: 'string', default: '0.85' },
+      hidden: { type: 'string', default: '256' },
+      'batch-size': { type: 'string', default: '128' },
+      seed: { type: 'string', default: '0' },
+      device: { type: 'string', default: 'webgpu' },
+      out: { type: 'string', default: 'runs/compare' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    print(COMPARE_USAGE);
+    return 0;
+  }
+  const names = values.optimizers.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw new GrngError('cli', '--optimizers names none');
+  if (new Set(names).size !== names.length) throw new GrngError('cli', `--optimizers repeats a name: ${names.join(', ')}`);
+  const budget: Budget = {
+    epochs: parseNumber('epochs', values.epochs, { integer: true, min: 1 }),
+    seconds: values.seconds === undefined ? Infinity : parseNumber('seconds', values.seconds, { min: 0 }),
+    evalsPerEpoch: parseNumber('evals-per-epoch', values['evals-per-epoch'], { integer: true, min: 1 }),
+    seed: parseNumber('seed', values.seed, { integer: true, min: 0 }),
+  };
+  const target = parseNumber('target', values.target, { min: 0 });
+  if (target > 1) throw new GrngError('cli', `--target is an accuracy in [0, 1], got ${target}`);
+  const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
+  const hidden = values.hidden.split(',').filter((s) => s !== '').map((s) => parseNumber('hidden', s, { integer: true, min: 1 }));
+  // Every optimizer is built (and its settings checked) before any training starts.
+  const entries: Entry[] = [...parseOptimizerSettings(values.set, names)].map(([name, given]) => {
+    const { batchSize: own, ...settings } = given;
+    if (own !== undefined && (typeof own !== 'number' || !Number.isInteger(own) || own < 1)) throw new GrngError('cli', `--set ${name}.batchSize must be a positive integer, got ${String(own)}`);
+    return { name, settings, optimizer: optimizerNamed(name, settings), batchSize: own ?? batchSize };
+  });
+
+  const data = loadDataset(values, budget.seed);
+  const device = await deviceNamed(values.device);
+  const sizes = [data.train.features, ...hidden, data.classes];
+  const dataset = values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string);
+  print(`grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} train / ${data.test.count} test), MLP ${sizes.join('-')}, ${budget.epochs} epochs each, on ${device.description}`);
+  mkdirSync(values.out, { recursive: true });
+  const runs: ComparedRun[] = [];
+  const setup = { device: device.description, dataset, model: `MLP ${sizes.join('-')}`, epochs: budget.epochs, target, seed: budget.seed, date: new Date().toISOString().slice(0, 10) };
+  for (const entry of entries) {
+    runs.push(await runOne(entry, data, device, sizes, budget, print, isTty));
+    // Written after every optimizer, so a long comparison stopped early keeps what it finished.
+    writeFileSync(join(values.out, 'results.json'), `${JSON.stringify({ setup, runs }, null, 1)}\n`);
+    writeFileSync(join(values.out, 'compare.md'), compareTable(runs, setup));
+    for (const [file, svg] of Object.entries(compareCharts(runs))) writeFileSync(join(values.out, file), svg);
+  }
+  print(compareTable(runs, setup));
+  print(`written: ${['compare.md', 'results.json', ...Object.keys(compareCharts(runs))].map((f) => join(values.out, f)).join(', ')}`);
+  return runs.some((r) => r.error !== undefined) ? 1 : 0;
+}

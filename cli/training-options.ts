@@ -1,0 +1,78 @@
+// What `grng train` and `grng compare` share: number parsing with one-line errors, the dataset
+// options (--dataset, --data, --validation, --normalize), the device option and the optimizers
+// by name.
+import { GrngError } from '../compiler/errors.js';
+import type { Optimizer } from '../dsl/optimizer.js';
+import { adam, adamw, kfac, reng, ring, rkalman, sgd, sophia } from '../optimizers/index.js';
+import { createDevice } from '../runtime/create-device.js';
+import type { Device } from '../runtime/device.js';
+import { FASHION_MNIST_DIR, loadIdxImages, type ImageDataset } from '../runtime/data/image-dataset.js';
+import { standardize } from '../runtime/data/normalize.js';
+import { holdOutValidation } from '../runtime/data/validation.js';
+
+export type HyperValue = number | boolean | string;
+type Factory = (settings: Readonly<Record<string, HyperValue>>) => Optimizer<never, unknown>;
+
+/** Every built-in optimizer by its CLI name. */
+export const OPTIMIZERS: Readonly<Record<string, Factory>> = {
+  ring: (s) => ring(s) as never,
+  reng: (s) => reng(s) as never,
+  rkalman: (s) => rkalman(s) as never,
+  kfac: (s) => kfac(s) as never,
+  sophia: (s) => sophia(s) as never,
+  adamw: (s) => adamw(s) as never,
+  adam: (s) => adam(s) as never,
+  sgd: (s) => sgd(s) as never,
+};
+
+/** The optimizer `name` with `settings` (its defaults otherwise); unknown names are GrngErrors. */
+export function optimizerNamed(name: string, settings: Readonly<Record<string, HyperValue>> = {}): Optimizer<never, unknown> {
+  const make = OPTIMIZERS[name];
+  if (make === undefined) throw new GrngError('cli', `unknown optimizer '${name}'; choose ${Object.keys(OPTIMIZERS).join(', ')}`);
+  return make(settings);
+}
+
+/** `text` as a number (an integer when asked, at least `min` when given), or a GrngError naming the option. */
+export function parseNumber(option: string, text: string, { integer = false, min }: { integer?: boolean; min?: number } = {}): number {
+  const n = Number(text);
+  const kind = integer ? 'an integer' : 'a number';
+  if (text.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new GrngError('cli', `--${option} must be ${kind}, got '${text}'`);
+  if (min !== undefined && n < min) throw new GrngError('cli', `--${option} must be at least ${min}, got ${n}`);
+  return n;
+}
+
+/** A hyperparameter value as typed on the command line: a number, true/false, or a string. */
+export function parseHyperValue(text: string): HyperValue {
+  if (text === 'true' || text === 'false') return text === 'true';
+  const n = Number(text);
+  return text.trim() !== '' && Number.isFinite(n) ? n : text;
+}
+
+export const DATA_USAGE = `  --dataset NAME     fashion-mnist (default: ${FASHION_MNIST_DIR}) or idx (needs --data)
+  --data DIR         the directory holding the four IDX files (train/t10k images/labels, raw or .gz)
+  --validation N     hold N training images out as a validation split (default 0: none)
+  --normalize MODE   unit (pixels in [0, 1], default) or standard (training mean 0, deviation 1)`;
+
+export const DATA_OPTIONS = {
+  dataset: { type: 'string', default: 'fashion-mnist' },
+  data: { type: 'string' },
+  validation: { type: 'string', default: '0' },
+  normalize: { type: 'string', default: 'unit' },
+} as const;
+
+/** Loads the dataset the options describe, with its validation split and normalization. */
+export function loadDataset(values: { dataset: string; data?: string; validation: string; normalize: string }, seed: number): ImageDataset {
+  if (values.dataset !== 'fashion-mnist' && values.dataset !== 'idx') throw new GrngError('cli', `--dataset must be fashion-mnist or idx, got '${values.dataset}'`);
+  if (values.dataset === 'idx' && values.data === undefined) throw new GrngError('cli', '--dataset idx needs --data DIR');
+  if (values.normalize !== 'unit' && values.normalize !== 'standard') throw new GrngError('cli', `--normalize must be unit or standard, got '${values.normalize}'`);
+  const validation = parseNumber('validation', values.validation, { integer: true, min: 0 });
+  let data = loadIdxImages(values.data ?? FASHION_MNIST_DIR);
+  if (validation > 0) data = holdOutValidation(data, validation, seed);
+  return values.normalize === 'standard' ? standardize(data) : data;
+}
+
+/** The device --device names: webgpu (default) or cpu (the float64 interpreter). */
+export async function deviceNamed(name: string): Promise<Device> {
+  if (name !== 'webgpu' && name !== 'cpu') throw new GrngError('cli', `--device must be webgpu or cpu, got '${name}'`);
+  return createDevice(name === 'cpu' ? { kind: 'cpu' } : {});
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// The comparison the paper makes, on this machine: an MLP 784-256-10 on Fashion-MNIST trained by
+// each optimizer for the same number of epochs from the same initial parameters and data order,
+// through `grng compare`. Writes results/ (compare.md, results.json, four SVG plots) next to
+// this file and puts the table into this folder's README and the top-level README between their
+// results markers. Run with `npm run compare` (it builds dist/ first). Extra arguments are passed
+// on to `grng compare`, e.g. `npm run compare -- --epochs 1 --optimizers sgd,ring`.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { compare } from '../../dist/cli/compare.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, 'results');
+
+// Each optimizer's settings for this problem; everything else is at its defaults (see
+// optimizers/*.ts and grng-spec.md §7). One setting each, chosen before the run: no tuning sweep.
+const SETTINGS = [
+  'sgd.lr=0.05', 'sgd.momentum=0.9', 'sgd.weightDecay=0.0005',
+  'adamw.lr=0.001',
+  'kfac.lr=0.01',
+  'sophia.lr=0.001',
+  // Lazy Fisher period 50: a 785×785 inverse refresh takes seconds on a software adapter.
+  'ring.lr=0.01', 'ring.rho=0.01', 'ring.inverseEvery=50',
+  'reng.lr=0.01', 'reng.rho=0.01', 'reng.inverseEvery=50',
+  // R-Kalman filters the output layer; its innovation has (C − 1)·B rows, so B is small.
+  'rkalman.batchSize=8',
+];
+
+const args = ['--optimizers', 'sgd,adamw,kfac,sophia,ring,reng,rkalman', '--epochs', '3', '--evals-per-epoch', '4', '--target', '0.85', '--out', out, ...SETTINGS.flatMap((s) => ['--set', s]), ...process.argv.slice(2)];
+console.log(`grng compare ${args.join(' ')}`);
+const print = (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`);
+const code = await compare(args, print, process.stdout.isTTY === true);
+
+// The table (without its title) goes between the markers of both READMEs.
+const table = readFileSync(join(out, 'compare.md'), 'utf8').split('\n').slice(2).join('\n').trim();
+for (const readme of [join(here, 'README.md'), join(here, '..', '..', 'README.md')]) {
+  const text = readFileSync(readme, 'utf8');
+  const next = text.replace(/(<!-- results:start -->\n)[\s\S]*?(\n<!-- results:end -->)/, `$1${table}$2`);
+  if (next === text && !text.includes(table)) console.warn(`${readme}: no results markers; table not inserted`);
+  writeFileSync(readme, next);
+}
+process.exitCode = code;
