@@ -21,6 +21,8 @@ export interface ComparedRun {
   /** The settings given beyond the optimizer's defaults. */
   readonly settings: Readonly<Record<string, unknown>>;
   readonly batchSize: number;
+  /** Its own time cap in seconds, if it had one. */
+  readonly seconds?: number;
   readonly points: readonly EvalPoint[];
   /** Mean global gradient norm over every step. */
   readonly gradNormMean: number;
@@ -59,7 +61,7 @@ export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup):
     const hit = timeToTarget(run, setup.target);
     const cells = [
       `**${run.name}**${run.error === undefined ? '' : ` (failed: ${run.error.replace(/\|/g, '\\|')})`}`,
-      percent(last?.testAccuracy),
+      last !== undefined && last.epoch < setup.epochs - 1e-9 ? `${percent(last.testAccuracy)} (stopped at ep ${last.epoch.toFixed(2)})` : percent(last?.testAccuracy),
       best === undefined ? '–' : `${percent(best.testAccuracy)} (ep ${best.epoch.toFixed(2)})`,
       fixed(last?.trainLoss, 4),
       fixed(last?.testLoss, 4),
@@ -70,7 +72,7 @@ export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup):
     ];
     return `| ${cells.join(' | ')} |`;
   });
-  const settings = runs.map((run) => `- **${run.name}**: batch ${run.batchSize}; ${settingsText(run.settings)}`);
+  const settings = runs.map((run) => `- **${run.name}**: batch ${run.batchSize}${run.seconds === undefined ? '' : `, time cap ${run.seconds} s`}; ${settingsText(run.settings)}`);
   return [
     `# Optimizer comparison: ${setup.dataset}, ${setup.model}`,
     '',

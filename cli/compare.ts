@@ -22,8 +22,9 @@ evaluation points as JSON and SVG plots of loss and accuracy against epoch and w
 
 Options:
   --optimizers A,B   which to compare (default sgd,adamw,kfac,sophia,ring,reng,rkalman)
-  --set OPT.NAME=V   a hyperparameter of one optimizer, e.g. ring.lr=0.02 (repeatable); the key
-                     batchSize sets that optimizer's batch size (R-Kalman's observation count)
+  --set OPT.NAME=V   a hyperparameter of one optimizer, e.g. ring.lr=0.02 (repeatable); the keys
+                     batchSize and seconds set that optimizer's batch size (R-Kalman's observation
+                     count) and its own time cap
   --epochs N         the budget: epochs per optimizer (default 2)
   --seconds S        also stop an optimizer at the first evaluation after S seconds of training
   --evals-per-epoch K  test evaluations per epoch (default 4)
@@ -44,6 +45,8 @@ interface Entry {
   readonly settings: Record<string, HyperValue>;
   readonly optimizer: Optimizer<never, unknown>;
   readonly batchSize: number;
+  /** This optimizer's own time cap (the smaller of it and --seconds applies). */
+  readonly seconds: number;
 }
 
 interface Budget {
@@ -73,7 +76,7 @@ async function runOne(entry: Entry, data: ImageDataset, device: Device, sizes: r
   const points: EvalPoint[] = [];
   let [lossSum, lossCount, gradNormSum, steps, firstStepSeconds, firstElapsed, lastElapsed] = [0, 0, 0, 0, Number.NaN, 0, 0];
   const { settings, batchSize } = entry;
-  const base = { name: entry.name, settings, batchSize };
+  const base = { name: entry.name, settings, batchSize, ...(Number.isFinite(entry.seconds) ? { seconds: entry.seconds } : {}) };
   try {
     const trainer = await createTrainer({
       model: nn.mlp(sizes),
@@ -106,7 +109,7 @@ async function runOne(entry: Entry, data: ImageDataset, device: Device, sizes: r
         points.push(point);
         [lossSum, lossCount] = [0, 0];
         if (!isTty) print(`${entry.name}  epoch ${point.epoch.toFixed(2)}: train loss ${point.trainLoss.toFixed(4)}, test accuracy ${(100 * point.testAccuracy).toFixed(2)} %, ${point.elapsed.toFixed(1)} s`);
-        if (trainer.elapsed >= budget.seconds) break run;
+        if (trainer.elapsed >= Math.min(budget.seconds, entry.seconds)) break run;
       }
     }
   } catch (error) {
@@ -158,9 +161,10 @@ export async function compare(argv: readonly string[], print: (line: string) => 
   const hidden = values.hidden.split(',').filter((s) => s !== '').map((s) => parseNumber('hidden', s, { integer: true, min: 1 }));
   // Every optimizer is built (and its settings checked) before any training starts.
   const entries: Entry[] = [...parseOptimizerSettings(values.set, names)].map(([name, given]) => {
-    const { batchSize: own, ...settings } = given;
+    const { batchSize: own, seconds, ...settings } = given;
     if (own !== undefined && (typeof own !== 'number' || !Number.isInteger(own) || own < 1)) throw new GrngError('cli', `--set ${name}.batchSize must be a positive integer, got ${String(own)}`);
-    return { name, settings, optimizer: optimizerNamed(name, settings), batchSize: own ?? batchSize };
+    if (seconds !== undefined && (typeof seconds !== 'number' || seconds < 0)) throw new GrngError('cli', `--set ${name}.seconds must be a number of seconds, got ${String(seconds)}`);
+    return { name, settings, optimizer: optimizerNamed(name, settings), batchSize: own ?? batchSize, seconds: seconds ?? Infinity };
   });
 
   const data = loadDataset(values, budget.seed);

@@ -56,6 +56,16 @@ describe('grng compare', () => {
     expect(readFileSync(join(out, 'compare.md'), 'utf8')).toMatch(/\*\*rkalman\*\* \(failed: /);
   });
 
+  test('one optimizer\'s own time cap stops it at the first evaluation past it', async () => {
+    const out = join(dir, 'capped');
+    const args = [...common, '--optimizers', 'sgd,adamw', '--epochs', '2', '--evals-per-epoch', '2', '--set', 'sgd.seconds=0', '--out', out];
+    expect(await compare(args, () => {})).toBe(0);
+    const { runs } = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { runs: ComparedRun[] };
+    expect(runs.map((r) => r.points.length)).toEqual([1, 4]);
+    expect(runs[0].seconds).toBe(0);
+    expect(readFileSync(join(out, 'compare.md'), 'utf8')).toMatch(/stopped at ep 0\.50/);
+  });
+
   test('bad options are one-line errors before any training', async () => {
     const out = join(dir, 'never');
     await expect(compare([...common, '--optimizers', 'sgd,lamb', '--out', out], () => {})).rejects.toThrow(/unknown optimizer 'lamb'/);
