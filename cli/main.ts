@@ -10,6 +10,7 @@ Commands:
   doctor [--all]     show the WebGPU adapter grng uses here (--all: every path it can try)
   train [options]    train an MLP on Fashion-MNIST or any IDX image dataset (grng train --help)
   compare [options]  train with several optimizers under one budget; table and plots (grng compare --help)
+  compile <file.ts>  check an optimizer file for purity and compile it to WGSL + a loadable module (grng compile --help)
 
 Options:
   -h, --help         show this help
@@ -56,6 +57,17 @@ async function main(argv: readonly string[]): Promise<number> {
   if (command === 'train') {
     const { train } = await import('./train.js');
     return train(argv.slice(1), print, process.stdout.isTTY === true);
+  }
+  if (command === 'compile') {
+    const { compile } = await import('./compile.js');
+    const limitsHere = async () => {
+      const { createDevice } = await import('../runtime/create-device.js');
+      const device = await createDevice();
+      if (device.kind !== 'webgpu') throw new Error('--limits here needs a WebGPU adapter');
+      const l = (device as unknown as { gpu: GPUDevice }).gpu.limits;
+      return { maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage, maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup, maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize };
+    };
+    return compile(argv.slice(1), print, limitsHere);
   }
   if (command === 'compare') {
     const { compare } = await import('./compare.js');

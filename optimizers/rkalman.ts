@@ -40,10 +40,14 @@ const HYPER = {
   fallback: 'sgd',
   lr: 1e-2,
   momentum: 0.9,
+  /**
+   * Added to R's diagonal for adapter A: R = diag(p') − p'p'ᵀ is singular when a probability
+   * vanishes (§5.2). The spec's 1e-12 is a float64 guard; in float32 (WebGPU) a confident model's
+   * S = HPHᵀ + R loses positive definiteness to rounding below ~1e-7·‖R‖ ≤ 2.5e-8 and the Cholesky
+   * returns NaN (seen on Fashion-MNIST at step ~600), so the default is 1e-6.
+   */
+  jitter: 1e-6,
 };
-
-/** Added to R's diagonal: R = diag(p') − p'p'ᵀ is singular when a probability vanishes (§5.2). */
-const JITTER = 1e-12;
 /** Diagonal variances are kept at or above this; each clamp is counted (§5.4). */
 const FLOOR = 1e-30;
 
@@ -52,12 +56,15 @@ function leafPaths(tree: unknown): string[] {
   const { leaves, rebuild } = flattenTree('rkalman', tree, isTensor, 'a Tensor');
   const indexed = rebuild(leaves.map((_, i) => i));
   const paths: string[] = [];
-  const walk = (node: unknown, path: string) => {
+  // A worklist rather than recursion: grng compile's purity check wants loops with known ends.
+  const pending: { node: unknown; path: string }[] = [{ node: indexed, path: '' }];
+  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
+    const { node, path } = item;
+    const at = (key: string | number) => (path === '' ? `${key}` : `${path}.${key}`);
     if (typeof node === 'number') paths[node] = path;
-    else if (Array.isArray(node)) node.forEach((child, i) => walk(child, path === '' ? `${i}` : `${path}.${i}`));
-    else for (const [k, child] of Object.entries(node as Record<string, unknown>)) walk(child, path === '' ? k : `${path}.${k}`);
-  };
-  walk(indexed, '');
+    else if (Array.isArray(node)) node.forEach((child, i) => pending.push({ node: child, path: at(i) }));
+    else for (const [k, child] of Object.entries(node as Record<string, unknown>)) pending.push({ node: child, path: at(k) });
+  }
   return paths;
 }
 
@@ -92,6 +99,7 @@ export const rkalman = defineOptimizer({
     outside('obsNoise', h.obsNoise, Number.MIN_VALUE, Infinity) ??
     outside('lr', h.lr, 0, Infinity) ??
     outside('momentum', h.momentum, 0, 1) ??
+    outside('jitter', h.jitter, 0, Infinity) ??
     (!['softmax', 'scalar', 'gaussian'].includes(h.adapter) ? `adapter must be 'softmax', 'scalar' or 'gaussian', got '${h.adapter}'` : undefined) ??
     (h.grMode !== 'noise' && h.grMode !== 'precision' ? `grMode must be 'noise' or 'precision', got '${h.grMode}'` : undefined) ??
     (h.covariance !== 'diagonal' && h.covariance !== 'full' ? `covariance must be 'diagonal' or 'full', got '${h.covariance}'` : undefined) ??
@@ -141,7 +149,7 @@ export const rkalman = defineOptimizer({
     const substitute = (ks: readonly Tensor[]) => rebuild(leaves.map((l, i) => (positions.includes(i) ? ks[positions.indexOf(i)] : l))) as ParamTree;
     const [z, pullback] = vjp((ks: Tensor[]) => ctx.output(substitute(ks)), managed);
     const row = (cotangent: Tensor) => flat(pullback(cotangent)[0] as Tensor[]);
-    const observation = observe(settings.adapter, z, ctx.labels, hyper.obsNoise, row);
+    const observation = observe(settings.adapter, z, ctx.labels, hyper.obsNoise, row, hyper.jitter);
     let { r } = observation;
     const { h, e } = observation;
     if (settings.grMode === 'noise' && !mutated('rkalman.noRegularization')) r = mul(r, add(1, mul(hyper.rho, gradNorm2)));
@@ -190,7 +198,7 @@ function symmetrize(a: Tensor): Tensor {
  * maps an output cotangent [m, C] to the matching Jacobian row over the managed parameters.
  * Exported for the property tests (spec §8.4 KF4); not part of the public API.
  */
-export function observe(adapter: string, z: Tensor, labels: Tensor, obsNoise: Tensor, row: (cotangent: Tensor) => Tensor): { h: Tensor; e: Tensor; r: Tensor } {
+export function observe(adapter: string, z: Tensor, labels: Tensor, obsNoise: Tensor, row: (cotangent: Tensor) => Tensor, jitter: Tensor | number = 1e-12): { h: Tensor; e: Tensor; r: Tensor } {
   const [m, classes] = z.rank === 1 ? [z.shape[0], 1] : [z.shape[0], z.shape[1]];
   const sample = (n: number) => cast(eq(iota([m, 1], 0), n), 'f32'); // [m, 1] selector of sample n
   if (adapter === 'gaussian') {
@@ -226,7 +234,7 @@ export function observe(adapter: string, z: Tensor, labels: Tensor, obsNoise: Te
   // Block diagonal over samples: diag(p') − p'p'ᵀ within each sample's k×k block.
   const blocks = constant(Float64Array.from({ length: (m * k) ** 2 }, (_, i) => (Math.floor(Math.floor(i / (m * k)) / k) === Math.floor((i % (m * k)) / k) ? 1 : 0)), [m * k, m * k]);
   const cross = mutated('rkalman.diagonalObservationNoise') ? zeros([m * k, m * k]) : mul(blocks, matmul(expandDims(pPrime, 1), expandDims(pPrime, 0)));
-  const r = add(sub(mul(eye(m * k), expandDims(pPrime, 1)), cross), mul(JITTER, eye(m * k)));
+  const r = add(sub(mul(eye(m * k), expandDims(pPrime, 1)), cross), mul(jitter, eye(m * k)));
   return { h: stackRows(rows), e, r };
 }
 

@@ -1,5 +1,6 @@
 import { fmtShape, GrngError, shapeSize, topoSort, type DType, type Node } from '../compiler/ir/index.js';
 import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type StorageType } from '../compiler/memory/layout.js';
+import { planOf, type ProgramPlan } from '../compiler/program-plan.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
 import { BufferPool } from './buffer-pool.js';
 import { consumedError, type ArrayData, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
@@ -27,7 +28,9 @@ const UNIFORM = 0x0040;
 const USAGE = STORAGE | COPY_SRC | COPY_DST;
 
 interface Executable {
-  readonly program: Program;
+  /** The compiled graph (absent for plans loaded from `grng compile` output). */
+  readonly program?: Program;
+  readonly plan: ProgramPlan;
   readonly pipelines: readonly GPUComputePipeline[];
   /** The program's data constants, uploaded once: one buffer per constants slot. */
   readonly constants: ReadonlyMap<number, GPUBuffer>;
@@ -152,7 +155,7 @@ export class WebGpuDevice implements Device {
 
   /** The dispatches, their buffers and (with `withSource`) WGSL that `outputs` compile to, inputs in buffers of their own. */
   explain(outputs: readonly Node[], withSource = false): string {
-    return explainProgram(this.executable(outputs, new Set(), undefined).program, withSource);
+    return explainProgram(this.executable(outputs, new Set(), undefined).program as Program, withSource);
   }
 
   /** How many distinct programs this device has compiled. */
@@ -162,7 +165,7 @@ export class WebGpuDevice implements Device {
 
   /** Number of compute dispatches `outputs` compile to (inputs in buffers of their own). */
   kernelCount(outputs: readonly Node[]): number {
-    return this.executable(outputs, new Set(), undefined).program.kernels.length;
+    return this.executable(outputs, new Set(), undefined).plan.kernels.length;
   }
 
   async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options: ExecuteOptions = {}): Promise<GpuArray[]> {
@@ -170,12 +173,54 @@ export class WebGpuDevice implements Device {
     const donated = options.donated ?? new Set<string>();
     const given = this.bindInputs(outputs, inputs);
     const exe = this.executable(outputs, donated, given.layout);
-    const { slots } = exe.program.memory;
+    const out = this.run(exe, given.buffers);
+    // Donated arrays are consumed: their regions may hold results now.
+    for (const name of donated) this.dispose(inputs.get(name) as GpuArray);
+    return out;
+  }
+
+  /**
+   * Runs a plan compiled ahead of time (`grng compile`): every input the plan reads is bound by
+   * name and must sit where the plan expects it (the same packing: buffer order and offsets).
+   */
+  async executePlan(plan: ProgramPlan, inputs: ReadonlyMap<string, GpuArray>, donated: ReadonlySet<string> = new Set()): Promise<GpuArray[]> {
+    this.checkErrors();
+    const buffers: Allocation[] = [];
+    for (const expected of plan.inputs) {
+      const arr = inputs.get(expected.name);
+      if (arr === undefined) throw new GrngError('executePlan', `missing input "${expected.name}" ${expected.dtype}${fmtShape(expected.shape)}`);
+      if (!(arr instanceof GpuArray) || arr.device !== this) throw new GrngError('executePlan', `input "${expected.name}" lives on another device`);
+      if (arr.consumed) throw consumedError();
+      if (arr.dtype !== expected.dtype || arr.shape.length !== expected.shape.length || arr.shape.some((d, i) => d !== expected.shape[i])) {
+        throw new GrngError('executePlan', `input "${expected.name}" must be ${expected.dtype}${fmtShape(expected.shape)}, got ${arr.dtype}${fmtShape(arr.shape)}`);
+      }
+      let slot = buffers.indexOf(arr.allocation);
+      if (slot < 0) slot = buffers.push(arr.allocation) - 1;
+      if (slot !== expected.slot || arr.offset !== expected.offset) {
+        throw new GrngError('executePlan', `input "${expected.name}" must be at offset ${expected.offset} of input buffer ${expected.slot}, but is at ${arr.offset} of buffer ${slot}: upload the arrays packed as the plan was compiled`);
+      }
+    }
+    let exe = this.plans.get(plan);
+    if (exe === undefined) {
+      exe = this.prepare(plan);
+      this.plans.set(plan, exe);
+    }
+    const out = this.run(exe, buffers);
+    for (const name of donated) this.dispose(inputs.get(name) as GpuArray);
+    return out;
+  }
+
+  /** Loaded plans, by identity. */
+  private readonly plans = new WeakMap<ProgramPlan, Executable>();
+
+  /** Records and submits one call of `exe` with the input slots in `inputBuffers`; returns views of the outputs. */
+  private run(exe: Executable, inputBuffers: readonly Allocation[]): GpuArray[] {
+    const { slots } = exe.plan;
     const buffers: GPUBuffer[] = [];
     const arenas: GPUBuffer[] = [];
     const results = new Map<number, Allocation>();
     slots.forEach((slot, i) => {
-      if (slot.kind === 'input') buffers.push(given.buffers[slot.index].buffer);
+      if (slot.kind === 'input') buffers.push(inputBuffers[slot.index].buffer);
       else if (slot.kind === 'constants') buffers.push(exe.constants.get(i) as GPUBuffer);
       else if (slot.kind === 'scalars') buffers.push(exe.scalars as GPUBuffer);
       else if (slot.kind === 'arena') {
@@ -194,7 +239,7 @@ export class WebGpuDevice implements Device {
       slot.sources.forEach(({ slot: from, offset }, cell) => encoder.copyBufferToBuffer(buffers[from], offset * 4, exe.scalars as GPUBuffer, cell * 16, 4));
     }
     const pass = encoder.beginComputePass();
-    for (const [k, { source }] of exe.program.kernels.entries()) {
+    for (const [k, source] of exe.plan.kernels.entries()) {
       if (source.invocations === 0) continue;
       pass.setPipeline(exe.pipelines[k]);
       pass.setBindGroup(0, this.bindGroup(exe, k, source.bindings.map((slot) => buffers[slot])));
@@ -204,7 +249,7 @@ export class WebGpuDevice implements Device {
     }
     pass.end();
     const staged: GPUBuffer[] = [];
-    for (const { from, to, length } of exe.program.memory.copies) {
+    for (const { from, to, length } of exe.plan.copies) {
       const [src, dst] = [buffers[from.slot], buffers[to.slot]];
       if (src !== dst) encoder.copyBufferToBuffer(src, from.offset * 4, dst, to.offset * 4, length * 4);
       else {
@@ -220,14 +265,11 @@ export class WebGpuDevice implements Device {
     this.stats.submits++;
 
     // Each output is a view: of the results buffer, or of a donated input's buffer (updated in place).
-    const out = outputs.map((node, i) => {
-      const region = exe.program.memory.outputs[i];
+    const out = exe.plan.outputs.map((region) => {
       const slot = slots[region.slot];
-      const allocation = slot.kind === 'input' ? given.buffers[slot.index] : (results.get(region.slot) as Allocation);
-      return this.view(allocation, region.offset, node.shape, node.dtype);
+      const allocation = slot.kind === 'input' ? inputBuffers[slot.index] : (results.get(region.slot) as Allocation);
+      return this.view(allocation, region.offset, region.shape, region.dtype);
     });
-    // Donated arrays are consumed: their regions may hold results now.
-    for (const name of donated) this.dispose(inputs.get(name) as GpuArray);
     // Arenas go back to the pool at once: later submissions run after this one.
     for (const b of [...arenas, ...staged]) this.pool.release(b);
     return out;
@@ -322,20 +364,25 @@ export class WebGpuDevice implements Device {
       // GRNG_EXPLAIN=1 prints each new program's dispatches and buffers; GRNG_EXPLAIN=wgsl adds their source.
       const explain = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.GRNG_EXPLAIN;
       if (explain) console.error(explainProgram(program, explain === 'wgsl'));
-      const pipelines = program.kernels.map(({ source }) => this.pipeline(source.code));
-      const constants = new Map<number, GPUBuffer>();
-      program.memory.slots.forEach((slot, i) => {
-        if (slot.kind !== 'constants') return;
-        const buffer = this.gpu.createBuffer({ size: 4 * slot.data.length, usage: USAGE });
-        this.gpu.queue.writeBuffer(buffer, 0, slot.storage === 'f32' ? Float32Array.from(slot.data) : Int32Array.from(slot.data));
-        constants.set(i, buffer);
-      });
-      const cells = program.memory.scalars.size;
-      const scalars = cells > 0 ? this.gpu.createBuffer({ size: 16 * cells, usage: UNIFORM | COPY_DST }) : undefined;
-      exe = { program, pipelines, constants, scalars, bindGroups: new Map() };
+      exe = { program, ...this.prepare(planOf(program, this.inputNodes(outputs))) };
       this.executables.set(key, exe);
     }
     return exe;
+  }
+
+  /** Pipelines, the constants uploaded once and the scalars uniform of a plan. */
+  private prepare(plan: ProgramPlan): Executable {
+    const pipelines = plan.kernels.map((source) => this.pipeline(source.code));
+    const constants = new Map<number, GPUBuffer>();
+    plan.slots.forEach((slot, i) => {
+      if (slot.kind !== 'constants') return;
+      const buffer = this.gpu.createBuffer({ size: 4 * slot.data.length, usage: USAGE });
+      this.gpu.queue.writeBuffer(buffer, 0, slot.storage === 'f32' ? Float32Array.from(slot.data) : Int32Array.from(slot.data));
+      constants.set(i, buffer);
+    });
+    const cells = plan.slots.reduce((n, slot) => (slot.kind === 'scalars' ? n + slot.sources.length : n), 0);
+    const scalars = cells > 0 ? this.gpu.createBuffer({ size: 16 * cells, usage: UNIFORM | COPY_DST }) : undefined;
+    return { plan, pipelines, constants, scalars, bindGroups: new Map() };
   }
 
   private pipeline(code: string): GPUComputePipeline {

@@ -127,7 +127,7 @@ async function session(model: Model<never>, loss: (z: Tensor, y: Tensor) => Tens
           velocity: flattenTree('test', params, isArrayLeaf, 'an array').rebuild(flattenTree('test', params, isArrayLeaf, 'an array').leaves.map((l) => array(new Float64Array((l as HostArray).data.length), (l as HostArray).shape))),
           clamped: array(0),
         };
-  const train = await compileTrainStep({ model, loss, optimizer: rkalman({ fallback: 'none', ...settings }), params, device, state, step: 0, metrics: ['loss', 'clamped'] });
+  const train = await compileTrainStep({ model, loss, optimizer: rkalman({ fallback: 'none', jitter: ref.JITTER, ...settings }), params, device, state, step: 0, metrics: ['loss', 'clamped'] });
   return {
     run: (x: Float64Array, y: Float64Array | Int32Array, xShape: number[], yShape: number[]) => train.run({ x: array(x, xShape), y: y instanceof Int32Array ? array(y, yShape, 'i32') : array(y, yShape) }),
     params: async () => readFlat(await train.params()),

@@ -1,0 +1,60 @@
+// `grng compile` through its entry function: a clean file compiles to WGSL files, a manifest and a
+// typed module whose plans step exactly as compileOptimizer does; a file with purity violations
+// prints them compiler-style and compiles nothing; bad options are one-line errors.
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { compile } from '../../cli/compile.js';
+import { adabelief } from '../../examples/custom-optimizer/adabelief.js';
+import { array, compileOptimizer, type DeviceArray } from '../../index.js';
+import { loadOptimizer } from '../../runtime/aot/load-optimizer.js';
+import { gpuDevice } from '../support/gpu.js';
+import { prng, uniform } from '../support/random.js';
+
+const out = mkdtempSync(join(tmpdir(), 'grng-compile-'));
+
+describe('grng compile', () => {
+  test('compiles the example optimizer: WGSL, manifest, module; the manifest steps as compileOptimizer does', async () => {
+    const lines: string[] = [];
+    const code = await compile(['examples/custom-optimizer/adabelief.ts', '--shapes', '{"w":[4,3],"b":[3]}', '--settings', '{"lr":0.01}', '--out', out], (l) => lines.push(l));
+    expect(code).toBe(0);
+    const dir = join(out, 'adabelief');
+    expect(readdirSync(join(dir, 'kernels')).filter((f) => f.endsWith('.wgsl')).length).toBeGreaterThan(0);
+    expect(readFileSync(join(dir, 'adabelief.ts'), 'utf8')).toMatch(/export function load\(/);
+    expect(lines[0]).toMatch(/^adabelief \(adabelief\): 1 dispatch\(es\) per step/);
+
+    const device = await gpuDevice();
+    const rng = prng(3);
+    const params = { w: array(uniform(rng, 12), [4, 3]), b: array(uniform(rng, 3), [3]) };
+    const loaded = await loadOptimizer(readFileSync(join(dir, 'manifest.json'), 'utf8'), device, params);
+    const jitted = await compileOptimizer(adabelief({ lr: 0.01 }), params, { device });
+    for (let k = 0; k < 3; k++) {
+      const grads = { w: array(uniform(rng, 12), [4, 3]), b: array(uniform(rng, 3), [3]) };
+      await loaded.step(grads);
+      await jitted.step(grads);
+    }
+    const read = async (tree: unknown) => Promise.all(Object.values(tree as Record<string, DeviceArray>).map((a) => a.read()));
+    expect(await read(loaded.params())).toEqual(await read(jitted.params()));
+  });
+
+  test('purity violations are printed as file:line:col and nothing is compiled', async () => {
+    const lines: string[] = [];
+    const badOut = join(out, 'bad');
+    expect(await compile(['test/aot/corpus/bad-several.ts', '--shapes', '{"w":[2]}', '--out', badOut], (l) => lines.push(l))).toBe(1);
+    expect(lines[0].split('\n').every((l) => /^test\/aot\/corpus\/bad-several\.ts:\d+:\d+: .+/.test(l))).toBe(true);
+    expect(lines.at(-1)).toMatch(/purity violation\(s\).*nothing compiled/);
+    expect(existsSync(badOut)).toBe(false);
+  });
+
+  test('--check only checks; bad options are one-line errors', async () => {
+    const lines: string[] = [];
+    expect(await compile(['examples/lion.ts', '--check'], (l) => lines.push(l))).toBe(0);
+    expect(lines).toEqual(['examples/lion.ts: lion pure']);
+    await expect(compile(['examples/lion.ts', '--out', out], () => {})).rejects.toThrow(/--shapes JSON or --preset/);
+    await expect(compile(['examples/lion.ts', '--shapes', '{"w":[0]}', '--out', out], () => {})).rejects.toThrow(/positive integers/);
+    await expect(compile(['examples/lion.ts', '--preset', 'cnn', '--out', out], () => {})).rejects.toThrow(/--preset/);
+    await expect(compile(['examples/lion.ts', '--shapes', '{"w":[2]}', '--export', 'nope', '--out', out], () => {})).rejects.toThrow(/no exported optimizer 'nope'/);
+    await expect(compile([], () => {})).rejects.toThrow(/one file/);
+  });
+});
