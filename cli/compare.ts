@@ -1,7 +1,7 @@
 // `grng compare`: trains the same MLP on the same data with each optimizer under the same budget
 // (epochs, and optionally seconds), evaluating on the test split a few times per epoch, then
 // writes compare.md (the table), results.json (every evaluation point) and four SVG plots.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GrngError } from '../compiler/errors.js';
@@ -10,7 +10,7 @@ import type { Optimizer } from '../dsl/optimizer.js';
 import type { ImageDataset } from '../runtime/data/image-dataset.js';
 import type { Device } from '../runtime/device.js';
 import { createTrainer } from '../runtime/trainer.js';
-import { compareCharts, compareTable, type ComparedRun, type EvalPoint } from './compare-report.js';
+import { compareCharts, compareTable, type ComparedRun, type CompareSetup, type EvalPoint } from './compare-report.js';
 import { createProgress } from './progress.js';
 import { DATA_OPTIONS, DATA_USAGE, deviceNamed, loadDataset, optimizerNamed, parseHyperValue, parseNumber, type HyperValue } from './training-options.js';
 
@@ -35,6 +35,7 @@ ${DATA_USAGE}
   --seed N           initial parameters, shuffles and step keys, the same for all (default 0)
   --device KIND      webgpu (default) or cpu (the float64 interpreter)
   --out DIR          compare.md, results.json, *.svg (default runs/compare)
+  --merge            keep the other optimizers' runs in DIR/results.json (same setup): rerun a few
   -h, --help         show this help
 `;
 
@@ -121,6 +122,16 @@ async function runOne(entry: Entry, data: ImageDataset, device: Device, sizes: r
   return { ...base, points, gradNormMean: gradNormSum / Math.max(steps, 1), msPerStep: steps > 1 ? (1000 * (lastElapsed - firstElapsed)) / (steps - 1) : Number.NaN, firstStepSeconds };
 }
 
+/** The runs of an earlier comparison with the same setup (date aside), for --merge. */
+function previousRuns(file: string, setup: CompareSetup): ComparedRun[] {
+  if (!existsSync(file)) throw new GrngError('cli', `--merge: no earlier results at ${file}`);
+  const earlier = JSON.parse(readFileSync(file, 'utf8')) as { setup: CompareSetup; runs: ComparedRun[] };
+  for (const key of ['device', 'dataset', 'model', 'epochs', 'target', 'seed'] as const) {
+    if (earlier.setup[key] !== setup[key]) throw new GrngError('cli', `--merge: ${file} was made with ${key} ${String(earlier.setup[key])}, this run has ${String(setup[key])}`);
+  }
+  return earlier.runs;
+}
+
 /** Runs `grng compare` with `argv` (after the command name); returns the exit code. */
 export async function compare(argv: readonly string[], print: (line: string) => void, isTty = false): Promise<number> {
   const { values } = parseArgs({
@@ -138,6 +149,7 @@ export async function compare(argv: readonly string[], print: (line: string) => 
       seed: { type: 'string', default: '0' },
       device: { type: 'string', default: 'webgpu' },
       out: { type: 'string', default: 'runs/compare' },
+      merge: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -173,10 +185,13 @@ export async function compare(argv: readonly string[], print: (line: string) => 
   const dataset = values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string);
   print(`grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} train / ${data.test.count} test), MLP ${sizes.join('-')}, ${budget.epochs} epochs each, on ${device.description}`);
   mkdirSync(values.out, { recursive: true });
-  const runs: ComparedRun[] = [];
   const setup = { device: device.description, dataset, model: `MLP ${sizes.join('-')}`, epochs: budget.epochs, target, seed: budget.seed, date: new Date().toISOString().slice(0, 10) };
+  const runs: ComparedRun[] = values.merge ? previousRuns(join(values.out, 'results.json'), setup) : [];
   for (const entry of entries) {
-    runs.push(await runOne(entry, data, device, sizes, budget, print, isTty));
+    const run = await runOne(entry, data, device, sizes, budget, print, isTty);
+    const at = runs.findIndex((r) => r.name === run.name);
+    if (at >= 0) runs[at] = run;
+    else runs.push(run);
     // Written after every optimizer, so a long comparison stopped early keeps what it finished.
     writeFileSync(join(values.out, 'results.json'), `${JSON.stringify({ setup, runs }, null, 1)}\n`);
     writeFileSync(join(values.out, 'compare.md'), compareTable(runs, setup));

@@ -9,7 +9,7 @@
 // inverse (except the 'precision' pseudo-observation of a full covariance, whose observation is
 // the parameter vector itself). Parameters outside the subset take a momentum-SGD step or stay frozen.
 import { GrngError } from '../compiler/errors.js';
-import { add, cast, choleskySolve, concat, constant, div, eq, expandDims, eye, gt, iota, le, matmul, maximum, mT, mul, oneHot, reshape, slice, softmax, sqnorm, sub, sum, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
+import { add, cast, choleskySolve, concat, constant, div, eq, expandDims, eye, gt, iota, le, matmul, maximum, minimum, mT, mul, oneHot, reshape, slice, softmax, sqnorm, sub, sum, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
 import { vjp } from '../dsl/transforms.js';
 import { defineOptimizer, outside, treeMap, type ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
@@ -47,6 +47,13 @@ const HYPER = {
    * returns NaN (seen on Fashion-MNIST at step ~600), so the default is 1e-6.
    */
   jitter: 1e-6,
+  /**
+   * Diagonal covariance only: after the prediction P/β, variances are capped at this (0: no cap).
+   * Fading memory inflates the variance of directions the data never informs by β⁻ᵗ without bound
+   * ("covariance wind-up"); when such a direction is finally observed the gain is huge. A cap at
+   * the prior σ₀ is the usual remedy; it breaks the exact NGD equivalence (§5.3) once it binds.
+   */
+  varianceCap: 0,
 };
 /** Diagonal variances are kept at or above this; each clamp is counted (§5.4). */
 const FLOOR = 1e-30;
@@ -100,6 +107,8 @@ export const rkalman = defineOptimizer({
     outside('lr', h.lr, 0, Infinity) ??
     outside('momentum', h.momentum, 0, 1) ??
     outside('jitter', h.jitter, 0, Infinity) ??
+    outside('varianceCap', h.varianceCap, 0, Infinity) ??
+    (h.varianceCap > 0 && h.covariance === 'full' ? 'varianceCap applies to the diagonal covariance only' : undefined) ??
     (!['softmax', 'scalar', 'gaussian'].includes(h.adapter) ? `adapter must be 'softmax', 'scalar' or 'gaussian', got '${h.adapter}'` : undefined) ??
     (h.grMode !== 'noise' && h.grMode !== 'precision' ? `grMode must be 'noise' or 'precision', got '${h.grMode}'` : undefined) ??
     (h.covariance !== 'diagonal' && h.covariance !== 'full' ? `covariance must be 'diagonal' or 'full', got '${h.covariance}'` : undefined) ??
@@ -133,6 +142,7 @@ export const rkalman = defineOptimizer({
 
     // Prediction with fading memory: P ← P/β.
     let p = mutated('rkalman.noForgetting') ? state.covariance : div(state.covariance, hyper.beta);
+    if (!full) p = where(gt(hyper.varianceCap, 0), minimum(p, where(gt(hyper.varianceCap, 0), hyper.varianceCap, 1)), p);
     // ‖ḡ‖² over every trainable parameter, at the predicted mean (the batch's true labels).
     const gradNorm2 = flattenTree('rkalman', grads, isTensor, 'a Tensor').leaves.reduce<Tensor>((acc, g) => add(acc, sqnorm(g)), zeros([]));
     if (settings.grMode === 'precision') {

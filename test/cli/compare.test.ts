@@ -64,6 +64,13 @@ describe('grng compare', () => {
     expect(runs.map((r) => r.points.length)).toEqual([1, 4]);
     expect(runs[0].seconds).toBe(0);
     expect(readFileSync(join(out, 'compare.md'), 'utf8')).toMatch(/stopped at ep 0\.50/);
+
+    // --merge reruns one optimizer and keeps the other's run; another setup is refused.
+    expect(await compare([...common, '--optimizers', 'sgd', '--epochs', '2', '--evals-per-epoch', '2', '--out', out, '--merge'], () => {})).toBe(0);
+    const merged = (JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { runs: ComparedRun[] }).runs;
+    expect(merged.map((r) => [r.name, r.points.length])).toEqual([['sgd', 4], ['adamw', 4]]);
+    expect(merged[1]).toEqual(runs[1]);
+    await expect(compare([...common, '--optimizers', 'sgd', '--epochs', '1', '--out', out, '--merge'], () => {})).rejects.toThrow(/made with epochs 2/);
   });
 
   test('bad options are one-line errors before any training', async () => {

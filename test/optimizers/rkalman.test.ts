@@ -14,7 +14,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, test, vi } from 'vitest';
 import * as dsl from '../../dsl/index.js';
-import { add, array, compileTrainStep, concat, constant, createDevice, crossEntropy, input, matmul, mT, mul, nn, relu, reshape, rkalman, square, sub, sum, vjp, type Device, type DeviceArray, type HostArray, type Model, type Tensor } from '../../index.js';
+import { add, array, compileTrainStep, concat, constant, createDevice, crossEntropy, GrngError, input, matmul, mT, mul, nn, relu, reshape, rkalman, square, sub, sum, vjp, type Device, type DeviceArray, type HostArray, type Model, type Tensor } from '../../index.js';
 import { topoSort, type Node } from '../../compiler/ir/index.js';
 import { flattenTree, type Tree } from '../../dsl/tree.js';
 import { mutations } from '../../optimizers/mutations.js';
@@ -406,6 +406,24 @@ async function kf8(c: Case<typeof kf8Arb>): Promise<void> {
   expect(Array.from(await train.params())).toEqual([...a, ...w]);
 }
 
+// The variance cap (an option beyond the spec against wind-up): prediction only, diagonal P, so
+// P_k = min(P_{k−1}/β, cap) exactly; the cap binds from the step where σ₀β^{−k} first exceeds it.
+const capArb = fc.record({ seed: seedArb, k: fc.integer({ min: 1, max: 4 }), steps: fc.integer({ min: 2, max: 8 }), beta: fc.double({ min: 0.5, max: 0.9, noNaN: true }), sigma0: logUniform(0.01, 1), over: fc.double({ min: 1.05, max: 3, noNaN: true }) });
+async function capped(c: Case<typeof capArb>): Promise<void> {
+  const rng = prng(c.seed);
+  const cap = c.sigma0 * c.over;
+  const train = await session(unusedParameterModel(2, c.k, uniform(rng, c.k), uniform(rng, 2)), mse, { adapter: 'gaussian', covariance: 'diagonal', params: 'a', beta: c.beta, rho: 0, sigma0: c.sigma0, varianceCap: cap });
+  let expected = new Float64Array(c.k).fill(c.sigma0);
+  for (let s = 1; s <= c.steps; s++) {
+    await train.run(uniform(rng, 3 * 2), uniform(rng, 3), [3, 2], [3]);
+    expected = Float64Array.from(expected, (v) => Math.min(v / c.beta, cap));
+    // H = 0, ρ = 0: the update subtracts exact zeros; the cap is a min, exact.
+    expect(Array.from(await train.covariance())).toEqual(Array.from(expected));
+  }
+  // β ≤ 0.9 and 8 steps at most, cap ≤ 3σ₀: σ₀β^{−steps} passes the cap when steps ≥ log(over)/log(1/β).
+  if (c.sigma0 * c.beta ** -c.steps > cap) expect(expected[0]).toBe(cap);
+}
+
 const kf8MonotoneArb = fc.record({ seed: seedArb, classes: fc.integer({ min: 2, max: 4 }), d: fc.integer({ min: 1, max: 3 }), m: fc.integer({ min: 1, max: 3 }), steps: fc.integer({ min: 2, max: 6 }), sigma0: logUniform(0.01, 10), covariance: fc.constantFrom('full' as const, 'diagonal' as const) });
 async function kf8Monotone(c: Case<typeof kf8MonotoneArb>): Promise<void> {
   const rng = prng(c.seed);
@@ -477,6 +495,11 @@ describe('R-Kalman properties (grng-spec §8.4), float64 interpreter', () => {
   });
   test('KF8 prediction only: P_k = β^{−k}P₀', async () => {
     await fc.assert(fc.asyncProperty(kf8Arb, kf8), { numRuns: RUNS });
+  });
+  test('varianceCap: predicted variances are capped, exactly; the full covariance refuses it', async () => {
+    await fc.assert(fc.asyncProperty(capArb, capped), { numRuns: RUNS });
+    expect(() => rkalman({ covariance: 'full', varianceCap: 1 })).toThrow(/diagonal covariance only/);
+    expect(() => rkalman({ varianceCap: -1 })).toThrow(GrngError);
   });
   test('KF8 β = 1, ρ = 0: P_k is Loewner non-increasing', async () => {
     await fc.assert(fc.asyncProperty(kf8MonotoneArb, kf8Monotone), { numRuns: RUNS });
