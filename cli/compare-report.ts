@@ -36,6 +36,8 @@ export interface ComparedRun {
 
 export interface CompareSetup {
   readonly device: string;
+  /** The CPU the run had (a software adapter's speed is the CPU's). */
+  readonly machine?: string;
   readonly dataset: string;
   readonly model: string;
   readonly epochs: number;
@@ -76,7 +78,7 @@ export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup):
   return [
     `# Optimizer comparison: ${setup.dataset}, ${setup.model}`,
     '',
-    `${setup.epochs} epochs each, seed ${setup.seed}, on ${setup.device} (${setup.date}).`,
+    `${setup.epochs} epochs each, seed ${setup.seed}, on ${setup.device}${setup.machine === undefined ? '' : `, ${setup.machine}`} (${setup.date}).`,
     '',
     `| optimizer | final test acc | best test acc | final train loss | final test loss | wall time (s) | ms/step | time to ${percent(setup.target)} | mean ‖∇L‖ |`,
     '|---|---|---|---|---|---|---|---|---|',

@@ -2,6 +2,7 @@
 // (epochs, and optionally seconds), evaluating on the test split a few times per epoch, then
 // writes compare.md (the table), results.json (every evaluation point) and four SVG plots.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus as cpuInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GrngError } from '../compiler/errors.js';
@@ -36,6 +37,7 @@ ${DATA_USAGE}
   --device KIND      webgpu (default) or cpu (the float64 interpreter)
   --out DIR          compare.md, results.json, *.svg (default runs/compare)
   --merge            keep the other optimizers' runs in DIR/results.json (same setup): rerun a few
+  --report-only      rewrite compare.md and the plots from DIR/results.json, training nothing
   -h, --help         show this help
 `;
 
@@ -122,6 +124,12 @@ async function runOne(entry: Entry, data: ImageDataset, device: Device, sizes: r
   return { ...base, points, gradNormMean: gradNormSum / Math.max(steps, 1), msPerStep: steps > 1 ? (1000 * (lastElapsed - firstElapsed)) / (steps - 1) : Number.NaN, firstStepSeconds };
 }
 
+/** compare.md and the four plots from the runs. */
+function writeReport(dir: string, setup: CompareSetup, runs: readonly ComparedRun[]): void {
+  writeFileSync(join(dir, 'compare.md'), compareTable(runs, setup));
+  for (const [file, svg] of Object.entries(compareCharts(runs))) writeFileSync(join(dir, file), svg);
+}
+
 /** The runs of an earlier comparison with the same setup (date aside), for --merge. */
 function previousRuns(file: string, setup: CompareSetup): ComparedRun[] {
   if (!existsSync(file)) throw new GrngError('cli', `--merge: no earlier results at ${file}`);
@@ -150,12 +158,21 @@ export async function compare(argv: readonly string[], print: (line: string) => 
       device: { type: 'string', default: 'webgpu' },
       out: { type: 'string', default: 'runs/compare' },
       merge: { type: 'boolean', default: false },
+      'report-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help) {
     print(COMPARE_USAGE);
+    return 0;
+  }
+  if (values['report-only']) {
+    const file = join(values.out, 'results.json');
+    if (!existsSync(file)) throw new GrngError('cli', `--report-only: no results at ${file}`);
+    const { setup, runs } = JSON.parse(readFileSync(file, 'utf8')) as { setup: CompareSetup; runs: ComparedRun[] };
+    writeReport(values.out, setup, runs);
+    print(compareTable(runs, setup));
     return 0;
   }
   const names = values.optimizers.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -185,7 +202,8 @@ export async function compare(argv: readonly string[], print: (line: string) => 
   const dataset = values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string);
   print(`grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} train / ${data.test.count} test), MLP ${sizes.join('-')}, ${budget.epochs} epochs each, on ${device.description}`);
   mkdirSync(values.out, { recursive: true });
-  const setup = { device: device.description, dataset, model: `MLP ${sizes.join('-')}`, epochs: budget.epochs, target, seed: budget.seed, date: new Date().toISOString().slice(0, 10) };
+  const cpus = cpuInfo();
+  const setup = { device: device.description, machine: `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}`, dataset, model: `MLP ${sizes.join('-')}`, epochs: budget.epochs, target, seed: budget.seed, date: new Date().toISOString().slice(0, 10) };
   const runs: ComparedRun[] = values.merge ? previousRuns(join(values.out, 'results.json'), setup) : [];
   for (const entry of entries) {
     const run = await runOne(entry, data, device, sizes, budget, print, isTty);
@@ -194,8 +212,7 @@ export async function compare(argv: readonly string[], print: (line: string) => 
     else runs.push(run);
     // Written after every optimizer, so a long comparison stopped early keeps what it finished.
     writeFileSync(join(values.out, 'results.json'), `${JSON.stringify({ setup, runs }, null, 1)}\n`);
-    writeFileSync(join(values.out, 'compare.md'), compareTable(runs, setup));
-    for (const [file, svg] of Object.entries(compareCharts(runs))) writeFileSync(join(values.out, file), svg);
+    writeReport(values.out, setup, runs);
   }
   print(compareTable(runs, setup));
   print(`written: ${['compare.md', 'results.json', ...Object.keys(compareCharts(runs))].map((f) => join(values.out, f)).join(', ')}`);

@@ -2,7 +2,7 @@
 // optimizers under one budget, evaluation points at the requested fractions of an epoch, the
 // table, results.json and four plots; a failing optimizer is reported and the others still run;
 // bad options fail before any training.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -71,6 +71,12 @@ describe('grng compare', () => {
     expect(merged.map((r) => [r.name, r.points.length])).toEqual([['sgd', 4], ['adamw', 4]]);
     expect(merged[1]).toEqual(runs[1]);
     await expect(compare([...common, '--optimizers', 'sgd', '--epochs', '1', '--out', out, '--merge'], () => {})).rejects.toThrow(/made with epochs 2/);
+    // --report-only redraws from results.json alone.
+    rmSync(join(out, 'loss-time.svg'));
+    const report: string[] = [];
+    expect(await compare(['--out', out, '--report-only'], (l) => report.push(l))).toBe(0);
+    expect(existsSync(join(out, 'loss-time.svg'))).toBe(true);
+    expect(report[0]).toMatch(/\d+ × .+\(\d{4}-\d\d-\d\d\)/);
   });
 
   test('bad options are one-line errors before any training', async () => {
