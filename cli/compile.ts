@@ -13,18 +13,24 @@ import type { DType } from '../compiler/ir/index.js';
 import { nn } from '../dsl/nn/index.js';
 import type { Optimizer } from '../dsl/optimizer.js';
 import { flattenTree } from '../dsl/tree.js';
-import { compileOptimizerPlans, PORTABLE_LIMITS } from '../runtime/aot/compile-plans.js';
+import { compileOptimizerPlans, PORTABLE_LIMITS, type TrainStepTarget } from '../runtime/aot/compile-plans.js';
+import { crossEntropy } from '../dsl/index.js';
+import type { Model } from '../dsl/nn/layers.js';
 import { manifestToJson, type LeafSpec, type PlanLimits } from '../runtime/aot/manifest.js';
 import { HostArray } from '../runtime/host-array.js';
 
 export const COMPILE_USAGE = `Usage: grng compile <file.ts> (--shapes JSON | --preset mlp:784,256,10) [options]
 
-Checks the optimizers the file exports (defineOptimizer) for purity, then compiles each for the
-given parameter layout into WGSL kernels, a manifest and a typed module loadable with grng/aot.
+Checks the optimizers the file exports (defineOptimizer) for purity, then compiles each into WGSL
+kernels, a manifest and a typed module loadable with grng/aot: with --shapes, the update from
+given gradients (gradient-only optimizers); with --preset, a whole training step of that model
+(forward, cross-entropy, backward, update), which curvature optimizers (RING, K-FAC, ...) need.
 
 Options:
   --shapes JSON      the parameter tree: leaves are shapes, e.g. '{"w":[784,256],"b":[256]}'
-  --preset NAME      a model's parameters instead: mlp:SIZES (e.g. mlp:784,256,10)
+  --preset NAME      a model instead: mlp:SIZES (e.g. mlp:784,256,10), compiled as a training step
+  --batch N          the training step's batch size (default 128)
+  --metrics A,B      what each training step returns (default loss,accuracy)
   --export NAME      compile only this export (default: every exported optimizer)
   --settings JSON    hyperparameter settings, e.g. '{"lr":0.001}' (numbers stay settable at run time)
   --limits KIND      portable (WebGPU's defaults, the default) or here (this machine's adapter)
@@ -48,13 +54,15 @@ export function parseShapes(text: string): unknown {
   return rebuild(leaves.map((shape): LeafSpec => ({ shape, dtype: 'f32' })));
 }
 
-/** The parameter layout of a model preset (mlp:784,256,10). */
-export function presetShapes(preset: string): unknown {
-  const match = /^mlp:(\d+(?:,\d+)+)$/.exec(preset);
-  if (match === null) throw new GrngError('compile', `--preset must look like mlp:784,256,10, got '${preset}'`);
-  const params = nn.mlp(match[1].split(',').map(Number)).init(0);
-  const { leaves, rebuild } = flattenTree('compile', params, (x): x is HostArray => x instanceof HostArray, 'an array');
-  return rebuild(leaves.map((a): LeafSpec => ({ shape: a.shape, dtype: a.dtype as DType })));
+/** A model preset (mlp:784,256,10): the model, its parameter layout and its input width. */
+export function preset(name: string): { model: Model<never>; shapes: unknown; sizes: number[] } {
+  const match = /^mlp:(\d+(?:,\d+)+)$/.exec(name);
+  if (match === null) throw new GrngError('compile', `--preset must look like mlp:784,256,10, got '${name}'`);
+  const sizes = match[1].split(',').map(Number);
+  if (sizes.some((n) => n < 1)) throw new GrngError('compile', `--preset sizes must be positive, got '${name}'`);
+  const model = nn.mlp(sizes);
+  const { leaves, rebuild } = flattenTree('compile', model.init(0), (x): x is HostArray => x instanceof HostArray, 'an array');
+  return { model: model as Model<never>, shapes: rebuild(leaves.map((a): LeafSpec => ({ shape: a.shape, dtype: a.dtype as DType }))), sizes };
 }
 
 const isFactory = (x: unknown): x is (settings?: object) => Optimizer<never, unknown> => typeof x === 'function';
@@ -66,6 +74,8 @@ export async function compile(argv: readonly string[], print: (line: string) => 
     options: {
       shapes: { type: 'string' },
       preset: { type: 'string' },
+      batch: { type: 'string', default: '128' },
+      metrics: { type: 'string', default: 'loss,accuracy' },
       export: { type: 'string' },
       settings: { type: 'string', default: '{}' },
       limits: { type: 'string', default: 'portable' },
@@ -96,7 +106,20 @@ export async function compile(argv: readonly string[], print: (line: string) => 
     return 0;
   }
   if ((values.shapes === undefined) === (values.preset === undefined)) throw new GrngError('compile', 'give the parameter layout: --shapes JSON or --preset mlp:SIZES (one of them)');
-  const specs = values.shapes !== undefined ? parseShapes(values.shapes) : presetShapes(values.preset as string);
+  const chosen = values.preset === undefined ? undefined : preset(values.preset);
+  const specs = values.shapes !== undefined ? parseShapes(values.shapes) : chosen?.shapes;
+  const batch = Number(values.batch);
+  if (!Number.isInteger(batch) || batch < 1) throw new GrngError('compile', `--batch must be a positive integer, got '${values.batch}'`);
+  const train: TrainStepTarget | undefined =
+    chosen === undefined
+      ? undefined
+      : {
+          model: chosen.model,
+          loss: crossEntropy,
+          batch: { x: { shape: [batch, chosen.sizes[0]], dtype: 'f32' }, y: { shape: [batch], dtype: 'i32' } },
+          metrics: values.metrics.split(',').filter((m) => m !== ''),
+          description: values.preset as string,
+        };
   let settings: Record<string, unknown>;
   try {
     settings = JSON.parse(values.settings) as Record<string, unknown>;
@@ -111,7 +134,16 @@ export async function compile(argv: readonly string[], print: (line: string) => 
     const factory = module[name];
     if (!isFactory(factory)) throw new GrngError('compile', `${file} has no exported optimizer '${name}'`);
     const optimizer = factory(settings);
-    const manifest = compileOptimizerPlans(optimizer, specs, { limits, source: `${file}#${name}` });
+    let manifest;
+    try {
+      manifest = compileOptimizerPlans(optimizer, specs, { limits, source: `${file}#${name}`, train });
+    } catch (error) {
+      // Curvature optimizers read the model: say how to compile them instead of compileOptimizer's advice.
+      if (train === undefined && error instanceof GrngError && /needs the model/.test(error.message)) {
+        throw new GrngError('compile', `${name} (${optimizer.name}) needs the model and the batch (it reads ctx.taps, ctx.hvp or ctx.loss): compile a training step with --preset mlp:SIZES --batch N instead of --shapes`);
+      }
+      throw error;
+    }
     const dir = join(values.out, name);
     mkdirSync(join(dir, 'kernels'), { recursive: true });
     const written: string[] = [];
@@ -125,7 +157,8 @@ export async function compile(argv: readonly string[], print: (line: string) => 
     writeFileSync(join(dir, 'manifest.json'), `${manifestToJson(manifest)}\n`);
     writeFileSync(join(dir, `${name}.ts`), emitModule(manifest, { importFrom: values['import-from'] }));
     const perStep = manifest.steps.map((s) => s.plan.kernels.length).join('/');
-    print(`${name} (${manifest.optimizer}): ${perStep} dispatch(es) per step, ${manifest.init.kernels.length} for init; wrote ${join(dir, `${name}.ts`)}, ${join(dir, 'manifest.json')} and ${written.length} WGSL file(s) in ${join(dir, 'kernels')}`);
+    const kind = train === undefined ? '' : `training step of ${train.description} at batch ${batch}, `;
+    print(`${name} (${manifest.optimizer}): ${kind}${perStep} dispatch(es) per step, ${manifest.init.kernels.length} for init; wrote ${join(dir, `${name}.ts`)}, ${join(dir, 'manifest.json')} and ${written.length} WGSL file(s) in ${join(dir, 'kernels')}`);
   }
   return 0;
 }

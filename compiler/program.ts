@@ -24,6 +24,13 @@ export interface CompileOptions {
   readonly donated?: ReadonlySet<number>;
   /** Where the caller's arrays live (which share a buffer, at what offsets); default: one buffer each. */
   readonly inputs?: InputLayout;
+  /**
+   * Every donated argument in order, including ones the graph does not read (ahead-of-time plans):
+   * the k-th output of a type then pairs with the k-th such argument, an unread argument's output
+   * goes to the results, and no output takes another argument's region — so each result lands
+   * where its own argument was, every step.
+   */
+  readonly argumentOrder?: readonly Node[];
 }
 
 /** One compute dispatch: its segments (kernel plans), WGSL, and the roots it stores in place. */
@@ -60,13 +67,14 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
     ? mergeIndependent(mergeDependentReductions(plans, maxBuffers, fitsOneKernel, isWideReduction, bindingKey), { maxBuffers, bindingKey, mode: segmentMode })
     : plans.map((plan) => ({ segments: [plan] }));
   const donated = options.donated ?? new Set<number>();
-  const aliases = planInPlace(dispatches, donated, outputs);
+  const order = options.argumentOrder;
+  const aliases = planInPlace(dispatches, donated, outputs, order);
   const memory = planMemory(
     dispatches.map((d, k) => ({ roots: d.segments.flatMap((s) => s.roots), inputs: d.segments.flatMap((s) => s.inputs), aliases: aliases[k] })),
     externals,
     outputs,
     layout,
-    { donated, copyBack: copyBacks(aliases, donated, outputs) },
+    { donated, copyBack: copyBacks(aliases, donated, outputs, order) },
     limits.maxStorageBufferBindingSize,
   );
   const kernels = dispatches.map((d, k) => {
@@ -89,19 +97,19 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
  * donated buffers), so each result lands where the matching argument was and a step's layout,
  * part of the compiled program's identity, stays the same from one call to the next.
  */
-function planInPlace(dispatches: readonly { segments: readonly KernelPlan[] }[], donated: ReadonlySet<number>, outputs: readonly Node[]): Map<number, Node>[] {
+function planInPlace(dispatches: readonly { segments: readonly KernelPlan[] }[], donated: ReadonlySet<number>, outputs: readonly Node[], order?: readonly Node[]): Map<number, Node>[] {
   const outputIds = new Set(outputs.map((n) => n.id));
   const lastRead = new Map<number, number>();
   dispatches.forEach((d, k) => d.segments.forEach((s) => s.inputs.forEach((n) => lastRead.set(n.id, k))));
-  const preferred = pairInOrder(outputs, donated);
+  const preferred = pairInOrder(outputs, donated, order);
   const sameType = (a: Node, b: Node) => a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((n, i) => n === b.shape[i]);
   return dispatches.map((d, k) => {
     const aliases = new Map<number, Node>();
     if (donated.size === 0) return aliases;
     const free = inPlaceCandidates(d.segments).filter(({ input }) => donated.has(input.id) && !outputIds.has(input.id) && lastRead.get(input.id) === k);
     const roots = d.segments.flatMap((segment, s) => segment.roots.map((root) => ({ root, s })));
-    // Preferred pairs first, then any free input of the root's type.
-    for (const pass of [true, false]) {
+    // Preferred pairs first, then any free input of the root's type (not with a fixed argument order).
+    for (const pass of order === undefined ? [true, false] : [true]) {
       for (const { root, s } of roots) {
         if (aliases.has(root.id)) continue;
         const j = free.findIndex(({ segment, input }) => segment === s && sameType(input, root) && (!pass || preferred.get(root.id) === input));
@@ -117,11 +125,11 @@ function planInPlace(dispatches: readonly { segments: readonly KernelPlan[] }[],
  * the dispatch that computes them): they are copied into the input's region after the
  * dispatches, so results still land where their arguments were and the layout stays stable.
  */
-function copyBacks(aliases: readonly ReadonlyMap<number, Node>[], donated: ReadonlySet<number>, outputs: readonly Node[]): Map<number, Node> {
+function copyBacks(aliases: readonly ReadonlyMap<number, Node>[], donated: ReadonlySet<number>, outputs: readonly Node[], order?: readonly Node[]): Map<number, Node> {
   const aliased = new Set(aliases.flatMap((a) => [...a.keys()]));
   const taken = new Set(aliases.flatMap((a) => [...a.values()].map((n) => n.id)));
   const out = new Map<number, Node>();
-  for (const [root, input] of pairInOrder(outputs, donated)) {
+  for (const [root, input] of pairInOrder(outputs, donated, order)) {
     const node = outputs.find((n) => n.id === root) as Node;
     if (!aliased.has(root) && !taken.has(input.id) && node.op !== 'constant') out.set(root, input);
   }
@@ -129,15 +137,18 @@ function copyBacks(aliases: readonly ReadonlyMap<number, Node>[], donated: Reado
 }
 
 /** The k-th returned value of a type paired with the k-th donated input of that type (returned inputs keep their own). */
-function pairInOrder(outputs: readonly Node[], donated: ReadonlySet<number>): Map<number, Node> {
+function pairInOrder(outputs: readonly Node[], donated: ReadonlySet<number>, order?: readonly Node[]): Map<number, Node> {
   const type = (n: Node) => `${n.dtype}[${n.shape.join(',')}]`;
   const returned = new Set(outputs.filter((n) => n.op === 'input').map((n) => n.id));
-  const queues = new Map<string, Node[]>();
+  // With an argument order, unread arguments hold their place in the queue (undefined: no pair).
+  const queues = new Map<string, (Node | undefined)[]>();
   const byId = new Map(topoSort(outputs).map((n) => [n.id, n] as const));
-  for (const id of donated) {
-    const n = byId.get(id);
-    if (n === undefined || returned.has(id)) continue;
-    queues.set(type(n), [...(queues.get(type(n)) ?? []), n]);
+  const candidates = order ?? [...donated].flatMap((id) => (byId.has(id) ? [byId.get(id) as Node] : []));
+  for (const n of candidates) {
+    if (returned.has(n.id)) continue;
+    const usable = donated.has(n.id) && byId.has(n.id);
+    if (!usable && order === undefined) continue;
+    queues.set(type(n), [...(queues.get(type(n)) ?? []), usable ? n : undefined]);
   }
   const pairs = new Map<number, Node>();
   for (const out of outputs) {

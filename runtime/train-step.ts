@@ -76,39 +76,14 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
   type Program = (...args: unknown[]) => Promise<unknown>;
   const variants = (): StepVariants<Program> => new StepVariants(build);
   const build = (variants: StepVariants<Program>): Program =>
-    jit(
-      (params: ParamTree, state: Tree<Tensor>, x: Tensor, y: Tensor, values: Tensor[], t: Tensor, counter: Tensor[]) => {
-        const objective = (p: ParamTree) => {
-          const value = loss((model as Model<ParamTree>).apply(p, x), y);
-          if (!isTensor(value) || value.rank !== 0) {
-            throw new GrngError(op, `the loss must be a scalar tensor, got ${isTensor(value) ? `shape [${value.shape.join(', ')}]` : typeof value}`);
-          }
-          return value;
-        };
-        const [value, grads] = valueAndGrad(objective)(params) as [Tensor, ParamTree];
-        const extras = trainingExtras(model as Model<ParamTree>, loss, params, x, y, variants.every);
-        const [nextParams, nextState] = applyUpdate(optimizer, settings, values, { params, state, grads, t, counter }, extras);
-        const measure = (m: string): Tensor => {
-          if (m === 'loss') return value;
-          if (m === 'gradNorm') return sqrt(globalSqnorm(leaves(grads)));
-          if (m === 'updateNorm') return sqrt(globalSqnorm(leaves(nextParams).map((p, i) => sub(p, leaves(params)[i]))));
-          if (m === 'accuracy') return accuracy((model as Model<ParamTree>).apply(params, x), y);
-          const scalar = reported[m](nextState as S);
-          if (!isTensor(scalar) || scalar.rank !== 0) throw new GrngError(op, `${optimizer.name}'s report '${m}' must be a scalar tensor`);
-          return cast(scalar, 'f32');
-        };
-        const measured = metrics.map((m) => reshape(measure(m), [1]));
-        return [nextParams, nextState, concat(measured, 0)];
-      },
-      { device, donate: [0, 1] },
-    ) as Program;
+    jit(trainStepBody({ model, loss, optimizer, settings, metrics, every: variants.every }), { device, donate: [0, 1] }) as Program;
   let steps = variants();
 
   let current: Placed = upload(device, options.params, op);
   // The state is made (or checked) at the first step: per-layer state needs the model's layers,
   // which a trace of the model on a batch reveals.
   let state: Placed | undefined;
-  const layersOf = (p: ParamTree, x: Tensor): LayerInfo[] => recordTaps(() => (model as Model<ParamTree>).apply(p, x)).taps.map((t) => ({ name: t.name, w: t.w, b: t.b }));
+  const layersOf = (p: ParamTree, x: Tensor): LayerInfo[] => modelLayers(model, p, x);
   const prepare = async (x: ArrayLeaf): Promise<Placed> => {
     if (state !== undefined) return state;
     const shape = typeof x === 'number' ? [] : x.shape;
@@ -163,6 +138,52 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
     get steps() {
       return taken;
     },
+  };
+}
+
+/** The model's dense layers, as an optimizer's init sees them: a trace of the model on `x`. */
+export function modelLayers(model: Model<never>, params: ParamTree, x: Tensor): LayerInfo[] {
+  return recordTaps(() => (model as Model<ParamTree>).apply(params, x)).taps.map((t) => ({ name: t.name, w: t.w, b: t.b }));
+}
+
+/**
+ * The traced body of a training step — forward, loss, gradients, the optimizer's update and the
+ * metrics — over (params, state, x, y, numeric hyperparameters, t, [seed, t]), returning
+ * [params, state, metrics]. compileTrainStep jits it; grng compile traces it ahead of time.
+ */
+export function trainStepBody<H extends HyperDefaults, S>(options: {
+  readonly model: Model<never>;
+  readonly loss: (output: Tensor, y: Tensor) => Tensor;
+  readonly optimizer: Optimizer<H, S>;
+  readonly settings: HyperSettings<H>;
+  readonly metrics: readonly string[];
+  readonly every: <T>(period: number, work: () => T, otherwise: () => T) => T;
+}) {
+  const op = 'compileTrainStep';
+  const { model, loss, optimizer, settings, metrics, every } = options;
+  const reported = optimizer.definition.report ?? {};
+  return (params: ParamTree, state: Tree<Tensor>, x: Tensor, y: Tensor, values: Tensor[], t: Tensor, counter: Tensor[]): [ParamTree, Tree<Tensor>, Tensor] => {
+    const objective = (p: ParamTree) => {
+      const value = loss((model as Model<ParamTree>).apply(p, x), y);
+      if (!isTensor(value) || value.rank !== 0) {
+        throw new GrngError(op, `the loss must be a scalar tensor, got ${isTensor(value) ? `shape [${value.shape.join(', ')}]` : typeof value}`);
+      }
+      return value;
+    };
+    const [value, grads] = valueAndGrad(objective)(params) as [Tensor, ParamTree];
+    const extras = trainingExtras(model as Model<ParamTree>, loss, params, x, y, every);
+    const [nextParams, nextState] = applyUpdate(optimizer, settings, values, { params, state, grads, t, counter }, extras);
+    const measure = (m: string): Tensor => {
+      if (m === 'loss') return value;
+      if (m === 'gradNorm') return sqrt(globalSqnorm(leaves(grads)));
+      if (m === 'updateNorm') return sqrt(globalSqnorm(leaves(nextParams).map((p, i) => sub(p, leaves(params)[i]))));
+      if (m === 'accuracy') return accuracy((model as Model<ParamTree>).apply(params, x), y);
+      const scalar = reported[m](nextState as S);
+      if (!isTensor(scalar) || scalar.rank !== 0) throw new GrngError(op, `${optimizer.name}'s report '${m}' must be a scalar tensor`);
+      return cast(scalar, 'f32');
+    };
+    const measured = metrics.map((m) => reshape(measure(m), [1]));
+    return [nextParams, nextState, concat(measured, 0)];
   };
 }
 

@@ -210,6 +210,19 @@ export class WebGpuDevice implements Device {
     return out;
   }
 
+  /** Copies `from`'s values into `to`'s region (same shape and dtype), queued after earlier work. */
+  copyInto(from: GpuArray, to: GpuArray): void {
+    if (from.consumed || to.consumed) throw consumedError();
+    if (from.dtype !== to.dtype || from.shape.length !== to.shape.length || from.shape.some((d, i) => d !== to.shape[i])) {
+      throw new GrngError('copyInto', `cannot copy ${from.dtype}${fmtShape(from.shape)} into ${to.dtype}${fmtShape(to.shape)}`);
+    }
+    const encoder = this.gpu.createCommandEncoder();
+    encoder.copyBufferToBuffer(from.buffer, from.offset * 4, to.buffer, to.offset * 4, 4 * paddedLength(shapeSize(from.shape)));
+    this.gpu.queue.submit([encoder.finish()]);
+    this.pool.recordSubmit();
+    this.stats.submits++;
+  }
+
   /** Loaded plans, by identity. */
   private readonly plans = new WeakMap<ProgramPlan, Executable>();
 

@@ -10,7 +10,9 @@ import { compileProgram } from '../../compiler/program.js';
 import type { HyperDefaults, Optimizer, ParamTree } from '../../dsl/optimizer.js';
 import { isTensor, Tensor } from '../../dsl/tensor.js';
 import { flattenTree, type Tree } from '../../dsl/tree.js';
+import type { Model } from '../../dsl/nn/layers.js';
 import { applyUpdate, gradientOnlyExtras, numericHyper } from '../compile-optimizer.js';
+import { modelLayers, trainStepBody } from '../train-step.js';
 import { dueAt, MANIFEST_FORMAT, type LeafSpec, type OptimizerManifest, type PlanLimits, type StepPattern } from './manifest.js';
 
 /** WebGPU's default limits (what every core adapter offers): plans compiled within them run anywhere. */
@@ -72,8 +74,24 @@ const argument = (k: number, leaf: LeafSpec) => new Tensor(builder.input(`%arg${
 
 const inputsOf = (outputs: readonly Node[]) => topoSort(outputs).filter((n) => n.op === 'input');
 
-/** Compiles `optimizer` for parameters shaped like `params` (a tree of { shape, dtype }). */
-export function compileOptimizerPlans<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, params: unknown, options: { limits?: PlanLimits; source?: string } = {}): OptimizerManifest {
+/** A whole training step to compile: the model, its loss, the batch it takes and the metrics it returns. */
+export interface TrainStepTarget {
+  readonly model: Model<never>;
+  readonly loss: (output: Tensor, y: Tensor) => Tensor;
+  /** x (e.g. f32 [128, 784]) and y (e.g. i32 [128]) of one batch. */
+  readonly batch: { readonly x: LeafSpec; readonly y: LeafSpec };
+  readonly metrics: readonly string[];
+  /** How the model is described in messages and the manifest (e.g. 'mlp:784,256,10'). */
+  readonly description: string;
+}
+
+/**
+ * Compiles `optimizer` for parameters shaped like `params` (a tree of { shape, dtype }): its
+ * update from given gradients, or with `train` the whole training step (forward, loss, backward,
+ * update, metrics) — the form curvature optimizers need, since they read the model's taps.
+ */
+export function compileOptimizerPlans<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, params: unknown, options: { limits?: PlanLimits; source?: string; train?: TrainStepTarget } = {}): OptimizerManifest {
+  const { train } = options;
   const limits = options.limits ?? PORTABLE_LIMITS;
   const { definition } = optimizer;
   const settings = optimizer.hyper;
@@ -82,35 +100,51 @@ export function compileOptimizerPlans<H extends HyperDefaults, S>(optimizer: Opt
 
   // init(params) as jit traces it: the parameters are %arg0 … %arg(P−1).
   const rebuild = (skeleton: Tree<number>, tensors: Tensor[]) => flattenTree('compile', skeleton, (x): x is number => typeof x === 'number', 'a leaf').rebuild(tensors);
-  const initTree = definition.init(rebuild(p.skeleton, p.leaves.map((l, i) => argument(i, l))) as ParamTree, settings, []) as Tree<Tensor>;
+  const initParams = rebuild(p.skeleton, p.leaves.map((l, i) => argument(i, l))) as ParamTree;
+  // Per-layer state (Kronecker factors) needs the model's dense layers: a trace on a batch-shaped x.
+  const layers = train === undefined ? [] : modelLayers(train.model, initParams, new Tensor(builder.input('x_shape', train.batch.x.shape, train.batch.x.dtype)));
+  const initTree = definition.init(initParams, settings, layers) as Tree<Tensor>;
   const s = skeletonOf('compile', initTree, isTensor, 'a Tensor');
   const initOutputs = s.leaves.map((t) => t.node);
   const initLayout = layoutFor(inputsOf(initOutputs), [p.leaves.map(member)], limits);
   const init = planOf(compileProgram(initOutputs, { limits, inputs: initLayout }), inputsOf(initOutputs));
   const stateLeaves: LeafSpec[] = s.leaves.map((t) => ({ shape: t.shape, dtype: t.dtype }));
 
-  // The step's arguments as compileOptimizer passes them: params, state, grads, numeric
-  // hyperparameters, t, and the [seed, t] counter — %arg0 … in that order.
+  // The step's arguments as compileOptimizer passes them — params, state, grads, numeric
+  // hyperparameters, t and the [seed, t] counter, %arg0 … in that order — or as compileTrainStep
+  // does, with the batch's x and y in place of the gradients.
   const numeric = numericHyper(definition.hyper);
   const P = p.leaves.length;
   const S = stateLeaves.length;
-  const hostSpecs: LeafSpec[] = [...p.leaves.map((l) => ({ shape: l.shape, dtype: 'f32' as DType })), ...[...numeric, 't', 'seed', 'tCounter'].map(() => ({ shape: [] as number[], dtype: 'f32' as DType }))];
+  const data: LeafSpec[] = train === undefined ? p.leaves.map((l) => ({ shape: l.shape, dtype: 'f32' as DType })) : [train.batch.x, train.batch.y];
+  const hostSpecs: LeafSpec[] = [...data, ...[...numeric, 't', 'seed', 'tCounter'].map(() => ({ shape: [] as number[], dtype: 'f32' as DType }))];
   const traceStep = (every: (period: number, work: () => unknown, otherwise: () => unknown) => unknown) => {
     let k = 0;
     const next = (leaf: LeafSpec) => argument(k++, leaf);
-    const paramsT = rebuild(p.skeleton, p.leaves.map(next)) as ParamTree;
-    const stateT = rebuild(s.skeleton, stateLeaves.map(next)) as Tree<Tensor>;
-    const gradsT = rebuild(p.skeleton, p.leaves.map((l) => next({ shape: l.shape, dtype: 'f32' }))) as ParamTree;
+    const held = [...p.leaves, ...stateLeaves].map(next);
+    const paramsT = rebuild(p.skeleton, held.slice(0, P)) as ParamTree;
+    const stateT = rebuild(s.skeleton, held.slice(P)) as Tree<Tensor>;
+    const dataT = data.map(next);
     const values = numeric.map(() => next({ shape: [], dtype: 'f32' }));
     const tT = next({ shape: [], dtype: 'f32' });
     const counter = [next({ shape: [], dtype: 'f32' }), next({ shape: [], dtype: 'f32' })];
-    const extras = gradientOnlyExtras(every as never, definition.name);
-    const [newParams, newState] = applyUpdate(optimizer, settings, values, { params: paramsT, state: stateT, grads: gradsT, t: tT, counter }, extras);
-    const outputs = [...flattenTree('compile', newParams, isTensor, 'a Tensor').leaves, ...flattenTree('compile', newState, isTensor, 'a Tensor').leaves].map((x) => x.node);
+    const flat = (tree: unknown) => flattenTree('compile', tree, isTensor, 'a Tensor').leaves.map((x) => x.node);
+    let outputs: Node[];
+    if (train === undefined) {
+      const gradsT = rebuild(p.skeleton, dataT) as ParamTree;
+      const extras = gradientOnlyExtras(every as never, definition.name);
+      const [newParams, newState] = applyUpdate(optimizer, settings, values, { params: paramsT, state: stateT, grads: gradsT, t: tT, counter }, extras);
+      outputs = [...flat(newParams), ...flat(newState)];
+    } else {
+      const body = trainStepBody({ model: train.model, loss: train.loss, optimizer, settings, metrics: train.metrics, every: every as never });
+      const [newParams, newState, measured] = body(paramsT, stateT, dataT[0], dataT[1], values, tT, counter);
+      outputs = [...flat(newParams), ...flat(newState), measured.node];
+    }
     const inputs = inputsOf(outputs);
     const donated = new Set(inputs.filter((n) => Number((n as Node<'input'>).attrs.name.slice(4)) < P + S).map((n) => n.id));
     const groups = [p.leaves.map((l, i) => member(l, i)), stateLeaves.map((l, i) => member(l, P + i)), hostSpecs.map((l, i) => member(l, P + S + i))];
-    return planOf(compileProgram(outputs, { limits, donated, inputs: layoutFor(inputs, groups, limits) }), inputs);
+    // Each result must land where its own argument was (the next step's plan expects it there).
+    return planOf(compileProgram(outputs, { limits, donated, inputs: layoutFor(inputs, groups, limits), argumentOrder: held.map((t) => t.node) }), inputs);
   };
 
   // Step 1 runs every due branch: it finds the periods; each pattern of due periods is a program.
@@ -132,6 +166,8 @@ export function compileOptimizerPlans<H extends HyperDefaults, S>(optimizer: Opt
   const hyper = settings as unknown as Record<string, number | boolean | string>;
   return {
     format: MANIFEST_FORMAT,
+    kind: train === undefined ? 'optimizer' : 'train-step',
+    ...(train === undefined ? {} : { model: train.description, batch: train.batch, metrics: [...train.metrics] }),
     optimizer: optimizer.name,
     hyper,
     numeric,

@@ -56,21 +56,16 @@ async function gather(what: string, tree: unknown, specs: readonly LeafSpec[], d
   );
 }
 
-/** Loads a compiled optimizer (its manifest object or JSON) on a WebGPU device with parameters `params`. */
-export async function loadOptimizer<H extends { readonly [K in keyof H]: number }, P = Tree<DeviceArray>, S = Tree<DeviceArray>>(
-  compiled: OptimizerManifest | object | string,
-  device: Device,
-  params: Tree<ArrayLeaf>,
-  options: LoadOptions<H, Tree<ArrayLeaf>> = {},
-): Promise<LoadedOptimizer<H, P, S>> {
+/** What both front ends share: the manifest checked against the device, parameters and state uploaded packed, the runtime numbers. */
+async function openPlans(compiled: OptimizerManifest | object | string, device: Device, params: Tree<ArrayLeaf>, options: LoadOptions<unknown, Tree<ArrayLeaf>>, kind: OptimizerManifest['kind']) {
   const manifest = manifestFromJson(compiled);
-  if (!isPlanDevice(device)) throw new GrngError('loadOptimizer', `compiled optimizers run on WebGPU (their kernels are WGSL); got ${device.description}`);
+  if (manifest.kind !== kind) throw new GrngError('load', `${manifest.source} is a compiled ${manifest.kind}; load it with ${manifest.kind === 'optimizer' ? 'loadOptimizer' : 'loadTrainStep'}`);
+  if (!isPlanDevice(device)) throw new GrngError('load', `compiled optimizers run on WebGPU (their kernels are WGSL); got ${device.description}`);
   for (const [name, needed] of Object.entries(manifest.limits)) {
     const offered = (device.gpu.limits as unknown as Record<string, number>)[name];
-    if (offered < needed) throw new GrngError('loadOptimizer', `${manifest.source} was compiled for ${name} ≥ ${needed}; this adapter offers ${offered}: recompile with grng compile --limits portable`);
+    if (offered < needed) throw new GrngError('load', `${manifest.source} was compiled for ${name} ≥ ${needed}; this adapter offers ${offered}: recompile with grng compile --limits portable`);
   }
-  const rebuild = <M>(skeleton: Tree<number>, leaves: readonly M[]) => flattenTree('loadOptimizer', skeleton, (x): x is number => typeof x === 'number', 'a leaf').rebuild(leaves);
-  let paramArrays = device.uploadAll(await gather('the parameters', params, manifest.params.leaves)) as GpuArray[];
+  const paramArrays = device.uploadAll(await gather('the parameters', params, manifest.params.leaves)) as GpuArray[];
   let stateData: ArrayData[];
   if (options.state !== undefined) stateData = await gather('the state', options.state, manifest.state.leaves);
   else {
@@ -80,47 +75,119 @@ export async function loadOptimizer<H extends { readonly [K in keyof H]: number 
     made.forEach((a) => a.dispose());
   }
   // The state is re-uploaded packed: the step plans expect it in one buffer per storage type.
-  let stateArrays = device.uploadAll(stateData) as GpuArray[];
+  const stateArrays = device.uploadAll(stateData) as GpuArray[];
   const numeric = new Set(manifest.numeric);
   const hyper: Record<string, number> = Object.fromEntries(manifest.numeric.map((k) => [k, manifest.hyper[k] as number]));
   const setHyper = (changes: Readonly<Record<string, unknown>>) => {
     for (const [name, value] of Object.entries(changes)) {
-      if (manifest.fixed.includes(name)) throw new GrngError('loadOptimizer', `'${name}' shapes the compiled program (${String(manifest.hyper[name])}); recompile to change it`);
-      if (!numeric.has(name)) throw new GrngError('loadOptimizer', `unknown hyperparameter '${name}'; ${manifest.optimizer} takes ${manifest.numeric.join(', ')}`);
-      if (typeof value !== 'number' || !Number.isFinite(value)) throw new GrngError('loadOptimizer', `hyperparameter '${name}' must be a finite number, got ${String(value)}`);
+      if (manifest.fixed.includes(name)) throw new GrngError('load', `'${name}' shapes the compiled program (${String(manifest.hyper[name])}); recompile to change it`);
+      if (!numeric.has(name)) throw new GrngError('load', `unknown hyperparameter '${name}'; ${manifest.optimizer} takes ${manifest.numeric.join(', ')}`);
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw new GrngError('load', `hyperparameter '${name}' must be a finite number, got ${String(value)}`);
       hyper[name] = value;
     }
   };
-  setHyper(options.hyper ?? {});
+  setHyper((options.hyper ?? {}) as Readonly<Record<string, unknown>>);
   const seed = options.seed ?? 0;
-  let steps = options.step ?? 0;
-  const P = paramArrays.length;
-  const S = stateArrays.length;
-  return {
-    async step(grads) {
-      const data = await gather('the gradients', grads, manifest.params.leaves, 'f32');
-      const t = steps + 1;
+  const open = {
+    manifest,
+    device,
+    arrays: { params: paramArrays, state: stateArrays },
+    hyper,
+    setHyper,
+    steps: options.step ?? 0,
+    /** Runs step t with the call's host data (gradients, or a batch) ahead of the runtime numbers; returns the outputs after params and state. */
+    async step(data: readonly ArrayData[]): Promise<GpuArray[]> {
+      const t = open.steps + 1;
       const numbers = [...manifest.numeric.map((k) => hyper[k]), t, seed, t].map((v) => ({ data: Float64Array.of(v), shape: [], dtype: 'f32' as const }));
       const host = device.uploadAll([...data, ...numbers]) as GpuArray[];
       const due = dueAt(manifest.periods, t).join(',');
-      const pattern = manifest.steps.find((s) => s.periods.join(',') === due);
-      if (pattern === undefined) throw new GrngError('loadOptimizer', `no compiled step for step ${t} (periods ${due}); the manifest is incomplete`);
-      const all = [...paramArrays, ...stateArrays, ...host];
+      const pattern = manifest.steps.find((p) => p.periods.join(',') === due);
+      if (pattern === undefined) throw new GrngError('load', `no compiled step for step ${t} (periods ${due}); the manifest is incomplete`);
+      const [P, S] = [open.arrays.params.length, open.arrays.state.length];
+      const held = [...open.arrays.params, ...open.arrays.state];
+      const all = [...held, ...host];
       const inputs = new Map(all.map((a, i) => [`%arg${i}`, a] as const));
-      const donated = new Set(all.slice(0, P + S).map((_, i) => `%arg${i}`));
+      // Only what the program reads is donated; a state leaf it rewrites without reading (an
+      // inverse recomputed on a refresh step) keeps its array, and the new value is copied there,
+      // so every plan finds parameters and state where it was compiled to find them.
+      const read = new Set(pattern.plan.inputs.map((i) => i.name));
+      const donated = new Set(held.map((_, i) => `%arg${i}`).filter((name) => read.has(name)));
       const out = await device.executePlan(pattern.plan, inputs, donated);
       host.forEach((a) => a.dispose());
-      [paramArrays, stateArrays] = [out.slice(0, P), out.slice(P, P + S)];
-      steps = t;
+      const placed = out.slice(0, P + S).map((a, i) => {
+        const before = held[i];
+        if (a.allocation === before.allocation && a.offset === before.offset) return a;
+        if (read.has(`%arg${i}`)) throw new GrngError('load', `internal: the compiled step moved %arg${i}; please report it`);
+        device.copyInto(a, before);
+        a.dispose();
+        return before;
+      });
+      open.arrays = { params: placed.slice(0, P), state: placed.slice(P) };
+      open.steps = t;
+      return out.slice(P + S);
     },
-    params: () => rebuild(manifest.params.skeleton, paramArrays) as P,
-    state: () => rebuild(manifest.state.skeleton, stateArrays) as S,
-    setHyper: (changes) => setHyper(changes as Readonly<Record<string, unknown>>),
+    tree: <M>(skeleton: Tree<number>, leaves: readonly M[]) => flattenTree('load', skeleton, (x): x is number => typeof x === 'number', 'a leaf').rebuild(leaves),
+  };
+  return open;
+}
+
+/** Loads a compiled optimizer (its manifest object or JSON) on a WebGPU device with parameters `params`. */
+export async function loadOptimizer<H extends { readonly [K in keyof H]: number }, P = Tree<DeviceArray>, S = Tree<DeviceArray>>(
+  compiled: OptimizerManifest | object | string,
+  device: Device,
+  params: Tree<ArrayLeaf>,
+  options: LoadOptions<H, Tree<ArrayLeaf>> = {},
+): Promise<LoadedOptimizer<H, P, S>> {
+  const open = await openPlans(compiled, device, params, options, 'optimizer');
+  const { manifest } = open;
+  return {
+    async step(grads) {
+      await open.step(await gather('the gradients', grads, manifest.params.leaves, 'f32'));
+    },
+    params: () => open.tree(manifest.params.skeleton, open.arrays.params) as P,
+    state: () => open.tree(manifest.state.skeleton, open.arrays.state) as S,
+    setHyper: (changes) => open.setHyper(changes as Readonly<Record<string, unknown>>),
     get hyper() {
-      return { ...hyper } as unknown as H;
+      return { ...open.hyper } as unknown as H;
     },
     get steps() {
-      return steps;
+      return open.steps;
+    },
+  };
+}
+
+export interface LoadedTrainStep<H, P = Tree<DeviceArray>, S = Tree<DeviceArray>> extends Omit<LoadedOptimizer<H, P, S>, 'step'> {
+  /** One training step on a batch of the compiled shapes; resolves to its metrics. */
+  run(batch: { readonly x: ArrayLeaf; readonly y: ArrayLeaf }): Promise<Readonly<Record<string, number>>>;
+}
+
+/** Loads a compiled training step (grng compile --preset) on a WebGPU device with parameters `params`. */
+export async function loadTrainStep<H extends { readonly [K in keyof H]: number }, P = Tree<DeviceArray>, S = Tree<DeviceArray>>(
+  compiled: OptimizerManifest | object | string,
+  device: Device,
+  params: Tree<ArrayLeaf>,
+  options: LoadOptions<H, Tree<ArrayLeaf>> = {},
+): Promise<LoadedTrainStep<H, P, S>> {
+  const open = await openPlans(compiled, device, params, options, 'train-step');
+  const { manifest } = open;
+  const batch = manifest.batch as NonNullable<OptimizerManifest['batch']>;
+  const metrics = manifest.metrics ?? [];
+  return {
+    async run({ x, y }) {
+      const data = await gather('the batch', [x, y], [batch.x, batch.y]);
+      const [measured] = await open.step(data);
+      const values = await measured.read();
+      measured.dispose();
+      return Object.fromEntries(metrics.map((name, i) => [name, values[i]]));
+    },
+    params: () => open.tree(manifest.params.skeleton, open.arrays.params) as P,
+    state: () => open.tree(manifest.state.skeleton, open.arrays.state) as S,
+    setHyper: (changes) => open.setHyper(changes as Readonly<Record<string, unknown>>),
+    get hyper() {
+      return { ...open.hyper } as unknown as H;
+    },
+    get steps() {
+      return open.steps;
     },
   };
 }

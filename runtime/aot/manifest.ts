@@ -32,6 +32,12 @@ export interface StepPattern {
 
 export interface OptimizerManifest {
   readonly format: typeof MANIFEST_FORMAT;
+  /** 'optimizer': the update from given gradients; 'train-step': forward, backward and update of a model. */
+  readonly kind: 'optimizer' | 'train-step';
+  /** For train steps: the model, one batch's x and y, and the metrics each step returns. */
+  readonly model?: string;
+  readonly batch?: { readonly x: LeafSpec; readonly y: LeafSpec };
+  readonly metrics?: readonly string[];
   readonly optimizer: string;
   /** Every hyperparameter as compiled (booleans, strings and static numbers are fixed). */
   readonly hyper: Readonly<Record<string, number | boolean | string>>;

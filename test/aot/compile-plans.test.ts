@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import ts from 'typescript';
 import { emitModule } from '../../compiler/aot/emit-module.js';
-import { adamw, array, compileOptimizer, GrngError, type DeviceArray, type HostArray, type Optimizer } from '../../index.js';
+import { adamw, array, compileOptimizer, compileTrainStep, crossEntropy, GrngError, nn, ring, type DeviceArray, type HostArray, type Optimizer } from '../../index.js';
 import { flattenTree } from '../../dsl/tree.js';
 import { compileOptimizerPlans } from '../../runtime/aot/compile-plans.js';
-import { loadOptimizer } from '../../runtime/aot/load-optimizer.js';
+import { loadOptimizer, loadTrainStep } from '../../runtime/aot/load-optimizer.js';
 import { manifestFromJson, manifestToJson } from '../../runtime/aot/manifest.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
@@ -59,6 +59,26 @@ describe('grng compile plans', () => {
     expect(manifest.steps.map((s) => s.periods)).toEqual([[3], []]);
     expect(manifest.fixed).toEqual(expect.arrayContaining(['every', 'nesterov']));
     await expectSameSteps(optimizer, (params) => loadOptimizer(manifest, device, params), 7);
+  });
+
+  test('a whole training step (RING on an MLP, Lazy Fisher period 2): metrics, parameters and state bitwise as compileTrainStep', async () => {
+    const model = nn.mlp([4, 6, 3]);
+    const optimizer = ring({ lr: 0.05, inverseEvery: 2, newtonIters: 4, powerSteps: 3 }) as unknown as Optimizer;
+    const shapes = flattenTree('test', model.init(0), isArrayLeaf, 'an array').rebuild(flattenTree('test', model.init(0), isArrayLeaf, 'an array').leaves.map((a) => ({ shape: (a as HostArray).shape, dtype: 'f32' })));
+    const train = { model: model as never, loss: crossEntropy, batch: { x: { shape: [4, 4], dtype: 'f32' }, y: { shape: [4], dtype: 'i32' } }, metrics: ['loss', 'accuracy', 'fallbacks'], description: 'mlp:4,6,3' } as const;
+    const manifest = manifestFromJson(manifestToJson(compileOptimizerPlans(optimizer, shapes, { train })));
+    expect(manifest.kind).toBe('train-step');
+    expect(manifest.steps.map((p) => p.periods)).toEqual([[1, 2], [1]]);
+    const jitted = await compileTrainStep({ model, loss: crossEntropy, optimizer, params: model.init(0), device, metrics: train.metrics });
+    const loaded = await loadTrainStep(manifest, device, model.init(0));
+    for (let step = 0; step < 4; step++) {
+      const batch = { x: array(uniform(rng, 16), [4, 4]), y: array(Int32Array.from([0, 1, 2, step % 3]), [4], 'i32') };
+      const want = await jitted.run(batch);
+      expect(await loaded.run(batch)).toEqual(want);
+      expect(await read(loaded.params())).toEqual(await read(await jitted.params()));
+      expect(await read(loaded.state())).toEqual(await read(await jitted.state()));
+    }
+    await expect(loadOptimizer(manifest, device, model.init(0))).rejects.toThrow(/loadTrainStep/);
   });
 
   test('bad loads are GrngErrors: fixed hyperparameters, wrong shapes, another device kind', async () => {

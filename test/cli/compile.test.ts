@@ -47,6 +47,14 @@ describe('grng compile', () => {
     expect(existsSync(badOut)).toBe(false);
   });
 
+  test('curvature optimizers compile as training steps (--preset); --shapes says so', async () => {
+    const lines: string[] = [];
+    expect(await compile(['optimizers/ring.ts', '--preset', 'mlp:4,6,3', '--batch', '4', '--settings', '{"inverseEvery":2}', '--out', out], (l) => lines.push(l))).toBe(0);
+    expect(lines[0]).toMatch(/^ring \(ring\): training step of mlp:4,6,3 at batch 4, \d+\/\d+ dispatch\(es\) per step/);
+    expect(readFileSync(join(out, 'ring', 'ring.ts'), 'utf8')).toMatch(/loadTrainStep/);
+    await expect(compile(['optimizers/ring.ts', '--shapes', '{"w":[2,2]}', '--out', out], () => {})).rejects.toThrow(/compile a training step with --preset/);
+  });
+
   test('--check only checks; bad options are one-line errors', async () => {
     const lines: string[] = [];
     expect(await compile(['examples/lion.ts', '--check'], (l) => lines.push(l))).toBe(0);
