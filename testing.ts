@@ -1,11 +1,48 @@
-// grng/testing: helpers for users who check their own differentiable code. (Issue 8 adds
-// checkOptimizer on top of these.)
+// grng/testing: helpers for users who check their own differentiable code and optimizers:
+// checkGradient (autodiff vs finite differences), checkOptimizer (a compiled optimizer vs a
+// float64 reference, property-tested with fast-check), optimizerMatrix (convergence, state,
+// setHyper and resume checks) and the fast-check arbitraries they are built from.
 import { GrngError } from './compiler/errors.js';
 import type { Tensor } from './dsl/tensor.js';
 import { grad } from './dsl/transforms.js';
 import { CpuDevice } from './runtime/cpu-device.js';
 import { HostArray } from './runtime/host-array.js';
 import { jit } from './runtime/jit.js';
+
+export { checkOptimizer, DEFAULT_SEED, type CheckOptimizerOptions, type CheckOptimizerResult, type OptimizerCase, type ReferenceStep } from './testing/check-optimizer.js';
+export {
+  optimizerMatrix,
+  type CheckReport,
+  type ConvergenceReport,
+  type OptimizerMatrixOptions,
+  type OptimizerMatrixReport,
+  type QuadraticOptions,
+  type ResumeReport,
+  type RosenbrockOptions,
+  type SetHyperOptions,
+  type SetHyperReport,
+  type StructureReport,
+} from './testing/optimizer-matrix.js';
+export {
+  batch,
+  leafValues,
+  paramLeaves,
+  paramShapes,
+  paramTree,
+  shape,
+  spdMatrix,
+  value,
+  type Batch,
+  type BatchOptions,
+  type ParamLeaves,
+  type ParamTreeCase,
+  type ShapeOptions,
+  type SpdOptions,
+  type ValueOptions,
+} from './testing/arbitraries.js';
+export { scaledError } from './testing/compare.js';
+export { trainingStepNeeds } from './testing/gradient-only.js';
+export { hostTree, treeOfLeaves, type TreeStructure } from './testing/trees.js';
 
 export interface GradientCheckOptions {
   /** Which argument to differentiate (default 0). */
