@@ -12,6 +12,7 @@ import type { Tree } from '../dsl/tree.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { ImageDataset, ImageSplit } from './data/image-dataset.js';
 import { shuffled } from './data/shuffle.js';
+import { subset } from './data/validation.js';
 import type { Device, DeviceArray } from './device.js';
 import { array, type HostArray } from './host-array.js';
 import { jit, type ArrayLeaf } from './jit.js';
@@ -98,15 +99,8 @@ export interface Trainer {
 
 /** A batch of `split` rows `indices` as host arrays. */
 export function batchOf(split: ImageSplit, indices: ArrayLike<number>): { x: HostArray; y: HostArray } {
-  const f = split.features;
-  const x = new Float64Array(indices.length * f);
-  const y = new Int32Array(indices.length);
-  for (let n = 0; n < indices.length; n++) {
-    const k = indices[n];
-    x.set(split.x.subarray(k * f, (k + 1) * f), n * f);
-    y[n] = split.y[k];
-  }
-  return { x: array(x, [indices.length, f]), y: array(y, [indices.length], 'i32') };
+  const rows = subset(split, indices);
+  return { x: array(Float64Array.from(rows.x), [indices.length, split.features]), y: array(rows.y, [indices.length], 'i32') };
 }
 
 /** A new run (`resume` undefined) or the continuation of the checkpoint at `resume`. */

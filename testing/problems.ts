@@ -1,6 +1,7 @@
 // The test problems of the optimizer matrix, with their gradients in plain float64 (fed to
 // compileOptimizer's step): a convex quadratic of condition number 10, the 2-D Rosenbrock
 // function, and seeded random parameters and gradients.
+import { seededUniform } from '../dsl/nn/init.js';
 
 /** A problem over a list of leaves: loss and gradient in float64, a start point. */
 export interface Problem {
@@ -33,16 +34,9 @@ export const rosenbrock: Problem = {
   grad: ([[x, y]]) => [Float64Array.of(-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x))],
 };
 
-/** mulberry32: a small seeded generator of uniforms in [0, 1) (reproducible problems, no global state). */
+/** A small seeded generator of uniforms in [0, 1) (mulberry32, as model.init uses): reproducible problems. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededUniform(seed >>> 0);
 }
 
 /** Shapes of the random problems: a vector, a matrix and a scalar. */

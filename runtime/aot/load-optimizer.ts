@@ -131,6 +131,18 @@ async function openPlans(compiled: OptimizerManifest | object | string, device: 
   return open;
 }
 
+/** What both loaded forms expose beyond their step: trees of the current arrays, hyperparameters, the step count. */
+function accessors(open: Awaited<ReturnType<typeof openPlans>>): PropertyDescriptorMap {
+  const { manifest } = open;
+  return {
+    params: { value: () => open.tree(manifest.params.skeleton, open.arrays.params) },
+    state: { value: () => open.tree(manifest.state.skeleton, open.arrays.state) },
+    setHyper: { value: (changes: Readonly<Record<string, unknown>>) => open.setHyper(changes) },
+    hyper: { get: () => ({ ...open.hyper }) },
+    steps: { get: () => open.steps },
+  };
+}
+
 /** Loads a compiled optimizer (its manifest object or JSON) on a WebGPU device with parameters `params`. */
 export async function loadOptimizer<H extends { readonly [K in keyof H]: number }, P = Tree<DeviceArray>, S = Tree<DeviceArray>>(
   compiled: OptimizerManifest | object | string,
@@ -140,20 +152,14 @@ export async function loadOptimizer<H extends { readonly [K in keyof H]: number 
 ): Promise<LoadedOptimizer<H, P, S>> {
   const open = await openPlans(compiled, device, params, options, 'optimizer');
   const { manifest } = open;
-  return {
-    async step(grads) {
-      await open.step(await gather('the gradients', grads, manifest.params.leaves, 'f32'));
-    },
-    params: () => open.tree(manifest.params.skeleton, open.arrays.params) as P,
-    state: () => open.tree(manifest.state.skeleton, open.arrays.state) as S,
-    setHyper: (changes) => open.setHyper(changes as Readonly<Record<string, unknown>>),
-    get hyper() {
-      return { ...open.hyper } as unknown as H;
-    },
-    get steps() {
-      return open.steps;
-    },
-  };
+  return Object.defineProperties(
+    {
+      async step(grads: Tree<ArrayLeaf>) {
+        await open.step(await gather('the gradients', grads, manifest.params.leaves, 'f32'));
+      },
+    } as object,
+    accessors(open),
+  ) as LoadedOptimizer<H, P, S>;
 }
 
 export interface LoadedTrainStep<H, P = Tree<DeviceArray>, S = Tree<DeviceArray>> extends Omit<LoadedOptimizer<H, P, S>, 'step'> {
@@ -172,22 +178,16 @@ export async function loadTrainStep<H extends { readonly [K in keyof H]: number 
   const { manifest } = open;
   const batch = manifest.batch as NonNullable<OptimizerManifest['batch']>;
   const metrics = manifest.metrics ?? [];
-  return {
-    async run({ x, y }) {
-      const data = await gather('the batch', [x, y], [batch.x, batch.y]);
-      const [measured] = await open.step(data);
-      const values = await measured.read();
-      measured.dispose();
-      return Object.fromEntries(metrics.map((name, i) => [name, values[i]]));
-    },
-    params: () => open.tree(manifest.params.skeleton, open.arrays.params) as P,
-    state: () => open.tree(manifest.state.skeleton, open.arrays.state) as S,
-    setHyper: (changes) => open.setHyper(changes as Readonly<Record<string, unknown>>),
-    get hyper() {
-      return { ...open.hyper } as unknown as H;
-    },
-    get steps() {
-      return open.steps;
-    },
-  };
+  return Object.defineProperties(
+    {
+      async run({ x, y }: { readonly x: ArrayLeaf; readonly y: ArrayLeaf }) {
+        const data = await gather('the batch', [x, y], [batch.x, batch.y]);
+        const [measured] = await open.step(data);
+        const values = await measured.read();
+        measured.dispose();
+        return Object.fromEntries(metrics.map((name, i) => [name, values[i]]));
+      },
+    } as object,
+    accessors(open),
+  ) as LoadedTrainStep<H, P, S>;
 }

@@ -1,43 +1,12 @@
 // grng/testing's arbitraries: what they promise (bounds, symmetry, condition numbers), checked
-// with independent float64 numerics (a Jacobi eigenvalue sweep written here).
+// with independent float64 numerics (the Jacobi eigenvalue sweep of test/curvature/reference.ts).
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { batch, paramShapes, paramTree, spdMatrix, treeOfLeaves } from '../../testing.js';
+import { mat, symmetricEigen } from '../curvature/reference.js';
 
-/** Eigenvalues of a symmetric n×n matrix (row-major) by cyclic Jacobi rotations, in float64. */
-function symmetricEigenvalues(a: Float64Array, n: number): number[] {
-  const m = Float64Array.from(a);
-  const off = () => {
-    let s = 0;
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) s += m[i * n + j] ** 2;
-    return Math.sqrt(s);
-  };
-  const scale = Math.sqrt(m.reduce((s, x) => s + x * x, 0));
-  for (let sweep = 0; sweep < 50 && off() > 1e-15 * scale; sweep++) {
-    for (let p = 0; p < n; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = m[p * n + q];
-        if (apq === 0) continue;
-        // The rotation that zeroes m[p][q] (Golub & Van Loan, Algorithm 8.4.1).
-        const theta = (m[q * n + q] - m[p * n + p]) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let k = 0; k < n; k++) {
-          const [mkp, mkq] = [m[k * n + p], m[k * n + q]];
-          m[k * n + p] = c * mkp - s * mkq;
-          m[k * n + q] = s * mkp + c * mkq;
-        }
-        for (let k = 0; k < n; k++) {
-          const [mpk, mqk] = [m[p * n + k], m[q * n + k]];
-          m[p * n + k] = c * mpk - s * mqk;
-          m[q * n + k] = s * mpk + c * mqk;
-        }
-      }
-    }
-  }
-  return Array.from({ length: n }, (_, i) => m[i * n + i]);
-}
+/** Eigenvalues of a symmetric n×n matrix (row-major), by the float64 Jacobi solver of the curvature references. */
+const symmetricEigenvalues = (a: Float64Array, n: number): number[] => Array.from(symmetricEigen(mat(n, n, a)).values);
 
 describe('spdMatrix', () => {
   test('is symmetric, positive definite, and its condition number is within the bound', () => {

@@ -5,10 +5,11 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { lion } from '../../examples/lion.js';
-import { adam, adamw, createDevice, GrngError, kfac, reng, ring, rkalman, sgd, sophia } from '../../index.js';
+import { adam, adamw, createDevice, kfac, reng, ring, rkalman, sgd, sophia } from '../../index.js';
 import { checkOptimizer, DEFAULT_SEED, trainingStepNeeds } from '../../testing.js';
 import { gpuDevice } from '../support/gpu.js';
 import { adamReference, lionReference, sgdReference } from './references.js';
+import { grngRejection } from '../support/rejection.js';
 
 /** Few runs keep the file fast on the float64 interpreter. */
 const RUNS = 20;
@@ -23,15 +24,7 @@ function counterexampleShapes(message: string): number[][] {
   return JSON.parse(match[1]) as number[][];
 }
 
-/** The GrngError checkOptimizer throws (fails the test when it resolves instead). */
-async function failure(run: Promise<unknown>): Promise<GrngError> {
-  const error = await run.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error, 'expected a GrngError').toBeInstanceOf(GrngError);
-  return error as GrngError;
-}
+const failure = grngRejection;
 
 describe('checkOptimizer passes correct references', () => {
   // Default tolerance 1e-10 on the float64 interpreter: the same formulas evaluated in another

@@ -2,19 +2,12 @@
 // that converge, and fails, naming the check, on optimizers broken in the ways users break them.
 import { describe, expect, test } from 'vitest';
 import { lion } from '../../examples/lion.js';
-import { adamw, defineOptimizer, GrngError, mul, sophia, sub, zeros, zerosLike, treeMap, type Tensor } from '../../index.js';
+import { adamw, defineOptimizer, mul, sophia, sub, zeros, zerosLike, treeMap, type Tensor } from '../../index.js';
 import { optimizerMatrix } from '../../testing.js';
 import { gpuDevice } from '../support/gpu.js';
+import { grngRejection } from '../support/rejection.js';
 
-/** The GrngError optimizerMatrix throws (fails the test when it resolves instead). */
-async function failure(run: Promise<unknown>): Promise<GrngError> {
-  const error = await run.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error, 'expected a GrngError').toBeInstanceOf(GrngError);
-  return error as GrngError;
-}
+const failure = grngRejection;
 
 describe('optimizerMatrix passes working optimizers', () => {
   test('adamw (lr 0.05; lr 0.02 on Rosenbrock)', async () => {
