@@ -1,6 +1,7 @@
 // grng/testing: helpers for users who check their own differentiable code and optimizers:
 // checkGradient (autodiff vs finite differences), checkOptimizer (a compiled optimizer vs a
-// float64 reference, property-tested with fast-check), optimizerMatrix (convergence, state,
+// float64 reference, property-tested with fast-check; checkCurvatureOptimizer for those that read
+// the dense layers' taps, with random tap data), optimizerMatrix (convergence, state,
 // setHyper and resume checks) and the fast-check arbitraries they are built from.
 import { GrngError } from './compiler/errors.js';
 import type { Tensor } from './dsl/tensor.js';
@@ -9,6 +10,7 @@ import { CpuDevice } from './runtime/cpu-device.js';
 import { HostArray } from './runtime/host-array.js';
 import { jit } from './runtime/jit.js';
 
+export { checkCurvatureOptimizer, type CheckCurvatureOptions, type CurvatureReferenceStep, type DenseValues, type LayerSize, type TapValues } from './testing/check-curvature.js';
 export { checkOptimizer, DEFAULT_SEED, type CheckOptimizerOptions, type CheckOptimizerResult, type OptimizerCase, type ReferenceStep } from './testing/check-optimizer.js';
 export {
   optimizerMatrix,
