@@ -143,13 +143,21 @@ export type StepExtras = Pick<StepContext<HyperDefaults, unknown>, 'every' | 'ta
 
 /** Extras for updates run from gradients alone (compileOptimizer): the curvature pieces need a model. */
 export function gradientOnlyExtras(every: StepExtras['every'], name: string): StepExtras {
-  const missing = (what: string): never => {
+  return modelFreeExtras(every, (what) => {
     throw new GrngError(name, `${what} needs the model and the batch: run ${name} with compileTrainStep, not compileOptimizer`);
-  };
+  });
+}
+
+/**
+ * Step-context extras without a model: `every`, and `taps` when given (test harnesses feed tap
+ * data directly); every other piece (labels, loss, tapsFor, hvp, output, and taps when not
+ * given) calls `missing` with its name, which throws.
+ */
+export function modelFreeExtras(every: StepExtras['every'], missing: (what: string) => never, taps?: StepExtras['taps']): StepExtras {
   return {
     every,
     get taps() {
-      return missing('ctx.taps');
+      return taps ?? missing('ctx.taps');
     },
     get labels() {
       return missing('ctx.labels');

@@ -8,15 +8,15 @@ import { GrngError } from '../compiler/errors.js';
 import type { HyperDefaults, HyperSettings, LayerInfo, LayerTap, Optimizer, ParamTree } from '../dsl/optimizer.js';
 import type { Tensor } from '../dsl/tensor.js';
 import type { Tree } from '../dsl/tree.js';
-import { applyUpdate, numericHyper, stepCounter, type StepExtras } from '../runtime/compile-optimizer.js';
+import { applyUpdate, modelFreeExtras, numericHyper, stepCounter } from '../runtime/compile-optimizer.js';
 import { CpuDevice } from '../runtime/cpu-device.js';
 import type { Device, DeviceArray } from '../runtime/device.js';
 import { array } from '../runtime/host-array.js';
 import { jit } from '../runtime/jit.js';
 import { StepVariants } from '../runtime/step-variants.js';
-import { valueArray, type ValueOptions } from './arbitraries.js';
+import { valueArray } from './arbitraries.js';
 import { worstDifference } from './compare.js';
-import { DEFAULT_SEED, type CheckOptimizerResult } from './check-optimizer.js';
+import { DEFAULT_SEED, type CheckOptimizerOptions, type CheckOptimizerResult } from './check-optimizer.js';
 import { disposeTree, readLeaves } from './trees.js';
 
 /** One dense layer's values: W row-major [out × in] and b [out]. */
@@ -48,22 +48,13 @@ export type CurvatureReferenceStep<R, H extends HyperDefaults = HyperDefaults> =
   sizes: readonly LayerSize[],
 ) => { readonly layers: readonly DenseValues[]; readonly state: R };
 
-export interface CheckCurvatureOptions<H extends HyperDefaults = HyperDefaults> {
-  readonly seed?: number;
-  readonly numRuns?: number;
-  readonly steps?: number;
-  /** Default the float64 interpreter; float32 devices need `tolerance`. */
-  readonly device?: Device;
-  /** Largest |got − want| / max(1, |want|); default 1e-10 on the float64 interpreter. */
-  readonly tolerance?: number;
-  readonly hyper?: Partial<HyperSettings<H>>;
-  readonly settings?: fc.Arbitrary<Partial<HyperSettings<H>>>;
+/** checkOptimizer's options that apply here, and the sizes of the random layer stacks. */
+export interface CheckCurvatureOptions<H extends HyperDefaults = HyperDefaults>
+  extends Pick<CheckOptimizerOptions<H>, 'seed' | 'numRuns' | 'steps' | 'device' | 'tolerance' | 'hyper' | 'settings' | 'values' | 'log'> {
   /** Layers 1–maxLayers (default 2), widths 1–maxWidth (default 3), batch rows 1–maxBatch (default 4). */
   readonly maxLayers?: number;
   readonly maxWidth?: number;
   readonly maxBatch?: number;
-  readonly values?: ValueOptions;
-  readonly log?: (line: string) => void;
 }
 
 interface CurvatureCase<H extends HyperDefaults> {
@@ -157,20 +148,9 @@ function tapProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, devi
     jit(
       (params: LayerTree, state: Tree<Tensor>, grads: LayerTree, as: Tensor[], gs: Tensor[], values: Tensor[], t: Tensor, counter: Tensor[]) => {
         const taps: LayerTap[] = params.layers.map((l, i) => ({ name: `layers.${i}`, a: as[i], g: gs[i], w: l.w, b: l.b }));
-        const needs = (what: string): never => {
+        const extras = modelFreeExtras(v.every, (what) => {
           throw new GrngError('checkCurvatureOptimizer', `${optimizer.name} reads ${what}, which needs a model: check it with settings that read only ctx.taps (e.g. fisher: 'empirical')`);
-        };
-        const extras: StepExtras = {
-          every: v.every,
-          taps,
-          get labels() {
-            return needs('ctx.labels');
-          },
-          loss: () => needs('ctx.loss'),
-          tapsFor: () => needs('ctx.tapsFor'),
-          hvp: () => needs('ctx.hvp'),
-          output: () => needs('ctx.output'),
-        };
+        }, taps);
         return applyUpdate(optimizer, settings, values, { params: params as unknown as ParamTree, state, grads: grads as unknown as ParamTree, t, counter }, extras);
       },
       { device, donate: [0, 1] },

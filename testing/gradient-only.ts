@@ -8,7 +8,7 @@ import { input } from '../dsl/ops/creation.js';
 import type { HyperDefaults, LayerInfo, Optimizer } from '../dsl/optimizer.js';
 import type { Tensor } from '../dsl/tensor.js';
 import type { Tree } from '../dsl/tree.js';
-import { applyUpdate, numericHyper, type StepExtras } from '../runtime/compile-optimizer.js';
+import { applyUpdate, modelFreeExtras, numericHyper } from '../runtime/compile-optimizer.js';
 import { treeOfLeaves } from './trees.js';
 
 /** Thrown by the probe's context when the update reads a training-step-only piece. */
@@ -32,19 +32,7 @@ export function trainingStepNeeds<H extends HyperDefaults, S>(optimizer: Optimiz
   const needs = (what: string): never => {
     throw new NeedsModel(what);
   };
-  const extras: StepExtras = {
-    every: <T>(_period: number, work: () => T): T => work(),
-    get taps() {
-      return needs('ctx.taps');
-    },
-    get labels() {
-      return needs('ctx.labels');
-    },
-    loss: () => needs('ctx.loss'),
-    tapsFor: () => needs('ctx.tapsFor'),
-    hvp: () => needs('ctx.hvp'),
-    output: () => needs('ctx.output'),
-  };
+  const extras = modelFreeExtras(<T>(_period: number, work: () => T): T => work(), needs);
   // init sees no dense layers here; one that reads them and then fails needs a model (R-Kalman).
   let readLayers = false;
   const layers = new Proxy([] as LayerInfo[], {
