@@ -3,6 +3,18 @@
  * `warmup` untimed rounds, so slow phases of a shared machine hit every workload alike.
  */
 export async function interleavedMedians(runs: readonly (() => Promise<void>)[], reps: number, warmup = 2): Promise<number[]> {
+  return (await interleavedStats(runs, reps, warmup)).map((t) => t.median);
+}
+
+export interface Timing {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly runs: number;
+}
+
+/** As interleavedMedians, with min and max too (ms). */
+export async function interleavedStats(runs: readonly (() => Promise<void>)[], reps: number, warmup = 2): Promise<Timing[]> {
   for (let i = 0; i < warmup; i++) for (const run of runs) await run();
   const times = runs.map((): number[] => []);
   for (let i = 0; i < reps; i++) {
@@ -12,5 +24,8 @@ export async function interleavedMedians(runs: readonly (() => Promise<void>)[],
       times[k].push(performance.now() - t0);
     }
   }
-  return times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
+  return times.map((t) => {
+    const sorted = t.sort((a, b) => a - b);
+    return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted[sorted.length - 1], runs: sorted.length };
+  });
 }

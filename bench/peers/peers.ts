@@ -1,0 +1,111 @@
+// The same workloads written for each peer: an Adam(W) update over one flat tensor and a square
+// matmul. Each loader returns the peer or the reason it cannot run here (reported, not dropped).
+import type * as TfCore from '@tensorflow/tfjs-core';
+import type * as Jax from '@jax-js/jax';
+
+export type Peer<T> = { ok: true; lib: T; device: string } | { ok: false; error: string };
+
+const reason = (error: unknown) => (error instanceof Error ? error.message : String(error)).split('\n')[0];
+
+export async function loadTfjs(): Promise<Peer<typeof TfCore>> {
+  try {
+    const tf = await import('@tensorflow/tfjs-core');
+    await import('@tensorflow/tfjs-backend-webgpu');
+    if (!(await tf.setBackend('webgpu'))) return { ok: false, error: 'tf.setBackend("webgpu") returned false' };
+    await tf.ready();
+    return { ok: true, lib: tf, device: 'webgpu' };
+  } catch (error) {
+    return { ok: false, error: reason(error) };
+  }
+}
+
+export async function loadJax(device: 'webgpu' | 'wasm'): Promise<Peer<typeof Jax>> {
+  try {
+    const jax = await import('@jax-js/jax');
+    const available = await jax.init(device);
+    if (!available.includes(device)) return { ok: false, error: `jax.init('${device}') did not offer it (got ${available.join(', ')})` };
+    return { ok: true, lib: jax, device };
+  } catch (error) {
+    return { ok: false, error: reason(error) };
+  }
+}
+
+export interface AdamSettings {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly step: number;
+}
+
+/** TF.js: tf.train.adam's update (TF.js has no AdamW; Adam moves the same bytes) on one variable; run() resolves when done. */
+export function tfAdam(tf: typeof TfCore, n: number, h: AdamSettings): { run(): Promise<void>; dispose(): void } {
+  const v = tf.variable(tf.randomNormal([n]));
+  const g = tf.randomNormal([n]);
+  const optimizer = tf.train.adam(h.lr, h.beta1, h.beta2, h.eps);
+  return {
+    async run() {
+      optimizer.applyGradients([{ name: v.name, tensor: g }]);
+      // A one-element read orders after the update without copying 4 MB back.
+      const probe = tf.slice(v, [0], [1]);
+      await probe.data();
+      probe.dispose();
+    },
+    dispose() {
+      optimizer.dispose();
+      v.dispose();
+      g.dispose();
+    },
+  };
+}
+
+/** jax-js: one jitted AdamW step over flat θ, m, v (donated each call, as jax-js arrays are consumed). */
+export function jaxAdamW(jax: typeof Jax, n: number, h: AdamSettings): { run(): Promise<void> } {
+  const np = jax.numpy;
+  const [c1, c2] = [1 - h.beta1 ** h.step, 1 - h.beta2 ** h.step];
+  const step = jax.jit((theta: Jax.Array, m: Jax.Array, v: Jax.Array, g: Jax.Array) => {
+    const m1 = m.mul(h.beta1).add(g.ref.mul(1 - h.beta1));
+    const v1 = v.mul(h.beta2).add(g.ref.mul(g).mul(1 - h.beta2));
+    const update = m1.ref.div(c1).div(np.sqrt(v1.ref.div(c2)).add(h.eps)).add(theta.ref.mul(h.weightDecay));
+    return [theta.sub(update.mul(h.lr)), m1, v1];
+  });
+  let state = [np.ones([n]), np.zeros([n]), np.zeros([n])];
+  const g = np.ones([n]).mul(0.5);
+  return {
+    async run() {
+      state = step(state[0], state[1], state[2], g.ref) as Jax.Array[];
+      // Extra references for the wait, released after it; `state` keeps its own.
+      for (const a of await jax.blockUntilReady(state.map((x) => x.ref))) a.dispose();
+    },
+  };
+}
+
+/** A k×k×k matmul per run, completion awaited. */
+export function tfMatmul(tf: typeof TfCore, k: number): { run(): Promise<void> } {
+  const a = tf.randomNormal([k, k]);
+  const b = tf.randomNormal([k, k]);
+  return {
+    async run() {
+      const c = tf.matMul(a, b);
+      const probe = tf.slice(c, [0, 0], [1, 1]);
+      await probe.data();
+      probe.dispose();
+      c.dispose();
+    },
+  };
+}
+
+export function jaxMatmul(jax: typeof Jax, k: number): { run(): Promise<void> } {
+  const np = jax.numpy;
+  const mm = jax.jit((x: Jax.Array, y: Jax.Array) => np.matmul(x, y));
+  const a = np.ones([k, k]).mul(0.5);
+  const b = np.ones([k, k]).mul(0.25);
+  return {
+    async run() {
+      const c = mm(a.ref, b.ref) as Jax.Array;
+      await jax.blockUntilReady(c.ref);
+      c.dispose();
+    },
+  };
+}
