@@ -2,6 +2,7 @@
 // matmul. Each loader returns the peer or the reason it cannot run here (reported, not dropped).
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type * as Jax from '@jax-js/jax';
+import type { AdamWHyper } from '../hand-written-adamw.js';
 
 export type Peer<T> = { ok: true; lib: T; device: string } | { ok: false; error: string };
 
@@ -30,17 +31,8 @@ export async function loadJax(device: 'webgpu' | 'wasm'): Promise<Peer<typeof Ja
   }
 }
 
-export interface AdamSettings {
-  readonly lr: number;
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly eps: number;
-  readonly weightDecay: number;
-  readonly step: number;
-}
-
 /** TF.js: tf.train.adam's update (TF.js has no AdamW; Adam moves the same bytes) on one variable; run() resolves when done. */
-export function tfAdam(tf: typeof TfCore, n: number, h: AdamSettings): { run(): Promise<void>; dispose(): void } {
+export function tfAdam(tf: typeof TfCore, n: number, h: AdamWHyper): { run(): Promise<void>; dispose(): void } {
   const v = tf.variable(tf.randomNormal([n]));
   const g = tf.randomNormal([n]);
   const optimizer = tf.train.adam(h.lr, h.beta1, h.beta2, h.eps);
@@ -61,7 +53,7 @@ export function tfAdam(tf: typeof TfCore, n: number, h: AdamSettings): { run(): 
 }
 
 /** jax-js: one jitted AdamW step over flat θ, m, v (donated each call, as jax-js arrays are consumed). */
-export function jaxAdamW(jax: typeof Jax, n: number, h: AdamSettings): { run(): Promise<void> } {
+export function jaxAdamW(jax: typeof Jax, n: number, h: AdamWHyper): { run(): Promise<void> } {
   const np = jax.numpy;
   const [c1, c2] = [1 - h.beta1 ** h.step, 1 - h.beta2 ** h.step];
   const step = jax.jit((theta: Jax.Array, m: Jax.Array, v: Jax.Array, g: Jax.Array) => {
