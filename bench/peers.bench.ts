@@ -1,5 +1,5 @@
-// Issue 9, first slice: grng against its peers on the same adapter in one process — an Adam(W)
-// update over 1,048,576 parameters (one flat tensor) and square matmuls — with the hand-written
+// Issue 9: grng against its peers on the same adapter in one process — an Adam(W) update over
+// 1,048,576 parameters (one flat tensor), square matmuls and an MLP training step — with the hand-written
 // vec4 WGSL AdamW as the bandwidth reference. Each figure: warm-up, then median / min / max of
 // interleaved runs, GPU completion awaited. A peer that cannot run is reported with its error.
 // GRNG_BENCH_ADAPTER=llvmpipe (default) | swiftshader | gpu picks the adapter for everyone.
@@ -7,10 +7,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'vitest';
-import { add, createDevice, div, jit, matmul, mul, sqrt, sub, WebGpuDevice, type Tensor } from '../index.js';
+import { add, adamw as adamwOptimizer, array, compileTrainStep, createDevice, crossEntropy, div, jit, matmul, mul, nn, sqrt, sub, WebGpuDevice, type Tensor } from '../index.js';
 import { handWrittenAdamW } from './hand-written-adamw.js';
 import { installNavigatorGpu, PEER_ADAPTERS, type PeerAdapter } from './peers/navigator-gpu.js';
-import { jaxAdamW, jaxMatmul, loadJax, loadTfjs, tfAdam, tfMatmul } from './peers/peers.js';
+import { jaxAdamW, jaxMatmul, jaxMlpStep, loadJax, loadTfjs, tfAdam, tfMatmul, tfMlpStep } from './peers/peers.js';
 import { interleavedStats, type Timing } from './timing.js';
 
 const N = 1 << 20;
@@ -34,7 +34,7 @@ function adamw(theta: Tensor, m: Tensor, v: Tensor, g: Tensor, lr: Tensor): Tens
   return [sub(theta, mul(lr, update)), m1, v1];
 }
 
-test('grng against TF.js and jax-js: AdamW 1M and matmul', async () => {
+test('grng against TF.js and jax-js: AdamW 1M, matmul, MLP training step', async () => {
   const adapter = (process.env.GRNG_BENCH_ADAPTER ?? 'llvmpipe') as PeerAdapter;
   if (!(adapter in PEER_ADAPTERS)) throw new Error(`GRNG_BENCH_ADAPTER must be one of ${Object.keys(PEER_ADAPTERS).join(', ')}`);
   const device = await createDevice({ backend: adapter === 'llvmpipe' ? 'opengles' : adapter === 'swiftshader' ? 'swiftshader' : 'vulkan' });
@@ -88,6 +88,27 @@ test('grng against TF.js and jax-js: AdamW 1M and matmul', async () => {
     const t = await interleavedStats(runs.map((r) => r.run), k >= 1024 ? 5 : 9, 1);
     runs.forEach((r, i) => rows.push({ workload: `matmul ${k}³`, library: r.library, timing: t[i], rate: `${((2 * k ** 3) / (t[i].median * 1e6)).toFixed(2)} GFLOP/s` }));
   }
+
+  // MLP training step: 784-256-256-10, ReLU, softmax cross-entropy, batch 128, Adam(W); the loss read back each step.
+  const setup = { sizes: [784, 256, 256, 10], batch: 128 };
+  const model = nn.mlp(setup.sizes);
+  const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: adamwOptimizer({ lr: 1e-3 }), params: model.init(0), device });
+  const batchX = array(random(setup.batch * 784).map((v) => v + 0.5), [setup.batch, 784]);
+  const batchY = array(Int32Array.from({ length: setup.batch }, (_, i) => i % 10), [setup.batch], 'i32');
+  const before = device.stats.dispatches;
+  await train.run({ x: batchX, y: batchY });
+  const dispatches = device.stats.dispatches - before;
+  const steps: { library: string; run: () => Promise<void> }[] = [{ library: `grng (compileTrainStep, ${dispatches} dispatches)`, run: async () => void (await train.run({ x: batchX, y: batchY })) }];
+  if (tf.ok) steps.push({ library: 'TF.js webgpu (minimize, adam)', ...tfMlpStep(tf.lib, setup) });
+  for (const jax of [jaxGpu, jaxWasm]) {
+    if (!jax.ok) continue;
+    const on = () => jax.lib.defaultDevice(jax.device as 'webgpu' | 'wasm');
+    on();
+    const work = jaxMlpStep(jax.lib, setup);
+    steps.push({ library: `jax-js ${jax.device} (jit)`, run: async () => { on(); await work.run(); } });
+  }
+  const stepTimes = await interleavedStats(steps.map((r) => r.run), 9, 2);
+  steps.forEach((r, i) => rows.push({ workload: 'MLP 784-256-256-10 step, batch 128', library: r.library, timing: stepTimes[i], rate: `${(1000 / stepTimes[i].median).toFixed(1)} steps/s` }));
 
   const table = [
     `adapter: ${device.description} (GRNG_BENCH_ADAPTER=${adapter})`,
