@@ -100,7 +100,7 @@ export interface Trainer {
 /** A batch of `split` rows `indices` as host arrays. */
 export function batchOf(split: ImageSplit, indices: ArrayLike<number>): { x: HostArray; y: HostArray } {
   const rows = subset(split, indices);
-  return { x: array(Float64Array.from(rows.x), [indices.length, split.features]), y: array(rows.y, [indices.length], 'i32') };
+  return { x: array(rows.x, [indices.length, split.features]), y: array(rows.y, [indices.length], 'i32') };
 }
 
 /** A new run (`resume` undefined) or the continuation of the checkpoint at `resume`. */

@@ -9,7 +9,16 @@ import { ts } from 'ts-morph';
 import { GrngError } from '../errors.js';
 
 /** grng's package root and whether this code runs from its build (dist/) or from source. */
-export function grngRoot(): { root: string; fromDist: boolean; exports: Readonly<Record<string, { import?: string }>> } {
+type GrngRoot = { root: string; fromDist: boolean; exports: Readonly<Record<string, { import?: string }>> };
+let found: GrngRoot | undefined;
+
+export function grngRoot(): GrngRoot {
+  found ??= findRoot();
+  return found;
+}
+
+/** Walks up from this file to grng's package.json (once per process: every import specifier asks). */
+function findRoot(): GrngRoot {
   const here = fileURLToPath(import.meta.url);
   for (let dir = dirname(here); ; dir = dirname(dir)) {
     const file = join(dir, 'package.json');
