@@ -6,7 +6,7 @@ import { mergeIndependent } from './kernels/merge-independent.js';
 import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
 import { separateInputs, type InputLayout } from './memory/layout.js';
 import { bindingKeys, planMemory, slotLabel, type MemoryPlan } from './memory/plan-memory.js';
-import { fitsOneKernel, generateDispatch, inPlaceCandidates, isWideReduction, segmentMode, type DispatchSource } from './wgsl/kernel.js';
+import { fitsOneKernel, generateDispatch, inPlaceCandidates, isWideReduction, segmentInvocations, segmentMode, type DispatchSource } from './wgsl/kernel.js';
 
 /** The device limits compilation must respect (a subset of GPUSupportedLimits). */
 export interface KernelLimits {
@@ -31,6 +31,13 @@ export interface CompileOptions {
    * where its own argument was, every step.
    */
   readonly argumentOrder?: readonly Node[];
+  /**
+   * The most invocations a dispatch of several segments (plans of different shapes side by side)
+   * may cover; default unlimited. CPU adapters (llvmpipe, SwiftShader) run the branches of a
+   * segmented kernel masked — every invocation pays for every segment's code — so there only
+   * small plans should share a dispatch and large ones are cheaper as dispatches of their own.
+   */
+  readonly maxMergedInvocations?: number;
 }
 
 /** One compute dispatch: its segments (kernel plans), WGSL, and the roots it stores in place. */
@@ -64,7 +71,7 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
   const partitioned = partition(outputs, { fuse, maxBuffers, bindingKey });
   const plans = fuse ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey }) : partitioned;
   const dispatches = fuse
-    ? mergeIndependent(mergeDependentReductions(plans, maxBuffers, fitsOneKernel, isWideReduction, bindingKey), { maxBuffers, bindingKey, mode: segmentMode })
+    ? mergeIndependent(mergeDependentReductions(plans, maxBuffers, fitsOneKernel, isWideReduction, bindingKey), { maxBuffers, bindingKey, mode: segmentMode, invocations: segmentInvocations, maxMergedInvocations: options.maxMergedInvocations })
     : plans.map((plan) => ({ segments: [plan] }));
   const donated = options.donated ?? new Set<number>();
   const order = options.argumentOrder;

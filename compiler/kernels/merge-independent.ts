@@ -14,6 +14,10 @@ export interface MergeOptions {
   readonly bindingKey: BindingKey;
   /** How a plan runs: plans share a dispatch only with plans of the same mode; 'alone' never. */
   readonly mode: (plan: KernelPlan) => string;
+  /** Invocations a plan's segment covers. */
+  readonly invocations: (plan: KernelPlan) => number;
+  /** The most invocations a dispatch of several segments may cover (see CompileOptions.maxMergedInvocations). */
+  readonly maxMergedInvocations?: number;
 }
 
 const elementwise = (n: Node) => {
@@ -31,8 +35,10 @@ const elementwise = (n: Node) => {
  *   its shape, in one dispatch, the arrays being packed into shared buffers).
  */
 export function mergeIndependent(plans: readonly KernelPlan[], options: MergeOptions): DispatchPlan[] {
-  const { maxBuffers, bindingKey, mode } = options;
+  const { maxBuffers, bindingKey, mode, invocations } = options;
+  const maxInvocations = options.maxMergedInvocations ?? Infinity;
   const groups: { segments: KernelPlan[]; mode: string }[] = [];
+  const covered = (segments: readonly KernelPlan[]) => segments.reduce((n, s) => n + invocations(s), 0);
   const position = new Map<number, number>(); // root id → index of the dispatch computing it
   const fits = (segments: readonly KernelPlan[]) => bindingCount(segments, bindingKey) <= maxBuffers;
   // Plans nothing reads (the final updates of a training step) go last, so they meet in one
@@ -56,7 +62,7 @@ export function mergeIndependent(plans: readonly KernelPlan[], options: MergeOpt
           continue;
         }
       }
-      if (fits([...group.segments, plan])) {
+      if (fits([...group.segments, plan]) && covered(group.segments) + invocations(plan) <= maxInvocations) {
         group.segments.push(plan);
         at = g;
       }

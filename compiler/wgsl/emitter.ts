@@ -4,6 +4,7 @@ import { shapeSize, stridesOf } from '../ir/shape.js';
 import { opTable } from '../ops/table.js';
 import type { WgslRule } from '../ops/rule.js';
 import { literal, wgslType } from './literals.js';
+import { scalarHelperCalls } from './prelude.js';
 
 // The op table is keyed by primitive; a runtime key cannot narrow it.
 export const ruleOf = (node: Node) => opTable[node.op].wgsl as WgslRule<typeof node.op> as unknown as AnyWgslRule;
@@ -54,6 +55,12 @@ export class Emitter {
   vflat = 'uflat';
   /** Bindings declared as arrays of vec4s (a vec4 matmul's): their scalar elements are read by component. */
   vec4Bindings: ReadonlySet<string> = new Set();
+  /**
+   * Vector segments: names holding one scalar for all four lanes (per-call scalars, literals and
+   * what is computed from them alone). They stay scalars — a bias correction's pow runs once per
+   * invocation, not per lane — and are splatted where they meet a vec4.
+   */
+  private readonly uniforms = new Set<string>();
   /** Values already in registers (reductions computed earlier, a fused matmul's accumulator), readable at their own index only. */
   readonly registers = new Map<number, { name: string; index: readonly string[] }>();
 
@@ -84,7 +91,14 @@ export class Emitter {
     return this.blocks.pop() as string[];
   }
 
+  /** `node` at `index`, in the segment's value type (a vec4 in vector segments). */
   value(node: Node, index: readonly string[]): string {
+    const v = this.operand(node, index);
+    return this.vector && this.uniforms.has(v) ? this.splat(v, node) : v;
+  }
+
+  /** `node` at `index`: a scalar in vector segments when it is the same in every lane. */
+  private operand(node: Node, index: readonly string[]): string {
     const key = `${node.id}@${index.join(',')}`;
     for (let i = this.memo.length - 1; i >= 0; i--) {
       const hit = this.memo[i].get(key);
@@ -93,6 +107,25 @@ export class Emitter {
     const result = this.compute(node, index);
     this.memo[this.memo.length - 1].set(key, result);
     return result;
+  }
+
+  /** A uniform scalar as a vec4 (memoized like values, so a block splats each once). */
+  private splat(v: string, node: Node): string {
+    const key = `splat:${v}`;
+    for (let i = this.memo.length - 1; i >= 0; i--) {
+      const hit = this.memo[i].get(key);
+      if (hit !== undefined) return hit;
+    }
+    const out = this.bind(`vec4<${wgslType(node.dtype)}>(${v})`);
+    this.memo[this.memo.length - 1].set(key, out);
+    return out;
+  }
+
+  /** Binds `expr` as a scalar shared by every lane of a vector segment. */
+  private uniform(expr: string): string {
+    const name = this.bind(expr);
+    this.uniforms.add(name);
+    return name;
   }
 
   /** The WGSL reference to element `linear` of buffer-backed `node` (scalar segments). */
@@ -117,18 +150,28 @@ export class Emitter {
     if (at !== undefined) return this.load(node, at, index);
     const rule = ruleOf(node);
     switch (rule.kind) {
-      case 'expr':
-        return this.bind(rule.expr(node.inputs.map((n) => this.value(n, index)), node));
+      case 'expr': {
+        if (!this.vector) return this.bind(rule.expr(node.inputs.map((n) => this.value(n, index)), node));
+        const args = node.inputs.map((n) => this.operand(n, index));
+        if (args.every((a) => this.uniforms.has(a))) return this.uniform(scalarHelperCalls(rule.expr(args, node)));
+        if (node.op === 'div' && node.dtype === 'f32' && this.uniforms.has(args[1])) {
+          // A vec4 over a per-call scalar: one reciprocal per invocation, then multiplies (as a
+          // shader compiler does for a literal divisor). Within WGSL's own 2.5-ulp division bound.
+          return this.bind(`(${args[0]} * ${this.splat(this.uniform(`1.0f / ${args[1]}`), node)})`);
+        }
+        return this.bind(rule.expr(args.map((a, i) => (this.uniforms.has(a) ? this.splat(a, node.inputs[i]) : a)), node));
+      }
       case 'index': {
         const mapped = rule.operandIndex(index, node);
-        const inner = this.value(node.inputs[0], mapped.index.map((e) => this.bind(e)));
-        if (mapped.inBounds === undefined) return inner;
+        const at = mapped.index.map((e) => this.bind(e));
+        if (mapped.inBounds === undefined) return this.operand(node.inputs[0], at);
+        const inner = this.value(node.inputs[0], at);
         return this.bind(`select(${literal(0, node.dtype)}, ${inner}, ${mapped.inBounds})`);
       }
       case 'leaf': {
         const v = rule.value(index, node);
         if (v === null) throw new GrngError('compile', `internal: ${node.op} node ${node.id} is buffer-backed but has no region`);
-        return this.bind(this.vector ? `vec4<${wgslType(node.dtype)}>(${v})` : v);
+        return this.vector ? this.uniform(v) : this.bind(v);
       }
       default:
         throw new GrngError('compile', `internal: ${node.op} node ${node.id} must be materialized before it is read`);
@@ -144,13 +187,13 @@ export class Emitter {
       this.readElsewhere.add(node.id);
       const bits = `scalars[${at.scalar}].x`;
       const value = node.dtype === 'f32' ? `bitcast<f32>(${bits})` : node.dtype === 'bool' ? `(${bits} != 0u)` : `bitcast<i32>(${bits})`;
-      return this.bind(this.vector ? `vec4<f32>(${value})` : value);
+      return this.vector ? this.uniform(value) : this.bind(value);
     }
     if (this.vector) {
-      // A one-element buffer (a scalar hyperparameter) is splatted; others are read as vec4s.
+      // A one-element buffer (a scalar hyperparameter) is a uniform scalar; others are read as vec4s.
       if (shapeSize(node.shape) !== 1) return this.bind(this.ownVec4(at));
       this.readElsewhere.add(node.id);
-      return this.bind(`vec4<f32>(${at.name}[${at.offset / 4}][0])`);
+      return this.uniform(`${at.name}[${at.offset / 4}][0]`);
     }
     const own = index.length === this.ownIndex.length && index.every((e, i) => e === this.ownIndex[i]);
     if (!own) this.readElsewhere.add(node.id);

@@ -34,6 +34,12 @@ export function segmentMode(plan: KernelPlan): SegmentMode {
   return vectorizable(plan) ? 'vec4' : 'scalar';
 }
 
+/** Invocations a segment of `plan` covers: one per vec4 or per element. */
+export function segmentInvocations(plan: KernelPlan): number {
+  const size = shapeSize(plan.roots[0].shape);
+  return segmentMode(plan) === 'vec4' ? Math.ceil(size / 4) : size;
+}
+
 /** A matmul kernel: a matmul root, or a matmul with a fused elementwise epilogue. */
 const isMatmul = (plan: KernelPlan) => plan.matmul !== undefined || ruleOf(plan.roots[0]).kind === 'matmul';
 

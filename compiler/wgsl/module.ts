@@ -1,4 +1,4 @@
-import { PRELUDE } from './prelude.js';
+import { PRELUDE, SCALAR_TWINS } from './prelude.js';
 
 /** What a generated kernel module needs from its caller and gives back. */
 export interface KernelSource {
@@ -29,10 +29,11 @@ ${body}
 /** `code` preceded by the prelude helpers it calls, directly or through other helpers (WGSL declarations are order-free). */
 export function withHelpers(code: string, valueType: string): string {
   const used = new Set<string>();
+  const helpers = [...PRELUDE, ...SCALAR_TWINS];
   let text = code;
   for (let grew = true; grew; ) {
     grew = false;
-    for (const h of PRELUDE) {
+    for (const h of helpers) {
       if (!used.has(h.name) && text.includes(`${h.name}(`)) {
         used.add(h.name);
         text += h.code(valueType);
@@ -40,5 +41,5 @@ export function withHelpers(code: string, valueType: string): string {
       }
     }
   }
-  return [...PRELUDE.filter((h) => used.has(h.name)).map((h) => h.code(valueType)), code].join('\n');
+  return [...helpers.filter((h) => used.has(h.name)).map((h) => h.code(valueType)), code].join('\n');
 }

@@ -73,6 +73,18 @@ describe('kernel counts', () => {
     for (const k of separate.kernels) expect(k.source.bindings.length).toBeLessThanOrEqual(DEFAULTS.maxStorageBuffersPerShaderStage);
   });
 
+  test('with maxMergedInvocations (CPU adapters) large updates get dispatches of their own, small ones share one', () => {
+    const shapes = [[256, 784], [256], [256, 256], [256], [10, 256], [10]];
+    const state = ['theta', 'm', 'v', 'g'].map((name) => shapes.map((s, i) => input(`${name}${i}`, s)));
+    const outs = shapes.flatMap((_, i) => adamw(state[0][i], state[1][i], state[2][i], state[3][i], input('lr', [])));
+    const layout = packedInputs([...state, [input('lr', [])]].map((group) => group.map((t) => t.node)));
+    const compile = (maxMergedInvocations?: number) => compileProgram(outs.map((t) => t.node), { limits: DEFAULTS, inputs: layout, maxMergedInvocations });
+    expect(compile().kernels).toHaveLength(1);
+    // vec4 invocations: 50,176 and 16,384 alone; the two 256 biases (one segment, 64), 10×256 (640) and 10 (3) together.
+    const split = compile(4096).kernels.map((k) => k.segments.map((s) => s.roots[0].shape.join('×')));
+    expect(split).toEqual([['256×784'], ['256', '10×256', '10'], ['256×256']]);
+  });
+
   test('a 2-layer MLP forward + backward + AdamW step', () => {
     const params = { w1: input('w1', [4, 8]), b1: input('b1', [8]), w2: input('w2', [8, 3]), b2: input('b2', [3]) };
     const x = input('x', [16, 4]);

@@ -7,7 +7,7 @@
 // agree exactly except where WGSL's tanh/exp may err by a few ULP (stated per case); matmul and
 // sums accumulate sequentially as the interpreter does: |Δ| ≤ 8·2^-24·Σ|terms|.
 import { describe, expect, test } from 'vitest';
-import { add, cast, exp, input, matmul, mul, relu, sum, tanh, where, type Tensor } from '../../index.js';
+import { add, cast, div, exp, input, matmul, mul, pow, relu, sub, sum, tanh, where, type Tensor } from '../../index.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
@@ -33,6 +33,17 @@ const cases: Case[] = [
     build: (x, lr) => add(x, mul(lr, mul(x, x))),
     dispatches: 1,
     bound: () => () => 0,
+  },
+  {
+    name: 'vec4 elementwise divided by math on scalars alone',
+    shapes: [[5, 64], [], []],
+    dtypes: ['f32', 'f32', 'f32'],
+    build: (x, a, b) => div(x, add(mul(a, a), add(b, 2))),
+    dispatches: 1,
+    // The divisor (in [1, 4]) is computed in f32 as the interpreter does, exactly; the kernel then
+    // multiplies by its reciprocal: 1/d within WGSL's 2.5 ULP, the product 0.5 ULP, against the
+    // interpreter's correctly rounded quotient (0.5 ULP): ≤ 3.5 ULP of the quotient.
+    bound: (ref) => (i) => 4 * ULP * Math.abs(ref[i]),
   },
   {
     name: 'scalar elementwise with an i32 step and a bool flag',
@@ -72,6 +83,18 @@ function values(seed: number, shape: readonly number[], dtype: 'f32' | 'i32' | '
 }
 
 describe('one-element inputs through the scalars uniform', () => {
+  test('in vec4 kernels, math on scalars alone is f32 once per invocation, and dividing by it multiplies', async () => {
+    const gpu = await gpuDevice();
+    // Adam's bias correction: m / (1 − β^t) with β and t per call.
+    const [m, beta, t] = [input('m', [64]), input('beta', []), input('t', [])];
+    const wgsl = gpu.explain([div(m, sub(1, pow(beta, t))).node], true);
+    expect(wgsl).toContain('fn grng_pow_s(a: f32, b: f32) -> f32');
+    expect(wgsl).not.toContain('fn grng_pow(');
+    expect(wgsl).toMatch(/let (t\d+) = 1\.0f \/ t\d+;[\s\S]*vec4<f32>\(\1\)/);
+    expect(wgsl.match(/ \/ /g)).toHaveLength(1); // the reciprocal; no vec4 division
+  });
+
+
   test.each(cases)('$name: read from the uniform, matches the interpreter, each call its own values', async ({ shapes, dtypes, build, dispatches, bound }) => {
     const gpu = await gpuDevice();
     const names = shapes.map((_, i) => `u${i}`);
