@@ -30,6 +30,13 @@ export interface ArrayData {
 export interface ExecuteOptions {
   /** Names of inputs whose arrays are donated to this call. */
   readonly donated?: ReadonlySet<string>;
+  /**
+   * The donated arguments' input nodes in argument order, read by the outputs or not: the k-th
+   * result of a type is stored in the k-th such argument's region (CompileOptions.argumentOrder),
+   * so parameters and state stay where the program was compiled to find them and the next call
+   * reuses it instead of compiling for a shuffled layout.
+   */
+  readonly argumentOrder?: readonly Node[];
 }
 
 /** An array living on a device; `await x.read()` brings its numbers to the host. */

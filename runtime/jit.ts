@@ -20,6 +20,8 @@ export function isArrayLeaf(x: unknown): x is ArrayLeaf {
 
 interface Executable {
   readonly inputNames: readonly string[];
+  /** The traced input nodes, one per leaf (read by the outputs or not). */
+  readonly inputNodes: readonly Node[];
   readonly outputs: readonly Node[];
   readonly rebuild: <M>(leaves: readonly M[]) => Tree<M>;
 }
@@ -57,7 +59,8 @@ export function jit<A extends readonly unknown[], R>(
     }
     const inputs = new Map(exe.inputNames.map((name, i) => [name, arrays[i]] as const));
     const donated = donatedNames(args, donate, exe.inputNames, arrays);
-    const results = await device.execute(exe.outputs, inputs, { donated });
+    const argumentOrder = donated.size === 0 ? undefined : exe.inputNodes.filter((_, i) => donated.has(exe.inputNames[i]));
+    const results = await device.execute(exe.outputs, inputs, { donated, argumentOrder });
     // Arrays uploaded for this call alone are freed now (not at garbage collection), so the next
     // call reuses their memory; results never share it (only donated inputs are handed back).
     arrays.forEach((a, i) => {
@@ -119,7 +122,7 @@ function traceExecutable(f: Traceable, rebuildArgs: <M>(leaves: readonly M[]) =>
     throw new GrngError('jit', `tracing the function with (${given}) failed — ${error.message}`);
   }
   const { leaves, rebuild } = flattenTree('jit', result, isTensor, 'a Tensor (the function result)');
-  return { inputNames, outputs: leaves.map((t) => t.node), rebuild };
+  return { inputNames, inputNodes: symbolic.map((t) => t.node), outputs: leaves.map((t) => t.node), rebuild };
 }
 
 /**

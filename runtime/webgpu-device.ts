@@ -186,7 +186,7 @@ export class WebGpuDevice implements Device {
     this.checkErrors();
     const donated = options.donated ?? new Set<string>();
     const given = this.bindInputs(outputs, inputs);
-    const exe = this.executable(outputs, donated, given.layout);
+    const exe = this.executable(outputs, donated, given.layout, options.argumentOrder);
     const out = this.run(exe, given.buffers);
     // Donated arrays are consumed: their regions may hold results now.
     for (const name of donated) this.dispose(inputs.get(name) as GpuArray);
@@ -378,16 +378,17 @@ export class WebGpuDevice implements Device {
     return [Math.ceil(groups / y), y];
   }
 
-  private executable(outputs: readonly Node[], donated: ReadonlySet<string>, layout: InputLayout | undefined): Executable {
+  private executable(outputs: readonly Node[], donated: ReadonlySet<string>, layout: InputLayout | undefined, argumentOrder?: readonly Node[]): Executable {
     // Nodes are hash-consed, so the output ids identify the whole graph; offsets are baked into WGSL.
     const where = layout === undefined ? 'separate' : [...layout.regions.values()].map((r) => `${r.slot}+${r.offset}`).join(',');
-    const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}:${[...donated].sort().join(',')}:${where}`;
+    const order = argumentOrder === undefined ? '' : argumentOrder.map((n) => n.id).join(',');
+    const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}:${[...donated].sort().join(',')}:${where}:${order}`;
     let exe = this.executables.get(key);
     if (exe === undefined) {
       // In the order the caller donated them: outputs pair with donated inputs in order.
       const byName = new Map(this.inputNodes(outputs).map((n) => [(n as Node<'input'>).attrs.name, n.id] as const));
       const donatedIds = new Set([...donated].flatMap((name) => (byName.has(name) ? [byName.get(name) as number] : [])));
-      const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse, donated: donatedIds, inputs: layout, maxMergedInvocations: this.maxMergedInvocations });
+      const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse, donated: donatedIds, inputs: layout, argumentOrder, maxMergedInvocations: this.maxMergedInvocations });
       // GRNG_EXPLAIN=1 prints each new program's dispatches and buffers; GRNG_EXPLAIN=wgsl adds their source.
       const explain = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.GRNG_EXPLAIN;
       if (explain) console.error(explainProgram(program, explain === 'wgsl'));

@@ -1,7 +1,7 @@
 // compileTrainStep: one compiled program per step (forward, loss, gradients, update), parameters
 // and state resident on the device, metrics read back after the step is submitted.
 import { describe, expect, test } from 'vitest';
-import { adam, adamw, array, compileTrainStep, createDevice, crossEntropy, GrngError, mean, nn, sgd, type DeviceArray, type HostArray, type Tensor } from '../../index.js';
+import { adam, adamw, array, compileTrainStep, createDevice, crossEntropy, GrngError, kfac, mean, nn, sgd, type DeviceArray, type HostArray, type Tensor } from '../../index.js';
 import { flattenTree } from '../../dsl/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
@@ -53,6 +53,23 @@ describe('compileTrainStep', () => {
     expect(await readTree(await train.params())).toEqual(before);
     expect(gpu.programCount).toBe(programs);
     expect(() => train.setHyper({ lr: -1 })).toThrow(GrngError);
+  });
+
+  test('every() variants compile once each: parameters and state stay where their program expects them', async () => {
+    const gpu = await gpuDevice();
+    const model = nn.mlp([4, 8, 3]);
+    // Factors every step, inverses every 2: two patterns of due periods, and the step without
+    // inverses does not read every state array (its results used to take other arguments'
+    // regions, so each variant compiled again for the shuffled layout).
+    const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: kfac({ lr: 0.01, covEvery: 1, inverseEvery: 2 }), params: model.init(1), device: gpu });
+    const batch = synthetic(4);
+    const counts: number[] = [];
+    for (let t = 0; t < 6; t++) {
+      await train.run(batch);
+      counts.push(gpu.programCount);
+    }
+    // Steps 1 and 2 meet both patterns; from then on nothing new compiles.
+    expect(counts.slice(2)).toEqual(Array(4).fill(counts[1]));
   });
 
   test('steps queued without awaiting run in order and give the same results as awaited ones', async () => {
