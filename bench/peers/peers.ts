@@ -1,5 +1,5 @@
-// The same workloads written for each peer: an Adam(W) update over one flat tensor and a square
-// matmul. Each loader returns the peer or the reason it cannot run here (reported, not dropped).
+// The same workloads written for each peer: an Adam(W) update over a list of tensors, a square
+// matmul and an MLP training step. Each loader returns the peer or the reason it cannot run here (reported, not dropped).
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type * as Jax from '@jax-js/jax';
 import type { AdamWHyper } from '../hand-written-adamw.js';
@@ -33,44 +33,43 @@ export async function loadJax(device: 'webgpu' | 'wasm'): Promise<Peer<typeof Ja
   }
 }
 
-/** TF.js: tf.train.adam's update (TF.js has no AdamW; Adam moves the same bytes) on one variable; run() resolves when done. */
-export function tfAdam(tf: typeof TfCore, n: number, h: AdamWHyper): { run(): Promise<void>; dispose(): void } {
-  const v = tf.variable(tf.randomNormal([n]));
-  const g = tf.randomNormal([n]);
+/** TF.js: tf.train.adam's update (TF.js has no AdamW; Adam moves the same bytes) on one variable per tensor; run() resolves when done. */
+export function tfAdam(tf: typeof TfCore, sizes: readonly number[], h: AdamWHyper): { run(): Promise<void> } {
+  const vars = sizes.map((n) => tf.variable(tf.randomNormal([n])));
+  const grads = vars.map((v) => ({ name: v.name, tensor: tf.randomNormal(v.shape) }));
   const optimizer = tf.train.adam(h.lr, h.beta1, h.beta2, h.eps);
   return {
     async run() {
-      optimizer.applyGradients([{ name: v.name, tensor: g }]);
-      // A one-element read orders after the update without copying 4 MB back.
-      const probe = tf.slice(v, [0], [1]);
-      await probe.data();
-      probe.dispose();
-    },
-    dispose() {
-      optimizer.dispose();
-      v.dispose();
-      g.dispose();
+      optimizer.applyGradients(grads);
+      // One-element reads of every variable order after the update without copying it back.
+      const probes = vars.map((v) => tf.slice(v, [0], [1]));
+      await Promise.all(probes.map((p) => p.data()));
+      probes.forEach((p) => p.dispose());
     },
   };
 }
 
-/** jax-js: one jitted AdamW step over flat θ, m, v (donated each call, as jax-js arrays are consumed). */
-export function jaxAdamW(jax: typeof Jax, n: number, h: AdamWHyper): { run(): Promise<void> } {
+/** jax-js: one jitted AdamW step over lists of θ, m, v (donated each call, as jax-js arrays are consumed). */
+export function jaxAdamW(jax: typeof Jax, sizes: readonly number[], h: AdamWHyper): { run(): Promise<void> } {
   const np = jax.numpy;
   const [c1, c2] = [1 - h.beta1 ** h.step, 1 - h.beta2 ** h.step];
-  const step = jax.jit((theta: Jax.Array, m: Jax.Array, v: Jax.Array, g: Jax.Array) => {
+  const one = (theta: Jax.Array, m: Jax.Array, v: Jax.Array, g: Jax.Array) => {
     const m1 = m.mul(h.beta1).add(g.ref.mul(1 - h.beta1));
     const v1 = v.mul(h.beta2).add(g.ref.mul(g).mul(1 - h.beta2));
     const update = m1.ref.div(c1).div(np.sqrt(v1.ref.div(c2)).add(h.eps)).add(theta.ref.mul(h.weightDecay));
     return [theta.sub(update.mul(h.lr)), m1, v1];
+  };
+  const step = jax.jit((theta: Jax.Array[], m: Jax.Array[], v: Jax.Array[], g: Jax.Array[]) => {
+    const next = theta.map((t, i) => one(t, m[i], v[i], g[i]));
+    return [next.map((x) => x[0]), next.map((x) => x[1]), next.map((x) => x[2])];
   });
-  let state = [np.ones([n]), np.zeros([n]), np.zeros([n])];
-  const g = np.ones([n]).mul(0.5);
+  let state = [sizes.map((n) => np.ones([n])), sizes.map((n) => np.zeros([n])), sizes.map((n) => np.zeros([n]))];
+  const g = sizes.map((n) => np.ones([n]).mul(0.5));
   return {
     async run() {
-      state = step(state[0], state[1], state[2], g.ref) as Jax.Array[];
+      state = step(state[0], state[1], state[2], g.map((x) => x.ref)) as Jax.Array[][];
       // Extra references for the wait, released after it; `state` keeps its own.
-      for (const a of await jax.blockUntilReady(state.map((x) => x.ref))) a.dispose();
+      for (const a of await jax.blockUntilReady(state.flat().map((x) => x.ref))) a.dispose();
     },
   };
 }

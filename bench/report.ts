@@ -1,0 +1,97 @@
+// The benchmark's results: rows grouped by section, printed as Markdown tables and written as JSON
+// (bench/results/<date>-<adapter>.json and .md, ignored by git).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Timing } from './timing.js';
+
+/** One measured (or failed) figure: a library on a workload. */
+export interface Row {
+  readonly workload: string;
+  readonly library: string;
+  readonly timing?: Timing;
+  /** Throughput or ratio, already formatted (GB/s, GFLOP/s, steps/s, × AdamW). */
+  readonly rate?: string;
+  readonly dispatches?: number;
+  /** Anything else worth a column (state bytes, compile times), formatted. */
+  readonly notes?: string;
+  /** Why the library cannot run this workload here. */
+  readonly error?: string;
+  /** Optimizer rows: the figures of the per-optimizer table. */
+  readonly optimizer?: OptimizerFigures;
+}
+
+/** One optimizer's training step on the benchmark MLP (times in ms). */
+export interface OptimizerFigures {
+  /** Mean step time over one whole refresh period: what training pays per step. */
+  readonly amortizedMs: number;
+  /** Amortized time relative to AdamW's at the same batch. */
+  readonly timesAdamW: number;
+  readonly stateBytes: number;
+  /** A step that refreshes everything lazy (factors, inverses, Hessian estimates), in steady state. */
+  readonly refreshMs: number;
+  /** The longest refresh period: refresh steps are 1 in this many. */
+  readonly period: number;
+  /** A new step's first call (a refresh step) on a fresh device: tracing, planning, WGSL, pipelines, the step. */
+  readonly firstColdMs: number;
+  /** The same for a second step object of the same optimizer on that device (pipelines cached). */
+  readonly firstCachedMs: number;
+}
+
+export interface Section {
+  readonly title: string;
+  /** What the figures mean: counted bytes, targets, how compile time is split. */
+  readonly about: string;
+  readonly rows: Row[];
+  /** 'optimizers' renders the per-optimizer table; otherwise library against library. */
+  readonly kind?: 'optimizers';
+}
+
+/** A line on stderr as each figure is taken: a whole run takes minutes. */
+export function progress(text: string): void {
+  process.stderr.write(`bench: ${text}\n`);
+}
+
+const ms = (x: number | undefined) => (x === undefined ? '' : x >= 100 ? x.toFixed(0) : x.toFixed(2));
+
+export function markdown(sections: readonly Section[], header: string): string {
+  const out = [header, ''];
+  for (const s of sections) {
+    out.push(`### ${s.title}`, '', s.about, '');
+    if (s.kind === 'optimizers') {
+      out.push(...optimizerTable(s.rows), '');
+      continue;
+    }
+    out.push('| workload | library | median ms | min | max | rate | dispatches | notes |', '|---|---|---|---|---|---|---|---|');
+    for (const r of s.rows) {
+      if (r.error !== undefined) out.push(`| ${r.workload} | ${r.library} | cannot run: ${r.error.replaceAll('|', '/')} | | | | | |`);
+      else out.push(`| ${r.workload} | ${r.library} | ${ms(r.timing?.median)} | ${ms(r.timing?.min)} | ${ms(r.timing?.max)} | ${r.rate ?? ''} | ${r.dispatches ?? ''} | ${r.notes ?? ''} |`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+function optimizerTable(rows: readonly Row[]): string[] {
+  const sec = (x: number) => `${(x / 1000).toFixed(2)} s`;
+  const out = ['| optimizer | median ms | amortized ms | × AdamW | dispatches | state | refresh step | first step cold | first step cached | ≈ compile cold |', '|---|---|---|---|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    const f = r.optimizer;
+    if (r.error !== undefined || f === undefined) out.push(`| ${r.workload} | failed: ${(r.error ?? '').replaceAll('|', '/')} | | | | | | | | |`);
+    else {
+      const refresh = f.period > 1 ? `${ms(f.refreshMs)} ms (1 in ${f.period})` : '(every step)';
+      const compile = Math.max(0, f.firstColdMs - f.refreshMs);
+      out.push(`| ${r.workload} | ${ms(r.timing?.median)} | ${ms(f.amortizedMs)} | ${f.timesAdamW.toFixed(2)} | ${r.dispatches ?? ''} | ${(f.stateBytes / 2 ** 20).toFixed(2)} MiB | ${refresh} | ${sec(f.firstColdMs)} | ${sec(f.firstCachedMs)} | ${sec(compile)} |`);
+    }
+  }
+  return out;
+}
+
+/** Writes the JSON and the Markdown next to each other; returns the JSON's path. */
+export function writeResults(adapter: string, description: string, sections: readonly Section[], text: string): string {
+  const dir = join('bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const base = join(dir, `${new Date().toISOString().slice(0, 10)}-${adapter}`);
+  writeFileSync(`${base}.json`, `${JSON.stringify({ adapter: description, date: new Date().toISOString(), sections }, null, 1)}\n`);
+  writeFileSync(`${base}.md`, `${text}\n`);
+  return `${base}.json`;
+}

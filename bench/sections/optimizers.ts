@@ -1,0 +1,120 @@
+// Sections 3 and 4: every optimizer's training step on the benchmark MLP (784-256-256-10, batch
+// 128), relative to AdamW: the median step, the step amortized over a whole refresh period (what
+// training pays), the refresh step alone, optimizer-state bytes, and compile time cold (a new
+// program) and cached (the same optimizer compiled again in this process, pipelines reused), each
+// as the first call minus a steady refresh step so the refresh's own compute is not counted.
+// R-Kalman observes B·(C − 1) rows, so it is timed at batch 1 against AdamW at batch 1.
+import { adam, adamw, compileTrainStep, crossEntropy, kfac, nn, reng, ring, rkalman, sgd, sophia, type TrainStep } from '../../index.js';
+import { flattenTree } from '../../dsl/tree.js';
+import { isArrayLeaf } from '../../runtime/jit.js';
+import { progress, type Row, type Section } from '../report.js';
+import type { BenchContext } from './contenders.js';
+import { benchBatch, MLP } from './mlp-step.js';
+
+type Common = Omit<Parameters<typeof compileTrainStep>[0], 'optimizer'>;
+
+interface Case {
+  readonly name: string;
+  /** A new compiled step of this optimizer (each call compiles again). */
+  compile(common: Common): Promise<TrainStep>;
+  /** The longest refresh period (steps): one period is timed whole. */
+  readonly period: number;
+  /** Timed periods (enough steps for a median). */
+  readonly periods: number;
+  readonly batch: number;
+}
+
+const CASES: readonly Case[] = [
+  // A second AdamW: its ratio to the interleaved baseline shows what the machine's noise does to a ratio.
+  { name: 'adamw', compile: (c) => compileTrainStep({ ...c, optimizer: adamw({ lr: 1e-3 }) }), period: 1, periods: 9, batch: MLP.batch },
+  { name: 'sgd (momentum 0.9)', compile: (c) => compileTrainStep({ ...c, optimizer: sgd({ lr: 0.05, momentum: 0.9 }) }), period: 1, periods: 9, batch: MLP.batch },
+  { name: 'adam', compile: (c) => compileTrainStep({ ...c, optimizer: adam({ lr: 1e-3 }) }), period: 1, periods: 9, batch: MLP.batch },
+  { name: 'sophia-h (Hutchinson, h every 10)', compile: (c) => compileTrainStep({ ...c, optimizer: sophia({ lr: 1e-3 }) }), period: 10, periods: 1, batch: MLP.batch },
+  { name: 'sophia-g (Gauss-Newton-Bartlett, h every 10)', compile: (c) => compileTrainStep({ ...c, optimizer: sophia({ lr: 1e-3, estimator: 'gnb' }) }), period: 10, periods: 1, batch: MLP.batch },
+  { name: 'kfac (factors every 10, inverses every 100)', compile: (c) => compileTrainStep({ ...c, optimizer: kfac({ lr: 1e-2 }) }), period: 100, periods: 1, batch: MLP.batch },
+  { name: 'ring (S = 10)', compile: (c) => compileTrainStep({ ...c, optimizer: ring() }), period: 10, periods: 1, batch: MLP.batch },
+  { name: 'ring (S = 1)', compile: (c) => compileTrainStep({ ...c, optimizer: ring({ inverseEvery: 1 }) }), period: 1, periods: 3, batch: MLP.batch },
+  { name: 'reng (S = 10)', compile: (c) => compileTrainStep({ ...c, optimizer: reng() }), period: 10, periods: 1, batch: MLP.batch },
+  { name: 'adamw, batch 1', compile: (c) => compileTrainStep({ ...c, optimizer: adamw({ lr: 1e-3 }) }), period: 1, periods: 9, batch: 1 },
+  { name: 'rkalman (head, diagonal P), batch 1', compile: (c) => compileTrainStep({ ...c, optimizer: rkalman() }), period: 1, periods: 9, batch: 1 },
+];
+
+export async function optimizersSection(ctx: BenchContext): Promise<Section> {
+  // A device of its own: its pipeline cache starts empty, so the first steps here are cold.
+  const device = await ctx.openDevice();
+  const model = nn.mlp(MLP.sizes);
+  const common = { model, loss: crossEntropy, params: model.init(0), device };
+  const rows: Row[] = [];
+  // AdamW at each batch, stepped between the optimizer's steps: the ratio compares the same moments of a noisy machine.
+  const baselines = new Map<number, TrainStep>();
+  for (const c of CASES) {
+    progress(c.name);
+    const batch = benchBatch(c.batch);
+    try {
+      const train = await c.compile(common);
+      const firstColdMs = await timed(() => train.run(batch));
+      let baseline = baselines.get(c.batch);
+      if (baseline === undefined) {
+        baseline = await compileTrainStep({ ...common, optimizer: adamw({ lr: 1e-3 }) });
+        for (let t = 0; t < 3; t++) await baseline.run(batch);
+        baselines.set(c.batch, baseline);
+      }
+      // Steps 1 … P compile every variant where parameters and state stay from then on (step 0's
+      // arrays sit where they were uploaded); steps P + 1 … P + P·periods are timed, ending on a refresh.
+      for (let t = 1; t <= c.period; t++) await train.run(batch);
+      const times: number[] = [];
+      const adamwTimes: number[] = [];
+      let dispatches = 0;
+      for (let t = 0; t < c.period * c.periods; t++) {
+        const before = device.stats.dispatches;
+        times.push(await timed(() => train.run(batch)));
+        if (t === 0) dispatches = device.stats.dispatches - before; // a plain step (or, for P = 1, every step)
+        adamwTimes.push(await timed(() => (baseline as TrainStep).run(batch)));
+      }
+      const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const amortizedMs = mean(times);
+      const firstCachedMs = await timed(async () => (await c.compile(common)).run(batch));
+      const sorted = [...times].sort((a, b) => a - b);
+      rows.push({
+        workload: c.name,
+        library: 'grng',
+        timing: { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted[sorted.length - 1], runs: sorted.length },
+        dispatches,
+        optimizer: {
+          amortizedMs,
+          timesAdamW: amortizedMs / mean(adamwTimes),
+          stateBytes: await stateBytes(train),
+          refreshMs: times[times.length - 1],
+          period: c.period,
+          firstColdMs,
+          firstCachedMs,
+        },
+      });
+    } catch (error) {
+      rows.push({ workload: c.name, library: 'grng', error: (error instanceof Error ? error.message : String(error)).split('\n')[0] });
+    }
+  }
+  return {
+    title: 'Optimizers on the MLP (784-256-256-10, batch 128)',
+    about: [
+      'Median and amortized ms per step: the amortized figure is the mean over whole refresh periods (after a first period that compiled every variant), what training pays per step.',
+      '× AdamW divides it by the mean of AdamW steps (same batch) taken between the optimizer\'s steps.',
+      'The first step of a new training step is a refresh step: it traces, plans, compiles and runs one; "cold" on a fresh device, "cached" when the same optimizer is compiled again (pipelines reused).',
+      'Compile time ≈ first step − a steady refresh step.',
+      'Target: RING (S = 10) ≤ 1.3× AdamW.',
+    ].join(' '),
+    rows,
+    kind: 'optimizers',
+  };
+}
+
+async function timed(run: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await run();
+  return performance.now() - t0;
+}
+
+async function stateBytes(train: TrainStep): Promise<number> {
+  const leaves = flattenTree('bench', await train.state(), isArrayLeaf, 'an array').leaves as { shape: readonly number[] }[];
+  return 4 * leaves.reduce((n, a) => n + a.shape.reduce((p, d) => p * d, 1), 0);
+}
