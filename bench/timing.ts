@@ -1,11 +1,3 @@
-/**
- * Median wall times (ms) of several workloads, run in alternation (a, b, a, b, …) after
- * `warmup` untimed rounds, so slow phases of a shared machine hit every workload alike.
- */
-export async function interleavedMedians(runs: readonly (() => Promise<void>)[], reps: number, warmup = 2): Promise<number[]> {
-  return (await interleavedStats(runs, reps, warmup)).map((t) => t.median);
-}
-
 export interface Timing {
   readonly median: number;
   readonly min: number;
@@ -13,7 +5,10 @@ export interface Timing {
   readonly runs: number;
 }
 
-/** As interleavedMedians, with min and max too (ms). */
+/**
+ * Wall times (ms: median, min, max) of several workloads, run in alternation (a, b, a, b, …)
+ * after `warmup` untimed rounds, so slow phases of a shared machine hit every workload alike.
+ */
 export async function interleavedStats(runs: readonly (() => Promise<void>)[], reps: number, warmup = 2): Promise<Timing[]> {
   for (let i = 0; i < warmup; i++) for (const run of runs) await run();
   const times = runs.map((): number[] => []);

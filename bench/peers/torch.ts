@@ -13,10 +13,10 @@ export interface TorchSpec {
   readonly warmup: number;
   /** torch.optim.AdamW(foreach=True).step() over tensors of these element counts; `name` is the row's workload. */
   readonly adamw: readonly { readonly name: string; readonly sizes: readonly number[] }[];
-  /** torch.mm of k×k f32 matrices; a bare k names its row `matmul k³`. */
-  readonly matmul: readonly (number | { readonly name: string; readonly k: number })[];
-  /** Training steps (Linear/ReLU, cross-entropy, Adam); an unnamed setup's row is `MLP a-b-c step, batch n`. */
-  readonly mlp: MlpSetup | readonly (MlpSetup & { readonly name: string })[];
+  /** torch.mm of k×k f32 matrices. */
+  readonly matmul: readonly { readonly name: string; readonly k: number }[];
+  /** Training steps (Linear/ReLU, cross-entropy, Adam). */
+  readonly mlp: readonly (MlpSetup & { readonly name: string })[];
 }
 
 export interface TorchRow {

@@ -1,7 +1,7 @@
 """PyTorch CPU reference points for the peer benchmark (bench/peers/torch.ts runs this).
 
-argv[1] is a JSON spec: {"threads", "reps", "warmup", "adamw": [{"name", "sizes"}], "matmul": [k or
-{"name", "k"}...], "mlp": {"sizes", "batch"} or [{"name", "sizes", "batch"}...]}. Prints one JSON line: {"torch", "threads", "blas", "rows": [{"workload",
+argv[1] is a JSON spec: {"threads", "reps", "warmup", "adamw": [{"name", "sizes"}], "matmul":
+[{"name", "k"}], "mlp": [{"name", "sizes", "batch"}]}; each "name" is its row's workload. Prints one JSON line: {"torch", "threads", "blas", "rows": [{"workload",
 "median", "min", "max", "runs"}]}, times in ms. Exits 3 when torch cannot be imported, so the
 caller can tell "not installed" from a failure inside a workload.
 """
@@ -79,13 +79,8 @@ def bench(torch, spec):
     torch.manual_seed(0)
     reps, warmup = spec["reps"], spec["warmup"]
     workloads = [(a["name"], adamw_step(torch, a["sizes"])) for a in spec.get("adamw", [])]
-    for m in spec.get("matmul", []):
-        k = m if isinstance(m, int) else m["k"]
-        workloads.append((f"matmul {k}³" if isinstance(m, int) else m["name"], matmul(torch, k)))
-    mlps = spec.get("mlp") or []
-    for m in [mlps] if isinstance(mlps, dict) else mlps:
-        name = m.get("name") or f"MLP {'-'.join(map(str, m['sizes']))} step, batch {m['batch']}"
-        workloads.append((name, mlp_step(torch, m["sizes"], m["batch"])))
+    workloads += [(m["name"], matmul(torch, m["k"])) for m in spec.get("matmul", [])]
+    workloads += [(m["name"], mlp_step(torch, m["sizes"], m["batch"])) for m in spec.get("mlp", [])]
     rows = [{"workload": name, **timed(run, reps, warmup)} for name, run in workloads]
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_in_use(torch), "rows": rows}))
 
