@@ -12,8 +12,6 @@ export interface Row {
   /** Throughput or ratio, already formatted (GB/s, GFLOP/s, steps/s, × AdamW). */
   readonly rate?: string;
   readonly dispatches?: number;
-  /** Anything else worth a column (state bytes, compile times), formatted. */
-  readonly notes?: string;
   /** Why the library cannot run this workload here. */
   readonly error?: string;
   /** Optimizer rows: the figures of the per-optimizer table. */
@@ -61,10 +59,10 @@ export function markdown(sections: readonly Section[], header: string): string {
       out.push(...optimizerTable(s.rows), '');
       continue;
     }
-    out.push('| workload | library | median ms | min | max | rate | dispatches | notes |', '|---|---|---|---|---|---|---|---|');
+    out.push('| workload | library | median ms | min | max | rate | dispatches |', '|---|---|---|---|---|---|---|');
     for (const r of s.rows) {
-      if (r.error !== undefined) out.push(`| ${r.workload} | ${r.library} | cannot run: ${r.error.replaceAll('|', '/')} | | | | | |`);
-      else out.push(`| ${r.workload} | ${r.library} | ${ms(r.timing?.median)} | ${ms(r.timing?.min)} | ${ms(r.timing?.max)} | ${r.rate ?? ''} | ${r.dispatches ?? ''} | ${r.notes ?? ''} |`);
+      if (r.error !== undefined) out.push(`| ${r.workload} | ${r.library} | cannot run: ${r.error.replaceAll('|', '/')} | | | | |`);
+      else out.push(`| ${r.workload} | ${r.library} | ${ms(r.timing?.median)} | ${ms(r.timing?.min)} | ${ms(r.timing?.max)} | ${r.rate ?? ''} | ${r.dispatches ?? ''} |`);
     }
     out.push('');
   }
