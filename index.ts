@@ -1,8 +1,8 @@
 // grng's public API (see DESIGN.md, "Public API").
 export * from './dsl/index.js';
-export { GrngError } from './compiler/errors.js';
-export type { DType } from './compiler/ir/dtype.js';
-export { array, HostArray } from './runtime/host-array.js';
+export { GrngError } from './core/errors.js';
+export type { DType } from './core/ir/dtype.js';
+export { array, HostArray } from './core/host-array.js';
 export { createDevice, type DeviceOptions } from './runtime/create-device.js';
 export type { Device, DeviceArray } from './runtime/device.js';
 export { jit, type ArrayLeaf, type JitOptions, type Materialized } from './runtime/jit.js';

@@ -3,11 +3,11 @@
 // float64 reference, property-tested with fast-check; checkCurvatureOptimizer for those that read
 // the dense layers' taps, with random tap data), optimizerMatrix (convergence, state,
 // setHyper and resume checks) and the fast-check arbitraries they are built from.
-import { GrngError } from './compiler/errors.js';
+import { GrngError } from './core/errors.js';
 import type { Tensor } from './dsl/tensor.js';
 import { grad } from './dsl/transforms.js';
 import { CpuDevice } from './runtime/cpu-device.js';
-import { HostArray } from './runtime/host-array.js';
+import { HostArray } from './core/host-array.js';
 import { jit } from './runtime/jit.js';
 
 export { checkCurvatureOptimizer, type CheckCurvatureOptions, type CurvatureReferenceStep, type DenseValues, type LayerSize, type TapValues } from './testing/check-curvature.js';

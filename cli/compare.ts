@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus as cpuInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import { nn } from '../dsl/nn/index.js';
 import type { Optimizer } from '../dsl/optimizer.js';
 import type { ImageDataset } from '../runtime/data/image-dataset.js';

@@ -59,7 +59,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return train(argv.slice(1), print, process.stdout.isTTY === true);
   }
   if (command === 'compile') {
-    const { compile } = await import('./compile.js');
+    const { compile } = await import('../aot/compile-command.js');
     const limitsHere = async () => {
       const { createDevice } = await import('../runtime/create-device.js');
       const device = await createDevice();

@@ -4,7 +4,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import { nn } from '../dsl/nn/index.js';
 import { createTrainer } from '../runtime/trainer.js';
 import { createProgress } from './progress.js';

@@ -1,7 +1,7 @@
 // What `grng train` and `grng compare` share: number parsing with one-line errors, the dataset
 // options (--dataset, --data, --validation, --normalize), the device option and the optimizers
 // by name.
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import type { Optimizer } from '../dsl/optimizer.js';
 import { adam, adamw, kfac, reng, ring, rkalman, sgd, sophia } from '../optimizers/index.js';
 import { createDevice } from '../runtime/create-device.js';

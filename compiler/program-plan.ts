@@ -2,7 +2,7 @@
 // bindings, the copies after the dispatches, and where every input and output lives. No graph
 // nodes: a device runs a plan without the IR, so `grng compile` can save one as JSON and a
 // generated module can load it without tracing anything.
-import type { DType, Node } from './ir/index.js';
+import type { DType, Node } from '../core/ir/index.js';
 import type { Region, Slot } from './memory/layout.js';
 import type { Program } from './program.js';
 import type { DispatchSource } from './wgsl/kernel.js';

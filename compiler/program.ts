@@ -1,5 +1,5 @@
-import { topoSort, type Node } from './ir/node.js';
-import { GrngError } from './errors.js';
+import { topoSort, type Node } from '../core/ir/node.js';
+import { GrngError } from '../core/errors.js';
 import { mergeDependentReductions } from './kernels/merge-reductions.js';
 import { fuseMatmulEpilogues } from './kernels/fuse-epilogues.js';
 import { mergeIndependent } from './kernels/merge-independent.js';

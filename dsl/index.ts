@@ -1,7 +1,8 @@
 // The DSL: tensors, ops, composites and autodiff transforms.
 export { Tensor, isTensor, type Operand } from './tensor.js';
 export type { Shape, Broadcast, MatmulShape, ShapeError } from './shape-types.js';
-export { input, constant, full, zeros, ones, zerosLike, onesLike, scalar, iota, type NestedNumbers } from './ops/creation.js';
+export { input, constant, full, zeros, ones, zerosLike, onesLike, scalar, iota } from './ops/creation.js';
+export type { NestedNumbers } from '../core/nested-numbers.js';
 export {
   add, sub, mul, div, pow, maximum, minimum, lt, le, gt, ge, eq, ne,
   neg, exp, log, sqrt, rsqrt, recip, sin, cos, tanh, abs, sign, floor, stopGradient, cast,
@@ -17,4 +18,6 @@ export { matmul, outer, eye, trace } from './ops/linalg.js';
 export { cholesky, solveTriangular, choleskySolve } from './ops/cholesky.js';
 export { logsumexp, logSoftmax, softmax, oneHot, crossEntropy, sqnorm, globalSqnorm, norm } from './ops/composites.js';
 export { grad, valueAndGrad, vjp, jvp, hvp, type TensorTree } from './transforms.js';
-export type { Tree } from './tree.js';
+// Re-exported for optimizer files, which import the DSL only (docs/architecture.md, Layers).
+export { GrngError } from '../core/errors.js';
+export { flattenTree, mapTrees, type Tree } from '../core/tree.js';

@@ -1,6 +1,6 @@
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import { isTensor, type Tensor } from './tensor.js';
-import { mapTrees, type Tree } from './tree.js';
+import { mapTrees, type Tree } from '../core/tree.js';
 
 /** A hyperparameter: numbers are runtime values (changing one never recompiles); booleans and strings choose the code. */
 export type HyperValue = number | boolean | string;

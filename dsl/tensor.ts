@@ -1,4 +1,4 @@
-import type { DType, Node } from '../compiler/ir/index.js';
+import type { DType, Node } from '../core/ir/index.js';
 import type { Broadcast, BroadcastCheck, MatmulCheck, MatmulShape, Reverse, Shape } from './shape-types.js';
 import * as ew from './ops/elementwise.js';
 import * as mv from './ops/movement.js';

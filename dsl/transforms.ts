@@ -1,9 +1,9 @@
-import { builder as b, fmtShape, GrngError, shapesEqual, type Node } from '../compiler/ir/index.js';
+import { builder as b, fmtShape, GrngError, shapesEqual, type Node } from '../core/ir/index.js';
 import { forwardGraph } from './autodiff/forward.js';
 import { reverseGraph } from './autodiff/reverse.js';
 import { substitute } from './autodiff/substitute.js';
 import { Tensor, isTensor } from './tensor.js';
-import { flattenTree, type Tree } from './tree.js';
+import { flattenTree, type Tree } from '../core/tree.js';
 
 /** Arguments and results of transformed functions: tensors, or arrays/objects of tensors. */
 export type TensorTree = Tree<Tensor>;

@@ -1,9 +1,7 @@
 // optax-style composition: gradient transformations (clipping, weight decay, …) applied in order
 // before an optimizer's update, as one optimizer with one compiled step.
-import { GrngError } from '../compiler/errors.js';
-import { add, div, globalSqnorm, minimum, mul, sqrt } from '../dsl/index.js';
+import { add, div, globalSqnorm, minimum, mul, sqrt, GrngError, flattenTree } from '../dsl/index.js';
 import { isTensor } from '../dsl/tensor.js';
-import { flattenTree } from '../dsl/tree.js';
 import { defineOptimizer, outside, type HyperDefaults, type HyperSettings, type LayerInfo, type Optimizer, type ParamTree, type StepContext } from '../dsl/optimizer.js';
 
 /** A gradient transformation: like an optimizer, but its update returns transformed gradients. */

@@ -1,12 +1,10 @@
 // Pieces shared by the Kronecker-factored optimizers (K-FAC, RING, RENG): per-layer factor state,
 // the factor EMA with its refresh period, the layer gradient [∂L/∂W | ∂L/∂b] and its way back to
 // the parameters, Tikhonov-damped inverses by the π-rule, and K-FAC's KL clip.
-import { GrngError } from '../compiler/errors.js';
-import { add, categorical, concat, constant, div, expandDims, eye, foldIn, le, matmul, maximum, minimum, mul, reshape, slice, sqrt, stopGradient, sum, trace, where, zeros, type Tensor } from '../dsl/index.js';
+import { add, categorical, concat, constant, div, expandDims, eye, foldIn, le, matmul, maximum, minimum, mul, reshape, slice, sqrt, stopGradient, sum, trace, where, zeros, type Tensor, GrngError, flattenTree } from '../dsl/index.js';
 import { ema, guardedInverse, kroneckerFactors, powerIteration } from '../dsl/curvature/index.js';
 import type { LayerInfo, LayerTap, ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
-import { flattenTree } from '../dsl/tree.js';
 
 /** A dense layer's curvature state: factor EMAs, their damped inverses, and power-iteration vectors (warm starts). */
 export interface LayerState {

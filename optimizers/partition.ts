@@ -1,9 +1,8 @@
 // optax.multi_transform in grng: different optimizers for different parameters, chosen by path
 // (e.g. K-FAC for the dense layers and AdamW for the rest, or a fallback for what a curvature
 // method does not cover), as one optimizer with one compiled step.
-import { GrngError } from '../compiler/errors.js';
+import { GrngError, flattenTree } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
-import { flattenTree } from '../dsl/tree.js';
 import type { ChainPart } from './chain.js';
 import { defineOptimizer, type HyperDefaults, type HyperSettings, type Optimizer, type ParamTree } from '../dsl/optimizer.js';
 

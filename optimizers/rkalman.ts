@@ -8,12 +8,10 @@
 // is the Cholesky of the innovation covariance S (observation dimension), never a parameter-sized
 // inverse (except the 'precision' pseudo-observation of a full covariance, whose observation is
 // the parameter vector itself). Parameters outside the subset take a momentum-SGD step or stay frozen.
-import { GrngError } from '../compiler/errors.js';
-import { add, cast, choleskySolve, concat, constant, div, eq, expandDims, eye, gt, iota, le, matmul, maximum, minimum, mT, mul, oneHot, reshape, slice, softmax, sqnorm, sub, sum, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
+import { add, cast, choleskySolve, concat, constant, div, eq, expandDims, eye, gt, iota, le, matmul, maximum, minimum, mT, mul, oneHot, reshape, slice, softmax, sqnorm, sub, sum, where, zeros, zerosLike, type Tensor, GrngError, flattenTree } from '../dsl/index.js';
 import { vjp } from '../dsl/transforms.js';
 import { defineOptimizer, outside, treeMap, type ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
-import { flattenTree } from '../dsl/tree.js';
 import { mutated } from './mutations.js';
 
 const HYPER = {

@@ -2,10 +2,9 @@
 // θ ← θ − η·clip(m / max(γh, ε), 1) after decoupled weight decay; h is an EMA refreshed every k
 // steps (t = 1, 1 + k, …) from Hutchinson's u ⊙ (∇²L u), u ~ N(0, I) (Sophia-H), or from the
 // Gauss–Newton–Bartlett estimate B·∇L̂ ⊙ ∇L̂ with labels sampled from the model (Sophia-G).
-import { add, categorical, div, foldIn, grad, maximum, minimum, mul, normal, stopGradient, sub, zerosLike, type Tensor } from '../dsl/index.js';
+import { add, categorical, div, foldIn, grad, maximum, minimum, mul, normal, stopGradient, sub, zerosLike, type Tensor, flattenTree } from '../dsl/index.js';
 import { defineOptimizer, outside, treeMap, type ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
-import { flattenTree } from '../dsl/tree.js';
 
 export const sophia = defineOptimizer({
   name: 'sophia',

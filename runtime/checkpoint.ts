@@ -7,11 +7,11 @@
 // (8-byte header length, JSON header, raw little-endian data): the npm `safetensors` package is a
 // 0.0.1 placeholder, so it is written here.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { GrngError } from '../compiler/errors.js';
-import type { DType } from '../compiler/ir/dtype.js';
-import { flattenTree, type Tree } from '../dsl/tree.js';
+import { GrngError } from '../core/errors.js';
+import type { DType } from '../core/ir/dtype.js';
+import { flattenTree, type Tree } from '../core/tree.js';
 import type { DeviceArray } from './device.js';
-import { HostArray } from './host-array.js';
+import { HostArray } from '../core/host-array.js';
 import { isArrayLeaf, type ArrayLeaf } from './jit.js';
 
 /** What a checkpoint holds: named trees of arrays and JSON-serializable facts about the run. */

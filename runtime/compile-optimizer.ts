@@ -1,10 +1,10 @@
-import { fmtShape, GrngError } from '../compiler/ir/index.js';
+import { fmtShape, GrngError } from '../core/ir/index.js';
 import type { HyperDefaults, HyperSettings, HyperTensors, LayerInfo, Optimizer, ParamTree, StepContext } from '../dsl/optimizer.js';
 import { StepVariants } from './step-variants.js';
 import { treeMap } from '../dsl/optimizer.js';
 import { cast, foldIn, input, prngKey } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
-import { flattenTree, type Tree } from '../dsl/tree.js';
+import { flattenTree, type Tree } from '../core/tree.js';
 import type { Device, DeviceArray } from './device.js';
 import { isArrayLeaf, jit, toDevice, type ArrayLeaf } from './jit.js';
 

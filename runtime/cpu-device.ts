@@ -1,4 +1,4 @@
-import { fmtShape, GrngError, type DType, type Node } from '../compiler/ir/index.js';
+import { fmtShape, GrngError, type DType, type Node } from '../core/ir/index.js';
 import { consumedError, type ArrayData, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
 import { interpret, type Precision } from './interpreter.js';
 

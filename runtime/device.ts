@@ -1,4 +1,4 @@
-import { GrngError, type DType, type Node } from '../compiler/ir/index.js';
+import { GrngError, type DType, type Node } from '../core/ir/index.js';
 
 /**
  * Where compiled programs run. The CPU interpreter is the reference; WebGPU devices

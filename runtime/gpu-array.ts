@@ -1,4 +1,4 @@
-import { fmtShape, shapeSize, type DType } from '../compiler/ir/index.js';
+import { fmtShape, shapeSize, type DType } from '../core/ir/index.js';
 import { consumedError, type DeviceArray } from './device.js';
 import type { WebGpuDevice } from './webgpu-device.js';
 

@@ -1,7 +1,7 @@
-import { GrngError, fmtShape } from '../compiler/errors.js';
-import { topoSort, type Node } from '../compiler/ir/node.js';
-import { shapeSize } from '../compiler/ir/shape.js';
-import { opTable } from '../compiler/ops/table.js';
+import { GrngError, fmtShape } from '../core/errors.js';
+import { topoSort, type Node } from '../core/ir/node.js';
+import { shapeSize } from '../core/ir/shape.js';
+import { opTable } from '../core/ops/table.js';
 
 /** float64: exact reference math. float32: every f32 intermediate rounded, to mirror the GPU. */
 export type Precision = 'f64' | 'f32';

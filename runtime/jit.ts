@@ -1,8 +1,8 @@
-import { builder as b, fmtShape, GrngError, type Node } from '../compiler/ir/index.js';
+import { builder as b, fmtShape, GrngError, type Node } from '../core/ir/index.js';
 import { Tensor, isTensor } from '../dsl/tensor.js';
-import { flattenTree, type Tree } from '../dsl/tree.js';
+import { flattenTree, type Tree } from '../core/tree.js';
 import type { Device, DeviceArray } from './device.js';
-import { HostArray, array } from './host-array.js';
+import { HostArray, array } from '../core/host-array.js';
 
 /** What a jitted function accepts: host arrays, device arrays or numbers, in any tree. */
 export type ArrayLeaf = HostArray | DeviceArray | number;

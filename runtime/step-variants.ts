@@ -1,4 +1,4 @@
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 
 /**
  * The compiled variants of a step whose update uses `every(period, …)`. Which periods are active

@@ -1,11 +1,11 @@
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import { cast, concat, globalSqnorm, input, reshape, sqrt, sub, valueAndGrad } from '../dsl/index.js';
 import type { Model } from '../dsl/nn/layers.js';
 import type { HyperDefaults, HyperSettings, LayerInfo, Optimizer, ParamTree } from '../dsl/optimizer.js';
 import { recordTaps } from '../dsl/nn/taps.js';
 import { accuracy } from '../dsl/nn/metrics.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
-import { flattenTree, type Tree } from '../dsl/tree.js';
+import { flattenTree, type Tree } from '../core/tree.js';
 import { applyUpdate, changesCode, checkStateFor, numericHyper, stepCounter, upload, type Placed } from './compile-optimizer.js';
 import type { Device, DeviceArray } from './device.js';
 import { isArrayLeaf, jit, type ArrayLeaf } from './jit.js';

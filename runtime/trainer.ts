@@ -2,19 +2,19 @@
 // training steps over seeded shuffles, test evaluation after each epoch, metrics read a few steps
 // behind (the GPU never waits for the host), and checkpoints that resume exactly where a run
 // stopped — the same next batch, the same step keys (Node: it writes files).
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import { crossEntropy } from '../dsl/index.js';
 import { accuracy as accuracyOf } from '../dsl/nn/metrics.js';
 import type { Model } from '../dsl/nn/layers.js';
 import type { HyperDefaults, Optimizer, ParamTree } from '../dsl/optimizer.js';
 import type { Tensor } from '../dsl/tensor.js';
-import type { Tree } from '../dsl/tree.js';
+import type { Tree } from '../core/tree.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { ImageDataset, ImageSplit } from './data/image-dataset.js';
 import { shuffled } from './data/shuffle.js';
 import { subset } from './data/validation.js';
 import type { Device, DeviceArray } from './device.js';
-import { array, type HostArray } from './host-array.js';
+import { array, type HostArray } from '../core/host-array.js';
 import { jit, type ArrayLeaf } from './jit.js';
 import { compileTrainStep, type Metrics, type MetricName, type TrainStep } from './train-step.js';
 

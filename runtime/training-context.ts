@@ -1,4 +1,4 @@
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import { grad, hvp, mul, zerosLike } from '../dsl/index.js';
 import type { Model } from '../dsl/nn/layers.js';
 import { recordTaps } from '../dsl/nn/taps.js';

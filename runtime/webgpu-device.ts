@@ -1,4 +1,4 @@
-import { fmtShape, GrngError, shapeSize, topoSort, type DType, type Node } from '../compiler/ir/index.js';
+import { fmtShape, GrngError, shapeSize, topoSort, type DType, type Node } from '../core/ir/index.js';
 import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type StorageType } from '../compiler/memory/layout.js';
 import { planOf, type ProgramPlan } from '../compiler/program-plan.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';

@@ -3,9 +3,9 @@
 // classification batches. Each is built from integers and maps, so fast-check shrinks them to
 // small shapes and simple values (0, identity matrices, scalars) when a property fails.
 import fc from 'fast-check';
-import { GrngError } from '../compiler/errors.js';
-import type { Tree } from '../dsl/tree.js';
-import type { HostArray } from '../runtime/host-array.js';
+import { GrngError } from '../core/errors.js';
+import type { Tree } from '../core/tree.js';
+import type { HostArray } from '../core/host-array.js';
 import { hostTree, sizeOf, TREE_STRUCTURES, type TreeStructure } from './trees.js';
 
 export interface ShapeOptions {

@@ -4,14 +4,14 @@
 // tap data per step; the compiled update sees the taps as its inputs, the user's float64
 // reference gets the same numbers. Mismatches are shrunk (fewer steps, layers, rows, columns).
 import fc from 'fast-check';
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import type { HyperDefaults, HyperSettings, LayerInfo, LayerTap, Optimizer, ParamTree } from '../dsl/optimizer.js';
 import type { Tensor } from '../dsl/tensor.js';
-import type { Tree } from '../dsl/tree.js';
+import type { Tree } from '../core/tree.js';
 import { applyUpdate, modelFreeExtras, numericHyper, stepCounter } from '../runtime/compile-optimizer.js';
 import { CpuDevice } from '../runtime/cpu-device.js';
 import type { Device, DeviceArray } from '../runtime/device.js';
-import { array } from '../runtime/host-array.js';
+import { array } from '../core/host-array.js';
 import { jit } from '../runtime/jit.js';
 import { StepVariants } from '../runtime/step-variants.js';
 import { valueArray } from './arbitraries.js';

@@ -2,7 +2,7 @@
 // reference the user writes in plain loops, on random parameter trees and gradient sequences
 // driven by fast-check. A mismatch is shrunk to a small counterexample and reported as a GrngError.
 import fc from 'fast-check';
-import { fmtShape, GrngError } from '../compiler/errors.js';
+import { fmtShape, GrngError } from '../core/errors.js';
 import type { HyperDefaults, HyperSettings, Optimizer } from '../dsl/optimizer.js';
 import { compileOptimizer } from '../runtime/compile-optimizer.js';
 import { CpuDevice } from '../runtime/cpu-device.js';

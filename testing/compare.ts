@@ -1,5 +1,5 @@
 // Comparing parameter lists (compiled optimizer vs float64 reference) and printing them.
-import { fmtShape } from '../compiler/errors.js';
+import { fmtShape } from '../core/errors.js';
 
 /** The largest difference between two lists of leaves, and where it is. */
 export interface Difference {

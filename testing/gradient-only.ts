@@ -3,11 +3,11 @@
 // step context; compileOptimizer cannot give those (only compileTrainStep, with a model and a
 // batch, can). Tracing the update once, symbolically, with a context that records such a read
 // finds out before anything is compiled, instead of a trace error deep inside a property run.
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import { input } from '../dsl/ops/creation.js';
 import type { HyperDefaults, LayerInfo, Optimizer } from '../dsl/optimizer.js';
 import type { Tensor } from '../dsl/tensor.js';
-import type { Tree } from '../dsl/tree.js';
+import type { Tree } from '../core/tree.js';
 import { applyUpdate, modelFreeExtras, numericHyper } from '../runtime/compile-optimizer.js';
 import { treeOfLeaves } from './trees.js';
 

@@ -1,7 +1,7 @@
 // optimizerMatrix: the checks every gradient-only optimizer should pass (as optax's common tests):
 // convergence on a convex quadratic and on Rosenbrock, a state that keeps its structure, numeric
 // hyperparameter changes that never recompile, and bit-identical resumption from a checkpoint.
-import { GrngError } from '../compiler/errors.js';
+import { GrngError } from '../core/errors.js';
 import { defineOptimizer, type HyperDefaults, type HyperSettings, type Optimizer } from '../dsl/optimizer.js';
 import { compileOptimizer, numericHyper } from '../runtime/compile-optimizer.js';
 import { CpuDevice } from '../runtime/cpu-device.js';

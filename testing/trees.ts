@@ -1,9 +1,9 @@
 // Parameter lists as grng trees and back, for the optimizer checks: the checks think in flat
 // lists of leaves (what a float64 reference loops over); compileOptimizer takes trees.
-import { fmtShape } from '../compiler/errors.js';
-import { flattenTree, type Tree } from '../dsl/tree.js';
+import { fmtShape } from '../core/errors.js';
+import { flattenTree, type Tree } from '../core/tree.js';
 import type { DeviceArray } from '../runtime/device.js';
-import { array, type HostArray } from '../runtime/host-array.js';
+import { array, type HostArray } from '../core/host-array.js';
 import { isArrayLeaf } from '../runtime/jit.js';
 
 /**

@@ -5,7 +5,7 @@
 // as the first call minus a steady refresh step so the refresh's own compute is not counted.
 // R-Kalman observes B·(C − 1) rows, so it is timed at batch 1 against AdamW at batch 1.
 import { adam, adamw, compileTrainStep, crossEntropy, kfac, nn, reng, ring, rkalman, sgd, sophia, type TrainStep } from '../../index.js';
-import { flattenTree } from '../../dsl/tree.js';
+import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { progress, type Row, type Section } from '../report.js';
 import type { BenchContext } from './contenders.js';

@@ -1,7 +1,7 @@
-import { shapesEqual } from '../ir/shape.js';
-import type { Node } from '../ir/node.js';
+import { shapesEqual } from '../../core/ir/shape.js';
+import type { Node } from '../../core/ir/node.js';
 import type { BindingKey } from '../memory/plan-memory.js';
-import { opTable } from '../ops/table.js';
+import { opTable } from '../../core/ops/table.js';
 import { bindingCount, type KernelPlan } from './partition.js';
 
 /** One compute dispatch: kernel plans run side by side over one invocation range. */

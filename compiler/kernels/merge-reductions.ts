@@ -1,5 +1,5 @@
-import type { Node } from '../ir/node.js';
-import { opTable } from '../ops/table.js';
+import type { Node } from '../../core/ir/node.js';
+import { opTable } from '../../core/ops/table.js';
 import type { BindingKey } from '../memory/plan-memory.js';
 import { bindingCount, type KernelPlan } from './partition.js';
 

@@ -1,6 +1,6 @@
-import { GrngError } from '../errors.js';
-import { topoSort, type Node } from '../ir/node.js';
-import { opTable } from '../ops/table.js';
+import { GrngError } from '../../core/errors.js';
+import { topoSort, type Node } from '../../core/ir/node.js';
+import { opTable } from '../../core/ops/table.js';
 import type { BindingKey } from '../memory/plan-memory.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { DType } from '../ir/dtype.js';
-import type { Node } from '../ir/node.js';
+import type { DType } from '../../core/ir/dtype.js';
+import type { Node } from '../../core/ir/node.js';
 
 /** What a buffer holds: f32, or i32 (bool is stored as i32 0/1). */
 export type StorageType = 'f32' | 'i32';

@@ -1,6 +1,6 @@
-import { GrngError } from '../errors.js';
-import type { Node } from '../ir/node.js';
-import { shapeSize } from '../ir/shape.js';
+import { GrngError } from '../../core/errors.js';
+import type { Node } from '../../core/ir/node.js';
+import { shapeSize } from '../../core/ir/shape.js';
 import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type Slot } from './layout.js';
 
 /** A dispatch as memory planning sees it: the roots it writes and the buffers it reads. */

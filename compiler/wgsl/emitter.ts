@@ -1,9 +1,9 @@
-import { GrngError } from '../errors.js';
-import type { Node } from '../ir/node.js';
-import { shapeSize, stridesOf } from '../ir/shape.js';
-import { opTable } from '../ops/table.js';
-import type { WgslRule } from '../ops/rule.js';
-import { literal, wgslType } from './literals.js';
+import { GrngError } from '../../core/errors.js';
+import type { Node } from '../../core/ir/node.js';
+import { shapeSize, stridesOf } from '../../core/ir/shape.js';
+import { opTable } from '../../core/ops/table.js';
+import type { WgslRule } from '../../core/ops/rule.js';
+import { literal, wgslType } from '../../core/ops/wgsl-literals.js';
 import { scalarHelperCalls } from './prelude.js';
 
 // The op table is keyed by primitive; a runtime key cannot narrow it.

@@ -1,8 +1,8 @@
-import type { Node } from '../ir/node.js';
-import { shapeSize, stridesOf } from '../ir/shape.js';
+import type { Node } from '../../core/ir/node.js';
+import { shapeSize, stridesOf } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
 import { Emitter, ruleOf, unravel, type Locate, type Location } from './emitter.js';
-import { literal } from './literals.js';
+import { literal } from '../../core/ops/wgsl-literals.js';
 import { assemble, type Declare, type KernelSource } from './module.js';
 
 /** Outputs per invocation (rows × cols) of the general kernel: scalar loads, any operands. */

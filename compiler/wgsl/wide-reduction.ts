@@ -1,5 +1,5 @@
-import type { Node } from '../ir/node.js';
-import { shapeSize } from '../ir/shape.js';
+import type { Node } from '../../core/ir/node.js';
+import { shapeSize } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
 import { Emitter, ruleOf, unravel, type Location, type ReduceRule } from './emitter.js';
 import { withHelpers, type Declare, type KernelSource } from './module.js';

@@ -1,4 +1,4 @@
-import { builder as b, GrngError, fmtShape, shapesEqual, topoSort, type Node } from '../../compiler/ir/index.js';
+import { builder as b, GrngError, fmtShape, shapesEqual, topoSort, type Node } from '../../core/ir/index.js';
 import { ruleOf } from './rules.js';
 
 /**

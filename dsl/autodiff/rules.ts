@@ -1,4 +1,4 @@
-import { opTable, type Builder, type Node } from '../../compiler/ir/index.js';
+import { opTable, type Builder, type Node } from '../../core/ir/index.js';
 
 // The op table is keyed by primitive; a runtime key cannot narrow it, so autodiff sees one
 // generic rule shape. Each rule is still checked against its own primitive where it is defined.

@@ -1,4 +1,4 @@
-import { emit, GrngError, fmtShape, shapesEqual, topoSort, type Node } from '../../compiler/ir/index.js';
+import { emit, GrngError, fmtShape, shapesEqual, topoSort, type Node } from '../../core/ir/index.js';
 
 /**
  * Rebuilds `outputs` with some nodes replaced (by id). Used to trace a function on fresh

@@ -1,4 +1,4 @@
-import { GrngError } from '../../compiler/errors.js';
+import { GrngError } from '../../core/errors.js';
 import { add, div, matmul, mT, mul, sub, type Tensor } from '../index.js';
 import type { LayerTap } from '../optimizer.js';
 

@@ -1,5 +1,5 @@
-import { GrngError } from '../../compiler/errors.js';
-import { HostArray } from '../../runtime/host-array.js';
+import { GrngError } from '../../core/errors.js';
+import { HostArray } from '../../core/host-array.js';
 
 /** A seeded stream of uniform numbers in [0, 1) (mulberry32): the same seed gives the same parameters everywhere. */
 export function seededUniform(seed: number): () => number {

@@ -1,8 +1,8 @@
-import { GrngError } from '../../compiler/errors.js';
-import type { HostArray } from '../../runtime/host-array.js';
+import { GrngError } from '../../core/errors.js';
+import type { HostArray } from '../../core/host-array.js';
 import { add, matmul, mT, relu, sigmoid, tanh, concat, onesLike, slice } from '../index.js';
 import type { Tensor } from '../tensor.js';
-import type { Tree } from '../tree.js';
+import type { Tree } from '../../core/tree.js';
 import { childSeed, seededUniform, uniformInit } from './init.js';
 import { tapDense } from './taps.js';
 

@@ -1,5 +1,5 @@
-import { GrngError } from '../../compiler/errors.js';
-import { HostArray } from '../../runtime/host-array.js';
+import { GrngError } from '../../core/errors.js';
+import { HostArray } from '../../core/host-array.js';
 import { add, constant, matmul, mT, mul } from '../index.js';
 import type { Tensor } from '../tensor.js';
 import { seededUniform, uniformInit, zerosInit } from './init.js';

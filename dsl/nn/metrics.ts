@@ -1,4 +1,4 @@
-import { GrngError } from '../../compiler/errors.js';
+import { GrngError } from '../../core/errors.js';
 import { cast, ge, max, mean, mul, oneHot, sum } from '../index.js';
 import type { Tensor } from '../tensor.js';
 

@@ -1,4 +1,4 @@
-import { builder as b } from '../../compiler/ir/index.js';
+import { builder as b } from '../../core/ir/index.js';
 import type { Operand, Tensor } from '../tensor.js';
 import { broadcastPair, wrap } from './operands.js';
 

@@ -2,8 +2,8 @@
 // covariance, whose size is the observation dimension). Written as unrolled column and row sweeps
 // over static sizes — d steps of a matrix-vector product each — so they run on every device like
 // any other program; meant for d up to a few hundred.
-import { GrngError } from '../../compiler/errors.js';
-import { fmtShape } from '../../compiler/ir/index.js';
+import { GrngError } from '../../core/errors.js';
+import { fmtShape } from '../../core/ir/index.js';
 import { add, div, ge, mul, sqrt, sub, where } from './elementwise.js';
 import { iota, zeros } from './creation.js';
 import { matmul } from './linalg.js';

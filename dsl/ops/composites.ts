@@ -1,4 +1,4 @@
-import { builder as b, fmtShape, GrngError } from '../../compiler/ir/index.js';
+import { builder as b, fmtShape, GrngError } from '../../core/ir/index.js';
 import { cast, eq, exp, log, mul, neg, sqrt, stopGradient, sub, abs, square } from './elementwise.js';
 import { iota } from './creation.js';
 import { expandDims } from './movement.js';

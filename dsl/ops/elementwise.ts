@@ -1,4 +1,4 @@
-import { builder as b, broadcastShapes, fmtShape, GrngError, type DType, type Node } from '../../compiler/ir/index.js';
+import { builder as b, broadcastShapes, fmtShape, GrngError, type DType, type Node } from '../../core/ir/index.js';
 import type { Broadcast, BroadcastCheck, Shape } from '../shape-types.js';
 import { Tensor, type Operand } from '../tensor.js';
 import { broadcastNode, broadcastPair, nodeOf, wrap } from './operands.js';

@@ -1,4 +1,4 @@
-import { builder as b, broadcastShapes, fmtShape, GrngError } from '../../compiler/ir/index.js';
+import { builder as b, broadcastShapes, fmtShape, GrngError } from '../../core/ir/index.js';
 import type { MatmulCheck, MatmulShape, Shape } from '../shape-types.js';
 import type { Tensor } from '../tensor.js';
 import { broadcastNode, nodeOf, wrap } from './operands.js';

@@ -1,4 +1,4 @@
-import { builder as b, broadcastShapes, fmtShape, GrngError, type DType, type Node } from '../../compiler/ir/index.js';
+import { builder as b, broadcastShapes, fmtShape, GrngError, type DType, type Node } from '../../core/ir/index.js';
 import { Tensor, type Operand } from '../tensor.js';
 import type { Shape } from '../shape-types.js';
 

@@ -1,4 +1,4 @@
-import { builder as b, GrngError } from '../../compiler/ir/index.js';
+import { builder as b, GrngError } from '../../core/ir/index.js';
 import type { Tensor } from '../tensor.js';
 import { nodeOf, normalizeAxes, wrap } from './operands.js';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { GrngError } from '../../compiler/errors.js';
+import { GrngError } from '../../core/errors.js';
 
 /** An IDX array (the MNIST file format): its shape and its bytes (uint8 data only). */
 export interface IdxArray {

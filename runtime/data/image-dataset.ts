@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { GrngError } from '../../compiler/errors.js';
+import { GrngError } from '../../core/errors.js';
 import { readIdx } from './idx.js';
 
 /** Images as rows of floats in [0, 1] (N × pixels) and their class labels. */

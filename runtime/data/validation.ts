@@ -1,4 +1,4 @@
-import { GrngError } from '../../compiler/errors.js';
+import { GrngError } from '../../core/errors.js';
 import { shuffled } from './shuffle.js';
 import type { ImageDataset, ImageSplit } from './image-dataset.js';
 

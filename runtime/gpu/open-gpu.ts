@@ -1,6 +1,6 @@
 // Opens a WebGPU device: in browsers through navigator.gpu, in Node through Dawn, falling
 // back from a real GPU to the software adapters of DESIGN.md. Every call gives a fresh device.
-import { GrngError } from '../../compiler/errors.js';
+import { GrngError } from '../../core/errors.js';
 import { openContext, type FeatureLevel, type GpuContext, type OpenedAdapter } from './gpu-context.js';
 import type { Attempt } from './system-packages.js';
 import type { DawnPath } from './dawn-adapters.js';

@@ -1,7 +1,7 @@
 // SVG line charts for training curves (loss or accuracy against epoch or wall time, one line per
 // optimizer), written by hand so reports need no plotting dependency. The output is a pure
 // function of the options (no clocks, no randomness), so charts can be diffed and snapshot-tested.
-import { GrngError } from '../../compiler/errors.js';
+import { GrngError } from '../../core/errors.js';
 
 export interface ChartSeries {
   readonly name: string;

@@ -6,8 +6,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { checkPurity, formatViolations, purityProject, type PurityReport } from '../../compiler/aot/purity.js';
-import { checkFunction, isFunctionNode, type RuleContext } from '../../compiler/aot/purity-rules.js';
+import { checkPurity, formatViolations, purityProject, type PurityReport } from '../../aot/purity.js';
+import { checkFunction, isFunctionNode, type RuleContext } from '../../aot/purity-rules.js';
 import { GrngError } from '../../index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -5,10 +5,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { compile } from '../../cli/compile.js';
+import { compile } from '../../aot/compile-command.js';
 import { adabelief } from '../../examples/custom-optimizer/adabelief.js';
 import { array, compileOptimizer, type DeviceArray } from '../../index.js';
-import { loadOptimizer } from '../../runtime/aot/load-optimizer.js';
+import { loadOptimizer } from '../../aot/load-optimizer.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
 

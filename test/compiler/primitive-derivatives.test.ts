@@ -24,7 +24,7 @@ import {
   abs, add, bitAnd, bitOr, bitXor, broadcastTo, shiftLeft, shiftRight, cast, constant, cos, div, exp, floor, full, grad, hvp, input, iota, jvp, log, matmul, max, maximum, minimum,
   mul, neg, pad, pow, recip, reshape, rsqrt, sign, sin, slice, sqrt, stopGradient, sum, tanh, Tensor, transpose, where,
 } from '../../index.js';
-import { builder, opTable, PRIMITIVES, topoSort, type Node, type Primitive } from '../../compiler/ir/index.js';
+import { builder, opTable, PRIMITIVES, topoSort, type Node, type Primitive } from '../../core/ir/index.js';
 import { concatAll } from '../support/programs.js';
 import { hostFunction } from '../support/host-function.js';
 import { centralDirectional, centralGradient, maxAbs, maxScaledError } from '../support/numeric.js';

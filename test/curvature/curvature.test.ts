@@ -33,7 +33,7 @@ import {
   type Device,
   type Tensor,
 } from '../../index.js';
-import type { HostArray } from '../../runtime/host-array.js';
+import type { HostArray } from '../../core/host-array.js';
 import { gpuDevice } from '../support/gpu.js';
 import { int, prng, seedArb, uniform } from '../support/random.js';
 import {

@@ -1,7 +1,7 @@
 // nn: dense/mlp/lora models, their seeded initialisation, and the curvature taps dense layers record.
 import { describe, expect, test } from 'vitest';
 import { array, constant, createDevice, crossEntropy, grad, jit, nn, recordTaps, zeros, type DeviceArray, type Tensor } from '../../index.js';
-import { HostArray } from '../../runtime/host-array.js';
+import { HostArray } from '../../core/host-array.js';
 import { prng, uniform } from '../support/random.js';
 
 const cpu = await createDevice({ kind: 'cpu' });

@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { array, compileTrainStep, createDevice, crossEntropy, kfac, nn, type DeviceArray } from '../../index.js';
-import type { HostArray } from '../../runtime/host-array.js';
+import type { HostArray } from '../../core/host-array.js';
 import { frobenius, mat, matmul, mlpBackprop, type Mat } from '../curvature/reference.js';
 import { int, prng, range, seedArb, uniform } from '../support/random.js';
 

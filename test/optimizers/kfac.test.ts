@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { array, compileTrainStep, createDevice, crossEntropy, kfac, nn, type DeviceArray } from '../../index.js';
-import type { HostArray } from '../../runtime/host-array.js';
+import type { HostArray } from '../../core/host-array.js';
 import { prng, seedArb, uniform } from '../support/random.js';
 
 /** Solves M z = r by Gaussian elimination with partial pivoting (float64). */

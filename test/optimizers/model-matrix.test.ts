@@ -7,7 +7,7 @@
 // To add a model-based optimizer: one entry in MATRIX.
 import { describe, expect, test } from 'vitest';
 import { array, compileTrainStep, createDevice, crossEntropy, GrngError, jit, kfac, nn, reng, ring, rkalman, sgd, sophia, WebGpuDevice, type Device, type DeviceArray, type Optimizer, type Tensor } from '../../index.js';
-import { flattenTree } from '../../dsl/tree.js';
+import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
 import { expectGrngError } from './harness.js';

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { expect } from 'vitest';
 import { array, nn, tanh, type Model, type Tensor } from '../../index.js';
 import { mutations } from '../../optimizers/mutations.js';
-import type { HostArray } from '../../runtime/host-array.js';
+import type { HostArray } from '../../core/host-array.js';
 import { prng, uniform } from '../support/random.js';
 
 /** A fast-check property, synchronous or asynchronous. */

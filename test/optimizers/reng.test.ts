@@ -34,8 +34,8 @@ import {
   type Model,
   type Tensor,
 } from '../../index.js';
-import { flattenTree } from '../../dsl/tree.js';
-import type { HostArray } from '../../runtime/host-array.js';
+import { flattenTree } from '../../core/tree.js';
+import type { HostArray } from '../../core/host-array.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
 import { expectMutationCaught, loraMlp, threeClassBatch } from './mutation-harness.js';

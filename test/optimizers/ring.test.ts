@@ -33,8 +33,8 @@ import {
   type Tensor,
 } from '../../index.js';
 import { dampingCoefficient, initRing, RING_HYPER, RING_STATIC, ringStep, validateRing } from '../../optimizers/ring.js';
-import { flattenTree } from '../../dsl/tree.js';
-import type { HostArray } from '../../runtime/host-array.js';
+import { flattenTree } from '../../core/tree.js';
+import type { HostArray } from '../../core/host-array.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
 import { expectMutationCaught, loraMlp, threeClassBatch } from './mutation-harness.js';

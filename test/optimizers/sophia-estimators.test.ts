@@ -45,7 +45,7 @@ import {
   type Tensor,
 } from '../../index.js';
 import { sophiaGaussNewtonBartlettEstimate, sophiaHutchinsonEstimate } from '../../optimizers/sophia.js';
-import type { HostArray } from '../../runtime/host-array.js';
+import type { HostArray } from '../../core/host-array.js';
 import { mat, mlpBackprop, rel } from '../curvature/reference.js';
 import { prng, range, seedArb, uniform } from '../support/random.js';
 

@@ -2,7 +2,7 @@
 // refresh schedule, training, and compiled (WebGPU) steps against the float32 interpreter.
 import { describe, expect, test } from 'vitest';
 import { array, compileTrainStep, createDevice, crossEntropy, kfac, nn, sophia, type DeviceArray } from '../../index.js';
-import { flattenTree } from '../../dsl/tree.js';
+import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';

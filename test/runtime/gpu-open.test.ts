@@ -3,7 +3,7 @@
 // user sees. Dawn writes warnings to stderr; nothing here reads stderr.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatAdapter, formatFailure, KEY_LIMITS, type DoctorInfo } from '../../cli/doctor.js';
-import { GrngError } from '../../compiler/errors.js';
+import { GrngError } from '../../core/errors.js';
 import { maxLimits } from '../../runtime/gpu/gpu-context.js';
 import { openGpu, type GpuContext } from '../../runtime/gpu/open-gpu.js';
 import { noAdapterMessage, SOFTWARE_PATHS, type PackageChecker } from '../../runtime/gpu/system-packages.js';

@@ -21,7 +21,7 @@ const EPS = 2 ** -53;
 const RUNS = 100;
 
 // ---------------------------------------------------------------------------------------------
-// Plain-JS index arithmetic (independent of compiler/ir/shape.ts and ops/strided.ts)
+// Plain-JS index arithmetic (independent of core/ir/shape.ts and core/ops/strided.ts)
 
 /** Row-major multi-index of a flat offset. */
 function unravel(flat: number, shape: readonly number[]): number[] {

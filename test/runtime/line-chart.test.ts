@@ -4,7 +4,7 @@
 // labels without float noise). Property tests use the project's fixed fast-check seed.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { GrngError } from '../../compiler/errors.js';
+import { GrngError } from '../../core/errors.js';
 import { lineChart, type ChartSeries, type LineChartOptions } from '../../runtime/report/line-chart.js';
 
 type Pt = [number, number];

@@ -2,7 +2,7 @@
 // Hessian-vector products — each checked against plain float64 loops.
 import { describe, expect, test } from 'vitest';
 import { add, array, compileOptimizer, compileTrainStep, createDevice, crossEntropy, defineOptimizer, div, GrngError, matmul, mean, mT, nn, square, sub, treeMap, zeros, zerosLike, type DeviceArray, type Tensor } from '../../index.js';
-import type { HostArray } from '../../runtime/host-array.js';
+import type { HostArray } from '../../core/host-array.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
 

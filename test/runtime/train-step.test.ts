@@ -2,7 +2,7 @@
 // and state resident on the device, metrics read back after the step is submitted.
 import { describe, expect, test } from 'vitest';
 import { adam, adamw, array, compileTrainStep, createDevice, crossEntropy, GrngError, kfac, mean, nn, sgd, type DeviceArray, type HostArray, type Tensor } from '../../index.js';
-import { flattenTree } from '../../dsl/tree.js';
+import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';

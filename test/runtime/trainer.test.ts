@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { adamw, createDevice, GrngError, nn, ring, sgd, type Optimizer } from '../../index.js';
-import { flattenTree } from '../../dsl/tree.js';
+import { flattenTree } from '../../core/tree.js';
 import type { ImageDataset, ImageSplit } from '../../runtime/data/image-dataset.js';
 import type { DeviceArray } from '../../runtime/device.js';
 import { isArrayLeaf } from '../../runtime/jit.js';

@@ -15,7 +15,7 @@ import {
   mul, neg, pow, recip, relu, reshape, rsqrt, sigmoid, sin, slice, softmax, sqrt, squeeze, sub, sum, tanh, transpose, where, add, pad,
   type Tensor,
 } from '../../index.js';
-import type { Node } from '../../compiler/ir/index.js';
+import type { Node } from '../../core/ir/index.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { prng, sizeOf, uniform } from './random.js';
 

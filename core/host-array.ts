@@ -1,5 +1,5 @@
-import { DTYPES, fmtShape, GrngError, shapeSize, type DType, type Shape } from '../compiler/ir/index.js';
-import { flattenNested, type NestedNumbers } from '../dsl/ops/creation.js';
+import { DTYPES, fmtShape, GrngError, shapeSize, type DType, type Shape } from './ir/index.js';
+import { flattenNested, type NestedNumbers } from './nested-numbers.js';
 
 /** Numbers on the host, ready to be passed to a compiled function. */
 export class HostArray {

@@ -2,17 +2,17 @@
 // and its step (one program per pattern of due `every` periods) exactly as compileOptimizer does,
 // lays the inputs out as the loader will upload them (parameters packed, state packed, then the
 // call's gradients and runtime numbers packed), and compiles each to a plan within given limits.
-import { GrngError } from '../../compiler/errors.js';
-import { builder, topoSort, type DType, type Node } from '../../compiler/ir/index.js';
-import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type StorageType } from '../../compiler/memory/layout.js';
-import { planOf } from '../../compiler/program-plan.js';
-import { compileProgram } from '../../compiler/program.js';
-import type { HyperDefaults, Optimizer, ParamTree } from '../../dsl/optimizer.js';
-import { isTensor, Tensor } from '../../dsl/tensor.js';
-import { flattenTree, type Tree } from '../../dsl/tree.js';
-import type { Model } from '../../dsl/nn/layers.js';
-import { applyUpdate, gradientOnlyExtras, numericHyper } from '../compile-optimizer.js';
-import { modelLayers, trainStepBody } from '../train-step.js';
+import { GrngError } from '../core/errors.js';
+import { builder, topoSort, type DType, type Node } from '../core/ir/index.js';
+import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type StorageType } from '../compiler/memory/layout.js';
+import { planOf } from '../compiler/program-plan.js';
+import { compileProgram } from '../compiler/program.js';
+import type { HyperDefaults, Optimizer, ParamTree } from '../dsl/optimizer.js';
+import { isTensor, Tensor } from '../dsl/tensor.js';
+import { flattenTree, type Tree } from '../core/tree.js';
+import type { Model } from '../dsl/nn/layers.js';
+import { applyUpdate, gradientOnlyExtras, numericHyper } from '../runtime/compile-optimizer.js';
+import { modelLayers, trainStepBody } from '../runtime/train-step.js';
 import { dueAt, MANIFEST_FORMAT, type LeafSpec, type OptimizerManifest, type PlanLimits, type StepPattern } from './manifest.js';
 
 /** WebGPU's default limits (what every core adapter offers): plans compiled within them run anywhere. */

@@ -5,7 +5,7 @@ import type { Builder } from '../ir/builder.js';
 import type { OpRule, RuleTable } from './rule.js';
 import { expectArity, expectDType } from './check.js';
 import { stridedOffsets } from './strided.js';
-import { literal } from '../wgsl/literals.js';
+import { literal } from './wgsl-literals.js';
 
 type ReduceOp = 'reduceSum' | 'reduceMax';
 

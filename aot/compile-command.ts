@@ -5,19 +5,19 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkPurity, formatViolations } from '../compiler/aot/purity.js';
-import { emitModule } from '../compiler/aot/emit-module.js';
-import { importOptimizerFile } from '../compiler/aot/load-source.js';
-import { GrngError } from '../compiler/errors.js';
-import type { DType } from '../compiler/ir/index.js';
+import { checkPurity, formatViolations } from './purity.js';
+import { emitModule } from './emit-module.js';
+import { importOptimizerFile } from './load-source.js';
+import { GrngError } from '../core/errors.js';
+import type { DType } from '../core/ir/index.js';
 import { nn } from '../dsl/nn/index.js';
 import type { Optimizer } from '../dsl/optimizer.js';
-import { flattenTree } from '../dsl/tree.js';
-import { compileOptimizerPlans, PORTABLE_LIMITS, type TrainStepTarget } from '../runtime/aot/compile-plans.js';
+import { flattenTree } from '../core/tree.js';
+import { compileOptimizerPlans, PORTABLE_LIMITS, type TrainStepTarget } from './compile-plans.js';
 import { crossEntropy } from '../dsl/index.js';
 import type { Model } from '../dsl/nn/layers.js';
-import { manifestToJson, type LeafSpec, type PlanLimits } from '../runtime/aot/manifest.js';
-import { HostArray } from '../runtime/host-array.js';
+import { manifestToJson, type LeafSpec, type PlanLimits } from './manifest.js';
+import { HostArray } from '../core/host-array.js';
 
 export const COMPILE_USAGE = `Usage: grng compile <file.ts> (--shapes JSON | --preset mlp:784,256,10) [options]
 

@@ -1,13 +1,13 @@
 // Runs an optimizer compiled ahead of time (`grng compile`) from its manifest: no tracing, no
 // WGSL generation, no TypeScript — the plans' kernels are created on the device as they are.
 // Parameters and state are uploaded packed as the plans expect and updated in place each step.
-import { GrngError } from '../../compiler/errors.js';
-import { fmtShape } from '../../compiler/ir/index.js';
-import { flattenTree, type Tree } from '../../dsl/tree.js';
-import type { ArrayData, Device, DeviceArray } from '../device.js';
-import { HostArray } from '../host-array.js';
-import { isArrayLeaf, type ArrayLeaf } from '../jit.js';
-import type { GpuArray, WebGpuDevice } from '../webgpu-device.js';
+import { GrngError } from '../core/errors.js';
+import { fmtShape } from '../core/ir/index.js';
+import { flattenTree, type Tree } from '../core/tree.js';
+import type { ArrayData, Device, DeviceArray } from '../runtime/device.js';
+import { HostArray } from '../core/host-array.js';
+import { isArrayLeaf, type ArrayLeaf } from '../runtime/jit.js';
+import type { GpuArray, WebGpuDevice } from '../runtime/webgpu-device.js';
 import { dueAt, manifestFromJson, type LeafSpec, type OptimizerManifest } from './manifest.js';
 
 export interface LoadOptions<H, S> {

@@ -2,11 +2,11 @@
 // as plans (WGSL, bindings, buffer layout), for one parameter layout, with what is needed to bind
 // them — the order of the runtime numbers, the step patterns of `every`, the limits compiled for.
 // Plain JSON; constants travel as number arrays.
-import { GrngError } from '../../compiler/errors.js';
-import type { DType } from '../../compiler/ir/index.js';
-import type { Slot } from '../../compiler/memory/layout.js';
-import type { ProgramPlan } from '../../compiler/program-plan.js';
-import type { Tree } from '../../dsl/tree.js';
+import { GrngError } from '../core/errors.js';
+import type { DType } from '../core/ir/index.js';
+import type { Slot } from '../compiler/memory/layout.js';
+import type { ProgramPlan } from '../compiler/program-plan.js';
+import type { Tree } from '../core/tree.js';
 
 export const MANIFEST_FORMAT = 'grng-aot/1';
 

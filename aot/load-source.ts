@@ -6,7 +6,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ts } from 'ts-morph';
-import { GrngError } from '../errors.js';
+import { GrngError } from '../core/errors.js';
 
 /** grng's package root and whether this code runs from its build (dist/) or from source. */
 type GrngRoot = { root: string; fromDist: boolean; exports: Readonly<Record<string, { import?: string }>> };

@@ -2,7 +2,7 @@ import { GrngError, fmtShape } from '../errors.js';
 import { DTYPES } from '../ir/dtype.js';
 import { checkShape, normalizeAxis, shapeSize, stridesOf } from '../ir/shape.js';
 import type { RuleTable } from './rule.js';
-import { literal } from '../wgsl/literals.js';
+import { literal } from './wgsl-literals.js';
 
 const noDerivative = { vjp: () => [], jvp: () => null };
 

@@ -1,9 +1,9 @@
 // The TypeScript module `grng compile` generates for one optimizer: its manifest embedded as
 // data, types for its hyperparameters, parameters and state, and a `load` that runs it through
 // grng/aot — importable without ts-morph or the optimizer's source.
-import type { OptimizerManifest } from '../../runtime/aot/manifest.js';
-import { manifestToJson } from '../../runtime/aot/manifest.js';
-import type { Tree } from '../../dsl/tree.js';
+import type { OptimizerManifest } from './manifest.js';
+import { manifestToJson } from './manifest.js';
+import type { Tree } from '../core/tree.js';
 
 /** A TypeScript type for a tree skeleton, with `L` at the leaves. */
 export function treeType(skeleton: Tree<number>, indent = ''): string {

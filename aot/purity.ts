@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Node, Project, type CallExpression, type ObjectLiteralExpression, type SourceFile } from 'ts-morph';
-import { GrngError } from '../errors.js';
+import { GrngError } from '../core/errors.js';
 import { grngRoot } from './load-source.js';
 import { bindingOf, checkFunction, functionOf, isFunctionNode, isModuleBuiltin, objectOf, strip, type FunctionNode, type RuleContext } from './purity-rules.js';
 
