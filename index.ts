@@ -7,10 +7,63 @@ export { createDevice, type DeviceOptions } from './runtime/create-device.js';
 export type { Device, DeviceArray } from './runtime/device.js';
 export { jit, type ArrayLeaf, type JitOptions, type Materialized } from './runtime/jit.js';
 export { WebGpuDevice } from './runtime/webgpu-device.js';
-export { defineOptimizer, treeMap, outside, type Optimizer, type OptimizerDefinition, type StepContext, type HyperDefaults, type HyperSettings, type HyperTensors, type ParamTree } from './dsl/optimizer.js';
-export { sgd, adam, adamw, kfac, ring, reng, rkalman, sophia, partition, chain, clipByGlobalNorm, addWeightDecay, defineTransform, type Transform } from './optimizers/index.js';
-export { compileOptimizer, type CompiledOptimizer, type CompileOptimizerOptions } from './runtime/compile-optimizer.js';
-export { nn, recordTaps, type Model, type DenseParams, type DenseTap, type LoraParams } from './dsl/nn/index.js';
-export { compileTrainStep, type TrainStep, type TrainStepOptions, type Metrics, type MetricName } from './runtime/train-step.js';
-export { kroneckerFactors, layerGradient, ema, newtonSchulz, guardedInverse, inverseResidual, newtonSchulzIterations, powerIteration, type GuardedInverse } from './dsl/curvature/index.js';
+export {
+  defineOptimizer,
+  treeMap,
+  outside,
+  type Optimizer,
+  type OptimizerDefinition,
+  type StepContext,
+  type HyperDefaults,
+  type HyperSettings,
+  type HyperTensors,
+  type ParamTree,
+} from './dsl/optimizer.js';
+export {
+  sgd,
+  adam,
+  adamw,
+  kfac,
+  ring,
+  reng,
+  rkalman,
+  sophia,
+  partition,
+  chain,
+  clipByGlobalNorm,
+  addWeightDecay,
+  defineTransform,
+  type Transform,
+} from './optimizers/index.js';
+export {
+  compileOptimizer,
+  type CompiledOptimizer,
+  type CompileOptimizerOptions,
+} from './runtime/compile-optimizer.js';
+export {
+  nn,
+  recordTaps,
+  type Model,
+  type DenseParams,
+  type DenseTap,
+  type LoraParams,
+} from './dsl/nn/index.js';
+export {
+  compileTrainStep,
+  type TrainStep,
+  type TrainStepOptions,
+  type Metrics,
+  type MetricName,
+} from './runtime/train-step.js';
+export {
+  kroneckerFactors,
+  layerGradient,
+  ema,
+  newtonSchulz,
+  guardedInverse,
+  inverseResidual,
+  newtonSchulzIterations,
+  powerIteration,
+  type GuardedInverse,
+} from './dsl/curvature/index.js';
 export type { LayerTap } from './dsl/optimizer.js';

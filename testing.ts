@@ -10,8 +10,22 @@ import { CpuDevice } from './runtime/cpu-device.js';
 import { HostArray } from './core/host-array.js';
 import { jit } from './runtime/jit.js';
 
-export { checkCurvatureOptimizer, type CheckCurvatureOptions, type CurvatureReferenceStep, type DenseValues, type LayerSize, type TapValues } from './testing/check-curvature.js';
-export { checkOptimizer, DEFAULT_SEED, type CheckOptimizerOptions, type CheckOptimizerResult, type OptimizerCase, type ReferenceStep } from './testing/check-optimizer.js';
+export {
+  checkCurvatureOptimizer,
+  type CheckCurvatureOptions,
+  type CurvatureReferenceStep,
+  type DenseValues,
+  type LayerSize,
+  type TapValues,
+} from './testing/check-curvature.js';
+export {
+  checkOptimizer,
+  DEFAULT_SEED,
+  type CheckOptimizerOptions,
+  type CheckOptimizerResult,
+  type OptimizerCase,
+  type ReferenceStep,
+} from './testing/check-optimizer.js';
 export {
   optimizerMatrix,
   type CheckReport,
@@ -72,7 +86,11 @@ export async function checkGradient(
   options: GradientCheckOptions = {},
 ): Promise<GradientCheckResult> {
   const { argnum = 0, step = 1e-5, atol = 1e-7, rtol = 1e-6 } = options;
-  if (!(args[argnum] instanceof HostArray)) throw new GrngError('checkGradient', `argument ${argnum} must be a HostArray made with array()`);
+  if (!(args[argnum] instanceof HostArray))
+    throw new GrngError(
+      'checkGradient',
+      `argument ${argnum} must be a HostArray made with array()`,
+    );
   const device = new CpuDevice('f64');
   const value = jit(f, { device });
   const gradient = jit(grad(f, argnum), { device });
@@ -85,7 +103,8 @@ export async function checkGradient(
     const moved = args.map((a, k) => (k === argnum ? new HostArray(data, x.shape, x.dtype) : a));
     return (await (await value(...moved)).read())[0];
   };
-  for (let i = 0; i < finiteDifference.length; i++) finiteDifference[i] = ((await at(i, step)) - (await at(i, -step))) / (2 * step);
+  for (let i = 0; i < finiteDifference.length; i++)
+    finiteDifference[i] = ((await at(i, step)) - (await at(i, -step))) / (2 * step);
   let maxAbsError = 0;
   let worst = -1;
   for (let i = 0; i < autodiff.length; i++) {

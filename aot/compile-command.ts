@@ -48,8 +48,14 @@ export function parseShapes(text: string): unknown {
   } catch (error) {
     throw new GrngError('compile', `--shapes is not JSON: ${(error as Error).message}`);
   }
-  const isShape = (x: unknown): x is number[] => Array.isArray(x) && x.every((d) => Number.isInteger(d) && d >= 1);
-  const { leaves, rebuild } = flattenTree('compile', tree, isShape, 'a shape (an array of positive integers)');
+  const isShape = (x: unknown): x is number[] =>
+    Array.isArray(x) && x.every((d) => Number.isInteger(d) && d >= 1);
+  const { leaves, rebuild } = flattenTree(
+    'compile',
+    tree,
+    isShape,
+    'a shape (an array of positive integers)',
+  );
   if (leaves.length === 0) throw new GrngError('compile', '--shapes has no parameters');
   return rebuild(leaves.map((shape): LeafSpec => ({ shape, dtype: 'f32' })));
 }
@@ -57,18 +63,34 @@ export function parseShapes(text: string): unknown {
 /** A model preset (mlp:784,256,10): the model, its parameter layout and its input width. */
 export function preset(name: string): { model: Model<never>; shapes: unknown; sizes: number[] } {
   const match = /^mlp:(\d+(?:,\d+)+)$/.exec(name);
-  if (match === null) throw new GrngError('compile', `--preset must look like mlp:784,256,10, got '${name}'`);
+  if (match === null)
+    throw new GrngError('compile', `--preset must look like mlp:784,256,10, got '${name}'`);
   const sizes = match[1].split(',').map(Number);
-  if (sizes.some((n) => n < 1)) throw new GrngError('compile', `--preset sizes must be positive, got '${name}'`);
+  if (sizes.some((n) => n < 1))
+    throw new GrngError('compile', `--preset sizes must be positive, got '${name}'`);
   const model = nn.mlp(sizes);
-  const { leaves, rebuild } = flattenTree('compile', model.init(0), (x): x is HostArray => x instanceof HostArray, 'an array');
-  return { model: model as Model<never>, shapes: rebuild(leaves.map((a): LeafSpec => ({ shape: a.shape, dtype: a.dtype as DType }))), sizes };
+  const { leaves, rebuild } = flattenTree(
+    'compile',
+    model.init(0),
+    (x): x is HostArray => x instanceof HostArray,
+    'an array',
+  );
+  return {
+    model: model as Model<never>,
+    shapes: rebuild(leaves.map((a): LeafSpec => ({ shape: a.shape, dtype: a.dtype as DType }))),
+    sizes,
+  };
 }
 
-const isFactory = (x: unknown): x is (settings?: object) => Optimizer<never, unknown> => typeof x === 'function';
+const isFactory = (x: unknown): x is (settings?: object) => Optimizer<never, unknown> =>
+  typeof x === 'function';
 
 /** Runs `grng compile` with `argv` (after the command name); returns the exit code. */
-export async function compile(argv: readonly string[], print: (line: string) => void, limitsHere?: () => Promise<PlanLimits>): Promise<number> {
+export async function compile(
+  argv: readonly string[],
+  print: (line: string) => void,
+  limitsHere?: () => Promise<PlanLimits>,
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
     options: {
@@ -91,32 +113,50 @@ export async function compile(argv: readonly string[], print: (line: string) => 
     print(COMPILE_USAGE);
     return 0;
   }
-  if (positionals.length !== 1) throw new GrngError('compile', `expects one file, got ${positionals.length}: grng compile <file.ts> --shapes JSON`);
+  if (positionals.length !== 1)
+    throw new GrngError(
+      'compile',
+      `expects one file, got ${positionals.length}: grng compile <file.ts> --shapes JSON`,
+    );
   const [file] = positionals;
   const report = checkPurity(file);
   if (report.violations.length > 0) {
     print(formatViolations(report.violations));
-    print(`grng compile: ${report.violations.length} purity violation(s) in ${file}; nothing compiled`);
+    print(
+      `grng compile: ${report.violations.length} purity violation(s) in ${file}; nothing compiled`,
+    );
     return 1;
   }
-  const names = values.export === undefined ? report.optimizers.map((o: { exportName: string }) => o.exportName) : [values.export];
-  if (names.length === 0) throw new GrngError('compile', `${file} exports no defineOptimizer(...) optimizer`);
+  const names =
+    values.export === undefined
+      ? report.optimizers.map((o: { exportName: string }) => o.exportName)
+      : [values.export];
+  if (names.length === 0)
+    throw new GrngError('compile', `${file} exports no defineOptimizer(...) optimizer`);
   if (values.check) {
     print(`${file}: ${names.join(', ')} pure`);
     return 0;
   }
-  if ((values.shapes === undefined) === (values.preset === undefined)) throw new GrngError('compile', 'give the parameter layout: --shapes JSON or --preset mlp:SIZES (one of them)');
+  if ((values.shapes === undefined) === (values.preset === undefined))
+    throw new GrngError(
+      'compile',
+      'give the parameter layout: --shapes JSON or --preset mlp:SIZES (one of them)',
+    );
   const chosen = values.preset === undefined ? undefined : preset(values.preset);
   const specs = values.shapes !== undefined ? parseShapes(values.shapes) : chosen?.shapes;
   const batch = Number(values.batch);
-  if (!Number.isInteger(batch) || batch < 1) throw new GrngError('compile', `--batch must be a positive integer, got '${values.batch}'`);
+  if (!Number.isInteger(batch) || batch < 1)
+    throw new GrngError('compile', `--batch must be a positive integer, got '${values.batch}'`);
   const train: TrainStepTarget | undefined =
     chosen === undefined
       ? undefined
       : {
           model: chosen.model,
           loss: crossEntropy,
-          batch: { x: { shape: [batch, chosen.sizes[0]], dtype: 'f32' }, y: { shape: [batch], dtype: 'i32' } },
+          batch: {
+            x: { shape: [batch, chosen.sizes[0]], dtype: 'f32' },
+            y: { shape: [batch], dtype: 'i32' },
+          },
           metrics: values.metrics.split(',').filter((m) => m !== ''),
           description: values.preset as string,
         };
@@ -126,21 +166,35 @@ export async function compile(argv: readonly string[], print: (line: string) => 
   } catch (error) {
     throw new GrngError('compile', `--settings is not JSON: ${(error as Error).message}`);
   }
-  if (values.limits !== 'portable' && values.limits !== 'here') throw new GrngError('compile', `--limits must be portable or here, got '${values.limits}'`);
-  const limits = values.limits === 'here' && limitsHere !== undefined ? await limitsHere() : PORTABLE_LIMITS;
+  if (values.limits !== 'portable' && values.limits !== 'here')
+    throw new GrngError('compile', `--limits must be portable or here, got '${values.limits}'`);
+  const limits =
+    values.limits === 'here' && limitsHere !== undefined ? await limitsHere() : PORTABLE_LIMITS;
 
   const module = await importOptimizerFile(file);
   for (const name of names) {
     const factory = module[name];
-    if (!isFactory(factory)) throw new GrngError('compile', `${file} has no exported optimizer '${name}'`);
+    if (!isFactory(factory))
+      throw new GrngError('compile', `${file} has no exported optimizer '${name}'`);
     const optimizer = factory(settings);
     let manifest;
     try {
-      manifest = compileOptimizerPlans(optimizer, specs, { limits, source: `${file}#${name}`, train });
+      manifest = compileOptimizerPlans(optimizer, specs, {
+        limits,
+        source: `${file}#${name}`,
+        train,
+      });
     } catch (error) {
       // Curvature optimizers read the model: say how to compile them instead of compileOptimizer's advice.
-      if (train === undefined && error instanceof GrngError && /needs the model/.test(error.message)) {
-        throw new GrngError('compile', `${name} (${optimizer.name}) needs the model and the batch (it reads ctx.taps, ctx.hvp or ctx.loss): compile a training step with --preset mlp:SIZES --batch N instead of --shapes`);
+      if (
+        train === undefined &&
+        error instanceof GrngError &&
+        /needs the model/.test(error.message)
+      ) {
+        throw new GrngError(
+          'compile',
+          `${name} (${optimizer.name}) needs the model and the batch (it reads ctx.taps, ctx.hvp or ctx.loss): compile a training step with --preset mlp:SIZES --batch N instead of --shapes`,
+        );
       }
       throw error;
     }
@@ -153,12 +207,25 @@ export async function compile(argv: readonly string[], print: (line: string) => 
       written.push(path);
     };
     manifest.init.kernels.forEach((k, i) => wgsl(`init-${String(i).padStart(2, '0')}`, k.code));
-    manifest.steps.forEach((s, p) => s.plan.kernels.forEach((k, i) => wgsl(`step${manifest.steps.length > 1 ? `-${p}` : ''}-${String(i).padStart(2, '0')}`, k.code)));
+    manifest.steps.forEach((s, p) =>
+      s.plan.kernels.forEach((k, i) =>
+        wgsl(
+          `step${manifest.steps.length > 1 ? `-${p}` : ''}-${String(i).padStart(2, '0')}`,
+          k.code,
+        ),
+      ),
+    );
     writeFileSync(join(dir, 'manifest.json'), `${manifestToJson(manifest)}\n`);
-    writeFileSync(join(dir, `${name}.ts`), emitModule(manifest, { importFrom: values['import-from'] }));
+    writeFileSync(
+      join(dir, `${name}.ts`),
+      emitModule(manifest, { importFrom: values['import-from'] }),
+    );
     const perStep = manifest.steps.map((s) => s.plan.kernels.length).join('/');
-    const kind = train === undefined ? '' : `training step of ${train.description} at batch ${batch}, `;
-    print(`${name} (${manifest.optimizer}): ${kind}${perStep} dispatch(es) per step, ${manifest.init.kernels.length} for init; wrote ${join(dir, `${name}.ts`)}, ${join(dir, 'manifest.json')} and ${written.length} WGSL file(s) in ${join(dir, 'kernels')}`);
+    const kind =
+      train === undefined ? '' : `training step of ${train.description} at batch ${batch}, `;
+    print(
+      `${name} (${manifest.optimizer}): ${kind}${perStep} dispatch(es) per step, ${manifest.init.kernels.length} for init; wrote ${join(dir, `${name}.ts`)}, ${join(dir, 'manifest.json')} and ${written.length} WGSL file(s) in ${join(dir, 'kernels')}`,
+    );
   }
   return 0;
 }

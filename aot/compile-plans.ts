@@ -4,7 +4,14 @@
 // call's gradients and runtime numbers packed), and compiles each to a plan within given limits.
 import { GrngError } from '../core/errors.js';
 import { builder, topoSort, type DType, type Node } from '../core/ir/index.js';
-import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type StorageType } from '../compiler/memory/layout.js';
+import {
+  packLengths,
+  paddedLength,
+  storageOf,
+  type InputLayout,
+  type Region,
+  type StorageType,
+} from '../compiler/memory/layout.js';
 import { planOf } from '../compiler/program-plan.js';
 import { compileProgram } from '../compiler/program.js';
 import type { HyperDefaults, Optimizer, ParamTree } from '../dsl/optimizer.js';
@@ -13,7 +20,14 @@ import { flattenTree, type Tree } from '../core/tree.js';
 import type { Model } from '../dsl/nn/layers.js';
 import { applyUpdate, gradientOnlyExtras, numericHyper } from '../runtime/compile-optimizer.js';
 import { modelLayers, trainStepBody } from '../runtime/train-step.js';
-import { dueAt, MANIFEST_FORMAT, type LeafSpec, type OptimizerManifest, type PlanLimits, type StepPattern } from './manifest.js';
+import {
+  dueAt,
+  MANIFEST_FORMAT,
+  type LeafSpec,
+  type OptimizerManifest,
+  type PlanLimits,
+  type StepPattern,
+} from './manifest.js';
 
 /** WebGPU's default limits (what every core adapter offers): plans compiled within them run anywhere. */
 export const PORTABLE_LIMITS: PlanLimits = {
@@ -27,10 +41,18 @@ export const PORTABLE_LIMITS: PlanLimits = {
 const MAX_CYCLE = 10_000;
 
 export const isLeafSpec = (x: unknown): x is LeafSpec =>
-  typeof x === 'object' && x !== null && Array.isArray((x as LeafSpec).shape) && typeof (x as LeafSpec).dtype === 'string';
+  typeof x === 'object' &&
+  x !== null &&
+  Array.isArray((x as LeafSpec).shape) &&
+  typeof (x as LeafSpec).dtype === 'string';
 
 /** The skeleton of a tree (leaves replaced by their flattening index) and its leaves. */
-function skeletonOf<L>(op: string, tree: unknown, isLeaf: (x: unknown) => x is L, what: string): { skeleton: Tree<number>; leaves: L[] } {
+function skeletonOf<L>(
+  op: string,
+  tree: unknown,
+  isLeaf: (x: unknown) => x is L,
+  what: string,
+): { skeleton: Tree<number>; leaves: L[] } {
   const { leaves, rebuild } = flattenTree(op, tree, isLeaf, what);
   return { skeleton: rebuild(leaves.map((_, i) => i)), leaves };
 }
@@ -40,14 +62,21 @@ function skeletonOf<L>(op: string, tree: unknown, isLeaf: (x: unknown) => x is L
  * values) packed per storage type in argument order, as Device.uploadAll packs; buffer slots
  * numbered by first use in `inputs` (topological order), as the device numbers them.
  */
-function layoutFor(inputs: readonly Node[], groups: readonly (readonly { name: string; dtype: DType; size: number }[])[], limits: PlanLimits): InputLayout {
+function layoutFor(
+  inputs: readonly Node[],
+  groups: readonly (readonly { name: string; dtype: DType; size: number }[])[],
+  limits: PlanLimits,
+): InputLayout {
   const place = new Map<string, { key: string; offset: number }>();
   groups.forEach((group, g) => {
     for (const storage of ['f32', 'i32'] as StorageType[]) {
       const members = group.filter((m) => storageOf(m.dtype) === storage);
       const { offsets, length } = packLengths(members.map((m) => m.size));
       if (4 * length > limits.maxStorageBufferBindingSize) {
-        throw new GrngError('compile', `${members.length} arrays of ${length} values exceed one storage binding (${limits.maxStorageBufferBindingSize} bytes); grng compile packs each group in one buffer`);
+        throw new GrngError(
+          'compile',
+          `${members.length} arrays of ${length} values exceed one storage binding (${limits.maxStorageBufferBindingSize} bytes); grng compile packs each group in one buffer`,
+        );
       }
       members.forEach((m, k) => place.set(m.name, { key: `${g}:${storage}`, offset: offsets[k] }));
     }
@@ -70,7 +99,8 @@ function layoutFor(inputs: readonly Node[], groups: readonly (readonly { name: s
 }
 
 /** A traced argument named as jit names them (%arg0, …): the same names the loader binds. */
-const argument = (k: number, leaf: LeafSpec) => new Tensor(builder.input(`%arg${k}`, leaf.shape, leaf.dtype));
+const argument = (k: number, leaf: LeafSpec) =>
+  new Tensor(builder.input(`%arg${k}`, leaf.shape, leaf.dtype));
 
 const inputsOf = (outputs: readonly Node[]) => topoSort(outputs).filter((n) => n.op === 'input');
 
@@ -90,24 +120,48 @@ export interface TrainStepTarget {
  * update from given gradients, or with `train` the whole training step (forward, loss, backward,
  * update, metrics) — the form curvature optimizers need, since they read the model's taps.
  */
-export function compileOptimizerPlans<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, params: unknown, options: { limits?: PlanLimits; source?: string; train?: TrainStepTarget } = {}): OptimizerManifest {
+export function compileOptimizerPlans<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  params: unknown,
+  options: { limits?: PlanLimits; source?: string; train?: TrainStepTarget } = {},
+): OptimizerManifest {
   const { train } = options;
   const limits = options.limits ?? PORTABLE_LIMITS;
   const { definition } = optimizer;
   const settings = optimizer.hyper;
   const p = skeletonOf('compile', params, isLeafSpec, 'a leaf { shape, dtype }');
-  const member = (leaf: LeafSpec, i: number) => ({ name: `%arg${i}`, dtype: leaf.dtype, size: paddedLength(leaf.shape.reduce((a, d) => a * d, 1)) });
+  const member = (leaf: LeafSpec, i: number) => ({
+    name: `%arg${i}`,
+    dtype: leaf.dtype,
+    size: paddedLength(leaf.shape.reduce((a, d) => a * d, 1)),
+  });
 
   // init(params) as jit traces it: the parameters are %arg0 … %arg(P−1).
-  const rebuild = (skeleton: Tree<number>, tensors: Tensor[]) => flattenTree('compile', skeleton, (x): x is number => typeof x === 'number', 'a leaf').rebuild(tensors);
-  const initParams = rebuild(p.skeleton, p.leaves.map((l, i) => argument(i, l))) as ParamTree;
+  const rebuild = (skeleton: Tree<number>, tensors: Tensor[]) =>
+    flattenTree('compile', skeleton, (x): x is number => typeof x === 'number', 'a leaf').rebuild(
+      tensors,
+    );
+  const initParams = rebuild(
+    p.skeleton,
+    p.leaves.map((l, i) => argument(i, l)),
+  ) as ParamTree;
   // Per-layer state (Kronecker factors) needs the model's dense layers: a trace on a batch-shaped x.
-  const layers = train === undefined ? [] : modelLayers(train.model, initParams, new Tensor(builder.input('x_shape', train.batch.x.shape, train.batch.x.dtype)));
+  const layers =
+    train === undefined
+      ? []
+      : modelLayers(
+          train.model,
+          initParams,
+          new Tensor(builder.input('x_shape', train.batch.x.shape, train.batch.x.dtype)),
+        );
   const initTree = definition.init(initParams, settings, layers) as Tree<Tensor>;
   const s = skeletonOf('compile', initTree, isTensor, 'a Tensor');
   const initOutputs = s.leaves.map((t) => t.node);
   const initLayout = layoutFor(inputsOf(initOutputs), [p.leaves.map(member)], limits);
-  const init = planOf(compileProgram(initOutputs, { limits, inputs: initLayout }), inputsOf(initOutputs));
+  const init = planOf(
+    compileProgram(initOutputs, { limits, inputs: initLayout }),
+    inputsOf(initOutputs),
+  );
   const stateLeaves: LeafSpec[] = s.leaves.map((t) => ({ shape: t.shape, dtype: t.dtype }));
 
   // The step's arguments as compileOptimizer passes them — params, state, grads, numeric
@@ -116,9 +170,20 @@ export function compileOptimizerPlans<H extends HyperDefaults, S>(optimizer: Opt
   const numeric = numericHyper(definition.hyper);
   const P = p.leaves.length;
   const S = stateLeaves.length;
-  const data: LeafSpec[] = train === undefined ? p.leaves.map((l) => ({ shape: l.shape, dtype: 'f32' as DType })) : [train.batch.x, train.batch.y];
-  const hostSpecs: LeafSpec[] = [...data, ...[...numeric, 't', 'seed', 'tCounter'].map(() => ({ shape: [] as number[], dtype: 'f32' as DType }))];
-  const traceStep = (every: (period: number, work: () => unknown, otherwise: () => unknown) => unknown) => {
+  const data: LeafSpec[] =
+    train === undefined
+      ? p.leaves.map((l) => ({ shape: l.shape, dtype: 'f32' as DType }))
+      : [train.batch.x, train.batch.y];
+  const hostSpecs: LeafSpec[] = [
+    ...data,
+    ...[...numeric, 't', 'seed', 'tCounter'].map(() => ({
+      shape: [] as number[],
+      dtype: 'f32' as DType,
+    })),
+  ];
+  const traceStep = (
+    every: (period: number, work: () => unknown, otherwise: () => unknown) => unknown,
+  ) => {
     let k = 0;
     const next = (leaf: LeafSpec) => argument(k++, leaf);
     const held = [...p.leaves, ...stateLeaves].map(next);
@@ -128,51 +193,104 @@ export function compileOptimizerPlans<H extends HyperDefaults, S>(optimizer: Opt
     const values = numeric.map(() => next({ shape: [], dtype: 'f32' }));
     const tT = next({ shape: [], dtype: 'f32' });
     const counter = [next({ shape: [], dtype: 'f32' }), next({ shape: [], dtype: 'f32' })];
-    const flat = (tree: unknown) => flattenTree('compile', tree, isTensor, 'a Tensor').leaves.map((x) => x.node);
+    const flat = (tree: unknown) =>
+      flattenTree('compile', tree, isTensor, 'a Tensor').leaves.map((x) => x.node);
     let outputs: Node[];
     if (train === undefined) {
       const gradsT = rebuild(p.skeleton, dataT) as ParamTree;
       const extras = gradientOnlyExtras(every as never, definition.name);
-      const [newParams, newState] = applyUpdate(optimizer, settings, values, { params: paramsT, state: stateT, grads: gradsT, t: tT, counter }, extras);
+      const [newParams, newState] = applyUpdate(
+        optimizer,
+        settings,
+        values,
+        { params: paramsT, state: stateT, grads: gradsT, t: tT, counter },
+        extras,
+      );
       outputs = [...flat(newParams), ...flat(newState)];
     } else {
-      const body = trainStepBody({ model: train.model, loss: train.loss, optimizer, settings, metrics: train.metrics, every: every as never });
-      const [newParams, newState, measured] = body(paramsT, stateT, dataT[0], dataT[1], values, tT, counter);
+      const body = trainStepBody({
+        model: train.model,
+        loss: train.loss,
+        optimizer,
+        settings,
+        metrics: train.metrics,
+        every: every as never,
+      });
+      const [newParams, newState, measured] = body(
+        paramsT,
+        stateT,
+        dataT[0],
+        dataT[1],
+        values,
+        tT,
+        counter,
+      );
       outputs = [...flat(newParams), ...flat(newState), measured.node];
     }
     const inputs = inputsOf(outputs);
-    const donated = new Set(inputs.filter((n) => Number((n as Node<'input'>).attrs.name.slice(4)) < P + S).map((n) => n.id));
-    const groups = [p.leaves.map((l, i) => member(l, i)), stateLeaves.map((l, i) => member(l, P + i)), hostSpecs.map((l, i) => member(l, P + S + i))];
+    const donated = new Set(
+      inputs
+        .filter((n) => Number((n as Node<'input'>).attrs.name.slice(4)) < P + S)
+        .map((n) => n.id),
+    );
+    const groups = [
+      p.leaves.map((l, i) => member(l, i)),
+      stateLeaves.map((l, i) => member(l, P + i)),
+      hostSpecs.map((l, i) => member(l, P + S + i)),
+    ];
     // Each result must land where its own argument was (the next step's plan expects it there).
-    return planOf(compileProgram(outputs, { limits, donated, inputs: layoutFor(inputs, groups, limits), argumentOrder: held.map((t) => t.node) }), inputs);
+    return planOf(
+      compileProgram(outputs, {
+        limits,
+        donated,
+        inputs: layoutFor(inputs, groups, limits),
+        argumentOrder: held.map((t) => t.node),
+      }),
+      inputs,
+    );
   };
 
   // Step 1 runs every due branch: it finds the periods; each pattern of due periods is a program.
   const periods = new Set<number>();
   const first = traceStep((period, work) => {
-    if (!Number.isInteger(period) || period < 1) throw new GrngError('every', `the period must be a positive integer, got ${String(period)}`);
+    if (!Number.isInteger(period) || period < 1)
+      throw new GrngError('every', `the period must be a positive integer, got ${String(period)}`);
     periods.add(period);
     return work();
   });
   const sorted = [...periods].sort((a, b) => a - b);
   const cycle = sorted.reduce((l, q) => (l * q) / gcd(l, q), 1);
-  if (cycle > MAX_CYCLE) throw new GrngError('compile', `the every() periods ${sorted.join(', ')} repeat only after ${cycle} steps; grng compile supports cycles up to ${MAX_CYCLE}`);
+  if (cycle > MAX_CYCLE)
+    throw new GrngError(
+      'compile',
+      `the every() periods ${sorted.join(', ')} repeat only after ${cycle} steps; grng compile supports cycles up to ${MAX_CYCLE}`,
+    );
   const steps: StepPattern[] = [{ periods: sorted, plan: first }];
   for (let t = 2; t <= cycle; t++) {
     const due = dueAt(sorted, t);
     if (steps.some((s) => s.periods.join(',') === due.join(','))) continue;
-    steps.push({ periods: due, plan: traceStep((period, work, otherwise) => (due.includes(period) ? work() : otherwise())) });
+    steps.push({
+      periods: due,
+      plan: traceStep((period, work, otherwise) => (due.includes(period) ? work() : otherwise())),
+    });
   }
   const hyper = settings as unknown as Record<string, number | boolean | string>;
   return {
     format: MANIFEST_FORMAT,
     kind: train === undefined ? 'optimizer' : 'train-step',
-    ...(train === undefined ? {} : { model: train.description, batch: train.batch, metrics: [...train.metrics] }),
+    ...(train === undefined
+      ? {}
+      : { model: train.description, batch: train.batch, metrics: [...train.metrics] }),
     optimizer: optimizer.name,
     hyper,
     numeric,
-    fixed: Object.keys(hyper).filter((k) => !numeric.includes(k) || (definition.static ?? []).includes(k as keyof H & string)),
-    params: { skeleton: p.skeleton, leaves: p.leaves.map((l) => ({ shape: [...l.shape], dtype: l.dtype })) },
+    fixed: Object.keys(hyper).filter(
+      (k) => !numeric.includes(k) || (definition.static ?? []).includes(k as keyof H & string),
+    ),
+    params: {
+      skeleton: p.skeleton,
+      leaves: p.leaves.map((l) => ({ shape: [...l.shape], dtype: l.dtype })),
+    },
     state: { skeleton: s.skeleton, leaves: stateLeaves },
     periods: sorted,
     init,

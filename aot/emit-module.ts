@@ -8,7 +8,8 @@ import type { Tree } from '../core/tree.js';
 /** A TypeScript type for a tree skeleton, with `L` at the leaves. */
 export function treeType(skeleton: Tree<number>, indent = ''): string {
   if (typeof skeleton === 'number') return 'L';
-  if (Array.isArray(skeleton)) return `readonly [${skeleton.map((c) => treeType(c as Tree<number>, indent)).join(', ')}]`;
+  if (Array.isArray(skeleton))
+    return `readonly [${skeleton.map((c) => treeType(c as Tree<number>, indent)).join(', ')}]`;
   const entries = Object.entries(skeleton as Record<string, Tree<number>>);
   if (entries.length === 0) return 'Record<string, never>';
   const inner = `${indent}  `;
@@ -24,8 +25,11 @@ export interface EmitOptions {
 /** The generated module's source text. */
 export function emitModule(manifest: OptimizerManifest, options: EmitOptions = {}): string {
   const from = options.importFrom ?? 'grng/aot';
-  const fixed = manifest.fixed.map((k) => `${k} = ${JSON.stringify(manifest.hyper[k])}`).join(', ') || 'none';
-  const hyper = manifest.numeric.map((k) => `  /** Compiled with ${String(manifest.hyper[k])}. */\n  readonly ${k}: number;`).join('\n');
+  const fixed =
+    manifest.fixed.map((k) => `${k} = ${JSON.stringify(manifest.hyper[k])}`).join(', ') || 'none';
+  const hyper = manifest.numeric
+    .map((k) => `  /** Compiled with ${String(manifest.hyper[k])}. */\n  readonly ${k}: number;`)
+    .join('\n');
   const kernels = manifest.steps.reduce((n, s) => n + s.plan.kernels.length, 0);
   const train = manifest.kind === 'train-step';
   const loader = train ? 'loadTrainStep' : 'loadOptimizer';

@@ -32,7 +32,8 @@ export interface LoadedOptimizer<H, P = Tree<DeviceArray>, S = Tree<DeviceArray>
   readonly steps: number;
 }
 
-const isPlanDevice = (device: Device): device is WebGpuDevice => device.kind === 'webgpu' && typeof (device as Partial<WebGpuDevice>).executePlan === 'function';
+const isPlanDevice = (device: Device): device is WebGpuDevice =>
+  device.kind === 'webgpu' && typeof (device as Partial<WebGpuDevice>).executePlan === 'function';
 
 async function hostData(leaf: ArrayLeaf): Promise<Float64Array> {
   if (typeof leaf === 'number') return Float64Array.of(leaf);
@@ -41,48 +42,105 @@ async function hostData(leaf: ArrayLeaf): Promise<Float64Array> {
 }
 
 /** `leaves` checked against `specs` and read to the host, for packed uploads. */
-async function gather(what: string, tree: unknown, specs: readonly LeafSpec[], dtypes: 'as-spec' | 'f32' = 'as-spec'): Promise<ArrayData[]> {
+async function gather(
+  what: string,
+  tree: unknown,
+  specs: readonly LeafSpec[],
+  dtypes: 'as-spec' | 'f32' = 'as-spec',
+): Promise<ArrayData[]> {
   const { leaves } = flattenTree('loadOptimizer', tree, isArrayLeaf, 'an array');
-  if (leaves.length !== specs.length) throw new GrngError('loadOptimizer', `${what} has ${leaves.length} arrays; the compiled optimizer expects ${specs.length}`);
+  if (leaves.length !== specs.length)
+    throw new GrngError(
+      'loadOptimizer',
+      `${what} has ${leaves.length} arrays; the compiled optimizer expects ${specs.length}`,
+    );
   return Promise.all(
     leaves.map(async (leaf, i) => {
       const shape = typeof leaf === 'number' ? [] : leaf.shape;
       const spec = specs[i];
       if (shape.length !== spec.shape.length || shape.some((d, k) => d !== spec.shape[k])) {
-        throw new GrngError('loadOptimizer', `${what}: array ${i} is ${fmtShape(shape)} but the optimizer was compiled for ${fmtShape(spec.shape)}; recompile with grng compile --shapes`);
+        throw new GrngError(
+          'loadOptimizer',
+          `${what}: array ${i} is ${fmtShape(shape)} but the optimizer was compiled for ${fmtShape(spec.shape)}; recompile with grng compile --shapes`,
+        );
       }
-      return { data: await hostData(leaf), shape: spec.shape, dtype: dtypes === 'f32' ? 'f32' : spec.dtype };
+      return {
+        data: await hostData(leaf),
+        shape: spec.shape,
+        dtype: dtypes === 'f32' ? 'f32' : spec.dtype,
+      };
     }),
   );
 }
 
 /** What both front ends share: the manifest checked against the device, parameters and state uploaded packed, the runtime numbers. */
-async function openPlans(compiled: OptimizerManifest | object | string, device: Device, params: Tree<ArrayLeaf>, options: LoadOptions<unknown, Tree<ArrayLeaf>>, kind: OptimizerManifest['kind']) {
+async function openPlans(
+  compiled: OptimizerManifest | object | string,
+  device: Device,
+  params: Tree<ArrayLeaf>,
+  options: LoadOptions<unknown, Tree<ArrayLeaf>>,
+  kind: OptimizerManifest['kind'],
+) {
   const manifest = manifestFromJson(compiled);
-  if (manifest.kind !== kind) throw new GrngError('load', `${manifest.source} is a compiled ${manifest.kind}; load it with ${manifest.kind === 'optimizer' ? 'loadOptimizer' : 'loadTrainStep'}`);
-  if (!isPlanDevice(device)) throw new GrngError('load', `compiled optimizers run on WebGPU (their kernels are WGSL); got ${device.description}`);
+  if (manifest.kind !== kind)
+    throw new GrngError(
+      'load',
+      `${manifest.source} is a compiled ${manifest.kind}; load it with ${manifest.kind === 'optimizer' ? 'loadOptimizer' : 'loadTrainStep'}`,
+    );
+  if (!isPlanDevice(device))
+    throw new GrngError(
+      'load',
+      `compiled optimizers run on WebGPU (their kernels are WGSL); got ${device.description}`,
+    );
   for (const [name, needed] of Object.entries(manifest.limits)) {
     const offered = (device.gpu.limits as unknown as Record<string, number>)[name];
-    if (offered < needed) throw new GrngError('load', `${manifest.source} was compiled for ${name} ≥ ${needed}; this adapter offers ${offered}: recompile with grng compile --limits portable`);
+    if (offered < needed)
+      throw new GrngError(
+        'load',
+        `${manifest.source} was compiled for ${name} ≥ ${needed}; this adapter offers ${offered}: recompile with grng compile --limits portable`,
+      );
   }
-  const paramArrays = device.uploadAll(await gather('the parameters', params, manifest.params.leaves)) as GpuArray[];
+  const paramArrays = device.uploadAll(
+    await gather('the parameters', params, manifest.params.leaves),
+  ) as GpuArray[];
   let stateData: ArrayData[];
-  if (options.state !== undefined) stateData = await gather('the state', options.state, manifest.state.leaves);
+  if (options.state !== undefined)
+    stateData = await gather('the state', options.state, manifest.state.leaves);
   else {
     const inputs = new Map(paramArrays.map((a, i) => [`%arg${i}`, a] as const));
     const made = await device.executePlan(manifest.init, inputs);
-    stateData = await Promise.all(made.map(async (a, i) => ({ data: await a.read(), shape: manifest.state.leaves[i].shape, dtype: manifest.state.leaves[i].dtype })));
+    stateData = await Promise.all(
+      made.map(async (a, i) => ({
+        data: await a.read(),
+        shape: manifest.state.leaves[i].shape,
+        dtype: manifest.state.leaves[i].dtype,
+      })),
+    );
     made.forEach((a) => a.dispose());
   }
   // The state is re-uploaded packed: the step plans expect it in one buffer per storage type.
   const stateArrays = device.uploadAll(stateData) as GpuArray[];
   const numeric = new Set(manifest.numeric);
-  const hyper: Record<string, number> = Object.fromEntries(manifest.numeric.map((k) => [k, manifest.hyper[k] as number]));
+  const hyper: Record<string, number> = Object.fromEntries(
+    manifest.numeric.map((k) => [k, manifest.hyper[k] as number]),
+  );
   const setHyper = (changes: Readonly<Record<string, unknown>>) => {
     for (const [name, value] of Object.entries(changes)) {
-      if (manifest.fixed.includes(name)) throw new GrngError('load', `'${name}' shapes the compiled program (${String(manifest.hyper[name])}); recompile to change it`);
-      if (!numeric.has(name)) throw new GrngError('load', `unknown hyperparameter '${name}'; ${manifest.optimizer} takes ${manifest.numeric.join(', ')}`);
-      if (typeof value !== 'number' || !Number.isFinite(value)) throw new GrngError('load', `hyperparameter '${name}' must be a finite number, got ${String(value)}`);
+      if (manifest.fixed.includes(name))
+        throw new GrngError(
+          'load',
+          `'${name}' shapes the compiled program (${String(manifest.hyper[name])}); recompile to change it`,
+        );
+      if (!numeric.has(name))
+        throw new GrngError(
+          'load',
+          `unknown hyperparameter '${name}'; ${manifest.optimizer} takes ${manifest.numeric.join(', ')}`,
+        );
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        throw new GrngError(
+          'load',
+          `hyperparameter '${name}' must be a finite number, got ${String(value)}`,
+        );
       hyper[name] = value;
     }
   };
@@ -98,11 +156,19 @@ async function openPlans(compiled: OptimizerManifest | object | string, device: 
     /** Runs step t with the call's host data (gradients, or a batch) ahead of the runtime numbers; returns the outputs after params and state. */
     async step(data: readonly ArrayData[]): Promise<GpuArray[]> {
       const t = open.steps + 1;
-      const numbers = [...manifest.numeric.map((k) => hyper[k]), t, seed, t].map((v) => ({ data: Float64Array.of(v), shape: [], dtype: 'f32' as const }));
+      const numbers = [...manifest.numeric.map((k) => hyper[k]), t, seed, t].map((v) => ({
+        data: Float64Array.of(v),
+        shape: [],
+        dtype: 'f32' as const,
+      }));
       const host = device.uploadAll([...data, ...numbers]) as GpuArray[];
       const due = dueAt(manifest.periods, t).join(',');
       const pattern = manifest.steps.find((p) => p.periods.join(',') === due);
-      if (pattern === undefined) throw new GrngError('load', `no compiled step for step ${t} (periods ${due}); the manifest is incomplete`);
+      if (pattern === undefined)
+        throw new GrngError(
+          'load',
+          `no compiled step for step ${t} (periods ${due}); the manifest is incomplete`,
+        );
       const [P, S] = [open.arrays.params.length, open.arrays.state.length];
       const held = [...open.arrays.params, ...open.arrays.state];
       const all = [...held, ...host];
@@ -117,7 +183,11 @@ async function openPlans(compiled: OptimizerManifest | object | string, device: 
       const placed = out.slice(0, P + S).map((a, i) => {
         const before = held[i];
         if (a.allocation === before.allocation && a.offset === before.offset) return a;
-        if (read.has(`%arg${i}`)) throw new GrngError('load', `internal: the compiled step moved %arg${i}; please report it`);
+        if (read.has(`%arg${i}`))
+          throw new GrngError(
+            'load',
+            `internal: the compiled step moved %arg${i}; please report it`,
+          );
         device.copyInto(a, before);
         a.dispose();
         return before;
@@ -126,7 +196,10 @@ async function openPlans(compiled: OptimizerManifest | object | string, device: 
       open.steps = t;
       return out.slice(P + S);
     },
-    tree: <M>(skeleton: Tree<number>, leaves: readonly M[]) => flattenTree('load', skeleton, (x): x is number => typeof x === 'number', 'a leaf').rebuild(leaves),
+    tree: <M>(skeleton: Tree<number>, leaves: readonly M[]) =>
+      flattenTree('load', skeleton, (x): x is number => typeof x === 'number', 'a leaf').rebuild(
+        leaves,
+      ),
   };
   return open;
 }
@@ -144,7 +217,11 @@ function accessors(open: Awaited<ReturnType<typeof openPlans>>): PropertyDescrip
 }
 
 /** Loads a compiled optimizer (its manifest object or JSON) on a WebGPU device with parameters `params`. */
-export async function loadOptimizer<H extends { readonly [K in keyof H]: number }, P = Tree<DeviceArray>, S = Tree<DeviceArray>>(
+export async function loadOptimizer<
+  H extends { readonly [K in keyof H]: number },
+  P = Tree<DeviceArray>,
+  S = Tree<DeviceArray>,
+>(
   compiled: OptimizerManifest | object | string,
   device: Device,
   params: Tree<ArrayLeaf>,
@@ -162,13 +239,23 @@ export async function loadOptimizer<H extends { readonly [K in keyof H]: number 
   ) as LoadedOptimizer<H, P, S>;
 }
 
-export interface LoadedTrainStep<H, P = Tree<DeviceArray>, S = Tree<DeviceArray>> extends Omit<LoadedOptimizer<H, P, S>, 'step'> {
+export interface LoadedTrainStep<H, P = Tree<DeviceArray>, S = Tree<DeviceArray>> extends Omit<
+  LoadedOptimizer<H, P, S>,
+  'step'
+> {
   /** One training step on a batch of the compiled shapes; resolves to its metrics. */
-  run(batch: { readonly x: ArrayLeaf; readonly y: ArrayLeaf }): Promise<Readonly<Record<string, number>>>;
+  run(batch: {
+    readonly x: ArrayLeaf;
+    readonly y: ArrayLeaf;
+  }): Promise<Readonly<Record<string, number>>>;
 }
 
 /** Loads a compiled training step (grng compile --preset) on a WebGPU device with parameters `params`. */
-export async function loadTrainStep<H extends { readonly [K in keyof H]: number }, P = Tree<DeviceArray>, S = Tree<DeviceArray>>(
+export async function loadTrainStep<
+  H extends { readonly [K in keyof H]: number },
+  P = Tree<DeviceArray>,
+  S = Tree<DeviceArray>,
+>(
   compiled: OptimizerManifest | object | string,
   device: Device,
   params: Tree<ArrayLeaf>,

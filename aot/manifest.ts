@@ -59,20 +59,33 @@ export interface OptimizerManifest {
 
 /** The manifest as JSON text (Float64Array constants become arrays). */
 export function manifestToJson(manifest: OptimizerManifest): string {
-  return JSON.stringify(manifest, (_, value: unknown) => (value instanceof Float64Array ? Array.from(value) : value));
+  return JSON.stringify(manifest, (_, value: unknown) =>
+    value instanceof Float64Array ? Array.from(value) : value,
+  );
 }
 
 /** A manifest from JSON text or a parsed object, with constants restored to Float64Array; checked for format. */
 export function manifestFromJson(json: string | object): OptimizerManifest {
   const raw = (typeof json === 'string' ? JSON.parse(json) : json) as OptimizerManifest;
   if (raw === null || typeof raw !== 'object' || raw.format !== MANIFEST_FORMAT) {
-    throw new GrngError('aot', `not a grng compile manifest (format ${String((raw as { format?: unknown } | null)?.format)}; expected ${MANIFEST_FORMAT}): recompile with this grng version`);
+    throw new GrngError(
+      'aot',
+      `not a grng compile manifest (format ${String((raw as { format?: unknown } | null)?.format)}; expected ${MANIFEST_FORMAT}): recompile with this grng version`,
+    );
   }
   const restore = (plan: ProgramPlan): ProgramPlan => ({
     ...plan,
-    slots: plan.slots.map((slot): Slot => (slot.kind === 'constants' ? { ...slot, data: Float64Array.from(slot.data as unknown as number[]) } : slot)),
+    slots: plan.slots.map((slot): Slot =>
+      slot.kind === 'constants'
+        ? { ...slot, data: Float64Array.from(slot.data as unknown as number[]) }
+        : slot,
+    ),
   });
-  return { ...raw, init: restore(raw.init), steps: raw.steps.map((s) => ({ ...s, plan: restore(s.plan) })) };
+  return {
+    ...raw,
+    init: restore(raw.init),
+    steps: raw.steps.map((s) => ({ ...s, plan: restore(s.plan) })),
+  };
 }
 
 /** The periods of `periods` due at step t (1-based), as StepPattern.periods lists them. */

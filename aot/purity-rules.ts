@@ -4,10 +4,28 @@
 // baked into the compiled kernels or silently lost. Names are resolved by ts-morph's binder only
 // (no types needed), so the rules work on a project without lib files or module resolution.
 import { builtinModules } from 'node:module';
-import { Node, SyntaxKind, type ArrowFunction, type ConstructorDeclaration, type FunctionDeclaration, type FunctionExpression, type GetAccessorDeclaration, type MethodDeclaration, type ObjectLiteralExpression, type SetAccessorDeclaration } from 'ts-morph';
+import {
+  Node,
+  SyntaxKind,
+  type ArrowFunction,
+  type ConstructorDeclaration,
+  type FunctionDeclaration,
+  type FunctionExpression,
+  type GetAccessorDeclaration,
+  type MethodDeclaration,
+  type ObjectLiteralExpression,
+  type SetAccessorDeclaration,
+} from 'ts-morph';
 import type { PurityRule } from './purity.js';
 
-export type FunctionNode = ArrowFunction | FunctionExpression | FunctionDeclaration | MethodDeclaration | GetAccessorDeclaration | SetAccessorDeclaration | ConstructorDeclaration;
+export type FunctionNode =
+  | ArrowFunction
+  | FunctionExpression
+  | FunctionDeclaration
+  | MethodDeclaration
+  | GetAccessorDeclaration
+  | SetAccessorDeclaration
+  | ConstructorDeclaration;
 
 /** What checkFunction needs from the file-wide check. */
 export interface RuleContext {
@@ -27,29 +45,75 @@ export type Binding =
   | { readonly kind: 'import'; readonly module: string }
   | { readonly kind: 'parameter' | 'local' | 'outer'; readonly decl: Node };
 
-const LOOP = 'loops need a trip count known at trace time: use for (let i = 0; i < n; i++) or for…of over an array';
-const RANDOM = "use ctx.key with grng's random functions (uniform, normal, bernoulli, randint, categorical; foldIn or split for more keys)";
-const CLOCK = 'update is traced once, so the value would be baked into the compiled program; use ctx.t for the step number';
-const NO_IO = 'an optimizer cannot do I/O: update runs once at trace time, not every step; pass data in as hyperparameters, parameters or state';
-const TRACED = 'update is traced synchronously into a graph of symbolic tensors, so there is nothing to wait for';
-const ARRAY_MUTATORS = new Set(['push', 'pop', 'shift', 'unshift', 'splice', 'sort', 'reverse', 'fill', 'copyWithin']);
+const LOOP =
+  'loops need a trip count known at trace time: use for (let i = 0; i < n; i++) or for…of over an array';
+const RANDOM =
+  "use ctx.key with grng's random functions (uniform, normal, bernoulli, randint, categorical; foldIn or split for more keys)";
+const CLOCK =
+  'update is traced once, so the value would be baked into the compiled program; use ctx.t for the step number';
+const NO_IO =
+  'an optimizer cannot do I/O: update runs once at trace time, not every step; pass data in as hyperparameters, parameters or state';
+const TRACED =
+  'update is traced synchronously into a graph of symbolic tensors, so there is nothing to wait for';
+const ARRAY_MUTATORS = new Set([
+  'push',
+  'pop',
+  'shift',
+  'unshift',
+  'splice',
+  'sort',
+  'reverse',
+  'fill',
+  'copyWithin',
+]);
 // `add` is also a Tensor method (x.add(y)), so it counts only on a receiver known to be a Set.
 const COLLECTION_MUTATORS = new Set(['set', 'delete', 'clear']);
 const OBJECT_MUTATORS: Readonly<Record<string, ReadonlySet<string>>> = {
   Object: new Set(['assign', 'defineProperty', 'defineProperties', 'setPrototypeOf']),
   Reflect: new Set(['set', 'deleteProperty', 'defineProperty', 'setPrototypeOf']),
 };
-const IO_GLOBALS = new Set(['console', 'fetch', 'require', 'XMLHttpRequest', 'WebSocket', 'setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'globalThis', 'window', 'document', 'navigator', 'localStorage', 'sessionStorage']);
+const IO_GLOBALS = new Set([
+  'console',
+  'fetch',
+  'require',
+  'XMLHttpRequest',
+  'WebSocket',
+  'setTimeout',
+  'setInterval',
+  'setImmediate',
+  'queueMicrotask',
+  'globalThis',
+  'window',
+  'document',
+  'navigator',
+  'localStorage',
+  'sessionStorage',
+]);
 const NODE_BUILTINS = new Set(builtinModules);
 const GLOBAL: Binding = { kind: 'global' };
 
 export function isFunctionNode(node: Node | undefined): node is FunctionNode {
-  return Node.isArrowFunction(node) || Node.isFunctionExpression(node) || Node.isFunctionDeclaration(node) || Node.isMethodDeclaration(node) || Node.isGetAccessorDeclaration(node) || Node.isSetAccessorDeclaration(node) || Node.isConstructorDeclaration(node);
+  return (
+    Node.isArrowFunction(node) ||
+    Node.isFunctionExpression(node) ||
+    Node.isFunctionDeclaration(node) ||
+    Node.isMethodDeclaration(node) ||
+    Node.isGetAccessorDeclaration(node) ||
+    Node.isSetAccessorDeclaration(node) ||
+    Node.isConstructorDeclaration(node)
+  );
 }
 
 /** `e` without parentheses and type-only wrappers (`as`, `!`, `satisfies`, `<T>e`). */
 export function strip(e: Node): Node {
-  while (Node.isParenthesizedExpression(e) || Node.isAsExpression(e) || Node.isNonNullExpression(e) || Node.isSatisfiesExpression(e) || Node.isTypeAssertion(e)) e = e.getExpression();
+  while (
+    Node.isParenthesizedExpression(e) ||
+    Node.isAsExpression(e) ||
+    Node.isNonNullExpression(e) ||
+    Node.isSatisfiesExpression(e) ||
+    Node.isTypeAssertion(e)
+  )
+    e = e.getExpression();
   return e;
 }
 
@@ -57,21 +121,38 @@ export function bindingOf(id: Node, scope: Node): Binding {
   let decl: Node | undefined;
   try {
     const parent = id.getParent();
-    const symbol = Node.isShorthandPropertyAssignment(parent) && parent.getNameNode() === id ? parent.getValueSymbol() : id.getSymbol();
+    const symbol =
+      Node.isShorthandPropertyAssignment(parent) && parent.getNameNode() === id
+        ? parent.getValueSymbol()
+        : id.getSymbol();
     decl = symbol?.getDeclarations()[0];
   } catch {
     decl = undefined; // an unresolvable name reads as a global
   }
   if (decl === undefined || decl.getSourceFile() !== id.getSourceFile()) return GLOBAL;
-  const module = Node.isImportSpecifier(decl) || Node.isImportClause(decl) || Node.isNamespaceImport(decl) ? decl.getFirstAncestorByKind(SyntaxKind.ImportDeclaration)?.getModuleSpecifierValue() : undefined;
+  const module =
+    Node.isImportSpecifier(decl) || Node.isImportClause(decl) || Node.isNamespaceImport(decl)
+      ? decl.getFirstAncestorByKind(SyntaxKind.ImportDeclaration)?.getModuleSpecifierValue()
+      : undefined;
   if (module !== undefined) return { kind: 'import', module };
   if (Node.isImportEqualsDeclaration(decl)) {
     const ref = decl.getModuleReference();
-    if (Node.isExternalModuleReference(ref)) return { kind: 'import', module: ref.getExpression()?.getText().slice(1, -1) ?? '' };
+    if (Node.isExternalModuleReference(ref))
+      return { kind: 'import', module: ref.getExpression()?.getText().slice(1, -1) ?? '' };
   }
-  if (decl.getPos() < scope.getPos() || decl.getEnd() > scope.getEnd()) return { kind: 'outer', decl };
-  const holder = decl.getFirstAncestor((a) => Node.isParameterDeclaration(a) || Node.isVariableDeclaration(a));
-  return { kind: Node.isParameterDeclaration(decl) || (Node.isBindingElement(decl) && Node.isParameterDeclaration(holder)) ? 'parameter' : 'local', decl };
+  if (decl.getPos() < scope.getPos() || decl.getEnd() > scope.getEnd())
+    return { kind: 'outer', decl };
+  const holder = decl.getFirstAncestor(
+    (a) => Node.isParameterDeclaration(a) || Node.isVariableDeclaration(a),
+  );
+  return {
+    kind:
+      Node.isParameterDeclaration(decl) ||
+      (Node.isBindingElement(decl) && Node.isParameterDeclaration(holder))
+        ? 'parameter'
+        : 'local',
+    decl,
+  };
 }
 
 /** The function a declaration names: `function f`, `const f = (…) => …`, a named function expression. */
@@ -89,7 +170,16 @@ export function objectOf(decl: Node): ObjectLiteralExpression | undefined {
   return Node.isObjectLiteralExpression(value) ? value : undefined;
 }
 
-const INTERESTING_GLOBALS = ['Math', 'Date', 'performance', 'crypto', 'process', 'eval', 'Function', ...IO_GLOBALS];
+const INTERESTING_GLOBALS = [
+  'Math',
+  'Date',
+  'performance',
+  'crypto',
+  'process',
+  'eval',
+  'Function',
+  ...IO_GLOBALS,
+];
 const interestCache = new WeakMap<Node, { text: string; names: ReadonlySet<string> }>();
 
 /**
@@ -103,10 +193,23 @@ function namesOfInterest(source: Node): ReadonlySet<string> {
   if (cached !== undefined && cached.text === text) return cached.names;
   const names = new Set<string>(INTERESTING_GLOBALS);
   source.forEachDescendant((node) => {
-    if (Node.isImportSpecifier(node) || Node.isNamespaceImport(node) || Node.isImportEqualsDeclaration(node)) names.add(node.getNameNode().getText());
+    if (
+      Node.isImportSpecifier(node) ||
+      Node.isNamespaceImport(node) ||
+      Node.isImportEqualsDeclaration(node)
+    )
+      names.add(node.getNameNode().getText());
     else if (Node.isImportClause(node)) names.add(node.getDefaultImport()?.getText() ?? '');
-    else if ((Node.isFunctionDeclaration(node) || Node.isFunctionExpression(node)) && node.getName() !== undefined) names.add(node.getName() as string);
-    else if (Node.isVariableDeclaration(node) && (functionOf(node) !== undefined || objectOf(node) !== undefined || madeFrom(node).length > 0)) names.add(node.getName());
+    else if (
+      (Node.isFunctionDeclaration(node) || Node.isFunctionExpression(node)) &&
+      node.getName() !== undefined
+    )
+      names.add(node.getName() as string);
+    else if (
+      Node.isVariableDeclaration(node) &&
+      (functionOf(node) !== undefined || objectOf(node) !== undefined || madeFrom(node).length > 0)
+    )
+      names.add(node.getName());
   });
   interestCache.set(source, { text, names });
   return names;
@@ -122,7 +225,8 @@ function madeFrom(decl: Node): Node[] {
 /** The name at the root of `a.b[c]`, if it is a name. */
 function rootName(e: Node): Node | undefined {
   let x = strip(e);
-  while (Node.isPropertyAccessExpression(x) || Node.isElementAccessExpression(x)) x = strip(x.getExpression());
+  while (Node.isPropertyAccessExpression(x) || Node.isElementAccessExpression(x))
+    x = strip(x.getExpression());
   return Node.isIdentifier(x) ? x : undefined;
 }
 
@@ -150,8 +254,19 @@ function isValueReference(id: Node): boolean {
   if (Node.isQualifiedName(parent)) return false;
   if (Node.isShorthandPropertyAssignment(parent)) return true;
   if (Node.isBindingElement(parent)) return parent.getInitializer() === id;
-  if (Node.isLabeledStatement(parent) || Node.isBreakStatement(parent) || Node.isContinueStatement(parent)) return false;
-  if (Node.isImportSpecifier(parent) || Node.isImportClause(parent) || Node.isNamespaceImport(parent) || Node.isExportSpecifier(parent)) return false;
+  if (
+    Node.isLabeledStatement(parent) ||
+    Node.isBreakStatement(parent) ||
+    Node.isContinueStatement(parent)
+  )
+    return false;
+  if (
+    Node.isImportSpecifier(parent) ||
+    Node.isImportClause(parent) ||
+    Node.isNamespaceImport(parent) ||
+    Node.isExportSpecifier(parent)
+  )
+    return false;
   const named = parent as Node & { getNameNode?: () => Node | undefined };
   try {
     return typeof named.getNameNode !== 'function' || named.getNameNode() !== id;
@@ -166,7 +281,12 @@ interface Owner {
   readonly what: string;
 }
 
-const OWNER_KINDS: Readonly<Record<string, string>> = { parameter: 'a parameter', outer: 'declared outside the function', import: 'an import', global: 'a global' };
+const OWNER_KINDS: Readonly<Record<string, string>> = {
+  parameter: 'a parameter',
+  outer: 'declared outside the function',
+  import: 'an import',
+  global: 'a global',
+};
 const reached = (owner: Owner) => `a value reached from \`${owner.name}\`, ${owner.what}`;
 
 class FunctionCheck {
@@ -183,7 +303,10 @@ class FunctionCheck {
       const found = new Map<Node, Node[]>();
       for (const node of this.fn.getDescendantsOfKind(SyntaxKind.BinaryExpression)) {
         const left = strip(node.getLeft());
-        const b = isAssignment(node.getOperatorToken().getKind()) && Node.isIdentifier(left) ? bindingOf(left, this.fn) : GLOBAL;
+        const b =
+          isAssignment(node.getOperatorToken().getKind()) && Node.isIdentifier(left)
+            ? bindingOf(left, this.fn)
+            : GLOBAL;
         if (b.kind === 'local') found.set(b.decl, [...(found.get(b.decl) ?? []), node.getRight()]);
       }
       this.assignedCache = found;
@@ -195,33 +318,63 @@ class FunctionCheck {
     this.checkAsync(this.fn);
     this.fn.forEachDescendant((node, traversal) => {
       // Types name no values (skip() returns true, which would stop the walk if returned).
-      if ((Node.isTypeNode(node) && !Node.isExpressionWithTypeArguments(node)) || Node.isInterfaceDeclaration(node) || Node.isTypeAliasDeclaration(node)) traversal.skip();
+      if (
+        (Node.isTypeNode(node) && !Node.isExpressionWithTypeArguments(node)) ||
+        Node.isInterfaceDeclaration(node) ||
+        Node.isTypeAliasDeclaration(node)
+      )
+        traversal.skip();
       else this.visit(node);
     });
   }
 
   private visit(node: Node): void {
     if (Node.isIdentifier(node)) this.checkReference(node);
-    else if (Node.isBinaryExpression(node) && isAssignment(node.getOperatorToken().getKind())) this.checkTarget(node.getLeft(), '= …');
-    else if ((Node.isPrefixUnaryExpression(node) || Node.isPostfixUnaryExpression(node)) && (node.getOperatorToken() === SyntaxKind.PlusPlusToken || node.getOperatorToken() === SyntaxKind.MinusMinusToken)) this.checkTarget(node.getOperand(), node.getOperatorToken() === SyntaxKind.PlusPlusToken ? '++' : '--');
+    else if (Node.isBinaryExpression(node) && isAssignment(node.getOperatorToken().getKind()))
+      this.checkTarget(node.getLeft(), '= …');
+    else if (
+      (Node.isPrefixUnaryExpression(node) || Node.isPostfixUnaryExpression(node)) &&
+      (node.getOperatorToken() === SyntaxKind.PlusPlusToken ||
+        node.getOperatorToken() === SyntaxKind.MinusMinusToken)
+    )
+      this.checkTarget(
+        node.getOperand(),
+        node.getOperatorToken() === SyntaxKind.PlusPlusToken ? '++' : '--',
+      );
     else if (Node.isDeleteExpression(node)) this.checkTarget(node.getExpression(), 'delete');
     else if (Node.isForOfStatement(node) || Node.isForInStatement(node)) {
       const init = node.getInitializer();
       if (!Node.isVariableDeclarationList(init)) this.checkTarget(init, '= …');
-      if (Node.isForInStatement(node)) this.cx.report(node, 'unbounded-loop', `for…in is not allowed in an optimizer: ${LOOP}`);
-      else if (node.isAwaited()) this.cx.report(node, 'await', `for await is not allowed in an optimizer: ${TRACED}`);
-    } else if (Node.isWhileStatement(node)) this.cx.report(node, 'unbounded-loop', `while is not allowed in an optimizer: ${LOOP}`);
-    else if (Node.isDoStatement(node)) this.cx.report(node, 'unbounded-loop', `do…while is not allowed in an optimizer: ${LOOP}`);
-    else if (Node.isForStatement(node) && node.getCondition() === undefined) this.cx.report(node, 'unbounded-loop', `for without a condition is not allowed in an optimizer: ${LOOP}`);
-    else if (Node.isAwaitExpression(node)) this.cx.report(node, 'await', `await is not allowed in an optimizer: ${TRACED}`);
+      if (Node.isForInStatement(node))
+        this.cx.report(node, 'unbounded-loop', `for…in is not allowed in an optimizer: ${LOOP}`);
+      else if (node.isAwaited())
+        this.cx.report(node, 'await', `for await is not allowed in an optimizer: ${TRACED}`);
+    } else if (Node.isWhileStatement(node))
+      this.cx.report(node, 'unbounded-loop', `while is not allowed in an optimizer: ${LOOP}`);
+    else if (Node.isDoStatement(node))
+      this.cx.report(node, 'unbounded-loop', `do…while is not allowed in an optimizer: ${LOOP}`);
+    else if (Node.isForStatement(node) && node.getCondition() === undefined)
+      this.cx.report(
+        node,
+        'unbounded-loop',
+        `for without a condition is not allowed in an optimizer: ${LOOP}`,
+      );
+    else if (Node.isAwaitExpression(node))
+      this.cx.report(node, 'await', `await is not allowed in an optimizer: ${TRACED}`);
     else if (isFunctionNode(node)) this.checkAsync(node);
-    else if (Node.isCallExpression(node)) this.checkCall(node.getExpression(), node, node.getArguments());
+    else if (Node.isCallExpression(node))
+      this.checkCall(node.getExpression(), node, node.getArguments());
     else if (Node.isNewExpression(node)) this.checkCallee(node.getExpression(), node);
     else if (Node.isTaggedTemplateExpression(node)) this.checkCallee(node.getTag(), node);
   }
 
   private checkAsync(fn: FunctionNode): void {
-    if (Node.isAsyncable(fn) && fn.isAsync()) this.cx.report(fn.getAsyncKeyword() ?? fn, 'await', `async functions are not allowed in an optimizer: ${TRACED}`);
+    if (Node.isAsyncable(fn) && fn.isAsync())
+      this.cx.report(
+        fn.getAsyncKeyword() ?? fn,
+        'await',
+        `async functions are not allowed in an optimizer: ${TRACED}`,
+      );
   }
 
   /** A name read in the body: globals and node: imports, and same-file functions to follow. */
@@ -231,7 +384,11 @@ class FunctionCheck {
     if (b.kind === 'global') this.checkGlobal(id);
     else if (b.kind === 'import' && isModuleBuiltin(b.module)) {
       const clock = /^(node:)?(crypto|perf_hooks)$/.test(b.module);
-      this.cx.report(id, clock ? 'nondeterminism' : 'io', `\`${id.getText()}\` comes from '${b.module}': ${clock ? `an optimizer must be deterministic; ${RANDOM}` : NO_IO}`);
+      this.cx.report(
+        id,
+        clock ? 'nondeterminism' : 'io',
+        `\`${id.getText()}\` comes from '${b.module}': ${clock ? `an optimizer must be deterministic; ${RANDOM}` : NO_IO}`,
+      );
     } else if (b.kind === 'outer' || b.kind === 'local') {
       const target = functionOf(b.decl);
       if (target !== undefined) {
@@ -243,7 +400,11 @@ class FunctionCheck {
         // `const lossGrad = grad((p) => …)`: the functions a module-level value is made from run when it is called.
         for (const part of madeFrom(b.decl)) {
           const x = strip(part);
-          const made = isFunctionNode(x) ? x : Node.isIdentifier(x) ? bindingFunction(x) : undefined;
+          const made = isFunctionNode(x)
+            ? x
+            : Node.isIdentifier(x)
+              ? bindingFunction(x)
+              : undefined;
           if (made !== undefined) this.cx.follow(made);
         }
       }
@@ -253,13 +414,38 @@ class FunctionCheck {
   private checkGlobal(id: Node): void {
     const name = id.getText();
     const parent = id.getParent();
-    const member = Node.isPropertyAccessExpression(parent) && parent.getExpression() === id ? parent.getName() : undefined;
-    if (name === 'Math' && member === 'random') this.cx.report(id, 'nondeterminism', `Math.random is not allowed in an optimizer: ${RANDOM}`);
-    else if (name === 'crypto') this.cx.report(id, 'nondeterminism', `crypto is not allowed in an optimizer: ${RANDOM}`);
-    else if (name === 'Date' || name === 'performance' || (name === 'process' && member === 'hrtime')) this.cx.report(Node.isNewExpression(parent) ? parent : id, 'nondeterminism', `${member === 'hrtime' ? 'process.hrtime' : name} is not allowed in an optimizer: ${CLOCK}`);
-    else if (name === 'process') this.cx.report(id, 'io', `process is not allowed in an optimizer: pass settings in as hyperparameters (ctx.settings); ${NO_IO}`);
-    else if (IO_GLOBALS.has(name)) this.cx.report(id, 'io', `${name} is not allowed in an optimizer: ${NO_IO}`);
-    else if (name === 'eval' || name === 'Function') this.cx.report(id, 'impure-call', `${name} is not allowed in an optimizer: grng compile cannot check code built from strings; write it out`);
+    const member =
+      Node.isPropertyAccessExpression(parent) && parent.getExpression() === id
+        ? parent.getName()
+        : undefined;
+    if (name === 'Math' && member === 'random')
+      this.cx.report(id, 'nondeterminism', `Math.random is not allowed in an optimizer: ${RANDOM}`);
+    else if (name === 'crypto')
+      this.cx.report(id, 'nondeterminism', `crypto is not allowed in an optimizer: ${RANDOM}`);
+    else if (
+      name === 'Date' ||
+      name === 'performance' ||
+      (name === 'process' && member === 'hrtime')
+    )
+      this.cx.report(
+        Node.isNewExpression(parent) ? parent : id,
+        'nondeterminism',
+        `${member === 'hrtime' ? 'process.hrtime' : name} is not allowed in an optimizer: ${CLOCK}`,
+      );
+    else if (name === 'process')
+      this.cx.report(
+        id,
+        'io',
+        `process is not allowed in an optimizer: pass settings in as hyperparameters (ctx.settings); ${NO_IO}`,
+      );
+    else if (IO_GLOBALS.has(name))
+      this.cx.report(id, 'io', `${name} is not allowed in an optimizer: ${NO_IO}`);
+    else if (name === 'eval' || name === 'Function')
+      this.cx.report(
+        id,
+        'impure-call',
+        `${name} is not allowed in an optimizer: grng compile cannot check code built from strings; write it out`,
+      );
   }
 
   private checkCall(callee: Node, call: Node, args: readonly Node[]): void {
@@ -272,15 +458,34 @@ class FunctionCheck {
     if (!Node.isPropertyAccessExpression(target)) return;
     const method = target.getName();
     const receiver = strip(target.getExpression());
-    const statics = Node.isIdentifier(receiver) && bindingOf(receiver, this.fn).kind === 'global' ? OBJECT_MUTATORS[receiver.getText()] : undefined;
+    const statics =
+      Node.isIdentifier(receiver) && bindingOf(receiver, this.fn).kind === 'global'
+        ? OBJECT_MUTATORS[receiver.getText()]
+        : undefined;
     if (statics !== undefined) {
-      const owner = statics.has(method) && args[0] !== undefined ? this.ownerOf(args[0]) : undefined;
-      if (owner !== undefined) this.cx.report(call, 'argument-mutation', `\`${snippet(call)}\` changes ${reached(owner)}: copy instead ({ ...${snippet(args[0] as Node, 20)}, … })`);
+      const owner =
+        statics.has(method) && args[0] !== undefined ? this.ownerOf(args[0]) : undefined;
+      if (owner !== undefined)
+        this.cx.report(
+          call,
+          'argument-mutation',
+          `\`${snippet(call)}\` changes ${reached(owner)}: copy instead ({ ...${snippet(args[0] as Node, 20)}, … })`,
+        );
       return;
     }
-    if (!ARRAY_MUTATORS.has(method) && !COLLECTION_MUTATORS.has(method) && !(method === 'add' && this.isSet(receiver))) return;
+    if (
+      !ARRAY_MUTATORS.has(method) &&
+      !COLLECTION_MUTATORS.has(method) &&
+      !(method === 'add' && this.isSet(receiver))
+    )
+      return;
     const owner = this.ownerOf(receiver);
-    if (owner !== undefined) this.cx.report(call, 'argument-mutation', `\`${snippet(call)}\` changes ${reached(owner)}: build a new array, Map or Set in the function instead ([...xs, x], [...xs].sort())`);
+    if (owner !== undefined)
+      this.cx.report(
+        call,
+        'argument-mutation',
+        `\`${snippet(call)}\` changes ${reached(owner)}: build a new array, Map or Set in the function instead ([...xs, x], [...xs].sort())`,
+      );
   }
 
   /** Calls into modules other than grng cannot be checked. */
@@ -292,9 +497,20 @@ class FunctionCheck {
     const maker = b.kind === 'outer' ? madeFrom(b.decl)[0] : undefined;
     const makerName = maker === undefined ? undefined : rootName(maker);
     const from = makerName === undefined ? b : bindingOf(makerName, makerName);
-    if (from.kind === 'import' && !isModuleBuiltin(from.module) && !this.cx.isGrngModule(from.module)) {
-      const what = from === b ? `\`${snippet(root)}\` comes` : `\`${snippet(root)}\` is made by \`${snippet(makerName as Node)}\``;
-      this.cx.report(call, 'impure-call', `${what} from '${from.module}', which grng compile cannot check: use grng's ops, declare the helper in this file, or allow the module (allowModules)`);
+    if (
+      from.kind === 'import' &&
+      !isModuleBuiltin(from.module) &&
+      !this.cx.isGrngModule(from.module)
+    ) {
+      const what =
+        from === b
+          ? `\`${snippet(root)}\` comes`
+          : `\`${snippet(root)}\` is made by \`${snippet(makerName as Node)}\``;
+      this.cx.report(
+        call,
+        'impure-call',
+        `${what} from '${from.module}', which grng compile cannot check: use grng's ops, declare the helper in this file, or allow the module (allowModules)`,
+      );
     }
   }
 
@@ -304,14 +520,31 @@ class FunctionCheck {
     if (Node.isIdentifier(t)) {
       const b = bindingOf(t, this.fn);
       if (b.kind === 'outer' || b.kind === 'global' || b.kind === 'import') {
-        this.cx.report(t, 'outer-assignment', `assigns to \`${t.getText()}\`, which is declared outside the function: keep what changes between steps in the optimizer's state and return it from update (locals are fine)`);
+        this.cx.report(
+          t,
+          'outer-assignment',
+          `assigns to \`${t.getText()}\`, which is declared outside the function: keep what changes between steps in the optimizer's state and return it from update (locals are fine)`,
+        );
       }
     } else if (Node.isPropertyAccessExpression(t) || Node.isElementAccessExpression(t)) {
       const owner = this.ownerOf(t.getExpression());
       const shown = how === 'delete' ? `delete ${snippet(t)}` : `${snippet(t)} ${how}`;
-      if (owner !== undefined) this.cx.report(how === 'delete' ? target.getParentOrThrow() : t, 'argument-mutation', `\`${shown}\` changes ${reached(owner)}: build and return new objects instead ({ ...x, key: value })`);
+      if (owner !== undefined)
+        this.cx.report(
+          how === 'delete' ? target.getParentOrThrow() : t,
+          'argument-mutation',
+          `\`${shown}\` changes ${reached(owner)}: build and return new objects instead ({ ...x, key: value })`,
+        );
     } else if (Node.isArrayLiteralExpression(t)) {
-      for (const e of t.getElements()) this.checkTarget(Node.isSpreadElement(e) ? e.getExpression() : Node.isBinaryExpression(e) ? e.getLeft() : e, how);
+      for (const e of t.getElements())
+        this.checkTarget(
+          Node.isSpreadElement(e)
+            ? e.getExpression()
+            : Node.isBinaryExpression(e)
+              ? e.getLeft()
+              : e,
+          how,
+        );
     } else if (Node.isObjectLiteralExpression(t)) {
       for (const p of t.getProperties()) {
         if (Node.isPropertyAssignment(p)) this.checkTarget(p.getInitializerOrThrow(), how);
@@ -327,15 +560,25 @@ class FunctionCheck {
     if (Node.isThisExpression(x)) {
       // In a constructor of a class declared here, `this` is the instance being built.
       const holder = x.getFirstAncestor((a) => isFunctionNode(a) && !Node.isArrowFunction(a));
-      const own = Node.isConstructorDeclaration(holder) && holder.getPos() >= this.fn.getPos() && holder !== this.fn;
+      const own =
+        Node.isConstructorDeclaration(holder) &&
+        holder.getPos() >= this.fn.getPos() &&
+        holder !== this.fn;
       return own ? undefined : { name: 'this', what: 'the object the function belongs to' };
     }
-    if (Node.isPropertyAccessExpression(x) || Node.isElementAccessExpression(x)) return this.ownerOf(x.getExpression(), seen);
-    if (Node.isConditionalExpression(x)) return this.ownerOf(x.getWhenTrue(), seen) ?? this.ownerOf(x.getWhenFalse(), seen);
+    if (Node.isPropertyAccessExpression(x) || Node.isElementAccessExpression(x))
+      return this.ownerOf(x.getExpression(), seen);
+    if (Node.isConditionalExpression(x))
+      return this.ownerOf(x.getWhenTrue(), seen) ?? this.ownerOf(x.getWhenFalse(), seen);
     if (Node.isBinaryExpression(x)) {
       const op = x.getOperatorToken().getKind();
       if (op === SyntaxKind.CommaToken) return this.ownerOf(x.getRight(), seen);
-      if (op === SyntaxKind.QuestionQuestionToken || op === SyntaxKind.BarBarToken || op === SyntaxKind.AmpersandAmpersandToken) return this.ownerOf(x.getLeft(), seen) ?? this.ownerOf(x.getRight(), seen);
+      if (
+        op === SyntaxKind.QuestionQuestionToken ||
+        op === SyntaxKind.BarBarToken ||
+        op === SyntaxKind.AmpersandAmpersandToken
+      )
+        return this.ownerOf(x.getLeft(), seen) ?? this.ownerOf(x.getRight(), seen);
       return undefined;
     }
     if (!Node.isIdentifier(x)) return undefined;
@@ -358,7 +601,11 @@ class FunctionCheck {
       if (Node.isVariableDeclaration(decl) || Node.isParameterDeclaration(decl)) {
         const init = decl.getInitializer();
         const made = init === undefined ? undefined : strip(init);
-        if (/^(Readonly|Weak)?Set\b/.test(decl.getTypeNode()?.getText() ?? '') || (Node.isNewExpression(made) && /^(Weak)?Set$/.test(made.getExpression().getText()))) return true;
+        if (
+          /^(Readonly|Weak)?Set\b/.test(decl.getTypeNode()?.getText() ?? '') ||
+          (Node.isNewExpression(made) && /^(Weak)?Set$/.test(made.getExpression().getText()))
+        )
+          return true;
       }
     }
     try {
@@ -382,15 +629,29 @@ function isAssignment(kind: SyntaxKind): boolean {
 }
 
 function isNamedFunction(fn: FunctionNode): boolean {
-  if (Node.isFunctionDeclaration(fn) || (Node.isFunctionExpression(fn) && fn.getName() !== undefined)) return true;
+  if (
+    Node.isFunctionDeclaration(fn) ||
+    (Node.isFunctionExpression(fn) && fn.getName() !== undefined)
+  )
+    return true;
   let up = fn.getParent();
-  while (Node.isParenthesizedExpression(up) || Node.isAsExpression(up) || Node.isSatisfiesExpression(up) || Node.isNonNullExpression(up)) up = up.getParent();
+  while (
+    Node.isParenthesizedExpression(up) ||
+    Node.isAsExpression(up) ||
+    Node.isSatisfiesExpression(up) ||
+    Node.isNonNullExpression(up)
+  )
+    up = up.getParent();
   return Node.isVariableDeclaration(up);
 }
 
 /** The value a local starts with: its initializer, or the array a for…of walks. */
 function initialValues(decl: Node): Node[] {
-  const variable = Node.isVariableDeclaration(decl) ? decl : Node.isBindingElement(decl) ? decl.getFirstAncestorByKind(SyntaxKind.VariableDeclaration) : undefined;
+  const variable = Node.isVariableDeclaration(decl)
+    ? decl
+    : Node.isBindingElement(decl)
+      ? decl.getFirstAncestorByKind(SyntaxKind.VariableDeclaration)
+      : undefined;
   if (variable === undefined) return [];
   const statement = variable.getParent()?.getParent();
   if (Node.isForOfStatement(statement)) return [statement.getExpression()];

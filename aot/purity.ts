@@ -8,12 +8,35 @@
 // `fallbacks = add(…)` does); reading module-level values is allowed, writing them is not.
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { Node, Project, type CallExpression, type ObjectLiteralExpression, type SourceFile } from 'ts-morph';
+import {
+  Node,
+  Project,
+  type CallExpression,
+  type ObjectLiteralExpression,
+  type SourceFile,
+} from 'ts-morph';
 import { GrngError } from '../core/errors.js';
 import { grngRoot } from './load-source.js';
-import { bindingOf, checkFunction, functionOf, isFunctionNode, isModuleBuiltin, objectOf, strip, type FunctionNode, type RuleContext } from './purity-rules.js';
+import {
+  bindingOf,
+  checkFunction,
+  functionOf,
+  isFunctionNode,
+  isModuleBuiltin,
+  objectOf,
+  strip,
+  type FunctionNode,
+  type RuleContext,
+} from './purity-rules.js';
 
-export type PurityRule = 'outer-assignment' | 'argument-mutation' | 'nondeterminism' | 'io' | 'await' | 'impure-call' | 'unbounded-loop';
+export type PurityRule =
+  | 'outer-assignment'
+  | 'argument-mutation'
+  | 'nondeterminism'
+  | 'io'
+  | 'await'
+  | 'impure-call'
+  | 'unbounded-loop';
 export interface PurityViolation {
   readonly file: string;
   readonly line: number;
@@ -48,7 +71,11 @@ const GRNG_DIRS = new Set(['dsl', 'optimizers', 'compiler', 'runtime']);
  * the binder's name resolution (a checker over the whole program would take seconds to start).
  */
 export function purityProject(): Project {
-  return new Project({ skipAddingFilesFromTsConfig: true, skipFileDependencyResolution: true, compilerOptions: { allowJs: true, noLib: true, noResolve: true, types: [] } });
+  return new Project({
+    skipAddingFilesFromTsConfig: true,
+    skipFileDependencyResolution: true,
+    compilerOptions: { allowJs: true, noLib: true, noResolve: true, types: [] },
+  });
 }
 
 /** Finds every exported defineOptimizer(...) in `file` and checks the functions it is given. */
@@ -109,13 +136,16 @@ function grngModules(file: string, allow: readonly string[]): (specifier: string
   const root = grngRoot().root;
   const bases = [root, join(root, 'dist')];
   return (specifier) => {
-    if (specifier === 'grng' || specifier.startsWith('grng/') || allow.includes(specifier)) return true;
+    if (specifier === 'grng' || specifier.startsWith('grng/') || allow.includes(specifier))
+      return true;
     if (!specifier.startsWith('.')) return false;
     const target = resolve(dirname(file), specifier).replace(/\.[mc]?[jt]sx?$/, '');
     return bases.some((base) => {
       const inside = relative(base, target);
       if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) return false;
-      return inside === 'index' || inside === 'testing' || GRNG_DIRS.has(inside.split(sep)[0] as string);
+      return (
+        inside === 'index' || inside === 'testing' || GRNG_DIRS.has(inside.split(sep)[0] as string)
+      );
     });
   };
 }
@@ -136,7 +166,11 @@ function exportedOptimizers(source: SourceFile): { exportName: string; call: Cal
     if (declaration.getModuleSpecifier() !== undefined) continue;
     for (const specifier of declaration.getNamedExports()) {
       const call = byName.get(specifier.getNameNode().getText());
-      if (call !== undefined) sites.push({ exportName: specifier.getAliasNode()?.getText() ?? specifier.getName(), call });
+      if (call !== undefined)
+        sites.push({
+          exportName: specifier.getAliasNode()?.getText() ?? specifier.getName(),
+          call,
+        });
     }
   }
   for (const assignment of source.getExportAssignments()) {
@@ -151,7 +185,11 @@ function definitionCall(init: Node | undefined): CallExpression | undefined {
   const value = init === undefined ? undefined : strip(init);
   if (!Node.isCallExpression(value)) return undefined;
   const callee = strip(value.getExpression());
-  const name = Node.isIdentifier(callee) ? callee.getText() : Node.isPropertyAccessExpression(callee) ? callee.getName() : undefined;
+  const name = Node.isIdentifier(callee)
+    ? callee.getText()
+    : Node.isPropertyAccessExpression(callee)
+      ? callee.getName()
+      : undefined;
   return name === 'defineOptimizer' ? value : undefined;
 }
 
@@ -159,7 +197,11 @@ function checkDefinition(call: CallExpression, cx: RuleContext): void {
   const [argument] = call.getArguments();
   const literal = argument === undefined ? undefined : objectLiteral(argument, call);
   if (literal === undefined) {
-    cx.report(argument ?? call, 'impure-call', "defineOptimizer's argument is not an object literal, so grng compile cannot check it: write defineOptimizer({ name, hyper, init, update }) in this file");
+    cx.report(
+      argument ?? call,
+      'impure-call',
+      "defineOptimizer's argument is not an object literal, so grng compile cannot check it: write defineOptimizer({ name, hyper, init, update }) in this file",
+    );
     return;
   }
   checkEntries(literal, cx, true);
@@ -185,17 +227,31 @@ function checkEntries(object: ObjectLiteralExpression, cx: RuleContext, definiti
       if (Node.isSpreadAssignment(p)) {
         const inner = objectLiteral(p.getExpression(), o);
         if (inner !== undefined) collect(inner);
-        else if (definition && !isTrusted(p.getExpression(), cx)) cx.report(p, 'impure-call', "a spread in defineOptimizer's argument cannot be checked: write init, update, validate and report out in the object literal");
+        else if (definition && !isTrusted(p.getExpression(), cx))
+          cx.report(
+            p,
+            'impure-call',
+            "a spread in defineOptimizer's argument cannot be checked: write init, update, validate and report out in the object literal",
+          );
       } else {
         const name = propertyName(p.getNameNode());
-        if (name !== undefined) entries.set(name, Node.isPropertyAssignment(p) ? p.getInitializerOrThrow() : Node.isShorthandPropertyAssignment(p) ? p.getNameNode() : p);
+        if (name !== undefined)
+          entries.set(
+            name,
+            Node.isPropertyAssignment(p)
+              ? p.getInitializerOrThrow()
+              : Node.isShorthandPropertyAssignment(p)
+                ? p.getNameNode()
+                : p,
+          );
       }
     }
   };
   collect(object);
   for (const [name, value] of entries) {
     if (!definition) checkEntry(name, value, object, cx, false);
-    else if ((CODE_ENTRIES as readonly string[]).includes(name)) checkEntry(name, value, object, cx, true);
+    else if ((CODE_ENTRIES as readonly string[]).includes(name))
+      checkEntry(name, value, object, cx, true);
     else if (name === 'report') {
       const holder = objectLiteral(value, object);
       if (holder !== undefined) cx.followObject(holder);
@@ -205,8 +261,10 @@ function checkEntries(object: ObjectLiteralExpression, cx: RuleContext, definiti
 }
 
 function propertyName(name: Node | undefined): string | undefined {
-  if (Node.isIdentifier(name) || Node.isPrivateIdentifier(name) || Node.isNumericLiteral(name)) return name.getText();
-  if (Node.isStringLiteral(name) || Node.isNoSubstitutionTemplateLiteral(name)) return name.getLiteralValue();
+  if (Node.isIdentifier(name) || Node.isPrivateIdentifier(name) || Node.isNumericLiteral(name))
+    return name.getText();
+  if (Node.isStringLiteral(name) || Node.isNoSubstitutionTemplateLiteral(name))
+    return name.getLiteralValue();
   const computed = Node.isComputedPropertyName(name) ? strip(name.getExpression()) : undefined;
   return Node.isStringLiteral(computed) ? computed.getLiteralValue() : undefined;
 }
@@ -220,34 +278,66 @@ function isTrusted(e: Node, cx: RuleContext): boolean {
 }
 
 /** One entry's value: a function to check, a same-file function, a grng import, or nothing checkable. */
-function checkEntry(name: string, value: Node, scope: Node, cx: RuleContext, strict: boolean): void {
+function checkEntry(
+  name: string,
+  value: Node,
+  scope: Node,
+  cx: RuleContext,
+  strict: boolean,
+): void {
   const x = isFunctionNode(value) ? value : strip(value);
   if (isFunctionNode(x)) return cx.follow(x);
   if (Node.isIdentifier(x)) {
     const b = bindingOf(x, scope);
     if (b.kind === 'global' && x.getText() === 'undefined') return;
     if (b.kind === 'import' && cx.isGrngModule(b.module)) return;
-    if (b.kind === 'import' && strict) return cx.report(x, 'impure-call', `${name} is \`${x.getText()}\` from '${b.module}', which grng compile cannot check: declare it in this file${isModuleBuiltin(b.module) ? '' : ' or allow the module (allowModules)'}`);
+    if (b.kind === 'import' && strict)
+      return cx.report(
+        x,
+        'impure-call',
+        `${name} is \`${x.getText()}\` from '${b.module}', which grng compile cannot check: declare it in this file${isModuleBuiltin(b.module) ? '' : ' or allow the module (allowModules)'}`,
+      );
     const fn = b.kind === 'outer' || b.kind === 'local' ? functionOf(b.decl) : undefined;
     if (fn !== undefined) return cx.follow(fn);
     const object = b.kind === 'outer' || b.kind === 'local' ? objectOf(b.decl) : undefined;
     if (object !== undefined && !strict) return cx.followObject(object);
   }
-  if (strict && !Node.isNullLiteral(x)) cx.report(x, 'impure-call', `${name} is not a function grng compile can find statically: write it here as a function, or name a function declared in this file`);
+  if (strict && !Node.isNullLiteral(x))
+    cx.report(
+      x,
+      'impure-call',
+      `${name} is not a function grng compile can find statically: write it here as a function, or name a function declared in this file`,
+    );
 }
 
 /** A reference that closes a cycle of same-file functions is recursion: no trip count known at trace time. */
-function reportRecursion(edges: ReadonlyMap<FunctionNode, ReadonlyMap<FunctionNode, Node>>, cx: RuleContext): void {
-  const reaches = (from: FunctionNode, to: FunctionNode, seen = new Set<FunctionNode>()): boolean => {
+function reportRecursion(
+  edges: ReadonlyMap<FunctionNode, ReadonlyMap<FunctionNode, Node>>,
+  cx: RuleContext,
+): void {
+  const reaches = (
+    from: FunctionNode,
+    to: FunctionNode,
+    seen = new Set<FunctionNode>(),
+  ): boolean => {
     if (from === to) return true;
     seen.add(from);
-    return [...(edges.get(from)?.keys() ?? [])].some((next) => !seen.has(next) && reaches(next, to, seen));
+    return [...(edges.get(from)?.keys() ?? [])].some(
+      (next) => !seen.has(next) && reaches(next, to, seen),
+    );
   };
   for (const [from, out] of edges) {
     for (const [to, at] of out) {
       if (!reaches(to, from)) continue;
-      const how = from === to ? `\`${at.getText()}\` calls itself` : `\`${at.getText()}\` calls back into the function that calls it`;
-      cx.report(at, 'unbounded-loop', `${how}: recursion has no trip count known at trace time; use for (let i = 0; i < n; i++) or for…of over an array`);
+      const how =
+        from === to
+          ? `\`${at.getText()}\` calls itself`
+          : `\`${at.getText()}\` calls back into the function that calls it`;
+      cx.report(
+        at,
+        'unbounded-loop',
+        `${how}: recursion has no trip count known at trace time; use for (let i = 0; i < n; i++) or for…of over an array`,
+      );
     }
   }
 }

@@ -20,24 +20,39 @@ import { optimizersSection } from './sections/optimizers.js';
 
 // In this order: the optimizers section leaves a second device with large programs behind, and
 // later WebGPU figures on llvmpipe ran ~30 % slower after it (matmul 512³ 12 vs 16 GFLOP/s).
-const SECTIONS = { adamw: adamwSection, mlp: mlpStepSection, matmul: matmulSection, optimizers: optimizersSection } as const;
+const SECTIONS = {
+  adamw: adamwSection,
+  mlp: mlpStepSection,
+  matmul: matmulSection,
+  optimizers: optimizersSection,
+} as const;
 type SectionName = keyof typeof SECTIONS;
 /** createDevice's backend for each adapter name (the peers get the same through navigator.gpu). */
 const GRNG_BACKEND = { llvmpipe: 'opengles', swiftshader: 'swiftshader', gpu: 'vulkan' } as const;
 
 test('npm run bench', async () => {
   const adapter = (process.env.GRNG_BENCH_ADAPTER ?? 'llvmpipe') as PeerAdapter;
-  if (!(adapter in PEER_ADAPTERS)) throw new Error(`the adapter must be one of ${Object.keys(PEER_ADAPTERS).join(', ')}, got "${adapter}"`);
-  const only = (process.env.GRNG_BENCH_ONLY ?? Object.keys(SECTIONS).join(',')).split(',').map((s) => s.trim()) as SectionName[];
+  if (!(adapter in PEER_ADAPTERS))
+    throw new Error(
+      `the adapter must be one of ${Object.keys(PEER_ADAPTERS).join(', ')}, got "${adapter}"`,
+    );
+  const only = (process.env.GRNG_BENCH_ONLY ?? Object.keys(SECTIONS).join(','))
+    .split(',')
+    .map((s) => s.trim()) as SectionName[];
   const unknown = only.filter((s) => !(s in SECTIONS));
-  if (unknown.length > 0) throw new Error(`unknown section(s) ${unknown.join(', ')}; choose from ${Object.keys(SECTIONS).join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown section(s) ${unknown.join(', ')}; choose from ${Object.keys(SECTIONS).join(', ')}`,
+    );
 
   // PyTorch first, in its own process, while nothing else runs.
   const torch = await torchTimings({
     threads: 2,
     reps: 15,
     warmup: 3,
-    adamw: only.includes('adamw') ? ADAMW_WORKLOADS.map((w) => ({ name: w.name, sizes: sizesOf(w.shapes) })) : [],
+    adamw: only.includes('adamw')
+      ? ADAMW_WORKLOADS.map((w) => ({ name: w.name, sizes: sizesOf(w.shapes) }))
+      : [],
     matmul: only.includes('matmul') ? MATMUL_SIZES.map((k) => ({ name: matmulName(k), k })) : [],
     mlp: only.includes('mlp') ? [{ name: MLP_STEP_NAME, sizes: MLP.sizes, batch: MLP.batch }] : [],
   });

@@ -13,7 +13,11 @@ export interface AdamWHyper {
 const STORAGE = 0x0080;
 const COPY_DST = 0x0008;
 
-export function handWrittenAdamW(gpu: GPUDevice, n: number, h: AdamWHyper): { run(): void; destroy(): void } {
+export function handWrittenAdamW(
+  gpu: GPUDevice,
+  n: number,
+  h: AdamWHyper,
+): { run(): void; destroy(): void } {
   const f = (x: number) => `${Math.fround(x).toExponential(8)}f`;
   // All tensors of a parameter list as one buffer, padded to whole vec4s: the bandwidth floor.
   const vectors = Math.ceil(n / 4);
@@ -34,11 +38,19 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   m[i] = m1;
   v[i] = v1;
 }`;
-  const buffers = [0, 1, 2, 3].map(() => gpu.createBuffer({ size: vectors * 16, usage: STORAGE | COPY_DST }));
+  const buffers = [0, 1, 2, 3].map(() =>
+    gpu.createBuffer({ size: vectors * 16, usage: STORAGE | COPY_DST }),
+  );
   const init = new Float32Array(vectors * 4).map((_, i) => Math.sin(i) * 0.5);
   buffers.forEach((b, k) => gpu.queue.writeBuffer(b, 0, k === 2 ? init.map((x) => x * x) : init));
-  const pipeline = gpu.createComputePipeline({ layout: 'auto', compute: { module: gpu.createShaderModule({ code }), entryPoint: 'main' } });
-  const bindGroup = gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  const pipeline = gpu.createComputePipeline({
+    layout: 'auto',
+    compute: { module: gpu.createShaderModule({ code }), entryPoint: 'main' },
+  });
+  const bindGroup = gpu.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+  });
   const groups = Math.ceil(vectors / 64);
   return {
     run() {

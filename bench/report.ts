@@ -49,7 +49,8 @@ export function progress(text: string): void {
   process.stderr.write(`bench: ${text}\n`);
 }
 
-const ms = (x: number | undefined) => (x === undefined ? '' : x >= 100 ? x.toFixed(0) : x.toFixed(2));
+const ms = (x: number | undefined) =>
+  x === undefined ? '' : x >= 100 ? x.toFixed(0) : x.toFixed(2);
 
 export function markdown(sections: readonly Section[], header: string): string {
   const out = [header, ''];
@@ -59,10 +60,19 @@ export function markdown(sections: readonly Section[], header: string): string {
       out.push(...optimizerTable(s.rows), '');
       continue;
     }
-    out.push('| workload | library | median ms | min | max | rate | dispatches |', '|---|---|---|---|---|---|---|');
+    out.push(
+      '| workload | library | median ms | min | max | rate | dispatches |',
+      '|---|---|---|---|---|---|---|',
+    );
     for (const r of s.rows) {
-      if (r.error !== undefined) out.push(`| ${r.workload} | ${r.library} | cannot run: ${r.error.replaceAll('|', '/')} | | | | |`);
-      else out.push(`| ${r.workload} | ${r.library} | ${ms(r.timing?.median)} | ${ms(r.timing?.min)} | ${ms(r.timing?.max)} | ${r.rate ?? ''} | ${r.dispatches ?? ''} |`);
+      if (r.error !== undefined)
+        out.push(
+          `| ${r.workload} | ${r.library} | cannot run: ${r.error.replaceAll('|', '/')} | | | | |`,
+        );
+      else
+        out.push(
+          `| ${r.workload} | ${r.library} | ${ms(r.timing?.median)} | ${ms(r.timing?.min)} | ${ms(r.timing?.max)} | ${r.rate ?? ''} | ${r.dispatches ?? ''} |`,
+        );
     }
     out.push('');
   }
@@ -71,25 +81,41 @@ export function markdown(sections: readonly Section[], header: string): string {
 
 function optimizerTable(rows: readonly Row[]): string[] {
   const sec = (x: number) => `${(x / 1000).toFixed(2)} s`;
-  const out = ['| optimizer | median ms | amortized ms | × AdamW | dispatches | state | refresh step | first step cold | first step cached | ≈ compile cold |', '|---|---|---|---|---|---|---|---|---|---|'];
+  const out = [
+    '| optimizer | median ms | amortized ms | × AdamW | dispatches | state | refresh step | first step cold | first step cached | ≈ compile cold |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
   for (const r of rows) {
     const f = r.optimizer;
-    if (r.error !== undefined || f === undefined) out.push(`| ${r.workload} | failed: ${(r.error ?? '').replaceAll('|', '/')} | | | | | | | | |`);
+    if (r.error !== undefined || f === undefined)
+      out.push(
+        `| ${r.workload} | failed: ${(r.error ?? '').replaceAll('|', '/')} | | | | | | | | |`,
+      );
     else {
       const refresh = f.period > 1 ? `${ms(f.refreshMs)} ms (1 in ${f.period})` : '(every step)';
       const compile = Math.max(0, f.firstColdMs - f.refreshMs);
-      out.push(`| ${r.workload} | ${ms(r.timing?.median)} | ${ms(f.amortizedMs)} | ${f.timesAdamW.toFixed(2)} | ${r.dispatches ?? ''} | ${(f.stateBytes / 2 ** 20).toFixed(2)} MiB | ${refresh} | ${sec(f.firstColdMs)} | ${sec(f.firstCachedMs)} | ${sec(compile)} |`);
+      out.push(
+        `| ${r.workload} | ${ms(r.timing?.median)} | ${ms(f.amortizedMs)} | ${f.timesAdamW.toFixed(2)} | ${r.dispatches ?? ''} | ${(f.stateBytes / 2 ** 20).toFixed(2)} MiB | ${refresh} | ${sec(f.firstColdMs)} | ${sec(f.firstCachedMs)} | ${sec(compile)} |`,
+      );
     }
   }
   return out;
 }
 
 /** Writes the JSON and the Markdown next to each other; returns the JSON's path. */
-export function writeResults(adapter: string, description: string, sections: readonly Section[], text: string): string {
+export function writeResults(
+  adapter: string,
+  description: string,
+  sections: readonly Section[],
+  text: string,
+): string {
   const dir = join('bench', 'results');
   mkdirSync(dir, { recursive: true });
   const base = join(dir, `${new Date().toISOString().slice(0, 10)}-${adapter}`);
-  writeFileSync(`${base}.json`, `${JSON.stringify({ adapter: description, date: new Date().toISOString(), sections }, null, 1)}\n`);
+  writeFileSync(
+    `${base}.json`,
+    `${JSON.stringify({ adapter: description, date: new Date().toISOString(), sections }, null, 1)}\n`,
+  );
   writeFileSync(`${base}.md`, `${text}\n`);
   return `${base}.json`;
 }

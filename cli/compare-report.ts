@@ -51,30 +51,45 @@ export function timeToTarget(run: ComparedRun, target: number): EvalPoint | unde
   return run.points.find((p) => p.testAccuracy >= target);
 }
 
-const percent = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(2)} %`);
-const fixed = (x: number | undefined, digits: number) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
-const settingsText = (s: Readonly<Record<string, unknown>>) => Object.entries(s).map(([k, v]) => `${k} ${String(v)}`).join(', ') || 'defaults';
+const percent = (x: number | undefined) =>
+  x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(2)} %`;
+const fixed = (x: number | undefined, digits: number) =>
+  x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
+const settingsText = (s: Readonly<Record<string, unknown>>) =>
+  Object.entries(s)
+    .map(([k, v]) => `${k} ${String(v)}`)
+    .join(', ') || 'defaults';
 
 /** The comparison as Markdown: what was run, one row per optimizer, and how to read it. */
 export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup): string {
   const rows = runs.map((run) => {
     const last = run.points.at(-1);
-    const best = run.points.reduce<EvalPoint | undefined>((b, p) => (b === undefined || p.testAccuracy > b.testAccuracy ? p : b), undefined);
+    const best = run.points.reduce<EvalPoint | undefined>(
+      (b, p) => (b === undefined || p.testAccuracy > b.testAccuracy ? p : b),
+      undefined,
+    );
     const hit = timeToTarget(run, setup.target);
     const cells = [
       `**${run.name}**${run.error === undefined ? '' : ` (failed: ${run.error.replace(/\|/g, '\\|')})`}`,
-      last !== undefined && last.epoch < setup.epochs - 1e-9 ? `${percent(last.testAccuracy)} (stopped at ep ${last.epoch.toFixed(2)})` : percent(last?.testAccuracy),
+      last !== undefined && last.epoch < setup.epochs - 1e-9
+        ? `${percent(last.testAccuracy)} (stopped at ep ${last.epoch.toFixed(2)})`
+        : percent(last?.testAccuracy),
       best === undefined ? '–' : `${percent(best.testAccuracy)} (ep ${best.epoch.toFixed(2)})`,
       fixed(last?.trainLoss, 4),
       fixed(last?.testLoss, 4),
       fixed(last?.elapsed, 1),
       fixed(run.msPerStep, 1),
-      hit === undefined ? 'not reached' : `${hit.elapsed.toFixed(1)} s (ep ${hit.epoch.toFixed(2)})`,
+      hit === undefined
+        ? 'not reached'
+        : `${hit.elapsed.toFixed(1)} s (ep ${hit.epoch.toFixed(2)})`,
       fixed(run.gradNormMean, 3),
     ];
     return `| ${cells.join(' | ')} |`;
   });
-  const settings = runs.map((run) => `- **${run.name}**: batch ${run.batchSize}${run.seconds === undefined ? '' : `, time cap ${run.seconds} s`}; ${settingsText(run.settings)}`);
+  const settings = runs.map(
+    (run) =>
+      `- **${run.name}**: batch ${run.batchSize}${run.seconds === undefined ? '' : `, time cap ${run.seconds} s`}; ${settingsText(run.settings)}`,
+  );
   return [
     `# Optimizer comparison: ${setup.dataset}, ${setup.model}`,
     '',
@@ -89,7 +104,7 @@ export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup):
     'resolution is the evaluation interval). Train loss is the mean over the steps since the previous',
     'evaluation; ‖∇L‖ is the global gradient norm averaged over every step.',
     '',
-    'Hyperparameters (the rest at each optimizer\'s defaults):',
+    "Hyperparameters (the rest at each optimizer's defaults):",
     '',
     ...settings,
     '',
@@ -98,15 +113,38 @@ export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup):
 
 /** The four plots by file name: loss and test accuracy, against epoch and against wall time. */
 export function compareCharts(runs: readonly ComparedRun[]): Record<string, string> {
-  const series = (x: (p: EvalPoint) => number, y: (p: EvalPoint) => number): ChartSeries[] => runs.map((run) => ({ name: run.name, points: run.points.map((p) => [x(p), y(p)] as const) }));
+  const series = (x: (p: EvalPoint) => number, y: (p: EvalPoint) => number): ChartSeries[] =>
+    runs.map((run) => ({ name: run.name, points: run.points.map((p) => [x(p), y(p)] as const) }));
   const byEpoch = (p: EvalPoint) => p.epoch;
   const byTime = (p: EvalPoint) => p.elapsed;
   const loss = (p: EvalPoint) => p.trainLoss;
   const accuracy = (p: EvalPoint) => p.testAccuracy;
   return {
-    'loss-epoch.svg': lineChart({ title: 'Training loss by epoch', xLabel: 'epoch', yLabel: 'cross-entropy (train)', yScale: 'log', series: series(byEpoch, loss) }),
-    'accuracy-epoch.svg': lineChart({ title: 'Test accuracy by epoch', xLabel: 'epoch', yLabel: 'test accuracy', series: series(byEpoch, accuracy) }),
-    'loss-time.svg': lineChart({ title: 'Training loss by wall time', xLabel: 'seconds of training', yLabel: 'cross-entropy (train)', yScale: 'log', series: series(byTime, loss) }),
-    'accuracy-time.svg': lineChart({ title: 'Test accuracy by wall time', xLabel: 'seconds of training', yLabel: 'test accuracy', series: series(byTime, accuracy) }),
+    'loss-epoch.svg': lineChart({
+      title: 'Training loss by epoch',
+      xLabel: 'epoch',
+      yLabel: 'cross-entropy (train)',
+      yScale: 'log',
+      series: series(byEpoch, loss),
+    }),
+    'accuracy-epoch.svg': lineChart({
+      title: 'Test accuracy by epoch',
+      xLabel: 'epoch',
+      yLabel: 'test accuracy',
+      series: series(byEpoch, accuracy),
+    }),
+    'loss-time.svg': lineChart({
+      title: 'Training loss by wall time',
+      xLabel: 'seconds of training',
+      yLabel: 'cross-entropy (train)',
+      yScale: 'log',
+      series: series(byTime, loss),
+    }),
+    'accuracy-time.svg': lineChart({
+      title: 'Test accuracy by wall time',
+      xLabel: 'seconds of training',
+      yLabel: 'test accuracy',
+      series: series(byTime, accuracy),
+    }),
   };
 }

@@ -11,9 +11,24 @@ import type { Optimizer } from '../dsl/optimizer.js';
 import type { ImageDataset } from '../runtime/data/image-dataset.js';
 import type { Device } from '../runtime/device.js';
 import { createTrainer } from '../runtime/trainer.js';
-import { compareCharts, compareTable, type ComparedRun, type CompareSetup, type EvalPoint } from './compare-report.js';
+import {
+  compareCharts,
+  compareTable,
+  type ComparedRun,
+  type CompareSetup,
+  type EvalPoint,
+} from './compare-report.js';
 import { createProgress } from './progress.js';
-import { DATA_OPTIONS, DATA_USAGE, deviceNamed, loadDataset, optimizerNamed, parseHyperValue, parseNumber, type HyperValue } from './training-options.js';
+import {
+  DATA_OPTIONS,
+  DATA_USAGE,
+  deviceNamed,
+  loadDataset,
+  optimizerNamed,
+  parseHyperValue,
+  parseNumber,
+  type HyperValue,
+} from './training-options.js';
 
 export const COMPARE_USAGE = `Usage: grng compare [options]
 
@@ -60,26 +75,61 @@ interface Budget {
 }
 
 /** `--set ring.lr=0.02` pairs grouped by optimizer. */
-export function parseOptimizerSettings(pairs: readonly string[], names: readonly string[]): Map<string, Record<string, HyperValue>> {
+export function parseOptimizerSettings(
+  pairs: readonly string[],
+  names: readonly string[],
+): Map<string, Record<string, HyperValue>> {
   const settings = new Map(names.map((n) => [n, {} as Record<string, HyperValue>]));
   for (const pair of pairs) {
     const match = /^([a-z]+)\.([A-Za-z0-9]+)=(.*)$/.exec(pair);
-    if (match === null) throw new GrngError('cli', `--set takes OPTIMIZER.NAME=VALUE, got '${pair}'`);
+    if (match === null)
+      throw new GrngError('cli', `--set takes OPTIMIZER.NAME=VALUE, got '${pair}'`);
     const target = settings.get(match[1]);
-    if (target === undefined) throw new GrngError('cli', `--set ${pair}: '${match[1]}' is not among --optimizers (${names.join(', ')})`);
+    if (target === undefined)
+      throw new GrngError(
+        'cli',
+        `--set ${pair}: '${match[1]}' is not among --optimizers (${names.join(', ')})`,
+      );
     target[match[2]] = parseHyperValue(match[3]);
   }
   return settings;
 }
 
 /** Trains one entry under the budget; a failure is recorded in the run, not thrown. */
-async function runOne(entry: Entry, data: ImageDataset, device: Device, sizes: readonly number[], budget: Budget, print: (line: string) => void, isTty: boolean): Promise<ComparedRun> {
+async function runOne(
+  entry: Entry,
+  data: ImageDataset,
+  device: Device,
+  sizes: readonly number[],
+  budget: Budget,
+  print: (line: string) => void,
+  isTty: boolean,
+): Promise<ComparedRun> {
   const perEpoch = Math.floor(data.train.count / entry.batchSize);
-  const progress = createProgress({ epochs: budget.epochs, stepsPerEpoch: perEpoch, isTty, print, prefix: entry.name });
+  const progress = createProgress({
+    epochs: budget.epochs,
+    stepsPerEpoch: perEpoch,
+    isTty,
+    print,
+    prefix: entry.name,
+  });
   const points: EvalPoint[] = [];
-  let [lossSum, lossCount, gradNormSum, steps, firstStepSeconds, firstElapsed, lastElapsed] = [0, 0, 0, 0, Number.NaN, 0, 0];
+  let [lossSum, lossCount, gradNormSum, steps, firstStepSeconds, firstElapsed, lastElapsed] = [
+    0,
+    0,
+    0,
+    0,
+    Number.NaN,
+    0,
+    0,
+  ];
   const { settings, batchSize } = entry;
-  const base = { name: entry.name, settings, batchSize, ...(Number.isFinite(entry.seconds) ? { seconds: entry.seconds } : {}) };
+  const base = {
+    name: entry.name,
+    settings,
+    batchSize,
+    ...(Number.isFinite(entry.seconds) ? { seconds: entry.seconds } : {}),
+  };
   try {
     const trainer = await createTrainer({
       model: nn.mlp(sizes),
@@ -106,12 +156,29 @@ async function runOne(entry: Entry, data: ImageDataset, device: Device, sizes: r
         const [record] = await trainer.fit(epoch, stopAt);
         progress.end();
         // At an epoch's end the Trainer has evaluated already; mid-epoch, evaluate here.
-        const test = record === undefined ? await trainer.evaluate() : { loss: record.testLoss, accuracy: record.testAccuracy };
-        const validation = data.validation === undefined ? undefined : record?.validationAccuracy ?? (await trainer.evaluate(data.validation)).accuracy;
-        const point = { step: trainer.steps, epoch: trainer.steps / perEpoch, elapsed: trainer.elapsed, trainLoss: lossSum / lossCount, testLoss: test.loss, testAccuracy: test.accuracy, ...(validation === undefined ? {} : { validationAccuracy: validation }) };
+        const test =
+          record === undefined
+            ? await trainer.evaluate()
+            : { loss: record.testLoss, accuracy: record.testAccuracy };
+        const validation =
+          data.validation === undefined
+            ? undefined
+            : (record?.validationAccuracy ?? (await trainer.evaluate(data.validation)).accuracy);
+        const point = {
+          step: trainer.steps,
+          epoch: trainer.steps / perEpoch,
+          elapsed: trainer.elapsed,
+          trainLoss: lossSum / lossCount,
+          testLoss: test.loss,
+          testAccuracy: test.accuracy,
+          ...(validation === undefined ? {} : { validationAccuracy: validation }),
+        };
         points.push(point);
         [lossSum, lossCount] = [0, 0];
-        if (!isTty) print(`${entry.name}  epoch ${point.epoch.toFixed(2)}: train loss ${point.trainLoss.toFixed(4)}, test accuracy ${(100 * point.testAccuracy).toFixed(2)} %, ${point.elapsed.toFixed(1)} s`);
+        if (!isTty)
+          print(
+            `${entry.name}  epoch ${point.epoch.toFixed(2)}: train loss ${point.trainLoss.toFixed(4)}, test accuracy ${(100 * point.testAccuracy).toFixed(2)} %, ${point.elapsed.toFixed(1)} s`,
+          );
         if (trainer.elapsed >= Math.min(budget.seconds, entry.seconds)) break run;
       }
     }
@@ -119,29 +186,54 @@ async function runOne(entry: Entry, data: ImageDataset, device: Device, sizes: r
     progress.end();
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     print(`${entry.name}: failed: ${message}`);
-    return { ...base, points, gradNormMean: gradNormSum / Math.max(steps, 1), msPerStep: Number.NaN, firstStepSeconds, error: message };
+    return {
+      ...base,
+      points,
+      gradNormMean: gradNormSum / Math.max(steps, 1),
+      msPerStep: Number.NaN,
+      firstStepSeconds,
+      error: message,
+    };
   }
-  return { ...base, points, gradNormMean: gradNormSum / Math.max(steps, 1), msPerStep: steps > 1 ? (1000 * (lastElapsed - firstElapsed)) / (steps - 1) : Number.NaN, firstStepSeconds };
+  return {
+    ...base,
+    points,
+    gradNormMean: gradNormSum / Math.max(steps, 1),
+    msPerStep: steps > 1 ? (1000 * (lastElapsed - firstElapsed)) / (steps - 1) : Number.NaN,
+    firstStepSeconds,
+  };
 }
 
 /** compare.md and the four plots from the runs. */
 function writeReport(dir: string, setup: CompareSetup, runs: readonly ComparedRun[]): void {
   writeFileSync(join(dir, 'compare.md'), compareTable(runs, setup));
-  for (const [file, svg] of Object.entries(compareCharts(runs))) writeFileSync(join(dir, file), svg);
+  for (const [file, svg] of Object.entries(compareCharts(runs)))
+    writeFileSync(join(dir, file), svg);
 }
 
 /** The runs of an earlier comparison with the same setup (date aside), for --merge. */
 function previousRuns(file: string, setup: CompareSetup): ComparedRun[] {
   if (!existsSync(file)) throw new GrngError('cli', `--merge: no earlier results at ${file}`);
-  const earlier = JSON.parse(readFileSync(file, 'utf8')) as { setup: CompareSetup; runs: ComparedRun[] };
+  const earlier = JSON.parse(readFileSync(file, 'utf8')) as {
+    setup: CompareSetup;
+    runs: ComparedRun[];
+  };
   for (const key of ['device', 'dataset', 'model', 'epochs', 'target', 'seed'] as const) {
-    if (earlier.setup[key] !== setup[key]) throw new GrngError('cli', `--merge: ${file} was made with ${key} ${String(earlier.setup[key])}, this run has ${String(setup[key])}`);
+    if (earlier.setup[key] !== setup[key])
+      throw new GrngError(
+        'cli',
+        `--merge: ${file} was made with ${key} ${String(earlier.setup[key])}, this run has ${String(setup[key])}`,
+      );
   }
   return earlier.runs;
 }
 
 /** Runs `grng compare` with `argv` (after the command name); returns the exit code. */
-export async function compare(argv: readonly string[], print: (line: string) => void, isTty = false): Promise<number> {
+export async function compare(
+  argv: readonly string[],
+  print: (line: string) => void,
+  isTty = false,
+): Promise<number> {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -170,51 +262,97 @@ export async function compare(argv: readonly string[], print: (line: string) => 
   if (values['report-only']) {
     const file = join(values.out, 'results.json');
     if (!existsSync(file)) throw new GrngError('cli', `--report-only: no results at ${file}`);
-    const { setup, runs } = JSON.parse(readFileSync(file, 'utf8')) as { setup: CompareSetup; runs: ComparedRun[] };
+    const { setup, runs } = JSON.parse(readFileSync(file, 'utf8')) as {
+      setup: CompareSetup;
+      runs: ComparedRun[];
+    };
     writeReport(values.out, setup, runs);
     print(compareTable(runs, setup));
     return 0;
   }
-  const names = values.optimizers.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const names = values.optimizers
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (names.length === 0) throw new GrngError('cli', '--optimizers names none');
-  if (new Set(names).size !== names.length) throw new GrngError('cli', `--optimizers repeats a name: ${names.join(', ')}`);
+  if (new Set(names).size !== names.length)
+    throw new GrngError('cli', `--optimizers repeats a name: ${names.join(', ')}`);
   const budget: Budget = {
     epochs: parseNumber('epochs', values.epochs, { integer: true, min: 1 }),
-    seconds: values.seconds === undefined ? Infinity : parseNumber('seconds', values.seconds, { min: 0 }),
-    evalsPerEpoch: parseNumber('evals-per-epoch', values['evals-per-epoch'], { integer: true, min: 1 }),
+    seconds:
+      values.seconds === undefined ? Infinity : parseNumber('seconds', values.seconds, { min: 0 }),
+    evalsPerEpoch: parseNumber('evals-per-epoch', values['evals-per-epoch'], {
+      integer: true,
+      min: 1,
+    }),
     seed: parseNumber('seed', values.seed, { integer: true, min: 0 }),
   };
   const target = parseNumber('target', values.target, { min: 0 });
   if (target > 1) throw new GrngError('cli', `--target is an accuracy in [0, 1], got ${target}`);
   const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
-  const hidden = values.hidden.split(',').filter((s) => s !== '').map((s) => parseNumber('hidden', s, { integer: true, min: 1 }));
+  const hidden = values.hidden
+    .split(',')
+    .filter((s) => s !== '')
+    .map((s) => parseNumber('hidden', s, { integer: true, min: 1 }));
   // Every optimizer is built (and its settings checked) before any training starts.
   const entries: Entry[] = [...parseOptimizerSettings(values.set, names)].map(([name, given]) => {
     const { batchSize: own, seconds, ...settings } = given;
-    if (own !== undefined && (typeof own !== 'number' || !Number.isInteger(own) || own < 1)) throw new GrngError('cli', `--set ${name}.batchSize must be a positive integer, got ${String(own)}`);
-    if (seconds !== undefined && (typeof seconds !== 'number' || seconds < 0)) throw new GrngError('cli', `--set ${name}.seconds must be a number of seconds, got ${String(seconds)}`);
-    return { name, settings, optimizer: optimizerNamed(name, settings), batchSize: own ?? batchSize, seconds: seconds ?? Infinity };
+    if (own !== undefined && (typeof own !== 'number' || !Number.isInteger(own) || own < 1))
+      throw new GrngError(
+        'cli',
+        `--set ${name}.batchSize must be a positive integer, got ${String(own)}`,
+      );
+    if (seconds !== undefined && (typeof seconds !== 'number' || seconds < 0))
+      throw new GrngError(
+        'cli',
+        `--set ${name}.seconds must be a number of seconds, got ${String(seconds)}`,
+      );
+    return {
+      name,
+      settings,
+      optimizer: optimizerNamed(name, settings),
+      batchSize: own ?? batchSize,
+      seconds: seconds ?? Infinity,
+    };
   });
 
   const data = loadDataset(values, budget.seed);
   const device = await deviceNamed(values.device);
   const sizes = [data.train.features, ...hidden, data.classes];
   const dataset = values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string);
-  print(`grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} train / ${data.test.count} test), MLP ${sizes.join('-')}, ${budget.epochs} epochs each, on ${device.description}`);
+  print(
+    `grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} train / ${data.test.count} test), MLP ${sizes.join('-')}, ${budget.epochs} epochs each, on ${device.description}`,
+  );
   mkdirSync(values.out, { recursive: true });
   const cpus = cpuInfo();
-  const setup = { device: device.description, machine: `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}`, dataset, model: `MLP ${sizes.join('-')}`, epochs: budget.epochs, target, seed: budget.seed, date: new Date().toISOString().slice(0, 10) };
-  const runs: ComparedRun[] = values.merge ? previousRuns(join(values.out, 'results.json'), setup) : [];
+  const setup = {
+    device: device.description,
+    machine: `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}`,
+    dataset,
+    model: `MLP ${sizes.join('-')}`,
+    epochs: budget.epochs,
+    target,
+    seed: budget.seed,
+    date: new Date().toISOString().slice(0, 10),
+  };
+  const runs: ComparedRun[] = values.merge
+    ? previousRuns(join(values.out, 'results.json'), setup)
+    : [];
   for (const entry of entries) {
     const run = await runOne(entry, data, device, sizes, budget, print, isTty);
     const at = runs.findIndex((r) => r.name === run.name);
     if (at >= 0) runs[at] = run;
     else runs.push(run);
     // Written after every optimizer, so a long comparison stopped early keeps what it finished.
-    writeFileSync(join(values.out, 'results.json'), `${JSON.stringify({ setup, runs }, null, 1)}\n`);
+    writeFileSync(
+      join(values.out, 'results.json'),
+      `${JSON.stringify({ setup, runs }, null, 1)}\n`,
+    );
     writeReport(values.out, setup, runs);
   }
   print(compareTable(runs, setup));
-  print(`written: ${['compare.md', 'results.json', ...Object.keys(compareCharts(runs))].map((f) => join(values.out, f)).join(', ')}`);
+  print(
+    `written: ${['compare.md', 'results.json', ...Object.keys(compareCharts(runs))].map((f) => join(values.out, f)).join(', ')}`,
+  );
   return runs.some((r) => r.error !== undefined) ? 1 : 0;
 }

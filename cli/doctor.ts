@@ -20,12 +20,19 @@ export const KEY_LIMITS = [
 ] as const;
 
 /** The parts of a context the report shows (a plain object in tests). */
-export type DoctorInfo = Pick<GpuContext, 'adapterName' | 'backend' | 'path' | 'featureLevel' | 'features'> & {
+export type DoctorInfo = Pick<
+  GpuContext,
+  'adapterName' | 'backend' | 'path' | 'featureLevel' | 'features'
+> & {
   readonly limits: Readonly<Record<(typeof KEY_LIMITS)[number], number>>;
 };
 
 function bytes(n: number): string {
-  for (const [unit, size] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+  for (const [unit, size] of [
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ] as const) {
     if (n >= size && n % size === 0) return `${n} (${n / size} ${unit})`;
   }
   return String(n);
@@ -48,13 +55,19 @@ export function formatAdapter(info: DoctorInfo): string {
 }
 
 export function formatFailure(path: string, message: string): string {
-  return `${path}: no adapter\n${message.split('\n').map((l) => `  ${l}`).join('\n')}\n`;
+  return `${path}: no adapter\n${message
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n')}\n`;
 }
 
 const ALL_PATHS: readonly DawnPath[] = ['native', 'opengles', 'swiftshader'];
 
 /** Runs the command; returns the exit code (0 when at least one adapter opened). */
-export async function doctor(argv: readonly string[], out: (text: string) => void): Promise<number> {
+export async function doctor(
+  argv: readonly string[],
+  out: (text: string) => void,
+): Promise<number> {
   const all = argv.includes('--all');
   let found = 0;
   for (const backend of all ? ALL_PATHS : (['auto'] as const)) {
@@ -65,7 +78,12 @@ export async function doctor(argv: readonly string[], out: (text: string) => voi
       gpu.destroy();
       found += 1;
     } catch (e) {
-      out(formatFailure(all ? `== ${backend}` : 'grng doctor', e instanceof Error ? e.message : String(e)));
+      out(
+        formatFailure(
+          all ? `== ${backend}` : 'grng doctor',
+          e instanceof Error ? e.message : String(e),
+        ),
+      );
     }
   }
   return found > 0 ? 0 : 1;

@@ -25,8 +25,14 @@ function version(): string {
   for (;;) {
     try {
       const pkg: unknown = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
-      if (typeof pkg === 'object' && pkg !== null && 'name' in pkg && pkg.name === 'grng'
-        && 'version' in pkg && typeof pkg.version === 'string') {
+      if (
+        typeof pkg === 'object' &&
+        pkg !== null &&
+        'name' in pkg &&
+        pkg.name === 'grng' &&
+        'version' in pkg &&
+        typeof pkg.version === 'string'
+      ) {
         return pkg.version;
       }
     } catch {
@@ -65,7 +71,12 @@ async function main(argv: readonly string[]): Promise<number> {
       const device = await createDevice();
       if (device.kind !== 'webgpu') throw new Error('--limits here needs a WebGPU adapter');
       const l = (device as unknown as { gpu: GPUDevice }).gpu.limits;
-      return { maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage, maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup, maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize };
+      return {
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      };
     };
     return compile(argv.slice(1), print, limitsHere);
   }
@@ -85,7 +96,8 @@ async function run(argv: readonly string[]): Promise<number> {
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`grng: ${message}\n`);
-    if (verbose && error instanceof Error && error.stack !== undefined) process.stderr.write(`${error.stack}\n`);
+    if (verbose && error instanceof Error && error.stack !== undefined)
+      process.stderr.write(`${error.stack}\n`);
     return 1;
   }
 }

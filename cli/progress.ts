@@ -36,7 +36,9 @@ export function progressLine(p: ProgressState, barWidth = 20): string {
   const filled = Math.round(done * barWidth);
   const bar = barWidth > 0 ? ` [${'#'.repeat(filled)}${'·'.repeat(barWidth - filled)}]` : '';
   const accuracy = p.accuracy === undefined ? '' : `  acc ${(100 * p.accuracy).toFixed(1)} %`;
-  const rate = Number.isFinite(p.stepsPerSecond) ? `${p.stepsPerSecond.toFixed(1)} steps/s` : '-- steps/s';
+  const rate = Number.isFinite(p.stepsPerSecond)
+    ? `${p.stepsPerSecond.toFixed(1)} steps/s`
+    : '-- steps/s';
   return `epoch ${p.epoch}/${p.epochs}${bar} ${Math.floor(100 * done)}% ${p.position}/${p.stepsPerEpoch}  loss ${p.loss.toFixed(4)}${accuracy}  ${rate}  ETA ${formatDuration(etaSeconds(p))}`;
 }
 
@@ -55,7 +57,10 @@ export interface ProgressOptions {
 }
 
 /** A step sink for Trainer.onStep, and `end()` to finish the TTY line before other output. */
-export function createProgress(options: ProgressOptions): { step(record: StepRecord): void; end(): void } {
+export function createProgress(options: ProgressOptions): {
+  step(record: StepRecord): void;
+  end(): void;
+} {
   const window: { step: number; elapsed: number }[] = [];
   const every = options.every ?? Math.max(1, Math.round(options.stepsPerEpoch / 10));
   const write = options.write ?? ((text: string) => process.stdout.write(text));
@@ -67,12 +72,22 @@ export function createProgress(options: ProgressOptions): { step(record: StepRec
       window.push({ step, elapsed });
       if (window.length > 50) window.shift();
       const [first, last] = [window[0], window[window.length - 1]];
-      const rate = window.length > 1 ? (last.step - first.step) / (last.elapsed - first.elapsed) : Number.NaN;
-      const state = { epoch, epochs: options.epochs, position, stepsPerEpoch: options.stepsPerEpoch, loss: metrics.loss, accuracy: metrics.accuracy, stepsPerSecond: rate };
+      const rate =
+        window.length > 1 ? (last.step - first.step) / (last.elapsed - first.elapsed) : Number.NaN;
+      const state = {
+        epoch,
+        epochs: options.epochs,
+        position,
+        stepsPerEpoch: options.stepsPerEpoch,
+        loss: metrics.loss,
+        accuracy: metrics.accuracy,
+        stepsPerSecond: rate,
+      };
       if (options.isTty) {
         write(`\r${prefix}${progressLine(state)}\u001b[K`);
         open = true;
-      } else if (position % every === 0 || position === options.stepsPerEpoch) options.print(`${prefix}${progressLine(state, 0)}`);
+      } else if (position % every === 0 || position === options.stepsPerEpoch)
+        options.print(`${prefix}${progressLine(state, 0)}`);
     },
     end() {
       if (open) write('\n');

@@ -9,7 +9,16 @@ import { nn } from '../dsl/nn/index.js';
 import { createTrainer } from '../runtime/trainer.js';
 import { createProgress } from './progress.js';
 import { writeRunPlots } from './run-plots.js';
-import { DATA_OPTIONS, DATA_USAGE, deviceNamed, loadDataset, optimizerNamed, parseHyperValue, parseNumber, type HyperValue } from './training-options.js';
+import {
+  DATA_OPTIONS,
+  DATA_USAGE,
+  deviceNamed,
+  loadDataset,
+  optimizerNamed,
+  parseHyperValue,
+  parseNumber,
+  type HyperValue,
+} from './training-options.js';
 
 export const TRAIN_USAGE = `Usage: grng train [options]
 
@@ -46,7 +55,11 @@ export function parseSettings(pairs: readonly string[]): Record<string, HyperVal
 }
 
 /** Runs `grng train` with `argv` (after the command name); returns the exit code. */
-export async function train(argv: readonly string[], print: (line: string) => void, isTty = false): Promise<number> {
+export async function train(
+  argv: readonly string[],
+  print: (line: string) => void,
+  isTty = false,
+): Promise<number> {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -72,19 +85,31 @@ export async function train(argv: readonly string[], print: (line: string) => vo
     print(TRAIN_USAGE);
     return 0;
   }
-  if (values.model !== 'mlp') throw new GrngError('cli', `--model must be mlp (the only model so far), got '${values.model}'`);
+  if (values.model !== 'mlp')
+    throw new GrngError(
+      'cli',
+      `--model must be mlp (the only model so far), got '${values.model}'`,
+    );
   const settings: Record<string, HyperValue> = parseSettings(values.set);
   if (values.lr !== undefined) settings.lr = parseNumber('lr', values.lr);
   if (values.rho !== undefined) settings.rho = parseNumber('rho', values.rho);
-  if (values['inverse-every'] !== undefined) settings.inverseEvery = parseNumber('inverse-every', values['inverse-every'], { integer: true, min: 1 });
+  if (values['inverse-every'] !== undefined)
+    settings.inverseEvery = parseNumber('inverse-every', values['inverse-every'], {
+      integer: true,
+      min: 1,
+    });
   const optimizer = optimizerNamed(values.optimizer, settings);
-  const hidden = values.hidden.split(',').filter((s) => s !== '').map((s) => parseNumber('hidden', s, { integer: true, min: 1 }));
+  const hidden = values.hidden
+    .split(',')
+    .filter((s) => s !== '')
+    .map((s) => parseNumber('hidden', s, { integer: true, min: 1 }));
   const epochs = parseNumber('epochs', values.epochs, { integer: true, min: 1 });
   const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
   const seed = parseNumber('seed', values.seed, { integer: true, min: 0 });
   const out = values.out;
   const checkpoint = join(out, 'checkpoint.safetensors');
-  if (values.resume && !existsSync(checkpoint)) throw new GrngError('cli', `--resume: no checkpoint at ${checkpoint}`);
+  if (values.resume && !existsSync(checkpoint))
+    throw new GrngError('cli', `--resume: no checkpoint at ${checkpoint}`);
 
   const data = loadDataset(values, seed);
   const device = await deviceNamed(values.device);
@@ -94,7 +119,9 @@ export async function train(argv: readonly string[], print: (line: string) => vo
   if (!values.resume) writeFileSync(metricsFile, '');
   const log = (record: object) => appendFileSync(metricsFile, `${JSON.stringify(record)}\n`);
   const validation = data.validation === undefined ? '' : ` / ${data.validation.count} validation`;
-  print(`grng train: ${data.train.count} train${validation} / ${data.test.count} test images, ${data.classes} classes, MLP ${sizes.join('-')}, ${optimizer.name} on ${device.description}`);
+  print(
+    `grng train: ${data.train.count} train${validation} / ${data.test.count} test images, ${data.classes} classes, MLP ${sizes.join('-')}, ${optimizer.name} on ${device.description}`,
+  );
 
   const stepsPerEpoch = Math.floor(data.train.count / batchSize);
   const progress = createProgress({ epochs, stepsPerEpoch, isTty, print });
@@ -107,22 +134,46 @@ export async function train(argv: readonly string[], print: (line: string) => vo
       batchSize,
       seed,
       onStep: (record) => {
-        log({ kind: 'step', epoch: record.epoch, step: record.step, position: record.position, elapsed: record.elapsed, ...record.metrics });
+        log({
+          kind: 'step',
+          epoch: record.epoch,
+          step: record.step,
+          position: record.position,
+          elapsed: record.elapsed,
+          ...record.metrics,
+        });
         progress.step(record);
       },
     },
     values.resume ? checkpoint : undefined,
   );
-  log({ kind: 'run', optimizer: optimizer.name, hyper: trainer.hyper, sizes, batchSize, stepsPerEpoch, seed, device: device.description, resumedAt: values.resume ? trainer.steps : undefined });
+  log({
+    kind: 'run',
+    optimizer: optimizer.name,
+    hyper: trainer.hyper,
+    sizes,
+    batchSize,
+    stepsPerEpoch,
+    seed,
+    device: device.description,
+    resumedAt: values.resume ? trainer.steps : undefined,
+  });
   while (trainer.epoch <= epochs) {
     const [record] = await trainer.fit(trainer.epoch);
     progress.end();
     log({ kind: 'epoch', ...record });
     await trainer.save(checkpoint, { model: 'mlp', hidden });
-    const validated = record.validationAccuracy === undefined ? '' : `, validation accuracy ${(100 * record.validationAccuracy).toFixed(2)} %`;
-    print(`epoch ${record.epoch}: train loss ${record.trainLoss.toFixed(4)}, test accuracy ${(100 * record.testAccuracy).toFixed(2)} %${validated}, ${record.seconds.toFixed(1)} s (${((1000 * record.seconds) / record.steps).toFixed(1)} ms/step); checkpoint ${checkpoint}`);
+    const validated =
+      record.validationAccuracy === undefined
+        ? ''
+        : `, validation accuracy ${(100 * record.validationAccuracy).toFixed(2)} %`;
+    print(
+      `epoch ${record.epoch}: train loss ${record.trainLoss.toFixed(4)}, test accuracy ${(100 * record.testAccuracy).toFixed(2)} %${validated}, ${record.seconds.toFixed(1)} s (${((1000 * record.seconds) / record.steps).toFixed(1)} ms/step); checkpoint ${checkpoint}`,
+    );
   }
   const plots = writeRunPlots(metricsFile, out);
-  print(`metrics: ${metricsFile}; plots: ${plots.join(', ')}; checkpoint: ${checkpoint} (--resume continues it)`);
+  print(
+    `metrics: ${metricsFile}; plots: ${plots.join(', ')}; checkpoint: ${checkpoint} (--resume continues it)`,
+  );
   return 0;
 }

@@ -6,7 +6,11 @@ import type { Optimizer } from '../dsl/optimizer.js';
 import { adam, adamw, kfac, reng, ring, rkalman, sgd, sophia } from '../optimizers/index.js';
 import { createDevice } from '../runtime/create-device.js';
 import type { Device } from '../runtime/device.js';
-import { FASHION_MNIST_DIR, loadIdxImages, type ImageDataset } from '../runtime/data/image-dataset.js';
+import {
+  FASHION_MNIST_DIR,
+  loadIdxImages,
+  type ImageDataset,
+} from '../runtime/data/image-dataset.js';
 import { standardize } from '../runtime/data/normalize.js';
 import { holdOutValidation } from '../runtime/data/validation.js';
 
@@ -26,18 +30,31 @@ export const OPTIMIZERS: Readonly<Record<string, Factory>> = {
 };
 
 /** The optimizer `name` with `settings` (its defaults otherwise); unknown names are GrngErrors. */
-export function optimizerNamed(name: string, settings: Readonly<Record<string, HyperValue>> = {}): Optimizer<never, unknown> {
+export function optimizerNamed(
+  name: string,
+  settings: Readonly<Record<string, HyperValue>> = {},
+): Optimizer<never, unknown> {
   const make = OPTIMIZERS[name];
-  if (make === undefined) throw new GrngError('cli', `unknown optimizer '${name}'; choose ${Object.keys(OPTIMIZERS).join(', ')}`);
+  if (make === undefined)
+    throw new GrngError(
+      'cli',
+      `unknown optimizer '${name}'; choose ${Object.keys(OPTIMIZERS).join(', ')}`,
+    );
   return make(settings);
 }
 
 /** `text` as a number (an integer when asked, at least `min` when given), or a GrngError naming the option. */
-export function parseNumber(option: string, text: string, { integer = false, min }: { integer?: boolean; min?: number } = {}): number {
+export function parseNumber(
+  option: string,
+  text: string,
+  { integer = false, min }: { integer?: boolean; min?: number } = {},
+): number {
   const n = Number(text);
   const kind = integer ? 'an integer' : 'a number';
-  if (text.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new GrngError('cli', `--${option} must be ${kind}, got '${text}'`);
-  if (min !== undefined && n < min) throw new GrngError('cli', `--${option} must be at least ${min}, got ${n}`);
+  if (text.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
+    throw new GrngError('cli', `--${option} must be ${kind}, got '${text}'`);
+  if (min !== undefined && n < min)
+    throw new GrngError('cli', `--${option} must be at least ${min}, got ${n}`);
   return n;
 }
 
@@ -61,10 +78,16 @@ export const DATA_OPTIONS = {
 } as const;
 
 /** Loads the dataset the options describe, with its validation split and normalization. */
-export function loadDataset(values: { dataset: string; data?: string; validation: string; normalize: string }, seed: number): ImageDataset {
-  if (values.dataset !== 'fashion-mnist' && values.dataset !== 'idx') throw new GrngError('cli', `--dataset must be fashion-mnist or idx, got '${values.dataset}'`);
-  if (values.dataset === 'idx' && values.data === undefined) throw new GrngError('cli', '--dataset idx needs --data DIR');
-  if (values.normalize !== 'unit' && values.normalize !== 'standard') throw new GrngError('cli', `--normalize must be unit or standard, got '${values.normalize}'`);
+export function loadDataset(
+  values: { dataset: string; data?: string; validation: string; normalize: string },
+  seed: number,
+): ImageDataset {
+  if (values.dataset !== 'fashion-mnist' && values.dataset !== 'idx')
+    throw new GrngError('cli', `--dataset must be fashion-mnist or idx, got '${values.dataset}'`);
+  if (values.dataset === 'idx' && values.data === undefined)
+    throw new GrngError('cli', '--dataset idx needs --data DIR');
+  if (values.normalize !== 'unit' && values.normalize !== 'standard')
+    throw new GrngError('cli', `--normalize must be unit or standard, got '${values.normalize}'`);
   const validation = parseNumber('validation', values.validation, { integer: true, min: 0 });
   let data = loadIdxImages(values.data ?? FASHION_MNIST_DIR);
   if (validation > 0) data = holdOutValidation(data, validation, seed);
@@ -73,6 +96,7 @@ export function loadDataset(values: { dataset: string; data?: string; validation
 
 /** The device --device names: webgpu (default) or cpu (the float64 interpreter). */
 export async function deviceNamed(name: string): Promise<Device> {
-  if (name !== 'webgpu' && name !== 'cpu') throw new GrngError('cli', `--device must be webgpu or cpu, got '${name}'`);
+  if (name !== 'webgpu' && name !== 'cpu')
+    throw new GrngError('cli', `--device must be webgpu or cpu, got '${name}'`);
   return createDevice(name === 'cpu' ? { kind: 'cpu' } : {});
 }

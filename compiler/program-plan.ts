@@ -17,7 +17,11 @@ export interface ProgramPlan {
   readonly slots: readonly Slot[];
   readonly kernels: readonly DispatchSource[];
   /** Copies into the results after the dispatches (in elements). */
-  readonly copies: readonly { readonly from: Region; readonly to: Region; readonly length: number }[];
+  readonly copies: readonly {
+    readonly from: Region;
+    readonly to: Region;
+    readonly length: number;
+  }[];
   /** The inputs the program reads, by name: each in an input slot at an offset (part of the plan's identity). */
   readonly inputs: readonly (PlacedArray & { readonly name: string })[];
   readonly outputs: readonly PlacedArray[];
@@ -32,9 +36,19 @@ export function planOf(program: Program, inputs: readonly Node[]): ProgramPlan {
     copies: memory.copies,
     inputs: inputs.map((node) => {
       const region = memory.regions.get(node.id);
-      if (region === undefined) throw new Error(`internal: input ${(node as Node<'input'>).attrs.name} has no region`);
-      return { ...region, shape: node.shape, dtype: node.dtype, name: (node as Node<'input'>).attrs.name };
+      if (region === undefined)
+        throw new Error(`internal: input ${(node as Node<'input'>).attrs.name} has no region`);
+      return {
+        ...region,
+        shape: node.shape,
+        dtype: node.dtype,
+        name: (node as Node<'input'>).attrs.name,
+      };
     }),
-    outputs: program.outputs.map((node, i) => ({ ...memory.outputs[i], shape: node.shape, dtype: node.dtype })),
+    outputs: program.outputs.map((node, i) => ({
+      ...memory.outputs[i],
+      shape: node.shape,
+      dtype: node.dtype,
+    })),
   };
 }

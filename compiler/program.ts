@@ -6,7 +6,15 @@ import { mergeIndependent } from './kernels/merge-independent.js';
 import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
 import { separateInputs, type InputLayout } from './memory/layout.js';
 import { bindingKeys, planMemory, slotLabel, type MemoryPlan } from './memory/plan-memory.js';
-import { fitsOneKernel, generateDispatch, inPlaceCandidates, isWideReduction, segmentInvocations, segmentMode, type DispatchSource } from './wgsl/kernel.js';
+import {
+  fitsOneKernel,
+  generateDispatch,
+  inPlaceCandidates,
+  isWideReduction,
+  segmentInvocations,
+  segmentMode,
+  type DispatchSource,
+} from './wgsl/kernel.js';
 
 /** The device limits compilation must respect (a subset of GPUSupportedLimits). */
 export interface KernelLimits {
@@ -63,21 +71,40 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
   const { limits } = options;
   const fuse = options.fuse ?? true;
   const maxBuffers = limits.maxStorageBuffersPerShaderStage;
-  const workgroupSize = Math.min(WORKGROUP_SIZE, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+  const workgroupSize = Math.min(
+    WORKGROUP_SIZE,
+    limits.maxComputeInvocationsPerWorkgroup,
+    limits.maxComputeWorkgroupSizeX,
+  );
   const externals = topoSort(outputs).filter(isExternal);
   const layout = options.inputs ?? separateInputs(externals.filter((n) => n.op === 'input'));
   const bindingKey = bindingKeys(layout, new Set(outputs.map((n) => n.id)));
 
   const partitioned = partition(outputs, { fuse, maxBuffers, bindingKey });
-  const plans = fuse ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey }) : partitioned;
+  const plans = fuse
+    ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey })
+    : partitioned;
   const dispatches = fuse
-    ? mergeIndependent(mergeDependentReductions(plans, maxBuffers, fitsOneKernel, isWideReduction, bindingKey), { maxBuffers, bindingKey, mode: segmentMode, invocations: segmentInvocations, maxMergedInvocations: options.maxMergedInvocations })
+    ? mergeIndependent(
+        mergeDependentReductions(plans, maxBuffers, fitsOneKernel, isWideReduction, bindingKey),
+        {
+          maxBuffers,
+          bindingKey,
+          mode: segmentMode,
+          invocations: segmentInvocations,
+          maxMergedInvocations: options.maxMergedInvocations,
+        },
+      )
     : plans.map((plan) => ({ segments: [plan] }));
   const donated = options.donated ?? new Set<number>();
   const order = options.argumentOrder;
   const aliases = planInPlace(dispatches, donated, outputs, order);
   const memory = planMemory(
-    dispatches.map((d, k) => ({ roots: d.segments.flatMap((s) => s.roots), inputs: d.segments.flatMap((s) => s.inputs), aliases: aliases[k] })),
+    dispatches.map((d, k) => ({
+      roots: d.segments.flatMap((s) => s.roots),
+      inputs: d.segments.flatMap((s) => s.inputs),
+      aliases: aliases[k],
+    })),
     externals,
     outputs,
     layout,
@@ -89,7 +116,10 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
     const storage = source.bindings.filter((s) => memory.slots[s].kind !== 'scalars');
     if (storage.length > maxBuffers) {
       const bound = storage.map((s) => slotLabel(memory.slots[s])).join(', ');
-      throw new GrngError('compile', `internal: a dispatch binds ${storage.length} storage buffers (${bound}); the device allows ${maxBuffers}`);
+      throw new GrngError(
+        'compile',
+        `internal: a dispatch binds ${storage.length} storage buffers (${bound}); the device allows ${maxBuffers}`,
+      );
     }
     return { segments: d.segments, source, aliases: aliases[k] };
   });
@@ -104,22 +134,38 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
  * donated buffers), so each result lands where the matching argument was and a step's layout,
  * part of the compiled program's identity, stays the same from one call to the next.
  */
-function planInPlace(dispatches: readonly { segments: readonly KernelPlan[] }[], donated: ReadonlySet<number>, outputs: readonly Node[], order?: readonly Node[]): Map<number, Node>[] {
+function planInPlace(
+  dispatches: readonly { segments: readonly KernelPlan[] }[],
+  donated: ReadonlySet<number>,
+  outputs: readonly Node[],
+  order?: readonly Node[],
+): Map<number, Node>[] {
   const outputIds = new Set(outputs.map((n) => n.id));
   const lastRead = new Map<number, number>();
-  dispatches.forEach((d, k) => d.segments.forEach((s) => s.inputs.forEach((n) => lastRead.set(n.id, k))));
+  dispatches.forEach((d, k) =>
+    d.segments.forEach((s) => s.inputs.forEach((n) => lastRead.set(n.id, k))),
+  );
   const preferred = pairInOrder(outputs, donated, order);
-  const sameType = (a: Node, b: Node) => a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((n, i) => n === b.shape[i]);
+  const sameType = (a: Node, b: Node) =>
+    a.dtype === b.dtype &&
+    a.shape.length === b.shape.length &&
+    a.shape.every((n, i) => n === b.shape[i]);
   return dispatches.map((d, k) => {
     const aliases = new Map<number, Node>();
     if (donated.size === 0) return aliases;
-    const free = inPlaceCandidates(d.segments).filter(({ input }) => donated.has(input.id) && !outputIds.has(input.id) && lastRead.get(input.id) === k);
+    const free = inPlaceCandidates(d.segments).filter(
+      ({ input }) =>
+        donated.has(input.id) && !outputIds.has(input.id) && lastRead.get(input.id) === k,
+    );
     const roots = d.segments.flatMap((segment, s) => segment.roots.map((root) => ({ root, s })));
     // Preferred pairs first, then any free input of the root's type (not with a fixed argument order).
     for (const pass of order === undefined ? [true, false] : [true]) {
       for (const { root, s } of roots) {
         if (aliases.has(root.id)) continue;
-        const j = free.findIndex(({ segment, input }) => segment === s && sameType(input, root) && (!pass || preferred.get(root.id) === input));
+        const j = free.findIndex(
+          ({ segment, input }) =>
+            segment === s && sameType(input, root) && (!pass || preferred.get(root.id) === input),
+        );
         if (j >= 0) aliases.set(root.id, free.splice(j, 1)[0].input);
       }
     }
@@ -132,7 +178,12 @@ function planInPlace(dispatches: readonly { segments: readonly KernelPlan[] }[],
  * the dispatch that computes them): they are copied into the input's region after the
  * dispatches, so results still land where their arguments were and the layout stays stable.
  */
-function copyBacks(aliases: readonly ReadonlyMap<number, Node>[], donated: ReadonlySet<number>, outputs: readonly Node[], order?: readonly Node[]): Map<number, Node> {
+function copyBacks(
+  aliases: readonly ReadonlyMap<number, Node>[],
+  donated: ReadonlySet<number>,
+  outputs: readonly Node[],
+  order?: readonly Node[],
+): Map<number, Node> {
   const aliased = new Set(aliases.flatMap((a) => [...a.keys()]));
   const taken = new Set(aliases.flatMap((a) => [...a.values()].map((n) => n.id)));
   const out = new Map<number, Node>();
@@ -144,13 +195,18 @@ function copyBacks(aliases: readonly ReadonlyMap<number, Node>[], donated: Reado
 }
 
 /** The k-th returned value of a type paired with the k-th donated input of that type (returned inputs keep their own). */
-function pairInOrder(outputs: readonly Node[], donated: ReadonlySet<number>, order?: readonly Node[]): Map<number, Node> {
+function pairInOrder(
+  outputs: readonly Node[],
+  donated: ReadonlySet<number>,
+  order?: readonly Node[],
+): Map<number, Node> {
   const type = (n: Node) => `${n.dtype}[${n.shape.join(',')}]`;
   const returned = new Set(outputs.filter((n) => n.op === 'input').map((n) => n.id));
   // With an argument order, unread arguments hold their place in the queue (undefined: no pair).
   const queues = new Map<string, (Node | undefined)[]>();
   const byId = new Map(topoSort(outputs).map((n) => [n.id, n] as const));
-  const candidates = order ?? [...donated].flatMap((id) => (byId.has(id) ? [byId.get(id) as Node] : []));
+  const candidates =
+    order ?? [...donated].flatMap((id) => (byId.has(id) ? [byId.get(id) as Node] : []));
   for (const n of candidates) {
     if (returned.has(n.id)) continue;
     const usable = donated.has(n.id) && byId.has(n.id);
@@ -173,12 +229,21 @@ export function explainProgram(program: Program, withSource = false): string {
     const r = regions.get(n.id);
     return r === undefined ? '' : ` @${slots[r.slot].kind}${r.slot}+${r.offset}`;
   };
-  const lines = [`${program.kernels.length} dispatch(es); buffers: ${slots.map((s, i) => `${i}: ${slotLabel(s)}`).join('; ')}`];
+  const lines = [
+    `${program.kernels.length} dispatch(es); buffers: ${slots.map((s, i) => `${i}: ${slotLabel(s)}`).join('; ')}`,
+  ];
   program.kernels.forEach(({ segments, source, aliases }, i) => {
-    lines.push(`dispatch ${i} (${source.invocations} invocations, ${segments.length} segment(s), binds slots ${source.bindings.join(', ')}):`);
+    lines.push(
+      `dispatch ${i} (${source.invocations} invocations, ${segments.length} segment(s), binds slots ${source.bindings.join(', ')}):`,
+    );
     for (const { roots, inputs, matmul } of segments) {
       const reads = inputs.map((n) => `${n.op}#${n.id}${where(n)}`).join(', ') || 'nothing';
-      const writes = roots.map((r) => `${r.op}#${r.id} ${r.dtype}[${r.shape.join(', ')}]${where(r)}${aliases.has(r.id) ? ' (in place)' : ''}`).join(', ');
+      const writes = roots
+        .map(
+          (r) =>
+            `${r.op}#${r.id} ${r.dtype}[${r.shape.join(', ')}]${where(r)}${aliases.has(r.id) ? ' (in place)' : ''}`,
+        )
+        .join(', ');
       // A fused matmul leads the line: its epilogue's root is what is stored.
       lines.push(`  ${matmul === undefined ? '' : `matmul#${matmul.id} ⇒ `}${writes} ← ${reads}`);
     }

@@ -23,12 +23,19 @@ export function flattenTree<L>(
       const parts = node.map((child, i) => walk(child, `${path}[${i}]`));
       return (next) => parts.map((p) => p(next));
     }
-    if (node !== null && typeof node === 'object' && Object.getPrototypeOf(node) === Object.prototype) {
+    if (
+      node !== null &&
+      typeof node === 'object' &&
+      Object.getPrototypeOf(node) === Object.prototype
+    ) {
       const keys = Object.keys(node).sort();
       const parts = keys.map((k) => walk((node as Record<string, unknown>)[k], `${path}.${k}`));
       return (next) => Object.fromEntries(keys.map((k, i) => [k, parts[i](next)]));
     }
-    throw new GrngError(op, `${path || 'argument'} is ${describe(node)}, but must be ${what} or an array/object of them`);
+    throw new GrngError(
+      op,
+      `${path || 'argument'} is ${describe(node)}, but must be ${what} or an array/object of them`,
+    );
   };
   const build = walk(tree, '');
   return {
@@ -50,12 +57,21 @@ function describe(x: unknown): string {
  * Applies `f` leaf by leaf to trees of the same structure (as jax.tree.map): the result has the
  * first tree's structure. A tree of another structure is a GrngError naming `what`.
  */
-export function mapTrees<L, R>(op: string, isLeaf: (x: unknown) => x is L, f: (...leaves: L[]) => R, trees: readonly unknown[], names: readonly string[]): Tree<R> {
+export function mapTrees<L, R>(
+  op: string,
+  isLeaf: (x: unknown) => x is L,
+  f: (...leaves: L[]) => R,
+  trees: readonly unknown[],
+  names: readonly string[],
+): Tree<R> {
   const flat = trees.map((t, i) => flattenTree(op, t, isLeaf, `a leaf of ${names[i]}`));
   const structure = (k: number) => JSON.stringify(flat[k].rebuild(flat[k].leaves.map(() => 0)));
   for (let k = 1; k < trees.length; k++) {
     if (structure(k) !== structure(0)) {
-      throw new GrngError(op, `${names[k]} must have the structure of ${names[0]} (${structure(0)}), got ${structure(k)}`);
+      throw new GrngError(
+        op,
+        `${names[k]} must have the structure of ${names[0]} (${structure(0)}), got ${structure(k)}`,
+      );
     }
   }
   return flat[0].rebuild(flat[0].leaves.map((_, i) => f(...flat.map((t) => t.leaves[i]))));

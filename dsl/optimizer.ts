@@ -118,8 +118,17 @@ export interface Optimizer<H extends HyperDefaults = HyperDefaults, S = unknown>
 }
 
 /** Applies `f` leaf by leaf over trees of tensors of one structure (as jax.tree.map). */
-export function treeMap(f: (...leaves: Tensor[]) => Tensor, ...trees: readonly ParamTree[]): ParamTree {
-  return mapTrees('treeMap', isTensor, f, trees, trees.map((_, i) => (i === 0 ? 'the first tree' : `tree ${i + 1}`)));
+export function treeMap(
+  f: (...leaves: Tensor[]) => Tensor,
+  ...trees: readonly ParamTree[]
+): ParamTree {
+  return mapTrees(
+    'treeMap',
+    isTensor,
+    f,
+    trees,
+    trees.map((_, i) => (i === 0 ? 'the first tree' : `tree ${i + 1}`)),
+  );
 }
 
 /**
@@ -127,25 +136,42 @@ export function treeMap(f: (...leaves: Tensor[]) => Tensor, ...trees: readonly P
  * pure update. Returns a factory taking hyperparameter settings (`adamw({ lr: 1e-3 })`); wrong
  * names, types or values are GrngErrors naming the optimizer.
  */
-export function defineOptimizer<H extends HyperDefaults, S>(definition: OptimizerDefinition<H, S>): (settings?: Partial<HyperSettings<H>>) => Optimizer<H, S> {
+export function defineOptimizer<H extends HyperDefaults, S>(
+  definition: OptimizerDefinition<H, S>,
+): (settings?: Partial<HyperSettings<H>>) => Optimizer<H, S> {
   const make = (hyper: HyperSettings<H>): Optimizer<H, S> => ({
     name: definition.name,
     hyper,
     definition,
     with: (changes) => make(checkHyper(definition, { ...hyper, ...changes })),
   });
-  return (settings = {}) => make(checkHyper(definition, { ...(definition.hyper as HyperSettings<H>), ...settings }));
+  return (settings = {}) =>
+    make(checkHyper(definition, { ...(definition.hyper as HyperSettings<H>), ...settings }));
 }
 
-function checkHyper<H extends HyperDefaults, S>(definition: OptimizerDefinition<H, S>, settings: Record<string, unknown>): HyperSettings<H> {
+function checkHyper<H extends HyperDefaults, S>(
+  definition: OptimizerDefinition<H, S>,
+  settings: Record<string, unknown>,
+): HyperSettings<H> {
   const op = definition.name;
   for (const [name, value] of Object.entries(settings)) {
     if (!(name in definition.hyper)) {
-      throw new GrngError(op, `unknown hyperparameter '${name}'; ${op} takes ${Object.keys(definition.hyper).join(', ')}`);
+      throw new GrngError(
+        op,
+        `unknown hyperparameter '${name}'; ${op} takes ${Object.keys(definition.hyper).join(', ')}`,
+      );
     }
     const want = typeof definition.hyper[name];
-    if (typeof value !== want) throw new GrngError(op, `hyperparameter '${name}' must be a ${want}, got ${typeof value} ${String(value)}`);
-    if (want === 'number' && !Number.isFinite(value)) throw new GrngError(op, `hyperparameter '${name}' must be a finite number, got ${String(value)}`);
+    if (typeof value !== want)
+      throw new GrngError(
+        op,
+        `hyperparameter '${name}' must be a ${want}, got ${typeof value} ${String(value)}`,
+      );
+    if (want === 'number' && !Number.isFinite(value))
+      throw new GrngError(
+        op,
+        `hyperparameter '${name}' must be a finite number, got ${String(value)}`,
+      );
   }
   const hyper = settings as HyperSettings<H>;
   const problem = definition.validate?.(hyper);
@@ -154,7 +180,13 @@ function checkHyper<H extends HyperDefaults, S>(definition: OptimizerDefinition<
 }
 
 /** A message when `value` lies outside [lo, hi) (or [lo, hi] when `closed`), for validate functions. */
-export function outside(name: string, value: number, lo: number, hi: number, closed = false): string | undefined {
+export function outside(
+  name: string,
+  value: number,
+  lo: number,
+  hi: number,
+  closed = false,
+): string | undefined {
   const ok = value >= lo && (closed ? value <= hi : value < hi);
   return ok ? undefined : `${name} must be in [${lo}, ${hi}${closed ? ']' : ')'}, got ${value}`;
 }

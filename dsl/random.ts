@@ -40,8 +40,14 @@ const rotl = (x: Tensor, r: number): Tensor => bitOr(shiftLeft(x, r), shiftRight
  * vectors (see test/dsl/random.test.ts).
  */
 export function threefry2x32(k0: Tensor, k1: Tensor, c0: Tensor, c1: Tensor): [Tensor, Tensor] {
-  for (const [name, t] of [['k0', k0], ['k1', k1], ['c0', c0], ['c1', c1]] as const) {
-    if (!(t instanceof Tensor) || t.dtype !== 'i32') throw new GrngError('threefry2x32', `${name} must be an i32 tensor, got ${describe(t)}`);
+  for (const [name, t] of [
+    ['k0', k0],
+    ['k1', k1],
+    ['c0', c0],
+    ['c1', c1],
+  ] as const) {
+    if (!(t instanceof Tensor) || t.dtype !== 'i32')
+      throw new GrngError('threefry2x32', `${name} must be an i32 tensor, got ${describe(t)}`);
   }
   const ks = [k0, k1, bitXor(bitXor(k0, k1), PARITY)];
   let x0 = add(c0, ks[0]);
@@ -71,8 +77,15 @@ function describe(x: unknown): string {
 
 /** The two words of a key ([2] i32, or an i32 scalar s standing for [0, s]) as scalars. */
 function keyWords(op: string, key: Key): [Tensor, Tensor] {
-  if (!(key instanceof Tensor) || key.dtype !== 'i32' || !(key.rank === 0 || (key.rank === 1 && key.shape[0] === 2))) {
-    throw new GrngError(op, `key must be an i32 tensor of shape [2] (or an i32 scalar seed), got ${describe(key)}; make one with prngKey(seed)`);
+  if (
+    !(key instanceof Tensor) ||
+    key.dtype !== 'i32' ||
+    !(key.rank === 0 || (key.rank === 1 && key.shape[0] === 2))
+  ) {
+    throw new GrngError(
+      op,
+      `key must be an i32 tensor of shape [2] (or an i32 scalar seed), got ${describe(key)}; make one with prngKey(seed)`,
+    );
   }
   if (key.rank === 0) return [scalar(0, 'i32'), key];
   return [reshape(slice(key, [0], [1]), []), reshape(slice(key, [1], [2]), [])];
@@ -80,9 +93,16 @@ function keyWords(op: string, key: Key): [Tensor, Tensor] {
 
 function checkShape(op: string, shape: Shape): number[] {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw new GrngError(op, `shape ${Array.isArray(shape) ? fmtShape(shape) : String(shape)} must be an array of non-negative integers`);
+    throw new GrngError(
+      op,
+      `shape ${Array.isArray(shape) ? fmtShape(shape) : String(shape)} must be an array of non-negative integers`,
+    );
   }
-  if (shapeSize(shape) > 2 ** 31) throw new GrngError(op, `shape ${fmtShape(shape)} has more than 2^31 elements; counters are i32`);
+  if (shapeSize(shape) > 2 ** 31)
+    throw new GrngError(
+      op,
+      `shape ${fmtShape(shape)} has more than 2^31 elements; counters are i32`,
+    );
   return [...shape];
 }
 
@@ -102,11 +122,15 @@ const stack = (w0: Tensor, w1: Tensor): Key => concat([expandDims(w0, -1), expan
 /** The key [0, seed] for an integer seed (a number, read as its 32-bit pattern, or an i32 scalar tensor). */
 export function prngKey(seed: number | Tensor): Key {
   if (typeof seed === 'number') {
-    if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 32) throw new GrngError('prngKey', `seed ${seed} must be an integer in [-2^31, 2^32)`);
+    if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 32)
+      throw new GrngError('prngKey', `seed ${seed} must be an integer in [-2^31, 2^32)`);
     return constant([0, seed | 0], [2], 'i32');
   }
   if (!(seed instanceof Tensor) || seed.dtype !== 'i32' || seed.rank !== 0) {
-    throw new GrngError('prngKey', `seed must be a number or an i32 scalar tensor, got ${describe(seed)}; cast a step counter with cast(t, 'i32')`);
+    throw new GrngError(
+      'prngKey',
+      `seed must be a number or an i32 scalar tensor, got ${describe(seed)}; cast a step counter with cast(t, 'i32')`,
+    );
   }
   return stack(scalar(0, 'i32'), seed);
 }
@@ -116,7 +140,8 @@ export function prngKey(seed: number | Tensor): Key {
  * `key`'s own draws and of foldIn's keys. One Threefry evaluation over [n] counters, sliced.
  */
 export function split(key: Key, n = 2): Key[] {
-  if (!Number.isInteger(n) || n < 1) throw new GrngError('split', `n must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new GrngError('split', `n must be a positive integer, got ${n}`);
   const [w0, w1] = words('split', key, [n], SPLIT);
   const keys = stack(w0, w1);
   return Array.from({ length: n }, (_, i) => reshape(slice(keys, [i, 0], [i + 1, 2]), [2]));
@@ -129,10 +154,15 @@ export function split(key: Key, n = 2): Key[] {
 export function foldIn(key: Key, data: number | Tensor): Key {
   let d: Tensor;
   if (typeof data === 'number') {
-    if (!Number.isInteger(data) || data < -(2 ** 31) || data >= 2 ** 32) throw new GrngError('foldIn', `data ${data} must be an integer in [-2^31, 2^32)`);
+    if (!Number.isInteger(data) || data < -(2 ** 31) || data >= 2 ** 32)
+      throw new GrngError('foldIn', `data ${data} must be an integer in [-2^31, 2^32)`);
     d = scalar(data | 0, 'i32');
   } else if (data instanceof Tensor && data.dtype === 'i32' && data.rank === 0) d = data;
-  else throw new GrngError('foldIn', `data must be a number or an i32 scalar tensor, got ${describe(data)}; cast a step counter with cast(t, 'i32')`);
+  else
+    throw new GrngError(
+      'foldIn',
+      `data must be a number or an i32 scalar tensor, got ${describe(data)}; cast a step counter with cast(t, 'i32')`,
+    );
   const [k0, k1] = keyWords('foldIn', key);
   const [w0, w1] = threefry2x32(k0, k1, scalar(FOLD, 'i32'), d);
   return stack(w0, w1);
@@ -154,7 +184,8 @@ const unit = (bits: Tensor): Tensor => mul(cast(shiftRight(bits, 8), 'f32'), 2 *
  * The top 23 bits with a 1 below them: (2k + 1)·2^-24 in [2^-24, 1 − 2^-24], exact in f32 and
  * strictly inside (0, 1), so logarithms of it and of 1 − it are finite.
  */
-const openUnit = (bits: Tensor): Tensor => mul(cast(bitOr(shiftRight(bits, 8), 1), 'f32'), 2 ** -24);
+const openUnit = (bits: Tensor): Tensor =>
+  mul(cast(bitOr(shiftRight(bits, 8), 1), 'f32'), 2 ** -24);
 
 /**
  * Uniform f32 numbers in [lo, hi). With the default [0, 1) they are k·2^-24 for a uniform 24-bit
@@ -163,7 +194,8 @@ const openUnit = (bits: Tensor): Tensor => mul(cast(bitOr(shiftRight(bits, 8), 1
  * the f64 interpreter does that arithmetic in float64. Rounding can give exactly `hi`.
  */
 export function uniform<const S extends Shape>(key: Key, shape: S, lo = 0, hi = 1): Tensor<[...S]> {
-  if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo < hi)) throw new GrngError('uniform', `needs finite lo < hi, got [${lo}, ${hi})`);
+  if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo < hi))
+    throw new GrngError('uniform', `needs finite lo < hi, got [${lo}, ${hi})`);
   const u = unit(randomBits(key, shape));
   if (lo === 0 && hi === 1) return u as unknown as Tensor<[...S]>;
   const [l, h] = [Math.fround(lo), Math.fround(hi)];
@@ -200,14 +232,19 @@ export function rademacher<const S extends Shape>(key: Key, shape: S): Tensor<[.
  * rounded up to a multiple of 2^-24, and a numeric p gives identical draws on every device.
  */
 export function bernoulli(key: Key, p: number | Tensor, shape?: Shape): Tensor {
-  if (typeof p === 'number' && !(p >= 0 && p <= 1)) throw new GrngError('bernoulli', `p must be in [0, 1], got ${p}`);
-  if (typeof p !== 'number' && (!(p instanceof Tensor) || p.dtype !== 'f32')) throw new GrngError('bernoulli', `p must be a number or an f32 tensor, got ${describe(p)}`);
+  if (typeof p === 'number' && !(p >= 0 && p <= 1))
+    throw new GrngError('bernoulli', `p must be in [0, 1], got ${p}`);
+  if (typeof p !== 'number' && (!(p instanceof Tensor) || p.dtype !== 'f32'))
+    throw new GrngError('bernoulli', `p must be a number or an f32 tensor, got ${describe(p)}`);
   const s = shape ?? (typeof p === 'number' ? [] : p.shape);
   const u = unit(randomBits(key, s));
   const q = typeof p === 'number' ? Math.fround(p) : p;
   const out = u.lt(q);
   if (out.rank !== s.length || !out.shape.every((d, i) => d === s[i])) {
-    throw new GrngError('bernoulli', `p of shape ${fmtShape(typeof p === 'number' ? [] : p.shape)} does not broadcast to shape ${fmtShape(s)}`);
+    throw new GrngError(
+      'bernoulli',
+      `p of shape ${fmtShape(typeof p === 'number' ? [] : p.shape)} does not broadcast to shape ${fmtShape(s)}`,
+    );
   }
   return out;
 }
@@ -217,10 +254,18 @@ export function bernoulli(key: Key, p: number | Tensor, shape?: Shape): Tensor {
  * relative bias of at most (hi − lo)/2^31 between values (3e-5 for a span of 2^16). Bit-identical
  * on every device.
  */
-export function randint<const S extends Shape>(key: Key, shape: S, lo: number, hi: number): Tensor<[...S]> {
+export function randint<const S extends Shape>(
+  key: Key,
+  shape: S,
+  lo: number,
+  hi: number,
+): Tensor<[...S]> {
   const ok = (v: number) => Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31;
   if (!ok(lo) || !ok(hi) || !(lo < hi) || hi - lo >= 2 ** 31) {
-    throw new GrngError('randint', `needs integers lo < hi within i32 and hi − lo < 2^31, got [${lo}, ${hi})`);
+    throw new GrngError(
+      'randint',
+      `needs integers lo < hi within i32 and hi − lo < 2^31, got [${lo}, ${hi})`,
+    );
   }
   const span = hi - lo;
   const x = shiftRight(randomBits(key, shape), 1); // 31 bits: non-negative, so i32 division floors
@@ -239,11 +284,17 @@ export function randint<const S extends Shape>(key: Key, shape: S, lo: number, h
  */
 export function categorical(key: Key, logits: Tensor, axis = -1): Tensor {
   if (!(logits instanceof Tensor) || logits.dtype !== 'f32' || logits.rank === 0) {
-    throw new GrngError('categorical', `logits must be an f32 tensor of rank ≥ 1, got ${describe(logits)}`);
+    throw new GrngError(
+      'categorical',
+      `logits must be an f32 tensor of rank ≥ 1, got ${describe(logits)}`,
+    );
   }
   const a = axis < 0 ? axis + logits.rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= logits.rank) {
-    throw new GrngError('categorical', `axis ${axis} is out of range for logits of shape ${fmtShape(logits.shape)}`);
+    throw new GrngError(
+      'categorical',
+      `axis ${axis} is out of range for logits of shape ${fmtShape(logits.shape)}`,
+    );
   }
   const u = openUnit(randomBits(key, logits.shape));
   // −log u > 0 for u < 1; the floor only guards a GPU log that rounds −log u to ≤ 0 near u = 1.

@@ -6,11 +6,21 @@
 export type Shape = readonly number[];
 
 type IsTuple<S extends Shape> = number extends S['length'] ? false : true;
-type Init<S extends Shape> = S extends readonly [...infer I extends number[], number] ? I : number[];
-export type Last<S extends Shape> = S extends readonly [...unknown[], infer L extends number] ? L : number;
+type Init<S extends Shape> = S extends readonly [...infer I extends number[], number]
+  ? I
+  : number[];
+export type Last<S extends Shape> = S extends readonly [...unknown[], infer L extends number]
+  ? L
+  : number;
 export type SecondLast<S extends Shape> = Last<Init<S>>;
 
-type DimsAgree<A extends number, B extends number> = number extends A ? true : number extends B ? true : A extends B ? true : false;
+type DimsAgree<A extends number, B extends number> = number extends A
+  ? true
+  : number extends B
+    ? true
+    : A extends B
+      ? true
+      : false;
 
 type BroadcastDim<A extends number, B extends number> = A extends 1
   ? B
@@ -37,9 +47,17 @@ type BroadcastTuple<A extends Shape, B extends Shape> = A extends readonly []
 
 /** NumPy broadcasting of two shapes, at the type level. */
 export type Broadcast<A extends Shape, B extends Shape> =
-  IsTuple<A> extends true ? (IsTuple<B> extends true ? Extract<BroadcastTuple<A, B>, Shape> : Shape) : Shape;
+  IsTuple<A> extends true
+    ? IsTuple<B> extends true
+      ? Extract<BroadcastTuple<A, B>, Shape>
+      : Shape
+    : Shape;
 
-type HasNever<T extends readonly unknown[]> = T extends readonly [infer H, ...infer R] ? ([H] extends [never] ? true : HasNever<R>) : false;
+type HasNever<T extends readonly unknown[]> = T extends readonly [infer H, ...infer R]
+  ? [H] extends [never]
+    ? true
+    : HasNever<R>
+  : false;
 
 /** A branded error type: intersecting an argument with it makes a mismatched call fail `tsc`. */
 export interface ShapeError<Message extends string> {
@@ -67,11 +85,14 @@ export type MatmulShape<A extends Shape, B extends Shape> =
     : Shape;
 
 export type MatmulCheck<A extends Shape, B extends Shape> =
-  DimsAgree<Last<A>, SecondLast<B>> extends true ? unknown : ShapeError<`matmul: inner dimensions ${Last<A>} and ${SecondLast<B>} differ`>;
+  DimsAgree<Last<A>, SecondLast<B>> extends true
+    ? unknown
+    : ShapeError<`matmul: inner dimensions ${Last<A>} and ${SecondLast<B>} differ`>;
 
 /** Reverses a tuple (the default transpose). */
-export type Reverse<S extends Shape> = IsTuple<S> extends true
-  ? S extends readonly [infer H extends number, ...infer R extends number[]]
-    ? [...Reverse<R>, H]
-    : []
-  : number[];
+export type Reverse<S extends Shape> =
+  IsTuple<S> extends true
+    ? S extends readonly [infer H extends number, ...infer R extends number[]]
+      ? [...Reverse<R>, H]
+      : []
+    : number[];

@@ -1,5 +1,12 @@
 import type { DType, Node } from '../core/ir/index.js';
-import type { Broadcast, BroadcastCheck, MatmulCheck, MatmulShape, Reverse, Shape } from './shape-types.js';
+import type {
+  Broadcast,
+  BroadcastCheck,
+  MatmulCheck,
+  MatmulShape,
+  Reverse,
+  Shape,
+} from './shape-types.js';
 import * as ew from './ops/elementwise.js';
 import * as mv from './ops/movement.js';
 import * as rd from './ops/reduce.js';
@@ -36,25 +43,46 @@ export class Tensor<out S extends Shape = Shape> {
     return `Tensor(${this.dtype}[${this.node.shape.join(', ')}])`;
   }
 
-  add<T extends Shape, B extends Shape = readonly []>(this: Tensor<T>, y: (Tensor<B> & BroadcastCheck<T, B>) | number): Tensor<Broadcast<T, B>> {
+  add<T extends Shape, B extends Shape = readonly []>(
+    this: Tensor<T>,
+    y: (Tensor<B> & BroadcastCheck<T, B>) | number,
+  ): Tensor<Broadcast<T, B>> {
     return ew.binary('add', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
   }
-  sub<T extends Shape, B extends Shape = readonly []>(this: Tensor<T>, y: (Tensor<B> & BroadcastCheck<T, B>) | number): Tensor<Broadcast<T, B>> {
+  sub<T extends Shape, B extends Shape = readonly []>(
+    this: Tensor<T>,
+    y: (Tensor<B> & BroadcastCheck<T, B>) | number,
+  ): Tensor<Broadcast<T, B>> {
     return ew.binary('sub', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
   }
-  mul<T extends Shape, B extends Shape = readonly []>(this: Tensor<T>, y: (Tensor<B> & BroadcastCheck<T, B>) | number): Tensor<Broadcast<T, B>> {
+  mul<T extends Shape, B extends Shape = readonly []>(
+    this: Tensor<T>,
+    y: (Tensor<B> & BroadcastCheck<T, B>) | number,
+  ): Tensor<Broadcast<T, B>> {
     return ew.binary('mul', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
   }
-  div<T extends Shape, B extends Shape = readonly []>(this: Tensor<T>, y: (Tensor<B> & BroadcastCheck<T, B>) | number): Tensor<Broadcast<T, B>> {
+  div<T extends Shape, B extends Shape = readonly []>(
+    this: Tensor<T>,
+    y: (Tensor<B> & BroadcastCheck<T, B>) | number,
+  ): Tensor<Broadcast<T, B>> {
     return ew.binary('div', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
   }
-  pow<T extends Shape, B extends Shape = readonly []>(this: Tensor<T>, y: (Tensor<B> & BroadcastCheck<T, B>) | number): Tensor<Broadcast<T, B>> {
+  pow<T extends Shape, B extends Shape = readonly []>(
+    this: Tensor<T>,
+    y: (Tensor<B> & BroadcastCheck<T, B>) | number,
+  ): Tensor<Broadcast<T, B>> {
     return ew.binary('pow', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
   }
-  maximum<T extends Shape, B extends Shape = readonly []>(this: Tensor<T>, y: (Tensor<B> & BroadcastCheck<T, B>) | number): Tensor<Broadcast<T, B>> {
+  maximum<T extends Shape, B extends Shape = readonly []>(
+    this: Tensor<T>,
+    y: (Tensor<B> & BroadcastCheck<T, B>) | number,
+  ): Tensor<Broadcast<T, B>> {
     return ew.binary('max', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
   }
-  minimum<T extends Shape, B extends Shape = readonly []>(this: Tensor<T>, y: (Tensor<B> & BroadcastCheck<T, B>) | number): Tensor<Broadcast<T, B>> {
+  minimum<T extends Shape, B extends Shape = readonly []>(
+    this: Tensor<T>,
+    y: (Tensor<B> & BroadcastCheck<T, B>) | number,
+  ): Tensor<Broadcast<T, B>> {
     return ew.binary('min', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
   }
   lt(y: Operand): Tensor {
@@ -128,7 +156,10 @@ export class Tensor<out S extends Shape = Shape> {
     return ew.stopGradient(this);
   }
 
-  matmul<T extends Shape, B extends Shape>(this: Tensor<T>, b: Tensor<B> & MatmulCheck<T, B>): Tensor<MatmulShape<T, B>> {
+  matmul<T extends Shape, B extends Shape>(
+    this: Tensor<T>,
+    b: Tensor<B> & MatmulCheck<T, B>,
+  ): Tensor<MatmulShape<T, B>> {
     return la.matmulAny(this, b) as unknown as Tensor<MatmulShape<T, B>>;
   }
   reshape<const T extends Shape>(shape: T): Tensor<[...T]> {

@@ -16,7 +16,13 @@ export function checkAdamHyper(h: typeof ADAM_DEFAULTS): string | undefined {
 }
 
 /** m_t, v_t and the bias-corrected step m̂/(√v̂ + ε) for one tensor. */
-export function adamMoments(g: Tensor, m: Tensor, v: Tensor, hyper: { beta1: Tensor; beta2: Tensor; eps: Tensor }, t: Tensor): { m: Tensor; v: Tensor; step: Tensor } {
+export function adamMoments(
+  g: Tensor,
+  m: Tensor,
+  v: Tensor,
+  hyper: { beta1: Tensor; beta2: Tensor; eps: Tensor },
+  t: Tensor,
+): { m: Tensor; v: Tensor; step: Tensor } {
   const { beta1, beta2, eps } = hyper;
   const m1 = add(mul(beta1, m), mul(sub(1, beta1), g));
   const v1 = add(mul(beta2, v), mul(sub(1, beta2), square(g)));
@@ -34,8 +40,17 @@ export const adam = defineOptimizer({
     const g = map((gi, p) => add(gi, mul(hyper.weightDecay, p)), grads, params);
     const moments = (gi: Tensor, m: Tensor, v: Tensor) => adamMoments(gi, m, v, hyper, t);
     return {
-      params: map((p, gi, m, v) => sub(p, mul(hyper.lr, moments(gi, m, v).step)), params, g, state.m, state.v),
-      state: { m: map((gi, m, v) => moments(gi, m, v).m, g, state.m, state.v), v: map((gi, m, v) => moments(gi, m, v).v, g, state.m, state.v) },
+      params: map(
+        (p, gi, m, v) => sub(p, mul(hyper.lr, moments(gi, m, v).step)),
+        params,
+        g,
+        state.m,
+        state.v,
+      ),
+      state: {
+        m: map((gi, m, v) => moments(gi, m, v).m, g, state.m, state.v),
+        v: map((gi, m, v) => moments(gi, m, v).v, g, state.m, state.v),
+      },
     };
   },
 });

@@ -13,8 +13,17 @@ export const adamw = defineOptimizer({
     const moments = (g: Tensor, m: Tensor, v: Tensor) => adamMoments(g, m, v, hyper, t);
     const decayed = (p: Tensor) => mul(p, sub(1, mul(hyper.lr, hyper.weightDecay)));
     return {
-      params: map((p, g, m, v) => sub(decayed(p), mul(hyper.lr, moments(g, m, v).step)), params, grads, state.m, state.v),
-      state: { m: map((g, m, v) => moments(g, m, v).m, grads, state.m, state.v), v: map((g, m, v) => moments(g, m, v).v, grads, state.m, state.v) },
+      params: map(
+        (p, g, m, v) => sub(decayed(p), mul(hyper.lr, moments(g, m, v).step)),
+        params,
+        grads,
+        state.m,
+        state.v,
+      ),
+      state: {
+        m: map((g, m, v) => moments(g, m, v).m, grads, state.m, state.v),
+        v: map((g, m, v) => moments(g, m, v).v, grads, state.m, state.v),
+      },
     };
   },
 });

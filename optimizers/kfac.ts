@@ -5,7 +5,18 @@
 // momentum and weight decay. Parameters outside dense layers get the plain SGD step.
 import { add, eq, mul, ne, sub, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
 import { defineOptimizer, outside, treeMap } from '../dsl/optimizer.js';
-import { fisherTaps, gradientLookup, initialLayerState, klClipFactor, layerDirections, layerGrad, piRuleInverses, precondition, updatedFactors, type LayerState } from './kronecker.js';
+import {
+  fisherTaps,
+  gradientLookup,
+  initialLayerState,
+  klClipFactor,
+  layerDirections,
+  layerGrad,
+  piRuleInverses,
+  precondition,
+  updatedFactors,
+  type LayerState,
+} from './kronecker.js';
 
 const HYPER = {
   lr: 1e-2,
@@ -36,9 +47,17 @@ export const kfac = defineOptimizer({
     outside('damping', h.damping, Number.MIN_VALUE, Infinity) ??
     outside('statDecay', h.statDecay, 0, 1) ??
     outside('klClip', h.klClip, Number.MIN_VALUE, Infinity) ??
-    (![h.covEvery, h.inverseEvery, h.inverseIterations, h.powerSteps].every((n) => Number.isInteger(n) && n >= 1) ? 'covEvery, inverseEvery, inverseIterations and powerSteps must be positive integers' : undefined) ??
-    (h.fisher !== 'mc' && h.fisher !== 'empirical' ? `fisher must be 'mc' or 'empirical', got '${h.fisher}'` : undefined) ??
-    (h.factorInit !== 'identity' && h.factorInit !== 'first' ? `factorInit must be 'identity' or 'first', got '${h.factorInit}'` : undefined),
+    (![h.covEvery, h.inverseEvery, h.inverseIterations, h.powerSteps].every(
+      (n) => Number.isInteger(n) && n >= 1,
+    )
+      ? 'covEvery, inverseEvery, inverseIterations and powerSteps must be positive integers'
+      : undefined) ??
+    (h.fisher !== 'mc' && h.fisher !== 'empirical'
+      ? `fisher must be 'mc' or 'empirical', got '${h.fisher}'`
+      : undefined) ??
+    (h.factorInit !== 'identity' && h.factorInit !== 'first'
+      ? `factorInit must be 'identity' or 'first', got '${h.factorInit}'`
+      : undefined),
   init: (params, h, layers) => ({
     layers: layers.map((layer): LayerState => initialLayerState(layer, h.factorInit)),
     momentum: treeMap(zerosLike, params),
@@ -57,28 +76,73 @@ export const kfac = defineOptimizer({
 
     const layers = taps.map((tap, i) => {
       const old = state.layers[i];
-      const [lambda, gamma] = updatedFactors(tap, old, { first, decay: hyper.statDecay, factorInit: settings.factorInit, covEvery: settings.covEvery, every });
+      const [lambda, gamma] = updatedFactors(tap, old, {
+        first,
+        decay: hyper.statDecay,
+        factorInit: settings.factorInit,
+        covEvery: settings.covEvery,
+        every,
+      });
       const inverses = every(
         settings.inverseEvery,
-        () => piRuleInverses(lambda, gamma, old, hyper.damping, settings.inverseIterations, settings.powerSteps),
-        () => ({ lambdaInv: old.lambdaInv, gammaInv: old.gammaInv, lambdaVec: old.lambdaVec, gammaVec: old.gammaVec, fellBack: zeros([]) as Tensor }),
+        () =>
+          piRuleInverses(
+            lambda,
+            gamma,
+            old,
+            hyper.damping,
+            settings.inverseIterations,
+            settings.powerSteps,
+          ),
+        () => ({
+          lambdaInv: old.lambdaInv,
+          gammaInv: old.gammaInv,
+          lambdaVec: old.lambdaVec,
+          gammaVec: old.gammaVec,
+          fellBack: zeros([]) as Tensor,
+        }),
       );
       fallbacks = add(fallbacks, inverses.fellBack);
       const g = layerGrad(tap, gradOf);
       const v = precondition(inverses.gammaInv, g, inverses.lambdaInv);
-      return { tap, g, v, state: { lambda, gamma, lambdaInv: inverses.lambdaInv, gammaInv: inverses.gammaInv, lambdaVec: inverses.lambdaVec, gammaVec: inverses.gammaVec } };
+      return {
+        tap,
+        g,
+        v,
+        state: {
+          lambda,
+          gamma,
+          lambdaInv: inverses.lambdaInv,
+          gammaInv: inverses.gammaInv,
+          lambdaVec: inverses.lambdaVec,
+          gammaVec: inverses.gammaVec,
+        },
+      };
     });
 
     // Preconditioned directions (KL-clipped) for the dense layers' parameters, the gradient elsewhere.
     const nu = klClipFactor(layers, hyper.lr, hyper.klClip);
     const direction = layerDirections(layers.map(({ tap, v }) => ({ tap, v: mul(nu, v) })));
-    const d = map((p, g) => add(direction.get(p.node) ?? g, mul(hyper.weightDecay, p)), params, grads);
+    const d = map(
+      (p, g) => add(direction.get(p.node) ?? g, mul(hyper.weightDecay, p)),
+      params,
+      grads,
+    );
     // SGD momentum after preconditioning (PyTorch's convention: the buffer starts as d).
     const active = ne(hyper.momentum, 0);
-    const b = map((bi, di) => where(first, di, where(active, add(mul(hyper.momentum, bi), di), di)), state.momentum, d);
+    const b = map(
+      (bi, di) => where(first, di, where(active, add(mul(hyper.momentum, bi), di), di)),
+      state.momentum,
+      d,
+    );
     return {
       params: map((p, bi) => sub(p, mul(hyper.lr, bi)), params, b),
-      state: { layers: layers.map((l) => l.state), momentum: b, started: where(first, 1, state.started), fallbacks },
+      state: {
+        layers: layers.map((l) => l.state),
+        momentum: b,
+        started: where(first, 1, state.started),
+        fallbacks,
+      },
     };
   },
 });

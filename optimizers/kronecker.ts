@@ -1,7 +1,32 @@
 // Pieces shared by the Kronecker-factored optimizers (K-FAC, RING, RENG): per-layer factor state,
 // the factor EMA with its refresh period, the layer gradient [∂L/∂W | ∂L/∂b] and its way back to
 // the parameters, Tikhonov-damped inverses by the π-rule, and K-FAC's KL clip.
-import { add, categorical, concat, constant, div, expandDims, eye, foldIn, le, matmul, maximum, minimum, mul, reshape, slice, sqrt, stopGradient, sum, trace, where, zeros, type Tensor, GrngError, flattenTree } from '../dsl/index.js';
+import {
+  add,
+  categorical,
+  concat,
+  constant,
+  div,
+  expandDims,
+  eye,
+  foldIn,
+  le,
+  matmul,
+  maximum,
+  minimum,
+  mul,
+  reshape,
+  slice,
+  sqrt,
+  stopGradient,
+  sum,
+  trace,
+  where,
+  zeros,
+  type Tensor,
+  GrngError,
+  flattenTree,
+} from '../dsl/index.js';
 import { ema, guardedInverse, kroneckerFactors, powerIteration } from '../dsl/curvature/index.js';
 import type { LayerInfo, LayerTap, ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
@@ -20,7 +45,14 @@ export interface LayerState {
 export function initialLayerState(layer: LayerInfo, factorInit: string): LayerState {
   const [dOut, dIn] = [layer.w.shape[0], layer.w.shape[1] + (layer.b === undefined ? 0 : 1)];
   const start = (n: number) => (factorInit === 'identity' ? eye(n) : zeros([n, n]));
-  return { lambda: start(dIn), gamma: start(dOut), lambdaInv: eye(dIn), gammaInv: eye(dOut), lambdaVec: powerStart(dIn), gammaVec: powerStart(dOut) };
+  return {
+    lambda: start(dIn),
+    gamma: start(dOut),
+    lambdaInv: eye(dIn),
+    gammaInv: eye(dOut),
+    lambdaVec: powerStart(dIn),
+    gammaVec: powerStart(dOut),
+  };
 }
 
 /**
@@ -30,18 +62,34 @@ export function initialLayerState(layer: LayerInfo, factorInit: string): LayerSt
  * K-FAC would start Newton–Schulz from I/λ̂ with λ̂ the damping alone).
  */
 export function powerStart(n: number): Tensor {
-  return constant(Float64Array.from({ length: n }, (_, i) => 1 / (1 + i)), [n]);
+  return constant(
+    Float64Array.from({ length: n }, (_, i) => 1 / (1 + i)),
+    [n],
+  );
 }
 
 /** The taps Γ is built from: g from labels sampled from the model ('mc', the true Fisher) or the batch's labels ('empirical'). */
 export function fisherTaps(
-  ctx: { readonly taps: readonly LayerTap[]; readonly key: Tensor; readonly params: ParamTree; output(p: ParamTree): Tensor; tapsFor(labels: Tensor): readonly LayerTap[] },
+  ctx: {
+    readonly taps: readonly LayerTap[];
+    readonly key: Tensor;
+    readonly params: ParamTree;
+    output(p: ParamTree): Tensor;
+    tapsFor(labels: Tensor): readonly LayerTap[];
+  },
   fisher: string,
   layers: number,
   op: string,
 ): readonly LayerTap[] {
-  const taps = fisher === 'mc' ? ctx.tapsFor(categorical(foldIn(ctx.key, 1), stopGradient(ctx.output(ctx.params)))) : ctx.taps;
-  if (taps.length !== layers) throw new GrngError(op, `the model has ${taps.length} dense layers but the state was made for ${layers}`);
+  const taps =
+    fisher === 'mc'
+      ? ctx.tapsFor(categorical(foldIn(ctx.key, 1), stopGradient(ctx.output(ctx.params))))
+      : ctx.taps;
+  if (taps.length !== layers)
+    throw new GrngError(
+      op,
+      `the model has ${taps.length} dense layers but the state was made for ${layers}`,
+    );
   return taps;
 }
 
@@ -53,15 +101,32 @@ export function fisherTaps(
 export function updatedFactors(
   tap: LayerTap,
   old: LayerState,
-  options: { readonly first: Tensor; readonly decay: Tensor; readonly factorInit: string; readonly covEvery: number; every<T>(period: number, work: () => T, otherwise: () => T): T },
+  options: {
+    readonly first: Tensor;
+    readonly decay: Tensor;
+    readonly factorInit: string;
+    readonly covEvery: number;
+    every<T>(period: number, work: () => T, otherwise: () => T): T;
+  },
 ): [Tensor, Tensor] {
   const fresh = kroneckerFactors(tap);
-  const average = (prev: Tensor, stat: Tensor) => (options.factorInit === 'first' ? where(options.first, stat, ema(prev, stat, options.decay)) : ema(prev, stat, options.decay));
-  return options.every(options.covEvery, () => [average(old.lambda, fresh.lambda), average(old.gamma, fresh.gamma)], () => [old.lambda, old.gamma]);
+  const average = (prev: Tensor, stat: Tensor) =>
+    options.factorInit === 'first'
+      ? where(options.first, stat, ema(prev, stat, options.decay))
+      : ema(prev, stat, options.decay);
+  return options.every(
+    options.covEvery,
+    () => [average(old.lambda, fresh.lambda), average(old.gamma, fresh.gamma)],
+    () => [old.lambda, old.gamma],
+  );
 }
 
 /** Looks up a parameter's gradient by identity (taps carry the layer's parameter tensors). */
-export function gradientLookup(params: ParamTree, grads: ParamTree, op: string): (p: Tensor) => Tensor {
+export function gradientLookup(
+  params: ParamTree,
+  grads: ParamTree,
+  op: string,
+): (p: Tensor) => Tensor {
   const leaves = flattenTree(op, params, isTensor, 'a Tensor').leaves;
   const gradLeaves = flattenTree(op, grads, isTensor, 'a Tensor').leaves;
   return (p) => gradLeaves[leaves.findIndex((l) => l.node === p.node)];
@@ -74,18 +139,25 @@ export function layerGrad(tap: LayerTap, gradOf: (p: Tensor) => Tensor): Tensor 
 }
 
 /** Splits each layer's direction [V_W | V_b] back onto its parameters: parameter node → direction. */
-export function layerDirections(layers: readonly { readonly tap: LayerTap; readonly v: Tensor }[]): Map<Tensor['node'], Tensor> {
+export function layerDirections(
+  layers: readonly { readonly tap: LayerTap; readonly v: Tensor }[],
+): Map<Tensor['node'], Tensor> {
   const direction = new Map<Tensor['node'], Tensor>();
   for (const { tap, v } of layers) {
     const [dOut, dIn] = tap.w.shape;
     direction.set(tap.w.node, slice(v, [0, 0], [dOut, dIn]));
-    if (tap.b !== undefined) direction.set(tap.b.node, reshape(slice(v, [0, dIn], [dOut, dIn + 1]), [dOut]));
+    if (tap.b !== undefined)
+      direction.set(tap.b.node, reshape(slice(v, [0, dIn], [dOut, dIn + 1]), [dOut]));
   }
   return direction;
 }
 
 /** K-FAC's KL clip ν = min(1, √(κ / (η² Σ⟨V, G⟩))) over all layers; a non-positive Σ leaves ν = 1. */
-export function klClipFactor(layers: readonly { readonly g: Tensor; readonly v: Tensor }[], lr: Tensor, klClip: Tensor): Tensor {
+export function klClipFactor(
+  layers: readonly { readonly g: Tensor; readonly v: Tensor }[],
+  lr: Tensor,
+  klClip: Tensor,
+): Tensor {
   const inner = layers.reduce<Tensor>((acc, l) => add(acc, sum(mul(l.v, l.g))), zeros([]));
   const quota = mul(mul(lr, lr), inner);
   return where(le(quota, 0), 1, minimum(1, sqrt(div(klClip, maximum(quota, 1e-30)))));
@@ -95,9 +167,23 @@ export function klClipFactor(layers: readonly { readonly g: Tensor; readonly v: 
  * Warm-started inverse of a damped SPD factor `a` by guarded Newton–Schulz, λ_max by warm-started
  * power iteration: the inverse, the new power vector, the residual ‖I − A X‖_F and the fallback flag.
  */
-export function dampedInverse(a: Tensor, options: { readonly x0?: Tensor; readonly v0: Tensor; readonly iterations: number; readonly powerSteps: number }) {
+export function dampedInverse(
+  a: Tensor,
+  options: {
+    readonly x0?: Tensor;
+    readonly v0: Tensor;
+    readonly iterations: number;
+    readonly powerSteps: number;
+  },
+) {
   const top = powerIteration(a, options.v0, options.powerSteps);
-  const inverse = guardedInverse(a, { lambdaMax: top.value, x0: options.x0, iterations: options.iterations, extra: options.iterations, tolerance: 1e-3 });
+  const inverse = guardedInverse(a, {
+    lambdaMax: top.value,
+    x0: options.x0,
+    iterations: options.iterations,
+    extra: options.iterations,
+    tolerance: 1e-3,
+  });
   return { ...inverse, vector: top.vector };
 }
 
@@ -106,15 +192,33 @@ export function dampedInverse(a: Tensor, options: { readonly x0?: Tensor; readon
  * π = √((tr Λ / d_in) / (tr Γ / d_out)) (Martens & Grosse's π-rule), by Newton–Schulz warm-started
  * from the previous inverses (unless `warmStart` is false), λ_max by warm-started power iteration.
  */
-export function piRuleInverses(lambda: Tensor, gamma: Tensor, old: LayerState, damping: Tensor, iterations: number, powerSteps: number, warmStart = true) {
+export function piRuleInverses(
+  lambda: Tensor,
+  gamma: Tensor,
+  old: LayerState,
+  damping: Tensor,
+  iterations: number,
+  powerSteps: number,
+  warmStart = true,
+) {
   const [dIn, dOut] = [lambda.shape[0], gamma.shape[0]];
   const meanEig = (f: Tensor, n: number) => maximum(div(trace(f), n), 1e-30);
   const pi = sqrt(div(meanEig(lambda, dIn), meanEig(gamma, dOut)));
   const root = sqrt(damping);
   const lambdaD = add(lambda, mul(mul(pi, root), eye(dIn)));
   const gammaD = add(gamma, mul(div(root, pi), eye(dOut)));
-  const l = dampedInverse(lambdaD, { x0: warmStart ? old.lambdaInv : undefined, v0: old.lambdaVec, iterations, powerSteps });
-  const g = dampedInverse(gammaD, { x0: warmStart ? old.gammaInv : undefined, v0: old.gammaVec, iterations, powerSteps });
+  const l = dampedInverse(lambdaD, {
+    x0: warmStart ? old.lambdaInv : undefined,
+    v0: old.lambdaVec,
+    iterations,
+    powerSteps,
+  });
+  const g = dampedInverse(gammaD, {
+    x0: warmStart ? old.gammaInv : undefined,
+    v0: old.gammaVec,
+    iterations,
+    powerSteps,
+  });
   return {
     lambdaInv: l.inverse,
     gammaInv: g.inverse,

@@ -4,14 +4,23 @@
 import { GrngError, flattenTree } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
 import type { ChainPart } from './chain.js';
-import { defineOptimizer, type HyperDefaults, type HyperSettings, type Optimizer, type ParamTree } from '../dsl/optimizer.js';
+import {
+  defineOptimizer,
+  type HyperDefaults,
+  type HyperSettings,
+  type Optimizer,
+  type ParamTree,
+} from '../dsl/optimizer.js';
 
 /** The dotted path of every leaf of `tree` ('layers.0.w'), in flattenTree's order. */
 function leafPaths(tree: ParamTree, prefix = ''): string[] {
   if (isTensor(tree)) return [prefix];
-  if (Array.isArray(tree)) return tree.flatMap((t, i) => leafPaths(t, prefix === '' ? `${i}` : `${prefix}.${i}`));
+  if (Array.isArray(tree))
+    return tree.flatMap((t, i) => leafPaths(t, prefix === '' ? `${i}` : `${prefix}.${i}`));
   const record = tree as Record<string, ParamTree>;
-  return Object.keys(record).sort().flatMap((k) => leafPaths(record[k], prefix === '' ? k : `${prefix}.${k}`));
+  return Object.keys(record)
+    .sort()
+    .flatMap((k) => leafPaths(record[k], prefix === '' ? k : `${prefix}.${k}`));
 }
 
 /**
@@ -19,18 +28,32 @@ function leafPaths(tree: ParamTree, prefix = ''): string[] {
  * optimizer sees its parameters (and their gradients) as a list and the taps of its layers.
  * Hyperparameter names are qualified by label (`dense.lr`, `rest.lr`).
  */
-export function partition(label: (path: string) => string, optimizers: Readonly<Record<string, ChainPart>>): Optimizer<HyperDefaults, Record<string, unknown>> {
+export function partition(
+  label: (path: string) => string,
+  optimizers: Readonly<Record<string, ChainPart>>,
+): Optimizer<HyperDefaults, Record<string, unknown>> {
   const labels = Object.keys(optimizers);
   if (labels.length === 0) throw new GrngError('partition', 'give at least one optimizer');
   const parts = labels.map((l) => optimizers[l] as unknown as Optimizer<HyperDefaults, unknown>);
-  if (!parts.every((o) => typeof o?.definition?.update === 'function')) throw new GrngError('partition', 'every entry must be an optimizer, e.g. { dense: kfac(), rest: adamw() }');
-  const merged = Object.fromEntries(parts.flatMap((o, i) => Object.entries(o.hyper).map(([k, v]) => [`${labels[i]}.${k}`, v]))) as HyperDefaults;
-  const own = <T>(hyper: Readonly<Record<string, T>>, i: number) => Object.fromEntries(Object.keys(parts[i].hyper).map((k) => [k, hyper[`${labels[i]}.${k}`]]));
+  if (!parts.every((o) => typeof o?.definition?.update === 'function'))
+    throw new GrngError(
+      'partition',
+      'every entry must be an optimizer, e.g. { dense: kfac(), rest: adamw() }',
+    );
+  const merged = Object.fromEntries(
+    parts.flatMap((o, i) => Object.entries(o.hyper).map(([k, v]) => [`${labels[i]}.${k}`, v])),
+  ) as HyperDefaults;
+  const own = <T>(hyper: Readonly<Record<string, T>>, i: number) =>
+    Object.fromEntries(Object.keys(parts[i].hyper).map((k) => [k, hyper[`${labels[i]}.${k}`]]));
   const groups = (params: ParamTree) => {
     const paths = leafPaths(params);
     const chosen = paths.map((p) => label(p));
     const unknown = chosen.find((c) => !labels.includes(c));
-    if (unknown !== undefined) throw new GrngError('partition', `label '${unknown}' (for ${paths[chosen.indexOf(unknown)]}) has no optimizer; labels: ${labels.join(', ')}`);
+    if (unknown !== undefined)
+      throw new GrngError(
+        'partition',
+        `label '${unknown}' (for ${paths[chosen.indexOf(unknown)]}) has no optimizer; labels: ${labels.join(', ')}`,
+      );
     return labels.map((l) => chosen.flatMap((c, i) => (c === l ? [i] : [])));
   };
   const pick = (tree: ParamTree, indices: readonly number[]): Tensor[] => {
@@ -41,13 +64,23 @@ export function partition(label: (path: string) => string, optimizers: Readonly<
     name: `partition(${labels.join(', ')})`,
     hyper: merged,
     static: parts.flatMap((o, i) => (o.definition.static ?? []).map((k) => `${labels[i]}.${k}`)),
-    validate: (h) => parts.map((o, i) => o.definition.validate?.(own(h, i) as never)).find((m) => m !== undefined),
+    validate: (h) =>
+      parts.map((o, i) => o.definition.validate?.(own(h, i) as never)).find((m) => m !== undefined),
     init: (params, h, layers) => {
       const idx = groups(params);
-      return Object.fromEntries(labels.map((l, i) => {
-        const mine = new Set(pick(params, idx[i]).map((t) => t.node));
-        return [l, parts[i].definition.init(pick(params, idx[i]), own(h, i) as never, layers.filter((layer) => mine.has(layer.w.node)))];
-      }));
+      return Object.fromEntries(
+        labels.map((l, i) => {
+          const mine = new Set(pick(params, idx[i]).map((t) => t.node));
+          return [
+            l,
+            parts[i].definition.init(
+              pick(params, idx[i]),
+              own(h, i) as never,
+              layers.filter((layer) => mine.has(layer.w.node)),
+            ),
+          ];
+        }),
+      );
     },
     update: (ctx) => {
       const idx = groups(ctx.params);
@@ -59,15 +92,18 @@ export function partition(label: (path: string) => string, optimizers: Readonly<
         const mine = new Set(params.map((t) => t.node));
         const inGroup = (taps: readonly { w: Tensor }[]) => taps.filter((t) => mine.has(t.w.node));
         // Copy the context by descriptors (its lazy getters, such as taps, stay lazy).
-        const part = Object.defineProperties(Object.defineProperties({}, Object.getOwnPropertyDescriptors(ctx)), {
-          params: { value: params },
-          grads: { value: pick(ctx.grads, idx[i]) },
-          state: { value: (ctx.state as Record<string, unknown>)[l] },
-          hyper: { value: own(ctx.hyper as Record<string, unknown>, i) },
-          settings: { value: own(ctx.settings as Record<string, unknown>, i) },
-          taps: { get: () => inGroup(ctx.taps) },
-          tapsFor: { value: (labelsFor: Tensor) => inGroup(ctx.tapsFor(labelsFor)) },
-        });
+        const part = Object.defineProperties(
+          Object.defineProperties({}, Object.getOwnPropertyDescriptors(ctx)),
+          {
+            params: { value: params },
+            grads: { value: pick(ctx.grads, idx[i]) },
+            state: { value: (ctx.state as Record<string, unknown>)[l] },
+            hyper: { value: own(ctx.hyper as Record<string, unknown>, i) },
+            settings: { value: own(ctx.settings as Record<string, unknown>, i) },
+            taps: { get: () => inGroup(ctx.taps) },
+            tapsFor: { value: (labelsFor: Tensor) => inGroup(ctx.tapsFor(labelsFor)) },
+          },
+        );
         const out = parts[i].definition.update(part as never);
         const updated = flattenTree('partition', out.params, isTensor, 'a Tensor').leaves;
         idx[i].forEach((leaf, k) => (leaves[leaf] = updated[k]));

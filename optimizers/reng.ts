@@ -6,7 +6,15 @@
 import { add, div, grad, mul, stopGradient, sub, zerosLike, type Tensor } from '../dsl/index.js';
 import { defineOptimizer, outside, type ParamTree } from '../dsl/optimizer.js';
 import { mutated } from './mutations.js';
-import { dampingCoefficient, initRing, RING_HYPER, RING_REPORT, RING_STATIC, ringStep, validateRing } from './ring.js';
+import {
+  dampingCoefficient,
+  initRing,
+  RING_HYPER,
+  RING_REPORT,
+  RING_STATIC,
+  ringStep,
+  validateRing,
+} from './ring.js';
 
 export const reng = defineOptimizer({
   name: 'reng',
@@ -21,27 +29,47 @@ export const reng = defineOptimizer({
   validate: (h) =>
     validateRing(h) ??
     outside('fdEps', h.fdEps, Number.MIN_VALUE, Infinity) ??
-    (!['double_backprop', 'fd_forward', 'fd_central'].includes(h.gradient) ? `gradient must be 'double_backprop', 'fd_forward' or 'fd_central', got '${h.gradient}'` : undefined),
+    (!['double_backprop', 'fd_forward', 'fd_central'].includes(h.gradient)
+      ? `gradient must be 'double_backprop', 'fd_forward' or 'fd_central', got '${h.gradient}'`
+      : undefined),
   init: (params, h, layers) => initRing(params, h, layers),
   report: RING_REPORT,
   update: (ctx) => {
     const { params, grads, hyper, settings, map } = ctx;
     const { rho, fdEps } = hyper;
-    const gradientAt = (shifted: ParamTree) => grad((p: ParamTree) => ctx.loss(p))(shifted) as ParamTree;
-    const along = (sign: number) => map((p, g) => add(p, mul(mul(sign, fdEps), stopGradient(g))), params, grads);
+    const gradientAt = (shifted: ParamTree) =>
+      grad((p: ParamTree) => ctx.loss(p))(shifted) as ParamTree;
+    const along = (sign: number) =>
+      map((p, g) => add(p, mul(mul(sign, fdEps), stopGradient(g))), params, grads);
     let regularized: ParamTree;
     if (settings.gradient === 'fd_forward') {
       // ∇L + (ρ/ε)(∇L(θ + ε∇L) − ∇L)
-      regularized = map((g, gp) => add(g, mul(div(rho, fdEps), sub(gp, g))), grads, gradientAt(along(1)));
+      regularized = map(
+        (g, gp) => add(g, mul(div(rho, fdEps), sub(gp, g))),
+        grads,
+        gradientAt(along(1)),
+      );
     } else if (settings.gradient === 'fd_central') {
       // ∇L + (ρ/2ε)(∇L(θ + ε∇L) − ∇L(θ − ε∇L))
-      regularized = map((g, gp, gm) => add(g, mul(div(rho, mul(2, fdEps)), sub(gp, gm))), grads, gradientAt(along(1)), gradientAt(along(-1)));
+      regularized = map(
+        (g, gp, gm) => add(g, mul(div(rho, mul(2, fdEps)), sub(gp, gm))),
+        grads,
+        gradientAt(along(1)),
+        gradientAt(along(-1)),
+      );
     } else {
       // ∇L + ρ·H∇L: H∇L = ∇(½‖∇L‖²), global over every trainable parameter.
       // Test-only mutations: 'reng.halfRho' adds (ρ/2)·H∇L; 'reng.denseOnlyNorm' differentiates ½‖∇L‖² over the dense layers only.
-      const isDense = (p: Tensor) => ctx.taps.some((t) => t.w.node === p.node || t.b?.node === p.node);
-      const v = mutated('reng.denseOnlyNorm') ? map((p, g) => (isDense(p) ? g : zerosLike(g)), params, grads) : grads;
-      regularized = map((g, hg) => add(g, mul(mutated('reng.halfRho') ? mul(0.5, rho) : rho, hg)), grads, ctx.hvp(v));
+      const isDense = (p: Tensor) =>
+        ctx.taps.some((t) => t.w.node === p.node || t.b?.node === p.node);
+      const v = mutated('reng.denseOnlyNorm')
+        ? map((p, g) => (isDense(p) ? g : zerosLike(g)), params, grads)
+        : grads;
+      regularized = map(
+        (g, hg) => add(g, mul(mutated('reng.halfRho') ? mul(0.5, rho) : rho, hg)),
+        grads,
+        ctx.hvp(v),
+      );
     }
     return ringStep(ctx, regularized, dampingCoefficient(hyper), 'reng');
   },

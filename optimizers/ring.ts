@@ -4,12 +4,49 @@
 // the paper's quadratic model (§3.2) — and the step is U = Γ_d⁻¹ G Λ_d⁻¹ with inverses by
 // Newton–Schulz, refreshed every `inverseEvery` steps (Lazy Fisher), heavy-ball momentum on U and
 // decoupled weight decay. Parameters outside dense layers take the fallback optimizer's step.
-import { add, eq, eye, le, lt, maximum, mul, scalar, sqnorm, sqrt, sub, trace, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
+import {
+  add,
+  eq,
+  eye,
+  le,
+  lt,
+  maximum,
+  mul,
+  scalar,
+  sqnorm,
+  sqrt,
+  sub,
+  trace,
+  where,
+  zeros,
+  zerosLike,
+  type Tensor,
+} from '../dsl/index.js';
 import { guardedInverse, powerIteration } from '../dsl/curvature/index.js';
-import { defineOptimizer, outside, treeMap, type HyperTensors, type LayerInfo, type ParamTree, type StepContext } from '../dsl/optimizer.js';
+import {
+  defineOptimizer,
+  outside,
+  treeMap,
+  type HyperTensors,
+  type LayerInfo,
+  type ParamTree,
+  type StepContext,
+} from '../dsl/optimizer.js';
 import { adamMoments, ADAM_DEFAULTS } from './adam.js';
 import { mutated } from './mutations.js';
-import { fisherTaps, gradientLookup, initialLayerState, powerStart, klClipFactor, layerDirections, layerGrad, piRuleInverses, precondition, updatedFactors, type LayerState } from './kronecker.js';
+import {
+  fisherTaps,
+  gradientLookup,
+  initialLayerState,
+  powerStart,
+  klClipFactor,
+  layerDirections,
+  layerGrad,
+  piRuleInverses,
+  precondition,
+  updatedFactors,
+  type LayerState,
+} from './kronecker.js';
 
 export const RING_HYPER = {
   lr: 1e-2,
@@ -55,7 +92,13 @@ const DEGENERATE = 1e-30;
 /** A refresh whose first Newton–Schulz attempt ends above this residual counts as a fallback (as in K-FAC). */
 const NS_TOLERANCE = 1e-3;
 
-export function validateRing(h: { [K in keyof RingHyper]: RingHyper[K] extends number ? number : RingHyper[K] extends boolean ? boolean : string }): string | undefined {
+export function validateRing(h: {
+  [K in keyof RingHyper]: RingHyper[K] extends number
+    ? number
+    : RingHyper[K] extends boolean
+      ? boolean
+      : string;
+}): string | undefined {
   return (
     outside('lr', h.lr, 0, Infinity) ??
     outside('momentum', h.momentum, 0, 1) ??
@@ -63,22 +106,47 @@ export function validateRing(h: { [K in keyof RingHyper]: RingHyper[K] extends n
     outside('rho', h.rho, 0, Infinity) ??
     outside('statDecay', h.statDecay, 0, 1) ??
     outside('klClip', h.klClip, 0, Infinity) ??
-    (![h.covEvery, h.inverseEvery, h.newtonIters, h.powerSteps].every((n) => Number.isInteger(n) && n >= 1) ? 'covEvery, inverseEvery, newtonIters and powerSteps must be positive integers' : undefined) ??
-    (h.fisher !== 'mc' && h.fisher !== 'empirical' ? `fisher must be 'mc' or 'empirical', got '${h.fisher}'` : undefined) ??
-    (h.damping !== 'spectral' && h.damping !== 'grad_norm' ? `damping must be 'spectral' or 'grad_norm', got '${h.damping}'` : undefined) ??
-    (h.factorInit !== 'identity' && h.factorInit !== 'first' ? `factorInit must be 'identity' or 'first', got '${h.factorInit}'` : undefined) ??
-    (h.fallback !== 'sgd' && h.fallback !== 'adamw' ? `fallback must be 'sgd' or 'adamw', got '${h.fallback}'` : undefined)
+    (![h.covEvery, h.inverseEvery, h.newtonIters, h.powerSteps].every(
+      (n) => Number.isInteger(n) && n >= 1,
+    )
+      ? 'covEvery, inverseEvery, newtonIters and powerSteps must be positive integers'
+      : undefined) ??
+    (h.fisher !== 'mc' && h.fisher !== 'empirical'
+      ? `fisher must be 'mc' or 'empirical', got '${h.fisher}'`
+      : undefined) ??
+    (h.damping !== 'spectral' && h.damping !== 'grad_norm'
+      ? `damping must be 'spectral' or 'grad_norm', got '${h.damping}'`
+      : undefined) ??
+    (h.factorInit !== 'identity' && h.factorInit !== 'first'
+      ? `factorInit must be 'identity' or 'first', got '${h.factorInit}'`
+      : undefined) ??
+    (h.fallback !== 'sgd' && h.fallback !== 'adamw'
+      ? `fallback must be 'sgd' or 'adamw', got '${h.fallback}'`
+      : undefined)
   );
 }
 
 export const RING_STATIC = ['covEvery', 'inverseEvery', 'newtonIters', 'powerSteps'] as const;
 
-export function initRing(params: ParamTree, h: { readonly factorInit: string; readonly fallback: string }, layers: readonly LayerInfo[]) {
+export function initRing(
+  params: ParamTree,
+  h: { readonly factorInit: string; readonly fallback: string },
+  layers: readonly LayerInfo[],
+) {
   return {
-    layers: layers.map((layer): LayerState & { readonly residual: Tensor; readonly damping: Tensor } => ({ ...initialLayerState(layer, h.factorInit), residual: zeros([]) as Tensor, damping: zeros([]) as Tensor })),
+    layers: layers.map(
+      (layer): LayerState & { readonly residual: Tensor; readonly damping: Tensor } => ({
+        ...initialLayerState(layer, h.factorInit),
+        residual: zeros([]) as Tensor,
+        damping: zeros([]) as Tensor,
+      }),
+    ),
     velocity: treeMap(zerosLike, params),
     /** AdamW moments for the parameters outside dense layers (fallback 'adamw'; unused otherwise). */
-    adam: h.fallback === 'adamw' ? { m: treeMap(zerosLike, params), v: treeMap(zerosLike, params) } : {},
+    adam:
+      h.fallback === 'adamw'
+        ? { m: treeMap(zerosLike, params), v: treeMap(zerosLike, params) }
+        : {},
     started: zeros([]) as Tensor,
     fallbacks: zeros([]) as Tensor,
   };
@@ -90,36 +158,97 @@ type RingState = ReturnType<typeof initRing>;
  * One RING-style step from `gradient` (RING: the plain minibatch gradient; RENG: ∇L_G) with the
  * spectral damping coefficient `coef` (RING: √ρ; RENG: ε_R).
  */
-export function ringStep<H extends RingHyper>(ctx: StepContext<H, RingState>, gradient: ParamTree, coef: Tensor, op: string) {
+export function ringStep<H extends RingHyper>(
+  ctx: StepContext<H, RingState>,
+  gradient: ParamTree,
+  coef: Tensor,
+  op: string,
+) {
   const { params, state, every, map } = ctx;
   const hyper = ctx.hyper as unknown as HyperTensors<RingHyper>;
-  const settings = ctx.settings as unknown as { [K in keyof RingHyper]: RingHyper[K] extends number ? number : RingHyper[K] extends boolean ? boolean : string };
-  const taps = fisherTaps(ctx as unknown as Parameters<typeof fisherTaps>[0], settings.fisher, state.layers.length, op);
+  const settings = ctx.settings as unknown as {
+    [K in keyof RingHyper]: RingHyper[K] extends number
+      ? number
+      : RingHyper[K] extends boolean
+        ? boolean
+        : string;
+  };
+  const taps = fisherTaps(
+    ctx as unknown as Parameters<typeof fisherTaps>[0],
+    settings.fisher,
+    state.layers.length,
+    op,
+  );
   const gradOf = gradientLookup(params, gradient, op);
   const first = eq(state.started, 0);
   let fallbacks = state.fallbacks;
 
   const layers = taps.map((tap, i) => {
     const old = state.layers[i];
-    const [lambda, gamma] = updatedFactors(tap, old, { first, decay: hyper.statDecay, factorInit: settings.factorInit, covEvery: settings.covEvery, every });
+    const [lambda, gamma] = updatedFactors(tap, old, {
+      first,
+      decay: hyper.statDecay,
+      factorInit: settings.factorInit,
+      covEvery: settings.covEvery,
+      every,
+    });
     const g = layerGrad(tap, gradOf);
     const inverses = every(
       settings.inverseEvery,
       () => {
         if (settings.damping === 'grad_norm') {
-          const r = piRuleInverses(lambda, gamma, old, mul(hyper.rho, sqnorm(g)), settings.newtonIters, settings.powerSteps, settings.warmStart);
+          const r = piRuleInverses(
+            lambda,
+            gamma,
+            old,
+            mul(hyper.rho, sqnorm(g)),
+            settings.newtonIters,
+            settings.powerSteps,
+            settings.warmStart,
+          );
           return { ...r, damping: r.damping[0] };
         }
         const l = spectralInverse(lambda, old.lambdaInv, old.lambdaVec, coef, settings);
         // Test-only mutation 'ring.undampedGamma': Γ_d = Γ (the Γ side loses its damping).
-        const gm = spectralInverse(gamma, old.gammaInv, old.gammaVec, mutated('ring.undampedGamma') ? mul(0, coef) : coef, settings);
-        return { lambdaInv: l.inverse, gammaInv: gm.inverse, lambdaVec: l.vector, gammaVec: gm.vector, fellBack: maximum(l.fellBack, gm.fellBack), residual: maximum(l.residual, gm.residual), damping: maximum(l.damping, gm.damping) };
+        const gm = spectralInverse(
+          gamma,
+          old.gammaInv,
+          old.gammaVec,
+          mutated('ring.undampedGamma') ? mul(0, coef) : coef,
+          settings,
+        );
+        return {
+          lambdaInv: l.inverse,
+          gammaInv: gm.inverse,
+          lambdaVec: l.vector,
+          gammaVec: gm.vector,
+          fellBack: maximum(l.fellBack, gm.fellBack),
+          residual: maximum(l.residual, gm.residual),
+          damping: maximum(l.damping, gm.damping),
+        };
       },
-      () => ({ lambdaInv: old.lambdaInv, gammaInv: old.gammaInv, lambdaVec: old.lambdaVec, gammaVec: old.gammaVec, fellBack: zeros([]) as Tensor, residual: old.residual, damping: old.damping }),
+      () => ({
+        lambdaInv: old.lambdaInv,
+        gammaInv: old.gammaInv,
+        lambdaVec: old.lambdaVec,
+        gammaVec: old.gammaVec,
+        fellBack: zeros([]) as Tensor,
+        residual: old.residual,
+        damping: old.damping,
+      }),
     );
     fallbacks = add(fallbacks, inverses.fellBack);
     const v = precondition(inverses.gammaInv, g, inverses.lambdaInv);
-    const next = { lambda, gamma, lambdaInv: inverses.lambdaInv, gammaInv: inverses.gammaInv, lambdaVec: inverses.lambdaVec, gammaVec: inverses.gammaVec, residual: inverses.residual, damping: inverses.damping };
+    const next = {
+      lambda,
+      gamma,
+      lambdaInv: inverses.lambdaInv,
+      gammaInv: inverses.gammaInv,
+      lambdaVec: inverses.lambdaVec,
+      gammaVec: inverses.gammaVec,
+      residual: inverses.residual,
+      damping: inverses.damping,
+    };
     return { tap, g, v, state: next };
   });
 
@@ -129,20 +258,47 @@ export function ringStep<H extends RingHyper>(ctx: StepContext<H, RingState>, gr
   const decay = (p: Tensor) => mul(p, sub(1, mul(hyper.lr, hyper.weightDecay)));
   // Dense layers: v ← μv + U, W̃ ← (1 − ηλ)W̃ − ηv. Elsewhere: the same on the raw gradient, or AdamW.
   // Test-only mutation 'ring.noMomentum': v ← U (the μv term dropped).
-  const velocity = map((vi, p, gi) => add(mutated('ring.noMomentum') ? 0 : mul(hyper.momentum, vi), preconditioned.get(p.node) ?? gi), state.velocity, params, gradient);
+  const velocity = map(
+    (vi, p, gi) =>
+      add(
+        mutated('ring.noMomentum') ? 0 : mul(hyper.momentum, vi),
+        preconditioned.get(p.node) ?? gi,
+      ),
+    state.velocity,
+    params,
+    gradient,
+  );
   const adamState = state.adam as { m?: ParamTree; v?: ParamTree };
-  const useAdam = settings.fallback === 'adamw' && adamState.m !== undefined && adamState.v !== undefined;
-  const betas = { beta1: scalar(ADAM_DEFAULTS.beta1), beta2: scalar(ADAM_DEFAULTS.beta2), eps: scalar(ADAM_DEFAULTS.eps) };
+  const useAdam =
+    settings.fallback === 'adamw' && adamState.m !== undefined && adamState.v !== undefined;
+  const betas = {
+    beta1: scalar(ADAM_DEFAULTS.beta1),
+    beta2: scalar(ADAM_DEFAULTS.beta2),
+    eps: scalar(ADAM_DEFAULTS.eps),
+  };
   const moments = (g: Tensor, m: Tensor, v: Tensor) => adamMoments(g, m, v, betas, ctx.t);
   const step = (p: Tensor, vi: Tensor, gi: Tensor, m: Tensor, v: Tensor) =>
-    preconditioned.has(p.node) || !useAdam ? sub(decay(p), mul(hyper.lr, vi)) : sub(decay(p), mul(hyper.lr, moments(gi, m, v).step));
+    preconditioned.has(p.node) || !useAdam
+      ? sub(decay(p), mul(hyper.lr, vi))
+      : sub(decay(p), mul(hyper.lr, moments(gi, m, v).step));
   const m = useAdam ? (adamState.m as ParamTree) : params;
   const v = useAdam ? (adamState.v as ParamTree) : params;
   const nextParams = map(step, params, velocity, gradient, m, v);
-  const adam = useAdam ? { m: map((g, mi, vi) => moments(g, mi, vi).m, gradient, m, v), v: map((g, mi, vi) => moments(g, mi, vi).v, gradient, m, v) } : {};
+  const adam = useAdam
+    ? {
+        m: map((g, mi, vi) => moments(g, mi, vi).m, gradient, m, v),
+        v: map((g, mi, vi) => moments(g, mi, vi).v, gradient, m, v),
+      }
+    : {};
   return {
     params: nextParams,
-    state: { layers: layers.map((l) => l.state), velocity, adam, started: where(first, 1, state.started), fallbacks },
+    state: {
+      layers: layers.map((l) => l.state),
+      velocity,
+      adam,
+      started: where(first, 1, state.started),
+      fallbacks,
+    },
   };
 }
 
@@ -151,14 +307,30 @@ export function ringStep<H extends RingHyper>(ctx: StepContext<H, RingState>, gr
  * from the previous inverse (warm start, when still a contraction) or I/((1 + c)λ̂) (§3.5); a
  * degenerate F (λ̂ ≤ 1e-30, e.g. all-zero inputs) is replaced by 1e-8·I (§3.3).
  */
-function spectralInverse(f: Tensor, previous: Tensor, v0: Tensor, coef: Tensor, settings: { readonly newtonIters: number; readonly powerSteps: number; readonly warmStart: boolean }) {
+function spectralInverse(
+  f: Tensor,
+  previous: Tensor,
+  v0: Tensor,
+  coef: Tensor,
+  settings: {
+    readonly newtonIters: number;
+    readonly powerSteps: number;
+    readonly warmStart: boolean;
+  },
+) {
   const n = f.shape[0];
   // A degenerate refresh stores a zero vector (A·v = 0): restart from powerStart, or λ̂ would stay 0 for good.
   const top = powerIteration(f, where(le(sqnorm(v0), 0), powerStart(n), v0), settings.powerSteps);
   // Test-only mutation 'ring.traceNorm': the shift scales with tr F instead of λ_max(F).
   const shift = mul(coef, mutated('ring.traceNorm') ? trace(f) : top.value);
   const damped = add(f, mul(shift, eye(n)));
-  const inverse = guardedInverse(damped, { lambdaMax: mul(add(1, coef), top.value), x0: settings.warmStart ? previous : undefined, iterations: settings.newtonIters, extra: settings.newtonIters, tolerance: NS_TOLERANCE });
+  const inverse = guardedInverse(damped, {
+    lambdaMax: mul(add(1, coef), top.value),
+    x0: settings.warmStart ? previous : undefined,
+    iterations: settings.newtonIters,
+    extra: settings.newtonIters,
+    tolerance: NS_TOLERANCE,
+  });
   const degenerate = le(top.value, DEGENERATE);
   return {
     inverse: where(degenerate, eye(n), inverse.inverse),
@@ -170,16 +342,25 @@ function spectralInverse(f: Tensor, previous: Tensor, v0: Tensor, coef: Tensor, 
 }
 
 /** The spectral damping coefficient: `dampingCoef`, or √ρ when it is negative. */
-export function dampingCoefficient(hyper: { readonly rho: Tensor; readonly dampingCoef: Tensor }): Tensor {
+export function dampingCoefficient(hyper: {
+  readonly rho: Tensor;
+  readonly dampingCoef: Tensor;
+}): Tensor {
   // Test-only mutation 'ring.dropSqrtRho': c = ρ instead of √ρ.
-  return where(lt(hyper.dampingCoef, 0), mutated('ring.dropSqrtRho') ? hyper.rho : sqrt(hyper.rho), hyper.dampingCoef);
+  return where(
+    lt(hyper.dampingCoef, 0),
+    mutated('ring.dropSqrtRho') ? hyper.rho : sqrt(hyper.rho),
+    hyper.dampingCoef,
+  );
 }
 
 /** Metrics RING and RENG report: fallback count, worst Newton–Schulz residual and largest damping shift at the last refresh. */
 export const RING_REPORT = {
   fallbacks: (state: RingState) => state.fallbacks,
-  residual: (state: RingState) => state.layers.reduce<Tensor>((acc, l) => maximum(acc, l.residual), zeros([])),
-  damping: (state: RingState) => state.layers.reduce<Tensor>((acc, l) => maximum(acc, l.damping), zeros([])),
+  residual: (state: RingState) =>
+    state.layers.reduce<Tensor>((acc, l) => maximum(acc, l.residual), zeros([])),
+  damping: (state: RingState) =>
+    state.layers.reduce<Tensor>((acc, l) => maximum(acc, l.damping), zeros([])),
 };
 
 export const ring = defineOptimizer({

@@ -8,7 +8,38 @@
 // is the Cholesky of the innovation covariance S (observation dimension), never a parameter-sized
 // inverse (except the 'precision' pseudo-observation of a full covariance, whose observation is
 // the parameter vector itself). Parameters outside the subset take a momentum-SGD step or stay frozen.
-import { add, cast, choleskySolve, concat, constant, div, eq, expandDims, eye, gt, iota, le, matmul, maximum, minimum, mT, mul, oneHot, reshape, slice, softmax, sqnorm, sub, sum, where, zeros, zerosLike, type Tensor, GrngError, flattenTree } from '../dsl/index.js';
+import {
+  add,
+  cast,
+  choleskySolve,
+  concat,
+  constant,
+  div,
+  eq,
+  expandDims,
+  eye,
+  gt,
+  iota,
+  le,
+  matmul,
+  maximum,
+  minimum,
+  mT,
+  mul,
+  oneHot,
+  reshape,
+  slice,
+  softmax,
+  sqnorm,
+  sub,
+  sum,
+  where,
+  zeros,
+  zerosLike,
+  type Tensor,
+  GrngError,
+  flattenTree,
+} from '../dsl/index.js';
 import { vjp } from '../dsl/transforms.js';
 import { defineOptimizer, outside, treeMap, type ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
@@ -67,31 +98,54 @@ function leafPaths(tree: unknown): string[] {
     const { node, path } = item;
     const at = (key: string | number) => (path === '' ? `${key}` : `${path}.${key}`);
     if (typeof node === 'number') paths[node] = path;
-    else if (Array.isArray(node)) node.forEach((child, i) => pending.push({ node: child, path: at(i) }));
-    else for (const [k, child] of Object.entries(node as Record<string, unknown>)) pending.push({ node: child, path: at(k) });
+    else if (Array.isArray(node))
+      node.forEach((child, i) => pending.push({ node: child, path: at(i) }));
+    else
+      for (const [k, child] of Object.entries(node as Record<string, unknown>))
+        pending.push({ node: child, path: at(k) });
   }
   return paths;
 }
 
 /** Positions (in flattenTree order) of the leaves R-Kalman manages. */
-function managedPositions(params: ParamTree, selection: string, lastLayer: { readonly w: Tensor; readonly b?: Tensor } | undefined): number[] {
+function managedPositions(
+  params: ParamTree,
+  selection: string,
+  lastLayer: { readonly w: Tensor; readonly b?: Tensor } | undefined,
+): number[] {
   const leaves = flattenTree('rkalman', params, isTensor, 'a Tensor').leaves;
   let chosen: number[];
   if (selection === 'all') chosen = leaves.map((_, i) => i);
   else if (selection === 'head') {
-    if (lastLayer === undefined) throw new GrngError('rkalman', "params: 'head' needs a model with dense layers (nn.dense, nn.mlp); name the parameters by path instead");
-    chosen = leaves.flatMap((l, i) => (l.node === lastLayer.w.node || l.node === lastLayer.b?.node ? [i] : []));
+    if (lastLayer === undefined)
+      throw new GrngError(
+        'rkalman',
+        "params: 'head' needs a model with dense layers (nn.dense, nn.mlp); name the parameters by path instead",
+      );
+    chosen = leaves.flatMap((l, i) =>
+      l.node === lastLayer.w.node || l.node === lastLayer.b?.node ? [i] : [],
+    );
   } else {
     const prefixes = selection.split(',').map((s) => s.trim());
     const paths = leafPaths(params);
-    chosen = paths.flatMap((p, i) => (prefixes.some((q) => p === q || p.startsWith(`${q}.`)) ? [i] : []));
-    if (chosen.length === 0) throw new GrngError('rkalman', `params '${selection}' matches no parameter; the paths are ${paths.join(', ')}`);
+    chosen = paths.flatMap((p, i) =>
+      prefixes.some((q) => p === q || p.startsWith(`${q}.`)) ? [i] : [],
+    );
+    if (chosen.length === 0)
+      throw new GrngError(
+        'rkalman',
+        `params '${selection}' matches no parameter; the paths are ${paths.join(', ')}`,
+      );
   }
   return chosen;
 }
 
 const sizeOf = (t: Tensor) => t.shape.reduce((a, d) => a * d, 1);
-const flat = (ts: readonly Tensor[]) => concat(ts.map((t) => reshape(t, [sizeOf(t)])), 0);
+const flat = (ts: readonly Tensor[]) =>
+  concat(
+    ts.map((t) => reshape(t, [sizeOf(t)])),
+    0,
+  );
 
 export const rkalman = defineOptimizer({
   name: 'rkalman',
@@ -106,15 +160,30 @@ export const rkalman = defineOptimizer({
     outside('momentum', h.momentum, 0, 1) ??
     outside('jitter', h.jitter, 0, Infinity) ??
     outside('varianceCap', h.varianceCap, 0, Infinity) ??
-    (h.varianceCap > 0 && h.covariance === 'full' ? 'varianceCap applies to the diagonal covariance only' : undefined) ??
-    (!['softmax', 'scalar', 'gaussian'].includes(h.adapter) ? `adapter must be 'softmax', 'scalar' or 'gaussian', got '${h.adapter}'` : undefined) ??
-    (h.grMode !== 'noise' && h.grMode !== 'precision' ? `grMode must be 'noise' or 'precision', got '${h.grMode}'` : undefined) ??
-    (h.covariance !== 'diagonal' && h.covariance !== 'full' ? `covariance must be 'diagonal' or 'full', got '${h.covariance}'` : undefined) ??
-    (h.fallback !== 'sgd' && h.fallback !== 'none' ? `fallback must be 'sgd' or 'none', got '${h.fallback}'` : undefined) ??
-    (h.params.trim() === '' ? "params must be 'all', 'head' or parameter path prefixes" : undefined),
+    (h.varianceCap > 0 && h.covariance === 'full'
+      ? 'varianceCap applies to the diagonal covariance only'
+      : undefined) ??
+    (!['softmax', 'scalar', 'gaussian'].includes(h.adapter)
+      ? `adapter must be 'softmax', 'scalar' or 'gaussian', got '${h.adapter}'`
+      : undefined) ??
+    (h.grMode !== 'noise' && h.grMode !== 'precision'
+      ? `grMode must be 'noise' or 'precision', got '${h.grMode}'`
+      : undefined) ??
+    (h.covariance !== 'diagonal' && h.covariance !== 'full'
+      ? `covariance must be 'diagonal' or 'full', got '${h.covariance}'`
+      : undefined) ??
+    (h.fallback !== 'sgd' && h.fallback !== 'none'
+      ? `fallback must be 'sgd' or 'none', got '${h.fallback}'`
+      : undefined) ??
+    (h.params.trim() === ''
+      ? "params must be 'all', 'head' or parameter path prefixes"
+      : undefined),
   init: (params, h, layers) => {
     const leaves = flattenTree('rkalman', params, isTensor, 'a Tensor').leaves;
-    const n = managedPositions(params, h.params, layers[layers.length - 1]).reduce((acc, i) => acc + sizeOf(leaves[i]), 0);
+    const n = managedPositions(params, h.params, layers[layers.length - 1]).reduce(
+      (acc, i) => acc + sizeOf(leaves[i]),
+      0,
+    );
     const prior = h.sigma0IsStd ? h.sigma0 * h.sigma0 : h.sigma0;
     return {
       covariance: h.covariance === 'full' ? mul(prior, eye(n)) : add(zeros([n]), prior),
@@ -133,16 +202,30 @@ export const rkalman = defineOptimizer({
     const n = managed.reduce((acc, t) => acc + sizeOf(t), 0);
     const full = settings.covariance === 'full';
     const expected = full ? [n, n] : [n];
-    if (state.covariance.shape.length !== expected.length || state.covariance.shape.some((d, i) => d !== expected[i])) {
-      throw new GrngError('rkalman', `the covariance in the state is [${state.covariance.shape.join(', ')}] but the managed parameters need [${expected.join(', ')}]`);
+    if (
+      state.covariance.shape.length !== expected.length ||
+      state.covariance.shape.some((d, i) => d !== expected[i])
+    ) {
+      throw new GrngError(
+        'rkalman',
+        `the covariance in the state is [${state.covariance.shape.join(', ')}] but the managed parameters need [${expected.join(', ')}]`,
+      );
     }
     const m = ctx.labels.shape[0];
 
     // Prediction with fading memory: P ← P/β.
     let p = mutated('rkalman.noForgetting') ? state.covariance : div(state.covariance, hyper.beta);
-    if (!full) p = where(gt(hyper.varianceCap, 0), minimum(p, where(gt(hyper.varianceCap, 0), hyper.varianceCap, 1)), p);
+    if (!full)
+      p = where(
+        gt(hyper.varianceCap, 0),
+        minimum(p, where(gt(hyper.varianceCap, 0), hyper.varianceCap, 1)),
+        p,
+      );
     // ‖ḡ‖² over every trainable parameter, at the predicted mean (the batch's true labels).
-    const gradNorm2 = flattenTree('rkalman', grads, isTensor, 'a Tensor').leaves.reduce<Tensor>((acc, g) => add(acc, sqnorm(g)), zeros([]));
+    const gradNorm2 = flattenTree('rkalman', grads, isTensor, 'a Tensor').leaves.reduce<Tensor>(
+      (acc, g) => add(acc, sqnorm(g)),
+      zeros([]),
+    );
     if (settings.grMode === 'precision') {
       const r = mul(mutated('rkalman.noBatchFactor') ? hyper.rho : mul(m, hyper.rho), gradNorm2);
       if (full) {
@@ -154,13 +237,17 @@ export const rkalman = defineOptimizer({
     }
 
     // Observations: the adapter's rows of H = ∂h/∂θ_K (one vector-Jacobian product per row), e and R.
-    const substitute = (ks: readonly Tensor[]) => rebuild(leaves.map((l, i) => (positions.includes(i) ? ks[positions.indexOf(i)] : l))) as ParamTree;
+    const substitute = (ks: readonly Tensor[]) =>
+      rebuild(
+        leaves.map((l, i) => (positions.includes(i) ? ks[positions.indexOf(i)] : l)),
+      ) as ParamTree;
     const [z, pullback] = vjp((ks: Tensor[]) => ctx.output(substitute(ks)), managed);
     const row = (cotangent: Tensor) => flat(pullback(cotangent)[0] as Tensor[]);
     const observation = observe(settings.adapter, z, ctx.labels, hyper.obsNoise, row, hyper.jitter);
     let { r } = observation;
     const { h, e } = observation;
-    if (settings.grMode === 'noise' && !mutated('rkalman.noRegularization')) r = mul(r, add(1, mul(hyper.rho, gradNorm2)));
+    if (settings.grMode === 'noise' && !mutated('rkalman.noRegularization'))
+      r = mul(r, add(1, mul(hyper.rho, gradNorm2)));
 
     // S = H P Hᵀ + R; K = P Hᵀ S⁻¹ through a Cholesky solve of S only.
     const ph = full ? matmul(p, mT(h)) : mul(expandDims(p, 1), mT(h)); // P Hᵀ [n, d]
@@ -187,12 +274,20 @@ export const rkalman = defineOptimizer({
     });
     const index = new Map(leaves.map((l, i) => [l.node, i] as const));
     const frozen = settings.fallback === 'none';
-    const velocity = map((v, g) => (frozen ? v : add(mul(hyper.momentum, v), g)), state.velocity, grads);
-    const next = map((theta, v) => {
-      const delta = deltas.get(index.get(theta.node) as number);
-      if (delta !== undefined) return add(theta, delta);
-      return frozen ? theta : sub(theta, mul(hyper.lr, v));
-    }, params, velocity);
+    const velocity = map(
+      (v, g) => (frozen ? v : add(mul(hyper.momentum, v), g)),
+      state.velocity,
+      grads,
+    );
+    const next = map(
+      (theta, v) => {
+        const delta = deltas.get(index.get(theta.node) as number);
+        if (delta !== undefined) return add(theta, delta);
+        return frozen ? theta : sub(theta, mul(hyper.lr, v));
+      },
+      params,
+      velocity,
+    );
     return { params: next, state: { covariance: posterior, velocity, clamped } };
   },
 });
@@ -206,18 +301,31 @@ function symmetrize(a: Tensor): Tensor {
  * maps an output cotangent [m, C] to the matching Jacobian row over the managed parameters.
  * Exported for the property tests (spec §8.4 KF4); not part of the public API.
  */
-export function observe(adapter: string, z: Tensor, labels: Tensor, obsNoise: Tensor, row: (cotangent: Tensor) => Tensor, jitter: Tensor | number = 1e-12): { h: Tensor; e: Tensor; r: Tensor } {
+export function observe(
+  adapter: string,
+  z: Tensor,
+  labels: Tensor,
+  obsNoise: Tensor,
+  row: (cotangent: Tensor) => Tensor,
+  jitter: Tensor | number = 1e-12,
+): { h: Tensor; e: Tensor; r: Tensor } {
   const [m, classes] = z.rank === 1 ? [z.shape[0], 1] : [z.shape[0], z.shape[1]];
   const sample = (n: number) => cast(eq(iota([m, 1], 0), n), 'f32'); // [m, 1] selector of sample n
   if (adapter === 'gaussian') {
     // h = the outputs themselves; rows ∂z_{n,c}/∂θ.
     const outputs = reshape(z, [m, classes]);
     const rows: Tensor[] = [];
-    for (let n = 0; n < m; n++) for (let c = 0; c < classes; c++) rows.push(row(reshape(mul(sample(n), cast(eq(iota([1, classes], 1), c), 'f32')), z.shape)));
+    for (let n = 0; n < m; n++)
+      for (let c = 0; c < classes; c++)
+        rows.push(row(reshape(mul(sample(n), cast(eq(iota([1, classes], 1), c), 'f32')), z.shape)));
     const e = reshape(sub(reshape(cast(labels, 'f32'), [m, classes]), outputs), [m * classes]);
     return { h: stackRows(rows), e, r: mul(obsNoise, eye(m * classes)) };
   }
-  if (z.rank !== 2) throw new GrngError('rkalman', `adapter '${adapter}' needs class logits [B, C], got [${z.shape.join(', ')}]`);
+  if (z.rank !== 2)
+    throw new GrngError(
+      'rkalman',
+      `adapter '${adapter}' needs class logits [B, C], got [${z.shape.join(', ')}]`,
+    );
   const probs = softmax(z);
   const target = oneHot(labels, classes);
   if (adapter === 'scalar') {
@@ -240,12 +348,22 @@ export function observe(adapter: string, z: Tensor, labels: Tensor, obsNoise: Te
   const pPrime = reshape(slice(probs, [0, 0], [m, k]), [m * k]);
   const e = sub(reshape(slice(target, [0, 0], [m, k]), [m * k]), pPrime);
   // Block diagonal over samples: diag(p') − p'p'ᵀ within each sample's k×k block.
-  const blocks = constant(Float64Array.from({ length: (m * k) ** 2 }, (_, i) => (Math.floor(Math.floor(i / (m * k)) / k) === Math.floor((i % (m * k)) / k) ? 1 : 0)), [m * k, m * k]);
-  const cross = mutated('rkalman.diagonalObservationNoise') ? zeros([m * k, m * k]) : mul(blocks, matmul(expandDims(pPrime, 1), expandDims(pPrime, 0)));
+  const blocks = constant(
+    Float64Array.from({ length: (m * k) ** 2 }, (_, i) =>
+      Math.floor(Math.floor(i / (m * k)) / k) === Math.floor((i % (m * k)) / k) ? 1 : 0,
+    ),
+    [m * k, m * k],
+  );
+  const cross = mutated('rkalman.diagonalObservationNoise')
+    ? zeros([m * k, m * k])
+    : mul(blocks, matmul(expandDims(pPrime, 1), expandDims(pPrime, 0)));
   const r = add(sub(mul(eye(m * k), expandDims(pPrime, 1)), cross), mul(jitter, eye(m * k)));
   return { h: stackRows(rows), e, r };
 }
 
 function stackRows(rows: readonly Tensor[]): Tensor {
-  return concat(rows.map((r) => expandDims(r, 0)), 0);
+  return concat(
+    rows.map((r) => expandDims(r, 0)),
+    0,
+  );
 }

@@ -12,7 +12,9 @@ export const sgd = defineOptimizer({
     outside('momentum', h.momentum, 0, Infinity) ??
     outside('dampening', h.dampening, 0, 1, true) ??
     outside('weightDecay', h.weightDecay, 0, Infinity) ??
-    (h.nesterov && (h.momentum <= 0 || h.dampening !== 0) ? `nesterov needs momentum > 0 and dampening = 0 (as in PyTorch), got momentum ${h.momentum}, dampening ${h.dampening}` : undefined),
+    (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)
+      ? `nesterov needs momentum > 0 and dampening = 0 (as in PyTorch), got momentum ${h.momentum}, dampening ${h.dampening}`
+      : undefined),
   // `started` is 1 once a step with μ ≠ 0 has created the buffer (μ is a runtime value, so this is state).
   init: (params) => ({ momentum: treeMap(zerosLike, params), started: zeros([]) as Tensor }),
   update: ({ params, grads, state, hyper, map }) => {
@@ -21,8 +23,17 @@ export const sgd = defineOptimizer({
     const fresh = eq(state.started, 0);
     const g = map((gi, p) => add(gi, mul(weightDecay, p)), grads, params);
     // b ← g on the buffer's first step, else μ b + (1 − τ) g; untouched while μ = 0.
-    const b = map((bi, gi) => where(active, where(fresh, gi, add(mul(momentum, bi), mul(sub(1, dampening), gi))), bi), state.momentum, g);
-    const direction = map((gi, bi) => where(active, hyper.nesterov ? add(gi, mul(momentum, bi)) : bi, gi), g, b);
+    const b = map(
+      (bi, gi) =>
+        where(active, where(fresh, gi, add(mul(momentum, bi), mul(sub(1, dampening), gi))), bi),
+      state.momentum,
+      g,
+    );
+    const direction = map(
+      (gi, bi) => where(active, hyper.nesterov ? add(gi, mul(momentum, bi)) : bi, gi),
+      g,
+      b,
+    );
     return {
       params: map((p, d) => sub(p, mul(lr, d)), params, direction),
       state: { momentum: b, started: where(active, 1, state.started) },

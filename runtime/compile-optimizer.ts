@@ -1,5 +1,13 @@
 import { fmtShape, GrngError } from '../core/ir/index.js';
-import type { HyperDefaults, HyperSettings, HyperTensors, LayerInfo, Optimizer, ParamTree, StepContext } from '../dsl/optimizer.js';
+import type {
+  HyperDefaults,
+  HyperSettings,
+  HyperTensors,
+  LayerInfo,
+  Optimizer,
+  ParamTree,
+  StepContext,
+} from '../dsl/optimizer.js';
 import { StepVariants } from './step-variants.js';
 import { treeMap } from '../dsl/optimizer.js';
 import { cast, foldIn, input, prngKey } from '../dsl/index.js';
@@ -45,7 +53,10 @@ export async function compileOptimizer<H extends HyperDefaults, S>(
   const { device } = options;
   const updater = stepProgram(optimizer, device, op, options.seed ?? 0);
   let current = upload(device, params, op);
-  let state = options.state === undefined ? await updater.init(current.tree) : upload(device, options.state, op);
+  let state =
+    options.state === undefined
+      ? await updater.init(current.tree)
+      : upload(device, options.state, op);
   updater.checkState(current.tree, state.tree);
   let steps = options.step ?? 0;
   let hyper = optimizer;
@@ -76,7 +87,12 @@ export interface Placed {
 
 /** Host arrays uploaded packed (one buffer for all: one binding); device arrays as they are. */
 export function upload(device: Device, tree: Tree<ArrayLeaf>, op: string): Placed {
-  const { leaves, rebuild } = flattenTree(op, tree, isArrayLeaf, 'an array (array(...) or a device array)');
+  const { leaves, rebuild } = flattenTree(
+    op,
+    tree,
+    isArrayLeaf,
+    'an array (array(...) or a device array)',
+  );
   const placed = toDevice(device, leaves, op);
   return { tree: rebuild(placed), leaves: placed };
 }
@@ -85,7 +101,12 @@ export function upload(device: Device, tree: Tree<ArrayLeaf>, op: string): Place
  * The traced pieces of an optimizer: init and update as jitted functions over device arrays,
  * with the numeric hyperparameters passed as numbers (runtime values) and the others baked in.
  */
-export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, device: Device, op: string, seed: number) {
+export function stepProgram<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  device: Device,
+  op: string,
+  seed: number,
+) {
   const { definition } = optimizer;
   const numeric = numericHyper(definition.hyper);
   let settings = optimizer.hyper;
@@ -93,27 +114,58 @@ export function stepProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, 
   const variants = (): StepVariants<Program> => new StepVariants(build);
   const build = (variants: StepVariants<Program>): Program =>
     jit(
-      (params: ParamTree, state: Tree<Tensor>, grads: ParamTree, values: Tensor[], t: Tensor, counter: Tensor[]) =>
-        applyUpdate(optimizer, settings, values, { params, state, grads, t, counter }, gradientOnlyExtras(variants.every, definition.name)),
+      (
+        params: ParamTree,
+        state: Tree<Tensor>,
+        grads: ParamTree,
+        values: Tensor[],
+        t: Tensor,
+        counter: Tensor[],
+      ) =>
+        applyUpdate(
+          optimizer,
+          settings,
+          values,
+          { params, state, grads, t, counter },
+          gradientOnlyExtras(variants.every, definition.name),
+        ),
       { device, donate: [0, 1] },
     ) as Program;
   let update = variants();
-  const initialize = jit((params: ParamTree) => definition.init(params, settings, []) as Tree<Tensor>, { device });
+  const initialize = jit(
+    (params: ParamTree) => definition.init(params, settings, []) as Tree<Tensor>,
+    { device },
+  );
   return {
     async init(params: Tree<DeviceArray>): Promise<Placed> {
       const tree = (await initialize(params)) as Tree<DeviceArray>;
-      return { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
+      return {
+        tree,
+        leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[],
+      };
     },
     useHyper(next: HyperSettings<H>) {
       const rebuild = changesCode(settings, next, definition.static);
       settings = next;
       if (rebuild) update = variants();
     },
-    async run(params: Tree<DeviceArray>, state: Tree<DeviceArray>, grads: Tree<ArrayLeaf>, hyper: HyperSettings<H>, t: number): Promise<[Placed, Placed]> {
+    async run(
+      params: Tree<DeviceArray>,
+      state: Tree<DeviceArray>,
+      grads: Tree<ArrayLeaf>,
+      hyper: HyperSettings<H>,
+      t: number,
+    ): Promise<[Placed, Placed]> {
       const values = numeric.map((k) => hyper[k] as number);
-      const [p, s] = (await update.run(t, (program) => program(params, state, grads, values, t, stepCounter(seed, t)))) as [Tree<DeviceArray>, Tree<DeviceArray>];
-      const leaves = (tree: Tree<DeviceArray>) => flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[];
-      return [{ tree: p, leaves: leaves(p) }, { tree: s, leaves: leaves(s) }];
+      const [p, s] = (await update.run(t, (program) =>
+        program(params, state, grads, values, t, stepCounter(seed, t)),
+      )) as [Tree<DeviceArray>, Tree<DeviceArray>];
+      const leaves = (tree: Tree<DeviceArray>) =>
+        flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[];
+      return [
+        { tree: p, leaves: leaves(p) },
+        { tree: s, leaves: leaves(s) },
+      ];
     },
     checkGrads(params: Tree<DeviceArray>, grads: Tree<DeviceArray>) {
       checkSameArrays(op, 'the gradients', grads, 'the parameters', params);
@@ -133,18 +185,32 @@ export function checkStateFor<H extends HyperDefaults, S>(
   op: string,
   layers: (params: ParamTree) => readonly LayerInfo[] = () => [],
 ): void {
-  const symbolic = treeMapArrays(params, (a, i) => input(`state_check_${i}`, a.shape, a.dtype)) as ParamTree;
+  const symbolic = treeMapArrays(params, (a, i) =>
+    input(`state_check_${i}`, a.shape, a.dtype),
+  ) as ParamTree;
   const expected = optimizer.definition.init(symbolic, settings, layers(symbolic)) as Tree<Tensor>;
-  checkSameArrays(op, 'the state', state, `the state ${optimizer.name} makes for these parameters`, expected);
+  checkSameArrays(
+    op,
+    'the state',
+    state,
+    `the state ${optimizer.name} makes for these parameters`,
+    expected,
+  );
 }
 
 /** What a step context holds beyond parameters, gradients, state and hyperparameters. */
-export type StepExtras = Pick<StepContext<HyperDefaults, unknown>, 'every' | 'taps' | 'tapsFor' | 'loss' | 'hvp' | 'output' | 'labels'>;
+export type StepExtras = Pick<
+  StepContext<HyperDefaults, unknown>,
+  'every' | 'taps' | 'tapsFor' | 'loss' | 'hvp' | 'output' | 'labels'
+>;
 
 /** Extras for updates run from gradients alone (compileOptimizer): the curvature pieces need a model. */
 export function gradientOnlyExtras(every: StepExtras['every'], name: string): StepExtras {
   return modelFreeExtras(every, (what) => {
-    throw new GrngError(name, `${what} needs the model and the batch: run ${name} with compileTrainStep, not compileOptimizer`);
+    throw new GrngError(
+      name,
+      `${what} needs the model and the batch: run ${name} with compileTrainStep, not compileOptimizer`,
+    );
   });
 }
 
@@ -153,7 +219,11 @@ export function gradientOnlyExtras(every: StepExtras['every'], name: string): St
  * data directly); every other piece (labels, loss, tapsFor, hvp, output, and taps when not
  * given) calls `missing` with its name, which throws.
  */
-export function modelFreeExtras(every: StepExtras['every'], missing: (what: string) => never, taps?: StepExtras['taps']): StepExtras {
+export function modelFreeExtras(
+  every: StepExtras['every'],
+  missing: (what: string) => never,
+  taps?: StepExtras['taps'],
+): StepExtras {
   return {
     every,
     get taps() {
@@ -176,10 +246,17 @@ export function modelFreeExtras(every: StepExtras['every'], missing: (what: stri
 export const stepCounter = (seed: number, t: number): number[] => [seed, t];
 
 /** Names of the numeric hyperparameters (runtime values), in the order the compiled step takes them. */
-export const numericHyper = (hyper: HyperDefaults): string[] => Object.keys(hyper).filter((k) => typeof hyper[k] === 'number').sort();
+export const numericHyper = (hyper: HyperDefaults): string[] =>
+  Object.keys(hyper)
+    .filter((k) => typeof hyper[k] === 'number')
+    .sort();
 
 /** Whether going from `a` to `b` changes the code: a boolean, string or static number changed (other numbers are runtime values). */
-export const changesCode = (a: HyperDefaults, b: HyperDefaults, fixed: readonly string[] = []): boolean =>
+export const changesCode = (
+  a: HyperDefaults,
+  b: HyperDefaults,
+  fixed: readonly string[] = [],
+): boolean =>
   Object.keys(b).some((k) => (typeof b[k] !== 'number' || fixed.includes(k)) && b[k] !== a[k]);
 
 /**
@@ -190,18 +267,39 @@ export function applyUpdate<H extends HyperDefaults, S>(
   optimizer: Optimizer<H, S>,
   settings: HyperSettings<H>,
   values: readonly Tensor[],
-  step: { params: ParamTree; state: Tree<Tensor>; grads: ParamTree; t: Tensor; counter: readonly Tensor[] },
+  step: {
+    params: ParamTree;
+    state: Tree<Tensor>;
+    grads: ParamTree;
+    t: Tensor;
+    counter: readonly Tensor[];
+  },
   extras: StepExtras,
 ): [ParamTree, Tree<Tensor>] {
   const { definition } = optimizer;
   const numeric = numericHyper(definition.hyper);
-  const hyper = { ...settings, ...Object.fromEntries(numeric.map((k, i) => [k, values[i]])) } as HyperTensors<H>;
+  const hyper = {
+    ...settings,
+    ...Object.fromEntries(numeric.map((k, i) => [k, values[i]])),
+  } as HyperTensors<H>;
   // The step's key: the seed's key folded with the step number (both runtime values: no recompiles).
   const word = (i: number) => cast(step.counter[i], 'i32');
   const key = foldIn(prngKey(word(0)), word(1));
-  const base = { params: step.params, grads: step.grads, state: step.state as S, hyper, settings, t: step.t as Tensor<[]>, key, map: treeMap };
+  const base = {
+    params: step.params,
+    grads: step.grads,
+    state: step.state as S,
+    hyper,
+    settings,
+    t: step.t as Tensor<[]>,
+    key,
+    map: treeMap,
+  };
   // The extras' getters stay lazy (taps cost a second backward pass only when an optimizer reads them).
-  const context = Object.defineProperties(base, Object.getOwnPropertyDescriptors(extras)) as unknown as StepContext<H, S>;
+  const context = Object.defineProperties(
+    base,
+    Object.getOwnPropertyDescriptors(extras),
+  ) as unknown as StepContext<H, S>;
   const out = definition.update(context);
   checkSame(definition.name, 'the updated parameters', out.params, step.params);
   checkSame(definition.name, 'the updated state', out.state as Tree<Tensor>, step.state);
@@ -220,10 +318,17 @@ function describeTree(tree: unknown, isLeaf: (x: unknown) => x is Shaped): strin
   return JSON.stringify(rebuild(leaves.map((l) => `${l.dtype}${fmtShape(l.shape)}`)));
 }
 
-const isShaped = (x: unknown): x is Shaped => typeof x === 'object' && x !== null && 'shape' in x && 'dtype' in x && !Array.isArray(x);
+const isShaped = (x: unknown): x is Shaped =>
+  typeof x === 'object' && x !== null && 'shape' in x && 'dtype' in x && !Array.isArray(x);
 
 /** A GrngError unless `got` has the structure, shapes and dtypes of `want`. */
-function checkSameArrays(op: string, what: string, got: unknown, wantWhat: string, want: unknown): void {
+function checkSameArrays(
+  op: string,
+  what: string,
+  got: unknown,
+  wantWhat: string,
+  want: unknown,
+): void {
   const [g, w] = [describeTree(got, isShaped), describeTree(want, isShaped)];
   if (g !== w) throw new GrngError(op, `${what} must match ${wantWhat}: expected ${w}, got ${g}`);
 }
@@ -231,5 +336,9 @@ function checkSameArrays(op: string, what: string, got: unknown, wantWhat: strin
 function checkSame(op: string, what: string, got: Tree<Tensor>, want: Tree<Tensor>): void {
   const isT = (x: unknown): x is Shaped => isTensor(x);
   const [g, w] = [describeTree(got, isT), describeTree(want, isT)];
-  if (g !== w) throw new GrngError(op, `${what} must have the structure, shapes and dtypes of the inputs: expected ${w}, got ${g}`);
+  if (g !== w)
+    throw new GrngError(
+      op,
+      `${what} must have the structure, shapes and dtypes of the inputs: expected ${w}, got ${g}`,
+    );
 }

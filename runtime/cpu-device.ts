@@ -1,5 +1,11 @@
 import { fmtShape, GrngError, type DType, type Node } from '../core/ir/index.js';
-import { consumedError, type ArrayData, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
+import {
+  consumedError,
+  type ArrayData,
+  type Device,
+  type DeviceArray,
+  type ExecuteOptions,
+} from './device.js';
 import { interpret, type Precision } from './interpreter.js';
 
 /** A device array of the CPU interpreter: the values themselves. */
@@ -48,11 +54,18 @@ export class CpuDevice implements Device {
     return items.map((item) => this.upload(item.data, item.shape, item.dtype));
   }
 
-  async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options: ExecuteOptions = {}): Promise<CpuArray[]> {
+  async execute(
+    outputs: readonly Node[],
+    inputs: ReadonlyMap<string, DeviceArray>,
+    options: ExecuteOptions = {},
+  ): Promise<CpuArray[]> {
     const values = new Map<string, Float64Array>();
     for (const [name, arr] of inputs) {
       if (!(arr instanceof CpuArray) || arr.device !== this) {
-        throw new GrngError('execute', `input "${name}" lives on another device (${arr.device.description}); read it back or run there`);
+        throw new GrngError(
+          'execute',
+          `input "${name}" lives on another device (${arr.device.description}); read it back or run there`,
+        );
       }
       if (arr.consumed) throw consumedError();
       values.set(name, arr.data);

@@ -24,12 +24,20 @@ export async function createDevice(options: DeviceOptions = {}): Promise<Device>
   const kind = options.kind ?? 'webgpu';
   if (kind === 'cpu') {
     const precision = options.precision ?? 'f64';
-    if (precision !== 'f64' && precision !== 'f32') throw new GrngError('createDevice', `precision must be 'f64' or 'f32', got ${String(precision)}`);
+    if (precision !== 'f64' && precision !== 'f32')
+      throw new GrngError(
+        'createDevice',
+        `precision must be 'f64' or 'f32', got ${String(precision)}`,
+      );
     return new CpuDevice(precision);
   }
   if (kind === 'webgpu') {
     const gpu = await openGpu({ backend: options.backend, featureLevel: options.featureLevel });
-    return new WebGpuDevice({ device: gpu.device, description: `${gpu.adapterName} (${gpu.backend}, ${gpu.featureLevel})`, owner: gpu });
+    return new WebGpuDevice({
+      device: gpu.device,
+      description: `${gpu.adapterName} (${gpu.backend}, ${gpu.featureLevel})`,
+      owner: gpu,
+    });
   }
   throw new GrngError('createDevice', `unknown device kind ${String(kind)}; use 'webgpu' or 'cpu'`);
 }

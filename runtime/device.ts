@@ -13,7 +13,11 @@ export interface Device {
    * Donated inputs may have their memory reused for outputs (updated in place); afterwards they
    * are consumed, unless returned as an output themselves.
    */
-  execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options?: ExecuteOptions): Promise<DeviceArray[]>;
+  execute(
+    outputs: readonly Node[],
+    inputs: ReadonlyMap<string, DeviceArray>,
+    options?: ExecuteOptions,
+  ): Promise<DeviceArray[]>;
   /** Moves host data onto the device. */
   upload(data: Float64Array, shape: readonly number[], dtype: DType): DeviceArray;
   /** Moves several arrays at once; WebGPU packs them into one buffer per storage type (one binding for all). */
@@ -54,5 +58,8 @@ export interface DeviceArray {
 
 /** The error for using an array after donating it. */
 export function consumedError(): GrngError {
-  return new GrngError('read', 'this array was donated to a call (donate) or disposed, and its memory reused; use that call\'s result instead');
+  return new GrngError(
+    'read',
+    "this array was donated to a call (donate) or disposed, and its memory reused; use that call's result instead",
+  );
 }

@@ -55,7 +55,9 @@ export class GpuArray implements DeviceArray {
     gpu.queue.submit([encoder.finish()]);
     await staging.mapAsync(MAP_MODE_READ);
     const raw = staging.getMappedRange();
-    const values = Float64Array.from(this.dtype === 'f32' ? new Float32Array(raw, 0, n) : new Int32Array(raw, 0, n));
+    const values = Float64Array.from(
+      this.dtype === 'f32' ? new Float32Array(raw, 0, n) : new Int32Array(raw, 0, n),
+    );
     staging.unmap();
     staging.destroy();
     this.device.checkErrors();

@@ -27,11 +27,14 @@ export function interpret(
     let value: Float64Array;
     if (node.op === 'input') {
       value = bindInput(node as Node<'input'>, inputs);
-      if (node.dtype === 'f32' && options.precision === 'f32') value = Float64Array.from(value, Math.fround);
+      if (node.dtype === 'f32' && options.precision === 'f32')
+        value = Float64Array.from(value, Math.fround);
     } else {
       const args = node.inputs.map((n) => values.get(n.id) as Float64Array);
       // One generic call: the table's per-primitive type cannot be narrowed by a runtime key.
-      const rule = opTable[node.op] as unknown as { interpret(ctx: { node: Node; inputs: Float64Array[]; round: typeof round }): Float64Array };
+      const rule = opTable[node.op] as unknown as {
+        interpret(ctx: { node: Node; inputs: Float64Array[]; round: typeof round }): Float64Array;
+      };
       value = rule.interpret({ node, inputs: args, round });
     }
     values.set(node.id, value);
@@ -51,7 +54,10 @@ function bindInput(node: Node<'input'>, inputs: ReadonlyMap<string, Float64Array
     );
   }
   if (value.length !== shapeSize(node.shape)) {
-    throw new GrngError('interpret', `input "${name}" expects ${shapeSize(node.shape)} values for shape ${fmtShape(node.shape)}, got ${value.length}`);
+    throw new GrngError(
+      'interpret',
+      `input "${name}" expects ${shapeSize(node.shape)} values for shape ${fmtShape(node.shape)}, got ${value.length}`,
+    );
   }
   return value;
 }

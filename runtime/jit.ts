@@ -12,10 +12,15 @@ export type Materialized<R> = R extends Tensor ? DeviceArray : Tree<DeviceArray>
 
 type Traceable = (...args: never[]) => Tree<Tensor>;
 
-const isDeviceArray = (x: unknown): x is DeviceArray => typeof x === 'object' && x !== null && 'read' in x && 'device' in x;
+const isDeviceArray = (x: unknown): x is DeviceArray =>
+  typeof x === 'object' && x !== null && 'read' in x && 'device' in x;
 
 export function isArrayLeaf(x: unknown): x is ArrayLeaf {
-  return typeof x === 'number' || x instanceof HostArray || (typeof x === 'object' && x !== null && 'read' in x && 'device' in x && 'shape' in x);
+  return (
+    typeof x === 'number' ||
+    x instanceof HostArray ||
+    (typeof x === 'object' && x !== null && 'read' in x && 'device' in x && 'shape' in x)
+  );
 }
 
 interface Executable {
@@ -35,21 +40,35 @@ export function jit<A extends readonly unknown[], R>(
   options: JitOptions,
 ): (...args: ArrayArgs<A>) => Promise<Materialized<R>> {
   const { device } = options ?? {};
-  const donate = new Set(typeof options?.donate === 'number' ? [options.donate] : (options?.donate ?? []));
+  const donate = new Set(
+    typeof options?.donate === 'number' ? [options.donate] : (options?.donate ?? []),
+  );
   if (device === undefined || typeof device.execute !== 'function') {
-    throw new GrngError('jit', 'needs { device }: create one with await createDevice() or createDevice({ kind: "cpu" })');
+    throw new GrngError(
+      'jit',
+      'needs { device }: create one with await createDevice() or createDevice({ kind: "cpu" })',
+    );
   }
   const cache = new Map<string, Executable>();
   const run = async (...args: unknown[]) => {
     // f.length counts the parameters before any default or rest one: those must be given.
     if (args.length < f.length) {
-      const given = args.map((a) => (typeof a === 'object' && a !== null && 'shape' in a && 'dtype' in a ? `${String(a.dtype)}${fmtShape(a.shape as number[])}` : typeof a));
+      const given = args.map((a) =>
+        typeof a === 'object' && a !== null && 'shape' in a && 'dtype' in a
+          ? `${String(a.dtype)}${fmtShape(a.shape as number[])}`
+          : typeof a,
+      );
       throw new GrngError(
         'jit',
         `the function takes ${f.length} argument(s) but was called with ${args.length} (${given.join(', ') || 'none'}); pass one array per parameter`,
       );
     }
-    const { leaves, rebuild } = flattenTree('jit', args, isArrayLeaf, 'an array (array(...), a device array or a number)');
+    const { leaves, rebuild } = flattenTree(
+      'jit',
+      args,
+      isArrayLeaf,
+      'an array (array(...), a device array or a number)',
+    );
     const arrays = toDevice(device, leaves, 'jit');
     const signature = `${JSON.stringify(rebuild(arrays.map((a) => `${a.dtype}${fmtShape(a.shape)}`)))}`;
     let exe = cache.get(signature);
@@ -59,7 +78,10 @@ export function jit<A extends readonly unknown[], R>(
     }
     const inputs = new Map(exe.inputNames.map((name, i) => [name, arrays[i]] as const));
     const donated = donatedNames(args, donate, exe.inputNames, arrays);
-    const argumentOrder = donated.size === 0 ? undefined : exe.inputNodes.filter((_, i) => donated.has(exe.inputNames[i]));
+    const argumentOrder =
+      donated.size === 0
+        ? undefined
+        : exe.inputNodes.filter((_, i) => donated.has(exe.inputNames[i]));
     const results = await device.execute(exe.outputs, inputs, { donated, argumentOrder });
     // Arrays uploaded for this call alone are freed now (not at garbage collection), so the next
     // call reuses their memory; results never share it (only donated inputs are handed back).
@@ -82,7 +104,12 @@ export interface JitOptions {
 }
 
 /** Input names of the donated arguments' leaves; an array passed twice cannot also be donated. */
-function donatedNames(args: readonly unknown[], donate: ReadonlySet<number>, names: readonly string[], arrays: readonly DeviceArray[]): Set<string> {
+function donatedNames(
+  args: readonly unknown[],
+  donate: ReadonlySet<number>,
+  names: readonly string[],
+  arrays: readonly DeviceArray[],
+): Set<string> {
   const out = new Set<string>();
   if (donate.size === 0) return out;
   let k = 0;
@@ -93,21 +120,33 @@ function donatedNames(args: readonly unknown[], donate: ReadonlySet<number>, nam
   });
   for (const position of donate) {
     if (!Number.isInteger(position) || position < 0 || position >= args.length) {
-      throw new GrngError('jit', `donate lists argument ${position}, but the call has ${args.length} argument(s)`);
+      throw new GrngError(
+        'jit',
+        `donate lists argument ${position}, but the call has ${args.length} argument(s)`,
+      );
     }
   }
   arrays.forEach((a, i) => {
     if (out.has(names[i]) && arrays.some((b, j) => j !== i && b === a)) {
-      throw new GrngError('jit', `argument array ${i} is donated but also passed elsewhere in the same call; pass a copy or donate neither`);
+      throw new GrngError(
+        'jit',
+        `argument array ${i} is donated but also passed elsewhere in the same call; pass a copy or donate neither`,
+      );
     }
   });
   return out;
 }
 
 /** Arguments in place of the traced function's: an array for a Tensor, a tree of arrays for a tree. */
-type ArrayArgs<A extends readonly unknown[]> = { [K in keyof A]: A[K] extends Tensor ? ArrayLeaf : Tree<ArrayLeaf> };
+type ArrayArgs<A extends readonly unknown[]> = {
+  [K in keyof A]: A[K] extends Tensor ? ArrayLeaf : Tree<ArrayLeaf>;
+};
 
-function traceExecutable(f: Traceable, rebuildArgs: <M>(leaves: readonly M[]) => Tree<M>, arrays: readonly DeviceArray[]): Executable {
+function traceExecutable(
+  f: Traceable,
+  rebuildArgs: <M>(leaves: readonly M[]) => Tree<M>,
+  arrays: readonly DeviceArray[],
+): Executable {
   // Inputs are named by position, so the same computation traced by any jitted function is the
   // same hash-consed graph: devices compile it once (the cache is content-addressed).
   const inputNames = arrays.map((_, i) => `%arg${i}`);
@@ -121,8 +160,18 @@ function traceExecutable(f: Traceable, rebuildArgs: <M>(leaves: readonly M[]) =>
     const given = arrays.map((a, i) => `argument ${i}: ${a.dtype}${fmtShape(a.shape)}`).join(', ');
     throw new GrngError('jit', `tracing the function with (${given}) failed — ${error.message}`);
   }
-  const { leaves, rebuild } = flattenTree('jit', result, isTensor, 'a Tensor (the function result)');
-  return { inputNames, inputNodes: symbolic.map((t) => t.node), outputs: leaves.map((t) => t.node), rebuild };
+  const { leaves, rebuild } = flattenTree(
+    'jit',
+    result,
+    isTensor,
+    'a Tensor (the function result)',
+  );
+  return {
+    inputNames,
+    inputNodes: symbolic.map((t) => t.node),
+    outputs: leaves.map((t) => t.node),
+    rebuild,
+  };
 }
 
 /**
@@ -131,14 +180,25 @@ function traceExecutable(f: Traceable, rebuildArgs: <M>(leaves: readonly M[]) =>
  * and, being data, never cause a recompile when they change.
  */
 export function toDevice(device: Device, leaves: readonly ArrayLeaf[], op: string): DeviceArray[] {
-  const host = leaves.flatMap((leaf, i) => (typeof leaf === 'number' ? [{ i, value: array(leaf) }] : leaf instanceof HostArray ? [{ i, value: leaf }] : []));
-  const uploaded = device.uploadAll(host.map(({ value }) => ({ data: value.data, shape: value.shape, dtype: value.dtype })));
+  const host = leaves.flatMap((leaf, i) =>
+    typeof leaf === 'number'
+      ? [{ i, value: array(leaf) }]
+      : leaf instanceof HostArray
+        ? [{ i, value: leaf }]
+        : [],
+  );
+  const uploaded = device.uploadAll(
+    host.map(({ value }) => ({ data: value.data, shape: value.shape, dtype: value.dtype })),
+  );
   const out = leaves.slice() as (ArrayLeaf | DeviceArray)[];
   host.forEach(({ i }, k) => (out[i] = uploaded[k]));
   return out.map((leaf) => {
     const arr = leaf as DeviceArray;
     if (arr.device !== device) {
-      throw new GrngError(op, `an argument lives on another device (${arr.device.description}); read it back with await x.read() first`);
+      throw new GrngError(
+        op,
+        `an argument lives on another device (${arr.device.description}); read it back with await x.read() first`,
+      );
     }
     return arr;
   });

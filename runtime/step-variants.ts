@@ -14,7 +14,8 @@ export class StepVariants<F> {
 
   /** The `every` of a step context, for the step being traced. */
   readonly every = <T>(period: number, work: () => T, otherwise: () => T): T => {
-    if (!Number.isInteger(period) || period < 1) throw new GrngError('every', `the period must be a positive integer, got ${String(period)}`);
+    if (!Number.isInteger(period) || period < 1)
+      throw new GrngError('every', `the period must be a positive integer, got ${String(period)}`);
     if (this.t === 0) throw new GrngError('every', 'called outside a compiled step');
     this.periods.add(period);
     return (this.t - 1) % period === 0 ? work() : otherwise();
@@ -43,6 +44,9 @@ export class StepVariants<F> {
   }
 
   private keyAt(t: number): string {
-    return [...this.periods].filter((p) => (t - 1) % p === 0).sort((a, b) => a - b).join(',');
+    return [...this.periods]
+      .filter((p) => (t - 1) % p === 0)
+      .sort((a, b) => a - b)
+      .join(',');
   }
 }

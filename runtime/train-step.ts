@@ -1,12 +1,35 @@
 import { GrngError } from '../core/errors.js';
-import { cast, concat, globalSqnorm, input, reshape, sqrt, sub, valueAndGrad } from '../dsl/index.js';
+import {
+  cast,
+  concat,
+  globalSqnorm,
+  input,
+  reshape,
+  sqrt,
+  sub,
+  valueAndGrad,
+} from '../dsl/index.js';
 import type { Model } from '../dsl/nn/layers.js';
-import type { HyperDefaults, HyperSettings, LayerInfo, Optimizer, ParamTree } from '../dsl/optimizer.js';
+import type {
+  HyperDefaults,
+  HyperSettings,
+  LayerInfo,
+  Optimizer,
+  ParamTree,
+} from '../dsl/optimizer.js';
 import { recordTaps } from '../dsl/nn/taps.js';
 import { accuracy } from '../dsl/nn/metrics.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
 import { flattenTree, type Tree } from '../core/tree.js';
-import { applyUpdate, changesCode, checkStateFor, numericHyper, stepCounter, upload, type Placed } from './compile-optimizer.js';
+import {
+  applyUpdate,
+  changesCode,
+  checkStateFor,
+  numericHyper,
+  stepCounter,
+  upload,
+  type Placed,
+} from './compile-optimizer.js';
 import type { Device, DeviceArray } from './device.js';
 import { isArrayLeaf, jit, type ArrayLeaf } from './jit.js';
 import { StepVariants } from './step-variants.js';
@@ -14,7 +37,13 @@ import { trainingExtras } from './training-context.js';
 
 /** Built-in metrics; an optimizer may report more by name (its definition's `report`). */
 export type MetricName = 'loss' | 'accuracy' | 'gradNorm' | 'updateNorm';
-export type Metrics = { readonly loss: number; readonly accuracy?: number; readonly gradNorm?: number; readonly updateNorm?: number; readonly [reported: string]: number | undefined };
+export type Metrics = {
+  readonly loss: number;
+  readonly accuracy?: number;
+  readonly gradNorm?: number;
+  readonly updateNorm?: number;
+  readonly [reported: string]: number | undefined;
+};
 
 export interface TrainStepOptions<H extends HyperDefaults, S> {
   readonly model: Model<never>;
@@ -58,16 +87,29 @@ const METRICS: readonly MetricName[] = ['loss', 'accuracy', 'gradNorm', 'updateN
  * program, parameters and state donated (updated in place on the device), and only the
  * requested metrics read back, after the step was submitted.
  */
-export async function compileTrainStep<H extends HyperDefaults, S>(options: TrainStepOptions<H, S>): Promise<TrainStep<H>> {
+export async function compileTrainStep<H extends HyperDefaults, S>(
+  options: TrainStepOptions<H, S>,
+): Promise<TrainStep<H>> {
   const op = 'compileTrainStep';
   const { model, loss, optimizer, device } = options;
-  if (typeof model?.apply !== 'function') throw new GrngError(op, 'model must be { init, apply } (e.g. nn.mlp([784, 128, 10]))');
-  if (typeof loss !== 'function') throw new GrngError(op, 'loss must be a function (output, y) => scalar Tensor, e.g. crossEntropy');
-  if (typeof optimizer?.definition?.update !== 'function') throw new GrngError(op, 'optimizer must come from an optimizer factory, e.g. adamw({ lr: 1e-3 })');
+  if (typeof model?.apply !== 'function')
+    throw new GrngError(op, 'model must be { init, apply } (e.g. nn.mlp([784, 128, 10]))');
+  if (typeof loss !== 'function')
+    throw new GrngError(
+      op,
+      'loss must be a function (output, y) => scalar Tensor, e.g. crossEntropy',
+    );
+  if (typeof optimizer?.definition?.update !== 'function')
+    throw new GrngError(
+      op,
+      'optimizer must come from an optimizer factory, e.g. adamw({ lr: 1e-3 })',
+    );
   const metrics = options.metrics ?? ['loss'];
   const reported = optimizer.definition.report ?? {};
   const known = [...METRICS, ...Object.keys(reported)];
-  for (const m of metrics) if (!known.includes(m)) throw new GrngError(op, `unknown metric '${String(m)}'; use ${known.join(', ')}`);
+  for (const m of metrics)
+    if (!known.includes(m))
+      throw new GrngError(op, `unknown metric '${String(m)}'; use ${known.join(', ')}`);
   const numeric = numericHyper(optimizer.definition.hyper);
   const seed = options.seed ?? 0;
   let settings = optimizer.hyper;
@@ -76,7 +118,10 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
   type Program = (...args: unknown[]) => Promise<unknown>;
   const variants = (): StepVariants<Program> => new StepVariants(build);
   const build = (variants: StepVariants<Program>): Program =>
-    jit(trainStepBody({ model, loss, optimizer, settings, metrics, every: variants.every }), { device, donate: [0, 1] }) as Program;
+    jit(trainStepBody({ model, loss, optimizer, settings, metrics, every: variants.every }), {
+      device,
+      donate: [0, 1],
+    }) as Program;
   let steps = variants();
 
   let current: Placed = upload(device, options.params, op);
@@ -89,10 +134,20 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
     const shape = typeof x === 'number' ? [] : x.shape;
     if (options.state !== undefined) {
       const given = upload(device, options.state, op);
-      checkStateFor(optimizer, settings, current.tree, given.tree, op, (p) => layersOf(p, input('x_check', shape)));
+      checkStateFor(optimizer, settings, current.tree, given.tree, op, (p) =>
+        layersOf(p, input('x_check', shape)),
+      );
       return given;
     }
-    const init = jit((p: ParamTree) => optimizer.definition.init(p, settings, layersOf(p, input('x_shape', shape))) as Tree<Tensor>, { device });
+    const init = jit(
+      (p: ParamTree) =>
+        optimizer.definition.init(
+          p,
+          settings,
+          layersOf(p, input('x_shape', shape)),
+        ) as Tree<Tensor>,
+      { device },
+    );
     const tree = (await init(current.tree)) as Tree<DeviceArray>;
     return { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
   };
@@ -100,11 +155,19 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
   // Steps are chained: each is submitted once the previous one has been.
   let queue: Promise<unknown> = Promise.resolve();
 
-  const place = (tree: Tree<DeviceArray>): Placed => ({ tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] });
+  const place = (tree: Tree<DeviceArray>): Placed => ({
+    tree,
+    leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[],
+  });
   return {
     run(batch) {
       if (typeof batch !== 'object' || batch === null || !('x' in batch) || !('y' in batch)) {
-        return Promise.reject(new GrngError('run', 'the batch must be { x, y } (host arrays via array(...), or device arrays)'));
+        return Promise.reject(
+          new GrngError(
+            'run',
+            'the batch must be { x, y } (host arrays via array(...), or device arrays)',
+          ),
+        );
       }
       const t = ++taken;
       const values = numeric.map((k) => settings[k] as number);
@@ -112,7 +175,9 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
       const submitted = queue.then(async () => {
         state = await prepare(batch.x);
         const held = state;
-        const [p, s, m] = (await programs.run(t, (program) => program(current.tree, held.tree, batch.x, batch.y, values, t, stepCounter(seed, t)))) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
+        const [p, s, m] = (await programs.run(t, (program) =>
+          program(current.tree, held.tree, batch.x, batch.y, values, t, stepCounter(seed, t)),
+        )) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
         current = place(p);
         state = place(s);
         return m;
@@ -126,7 +191,11 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
     params: () => queue.then(() => current.tree),
     state: () =>
       queue.then(() => {
-        if (state === undefined) throw new GrngError('state', 'the optimizer state is made at the first step: run a step first');
+        if (state === undefined)
+          throw new GrngError(
+            'state',
+            'the optimizer state is made at the first step: run a step first',
+          );
         return state.tree;
       }),
     setHyper(changes) {
@@ -143,7 +212,11 @@ export async function compileTrainStep<H extends HyperDefaults, S>(options: Trai
 
 /** The model's dense layers, as an optimizer's init sees them: a trace of the model on `x`. */
 export function modelLayers(model: Model<never>, params: ParamTree, x: Tensor): LayerInfo[] {
-  return recordTaps(() => (model as Model<ParamTree>).apply(params, x)).taps.map((t) => ({ name: t.name, w: t.w, b: t.b }));
+  return recordTaps(() => (model as Model<ParamTree>).apply(params, x)).taps.map((t) => ({
+    name: t.name,
+    w: t.w,
+    b: t.b,
+  }));
 }
 
 /**
@@ -162,24 +235,43 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
   const op = 'compileTrainStep';
   const { model, loss, optimizer, settings, metrics, every } = options;
   const reported = optimizer.definition.report ?? {};
-  return (params: ParamTree, state: Tree<Tensor>, x: Tensor, y: Tensor, values: Tensor[], t: Tensor, counter: Tensor[]): [ParamTree, Tree<Tensor>, Tensor] => {
+  return (
+    params: ParamTree,
+    state: Tree<Tensor>,
+    x: Tensor,
+    y: Tensor,
+    values: Tensor[],
+    t: Tensor,
+    counter: Tensor[],
+  ): [ParamTree, Tree<Tensor>, Tensor] => {
     const objective = (p: ParamTree) => {
       const value = loss((model as Model<ParamTree>).apply(p, x), y);
       if (!isTensor(value) || value.rank !== 0) {
-        throw new GrngError(op, `the loss must be a scalar tensor, got ${isTensor(value) ? `shape [${value.shape.join(', ')}]` : typeof value}`);
+        throw new GrngError(
+          op,
+          `the loss must be a scalar tensor, got ${isTensor(value) ? `shape [${value.shape.join(', ')}]` : typeof value}`,
+        );
       }
       return value;
     };
     const [value, grads] = valueAndGrad(objective)(params) as [Tensor, ParamTree];
     const extras = trainingExtras(model as Model<ParamTree>, loss, params, x, y, every);
-    const [nextParams, nextState] = applyUpdate(optimizer, settings, values, { params, state, grads, t, counter }, extras);
+    const [nextParams, nextState] = applyUpdate(
+      optimizer,
+      settings,
+      values,
+      { params, state, grads, t, counter },
+      extras,
+    );
     const measure = (m: string): Tensor => {
       if (m === 'loss') return value;
       if (m === 'gradNorm') return sqrt(globalSqnorm(leaves(grads)));
-      if (m === 'updateNorm') return sqrt(globalSqnorm(leaves(nextParams).map((p, i) => sub(p, leaves(params)[i]))));
+      if (m === 'updateNorm')
+        return sqrt(globalSqnorm(leaves(nextParams).map((p, i) => sub(p, leaves(params)[i]))));
       if (m === 'accuracy') return accuracy((model as Model<ParamTree>).apply(params, x), y);
       const scalar = reported[m](nextState as S);
-      if (!isTensor(scalar) || scalar.rank !== 0) throw new GrngError(op, `${optimizer.name}'s report '${m}' must be a scalar tensor`);
+      if (!isTensor(scalar) || scalar.rank !== 0)
+        throw new GrngError(op, `${optimizer.name}'s report '${m}' must be a scalar tensor`);
       return cast(scalar, 'f32');
     };
     const measured = metrics.map((m) => reshape(measure(m), [1]));
@@ -187,4 +279,5 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
   };
 }
 
-const leaves = (tree: ParamTree): Tensor[] => flattenTree('compileTrainStep', tree, isTensor, 'a Tensor').leaves;
+const leaves = (tree: ParamTree): Tensor[] =>
+  flattenTree('compileTrainStep', tree, isTensor, 'a Tensor').leaves;

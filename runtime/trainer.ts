@@ -98,19 +98,31 @@ export interface Trainer {
 }
 
 /** A batch of `split` rows `indices` as host arrays. */
-export function batchOf(split: ImageSplit, indices: ArrayLike<number>): { x: HostArray; y: HostArray } {
+export function batchOf(
+  split: ImageSplit,
+  indices: ArrayLike<number>,
+): { x: HostArray; y: HostArray } {
   const rows = subset(split, indices);
-  return { x: array(rows.x, [indices.length, split.features]), y: array(rows.y, [indices.length], 'i32') };
+  return {
+    x: array(rows.x, [indices.length, split.features]),
+    y: array(rows.y, [indices.length], 'i32'),
+  };
 }
 
 /** A new run (`resume` undefined) or the continuation of the checkpoint at `resume`. */
-export async function createTrainer<H extends HyperDefaults, S>(options: TrainerOptions<H, S>, resume?: string): Promise<Trainer> {
+export async function createTrainer<H extends HyperDefaults, S>(
+  options: TrainerOptions<H, S>,
+  resume?: string,
+): Promise<Trainer> {
   const { model, optimizer, data, device } = options;
   const loss = options.loss ?? crossEntropy;
   const batchSize = options.batchSize ?? 128;
   const seed = options.seed ?? 0;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > data.train.count) {
-    throw new GrngError('Trainer', `batchSize must be an integer in [1, ${data.train.count}], got ${batchSize}`);
+    throw new GrngError(
+      'Trainer',
+      `batchSize must be an integer in [1, ${data.train.count}], got ${batchSize}`,
+    );
   }
   const stepsPerEpoch = Math.floor(data.train.count / batchSize);
   const cursor: Cursor = { epoch: 1, position: 0 };
@@ -121,25 +133,60 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
   let hyperChanges: Record<string, number | boolean | string> = {};
   if (resume !== undefined) {
     const saved = loadCheckpoint(resume);
-    const meta = saved.meta as { step?: number; epoch?: number; position?: number; seed?: number; optimizer?: string; elapsed?: number; hyperChanges?: typeof hyperChanges };
+    const meta = saved.meta as {
+      step?: number;
+      epoch?: number;
+      position?: number;
+      seed?: number;
+      optimizer?: string;
+      elapsed?: number;
+      hyperChanges?: typeof hyperChanges;
+    };
     if (meta.optimizer !== optimizer.name || meta.seed !== seed) {
-      throw new GrngError('Trainer', `${resume} was written by a run of ${meta.optimizer} with seed ${meta.seed}; this one is ${optimizer.name} with seed ${seed}`);
+      throw new GrngError(
+        'Trainer',
+        `${resume} was written by a run of ${meta.optimizer} with seed ${meta.seed}; this one is ${optimizer.name} with seed ${seed}`,
+      );
     }
     ({ params, state } = saved.trees as { params: Tree<HostArray>; state: Tree<HostArray> });
-    [step, cursor.epoch, cursor.position, elapsed] = [meta.step ?? 0, meta.epoch ?? 1, meta.position ?? 0, meta.elapsed ?? 0];
+    [step, cursor.epoch, cursor.position, elapsed] = [
+      meta.step ?? 0,
+      meta.epoch ?? 1,
+      meta.position ?? 0,
+      meta.elapsed ?? 0,
+    ];
     hyperChanges = meta.hyperChanges ?? {};
   }
   const metrics = options.metrics ?? ['loss', 'accuracy'];
-  const train = (await compileTrainStep({ model, loss, optimizer, params, device, metrics, seed, state, step })) as unknown as TrainStep<HyperDefaults>;
+  const train = (await compileTrainStep({
+    model,
+    loss,
+    optimizer,
+    params,
+    device,
+    metrics,
+    seed,
+    state,
+    step,
+  })) as unknown as TrainStep<HyperDefaults>;
   if (Object.keys(hyperChanges).length > 0) train.setHyper(hyperChanges as never);
   let hyper: Readonly<Record<string, unknown>> = { ...optimizer.hyper, ...hyperChanges };
-  const evaluateBatch = jit((p: ParamTree, x: Tensor, y: Tensor) => [loss((model as Model<ParamTree>).apply(p, x), y), accuracyOf((model as Model<ParamTree>).apply(p, x), y)], { device });
+  const evaluateBatch = jit(
+    (p: ParamTree, x: Tensor, y: Tensor) => [
+      loss((model as Model<ParamTree>).apply(p, x), y),
+      accuracyOf((model as Model<ParamTree>).apply(p, x), y),
+    ],
+    { device },
+  );
 
   const evaluate = async (split: ImageSplit = data.test) => {
     const current = (await train.params()) as Tree<DeviceArray>;
     let [lossSum, right] = [0, 0];
     for (let start = 0; start < split.count; start += 1000) {
-      const indices = Int32Array.from({ length: Math.min(1000, split.count - start) }, (_, i) => start + i);
+      const indices = Int32Array.from(
+        { length: Math.min(1000, split.count - start) },
+        (_, i) => start + i,
+      );
       const { x, y } = batchOf(split, indices);
       const [l, a] = (await evaluateBatch(current as never, x, y)) as DeviceArray[];
       lossSum += (await l.read())[0] * indices.length;
@@ -159,23 +206,31 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
       mark = now;
     };
     const order = shuffled(data.train.count, seed * 1000003 + cursor.epoch);
-    const pending: { record: Omit<StepRecord, 'metrics' | 'elapsed'>; result: Promise<Metrics> }[] = [];
+    const pending: { record: Omit<StepRecord, 'metrics' | 'elapsed'>; result: Promise<Metrics> }[] =
+      [];
     const sums: Record<string, number> = {};
     let counted = 0;
     const settle = async () => {
       const { record, result } = pending.shift() as (typeof pending)[number];
       const m = await result;
       tick();
-      for (const [name, value] of Object.entries(m)) if (value !== undefined) sums[name] = (sums[name] ?? 0) + value;
+      for (const [name, value] of Object.entries(m))
+        if (value !== undefined) sums[name] = (sums[name] ?? 0) + value;
       counted++;
       options.onStep?.({ ...record, metrics: m, elapsed });
     };
     try {
       while (cursor.position < stepsPerEpoch && step < stopAt) {
-        const indices = order.subarray(cursor.position * batchSize, (cursor.position + 1) * batchSize);
+        const indices = order.subarray(
+          cursor.position * batchSize,
+          (cursor.position + 1) * batchSize,
+        );
         cursor.position++;
         step++;
-        pending.push({ record: { epoch: cursor.epoch, step, position: cursor.position }, result: train.run(batchOf(data.train, indices)) });
+        pending.push({
+          record: { epoch: cursor.epoch, step, position: cursor.position },
+          result: train.run(batchOf(data.train, indices)),
+        });
         // Metrics are read a few steps behind, so the device always has queued work.
         if (pending.length > 3) await settle();
       }
@@ -189,7 +244,9 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
     const evaluating = performance.now();
     const test = await evaluate();
     const validation = data.validation === undefined ? undefined : await evaluate(data.validation);
-    const means = Object.fromEntries(Object.entries(sums).map(([name, total]) => [name, total / Math.max(counted, 1)]));
+    const means = Object.fromEntries(
+      Object.entries(sums).map(([name, total]) => [name, total / Math.max(counted, 1)]),
+    );
     const record: EpochRecord = {
       epoch: cursor.epoch,
       steps: counted,
@@ -197,7 +254,9 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
       trainAccuracy: means.accuracy,
       testLoss: test.loss,
       testAccuracy: test.accuracy,
-      ...(validation === undefined ? {} : { validationLoss: validation.loss, validationAccuracy: validation.accuracy }),
+      ...(validation === undefined
+        ? {}
+        : { validationLoss: validation.loss, validationAccuracy: validation.accuracy }),
       means,
       seconds,
       evaluationSeconds: (performance.now() - evaluating) / 1000,
@@ -219,8 +278,23 @@ export async function createTrainer<H extends HyperDefaults, S>(options: Trainer
     },
     evaluate,
     async save(path, extra = {}) {
-      const meta = { ...extra, step, epoch: cursor.epoch, position: cursor.position, seed, optimizer: optimizer.name, hyper, hyperChanges, batchSize, elapsed };
-      await saveCheckpoint(path, { params: await train.params(), state: await train.state() }, meta);
+      const meta = {
+        ...extra,
+        step,
+        epoch: cursor.epoch,
+        position: cursor.position,
+        seed,
+        optimizer: optimizer.name,
+        hyper,
+        hyperChanges,
+        batchSize,
+        elapsed,
+      };
+      await saveCheckpoint(
+        path,
+        { params: await train.params(), state: await train.state() },
+        meta,
+      );
     },
     setHyper(changes) {
       train.setHyper(changes as never);

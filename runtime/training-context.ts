@@ -40,10 +40,21 @@ export function trainingExtras(
  * a from a recorded forward pass; g = B·∂L/∂s from the gradient with respect to zero probes added
  * to each layer's pre-activations (for the mean loss of spec §2, ∂L/∂s_n = g_n / B).
  */
-function layerTaps(model: Model<ParamTree>, lossOf: (output: Tensor, y: Tensor) => Tensor, params: ParamTree, x: Tensor, y: Tensor): LayerTap[] {
+function layerTaps(
+  model: Model<ParamTree>,
+  lossOf: (output: Tensor, y: Tensor) => Tensor,
+  params: ParamTree,
+  x: Tensor,
+  y: Tensor,
+): LayerTap[] {
   const { taps } = recordTaps(() => model.apply(params, x));
-  if (taps.length === 0) throw new GrngError('ctx.taps', 'the model records no dense layers (build it from nn.dense, nn.mlp or nn.lora)');
-  const probed = (probes: Tensor[]) => recordTaps(() => lossOf(model.apply(params, x), y), probes).result;
+  if (taps.length === 0)
+    throw new GrngError(
+      'ctx.taps',
+      'the model records no dense layers (build it from nn.dense, nn.mlp or nn.lora)',
+    );
+  const probed = (probes: Tensor[]) =>
+    recordTaps(() => lossOf(model.apply(params, x), y), probes).result;
   const dProbes = grad(probed)(taps.map((t) => zerosLike(t.s))) as Tensor[];
   const batch = x.shape[0];
   return taps.map((t, i) => ({ name: t.name, a: t.a, g: mul(dProbes[i], batch), w: t.w, b: t.b }));

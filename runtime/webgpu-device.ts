@@ -1,9 +1,29 @@
-import { fmtShape, GrngError, shapeSize, topoSort, type DType, type Node } from '../core/ir/index.js';
-import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type StorageType } from '../compiler/memory/layout.js';
+import {
+  fmtShape,
+  GrngError,
+  shapeSize,
+  topoSort,
+  type DType,
+  type Node,
+} from '../core/ir/index.js';
+import {
+  packLengths,
+  paddedLength,
+  storageOf,
+  type InputLayout,
+  type Region,
+  type StorageType,
+} from '../compiler/memory/layout.js';
 import { planOf, type ProgramPlan } from '../compiler/program-plan.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
 import { BufferPool } from './buffer-pool.js';
-import { consumedError, type ArrayData, type Device, type DeviceArray, type ExecuteOptions } from './device.js';
+import {
+  consumedError,
+  type ArrayData,
+  type Device,
+  type DeviceArray,
+  type ExecuteOptions,
+} from './device.js';
 import { Allocation, GpuArray } from './gpu-array.js';
 
 export { GpuArray } from './gpu-array.js';
@@ -70,7 +90,9 @@ export class WebGpuDevice implements Device {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly pool: BufferPool;
   // A dropped array releases its share of its buffer; the last one returns it to the pool.
-  private readonly reclaim = new FinalizationRegistry<Allocation>((allocation) => allocation.release());
+  private readonly reclaim = new FinalizationRegistry<Allocation>((allocation) =>
+    allocation.release(),
+  );
   /** Compile without fusion (every op its own kernel): the reference schedule for tests. */
   fuse = true;
 
@@ -79,7 +101,9 @@ export class WebGpuDevice implements Device {
     this.description = handle.description;
     this.owner = handle.owner;
     this.pool = new BufferPool(this.gpu, USAGE);
-    this.maxMergedInvocations = handle.maxMergedInvocations ?? (CPU_ADAPTER.test(handle.description) ? CPU_ADAPTER_MERGED_INVOCATIONS : Infinity);
+    this.maxMergedInvocations =
+      handle.maxMergedInvocations ??
+      (CPU_ADAPTER.test(handle.description) ? CPU_ADAPTER_MERGED_INVOCATIONS : Infinity);
     // WebGPU reports invalid work asynchronously; keep the first report for the next call or read.
     this.gpu.addEventListener?.('uncapturederror', (event) => {
       this.gpuError ??= (event as GPUUncapturedErrorEvent).error.message;
@@ -95,7 +119,10 @@ export class WebGpuDevice implements Device {
     const message = this.gpuError;
     if (message === undefined) return;
     this.gpuError = undefined;
-    throw new GrngError('execute', `the GPU rejected earlier work (a grng bug; please report it): ${message.split('\n')[0]}`);
+    throw new GrngError(
+      'execute',
+      `the GPU rejected earlier work (a grng bug; please report it): ${message.split('\n')[0]}`,
+    );
   }
 
   /** Marks `array` consumed and releases its share of its buffer (the last share returns the buffer to the pool). */
@@ -107,7 +134,12 @@ export class WebGpuDevice implements Device {
   }
 
   /** A new view of `allocation` handed to the caller: it holds the buffer until dropped or donated. */
-  private view(allocation: Allocation, offset: number, shape: readonly number[], dtype: DType): GpuArray {
+  private view(
+    allocation: Allocation,
+    offset: number,
+    shape: readonly number[],
+    dtype: DType,
+  ): GpuArray {
     const array = new GpuArray(this, allocation, offset, shape, dtype);
     allocation.retain();
     this.reclaim.register(array, allocation, array);
@@ -117,7 +149,10 @@ export class WebGpuDevice implements Device {
   /** A buffer for `elements` values, for the GPU to write (`forUpload`: for the host to write now). */
   private allocate(elements: number, forUpload = false): Allocation {
     const bytes = 4 * paddedLength(elements);
-    return new Allocation(forUpload ? this.pool.acquireForUpload(bytes) : this.pool.acquire(bytes), (buffer) => this.pool.release(buffer));
+    return new Allocation(
+      forUpload ? this.pool.acquireForUpload(bytes) : this.pool.acquire(bytes),
+      (buffer) => this.pool.release(buffer),
+    );
   }
 
   upload(data: Float64Array, shape: readonly number[], dtype: DType): GpuArray {
@@ -132,12 +167,17 @@ export class WebGpuDevice implements Device {
   uploadAll(items: readonly ArrayData[]): GpuArray[] {
     for (const item of items) {
       if (item.data.length !== shapeSize(item.shape)) {
-        throw new GrngError('upload', `${item.data.length} values do not fill shape ${fmtShape(item.shape)} (${shapeSize(item.shape)} elements)`);
+        throw new GrngError(
+          'upload',
+          `${item.data.length} values do not fill shape ${fmtShape(item.shape)} (${shapeSize(item.shape)} elements)`,
+        );
       }
     }
     const out = new Array<GpuArray>(items.length);
     // A buffer is bound whole, so a pack stays within the binding size: a new buffer starts when one is full.
-    const maxElements = Math.floor(Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.gpu.limits.maxBufferSize) / 4);
+    const maxElements = Math.floor(
+      Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.gpu.limits.maxBufferSize) / 4,
+    );
     const packs: { item: ArrayData; i: number }[][] = [];
     for (const storage of ['f32', 'i32'] as const) {
       let pack: { item: ArrayData; i: number }[] = [];
@@ -157,7 +197,10 @@ export class WebGpuDevice implements Device {
     for (const group of packs) {
       const { offsets, length } = packLengths(group.map(({ item }) => item.data.length));
       const allocation = this.allocate(length, true);
-      const packed = storageOf(group[0].item.dtype) === 'f32' ? new Float32Array(length) : new Int32Array(length);
+      const packed =
+        storageOf(group[0].item.dtype) === 'f32'
+          ? new Float32Array(length)
+          : new Int32Array(length);
       group.forEach(({ item, i }, k) => {
         packed.set(item.data, offsets[k]);
         out[i] = this.view(allocation, offsets[k], item.shape, item.dtype);
@@ -169,7 +212,10 @@ export class WebGpuDevice implements Device {
 
   /** The dispatches, their buffers and (with `withSource`) WGSL that `outputs` compile to, inputs in buffers of their own. */
   explain(outputs: readonly Node[], withSource = false): string {
-    return explainProgram(this.executable(outputs, new Set(), undefined).program as Program, withSource);
+    return explainProgram(
+      this.executable(outputs, new Set(), undefined).program as Program,
+      withSource,
+    );
   }
 
   /** How many distinct programs this device has compiled. */
@@ -182,7 +228,11 @@ export class WebGpuDevice implements Device {
     return this.executable(outputs, new Set(), undefined).plan.kernels.length;
   }
 
-  async execute(outputs: readonly Node[], inputs: ReadonlyMap<string, DeviceArray>, options: ExecuteOptions = {}): Promise<GpuArray[]> {
+  async execute(
+    outputs: readonly Node[],
+    inputs: ReadonlyMap<string, DeviceArray>,
+    options: ExecuteOptions = {},
+  ): Promise<GpuArray[]> {
     this.checkErrors();
     const donated = options.donated ?? new Set<string>();
     const given = this.bindInputs(outputs, inputs);
@@ -197,21 +247,40 @@ export class WebGpuDevice implements Device {
    * Runs a plan compiled ahead of time (`grng compile`): every input the plan reads is bound by
    * name and must sit where the plan expects it (the same packing: buffer order and offsets).
    */
-  async executePlan(plan: ProgramPlan, inputs: ReadonlyMap<string, GpuArray>, donated: ReadonlySet<string> = new Set()): Promise<GpuArray[]> {
+  async executePlan(
+    plan: ProgramPlan,
+    inputs: ReadonlyMap<string, GpuArray>,
+    donated: ReadonlySet<string> = new Set(),
+  ): Promise<GpuArray[]> {
     this.checkErrors();
     const buffers: Allocation[] = [];
     for (const expected of plan.inputs) {
       const arr = inputs.get(expected.name);
-      if (arr === undefined) throw new GrngError('executePlan', `missing input "${expected.name}" ${expected.dtype}${fmtShape(expected.shape)}`);
-      if (!(arr instanceof GpuArray) || arr.device !== this) throw new GrngError('executePlan', `input "${expected.name}" lives on another device`);
+      if (arr === undefined)
+        throw new GrngError(
+          'executePlan',
+          `missing input "${expected.name}" ${expected.dtype}${fmtShape(expected.shape)}`,
+        );
+      if (!(arr instanceof GpuArray) || arr.device !== this)
+        throw new GrngError('executePlan', `input "${expected.name}" lives on another device`);
       if (arr.consumed) throw consumedError();
-      if (arr.dtype !== expected.dtype || arr.shape.length !== expected.shape.length || arr.shape.some((d, i) => d !== expected.shape[i])) {
-        throw new GrngError('executePlan', `input "${expected.name}" must be ${expected.dtype}${fmtShape(expected.shape)}, got ${arr.dtype}${fmtShape(arr.shape)}`);
+      if (
+        arr.dtype !== expected.dtype ||
+        arr.shape.length !== expected.shape.length ||
+        arr.shape.some((d, i) => d !== expected.shape[i])
+      ) {
+        throw new GrngError(
+          'executePlan',
+          `input "${expected.name}" must be ${expected.dtype}${fmtShape(expected.shape)}, got ${arr.dtype}${fmtShape(arr.shape)}`,
+        );
       }
       let slot = buffers.indexOf(arr.allocation);
       if (slot < 0) slot = buffers.push(arr.allocation) - 1;
       if (slot !== expected.slot || arr.offset !== expected.offset) {
-        throw new GrngError('executePlan', `input "${expected.name}" must be at offset ${expected.offset} of input buffer ${expected.slot}, but is at ${arr.offset} of buffer ${slot}: upload the arrays packed as the plan was compiled`);
+        throw new GrngError(
+          'executePlan',
+          `input "${expected.name}" must be at offset ${expected.offset} of input buffer ${expected.slot}, but is at ${arr.offset} of buffer ${slot}: upload the arrays packed as the plan was compiled`,
+        );
       }
     }
     let exe = this.plans.get(plan);
@@ -227,11 +296,24 @@ export class WebGpuDevice implements Device {
   /** Copies `from`'s values into `to`'s region (same shape and dtype), queued after earlier work. */
   copyInto(from: GpuArray, to: GpuArray): void {
     if (from.consumed || to.consumed) throw consumedError();
-    if (from.dtype !== to.dtype || from.shape.length !== to.shape.length || from.shape.some((d, i) => d !== to.shape[i])) {
-      throw new GrngError('copyInto', `cannot copy ${from.dtype}${fmtShape(from.shape)} into ${to.dtype}${fmtShape(to.shape)}`);
+    if (
+      from.dtype !== to.dtype ||
+      from.shape.length !== to.shape.length ||
+      from.shape.some((d, i) => d !== to.shape[i])
+    ) {
+      throw new GrngError(
+        'copyInto',
+        `cannot copy ${from.dtype}${fmtShape(from.shape)} into ${to.dtype}${fmtShape(to.shape)}`,
+      );
     }
     const encoder = this.gpu.createCommandEncoder();
-    encoder.copyBufferToBuffer(from.buffer, from.offset * 4, to.buffer, to.offset * 4, 4 * paddedLength(shapeSize(from.shape)));
+    encoder.copyBufferToBuffer(
+      from.buffer,
+      from.offset * 4,
+      to.buffer,
+      to.offset * 4,
+      4 * paddedLength(shapeSize(from.shape)),
+    );
     this.gpu.queue.submit([encoder.finish()]);
     this.pool.recordSubmit();
     this.stats.submits++;
@@ -263,13 +345,28 @@ export class WebGpuDevice implements Device {
     // This call's scalars into the uniform; the queue orders it after earlier calls' reads.
     for (const slot of slots) {
       if (slot.kind !== 'scalars') continue;
-      slot.sources.forEach(({ slot: from, offset }, cell) => encoder.copyBufferToBuffer(buffers[from], offset * 4, exe.scalars as GPUBuffer, cell * 16, 4));
+      slot.sources.forEach(({ slot: from, offset }, cell) =>
+        encoder.copyBufferToBuffer(
+          buffers[from],
+          offset * 4,
+          exe.scalars as GPUBuffer,
+          cell * 16,
+          4,
+        ),
+      );
     }
     const pass = encoder.beginComputePass();
     for (const [k, source] of exe.plan.kernels.entries()) {
       if (source.invocations === 0) continue;
       pass.setPipeline(exe.pipelines[k]);
-      pass.setBindGroup(0, this.bindGroup(exe, k, source.bindings.map((slot) => buffers[slot])));
+      pass.setBindGroup(
+        0,
+        this.bindGroup(
+          exe,
+          k,
+          source.bindings.map((slot) => buffers[slot]),
+        ),
+      );
       const [x, y] = this.dispatchSize(Math.ceil(source.invocations / source.workgroupSize));
       pass.dispatchWorkgroups(x, y);
       this.stats.dispatches++;
@@ -278,7 +375,8 @@ export class WebGpuDevice implements Device {
     const staged: GPUBuffer[] = [];
     for (const { from, to, length } of exe.plan.copies) {
       const [src, dst] = [buffers[from.slot], buffers[to.slot]];
-      if (src !== dst) encoder.copyBufferToBuffer(src, from.offset * 4, dst, to.offset * 4, length * 4);
+      if (src !== dst)
+        encoder.copyBufferToBuffer(src, from.offset * 4, dst, to.offset * 4, length * 4);
       else {
         // WebGPU refuses a copy within one buffer: go through a scratch buffer.
         const scratch = this.pool.acquire(length * 4);
@@ -294,7 +392,8 @@ export class WebGpuDevice implements Device {
     // Each output is a view: of the results buffer, or of a donated input's buffer (updated in place).
     const out = exe.plan.outputs.map((region) => {
       const slot = slots[region.slot];
-      const allocation = slot.kind === 'input' ? inputBuffers[slot.index] : (results.get(region.slot) as Allocation);
+      const allocation =
+        slot.kind === 'input' ? inputBuffers[slot.index] : (results.get(region.slot) as Allocation);
       return this.view(allocation, region.offset, region.shape, region.dtype);
     });
     // Arenas go back to the pool at once: later submissions run after this one.
@@ -313,13 +412,27 @@ export class WebGpuDevice implements Device {
     for (const node of this.inputNodes(outputs)) {
       const { name } = (node as Node<'input'>).attrs;
       const arr = inputs.get(name);
-      if (arr === undefined) throw new GrngError('execute', `missing input "${name}" ${fmtShape(node.shape)} ${node.dtype}; bind a value for every input the outputs depend on`);
+      if (arr === undefined)
+        throw new GrngError(
+          'execute',
+          `missing input "${name}" ${fmtShape(node.shape)} ${node.dtype}; bind a value for every input the outputs depend on`,
+        );
       if (!(arr instanceof GpuArray) || arr.device !== this) {
-        throw new GrngError('execute', `input "${name}" lives on another device (${arr.device.description}); read it back or run there`);
+        throw new GrngError(
+          'execute',
+          `input "${name}" lives on another device (${arr.device.description}); read it back or run there`,
+        );
       }
       if (arr.consumed) throw consumedError();
-      if (arr.dtype !== node.dtype || arr.shape.length !== node.shape.length || arr.shape.some((d, i) => d !== node.shape[i])) {
-        throw new GrngError('execute', `input "${name}" must be ${node.dtype}${fmtShape(node.shape)}, got ${arr.dtype}${fmtShape(arr.shape)}`);
+      if (
+        arr.dtype !== node.dtype ||
+        arr.shape.length !== node.shape.length ||
+        arr.shape.some((d, i) => d !== node.shape[i])
+      ) {
+        throw new GrngError(
+          'execute',
+          `input "${name}" must be ${node.dtype}${fmtShape(node.shape)}, got ${arr.dtype}${fmtShape(arr.shape)}`,
+        );
       }
       let slot = buffers.indexOf(arr.allocation);
       if (slot < 0) {
@@ -374,23 +487,47 @@ export class WebGpuDevice implements Device {
     const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     if (groups <= max) return [groups, 1];
     const y = Math.ceil(groups / max);
-    if (y > max) throw new GrngError('execute', `${groups} workgroups exceed the device's ${max}×${max} dispatch limit`);
+    if (y > max)
+      throw new GrngError(
+        'execute',
+        `${groups} workgroups exceed the device's ${max}×${max} dispatch limit`,
+      );
     return [Math.ceil(groups / y), y];
   }
 
-  private executable(outputs: readonly Node[], donated: ReadonlySet<string>, layout: InputLayout | undefined, argumentOrder?: readonly Node[]): Executable {
+  private executable(
+    outputs: readonly Node[],
+    donated: ReadonlySet<string>,
+    layout: InputLayout | undefined,
+    argumentOrder?: readonly Node[],
+  ): Executable {
     // Nodes are hash-consed, so the output ids identify the whole graph; offsets are baked into WGSL.
-    const where = layout === undefined ? 'separate' : [...layout.regions.values()].map((r) => `${r.slot}+${r.offset}`).join(',');
+    const where =
+      layout === undefined
+        ? 'separate'
+        : [...layout.regions.values()].map((r) => `${r.slot}+${r.offset}`).join(',');
     const order = argumentOrder === undefined ? '' : argumentOrder.map((n) => n.id).join(',');
     const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}:${[...donated].sort().join(',')}:${where}:${order}`;
     let exe = this.executables.get(key);
     if (exe === undefined) {
       // In the order the caller donated them: outputs pair with donated inputs in order.
-      const byName = new Map(this.inputNodes(outputs).map((n) => [(n as Node<'input'>).attrs.name, n.id] as const));
-      const donatedIds = new Set([...donated].flatMap((name) => (byName.has(name) ? [byName.get(name) as number] : [])));
-      const program = compileProgram(outputs, { limits: this.gpu.limits, fuse: this.fuse, donated: donatedIds, inputs: layout, argumentOrder, maxMergedInvocations: this.maxMergedInvocations });
+      const byName = new Map(
+        this.inputNodes(outputs).map((n) => [(n as Node<'input'>).attrs.name, n.id] as const),
+      );
+      const donatedIds = new Set(
+        [...donated].flatMap((name) => (byName.has(name) ? [byName.get(name) as number] : [])),
+      );
+      const program = compileProgram(outputs, {
+        limits: this.gpu.limits,
+        fuse: this.fuse,
+        donated: donatedIds,
+        inputs: layout,
+        argumentOrder,
+        maxMergedInvocations: this.maxMergedInvocations,
+      });
       // GRNG_EXPLAIN=1 prints each new program's dispatches and buffers; GRNG_EXPLAIN=wgsl adds their source.
-      const explain = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.GRNG_EXPLAIN;
+      const explain = (globalThis as { process?: { env: Record<string, string | undefined> } })
+        .process?.env.GRNG_EXPLAIN;
       if (explain) console.error(explainProgram(program, explain === 'wgsl'));
       exe = { program, ...this.prepare(planOf(program, this.inputNodes(outputs))) };
       this.executables.set(key, exe);
@@ -405,18 +542,31 @@ export class WebGpuDevice implements Device {
     plan.slots.forEach((slot, i) => {
       if (slot.kind !== 'constants') return;
       const buffer = this.gpu.createBuffer({ size: 4 * slot.data.length, usage: USAGE });
-      this.gpu.queue.writeBuffer(buffer, 0, slot.storage === 'f32' ? Float32Array.from(slot.data) : Int32Array.from(slot.data));
+      this.gpu.queue.writeBuffer(
+        buffer,
+        0,
+        slot.storage === 'f32' ? Float32Array.from(slot.data) : Int32Array.from(slot.data),
+      );
       constants.set(i, buffer);
     });
-    const cells = plan.slots.reduce((n, slot) => (slot.kind === 'scalars' ? n + slot.sources.length : n), 0);
-    const scalars = cells > 0 ? this.gpu.createBuffer({ size: 16 * cells, usage: UNIFORM | COPY_DST }) : undefined;
+    const cells = plan.slots.reduce(
+      (n, slot) => (slot.kind === 'scalars' ? n + slot.sources.length : n),
+      0,
+    );
+    const scalars =
+      cells > 0
+        ? this.gpu.createBuffer({ size: 16 * cells, usage: UNIFORM | COPY_DST })
+        : undefined;
     return { plan, pipelines, constants, scalars, bindGroups: new Map() };
   }
 
   private pipeline(code: string): GPUComputePipeline {
     let p = this.pipelines.get(code);
     if (p === undefined) {
-      p = this.gpu.createComputePipeline({ layout: 'auto', compute: { module: this.gpu.createShaderModule({ code }), entryPoint: 'main' } });
+      p = this.gpu.createComputePipeline({
+        layout: 'auto',
+        compute: { module: this.gpu.createShaderModule({ code }), entryPoint: 'main' },
+      });
       this.pipelines.set(code, p);
     }
     return p;

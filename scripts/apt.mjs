@@ -6,11 +6,16 @@ import { readFileSync } from 'node:fs';
 /** The wanted packages that are not installed, or null when there is no dpkg. */
 function missingPackages(wanted) {
   // One dpkg-query for all: a package is present only when its status reads "install ok installed".
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${Status}\\n', ...wanted], { encoding: 'utf8' });
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${Status}\\n', ...wanted], {
+    encoding: 'utf8',
+  });
   if (r.error) return null;
-  const installed = new Set(r.stdout.split('\n')
-    .filter((line) => line.endsWith(' install ok installed'))
-    .map((line) => line.split(' ')[0].replace(/:.*$/, ''))); // drop ":amd64" arch qualifiers
+  const installed = new Set(
+    r.stdout
+      .split('\n')
+      .filter((line) => line.endsWith(' install ok installed'))
+      .map((line) => line.split(' ')[0].replace(/:.*$/, '')),
+  ); // drop ":amd64" arch qualifiers
   return wanted.filter((p) => !installed.has(p));
 }
 
@@ -43,11 +48,21 @@ export function ensureDebianPackages(wanted, { log, purpose }) {
   const step = (label, args) => {
     const started = Date.now();
     log(`${label} ...`);
-    const r = spawnSync('apt-get', args, { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 * 1024 * 1024 });
-    const failed = r.error ? r.error.message : r.status !== 0 ? `exit status ${r.status ?? r.signal}` : null;
+    const r = spawnSync('apt-get', args, {
+      encoding: 'utf8',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const failed = r.error
+      ? r.error.message
+      : r.status !== 0
+        ? `exit status ${r.status ?? r.signal}`
+        : null;
     if (failed !== null) {
       console.error(`${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-30).join('\n'));
-      log(`${label} failed (${failed}); continuing without those packages. Run \`apt-get update && ${command}\` yourself.`);
+      log(
+        `${label} failed (${failed}); continuing without those packages. Run \`apt-get update && ${command}\` yourself.`,
+      );
       return false;
     }
     log(`${label} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -55,5 +70,12 @@ export function ensureDebianPackages(wanted, { log, purpose }) {
   };
   // --no-install-recommends keeps e.g. chromium to a couple of dozen packages instead of ~140.
   if (!step('apt-get update', ['update'])) return [];
-  return step(`installing ${missing.join(' ')}`, ['install', '-y', '--no-install-recommends', ...missing]) ? missing : [];
+  return step(`installing ${missing.join(' ')}`, [
+    'install',
+    '-y',
+    '--no-install-recommends',
+    ...missing,
+  ])
+    ? missing
+    : [];
 }

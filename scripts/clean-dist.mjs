@@ -4,4 +4,7 @@ import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-rmSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'dist'), { recursive: true, force: true });
+rmSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'dist'), {
+  recursive: true,
+  force: true,
+});

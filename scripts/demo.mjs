@@ -7,11 +7,19 @@
 import { train } from '../dist/cli/train.js';
 
 const optimizer = process.env.GRNG_DEMO_OPTIMIZER ?? 'ring';
-const args = ['--optimizer', optimizer, '--epochs', process.env.GRNG_DEMO_EPOCHS ?? '2', '--out', process.env.GRNG_DEMO_OUT ?? `runs/demo/${optimizer}`];
+const args = [
+  '--optimizer',
+  optimizer,
+  '--epochs',
+  process.env.GRNG_DEMO_EPOCHS ?? '2',
+  '--out',
+  process.env.GRNG_DEMO_OUT ?? `runs/demo/${optimizer}`,
+];
 if (process.env.GRNG_DEMO_LR !== undefined) args.push('--lr', process.env.GRNG_DEMO_LR);
 // Lazy Fisher period: refreshing the 785×785 first-layer inverse takes seconds on a software
 // adapter, so the demo refreshes every 50 steps (spec default 10).
-if (['ring', 'reng'].includes(optimizer)) args.push('--inverse-every', process.env.GRNG_DEMO_EVERY ?? '50');
+if (['ring', 'reng'].includes(optimizer))
+  args.push('--inverse-every', process.env.GRNG_DEMO_EVERY ?? '50');
 
 const print = (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`);
 try {

@@ -46,7 +46,9 @@ if (reason === null) process.exit(0);
 
 console.error(`grng: ${reason}; running \`npm ci\` in ${root} ...`);
 if (!existsSync(lockfile)) {
-  console.error('grng: package-lock.json is missing, so `npm ci` cannot run. Restore it (git checkout package-lock.json) or run `npm install`.');
+  console.error(
+    'grng: package-lock.json is missing, so `npm ci` cannot run. Restore it (git checkout package-lock.json) or run `npm install`.',
+  );
   process.exit(1);
 }
 
@@ -60,12 +62,15 @@ function npm(args) {
     : spawnSync('npm', args, { ...options, shell: process.platform === 'win32' });
 }
 
-const failure = (r) => (r.error ? r.error.message : r.status !== 0 ? `exit status ${r.status ?? r.signal}` : null);
+const failure = (r) =>
+  r.error ? r.error.message : r.status !== 0 ? `exit status ${r.status ?? r.signal}` : null;
 
 // vite is pinned below 8.4 (package.json overrides): 8.4 lists an optional dependency the
 // registry does not serve, which makes `npm ci` reject the lockfile.
 const ci = npm(['ci', '--no-audit', '--no-fund']);
 if (failure(ci) !== null) {
-  console.error(`grng: \`npm ci\` failed (${failure(ci)}). Check access to the npm registry, then run \`npm ci\` in ${root} yourself.`);
+  console.error(
+    `grng: \`npm ci\` failed (${failure(ci)}). Check access to the npm registry, then run \`npm ci\` in ${root} yourself.`,
+  );
   process.exit(1);
 }

@@ -4,5 +4,8 @@
 import { ensureDebianPackages } from './apt.mjs';
 
 if (process.platform === 'linux' && process.env.GRNG_SKIP_DATA_SETUP !== '1') {
-  ensureDebianPackages(['dataset-fashion-mnist'], { log: (line) => console.error(`grng setup-data: ${line}`), purpose: 'the Fashion-MNIST demo' });
+  ensureDebianPackages(['dataset-fashion-mnist'], {
+    log: (line) => console.error(`grng setup-data: ${line}`),
+    purpose: 'the Fashion-MNIST demo',
+  });
 }

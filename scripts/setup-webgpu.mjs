@@ -9,14 +9,19 @@ import { fileURLToPath } from 'node:url';
 import { ensureDebianPackages } from './apt.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const paths = JSON.parse(readFileSync(join(root, 'runtime', 'gpu', 'webgpu-packages.json'), 'utf8'));
+const paths = JSON.parse(
+  readFileSync(join(root, 'runtime', 'gpu', 'webgpu-packages.json'), 'utf8'),
+);
 const log = (line) => console.error(`grng setup-webgpu: ${line}`);
 
 // macOS and Windows have native WebGPU backends and no apt; nothing to do there.
 if (process.platform !== 'linux' || process.env.GRNG_SKIP_WEBGPU_SETUP === '1') process.exit(0);
 
 const wanted = [...new Set(Object.values(paths).flatMap((p) => p.packages))];
-const installed = ensureDebianPackages(wanted, { log, purpose: 'software WebGPU (tests that need an adapter fail without it)' });
+const installed = ensureDebianPackages(wanted, {
+  log,
+  purpose: 'software WebGPU (tests that need an adapter fail without it)',
+});
 
 // SwiftShader's Vulkan ICD ships in chromium itself.
 const icd = paths.swiftshader.icd;

@@ -58,7 +58,11 @@ export function shape(options: ShapeOptions = {}): fc.Arbitrary<number[]> {
  * array with minLength 1 cannot drop its last item when shrinking; drawn from minLength 0 and
  * filtered, it can.)
  */
-export function leafArray<T>(item: fc.Arbitrary<T>, minLength: number, maxLength: number): fc.Arbitrary<T[]> {
+export function leafArray<T>(
+  item: fc.Arbitrary<T>,
+  minLength: number,
+  maxLength: number,
+): fc.Arbitrary<T[]> {
   return fc.array(item, { minLength: 0, maxLength }).filter((xs) => xs.length >= minLength);
 }
 
@@ -69,17 +73,25 @@ export function paramShapes(options: ShapeOptions = {}): fc.Arbitrary<number[][]
 }
 
 /** The largest number of elements a shape drawn with these options can have. */
-export const maxSize = (options: ShapeOptions = {}): number => (options.maxDim ?? 3) ** (options.maxRank ?? 2);
+export const maxSize = (options: ShapeOptions = {}): number =>
+  (options.maxDim ?? 3) ** (options.maxRank ?? 2);
 
 /** `n` values (a pool to cut leaves from). */
-export const valueArray = (n: number, options: ValueOptions = {}): fc.Arbitrary<number[]> => fc.array(value(options), { minLength: n, maxLength: n });
+export const valueArray = (n: number, options: ValueOptions = {}): fc.Arbitrary<number[]> =>
+  fc.array(value(options), { minLength: n, maxLength: n });
 
 /** The first sizeOf(shape) values of a pool, as a leaf. */
-export const cutToShape = (pool: readonly number[], shape: readonly number[]): Float64Array => Float64Array.from(pool.slice(0, sizeOf(shape)));
+export const cutToShape = (pool: readonly number[], shape: readonly number[]): Float64Array =>
+  Float64Array.from(pool.slice(0, sizeOf(shape)));
 
 /** Values for leaves of the given shapes (one Float64Array per leaf). */
-export function leafValues(shapes: readonly (readonly number[])[], options: ValueOptions = {}): fc.Arbitrary<Float64Array[]> {
-  return fc.tuple(...shapes.map((s) => valueArray(sizeOf(s), options))).map((leaves) => leaves.map((xs) => Float64Array.from(xs)));
+export function leafValues(
+  shapes: readonly (readonly number[])[],
+  options: ValueOptions = {},
+): fc.Arbitrary<Float64Array[]> {
+  return fc
+    .tuple(...shapes.map((s) => valueArray(sizeOf(s), options)))
+    .map((leaves) => leaves.map((xs) => Float64Array.from(xs)));
 }
 
 /**
@@ -99,12 +111,14 @@ export function paramLeaves(options: ShapeOptions & ValueOptions = {}): fc.Arbit
 
 /** A random parameter tree: leaves as in paramLeaves, arranged as an object, a list or a nested tree. */
 export function paramTree(options: ShapeOptions & ValueOptions = {}): fc.Arbitrary<ParamTreeCase> {
-  return fc.tuple(paramLeaves(options), fc.constantFrom(...TREE_STRUCTURES)).map(([{ shapes, values }, structure]) => ({
-    shapes,
-    values,
-    structure,
-    tree: hostTree(values, shapes, structure),
-  }));
+  return fc
+    .tuple(paramLeaves(options), fc.constantFrom(...TREE_STRUCTURES))
+    .map(([{ shapes, values }, structure]) => ({
+      shapes,
+      values,
+      structure,
+      tree: hostTree(values, shapes, structure),
+    }));
 }
 
 export interface SpdOptions {
@@ -121,10 +135,18 @@ export interface SpdOptions {
  */
 export function spdMatrix(n: number, options: SpdOptions): fc.Arbitrary<Float64Array> {
   const { conditionMax, scale = 1 } = options;
-  if (!Number.isInteger(n) || n < 1) throw new GrngError('spdMatrix', `n must be a positive integer, got ${n}`);
-  if (!(conditionMax >= 1) || !Number.isFinite(conditionMax)) throw new GrngError('spdMatrix', `conditionMax must be a finite number ≥ 1, got ${conditionMax}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new GrngError('spdMatrix', `n must be a positive integer, got ${n}`);
+  if (!(conditionMax >= 1) || !Number.isFinite(conditionMax))
+    throw new GrngError(
+      'spdMatrix',
+      `conditionMax must be a finite number ≥ 1, got ${conditionMax}`,
+    );
   const unit = fc.integer({ min: 0, max: 2 ** 20 }).map((k) => k / 2 ** 20);
-  const reflections = fc.array(fc.array(value(), { minLength: n, maxLength: n }), { minLength: n, maxLength: n });
+  const reflections = fc.array(fc.array(value(), { minLength: n, maxLength: n }), {
+    minLength: n,
+    maxLength: n,
+  });
   const exponents = fc.array(unit, { minLength: n, maxLength: n });
   return fc.tuple(reflections, exponents).map(([vs, us]) => {
     const q = orthogonal(n, vs);
@@ -181,10 +203,25 @@ export interface Batch {
 /** A random classification batch; shrinks towards all-zero features and label 0. */
 export function batch(options: BatchOptions): fc.Arbitrary<Batch> {
   const { features, classes, size, scale = 1 } = options;
-  for (const [name, n] of [['features', features], ['classes', classes], ['size', size]] as const) {
-    if (!Number.isInteger(n) || n < 1) throw new GrngError('batch', `${name} must be a positive integer, got ${n}`);
+  for (const [name, n] of [
+    ['features', features],
+    ['classes', classes],
+    ['size', size],
+  ] as const) {
+    if (!Number.isInteger(n) || n < 1)
+      throw new GrngError('batch', `${name} must be a positive integer, got ${n}`);
   }
   const xs = fc.array(value({ scale }), { minLength: size * features, maxLength: size * features });
-  const ys = fc.array(fc.integer({ min: 0, max: classes - 1 }), { minLength: size, maxLength: size });
-  return fc.tuple(xs, ys).map(([x, y]) => ({ x: Float64Array.from(x), labels: Int32Array.from(y), shape: [size, features] as const, classes }));
+  const ys = fc.array(fc.integer({ min: 0, max: classes - 1 }), {
+    minLength: size,
+    maxLength: size,
+  });
+  return fc
+    .tuple(xs, ys)
+    .map(([x, y]) => ({
+      x: Float64Array.from(x),
+      labels: Int32Array.from(y),
+      shape: [size, features] as const,
+      classes,
+    }));
 }

@@ -7,10 +7,31 @@ import type { HyperDefaults, HyperSettings, Optimizer } from '../dsl/optimizer.j
 import { compileOptimizer } from '../runtime/compile-optimizer.js';
 import { CpuDevice } from '../runtime/cpu-device.js';
 import type { Device } from '../runtime/device.js';
-import { cutToShape, leafArray, maxSize, shape, valueArray, type ShapeOptions, type ValueOptions } from './arbitraries.js';
-import { formatLeaves, formatShapes, leavesMismatch, worstDifference, type Difference } from './compare.js';
+import {
+  cutToShape,
+  leafArray,
+  maxSize,
+  shape,
+  valueArray,
+  type ShapeOptions,
+  type ValueOptions,
+} from './arbitraries.js';
+import {
+  formatLeaves,
+  formatShapes,
+  leavesMismatch,
+  worstDifference,
+  type Difference,
+} from './compare.js';
 import { requireGradientOnly } from './gradient-only.js';
-import { disposeTree, hostTree, readLeaves, sizeOf, TREE_STRUCTURES, type TreeStructure } from './trees.js';
+import {
+  disposeTree,
+  hostTree,
+  readLeaves,
+  sizeOf,
+  TREE_STRUCTURES,
+  type TreeStructure,
+} from './trees.js';
 
 /**
  * One step of a float64 reference, over the parameter tree's leaves in flattenTree order (arrays
@@ -103,19 +124,37 @@ export async function checkOptimizer<H extends HyperDefaults, S, R>(
         `a good value depends on the optimizer's conditioning (e.g. 1e-5 for SGD, 1e-3 for Adam-like divisions)`,
     );
   }
-  if (!(tolerance >= 0) || !Number.isFinite(tolerance)) throw new GrngError(op, `tolerance must be a finite number ≥ 0, got ${String(tolerance)}`);
-  for (const [name, n] of [['numRuns', numRuns], ['steps', steps]] as const) {
-    if (!Number.isInteger(n) || n < 1) throw new GrngError(op, `${name} must be a positive integer, got ${String(n)}`);
+  if (!(tolerance >= 0) || !Number.isFinite(tolerance))
+    throw new GrngError(op, `tolerance must be a finite number ≥ 0, got ${String(tolerance)}`);
+  for (const [name, n] of [
+    ['numRuns', numRuns],
+    ['steps', steps],
+  ] as const) {
+    if (!Number.isInteger(n) || n < 1)
+      throw new GrngError(op, `${name} must be a positive integer, got ${String(n)}`);
   }
   const { shapes } = options;
-  if (shapes !== undefined && (shapes.length === 0 || !shapes.every((s) => Array.isArray(s) && s.every((d) => Number.isInteger(d) && d >= 1)))) {
-    throw new GrngError(op, `shapes must be a non-empty list of shapes (arrays of positive integers), got ${JSON.stringify(shapes)}`);
+  if (
+    shapes !== undefined &&
+    (shapes.length === 0 ||
+      !shapes.every((s) => Array.isArray(s) && s.every((d) => Number.isInteger(d) && d >= 1)))
+  ) {
+    throw new GrngError(
+      op,
+      `shapes must be a non-empty list of shapes (arrays of positive integers), got ${JSON.stringify(shapes)}`,
+    );
   }
-  if (typeof reference !== 'function') throw new GrngError(op, `the reference must be a function (params, grads, state, hyper, step) => { params, state }, got ${typeof reference}`);
+  if (typeof reference !== 'function')
+    throw new GrngError(
+      op,
+      `the reference must be a function (params, grads, state, hyper, step) => { params, state }, got ${typeof reference}`,
+    );
   const base = options.hyper === undefined ? optimizer : optimizer.with(options.hyper);
   requireGradientOnly(op, base, shapes ?? PROBE_SHAPES);
 
-  log(`${op}(${base.name}): fast-check seed ${seed}, ${numRuns} runs × ${steps} steps on ${device.description}`);
+  log(
+    `${op}(${base.name}): fast-check seed ${seed}, ${numRuns} runs × ${steps} steps on ${device.description}`,
+  );
   let worstError = 0;
   const property = fc.asyncProperty(optimizerCase<H>(options, steps), async (c) => {
     const outcome = await runCase(base, reference, c, device, float64, tolerance);
@@ -123,42 +162,74 @@ export async function checkOptimizer<H extends HyperDefaults, S, R>(
     if (outcome.error > tolerance) throw new Mismatch(outcome);
   });
   // endOnFailure false whatever the global configuration says: the counterexample must be shrunk.
-  const details = await fc.check(property, { seed, numRuns, path: options.path, endOnFailure: false });
+  const details = await fc.check(property, {
+    seed,
+    numRuns,
+    path: options.path,
+    endOnFailure: false,
+  });
   if (!details.failed) return { worstError, runs: details.numRuns, seed };
   if (details.counterexample === null) {
-    throw new GrngError(op, `fast-check stopped without a counterexample (${details.interrupted ? 'interrupted by a time limit' : 'too many skipped runs'}); seed ${seed}`);
+    throw new GrngError(
+      op,
+      `fast-check stopped without a counterexample (${details.interrupted ? 'interrupted by a time limit' : 'too many skipped runs'}); seed ${seed}`,
+    );
   }
-  throw new GrngError(op, failureMessage(base.name, details.counterexample[0], details.errorInstance, { seed, tolerance, numRuns, failedRun: details.numRuns, shrinks: details.numShrinks, path: details.counterexamplePath }));
+  throw new GrngError(
+    op,
+    failureMessage(base.name, details.counterexample[0], details.errorInstance, {
+      seed,
+      tolerance,
+      numRuns,
+      failedRun: details.numRuns,
+      shrinks: details.numShrinks,
+      path: details.counterexamplePath,
+    }),
+  );
 }
 
 /** The float64 interpreter (duck-typed: a CpuDevice from another copy of the package counts too). */
-const isFloat64 = (device: Device): boolean => device.kind === 'cpu' && (device as { precision?: string }).precision === 'f64';
+const isFloat64 = (device: Device): boolean =>
+  device.kind === 'cpu' && (device as { precision?: string }).precision === 'f64';
 
 /**
  * Random cases, drawn leaf by leaf (shape, initial values, one gradient per step; values drawn for
  * the largest shape and cut to the leaf's own). Shrinking cuts the steps (towards 1), removes whole
  * leaves, shortens shapes (the remaining values stay), then shrinks values (towards 0).
  */
-function optimizerCase<H extends HyperDefaults>(options: CheckOptimizerOptions<H>, steps: number): fc.Arbitrary<OptimizerCase<H>> {
+function optimizerCase<H extends HyperDefaults>(
+  options: CheckOptimizerOptions<H>,
+  steps: number,
+): fc.Arbitrary<OptimizerCase<H>> {
   const leafCase = (shapeArb: fc.Arbitrary<number[]>, size: number) =>
-    fc.tuple(shapeArb, valueArray(size, options.values), fc.array(valueArray(size, options.values), { minLength: steps, maxLength: steps }));
+    fc.tuple(
+      shapeArb,
+      valueArray(size, options.values),
+      fc.array(valueArray(size, options.values), { minLength: steps, maxLength: steps }),
+    );
   const fixed = options.shapes?.map((s) => [...s]);
   const { minLeaves = 1, maxLeaves = 3 } = options.shapeOptions ?? {};
   const leaves =
     fixed === undefined
-      ? leafArray(leafCase(shape(options.shapeOptions), maxSize(options.shapeOptions)), minLeaves, maxLeaves)
+      ? leafArray(
+          leafCase(shape(options.shapeOptions), maxSize(options.shapeOptions)),
+          minLeaves,
+          maxLeaves,
+        )
       : fc.tuple(...fixed.map((s) => leafCase(fc.constant(s), sizeOf(s))));
   // k in [1, 2·steps − 1] cut to `steps`: most cases run every step, and k shrinks towards 1.
   const length = fc.integer({ min: 1, max: 2 * steps - 1 }).map((k) => Math.min(k, steps));
   const settings = options.settings ?? fc.constant({});
   // The step count shrinks first (while the values still fail), then the leaves, then the rest.
-  return fc.tuple(length, leaves, fc.constantFrom(...TREE_STRUCTURES), settings).map(([n, ls, structure, drawn]) => ({
-    structure,
-    shapes: ls.map(([s]) => s),
-    params: ls.map(([s, p]) => cutToShape(p, s)),
-    grads: Array.from({ length: n }, (_, t) => ls.map(([s, , g]) => cutToShape(g[t], s))),
-    settings: drawn,
-  }));
+  return fc
+    .tuple(length, leaves, fc.constantFrom(...TREE_STRUCTURES), settings)
+    .map(([n, ls, structure, drawn]) => ({
+      structure,
+      shapes: ls.map(([s]) => s),
+      params: ls.map(([s, p]) => cutToShape(p, s)),
+      grads: Array.from({ length: n }, (_, t) => ls.map(([s, , g]) => cutToShape(g[t], s))),
+      settings: drawn,
+    }));
 }
 
 /** The worst difference of a case (of the first step past the tolerance, when one is). */
@@ -180,11 +251,17 @@ class SideError extends Error {
     readonly step: number,
     readonly thrown: unknown,
   ) {
-    super(`${side} threw at step ${step}: ${thrown instanceof Error ? thrown.message : String(thrown)}`);
+    super(
+      `${side} threw at step ${step}: ${thrown instanceof Error ? thrown.message : String(thrown)}`,
+    );
   }
 }
 
-async function blame<T>(side: SideError['side'], step: number, run: () => T | Promise<T>): Promise<T> {
+async function blame<T>(
+  side: SideError['side'],
+  step: number,
+  run: () => T | Promise<T>,
+): Promise<T> {
   try {
     return await run();
   } catch (error) {
@@ -201,21 +278,51 @@ async function runCase<H extends HyperDefaults, S, R>(
   tolerance: number,
 ): Promise<Outcome> {
   // A float32 device holds rounded values: the reference starts from the same numbers.
-  const round = (xs: readonly Float64Array[]) => xs.map((x) => (float64 ? Float64Array.from(x) : x.map(Math.fround)));
+  const round = (xs: readonly Float64Array[]) =>
+    xs.map((x) => (float64 ? Float64Array.from(x) : x.map(Math.fround)));
   const optimizer = await blame('the optimizer', 0, () => base.with(c.settings));
-  const hyper = (float64 ? optimizer.hyper : Object.fromEntries(Object.entries(optimizer.hyper).map(([k, v]) => [k, typeof v === 'number' ? Math.fround(v) : v]))) as HyperSettings<H>;
-  const compiled = await blame('the optimizer', 0, () => compileOptimizer(optimizer, hostTree(c.params, c.shapes, c.structure), { device }));
+  const hyper = (
+    float64
+      ? optimizer.hyper
+      : Object.fromEntries(
+          Object.entries(optimizer.hyper).map(([k, v]) => [
+            k,
+            typeof v === 'number' ? Math.fround(v) : v,
+          ]),
+        )
+  ) as HyperSettings<H>;
+  const compiled = await blame('the optimizer', 0, () =>
+    compileOptimizer(optimizer, hostTree(c.params, c.shapes, c.structure), { device }),
+  );
   let params: Float64Array[] = round(c.params);
   let state: R | undefined;
-  let outcome: Outcome = { error: 0, leaf: 0, index: 0, got: 0, want: 0, step: 0, shape: c.shapes[0] };
+  let outcome: Outcome = {
+    error: 0,
+    leaf: 0,
+    index: 0,
+    got: 0,
+    want: 0,
+    step: 0,
+    shape: c.shapes[0],
+  };
   try {
     for (let t = 1; t <= c.grads.length; t++) {
       const grads = round(c.grads[t - 1]);
       await blame('the optimizer', t, () => compiled.step(hostTree(grads, c.shapes, c.structure)));
       const got = await blame('the optimizer', t, () => readLeaves(compiled.params()));
-      const out = await blame('the reference', t, () => reference(params.map((x) => Float64Array.from(x)), round(grads), state, hyper, t, c.shapes));
+      const out = await blame('the reference', t, () =>
+        reference(
+          params.map((x) => Float64Array.from(x)),
+          round(grads),
+          state,
+          hyper,
+          t,
+          c.shapes,
+        ),
+      );
       const wrong = leavesMismatch(out?.params, c.shapes);
-      if (wrong !== undefined) throw new SideError('the reference', t, new Error(`its params ${wrong}`));
+      if (wrong !== undefined)
+        throw new SideError('the reference', t, new Error(`its params ${wrong}`));
       const difference = worstDifference(got, out.params);
       const worst = { ...difference, step: t, shape: c.shapes[difference.leaf] };
       if (worst.error > outcome.error) outcome = worst;
@@ -241,8 +348,18 @@ interface FailureInfo {
   readonly path: string | null;
 }
 
-function failureMessage<H extends HyperDefaults>(name: string, c: OptimizerCase<H>, error: unknown, info: FailureInfo): string {
-  const step = error instanceof Mismatch ? error.outcome.step : error instanceof SideError ? error.step : c.grads.length;
+function failureMessage<H extends HyperDefaults>(
+  name: string,
+  c: OptimizerCase<H>,
+  error: unknown,
+  info: FailureInfo,
+): string {
+  const step =
+    error instanceof Mismatch
+      ? error.outcome.step
+      : error instanceof SideError
+        ? error.step
+        : c.grads.length;
   let what: string;
   if (error instanceof Mismatch) {
     const o = error.outcome;

@@ -24,8 +24,17 @@ export function scaledError(got: number, want: number): number {
 }
 
 /** The worst scaledError over paired leaves (the first of equal ones); leaves must have equal sizes. */
-export function worstDifference(got: readonly Float64Array[], want: readonly Float64Array[]): Difference {
-  let worst: Difference = { error: 0, leaf: 0, index: 0, got: got[0]?.[0] ?? 0, want: want[0]?.[0] ?? 0 };
+export function worstDifference(
+  got: readonly Float64Array[],
+  want: readonly Float64Array[],
+): Difference {
+  let worst: Difference = {
+    error: 0,
+    leaf: 0,
+    index: 0,
+    got: got[0]?.[0] ?? 0,
+    want: want[0]?.[0] ?? 0,
+  };
   got.forEach((g, leaf) => {
     g.forEach((x, index) => {
       const error = scaledError(x, want[leaf][index]);
@@ -37,13 +46,21 @@ export function worstDifference(got: readonly Float64Array[], want: readonly Flo
 
 /** Whether two lists of leaves hold the same numbers bit for bit (−0 ≠ 0; NaN payloads ignored). */
 export function bitIdentical(a: readonly Float64Array[], b: readonly Float64Array[]): boolean {
-  return a.length === b.length && a.every((x, k) => x.length === b[k].length && x.every((v, i) => Object.is(v, b[k][i])));
+  return (
+    a.length === b.length &&
+    a.every((x, k) => x.length === b[k].length && x.every((v, i) => Object.is(v, b[k][i])))
+  );
 }
 
 /** Why a reference's output cannot be compared with parameters of `shapes`, or undefined when it can. */
-export function leavesMismatch(leaves: unknown, shapes: readonly (readonly number[])[]): string | undefined {
-  if (!Array.isArray(leaves)) return `expected an array of ${shapes.length} Float64Array(s), got ${typeof leaves}`;
-  if (leaves.length !== shapes.length) return `expected ${shapes.length} leaves, got ${leaves.length}`;
+export function leavesMismatch(
+  leaves: unknown,
+  shapes: readonly (readonly number[])[],
+): string | undefined {
+  if (!Array.isArray(leaves))
+    return `expected an array of ${shapes.length} Float64Array(s), got ${typeof leaves}`;
+  if (leaves.length !== shapes.length)
+    return `expected ${shapes.length} leaves, got ${leaves.length}`;
   for (let k = 0; k < shapes.length; k++) {
     const leaf: unknown = leaves[k];
     const size = shapes[k].reduce((a, b) => a * b, 1);
@@ -56,7 +73,9 @@ export function leavesMismatch(leaves: unknown, shapes: readonly (readonly numbe
 }
 
 /** Leaves as nested number lists, e.g. [[0.5], [1, -2]]. */
-export const formatLeaves = (leaves: readonly Float64Array[]): string => `[${leaves.map((x) => `[${Array.from(x).join(', ')}]`).join(', ')}]`;
+export const formatLeaves = (leaves: readonly Float64Array[]): string =>
+  `[${leaves.map((x) => `[${Array.from(x).join(', ')}]`).join(', ')}]`;
 
 /** Shapes as the user writes them, e.g. [[], [2, 3]]. */
-export const formatShapes = (shapes: readonly (readonly number[])[]): string => `[${shapes.map(fmtShape).join(', ')}]`;
+export const formatShapes = (shapes: readonly (readonly number[])[]): string =>
+  `[${shapes.map(fmtShape).join(', ')}]`;

@@ -24,9 +24,13 @@ class NeedsModel extends Error {
  * Both branches of every(…) that a first step takes are traced (step 1 runs all periodic work).
  * An init that reads its `layers` argument and then fails (no dense layers) also needs a model.
  */
-export function trainingStepNeeds<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, shapes: readonly (readonly number[])[]): string | undefined {
+export function trainingStepNeeds<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  shapes: readonly (readonly number[])[],
+): string | undefined {
   const { definition } = optimizer;
-  const leaves = (what: string) => treeOfLeaves(shapes.map((s, k) => input(`probe_${what}_${k}`, s, 'f32') as Tensor));
+  const leaves = (what: string) =>
+    treeOfLeaves(shapes.map((s, k) => input(`probe_${what}_${k}`, s, 'f32') as Tensor));
   const params = leaves('param');
   const grads = leaves('grad');
   const needs = (what: string): never => {
@@ -48,9 +52,20 @@ export function trainingStepNeeds<H extends HyperDefaults, S>(optimizer: Optimiz
     return readLayers ? "init's layers (the model's dense layers)" : undefined;
   }
   try {
-    const values = numericHyper(definition.hyper).map((k) => input(`probe_hyper_${k}`, [], 'f32') as Tensor);
-    const counter = [input('probe_seed', [], 'f32') as Tensor, input('probe_step', [], 'f32') as Tensor];
-    applyUpdate(optimizer, optimizer.hyper, values, { params, state, grads, t: input('probe_t', [], 'f32') as Tensor, counter }, extras);
+    const values = numericHyper(definition.hyper).map(
+      (k) => input(`probe_hyper_${k}`, [], 'f32') as Tensor,
+    );
+    const counter = [
+      input('probe_seed', [], 'f32') as Tensor,
+      input('probe_step', [], 'f32') as Tensor,
+    ];
+    applyUpdate(
+      optimizer,
+      optimizer.hyper,
+      values,
+      { params, state, grads, t: input('probe_t', [], 'f32') as Tensor, counter },
+      extras,
+    );
   } catch (error) {
     if (error instanceof NeedsModel) return error.what;
     // Anything else is the optimizer's own error: the real run reports it with its context.
@@ -59,7 +74,11 @@ export function trainingStepNeeds<H extends HyperDefaults, S>(optimizer: Optimiz
 }
 
 /** A GrngError naming `op` when `optimizer` needs a model and a batch (see trainingStepNeeds). */
-export function requireGradientOnly<H extends HyperDefaults, S>(op: string, optimizer: Optimizer<H, S>, shapes: readonly (readonly number[])[]): void {
+export function requireGradientOnly<H extends HyperDefaults, S>(
+  op: string,
+  optimizer: Optimizer<H, S>,
+  shapes: readonly (readonly number[])[],
+): void {
   const needs = trainingStepNeeds(optimizer, shapes);
   if (needs === undefined) return;
   throw new GrngError(

@@ -2,7 +2,12 @@
 // convergence on a convex quadratic and on Rosenbrock, a state that keeps its structure, numeric
 // hyperparameter changes that never recompile, and bit-identical resumption from a checkpoint.
 import { GrngError } from '../core/errors.js';
-import { defineOptimizer, type HyperDefaults, type HyperSettings, type Optimizer } from '../dsl/optimizer.js';
+import {
+  defineOptimizer,
+  type HyperDefaults,
+  type HyperSettings,
+  type Optimizer,
+} from '../dsl/optimizer.js';
 import { compileOptimizer, numericHyper } from '../runtime/compile-optimizer.js';
 import { CpuDevice } from '../runtime/cpu-device.js';
 import type { Device } from '../runtime/device.js';
@@ -107,21 +112,49 @@ export interface OptimizerMatrixReport {
  * converge with) and returns what each check measured. Throws a GrngError listing every failed
  * check (unless throwOnFailure is false), or at once when the optimizer needs a model.
  */
-export async function optimizerMatrix<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, options: OptimizerMatrixOptions<H> = {}): Promise<OptimizerMatrixReport> {
+export async function optimizerMatrix<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  options: OptimizerMatrixOptions<H> = {},
+): Promise<OptimizerMatrixReport> {
   const op = 'optimizerMatrix';
   const device = options.device ?? new CpuDevice('f64');
   const { steps = 6, seed = 1, throwOnFailure = true } = options;
-  if (!Number.isInteger(steps) || steps < 2) throw new GrngError(op, `steps must be an integer ≥ 2 (the resume check splits them), got ${String(steps)}`);
+  if (!Number.isInteger(steps) || steps < 2)
+    throw new GrngError(
+      op,
+      `steps must be an integer ≥ 2 (the resume check splits them), got ${String(steps)}`,
+    );
   requireGradientOnly(op, optimizer, RANDOM_SHAPES);
-  const hyperChange = options.setHyper === false ? undefined : pickHyper(op, optimizer, options.setHyper ?? {});
+  const hyperChange =
+    options.setHyper === false ? undefined : pickHyper(op, optimizer, options.setHyper ?? {});
 
-  const q = options.quadratic === false ? undefined : options.quadratic ?? {};
-  const r = options.rosenbrock === false ? undefined : options.rosenbrock ?? {};
+  const q = options.quadratic === false ? undefined : (options.quadratic ?? {});
+  const r = options.rosenbrock === false ? undefined : (options.rosenbrock ?? {});
   const report: OptimizerMatrixReport = {
     optimizer: optimizer.name,
     device: device.description,
-    quadratic: q && (await convergence(optimizer.with(q.hyper ?? {}), device, quadratic, q.steps ?? 200, (loss, start) => loss / start, q.maxRatio ?? 1e-3, 'loss ratio')),
-    rosenbrock: r && (await convergence(optimizer.with(r.hyper ?? {}), device, rosenbrock, r.steps ?? 2000, (loss) => loss, r.maxLoss ?? 1e-2, 'final loss')),
+    quadratic:
+      q &&
+      (await convergence(
+        optimizer.with(q.hyper ?? {}),
+        device,
+        quadratic,
+        q.steps ?? 200,
+        (loss, start) => loss / start,
+        q.maxRatio ?? 1e-3,
+        'loss ratio',
+      )),
+    rosenbrock:
+      r &&
+      (await convergence(
+        optimizer.with(r.hyper ?? {}),
+        device,
+        rosenbrock,
+        r.steps ?? 2000,
+        (loss) => loss,
+        r.maxLoss ?? 1e-2,
+        'final loss',
+      )),
     stateStructure: await stateStructure(optimizer, device, seed, steps),
     setHyper: hyperChange && (await setHyperCheck(optimizer, device, seed, steps, hyperChange)),
     resume: await resume(optimizer, device, seed, steps),
@@ -134,19 +167,32 @@ export async function optimizerMatrix<H extends HyperDefaults, S>(optimizer: Opt
     ['setHyper', report.setHyper],
     ['resume', report.resume],
   ];
-  const failures = checks.flatMap(([name, c]) => (c === undefined || c.passed ? [] : [`${name}: ${c.detail}`]));
+  const failures = checks.flatMap(([name, c]) =>
+    c === undefined || c.passed ? [] : [`${name}: ${c.detail}`],
+  );
   const done = { ...report, failures };
   if (failures.length > 0 && throwOnFailure) {
-    throw new GrngError(op, `${optimizer.name} on ${device.description} failed ${failures.length} check(s):\n  ${failures.join('\n  ')}`);
+    throw new GrngError(
+      op,
+      `${optimizer.name} on ${device.description} failed ${failures.length} check(s):\n  ${failures.join('\n  ')}`,
+    );
   }
   return done;
 }
 
-const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+const message = (error: unknown): string =>
+  error instanceof Error ? error.message : String(error);
 
 /** Runs `steps` steps with gradients taken at the current parameters; returns the final parameters. */
-async function descend<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, device: Device, problem: Problem, steps: number): Promise<Float64Array[]> {
-  const opt = await compileOptimizer(optimizer, hostTree([...problem.start], problem.shapes), { device });
+async function descend<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  device: Device,
+  problem: Problem,
+  steps: number,
+): Promise<Float64Array[]> {
+  const opt = await compileOptimizer(optimizer, hostTree([...problem.start], problem.shapes), {
+    device,
+  });
   let x: Float64Array[] = problem.start.map((v) => Float64Array.from(v));
   for (let t = 0; t < steps; t++) {
     await opt.step(hostTree(problem.grad(x), problem.shapes));
@@ -175,13 +221,34 @@ async function convergence<H extends HyperDefaults, S>(
     // NaN fails: `value <= threshold` is false for it.
     const passed = value <= threshold;
     const detail = `${what} ${value.toExponential(3)} after ${steps} steps (loss ${initialLoss.toPrecision(4)} → ${finalLoss.toExponential(3)}; must be ≤ ${threshold})${passed ? '' : ': tune the settings for this problem or raise the step budget'}`;
-    return { passed, detail, steps, initialLoss, finalLoss, ratio, point: x.map((v) => Array.from(v)) };
+    return {
+      passed,
+      detail,
+      steps,
+      initialLoss,
+      finalLoss,
+      ratio,
+      point: x.map((v) => Array.from(v)),
+    };
   } catch (error) {
-    return { passed: false, detail: `threw: ${message(error)}`, steps, initialLoss, finalLoss: Number.NaN, ratio: Number.NaN, point: [] };
+    return {
+      passed: false,
+      detail: `threw: ${message(error)}`,
+      steps,
+      initialLoss,
+      finalLoss: Number.NaN,
+      ratio: Number.NaN,
+      point: [],
+    };
   }
 }
 
-async function stateStructure<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, device: Device, seed: number, steps: number): Promise<StructureReport> {
+async function stateStructure<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  device: Device,
+  seed: number,
+  steps: number,
+): Promise<StructureReport> {
   const { params, grads } = randomProblem(seed, steps);
   let structure = '';
   try {
@@ -191,10 +258,21 @@ async function stateStructure<H extends HyperDefaults, S>(optimizer: Optimizer<H
     for (let t = 1; t <= steps; t++) {
       await opt.step(hostTree(grads[t - 1], RANDOM_SHAPES));
       const [s, p] = [structureOf(opt.state()), structureOf(opt.params())];
-      if (s !== structure) return { passed: false, detail: `the state changed structure at step ${t}: ${structure} became ${s}`, structure };
-      if (p !== paramStructure) return { passed: false, detail: `the parameters changed structure at step ${t}: ${paramStructure} became ${p}`, structure };
+      if (s !== structure)
+        return {
+          passed: false,
+          detail: `the state changed structure at step ${t}: ${structure} became ${s}`,
+          structure,
+        };
+      if (p !== paramStructure)
+        return {
+          passed: false,
+          detail: `the parameters changed structure at step ${t}: ${paramStructure} became ${p}`,
+          structure,
+        };
     }
-    if (opt.steps !== steps) return { passed: false, detail: `steps counts ${opt.steps} after ${steps} steps`, structure };
+    if (opt.steps !== steps)
+      return { passed: false, detail: `steps counts ${opt.steps} after ${steps} steps`, structure };
     disposeTree(opt.params());
     disposeTree(opt.state());
     return { passed: true, detail: `state ${structure} kept over ${steps} steps`, structure };
@@ -210,23 +288,38 @@ interface HyperChange {
   readonly to: number;
 }
 
-function pickHyper<H extends HyperDefaults, S>(op: string, optimizer: Optimizer<H, S>, options: SetHyperOptions): HyperChange | undefined {
+function pickHyper<H extends HyperDefaults, S>(
+  op: string,
+  optimizer: Optimizer<H, S>,
+  options: SetHyperOptions,
+): HyperChange | undefined {
   const { definition } = optimizer;
-  const runtime = numericHyper(definition.hyper).filter((k) => !(definition.static ?? []).includes(k));
+  const runtime = numericHyper(definition.hyper).filter(
+    (k) => !(definition.static ?? []).includes(k),
+  );
   const name = options.name ?? (runtime.includes('lr') ? 'lr' : runtime[0]);
   if (name === undefined) return undefined; // nothing numeric to change at run time
   if (!runtime.includes(name)) {
-    throw new GrngError(op, `setHyper.name '${name}' must be a numeric hyperparameter of ${optimizer.name} that is not static; runtime ones: ${runtime.join(', ') || 'none'}`);
+    throw new GrngError(
+      op,
+      `setHyper.name '${name}' must be a numeric hyperparameter of ${optimizer.name} that is not static; runtime ones: ${runtime.join(', ') || 'none'}`,
+    );
   }
   const from = optimizer.hyper[name] as number;
   const factor = options.factor ?? 0.5;
   const to = from === 0 ? factor : from * factor;
-  if (to === from) throw new GrngError(op, `setHyper.factor ${factor} leaves ${name} = ${from} unchanged; pick another factor`);
+  if (to === from)
+    throw new GrngError(
+      op,
+      `setHyper.factor ${factor} leaves ${name} = ${from} unchanged; pick another factor`,
+    );
   return { name, from, to };
 }
 
 /** The optimizer with its update wrapped to count traces (each trace is one program compiled). */
-function countingTraces<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>): { optimizer: Optimizer<H, S>; traces: () => number } {
+function countingTraces<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+): { optimizer: Optimizer<H, S>; traces: () => number } {
   let traces = 0;
   const { definition } = optimizer;
   const make = defineOptimizer({
@@ -244,7 +337,13 @@ const programCount = (device: Device): number | undefined => {
   return typeof count === 'number' ? count : undefined;
 };
 
-async function setHyperCheck<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, device: Device, seed: number, steps: number, change: HyperChange): Promise<SetHyperReport> {
+async function setHyperCheck<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  device: Device,
+  seed: number,
+  steps: number,
+  change: HyperChange,
+): Promise<SetHyperReport> {
   const { name, from, to } = change;
   const { params, grads } = randomProblem(seed + 1, steps);
   const at = Math.ceil(steps / 2);
@@ -255,7 +354,9 @@ async function setHyperCheck<H extends HyperDefaults, S>(optimizer: Optimizer<H,
     // the first left every program it needs in the device's content-addressed cache.
     const run = async (withChange: boolean) => {
       const counted = countingTraces(optimizer);
-      const opt = await compileOptimizer(counted.optimizer, hostTree(params, RANDOM_SHAPES), { device });
+      const opt = await compileOptimizer(counted.optimizer, hostTree(params, RANDOM_SHAPES), {
+        device,
+      });
       for (let t = 1; t <= steps; t++) {
         if (withChange && t === at) opt.setHyper({ [name]: to } as Partial<HyperSettings<H>>);
         await opt.step(hostTree(grads[t - 1], RANDOM_SHAPES));
@@ -273,19 +374,32 @@ async function setHyperCheck<H extends HyperDefaults, S>(optimizer: Optimizer<H,
     const traces = [without.traces, withChange.traces] as const;
     const changed = !bitIdentical(without.final, withChange.final);
     const problems = [
-      traces[1] !== traces[0] ? `setHyper({ ${name} }) recompiled: the update was traced ${traces[1]} time(s) instead of ${traces[0]}` : '',
-      newPrograms !== undefined && newPrograms !== 0 ? `setHyper({ ${name} }) compiled ${newPrograms} new program(s) on the device` : '',
-      changed ? '' : `setHyper({ ${name}: ${to} }) at step ${at} left every parameter as without it: the update ignores ctx.hyper.${name}`,
+      traces[1] !== traces[0]
+        ? `setHyper({ ${name} }) recompiled: the update was traced ${traces[1]} time(s) instead of ${traces[0]}`
+        : '',
+      newPrograms !== undefined && newPrograms !== 0
+        ? `setHyper({ ${name} }) compiled ${newPrograms} new program(s) on the device`
+        : '',
+      changed
+        ? ''
+        : `setHyper({ ${name}: ${to} }) at step ${at} left every parameter as without it: the update ignores ctx.hyper.${name}`,
     ].filter((p) => p !== '');
     const detail =
-      problems.length > 0 ? problems.join('; ') : `${name} ${from} → ${to} at step ${at}: ${traces[1]} trace(s) as without the change${newPrograms === undefined ? '' : ', no new programs'}, parameters changed`;
+      problems.length > 0
+        ? problems.join('; ')
+        : `${name} ${from} → ${to} at step ${at}: ${traces[1]} trace(s) as without the change${newPrograms === undefined ? '' : ', no new programs'}, parameters changed`;
     return { ...base, passed: problems.length === 0, detail, traces, newPrograms, changed };
   } catch (error) {
     return { ...base, passed: false, detail: `threw: ${message(error)}` };
   }
 }
 
-async function resume<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, device: Device, seed: number, steps: number): Promise<ResumeReport> {
+async function resume<H extends HyperDefaults, S>(
+  optimizer: Optimizer<H, S>,
+  device: Device,
+  seed: number,
+  steps: number,
+): Promise<ResumeReport> {
   const { params, grads } = randomProblem(seed + 2, steps);
   const at = Math.floor(steps / 2);
   try {
@@ -294,11 +408,16 @@ async function resume<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, de
     const first = await compileOptimizer(optimizer, hostTree(params, RANDOM_SHAPES), { device });
     for (const g of grads.slice(0, at)) await first.step(hostTree(g, RANDOM_SHAPES));
     // A checkpoint on the host, then a fresh compiled optimizer from it.
-    const resumed = await compileOptimizer(optimizer, await hostCopy(first.params()), { device, state: await hostCopy(first.state()), step: at });
+    const resumed = await compileOptimizer(optimizer, await hostCopy(first.params()), {
+      device,
+      state: await hostCopy(first.state()),
+      step: at,
+    });
     for (const g of grads.slice(at)) await resumed.step(hostTree(g, RANDOM_SHAPES));
     // The same operations on the same numbers: identical to the last bit, state included.
     const same =
-      bitIdentical(await readLeaves(resumed.params()), await readLeaves(whole.params())) && bitIdentical(await readLeaves(resumed.state()), await readLeaves(whole.state()));
+      bitIdentical(await readLeaves(resumed.params()), await readLeaves(whole.params())) &&
+      bitIdentical(await readLeaves(resumed.state()), await readLeaves(whole.state()));
     const counted = resumed.steps === steps;
     for (const opt of [whole, first, resumed]) {
       disposeTree(opt.params());
@@ -312,6 +431,11 @@ async function resume<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, de
         : `resumed at step ${at} of ${steps}, the parameters or state differ from the uninterrupted run: the update depends on something outside params, state, hyper and t`;
     return { passed, detail, resumedAt: at, bitIdentical: same };
   } catch (error) {
-    return { passed: false, detail: `threw: ${message(error)}`, resumedAt: at, bitIdentical: false };
+    return {
+      passed: false,
+      detail: `threw: ${message(error)}`,
+      resumedAt: at,
+      bitIdentical: false,
+    };
   }
 }

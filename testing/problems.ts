@@ -21,7 +21,8 @@ export const quadratic: Problem = {
   shapes: [[4], [2, 3]],
   // Dyadic values: exact in float32 too, so every device starts from the same point.
   start: [Float64Array.of(1, -1, 0.5, -0.5), Float64Array.of(0.25, -0.75, 1, 0.125, -0.375, 0.875)],
-  loss: (x) => x.reduce((acc, xs, k) => acc + xs.reduce((a, v, i) => a + 0.5 * QUAD_D[k][i] * v * v, 0), 0),
+  loss: (x) =>
+    x.reduce((acc, xs, k) => acc + xs.reduce((a, v, i) => a + 0.5 * QUAD_D[k][i] * v * v, 0), 0),
   grad: (x) => x.map((xs, k) => xs.map((v, i) => QUAD_D[k][i] * v)),
 };
 
@@ -43,8 +44,17 @@ export function prng(seed: number): () => number {
 export const RANDOM_SHAPES: readonly (readonly number[])[] = [[3], [2, 3], []];
 
 /** Random parameters and `steps` gradient lists for RANDOM_SHAPES, values dyadic in [−1, 1). */
-export function randomProblem(seed: number, steps: number): { params: Float64Array[]; grads: Float64Array[][] } {
+export function randomProblem(
+  seed: number,
+  steps: number,
+): { params: Float64Array[]; grads: Float64Array[][] } {
   const rng = prng(seed);
-  const leaves = () => RANDOM_SHAPES.map((s) => Float64Array.from({ length: s.reduce((a, b) => a * b, 1) }, () => Math.floor(rng() * 2 ** 17) / 2 ** 16 - 1));
+  const leaves = () =>
+    RANDOM_SHAPES.map((s) =>
+      Float64Array.from(
+        { length: s.reduce((a, b) => a * b, 1) },
+        () => Math.floor(rng() * 2 ** 17) / 2 ** 16 - 1,
+      ),
+    );
   return { params: leaves(), grads: Array.from({ length: steps }, leaves) };
 }

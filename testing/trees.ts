@@ -16,16 +16,24 @@ export type TreeStructure = 'object' | 'list' | 'nested';
 export const TREE_STRUCTURES: readonly TreeStructure[] = ['object', 'list', 'nested'];
 
 /** The leaves arranged as `structure` (see TreeStructure for the order guarantee). */
-export function treeOfLeaves<L>(leaves: readonly L[], structure: TreeStructure = 'object'): Tree<L> {
+export function treeOfLeaves<L>(
+  leaves: readonly L[],
+  structure: TreeStructure = 'object',
+): Tree<L> {
   if (structure === 'list') return [...leaves];
-  if (structure === 'nested' && leaves.length > 1) return { a: leaves.slice(0, -1), b: leaves[leaves.length - 1] };
+  if (structure === 'nested' && leaves.length > 1)
+    return { a: leaves.slice(0, -1), b: leaves[leaves.length - 1] };
   // Zero-padded names keep the sorted key order equal to the index order past ten leaves.
   const width = String(Math.max(0, leaves.length - 1)).length;
   return Object.fromEntries(leaves.map((leaf, k) => [`p${String(k).padStart(width, '0')}`, leaf]));
 }
 
 /** Host arrays (dtype f32) of the given values and shapes, arranged as `structure`. */
-export function hostTree(values: readonly Float64Array[], shapes: readonly (readonly number[])[], structure: TreeStructure = 'object'): Tree<HostArray> {
+export function hostTree(
+  values: readonly Float64Array[],
+  shapes: readonly (readonly number[])[],
+  structure: TreeStructure = 'object',
+): Tree<HostArray> {
   return treeOfLeaves(
     values.map((v, k) => array(v, shapes[k])),
     structure,
@@ -33,23 +41,29 @@ export function hostTree(values: readonly Float64Array[], shapes: readonly (read
 }
 
 /** The array leaves of a tree of device arrays, in flattenTree order. */
-export const deviceLeaves = (tree: Tree<DeviceArray>): DeviceArray[] => flattenTree('grng/testing', tree, isArrayLeaf, 'an array').leaves as DeviceArray[];
+export const deviceLeaves = (tree: Tree<DeviceArray>): DeviceArray[] =>
+  flattenTree('grng/testing', tree, isArrayLeaf, 'an array').leaves as DeviceArray[];
 
 /** The values of every leaf of a tree of device arrays, in flattenTree order. */
-export const readLeaves = (tree: Tree<DeviceArray>): Promise<Float64Array[]> => Promise.all(deviceLeaves(tree).map((a) => a.read()));
+export const readLeaves = (tree: Tree<DeviceArray>): Promise<Float64Array[]> =>
+  Promise.all(deviceLeaves(tree).map((a) => a.read()));
 
 /** Host copies (same shapes and dtypes) of a tree of device arrays: a checkpoint kept on the host. */
 export async function hostCopy(tree: Tree<DeviceArray>): Promise<Tree<HostArray>> {
   const { leaves, rebuild } = flattenTree('grng/testing', tree, isArrayLeaf, 'an array');
   const arrays = leaves as DeviceArray[];
-  const copies = await Promise.all(arrays.map(async (a) => array(await a.read(), a.shape, a.dtype)));
+  const copies = await Promise.all(
+    arrays.map(async (a) => array(await a.read(), a.shape, a.dtype)),
+  );
   return rebuild(copies);
 }
 
 /** A tree's structure, shapes and dtypes as a string, e.g. {"m":{"p0":"f32[2, 3]"}}: equal strings, equal structure. */
 export function structureOf(tree: Tree<DeviceArray>): string {
   const { leaves, rebuild } = flattenTree('grng/testing', tree, isArrayLeaf, 'an array');
-  return JSON.stringify(rebuild((leaves as DeviceArray[]).map((a) => `${a.dtype}${fmtShape(a.shape)}`)));
+  return JSON.stringify(
+    rebuild((leaves as DeviceArray[]).map((a) => `${a.dtype}${fmtShape(a.shape)}`)),
+  );
 }
 
 /** Frees every array of a tree (WebGPU memory would otherwise wait for garbage collection). */

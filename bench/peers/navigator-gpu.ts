@@ -20,9 +20,13 @@ export function installNavigatorGpu(adapter: PeerAdapter): void {
   const instance = create([`backend=${backend}`]);
   const gpu = {
     // TF.js asks for a high-performance core adapter; the software GL path only offers compatibility.
-    requestAdapter: (options: GPURequestAdapterOptions = {}) => instance.requestAdapter({ ...options, featureLevel }),
+    requestAdapter: (options: GPURequestAdapterOptions = {}) =>
+      instance.requestAdapter({ ...options, featureLevel }),
     getPreferredCanvasFormat: () => 'rgba8unorm',
     wgslLanguageFeatures: new Set<string>(),
   };
-  Object.defineProperty(globalThis, 'navigator', { value: { gpu, userAgent: 'Node.js (grng bench)' }, configurable: true });
+  Object.defineProperty(globalThis, 'navigator', {
+    value: { gpu, userAgent: 'Node.js (grng bench)' },
+    configurable: true,
+  });
 }

@@ -6,7 +6,8 @@ import type { AdamWHyper } from '../hand-written-adamw.js';
 
 export type Peer<T> = { ok: true; lib: T; device: string } | { ok: false; error: string };
 
-const reason = (error: unknown) => (error instanceof Error ? error.message : String(error)).split('\n')[0];
+const reason = (error: unknown) =>
+  (error instanceof Error ? error.message : String(error)).split('\n')[0];
 
 export async function loadTfjs(): Promise<Peer<typeof TfCore>> {
   try {
@@ -14,7 +15,8 @@ export async function loadTfjs(): Promise<Peer<typeof TfCore>> {
     // tfjs-core alone has no gradients registered (the tfjs bundle imports them).
     await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
     await import('@tensorflow/tfjs-backend-webgpu');
-    if (!(await tf.setBackend('webgpu'))) return { ok: false, error: 'tf.setBackend("webgpu") returned false' };
+    if (!(await tf.setBackend('webgpu')))
+      return { ok: false, error: 'tf.setBackend("webgpu") returned false' };
     await tf.ready();
     return { ok: true, lib: tf, device: 'webgpu' };
   } catch (error) {
@@ -26,7 +28,11 @@ export async function loadJax(device: 'webgpu' | 'wasm'): Promise<Peer<typeof Ja
   try {
     const jax = await import('@jax-js/jax');
     const available = await jax.init(device);
-    if (!available.includes(device)) return { ok: false, error: `jax.init('${device}') did not offer it (got ${available.join(', ')})` };
+    if (!available.includes(device))
+      return {
+        ok: false,
+        error: `jax.init('${device}') did not offer it (got ${available.join(', ')})`,
+      };
     return { ok: true, lib: jax, device };
   } catch (error) {
     return { ok: false, error: reason(error) };
@@ -34,7 +40,11 @@ export async function loadJax(device: 'webgpu' | 'wasm'): Promise<Peer<typeof Ja
 }
 
 /** TF.js: tf.train.adam's update (TF.js has no AdamW; Adam moves the same bytes) on one variable per tensor; run() resolves when done. */
-export function tfAdam(tf: typeof TfCore, sizes: readonly number[], h: AdamWHyper): { run(): Promise<void> } {
+export function tfAdam(
+  tf: typeof TfCore,
+  sizes: readonly number[],
+  h: AdamWHyper,
+): { run(): Promise<void> } {
   const vars = sizes.map((n) => tf.variable(tf.randomNormal([n])));
   const grads = vars.map((v) => ({ name: v.name, tensor: tf.randomNormal(v.shape) }));
   const optimizer = tf.train.adam(h.lr, h.beta1, h.beta2, h.eps);
@@ -50,24 +60,40 @@ export function tfAdam(tf: typeof TfCore, sizes: readonly number[], h: AdamWHype
 }
 
 /** jax-js: one jitted AdamW step over lists of θ, m, v (donated each call, as jax-js arrays are consumed). */
-export function jaxAdamW(jax: typeof Jax, sizes: readonly number[], h: AdamWHyper): { run(): Promise<void> } {
+export function jaxAdamW(
+  jax: typeof Jax,
+  sizes: readonly number[],
+  h: AdamWHyper,
+): { run(): Promise<void> } {
   const np = jax.numpy;
   const [c1, c2] = [1 - h.beta1 ** h.step, 1 - h.beta2 ** h.step];
   const one = (theta: Jax.Array, m: Jax.Array, v: Jax.Array, g: Jax.Array) => {
     const m1 = m.mul(h.beta1).add(g.ref.mul(1 - h.beta1));
     const v1 = v.mul(h.beta2).add(g.ref.mul(g).mul(1 - h.beta2));
-    const update = m1.ref.div(c1).div(np.sqrt(v1.ref.div(c2)).add(h.eps)).add(theta.ref.mul(h.weightDecay));
+    const update = m1.ref
+      .div(c1)
+      .div(np.sqrt(v1.ref.div(c2)).add(h.eps))
+      .add(theta.ref.mul(h.weightDecay));
     return [theta.sub(update.mul(h.lr)), m1, v1];
   };
   const step = jax.jit((theta: Jax.Array[], m: Jax.Array[], v: Jax.Array[], g: Jax.Array[]) => {
     const next = theta.map((t, i) => one(t, m[i], v[i], g[i]));
     return [next.map((x) => x[0]), next.map((x) => x[1]), next.map((x) => x[2])];
   });
-  let state = [sizes.map((n) => np.ones([n])), sizes.map((n) => np.zeros([n])), sizes.map((n) => np.zeros([n]))];
+  let state = [
+    sizes.map((n) => np.ones([n])),
+    sizes.map((n) => np.zeros([n])),
+    sizes.map((n) => np.zeros([n])),
+  ];
   const g = sizes.map((n) => np.ones([n]).mul(0.5));
   return {
     async run() {
-      state = step(state[0], state[1], state[2], g.map((x) => x.ref)) as Jax.Array[][];
+      state = step(
+        state[0],
+        state[1],
+        state[2],
+        g.map((x) => x.ref),
+      ) as Jax.Array[][];
       // Extra references for the wait, released after it; `state` keeps its own.
       for (const a of await jax.blockUntilReady(state.flat().map((x) => x.ref))) a.dispose();
     },
@@ -112,9 +138,20 @@ export interface MlpSetup {
 /** TF.js: forward, softmax cross-entropy, backward and tf.train.adam in optimizer.minimize; run() reads the loss. */
 export function tfMlpStep(tf: typeof TfCore, setup: MlpSetup): { run(): Promise<void> } {
   const { sizes, batch } = setup;
-  const layers = sizes.slice(1).map((out, i) => ({ w: tf.variable(tf.randomNormal([sizes[i], out], 0, 0.05)), b: tf.variable(tf.zeros([out])) }));
+  const layers = sizes
+    .slice(1)
+    .map((out, i) => ({
+      w: tf.variable(tf.randomNormal([sizes[i], out], 0, 0.05)),
+      b: tf.variable(tf.zeros([out])),
+    }));
   const x = tf.randomUniform([batch, sizes[0]]);
-  const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % sizes[sizes.length - 1]), 'int32'), sizes[sizes.length - 1]);
+  const y = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: batch }, (_, i) => i % sizes[sizes.length - 1]),
+      'int32',
+    ),
+    sizes[sizes.length - 1],
+  );
   const optimizer = tf.train.adam(1e-3);
   const loss = () =>
     tf.tidy(() => {
@@ -140,18 +177,30 @@ export function jaxMlpStep(jax: typeof Jax, setup: MlpSetup): { run(): Promise<v
   const { sizes, batch } = setup;
   const classes = sizes[sizes.length - 1];
   type Layer = { w: Jax.Array; b: Jax.Array };
-  let params: Layer[] = sizes.slice(1).map((out, i) => ({ w: np.ones([sizes[i], out]).mul(0.01), b: np.zeros([out]) }));
+  let params: Layer[] = sizes
+    .slice(1)
+    .map((out, i) => ({ w: np.ones([sizes[i], out]).mul(0.01), b: np.zeros([out]) }));
   const zeros = () => params.map((p) => ({ w: np.zerosLike(p.w.ref), b: np.zerosLike(p.b.ref) }));
   let [m, v] = [zeros(), zeros()];
   const x = np.ones([batch, sizes[0]]).mul(0.5);
-  const y = jax.nn.oneHot(np.array(Array.from({ length: batch }, (_, i) => i % classes), { dtype: np.int32 }), classes);
+  const y = jax.nn.oneHot(
+    np.array(
+      Array.from({ length: batch }, (_, i) => i % classes),
+      { dtype: np.int32 },
+    ),
+    classes,
+  );
   const loss = (p: Layer[], xs: Jax.Array, ys: Jax.Array) => {
     let h = xs;
     p.forEach((l, i) => {
       h = np.matmul(h, l.w).add(l.b);
       if (i < p.length - 1) h = jax.nn.relu(h);
     });
-    return jax.nn.logSoftmax(h, -1).mul(ys).sum().mul(-1 / batch);
+    return jax.nn
+      .logSoftmax(h, -1)
+      .mul(ys)
+      .sum()
+      .mul(-1 / batch);
   };
   const adam = (pi: Jax.Array, gi: Jax.Array, mi: Jax.Array, vi: Jax.Array) => {
     const m1 = mi.mul(0.9).add(gi.ref.mul(0.1));
@@ -160,13 +209,26 @@ export function jaxMlpStep(jax: typeof Jax, setup: MlpSetup): { run(): Promise<v
   };
   const step = jax.jit((p: Layer[], ms: Layer[], vs: Layer[], xs: Jax.Array, ys: Jax.Array) => {
     const [value, g] = jax.valueAndGrad(loss)(jax.tree.ref(p), xs, ys) as [Jax.Array, Layer[]];
-    const next = p.map((l, i) => ({ w: adam(l.w, g[i].w, ms[i].w, vs[i].w), b: adam(l.b, g[i].b, ms[i].b, vs[i].b) }));
-    return [value, next.map((n) => ({ w: n.w[0], b: n.b[0] })), next.map((n) => ({ w: n.w[1], b: n.b[1] })), next.map((n) => ({ w: n.w[2], b: n.b[2] }))];
+    const next = p.map((l, i) => ({
+      w: adam(l.w, g[i].w, ms[i].w, vs[i].w),
+      b: adam(l.b, g[i].b, ms[i].b, vs[i].b),
+    }));
+    return [
+      value,
+      next.map((n) => ({ w: n.w[0], b: n.b[0] })),
+      next.map((n) => ({ w: n.w[1], b: n.b[1] })),
+      next.map((n) => ({ w: n.w[2], b: n.b[2] })),
+    ];
   });
   return {
     async run() {
       let value: Jax.Array;
-      [value, params, m, v] = step(params, m, v, x.ref, y.ref) as [Jax.Array, Layer[], Layer[], Layer[]];
+      [value, params, m, v] = step(params, m, v, x.ref, y.ref) as [
+        Jax.Array,
+        Layer[],
+        Layer[],
+        Layer[],
+      ];
       await value.data();
     },
   };

@@ -26,7 +26,19 @@ function hashed(n: number, seed: number): Float32Array {
  * One Adam(W) update in place, with the bias corrections c1 = 1 − β1^t and c2 = 1 − β2^t passed in
  * so a caller that advances t does not build a hyperparameter object per step.
  */
-function adamUpdate(theta: Floats, m: Floats, v: Floats, g: Floats, lr: number, b1: number, b2: number, eps: number, wd: number, c1: number, c2: number): void {
+function adamUpdate(
+  theta: Floats,
+  m: Floats,
+  v: Floats,
+  g: Floats,
+  lr: number,
+  b1: number,
+  b2: number,
+  eps: number,
+  wd: number,
+  c1: number,
+  c2: number,
+): void {
   const a1 = 1 - b1;
   const a2 = 1 - b2;
   for (let i = 0; i < theta.length; i++) {
@@ -49,23 +61,39 @@ export interface AdamWTensor {
 }
 
 /** An AdamW step (fixed h.step, as the WGSL kernel bakes it in) over tensors of the given sizes. */
-export function plainAdamW(sizes: readonly number[], h: AdamWHyper): { run(): Promise<void>; readonly tensors: readonly AdamWTensor[] } {
+export function plainAdamW(
+  sizes: readonly number[],
+  h: AdamWHyper,
+): { run(): Promise<void>; readonly tensors: readonly AdamWTensor[] } {
   const tensors = sizes.map((n, k): AdamWTensor => {
     const theta = hashed(n, 4 * k);
     // v must be non-negative; m and g are any sign.
-    return { theta, m: hashed(n, 4 * k + 1), v: hashed(n, 4 * k + 2).map((x) => x * x), g: hashed(n, 4 * k + 3) };
+    return {
+      theta,
+      m: hashed(n, 4 * k + 1),
+      v: hashed(n, 4 * k + 2).map((x) => x * x),
+      g: hashed(n, 4 * k + 3),
+    };
   });
   const [c1, c2] = [1 - h.beta1 ** h.step, 1 - h.beta2 ** h.step];
   return {
     tensors,
     async run() {
-      for (const t of tensors) adamUpdate(t.theta, t.m, t.v, t.g, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, c1, c2);
+      for (const t of tensors)
+        adamUpdate(t.theta, t.m, t.v, t.g, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, c1, c2);
     },
   };
 }
 
 /** c = a·b for row-major a (rows×inner), b (inner×cols); i-k-j order keeps the inner loop contiguous. */
-function matmulInto(c: Floats, a: Floats, b: Floats, rows: number, inner: number, cols: number): void {
+function matmulInto(
+  c: Floats,
+  a: Floats,
+  b: Floats,
+  rows: number,
+  inner: number,
+  cols: number,
+): void {
   c.fill(0);
   for (let i = 0; i < rows; i++) {
     const ci = i * cols;
@@ -97,7 +125,11 @@ export interface MlpWorkspace<T extends Floats> {
   readonly grads: readonly T[];
 }
 
-export function mlpWorkspace<T extends Floats>(params: readonly T[], sizes: readonly number[], batch: number): MlpWorkspace<T> {
+export function mlpWorkspace<T extends Floats>(
+  params: readonly T[],
+  sizes: readonly number[],
+  batch: number,
+): MlpWorkspace<T> {
   const outs = sizes.slice(1);
   return {
     acts: outs.map((n) => alike(params[0], batch * n)),
@@ -111,7 +143,13 @@ export function mlpWorkspace<T extends Floats>(params: readonly T[], sizes: read
  * gradient into work.grads. params are w0, b0, w1, b1, … with w_l row-major in×out (TF.js's
  * layout); x is batch×sizes[0]; labels holds one class index per row.
  */
-export function mlpLossAndGradient<T extends Floats>(params: readonly T[], x: T, labels: ArrayLike<number>, sizes: readonly number[], work: MlpWorkspace<T> = mlpWorkspace(params, sizes, labels.length)): number {
+export function mlpLossAndGradient<T extends Floats>(
+  params: readonly T[],
+  x: T,
+  labels: ArrayLike<number>,
+  sizes: readonly number[],
+  work: MlpWorkspace<T> = mlpWorkspace(params, sizes, labels.length),
+): number {
   const batch = labels.length;
   const layers = sizes.length - 1;
   const { acts, deltas, grads } = work;
@@ -143,7 +181,8 @@ export function mlpLossAndGradient<T extends Floats>(params: readonly T[], x: T,
     for (let c = 0; c < classes; c++) sum += Math.exp(logits[row + c] - max);
     const label = labels[b];
     loss += Math.log(sum) + max - logits[row + label];
-    for (let c = 0; c < classes; c++) top[row + c] = (Math.exp(logits[row + c] - max) / sum - (c === label ? 1 : 0)) / batch;
+    for (let c = 0; c < classes; c++)
+      top[row + c] = (Math.exp(logits[row + c] - max) / sum - (c === label ? 1 : 0)) / batch;
   }
   for (let l = layers - 1; l >= 0; l--) {
     const input = l === 0 ? x : acts[l - 1];
@@ -191,7 +230,12 @@ export function mlpLossAndGradient<T extends Floats>(params: readonly T[], x: T,
 /** The MLP's weights (uniform, std 0.05 as tfMlpStep's normal) and zero biases, in mlpLossAndGradient's order. */
 export function mlpParams(sizes: readonly number[]): Float32Array[] {
   // hashed() is uniform on [-0.5, 0.5): std 1/√12.
-  return sizes.slice(1).flatMap((out, l) => [hashed(sizes[l] * out, 100 + l).map((x) => x * 0.05 * Math.sqrt(12)), new Float32Array(out)]);
+  return sizes
+    .slice(1)
+    .flatMap((out, l) => [
+      hashed(sizes[l] * out, 100 + l).map((x) => x * 0.05 * Math.sqrt(12)),
+      new Float32Array(out),
+    ]);
 }
 
 /** tfMlpStep's training step: forward, loss, backward and Adam (lr 1e-3, bias-corrected) on every tensor. */
@@ -199,7 +243,10 @@ export function plainMlpStep(setup: MlpSetup): { run(): Promise<void>; loss(): n
   const { sizes, batch } = setup;
   const classes = sizes[sizes.length - 1];
   const params = mlpParams(sizes);
-  const [m, v] = [params.map((p) => new Float32Array(p.length)), params.map((p) => new Float32Array(p.length))];
+  const [m, v] = [
+    params.map((p) => new Float32Array(p.length)),
+    params.map((p) => new Float32Array(p.length)),
+  ];
   const x = hashed(batch * sizes[0], 7).map((u) => u + 0.5);
   const labels = Int32Array.from({ length: batch }, (_, i) => i % classes);
   const work = mlpWorkspace(params, sizes, batch);
@@ -210,7 +257,8 @@ export function plainMlpStep(setup: MlpSetup): { run(): Promise<void>; loss(): n
       t++;
       const c1 = 1 - 0.9 ** t;
       const c2 = 1 - 0.999 ** t;
-      for (let i = 0; i < params.length; i++) adamUpdate(params[i], m[i], v[i], work.grads[i], 1e-3, 0.9, 0.999, 1e-8, 0, c1, c2);
+      for (let i = 0; i < params.length; i++)
+        adamUpdate(params[i], m[i], v[i], work.grads[i], 1e-3, 0.9, 0.999, 1e-8, 0, c1, c2);
     },
     loss: () => last,
   };

@@ -24,7 +24,9 @@ export interface TorchRow {
   readonly timing: Timing;
 }
 
-export type TorchResult = { ok: true; version: string; threads: number; blas: string; rows: TorchRow[] } | { ok: false; error: string };
+export type TorchResult =
+  | { ok: true; version: string; threads: number; blas: string; rows: TorchRow[] }
+  | { ok: false; error: string };
 
 const SCRIPT = fileURLToPath(new URL('./torch_bench.py', import.meta.url));
 const NOT_INSTALLED = 'python3-torch is not installed (apt-get install python3-torch)';
@@ -49,30 +51,58 @@ interface Exit {
 
 function runPython(python: string, spec: TorchSpec): Promise<Exit> {
   return new Promise((resolve) => {
-    const child = spawn(python, [SCRIPT, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, [SCRIPT, JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let [stdout, stderr] = ['', ''];
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     // 'error' (e.g. no such executable) may come without 'close'; resolving twice is harmless.
-    child.on('error', (error) => resolve({ code: null, stdout, stderr, spawnError: error.message }));
+    child.on('error', (error) =>
+      resolve({ code: null, stdout, stderr, spawnError: error.message }),
+    );
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
 const isTiming = (r: unknown): r is { workload: string } & Timing => {
   const o = r as Record<string, unknown>;
-  return typeof r === 'object' && r !== null && typeof o.workload === 'string' && ['median', 'min', 'max', 'runs'].every((k) => typeof o[k] === 'number');
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof o.workload === 'string' &&
+    ['median', 'min', 'max', 'runs'].every((k) => typeof o[k] === 'number')
+  );
 };
 
 function parse(stdout: string): TorchResult {
   const line = stdout.trim().split('\n').pop() ?? '';
   try {
-    const out = JSON.parse(line) as { torch?: unknown; threads?: unknown; blas?: unknown; rows?: unknown };
-    if (typeof out.torch !== 'string' || typeof out.threads !== 'number' || !Array.isArray(out.rows) || !out.rows.every(isTiming)) {
+    const out = JSON.parse(line) as {
+      torch?: unknown;
+      threads?: unknown;
+      blas?: unknown;
+      rows?: unknown;
+    };
+    if (
+      typeof out.torch !== 'string' ||
+      typeof out.threads !== 'number' ||
+      !Array.isArray(out.rows) ||
+      !out.rows.every(isTiming)
+    ) {
       return { ok: false, error: `unexpected output from torch_bench.py: ${line.slice(0, 200)}` };
     }
-    const rows = out.rows.map(({ workload, median, min, max, runs }) => ({ workload, timing: { median, min, max, runs } }));
-    return { ok: true, version: out.torch, threads: out.threads, blas: typeof out.blas === 'string' ? out.blas : 'unknown', rows };
+    const rows = out.rows.map(({ workload, median, min, max, runs }) => ({
+      workload,
+      timing: { median, min, max, runs },
+    }));
+    return {
+      ok: true,
+      version: out.torch,
+      threads: out.threads,
+      blas: typeof out.blas === 'string' ? out.blas : 'unknown',
+      rows,
+    };
   } catch {
     return { ok: false, error: `torch_bench.py printed no JSON: ${line.slice(0, 200)}` };
   }
@@ -92,11 +122,18 @@ export async function torchTimings(spec: TorchSpec): Promise<TorchResult> {
         missing = NOT_INSTALLED;
         continue;
       }
-      if (exit.code !== 0) return { ok: false, error: exit.stderr.trim().split('\n')[0] || `torch_bench.py exited with ${exit.code}` };
+      if (exit.code !== 0)
+        return {
+          ok: false,
+          error: exit.stderr.trim().split('\n')[0] || `torch_bench.py exited with ${exit.code}`,
+        };
       return parse(exit.stdout);
     }
     return { ok: false, error: missing };
   } catch (error) {
-    return { ok: false, error: (error instanceof Error ? error.message : String(error)).split('\n')[0] };
+    return {
+      ok: false,
+      error: (error instanceof Error ? error.message : String(error)).split('\n')[0],
+    };
   }
 }

@@ -9,17 +9,31 @@ import { plainAdamW } from '../peers/plain-js.js';
 import type { Section } from '../report.js';
 import { dispatchesOf, measure, type BenchContext } from './contenders.js';
 
-export const ADAMW_HYPER: AdamWHyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, step: 10 };
+export const ADAMW_HYPER: AdamWHyper = {
+  lr: 1e-3,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 1e-2,
+  step: 10,
+};
 /** θ, m, v, g read; θ, m, v written: 4 bytes each. */
 const BYTES_PER_PARAM = 7 * 4;
 
 /** The tensors of an AdamW workload: name → shape. */
-export const ADAMW_WORKLOADS: { readonly name: string; readonly shapes: readonly (readonly number[])[] }[] = [
+export const ADAMW_WORKLOADS: {
+  readonly name: string;
+  readonly shapes: readonly (readonly number[])[];
+}[] = [
   { name: 'AdamW 1,048,576 params, one tensor', shapes: [[1 << 20]] },
-  { name: 'AdamW MLP 784-256-256-10 params (6 tensors, 269,322)', shapes: [[256, 784], [256], [256, 256], [256], [10, 256], [10]] },
+  {
+    name: 'AdamW MLP 784-256-256-10 params (6 tensors, 269,322)',
+    shapes: [[256, 784], [256], [256, 256], [256], [10, 256], [10]],
+  },
 ];
 
-export const sizesOf = (shapes: readonly (readonly number[])[]) => shapes.map((s) => s.reduce((p, d) => p * d, 1));
+export const sizesOf = (shapes: readonly (readonly number[])[]) =>
+  shapes.map((s) => s.reduce((p, d) => p * d, 1));
 
 export async function adamwSection(ctx: BenchContext): Promise<Section> {
   const rows = [];
@@ -28,11 +42,19 @@ export async function adamwSection(ctx: BenchContext): Promise<Section> {
     const total = sizes.reduce((a, b) => a + b, 0);
     const wave = (shape: readonly number[], phase: number) => {
       const n = shape.reduce((p, d) => p * d, 1);
-      return ctx.device.upload(Float64Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + phase) * 0.5), shape, 'f32');
+      return ctx.device.upload(
+        Float64Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + phase) * 0.5),
+        shape,
+        'f32',
+      );
     };
     const params = w.shapes.map((s, i) => wave(s, i));
     const grads = w.shapes.map((s, i) => wave(s, 100 + i));
-    const optimizer = await compileOptimizer(adamw({ lr: ADAMW_HYPER.lr, weightDecay: ADAMW_HYPER.weightDecay }), params, { device: ctx.device });
+    const optimizer = await compileOptimizer(
+      adamw({ lr: ADAMW_HYPER.lr, weightDecay: ADAMW_HYPER.weightDecay }),
+      params,
+      { device: ctx.device },
+    );
     const grngRun = async () => {
       await optimizer.step(grads);
       await ctx.done();
@@ -46,7 +68,14 @@ export async function adamwSection(ctx: BenchContext): Promise<Section> {
           name: w.name,
           grng: [
             { library: 'grng (adamw, compileOptimizer)', run: grngRun, dispatches },
-            { library: 'hand-written vec4 WGSL (bandwidth reference)', run: async () => { hand.run(); await ctx.done(); }, dispatches: 1 },
+            {
+              library: 'hand-written vec4 WGSL (bandwidth reference)',
+              run: async () => {
+                hand.run();
+                await ctx.done();
+              },
+              dispatches: 1,
+            },
           ],
           tf: (tf) => tfAdam(tf, sizes, ADAMW_HYPER),
           jax: (jax) => jaxAdamW(jax, sizes, ADAMW_HYPER),
@@ -60,7 +89,8 @@ export async function adamwSection(ctx: BenchContext): Promise<Section> {
   }
   return {
     title: 'AdamW update',
-    about: 'GB/s counts 7 × 4 bytes per parameter (θ, m, v, g read; θ, m, v written). TF.js runs tf.train.adam (it has no AdamW; same bytes). Target: grng ≥ 0.9× the hand-written kernel, ≥ 3.5× jax-js webgpu.',
+    about:
+      'GB/s counts 7 × 4 bytes per parameter (θ, m, v, g read; θ, m, v written). TF.js runs tf.train.adam (it has no AdamW; same bytes). Target: grng ≥ 0.9× the hand-written kernel, ≥ 3.5× jax-js webgpu.',
     rows,
   };
 }

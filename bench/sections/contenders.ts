@@ -37,7 +37,12 @@ export interface Workload {
 }
 
 /** Runs grng and every peer on `w` interleaved (`reps` timed rounds after `warmup`); PyTorch's row is appended from its own run. */
-export async function measure(ctx: BenchContext, w: Workload, reps: number, warmup = 2): Promise<Row[]> {
+export async function measure(
+  ctx: BenchContext,
+  w: Workload,
+  reps: number,
+  warmup = 2,
+): Promise<Row[]> {
   progress(w.name);
   const rows: Row[] = [];
   const runs: Contender[] = [...w.grng];
@@ -55,21 +60,40 @@ export async function measure(ctx: BenchContext, w: Workload, reps: number, warm
       const on = () => jax.lib.defaultDevice(jax.device as 'webgpu' | 'wasm');
       on();
       const work = w.jax(jax.lib); // built (and jitted) once, on its device
-      runs.push({ library: `jax-js ${jax.device} (jit)`, run: async () => { on(); await work.run(); } });
+      runs.push({
+        library: `jax-js ${jax.device} (jit)`,
+        run: async () => {
+          on();
+          await work.run();
+        },
+      });
     }
   }
   if (w.plain !== undefined) runs.push({ library: 'plain JS (1 thread)', ...w.plain() });
-  const timings = await interleavedStats(runs.map((r) => r.run), reps, warmup);
+  const timings = await interleavedStats(
+    runs.map((r) => r.run),
+    reps,
+    warmup,
+  );
   runs.forEach((r, i) => rows.push(row(w, r.library, timings[i], r.dispatches)));
   if (ctx.torch.ok) {
     const found = ctx.torch.rows.find((t) => t.workload === w.name);
-    if (found !== undefined) rows.push(row(w, `PyTorch ${ctx.torch.version} CPU (${ctx.torch.threads} threads)`, found.timing));
+    if (found !== undefined)
+      rows.push(
+        row(w, `PyTorch ${ctx.torch.version} CPU (${ctx.torch.threads} threads)`, found.timing),
+      );
   } else rows.push({ workload: w.name, library: 'PyTorch CPU', error: ctx.torch.error });
   return rows;
 }
 
 function row(w: Workload, library: string, timing: Timing, dispatches?: number): Row {
-  return { workload: w.name, library, timing, rate: w.rate(timing.median), ...(dispatches === undefined ? {} : { dispatches }) };
+  return {
+    workload: w.name,
+    library,
+    timing,
+    rate: w.rate(timing.median),
+    ...(dispatches === undefined ? {} : { dispatches }),
+  };
 }
 
 /** Compute dispatches one run of `run` records. */

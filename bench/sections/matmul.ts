@@ -11,7 +11,12 @@ export const matmulName = (k: number) => `matmul ${k}³`;
 export async function matmulSection(ctx: BenchContext): Promise<Section> {
   const rows = [];
   for (const k of MATMUL_SIZES) {
-    const wave = (phase: number) => ctx.device.upload(Float64Array.from({ length: k * k }, (_, i) => Math.sin(i * 12.9898 + phase) * 0.5), [k, k], 'f32');
+    const wave = (phase: number) =>
+      ctx.device.upload(
+        Float64Array.from({ length: k * k }, (_, i) => Math.sin(i * 12.9898 + phase) * 0.5),
+        [k, k],
+        'f32',
+      );
     const [a, b] = [wave(0), wave(1)];
     const mm = jit((x: Tensor, y: Tensor) => matmul(x, y), { device: ctx.device });
     rows.push(
@@ -19,7 +24,16 @@ export async function matmulSection(ctx: BenchContext): Promise<Section> {
         ctx,
         {
           name: matmulName(k),
-          grng: [{ library: 'grng (jit)', run: async () => { (await mm(a, b)).dispose(); await ctx.done(); }, dispatches: 1 }],
+          grng: [
+            {
+              library: 'grng (jit)',
+              run: async () => {
+                (await mm(a, b)).dispose();
+                await ctx.done();
+              },
+              dispatches: 1,
+            },
+          ],
           tf: (tf) => tfMatmul(tf, k),
           jax: (jax) => jaxMatmul(jax, k),
           plain: () => plainMatmul(k),
@@ -30,5 +44,10 @@ export async function matmulSection(ctx: BenchContext): Promise<Section> {
       )),
     );
   }
-  return { title: 'Matmul', about: 'Square f32 products, 2k³ flops each. Target: grng ≥ 18 GFLOP/s on llvmpipe and ≥ 2.5× TF.js and jax-js webgpu.', rows };
+  return {
+    title: 'Matmul',
+    about:
+      'Square f32 products, 2k³ flops each. Target: grng ≥ 18 GFLOP/s on llvmpipe and ≥ 2.5× TF.js and jax-js webgpu.',
+    rows,
+  };
 }

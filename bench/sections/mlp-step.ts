@@ -13,14 +13,27 @@ export const MLP_STEP_NAME = 'MLP 784-256-256-10 step, batch 128';
 export function benchBatch(batch = MLP.batch) {
   const width = MLP.sizes[0];
   return {
-    x: array(Float64Array.from({ length: batch * width }, (_, i) => Math.sin(i * 12.9898) * 0.5 + 0.5), [batch, width]),
-    y: array(Int32Array.from({ length: batch }, (_, n) => n % 10), [batch], 'i32'),
+    x: array(
+      Float64Array.from({ length: batch * width }, (_, i) => Math.sin(i * 12.9898) * 0.5 + 0.5),
+      [batch, width],
+    ),
+    y: array(
+      Int32Array.from({ length: batch }, (_, n) => n % 10),
+      [batch],
+      'i32',
+    ),
   };
 }
 
 export async function mlpStepSection(ctx: BenchContext): Promise<Section> {
   const model = nn.mlp(MLP.sizes);
-  const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: adamw({ lr: 1e-3 }), params: model.init(0), device: ctx.device });
+  const train = await compileTrainStep({
+    model,
+    loss: crossEntropy,
+    optimizer: adamw({ lr: 1e-3 }),
+    params: model.init(0),
+    device: ctx.device,
+  });
   const batch = benchBatch();
   const run = async () => void (await train.run(batch));
   const dispatches = await dispatchesOf(ctx, run);
@@ -38,7 +51,8 @@ export async function mlpStepSection(ctx: BenchContext): Promise<Section> {
   );
   return {
     title: 'MLP training step',
-    about: 'Forward, loss, backward and the Adam(W) update, the loss read back each step. grng uploads the (same) host batch each step, as a data loader would. Target: grng ≥ 2× jax-js webgpu and ≥ 3× TF.js webgpu.',
+    about:
+      'Forward, loss, backward and the Adam(W) update, the loss read back each step. grng uploads the (same) host batch each step, as a data loader would. Target: grng ≥ 2× jax-js webgpu and ≥ 3× TF.js webgpu.',
     rows,
   };
 }

@@ -4,7 +4,20 @@
 // program) and cached (the same optimizer compiled again in this process, pipelines reused), each
 // as the first call minus a steady refresh step so the refresh's own compute is not counted.
 // R-Kalman observes B·(C − 1) rows, so it is timed at batch 1 against AdamW at batch 1.
-import { adam, adamw, compileTrainStep, crossEntropy, kfac, nn, reng, ring, rkalman, sgd, sophia, type TrainStep } from '../../index.js';
+import {
+  adam,
+  adamw,
+  compileTrainStep,
+  crossEntropy,
+  kfac,
+  nn,
+  reng,
+  ring,
+  rkalman,
+  sgd,
+  sophia,
+  type TrainStep,
+} from '../../index.js';
 import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { progress, type Row, type Section } from '../report.js';
@@ -26,17 +39,83 @@ interface Case {
 
 const CASES: readonly Case[] = [
   // A second AdamW: its ratio to the interleaved baseline shows what the machine's noise does to a ratio.
-  { name: 'adamw', compile: (c) => compileTrainStep({ ...c, optimizer: adamw({ lr: 1e-3 }) }), period: 1, periods: 9, batch: MLP.batch },
-  { name: 'sgd (momentum 0.9)', compile: (c) => compileTrainStep({ ...c, optimizer: sgd({ lr: 0.05, momentum: 0.9 }) }), period: 1, periods: 9, batch: MLP.batch },
-  { name: 'adam', compile: (c) => compileTrainStep({ ...c, optimizer: adam({ lr: 1e-3 }) }), period: 1, periods: 9, batch: MLP.batch },
-  { name: 'sophia-h (Hutchinson, h every 10)', compile: (c) => compileTrainStep({ ...c, optimizer: sophia({ lr: 1e-3 }) }), period: 10, periods: 1, batch: MLP.batch },
-  { name: 'sophia-g (Gauss-Newton-Bartlett, h every 10)', compile: (c) => compileTrainStep({ ...c, optimizer: sophia({ lr: 1e-3, estimator: 'gnb' }) }), period: 10, periods: 1, batch: MLP.batch },
-  { name: 'kfac (factors every 10, inverses every 100)', compile: (c) => compileTrainStep({ ...c, optimizer: kfac({ lr: 1e-2 }) }), period: 100, periods: 1, batch: MLP.batch },
-  { name: 'ring (S = 10)', compile: (c) => compileTrainStep({ ...c, optimizer: ring() }), period: 10, periods: 1, batch: MLP.batch },
-  { name: 'ring (S = 1)', compile: (c) => compileTrainStep({ ...c, optimizer: ring({ inverseEvery: 1 }) }), period: 1, periods: 3, batch: MLP.batch },
-  { name: 'reng (S = 10)', compile: (c) => compileTrainStep({ ...c, optimizer: reng() }), period: 10, periods: 1, batch: MLP.batch },
-  { name: 'adamw, batch 1', compile: (c) => compileTrainStep({ ...c, optimizer: adamw({ lr: 1e-3 }) }), period: 1, periods: 9, batch: 1 },
-  { name: 'rkalman (head, diagonal P), batch 1', compile: (c) => compileTrainStep({ ...c, optimizer: rkalman() }), period: 1, periods: 9, batch: 1 },
+  {
+    name: 'adamw',
+    compile: (c) => compileTrainStep({ ...c, optimizer: adamw({ lr: 1e-3 }) }),
+    period: 1,
+    periods: 9,
+    batch: MLP.batch,
+  },
+  {
+    name: 'sgd (momentum 0.9)',
+    compile: (c) => compileTrainStep({ ...c, optimizer: sgd({ lr: 0.05, momentum: 0.9 }) }),
+    period: 1,
+    periods: 9,
+    batch: MLP.batch,
+  },
+  {
+    name: 'adam',
+    compile: (c) => compileTrainStep({ ...c, optimizer: adam({ lr: 1e-3 }) }),
+    period: 1,
+    periods: 9,
+    batch: MLP.batch,
+  },
+  {
+    name: 'sophia-h (Hutchinson, h every 10)',
+    compile: (c) => compileTrainStep({ ...c, optimizer: sophia({ lr: 1e-3 }) }),
+    period: 10,
+    periods: 1,
+    batch: MLP.batch,
+  },
+  {
+    name: 'sophia-g (Gauss-Newton-Bartlett, h every 10)',
+    compile: (c) => compileTrainStep({ ...c, optimizer: sophia({ lr: 1e-3, estimator: 'gnb' }) }),
+    period: 10,
+    periods: 1,
+    batch: MLP.batch,
+  },
+  {
+    name: 'kfac (factors every 10, inverses every 100)',
+    compile: (c) => compileTrainStep({ ...c, optimizer: kfac({ lr: 1e-2 }) }),
+    period: 100,
+    periods: 1,
+    batch: MLP.batch,
+  },
+  {
+    name: 'ring (S = 10)',
+    compile: (c) => compileTrainStep({ ...c, optimizer: ring() }),
+    period: 10,
+    periods: 1,
+    batch: MLP.batch,
+  },
+  {
+    name: 'ring (S = 1)',
+    compile: (c) => compileTrainStep({ ...c, optimizer: ring({ inverseEvery: 1 }) }),
+    period: 1,
+    periods: 3,
+    batch: MLP.batch,
+  },
+  {
+    name: 'reng (S = 10)',
+    compile: (c) => compileTrainStep({ ...c, optimizer: reng() }),
+    period: 10,
+    periods: 1,
+    batch: MLP.batch,
+  },
+  {
+    name: 'adamw, batch 1',
+    compile: (c) => compileTrainStep({ ...c, optimizer: adamw({ lr: 1e-3 }) }),
+    period: 1,
+    periods: 9,
+    batch: 1,
+  },
+  {
+    name: 'rkalman (head, diagonal P), batch 1',
+    compile: (c) => compileTrainStep({ ...c, optimizer: rkalman() }),
+    period: 1,
+    periods: 9,
+    batch: 1,
+  },
 ];
 
 export async function optimizersSection(ctx: BenchContext): Promise<Section> {
@@ -78,7 +157,12 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
       rows.push({
         workload: c.name,
         library: 'grng',
-        timing: { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted[sorted.length - 1], runs: sorted.length },
+        timing: {
+          median: sorted[Math.floor(sorted.length / 2)],
+          min: sorted[0],
+          max: sorted[sorted.length - 1],
+          runs: sorted.length,
+        },
         dispatches,
         optimizer: {
           amortizedMs,
@@ -91,14 +175,18 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
         },
       });
     } catch (error) {
-      rows.push({ workload: c.name, library: 'grng', error: (error instanceof Error ? error.message : String(error)).split('\n')[0] });
+      rows.push({
+        workload: c.name,
+        library: 'grng',
+        error: (error instanceof Error ? error.message : String(error)).split('\n')[0],
+      });
     }
   }
   return {
     title: 'Optimizers on the MLP (784-256-256-10, batch 128)',
     about: [
       'Median and amortized ms per step: the amortized figure is the mean over whole refresh periods (after a first period that compiled every variant), what training pays per step.',
-      '× AdamW divides it by the mean of AdamW steps (same batch) taken between the optimizer\'s steps.',
+      "× AdamW divides it by the mean of AdamW steps (same batch) taken between the optimizer's steps.",
       'The first step of a new training step is a refresh step: it traces, plans, compiles and runs one; "cold" on a fresh device, "cached" when the same optimizer is compiled again (pipelines reused).',
       'Compile time ≈ first step − a steady refresh step.',
       'Target: RING (S = 10) ≤ 1.3× AdamW.',
@@ -115,6 +203,8 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
 }
 
 async function stateBytes(train: TrainStep): Promise<number> {
-  const leaves = flattenTree('bench', await train.state(), isArrayLeaf, 'an array').leaves as { shape: readonly number[] }[];
+  const leaves = flattenTree('bench', await train.state(), isArrayLeaf, 'an array').leaves as {
+    shape: readonly number[];
+  }[];
   return 4 * leaves.reduce((n, a) => n + a.shape.reduce((p, d) => p * d, 1), 0);
 }

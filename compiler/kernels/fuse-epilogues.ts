@@ -22,7 +22,11 @@ const kindOf = (node: Node) => opTable[node.op].wgsl.kind;
  * and x·w, which relu's derivative reads), unless the epilogue is itself returned; otherwise the
  * product is never stored.
  */
-export function fuseMatmulEpilogues(plans: readonly KernelPlan[], outputs: readonly Node[], options: EpilogueOptions): KernelPlan[] {
+export function fuseMatmulEpilogues(
+  plans: readonly KernelPlan[],
+  outputs: readonly Node[],
+  options: EpilogueOptions,
+): KernelPlan[] {
   const returned = new Set(outputs.map((n) => n.id));
   let list = [...plans];
   for (const p of plans) {
@@ -38,7 +42,12 @@ export function fuseMatmulEpilogues(plans: readonly KernelPlan[], outputs: reado
  * moves later: its operands stay live until then); else where the matmul ran, when all else
  * `p` reads is ready by then (`p` moves earlier: its readers all come after it anyway).
  */
-function fuseInto(list: readonly KernelPlan[], p: KernelPlan, returned: ReadonlySet<number>, { maxBuffers, bindingKey }: EpilogueOptions): KernelPlan[] | undefined {
+function fuseInto(
+  list: readonly KernelPlan[],
+  p: KernelPlan,
+  returned: ReadonlySet<number>,
+  { maxBuffers, bindingKey }: EpilogueOptions,
+): KernelPlan[] | undefined {
   const position = new Map<number, number>(); // root id → index in list
   list.forEach((q, i) => q.roots.forEach((r) => position.set(r.id, i)));
   const ip = list.indexOf(p);
@@ -47,13 +56,21 @@ function fuseInto(list: readonly KernelPlan[], p: KernelPlan, returned: Readonly
     const im = position.get(m.id);
     if (im === undefined || kindOf(m) !== 'matmul' || list[im].matmul !== undefined) continue;
     if (!shapesEqual(m.shape, root.shape) || !readsAtOwnElement(p, m)) continue;
-    const others = list.flatMap((q, i) => (q !== p && q.inputs.some((n) => n.id === m.id) ? [i] : []));
+    const others = list.flatMap((q, i) =>
+      q !== p && q.inputs.some((n) => n.id === m.id) ? [i] : [],
+    );
     const stored = returned.has(m.id) || others.length > 0;
     // A returned root beside a stored product would leave the dispatch that updates its
     // siblings (θ, m, v of an optimizer step) and lose its in-place store, saving nothing.
     if (stored && returned.has(root.id)) continue;
-    const inputs = new Map([...list[im].inputs, ...p.inputs.filter((n) => n.id !== m.id)].map((n) => [n.id, n] as const));
-    const fused: KernelPlan = { roots: stored ? [m, root] : [root], inputs: [...inputs.values()].sort((a, b) => a.id - b.id), matmul: m };
+    const inputs = new Map(
+      [...list[im].inputs, ...p.inputs.filter((n) => n.id !== m.id)].map((n) => [n.id, n] as const),
+    );
+    const fused: KernelPlan = {
+      roots: stored ? [m, root] : [root],
+      inputs: [...inputs.values()].sort((a, b) => a.id - b.id),
+      matmul: m,
+    };
     if (bindingCount([fused], bindingKey) > maxBuffers) continue;
     let at: number;
     if (others.every((i) => i > ip)) at = ip;

@@ -34,13 +34,18 @@ const elementwise = (n: Node) => {
  * - else as a segment of its own (horizontal fusion: the update of every parameter, whatever
  *   its shape, in one dispatch, the arrays being packed into shared buffers).
  */
-export function mergeIndependent(plans: readonly KernelPlan[], options: MergeOptions): DispatchPlan[] {
+export function mergeIndependent(
+  plans: readonly KernelPlan[],
+  options: MergeOptions,
+): DispatchPlan[] {
   const { maxBuffers, bindingKey, mode, invocations } = options;
   const maxInvocations = options.maxMergedInvocations ?? Infinity;
   const groups: { segments: KernelPlan[]; mode: string }[] = [];
-  const covered = (segments: readonly KernelPlan[]) => segments.reduce((n, s) => n + invocations(s), 0);
+  const covered = (segments: readonly KernelPlan[]) =>
+    segments.reduce((n, s) => n + invocations(s), 0);
   const position = new Map<number, number>(); // root id → index of the dispatch computing it
-  const fits = (segments: readonly KernelPlan[]) => bindingCount(segments, bindingKey) <= maxBuffers;
+  const fits = (segments: readonly KernelPlan[]) =>
+    bindingCount(segments, bindingKey) <= maxBuffers;
   // Plans nothing reads (the final updates of a training step) go last, so they meet in one
   // dispatch after every gradient is ready instead of each joining the first group it can.
   const read = new Set(plans.flatMap((p) => p.inputs.map((n) => n.id)));
@@ -52,7 +57,12 @@ export function mergeIndependent(plans: readonly KernelPlan[], options: MergeOpt
     for (let g = readsAt + 1; g < groups.length && at < 0 && m !== 'alone'; g++) {
       const group = groups[g];
       if (group.mode !== m) continue;
-      const same = group.segments.findIndex((s) => plan.roots.every(elementwise) && s.roots.every(elementwise) && shapesEqual(s.roots[0].shape, plan.roots[0].shape));
+      const same = group.segments.findIndex(
+        (s) =>
+          plan.roots.every(elementwise) &&
+          s.roots.every(elementwise) &&
+          shapesEqual(s.roots[0].shape, plan.roots[0].shape),
+      );
       if (same >= 0) {
         const merged = mergePlans(group.segments[same], plan);
         const segments = group.segments.map((s, i) => (i === same ? merged : s));
@@ -62,7 +72,10 @@ export function mergeIndependent(plans: readonly KernelPlan[], options: MergeOpt
           continue;
         }
       }
-      if (fits([...group.segments, plan]) && covered(group.segments) + invocations(plan) <= maxInvocations) {
+      if (
+        fits([...group.segments, plan]) &&
+        covered(group.segments) + invocations(plan) <= maxInvocations
+      ) {
         group.segments.push(plan);
         at = g;
       }
@@ -78,5 +91,8 @@ export function mergeIndependent(plans: readonly KernelPlan[], options: MergeOpt
 
 function mergePlans(a: KernelPlan, b: KernelPlan): KernelPlan {
   const inputs = new Map([...a.inputs, ...b.inputs].map((n) => [n.id, n]));
-  return { roots: [...a.roots, ...b.roots], inputs: [...inputs.values()].sort((x, y) => x.id - y.id) };
+  return {
+    roots: [...a.roots, ...b.roots],
+    inputs: [...inputs.values()].sort((x, y) => x.id - y.id),
+  };
 }

@@ -4,7 +4,8 @@ import type { BindingKey } from '../memory/plan-memory.js';
 import { bindingCount, type KernelPlan } from './partition.js';
 
 const isReduce = (n: Node) => opTable[n.op].wgsl.kind === 'reduce';
-const sameShape = (a: Node, b: Node) => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+const sameShape = (a: Node, b: Node) =>
+  a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
 
 /**
  * Chains reductions that read an earlier reduction at their own output element into that
@@ -29,11 +30,15 @@ export function mergeDependentReductions(
         const g = position.get(input.id);
         if (g === undefined) continue;
         const group = out[g];
-        if (!group.roots.every(isReduce) || !sameShape(group.roots[0], root) || single(group)) continue;
+        if (!group.roots.every(isReduce) || !sameShape(group.roots[0], root) || single(group))
+          continue;
         const others = plan.inputs.filter((n) => !group.roots.includes(n));
         if (others.some((n) => (position.get(n.id) ?? -1) >= g)) continue; // must be ready before the group runs
         const inputs = new Map([...group.inputs, ...others].map((n) => [n.id, n]));
-        const candidate = { roots: [...group.roots, root], inputs: [...inputs.values()].sort((a, b) => a.id - b.id) };
+        const candidate = {
+          roots: [...group.roots, root],
+          inputs: [...inputs.values()].sort((a, b) => a.id - b.id),
+        };
         if (bindingCount([candidate], bindingKey) > maxBuffers || !fits(candidate)) continue;
         out[g] = candidate;
         at = g;

@@ -50,7 +50,9 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
     const kind = kindOf(node);
     if (!options.fuse && kind !== 'leaf') materialized.add(node.id);
     if (kind === 'reduce' || kind === 'matmul') materialized.add(node.id);
-    if (kind === 'matmul') for (const operand of node.inputs) if (!isIndexOnly(operand, materialized)) materialized.add(operand.id);
+    if (kind === 'matmul')
+      for (const operand of node.inputs)
+        if (!isIndexOnly(operand, materialized)) materialized.add(operand.id);
   }
   // Outputs are stored, but consumers of an elementwise output recompute it in registers rather
   // than read it back: that keeps θ' reading m' and v' from splitting an Adam step in three.
@@ -59,9 +61,12 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
 
   // Consumers first, so nodes materialized to fit a kernel's buffer limit get checked too.
   for (let i = order.length - 1; i >= 0; i--) {
-    if (stored.has(order[i].id) || materialized.has(order[i].id)) splitToFit(order[i], materialized, options);
+    if (stored.has(order[i].id) || materialized.has(order[i].id))
+      splitToFit(order[i], materialized, options);
   }
-  return order.filter((n) => stored.has(n.id) || materialized.has(n.id)).map((root) => ({ roots: [root], inputs: inputsOf(root, materialized) }));
+  return order
+    .filter((n) => stored.has(n.id) || materialized.has(n.id))
+    .map((root) => ({ roots: [root], inputs: inputsOf(root, materialized) }));
 }
 
 /** How many buffers a kernel binds: one per distinct buffer among what it reads and writes. */
@@ -97,18 +102,28 @@ function inputsOf(root: Node, materialized: ReadonlySet<number>): Node[] {
  * first) until it binds no more than the stage allows. A materialized value lives in the
  * arena, so reading it costs at most the one binding the arena needs.
  */
-function splitToFit(root: Node, materialized: Set<number>, { maxBuffers, bindingKey }: PartitionOptions): void {
-  const bindings = (n: Node) => bindingCount([{ roots: [n], inputs: inputsOf(n, materialized) }], bindingKey);
+function splitToFit(
+  root: Node,
+  materialized: Set<number>,
+  { maxBuffers, bindingKey }: PartitionOptions,
+): void {
+  const bindings = (n: Node) =>
+    bindingCount([{ roots: [n], inputs: inputsOf(n, materialized) }], bindingKey);
   for (;;) {
     const needed = bindings(root);
     if (needed <= maxBuffers) return;
-    const inlined = topoSort(root.inputs).filter((n) => !isExternal(n) && !materialized.has(n.id) && kindOf(n) !== 'leaf');
+    const inlined = topoSort(root.inputs).filter(
+      (n) => !isExternal(n) && !materialized.has(n.id) && kindOf(n) !== 'leaf',
+    );
     const candidates = inlined
       .map((n) => ({ n, reads: inputsOf(n, materialized).length, binds: bindings(n) }))
       .filter((c) => c.reads > 1 && c.binds <= maxBuffers)
       .sort((a, b) => b.binds - a.binds || b.reads - a.reads);
     if (candidates.length === 0) {
-      throw new GrngError('compile', `a ${root.op} kernel binds ${needed} storage buffers but the device allows ${maxBuffers}; no split was found`);
+      throw new GrngError(
+        'compile',
+        `a ${root.op} kernel binds ${needed} storage buffers but the device allows ${maxBuffers}; no split was found`,
+      );
     }
     materialized.add(candidates[0].n.id);
   }

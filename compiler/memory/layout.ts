@@ -13,7 +13,8 @@ export const storageOf = (dtype: DType): StorageType => (dtype === 'f32' ? 'f32'
  */
 export const REGION_ALIGN = 4;
 
-export const paddedLength = (elements: number): number => Math.max(REGION_ALIGN, Math.ceil(elements / REGION_ALIGN) * REGION_ALIGN);
+export const paddedLength = (elements: number): number =>
+  Math.max(REGION_ALIGN, Math.ceil(elements / REGION_ALIGN) * REGION_ALIGN);
 
 /**
  * A buffer a program binds. Packing arrays into few buffers is what lets one dispatch update
@@ -32,7 +33,11 @@ export type Slot =
   | { readonly kind: 'constants'; readonly storage: StorageType; readonly data: Float64Array }
   | { readonly kind: 'arena'; readonly storage: StorageType; readonly length: number }
   | { readonly kind: 'results'; readonly storage: StorageType; readonly length: number }
-  | { readonly kind: 'scalars'; readonly storage: StorageType; readonly sources: readonly Region[] };
+  | {
+      readonly kind: 'scalars';
+      readonly storage: StorageType;
+      readonly sources: readonly Region[];
+    };
 
 /** Where an array lives: a slot (by position in the program's slot list) and an element offset. */
 export interface Region {

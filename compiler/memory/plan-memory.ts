@@ -1,7 +1,14 @@
 import { GrngError } from '../../core/errors.js';
 import type { Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
-import { packLengths, paddedLength, storageOf, type InputLayout, type Region, type Slot } from './layout.js';
+import {
+  packLengths,
+  paddedLength,
+  storageOf,
+  type InputLayout,
+  type Region,
+  type Slot,
+} from './layout.js';
 
 /** A dispatch as memory planning sees it: the roots it writes and the buffers it reads. */
 export interface DispatchBuffers {
@@ -18,7 +25,11 @@ export interface MemoryPlan {
   /** Where the array for each output position lives (results buffer or, in place, a donated input's region). */
   readonly outputs: readonly Region[];
   /** Copies into the results made after the dispatches (returned inputs, constants, repeats), in elements. */
-  readonly copies: readonly { readonly from: Region; readonly to: Region; readonly length: number }[];
+  readonly copies: readonly {
+    readonly from: Region;
+    readonly to: Region;
+    readonly length: number;
+  }[];
   /** One-element inputs read through the `scalars` uniform slot: node id → cell. */
   readonly scalars: ReadonlyMap<number, number>;
 }
@@ -49,7 +60,10 @@ export function planMemory(
   externals: readonly Node[],
   outputs: readonly Node[],
   layout: InputLayout,
-  inPlace: { readonly donated: ReadonlySet<number>; readonly copyBack: ReadonlyMap<number, Node> } = { donated: new Set(), copyBack: new Map() },
+  inPlace: {
+    readonly donated: ReadonlySet<number>;
+    readonly copyBack: ReadonlyMap<number, Node>;
+  } = { donated: new Set(), copyBack: new Map() },
   maxBindingBytes = Infinity,
 ): MemoryPlan {
   const { donated, copyBack } = inPlace;
@@ -59,7 +73,9 @@ export function planMemory(
 
   const isData = (n: Node) => n.op === 'constant' && 'data' in (n.attrs as object);
   const byStorage = <T extends Node>(nodes: readonly T[]) =>
-    (['f32', 'i32'] as const).map((storage) => ({ storage, nodes: nodes.filter((n) => storageOf(n.dtype) === storage) })).filter((g) => g.nodes.length > 0);
+    (['f32', 'i32'] as const)
+      .map((storage) => ({ storage, nodes: nodes.filter((n) => storageOf(n.dtype) === storage) }))
+      .filter((g) => g.nodes.length > 0);
 
   for (const { storage, nodes } of byStorage(externals.filter(isData))) {
     const { offsets, length } = packLengths(nodes.map((n) => shapeSize(n.shape)));
@@ -92,7 +108,9 @@ export function planMemory(
   const outputRegions: Region[] = new Array(outputs.length);
   const copies: { from: Region; to: Region; length: number }[] = [];
   for (const storage of ['f32', 'i32'] as const) {
-    const here = fresh.map((f, i) => ({ ...f, i })).filter((f) => (f.copy || f.stored) && storageOf(f.n.dtype) === storage);
+    const here = fresh
+      .map((f, i) => ({ ...f, i }))
+      .filter((f) => (f.copy || f.stored) && storageOf(f.n.dtype) === storage);
     if (here.length === 0) continue;
     const { offsets, length } = packLengths(here.map((f) => shapeSize(f.n.shape)));
     here.forEach((f, k) => {
@@ -107,10 +125,17 @@ export function planMemory(
     else if (!f.copy && !f.stored) outputRegions[i] = regions.get(f.n.id) as Region; // stored in place, or a donated input
   });
   fresh.forEach((f, i) => {
-    if (f.copy) copies.push({ from: regions.get(f.n.id) as Region, to: outputRegions[i], length: paddedLength(shapeSize(f.n.shape)) });
+    if (f.copy)
+      copies.push({
+        from: regions.get(f.n.id) as Region,
+        to: outputRegions[i],
+        length: paddedLength(shapeSize(f.n.shape)),
+      });
   });
 
-  const intermediates = dispatches.flatMap((d) => d.roots.filter((r) => (!outputIds.has(r.id) || copyBack.has(r.id)) && !aliased.has(r.id)));
+  const intermediates = dispatches.flatMap((d) =>
+    d.roots.filter((r) => (!outputIds.has(r.id) || copyBack.has(r.id)) && !aliased.has(r.id)),
+  );
   for (const { storage, nodes } of byStorage(intermediates)) {
     const { offsets, length } = allocateByLiveness(nodes, dispatches, new Set(copyBack.keys()));
     const slot = slots.length;
@@ -119,29 +144,47 @@ export function planMemory(
   }
   for (const [root, input] of copyBack) {
     const node = intermediates.find((n) => n.id === root) as Node;
-    copies.push({ from: regions.get(root) as Region, to: regions.get(input.id) as Region, length: paddedLength(shapeSize(node.shape)) });
+    copies.push({
+      from: regions.get(root) as Region,
+      to: regions.get(input.id) as Region,
+      length: paddedLength(shapeSize(node.shape)),
+    });
   }
 
   // One-element inputs (hyperparameters, step counts) get a uniform cell each.
   const scalars = new Map<number, number>();
-  const scalarInputs = [...new Set(dispatches.flatMap((d) => d.inputs))].filter((n) => n.op === 'input' && shapeSize(n.shape) === 1);
+  const scalarInputs = [...new Set(dispatches.flatMap((d) => d.inputs))].filter(
+    (n) => n.op === 'input' && shapeSize(n.shape) === 1,
+  );
   scalarInputs.slice(0, MAX_SCALARS).forEach((n, cell) => scalars.set(n.id, cell));
   if (scalars.size > 0) {
-    slots.push({ kind: 'scalars', storage: 'i32', sources: [...scalars.keys()].map((id) => regions.get(id) as Region) });
+    slots.push({
+      kind: 'scalars',
+      storage: 'i32',
+      sources: [...scalars.keys()].map((id) => regions.get(id) as Region),
+    });
   }
 
   for (const slot of slots) {
     if (slot.kind === 'scalars') continue;
-    const bytes = 4 * (slot.kind === 'constants' ? slot.data.length : slot.kind === 'input' ? 0 : slot.length);
+    const bytes =
+      4 * (slot.kind === 'constants' ? slot.data.length : slot.kind === 'input' ? 0 : slot.length);
     if (bytes > maxBindingBytes) {
-      throw new GrngError('compile', `the program's ${slot.kind} buffer needs ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${maxBindingBytes}`);
+      throw new GrngError(
+        'compile',
+        `the program's ${slot.kind} buffer needs ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${maxBindingBytes}`,
+      );
     }
   }
   return { slots, regions, outputs: outputRegions, copies, scalars };
 }
 
 /** First-fit offsets for `nodes` (roots of `dispatches`): a region is free after its last reader. */
-function allocateByLiveness(nodes: readonly Node[], dispatches: readonly DispatchBuffers[], keptToEnd: ReadonlySet<number>): { offsets: Map<number, number>; length: number } {
+function allocateByLiveness(
+  nodes: readonly Node[],
+  dispatches: readonly DispatchBuffers[],
+  keptToEnd: ReadonlySet<number>,
+): { offsets: Map<number, number>; length: number } {
   const wanted = new Set(nodes.map((n) => n.id));
   const lastRead = new Map<number, number>();
   dispatches.forEach((d, k) => d.inputs.forEach((n) => lastRead.set(n.id, k)));
@@ -172,6 +215,9 @@ function allocateByLiveness(nodes: readonly Node[], dispatches: readonly Dispatc
 /** A slot for messages and explain(): "arena f32 (1024 elements)". */
 export function slotLabel(slot: Slot): string {
   if (slot.kind === 'scalars') return `scalars uniform (${slot.sources.length} cells)`;
-  const size = slot.kind === 'input' ? 'the caller\'s buffer' : `${slot.kind === 'constants' ? slot.data.length : slot.length} elements`;
+  const size =
+    slot.kind === 'input'
+      ? "the caller's buffer"
+      : `${slot.kind === 'constants' ? slot.data.length : slot.length} elements`;
   return `${slot.kind}${slot.kind === 'input' ? ` ${slot.index}` : ''} ${slot.storage} (${size})`;
 }

@@ -7,11 +7,19 @@ import { literal, wgslType } from '../../core/ops/wgsl-literals.js';
 import { scalarHelperCalls } from './prelude.js';
 
 // The op table is keyed by primitive; a runtime key cannot narrow it.
-export const ruleOf = (node: Node) => opTable[node.op].wgsl as WgslRule<typeof node.op> as unknown as AnyWgslRule;
-export type ReduceRule = { kind: 'reduce'; init(node: Node): string; combine(acc: string, value: string): string };
+export const ruleOf = (node: Node) =>
+  opTable[node.op].wgsl as WgslRule<typeof node.op> as unknown as AnyWgslRule;
+export type ReduceRule = {
+  kind: 'reduce';
+  init(node: Node): string;
+  combine(acc: string, value: string): string;
+};
 type AnyWgslRule =
   | { kind: 'expr'; expr(args: readonly string[], node: Node): string }
-  | { kind: 'index'; operandIndex(index: readonly string[], node: Node): { index: string[]; inBounds?: string } }
+  | {
+      kind: 'index';
+      operandIndex(index: readonly string[], node: Node): { index: string[]; inBounds?: string };
+    }
   | { kind: 'leaf'; value(index: readonly string[], node: Node): string | null }
   | ReduceRule
   | { kind: 'matmul' };
@@ -31,7 +39,8 @@ export type Locate = (node: Node) => Location | undefined;
 export class RegisterIndexError extends Error {}
 
 /** `base + expr` as WGSL i32, leaving out a zero base. */
-export const plus = (base: number, expr: string): string => (base === 0 ? expr : `${base}i + ${expr}`);
+export const plus = (base: number, expr: string): string =>
+  base === 0 ? expr : `${base}i + ${expr}`;
 
 /**
  * Emits WGSL statements that compute node values at symbolic indices, inlining everything
@@ -143,7 +152,8 @@ export class Emitter {
   private compute(node: Node, index: readonly string[]): string {
     const register = this.registers.get(node.id);
     if (register !== undefined) {
-      if (index.length === register.index.length && index.every((e, i) => e === register.index[i])) return register.name;
+      if (index.length === register.index.length && index.every((e, i) => e === register.index[i]))
+        return register.name;
       throw new RegisterIndexError();
     }
     const at = this.locate(node);
@@ -151,15 +161,27 @@ export class Emitter {
     const rule = ruleOf(node);
     switch (rule.kind) {
       case 'expr': {
-        if (!this.vector) return this.bind(rule.expr(node.inputs.map((n) => this.value(n, index)), node));
+        if (!this.vector)
+          return this.bind(
+            rule.expr(
+              node.inputs.map((n) => this.value(n, index)),
+              node,
+            ),
+          );
         const args = node.inputs.map((n) => this.operand(n, index));
-        if (args.every((a) => this.uniforms.has(a))) return this.uniform(scalarHelperCalls(rule.expr(args, node)));
+        if (args.every((a) => this.uniforms.has(a)))
+          return this.uniform(scalarHelperCalls(rule.expr(args, node)));
         if (node.op === 'div' && node.dtype === 'f32' && this.uniforms.has(args[1])) {
           // A vec4 over a per-call scalar: one reciprocal per invocation, then multiplies (as a
           // shader compiler does for a literal divisor). Within WGSL's own 2.5-ulp division bound.
           return this.bind(`(${args[0]} * ${this.splat(this.uniform(`1.0f / ${args[1]}`), node)})`);
         }
-        return this.bind(rule.expr(args.map((a, i) => (this.uniforms.has(a) ? this.splat(a, node.inputs[i]) : a)), node));
+        return this.bind(
+          rule.expr(
+            args.map((a, i) => (this.uniforms.has(a) ? this.splat(a, node.inputs[i]) : a)),
+            node,
+          ),
+        );
       }
       case 'index': {
         const mapped = rule.operandIndex(index, node);
@@ -170,11 +192,18 @@ export class Emitter {
       }
       case 'leaf': {
         const v = rule.value(index, node);
-        if (v === null) throw new GrngError('compile', `internal: ${node.op} node ${node.id} is buffer-backed but has no region`);
+        if (v === null)
+          throw new GrngError(
+            'compile',
+            `internal: ${node.op} node ${node.id} is buffer-backed but has no region`,
+          );
         return this.vector ? this.uniform(v) : this.bind(v);
       }
       default:
-        throw new GrngError('compile', `internal: ${node.op} node ${node.id} must be materialized before it is read`);
+        throw new GrngError(
+          'compile',
+          `internal: ${node.op} node ${node.id} must be materialized before it is read`,
+        );
     }
   }
 
@@ -186,7 +215,12 @@ export class Emitter {
       // A per-call scalar: read from its uniform cell (its value at every index).
       this.readElsewhere.add(node.id);
       const bits = `scalars[${at.scalar}].x`;
-      const value = node.dtype === 'f32' ? `bitcast<f32>(${bits})` : node.dtype === 'bool' ? `(${bits} != 0u)` : `bitcast<i32>(${bits})`;
+      const value =
+        node.dtype === 'f32'
+          ? `bitcast<f32>(${bits})`
+          : node.dtype === 'bool'
+            ? `(${bits} != 0u)`
+            : `bitcast<i32>(${bits})`;
       return this.vector ? this.uniform(value) : this.bind(value);
     }
     if (this.vector) {
@@ -195,10 +229,13 @@ export class Emitter {
       this.readElsewhere.add(node.id);
       return this.uniform(`${at.name}[${at.offset / 4}][0]`);
     }
-    const own = index.length === this.ownIndex.length && index.every((e, i) => e === this.ownIndex[i]);
+    const own =
+      index.length === this.ownIndex.length && index.every((e, i) => e === this.ownIndex[i]);
     if (!own) this.readElsewhere.add(node.id);
     const strides = stridesOf(node.shape);
-    const terms = index.map((e, i) => (node.shape[i] === 1 ? null : strides[i] === 1 ? e : `${e} * ${strides[i]}i`)).filter((t) => t !== null);
+    const terms = index
+      .map((e, i) => (node.shape[i] === 1 ? null : strides[i] === 1 ? e : `${e} * ${strides[i]}i`))
+      .filter((t) => t !== null);
     const load = this.element(at, terms.length > 0 ? terms.join(' + ') : '0i');
     return this.bind(node.dtype === 'bool' ? `(${load} != 0i)` : load);
   }

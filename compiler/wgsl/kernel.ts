@@ -2,7 +2,14 @@ import type { Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
 import type { Region, Slot } from '../memory/layout.js';
-import { Emitter, RegisterIndexError, ruleOf, unravel, type Location, type ReduceRule } from './emitter.js';
+import {
+  Emitter,
+  RegisterIndexError,
+  ruleOf,
+  unravel,
+  type Location,
+  type ReduceRule,
+} from './emitter.js';
 import { generateMatmul } from './matmul.js';
 import { assemble, type KernelSource } from './module.js';
 import { generateWideReduction, isWideReduction } from './wide-reduction.js';
@@ -41,14 +48,19 @@ export function segmentInvocations(plan: KernelPlan): number {
 }
 
 /** A matmul kernel: a matmul root, or a matmul with a fused elementwise epilogue. */
-const isMatmul = (plan: KernelPlan) => plan.matmul !== undefined || ruleOf(plan.roots[0]).kind === 'matmul';
+const isMatmul = (plan: KernelPlan) =>
+  plan.matmul !== undefined || ruleOf(plan.roots[0]).kind === 'matmul';
 
 /**
  * WGSL for one dispatch running `segments` (kernel plans, each over its own iteration space)
  * back to back over one invocation range: horizontal fusion, e.g. the same optimizer update
  * over parameters of different shapes. Every node is read and written through its region.
  */
-export function generateDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, workgroupSize: number): DispatchSource {
+export function generateDispatch(
+  segments: readonly KernelPlan[],
+  memory: DispatchMemory,
+  workgroupSize: number,
+): DispatchSource {
   return emitDispatch(segments, memory, workgroupSize).source;
 }
 
@@ -58,16 +70,31 @@ export function generateDispatch(segments: readonly KernelPlan[], memory: Dispat
  * Dispatches that run alone offer none: a matmul (with a fused epilogue or not) reads its
  * operands at many elements, which other invocations' stores could already have overwritten.
  */
-export function inPlaceCandidates(segments: readonly KernelPlan[]): { segment: number; input: Node }[] {
+export function inPlaceCandidates(
+  segments: readonly KernelPlan[],
+): { segment: number; input: Node }[] {
   const mode = segmentMode(segments[0]);
   if (mode === 'alone') return [];
   const fake = new Map<number, Region>();
   let slot = 0;
-  for (const s of segments) for (const n of [...s.inputs, ...s.roots]) if (!fake.has(n.id)) fake.set(n.id, { slot: slot++, offset: 0 });
-  const slots: Slot[] = Array.from({ length: slot }, (_, i) => ({ kind: 'arena', storage: 'f32', length: i }));
+  for (const s of segments)
+    for (const n of [...s.inputs, ...s.roots])
+      if (!fake.has(n.id)) fake.set(n.id, { slot: slot++, offset: 0 });
+  const slots: Slot[] = Array.from({ length: slot }, (_, i) => ({
+    kind: 'arena',
+    storage: 'f32',
+    length: i,
+  }));
   const { emitter } = emitDispatch(segments, { slots, regions: fake }, 64);
   return segments.flatMap((s, k) =>
-    s.inputs.filter((n) => !emitter.readElsewhere.has(n.id) && emitter.readBy.get(n.id)?.size === 1 && emitter.readBy.get(n.id)?.has(k)).map((input) => ({ segment: k, input })),
+    s.inputs
+      .filter(
+        (n) =>
+          !emitter.readElsewhere.has(n.id) &&
+          emitter.readBy.get(n.id)?.size === 1 &&
+          emitter.readBy.get(n.id)?.has(k),
+      )
+      .map((input) => ({ segment: k, input })),
   );
 }
 
@@ -82,13 +109,23 @@ export function fitsOneKernel(plan: KernelPlan): boolean {
   }
 }
 
-function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, workgroupSize: number): { source: DispatchSource; emitter: Emitter } {
+function emitDispatch(
+  segments: readonly KernelPlan[],
+  memory: DispatchMemory,
+  workgroupSize: number,
+): { source: DispatchSource; emitter: Emitter } {
   const mode = segmentMode(segments[0]);
   const vector = mode === 'vec4';
   const regionOf = (n: Node) => memory.regions.get(n.id);
   // Bind each slot the dispatch reads or writes through a storage binding, once; read_write where a root is stored.
-  const touched = [...new Set(segments.flatMap((s) => [...s.inputs, ...s.roots].map((n) => (regionOf(n) as Region).slot)))].sort((a, b) => a - b);
-  const written = new Set(segments.flatMap((s) => s.roots.map((r) => (regionOf(r) as Region).slot)));
+  const touched = [
+    ...new Set(
+      segments.flatMap((s) => [...s.inputs, ...s.roots].map((n) => (regionOf(n) as Region).slot)),
+    ),
+  ].sort((a, b) => a - b);
+  const written = new Set(
+    segments.flatMap((s) => s.roots.map((r) => (regionOf(r) as Region).slot)),
+  );
   const scalarsSlot = memory.slots.findIndex((s) => s.kind === 'scalars');
   const name = (slot: number) => `b${slot}`;
   let bindings: number[] = [];
@@ -100,14 +137,17 @@ function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, w
     const storage = touched.filter((slot) => written.has(slot) || named(name(slot)));
     bindings = scalarsSlot >= 0 && named('scalars') ? [...storage, scalarsSlot] : storage;
     return bindings.map((slot, i) => {
-      if (slot === scalarsSlot) return `@group(0) @binding(${i}) var<uniform> scalars: array<vec4<u32>, ${(memory.slots[slot] as { sources: readonly Region[] }).sources.length}>;`;
+      if (slot === scalarsSlot)
+        return `@group(0) @binding(${i}) var<uniform> scalars: array<vec4<u32>, ${(memory.slots[slot] as { sources: readonly Region[] }).sources.length}>;`;
       const t = memory.slots[slot].storage;
       return `@group(0) @binding(${i}) var<storage, ${written.has(slot) ? 'read_write' : 'read'}> ${name(slot)}: array<${vec4.has(name(slot)) ? `vec4<${t}>` : t}>;`;
     });
   };
   const at = (n: Node): Location | undefined => {
     const region = regionOf(n);
-    return region === undefined ? undefined : { name: name(region.slot), offset: region.offset, scalar: memory.scalars?.get(n.id) };
+    return region === undefined
+      ? undefined
+      : { name: name(region.slot), offset: region.offset, scalar: memory.scalars?.get(n.id) };
   };
   const inputs = new Set(segments.flatMap((s) => s.inputs.map((n) => n.id)));
   const e = new Emitter((n) => (inputs.has(n.id) ? at(n) : undefined));
@@ -115,10 +155,16 @@ function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, w
   if (mode === 'alone') {
     const plan = segments[0];
     const outs = plan.roots.map((r) => at(r) as Location);
-    return done(isMatmul(plan) ? generateMatmul(plan, e, outs, declare, workgroupSize) : generateWideReduction(plan, e, outs[0], declare, workgroupSize));
+    return done(
+      isMatmul(plan)
+        ? generateMatmul(plan, e, outs, declare, workgroupSize)
+        : generateWideReduction(plan, e, outs[0], declare, workgroupSize),
+    );
   }
   e.vector = vector;
-  const counts = segments.map((s) => (vector ? Math.ceil(shapeSize(s.roots[0].shape) / 4) : shapeSize(s.roots[0].shape)));
+  const counts = segments.map((s) =>
+    vector ? Math.ceil(shapeSize(s.roots[0].shape) / 4) : shapeSize(s.roots[0].shape),
+  );
   let start = 0;
   segments.forEach((plan, k) => {
     e.segment = k;
@@ -132,18 +178,35 @@ function emitDispatch(segments: readonly KernelPlan[], memory: DispatchMemory, w
     start += counts[k];
     if (segments.length === 1) body.forEach((l) => e.line(l));
     else {
-      e.line(`${k === 0 ? '' : '} else '}${k === segments.length - 1 ? '{' : `if (flat < ${start}i) {`}`);
+      e.line(
+        `${k === 0 ? '' : '} else '}${k === segments.length - 1 ? '{' : `if (flat < ${start}i) {`}`,
+      );
       body.forEach((l) => e.line(`  ${l}`));
       if (k === segments.length - 1) e.line('}');
     }
   });
-  return done(assemble(declare(vector ? new Set(touched.map(name)) : new Set()), e.lines(), start, workgroupSize, vector ? 'vec4<f32>' : 'f32'));
+  return done(
+    assemble(
+      declare(vector ? new Set(touched.map(name)) : new Set()),
+      e.lines(),
+      start,
+      workgroupSize,
+      vector ? 'vec4<f32>' : 'f32',
+    ),
+  );
 }
 
 /** The statements of one segment: its roots at the element (or vec4) `local`, stored to their regions. */
-function emitSegment(e: Emitter, plan: KernelPlan, local: string, at: (n: Node) => Location | undefined): void {
+function emitSegment(
+  e: Emitter,
+  plan: KernelPlan,
+  local: string,
+  at: (n: Node) => Location | undefined,
+): void {
   // Vector segments read buffers at their own vec4 only; the index serves broadcasts of uniform values.
-  const index = e.vector ? plan.roots[0].shape.map(() => '0i') : unravel(e, local, plan.roots[0].shape);
+  const index = e.vector
+    ? plan.roots[0].shape.map(() => '0i')
+    : unravel(e, local, plan.roots[0].shape);
   e.ownIndex = index;
   const stores = plan.roots.map((r) => {
     const rule = ruleOf(r);
@@ -168,10 +231,25 @@ function vectorizable(plan: KernelPlan): boolean {
   const root = plan.roots[0];
   const size = shapeSize(root.shape);
   if (size === 0) return false;
-  const sameShape = (n: Node) => n.shape.length === root.shape.length && n.shape.every((d, i) => d === root.shape[i]);
-  if (!plan.roots.every((r) => r.dtype === 'f32' && sameShape(r) && ruleOf(r).kind !== 'reduce' && ruleOf(r).kind !== 'matmul')) return false;
+  const sameShape = (n: Node) =>
+    n.shape.length === root.shape.length && n.shape.every((d, i) => d === root.shape[i]);
+  if (
+    !plan.roots.every(
+      (r) =>
+        r.dtype === 'f32' &&
+        sameShape(r) &&
+        ruleOf(r).kind !== 'reduce' &&
+        ruleOf(r).kind !== 'matmul',
+    )
+  )
+    return false;
   // Same size, not only same shape: a reshape keeps the row-major order, so vec4 i of the buffer is vec4 i of the root.
-  if (!plan.inputs.every((n) => n.dtype === 'f32' && (shapeSize(n.shape) === size || shapeSize(n.shape) === 1))) return false;
+  if (
+    !plan.inputs.every(
+      (n) => n.dtype === 'f32' && (shapeSize(n.shape) === size || shapeSize(n.shape) === 1),
+    )
+  )
+    return false;
   const buffers = new Set(plan.inputs.map((n) => n.id));
   const seen = new Set<number>();
   const ok = (node: Node): boolean => {
@@ -196,7 +274,12 @@ function uniformValue(node: Node, buffers: ReadonlySet<number>): boolean {
   if (node.op === 'constant') return 'value' in (node.attrs as object);
   const kind = ruleOf(node).kind;
   if (kind === 'index') return node.op !== 'pad' && uniformValue(node.inputs[0], buffers);
-  if (kind === 'expr') return shapeSize(node.shape) === 1 && node.op !== 'cast' && node.inputs.every((n) => uniformValue(n, buffers));
+  if (kind === 'expr')
+    return (
+      shapeSize(node.shape) === 1 &&
+      node.op !== 'cast' &&
+      node.inputs.every((n) => uniformValue(n, buffers))
+    );
   return false;
 }
 
@@ -208,12 +291,18 @@ function reduction(e: Emitter, root: Node, outIndex: readonly string[], rule: Re
   e.line(`var ${acc} = ${rule.init(root)};`);
   const loops = axes.map(() => e.fresh('r'));
   let k = 0;
-  const inIndex = input.shape.map((_, i) => (axes.includes(i) ? loops[axes.indexOf(i)] : outIndex[k++]));
+  const inIndex = input.shape.map((_, i) =>
+    axes.includes(i) ? loops[axes.indexOf(i)] : outIndex[k++],
+  );
   const body = e.block(() => e.line(`${acc} = ${rule.combine(acc, e.value(input, inIndex))};`));
   let lines = body;
   for (let j = axes.length - 1; j >= 0; j--) {
     const v = loops[j];
-    lines = [`for (var ${v} = 0i; ${v} < ${input.shape[axes[j]]}i; ${v}++) {`, ...lines.map((l) => `  ${l}`), '}'];
+    lines = [
+      `for (var ${v} = 0i; ${v} < ${input.shape[axes[j]]}i; ${v}++) {`,
+      ...lines.map((l) => `  ${l}`),
+      '}',
+    ];
   }
   lines.forEach((l) => e.line(l));
   return acc;

@@ -20,9 +20,18 @@ const VEC4_TILE = { rows: 16, cols: 16 };
  * fused epilogue (`plan.matmul`), each output element's accumulator is also (or only) fed to the
  * epilogue, whose value is stored at the same element of its own root.
  */
-export function generateMatmul(plan: KernelPlan, e: Emitter, outs: readonly Location[], declare: Declare, workgroupSize: number): KernelSource {
+export function generateMatmul(
+  plan: KernelPlan,
+  e: Emitter,
+  outs: readonly Location[],
+  declare: Declare,
+  workgroupSize: number,
+): KernelSource {
   const root = plan.matmul ?? plan.roots[0];
-  const stores = plan.roots.map((r, i): Store => ({ at: outs[i], epilogue: r === root ? undefined : epilogueOf(r, root, e) }));
+  const stores = plan.roots.map((r, i): Store => ({
+    at: outs[i],
+    epilogue: r === root ? undefined : epilogueOf(r, root, e),
+  }));
   const design = vec4Design(root, plan.roots, e.locate, outs);
   if (design === undefined) return scalarMatmul(root, e, stores, declare, workgroupSize);
   return vec4Matmul(root, e, stores, design, declare, workgroupSize);
@@ -64,7 +73,13 @@ function guarded(e: Emitter, guard: readonly string[], body: () => void): void {
  * (operands are index arithmetic over buffers, inlined). Rows and columns past the edge are
  * clamped for loading and skipped when storing.
  */
-function scalarMatmul(root: Node, e: Emitter, stores: readonly Store[], declare: Declare, workgroupSize: number): KernelSource {
+function scalarMatmul(
+  root: Node,
+  e: Emitter,
+  stores: readonly Store[],
+  declare: Declare,
+  workgroupSize: number,
+): KernelSource {
   const [a, b] = root.inputs;
   const r = root.shape.length;
   const [m, n] = root.shape.slice(r - 2);
@@ -77,15 +92,21 @@ function scalarMatmul(root: Node, e: Emitter, stores: readonly Store[], declare:
   const row0 = e.bind(`${idx[r - 2]} * ${tm}i`);
   const col0 = e.bind(`${idx[r - 1]} * ${tn}i`);
   // Clamping is only needed where the last tile runs past the edge.
-  const rows = Array.from({ length: tm }, (_, i) => e.bind(m % tm === 0 ? `${row0} + ${i}i` : `min(${row0} + ${i}i, ${m - 1}i)`));
-  const cols = Array.from({ length: tn }, (_, j) => e.bind(n % tn === 0 ? `${col0} + ${j}i` : `min(${col0} + ${j}i, ${n - 1}i)`));
+  const rows = Array.from({ length: tm }, (_, i) =>
+    e.bind(m % tm === 0 ? `${row0} + ${i}i` : `min(${row0} + ${i}i, ${m - 1}i)`),
+  );
+  const cols = Array.from({ length: tn }, (_, j) =>
+    e.bind(n % tn === 0 ? `${col0} + ${j}i` : `min(${col0} + ${j}i, ${n - 1}i)`),
+  );
   const acc = (i: number, j: number) => `c${i}_${j}`;
-  for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) e.line(`var ${acc(i, j)} = ${literal(0, root.dtype)};`);
+  for (let i = 0; i < tm; i++)
+    for (let j = 0; j < tn; j++) e.line(`var ${acc(i, j)} = ${literal(0, root.dtype)};`);
   const k = e.fresh('k');
   const body = e.block(() => {
     const as = rows.map((row) => e.value(a, [...batch, row, k]));
     const bs = cols.map((col) => e.value(b, [...batch, k, col]));
-    for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) e.line(`${acc(i, j)} = ${acc(i, j)} + ${as[i]} * ${bs[j]};`);
+    for (let i = 0; i < tm; i++)
+      for (let j = 0; j < tn; j++) e.line(`${acc(i, j)} = ${acc(i, j)} + ${as[i]} * ${bs[j]};`);
   });
   e.line(`for (var ${k} = 0i; ${k} < ${depth}i; ${k}++) {`);
   body.forEach((l) => e.line(`  ${l}`));
@@ -98,11 +119,19 @@ function scalarMatmul(root: Node, e: Emitter, stores: readonly Store[], declare:
   const outCols = !fused || n % tn === 0 ? cols : cols.map((_, j) => e.bind(`${col0} + ${j}i`));
   for (let i = 0; i < tm; i++) {
     for (let j = 0; j < tn; j++) {
-      const guard = [m % tm === 0 ? '' : `${row0} + ${i}i < ${m}i`, n % tn === 0 ? '' : `${col0} + ${j}i < ${n}i`].filter((g) => g !== '');
+      const guard = [
+        m % tm === 0 ? '' : `${row0} + ${i}i < ${m}i`,
+        n % tn === 0 ? '' : `${col0} + ${j}i < ${n}i`,
+      ].filter((g) => g !== '');
       guarded(e, guard, () => {
         for (const { at, epilogue } of stores) {
-          const value = epilogue === undefined ? acc(i, j) : epilogue(acc(i, j), [...batch, outRows[i], outCols[j]]);
-          e.line(`${e.element(at, `${base} + (${row0} + ${i}i) * ${n}i + ${col0} + ${j}i`)} = ${value};`);
+          const value =
+            epilogue === undefined
+              ? acc(i, j)
+              : epilogue(acc(i, j), [...batch, outRows[i], outCols[j]]);
+          e.line(
+            `${e.element(at, `${base} + (${row0} + ${i}i) * ${n}i + ${col0} + ${j}i`)} = ${value};`,
+          );
         }
       });
     }
@@ -130,12 +159,19 @@ function stridedView(node: Node, locate: Locate): StridedView | undefined {
   if (inner === undefined) return undefined;
   switch (node.op) {
     case 'permute':
-      return { ...inner, strides: unit((node as Node<'permute'>).attrs.perm.map((p) => inner.strides[p])) };
+      return {
+        ...inner,
+        strides: unit((node as Node<'permute'>).attrs.perm.map((p) => inner.strides[p])),
+      };
     case 'broadcast': // same rank; the operand's broadcast axes have size 1, so stride 0 already
       return { ...inner, strides: unit(inner.strides) };
     case 'slice': {
       const { starts } = (node as Node<'slice'>).attrs;
-      return { ...inner, base: inner.base + starts.reduce((acc, s, i) => acc + s * inner.strides[i], 0), strides: unit(inner.strides) };
+      return {
+        ...inner,
+        base: inner.base + starts.reduce((acc, s, i) => acc + s * inner.strides[i], 0),
+        strides: unit(inner.strides),
+      };
     }
     case 'reshape': {
       const from = node.inputs[0].shape;
@@ -148,7 +184,8 @@ function stridedView(node: Node, locate: Locate): StridedView | undefined {
       }
       // A row-major operand stays row-major.
       const rowMajor = stridesOf(from);
-      if (from.every((d, i) => d === 1 || inner.strides[i] === rowMajor[i])) return { ...inner, strides: unit(stridesOf(node.shape)) };
+      if (from.every((d, i) => d === 1 || inner.strides[i] === rowMajor[i]))
+        return { ...inner, strides: unit(stridesOf(node.shape)) };
       return undefined;
     }
     default:
@@ -164,8 +201,18 @@ function stridedView(node: Node, locate: Locate): StridedView | undefined {
  * accumulated with dot products.
  */
 type Vec4Design =
-  | { readonly kind: 'rows'; readonly a: StridedView | undefined; readonly b: StridedView; readonly vec4: ReadonlySet<string> }
-  | { readonly kind: 'dot'; readonly a: StridedView; readonly b: StridedView; readonly vec4: ReadonlySet<string> };
+  | {
+      readonly kind: 'rows';
+      readonly a: StridedView | undefined;
+      readonly b: StridedView;
+      readonly vec4: ReadonlySet<string>;
+    }
+  | {
+      readonly kind: 'dot';
+      readonly a: StridedView;
+      readonly b: StridedView;
+      readonly vec4: ReadonlySet<string>;
+    };
 
 /**
  * The vec4 kernel needs f32 (the product and what is stored), n % 4 == 0 (c's rows start on
@@ -175,15 +222,30 @@ type Vec4Design =
  * (memory/layout.ts), so only view offsets and strides need checking. A binding has one element
  * type: b's and c's are vec4, and a is read through its binding's type.
  */
-function vec4Design(root: Node, stored: readonly Node[], locate: Locate, outs: readonly Location[]): Vec4Design | undefined {
+function vec4Design(
+  root: Node,
+  stored: readonly Node[],
+  locate: Locate,
+  outs: readonly Location[],
+): Vec4Design | undefined {
   const [a, b] = root.inputs;
   const r = root.shape.length;
   const n = root.shape[r - 1];
   const depth = a.shape[r - 1];
-  if (root.dtype !== 'f32' || stored.some((n) => n.dtype !== 'f32') || n % 4 !== 0 || shapeSize(root.shape) === 0 || depth === 0) return undefined;
+  if (
+    root.dtype !== 'f32' ||
+    stored.some((n) => n.dtype !== 'f32') ||
+    n % 4 !== 0 ||
+    shapeSize(root.shape) === 0 ||
+    depth === 0
+  )
+    return undefined;
   // [batch…, 0, 0] of every batch on a vec4 boundary, and rows along `axis` (not `other`) of vec4s.
   const vec4Rows = (v: StridedView, axis: number, other: number) =>
-    (v.at.offset + v.base) % 4 === 0 && v.strides.slice(0, r - 2).every((s) => s % 4 === 0) && v.strides[axis] === 1 && v.strides[other] % 4 === 0;
+    (v.at.offset + v.base) % 4 === 0 &&
+    v.strides.slice(0, r - 2).every((s) => s % 4 === 0) &&
+    v.strides[axis] === 1 &&
+    v.strides[other] % 4 === 0;
   const av = stridedView(a, locate);
   const bv = stridedView(b, locate);
   if (bv === undefined) return undefined;
@@ -193,8 +255,18 @@ function vec4Design(root: Node, stored: readonly Node[], locate: Locate, outs: r
     if (av === undefined && vec4.has(bufferOf(a, locate) ?? '')) return undefined;
     return { kind: 'rows', a: av, b: bv, vec4 };
   }
-  if (depth % 4 === 0 && av !== undefined && vec4Rows(bv, r - 2, r - 1) && vec4Rows(av, r - 1, r - 2)) {
-    return { kind: 'dot', a: av, b: bv, vec4: new Set([av.at.name, bv.at.name, ...outs.map((o) => o.name)]) };
+  if (
+    depth % 4 === 0 &&
+    av !== undefined &&
+    vec4Rows(bv, r - 2, r - 1) &&
+    vec4Rows(av, r - 1, r - 2)
+  ) {
+    return {
+      kind: 'dot',
+      a: av,
+      b: bv,
+      vec4: new Set([av.at.name, bv.at.name, ...outs.map((o) => o.name)]),
+    };
   }
   return undefined;
 }
@@ -208,7 +280,8 @@ function bufferOf(node: Node, locate: Locate): string | undefined {
 }
 
 /** WGSL u32 arithmetic: `x·s`, and sums leaving out zero terms. */
-const scaled = (x: string, s: number): string => (s === 0 || x === '0u' ? '0u' : s === 1 ? x : `${x} * ${s}u`);
+const scaled = (x: string, s: number): string =>
+  s === 0 || x === '0u' ? '0u' : s === 1 ? x : `${x} * ${s}u`;
 const sum = (...terms: string[]): string => terms.filter((t) => t !== '0u').join(' + ') || '0u';
 const range = (length: number): number[] => Array.from({ length }, (_, i) => i);
 
@@ -219,7 +292,14 @@ const range = (length: number): number[] => Array.from({ length }, (_, i) => i);
  * accumulators of dot products over 4 k per iteration. Indices are u32 (no sign tests in the
  * bounds clamps). Edge tiles clamp their loads and guard their stores.
  */
-function vec4Matmul(root: Node, e: Emitter, stores: readonly Store[], d: Vec4Design, declare: Declare, workgroupSize: number): KernelSource {
+function vec4Matmul(
+  root: Node,
+  e: Emitter,
+  stores: readonly Store[],
+  d: Vec4Design,
+  declare: Declare,
+  workgroupSize: number,
+): KernelSource {
   const a = root.inputs[0];
   e.vec4Bindings = d.vec4; // what the emitter reads (a padded a, the epilogue's inputs) may share these
   const r = root.shape.length;
@@ -236,9 +316,16 @@ function vec4Matmul(root: Node, e: Emitter, stores: readonly Store[], d: Vec4Des
   const colClamp = n % tn !== 0;
   const row0 = bind(scaled(idx[r - 2], tm));
   const group0 = bind(scaled(idx[r - 1], groups)); // the tile's first column / 4
-  const row = (i: number) => (rowClamp ? `min(${sum(row0, `${i}u`)}, ${m - 1}u)` : `(${sum(row0, `${i}u`)})`);
+  const row = (i: number) =>
+    rowClamp ? `min(${sum(row0, `${i}u`)}, ${m - 1}u)` : `(${sum(row0, `${i}u`)})`;
   // Where a view's [batch…, 0, 0] is, in units of `unit` elements.
-  const origin = (v: StridedView, unit: number) => bind(sum(`${(v.at.offset + v.base) / unit}u`, ...batch.map((x, i) => scaled(x, v.strides[i] / unit))));
+  const origin = (v: StridedView, unit: number) =>
+    bind(
+      sum(
+        `${(v.at.offset + v.base) / unit}u`,
+        ...batch.map((x, i) => scaled(x, v.strides[i] / unit)),
+      ),
+    );
   const k = e.fresh('k');
   const loop = (count: number, emit: () => void) => {
     const body = e.block(emit);
@@ -254,21 +341,39 @@ function vec4Matmul(root: Node, e: Emitter, stores: readonly Store[], d: Vec4Des
     const ao = origin(A, 4);
     const bo = origin(B, 4);
     const arows = range(tm).map((i) => bind(sum(ao, scaled(row(i), A.strides[r - 2] / 4))));
-    const bcols = range(tn).map((j) => bind(sum(bo, scaled(colClamp ? `min(${sum(scaled(group0, 4), `${j}u`)}, ${n - 1}u)` : `(${sum(scaled(group0, 4), `${j}u`)})`, B.strides[r - 1] / 4))));
+    const bcols = range(tn).map((j) =>
+      bind(
+        sum(
+          bo,
+          scaled(
+            colClamp
+              ? `min(${sum(scaled(group0, 4), `${j}u`)}, ${n - 1}u)`
+              : `(${sum(scaled(group0, 4), `${j}u`)})`,
+            B.strides[r - 1] / 4,
+          ),
+        ),
+      ),
+    );
     const acc = (i: number, j: number) => `c${i}_${j}`;
     for (const i of range(tm)) for (const j of range(tn)) e.line(`var ${acc(i, j)} = 0.0f;`);
     loop(depth / 4, () => {
       const xs = arows.map((at) => e.bind(`${A.at.name}[${sum(at, k)}]`));
       const ys = bcols.map((at) => e.bind(`${B.at.name}[${sum(at, k)}]`));
-      for (const i of range(tm)) for (const j of range(tn)) e.line(`${acc(i, j)} = ${acc(i, j)} + dot(${xs[i]}, ${ys[j]});`);
+      for (const i of range(tm))
+        for (const j of range(tn)) e.line(`${acc(i, j)} = ${acc(i, j)} + dot(${xs[i]}, ${ys[j]});`);
     });
-    result = (i, g) => `vec4<f32>(${range(4).map((q) => acc(i, 4 * g + q)).join(', ')})`;
+    result = (i, g) =>
+      `vec4<f32>(${range(4)
+        .map((q) => acc(i, 4 * g + q))
+        .join(', ')})`;
     element = acc;
   } else {
     const { a: A, b: B } = d;
     // Column group g: the vec4 of columns 4(group0 + g)…+3 (clamped at the right edge) of row k of b.
     const bo = origin(B, 4);
-    const bcols = range(groups).map((g) => bind(sum(bo, colClamp ? `min(${group0} + ${g}u, ${n / 4 - 1}u)` : sum(group0, `${g}u`))));
+    const bcols = range(groups).map((g) =>
+      bind(sum(bo, colClamp ? `min(${group0} + ${g}u, ${n / 4 - 1}u)` : sum(group0, `${g}u`))),
+    );
     let loadA: () => string[]; // a's tm values at row k, emitted in the loop body
     if (A !== undefined) {
       const ao = origin(A, 1);
@@ -288,11 +393,15 @@ function vec4Matmul(root: Node, e: Emitter, stores: readonly Store[], d: Vec4Des
       };
     }
     const acc = (i: number, g: number) => `c${i}_${g}`;
-    for (const i of range(tm)) for (const g of range(groups)) e.line(`var ${acc(i, g)} = vec4<f32>();`);
+    for (const i of range(tm))
+      for (const g of range(groups)) e.line(`var ${acc(i, g)} = vec4<f32>();`);
     loop(depth, () => {
-      const bs = bcols.map((at) => e.bind(`${B.at.name}[${sum(at, scaled(k, B.strides[r - 2] / 4))}]`));
+      const bs = bcols.map((at) =>
+        e.bind(`${B.at.name}[${sum(at, scaled(k, B.strides[r - 2] / 4))}]`),
+      );
       const as = loadA();
-      for (const i of range(tm)) for (const g of range(groups)) e.line(`${acc(i, g)} = ${acc(i, g)} + ${as[i]} * ${bs[g]};`);
+      for (const i of range(tm))
+        for (const g of range(groups)) e.line(`${acc(i, g)} = ${acc(i, g)} + ${as[i]} * ${bs[g]};`);
     });
     result = acc;
     element = (i, j) => `${acc(i, Math.floor(j / 4))}.${'xyzw'[j % 4]}`;
@@ -301,7 +410,9 @@ function vec4Matmul(root: Node, e: Emitter, stores: readonly Store[], d: Vec4Des
   // c's vec4s, row-major: rows past m and column groups past n / 4 are not stored.
   const cStrides = stridesOf(root.shape);
   const rowOffset = (i: number) => scaled(`(${sum(row0, `${i}u`)})`, n / 4);
-  const origins = stores.map(({ at }) => bind(sum(`${at.offset / 4}u`, ...batch.map((x, i) => scaled(x, cStrides[i] / 4)))));
+  const origins = stores.map(({ at }) =>
+    bind(sum(`${at.offset / 4}u`, ...batch.map((x, i) => scaled(x, cStrides[i] / 4)))),
+  );
   // An epilogue is evaluated per component, at its element's own (i32) index.
   const i32 = (x: string) => (/^[0-9]+u$/.test(x) ? `${x.slice(0, -1)}i` : e.bind(`i32(${x})`));
   const fused = stores.some((st) => st.epilogue !== undefined);
@@ -311,11 +422,20 @@ function vec4Matmul(root: Node, e: Emitter, stores: readonly Store[], d: Vec4Des
   for (const i of range(tm)) {
     const crows = origins.map((o) => bind(sum(o, rowOffset(i), group0)));
     for (const g of range(groups)) {
-      const guard = [rowClamp ? `${row0} + ${i}u < ${m}u` : '', colClamp ? `${group0} + ${g}u < ${n / 4}u` : ''].filter((x) => x !== '');
+      const guard = [
+        rowClamp ? `${row0} + ${i}u < ${m}u` : '',
+        colClamp ? `${group0} + ${g}u < ${n / 4}u` : '',
+      ].filter((x) => x !== '');
       guarded(e, guard, () =>
         stores.forEach(({ at, epilogue }, s) => {
           const value =
-            epilogue === undefined ? result(i, g) : `vec4<f32>(${range(4).map((q) => epilogue(element(i, 4 * g + q), [...batchI, rows[i], cols[4 * g + q]])).join(', ')})`;
+            epilogue === undefined
+              ? result(i, g)
+              : `vec4<f32>(${range(4)
+                  .map((q) =>
+                    epilogue(element(i, 4 * g + q), [...batchI, rows[i], cols[4 * g + q]]),
+                  )
+                  .join(', ')})`;
           e.line(`${at.name}[${sum(crows[s], `${g}u`)}] = ${value};`);
         }),
       );

@@ -12,7 +12,13 @@ export interface KernelSource {
 export type Declare = (vec4: ReadonlySet<string>) => string[];
 
 /** The kernel module: helpers it calls, bindings, and a main over `invocations` flat ids. */
-export function assemble(decls: readonly string[], lines: readonly string[], invocations: number, workgroupSize: number, valueType = 'f32'): KernelSource {
+export function assemble(
+  decls: readonly string[],
+  lines: readonly string[],
+  invocations: number,
+  workgroupSize: number,
+  valueType = 'f32',
+): KernelSource {
   const body = lines.map((l) => `  ${l}`).join('\n');
   const code = `${decls.join('\n')}
 
@@ -31,7 +37,7 @@ export function withHelpers(code: string, valueType: string): string {
   const used = new Set<string>();
   const helpers = [...PRELUDE, ...SCALAR_TWINS];
   let text = code;
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const h of helpers) {
       if (!used.has(h.name) && text.includes(`${h.name}(`)) {
@@ -41,5 +47,7 @@ export function withHelpers(code: string, valueType: string): string {
       }
     }
   }
-  return [...helpers.filter((h) => used.has(h.name)).map((h) => h.code(valueType)), code].join('\n');
+  return [...helpers.filter((h) => used.has(h.name)).map((h) => h.code(valueType)), code].join(
+    '\n',
+  );
 }

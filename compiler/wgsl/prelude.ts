@@ -50,5 +50,8 @@ export const SCALAR_TWINS: readonly Helper[] = PRELUDE.filter((h) => h.generic).
 
 /** `expr` with its generic helper calls turned into their f32 twins' (an expression over scalars in a vector kernel). */
 export function scalarHelperCalls(expr: string): string {
-  return PRELUDE.filter((h) => h.generic).reduce((text, h) => text.replaceAll(`${h.name}(`, `${h.name}_s(`), expr);
+  return PRELUDE.filter((h) => h.generic).reduce(
+    (text, h) => text.replaceAll(`${h.name}(`, `${h.name}_s(`),
+    expr,
+  );
 }

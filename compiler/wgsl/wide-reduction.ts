@@ -18,7 +18,13 @@ export function isWideReduction(plan: KernelPlan): boolean {
  * the reduced elements (the producer expression inlined), then the workgroup combines the lanes
  * by halving in workgroup memory. Without it, summing a million elements is one thread's loop.
  */
-export function generateWideReduction(plan: KernelPlan, e: Emitter, out: Location, declare: Declare, workgroupSize: number): KernelSource {
+export function generateWideReduction(
+  plan: KernelPlan,
+  e: Emitter,
+  out: Location,
+  declare: Declare,
+  workgroupSize: number,
+): KernelSource {
   const root = plan.roots[0] as Node<'reduceSum'>;
   const rule = ruleOf(root) as ReduceRule;
   const { axes } = root.attrs;
@@ -30,7 +36,9 @@ export function generateWideReduction(plan: KernelPlan, e: Emitter, out: Locatio
   const body = e.block(() => {
     const r = unravel(e, 'r', reduced);
     let k = 0;
-    const inIndex = input.shape.map((_, i) => (axes.includes(i) ? r[axes.indexOf(i)] : outIndex[k++]));
+    const inIndex = input.shape.map((_, i) =>
+      axes.includes(i) ? r[axes.indexOf(i)] : outIndex[k++],
+    );
     e.line(`acc = ${rule.combine('acc', e.value(input, inIndex))};`);
   });
   e.line(`for (var r = i32(lane); r < ${shapeSize(reduced)}i; r += ${lanes}i) {`);
@@ -44,7 +52,10 @@ export function generateWideReduction(plan: KernelPlan, e: Emitter, out: Locatio
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32, @builtin(num_workgroups) groups: vec3<u32>) {
   let flat = i32(wid.x + wid.y * groups.x);
   if (flat >= ${outputs}i) { return; }
-${e.lines().map((l) => `  ${l}`).join('\n')}
+${e
+  .lines()
+  .map((l) => `  ${l}`)
+  .join('\n')}
   partial[lane] = acc;
   workgroupBarrier();
   for (var s = ${lanes / 2}u; s > 0u; s = s / 2u) {

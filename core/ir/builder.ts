@@ -9,7 +9,11 @@ import { shapesEqual, type Shape } from './shape.js';
  * A few exact local rewrites keep derivative graphs small (x*1, x+0, identity movements);
  * the real simplifier is a compiler pass.
  */
-export function emit<P extends Primitive>(op: P, inputs: readonly Node[], attrs: PrimitiveAttrs[P]): Node<P> {
+export function emit<P extends Primitive>(
+  op: P,
+  inputs: readonly Node[],
+  attrs: PrimitiveAttrs[P],
+): Node<P> {
   const rule = opTable[op];
   const { shape, dtype } = rule.infer(inputs, attrs);
   return intern(op, inputs, attrs, shape, dtype);
@@ -38,8 +42,10 @@ export const builder = {
   fill,
   fillLike: (value: number, like: Node): Node => fill(value, like.shape, like.dtype),
   zerosLike: (like: Node): Node => fill(0, like.shape, like.dtype),
-  input: (name: string, shape: Shape, dtype: DType): Node => emit('input', [], { name, shape: [...shape], dtype }),
-  iota: (shape: Shape, axis: number, dtype: DType = 'i32'): Node => emit('iota', [], { shape: [...shape], axis, dtype }),
+  input: (name: string, shape: Shape, dtype: DType): Node =>
+    emit('input', [], { name, shape: [...shape], dtype }),
+  iota: (shape: Shape, axis: number, dtype: DType = 'i32'): Node =>
+    emit('iota', [], { shape: [...shape], axis, dtype }),
 
   neg: (x: Node): Node => (x.op === 'neg' ? x.inputs[0] : emit('neg', [x], E)),
   exp: (x: Node): Node => emit('exp', [x], E),
@@ -57,11 +63,21 @@ export const builder = {
   stopGradient: (x: Node): Node => emit('stopGradient', [x], E),
 
   add: (a: Node, b: Node): Node =>
-    sameType(a, b) && splatValue(b) === 0 ? a : sameType(a, b) && splatValue(a) === 0 ? b : emit('add', [a, b], E),
-  sub: (a: Node, b: Node): Node => (sameType(a, b) && splatValue(b) === 0 ? a : emit('sub', [a, b], E)),
+    sameType(a, b) && splatValue(b) === 0
+      ? a
+      : sameType(a, b) && splatValue(a) === 0
+        ? b
+        : emit('add', [a, b], E),
+  sub: (a: Node, b: Node): Node =>
+    sameType(a, b) && splatValue(b) === 0 ? a : emit('sub', [a, b], E),
   mul: (a: Node, b: Node): Node =>
-    sameType(a, b) && splatValue(b) === 1 ? a : sameType(a, b) && splatValue(a) === 1 ? b : emit('mul', [a, b], E),
-  div: (a: Node, b: Node): Node => (sameType(a, b) && splatValue(b) === 1 ? a : emit('div', [a, b], E)),
+    sameType(a, b) && splatValue(b) === 1
+      ? a
+      : sameType(a, b) && splatValue(a) === 1
+        ? b
+        : emit('mul', [a, b], E),
+  div: (a: Node, b: Node): Node =>
+    sameType(a, b) && splatValue(b) === 1 ? a : emit('div', [a, b], E),
   pow: (a: Node, b: Node): Node => emit('pow', [a, b], E),
   max: (a: Node, b: Node): Node => emit('max', [a, b], E),
   min: (a: Node, b: Node): Node => emit('min', [a, b], E),
@@ -80,29 +96,46 @@ export const builder = {
   /** `x * c` for a number c, as a splat constant of x's shape. */
   scale: (x: Node, c: number): Node => builder.mul(x, fill(c, x.shape, x.dtype)),
 
-  reshape: (x: Node, shape: Shape): Node => (shapesEqual(x.shape, shape) ? x : emit('reshape', [x], { shape: [...shape] })),
+  reshape: (x: Node, shape: Shape): Node =>
+    shapesEqual(x.shape, shape) ? x : emit('reshape', [x], { shape: [...shape] }),
   permute: (x: Node, perm: readonly number[]): Node => {
     if (perm.every((p, i) => p === i)) return x;
     // A permutation of a permutation is one permutation (transposing twice is nothing).
     if (x.op === 'permute') {
       const inner = (x.attrs as PrimitiveAttrs['permute']).perm;
-      return builder.permute(x.inputs[0], perm.map((p) => inner[p]));
+      return builder.permute(
+        x.inputs[0],
+        perm.map((p) => inner[p]),
+      );
     }
     // (a·b)ᵀ = bᵀ·aᵀ: the product comes out in the layout wanted (a weight gradient in the
     // weight's layout), and the operands' transposes are free index arithmetic in the matmul.
     const r = perm.length;
-    if (x.op === 'matmul' && r >= 2 && perm[r - 2] === r - 1 && perm[r - 1] === r - 2 && perm.slice(0, r - 2).every((p, i) => p === i)) {
+    if (
+      x.op === 'matmul' &&
+      r >= 2 &&
+      perm[r - 2] === r - 1 &&
+      perm[r - 1] === r - 2 &&
+      perm.slice(0, r - 2).every((p, i) => p === i)
+    ) {
       return builder.matmul(builder.transposeLast(x.inputs[1]), builder.transposeLast(x.inputs[0]));
     }
     return emit('permute', [x], { perm: [...perm] });
   },
-  broadcast: (x: Node, shape: Shape): Node => (shapesEqual(x.shape, shape) ? x : emit('broadcast', [x], { shape: [...shape] })),
+  broadcast: (x: Node, shape: Shape): Node =>
+    shapesEqual(x.shape, shape) ? x : emit('broadcast', [x], { shape: [...shape] }),
   slice: (x: Node, starts: readonly number[], ends: readonly number[]): Node =>
-    starts.every((s) => s === 0) && shapesEqual(ends, x.shape) ? x : emit('slice', [x], { starts: [...starts], ends: [...ends] }),
+    starts.every((s) => s === 0) && shapesEqual(ends, x.shape)
+      ? x
+      : emit('slice', [x], { starts: [...starts], ends: [...ends] }),
   pad: (x: Node, lo: readonly number[], hi: readonly number[]): Node =>
-    lo.every((p) => p === 0) && hi.every((p) => p === 0) ? x : emit('pad', [x], { lo: [...lo], hi: [...hi] }),
-  reduceSum: (x: Node, axes: readonly number[]): Node => (axes.length === 0 ? x : emit('reduceSum', [x], { axes: [...axes] })),
-  reduceMax: (x: Node, axes: readonly number[]): Node => (axes.length === 0 ? x : emit('reduceMax', [x], { axes: [...axes] })),
+    lo.every((p) => p === 0) && hi.every((p) => p === 0)
+      ? x
+      : emit('pad', [x], { lo: [...lo], hi: [...hi] }),
+  reduceSum: (x: Node, axes: readonly number[]): Node =>
+    axes.length === 0 ? x : emit('reduceSum', [x], { axes: [...axes] }),
+  reduceMax: (x: Node, axes: readonly number[]): Node =>
+    axes.length === 0 ? x : emit('reduceMax', [x], { axes: [...axes] }),
   matmul: (a: Node, b: Node): Node => emit('matmul', [a, b], E),
 
   /** Swaps the last two axes. */
@@ -113,7 +146,8 @@ export const builder = {
     return builder.permute(x, perm);
   },
   /** `shape` with the reduced `axes` kept as size 1 (for broadcasting a reduction back). */
-  keptShape: (shape: Shape, axes: readonly number[]): number[] => shape.map((d, i) => (axes.includes(i) ? 1 : d)),
+  keptShape: (shape: Shape, axes: readonly number[]): number[] =>
+    shape.map((d, i) => (axes.includes(i) ? 1 : d)),
 };
 
 export type Builder = typeof builder;

@@ -54,7 +54,9 @@ export function intern<P extends Primitive>(
 }
 
 function attrsKey(attrs: object): string {
-  return JSON.stringify(attrs, (_k, v: unknown) => (v instanceof Float64Array ? `f64#${v.length}:${hashData(v)}` : v));
+  return JSON.stringify(attrs, (_k, v: unknown) =>
+    v instanceof Float64Array ? `f64#${v.length}:${hashData(v)}` : v,
+  );
 }
 
 // FNV-1a over the bytes: large constants get a short key; `sameData` settles collisions.

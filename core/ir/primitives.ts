@@ -8,19 +8,46 @@ import type { Shape } from './shape.js';
 export interface PrimitiveAttrs {
   // leaves
   input: { name: string; shape: Shape; dtype: DType };
-  constant: { shape: Shape; dtype: DType; value: number } | { shape: Shape; dtype: DType; data: Float64Array };
+  constant:
+    | { shape: Shape; dtype: DType; value: number }
+    | { shape: Shape; dtype: DType; data: Float64Array };
   iota: { shape: Shape; axis: number; dtype: DType };
   // unary elementwise
-  neg: Empty; exp: Empty; log: Empty; sqrt: Empty; rsqrt: Empty; recip: Empty;
-  sin: Empty; cos: Empty; tanh: Empty; abs: Empty; sign: Empty; floor: Empty;
+  neg: Empty;
+  exp: Empty;
+  log: Empty;
+  sqrt: Empty;
+  rsqrt: Empty;
+  recip: Empty;
+  sin: Empty;
+  cos: Empty;
+  tanh: Empty;
+  abs: Empty;
+  sign: Empty;
+  floor: Empty;
   cast: { dtype: DType };
   /** Identity whose derivative is zero (JAX's stop_gradient, PyTorch's detach). */
   stopGradient: Empty;
   // binary elementwise (operands of equal shape and dtype; the DSL broadcasts)
-  add: Empty; sub: Empty; mul: Empty; div: Empty; pow: Empty; max: Empty; min: Empty;
-  lt: Empty; le: Empty; gt: Empty; ge: Empty; eq: Empty; ne: Empty;
+  add: Empty;
+  sub: Empty;
+  mul: Empty;
+  div: Empty;
+  pow: Empty;
+  max: Empty;
+  min: Empty;
+  lt: Empty;
+  le: Empty;
+  gt: Empty;
+  ge: Empty;
+  eq: Empty;
+  ne: Empty;
   // bitwise, on i32's 32-bit pattern (shift amounts modulo 32; shiftRight is logical)
-  bitAnd: Empty; bitOr: Empty; bitXor: Empty; shiftLeft: Empty; shiftRight: Empty;
+  bitAnd: Empty;
+  bitOr: Empty;
+  bitXor: Empty;
+  shiftLeft: Empty;
+  shiftRight: Empty;
   // selection
   select: Empty;
   // movement

@@ -54,7 +54,10 @@ export function checkShape(op: string, shape: Shape): void {
 /** Normalizes a possibly negative axis against `rank`. */
 export function normalizeAxis(op: string, axis: number, rank: number): number {
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
-    throw new GrngError(op, `axis ${axis} is out of range for a tensor of rank ${rank}; use an axis in [${-rank}, ${rank - 1}]`);
+    throw new GrngError(
+      op,
+      `axis ${axis} is out of range for a tensor of rank ${rank}; use an axis in [${-rank}, ${rank - 1}]`,
+    );
   }
   return axis < 0 ? axis + rank : axis;
 }

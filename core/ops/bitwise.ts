@@ -13,7 +13,11 @@ type Primitive = import('../ir/primitives.js').Primitive;
  * WGSL masks the amount with `& 31u` explicitly. A constant u32 `<<` may also not shift out a 1
  * bit, hence the left shift clears those bits first: `(a & (0xffffffff >> s)) << s` is `a << s`.
  */
-function integerBinary<P extends Primitive>(op: P, f: (a: number, b: number) => number, wgsl: (a: string, b: string) => string): OpRule<P> {
+function integerBinary<P extends Primitive>(
+  op: P,
+  f: (a: number, b: number) => number,
+  wgsl: (a: string, b: string) => string,
+): OpRule<P> {
   return {
     wgsl: { kind: 'expr', expr: ([a, b]) => wgsl(a, b) },
     infer(inputs) {
@@ -37,14 +41,34 @@ function integerBinary<P extends Primitive>(op: P, f: (a: number, b: number) => 
 const amount = (b: string): string => `(bitcast<u32>(${b}) & 31u)`;
 
 export const bitwiseRules: RuleTable<'bitAnd' | 'bitOr' | 'bitXor' | 'shiftLeft' | 'shiftRight'> = {
-  bitAnd: integerBinary('bitAnd', (a, b) => a & b, (a, b) => `(${a} & ${b})`),
-  bitOr: integerBinary('bitOr', (a, b) => a | b, (a, b) => `(${a} | ${b})`),
-  bitXor: integerBinary('bitXor', (a, b) => a ^ b, (a, b) => `(${a} ^ ${b})`),
+  bitAnd: integerBinary(
+    'bitAnd',
+    (a, b) => a & b,
+    (a, b) => `(${a} & ${b})`,
+  ),
+  bitOr: integerBinary(
+    'bitOr',
+    (a, b) => a | b,
+    (a, b) => `(${a} | ${b})`,
+  ),
+  bitXor: integerBinary(
+    'bitXor',
+    (a, b) => a ^ b,
+    (a, b) => `(${a} ^ ${b})`,
+  ),
   // JS's << and >>> use the amount modulo 32 (negative amounts too: −1 is 31), as the WGSL mask does.
-  shiftLeft: integerBinary('shiftLeft', (a, b) => a << b, (a, b) => {
-    const s = amount(b);
-    return `bitcast<i32>((bitcast<u32>(${a}) & (0xffffffffu >> ${s})) << ${s})`;
-  }),
+  shiftLeft: integerBinary(
+    'shiftLeft',
+    (a, b) => a << b,
+    (a, b) => {
+      const s = amount(b);
+      return `bitcast<i32>((bitcast<u32>(${a}) & (0xffffffffu >> ${s})) << ${s})`;
+    },
+  ),
   /** Logical: zeros shift in at the top (`>>>`), then the pattern is read back as i32. */
-  shiftRight: integerBinary('shiftRight', (a, b) => (a >>> b) | 0, (a, b) => `bitcast<i32>(bitcast<u32>(${a}) >> ${amount(b)})`),
+  shiftRight: integerBinary(
+    'shiftRight',
+    (a, b) => (a >>> b) | 0,
+    (a, b) => `bitcast<i32>(bitcast<u32>(${a}) >> ${amount(b)})`,
+  ),
 };

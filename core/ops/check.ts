@@ -8,7 +8,12 @@ export function expectArity(op: string, inputs: readonly Node[], n: number): voi
   if (inputs.length !== n) throw new GrngError(op, `expects ${n} operand(s), got ${inputs.length}`);
 }
 
-export function expectDType(op: string, x: Node, allowed: readonly DType[], which = 'operand'): void {
+export function expectDType(
+  op: string,
+  x: Node,
+  allowed: readonly DType[],
+  which = 'operand',
+): void {
   if (!allowed.includes(x.dtype)) {
     throw new GrngError(
       op,
@@ -19,12 +24,18 @@ export function expectDType(op: string, x: Node, allowed: readonly DType[], whic
 
 export function expectSameShape(op: string, a: Node, b: Node): void {
   if (!shapesEqual(a.shape, b.shape)) {
-    throw new GrngError(op, `operands have shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)}; the IR needs equal shapes (broadcast first)`);
+    throw new GrngError(
+      op,
+      `operands have shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)}; the IR needs equal shapes (broadcast first)`,
+    );
   }
 }
 
 export function expectSameDType(op: string, a: Node, b: Node): void {
   if (a.dtype !== b.dtype) {
-    throw new GrngError(op, `operands have dtypes ${a.dtype} and ${b.dtype} (shapes ${fmtShape(a.shape)}, ${fmtShape(b.shape)}); cast one of them`);
+    throw new GrngError(
+      op,
+      `operands have dtypes ${a.dtype} and ${b.dtype} (shapes ${fmtShape(a.shape)}, ${fmtShape(b.shape)}); cast one of them`,
+    );
   }
 }

@@ -121,34 +121,135 @@ function convertWgsl(a: string, from: DType, to: DType): string {
 
 // Weight of the first operand of max/min in the derivative: 1 where it wins, ½ on ties (as JAX).
 function winnerWeight(b: Builder, wins: Node, x: Node, y: Node): Node {
-  return b.select(wins, b.fillLike(1, x), b.select(b.eq(x, y), b.fillLike(0.5, x), b.fillLike(0, x)));
+  return b.select(
+    wins,
+    b.fillLike(1, x),
+    b.select(b.eq(x, y), b.fillLike(0.5, x), b.fillLike(0, x)),
+  );
 }
 
 export const elementwiseRules: RuleTable<
-  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'recip' | 'sin' | 'cos' | 'tanh' | 'abs' | 'sign' | 'floor'
-  | 'cast' | 'stopGradient'
-  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min'
-  | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne' | 'select'
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'recip'
+  | 'sin'
+  | 'cos'
+  | 'tanh'
+  | 'abs'
+  | 'sign'
+  | 'floor'
+  | 'cast'
+  | 'stopGradient'
+  | 'add'
+  | 'sub'
+  | 'mul'
+  | 'div'
+  | 'pow'
+  | 'max'
+  | 'min'
+  | 'lt'
+  | 'le'
+  | 'gt'
+  | 'ge'
+  | 'eq'
+  | 'ne'
+  | 'select'
 > = {
-  neg: unary('neg', NUMERIC, (x, t) => (t === 'i32' ? i32(-x) : -x), (b, x) => b.fillLike(-1, x), (a) => `(-${a})`),
-  exp: unary('exp', FLOAT, Math.exp, (_b, _x, y) => y, (a) => `exp(${a})`),
-  log: unary('log', FLOAT, Math.log, (b, x) => b.recip(x), (a) => `log(${a})`),
-  sqrt: unary('sqrt', FLOAT, Math.sqrt, (b, _x, y) => b.div(b.fillLike(0.5, y), y), (a) => `sqrt(${a})`),
+  neg: unary(
+    'neg',
+    NUMERIC,
+    (x, t) => (t === 'i32' ? i32(-x) : -x),
+    (b, x) => b.fillLike(-1, x),
+    (a) => `(-${a})`,
+  ),
+  exp: unary(
+    'exp',
+    FLOAT,
+    Math.exp,
+    (_b, _x, y) => y,
+    (a) => `exp(${a})`,
+  ),
+  log: unary(
+    'log',
+    FLOAT,
+    Math.log,
+    (b, x) => b.recip(x),
+    (a) => `log(${a})`,
+  ),
+  sqrt: unary(
+    'sqrt',
+    FLOAT,
+    Math.sqrt,
+    (b, _x, y) => b.div(b.fillLike(0.5, y), y),
+    (a) => `sqrt(${a})`,
+  ),
   // d/dx x^(-1/2) = -½ x^(-3/2) = -½ · y / x
-  rsqrt: unary('rsqrt', FLOAT, (x) => 1 / Math.sqrt(x), (b, x, y) => b.scale(b.div(y, x), -0.5), (a) => `inverseSqrt(${a})`),
-  recip: unary('recip', FLOAT, (x) => 1 / x, (b, _x, y) => b.neg(b.mul(y, y)), (a) => `(1.0f / ${a})`),
-  sin: unary('sin', FLOAT, Math.sin, (b, x) => b.cos(x), (a) => `sin(${a})`),
-  cos: unary('cos', FLOAT, Math.cos, (b, x) => b.neg(b.sin(x)), (a) => `cos(${a})`),
-  tanh: unary('tanh', FLOAT, Math.tanh, (b, _x, y) => b.sub(b.fillLike(1, y), b.mul(y, y)), (a) => `grng_tanh(${a})`),
-  abs: unary('abs', NUMERIC, (x, t) => (t === 'i32' ? i32(Math.abs(x)) : Math.abs(x)), (b, x) => b.sign(x), (a) => `abs(${a})`),
-  sign: unary('sign', NUMERIC, (x) => (Number.isNaN(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0), null, (a) => `sign(${a})`),
+  rsqrt: unary(
+    'rsqrt',
+    FLOAT,
+    (x) => 1 / Math.sqrt(x),
+    (b, x, y) => b.scale(b.div(y, x), -0.5),
+    (a) => `inverseSqrt(${a})`,
+  ),
+  recip: unary(
+    'recip',
+    FLOAT,
+    (x) => 1 / x,
+    (b, _x, y) => b.neg(b.mul(y, y)),
+    (a) => `(1.0f / ${a})`,
+  ),
+  sin: unary(
+    'sin',
+    FLOAT,
+    Math.sin,
+    (b, x) => b.cos(x),
+    (a) => `sin(${a})`,
+  ),
+  cos: unary(
+    'cos',
+    FLOAT,
+    Math.cos,
+    (b, x) => b.neg(b.sin(x)),
+    (a) => `cos(${a})`,
+  ),
+  tanh: unary(
+    'tanh',
+    FLOAT,
+    Math.tanh,
+    (b, _x, y) => b.sub(b.fillLike(1, y), b.mul(y, y)),
+    (a) => `grng_tanh(${a})`,
+  ),
+  abs: unary(
+    'abs',
+    NUMERIC,
+    (x, t) => (t === 'i32' ? i32(Math.abs(x)) : Math.abs(x)),
+    (b, x) => b.sign(x),
+    (a) => `abs(${a})`,
+  ),
+  sign: unary(
+    'sign',
+    NUMERIC,
+    (x) => (Number.isNaN(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0),
+    null,
+    (a) => `sign(${a})`,
+  ),
   floor: unary('floor', FLOAT, Math.floor, null, (a) => `floor(${a})`),
-  stopGradient: unary('stopGradient', ANY, (x) => x, null, (a) => a),
+  stopGradient: unary(
+    'stopGradient',
+    ANY,
+    (x) => x,
+    null,
+    (a) => a,
+  ),
   cast: {
     wgsl: { kind: 'expr', expr: ([a], node) => convertWgsl(a, node.inputs[0].dtype, node.dtype) },
     infer(inputs, { dtype }) {
       expectArity('cast', inputs, 1);
-      if (!DTYPES.includes(dtype)) throw new GrngError('cast', `unknown target dtype ${String(dtype)}; use f32, i32 or bool`);
+      if (!DTYPES.includes(dtype))
+        throw new GrngError('cast', `unknown target dtype ${String(dtype)}; use f32, i32 or bool`);
       return { shape: inputs[0].shape, dtype };
     },
     interpret({ node, inputs: [x], round }) {
@@ -161,30 +262,121 @@ export const elementwiseRules: RuleTable<
     jvp: (_b, node, [t]) => (node.dtype === 'f32' && node.inputs[0].dtype === 'f32' ? t : null),
   },
 
-  add: binary('add', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a + c) : a + c), (b, x) => [b.fillLike(1, x), b.fillLike(1, x)], (a, c) => `(${a} + ${c})`),
-  sub: binary('sub', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? i32(a - c) : a - c), (b, x) => [b.fillLike(1, x), b.fillLike(-1, x)], (a, c) => `(${a} - ${c})`),
-  mul: binary('mul', NUMERIC, 'same', (a, c, t) => (t === 'i32' ? Math.imul(a, c) : a * c), (_b, x, y) => [y, x], (a, c) => `(${a} * ${c})`),
+  add: binary(
+    'add',
+    NUMERIC,
+    'same',
+    (a, c, t) => (t === 'i32' ? i32(a + c) : a + c),
+    (b, x) => [b.fillLike(1, x), b.fillLike(1, x)],
+    (a, c) => `(${a} + ${c})`,
+  ),
+  sub: binary(
+    'sub',
+    NUMERIC,
+    'same',
+    (a, c, t) => (t === 'i32' ? i32(a - c) : a - c),
+    (b, x) => [b.fillLike(1, x), b.fillLike(-1, x)],
+    (a, c) => `(${a} - ${c})`,
+  ),
+  mul: binary(
+    'mul',
+    NUMERIC,
+    'same',
+    (a, c, t) => (t === 'i32' ? Math.imul(a, c) : a * c),
+    (_b, x, y) => [y, x],
+    (a, c) => `(${a} * ${c})`,
+  ),
   // WGSL rejects an i32 division by a literal 0i (even of a runtime value); its value is e1, as at run time.
-  div: binary('div', NUMERIC, 'same', divide, (b, _x, y, out) => [b.recip(y), b.neg(b.div(out, y))], (a, c) => (c === '0i' ? a : `(${a} / ${c})`)),
+  div: binary(
+    'div',
+    NUMERIC,
+    'same',
+    divide,
+    (b, _x, y, out) => [b.recip(y), b.neg(b.div(out, y))],
+    (a, c) => (c === '0i' ? a : `(${a} / ${c})`),
+  ),
   // ∂/∂a = b·a^(b−1); ∂/∂b = log(a)·a^b, with log taken of 1 where a ≤ 0 so the unused branch stays finite.
-  pow: binary('pow', FLOAT, 'same', Math.pow, (b, x, y, out) => [
-    b.mul(y, b.pow(x, b.sub(y, b.fillLike(1, y)))),
-    b.mul(b.log(b.select(b.gt(x, b.fillLike(0, x)), x, b.fillLike(1, x))), out),
-  ], (a, c) => `grng_pow(${a}, ${c})`),
-  max: binary('max', NUMERIC, 'same', (a, c) => (Number.isNaN(a) || Number.isNaN(c) ? NaN : Math.max(a, c)), (b, x, y) => {
-    const w = winnerWeight(b, b.gt(x, y), x, y);
-    return [w, b.sub(b.fillLike(1, w), w)];
-  }, (a, c) => `max(${a}, ${c})`),
-  min: binary('min', NUMERIC, 'same', (a, c) => (Number.isNaN(a) || Number.isNaN(c) ? NaN : Math.min(a, c)), (b, x, y) => {
-    const w = winnerWeight(b, b.lt(x, y), x, y);
-    return [w, b.sub(b.fillLike(1, w), w)];
-  }, (a, c) => `min(${a}, ${c})`),
-  lt: binary('lt', NUMERIC, 'bool', (a, c) => (a < c ? 1 : 0), null, (a, c) => `(${a} < ${c})`),
-  le: binary('le', NUMERIC, 'bool', (a, c) => (a <= c ? 1 : 0), null, (a, c) => `(${a} <= ${c})`),
-  gt: binary('gt', NUMERIC, 'bool', (a, c) => (a > c ? 1 : 0), null, (a, c) => `(${a} > ${c})`),
-  ge: binary('ge', NUMERIC, 'bool', (a, c) => (a >= c ? 1 : 0), null, (a, c) => `(${a} >= ${c})`),
-  eq: binary('eq', ANY, 'bool', (a, c) => (a === c ? 1 : 0), null, (a, c) => `(${a} == ${c})`),
-  ne: binary('ne', ANY, 'bool', (a, c) => (a !== c ? 1 : 0), null, (a, c) => `(${a} != ${c})`),
+  pow: binary(
+    'pow',
+    FLOAT,
+    'same',
+    Math.pow,
+    (b, x, y, out) => [
+      b.mul(y, b.pow(x, b.sub(y, b.fillLike(1, y)))),
+      b.mul(b.log(b.select(b.gt(x, b.fillLike(0, x)), x, b.fillLike(1, x))), out),
+    ],
+    (a, c) => `grng_pow(${a}, ${c})`,
+  ),
+  max: binary(
+    'max',
+    NUMERIC,
+    'same',
+    (a, c) => (Number.isNaN(a) || Number.isNaN(c) ? NaN : Math.max(a, c)),
+    (b, x, y) => {
+      const w = winnerWeight(b, b.gt(x, y), x, y);
+      return [w, b.sub(b.fillLike(1, w), w)];
+    },
+    (a, c) => `max(${a}, ${c})`,
+  ),
+  min: binary(
+    'min',
+    NUMERIC,
+    'same',
+    (a, c) => (Number.isNaN(a) || Number.isNaN(c) ? NaN : Math.min(a, c)),
+    (b, x, y) => {
+      const w = winnerWeight(b, b.lt(x, y), x, y);
+      return [w, b.sub(b.fillLike(1, w), w)];
+    },
+    (a, c) => `min(${a}, ${c})`,
+  ),
+  lt: binary(
+    'lt',
+    NUMERIC,
+    'bool',
+    (a, c) => (a < c ? 1 : 0),
+    null,
+    (a, c) => `(${a} < ${c})`,
+  ),
+  le: binary(
+    'le',
+    NUMERIC,
+    'bool',
+    (a, c) => (a <= c ? 1 : 0),
+    null,
+    (a, c) => `(${a} <= ${c})`,
+  ),
+  gt: binary(
+    'gt',
+    NUMERIC,
+    'bool',
+    (a, c) => (a > c ? 1 : 0),
+    null,
+    (a, c) => `(${a} > ${c})`,
+  ),
+  ge: binary(
+    'ge',
+    NUMERIC,
+    'bool',
+    (a, c) => (a >= c ? 1 : 0),
+    null,
+    (a, c) => `(${a} >= ${c})`,
+  ),
+  eq: binary(
+    'eq',
+    ANY,
+    'bool',
+    (a, c) => (a === c ? 1 : 0),
+    null,
+    (a, c) => `(${a} == ${c})`,
+  ),
+  ne: binary(
+    'ne',
+    ANY,
+    'bool',
+    (a, c) => (a !== c ? 1 : 0),
+    null,
+    (a, c) => `(${a} != ${c})`,
+  ),
 
   select: {
     wgsl: { kind: 'expr', expr: ([c, a, b]) => `select(${b}, ${a}, ${c})` },

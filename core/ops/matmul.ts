@@ -15,7 +15,10 @@ export const matmulRules: RuleTable<'matmul'> = {
       const ra = a.shape.length;
       const rb = b.shape.length;
       if (ra < 2 || ra !== rb || !shapesEqual(a.shape.slice(0, -2), b.shape.slice(0, -2))) {
-        throw new GrngError('matmul', `operands ${fmtShape(a.shape)} and ${fmtShape(b.shape)} must both be [...batch, m, k] and [...batch, k, n] with equal batch axes`);
+        throw new GrngError(
+          'matmul',
+          `operands ${fmtShape(a.shape)} and ${fmtShape(b.shape)} must both be [...batch, m, k] and [...batch, k, n] with equal batch axes`,
+        );
       }
       if (a.shape[ra - 1] !== b.shape[rb - 2]) {
         throw new GrngError(

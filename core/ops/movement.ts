@@ -14,13 +14,17 @@ function gather(x: Float64Array, offsets: Int32Array): Float64Array {
 
 function expectPerAxis(op: string, x: Node, name: string, values: readonly number[]): void {
   if (values.length !== x.shape.length || !values.every(Number.isInteger)) {
-    throw new GrngError(op, `${name} must give one integer per axis of the operand ${fmtShape(x.shape)}, got [${values.join(', ')}]`);
+    throw new GrngError(
+      op,
+      `${name} must give one integer per axis of the operand ${fmtShape(x.shape)}, got [${values.join(', ')}]`,
+    );
   }
 }
 
 /** Movement ops are linear, so their JVP is the op itself applied to the tangent. */
 function linearJvp(apply: (b: Builder, t: Node, node: Node) => Node) {
-  return (b: Builder, node: Node, [t]: readonly (Node | null)[]): Node | null => (t === null ? null : apply(b, t, node));
+  return (b: Builder, node: Node, [t]: readonly (Node | null)[]): Node | null =>
+    t === null ? null : apply(b, t, node);
 }
 
 export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'slice' | 'pad'> = {
@@ -31,8 +35,11 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
       operandIndex(index, node) {
         const outStrides = stridesOf(node.shape);
         const inShape = node.inputs[0].shape;
-        const terms = index.flatMap((e, i) => (node.shape[i] === 1 ? [] : [outStrides[i] === 1 ? e : `${e} * ${outStrides[i]}i`]));
-        const flat = terms.length === 0 ? '0i' : terms.length === 1 ? terms[0] : `(${terms.join(' + ')})`;
+        const terms = index.flatMap((e, i) =>
+          node.shape[i] === 1 ? [] : [outStrides[i] === 1 ? e : `${e} * ${outStrides[i]}i`],
+        );
+        const flat =
+          terms.length === 0 ? '0i' : terms.length === 1 ? terms[0] : `(${terms.join(' + ')})`;
         const inStrides = stridesOf(inShape);
         const size = shapeSize(inShape);
         return {
@@ -73,13 +80,22 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
       const rank = inputs[0].shape.length;
       const sorted = [...perm].sort((p, q) => p - q);
       if (perm.length !== rank || !sorted.every((p, i) => p === i)) {
-        throw new GrngError('permute', `perm [${perm.join(', ')}] is not a permutation of the ${rank} axes of ${fmtShape(inputs[0].shape)}`);
+        throw new GrngError(
+          'permute',
+          `perm [${perm.join(', ')}] is not a permutation of the ${rank} axes of ${fmtShape(inputs[0].shape)}`,
+        );
       }
       return { shape: perm.map((p) => inputs[0].shape[p]), dtype: inputs[0].dtype };
     },
     interpret({ node, inputs: [x] }) {
       const inStrides = stridesOf(node.inputs[0].shape);
-      return gather(x, stridedOffsets(node.shape, node.attrs.perm.map((p) => inStrides[p])));
+      return gather(
+        x,
+        stridedOffsets(
+          node.shape,
+          node.attrs.perm.map((p) => inStrides[p]),
+        ),
+      );
     },
     vjp(b, node, ct) {
       const inverse = new Array<number>(node.attrs.perm.length);
@@ -89,13 +105,21 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
     jvp: linearJvp((b, t, node) => b.permute(t, (node as Node<'permute'>).attrs.perm)),
   },
   broadcast: {
-    wgsl: { kind: 'index', operandIndex: (index, node) => ({ index: node.inputs[0].shape.map((d, i) => (d === 1 ? '0i' : index[i])) }) },
+    wgsl: {
+      kind: 'index',
+      operandIndex: (index, node) => ({
+        index: node.inputs[0].shape.map((d, i) => (d === 1 ? '0i' : index[i])),
+      }),
+    },
     infer(inputs, { shape }) {
       expectArity('broadcast', inputs, 1);
       checkShape('broadcast', shape);
       const from = inputs[0].shape;
       if (from.length !== shape.length || !from.every((d, i) => d === shape[i] || d === 1)) {
-        throw new GrngError('broadcast', `cannot broadcast ${fmtShape(from)} to ${fmtShape(shape)}: ranks must match and each axis must be equal or 1`);
+        throw new GrngError(
+          'broadcast',
+          `cannot broadcast ${fmtShape(from)} to ${fmtShape(shape)}: ranks must match and each axis must be equal or 1`,
+        );
       }
       return { shape, dtype: inputs[0].dtype };
     },
@@ -112,7 +136,14 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
     jvp: linearJvp((b, t, node) => b.broadcast(t, node.shape)),
   },
   slice: {
-    wgsl: { kind: 'index', operandIndex: (index, node) => ({ index: index.map((e, i) => (node.attrs.starts[i] === 0 ? e : `(${e} + ${node.attrs.starts[i]}i)`)) }) },
+    wgsl: {
+      kind: 'index',
+      operandIndex: (index, node) => ({
+        index: index.map((e, i) =>
+          node.attrs.starts[i] === 0 ? e : `(${e} + ${node.attrs.starts[i]}i)`,
+        ),
+      }),
+    },
     infer(inputs, { starts, ends }) {
       expectArity('slice', inputs, 1);
       const x = inputs[0];
@@ -120,7 +151,10 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
       expectPerAxis('slice', x, 'ends', ends);
       x.shape.forEach((d, i) => {
         if (!(0 <= starts[i] && starts[i] <= ends[i] && ends[i] <= d)) {
-          throw new GrngError('slice', `axis ${i}: range [${starts[i]}, ${ends[i]}) is not within [0, ${d}] of ${fmtShape(x.shape)}`);
+          throw new GrngError(
+            'slice',
+            `axis ${i}: range [${starts[i]}, ${ends[i]}) is not within [0, ${d}] of ${fmtShape(x.shape)}`,
+          );
         }
       });
       return { shape: x.shape.map((_, i) => ends[i] - starts[i]), dtype: x.dtype };
@@ -132,9 +166,17 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
     },
     vjp(b, node, ct) {
       const from = node.inputs[0].shape;
-      return [b.pad(ct, node.attrs.starts, node.attrs.ends.map((e, i) => from[i] - e))];
+      return [
+        b.pad(
+          ct,
+          node.attrs.starts,
+          node.attrs.ends.map((e, i) => from[i] - e),
+        ),
+      ];
     },
-    jvp: linearJvp((b, t, node) => b.slice(t, (node as Node<'slice'>).attrs.starts, (node as Node<'slice'>).attrs.ends)),
+    jvp: linearJvp((b, t, node) =>
+      b.slice(t, (node as Node<'slice'>).attrs.starts, (node as Node<'slice'>).attrs.ends),
+    ),
   },
   pad: {
     // Reads stay in bounds (clamped); the guard selects zero outside the operand.
@@ -143,9 +185,17 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
       operandIndex(index, node) {
         const { lo } = node.attrs;
         const dims = node.inputs[0].shape;
-        const guards = index.flatMap((e, i) => (lo[i] === 0 && node.attrs.hi[i] === 0 ? [] : [`(${e} >= ${lo[i]}i && ${e} < ${lo[i] + dims[i]}i)`]));
+        const guards = index.flatMap((e, i) =>
+          lo[i] === 0 && node.attrs.hi[i] === 0
+            ? []
+            : [`(${e} >= ${lo[i]}i && ${e} < ${lo[i] + dims[i]}i)`],
+        );
         return {
-          index: index.map((e, i) => (lo[i] === 0 && node.attrs.hi[i] === 0 ? e : `clamp(${e} - ${lo[i]}i, 0i, ${Math.max(dims[i] - 1, 0)}i)`)),
+          index: index.map((e, i) =>
+            lo[i] === 0 && node.attrs.hi[i] === 0
+              ? e
+              : `clamp(${e} - ${lo[i]}i, 0i, ${Math.max(dims[i] - 1, 0)}i)`,
+          ),
           inBounds: guards.length > 0 ? guards.join(' && ') : undefined,
         };
       },
@@ -155,7 +205,11 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
       const x = inputs[0];
       expectPerAxis('pad', x, 'lo', lo);
       expectPerAxis('pad', x, 'hi', hi);
-      if (![...lo, ...hi].every((p) => p >= 0)) throw new GrngError('pad', `padding must be non-negative, got lo [${lo.join(', ')}] hi [${hi.join(', ')}]; use slice to crop`);
+      if (![...lo, ...hi].every((p) => p >= 0))
+        throw new GrngError(
+          'pad',
+          `padding must be non-negative, got lo [${lo.join(', ')}] hi [${hi.join(', ')}]; use slice to crop`,
+        );
       return { shape: x.shape.map((d, i) => lo[i] + d + hi[i]), dtype: x.dtype };
     },
     interpret({ node, inputs: [x] }) {
@@ -168,8 +222,16 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
     },
     vjp(b, node, ct) {
       const { lo } = node.attrs;
-      return [b.slice(ct, lo, node.inputs[0].shape.map((d, i) => lo[i] + d))];
+      return [
+        b.slice(
+          ct,
+          lo,
+          node.inputs[0].shape.map((d, i) => lo[i] + d),
+        ),
+      ];
     },
-    jvp: linearJvp((b, t, node) => b.pad(t, (node as Node<'pad'>).attrs.lo, (node as Node<'pad'>).attrs.hi)),
+    jvp: linearJvp((b, t, node) =>
+      b.pad(t, (node as Node<'pad'>).attrs.lo, (node as Node<'pad'>).attrs.hi),
+    ),
   },
 };

@@ -14,15 +14,25 @@ function inferReduce(op: ReduceOp, inputs: readonly Node[], axes: readonly numbe
   const x = inputs[0];
   expectDType(op, x, ['f32', 'i32']);
   const rank = x.shape.length;
-  const sortedUnique = axes.every((a, i) => Number.isInteger(a) && a >= 0 && a < rank && (i === 0 || a > axes[i - 1]));
+  const sortedUnique = axes.every(
+    (a, i) => Number.isInteger(a) && a >= 0 && a < rank && (i === 0 || a > axes[i - 1]),
+  );
   if (!sortedUnique) {
-    throw new GrngError(op, `axes [${axes.join(', ')}] must be distinct, increasing and within the ${rank} axes of ${fmtShape(x.shape)}`);
+    throw new GrngError(
+      op,
+      `axes [${axes.join(', ')}] must be distinct, increasing and within the ${rank} axes of ${fmtShape(x.shape)}`,
+    );
   }
   return { shape: x.shape.filter((_, i) => !axes.includes(i)), dtype: x.dtype };
 }
 
 /** Scatter-accumulates the input into the reduced output with `combine`, starting from `init`. */
-function reduceInto(node: Node<ReduceOp>, x: Float64Array, init: number, combine: (acc: number, v: number) => number): Float64Array {
+function reduceInto(
+  node: Node<ReduceOp>,
+  x: Float64Array,
+  init: number,
+  combine: (acc: number, v: number) => number,
+): Float64Array {
   const { axes } = node.attrs;
   const inShape = node.inputs[0].shape;
   const outStrides = stridesOf(node.shape);
@@ -48,24 +58,40 @@ function maxWeights(b: Builder, node: Node<'reduceMax'>): Node {
 }
 
 const reduceMax: OpRule<'reduceMax'> = {
-  wgsl: { kind: 'reduce', init: (node) => (node.dtype === 'f32' ? literal(-Infinity, 'f32') : literal(-2147483648, 'i32')), combine: (acc, v) => `max(${acc}, ${v})` },
+  wgsl: {
+    kind: 'reduce',
+    init: (node) =>
+      node.dtype === 'f32' ? literal(-Infinity, 'f32') : literal(-2147483648, 'i32'),
+    combine: (acc, v) => `max(${acc}, ${v})`,
+  },
   infer: (inputs, { axes }) => inferReduce('reduceMax', inputs, axes),
   interpret: ({ node, inputs: [x] }) =>
-    reduceInto(node, x, -Infinity, (acc, v) => (Number.isNaN(acc) || Number.isNaN(v) ? NaN : Math.max(acc, v))),
-  vjp: (b, node, ct) => (node.dtype === 'f32' ? [b.mul(maxWeights(b, node), expand(b, ct, node))] : [null]),
-  jvp: (b, node, [t]) => (t === null || node.dtype !== 'f32' ? null : b.reduceSum(b.mul(t, maxWeights(b, node)), node.attrs.axes)),
+    reduceInto(node, x, -Infinity, (acc, v) =>
+      Number.isNaN(acc) || Number.isNaN(v) ? NaN : Math.max(acc, v),
+    ),
+  vjp: (b, node, ct) =>
+    node.dtype === 'f32' ? [b.mul(maxWeights(b, node), expand(b, ct, node))] : [null],
+  jvp: (b, node, [t]) =>
+    t === null || node.dtype !== 'f32'
+      ? null
+      : b.reduceSum(b.mul(t, maxWeights(b, node)), node.attrs.axes),
 };
 
 export const reduceRules: RuleTable<ReduceOp> = {
   reduceSum: {
-    wgsl: { kind: 'reduce', init: (node) => literal(0, node.dtype), combine: (acc, v) => `(${acc} + ${v})` },
+    wgsl: {
+      kind: 'reduce',
+      init: (node) => literal(0, node.dtype),
+      combine: (acc, v) => `(${acc} + ${v})`,
+    },
     infer: (inputs, { axes }) => inferReduce('reduceSum', inputs, axes),
     interpret: ({ node, inputs: [x], round }) => {
       const r = node.dtype === 'f32' ? round : (v: number) => v | 0;
       return reduceInto(node, x, 0, (acc, v) => r(acc + v));
     },
     vjp: (b, node, ct) => (node.dtype === 'f32' ? [expand(b, ct, node)] : [null]),
-    jvp: (b, node, [t]) => (t === null || node.dtype !== 'f32' ? null : b.reduceSum(t, node.attrs.axes)),
+    jvp: (b, node, [t]) =>
+      t === null || node.dtype !== 'f32' ? null : b.reduceSum(t, node.attrs.axes),
   },
   reduceMax,
 };

@@ -46,9 +46,16 @@ export interface OpRule<P extends Primitive> {
  */
 export type WgslRule<P extends Primitive> =
   | { readonly kind: 'expr'; expr(args: readonly string[], node: Node<P>): string }
-  | { readonly kind: 'index'; operandIndex(index: readonly string[], node: Node<P>): { index: string[]; inBounds?: string } }
+  | {
+      readonly kind: 'index';
+      operandIndex(index: readonly string[], node: Node<P>): { index: string[]; inBounds?: string };
+    }
   | { readonly kind: 'leaf'; value(index: readonly string[], node: Node<P>): string | null }
-  | { readonly kind: 'reduce'; init(node: Node<P>): string; combine(acc: string, value: string): string }
+  | {
+      readonly kind: 'reduce';
+      init(node: Node<P>): string;
+      combine(acc: string, value: string): string;
+    }
   | { readonly kind: 'matmul' };
 
 export type RuleTable<K extends Primitive> = { readonly [P in K]: OpRule<P> };

@@ -6,7 +6,11 @@ import { ruleOf } from './rules.js';
  * Forward mode as a graph transform: the tangents of `outputs` when the variables `wrt`
  * move along `tangents`. null means a zero tangent.
  */
-export function forwardGraph(outputs: readonly Node[], wrt: readonly Node[], tangents: readonly Node[]): (Node | null)[] {
+export function forwardGraph(
+  outputs: readonly Node[],
+  wrt: readonly Node[],
+  tangents: readonly Node[],
+): (Node | null)[] {
   const order = topoSort(outputs);
   const variables = new Set(wrt.map((n) => n.id));
   const active = activeNodes(order, variables);

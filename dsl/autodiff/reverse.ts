@@ -1,4 +1,11 @@
-import { builder as b, GrngError, fmtShape, shapesEqual, topoSort, type Node } from '../../core/ir/index.js';
+import {
+  builder as b,
+  GrngError,
+  fmtShape,
+  shapesEqual,
+  topoSort,
+  type Node,
+} from '../../core/ir/index.js';
 import { ruleOf } from './rules.js';
 
 /**
@@ -7,14 +14,21 @@ import { ruleOf } from './rules.js';
  * Nodes in `wrt` are independent variables: propagation stops there. null means a zero
  * cotangent (the output does not depend on that variable through any float path).
  */
-export function reverseGraph(outputs: readonly Node[], cotangents: readonly Node[], wrt: readonly Node[]): (Node | null)[] {
+export function reverseGraph(
+  outputs: readonly Node[],
+  cotangents: readonly Node[],
+  wrt: readonly Node[],
+): (Node | null)[] {
   const order = topoSort(outputs);
   const variables = new Set(wrt.map((n) => n.id));
   const active = activeNodes(order, variables);
   const cts = new Map<number, Node>();
   const accumulate = (node: Node, ct: Node) => {
     if (!shapesEqual(ct.shape, node.shape)) {
-      throw new GrngError('vjp', `internal: cotangent ${fmtShape(ct.shape)} for a ${node.op} node of shape ${fmtShape(node.shape)}`);
+      throw new GrngError(
+        'vjp',
+        `internal: cotangent ${fmtShape(ct.shape)} for a ${node.op} node of shape ${fmtShape(node.shape)}`,
+      );
     }
     const prev = cts.get(node.id);
     cts.set(node.id, prev === undefined ? ct : b.add(prev, ct));

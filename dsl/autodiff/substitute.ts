@@ -1,18 +1,31 @@
-import { emit, GrngError, fmtShape, shapesEqual, topoSort, type Node } from '../../core/ir/index.js';
+import {
+  emit,
+  GrngError,
+  fmtShape,
+  shapesEqual,
+  topoSort,
+  type Node,
+} from '../../core/ir/index.js';
 
 /**
  * Rebuilds `outputs` with some nodes replaced (by id). Used to trace a function on fresh
  * placeholder inputs, differentiate, then plug the real arguments back in: that keeps
  * nested transforms from confusing an argument with an equal subexpression elsewhere.
  */
-export function substitute(outputs: readonly Node[], replacements: ReadonlyMap<number, Node>): Node[] {
+export function substitute(
+  outputs: readonly Node[],
+  replacements: ReadonlyMap<number, Node>,
+): Node[] {
   if (replacements.size === 0) return [...outputs];
   const done = new Map<number, Node>();
   for (const node of topoSort(outputs)) {
     const replacement = replacements.get(node.id);
     if (replacement !== undefined) {
       if (!shapesEqual(replacement.shape, node.shape) || replacement.dtype !== node.dtype) {
-        throw new GrngError('substitute', `cannot replace a ${node.dtype}${fmtShape(node.shape)} node by ${replacement.dtype}${fmtShape(replacement.shape)}`);
+        throw new GrngError(
+          'substitute',
+          `cannot replace a ${node.dtype}${fmtShape(node.shape)} node by ${replacement.dtype}${fmtShape(replacement.shape)}`,
+        );
       }
       done.set(node.id, replacement);
       continue;

@@ -1,5 +1,11 @@
 // Curvature building blocks for second-order optimizers (K-FAC, RING, RENG): Kronecker factors from
 // dense-layer taps, their moving averages, λ_max by power iteration, inverses by Newton–Schulz.
 export { kroneckerFactors, layerGradient, ema } from './factors.js';
-export { newtonSchulz, guardedInverse, inverseResidual, newtonSchulzIterations, type GuardedInverse } from './newton-schulz.js';
+export {
+  newtonSchulz,
+  guardedInverse,
+  inverseResidual,
+  newtonSchulzIterations,
+  type GuardedInverse,
+} from './newton-schulz.js';
 export { powerIteration } from './power-iteration.js';

@@ -1,4 +1,18 @@
-import { add, div, eye, le, lt, matmul, mT, mul, sqnorm, sqrt, sub, where, type Tensor } from '../index.js';
+import {
+  add,
+  div,
+  eye,
+  le,
+  lt,
+  matmul,
+  mT,
+  mul,
+  sqnorm,
+  sqrt,
+  sub,
+  where,
+  type Tensor,
+} from '../index.js';
 
 /** ‖I − A X‖_F: how far X is from A⁻¹ (an upper bound on the spectral norm of the residual). */
 export function inverseResidual(a: Tensor, x: Tensor): Tensor {
@@ -37,17 +51,27 @@ export interface GuardedInverse {
  * converges since ‖A‖_F ≥ λ_max. One straight-line program: the restart point is chosen with
  * `where`, and extra steps on a converged X only refine it.
  */
-export function guardedInverse(a: Tensor, options: { lambdaMax: Tensor; x0?: Tensor; iterations: number; extra: number; tolerance: number }): GuardedInverse {
+export function guardedInverse(
+  a: Tensor,
+  options: { lambdaMax: Tensor; x0?: Tensor; iterations: number; extra: number; tolerance: number },
+): GuardedInverse {
   const n = a.shape[0];
   const identity = eye(n);
   const cold = div(identity, options.lambdaMax);
-  const start = options.x0 === undefined ? cold : where(lt(inverseResidual(a, options.x0), 1), options.x0, cold);
+  const start =
+    options.x0 === undefined
+      ? cold
+      : where(lt(inverseResidual(a, options.x0), 1), options.x0, cold);
   const first = newtonSchulz(a, start, options.iterations);
   const residual = inverseResidual(a, first);
   const safe = div(identity, sqrt(sqnorm(a)));
   const inverse = newtonSchulz(a, where(lt(residual, 1), first, safe), options.extra);
   // Written as ≤ so that a first attempt that overflowed (residual NaN) counts as a fallback too.
-  return { inverse, residual: inverseResidual(a, inverse), fellBack: where(le(residual, options.tolerance), 0, 1) };
+  return {
+    inverse,
+    residual: inverseResidual(a, inverse),
+    fellBack: where(le(residual, options.tolerance), 0, 1),
+  };
 }
 
 /** Iterations k_NS = ⌈log₂(ln τ / ln(1/(1+√ρ)))⌉ that bring the residual below τ from X₀ = I/λ_max (grng-spec §3.5). */

@@ -5,7 +5,11 @@ import { div, matmul, maximum, mul, reshape, sqnorm, sqrt, sum, type Tensor } fr
  * the previous top eigenvector), and the vector. The Rayleigh quotient vᵀAv never exceeds λ_max
  * (R10). A zero A gives 0 (the norm is guarded).
  */
-export function powerIteration(a: Tensor, v0: Tensor, steps: number): { readonly value: Tensor; readonly vector: Tensor } {
+export function powerIteration(
+  a: Tensor,
+  v0: Tensor,
+  steps: number,
+): { readonly value: Tensor; readonly vector: Tensor } {
   const n = a.shape[0];
   const unit = (w: Tensor) => div(w, maximum(sqrt(sqnorm(w)), 1e-30));
   let v = unit(reshape(v0, [n, 1]));

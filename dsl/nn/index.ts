@@ -8,4 +8,14 @@ export type { Model, DenseParams, ActivationName } from './layers.js';
 export type { LoraParams } from './lora.js';
 export { recordTaps, type DenseTap } from './taps.js';
 
-export const nn = { dense, mlp, lora, relu, tanh, sigmoid, softmax, crossEntropy, accuracy } as const;
+export const nn = {
+  dense,
+  mlp,
+  lora,
+  relu,
+  tanh,
+  sigmoid,
+  softmax,
+  crossEntropy,
+  accuracy,
+} as const;

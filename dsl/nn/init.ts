@@ -3,7 +3,8 @@ import { HostArray } from '../../core/host-array.js';
 
 /** A seeded stream of uniform numbers in [0, 1) (mulberry32): the same seed gives the same parameters everywhere. */
 export function seededUniform(seed: number): () => number {
-  if (!Number.isInteger(seed)) throw new GrngError('init', `the seed must be an integer, got ${String(seed)}`);
+  if (!Number.isInteger(seed))
+    throw new GrngError('init', `the seed must be an integer, got ${String(seed)}`);
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -15,12 +16,22 @@ export function seededUniform(seed: number): () => number {
 }
 
 /** U(−bound, bound) values of `shape` (PyTorch's Linear default uses bound = 1/√fan_in for weight and bias). */
-export function uniformInit(next: () => number, shape: readonly number[], bound: number): HostArray {
+export function uniformInit(
+  next: () => number,
+  shape: readonly number[],
+  bound: number,
+): HostArray {
   const n = shape.reduce((a, d) => a * d, 1);
-  return new HostArray(Float64Array.from({ length: n }, () => (2 * next() - 1) * bound), shape, 'f32');
+  return new HostArray(
+    Float64Array.from({ length: n }, () => (2 * next() - 1) * bound),
+    shape,
+    'f32',
+  );
 }
 
-export const zerosInit = (shape: readonly number[]): HostArray => new HostArray(new Float64Array(shape.reduce((a, d) => a * d, 1)), shape, 'f32');
+export const zerosInit = (shape: readonly number[]): HostArray =>
+  new HostArray(new Float64Array(shape.reduce((a, d) => a * d, 1)), shape, 'f32');
 
 /** A seed for part `index` of a model initialised with `seed` (distinct streams per layer). */
-export const childSeed = (seed: number, index: number): number => (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(index + 1, 0xc2b2ae35)) >>> 0;
+export const childSeed = (seed: number, index: number): number =>
+  (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(index + 1, 0xc2b2ae35)) >>> 0;

@@ -24,9 +24,17 @@ export type ActivationName = keyof typeof activations;
  * A dense (linear) layer s = x Wᵀ + b with W ∈ R^{out×in} (PyTorch's layout), initialised like
  * PyTorch's Linear: U(−1/√in, 1/√in). Applying it records a curvature tap (see taps.ts).
  */
-export function dense(inFeatures: number, outFeatures: number, options: { bias?: boolean; name?: string } = {}): Model<DenseParams> {
-  for (const [what, n] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const) {
-    if (!Number.isInteger(n) || n < 1) throw new GrngError('nn.dense', `${what} must be a positive integer, got ${String(n)}`);
+export function dense(
+  inFeatures: number,
+  outFeatures: number,
+  options: { bias?: boolean; name?: string } = {},
+): Model<DenseParams> {
+  for (const [what, n] of [
+    ['inFeatures', inFeatures],
+    ['outFeatures', outFeatures],
+  ] as const) {
+    if (!Number.isInteger(n) || n < 1)
+      throw new GrngError('nn.dense', `${what} must be a positive integer, got ${String(n)}`);
   }
   const bias = options.bias ?? true;
   const name = options.name ?? `dense${inFeatures}x${outFeatures}`;
@@ -34,26 +42,47 @@ export function dense(inFeatures: number, outFeatures: number, options: { bias?:
     init(seed) {
       const next = seededUniform(seed);
       const bound = 1 / Math.sqrt(inFeatures);
-      const params: Record<string, HostArray> = { w: uniformInit(next, [outFeatures, inFeatures], bound) };
+      const params: Record<string, HostArray> = {
+        w: uniformInit(next, [outFeatures, inFeatures], bound),
+      };
       if (bias) params.b = uniformInit(next, [outFeatures], bound);
       return params;
     },
     apply(params, x) {
-      if (x.rank !== 2 || x.shape[1] !== inFeatures) throw new GrngError('nn.dense', `${name} expects inputs [batch, ${inFeatures}], got [${x.shape.join(', ')}]`);
-      const s = params.b === undefined ? matmul(x, mT(params.w)) : add(matmul(x, mT(params.w)), params.b);
+      if (x.rank !== 2 || x.shape[1] !== inFeatures)
+        throw new GrngError(
+          'nn.dense',
+          `${name} expects inputs [batch, ${inFeatures}], got [${x.shape.join(', ')}]`,
+        );
+      const s =
+        params.b === undefined ? matmul(x, mT(params.w)) : add(matmul(x, mT(params.w)), params.b);
       // The tap's activations carry a ones column for the bias (W̃ = [W | b]).
-      const a = params.b === undefined ? x : concat([x, onesLike(slice(x, [0, 0], [x.shape[0], 1]))], 1);
+      const a =
+        params.b === undefined ? x : concat([x, onesLike(slice(x, [0, 0], [x.shape[0], 1]))], 1);
       return tapDense(name, a, s, add, params);
     },
   };
 }
 
 /** A multilayer perceptron: dense layers of `sizes` with `activation` between them (not after the last). */
-export function mlp(sizes: readonly number[], options: { activation?: ActivationName; bias?: boolean } = {}): Model<{ readonly layers: readonly DenseParams[] }> {
-  if (!Array.isArray(sizes) || sizes.length < 2) throw new GrngError('nn.mlp', `sizes must list at least an input and an output width, got ${JSON.stringify(sizes)}`);
+export function mlp(
+  sizes: readonly number[],
+  options: { activation?: ActivationName; bias?: boolean } = {},
+): Model<{ readonly layers: readonly DenseParams[] }> {
+  if (!Array.isArray(sizes) || sizes.length < 2)
+    throw new GrngError(
+      'nn.mlp',
+      `sizes must list at least an input and an output width, got ${JSON.stringify(sizes)}`,
+    );
   const activation = options.activation ?? 'relu';
-  if (!(activation in activations)) throw new GrngError('nn.mlp', `unknown activation '${activation}'; use ${Object.keys(activations).join(', ')}`);
-  const layers = sizes.slice(1).map((out, i) => dense(sizes[i], out, { bias: options.bias, name: `layer${i}` }));
+  if (!(activation in activations))
+    throw new GrngError(
+      'nn.mlp',
+      `unknown activation '${activation}'; use ${Object.keys(activations).join(', ')}`,
+    );
+  const layers = sizes
+    .slice(1)
+    .map((out, i) => dense(sizes[i], out, { bias: options.bias, name: `layer${i}` }));
   return {
     init: (seed) => ({ layers: layers.map((l, i) => l.init(childSeed(seed, i))) }),
     apply(params, x) {
@@ -66,4 +95,3 @@ export function mlp(sizes: readonly number[], options: { activation?: Activation
     },
   };
 }
-

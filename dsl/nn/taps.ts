@@ -27,7 +27,10 @@ let active: Tape | undefined;
  * pre-activations, in order), layer i's pre-activations become s + probes[i]: the gradient of the
  * loss with respect to the probes is then the pre-activation gradient.
  */
-export function recordTaps<R>(f: () => R, probes?: readonly Tensor[]): { result: R; taps: DenseTap[] } {
+export function recordTaps<R>(
+  f: () => R,
+  probes?: readonly Tensor[],
+): { result: R; taps: DenseTap[] } {
   const outer = active;
   const tape: Tape = { taps: [], probes };
   active = tape;
@@ -39,7 +42,13 @@ export function recordTaps<R>(f: () => R, probes?: readonly Tensor[]): { result:
 }
 
 /** Called by dense layers: records the tap and returns the (probed) pre-activations. */
-export function tapDense(name: string, a: Tensor, s: Tensor, probe: (s: Tensor, p: Tensor) => Tensor, params: { w: Tensor; b?: Tensor }): Tensor {
+export function tapDense(
+  name: string,
+  a: Tensor,
+  s: Tensor,
+  probe: (s: Tensor, p: Tensor) => Tensor,
+  params: { w: Tensor; b?: Tensor },
+): Tensor {
   if (active === undefined) return s;
   const probes = active.probes;
   const i = active.taps.length;

@@ -8,7 +8,8 @@ type BitwiseOp = 'bitAnd' | 'bitOr' | 'bitXor' | 'shiftLeft' | 'shiftRight';
 function bitwise(op: BitwiseOp, x: Operand, y: Operand): Tensor {
   const bits = (v: Operand): Operand => (typeof v === 'number' ? v | 0 : v);
   // Two numbers: make the first an i32 scalar, or broadcastPair would make both f32.
-  const first = typeof x === 'number' && typeof y === 'number' ? wrap(b.fill(x | 0, [], 'i32')) : bits(x);
+  const first =
+    typeof x === 'number' && typeof y === 'number' ? wrap(b.fill(x | 0, [], 'i32')) : bits(x);
   const [p, q] = broadcastPair(op, first, bits(y));
   return wrap(b[op](p, q));
 }

@@ -11,12 +11,14 @@ import { mT, slice } from './movement.js';
 import type { Tensor } from '../tensor.js';
 
 function checkSquare(op: string, a: Tensor): number {
-  if (a.rank !== 2 || a.shape[0] !== a.shape[1]) throw new GrngError(op, `expects a square matrix, got ${fmtShape(a.shape)}`);
+  if (a.rank !== 2 || a.shape[0] !== a.shape[1])
+    throw new GrngError(op, `expects a square matrix, got ${fmtShape(a.shape)}`);
   return a.shape[0];
 }
 
 function checkRhs(op: string, d: number, b: Tensor): void {
-  if (b.rank !== 2 || b.shape[0] !== d) throw new GrngError(op, `right-hand side must be [${d}, k], got ${fmtShape(b.shape)}`);
+  if (b.rank !== 2 || b.shape[0] !== d)
+    throw new GrngError(op, `right-hand side must be [${d}, k], got ${fmtShape(b.shape)}`);
 }
 
 /** e_i as a [1, d] row (or [d, 1] column). */
@@ -43,7 +45,11 @@ export function cholesky(a: Tensor): Tensor {
 }
 
 /** X with L X = B (`transpose`: Lᵀ X = B) for lower-triangular L, by forward (backward) substitution. */
-export function solveTriangular(l: Tensor, b: Tensor, options: { readonly transpose?: boolean } = {}): Tensor {
+export function solveTriangular(
+  l: Tensor,
+  b: Tensor,
+  options: { readonly transpose?: boolean } = {},
+): Tensor {
   const d = checkSquare('solveTriangular', l);
   checkRhs('solveTriangular', d, b);
   const t = options.transpose === true ? mT(l) : l;
@@ -52,7 +58,10 @@ export function solveTriangular(l: Tensor, b: Tensor, options: { readonly transp
   for (const i of order) {
     // Rows of X not yet solved are zero, so the row product sums over the solved ones only.
     const row = slice(t, [i, 0], [i + 1, d]);
-    const xi = div(sub(slice(b, [i, 0], [i + 1, b.shape[1]]), matmul(row, x)), slice(t, [i, i], [i + 1, i + 1]));
+    const xi = div(
+      sub(slice(b, [i, 0], [i + 1, b.shape[1]]), matmul(row, x)),
+      slice(t, [i, i], [i + 1, i + 1]),
+    );
     x = add(x, mul(unit(i, d, true), xi));
   }
   return x;

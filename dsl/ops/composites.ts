@@ -1,5 +1,17 @@
 import { builder as b, fmtShape, GrngError } from '../../core/ir/index.js';
-import { cast, eq, exp, log, mul, neg, sqrt, stopGradient, sub, abs, square } from './elementwise.js';
+import {
+  cast,
+  eq,
+  exp,
+  log,
+  mul,
+  neg,
+  sqrt,
+  stopGradient,
+  sub,
+  abs,
+  square,
+} from './elementwise.js';
 import { iota } from './creation.js';
 import { expandDims } from './movement.js';
 import { max, mean, sum } from './reduce.js';
@@ -31,12 +43,20 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 
 function checkFloat(op: string, x: Tensor): void {
   if (!isTensor(x)) throw new GrngError(op, `expected a Tensor, got ${typeof x}`);
-  if (x.dtype !== 'f32') throw new GrngError(op, `needs an f32 tensor, got ${x.dtype}${fmtShape(x.shape)}; cast it first`);
+  if (x.dtype !== 'f32')
+    throw new GrngError(
+      op,
+      `needs an f32 tensor, got ${x.dtype}${fmtShape(x.shape)}; cast it first`,
+    );
 }
 
 /** One-hot rows: labels [..] (i32) → [.., classes] (f32). */
 export function oneHot(labels: Tensor, classes: number): Tensor {
-  if (labels.dtype !== 'i32') throw new GrngError('oneHot', `labels must be i32, got ${labels.dtype} ${fmtShape(labels.shape)}`);
+  if (labels.dtype !== 'i32')
+    throw new GrngError(
+      'oneHot',
+      `labels must be i32, got ${labels.dtype} ${fmtShape(labels.shape)}`,
+    );
   const ids = iota([...labels.shape, classes], labels.rank);
   return cast(eq(ids, expandDims(labels, -1)), 'f32');
 }
@@ -46,22 +66,35 @@ export function oneHot(labels: Tensor, classes: number): Tensor {
  * distributions [B, C] (f32, e.g. one-hot).
  */
 export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
-  if (logits.rank < 1) throw new GrngError('crossEntropy', `logits must have a class axis, got ${fmtShape(logits.shape)}`);
+  if (logits.rank < 1)
+    throw new GrngError(
+      'crossEntropy',
+      `logits must have a class axis, got ${fmtShape(logits.shape)}`,
+    );
   const classes = logits.shape[logits.rank - 1];
   const batchShape = logits.shape.slice(0, -1);
   let targets: Tensor;
   if (labels.dtype === 'i32') {
     if (labels.rank !== batchShape.length || !labels.shape.every((d, i) => d === batchShape[i])) {
-      throw new GrngError('crossEntropy', `integer labels ${fmtShape(labels.shape)} must have shape ${fmtShape(batchShape)} for logits ${fmtShape(logits.shape)}`);
+      throw new GrngError(
+        'crossEntropy',
+        `integer labels ${fmtShape(labels.shape)} must have shape ${fmtShape(batchShape)} for logits ${fmtShape(logits.shape)}`,
+      );
     }
     targets = oneHot(labels, classes);
   } else if (labels.dtype === 'f32') {
     if (labels.rank !== logits.rank || !labels.shape.every((d, i) => d === logits.shape[i])) {
-      throw new GrngError('crossEntropy', `target distributions ${fmtShape(labels.shape)} must have the logits' shape ${fmtShape(logits.shape)}`);
+      throw new GrngError(
+        'crossEntropy',
+        `target distributions ${fmtShape(labels.shape)} must have the logits' shape ${fmtShape(logits.shape)}`,
+      );
     }
     targets = labels;
   } else {
-    throw new GrngError('crossEntropy', `labels must be i32 class ids or f32 distributions, got ${labels.dtype}`);
+    throw new GrngError(
+      'crossEntropy',
+      `labels must be i32 class ids or f32 distributions, got ${labels.dtype}`,
+    );
   }
   return neg(mean(sum(mul(targets, logSoftmax(logits)), -1)));
 }
@@ -84,4 +117,3 @@ export function norm(x: Tensor, ord: 1 | 2 | typeof Infinity = 2): Tensor {
   if (ord === Infinity) return max(abs(x));
   throw new GrngError('norm', `ord ${String(ord)} is not supported; use 1, 2 or Infinity`);
 }
-

@@ -1,16 +1,27 @@
-import { builder as b, DTYPES, fmtShape, GrngError, shapeSize, type DType } from '../../core/ir/index.js';
+import {
+  builder as b,
+  DTYPES,
+  fmtShape,
+  GrngError,
+  shapeSize,
+  type DType,
+} from '../../core/ir/index.js';
 import { flattenNested, type NestedNumbers } from '../../core/nested-numbers.js';
 import type { Shape } from '../shape-types.js';
 import type { Tensor } from '../tensor.js';
 import { wrap } from './operands.js';
 
 function checkDType(op: string, dtype: DType): void {
-  if (!DTYPES.includes(dtype)) throw new GrngError(op, `unknown dtype ${String(dtype)}; use f32, i32 or bool`);
+  if (!DTYPES.includes(dtype))
+    throw new GrngError(op, `unknown dtype ${String(dtype)}; use f32, i32 or bool`);
 }
 
 function checkDims(op: string, shape: Shape): void {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw new GrngError(op, `shape ${Array.isArray(shape) ? fmtShape(shape) : String(shape)} must be an array of non-negative integers`);
+    throw new GrngError(
+      op,
+      `shape ${Array.isArray(shape) ? fmtShape(shape) : String(shape)} must be an array of non-negative integers`,
+    );
   }
 }
 
@@ -18,9 +29,16 @@ function checkDims(op: string, shape: Shape): void {
  * A named input of the traced program. Names starting with "%" are reserved for the
  * placeholders that transforms create.
  */
-export function input<const S extends Shape>(name: string, shape: S, dtype: DType = 'f32'): Tensor<[...S]> {
+export function input<const S extends Shape>(
+  name: string,
+  shape: S,
+  dtype: DType = 'f32',
+): Tensor<[...S]> {
   if (typeof name !== 'string' || name.length === 0 || name.startsWith('%')) {
-    throw new GrngError('input', `name ${JSON.stringify(name)} must be a non-empty string not starting with "%"`);
+    throw new GrngError(
+      'input',
+      `name ${JSON.stringify(name)} must be a non-empty string not starting with "%"`,
+    );
   }
   checkDims('input', shape);
   checkDType('input', dtype);
@@ -28,27 +46,41 @@ export function input<const S extends Shape>(name: string, shape: S, dtype: DTyp
 }
 
 /** A tensor filled with `value`. */
-export function full<const S extends Shape>(shape: S, value: number, dtype: DType = 'f32'): Tensor<[...S]> {
+export function full<const S extends Shape>(
+  shape: S,
+  value: number,
+  dtype: DType = 'f32',
+): Tensor<[...S]> {
   checkDims('full', shape);
   checkDType('full', dtype);
-  if (typeof value !== 'number') throw new GrngError('full', `value must be a number, got ${typeof value}`);
+  if (typeof value !== 'number')
+    throw new GrngError('full', `value must be a number, got ${typeof value}`);
   return wrap(b.fill(value, shape, dtype));
 }
-export const zeros = <const S extends Shape>(shape: S, dtype: DType = 'f32'): Tensor<[...S]> => full(shape, 0, dtype);
-export const ones = <const S extends Shape>(shape: S, dtype: DType = 'f32'): Tensor<[...S]> => full(shape, 1, dtype);
+export const zeros = <const S extends Shape>(shape: S, dtype: DType = 'f32'): Tensor<[...S]> =>
+  full(shape, 0, dtype);
+export const ones = <const S extends Shape>(shape: S, dtype: DType = 'f32'): Tensor<[...S]> =>
+  full(shape, 1, dtype);
 export const zerosLike = <S extends Shape>(x: Tensor<S>): Tensor<S> => wrap(b.zerosLike(x.node));
 export const onesLike = <S extends Shape>(x: Tensor<S>): Tensor<S> => wrap(b.fillLike(1, x.node));
 /** A scalar constant. */
 export const scalar = (value: number, dtype: DType = 'f32'): Tensor<[]> => full([], value, dtype);
 
 /** Nested JS arrays (or a flat array/typed array plus `shape`) as a constant in the graph. */
-export function constant(values: NestedNumbers | ArrayLike<number>, shape?: Shape, dtype: DType = 'f32'): Tensor {
+export function constant(
+  values: NestedNumbers | ArrayLike<number>,
+  shape?: Shape,
+  dtype: DType = 'f32',
+): Tensor {
   checkDType('constant', dtype);
   const { data, shape: inferred } = flattenNested('constant', values);
   const target = shape ?? inferred;
   checkDims('constant', target);
   if (shapeSize(target) !== data.length) {
-    throw new GrngError('constant', `got ${data.length} values but shape ${fmtShape(target)} needs ${shapeSize(target)}`);
+    throw new GrngError(
+      'constant',
+      `got ${data.length} values but shape ${fmtShape(target)} needs ${shapeSize(target)}`,
+    );
   }
   return wrap(b.emit('constant', [], { shape: [...target], dtype, data: Float64Array.from(data) }));
 }

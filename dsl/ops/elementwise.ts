@@ -1,4 +1,11 @@
-import { builder as b, broadcastShapes, fmtShape, GrngError, type DType, type Node } from '../../core/ir/index.js';
+import {
+  builder as b,
+  broadcastShapes,
+  fmtShape,
+  GrngError,
+  type DType,
+  type Node,
+} from '../../core/ir/index.js';
 import type { Broadcast, BroadcastCheck, Shape } from '../shape-types.js';
 import { Tensor, type Operand } from '../tensor.js';
 import { broadcastNode, broadcastPair, nodeOf, wrap } from './operands.js';
@@ -8,7 +15,11 @@ type Second<A extends Shape, B extends Shape> = (Tensor<B> & BroadcastCheck<A, B
 type Result<A extends Shape, B extends Shape> = Tensor<Broadcast<A, B> & Shape>;
 
 /** Shared body of the broadcasting binary ops (and of Tensor's method sugar). */
-export function binary(op: 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min', x: Operand, y: Operand): Tensor {
+export function binary(
+  op: 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min',
+  x: Operand,
+  y: Operand,
+): Tensor {
   const [p, q] = broadcastPair(op, x, y);
   return wrap(b[op](p, q));
 }
@@ -19,26 +30,47 @@ function compare(op: 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne', x: Operand, y: Ope
 }
 
 /** Elementwise sum with NumPy broadcasting; numbers are scalars of the tensor's dtype. */
-export function add<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+export function add<A extends Shape = readonly [], B extends Shape = readonly []>(
+  x: Tensor<A> | number,
+  y: Second<A, B>,
+): Result<A, B> {
   return binary('add', x, y as Operand) as unknown as Result<A, B>;
 }
-export function sub<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+export function sub<A extends Shape = readonly [], B extends Shape = readonly []>(
+  x: Tensor<A> | number,
+  y: Second<A, B>,
+): Result<A, B> {
   return binary('sub', x, y as Operand) as unknown as Result<A, B>;
 }
-export function mul<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+export function mul<A extends Shape = readonly [], B extends Shape = readonly []>(
+  x: Tensor<A> | number,
+  y: Second<A, B>,
+): Result<A, B> {
   return binary('mul', x, y as Operand) as unknown as Result<A, B>;
 }
-export function div<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+export function div<A extends Shape = readonly [], B extends Shape = readonly []>(
+  x: Tensor<A> | number,
+  y: Second<A, B>,
+): Result<A, B> {
   return binary('div', x, y as Operand) as unknown as Result<A, B>;
 }
-export function pow<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+export function pow<A extends Shape = readonly [], B extends Shape = readonly []>(
+  x: Tensor<A> | number,
+  y: Second<A, B>,
+): Result<A, B> {
   return binary('pow', x, y as Operand) as unknown as Result<A, B>;
 }
 /** Elementwise maximum (ties split the derivative equally, as in JAX). */
-export function maximum<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+export function maximum<A extends Shape = readonly [], B extends Shape = readonly []>(
+  x: Tensor<A> | number,
+  y: Second<A, B>,
+): Result<A, B> {
   return binary('max', x, y as Operand) as unknown as Result<A, B>;
 }
-export function minimum<A extends Shape = readonly [], B extends Shape = readonly []>(x: Tensor<A> | number, y: Second<A, B>): Result<A, B> {
+export function minimum<A extends Shape = readonly [], B extends Shape = readonly []>(
+  x: Tensor<A> | number,
+  y: Second<A, B>,
+): Result<A, B> {
   return binary('min', x, y as Operand) as unknown as Result<A, B>;
 }
 
@@ -66,30 +98,41 @@ export const abs = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('abs', b.
 export const sign = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('sign', b.sign, x);
 export const floor = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('floor', b.floor, x);
 /** Identity whose derivative is zero (JAX's stop_gradient, PyTorch's detach). */
-export const stopGradient = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('stopGradient', b.stopGradient, x);
-export const cast = <S extends Shape>(x: Tensor<S>, dtype: DType): Tensor<S> => unary('cast', (n) => b.cast(n, dtype), x);
+export const stopGradient = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
+  unary('stopGradient', b.stopGradient, x);
+export const cast = <S extends Shape>(x: Tensor<S>, dtype: DType): Tensor<S> =>
+  unary('cast', (n) => b.cast(n, dtype), x);
 
-export const square = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('square', (n) => b.mul(n, n), x);
-export const relu = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('relu', (n) => b.max(n, b.zerosLike(n)), x);
+export const square = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
+  unary('square', (n) => b.mul(n, n), x);
+export const relu = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
+  unary('relu', (n) => b.max(n, b.zerosLike(n)), x);
 /**
  * 1 / (1 + e^(−x)), evaluated with e = e^(−|x|) ≤ 1 so neither branch overflows or cancels:
  * 1/(1+e) for x ≥ 0 and e/(1+e) below. |x| is written s·x with a constant sign s, so the
  * derivative is right at 0 too.
  */
 export const sigmoid = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
-  unary('sigmoid', (n) => {
-    const nonNegative = b.ge(n, b.zerosLike(n));
-    const s = b.select(nonNegative, b.fillLike(1, n), b.fillLike(-1, n));
-    const e = b.exp(b.neg(b.mul(s, n)));
-    const r = b.recip(b.add(b.fillLike(1, n), e));
-    return b.select(nonNegative, r, b.mul(e, r));
-  }, x);
+  unary(
+    'sigmoid',
+    (n) => {
+      const nonNegative = b.ge(n, b.zerosLike(n));
+      const s = b.select(nonNegative, b.fillLike(1, n), b.fillLike(-1, n));
+      const e = b.exp(b.neg(b.mul(s, n)));
+      const r = b.recip(b.add(b.fillLike(1, n), e));
+      return b.select(nonNegative, r, b.mul(e, r));
+    },
+    x,
+  );
 
 /** `cond ? x : y` elementwise, with broadcasting; `cond` must be bool (make one with a comparison). */
 export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
   const c = nodeOf('where', cond);
   if (c.dtype !== 'bool') {
-    throw new GrngError('where', `condition has dtype ${c.dtype} (shape ${fmtShape(c.shape)}) but must be bool; compare first, e.g. x.gt(0)`);
+    throw new GrngError(
+      'where',
+      `condition has dtype ${c.dtype} (shape ${fmtShape(c.shape)}) but must be bool; compare first, e.g. x.gt(0)`,
+    );
   }
   const [p, q] = broadcastPair('where', x, y);
   const shape = broadcastShapes('where', c.shape, p.shape);

@@ -11,7 +11,10 @@ import { iota } from './creation.js';
  * Matrix product with NumPy semantics: batch axes broadcast; a 1-D left operand is a row,
  * a 1-D right operand a column (and that axis is dropped from the result).
  */
-export function matmul<A extends Shape, B extends Shape>(x: Tensor<A>, y: Tensor<B> & MatmulCheck<A, B>): Tensor<MatmulShape<A, B>> {
+export function matmul<A extends Shape, B extends Shape>(
+  x: Tensor<A>,
+  y: Tensor<B> & MatmulCheck<A, B>,
+): Tensor<MatmulShape<A, B>> {
   return matmulAny(x as Tensor, y as Tensor) as unknown as Tensor<MatmulShape<A, B>>;
 }
 
@@ -20,7 +23,10 @@ export function matmulAny(x: Tensor, y: Tensor): Tensor {
   let p = nodeOf('matmul', x);
   let q = nodeOf('matmul', y);
   if (p.shape.length === 0 || q.shape.length === 0) {
-    throw new GrngError('matmul', `operands ${fmtShape(p.shape)} and ${fmtShape(q.shape)} must have rank ≥ 1; use mul for scalars`);
+    throw new GrngError(
+      'matmul',
+      `operands ${fmtShape(p.shape)} and ${fmtShape(q.shape)} must have rank ≥ 1; use mul for scalars`,
+    );
   }
   const rowVector = p.shape.length === 1;
   const colVector = q.shape.length === 1;
@@ -45,7 +51,11 @@ export function matmulAny(x: Tensor, y: Tensor): Tensor {
 
 /** Outer product of two vectors: [m] × [n] → [m, n]. */
 export function outer(u: Tensor, v: Tensor): Tensor {
-  if (u.rank !== 1 || v.rank !== 1) throw new GrngError('outer', `needs two vectors, got ${fmtShape(u.shape)} and ${fmtShape(v.shape)}`);
+  if (u.rank !== 1 || v.rank !== 1)
+    throw new GrngError(
+      'outer',
+      `needs two vectors, got ${fmtShape(u.shape)} and ${fmtShape(v.shape)}`,
+    );
   return mul(expandDims(u, 1), expandDims(v, 0));
 }
 
@@ -59,7 +69,11 @@ export function eye(n: number, m = n, dtype: 'f32' | 'i32' = 'f32'): Tensor {
 /** Sum of the diagonal of a square matrix (or of the last two axes, batched). */
 export function trace(x: Tensor): Tensor {
   const r = x.rank;
-  if (r < 2 || x.shape[r - 1] !== x.shape[r - 2]) throw new GrngError('trace', `needs square matrices in the last two axes, got ${fmtShape(x.shape)}`);
+  if (r < 2 || x.shape[r - 1] !== x.shape[r - 2])
+    throw new GrngError(
+      'trace',
+      `needs square matrices in the last two axes, got ${fmtShape(x.shape)}`,
+    );
   const n = x.shape[r - 1];
   return sum(mul(x, eye(n, n, x.dtype === 'i32' ? 'i32' : 'f32')), [r - 2, r - 1]);
 }

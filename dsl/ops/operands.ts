@@ -1,4 +1,11 @@
-import { builder as b, broadcastShapes, fmtShape, GrngError, type DType, type Node } from '../../core/ir/index.js';
+import {
+  builder as b,
+  broadcastShapes,
+  fmtShape,
+  GrngError,
+  type DType,
+  type Node,
+} from '../../core/ir/index.js';
 import { Tensor, type Operand } from '../tensor.js';
 import type { Shape } from '../shape-types.js';
 
@@ -11,7 +18,10 @@ export function wrap<S extends Shape = Shape>(node: Node): Tensor<S> {
 export function nodeOf(op: string, x: Operand, dtype: DType = 'f32'): Node {
   if (x instanceof Tensor) return x.node;
   if (typeof x === 'number') return b.fill(x, [], dtype);
-  throw new GrngError(op, `expected a Tensor or a number, got ${describe(x)}; build tensors with input(), constant() or array()`);
+  throw new GrngError(
+    op,
+    `expected a Tensor or a number, got ${describe(x)}; build tensors with input(), constant() or array()`,
+  );
 }
 
 function describe(x: unknown): string {
@@ -50,11 +60,18 @@ export function normalizeAxes(
   const list = typeof axis === 'number' ? [axis] : [...axis];
   const out = list.map((a) => {
     if (!Number.isInteger(a) || a < -rank || a >= rank) {
-      throw new GrngError(op, `axis ${a} is out of range for a tensor of shape ${fmtShape(shape)}; use an axis in [${-rank}, ${rank - 1}]`);
+      throw new GrngError(
+        op,
+        `axis ${a} is out of range for a tensor of shape ${fmtShape(shape)}; use an axis in [${-rank}, ${rank - 1}]`,
+      );
     }
     return a < 0 ? a + rank : a;
   });
   const sorted = [...new Set(out)].sort((p, q) => p - q);
-  if (sorted.length !== out.length) throw new GrngError(op, `axis [${list.join(', ')}] repeats an axis of ${fmtShape(shape)}; list each axis once`);
+  if (sorted.length !== out.length)
+    throw new GrngError(
+      op,
+      `axis [${list.join(', ')}] repeats an axis of ${fmtShape(shape)}; list each axis once`,
+    );
   return sorted;
 }

@@ -4,7 +4,13 @@ import { nodeOf, normalizeAxes, wrap } from './operands.js';
 
 type Axis = number | readonly number[] | undefined;
 
-function reduce(kind: 'sum' | 'max', x: Tensor, axis: Axis, keepdims: boolean, op: string = kind): Tensor {
+function reduce(
+  kind: 'sum' | 'max',
+  x: Tensor,
+  axis: Axis,
+  keepdims: boolean,
+  op: string = kind,
+): Tensor {
   const node = nodeOf(op, x);
   const axes = normalizeAxes(op, node.shape, axis);
   const reduced = kind === 'sum' ? b.reduceSum(node, axes) : b.reduceMax(node, axes);
@@ -36,7 +42,8 @@ export function mean(x: Tensor<readonly number[]>): Tensor<[]>;
 export function mean(x: Tensor, axis?: Axis, keepdims?: boolean): Tensor;
 export function mean(x: Tensor, axis?: Axis, keepdims = false): Tensor {
   const node = nodeOf('mean', x);
-  if (node.dtype !== 'f32') throw new GrngError('mean', `needs an f32 tensor, got ${node.dtype}; cast it first`);
+  if (node.dtype !== 'f32')
+    throw new GrngError('mean', `needs an f32 tensor, got ${node.dtype}; cast it first`);
   const axes = normalizeAxes('mean', node.shape, axis);
   const count = axes.reduce((n, a) => n * node.shape[a], 1);
   const total = reduce('sum', x, axes, keepdims, 'mean');

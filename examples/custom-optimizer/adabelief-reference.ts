@@ -14,8 +14,17 @@ export interface AdaBeliefState {
 }
 
 /** One step over the parameter leaves; `state` undefined on the first step (zero moments then). */
-export function adabeliefReference(params: readonly Float64Array[], grads: readonly Float64Array[], state: AdaBeliefState | undefined, h: AdaBeliefHyper, t: number): { params: Float64Array[]; state: AdaBeliefState } {
-  const before = state ?? { m: params.map((p) => new Float64Array(p.length)), s: params.map((p) => new Float64Array(p.length)) };
+export function adabeliefReference(
+  params: readonly Float64Array[],
+  grads: readonly Float64Array[],
+  state: AdaBeliefState | undefined,
+  h: AdaBeliefHyper,
+  t: number,
+): { params: Float64Array[]; state: AdaBeliefState } {
+  const before = state ?? {
+    m: params.map((p) => new Float64Array(p.length)),
+    s: params.map((p) => new Float64Array(p.length)),
+  };
   const m = before.m.map((x) => Float64Array.from(x));
   const s = before.s.map((x) => Float64Array.from(x));
   const next = params.map((p, k) =>

@@ -23,17 +23,29 @@ export function readIdx(path: string): IdxArray {
     try {
       bytes = gunzipSync(bytes);
     } catch (error) {
-      throw new GrngError('data', `${path} is not a valid gzip file (${(error as Error).message}); the file is corrupt or truncated`);
+      throw new GrngError(
+        'data',
+        `${path} is not a valid gzip file (${(error as Error).message}); the file is corrupt or truncated`,
+      );
     }
   }
-  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) throw new GrngError('data', `${path} is not an IDX file (bad magic number)`);
-  if (bytes[2] !== 0x08) throw new GrngError('data', `${path} holds IDX type 0x${bytes[2].toString(16)}; only unsigned bytes (0x08) are supported`);
+  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0)
+    throw new GrngError('data', `${path} is not an IDX file (bad magic number)`);
+  if (bytes[2] !== 0x08)
+    throw new GrngError(
+      'data',
+      `${path} holds IDX type 0x${bytes[2].toString(16)}; only unsigned bytes (0x08) are supported`,
+    );
   const rank = bytes[3];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4 + 4 * rank) throw new GrngError('data', `${path} is truncated (header)`);
   const shape = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i, false));
   const size = shape.reduce((a, d) => a * d, 1);
   const start = 4 + 4 * rank;
-  if (bytes.length !== start + size) throw new GrngError('data', `${path} should hold ${size} values for shape [${shape.join(', ')}] but holds ${bytes.length - start}; the file is corrupt or truncated`);
+  if (bytes.length !== start + size)
+    throw new GrngError(
+      'data',
+      `${path} should hold ${size} values for shape [${shape.join(', ')}] but holds ${bytes.length - start}; the file is corrupt or truncated`,
+    );
   return { shape, data: bytes.subarray(start) };
 }

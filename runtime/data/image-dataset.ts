@@ -21,7 +21,12 @@ export interface ImageDataset {
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
-const FILES = { trainImages: 'train-images-idx3-ubyte', trainLabels: 'train-labels-idx1-ubyte', testImages: 't10k-images-idx3-ubyte', testLabels: 't10k-labels-idx1-ubyte' };
+const FILES = {
+  trainImages: 'train-images-idx3-ubyte',
+  trainLabels: 'train-labels-idx1-ubyte',
+  testImages: 't10k-images-idx3-ubyte',
+  testLabels: 't10k-labels-idx1-ubyte',
+};
 
 /**
  * An image-classification dataset in the four-file IDX layout of MNIST (gzip or raw), e.g.
@@ -29,22 +34,39 @@ const FILES = { trainImages: 'train-images-idx3-ubyte', trainLabels: 'train-labe
  */
 export function loadIdxImages(dir: string = FASHION_MNIST_DIR): ImageDataset {
   const path = (name: string) => {
-    for (const candidate of [join(dir, `${name}.gz`), join(dir, name)]) if (existsSync(candidate)) return candidate;
-    throw new GrngError('data', `${join(dir, name)}[.gz] not found. For Fashion-MNIST install the Debian package: sudo apt-get install dataset-fashion-mnist (or pass another directory)`);
+    for (const candidate of [join(dir, `${name}.gz`), join(dir, name)])
+      if (existsSync(candidate)) return candidate;
+    throw new GrngError(
+      'data',
+      `${join(dir, name)}[.gz] not found. For Fashion-MNIST install the Debian package: sudo apt-get install dataset-fashion-mnist (or pass another directory)`,
+    );
   };
   const split = (images: string, labels: string): ImageSplit => {
     const xi = readIdx(path(images));
     const yi = readIdx(path(labels));
     if (xi.shape.length < 2 || yi.shape.length !== 1 || xi.shape[0] !== yi.shape[0]) {
-      throw new GrngError('data', `${images} [${xi.shape.join(', ')}] and ${labels} [${yi.shape.join(', ')}] do not describe the same images`);
+      throw new GrngError(
+        'data',
+        `${images} [${xi.shape.join(', ')}] and ${labels} [${yi.shape.join(', ')}] do not describe the same images`,
+      );
     }
     const features = xi.shape.slice(1).reduce((a, d) => a * d, 1);
-    return { x: Float32Array.from(xi.data, (v) => v / 255), y: Int32Array.from(yi.data), count: xi.shape[0], features };
+    return {
+      x: Float32Array.from(xi.data, (v) => v / 255),
+      y: Int32Array.from(yi.data),
+      count: xi.shape[0],
+      features,
+    };
   };
   const train = split(FILES.trainImages, FILES.trainLabels);
   const test = split(FILES.testImages, FILES.testLabels);
-  if (train.features !== test.features) throw new GrngError('data', `train images have ${train.features} pixels but test images ${test.features}`);
+  if (train.features !== test.features)
+    throw new GrngError(
+      'data',
+      `train images have ${train.features} pixels but test images ${test.features}`,
+    );
   let classes = 0;
-  for (const labels of [train.y, test.y]) for (const c of labels) classes = Math.max(classes, c + 1);
+  for (const labels of [train.y, test.y])
+    for (const c of labels) classes = Math.max(classes, c + 1);
   return { train, test, classes };
 }

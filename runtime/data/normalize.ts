@@ -5,7 +5,9 @@ import type { ImageDataset, ImageSplit } from './image-dataset.js';
  * mean and one deviation over all pixels, as torchvision's Normalize((μ,), (σ,)) for grey images),
  * applied alike to every split so nothing about validation or test leaks into training.
  */
-export function standardize(dataset: ImageDataset): ImageDataset & { readonly mean: number; readonly std: number } {
+export function standardize(
+  dataset: ImageDataset,
+): ImageDataset & { readonly mean: number; readonly std: number } {
   const x = dataset.train.x;
   let sum = 0;
   for (const v of x) sum += v;
@@ -13,7 +15,10 @@ export function standardize(dataset: ImageDataset): ImageDataset & { readonly me
   let squares = 0;
   for (const v of x) squares += (v - mean) ** 2;
   const std = Math.sqrt(squares / x.length) || 1; // a constant image set stays as it is, shifted
-  const scale = (split: ImageSplit): ImageSplit => ({ ...split, x: Float32Array.from(split.x, (v) => (v - mean) / std) });
+  const scale = (split: ImageSplit): ImageSplit => ({
+    ...split,
+    x: Float32Array.from(split.x, (v) => (v - mean) / std),
+  });
   return {
     ...dataset,
     train: scale(dataset.train),

@@ -22,12 +22,20 @@ export function subset(split: ImageSplit, indices: ArrayLike<number>): ImageSpli
  */
 export function holdOutValidation(dataset: ImageDataset, count: number, seed = 0): ImageDataset {
   if (!Number.isInteger(count) || count < 1 || count >= dataset.train.count) {
-    throw new GrngError('data', `the validation split must hold between 1 and ${dataset.train.count - 1} training images, got ${count}`);
+    throw new GrngError(
+      'data',
+      `the validation split must hold between 1 and ${dataset.train.count - 1} training images, got ${count}`,
+    );
   }
-  if (dataset.validation !== undefined) throw new GrngError('data', 'this dataset already has a validation split');
+  if (dataset.validation !== undefined)
+    throw new GrngError('data', 'this dataset already has a validation split');
   // Sorted within each part, so the kept training images stay in file order.
   const order = shuffled(dataset.train.count, seed ^ 0x5eed);
   const held = Int32Array.from(order.subarray(0, count)).sort();
   const kept = Int32Array.from(order.subarray(count)).sort();
-  return { ...dataset, train: subset(dataset.train, kept), validation: subset(dataset.train, held) };
+  return {
+    ...dataset,
+    train: subset(dataset.train, kept),
+    validation: subset(dataset.train, held),
+  };
 }

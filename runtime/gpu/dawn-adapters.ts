@@ -56,11 +56,19 @@ function prepareSurfacelessEgl(): void {
   }
 }
 
-async function request(backend: string, path: DawnPath, options: GPURequestAdapterOptions): Promise<OpenedAdapter | Attempt> {
+async function request(
+  backend: string,
+  path: DawnPath,
+  options: GPURequestAdapterOptions,
+): Promise<OpenedAdapter | Attempt> {
   const create = await dawn();
   const instance = create([`backend=${backend}`]);
   const adapter = await instance.requestAdapter(options);
-  if (adapter === null) return { path, reason: `Dawn's ${backend} backend offered no adapter${options.featureLevel === 'core' ? ' at the core feature level' : ''}` };
+  if (adapter === null)
+    return {
+      path,
+      reason: `Dawn's ${backend} backend offered no adapter${options.featureLevel === 'core' ? ' at the core feature level' : ''}`,
+    };
   tieToInstance(adapter, instance);
   return { adapter, backend, path, instance };
 }
@@ -68,17 +76,27 @@ async function request(backend: string, path: DawnPath, options: GPURequestAdapt
 const HINT = {
   vulkan: 'is the Vulkan loader (Debian: libvulkan1) and a driver installed?',
   swiftshader: 'is libvulkan1 installed? (Dawn prints "Couldn\'t load Vulkan" when it is not)',
-  opengles: 'are Mesa EGL, GLES and the DRI drivers (libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri) installed?',
+  opengles:
+    'are Mesa EGL, GLES and the DRI drivers (libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri) installed?',
 };
 
-async function openPath(path: DawnPath, featureLevel: FeatureLevel | undefined): Promise<OpenedAdapter | Attempt> {
+async function openPath(
+  path: DawnPath,
+  featureLevel: FeatureLevel | undefined,
+): Promise<OpenedAdapter | Attempt> {
   switch (path) {
     case 'native': {
-      const r = await request(nativeBackend(), path, { featureLevel: featureLevel ?? 'core', powerPreference: 'high-performance' });
+      const r = await request(nativeBackend(), path, {
+        featureLevel: featureLevel ?? 'core',
+        powerPreference: 'high-performance',
+      });
       // A CPU implementation found by the native backend is not the GPU this path promises;
       // the software paths below pick the better one deliberately.
       if ('adapter' in r && r.adapter.info.isFallbackAdapter) {
-        return { path, reason: `only a software adapter was found (${r.adapter.info.description})` };
+        return {
+          path,
+          reason: `only a software adapter was found (${r.adapter.info.description})`,
+        };
       }
       return r;
     }
@@ -88,16 +106,27 @@ async function openPath(path: DawnPath, featureLevel: FeatureLevel | undefined):
     }
     case 'swiftshader': {
       // A user who points the Vulkan loader at a driver themselves keeps that choice.
-      const userChoice = process.env.VK_ICD_FILENAMES !== undefined || process.env.VK_DRIVER_FILES !== undefined;
+      const userChoice =
+        process.env.VK_ICD_FILENAMES !== undefined || process.env.VK_DRIVER_FILES !== undefined;
       if (!userChoice && !existsSync(SWIFTSHADER_ICD)) {
-        return { path, reason: `${SWIFTSHADER_ICD} not found (it ships in the Debian package chromium)` };
+        return {
+          path,
+          reason: `${SWIFTSHADER_ICD} not found (it ships in the Debian package chromium)`,
+        };
       }
-      const open = (): Promise<OpenedAdapter | Attempt> => request('vulkan', path, { featureLevel: featureLevel ?? 'core' });
-      const r = userChoice ? await open() : await withEnv({ VK_ICD_FILENAMES: SWIFTSHADER_ICD }, open);
+      const open = (): Promise<OpenedAdapter | Attempt> =>
+        request('vulkan', path, { featureLevel: featureLevel ?? 'core' });
+      const r = userChoice
+        ? await open()
+        : await withEnv({ VK_ICD_FILENAMES: SWIFTSHADER_ICD }, open);
       return 'reason' in r ? { path, reason: `${r.reason}; ${HINT.swiftshader}` } : r;
     }
     case 'opengles': {
-      if (featureLevel === 'core') return { path, reason: "Dawn's OpenGL ES backend offers only the compatibility feature level" };
+      if (featureLevel === 'core')
+        return {
+          path,
+          reason: "Dawn's OpenGL ES backend offers only the compatibility feature level",
+        };
       prepareSurfacelessEgl();
       const r = await request('opengles', path, { featureLevel: 'compatibility' });
       return 'reason' in r ? { path, reason: `${r.reason}; ${HINT.opengles}` } : r;
@@ -106,7 +135,10 @@ async function openPath(path: DawnPath, featureLevel: FeatureLevel | undefined):
 }
 
 /** Tries one path; Dawn's exceptions become reasons, so callers can move on to the next. */
-export async function openDawnAdapter(path: DawnPath, featureLevel: FeatureLevel | undefined): Promise<OpenedAdapter | Attempt> {
+export async function openDawnAdapter(
+  path: DawnPath,
+  featureLevel: FeatureLevel | undefined,
+): Promise<OpenedAdapter | Attempt> {
   try {
     return await openPath(path, featureLevel);
   } catch (e) {
@@ -121,5 +153,7 @@ export async function openDawnAdapter(path: DawnPath, featureLevel: FeatureLevel
  * only software path that can give it.
  */
 export function autoOrder(featureLevel: FeatureLevel | undefined): readonly DawnPath[] {
-  return featureLevel === 'core' ? ['native', 'swiftshader'] : ['native', 'opengles', 'swiftshader'];
+  return featureLevel === 'core'
+    ? ['native', 'swiftshader']
+    : ['native', 'opengles', 'swiftshader'];
 }

@@ -67,12 +67,18 @@ export function tieToInstance(owned: GPUAdapter | GPUDevice, instance: GPU): voi
  * Requests the device. A compatibility-level request leaves 'core-features-and-limits' off
  * so validation matches a compatibility-only adapter even on one that could do core.
  */
-export async function openContext(opened: OpenedAdapter, featureLevel: FeatureLevel | undefined): Promise<GpuContext> {
+export async function openContext(
+  opened: OpenedAdapter,
+  featureLevel: FeatureLevel | undefined,
+): Promise<GpuContext> {
   const { adapter } = opened;
   const wanted: GPUFeatureName[] = [...USEFUL_FEATURES];
   if (featureLevel !== 'compatibility') wanted.push('core-features-and-limits');
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
-  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: maxLimits(adapter) });
+  const device = await adapter.requestDevice({
+    requiredFeatures,
+    requiredLimits: maxLimits(adapter),
+  });
   if (opened.instance !== null) tieToInstance(device, opened.instance);
   return {
     device,

@@ -1,7 +1,12 @@
 // Opens a WebGPU device: in browsers through navigator.gpu, in Node through Dawn, falling
 // back from a real GPU to the software adapters of DESIGN.md. Every call gives a fresh device.
 import { GrngError } from '../../core/errors.js';
-import { openContext, type FeatureLevel, type GpuContext, type OpenedAdapter } from './gpu-context.js';
+import {
+  openContext,
+  type FeatureLevel,
+  type GpuContext,
+  type OpenedAdapter,
+} from './gpu-context.js';
 import type { Attempt } from './system-packages.js';
 import type { DawnPath } from './dawn-adapters.js';
 
@@ -26,10 +31,16 @@ export async function openGpu(options: OpenGpuOptions = {}): Promise<GpuContext>
   const backend = options.backend ?? 'auto';
   const { featureLevel } = options;
   if (!BACKENDS.includes(backend)) {
-    throw new GrngError('createDevice', `unknown backend '${String(backend)}'; use one of ${BACKENDS.join(', ')}`);
+    throw new GrngError(
+      'createDevice',
+      `unknown backend '${String(backend)}'; use one of ${BACKENDS.join(', ')}`,
+    );
   }
   if (featureLevel !== undefined && featureLevel !== 'core' && featureLevel !== 'compatibility') {
-    throw new GrngError('createDevice', `featureLevel must be 'core' or 'compatibility', got ${String(featureLevel)}`);
+    throw new GrngError(
+      'createDevice',
+      `featureLevel must be 'core' or 'compatibility', got ${String(featureLevel)}`,
+    );
   }
   const browserGpu: GPU | undefined = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (browserGpu !== undefined) return openBrowser(browserGpu, featureLevel);
@@ -45,7 +56,10 @@ export async function openGpu(options: OpenGpuOptions = {}): Promise<GpuContext>
     try {
       return await openContext(r, featureLevel);
     } catch (e) {
-      attempts.push({ path, reason: `requestDevice failed: ${e instanceof Error ? e.message : String(e)}` });
+      attempts.push({
+        path,
+        reason: `requestDevice failed: ${e instanceof Error ? e.message : String(e)}`,
+      });
     }
   }
   const { noAdapterMessage } = await import('./system-packages.js');
@@ -55,9 +69,10 @@ export async function openGpu(options: OpenGpuOptions = {}): Promise<GpuContext>
 // The browser chooses the backend; ask for a high-performance core adapter, then for any
 // adapter at the compatibility level (e.g. Chromium's llvmpipe path).
 async function openBrowser(gpu: GPU, featureLevel: FeatureLevel | undefined): Promise<GpuContext> {
-  const tries: GPURequestAdapterOptions[] = featureLevel === 'compatibility'
-    ? [{ featureLevel: 'compatibility' }]
-    : [{ featureLevel: 'core', powerPreference: 'high-performance' }];
+  const tries: GPURequestAdapterOptions[] =
+    featureLevel === 'compatibility'
+      ? [{ featureLevel: 'compatibility' }]
+      : [{ featureLevel: 'core', powerPreference: 'high-performance' }];
   if (featureLevel === undefined) tries.push({ featureLevel: 'compatibility' });
   for (const request of tries) {
     const adapter = await gpu.requestAdapter(request);
@@ -65,7 +80,9 @@ async function openBrowser(gpu: GPU, featureLevel: FeatureLevel | undefined): Pr
     const opened: OpenedAdapter = { adapter, backend: 'browser', path: 'browser', instance: null };
     return openContext(opened, featureLevel);
   }
-  throw new GrngError('createDevice',
-    `navigator.gpu gave no adapter${featureLevel !== undefined ? ` at the ${featureLevel} feature level` : ''}. `
-    + 'Use a browser with WebGPU enabled (Chromium: --enable-unsafe-webgpu; see DESIGN.md for headless flags).');
+  throw new GrngError(
+    'createDevice',
+    `navigator.gpu gave no adapter${featureLevel !== undefined ? ` at the ${featureLevel} feature level` : ''}. ` +
+      'Use a browser with WebGPU enabled (Chromium: --enable-unsafe-webgpu; see DESIGN.md for headless flags).',
+  );
 }

@@ -17,15 +17,23 @@ export type PackageChecker = (packages: readonly string[]) => ReadonlySet<string
 
 /** dpkg's view: one query for all packages; unknown ones are simply not listed. */
 export const dpkgInstalled: PackageChecker = (packages) => {
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${Status}\\n', ...packages], { encoding: 'utf8' });
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${Status}\\n', ...packages], {
+    encoding: 'utf8',
+  });
   if (r.error !== undefined) return null;
-  return new Set(r.stdout.split('\n')
-    .filter((line) => line.endsWith(' install ok installed'))
-    .map((line) => (line.split(' ')[0] ?? '').replace(/:.*$/, ''))); // "pkg:amd64" → "pkg"
+  return new Set(
+    r.stdout
+      .split('\n')
+      .filter((line) => line.endsWith(' install ok installed'))
+      .map((line) => (line.split(' ')[0] ?? '').replace(/:.*$/, '')),
+  ); // "pkg:amd64" → "pkg"
 };
 
 // The name under which each software path shows up in the attempts (openGpu's backend names).
-const ATTEMPT_NAME: Readonly<Record<string, string>> = { llvmpipe: 'opengles', swiftshader: 'swiftshader' };
+const ATTEMPT_NAME: Readonly<Record<string, string>> = {
+  llvmpipe: 'opengles',
+  swiftshader: 'swiftshader',
+};
 
 /** One failed way of getting an adapter, and why. */
 export interface Attempt {
@@ -34,14 +42,20 @@ export interface Attempt {
 }
 
 /** The text of the error thrown when no adapter could be opened. */
-export function noAdapterMessage(attempts: readonly Attempt[], installed: PackageChecker = dpkgInstalled): string {
+export function noAdapterMessage(
+  attempts: readonly Attempt[],
+  installed: PackageChecker = dpkgInstalled,
+): string {
   const tried = attempts.map((a) => `  - ${a.path}: ${a.reason}`).join('\n');
   const lines = [`no WebGPU adapter could be opened. Tried:\n${tried}`];
   const all = Object.values(SOFTWARE_PATHS).flatMap((p) => p.packages);
   const have = installed(all);
   if (have === null) {
-    lines.push('Could not check system packages (no dpkg-query). Without a GPU, grng needs one of:');
-    for (const p of Object.values(SOFTWARE_PATHS)) lines.push(`  - ${p.label}: the equivalents of Debian's ${p.packages.join(' ')}`);
+    lines.push(
+      'Could not check system packages (no dpkg-query). Without a GPU, grng needs one of:',
+    );
+    for (const p of Object.values(SOFTWARE_PATHS))
+      lines.push(`  - ${p.label}: the equivalents of Debian's ${p.packages.join(' ')}`);
     return lines.join('\n');
   }
   const missing: string[] = [];
@@ -50,13 +64,19 @@ export function noAdapterMessage(attempts: readonly Attempt[], installed: Packag
     const lacking = p.packages.filter((name) => !have.has(name));
     missing.push(...lacking);
     const tried = attempts.some((a) => a.path === ATTEMPT_NAME[key]);
-    lines.push(lacking.length > 0
-      ? `  - ${p.label}: needs the Debian packages ${p.packages.join(' ')}; missing: ${lacking.join(' ')}.`
-      : `  - ${p.label}: its packages (${p.packages.join(' ')}) are installed${tried ? ', yet it gave no adapter (see above)' : ''}.`);
+    lines.push(
+      lacking.length > 0
+        ? `  - ${p.label}: needs the Debian packages ${p.packages.join(' ')}; missing: ${lacking.join(' ')}.`
+        : `  - ${p.label}: its packages (${p.packages.join(' ')}) are installed${tried ? ', yet it gave no adapter (see above)' : ''}.`,
+    );
   }
   if (missing.length > 0) {
-    lines.push(`Install the missing ones (as root): apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`);
-    lines.push('or run `node scripts/setup-webgpu.mjs` as root in a grng checkout (npm test does this for you).');
+    lines.push(
+      `Install the missing ones (as root): apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`,
+    );
+    lines.push(
+      'or run `node scripts/setup-webgpu.mjs` as root in a grng checkout (npm test does this for you).',
+    );
   }
   return lines.join('\n');
 }

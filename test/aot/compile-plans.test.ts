@@ -7,7 +7,19 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import ts from 'typescript';
 import { emitModule } from '../../aot/emit-module.js';
-import { adamw, array, compileOptimizer, compileTrainStep, crossEntropy, GrngError, nn, ring, type DeviceArray, type HostArray, type Optimizer } from '../../index.js';
+import {
+  adamw,
+  array,
+  compileOptimizer,
+  compileTrainStep,
+  crossEntropy,
+  GrngError,
+  nn,
+  ring,
+  type DeviceArray,
+  type HostArray,
+  type Optimizer,
+} from '../../index.js';
 import { flattenTree } from '../../core/tree.js';
 import { compileOptimizerPlans } from '../../aot/compile-plans.js';
 import { loadOptimizer, loadTrainStep } from '../../aot/load-optimizer.js';
@@ -21,11 +33,31 @@ const device = await gpuDevice();
 const SHAPES = { w: { shape: [3, 5], dtype: 'f32' }, b: { shape: [5], dtype: 'f32' } } as const;
 const rng = prng(8);
 const hostParams = () => ({ w: array(uniform(rng, 15), [3, 5]), b: array(uniform(rng, 5), [5]) });
-const gradients = (n: number) => Array.from({ length: n }, () => ({ w: array(uniform(rng, 15), [3, 5]), b: array(uniform(rng, 5), [5]) }));
-const read = async (tree: unknown) => Promise.all(flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as DeviceArray).read()));
+const gradients = (n: number) =>
+  Array.from({ length: n }, () => ({
+    w: array(uniform(rng, 15), [3, 5]),
+    b: array(uniform(rng, 5), [5]),
+  }));
+const read = async (tree: unknown) =>
+  Promise.all(
+    flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as DeviceArray).read()),
+  );
 
 /** Runs `steps` through compileOptimizer and through the plans; both must agree bit for bit after every step. */
-async function expectSameSteps(optimizer: Optimizer, load: (params: { w: HostArray; b: HostArray }) => Promise<{ step(g: unknown): Promise<void>; params(): unknown; state(): unknown; setHyper(c: Record<string, number>): void }>, steps: number, changeAt?: { step: number; hyper: Record<string, number> }) {
+async function expectSameSteps(
+  optimizer: Optimizer,
+  load: (params: {
+    w: HostArray;
+    b: HostArray;
+  }) => Promise<{
+    step(g: unknown): Promise<void>;
+    params(): unknown;
+    state(): unknown;
+    setHyper(c: Record<string, number>): void;
+  }>,
+  steps: number,
+  changeAt?: { step: number; hyper: Record<string, number> },
+) {
   const params = hostParams();
   const jitted = await compileOptimizer(optimizer, params, { device });
   const loaded = await load(params);
@@ -49,7 +81,10 @@ describe('grng compile plans', () => {
     const manifest = manifestFromJson(manifestToJson(compileOptimizerPlans(optimizer, SHAPES)));
     expect(manifest.steps.length).toBe(1);
     expect(manifest.numeric).toContain('lr');
-    await expectSameSteps(optimizer, (params) => loadOptimizer(manifest, device, params), 4, { step: 3, hyper: { lr: 0.002 } });
+    await expectSameSteps(optimizer, (params) => loadOptimizer(manifest, device, params), 4, {
+      step: 3,
+      hyper: { lr: 0.002 },
+    });
   });
 
   test('every(): one plan per pattern of due periods, chosen by step', async () => {
@@ -63,16 +98,44 @@ describe('grng compile plans', () => {
 
   test('a whole training step (RING on an MLP, Lazy Fisher period 2): metrics, parameters and state bitwise as compileTrainStep', async () => {
     const model = nn.mlp([4, 6, 3]);
-    const optimizer = ring({ lr: 0.05, inverseEvery: 2, newtonIters: 4, powerSteps: 3 }) as unknown as Optimizer;
-    const shapes = flattenTree('test', model.init(0), isArrayLeaf, 'an array').rebuild(flattenTree('test', model.init(0), isArrayLeaf, 'an array').leaves.map((a) => ({ shape: (a as HostArray).shape, dtype: 'f32' })));
-    const train = { model: model as never, loss: crossEntropy, batch: { x: { shape: [4, 4], dtype: 'f32' }, y: { shape: [4], dtype: 'i32' } }, metrics: ['loss', 'accuracy', 'fallbacks'], description: 'mlp:4,6,3' } as const;
-    const manifest = manifestFromJson(manifestToJson(compileOptimizerPlans(optimizer, shapes, { train })));
+    const optimizer = ring({
+      lr: 0.05,
+      inverseEvery: 2,
+      newtonIters: 4,
+      powerSteps: 3,
+    }) as unknown as Optimizer;
+    const shapes = flattenTree('test', model.init(0), isArrayLeaf, 'an array').rebuild(
+      flattenTree('test', model.init(0), isArrayLeaf, 'an array').leaves.map((a) => ({
+        shape: (a as HostArray).shape,
+        dtype: 'f32',
+      })),
+    );
+    const train = {
+      model: model as never,
+      loss: crossEntropy,
+      batch: { x: { shape: [4, 4], dtype: 'f32' }, y: { shape: [4], dtype: 'i32' } },
+      metrics: ['loss', 'accuracy', 'fallbacks'],
+      description: 'mlp:4,6,3',
+    } as const;
+    const manifest = manifestFromJson(
+      manifestToJson(compileOptimizerPlans(optimizer, shapes, { train })),
+    );
     expect(manifest.kind).toBe('train-step');
     expect(manifest.steps.map((p) => p.periods)).toEqual([[1, 2], [1]]);
-    const jitted = await compileTrainStep({ model, loss: crossEntropy, optimizer, params: model.init(0), device, metrics: train.metrics });
+    const jitted = await compileTrainStep({
+      model,
+      loss: crossEntropy,
+      optimizer,
+      params: model.init(0),
+      device,
+      metrics: train.metrics,
+    });
     const loaded = await loadTrainStep(manifest, device, model.init(0));
     for (let step = 0; step < 4; step++) {
-      const batch = { x: array(uniform(rng, 16), [4, 4]), y: array(Int32Array.from([0, 1, 2, step % 3]), [4], 'i32') };
+      const batch = {
+        x: array(uniform(rng, 16), [4, 4]),
+        y: array(Int32Array.from([0, 1, 2, step % 3]), [4], 'i32'),
+      };
       const want = await jitted.run(batch);
       expect(await loaded.run(batch)).toEqual(want);
       expect(await read(loaded.params())).toEqual(await read(await jitted.params()));
@@ -86,9 +149,13 @@ describe('grng compile plans', () => {
     const loaded = await loadOptimizer(manifest, device, hostParams());
     expect(() => loaded.setHyper({ every: 2 } as never)).toThrow(/recompile/);
     expect(() => loaded.setHyper({ bogus: 1 } as never)).toThrow(/unknown hyperparameter/);
-    await expect(loaded.step({ w: array(new Float64Array(4), [2, 2]), b: array(new Float64Array(5), [5]) })).rejects.toThrow(/compiled for \[3, 5\]/);
+    await expect(
+      loaded.step({ w: array(new Float64Array(4), [2, 2]), b: array(new Float64Array(5), [5]) }),
+    ).rejects.toThrow(/compiled for \[3, 5\]/);
     const { createDevice } = await import('../../index.js');
-    await expect(loadOptimizer(manifest, await createDevice({ kind: 'cpu' }), hostParams())).rejects.toThrow(GrngError);
+    await expect(
+      loadOptimizer(manifest, await createDevice({ kind: 'cpu' }), hostParams()),
+    ).rejects.toThrow(GrngError);
     expect(() => manifestFromJson({ format: 'other' })).toThrow(/not a grng compile manifest/);
   });
 
@@ -97,15 +164,36 @@ describe('grng compile plans', () => {
     const dir = join('test', 'aot', 'generated');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, 'adamw-step.ts');
-    writeFileSync(file, emitModule(compileOptimizerPlans(optimizer, SHAPES, { source: 'test' }), { importFrom: '../../../aot/index.js' }));
+    writeFileSync(
+      file,
+      emitModule(compileOptimizerPlans(optimizer, SHAPES, { source: 'test' }), {
+        importFrom: '../../../aot/index.js',
+      }),
+    );
     // Type-check it as a user's project would (strict, NodeNext), including a call with the typed params.
     const usage = join(dir, 'use-adamw-step.ts');
-    writeFileSync(usage, "import { load, type Hyper } from './adamw-step.js';\nimport type { Device } from '../../../aot/index.js';\nexport async function f(d: Device, w: number, b: number) {\n  const o = await load(d, { w, b });\n  const h: Hyper = o.hyper;\n  o.setHyper({ lr: h.lr / 2 });\n  return o.params().w;\n}\n");
-    const program = ts.createProgram([file, usage], { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, types: [], skipLibCheck: true, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'] });
-    const errors = ts.getPreEmitDiagnostics(program).filter((d) => d.file !== undefined && /generated/.test(d.file.fileName));
+    writeFileSync(
+      usage,
+      "import { load, type Hyper } from './adamw-step.js';\nimport type { Device } from '../../../aot/index.js';\nexport async function f(d: Device, w: number, b: number) {\n  const o = await load(d, { w, b });\n  const h: Hyper = o.hyper;\n  o.setHyper({ lr: h.lr / 2 });\n  return o.params().w;\n}\n",
+    );
+    const program = ts.createProgram([file, usage], {
+      strict: true,
+      noEmit: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      types: [],
+      skipLibCheck: true,
+      lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+    });
+    const errors = ts
+      .getPreEmitDiagnostics(program)
+      .filter((d) => d.file !== undefined && /generated/.test(d.file.fileName));
     expect(errors.map((d) => ts.flattenDiagnosticMessageText(d.messageText, ' '))).toEqual([]);
     const specifier = './generated/adamw-step.js'; // not a literal: the file is written by this test
-    const generated = (await import(/* @vite-ignore */ specifier)) as { load: (d: unknown, p: unknown) => ReturnType<typeof loadOptimizer> };
+    const generated = (await import(/* @vite-ignore */ specifier)) as {
+      load: (d: unknown, p: unknown) => ReturnType<typeof loadOptimizer>;
+    };
     await expectSameSteps(optimizer, (params) => generated.load(device, params) as never, 3);
   });
 });

@@ -6,7 +6,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { checkPurity, formatViolations, purityProject, type PurityReport } from '../../aot/purity.js';
+import {
+  checkPurity,
+  formatViolations,
+  purityProject,
+  type PurityReport,
+} from '../../aot/purity.js';
 import { checkFunction, isFunctionNode, type RuleContext } from '../../aot/purity-rules.js';
 import { GrngError } from '../../index.js';
 
@@ -14,7 +19,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CORPUS = fileURLToPath(new URL('./corpus/', import.meta.url));
 // One project for the whole file: files are parsed once and share one (lib-free) checker.
 const project = purityProject();
-const check = (file: string, allowModules?: readonly string[]): PurityReport => checkPurity(file, { project, allowModules });
+const check = (file: string, allowModules?: readonly string[]): PurityReport =>
+  checkPurity(file, { project, allowModules });
 
 /** The violations a corpus file expects: rule, line and column just after each /*!rule*\/ marker. */
 function expected(file: string): { rule: string; line: number; column: number }[] {
@@ -22,12 +28,20 @@ function expected(file: string): { rule: string; line: number; column: number }[
   return [...text.matchAll(/\/\*!([a-z-]+)\*\//g)].map((m) => {
     const at = (m.index as number) + m[0].length;
     const lineStart = text.lastIndexOf('\n', at - 1);
-    return { rule: m[1] as string, line: text.slice(0, at).split('\n').length, column: at - lineStart };
+    return {
+      rule: m[1] as string,
+      line: text.slice(0, at).split('\n').length,
+      column: at - lineStart,
+    };
   });
 }
 
-const positions = (report: PurityReport) => report.violations.map(({ rule, line, column }) => ({ rule, line, column }));
-const corpus = (prefix: string) => readdirSync(CORPUS).filter((f) => f.startsWith(prefix) && f.endsWith('.ts')).sort();
+const positions = (report: PurityReport) =>
+  report.violations.map(({ rule, line, column }) => ({ rule, line, column }));
+const corpus = (prefix: string) =>
+  readdirSync(CORPUS)
+    .filter((f) => f.startsWith(prefix) && f.endsWith('.ts'))
+    .sort();
 
 describe('corpus', () => {
   test.each(corpus('good-'))('%s has no violations', (name) => {
@@ -49,7 +63,15 @@ describe('corpus', () => {
   });
 
   test('every rule has a bad file of its own', () => {
-    const rules = ['outer-assignment', 'argument-mutation', 'nondeterminism', 'io', 'await', 'impure-call', 'unbounded-loop'];
+    const rules = [
+      'outer-assignment',
+      'argument-mutation',
+      'nondeterminism',
+      'io',
+      'await',
+      'impure-call',
+      'unbounded-loop',
+    ];
     for (const rule of rules) expect(corpus('bad-'), rule).toContain(`bad-${rule}.ts`);
     const several = new Set(positions(check(join(CORPUS, 'bad-several.ts'))).map((v) => v.rule));
     expect(several.size).toBeGreaterThanOrEqual(4);
@@ -57,8 +79,12 @@ describe('corpus', () => {
 
   test('messages say what to do instead', () => {
     const [random] = check(join(CORPUS, 'bad-nondeterminism.ts')).violations;
-    expect(random?.message).toMatch(/^Math\.random is not allowed in an optimizer: use ctx\.key with grng's random functions \(uniform, normal/);
-    const loop = check(join(CORPUS, 'bad-unbounded-loop.ts')).violations.find((v) => v.message.startsWith('while'));
+    expect(random?.message).toMatch(
+      /^Math\.random is not allowed in an optimizer: use ctx\.key with grng's random functions \(uniform, normal/,
+    );
+    const loop = check(join(CORPUS, 'bad-unbounded-loop.ts')).violations.find((v) =>
+      v.message.startsWith('while'),
+    );
     expect(loop?.message).toContain('use for (let i = 0; i < n; i++) or for…of over an array');
     const opaque = check(join(CORPUS, 'bad-definition.ts')).violations[0];
     expect(opaque?.message).toContain('not an object literal');
@@ -77,7 +103,10 @@ describe('corpus', () => {
     const [site] = check(join(CORPUS, 'good-loops.ts')).optimizers;
     const text = readFileSync(join(CORPUS, 'good-loops.ts'), 'utf8');
     const at = text.indexOf('defineOptimizer({');
-    expect(site).toMatchObject({ line: text.slice(0, at).split('\n').length, column: at - text.lastIndexOf('\n', at - 1) });
+    expect(site).toMatchObject({
+      line: text.slice(0, at).split('\n').length,
+      column: at - text.lastIndexOf('\n', at - 1),
+    });
   });
 
   test('formatViolations prints file:line:col: message lines', () => {
@@ -85,7 +114,9 @@ describe('corpus', () => {
     const { violations } = check(file);
     const lines = formatViolations(violations).split('\n');
     expect(lines).toHaveLength(violations.length);
-    expect(lines[0]).toBe(`${file}:${violations[0]?.line}:${violations[0]?.column}: ${violations[0]?.message}`);
+    expect(lines[0]).toBe(
+      `${file}:${violations[0]?.line}:${violations[0]?.column}: ${violations[0]?.message}`,
+    );
     expect(formatViolations([])).toBe('');
   });
 
@@ -122,7 +153,13 @@ describe('robustness', () => {
     const files: string[] = [];
     const walk = (dir: string) => {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
-        if (entry.name.startsWith('.') || entry.name === 'node_modules' || entry.name === 'dist' || entry.name === 'runs') continue;
+        if (
+          entry.name.startsWith('.') ||
+          entry.name === 'node_modules' ||
+          entry.name === 'dist' ||
+          entry.name === 'runs'
+        )
+          continue;
         const path = join(dir, entry.name);
         if (entry.isDirectory()) walk(path);
         else if (/\.m?ts$/.test(entry.name) && !entry.name.endsWith('.d.ts')) files.push(path);
@@ -135,13 +172,27 @@ describe('robustness', () => {
     for (const file of files) fresh.addSourceFileAtPath(file);
     // The rules also walk every function of every file (whatever syntax it holds) without throwing.
     let reports = 0;
-    const cx: RuleContext = { isGrngModule: () => true, report: () => void reports++, follow: () => undefined, followObject: () => undefined, refer: () => undefined };
+    const cx: RuleContext = {
+      isGrngModule: () => true,
+      report: () => void reports++,
+      follow: () => undefined,
+      followObject: () => undefined,
+      refer: () => undefined,
+    };
     for (const file of files) {
       expect(() => checkPurity(file, { project: fresh }), relative(ROOT, file)).not.toThrow();
       const source = fresh.getSourceFileOrThrow(file);
       // Outermost functions only: nested ones are part of their outermost function's walk.
-      const outermost = source.getDescendants().filter((node) => isFunctionNode(node) && node.getFirstAncestor(isFunctionNode) === undefined);
-      for (const node of outermost) expect(() => checkFunction(node as Parameters<typeof checkFunction>[0], cx), `${relative(ROOT, file)}:${node.getStartLineNumber()}`).not.toThrow();
+      const outermost = source
+        .getDescendants()
+        .filter(
+          (node) => isFunctionNode(node) && node.getFirstAncestor(isFunctionNode) === undefined,
+        );
+      for (const node of outermost)
+        expect(
+          () => checkFunction(node as Parameters<typeof checkFunction>[0], cx),
+          `${relative(ROOT, file)}:${node.getStartLineNumber()}`,
+        ).not.toThrow();
     }
     expect(reports).toBeGreaterThan(0);
   });

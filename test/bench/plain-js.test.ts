@@ -2,14 +2,24 @@
 // the MLP gradient against central finite differences (float64), AdamW against the formula
 // written out per element, and the MLP step actually training.
 import { describe, expect, test } from 'vitest';
-import { mlpLossAndGradient, mlpWorkspace, plainAdamW, plainMlpStep } from '../../bench/peers/plain-js.js';
+import {
+  mlpLossAndGradient,
+  mlpWorkspace,
+  plainAdamW,
+  plainMlpStep,
+} from '../../bench/peers/plain-js.js';
 
 const SIZES = [5, 4, 3, 3];
 const BATCH = 4;
 const LABELS = Int32Array.from({ length: BATCH }, (_, i) => i % 3);
 // Deterministic float64 data; biases non-zero so their gradients are exercised through the ReLUs.
-const fill = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + seed) * 0.8);
-const params = () => SIZES.slice(1).flatMap((out, l) => [fill(SIZES[l] * out, 2 * l), fill(out, 2 * l + 1).map((b) => b * 0.3)]);
+const fill = (n: number, seed: number) =>
+  Float64Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + seed) * 0.8);
+const params = () =>
+  SIZES.slice(1).flatMap((out, l) => [
+    fill(SIZES[l] * out, 2 * l),
+    fill(out, 2 * l + 1).map((b) => b * 0.3),
+  ]);
 const X = fill(BATCH * SIZES[0], 9);
 
 describe('mlpLossAndGradient', () => {
@@ -36,7 +46,10 @@ describe('mlpLossAndGradient', () => {
         tensor[i] = orig - h;
         const down = mlpLossAndGradient(p, X, LABELS, SIZES);
         tensor[i] = orig;
-        expect(Math.abs(work.grads[t][i] - (up - down) / (2 * h)), `tensor ${t} element ${i}`).toBeLessThan(1e-7);
+        expect(
+          Math.abs(work.grads[t][i] - (up - down) / (2 * h)),
+          `tensor ${t} element ${i}`,
+        ).toBeLessThan(1e-7);
         checked++;
       }
     });
@@ -51,7 +64,12 @@ describe('plainAdamW', () => {
     // A large lr and decay so each term moves θ by far more than float32 rounding.
     const hyper = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3 };
     const adam = plainAdamW([7, 5], hyper);
-    const before = adam.tensors.map((t) => ({ theta: Float64Array.from(t.theta), m: Float64Array.from(t.m), v: Float64Array.from(t.v), g: Float64Array.from(t.g) }));
+    const before = adam.tensors.map((t) => ({
+      theta: Float64Array.from(t.theta),
+      m: Float64Array.from(t.m),
+      v: Float64Array.from(t.v),
+      g: Float64Array.from(t.g),
+    }));
     await adam.run();
     // How far θ lands from formulas missing one term: the tolerance below must be much smaller.
     let [offNoDecay, offNoCorrection] = [0, 0];
@@ -69,8 +87,16 @@ describe('plainAdamW', () => {
         expect(Math.abs(after.v[i] - v)).toBeLessThanOrEqual(2 ** -25);
         expect(Math.abs(after.theta[i] - theta)).toBeLessThanOrEqual(2 ** -25);
         expect(Math.max(Math.abs(m), Math.abs(v), Math.abs(theta))).toBeLessThan(1);
-        offNoDecay = Math.max(offNoDecay, Math.abs(after.theta[i] - (b.theta[i] - 1e-2 * (mHat / (Math.sqrt(vHat) + 1e-8)))));
-        offNoCorrection = Math.max(offNoCorrection, Math.abs(after.theta[i] - (b.theta[i] - 1e-2 * (m / (Math.sqrt(v) + 1e-8) + 0.1 * b.theta[i]))));
+        offNoDecay = Math.max(
+          offNoDecay,
+          Math.abs(after.theta[i] - (b.theta[i] - 1e-2 * (mHat / (Math.sqrt(vHat) + 1e-8)))),
+        );
+        offNoCorrection = Math.max(
+          offNoCorrection,
+          Math.abs(
+            after.theta[i] - (b.theta[i] - 1e-2 * (m / (Math.sqrt(v) + 1e-8) + 0.1 * b.theta[i])),
+          ),
+        );
       }
     });
     expect(offNoDecay).toBeGreaterThan(1e-5);

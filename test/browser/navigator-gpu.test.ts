@@ -39,12 +39,19 @@ async function loadReport(): Promise<{ report: PageReport; log: string[] }> {
   const log: string[] = [];
   page.on('console', (m) => log.push(`console.${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
-  page.on('requestfailed', (r) => log.push(`requestfailed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  page.on('requestfailed', (r) =>
+    log.push(`requestfailed: ${r.url()} ${r.failure()?.errorText ?? ''}`),
+  );
   await page.goto(`${server.origin}/test/browser/page/index.html`);
   try {
-    await page.waitForSelector(`html[${MARKER}]`, { state: 'attached', timeout: MARKER_TIMEOUT_MS });
+    await page.waitForSelector(`html[${MARKER}]`, {
+      state: 'attached',
+      timeout: MARKER_TIMEOUT_MS,
+    });
   } catch (e) {
-    throw new Error(`the page set no ${MARKER} marker within ${MARKER_TIMEOUT_MS} ms (${String(e)}); page log:\n${log.join('\n')}`);
+    throw new Error(
+      `the page set no ${MARKER} marker within ${MARKER_TIMEOUT_MS} ms (${String(e)}); page log:\n${log.join('\n')}`,
+    );
   }
   const text = await page.textContent('#report');
   await page.close();
@@ -56,32 +63,40 @@ function bound(a: AdapterResult): number {
 }
 
 describe('navigator.gpu in headless Chromium', () => {
-  test('both feature levels open a named adapter and match the f32 interpreter', { timeout: 90_000 }, async () => {
-    const { report, log } = await loadReport();
-    if (report.status === 'error') throw new Error(`the page threw: ${report.message}\npage log:\n${log.join('\n')}`);
-    expect(report.status).toBe('done');
-    for (const a of report.adapters) {
-      console.log(`${a.request}: ${a.description}`);
-      for (const c of a.cases) console.log(`  ${c.name}: worst scaled error ${c.worst === null ? 'NaN' : c.worst.toExponential(2)} over ${c.values} values`);
-    }
-    const [core, compat] = report.adapters;
-    expect(report.adapters.map((a) => a.request)).toEqual(['default', 'compatibility']);
-    // createDevice names the adapter, the backend ('browser') and the feature level it got; the
-    // default request asks for core first, the other for compatibility only.
-    expect(core.description).toMatch(/\(browser, core\)$/);
-    expect(compat.description).toMatch(/\(browser, compatibility\)$/);
-    // Two different adapters (here SwiftShader and llvmpipe), so both drivers are exercised; one
-    // adapter for both would mean the Chromium flags in chromium.ts stopped taking effect.
-    const adapterOf = (d: string) => d.replace(/ \(browser, \w+\)$/, '');
-    expect(adapterOf(compat.description)).not.toBe(adapterOf(core.description));
-    for (const a of report.adapters) {
-      expect(a.description).not.toMatch(/^unnamed adapter/);
-      expect(a.donatedConsumed).toBe(true);
-      for (const c of a.cases) {
-        // null is a NaN on the page (see report.ts): fail with the case named.
-        expect(c.worst, `${a.request} / ${c.name}`).not.toBeNull();
-        expect(c.worst, `${a.request} / ${c.name}`).toBeLessThanOrEqual(bound(a));
+  test(
+    'both feature levels open a named adapter and match the f32 interpreter',
+    { timeout: 90_000 },
+    async () => {
+      const { report, log } = await loadReport();
+      if (report.status === 'error')
+        throw new Error(`the page threw: ${report.message}\npage log:\n${log.join('\n')}`);
+      expect(report.status).toBe('done');
+      for (const a of report.adapters) {
+        console.log(`${a.request}: ${a.description}`);
+        for (const c of a.cases)
+          console.log(
+            `  ${c.name}: worst scaled error ${c.worst === null ? 'NaN' : c.worst.toExponential(2)} over ${c.values} values`,
+          );
       }
-    }
-  });
+      const [core, compat] = report.adapters;
+      expect(report.adapters.map((a) => a.request)).toEqual(['default', 'compatibility']);
+      // createDevice names the adapter, the backend ('browser') and the feature level it got; the
+      // default request asks for core first, the other for compatibility only.
+      expect(core.description).toMatch(/\(browser, core\)$/);
+      expect(compat.description).toMatch(/\(browser, compatibility\)$/);
+      // Two different adapters (here SwiftShader and llvmpipe), so both drivers are exercised; one
+      // adapter for both would mean the Chromium flags in chromium.ts stopped taking effect.
+      const adapterOf = (d: string) => d.replace(/ \(browser, \w+\)$/, '');
+      expect(adapterOf(compat.description)).not.toBe(adapterOf(core.description));
+      for (const a of report.adapters) {
+        expect(a.description).not.toMatch(/^unnamed adapter/);
+        expect(a.donatedConsumed).toBe(true);
+        for (const c of a.cases) {
+          // null is a NaN on the page (see report.ts): fail with the case named.
+          expect(c.worst, `${a.request} / ${c.name}`).not.toBeNull();
+          expect(c.worst, `${a.request} / ${c.name}`).toBeLessThanOrEqual(bound(a));
+        }
+      }
+    },
+  );
 });

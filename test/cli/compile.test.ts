@@ -17,52 +17,107 @@ const out = mkdtempSync(join(tmpdir(), 'grng-compile-'));
 describe('grng compile', () => {
   test('compiles the example optimizer: WGSL, manifest, module; the manifest steps as compileOptimizer does', async () => {
     const lines: string[] = [];
-    const code = await compile(['examples/custom-optimizer/adabelief.ts', '--shapes', '{"w":[4,3],"b":[3]}', '--settings', '{"lr":0.01}', '--out', out], (l) => lines.push(l));
+    const code = await compile(
+      [
+        'examples/custom-optimizer/adabelief.ts',
+        '--shapes',
+        '{"w":[4,3],"b":[3]}',
+        '--settings',
+        '{"lr":0.01}',
+        '--out',
+        out,
+      ],
+      (l) => lines.push(l),
+    );
     expect(code).toBe(0);
     const dir = join(out, 'adabelief');
-    expect(readdirSync(join(dir, 'kernels')).filter((f) => f.endsWith('.wgsl')).length).toBeGreaterThan(0);
+    expect(
+      readdirSync(join(dir, 'kernels')).filter((f) => f.endsWith('.wgsl')).length,
+    ).toBeGreaterThan(0);
     expect(readFileSync(join(dir, 'adabelief.ts'), 'utf8')).toMatch(/export function load\(/);
     expect(lines[0]).toMatch(/^adabelief \(adabelief\): 1 dispatch\(es\) per step/);
 
     const device = await gpuDevice();
     const rng = prng(3);
     const params = { w: array(uniform(rng, 12), [4, 3]), b: array(uniform(rng, 3), [3]) };
-    const loaded = await loadOptimizer(readFileSync(join(dir, 'manifest.json'), 'utf8'), device, params);
+    const loaded = await loadOptimizer(
+      readFileSync(join(dir, 'manifest.json'), 'utf8'),
+      device,
+      params,
+    );
     const jitted = await compileOptimizer(adabelief({ lr: 0.01 }), params, { device });
     for (let k = 0; k < 3; k++) {
       const grads = { w: array(uniform(rng, 12), [4, 3]), b: array(uniform(rng, 3), [3]) };
       await loaded.step(grads);
       await jitted.step(grads);
     }
-    const read = async (tree: unknown) => Promise.all(Object.values(tree as Record<string, DeviceArray>).map((a) => a.read()));
+    const read = async (tree: unknown) =>
+      Promise.all(Object.values(tree as Record<string, DeviceArray>).map((a) => a.read()));
     expect(await read(loaded.params())).toEqual(await read(jitted.params()));
   });
 
   test('purity violations are printed as file:line:col and nothing is compiled', async () => {
     const lines: string[] = [];
     const badOut = join(out, 'bad');
-    expect(await compile(['test/aot/corpus/bad-several.ts', '--shapes', '{"w":[2]}', '--out', badOut], (l) => lines.push(l))).toBe(1);
-    expect(lines[0].split('\n').every((l) => /^test\/aot\/corpus\/bad-several\.ts:\d+:\d+: .+/.test(l))).toBe(true);
+    expect(
+      await compile(
+        ['test/aot/corpus/bad-several.ts', '--shapes', '{"w":[2]}', '--out', badOut],
+        (l) => lines.push(l),
+      ),
+    ).toBe(1);
+    expect(
+      lines[0].split('\n').every((l) => /^test\/aot\/corpus\/bad-several\.ts:\d+:\d+: .+/.test(l)),
+    ).toBe(true);
     expect(lines.at(-1)).toMatch(/purity violation\(s\).*nothing compiled/);
     expect(existsSync(badOut)).toBe(false);
   });
 
   test('curvature optimizers compile as training steps (--preset); --shapes says so', async () => {
     const lines: string[] = [];
-    expect(await compile(['optimizers/ring.ts', '--preset', 'mlp:4,6,3', '--batch', '4', '--settings', '{"inverseEvery":2}', '--out', out], (l) => lines.push(l))).toBe(0);
-    expect(lines[0]).toMatch(/^ring \(ring\): training step of mlp:4,6,3 at batch 4, \d+\/\d+ dispatch\(es\) per step/);
+    expect(
+      await compile(
+        [
+          'optimizers/ring.ts',
+          '--preset',
+          'mlp:4,6,3',
+          '--batch',
+          '4',
+          '--settings',
+          '{"inverseEvery":2}',
+          '--out',
+          out,
+        ],
+        (l) => lines.push(l),
+      ),
+    ).toBe(0);
+    expect(lines[0]).toMatch(
+      /^ring \(ring\): training step of mlp:4,6,3 at batch 4, \d+\/\d+ dispatch\(es\) per step/,
+    );
     expect(readFileSync(join(out, 'ring', 'ring.ts'), 'utf8')).toMatch(/loadTrainStep/);
-    await expect(compile(['optimizers/ring.ts', '--shapes', '{"w":[2,2]}', '--out', out], () => {})).rejects.toThrow(/compile a training step with --preset/);
+    await expect(
+      compile(['optimizers/ring.ts', '--shapes', '{"w":[2,2]}', '--out', out], () => {}),
+    ).rejects.toThrow(/compile a training step with --preset/);
   });
 
   test('--check only checks; bad options are one-line errors', async () => {
     const lines: string[] = [];
     expect(await compile(['examples/lion.ts', '--check'], (l) => lines.push(l))).toBe(0);
     expect(lines).toEqual(['examples/lion.ts: lion pure']);
-    await expect(compile(['examples/lion.ts', '--out', out], () => {})).rejects.toThrow(/--shapes JSON or --preset/);
-    await expect(compile(['examples/lion.ts', '--shapes', '{"w":[0]}', '--out', out], () => {})).rejects.toThrow(/positive integers/);
-    await expect(compile(['examples/lion.ts', '--preset', 'cnn', '--out', out], () => {})).rejects.toThrow(/--preset/);
-    await expect(compile(['examples/lion.ts', '--shapes', '{"w":[2]}', '--export', 'nope', '--out', out], () => {})).rejects.toThrow(/no exported optimizer 'nope'/);
+    await expect(compile(['examples/lion.ts', '--out', out], () => {})).rejects.toThrow(
+      /--shapes JSON or --preset/,
+    );
+    await expect(
+      compile(['examples/lion.ts', '--shapes', '{"w":[0]}', '--out', out], () => {}),
+    ).rejects.toThrow(/positive integers/);
+    await expect(
+      compile(['examples/lion.ts', '--preset', 'cnn', '--out', out], () => {}),
+    ).rejects.toThrow(/--preset/);
+    await expect(
+      compile(
+        ['examples/lion.ts', '--shapes', '{"w":[2]}', '--export', 'nope', '--out', out],
+        () => {},
+      ),
+    ).rejects.toThrow(/no exported optimizer 'nope'/);
     await expect(compile([], () => {})).rejects.toThrow(/one file/);
   });
 });

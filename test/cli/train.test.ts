@@ -14,24 +14,62 @@ describe('grng train', () => {
   const dir = mkdtempSync(join(tmpdir(), 'grng-cli-'));
   writeDataset(dir);
   const out = join(dir, 'run');
-  const common = ['--dataset', 'idx', '--data', dir, '--hidden', '8', '--batch-size', '12', '--device', 'cpu', '--out', out, '--optimizer', 'ring', '--lr', '0.05', '--inverse-every', '2'];
+  const common = [
+    '--dataset',
+    'idx',
+    '--data',
+    dir,
+    '--hidden',
+    '8',
+    '--batch-size',
+    '12',
+    '--device',
+    'cpu',
+    '--out',
+    out,
+    '--optimizer',
+    'ring',
+    '--lr',
+    '0.05',
+    '--inverse-every',
+    '2',
+  ];
 
   test('two epochs: a line per epoch, metrics.jsonl with every step and epoch, a checkpoint; --resume adds a third epoch', async () => {
     const lines: string[] = [];
     expect(await train([...common, '--epochs', '2'], (l) => lines.push(l))).toBe(0);
     expect(lines.filter((l) => /^epoch \d+:/.test(l)).length).toBe(2);
-    const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
-    expect(records.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
+    expect(records.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([
+      1, 2, 3, 4, 5, 6, 7, 8,
+    ]);
     expect(records.filter((r) => r.kind === 'epoch').length).toBe(2);
-    expect(loadCheckpoint(join(out, 'checkpoint.safetensors')).meta).toMatchObject({ step: 8, epoch: 3, position: 0, optimizer: 'ring' });
+    expect(loadCheckpoint(join(out, 'checkpoint.safetensors')).meta).toMatchObject({
+      step: 8,
+      epoch: 3,
+      position: 0,
+      optimizer: 'ring',
+    });
 
     const more: string[] = [];
     expect(await train([...common, '--epochs', '3', '--resume'], (l) => more.push(l))).toBe(0);
-    expect(more.filter((l) => /^epoch \d+:/.test(l)).map((l) => l.split(':')[0])).toEqual(['epoch 3']);
-    const after = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
-    expect(after.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(more.filter((l) => /^epoch \d+:/.test(l)).map((l) => l.split(':')[0])).toEqual([
+      'epoch 3',
+    ]);
+    const after = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
+    expect(after.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ]);
     // Three well-separated classes: RING reaches at least 90 % test accuracy in 12 steps (measured: 100 %).
-    expect(after.filter((r) => r.kind === 'epoch').at(-1)?.testAccuracy).toBeGreaterThanOrEqual(0.9);
+    expect(after.filter((r) => r.kind === 'epoch').at(-1)?.testAccuracy).toBeGreaterThanOrEqual(
+      0.9,
+    );
     // The plots cover the whole run: 12 steps in buckets of 1 (4 steps per epoch / 10, rounded up to 1).
     const loss = readFileSync(join(out, 'loss.svg'), 'utf8');
     expect(loss).toContain('train (batch mean)');
@@ -42,24 +80,58 @@ describe('grng train', () => {
   test('--validation holds images out and reports their accuracy; --set passes any hyperparameter', async () => {
     const lines: string[] = [];
     const runOut = join(dir, 'validated');
-    expect(await train([...common, '--out', runOut, '--epochs', '1', '--validation', '12', '--normalize', 'standard', '--set', 'damping=grad_norm'], (l) => lines.push(l))).toBe(0);
+    expect(
+      await train(
+        [
+          ...common,
+          '--out',
+          runOut,
+          '--epochs',
+          '1',
+          '--validation',
+          '12',
+          '--normalize',
+          'standard',
+          '--set',
+          'damping=grad_norm',
+        ],
+        (l) => lines.push(l),
+      ),
+    ).toBe(0);
     expect(lines[0]).toMatch(/36 train \/ 12 validation \/ 12 test/);
     expect(lines.find((l) => l.startsWith('epoch 1:'))).toMatch(/validation accuracy/);
-    const run = readFileSync(join(runOut, 'metrics.jsonl'), 'utf8').split('\n').map((l) => (l === '' ? {} : JSON.parse(l) as { kind?: string; hyper?: { damping?: string } })).find((r) => r.kind === 'run');
+    const run = readFileSync(join(runOut, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .map((l) =>
+        l === '' ? {} : (JSON.parse(l) as { kind?: string; hyper?: { damping?: string } }),
+      )
+      .find((r) => r.kind === 'run');
     expect(run?.hyper?.damping).toBe('grad_norm');
     expect(readFileSync(join(runOut, 'accuracy.svg'), 'utf8')).toContain('validation');
   });
 
   test('bad options are GrngErrors with one clear message; --help prints the usage', async () => {
-    await expect(train([...common, '--optimizer', 'lamb'], () => {})).rejects.toThrow(/unknown optimizer 'lamb'/);
+    await expect(train([...common, '--optimizer', 'lamb'], () => {})).rejects.toThrow(
+      /unknown optimizer 'lamb'/,
+    );
     await expect(train(['--dataset', 'idx'], () => {})).rejects.toThrow(/--data DIR/);
-    await expect(train([...common, '--model', 'cnn'], () => {})).rejects.toThrow(/--model must be mlp/);
-    await expect(train([...common, '--set', 'bogus=1'], () => {})).rejects.toThrow(/unknown hyperparameter 'bogus'/);
+    await expect(train([...common, '--model', 'cnn'], () => {})).rejects.toThrow(
+      /--model must be mlp/,
+    );
+    await expect(train([...common, '--set', 'bogus=1'], () => {})).rejects.toThrow(
+      /unknown hyperparameter 'bogus'/,
+    );
     await expect(train([...common, '--set', 'lr'], () => {})).rejects.toThrow(/NAME=VALUE/);
-    await expect(train([...common, '--validation', '48'], () => {})).rejects.toThrow(/validation split/);
-    await expect(train([...common, '--normalize', 'zscore'], () => {})).rejects.toThrow(/--normalize/);
+    await expect(train([...common, '--validation', '48'], () => {})).rejects.toThrow(
+      /validation split/,
+    );
+    await expect(train([...common, '--normalize', 'zscore'], () => {})).rejects.toThrow(
+      /--normalize/,
+    );
     await expect(train([...common, '--epochs', 'two'], () => {})).rejects.toThrow(GrngError);
-    await expect(train([...common.slice(0, -2), '--out', join(dir, 'empty'), '--resume'], () => {})).rejects.toThrow(/no checkpoint/);
+    await expect(
+      train([...common.slice(0, -2), '--out', join(dir, 'empty'), '--resume'], () => {}),
+    ).rejects.toThrow(/no checkpoint/);
     const help: string[] = [];
     expect(await train(['--help'], (l) => help.push(l))).toBe(0);
     expect(help.join('')).toMatch(/--optimizer NAME/);

@@ -1,7 +1,25 @@
 // Pinned kernel counts (as tinygrad pins them): a change that splits what should be one kernel,
 // or merges what must not be, shows up here. Counts come from compileProgram; no GPU needed.
 import { describe, expect, test } from 'vitest';
-import { add, crossEntropy, div, exp, grad, input, matmul, mul, relu, softmax, sqrt, square, sub, sum, tanh, valueAndGrad, type Tensor } from '../../index.js';
+import {
+  add,
+  crossEntropy,
+  div,
+  exp,
+  grad,
+  input,
+  matmul,
+  mul,
+  relu,
+  softmax,
+  sqrt,
+  square,
+  sub,
+  sum,
+  tanh,
+  valueAndGrad,
+  type Tensor,
+} from '../../index.js';
 
 /** Dispatches of the 2-layer MLP training step below (see its comment for the breakdown). */
 const MLP_STEP_KERNELS = 9;
@@ -12,8 +30,16 @@ import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
 
 // WebGPU's default limits (what every adapter offers).
-const DEFAULTS: KernelLimits = { maxStorageBuffersPerShaderStage: 8, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 };
-const kernels = (outs: readonly Tensor[], limits = DEFAULTS) => compileProgram(outs.map((t) => t.node), { limits });
+const DEFAULTS: KernelLimits = {
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+};
+const kernels = (outs: readonly Tensor[], limits = DEFAULTS) =>
+  compileProgram(
+    outs.map((t) => t.node),
+    { limits },
+  );
 
 /** AdamW (decoupled weight decay 0.01, β = 0.9, 0.999): the new θ, m and v. */
 function adamw(theta: Tensor, m: Tensor, v: Tensor, g: Tensor, lr: Tensor | number): Tensor[] {
@@ -44,7 +70,10 @@ describe('kernel counts', () => {
     const program = kernels([softmax(input('x', [8, 10]))]);
     expect(program.kernels).toHaveLength(2);
     // The sum reads the max from a register of the same invocation, not from a buffer.
-    expect(program.kernels[0].segments[0].roots.map((r) => r.op)).toEqual(['reduceMax', 'reduceSum']);
+    expect(program.kernels[0].segments[0].roots.map((r) => r.op)).toEqual([
+      'reduceMax',
+      'reduceSum',
+    ]);
   });
 
   test('an AdamW update of one parameter (θ, m, v) is one multi-output kernel', () => {
@@ -56,12 +85,19 @@ describe('kernel counts', () => {
 
   test('an AdamW update of 5 parameters of different shapes is one dispatch when the arrays are packed', () => {
     const shapes = [[17, 5], [5], [64, 3, 3], [1], [257]];
-    const state = ['theta', 'm', 'v', 'g'].map((name) => shapes.map((s, i) => input(`${name}${i}`, s)));
+    const state = ['theta', 'm', 'v', 'g'].map((name) =>
+      shapes.map((s, i) => input(`${name}${i}`, s)),
+    );
     const lr = input('lr', []);
-    const outs = shapes.flatMap((_, i) => adamw(state[0][i], state[1][i], state[2][i], state[3][i], lr));
+    const outs = shapes.flatMap((_, i) =>
+      adamw(state[0][i], state[1][i], state[2][i], state[3][i], lr),
+    );
     // Packed as uploadAll packs them: θs in one buffer, ms in one, vs in one, gs in one, lr alone.
     const layout = packedInputs([...state, [lr]].map((group) => group.map((t) => t.node)));
-    const program = compileProgram(outs.map((t) => t.node), { limits: DEFAULTS, inputs: layout });
+    const program = compileProgram(
+      outs.map((t) => t.node),
+      { limits: DEFAULTS, inputs: layout },
+    );
     expect(program.kernels).toHaveLength(1);
     expect(program.kernels[0].segments).toHaveLength(5); // one segment (θ, m, v together) per parameter
     // Reads 5 input buffers and writes one results buffer: 6 bindings whatever the parameter count.
@@ -70,36 +106,71 @@ describe('kernel counts', () => {
     // update splits into dispatches that each fit.
     const separate = kernels(outs);
     expect(separate.kernels.length).toBeGreaterThan(1);
-    for (const k of separate.kernels) expect(k.source.bindings.length).toBeLessThanOrEqual(DEFAULTS.maxStorageBuffersPerShaderStage);
+    for (const k of separate.kernels)
+      expect(k.source.bindings.length).toBeLessThanOrEqual(
+        DEFAULTS.maxStorageBuffersPerShaderStage,
+      );
   });
 
   test('with maxMergedInvocations (CPU adapters) large updates get dispatches of their own, small ones share one', () => {
     const shapes = [[256, 784], [256], [256, 256], [256], [10, 256], [10]];
-    const state = ['theta', 'm', 'v', 'g'].map((name) => shapes.map((s, i) => input(`${name}${i}`, s)));
-    const outs = shapes.flatMap((_, i) => adamw(state[0][i], state[1][i], state[2][i], state[3][i], input('lr', [])));
-    const layout = packedInputs([...state, [input('lr', [])]].map((group) => group.map((t) => t.node)));
-    const compile = (maxMergedInvocations?: number) => compileProgram(outs.map((t) => t.node), { limits: DEFAULTS, inputs: layout, maxMergedInvocations });
+    const state = ['theta', 'm', 'v', 'g'].map((name) =>
+      shapes.map((s, i) => input(`${name}${i}`, s)),
+    );
+    const outs = shapes.flatMap((_, i) =>
+      adamw(state[0][i], state[1][i], state[2][i], state[3][i], input('lr', [])),
+    );
+    const layout = packedInputs(
+      [...state, [input('lr', [])]].map((group) => group.map((t) => t.node)),
+    );
+    const compile = (maxMergedInvocations?: number) =>
+      compileProgram(
+        outs.map((t) => t.node),
+        { limits: DEFAULTS, inputs: layout, maxMergedInvocations },
+      );
     expect(compile().kernels).toHaveLength(1);
     // vec4 invocations: 50,176 and 16,384 alone; the two 256 biases (one segment, 64), 10×256 (640) and 10 (3) together.
-    const split = compile(4096).kernels.map((k) => k.segments.map((s) => s.roots[0].shape.join('×')));
+    const split = compile(4096).kernels.map((k) =>
+      k.segments.map((s) => s.roots[0].shape.join('×')),
+    );
     expect(split).toEqual([['256×784'], ['256', '10×256', '10'], ['256×256']]);
   });
 
   test('a 2-layer MLP forward + backward + AdamW step', () => {
-    const params = { w1: input('w1', [4, 8]), b1: input('b1', [8]), w2: input('w2', [8, 3]), b2: input('b2', [3]) };
+    const params = {
+      w1: input('w1', [4, 8]),
+      b1: input('b1', [8]),
+      w2: input('w2', [8, 3]),
+      b2: input('b2', [3]),
+    };
     const x = input('x', [16, 4]);
     const y = input('y', [16], 'i32');
     type Params = typeof params;
-    const loss = (p: Params) => crossEntropy(add(matmul(relu(add(matmul(x, p.w1), p.b1)), p.w2), p.b2), y);
+    const loss = (p: Params) =>
+      crossEntropy(add(matmul(relu(add(matmul(x, p.w1), p.b1)), p.w2), p.b2), y);
     const [value, grads] = valueAndGrad(loss)(params);
     const outs: Tensor[] = [value];
     const keys = ['w1', 'b1', 'w2', 'b2'] as const;
-    const moments = keys.map((k) => [input(`m_${k}`, params[k].shape), input(`v_${k}`, params[k].shape)]);
-    keys.forEach((k, i) => outs.push(...adamw(params[k], moments[i][0], moments[i][1], grads[k], 1e-3)));
+    const moments = keys.map((k) => [
+      input(`m_${k}`, params[k].shape),
+      input(`v_${k}`, params[k].shape),
+    ]);
+    keys.forEach((k, i) =>
+      outs.push(...adamw(params[k], moments[i][0], moments[i][1], grads[k], 1e-3)),
+    );
     // Packed as a trainer keeps them: parameters in one buffer, m in one, v in one.
-    const packed: Tensor[][] = [keys.map((k) => params[k]), moments.map((m) => m[0]), moments.map((m) => m[1]), [x], [y]];
+    const packed: Tensor[][] = [
+      keys.map((k) => params[k]),
+      moments.map((m) => m[0]),
+      moments.map((m) => m[1]),
+      [x],
+      [y],
+    ];
     const layout = packedInputs(packed.map((group) => group.map((t) => t.node)));
-    const program = compileProgram(outs.map((t) => t.node), { limits: DEFAULTS, inputs: layout });
+    const program = compileProgram(
+      outs.map((t) => t.node),
+      { limits: DEFAULTS, inputs: layout },
+    );
     // Pinned as built today (9 dispatches; 11 before matmul epilogues fused): 0 x·w1 with
     // relu(· + b1) as its epilogue, storing both (relu's derivative reads x·w1); 1 h·w2; 2 the row
     // max with the two row sums chained to it beside a row sum of the labels' one-hot; 3 the batch
@@ -118,7 +189,13 @@ describe('kernel counts', () => {
     // Forward matmul with the relu-masked cotangent (a mul) as its epilogue, materialized because
     // it is more than index arithmetic and the backward matmul would recompute it k times; then xᵀ · it.
     const program = kernels([dw]);
-    const described = program.kernels.map((k) => k.segments.map((s) => `${s.matmul === undefined ? '' : 'matmul⇒'}${s.roots.map((r) => r.op).join('+')}`).join(' | '));
+    const described = program.kernels.map((k) =>
+      k.segments
+        .map(
+          (s) => `${s.matmul === undefined ? '' : 'matmul⇒'}${s.roots.map((r) => r.op).join('+')}`,
+        )
+        .join(' | '),
+    );
     expect(described).toEqual(['matmul⇒mul', 'matmul']);
   });
 
@@ -136,7 +213,10 @@ describe('kernel counts', () => {
     const values = names.map(() => uniform(rng, 5, -4, 4).map(Math.round));
     const want = interpret([total.node], new Map(names.map((n, i) => [n, values[i]] as const)))[0];
     const gpu = await gpuDevice();
-    const [got] = await gpu.execute([total.node], new Map(names.map((n, i) => [n, gpu.upload(values[i], [5], 'f32')] as const)));
+    const [got] = await gpu.execute(
+      [total.node],
+      new Map(names.map((n, i) => [n, gpu.upload(values[i], [5], 'f32')] as const)),
+    );
     expect(Array.from(await got.read())).toEqual(Array.from(want));
   });
 });

@@ -22,7 +22,11 @@ import { prng, seedArb, uniform } from '../support/random.js';
 
 const ULP = 2 ** -24;
 const SIZES = [1, 3, 17, 65];
-const DEFAULTS = { maxStorageBuffersPerShaderStage: 8, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 };
+const DEFAULTS = {
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+};
 
 type Layout = 'rows' | 'dot' | 'scalar';
 
@@ -32,9 +36,29 @@ type Layout = 'rows' | 'dot' | 'scalar';
  */
 function operands(layout: Layout, m: number, k: number, n: number, batch: number) {
   const lead = batch === 1 ? [] : [batch];
-  if (layout === 'rows') return { a: [...lead, m, k], b: [...lead, k, 4 * n], cols: 4 * n, depth: k, product: (a: Tensor, b: Tensor) => matmul(a, b) };
-  if (layout === 'dot') return { a: [...lead, m, 4 * k], b: [...lead, 4 * n, 4 * k], cols: 4 * n, depth: 4 * k, product: (a: Tensor, b: Tensor) => matmul(a, b.mT) };
-  return { a: [...lead, m, k], b: [...lead, k, n], cols: n, depth: k, product: (a: Tensor, b: Tensor) => matmul(a, b) };
+  if (layout === 'rows')
+    return {
+      a: [...lead, m, k],
+      b: [...lead, k, 4 * n],
+      cols: 4 * n,
+      depth: k,
+      product: (a: Tensor, b: Tensor) => matmul(a, b),
+    };
+  if (layout === 'dot')
+    return {
+      a: [...lead, m, 4 * k],
+      b: [...lead, 4 * n, 4 * k],
+      cols: 4 * n,
+      depth: 4 * k,
+      product: (a: Tensor, b: Tensor) => matmul(a, b.mT),
+    };
+  return {
+    a: [...lead, m, k],
+    b: [...lead, k, n],
+    cols: n,
+    depth: k,
+    product: (a: Tensor, b: Tensor) => matmul(a, b),
+  };
 }
 
 /** How each kernel's WGSL is recognized (storage declarations only: the scalars uniform is a vec4 array too). */
@@ -83,7 +107,8 @@ const epilogues: Epilogue[] = [
     // exp turns Δx into a relative error Δx (|Δx| ≪ 1), WGSL's exp errs by (3 + 2|x|)·2^-23
     // relative, |x| ≤ 0.05·S; the interpreter's exp and both sides' final mul by u each (3u).
     // 1.01 covers e^Δx − 1 ≤ 1.01·Δx.
-    tol: (E, S, ref) => 1.01 * Math.abs(ref) * (0.05 * E + 0.15 * ULP * S + 2 * (3 + 0.1 * S) * 2 * ULP + 3 * ULP),
+    tol: (E, S, ref) =>
+      1.01 * Math.abs(ref) * (0.05 * E + 0.15 * ULP * S + 2 * (3 + 0.1 * S) * 2 * ULP + 3 * ULP),
   },
 ];
 
@@ -97,22 +122,52 @@ interface Run {
  * Runs `outs` on the GPU (the f32 inputs packed into one buffer when `packed`, as uploadAll
  * does with parameters) and on the f32 interpreter; counts the GPU dispatches of the call.
  */
-async function run(outs: readonly Tensor[], inputs: readonly { name: string; shape: readonly number[] }[], seed: number, packed: boolean, donated?: ReadonlySet<string>): Promise<Run & { values: Float64Array[] }> {
+async function run(
+  outs: readonly Tensor[],
+  inputs: readonly { name: string; shape: readonly number[] }[],
+  seed: number,
+  packed: boolean,
+  donated?: ReadonlySet<string>,
+): Promise<Run & { values: Float64Array[] }> {
   const gpu = await gpuDevice();
   const rng = prng(seed);
-  const values = inputs.map(({ shape }) => uniform(rng, shape.reduce((x, d) => x * d, 1), -1, 1));
-  const ref = interpret(outs.map((t) => t.node), new Map(inputs.map(({ name }, i) => [name, values[i]] as const)), { precision: 'f32' });
+  const values = inputs.map(({ shape }) =>
+    uniform(
+      rng,
+      shape.reduce((x, d) => x * d, 1),
+      -1,
+      1,
+    ),
+  );
+  const ref = interpret(
+    outs.map((t) => t.node),
+    new Map(inputs.map(({ name }, i) => [name, values[i]] as const)),
+    { precision: 'f32' },
+  );
   const items = inputs.map(({ shape }, i) => ({ data: values[i], shape, dtype: 'f32' as const }));
-  const arrays = packed ? gpu.uploadAll(items) : items.map((it) => gpu.upload(it.data, it.shape, it.dtype));
+  const arrays = packed
+    ? gpu.uploadAll(items)
+    : items.map((it) => gpu.upload(it.data, it.shape, it.dtype));
   const before = gpu.stats.dispatches;
-  const results = await gpu.execute(outs.map((t) => t.node), new Map(inputs.map(({ name }, i) => [name, arrays[i]] as const)), { donated });
+  const results = await gpu.execute(
+    outs.map((t) => t.node),
+    new Map(inputs.map(({ name }, i) => [name, arrays[i]] as const)),
+    { donated },
+  );
   const got = await Promise.all(results.map((r) => r.read()));
   return { got, ref, values, dispatches: gpu.stats.dispatches - before };
 }
 
 /** Σ|terms| of c at each element: the product of the operands' absolute values, in float64. */
-function termSums(c: Tensor, names: readonly string[], values: readonly Float64Array[]): Float64Array {
-  return interpret([c.node], new Map(names.map((n, i) => [n, values[i].map(Math.abs)] as const)))[0];
+function termSums(
+  c: Tensor,
+  names: readonly string[],
+  values: readonly Float64Array[],
+): Float64Array {
+  return interpret(
+    [c.node],
+    new Map(names.map((n, i) => [n, values[i].map(Math.abs)] as const)),
+  )[0];
 }
 
 describe('matmul with a fused elementwise epilogue', () => {
@@ -132,7 +187,11 @@ describe('matmul with a fused elementwise epilogue', () => {
           const shapes = operands(layout, m, k, n, batch);
           const [a, b] = [input('a', shapes.a), input('b', shapes.b)];
           const c = shapes.product(a, b);
-          const extras: Extras = { bias: input('bias', [shapes.cols]), s: input('s', []), other: input('other', c.shape) };
+          const extras: Extras = {
+            bias: input('bias', [shapes.cols]),
+            s: input('s', []),
+            other: input('other', c.shape),
+          };
           const out = epilogue.build(c, extras);
           const inputs = [
             { name: 'a', shape: shapes.a },
@@ -147,7 +206,9 @@ describe('matmul with a fused elementwise epilogue', () => {
           const S = termSums(c, inputs.map((x) => x.name).slice(0, 2), values.slice(0, 2));
           ref[0].forEach((r, i) => {
             const E = 2 * shapes.depth * ULP * S[i];
-            expect(Math.abs(got[0][i] - r), `element ${i}`).toBeLessThanOrEqual(epilogue.tol(E, S[i], r));
+            expect(Math.abs(got[0][i] - r), `element ${i}`).toBeLessThanOrEqual(
+              epilogue.tol(E, S[i], r),
+            );
           });
         },
       ),
@@ -160,7 +221,10 @@ describe('matmul with a fused elementwise epilogue', () => {
     const c = matmul(a, b);
     const out = relu(add(c, bias));
     // Compiled as the call below lays the inputs out: one buffer, bound once, as vec4s (b's rows).
-    const program = compileProgram([out.node], { limits: DEFAULTS, inputs: packedInputs([[a.node, b.node, bias.node]]) });
+    const program = compileProgram([out.node], {
+      limits: DEFAULTS,
+      inputs: packedInputs([[a.node, b.node, bias.node]]),
+    });
     expect(program.kernels).toHaveLength(1);
     const wgsl = explainProgram(program, true);
     expect(wgsl).toMatch(/var<storage, read> b0: array<vec4<f32>>/);
@@ -169,7 +233,11 @@ describe('matmul with a fused elementwise epilogue', () => {
     const { got, ref, values, dispatches } = await run([out], inputs, 5, true);
     expect(dispatches).toBe(1);
     const S = termSums(c, ['a', 'b'], values.slice(0, 2));
-    ref[0].forEach((r, i) => expect(Math.abs(got[0][i] - r)).toBeLessThanOrEqual(epilogues[0].tol(2 * 3 * ULP * S[i], S[i], r)));
+    ref[0].forEach((r, i) =>
+      expect(Math.abs(got[0][i] - r)).toBeLessThanOrEqual(
+        epilogues[0].tol(2 * 3 * ULP * S[i], S[i], r),
+      ),
+    );
   });
 
   test('a bool epilogue (c > bias) on the scalar kernel is stored as 0/1', async () => {
@@ -179,11 +247,17 @@ describe('matmul with a fused elementwise epilogue', () => {
     const gpu = await gpuDevice();
     expect(gpu.kernelCount([out.node])).toBe(1);
     const rng = prng(9);
-    const ints = (n: number, half: number) => Float64Array.from({ length: n }, () => Math.floor(rng() * 7) - 3 + half);
+    const ints = (n: number, half: number) =>
+      Float64Array.from({ length: n }, () => Math.floor(rng() * 7) - 3 + half);
     const values = [ints(170, 0), ints(120, 0), ints(12, 0.5)];
     const names = ['a', 'b', 'bias'];
     const want = interpret([out.node], new Map(names.map((n, i) => [n, values[i]] as const)))[0];
-    const [got] = await gpu.execute([out.node], new Map(names.map((n, i) => [n, gpu.upload(values[i], [a, b, bias][i].shape, 'f32')] as const)));
+    const [got] = await gpu.execute(
+      [out.node],
+      new Map(
+        names.map((n, i) => [n, gpu.upload(values[i], [a, b, bias][i].shape, 'f32')] as const),
+      ),
+    );
     expect(Array.from(await got.read())).toEqual(Array.from(want));
   });
 
@@ -193,24 +267,49 @@ describe('matmul with a fused elementwise epilogue', () => {
     const w = input('w', [20, 20]);
     const c = matmul(w, w);
     const out = add(w, mul(tanh(c), -0.1));
-    const { got, ref, values, dispatches } = await run([out], [{ name: 'w', shape: w.shape }], 17, false, new Set(['w']));
+    const { got, ref, values, dispatches } = await run(
+      [out],
+      [{ name: 'w', shape: w.shape }],
+      17,
+      false,
+      new Set(['w']),
+    );
     expect(dispatches).toBe(1);
     const S = termSums(c, ['w', 'w'], [values[0], values[0]]);
     // tanh: E plus 8·2^-23 (WGSL) and u (interpreter); ·0.1 (0.1 rounded, ≤ 0.1 of it) and the add round once each side, values ≤ 2.
-    ref[0].forEach((r, i) => expect(Math.abs(got[0][i] - r)).toBeLessThanOrEqual(0.1 * (2 * 20 * ULP * S[i] + 17 * ULP) + 8 * ULP));
+    ref[0].forEach((r, i) =>
+      expect(Math.abs(got[0][i] - r)).toBeLessThanOrEqual(
+        0.1 * (2 * 20 * ULP * S[i] + 17 * ULP) + 8 * ULP,
+      ),
+    );
   });
 
   test('a product read elsewhere too is stored by the fused kernel beside its epilogue', async () => {
     // h = relu(a·b + bias) feeds another matmul; z = a·b + other reads the product as well, so
     // the first kernel stores both a·b and h: 3 dispatches (the fused one, h·w2, z), not 4.
-    const [a, b, bias, w2, other] = [input('a', [17, 3]), input('b', [3, 20]), input('bias', [20]), input('w2', [20, 8]), input('other', [17, 20])];
+    const [a, b, bias, w2, other] = [
+      input('a', [17, 3]),
+      input('b', [3, 20]),
+      input('bias', [20]),
+      input('w2', [20, 8]),
+      input('other', [17, 20]),
+    ];
     const c = matmul(a, b);
     const y = matmul(relu(add(c, bias)), w2);
     const z = add(c, other);
     const program = compileProgram([y.node, z.node], { limits: DEFAULTS });
-    expect(program.kernels.some((k) => k.segments[0].matmul === c.node && k.segments[0].roots.length === 2)).toBe(true);
+    expect(
+      program.kernels.some(
+        (k) => k.segments[0].matmul === c.node && k.segments[0].roots.length === 2,
+      ),
+    ).toBe(true);
     const names = ['a', 'b', 'bias', 'w2', 'other'];
-    const { got, ref, values, dispatches } = await run([y, z], names.map((name, i) => ({ name, shape: [a, b, bias, w2, other][i].shape })), 8, false);
+    const { got, ref, values, dispatches } = await run(
+      [y, z],
+      names.map((name, i) => ({ name, shape: [a, b, bias, w2, other][i].shape })),
+      8,
+      false,
+    );
     expect(dispatches).toBe(3);
     const S = termSums(c, ['a', 'b'], values.slice(0, 2));
     // h and z: c's E then one add each side (the relu bound above); |h| ≤ S + 1.
@@ -220,15 +319,23 @@ describe('matmul with a fused elementwise epilogue', () => {
     ref[0].forEach((r, e) => {
       const [i, j] = [Math.floor(e / 8), e % 8];
       let tol = 0;
-      for (let k = 0; k < 20; k++) tol += (eh(i * 20 + k) + 2 * 20 * ULP * (S[i * 20 + k] + 1)) * Math.abs(values[3][k * 8 + j]);
+      for (let k = 0; k < 20; k++)
+        tol +=
+          (eh(i * 20 + k) + 2 * 20 * ULP * (S[i * 20 + k] + 1)) * Math.abs(values[3][k * 8 + j]);
       expect(Math.abs(got[0][e] - r)).toBeLessThanOrEqual(tol);
     });
   });
 
   test('what must not fuse stays correct: the epilogue and the product both returned, or the product read transposed', async () => {
-    const [a, b, bias, other] = [input('a', [17, 3]), input('b', [3, 20]), input('bias', [20]), input('other', [20, 17])];
+    const [a, b, bias, other] = [
+      input('a', [17, 3]),
+      input('b', [3, 20]),
+      input('bias', [20]),
+      input('other', [20, 17]),
+    ];
     const c = matmul(a, b);
-    const named = (pairs: Record<string, Tensor>) => Object.entries(pairs).map(([name, t]) => ({ name, shape: t.shape }));
+    const named = (pairs: Record<string, Tensor>) =>
+      Object.entries(pairs).map(([name, t]) => ({ name, shape: t.shape }));
     // c's error bound at its element [i, j] (E, as above), then one add (u·(S + 1) each side).
     const bound = (values: readonly Float64Array[]) => {
       const S = termSums(c, ['a', 'b'], values.slice(0, 2));
@@ -239,21 +346,37 @@ describe('matmul with a fused elementwise epilogue', () => {
     const returned = await run([c, relu(add(c, bias))], named({ a, b, bias }), 3, false);
     expect(returned.dispatches).toBe(2);
     const tolR = bound(returned.values);
-    for (const k of [0, 1]) returned.ref[k].forEach((r, e) => expect(Math.abs(returned.got[k][e] - r)).toBeLessThanOrEqual(tolR(Math.floor(e / 20), e % 20)));
+    for (const k of [0, 1])
+      returned.ref[k].forEach((r, e) =>
+        expect(Math.abs(returned.got[k][e] - r)).toBeLessThanOrEqual(
+          tolR(Math.floor(e / 20), e % 20),
+        ),
+      );
     // Transposed: (c + otherᵀ)ᵀ's element [j, i] reads c's [i, j], another invocation's
     // accumulator. (c.mT alone would not do: the DSL rewrites (a·b)ᵀ as bᵀ·aᵀ, which fuses.)
     const transposed = await run([add(c, other.mT).mT], named({ a, b, other }), 4, false);
     expect(transposed.dispatches).toBe(2);
     const tolT = bound(transposed.values);
-    transposed.ref[0].forEach((r, e) => expect(Math.abs(transposed.got[0][e] - r)).toBeLessThanOrEqual(tolT(e % 17, Math.floor(e / 17))));
+    transposed.ref[0].forEach((r, e) =>
+      expect(Math.abs(transposed.got[0][e] - r)).toBeLessThanOrEqual(
+        tolT(e % 17, Math.floor(e / 17)),
+      ),
+    );
   });
 
   test('not fused when the fused kernel would bind more storage buffers than the stage allows', () => {
-    const [a, b, x1, x2] = [input('a', [9, 5]), input('b', [5, 8]), input('x1', [9, 8]), input('x2', [9, 8])];
+    const [a, b, x1, x2] = [
+      input('a', [9, 5]),
+      input('b', [5, 8]),
+      input('x1', [9, 8]),
+      input('x2', [9, 8]),
+    ];
     const out = relu(add(add(matmul(a, b), x1), x2));
     // Fused: a, b, x1, x2 and the result: 5 buffers.
     expect(compileProgram([out.node], { limits: DEFAULTS }).kernels).toHaveLength(1);
-    const tight = compileProgram([out.node], { limits: { ...DEFAULTS, maxStorageBuffersPerShaderStage: 4 } });
+    const tight = compileProgram([out.node], {
+      limits: { ...DEFAULTS, maxStorageBuffersPerShaderStage: 4 },
+    });
     expect(tight.kernels).toHaveLength(2);
     for (const k of tight.kernels) expect(k.source.bindings.length).toBeLessThanOrEqual(4);
   });

@@ -21,14 +21,71 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  abs, add, bitAnd, bitOr, bitXor, broadcastTo, shiftLeft, shiftRight, cast, constant, cos, div, exp, floor, full, grad, hvp, input, iota, jvp, log, matmul, max, maximum, minimum,
-  mul, neg, pad, pow, recip, reshape, rsqrt, sign, sin, slice, sqrt, stopGradient, sum, tanh, Tensor, transpose, where,
+  abs,
+  add,
+  bitAnd,
+  bitOr,
+  bitXor,
+  broadcastTo,
+  shiftLeft,
+  shiftRight,
+  cast,
+  constant,
+  cos,
+  div,
+  exp,
+  floor,
+  full,
+  grad,
+  hvp,
+  input,
+  iota,
+  jvp,
+  log,
+  matmul,
+  max,
+  maximum,
+  minimum,
+  mul,
+  neg,
+  pad,
+  pow,
+  recip,
+  reshape,
+  rsqrt,
+  sign,
+  sin,
+  slice,
+  sqrt,
+  stopGradient,
+  sum,
+  tanh,
+  Tensor,
+  transpose,
+  where,
 } from '../../index.js';
-import { builder, opTable, PRIMITIVES, topoSort, type Node, type Primitive } from '../../core/ir/index.js';
+import {
+  builder,
+  opTable,
+  PRIMITIVES,
+  topoSort,
+  type Node,
+  type Primitive,
+} from '../../core/ir/index.js';
 import { concatAll } from '../support/programs.js';
 import { hostFunction } from '../support/host-function.js';
 import { centralDirectional, centralGradient, maxAbs, maxScaledError } from '../support/numeric.js';
-import { int, plain, prng, randomShape, range, seedArb, shuffle, sizeOf, uniform } from '../support/random.js';
+import {
+  int,
+  plain,
+  prng,
+  randomShape,
+  range,
+  seedArb,
+  shuffle,
+  sizeOf,
+  uniform,
+} from '../support/random.js';
 
 /** Finite-difference step (float64). */
 const H = 1e-5;
@@ -48,7 +105,10 @@ interface Instance {
    * What the finite differences see, when that is not `f` itself: `f` with its
    * stopGradient'ed values replaced by extra inputs frozen at the base point.
    */
-  readonly reference?: { readonly f: Fn; readonly frozen: readonly { readonly shape: readonly number[]; readonly value: Float64Array }[] };
+  readonly reference?: {
+    readonly f: Fn;
+    readonly frozen: readonly { readonly shape: readonly number[]; readonly value: Float64Array }[];
+  };
   /** Reaches the inputs only through derivative-free primitives: every derivative must be exactly 0. */
   readonly zero?: Fn;
 }
@@ -67,7 +127,10 @@ const randomAxes = (rng: () => number, rank: number): number[] => {
 
 /** Fixed, non-uniform, sign-changing, never-zero weights: a mis-mapped index changes the result. */
 function weights(shape: readonly number[]): Tensor {
-  return constant(Float64Array.from({ length: sizeOf(shape) }, (_, i) => (((i * 7 + 3) % 13) - 6.5) / 4), shape);
+  return constant(
+    Float64Array.from({ length: sizeOf(shape) }, (_, i) => (((i * 7 + 3) % 13) - 6.5) / 4),
+    shape,
+  );
 }
 const wsum = (t: Tensor): Tensor => sum(mul(t, weights(t.shape)));
 
@@ -82,18 +145,31 @@ const unaryCase =
   (op: (t: Tensor) => Tensor, inner: (t: Tensor) => Tensor = (t) => t, lo = -1, hi = 1): Case =>
   (rng) => {
     const shape = randomShape(rng, 1, 2, 1, 3);
-    return { shapes: [shape], x: [uniform(rng, sizeOf(shape), lo, hi)], f: (x) => wsum(op(inner(x))) };
+    return {
+      shapes: [shape],
+      x: [uniform(rng, sizeOf(shape), lo, hi)],
+      f: (x) => wsum(op(inner(x))),
+    };
   };
 
 /** Two same-shaped inputs in [-1, 1]. */
 const pairCase =
-  (f: (x: Tensor, y: Tensor) => Tensor, pre?: (x: Float64Array, y: Float64Array) => void, zero?: (x: Tensor, y: Tensor) => Tensor): Case =>
+  (
+    f: (x: Tensor, y: Tensor) => Tensor,
+    pre?: (x: Float64Array, y: Float64Array) => void,
+    zero?: (x: Tensor, y: Tensor) => Tensor,
+  ): Case =>
   (rng) => {
     const shape = randomShape(rng, 1, 2, 1, 3);
     const x = uniform(rng, sizeOf(shape));
     const y = uniform(rng, sizeOf(shape));
     pre?.(x, y);
-    return { shapes: [shape, shape], x: [x, y], f: (a, b) => f(a, b), zero: zero && ((a, b) => zero(a, b)) };
+    return {
+      shapes: [shape, shape],
+      x: [x, y],
+      f: (a, b) => f(a, b),
+      zero: zero && ((a, b) => zero(a, b)),
+    };
   };
 
 /** Comparison ops route through where(op(x, y), sin(2x), y·cos y): the branch taken must carry the derivative. */
@@ -112,7 +188,8 @@ const equalityCase = (op: 'eq' | 'ne'): Case =>
       preAll(x, (v) => offInteger(2 * v) > KINK);
       preAll(y, (v) => offInteger(2 * v) > KINK);
     },
-    (x, y) => wsum(cast(x[op](y), 'f32')).add(wsum(cast(floor(x.mul(2))[op](floor(y.mul(2))), 'f32'))),
+    (x, y) =>
+      wsum(cast(x[op](y), 'f32')).add(wsum(cast(floor(x.mul(2))[op](floor(y.mul(2))), 'f32'))),
   );
 
 /**
@@ -190,13 +267,23 @@ const cases: Record<Primitive, Case> = {
     const shape = randomShape(rng, 1, 2, 1, 3);
     const x = uniform(rng, sizeOf(shape));
     preAll(x, (v) => Math.abs(v - 0.1) > KINK);
-    return { shapes: [shape], x: [x], f: (t) => wsum(sign(t.sub(0.1)).mul(sin(t))), zero: (t) => wsum(sign(t.sub(0.1))) };
+    return {
+      shapes: [shape],
+      x: [x],
+      f: (t) => wsum(sign(t.sub(0.1)).mul(sin(t))),
+      zero: (t) => wsum(sign(t.sub(0.1))),
+    };
   },
   floor: (rng) => {
     const shape = randomShape(rng, 1, 2, 1, 3);
     const x = uniform(rng, sizeOf(shape));
     preAll(x, (v) => offInteger(3 * v) > KINK);
-    return { shapes: [shape], x: [x], f: (t) => wsum(floor(t.mul(3)).mul(sin(t))).add(wsum(t.mul(t))), zero: (t) => wsum(floor(t.mul(3))) };
+    return {
+      shapes: [shape],
+      x: [x],
+      f: (t) => wsum(floor(t.mul(3)).mul(sin(t))).add(wsum(t.mul(t))),
+      zero: (t) => wsum(floor(t.mul(3))),
+    };
   },
   // f32 → f32 carries the derivative; f32 → i32 / bool are constants to autodiff (and their values
   // still multiply differentiable factors).
@@ -210,7 +297,13 @@ const cases: Record<Primitive, Case> = {
       f: (t) =>
         wsum(sin(castF32(t).mul(1.5)))
           .add(wsum(cast(cast(t.mul(3), 'i32'), 'f32').mul(cos(t))))
-          .add(wsum(cast(cast(floor(t.mul(3)), 'bool'), 'f32').mul(t).mul(t))),
+          .add(
+            wsum(
+              cast(cast(floor(t.mul(3)), 'bool'), 'f32')
+                .mul(t)
+                .mul(t),
+            ),
+          ),
       zero: (t) => wsum(cast(cast(t.mul(3), 'i32'), 'f32')).add(wsum(cast(cast(t, 'bool'), 'f32'))),
     };
   },
@@ -259,7 +352,10 @@ const cases: Record<Primitive, Case> = {
   shiftLeft: bitwiseCase(shiftLeft), // amounts −8…7 are taken mod 32: the sign flips often
   shiftRight: bitwiseCase(shiftRight),
   select: pairCase(
-    (x, y) => wsum(where(x.gt(y.mul(0.5)), sin(x.mul(y)), cos(x.add(y)))).add(wsum(where(x.gt(0), x.mul(x), 0))),
+    (x, y) =>
+      wsum(where(x.gt(y.mul(0.5)), sin(x.mul(y)), cos(x.add(y)))).add(
+        wsum(where(x.gt(0), x.mul(x), 0)),
+      ),
     (x, y) => {
       preAll(x, (v, i) => Math.abs(v - 0.5 * y[i]) > KINK);
       preAll(x, (v) => Math.abs(v) > KINK);
@@ -271,14 +367,23 @@ const cases: Record<Primitive, Case> = {
     const shape = randomShape(rng, 1, 3, 1, 4);
     let target = shuffle(rng, shape);
     if (rng() < 0.3) target = [sizeOf(shape)];
-    if (target.length === shape.length && target.every((d, i) => d === shape[i])) target = [1, ...shape];
-    return { shapes: [shape], x: [uniform(rng, sizeOf(shape))], f: (x) => wsum(sin(reshape(x, target).mul(2))) };
+    if (target.length === shape.length && target.every((d, i) => d === shape[i]))
+      target = [1, ...shape];
+    return {
+      shapes: [shape],
+      x: [uniform(rng, sizeOf(shape))],
+      f: (x) => wsum(sin(reshape(x, target).mul(2))),
+    };
   },
   permute: (rng) => {
     const shape = randomShape(rng, 2, 4, 1, 3);
     let perm = shuffle(rng, range(shape.length));
     if (perm.every((p, i) => p === i)) perm = [1, 0, ...range(shape.length).slice(2)];
-    return { shapes: [shape], x: [uniform(rng, sizeOf(shape))], f: (x) => wsum(sin(transpose(x, perm).mul(2))) };
+    return {
+      shapes: [shape],
+      x: [uniform(rng, sizeOf(shape))],
+      f: (x) => wsum(sin(transpose(x, perm).mul(2))),
+    };
   },
   broadcast: (rng) => {
     const target = randomShape(rng, 1, 3, 2, 3);
@@ -286,21 +391,33 @@ const cases: Record<Primitive, Case> = {
     let from = target.map((d) => (rng() < 0.5 ? 1 : d));
     if (from.every((d, i) => d === target[i])) from[0] = 1;
     if (from.length > 1 && rng() < 0.3) from = from.slice(1);
-    return { shapes: [from], x: [uniform(rng, sizeOf(from))], f: (x) => wsum(sin(broadcastTo(x, target).mul(2))) };
+    return {
+      shapes: [from],
+      x: [uniform(rng, sizeOf(from))],
+      f: (x) => wsum(sin(broadcastTo(x, target).mul(2))),
+    };
   },
   slice: (rng) => {
     const shape = randomShape(rng, 1, 3, 2, 4);
     const starts = shape.map((d) => int(rng, 0, d - 1));
     const ends = shape.map((d, i) => int(rng, starts[i] + 1, d));
     if (!starts.some((s) => s !== 0) && ends.every((e, i) => e === shape[i])) starts[0] = 1;
-    return { shapes: [shape], x: [uniform(rng, sizeOf(shape))], f: (x) => wsum(sin(slice(x, starts, ends).mul(2))) };
+    return {
+      shapes: [shape],
+      x: [uniform(rng, sizeOf(shape))],
+      f: (x) => wsum(sin(slice(x, starts, ends).mul(2))),
+    };
   },
   pad: (rng) => {
     const shape = randomShape(rng, 1, 3, 1, 3);
     const lo = shape.map(() => int(rng, 0, 2));
     const hi = shape.map(() => int(rng, 0, 2));
     if ([...lo, ...hi].every((p) => p === 0)) hi[0] = 1;
-    return { shapes: [shape], x: [uniform(rng, sizeOf(shape))], f: (x) => wsum(sin(pad(x, lo, hi).mul(2).add(0.3))) };
+    return {
+      shapes: [shape],
+      x: [uniform(rng, sizeOf(shape))],
+      f: (x) => wsum(sin(pad(x, lo, hi).mul(2).add(0.3))),
+    };
   },
 
   // Reductions over random axis sets of random shapes.
@@ -325,7 +442,11 @@ const cases: Record<Primitive, Case> = {
     const [m, k, n] = [int(rng, 1, 4), int(rng, 1, 4), int(rng, 1, 4)];
     const a = [...batch, m, k];
     const b = [...batch, k, n];
-    return { shapes: [a, b], x: [uniform(rng, sizeOf(a)), uniform(rng, sizeOf(b))], f: (p, q) => wsum(sin(matmul(p, q))) };
+    return {
+      shapes: [a, b],
+      x: [uniform(rng, sizeOf(a)), uniform(rng, sizeOf(b))],
+      f: (p, q) => wsum(sin(matmul(p, q))),
+    };
   },
 };
 
@@ -374,7 +495,10 @@ function checkInstance(p: Primitive, inst: Instance, rng: () => number): void {
   // Autodiff, evaluated in float64.
   const both = [...specs, ...specs];
   const gradF = hostFunction(gradAll(inst.f, n), specs);
-  const hvpF = hostFunction((...a) => hvp((xs: Tensor[]) => inst.f(...xs))(a.slice(0, n), a.slice(n)), both);
+  const hvpF = hostFunction(
+    (...a) => hvp((xs: Tensor[]) => inst.f(...xs))(a.slice(0, n), a.slice(n)),
+    both,
+  );
   const gradOfGradF = hostFunction(
     gradAll((...a) => {
       const gs = gradAll(inst.f, n)(...a.slice(0, n));
@@ -387,16 +511,25 @@ function checkInstance(p: Primitive, inst: Instance, rng: () => number): void {
   // 1. Reverse mode vs central differences (TOL: see header).
   const g = concat(gradF(...inst.x));
   const gFd = centralGradient(F, x, H);
-  expect(maxScaledError(g, gFd), `${label}: grad ${Array.from(g)} vs FD ${Array.from(gFd)}`).toBeLessThan(TOL);
+  expect(
+    maxScaledError(g, gFd),
+    `${label}: grad ${Array.from(g)} vs FD ${Array.from(gFd)}`,
+  ).toBeLessThan(TOL);
 
   // 2. Forward-over-reverse H·v vs central difference of the gradient along v (same FD error bound).
   const hvFd = centralDirectional(G, x, v, H);
   const hv = concat(hvpF(...inst.x, ...vs));
-  expect(maxScaledError(hv, hvFd), `${label}: hvp ${Array.from(hv)} vs FD ${Array.from(hvFd)}`).toBeLessThan(TOL);
+  expect(
+    maxScaledError(hv, hvFd),
+    `${label}: hvp ${Array.from(hv)} vs FD ${Array.from(hvFd)}`,
+  ).toBeLessThan(TOL);
 
   // 3. Reverse-over-reverse: ∇⟨∇f, v⟩ = H·v (H symmetric), through the VJP rules' own VJPs.
   const hv2 = concat(gradOfGradF(...inst.x, ...vs));
-  expect(maxScaledError(hv2, hvFd), `${label}: grad-of-grad ${Array.from(hv2)} vs FD ${Array.from(hvFd)}`).toBeLessThan(TOL);
+  expect(
+    maxScaledError(hv2, hvFd),
+    `${label}: grad-of-grad ${Array.from(hv2)} vs FD ${Array.from(hvFd)}`,
+  ).toBeLessThan(TOL);
 
   // 4. Forward mode vs central difference of f along v.
   const jv = jvpF(...inst.x, ...vs)[0];
@@ -407,21 +540,37 @@ function checkInstance(p: Primitive, inst: Instance, rng: () => number): void {
     const z = inst.zero;
     // Exactly zero, not approximately: these primitives have no derivative at all.
     const g0 = concat(hostFunction(gradAll(z, n), specs)(...inst.x));
-    const hv0 = concat(hostFunction((...a) => hvp((xs: Tensor[]) => z(...xs))(a.slice(0, n), a.slice(n)), both)(...inst.x, ...vs));
+    const hv0 = concat(
+      hostFunction((...a) => hvp((xs: Tensor[]) => z(...xs))(a.slice(0, n), a.slice(n)), both)(
+        ...inst.x,
+        ...vs,
+      ),
+    );
     const gg0 = concat(
       hostFunction(
-        gradAll((...a) => gradAll(z, n)(...a.slice(0, n)).map((gi, i) => sum(mul(gi, a[n + i]))).reduce((s, t) => add(s, t)), n),
+        gradAll(
+          (...a) =>
+            gradAll(
+              z,
+              n,
+            )(...a.slice(0, n))
+              .map((gi, i) => sum(mul(gi, a[n + i])))
+              .reduce((s, t) => add(s, t)),
+          n,
+        ),
         both,
       )(...inst.x, ...vs),
     );
-    const jv0 = hostFunction((...a) => jvp(z, a.slice(0, n), a.slice(n))[1], both)(...inst.x, ...vs)[0];
+    const jv0 = hostFunction((...a) => jvp(z, a.slice(0, n), a.slice(n))[1], both)(
+      ...inst.x,
+      ...vs,
+    )[0];
     expect(maxAbs(g0), `${label}: grad through a derivative-free primitive`).toBe(0);
     expect(maxAbs(hv0), `${label}: hvp through a derivative-free primitive`).toBe(0);
     expect(maxAbs(gg0), `${label}: grad-of-grad through a derivative-free primitive`).toBe(0);
     expect(maxAbs(jv0), `${label}: jvp through a derivative-free primitive`).toBe(0);
   }
 }
-
 
 // 100 seeds per primitive: ~0.1–0.6 s each on the 2-core machine.
 const NUM_RUNS = 100;
@@ -455,21 +604,29 @@ describe('primitive derivatives (every primitive, first and second order, vs flo
         vjp(b: typeof builder, node: Node, ct: Node): readonly (Node | null)[];
         jvp(b: typeof builder, node: Node, t: readonly (Node | null)[]): Node | null;
       };
-      expect(rule.vjp(builder, leaf, builder.zerosLike(leaf)).filter((c) => c !== null)).toEqual([]);
+      expect(rule.vjp(builder, leaf, builder.zerosLike(leaf)).filter((c) => c !== null)).toEqual(
+        [],
+      );
       expect(rule.jvp(builder, leaf, [])).toBeNull();
     }
   });
 
   it('stopGradient: the gradient of Σ w·sin(stopGradient(x)) is exactly 0 and x·stopGradient(x) differentiates as x·c', () => {
     const x = Float64Array.of(0.3, -0.7, 1.1);
-    const g = hostFunction((t) => grad((u: Tensor) => sum(u.mul(stopGradient(u))))(t), [{ shape: [3] }])(x)[0];
+    const g = hostFunction(
+      (t) => grad((u: Tensor) => sum(u.mul(stopGradient(u))))(t),
+      [{ shape: [3] }],
+    )(x)[0];
     expect(Array.from(g)).toEqual(Array.from(x)); // d/du (u·c) = c = x exactly (not 2x)
   });
 
   it('cast f32 → f32 passes the derivative through unchanged (exactly)', () => {
     const x = Float64Array.of(0.3, -0.7);
     const [g, t] = hostFunction(
-      (u, v) => [grad((a: Tensor) => wsum(castF32(a)))(u), jvp((a: Tensor) => castF32(a).mul(2), [u], [v])[1]],
+      (u, v) => [
+        grad((a: Tensor) => wsum(castF32(a)))(u),
+        jvp((a: Tensor) => castF32(a).mul(2), [u], [v])[1],
+      ],
       [{ shape: [2] }, { shape: [2] }],
     )(x, Float64Array.of(5, -3));
     expect(Array.from(g)).toEqual([(3 - 6.5) / 4, ((10 % 13) - 6.5) / 4]); // the weights themselves
@@ -492,7 +649,8 @@ describe('tie conventions of the non-smooth primitives', () => {
         const ty = uniform(rng, size);
         const w = Float64Array.from({ length: size }, (_, i) => (((i * 7 + 3) % 13) - 6.5) / 4);
         for (const op of ['max', 'min'] as const) {
-          const fn = (a: Tensor, b: Tensor): Tensor => wsum(op === 'max' ? maximum(a, b) : minimum(a, b));
+          const fn = (a: Tensor, b: Tensor): Tensor =>
+            wsum(op === 'max' ? maximum(a, b) : minimum(a, b));
           const [gx, gy, jv] = hostFunction(
             (a, b, ta, tb) => [...gradAll(fn, 2)(a, b), jvp(fn, [a, b], [ta, tb])[1]],
             [{ shape }, { shape }, { shape }, { shape }],
@@ -506,7 +664,10 @@ describe('tie conventions of the non-smooth primitives', () => {
           const ej = ex.reduce((s, e, i) => s + e * tx[i] + ey[i] * ty[i], 0);
           expect(Math.abs(jv[0] - ej)).toBeLessThan(1e-12); // summation order may differ: ~size·ε
           // The same tensor on both sides: ½ + ½ = 1.
-          const [gSame] = hostFunction((a) => gradAll((t: Tensor) => fn(t, t), 1)(a), [{ shape }])(x);
+          const [gSame] = hostFunction(
+            (a) => gradAll((t: Tensor) => fn(t, t), 1)(a),
+            [{ shape }],
+          )(x);
           expect(plain(gSame)).toEqual(plain(w));
         }
       }),
@@ -524,21 +685,33 @@ describe('tie conventions of the non-smooth primitives', () => {
         const x = Float64Array.from({ length: size }, () => int(rng, 0, 2)); // many ties
         const t = uniform(rng, size);
         const outShape = shape.filter((_, i) => !axes.includes(i));
-        const w = Float64Array.from({ length: sizeOf(outShape) }, (_, i) => (((i * 7 + 3) % 13) - 6.5) / 4);
+        const w = Float64Array.from(
+          { length: sizeOf(outShape) },
+          (_, i) => (((i * 7 + 3) % 13) - 6.5) / 4,
+        );
         const fn = (a: Tensor): Tensor => wsum(max(a, axes));
-        const [g, jv] = hostFunction((a, ta) => [gradAll(fn, 1)(a)[0], jvp(fn, [a], [ta])[1]], [{ shape }, { shape }])(x, t);
+        const [g, jv] = hostFunction(
+          (a, ta) => [gradAll(fn, 1)(a)[0], jvp(fn, [a], [ta])[1]],
+          [{ shape }, { shape }],
+        )(x, t);
 
         // Naive reference: group elements by their index on the kept axes.
         const strides = shape.map((_, i) => sizeOf(shape.slice(i + 1)));
         const outStrides = outShape.map((_, i) => sizeOf(outShape.slice(i + 1)));
         const keptAxes = range(shape.length).filter((i) => !axes.includes(i));
         const groupOf = (flat: number): number =>
-          keptAxes.reduce((acc, axis, k) => acc + (Math.floor(flat / strides[axis]) % shape[axis]) * outStrides[k], 0);
+          keptAxes.reduce(
+            (acc, axis, k) =>
+              acc + (Math.floor(flat / strides[axis]) % shape[axis]) * outStrides[k],
+            0,
+          );
         const best = new Array<number>(w.length).fill(-Infinity);
         const count = new Array<number>(w.length).fill(0);
         for (let i = 0; i < size; i++) best[groupOf(i)] = Math.max(best[groupOf(i)], x[i]);
         for (let i = 0; i < size; i++) if (x[i] === best[groupOf(i)]) count[groupOf(i)]++;
-        const expected = Array.from(x, (xi, i) => (xi === best[groupOf(i)] ? w[groupOf(i)] / count[groupOf(i)] : 0));
+        const expected = Array.from(x, (xi, i) =>
+          xi === best[groupOf(i)] ? w[groupOf(i)] / count[groupOf(i)] : 0,
+        );
         // w/count is one rounding in both; the library divides the weight-broadcast differently, so allow a few ulps.
         expect(maxScaledError(g, expected)).toBeLessThan(1e-15 * 4);
         const ej = expected.reduce((s, e, i) => s + e * t[i], 0);

@@ -7,7 +7,22 @@
 // agree exactly except where WGSL's tanh/exp may err by a few ULP (stated per case); matmul and
 // sums accumulate sequentially as the interpreter does: |Δ| ≤ 8·2^-24·Σ|terms|.
 import { describe, expect, test } from 'vitest';
-import { add, cast, div, exp, input, matmul, mul, pow, relu, sub, sum, tanh, where, type Tensor } from '../../index.js';
+import {
+  add,
+  cast,
+  div,
+  exp,
+  input,
+  matmul,
+  mul,
+  pow,
+  relu,
+  sub,
+  sum,
+  tanh,
+  where,
+  type Tensor,
+} from '../../index.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
@@ -56,7 +71,11 @@ const cases: Case[] = [
   },
   {
     name: 'matmul with a scaled, shifted relu epilogue ([1, 1] scalar)',
-    shapes: [[17, 33], [33, 20], [1, 1]],
+    shapes: [
+      [17, 33],
+      [33, 20],
+      [1, 1],
+    ],
     dtypes: ['f32', 'f32', 'f32'],
     build: (a, b, s) => relu(add(matmul(a, b), s)),
     dispatches: 1,
@@ -74,7 +93,11 @@ const cases: Case[] = [
   },
 ];
 
-function values(seed: number, shape: readonly number[], dtype: 'f32' | 'i32' | 'bool'): Float64Array {
+function values(
+  seed: number,
+  shape: readonly number[],
+  dtype: 'f32' | 'i32' | 'bool',
+): Float64Array {
   const n = shape.reduce((a, d) => a * d, 1);
   const rng = prng(seed);
   if (dtype === 'bool') return Float64Array.from({ length: n }, () => (rng() < 0.5 ? 0 : 1));
@@ -94,30 +117,48 @@ describe('one-element inputs through the scalars uniform', () => {
     expect(wgsl.match(/ \/ /g)).toHaveLength(1); // the reciprocal; no vec4 division
   });
 
+  test.each(cases)(
+    '$name: read from the uniform, matches the interpreter, each call its own values',
+    async ({ shapes, dtypes, build, dispatches, bound }) => {
+      const gpu = await gpuDevice();
+      const names = shapes.map((_, i) => `u${i}`);
+      const out = build(...shapes.map((s, i) => input(names[i], s, dtypes[i])));
+      const plan = gpu.explain([out.node], true);
+      expect(plan.startsWith(`${dispatches} dispatch`)).toBe(true);
+      expect(plan).toContain('var<uniform> scalars');
+      if (dispatches === 1) {
+        // The scalars' own storage buffers are not bound: the other inputs and the results are.
+        const arrays = shapes.filter((s) => s.reduce((a, d) => a * d, 1) > 1).length;
+        expect(plan.match(/var<storage/g)?.length).toBe(arrays + 1);
+      }
 
-  test.each(cases)('$name: read from the uniform, matches the interpreter, each call its own values', async ({ shapes, dtypes, build, dispatches, bound }) => {
-    const gpu = await gpuDevice();
-    const names = shapes.map((_, i) => `u${i}`);
-    const out = build(...shapes.map((s, i) => input(names[i], s, dtypes[i])));
-    const plan = gpu.explain([out.node], true);
-    expect(plan.startsWith(`${dispatches} dispatch`)).toBe(true);
-    expect(plan).toContain('var<uniform> scalars');
-    if (dispatches === 1) {
-      // The scalars' own storage buffers are not bound: the other inputs and the results are.
-      const arrays = shapes.filter((s) => s.reduce((a, d) => a * d, 1) > 1).length;
-      expect(plan.match(/var<storage/g)?.length).toBe(arrays + 1);
-    }
-
-    // Two calls queued before either result is read: the second must not see the first's scalars, nor the first the second's.
-    const runs = [1, 2].map((call) => shapes.map((s, i) => values(call * 100 + i, s, dtypes[i])));
-    const pending = await Promise.all(runs.map((vals) => gpu.execute([out.node], new Map(names.map((n, i) => [n, gpu.upload(vals[i], shapes[i], dtypes[i])] as const)))));
-    for (const [k, vals] of runs.entries()) {
-      const inputs = new Map(names.map((n, i) => [n, vals[i]] as const));
-      const ref = interpret([out.node], inputs, { precision: 'f32' })[0];
-      const abs = interpret([out.node], new Map(names.map((n, i) => [n, dtypes[i] === 'f32' ? vals[i].map(Math.abs) : vals[i]] as const)))[0].map(Math.abs);
-      const got = await pending[k][0].read();
-      const tol = bound(ref, abs);
-      ref.forEach((r, i) => expect(Math.abs(got[i] - r), `call ${k + 1}, element ${i}`).toBeLessThanOrEqual(tol(i)));
-    }
-  });
+      // Two calls queued before either result is read: the second must not see the first's scalars, nor the first the second's.
+      const runs = [1, 2].map((call) => shapes.map((s, i) => values(call * 100 + i, s, dtypes[i])));
+      const pending = await Promise.all(
+        runs.map((vals) =>
+          gpu.execute(
+            [out.node],
+            new Map(names.map((n, i) => [n, gpu.upload(vals[i], shapes[i], dtypes[i])] as const)),
+          ),
+        ),
+      );
+      for (const [k, vals] of runs.entries()) {
+        const inputs = new Map(names.map((n, i) => [n, vals[i]] as const));
+        const ref = interpret([out.node], inputs, { precision: 'f32' })[0];
+        const abs = interpret(
+          [out.node],
+          new Map(
+            names.map(
+              (n, i) => [n, dtypes[i] === 'f32' ? vals[i].map(Math.abs) : vals[i]] as const,
+            ),
+          ),
+        )[0].map(Math.abs);
+        const got = await pending[k][0].read();
+        const tol = bound(ref, abs);
+        ref.forEach((r, i) =>
+          expect(Math.abs(got[i] - r), `call ${k + 1}, element ${i}`).toBeLessThanOrEqual(tol(i)),
+        );
+      }
+    },
+  );
 });

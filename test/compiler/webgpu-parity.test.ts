@@ -25,21 +25,38 @@ const KINK_MARGIN = 1e-3;
 const NUM_RUNS = 40;
 
 function outputs(p: Program): (...xs: Tensor[]) => Tensor[] {
-  return (...xs) => [...p.pool(xs).slice(xs.length), p.scalar(xs), ...(grad((...u: Tensor[]) => p.scalar(u), xs.map((_, i) => i))(...xs) as unknown as Tensor[])];
+  return (...xs) => [
+    ...p.pool(xs).slice(xs.length),
+    p.scalar(xs),
+    ...(grad(
+      (...u: Tensor[]) => p.scalar(u),
+      xs.map((_, i) => i),
+    )(...xs) as unknown as Tensor[]),
+  ];
 }
 
-async function compare(p: Program, fuse: boolean, backend: 'auto' | 'swiftshader' = 'auto'): Promise<number> {
+async function compare(
+  p: Program,
+  fuse: boolean,
+  backend: 'auto' | 'swiftshader' = 'auto',
+): Promise<number> {
   const gpu = await gpuDevice(backend);
   gpu.fuse = fuse;
   const cpu = new CpuDevice('f32');
   const f = outputs(p);
   const xs = p.inputValues();
   const args = xs.map((x, i) => cpu.upload(x, p.shapes[i], 'f32'));
-  const want = await Promise.all(((await jit(f, { device: cpu })(...args)) as DeviceArray[]).map((a) => a.read()));
+  const want = await Promise.all(
+    ((await jit(f, { device: cpu })(...args)) as DeviceArray[]).map((a) => a.read()),
+  );
   // Fused runs pass the inputs packed into one buffer (as uploadAll and trainers do: views at
   // offsets); unfused runs pass a buffer per input. Both layouts are compiled into the kernels.
-  const gpuArgs = fuse ? gpu.uploadAll(xs.map((data, i) => ({ data, shape: p.shapes[i], dtype: 'f32' as const }))) : xs.map((x, i) => gpu.upload(x, p.shapes[i], 'f32'));
-  const got = await Promise.all(((await jit(f, { device: gpu })(...gpuArgs)) as DeviceArray[]).map((a) => a.read()));
+  const gpuArgs = fuse
+    ? gpu.uploadAll(xs.map((data, i) => ({ data, shape: p.shapes[i], dtype: 'f32' as const })))
+    : xs.map((x, i) => gpu.upload(x, p.shapes[i], 'f32'));
+  const got = await Promise.all(
+    ((await jit(f, { device: gpu })(...gpuArgs)) as DeviceArray[]).map((a) => a.read()),
+  );
   let worst = 0;
   want.forEach((w, k) => {
     expect(got[k].length).toBe(w.length);
@@ -64,7 +81,9 @@ describe('WebGPU kernels match the float32 interpreter', () => {
         }),
         { numRuns: NUM_RUNS },
       );
-      console.log(`${fuse ? 'fused' : 'unfused'}: worst scaled error ${worst.toExponential(2)} over ${NUM_RUNS} programs`);
+      console.log(
+        `${fuse ? 'fused' : 'unfused'}: worst scaled error ${worst.toExponential(2)} over ${NUM_RUNS} programs`,
+      );
     });
   }
 

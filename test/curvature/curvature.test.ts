@@ -77,50 +77,73 @@ import {
 const cpu = await createDevice({ kind: 'cpu' });
 
 /** Runs `f` on `device` with matrices (and numbers) as inputs; every output read back. */
-async function evaluate(f: (...xs: Tensor[]) => Tensor[], args: readonly (Mat | number)[], device: Device = cpu): Promise<Float64Array[]> {
+async function evaluate(
+  f: (...xs: Tensor[]) => Tensor[],
+  args: readonly (Mat | number)[],
+  device: Device = cpu,
+): Promise<Float64Array[]> {
   const inputs = args.map((m) => (typeof m === 'number' ? m : array(m.data, [m.rows, m.cols])));
-  const out = (await (jit(f, { device }) as (...xs: unknown[]) => Promise<unknown>)(...inputs)) as DeviceArray[];
+  const out = (await (jit(f, { device }) as (...xs: unknown[]) => Promise<unknown>)(
+    ...inputs,
+  )) as DeviceArray[];
   return Promise.all(out.map((o) => o.read()));
 }
 
-const randMat = (rng: () => number, rows: number, cols: number, scale = 1): Mat => mat(rows, cols, uniform(rng, rows * cols, -scale, scale));
+const randMat = (rng: () => number, rows: number, cols: number, scale = 1): Mat =>
+  mat(rows, cols, uniform(rng, rows * cols, -scale, scale));
 const logUniform = (rng: () => number, lo: number, hi: number): number => lo * (hi / lo) ** rng();
 
 /** A = Λ + √ρ·λ_max(Λ)·I for Λ = aᵀa/B, a ∈ R^{B×d} (singular when B < d), entries of a scaled by `scale` (spec §3.3). */
-function dampedFactor(rng: () => number, d: number, batch: number, sqrtRho: number, scale: number): { lambda: Mat; a: Mat } {
+function dampedFactor(
+  rng: () => number,
+  d: number,
+  batch: number,
+  sqrtRho: number,
+  scale: number,
+): { lambda: Mat; a: Mat } {
   const lambda = secondMoment(randMat(rng, batch, d, scale));
   return { lambda, a: addMat(lambda, eye(d), sqrtRho * lambdaMax(lambda)) };
 }
 
 /** Batch sizes that make Λ = aᵀa/B singular (B < d) or, almost surely, nonsingular (B ≥ d). */
-const batchFor = (rng: () => number, d: number, singular: boolean): number => (singular && d >= 2 ? int(rng, 1, d - 1) : int(rng, d, 2 * d + 4));
+const batchFor = (rng: () => number, d: number, singular: boolean): number =>
+  singular && d >= 2 ? int(rng, 1, d - 1) : int(rng, d, 2 * d + 4);
 
 /** √ρ from the spec's table, or log-uniform over the spec's ρ ∈ [1e-4, 10] widened to √ρ ≥ 1e-3 (the table's smallest). */
-const sqrtRhoArb = fc.oneof(fc.constantFrom(0.3, 0.1, 0.03, 0.01, 0.001), fc.double({ min: Math.log(1e-3), max: Math.log(Math.sqrt(10)), noNaN: true }).map(Math.exp));
+const sqrtRhoArb = fc.oneof(
+  fc.constantFrom(0.3, 0.1, 0.03, 0.01, 0.001),
+  fc.double({ min: Math.log(1e-3), max: Math.log(Math.sqrt(10)), noNaN: true }).map(Math.exp),
+);
 
 const worst = new Map<string, number>();
 const track = (name: string, value: number): number => {
   worst.set(name, Math.max(worst.get(name) ?? 0, value));
   return value;
 };
-const report = (...names: string[]): void => console.log(names.map((n) => `${n}: ${(worst.get(n) ?? 0).toExponential(2)}`).join('; '));
+const report = (...names: string[]): void =>
+  console.log(names.map((n) => `${n}: ${(worst.get(n) ?? 0).toExponential(2)}`).join('; '));
 
 describe('K1 (reference self-check): (Λ⊗Γ)vec(X) = vec(ΓXΛ), column-major vec', () => {
   test('random symmetric Λ, any Γ and X', () => {
     fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 8 }), (seed, dIn, dOut) => {
-        const rng = prng(seed);
-        const s = randMat(rng, dIn, dIn);
-        const lambda = addMat(s, transpose(s)); // symmetric
-        const gamma = randMat(rng, dOut, dOut);
-        const x = randMat(rng, dOut, dIn);
-        const left = matVec(kron(lambda, gamma), vecCol(x));
-        const right = vecCol(refMatmul(refMatmul(gamma, x), lambda));
-        // Both sides are sums of the same d_in·d_out products in different groupings: |Δ| ≤
-        // 2(d_in + d_out)ε·(|Γ||X||Λ|) entrywise; with O(1) random data and no systematic
-        // cancellation, ≤ 32ε·√(d_in d_out)·‖·‖ ≈ 6e-14 relative. Spec: 1e-12.
-        expect(track('K1 rel', rel(left, right))).toBeLessThanOrEqual(1e-12);
-      }),
+      fc.property(
+        seedArb,
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 8 }),
+        (seed, dIn, dOut) => {
+          const rng = prng(seed);
+          const s = randMat(rng, dIn, dIn);
+          const lambda = addMat(s, transpose(s)); // symmetric
+          const gamma = randMat(rng, dOut, dOut);
+          const x = randMat(rng, dOut, dIn);
+          const left = matVec(kron(lambda, gamma), vecCol(x));
+          const right = vecCol(refMatmul(refMatmul(gamma, x), lambda));
+          // Both sides are sums of the same d_in·d_out products in different groupings: |Δ| ≤
+          // 2(d_in + d_out)ε·(|Γ||X||Λ|) entrywise; with O(1) random data and no systematic
+          // cancellation, ≤ 32ε·√(d_in d_out)·‖·‖ ≈ 6e-14 relative. Spec: 1e-12.
+          expect(track('K1 rel', rel(left, right))).toBeLessThanOrEqual(1e-12);
+        },
+      ),
     );
     report('K1 rel');
   });
@@ -160,7 +183,10 @@ describe('K4: Kronecker factors and the layer gradient', () => {
             const scale = scaleMat(refMatmul(transpose(absMat(x)), absMat(y)), 1 / B);
             for (let k = 0; k < want.data.length; k++) {
               const err = Math.abs(got[k] - want.data[k]);
-              track('K4 entry error / bound', scale.data[k] === 0 ? err : err / ((B + 1) * EPS * 1.01 * scale.data[k]));
+              track(
+                'K4 entry error / bound',
+                scale.data[k] === 0 ? err : err / ((B + 1) * EPS * 1.01 * scale.data[k]),
+              );
               expect(err).toBeLessThanOrEqual((B + 1) * EPS * 1.01 * scale.data[k]);
             }
           };
@@ -189,7 +215,9 @@ describe('K4: Kronecker factors and the layer gradient', () => {
                 abs += Math.abs(at(g, n, o));
               }
               // Same B-term sum (the products g·1 are exact) in possibly another order: (B+1)ε·Σ|g|/B.
-              expect(Math.abs(G[o * dIn + dIn - 1] - sum / B)).toBeLessThanOrEqual((B + 1) * EPS * 1.01 * (abs / B));
+              expect(Math.abs(G[o * dIn + dIn - 1] - sum / B)).toBeLessThanOrEqual(
+                (B + 1) * EPS * 1.01 * (abs / B),
+              );
             }
           }
         },
@@ -254,15 +282,30 @@ describe('K8: gradient scaling through a real training step', () => {
             name: 'k8-probe',
             hyper: { lr: 0 },
             init: (params, _h, layers) => ({
-              G: layers.map((l) => zeros([l.w.shape[0], l.w.shape[1] + (l.b === undefined ? 0 : 1)]) as Tensor),
+              G: layers.map(
+                (l) => zeros([l.w.shape[0], l.w.shape[1] + (l.b === undefined ? 0 : 1)]) as Tensor,
+              ),
               g: layers.map((l) => zeros([B, l.w.shape[0]]) as Tensor),
               grads: treeMap(zerosLike, params),
             }),
-            update: ({ params, grads, taps }) => ({ params, state: { G: taps.map(layerGradient), g: taps.map((tap) => tap.g), grads } }),
+            update: ({ params, grads, taps }) => ({
+              params,
+              state: { G: taps.map(layerGradient), g: taps.map((tap) => tap.g), grads },
+            }),
           });
-          const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: probe(), params: p, device: cpu });
+          const train = await compileTrainStep({
+            model,
+            loss: crossEntropy,
+            optimizer: probe(),
+            params: p,
+            device: cpu,
+          });
           await train.run({ x: array(x.data, [B, sizes[0]]), y: array(labels, [B], 'i32') });
-          const state = (await train.state()) as { G: DeviceArray[]; g: DeviceArray[]; grads: { layers: { w: DeviceArray; b?: DeviceArray }[] } };
+          const state = (await train.state()) as {
+            G: DeviceArray[];
+            g: DeviceArray[];
+            grads: { layers: { w: DeviceArray; b?: DeviceArray }[] };
+          };
           const ref = mlpBackprop(
             p.layers.map((l) => ({ w: mat(l.w.shape[0], l.w.shape[1], l.w.data), b: l.b?.data })),
             x,
@@ -274,7 +317,9 @@ describe('K8: gradient scaling through a real training step', () => {
             const G = await state.G[i].read();
             const g = await state.g[i].read();
             const gw = await state.grads.layers[i].w.read();
-            const gb = bias ? await (state.grads.layers[i].b as DeviceArray).read() : new Float64Array(0);
+            const gb = bias
+              ? await (state.grads.layers[i].b as DeviceArray).read()
+              : new Float64Array(0);
             // Autograd's [∂L/∂W | ∂L/∂b], laid out d_out × d_in like G.
             const auto = mat(dOut, dIn);
             for (let o = 0; o < dOut; o++) {
@@ -286,15 +331,25 @@ describe('K8: gradient scaling through a real training step', () => {
             // Both sides in float64 through ≤ 3 layers of width ≤ 6: a few dozen roundings of
             // O(1) quantities (tanh, exp and log within an ulp or two in each library), and the
             // B-term sums of G: relative differences ~1e-15, well inside the spec's 1e-12.
-            expect(track('K8 rel(G autograd, layerGradient)', rel(auto, G))).toBeLessThanOrEqual(1e-12);
-            expect(track('K8 rel(G autograd, reference)', rel(auto, refG))).toBeLessThanOrEqual(1e-12);
-            expect(track('K8 rel(tap g, reference g)', rel(g, ref.g[i]))).toBeLessThanOrEqual(1e-12);
+            expect(track('K8 rel(G autograd, layerGradient)', rel(auto, G))).toBeLessThanOrEqual(
+              1e-12,
+            );
+            expect(track('K8 rel(G autograd, reference)', rel(auto, refG))).toBeLessThanOrEqual(
+              1e-12,
+            );
+            expect(track('K8 rel(tap g, reference g)', rel(g, ref.g[i]))).toBeLessThanOrEqual(
+              1e-12,
+            );
           }
         },
       ),
       { numRuns: 25 },
     );
-    report('K8 rel(G autograd, layerGradient)', 'K8 rel(G autograd, reference)', 'K8 rel(tap g, reference g)');
+    report(
+      'K8 rel(G autograd, layerGradient)',
+      'K8 rel(G autograd, reference)',
+      'K8 rel(tap g, reference g)',
+    );
   });
 });
 
@@ -391,7 +446,10 @@ describe('R8: Newton–Schulz from X₀ = I/λ_max(A), A = Λ + √ρ·λ_max(Λ
           const x0 = scaleMat(eye(d), 1 / lambdaMax(a));
           // X_j for every j ≤ k + 2 (two past k_NS, to see the floor), each from its own call.
           const steps = k + 2;
-          const xs = await evaluate((am, x0m) => Array.from({ length: steps + 1 }, (_, j) => newtonSchulz(am, x0m, j)), [a, x0]);
+          const xs = await evaluate(
+            (am, x0m) => Array.from({ length: steps + 1 }, (_, j) => newtonSchulz(am, x0m, j)),
+            [a, x0],
+          );
           const refs = newtonSchulzSteps(a, x0, steps);
           const kappa = condition(a);
           const floor = 100 * kappa * EPS; // the spec's rounding floor 100·κ(A)·ε
@@ -411,7 +469,8 @@ describe('R8: Newton–Schulz from X₀ = I/λ_max(A), A = Λ + √ρ·λ_max(Λ
             // X_j is a polynomial in A, so AX − XA (= R_jᵀ − R_j for symmetric A, X) is rounding
             // only: the per-step rounding ~dε, carried along like the drift below, ≲ 10dκε·‖A‖‖X‖
             // in the worst case (κ ≤ 1001: ≈ 4e-11) but ~dε in practice.
-            const comm = frobenius(subMat(refMatmul(a, x), refMatmul(x, a))) / (normA * frobenius(x));
+            const comm =
+              frobenius(subMat(refMatmul(a, x), refMatmul(x, a))) / (normA * frobenius(x));
             track('R8 commutation rel', comm);
             expect(comm).toBeLessThanOrEqual(1e-12);
             // The iteration itself (catches a wrong count or update): the reference runs the same
@@ -437,37 +496,71 @@ describe('R8: Newton–Schulz from X₀ = I/λ_max(A), A = Λ + √ρ·λ_max(Λ
 });
 
 /** guardedInverse on the interpreter: [inverse, residual, fellBack]. */
-async function guarded(a: Mat, options: { lambdaMax: number; x0?: Mat; iterations: number; extra: number; tolerance: number }): Promise<{ inverse: Mat; residual: number; fellBack: number }> {
+async function guarded(
+  a: Mat,
+  options: { lambdaMax: number; x0?: Mat; iterations: number; extra: number; tolerance: number },
+): Promise<{ inverse: Mat; residual: number; fellBack: number }> {
   const { iterations, extra, tolerance } = options;
   const outputs = (out: GuardedInverse) => [out.inverse, out.residual, out.fellBack];
   const [x, r, f] =
     options.x0 === undefined
-      ? await evaluate((am, lm) => outputs(guardedInverse(am, { lambdaMax: lm, iterations, extra, tolerance })), [a, options.lambdaMax])
-      : await evaluate((am, lm, x0) => outputs(guardedInverse(am, { lambdaMax: lm, x0, iterations, extra, tolerance })), [a, options.lambdaMax, options.x0]);
+      ? await evaluate(
+          (am, lm) => outputs(guardedInverse(am, { lambdaMax: lm, iterations, extra, tolerance })),
+          [a, options.lambdaMax],
+        )
+      : await evaluate(
+          (am, lm, x0) =>
+            outputs(guardedInverse(am, { lambdaMax: lm, x0, iterations, extra, tolerance })),
+          [a, options.lambdaMax, options.x0],
+        );
   return { inverse: mat(a.rows, a.rows, x), residual: r[0], fellBack: f[0] };
 }
 
 /** Steps from a start with ‖I − AX₀‖₂ = r₀ < 1 until ‖R‖₂ ≤ τ: the smallest k with r₀^(2^k) ≤ τ. */
-const stepsFrom = (r0: number, tau: number): number => Math.max(1, Math.ceil(Math.log2(Math.log(tau) / Math.log(r0))));
+const stepsFrom = (r0: number, tau: number): number =>
+  Math.max(1, Math.ceil(Math.log2(Math.log(tau) / Math.log(r0))));
 
 /** A random A (as in R8) with d ∈ [2, 16] and what the guarded-inverse checks need. */
 const guardedCase = fc
-  .record({ seed: seedArb, d: fc.integer({ min: 2, max: 16 }), singular: fc.boolean(), sqrtRho: sqrtRhoArb, logScale: fc.double({ min: -3, max: 3, noNaN: true }) })
+  .record({
+    seed: seedArb,
+    d: fc.integer({ min: 2, max: 16 }),
+    singular: fc.boolean(),
+    sqrtRho: sqrtRhoArb,
+    logScale: fc.double({ min: -3, max: 3, noNaN: true }),
+  })
   .map(({ seed, d, singular, sqrtRho, logScale }) => {
     const rng = prng(seed);
     const { a } = dampedFactor(rng, d, batchFor(rng, d, singular), sqrtRho, 10 ** logScale);
     const kappa = condition(a);
-    return { seed, d, sqrtRho, a, kappa, top: lambdaMax(a), floor: 100 * kappa * EPS, k: newtonSchulzIterations(sqrtRho, 1e-12) };
+    return {
+      seed,
+      d,
+      sqrtRho,
+      a,
+      kappa,
+      top: lambdaMax(a),
+      floor: 100 * kappa * EPS,
+      k: newtonSchulzIterations(sqrtRho, 1e-12),
+    };
   });
 
 /** The guarded inverse converged: ‖I − AX‖₂ ≤ 1e-12 + floor, and it matches the reference's decisions and result. */
-function expectConverged(a: Mat, got: { inverse: Mat; residual: number; fellBack: number }, want: ReturnType<typeof guardedInverseReference>, kappa: number, label: string): void {
+function expectConverged(
+  a: Mat,
+  got: { inverse: Mat; residual: number; fellBack: number },
+  want: ReturnType<typeof guardedInverseReference>,
+  kappa: number,
+  label: string,
+): void {
   const d = a.rows;
   const r = spectralNorm(residualMatrix(a, got.inverse));
   expect(r).toBeLessThanOrEqual(1e-12 + 100 * kappa * EPS);
   // The reported residual is ‖I − AX‖_F of the returned X: the reference's value up to the
   // rounding of I − AX (≤ d·dκε in Frobenius norm).
-  expect(Math.abs(got.residual - frobenius(residualMatrix(a, got.inverse)))).toBeLessThanOrEqual(d * d * kappa * EPS);
+  expect(Math.abs(got.residual - frobenius(residualMatrix(a, got.inverse)))).toBeLessThanOrEqual(
+    d * d * kappa * EPS,
+  );
   expect(got.fellBack).toBe(want.fellBack);
   // Same iteration as the reference (see R8): rel ≤ 10·d·κ·ε.
   const drift = rel(got.inverse, want.inverse);
@@ -585,7 +678,11 @@ describe('R9: guardedInverse (warm start, cold start, fallback)', () => {
 
 describe('R10: power iteration', () => {
   /** powerIteration(A, v0, j) for each j in `counts`, each from its own call: [value, vector] pairs. */
-  async function powerSteps(a: Mat, v0: Float64Array, counts: readonly number[]): Promise<{ value: number; vector: Float64Array }[]> {
+  async function powerSteps(
+    a: Mat,
+    v0: Float64Array,
+    counts: readonly number[],
+  ): Promise<{ value: number; vector: Float64Array }[]> {
     const out = await evaluate(
       (am, v) =>
         counts.flatMap((j) => {
@@ -615,59 +712,74 @@ describe('R10: power iteration', () => {
 
   test('the Rayleigh quotient never exceeds λ_max(1 + 1e-12), at every step count, and follows the float64 reference iteration', async () => {
     await fc.assert(
-      fc.asyncProperty(seedArb, fc.integer({ min: 1, max: 20 }), fc.boolean(), fc.double({ min: -3, max: 3, noNaN: true }), async (seed, d, singular, logScale) => {
-        const rng = prng(seed);
-        const a = secondMoment(randMat(rng, batchFor(rng, d, singular), d, 10 ** logScale));
-        const v0 = uniform(rng, d, -3, 3); // not unit: the first normalization matters
-        const top = lambdaMax(a);
-        // v0 not (nearly) orthogonal to A's range, so one step's rounding is amplified by at most
-        // ‖A‖‖v0‖/‖Av0‖ ≤ 1e3 in the comparison with the reference iteration below.
-        fc.pre(frobenius(matVec(a, v0)) >= 1e-3 * top * frobenius(v0));
-        const steps = 25;
-        const got = await powerSteps(a, v0, upTo(steps));
-        const want = powerReference(a, v0, steps);
-        got.forEach(({ value, vector }, j) => {
-          // v is unit up to (d+2)u, vᵀAv carries ≤ d^{3/2}u·λ_max of rounding, Jacobi ≤ ~dε:
-          // ≤ 1e-13·λ_max in total; the spec's 1e-12 has margin.
-          track('R10 (λ̂ − λ_max)/λ_max', (value - top) / top);
-          expect(value).toBeLessThanOrEqual(top * (1 + 1e-12));
-          expect(Math.abs(frobenius(vector) - 1)).toBeLessThanOrEqual(1e-14);
-          // Same iteration: differences of ≤ 1e3·d·ε in v (see the precondition), second order in λ̂
-          // near convergence but first order early: ≤ 1e3·d·ε·λ_max ≈ 4.4e-12·λ_max; use 1e-10.
-          track('R10 |λ̂ − reference| / λ_max', Math.abs(value - want[j]) / top);
-          expect(Math.abs(value - want[j])).toBeLessThanOrEqual(1e-10 * top);
-        });
-      }),
+      fc.asyncProperty(
+        seedArb,
+        fc.integer({ min: 1, max: 20 }),
+        fc.boolean(),
+        fc.double({ min: -3, max: 3, noNaN: true }),
+        async (seed, d, singular, logScale) => {
+          const rng = prng(seed);
+          const a = secondMoment(randMat(rng, batchFor(rng, d, singular), d, 10 ** logScale));
+          const v0 = uniform(rng, d, -3, 3); // not unit: the first normalization matters
+          const top = lambdaMax(a);
+          // v0 not (nearly) orthogonal to A's range, so one step's rounding is amplified by at most
+          // ‖A‖‖v0‖/‖Av0‖ ≤ 1e3 in the comparison with the reference iteration below.
+          fc.pre(frobenius(matVec(a, v0)) >= 1e-3 * top * frobenius(v0));
+          const steps = 25;
+          const got = await powerSteps(a, v0, upTo(steps));
+          const want = powerReference(a, v0, steps);
+          got.forEach(({ value, vector }, j) => {
+            // v is unit up to (d+2)u, vᵀAv carries ≤ d^{3/2}u·λ_max of rounding, Jacobi ≤ ~dε:
+            // ≤ 1e-13·λ_max in total; the spec's 1e-12 has margin.
+            track('R10 (λ̂ − λ_max)/λ_max', (value - top) / top);
+            expect(value).toBeLessThanOrEqual(top * (1 + 1e-12));
+            expect(Math.abs(frobenius(vector) - 1)).toBeLessThanOrEqual(1e-14);
+            // Same iteration: differences of ≤ 1e3·d·ε in v (see the precondition), second order in λ̂
+            // near convergence but first order early: ≤ 1e3·d·ε·λ_max ≈ 4.4e-12·λ_max; use 1e-10.
+            track('R10 |λ̂ − reference| / λ_max', Math.abs(value - want[j]) / top);
+            expect(Math.abs(value - want[j])).toBeLessThanOrEqual(1e-10 * top);
+          });
+        },
+      ),
     );
     report('R10 (λ̂ − λ_max)/λ_max', 'R10 |λ̂ − reference| / λ_max');
   });
 
   test('with a spectral gap λ₁/λ₂ ≥ 1.5, 60 steps give rel(λ̂, λ_max) ≤ 1e-8 and the top eigenvector', async () => {
     await fc.assert(
-      fc.asyncProperty(seedArb, fc.integer({ min: 2, max: 20 }), fc.double({ min: -3, max: 3, noNaN: true }), async (seed, d, logScale) => {
-        const rng = prng(seed);
-        const l1 = 10 ** logScale;
-        const l2 = l1 * (2 / 3) * rng();
-        const values = [l1, l2, ...Array.from({ length: d - 2 }, () => (rng() < 0.3 ? 0 : l2 * rng()))];
-        const q = orthonormalColumns(randMat(rng, d, d));
-        const a = withSpectrum(q, values);
-        const v0 = uniform(rng, d);
-        const q1 = Float64Array.from({ length: d }, (_, i) => at(q, i, 0));
-        const cos = Math.abs(q1.reduce((s, x, i) => s + x * v0[i], 0)) / frobenius(v0);
-        // The start must see the top eigenvector (|cos θ₀| ≥ 1e-3, so tan²θ₀ ≤ 1e6).
-        fc.pre(cos >= 1e-3);
-        const [last] = await powerSteps(a, v0, [60]);
-        // λ₁ − λ̂ ≤ λ₁·tan²θ₀·(λ₂/λ₁)^(2·60) ≤ 1e6·(2/3)^120·λ₁ ≈ 8e-16·λ₁, plus rounding ~1e-14:
-        // the spec's 1e-8 holds with a wide margin (a missed normalization or a wrong step count
-        // fails it; see the mutations in the report).
-        const top = symmetricEigen(a).values[d - 1];
-        const err = Math.abs(last.value - top) / top;
-        track('R10 gap rel(λ̂, λ_max)', err);
-        expect(err).toBeLessThanOrEqual(1e-8);
-        // The vector: sin θ_60 ≤ tan θ₀·(2/3)^60 ≤ 1e3·2.7e-11, so 1 − |cos| ≤ 1e-12.
-        const align = Math.abs(q1.reduce((s, x, i) => s + x * last.vector[i], 0));
-        expect(1 - align).toBeLessThanOrEqual(1e-12);
-      }),
+      fc.asyncProperty(
+        seedArb,
+        fc.integer({ min: 2, max: 20 }),
+        fc.double({ min: -3, max: 3, noNaN: true }),
+        async (seed, d, logScale) => {
+          const rng = prng(seed);
+          const l1 = 10 ** logScale;
+          const l2 = l1 * (2 / 3) * rng();
+          const values = [
+            l1,
+            l2,
+            ...Array.from({ length: d - 2 }, () => (rng() < 0.3 ? 0 : l2 * rng())),
+          ];
+          const q = orthonormalColumns(randMat(rng, d, d));
+          const a = withSpectrum(q, values);
+          const v0 = uniform(rng, d);
+          const q1 = Float64Array.from({ length: d }, (_, i) => at(q, i, 0));
+          const cos = Math.abs(q1.reduce((s, x, i) => s + x * v0[i], 0)) / frobenius(v0);
+          // The start must see the top eigenvector (|cos θ₀| ≥ 1e-3, so tan²θ₀ ≤ 1e6).
+          fc.pre(cos >= 1e-3);
+          const [last] = await powerSteps(a, v0, [60]);
+          // λ₁ − λ̂ ≤ λ₁·tan²θ₀·(λ₂/λ₁)^(2·60) ≤ 1e6·(2/3)^120·λ₁ ≈ 8e-16·λ₁, plus rounding ~1e-14:
+          // the spec's 1e-8 holds with a wide margin (a missed normalization or a wrong step count
+          // fails it; see the mutations in the report).
+          const top = symmetricEigen(a).values[d - 1];
+          const err = Math.abs(last.value - top) / top;
+          track('R10 gap rel(λ̂, λ_max)', err);
+          expect(err).toBeLessThanOrEqual(1e-8);
+          // The vector: sin θ_60 ≤ tan θ₀·(2/3)^60 ≤ 1e3·2.7e-11, so 1 − |cos| ≤ 1e-12.
+          const align = Math.abs(q1.reduce((s, x, i) => s + x * last.vector[i], 0));
+          expect(1 - align).toBeLessThanOrEqual(1e-12);
+        },
+      ),
     );
     report('R10 gap rel(λ̂, λ_max)');
   });
@@ -691,7 +803,11 @@ describe('compiled: powerIteration and guardedInverse on WebGPU (float32) vs the
         // Spectrum: λ₁ ∈ [0.5, 2], λ₂ ∈ [0.1λ₁, λ₁/2], the rest in [0.1λ₁, λ₂]: κ ≤ 10, gap ≥ 2.
         const l1 = 0.5 + 1.5 * rng();
         const l2 = l1 * (0.1 + 0.4 * rng());
-        const spectrum = [l1, l2, ...Array.from({ length: d - 2 }, () => l1 * 0.1 + (l2 - l1 * 0.1) * rng())];
+        const spectrum = [
+          l1,
+          l2,
+          ...Array.from({ length: d - 2 }, () => l1 * 0.1 + (l2 - l1 * 0.1) * rng()),
+        ];
         const q = orthonormalColumns(randMat(rng, d, d));
         // Round A to float32 first: the reference then works on exactly the matrix the GPU sees.
         const a = mat(d, d, withSpectrum(q, spectrum).data.map(Math.fround));
@@ -707,7 +823,12 @@ describe('compiled: powerIteration and guardedInverse on WebGPU (float32) vs the
             const power = powerIteration(am, v, powerSteps);
             // From I/λ̂ with λ̂ ≈ λ_max: ‖R₀‖₂ ≤ 1 − 1/κ ≤ 0.9, and 0.9^(2^8) ≈ 2e-12 is far below
             // the float32 floor; one extra step.
-            const g = guardedInverse(am, { lambdaMax: power.value, iterations: 8, extra: 1, tolerance: 1e-3 });
+            const g = guardedInverse(am, {
+              lambdaMax: power.value,
+              iterations: 8,
+              extra: 1,
+              tolerance: 1e-3,
+            });
             return [power.value, power.vector, g.inverse, g.residual, g.fellBack];
           },
           [a, mat(1, d, v0)],
@@ -725,7 +846,10 @@ describe('compiled: powerIteration and guardedInverse on WebGPU (float32) vs the
         // 1/gap ≤ 1/2, so the stationary error is ≤ 2(d^{3/2} + 2d)u = (d^{3/2} + 2d)·ε32; not yet
         // converged: tan θ₀·gap^(−25) ≤ 10·2^-25 ≈ 3e-7.
         const sign = Math.sign(q1.reduce((s, x, i) => s + x * vector[i], 0)) || 1;
-        const vecErr = rel(vector, q1.map((x) => sign * x));
+        const vecErr = rel(
+          vector,
+          q1.map((x) => sign * x),
+        );
         const vecBound = (d ** 1.5 + 2 * d) * EPS32 + 10 * gap ** -powerSteps;
         track('GPU ‖v − q₁‖ / bound', vecErr / vecBound);
         expect(vecErr).toBeLessThanOrEqual(vecBound);

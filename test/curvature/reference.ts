@@ -18,7 +18,8 @@ export const EPS32 = 2 ** -23;
 export function mat(rows: number, cols: number, data?: ArrayLike<number>): Mat {
   const out = new Float64Array(rows * cols);
   if (data !== undefined) {
-    if (data.length !== rows * cols) throw new Error(`reference: ${data.length} values for a ${rows}×${cols} matrix`);
+    if (data.length !== rows * cols)
+      throw new Error(`reference: ${data.length} values for a ${rows}×${cols} matrix`);
     out.set(data);
   }
   return { rows, cols, data: out };
@@ -34,12 +35,14 @@ export function eye(n: number): Mat {
 
 export function transpose(a: Mat): Mat {
   const t = mat(a.cols, a.rows);
-  for (let i = 0; i < a.rows; i++) for (let j = 0; j < a.cols; j++) t.data[j * a.rows + i] = a.data[i * a.cols + j];
+  for (let i = 0; i < a.rows; i++)
+    for (let j = 0; j < a.cols; j++) t.data[j * a.rows + i] = a.data[i * a.cols + j];
   return t;
 }
 
 export function matmul(a: Mat, b: Mat): Mat {
-  if (a.cols !== b.rows) throw new Error(`reference: matmul ${a.rows}×${a.cols} · ${b.rows}×${b.cols}`);
+  if (a.cols !== b.rows)
+    throw new Error(`reference: matmul ${a.rows}×${a.cols} · ${b.rows}×${b.cols}`);
   const c = mat(a.rows, b.cols);
   for (let i = 0; i < a.rows; i++) {
     for (let j = 0; j < b.cols; j++) {
@@ -56,11 +59,20 @@ export const absMat = (a: Mat): Mat => mat(a.rows, a.cols, a.data.map(Math.abs))
 
 export function addMat(a: Mat, b: Mat, cb = 1, ca = 1): Mat {
   if (a.rows !== b.rows || a.cols !== b.cols) throw new Error('reference: add of different shapes');
-  return mat(a.rows, a.cols, a.data.map((v, k) => ca * v + cb * b.data[k]));
+  return mat(
+    a.rows,
+    a.cols,
+    a.data.map((v, k) => ca * v + cb * b.data[k]),
+  );
 }
 
 export const subMat = (a: Mat, b: Mat): Mat => addMat(a, b, -1);
-export const scaleMat = (a: Mat, c: number): Mat => mat(a.rows, a.cols, a.data.map((v) => c * v));
+export const scaleMat = (a: Mat, c: number): Mat =>
+  mat(
+    a.rows,
+    a.cols,
+    a.data.map((v) => c * v),
+  );
 
 export function frobenius(a: Mat | ArrayLike<number>): number {
   const d = 'data' in a ? a.data : a;
@@ -73,7 +85,8 @@ export function frobenius(a: Mat | ArrayLike<number>): number {
 export function rel(x: Mat | ArrayLike<number>, y: Mat | ArrayLike<number>): number {
   const xd = 'data' in x ? x.data : x;
   const yd = 'data' in y ? y.data : y;
-  if (xd.length !== yd.length) throw new Error(`reference: rel of ${xd.length} and ${yd.length} values`);
+  if (xd.length !== yd.length)
+    throw new Error(`reference: rel of ${xd.length} and ${yd.length} values`);
   let s = 0;
   for (let i = 0; i < xd.length; i++) s += (xd[i] - yd[i]) ** 2;
   return Math.sqrt(s) / Math.max(frobenius(yd), 1e-300);
@@ -82,7 +95,8 @@ export function rel(x: Mat | ArrayLike<number>, y: Mat | ArrayLike<number>): num
 /** Largest |a_ij − a_ji| (0 exactly for an exactly symmetric matrix). */
 export function asymmetry(a: Mat): number {
   let m = 0;
-  for (let i = 0; i < a.rows; i++) for (let j = 0; j < i; j++) m = Math.max(m, Math.abs(at(a, i, j) - at(a, j, i)));
+  for (let i = 0; i < a.rows; i++)
+    for (let j = 0; j < i; j++) m = Math.max(m, Math.abs(at(a, i, j) - at(a, j, i)));
   return m;
 }
 
@@ -92,7 +106,8 @@ export function kron(a: Mat, b: Mat): Mat {
   for (let i = 0; i < a.rows; i++)
     for (let j = 0; j < a.cols; j++)
       for (let k = 0; k < b.rows; k++)
-        for (let l = 0; l < b.cols; l++) out.data[(i * b.rows + k) * out.cols + j * b.cols + l] = at(a, i, j) * at(b, k, l);
+        for (let l = 0; l < b.cols; l++)
+          out.data[(i * b.rows + k) * out.cols + j * b.cols + l] = at(a, i, j) * at(b, k, l);
   return out;
 }
 
@@ -106,7 +121,8 @@ export function vecCol(x: Mat): Float64Array {
 /** The inverse of vecCol: a rows×cols matrix from its stacked columns. */
 export function unvecCol(v: ArrayLike<number>, rows: number, cols: number): Mat {
   const x = mat(rows, cols);
-  for (let j = 0; j < cols; j++) for (let i = 0; i < rows; i++) x.data[i * cols + j] = v[j * rows + i];
+  for (let j = 0; j < cols; j++)
+    for (let i = 0; i < rows; i++) x.data[i * cols + j] = v[j * rows + i];
   return x;
 }
 
@@ -163,7 +179,8 @@ export function inverse(a: Mat): Mat {
     let p = c;
     for (let r = c + 1; r < n; r++) if (Math.abs(m[r * w + c]) > Math.abs(m[p * w + c])) p = r;
     if (m[p * w + c] === 0) throw new Error('reference: singular matrix');
-    if (p !== c) for (let k = 0; k < w; k++) [m[c * w + k], m[p * w + k]] = [m[p * w + k], m[c * w + k]];
+    if (p !== c)
+      for (let k = 0; k < w; k++) [m[c * w + k], m[p * w + k]] = [m[p * w + k], m[c * w + k]];
     const pivot = m[c * w + c];
     for (let k = 0; k < w; k++) m[c * w + k] /= pivot;
     for (let r = 0; r < n; r++) {
@@ -187,7 +204,8 @@ export function symmetricEigen(a: Mat): { values: Float64Array; vectors: Mat } {
   const n = a.rows;
   if (a.cols !== n) throw new Error('reference: eigenvalues of a non-square matrix');
   const m = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) m[i * n + j] = (at(a, i, j) + at(a, j, i)) / 2;
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) m[i * n + j] = (at(a, i, j) + at(a, j, i)) / 2;
   const v = eye(n).data;
   for (let sweep = 0; sweep < 100; sweep++) {
     let off = 0;
@@ -267,7 +285,9 @@ export function withOnesColumn(x: Mat): Mat {
 /** A random d×d orthogonal matrix: modified Gram–Schmidt, applied twice, on the columns of `m`. */
 export function orthonormalColumns(m: Mat): Mat {
   const n = m.rows;
-  const cols = Array.from({ length: m.cols }, (_, j) => Float64Array.from({ length: n }, (_, i) => at(m, i, j)));
+  const cols = Array.from({ length: m.cols }, (_, j) =>
+    Float64Array.from({ length: n }, (_, i) => at(m, i, j)),
+  );
   for (let pass = 0; pass < 2; pass++) {
     for (let j = 0; j < cols.length; j++) {
       for (let k = 0; k < j; k++) {
@@ -339,7 +359,13 @@ export function guardedInverseReference(
   const diverged = !(firstResidual < 1);
   const restart = diverged ? scaleMat(eye(n), 1 / frobenius(a)) : first;
   const inverse = newtonSchulzSteps(a, restart, options.extra)[options.extra];
-  return { inverse, residual: frobenius(residualMatrix(a, inverse)), fellBack: firstResidual <= options.tolerance ? 0 : 1, warm, diverged };
+  return {
+    inverse,
+    residual: frobenius(residualMatrix(a, inverse)),
+    fellBack: firstResidual <= options.tolerance ? 0 : 1,
+    warm,
+    diverged,
+  };
 }
 
 /**
@@ -353,10 +379,14 @@ export function iterationsByCounting(sqrtRho: number, tau: number): number {
 }
 
 /** Row n of a B×d matrix as a plain array. */
-export const row = (m: Mat, n: number): number[] => Array.from(m.data.subarray(n * m.cols, (n + 1) * m.cols));
+export const row = (m: Mat, n: number): number[] =>
+  Array.from(m.data.subarray(n * m.cols, (n + 1) * m.cols));
 
 /** Forward pass of a tanh MLP (the last layer linear): each layer's input and pre-activation, and the output. */
-export function tanhMlpForward(layers: readonly { w: Mat; b?: Float64Array }[], x: Mat): { inputs: Mat[]; pre: Mat[]; out: Mat } {
+export function tanhMlpForward(
+  layers: readonly { w: Mat; b?: Float64Array }[],
+  x: Mat,
+): { inputs: Mat[]; pre: Mat[]; out: Mat } {
   const B = x.rows;
   const inputs: Mat[] = [];
   const pre: Mat[] = [];
@@ -378,7 +408,11 @@ export function tanhMlpForward(layers: readonly { w: Mat; b?: Float64Array }[], 
 }
 
 /** Per-sample pre-activation gradients g_i of every layer, back from the output's ∂ℓ_n/∂s (not divided by B). */
-export function tanhMlpBackward(layers: readonly { w: Mat; b?: Float64Array }[], pre: readonly Mat[], outputDelta: Mat): Mat[] {
+export function tanhMlpBackward(
+  layers: readonly { w: Mat; b?: Float64Array }[],
+  pre: readonly Mat[],
+  outputDelta: Mat,
+): Mat[] {
   const B = outputDelta.rows;
   const g: Mat[] = new Array(layers.length);
   let delta = outputDelta;
@@ -451,6 +485,8 @@ export function mlpBackprop(
     }
     return gb;
   });
-  const a = layers.map((layer, i) => (layer.b === undefined ? inputs[i] : withOnesColumn(inputs[i])));
+  const a = layers.map((layer, i) =>
+    layer.b === undefined ? inputs[i] : withOnesColumn(inputs[i]),
+  );
   return { a, g, gradW, gradB, loss };
 }

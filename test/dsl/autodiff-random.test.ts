@@ -18,11 +18,32 @@
 //   output component. For |f| ≲ 1e2 this is < 1e-6 and FD_TOL governs: no blanket loosening.
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { abs, broadcastTo, grad, jvp, logsumexp, max, maximum, relu, vjp, type Tensor } from '../../index.js';
+import {
+  abs,
+  broadcastTo,
+  grad,
+  jvp,
+  logsumexp,
+  max,
+  maximum,
+  relu,
+  vjp,
+  type Tensor,
+} from '../../index.js';
 import { hostFunction } from '../support/host-function.js';
 import { range } from '../support/random.js';
 import { centralDirectional, centralGradient, dot, maxScaledError } from '../support/numeric.js';
-import { concatAll, EPS, fdExcess, kinkMargin, programArb, propertyStatsTracker, ROUNDING_DEPTH, specsOf, splitAs } from '../support/programs.js';
+import {
+  concatAll,
+  EPS,
+  fdExcess,
+  kinkMargin,
+  programArb,
+  propertyStatsTracker,
+  ROUNDING_DEPTH,
+  specsOf,
+  splitAs,
+} from '../support/programs.js';
 
 /** Discard points closer than this to a kink: ≫ the FD step (1e-5) times any slope here. */
 const KINK_MARGIN = 1e-3;
@@ -46,10 +67,23 @@ const track = propertyStatsTracker();
 describe('autodiff on random programs (float64 interpreter)', () => {
   test('the kink margin sees near-kinks, and ignores exact ties and maxima under stopGradient', () => {
     const margin = (f: (xs: Tensor[]) => Tensor, shapes: number[][], values: number[][]) =>
-      kinkMargin(f, shapes, values.map((v) => Float64Array.from(v)));
+      kinkMargin(
+        f,
+        shapes,
+        values.map((v) => Float64Array.from(v)),
+      );
     expect(margin(([x]) => abs(x), [[2]], [[0.5, -2e-4]])).toBeCloseTo(2e-4, 12);
     expect(margin(([x]) => relu(x), [[2]], [[3e-4, 1]])).toBeCloseTo(3e-4, 12);
-    expect(margin(([x, y]) => maximum(x, y), [[2], [2]], [[0.5, 1], [0.4999, -1]])).toBeCloseTo(1e-4, 12);
+    expect(
+      margin(
+        ([x, y]) => maximum(x, y),
+        [[2], [2]],
+        [
+          [0.5, 1],
+          [0.4999, -1],
+        ],
+      ),
+    ).toBeCloseTo(1e-4, 12);
     // Groups [1, 0.9995] and [0, -1] of a max over the last axis: the closer one counts.
     expect(margin(([x]) => max(x, 1), [[2, 2]], [[1, 0.9995, 0, -1]])).toBeCloseTo(5e-4, 12);
     // Structural ties persist under perturbation (the ½/½ split is exact there): not kinks.
@@ -68,12 +102,21 @@ describe('autodiff on random programs (float64 interpreter)', () => {
         const n = p.shapes.length;
         const specs = specsOf(p.shapes);
         const f = hostFunction((...t) => p.scalar(t), specs);
-        const g = hostFunction((...t) => grad((...u: Tensor[]) => p.scalar(u), range(n))(...t) as unknown as Tensor[], specs);
+        const g = hostFunction(
+          (...t) => grad((...u: Tensor[]) => p.scalar(u), range(n))(...t) as unknown as Tensor[],
+          specs,
+        );
         const analytic = concatAll(g(...xs));
-        const numeric = centralGradient((flat) => f(...splitAs(flat, p.inputSizes))[0][0], concatAll(xs), H);
+        const numeric = centralGradient(
+          (flat) => f(...splitAs(flat, p.inputSizes))[0][0],
+          concatAll(xs),
+          H,
+        );
         const value = f(...xs)[0][0];
         // Truncation ≲ 1e-8·max(1, |∂f|) plus rounding ∝ |f| (header); a wrong rule is off by far more.
-        expect(s.error(fdExcess(analytic, numeric, value, ROUNDING, FD_TOL))).toBeLessThanOrEqual(1);
+        expect(s.error(fdExcess(analytic, numeric, value, ROUNDING, FD_TOL))).toBeLessThanOrEqual(
+          1,
+        );
       }),
       { numRuns: NUM_RUNS },
     );
@@ -95,15 +138,25 @@ describe('autodiff on random programs (float64 interpreter)', () => {
           outShapes.map((sh) => sh.reduce((a, d) => a * d, 1)),
           2,
         );
-        const forward = hostFunction((...t) => jvp((...a: Tensor[]) => p.vector(a), t.slice(0, n), t.slice(n))[1], [...specs, ...specs]);
-        const reverse = hostFunction((...t) => vjp((...a: Tensor[]) => p.vector(a), ...t.slice(0, n))[1](t.slice(n)), [...specs, ...specsOf(outShapes)]);
+        const forward = hostFunction(
+          (...t) => jvp((...a: Tensor[]) => p.vector(a), t.slice(0, n), t.slice(n))[1],
+          [...specs, ...specs],
+        );
+        const reverse = hostFunction(
+          (...t) => vjp((...a: Tensor[]) => p.vector(a), ...t.slice(0, n))[1](t.slice(n)),
+          [...specs, ...specsOf(outShapes)],
+        );
         const ju = concatAll(forward(...xs, ...us));
         const jtv = concatAll(reverse(...xs, ...vs));
         const v = concatAll(vs);
         const u = concatAll(us);
         const lhs = dot(v, ju);
         const rhs = dot(jtv, u);
-        const scale = Math.max(1, dot(v.map(Math.abs), ju.map(Math.abs)), dot(jtv.map(Math.abs), u.map(Math.abs)));
+        const scale = Math.max(
+          1,
+          dot(v.map(Math.abs), ju.map(Math.abs)),
+          dot(jtv.map(Math.abs), u.map(Math.abs)),
+        );
         // Both sides are autodiff and equal in exact arithmetic: only float64 rounding separates them.
         expect(s.error(Math.abs(lhs - rhs) / scale)).toBeLessThan(EXACT_TOL);
       }),
@@ -123,7 +176,11 @@ describe('autodiff on random programs (float64 interpreter)', () => {
         const F = hostFunction((...t) => p.vector(t), specs);
         const forward = hostFunction(
           (...t) => {
-            const [primal, tangent] = jvp((...a: Tensor[]) => p.vector(a), t.slice(0, n), t.slice(n));
+            const [primal, tangent] = jvp(
+              (...a: Tensor[]) => p.vector(a),
+              t.slice(0, n),
+              t.slice(n),
+            );
             return [...primal, ...tangent];
           },
           [...specs, ...specs],
@@ -134,7 +191,12 @@ describe('autodiff on random programs (float64 interpreter)', () => {
         const value = concatAll(F(...xs));
         // The primal is the same graph as F's: equal up to (at most) rounding.
         expect(maxScaledError(primal, value)).toBeLessThan(EXACT_TOL);
-        const numeric = centralDirectional((flat) => concatAll(F(...splitAs(flat, p.inputSizes))), concatAll(xs), concatAll(us), H);
+        const numeric = centralDirectional(
+          (flat) => concatAll(F(...splitAs(flat, p.inputSizes))),
+          concatAll(xs),
+          concatAll(us),
+          H,
+        );
         // |u| ≤ 1 per component, so the header's budget applies, each output component's rounding
         // allowance scaled by that component's own value.
         expect(s.error(fdExcess(tangent, numeric, value, ROUNDING, FD_TOL))).toBeLessThanOrEqual(1);

@@ -16,44 +16,67 @@ import { prng, seedArb, uniform } from '../support/random.js';
 function spd(seed: number, d: number, delta: number): Float64Array {
   const g = uniform(prng(seed), d * d);
   const a = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
-    let s = i === j ? delta : 0;
-    for (let k = 0; k < d; k++) s += g[i * d + k] * g[j * d + k];
-    a[i * d + j] = s;
-  }
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < d; j++) {
+      let s = i === j ? delta : 0;
+      for (let k = 0; k < d; k++) s += g[i * d + k] * g[j * d + k];
+      a[i * d + j] = s;
+    }
   return a;
 }
 
 const norm = (x: ArrayLike<number>) => Math.sqrt(Array.from(x).reduce((acc, v) => acc + v * v, 0));
 
-function matmulRows(a: ArrayLike<number>, b: ArrayLike<number>, n: number, k: number, m: number): Float64Array {
+function matmulRows(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  n: number,
+  k: number,
+  m: number,
+): Float64Array {
   const out = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
-    let s = 0;
-    for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * m + j];
-    out[i * m + j] = s;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < m; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * m + j];
+      out[i * m + j] = s;
+    }
   return out;
 }
 
 describe('cholesky, solveTriangular, choleskySolve', () => {
   test('float64: L is lower triangular with a positive diagonal, L Lᵀ = A, and A·choleskySolve(A, B) = B', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 4 }), fc.double({ min: -4, max: 0, noNaN: true }), seedArb, (d, k, logDelta, seed) => {
-        const a = spd(seed, d, 10 ** logDelta);
-        const b = uniform(prng(seed + 1), d * k);
-        const [A, B] = [input('a', [d, d]), input('b', [d, k])];
-        const [l, x] = interpret([cholesky(A).node, choleskySolve(A, B).node], new Map([['a', a], ['b', b]]));
-        for (let i = 0; i < d; i++) {
-          expect(l[i * d + i]).toBeGreaterThan(0);
-          for (let j = i + 1; j < d; j++) expect(l[i * d + j]).toBe(0);
-        }
-        const lt = Float64Array.from({ length: d * d }, (_, i) => l[(i % d) * d + Math.floor(i / d)]);
-        const llt = matmulRows(l, lt, d, d, d);
-        expect(norm(llt.map((v, i) => v - a[i]))).toBeLessThanOrEqual(1e-13 * norm(a));
-        const ax = matmulRows(a, x, d, d, k);
-        expect(norm(ax.map((v, i) => v - b[i]))).toBeLessThanOrEqual(1e-13 * norm(a) * norm(x));
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.double({ min: -4, max: 0, noNaN: true }),
+        seedArb,
+        (d, k, logDelta, seed) => {
+          const a = spd(seed, d, 10 ** logDelta);
+          const b = uniform(prng(seed + 1), d * k);
+          const [A, B] = [input('a', [d, d]), input('b', [d, k])];
+          const [l, x] = interpret(
+            [cholesky(A).node, choleskySolve(A, B).node],
+            new Map([
+              ['a', a],
+              ['b', b],
+            ]),
+          );
+          for (let i = 0; i < d; i++) {
+            expect(l[i * d + i]).toBeGreaterThan(0);
+            for (let j = i + 1; j < d; j++) expect(l[i * d + j]).toBe(0);
+          }
+          const lt = Float64Array.from(
+            { length: d * d },
+            (_, i) => l[(i % d) * d + Math.floor(i / d)],
+          );
+          const llt = matmulRows(l, lt, d, d, d);
+          expect(norm(llt.map((v, i) => v - a[i]))).toBeLessThanOrEqual(1e-13 * norm(a));
+          const ax = matmulRows(a, x, d, d, k);
+          expect(norm(ax.map((v, i) => v - b[i]))).toBeLessThanOrEqual(1e-13 * norm(a) * norm(x));
+        },
+      ),
       { numRuns: 40 },
     );
   });
@@ -64,11 +87,21 @@ describe('cholesky, solveTriangular, choleskySolve', () => {
     const b = uniform(prng(4), d * 2);
     const [A, B] = [input('a', [d, d]), input('b', [d, 2])];
     const l = cholesky(A);
-    const [lv, x, xt] = interpret([l.node, solveTriangular(l, B).node, solveTriangular(l, B, { transpose: true }).node], new Map([['a', a], ['b', b]]));
+    const [lv, x, xt] = interpret(
+      [l.node, solveTriangular(l, B).node, solveTriangular(l, B, { transpose: true }).node],
+      new Map([
+        ['a', a],
+        ['b', b],
+      ]),
+    );
     const lt = Float64Array.from({ length: d * d }, (_, i) => lv[(i % d) * d + Math.floor(i / d)]);
     // Backward stable substitution: residual ≤ c·d·ε‖L‖‖X‖; ‖L‖‖X‖ ≤ κ(L)‖B‖ with κ(L) = √κ(A) ≤ 30: 1e-13·‖B‖.
-    expect(norm(matmulRows(lv, x, d, d, 2).map((v, i) => v - b[i]))).toBeLessThanOrEqual(1e-13 * norm(b));
-    expect(norm(matmulRows(lt, xt, d, d, 2).map((v, i) => v - b[i]))).toBeLessThanOrEqual(1e-13 * norm(b));
+    expect(norm(matmulRows(lv, x, d, d, 2).map((v, i) => v - b[i]))).toBeLessThanOrEqual(
+      1e-13 * norm(b),
+    );
+    expect(norm(matmulRows(lt, xt, d, d, 2).map((v, i) => v - b[i]))).toBeLessThanOrEqual(
+      1e-13 * norm(b),
+    );
   });
 
   test('on WebGPU (f32) the solve matches within the conditioning bound', async () => {
@@ -77,7 +110,13 @@ describe('cholesky, solveTriangular, choleskySolve', () => {
     const a = spd(7, d, 1);
     const b = uniform(prng(8), d * 3);
     const [A, B] = [input('a', [d, d]), input('b', [d, 3])];
-    const [out] = await gpu.execute([choleskySolve(A, B).node], new Map([['a', gpu.upload(a, [d, d], 'f32')], ['b', gpu.upload(b, [d, 3], 'f32')]]));
+    const [out] = await gpu.execute(
+      [choleskySolve(A, B).node],
+      new Map([
+        ['a', gpu.upload(a, [d, d], 'f32')],
+        ['b', gpu.upload(b, [d, 3], 'f32')],
+      ]),
+    );
     const x = await out.read();
     const ax = matmulRows(a, x, d, d, 3);
     expect(norm(ax.map((v, i) => v - b[i]))).toBeLessThanOrEqual(1e-5 * norm(a) * norm(x));

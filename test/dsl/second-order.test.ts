@@ -18,7 +18,17 @@ import { describe, expect, test } from 'vitest';
 import { add, globalSqnorm, grad, hvp, mul, scalar, sum, type Tensor } from '../../index.js';
 import { hostFunction } from '../support/host-function.js';
 import { centralDirectional, centralGradient, maxScaledError } from '../support/numeric.js';
-import { concatAll, EPS, fdExcess, programArb, propertyStatsTracker, ROUNDING_DEPTH, specsOf, splitAs, type Program } from '../support/programs.js';
+import {
+  concatAll,
+  EPS,
+  fdExcess,
+  programArb,
+  propertyStatsTracker,
+  ROUNDING_DEPTH,
+  specsOf,
+  splitAs,
+  type Program,
+} from '../support/programs.js';
 
 const KINK_MARGIN = 1e-3;
 /** Central-difference step for first differences (see the header). */
@@ -50,7 +60,10 @@ function gradientOf(p: Program): (flat: Float64Array) => Float64Array {
 function hvpOf(p: Program): (x: Float64Array, v: Float64Array) => Float64Array {
   const n = p.shapes.length;
   const specs = specsOf(p.shapes);
-  const h = hostFunction((...t) => hvp((xs: Tensor[]) => p.scalar(xs))(t.slice(0, n), t.slice(n)), [...specs, ...specs]);
+  const h = hostFunction(
+    (...t) => hvp((xs: Tensor[]) => p.scalar(xs))(t.slice(0, n), t.slice(n)),
+    [...specs, ...specs],
+  );
   return (x, v) => concatAll(h(...splitAs(x, p.inputSizes), ...splitAs(v, p.inputSizes)));
 }
 
@@ -120,12 +133,16 @@ describe('higher-order autodiff on random programs (float64 interpreter)', () =>
           const column = Hv(x, e);
           columns.push(column);
           // Unit direction: the header's budget applies per column, rounding scaled by |∂f/∂x_i|.
-          expect(s.error(fdExcess(column, centralDirectional(g, x, e, H), gx, ROUNDING, FD_TOL))).toBeLessThanOrEqual(1);
+          expect(
+            s.error(fdExcess(column, centralDirectional(g, x, e, H), gx, ROUNDING, FD_TOL)),
+          ).toBeLessThanOrEqual(1);
         }
         let scale = 1;
         for (const c of columns) for (const h of c) scale = Math.max(scale, Math.abs(h));
         let asym = 0;
-        for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) asym = Math.max(asym, Math.abs(columns[j][i] - columns[i][j]));
+        for (let i = 0; i < n; i++)
+          for (let j = 0; j < i; j++)
+            asym = Math.max(asym, Math.abs(columns[j][i] - columns[i][j]));
         // H_ij and H_ji come from different hvp evaluations of the same gradient graph: equal in
         // exact arithmetic, so only rounding (relative to the Hessian's scale) may separate them.
         expect(sym.error(asym / scale)).toBeLessThan(EXACT_TOL);
@@ -152,7 +169,8 @@ describe('higher-order autodiff on random programs (float64 interpreter)', () =>
         // The differences move t by at most h = 1e-3 along |d| ≤ 1: inside the kink margin.
         s.skipNearKinks((xs) => p.scalar(xs), p.shapes, at(t0), KINK_MARGIN);
         const n = p.shapes.length;
-        const phi = (t: Tensor, ...rest: Tensor[]) => p.scalar(rest.slice(0, n).map((x, i) => add(x, mul(t, rest[n + i]))));
+        const phi = (t: Tensor, ...rest: Tensor[]) =>
+          p.scalar(rest.slice(0, n).map((x, i) => add(x, mul(t, rest[n + i]))));
         const specs = [{ shape: [] }, ...specsOf(p.shapes), ...specsOf(p.shapes)];
         const second = hostFunction((t, ...rest) => grad(grad(phi))(t, ...rest), specs);
         const value = hostFunction((t, ...rest) => phi(t, ...rest), specs);
@@ -160,7 +178,9 @@ describe('higher-order autodiff on random programs (float64 interpreter)', () =>
         const D = (h: number) => (phiAt(t0 + h) - 2 * phiAt(t0) + phiAt(t0 - h)) / (h * h);
         const numeric = (4 * D(H2 / 2) - D(H2)) / 3;
         const analytic = second(Float64Array.of(t0), ...x0, ...d)[0][0];
-        expect(s.error(fdExcess([analytic], [numeric], phiAt(t0), ROUNDING2, FD_TOL))).toBeLessThanOrEqual(1);
+        expect(
+          s.error(fdExcess([analytic], [numeric], phiAt(t0), ROUNDING2, FD_TOL)),
+        ).toBeLessThanOrEqual(1);
       }),
       { numRuns: NUM_RUNS },
     );
@@ -182,13 +202,27 @@ describe('higher-order autodiff on random programs (float64 interpreter)', () =>
           hvp(f)(x, u)
             .map((h, i) => sum(mul(h, w[i])))
             .reduce((a, b) => add(a, b), scalar(0));
-        const thirdOrder = hostFunction((...t) => grad(psi)(t.slice(0, n), t.slice(n, 2 * n), t.slice(2 * n)), [...specs, ...specs, ...specs]);
-        const psiValue = hostFunction((...t) => psi(t.slice(0, n), t.slice(n, 2 * n), t.slice(2 * n)), [...specs, ...specs, ...specs]);
+        const thirdOrder = hostFunction(
+          (...t) => grad(psi)(t.slice(0, n), t.slice(n, 2 * n), t.slice(2 * n)),
+          [...specs, ...specs, ...specs],
+        );
+        const psiValue = hostFunction(
+          (...t) => psi(t.slice(0, n), t.slice(n, 2 * n), t.slice(2 * n)),
+          [...specs, ...specs, ...specs],
+        );
         const analytic = concatAll(thirdOrder(...xs, ...us, ...ws));
-        const numeric = centralGradient((flat) => psiValue(...splitAs(flat, p.inputSizes), ...us, ...ws)[0][0], concatAll(xs), H);
+        const numeric = centralGradient(
+          (flat) => psiValue(...splitAs(flat, p.inputSizes), ...us, ...ws)[0][0],
+          concatAll(xs),
+          H,
+        );
         // ψ is a second derivative contracted with |u|, |w| ≤ 1: the header's budget applies,
         // rounding scaled by |ψ|.
-        expect(s.error(fdExcess(analytic, numeric, psiValue(...xs, ...us, ...ws)[0][0], ROUNDING, FD_TOL))).toBeLessThanOrEqual(1);
+        expect(
+          s.error(
+            fdExcess(analytic, numeric, psiValue(...xs, ...us, ...ws)[0][0], ROUNDING, FD_TOL),
+          ),
+        ).toBeLessThanOrEqual(1);
       }),
       { numRuns: NUM_RUNS },
     );

@@ -5,10 +5,22 @@
 // is paired with its runtime behaviour, because the runtime checks always exist (they are what
 // guards `Tensor<Shape>` values, whose shapes the type system does not know).
 import { describe, expect, test } from 'vitest';
-import { add, GrngError, input, matmul, mul, reshape, scalar, sub, type Shape, type Tensor } from '../../index.js';
+import {
+  add,
+  GrngError,
+  input,
+  matmul,
+  mul,
+  reshape,
+  scalar,
+  sub,
+  type Shape,
+  type Tensor,
+} from '../../index.js';
 
 /** Compile-time only: `true` when T is exactly U. */
-type Equal<T, U> = (<V>() => V extends T ? 1 : 2) extends <V>() => V extends U ? 1 : 2 ? true : false;
+type Equal<T, U> =
+  (<V>() => V extends T ? 1 : 2) extends <V>() => V extends U ? 1 : 2 ? true : false;
 const typeIs = <T extends true>(_proof: T): void => undefined;
 
 const a23 = input('a', [2, 3]);
@@ -98,7 +110,9 @@ describe('literal-shape mismatches are type errors and GrngErrors', () => {
     expect(() =>
       // @ts-expect-error inner dimensions 3 and 4 differ
       matmul(a23, c45),
-    ).toThrowError(/matmul: inner dimensions differ: \[2, 3\] has 3 columns but \[4, 5\] has 4 rows/);
+    ).toThrowError(
+      /matmul: inner dimensions differ: \[2, 3\] has 3 columns but \[4, 5\] has 4 rows/,
+    );
   });
 
   test('matmul of [2, 3] and [4, 5] as a method', () => {

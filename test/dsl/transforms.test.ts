@@ -9,7 +9,25 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
-  add, array, createDevice, exp, grad, GrngError, hvp, input, jit, jvp, matmul, mul, sin, square, stopGradient, sum, tanh, valueAndGrad, vjp,
+  add,
+  array,
+  createDevice,
+  exp,
+  grad,
+  GrngError,
+  hvp,
+  input,
+  jit,
+  jvp,
+  matmul,
+  mul,
+  sin,
+  square,
+  stopGradient,
+  sum,
+  tanh,
+  valueAndGrad,
+  vjp,
   type Tensor,
 } from '../../index.js';
 import { checkGradient } from '../../testing.js';
@@ -20,20 +38,28 @@ import { prng, uniform } from '../support/random.js';
 const TOL = 1e-12;
 
 /** Evaluates tensors built from named inputs on the float64 interpreter. */
-function evaluate(tensors: readonly Tensor[], env: Record<string, ArrayLike<number>>): Float64Array[] {
+function evaluate(
+  tensors: readonly Tensor[],
+  env: Record<string, ArrayLike<number>>,
+): Float64Array[] {
   return interpret(
     tensors.map((t) => t.node),
     new Map(Object.entries(env).map(([k, v]) => [k, Float64Array.from(v)] as const)),
   );
 }
-const value = (t: Tensor, env: Record<string, ArrayLike<number>>): Float64Array => evaluate([t], env)[0];
+const value = (t: Tensor, env: Record<string, ArrayLike<number>>): Float64Array =>
+  evaluate([t], env)[0];
 
 function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = TOL): void {
   expect(actual.length).toBe(expected.length);
   const err = maxScaledError(actual, expected);
-  if (!(err <= tol)) throw new Error(`max scaled error ${err} > ${tol}\n actual   ${Array.from(actual).join(', ')}\n expected ${Array.from(expected).join(', ')}`);
+  if (!(err <= tol))
+    throw new Error(
+      `max scaled error ${err} > ${tol}\n actual   ${Array.from(actual).join(', ')}\n expected ${Array.from(expected).join(', ')}`,
+    );
 }
-const map = (a: ArrayLike<number>, f: (v: number, i: number) => number): number[] => Array.from(a, f);
+const map = (a: ArrayLike<number>, f: (v: number, i: number) => number): number[] =>
+  Array.from(a, f);
 
 describe('grad and argnums', () => {
   const x = input('x', [3]);
@@ -67,7 +93,10 @@ describe('grad and argnums', () => {
   test('valueAndGrad returns f(x) and the gradient', () => {
     const [v, g] = valueAndGrad(f)(x, y, z);
     expect(v.shape).toEqual([]);
-    const expected = env.x.reduce((s, a, i) => s + a * a * env.y[i] + Math.sin(env.z[i]) * env.y[i], 0);
+    const expected = env.x.reduce(
+      (s, a, i) => s + a * a * env.y[i] + Math.sin(env.z[i]) * env.y[i],
+      0,
+    );
     expectClose(value(v, env), [expected]);
     expectClose(value(g, env), dx);
     const [v2, [gy, gz]] = valueAndGrad(f, [1, 2])(x, y, z);
@@ -103,7 +132,8 @@ describe('pytrees', () => {
     xin: uniform(rng, 8),
   };
   // loss(p, x) = s0 · Σ_{n,j} s1_j · tanh((x W + b)_{nj})
-  const loss = (p: Params, x: Tensor) => mul(p.scales[0], sum(mul(tanh(add(matmul(x, p.dense.w), p.dense.b)), p.scales[1])));
+  const loss = (p: Params, x: Tensor) =>
+    mul(p.scales[0], sum(mul(tanh(add(matmul(x, p.dense.w), p.dense.b)), p.scales[1])));
 
   /** Independent float64 forward pass and gradients of `loss`. */
   function reference() {
@@ -133,7 +163,12 @@ describe('pytrees', () => {
     expect(Object.keys(g.dense).sort()).toEqual(['b', 'w']);
     expect(Array.isArray(g.scales)).toBe(true);
     expect(g.scales).toHaveLength(2);
-    expect([g.dense.w.shape, g.dense.b.shape, g.scales[0].shape, g.scales[1].shape]).toEqual([[2, 3], [3], [], [3]]);
+    expect([g.dense.w.shape, g.dense.b.shape, g.scales[0].shape, g.scales[1].shape]).toEqual([
+      [2, 3],
+      [3],
+      [],
+      [3],
+    ]);
     const ref = reference();
     const [gw, gb, gs0, gs1] = evaluate([g.dense.w, g.dense.b, g.scales[0], g.scales[1]], env);
     expectClose(gw, ref.gw);
@@ -157,7 +192,13 @@ describe('pytrees', () => {
     };
     const out = (await step(hostParams, array(env.xin, [4, 2]))) as unknown as {
       loss: { read(): Promise<Float64Array>; shape: readonly number[] };
-      grads: { dense: { w: { read(): Promise<Float64Array>; shape: readonly number[] }; b: { read(): Promise<Float64Array> } }; scales: { read(): Promise<Float64Array> }[] };
+      grads: {
+        dense: {
+          w: { read(): Promise<Float64Array>; shape: readonly number[] };
+          b: { read(): Promise<Float64Array> };
+        };
+        scales: { read(): Promise<Float64Array> }[];
+      };
     };
     const ref = reference();
     expect(out.loss.shape).toEqual([]);
@@ -202,8 +243,14 @@ describe('vjp, jvp and hvp on trees', () => {
     const [, pullback] = vjp((a: Tensor, b: Tensor) => mul(a, sin(b)), x, y);
     const [ga, gb] = pullback(input('cb0', [3]));
     const e = { ...env, y: [0.1, 0.2, 0.3] };
-    expectClose(value(ga, e), map(e.y, (v, i) => env.cb0[i] * Math.sin(v)));
-    expectClose(value(gb, e), map(e.y, (v, i) => env.cb0[i] * env.x[i] * Math.cos(v)));
+    expectClose(
+      value(ga, e),
+      map(e.y, (v, i) => env.cb0[i] * Math.sin(v)),
+    );
+    expectClose(
+      value(gb, e),
+      map(e.y, (v, i) => env.cb0[i] * env.x[i] * Math.cos(v)),
+    );
   });
 
   test('jvp with tree primals and tangents', () => {
@@ -218,9 +265,23 @@ describe('vjp, jvp and hvp on trees', () => {
       return { y: yv, s: sum(square(yv)) };
     };
     const [primal, tangent] = jvp(f, [layer, xin], [dLayer, dx]);
-    const e = { w: [1, 2, -1, 0.5], b: [0.1, -0.2], xi: [0.7, -0.3], dw: [0.5, 0, 1, -1], db: [1, 2], dx: [-0.4, 0.9] };
+    const e = {
+      w: [1, 2, -1, 0.5],
+      b: [0.1, -0.2],
+      xi: [0.7, -0.3],
+      dw: [0.5, 0, 1, -1],
+      db: [1, 2],
+      dx: [-0.4, 0.9],
+    };
     const yRef = [0, 1].map((j) => e.xi[0] * e.w[j] + e.xi[1] * e.w[2 + j] + e.b[j]);
-    const dyRef = [0, 1].map((j) => e.dx[0] * e.w[j] + e.dx[1] * e.w[2 + j] + e.xi[0] * e.dw[j] + e.xi[1] * e.dw[2 + j] + e.db[j]);
+    const dyRef = [0, 1].map(
+      (j) =>
+        e.dx[0] * e.w[j] +
+        e.dx[1] * e.w[2 + j] +
+        e.xi[0] * e.dw[j] +
+        e.xi[1] * e.dw[2 + j] +
+        e.db[j],
+    );
     expectClose(value(primal.y, e), yRef);
     expectClose(value(primal.s, e), [yRef[0] ** 2 + yRef[1] ** 2]);
     expectClose(value(tangent.y, e), dyRef);
@@ -233,11 +294,25 @@ describe('vjp, jvp and hvp on trees', () => {
     fc.assert(
       fc.property(fc.nat(), (seed) => {
         const rng = prng(seed);
-        const e = { pa: uniform(rng, 3), pb: uniform(rng, 3), va: uniform(rng, 3), vb: uniform(rng, 3) };
-        const hv = hvp(f)({ a: input('pa', [3]), b: input('pb', [3]) }, { a: input('va', [3]), b: input('vb', [3]) });
+        const e = {
+          pa: uniform(rng, 3),
+          pb: uniform(rng, 3),
+          va: uniform(rng, 3),
+          vb: uniform(rng, 3),
+        };
+        const hv = hvp(f)(
+          { a: input('pa', [3]), b: input('pb', [3]) },
+          { a: input('va', [3]), b: input('vb', [3]) },
+        );
         const [ha, hb] = evaluate([hv.a, hv.b], e);
-        expectClose(ha, map(e.pa, (a, i) => 2 * e.pb[i] * e.va[i] + 2 * a * e.vb[i]));
-        expectClose(hb, map(e.pa, (a, i) => 2 * a * e.va[i] - Math.sin(e.pb[i]) * e.vb[i]));
+        expectClose(
+          ha,
+          map(e.pa, (a, i) => 2 * e.pb[i] * e.va[i] + 2 * a * e.vb[i]),
+        );
+        expectClose(
+          hb,
+          map(e.pa, (a, i) => 2 * a * e.va[i] - Math.sin(e.pb[i]) * e.vb[i]),
+        );
       }),
       { numRuns: 20 },
     );
@@ -319,7 +394,8 @@ describe('hash-consing', () => {
 
 describe('checkGradient (grng/testing)', () => {
   test('passes for a smooth function', async () => {
-    const f = (w: Tensor, x: Tensor) => sum(tanh(matmul(x, w)).mul(exp(w.sum(1, true).mul(0.1).neg()).sum()));
+    const f = (w: Tensor, x: Tensor) =>
+      sum(tanh(matmul(x, w)).mul(exp(w.sum(1, true).mul(0.1).neg()).sum()));
     const w = array(uniform(prng(21), 6), [3, 2]);
     const x = array(uniform(prng(22), 12), [4, 3]);
     const result = await checkGradient(f, [w, x]);
@@ -347,7 +423,10 @@ describe('checkGradient (grng/testing)', () => {
     expect(Math.abs(Number(m?.[2]) - 1)).toBeLessThan(1e-8);
     expect(message).toMatch(/check the function's derivative/);
     // A subtler one: right value, derivative off by h'(x): f = g + stopGradient(h) − h.
-    const subtle = (t: Tensor) => sum(square(t)).add(stopGradient(sum(sin(t)))).sub(sum(sin(t)));
+    const subtle = (t: Tensor) =>
+      sum(square(t))
+        .add(stopGradient(sum(sin(t))))
+        .sub(sum(sin(t)));
     await expect(checkGradient(subtle, [x])).rejects.toThrowError(GrngError);
   });
 });

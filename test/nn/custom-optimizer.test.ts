@@ -6,7 +6,11 @@ import { lion } from '../../examples/lion.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
 
-function lionReference(theta: Float64Array, grads: Float64Array[], h: { lr: number; beta1: number; beta2: number; weightDecay: number }): Float64Array {
+function lionReference(
+  theta: Float64Array,
+  grads: Float64Array[],
+  h: { lr: number; beta1: number; beta2: number; weightDecay: number },
+): Float64Array {
   const p = Float64Array.from(theta);
   const m = new Float64Array(p.length);
   for (const g of grads) {
@@ -31,7 +35,9 @@ test('Lion from examples/ runs compiled on WebGPU and the interpreter, matching 
     const got = await (opt.params() as DeviceArray[])[0].read();
     // sign(c) is ±1 unless c rounds across 0 (random c is far from 0 here); each step then moves θ by
     // lr(±1 + λθ): float32 rounding of θ (|θ| ≤ 1.1, ulp ~1.2e-7) over 5 steps stays below 1e-6.
-    got.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThanOrEqual(device.kind === 'cpu' ? 1e-12 : 1e-6));
+    got.forEach((v, i) =>
+      expect(Math.abs(v - want[i])).toBeLessThanOrEqual(device.kind === 'cpu' ? 1e-12 : 1e-6),
+    );
   }
   expect(() => lion({ beta1: 2 })).toThrow(GrngError);
 });

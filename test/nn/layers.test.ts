@@ -1,6 +1,18 @@
 // nn: dense/mlp/lora models, their seeded initialisation, and the curvature taps dense layers record.
 import { describe, expect, test } from 'vitest';
-import { array, constant, createDevice, crossEntropy, grad, jit, nn, recordTaps, zeros, type DeviceArray, type Tensor } from '../../index.js';
+import {
+  array,
+  constant,
+  createDevice,
+  crossEntropy,
+  grad,
+  jit,
+  nn,
+  recordTaps,
+  zeros,
+  type DeviceArray,
+  type Tensor,
+} from '../../index.js';
 import { HostArray } from '../../core/host-array.js';
 import { prng, uniform } from '../support/random.js';
 
@@ -31,9 +43,16 @@ describe('nn.dense and nn.mlp', () => {
   test('dense computes x Wᵀ + b (checked against plain float64 loops)', async () => {
     const layer = nn.dense(3, 2);
     const p = layer.init(1) as { w: HostArray; b: HostArray };
-    const xs = [[0.5, -1, 2], [1, 0.25, -0.5]];
-    const [got] = await evaluate(() => layer.apply({ w: constOf(p.w), b: constOf(p.b) }, constOf(array(xs))));
-    const want = xs.flatMap((row) => [0, 1].map((o) => row.reduce((s, v, i) => s + v * p.w.data[o * 3 + i], p.b.data[o])));
+    const xs = [
+      [0.5, -1, 2],
+      [1, 0.25, -0.5],
+    ];
+    const [got] = await evaluate(() =>
+      layer.apply({ w: constOf(p.w), b: constOf(p.b) }, constOf(array(xs))),
+    );
+    const want = xs.flatMap((row) =>
+      [0, 1].map((o) => row.reduce((s, v, i) => s + v * p.w.data[o * 3 + i], p.b.data[o])),
+    );
     got.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThanOrEqual(1e-12));
   });
 
@@ -41,7 +60,9 @@ describe('nn.dense and nn.mlp', () => {
     expect(() => nn.dense(0, 3)).toThrow(/inFeatures must be a positive integer/);
     expect(() => nn.mlp([4])).toThrow(/at least an input and an output/);
     const layer = nn.dense(3, 2);
-    expect(() => layer.apply({ w: zeros([2, 3]), b: zeros([2]) }, zeros([4, 5]))).toThrow(/expects inputs \[batch, 3\]/);
+    expect(() => layer.apply({ w: zeros([2, 3]), b: zeros([2]) }, zeros([4, 5]))).toThrow(
+      /expects inputs \[batch, 3\]/,
+    );
   });
 });
 
@@ -59,13 +80,19 @@ describe('curvature taps', () => {
     const xt = constOf(array(x, [B, 3]));
     const yt = constOf(array(labels, [B], 'i32'));
     const probes = [zeros([B, 3])];
-    const lossOf = (probe: Tensor) => recordTaps(() => crossEntropy(layer.apply(params, xt), yt), [probe]).result;
+    const lossOf = (probe: Tensor) =>
+      recordTaps(() => crossEntropy(layer.apply(params, xt), yt), [probe]).result;
     const { taps } = recordTaps(() => layer.apply(params, xt));
     const [a, dProbe] = await evaluate(() => [taps[0].a, grad(lossOf)(probes[0])]);
     expect(taps).toHaveLength(1);
     for (let n = 0; n < B; n++) {
-      expect(Array.from(a.slice(n * 4, n * 4 + 4))).toEqual([...Array.from(x.slice(n * 3, n * 3 + 3)), 1]);
-      const s = [0, 1, 2].map((o) => [0, 1, 2].reduce((acc, i) => acc + x[n * 3 + i] * p.w.data[o * 3 + i], p.b.data[o]));
+      expect(Array.from(a.slice(n * 4, n * 4 + 4))).toEqual([
+        ...Array.from(x.slice(n * 3, n * 3 + 3)),
+        1,
+      ]);
+      const s = [0, 1, 2].map((o) =>
+        [0, 1, 2].reduce((acc, i) => acc + x[n * 3 + i] * p.w.data[o * 3 + i], p.b.data[o]),
+      );
       const z = Math.max(...s);
       const e = s.map((v) => Math.exp(v - z));
       const total = e.reduce((u, v) => u + v, 0);
@@ -79,7 +106,17 @@ describe('curvature taps', () => {
 
   test('an mlp records one tap per dense layer, in order', () => {
     const model = nn.mlp([4, 6, 5, 2]);
-    const { taps } = recordTaps(() => model.apply({ layers: [0, 1, 2].map((i) => ({ w: zeros([[6, 5, 2][i], [4, 6, 5][i]]), b: zeros([[6, 5, 2][i]]) })) }, zeros([3, 4])));
+    const { taps } = recordTaps(() =>
+      model.apply(
+        {
+          layers: [0, 1, 2].map((i) => ({
+            w: zeros([[6, 5, 2][i], [4, 6, 5][i]]),
+            b: zeros([[6, 5, 2][i]]),
+          })),
+        },
+        zeros([3, 4]),
+      ),
+    );
     expect(taps.map((t) => [t.name, t.a.shape, t.s.shape])).toEqual([
       ['layer0', [3, 5], [3, 6]],
       ['layer1', [3, 7], [3, 5]],
@@ -96,8 +133,13 @@ describe('nn.lora', () => {
     expect(p.a.shape).toEqual([2, 4]);
     expect(Array.from(p.b.data)).toEqual(new Array(6).fill(0));
     const x = constOf(array(uniform(prng(1), 8), [2, 4]));
-    const { result, taps } = recordTaps(() => adapted.apply({ a: constOf(p.a), b: constOf(p.b) }, x));
-    const [got, want] = await evaluate(() => [result, nn.dense(4, 3).apply({ w: constOf(base.w), b: constOf(base.b) }, x)]);
+    const { result, taps } = recordTaps(() =>
+      adapted.apply({ a: constOf(p.a), b: constOf(p.b) }, x),
+    );
+    const [got, want] = await evaluate(() => [
+      result,
+      nn.dense(4, 3).apply({ w: constOf(base.w), b: constOf(base.b) }, x),
+    ]);
     got.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThanOrEqual(1e-12));
     expect(taps.map((t) => t.name)).toEqual(['lora.a', 'lora.b']);
   });

@@ -20,7 +20,10 @@ export const asTree = <L>(xs: readonly L[]): ListTree<L> => ({ first: xs[0], res
 export const fromTree = <L>(tree: ListTree<L>): L[] => [tree.first, ...tree.rest];
 
 /** Host arrays (f32 dtype) of the given values and shapes, as a list tree. */
-export function hostTree(values: Tensors, shapes: readonly (readonly number[])[]): ListTree<HostArray> {
+export function hostTree(
+  values: Tensors,
+  shapes: readonly (readonly number[])[],
+): ListTree<HostArray> {
   return asTree(values.map((v, i) => array(v, shapes[i])));
 }
 
@@ -33,8 +36,12 @@ export async function readTree(tree: unknown): Promise<Float64Array[]> {
 export const f32 = (xs: Tensors): Float64Array[] => xs.map((x) => x.map(Math.fround));
 
 /** Random values for a list of shapes in [lo, hi). */
-export const randomTensors = (rng: () => number, shapes: readonly (readonly number[])[], lo = -1, hi = 1): Float64Array[] =>
-  shapes.map((s) => uniform(rng, sizeOf(s), lo, hi));
+export const randomTensors = (
+  rng: () => number,
+  shapes: readonly (readonly number[])[],
+  lo = -1,
+  hi = 1,
+): Float64Array[] => shapes.map((s) => uniform(rng, sizeOf(s), lo, hi));
 
 /**
  * The structure, shapes and dtypes of a tree of arrays as a string, e.g.
@@ -48,7 +55,11 @@ export function structureOf(tree: unknown): string {
       return `${a.dtype}[${a.shape.join(',')}]`;
     }
     if (node !== null && typeof node === 'object') {
-      return Object.fromEntries(Object.keys(node).sort().map((k) => [k, walk((node as Record<string, unknown>)[k])]));
+      return Object.fromEntries(
+        Object.keys(node)
+          .sort()
+          .map((k) => [k, walk((node as Record<string, unknown>)[k])]),
+      );
     }
     return `? ${typeof node}`;
   };
@@ -67,10 +78,15 @@ export function leavesOf(tree: unknown): DeviceArray[] {
 }
 
 /** Largest |got − want| / bound(i) over paired tensors (≤ 1 means within the bound everywhere). */
-export function worstRatio(got: Tensors, want: Tensors, bound: (k: number, i: number) => number): number {
+export function worstRatio(
+  got: Tensors,
+  want: Tensors,
+  bound: (k: number, i: number) => number,
+): number {
   let worst = 0;
   got.forEach((g, k) => {
-    if (g.length !== want[k].length) throw new Error(`tensor ${k}: ${g.length} values, expected ${want[k].length}`);
+    if (g.length !== want[k].length)
+      throw new Error(`tensor ${k}: ${g.length} values, expected ${want[k].length}`);
     g.forEach((x, i) => {
       const err = Math.abs(x - want[k][i]);
       worst = Math.max(worst, Number.isNaN(err) ? Infinity : err / bound(k, i));
@@ -80,7 +96,8 @@ export function worstRatio(got: Tensors, want: Tensors, bound: (k: number, i: nu
 }
 
 /** Largest |got − want| / max(1, |want|) over paired tensors. */
-export const worstScaled = (got: Tensors, want: Tensors): number => worstRatio(got, want, (k, i) => Math.max(1, Math.abs(want[k][i])));
+export const worstScaled = (got: Tensors, want: Tensors): number =>
+  worstRatio(got, want, (k, i) => Math.max(1, Math.abs(want[k][i])));
 
 /** Asserts that `run` throws or rejects with a GrngError (whose message matches `pattern`, if given). */
 export async function expectGrngError(run: () => unknown, pattern?: RegExp): Promise<void> {

@@ -8,7 +8,15 @@
 // Notation for bounds: u = 2^-53 (unit roundoff of float64).
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { array, compileTrainStep, createDevice, crossEntropy, kfac, nn, type DeviceArray } from '../../index.js';
+import {
+  array,
+  compileTrainStep,
+  createDevice,
+  crossEntropy,
+  kfac,
+  nn,
+  type DeviceArray,
+} from '../../index.js';
 import type { HostArray } from '../../core/host-array.js';
 import { frobenius, mat, matmul, mlpBackprop, type Mat } from '../curvature/reference.js';
 import { int, prng, range, seedArb, uniform } from '../support/random.js';
@@ -21,7 +29,12 @@ const u = 2 ** -53;
  */
 const DELTA_G = 1e-12;
 
-type LayerState = { lambda: DeviceArray; gamma: DeviceArray; lambdaInv: DeviceArray; gammaInv: DeviceArray };
+type LayerState = {
+  lambda: DeviceArray;
+  gamma: DeviceArray;
+  lambdaInv: DeviceArray;
+  gammaInv: DeviceArray;
+};
 type KfacState = { layers: LayerState[] };
 type Params = { layers: { w: DeviceArray; b: DeviceArray }[] };
 type HostParams = { layers: { w: HostArray; b: HostArray }[] };
@@ -36,11 +49,17 @@ function drawProblem(seed: number, steps: number): Problem {
   const rng = prng(seed);
   const sizes = [int(rng, 2, 4), int(rng, 2, 5), int(rng, 2, 4)];
   const B = int(rng, 3, 8);
-  const batches = range(steps).map(() => ({ x: uniform(rng, B * sizes[0], -2, 2), y: Int32Array.from({ length: B }, () => int(rng, 0, sizes[2] - 1)) }));
+  const batches = range(steps).map(() => ({
+    x: uniform(rng, B * sizes[0], -2, 2),
+    y: Int32Array.from({ length: B }, () => int(rng, 0, sizes[2] - 1)),
+  }));
   return { sizes, B, batches };
 }
 
-const batchOf = (p: Problem, b: { x: Float64Array; y: Int32Array }) => ({ x: array(b.x, [p.B, p.sizes[0]]), y: array(b.y, [p.B], 'i32') });
+const batchOf = (p: Problem, b: { x: Float64Array; y: Int32Array }) => ({
+  x: array(b.x, [p.B, p.sizes[0]]),
+  y: array(b.y, [p.B], 'i32'),
+});
 
 /** A layer's parameters as one float64 matrix [W | b] (d_out × (d_in + 1)). */
 function asMat(w: ArrayLike<number>, b: ArrayLike<number>, dOut: number, dRaw: number): Mat {
@@ -52,11 +71,23 @@ function asMat(w: ArrayLike<number>, b: ArrayLike<number>, dOut: number, dRaw: n
   return m;
 }
 
-const readParams = async (params: Params): Promise<Mat[]> => Promise.all(params.layers.map(async (l) => asMat(await l.w.read(), await l.b.read(), l.w.shape[0], l.w.shape[1])));
-const hostParams = (params: HostParams): Mat[] => params.layers.map((l) => asMat(l.w.data, l.b.data, l.w.shape[0], l.w.shape[1]));
+const readParams = async (params: Params): Promise<Mat[]> =>
+  Promise.all(
+    params.layers.map(async (l) =>
+      asMat(await l.w.read(), await l.b.read(), l.w.shape[0], l.w.shape[1]),
+    ),
+  );
+const hostParams = (params: HostParams): Mat[] =>
+  params.layers.map((l) => asMat(l.w.data, l.b.data, l.w.shape[0], l.w.shape[1]));
 
 /** The reference layer gradients G_i = [∂L/∂W | ∂L/∂b] at parameters θ ([W | b] per layer) on a batch. */
-function referenceGrads(theta: Mat[], x: Float64Array, y: Int32Array, sizes: number[], B: number): Mat[] {
+function referenceGrads(
+  theta: Mat[],
+  x: Float64Array,
+  y: Int32Array,
+  sizes: number[],
+  B: number,
+): Mat[] {
   const layers = theta.map((m) => {
     const dRaw = m.cols - 1;
     const w = mat(m.rows, dRaw);
@@ -79,90 +110,147 @@ function referenceGrads(theta: Mat[], x: Float64Array, y: Int32Array, sizes: num
 }
 
 const absM = (m: Mat): Mat => mat(m.rows, m.cols, m.data.map(Math.abs));
-const sameBits = (a: Float64Array, b: Float64Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+const sameBits = (a: Float64Array, b: Float64Array) =>
+  a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 
 describe('K7: lazy inverses (inverseEvery S, covEvery 1)', () => {
   test('inverses at step t are bitwise those of step S⌊(t−1)/S⌋+1; factors change every step; Δθ = −η·Γ_inv G Λ_inv with the stored inverses', async () => {
     let worst = 0;
     await fc.assert(
-      fc.asyncProperty(seedArb, fc.integer({ min: 2, max: 3 }), fc.double({ min: 0.01, max: 0.5, noNaN: true }), async (seed, S, lr) => {
-        // Steps are 1-based and every(S, …) is active on t ≡ 1 (mod S) (dsl/optimizer.ts,
-        // runtime/step-variants.ts): refreshes at t = 1, 1 + S, 1 + 2S. That is the spec's
-        // S⌊t′/S⌋ for the 0-based step t′ = t − 1.
-        const steps = 2 * S + 1;
-        const problem = drawProblem(seed, steps);
-        // Run B sees other batches on the non-refresh steps 2..S of the first period.
-        const rngB = prng(seed ^ 0x2545f491);
-        const other = range(steps).map(() => ({ x: uniform(rngB, problem.B * problem.sizes[0], -2, 2), y: Int32Array.from({ length: problem.B }, () => int(rngB, 0, problem.sizes[2] - 1)) }));
-        const model = nn.mlp(problem.sizes, { activation: 'tanh' });
-        const init = model.init(seed) as HostParams;
-        const optimizer = kfac({ lr, momentum: 0, weightDecay: 0, klClip: 1e30, covEvery: 1, inverseEvery: S, statDecay: 0.8 });
-        const open = () => compileTrainStep({ model, loss: crossEntropy, optimizer, params: init as never, device: cpu, seed });
-        const [runA, runB] = [await open(), await open()];
-        const history: { lambda: Float64Array; gamma: Float64Array; lambdaInv: Float64Array; gammaInv: Float64Array }[][] = [];
-        let theta = await readParams((await runA.params()) as unknown as Params);
-        for (let t = 1; t <= steps; t++) {
-          const batch = problem.batches[t - 1];
-          await runA.run(batchOf(problem, batch));
-          const state = (await runA.state()) as unknown as KfacState;
-          const now = await Promise.all(
-            state.layers.map(async (l) => ({ lambda: await l.lambda.read(), gamma: await l.gamma.read(), lambdaInv: await l.lambdaInv.read(), gammaInv: await l.gammaInv.read() })),
-          );
-          history.push(now);
-          const refresh = S * Math.floor((t - 1) / S) + 1;
-          now.forEach((layer, i) => {
-            // Bitwise: the skipped-refresh variant passes the old inverses through untouched.
-            expect(sameBits(layer.lambdaInv, history[refresh - 1][i].lambdaInv)).toBe(true);
-            expect(sameBits(layer.gammaInv, history[refresh - 1][i].gammaInv)).toBe(true);
-            if (t > 1) {
-              // covEvery 1: the statistics move every step (different batches and labels)...
-              expect(sameBits(layer.lambda, history[t - 2][i].lambda) && sameBits(layer.gamma, history[t - 2][i].gamma)).toBe(false);
-              // ...and a refresh step really recomputes the inverses from them.
-              if (refresh === t) expect(sameBits(layer.lambdaInv, history[t - 2][i].lambdaInv) && sameBits(layer.gammaInv, history[t - 2][i].gammaInv)).toBe(false);
-            }
+      fc.asyncProperty(
+        seedArb,
+        fc.integer({ min: 2, max: 3 }),
+        fc.double({ min: 0.01, max: 0.5, noNaN: true }),
+        async (seed, S, lr) => {
+          // Steps are 1-based and every(S, …) is active on t ≡ 1 (mod S) (dsl/optimizer.ts,
+          // runtime/step-variants.ts): refreshes at t = 1, 1 + S, 1 + 2S. That is the spec's
+          // S⌊t′/S⌋ for the 0-based step t′ = t − 1.
+          const steps = 2 * S + 1;
+          const problem = drawProblem(seed, steps);
+          // Run B sees other batches on the non-refresh steps 2..S of the first period.
+          const rngB = prng(seed ^ 0x2545f491);
+          const other = range(steps).map(() => ({
+            x: uniform(rngB, problem.B * problem.sizes[0], -2, 2),
+            y: Int32Array.from({ length: problem.B }, () => int(rngB, 0, problem.sizes[2] - 1)),
+          }));
+          const model = nn.mlp(problem.sizes, { activation: 'tanh' });
+          const init = model.init(seed) as HostParams;
+          const optimizer = kfac({
+            lr,
+            momentum: 0,
+            weightDecay: 0,
+            klClip: 1e30,
+            covEvery: 1,
+            inverseEvery: S,
+            statDecay: 0.8,
           });
+          const open = () =>
+            compileTrainStep({
+              model,
+              loss: crossEntropy,
+              optimizer,
+              params: init as never,
+              device: cpu,
+              seed,
+            });
+          const [runA, runB] = [await open(), await open()];
+          const history: {
+            lambda: Float64Array;
+            gamma: Float64Array;
+            lambdaInv: Float64Array;
+            gammaInv: Float64Array;
+          }[][] = [];
+          let theta = await readParams((await runA.params()) as unknown as Params);
+          for (let t = 1; t <= steps; t++) {
+            const batch = problem.batches[t - 1];
+            await runA.run(batchOf(problem, batch));
+            const state = (await runA.state()) as unknown as KfacState;
+            const now = await Promise.all(
+              state.layers.map(async (l) => ({
+                lambda: await l.lambda.read(),
+                gamma: await l.gamma.read(),
+                lambdaInv: await l.lambdaInv.read(),
+                gammaInv: await l.gammaInv.read(),
+              })),
+            );
+            history.push(now);
+            const refresh = S * Math.floor((t - 1) / S) + 1;
+            now.forEach((layer, i) => {
+              // Bitwise: the skipped-refresh variant passes the old inverses through untouched.
+              expect(sameBits(layer.lambdaInv, history[refresh - 1][i].lambdaInv)).toBe(true);
+              expect(sameBits(layer.gammaInv, history[refresh - 1][i].gammaInv)).toBe(true);
+              if (t > 1) {
+                // covEvery 1: the statistics move every step (different batches and labels)...
+                expect(
+                  sameBits(layer.lambda, history[t - 2][i].lambda) &&
+                    sameBits(layer.gamma, history[t - 2][i].gamma),
+                ).toBe(false);
+                // ...and a refresh step really recomputes the inverses from them.
+                if (refresh === t)
+                  expect(
+                    sameBits(layer.lambdaInv, history[t - 2][i].lambdaInv) &&
+                      sameBits(layer.gammaInv, history[t - 2][i].gammaInv),
+                  ).toBe(false);
+              }
+            });
 
-          // The step itself: Δθ_i = −η·V_i with V_i = Γ_inv,i · G_i · Λ_inv,i from the stored
-          // inverses (stale between refreshes) and the reference gradient at θ_{t−1} on this batch.
-          const G = referenceGrads(theta, batch.x, batch.y, problem.sizes, problem.B);
-          const next = await readParams((await runA.params()) as unknown as Params);
-          next.forEach((th, i) => {
-            const [dOut, dIn] = [th.rows, th.cols];
-            const gInv = mat(dOut, dOut, now[i].gammaInv);
-            const lInv = mat(dIn, dIn, now[i].lambdaInv);
-            const want = matmul(matmul(gInv, G[i]), lInv);
-            const got = mat(dOut, dIn, th.data.map((v, k) => (theta[i].data[k] - v) / lr));
-            const err = frobenius(mat(dOut, dIn, got.data.map((v, k) => v - want.data[k])));
-            // Bound on ‖V_measured − V_ref‖_F:
-            //  • reading V back: θ_t = fl(θ_{t−1} − fl(η·V)) and the host's (θ_{t−1} − θ_t)/η each
-            //    round once: ≤ 2u(‖θ_{t−1}‖ + ‖θ_t‖)/η + 4u‖V‖;
-            //  • grng's two products Γ_inv·G·Λ_inv round with ≤ (d_in + d_out)u·‖|Γ_inv||G||Λ_inv|‖;
-            //  • its gradient differs from mlpBackprop's by ≤ DELTA_G·‖G‖ (K8), which reaches V
-            //    through ≤ ‖Γ_inv‖_F‖Λ_inv‖_F.
-            const bound =
-              (2 * u * (frobenius(theta[i]) + frobenius(th))) / lr +
-              4 * u * frobenius(want) +
-              (dIn + dOut) * u * frobenius(matmul(matmul(absM(gInv), absM(G[i])), absM(lInv))) +
-              DELTA_G * frobenius(G[i]) * frobenius(gInv) * frobenius(lInv);
-            worst = Math.max(worst, err / bound);
-            expect(err).toBeLessThanOrEqual(bound);
-          });
-          theta = next;
+            // The step itself: Δθ_i = −η·V_i with V_i = Γ_inv,i · G_i · Λ_inv,i from the stored
+            // inverses (stale between refreshes) and the reference gradient at θ_{t−1} on this batch.
+            const G = referenceGrads(theta, batch.x, batch.y, problem.sizes, problem.B);
+            const next = await readParams((await runA.params()) as unknown as Params);
+            next.forEach((th, i) => {
+              const [dOut, dIn] = [th.rows, th.cols];
+              const gInv = mat(dOut, dOut, now[i].gammaInv);
+              const lInv = mat(dIn, dIn, now[i].lambdaInv);
+              const want = matmul(matmul(gInv, G[i]), lInv);
+              const got = mat(
+                dOut,
+                dIn,
+                th.data.map((v, k) => (theta[i].data[k] - v) / lr),
+              );
+              const err = frobenius(
+                mat(
+                  dOut,
+                  dIn,
+                  got.data.map((v, k) => v - want.data[k]),
+                ),
+              );
+              // Bound on ‖V_measured − V_ref‖_F:
+              //  • reading V back: θ_t = fl(θ_{t−1} − fl(η·V)) and the host's (θ_{t−1} − θ_t)/η each
+              //    round once: ≤ 2u(‖θ_{t−1}‖ + ‖θ_t‖)/η + 4u‖V‖;
+              //  • grng's two products Γ_inv·G·Λ_inv round with ≤ (d_in + d_out)u·‖|Γ_inv||G||Λ_inv|‖;
+              //  • its gradient differs from mlpBackprop's by ≤ DELTA_G·‖G‖ (K8), which reaches V
+              //    through ≤ ‖Γ_inv‖_F‖Λ_inv‖_F.
+              const bound =
+                (2 * u * (frobenius(theta[i]) + frobenius(th))) / lr +
+                4 * u * frobenius(want) +
+                (dIn + dOut) * u * frobenius(matmul(matmul(absM(gInv), absM(G[i])), absM(lInv))) +
+                DELTA_G * frobenius(G[i]) * frobenius(gInv) * frobenius(lInv);
+              worst = Math.max(worst, err / bound);
+              expect(err).toBeLessThanOrEqual(bound);
+            });
+            theta = next;
 
-          if (t <= S) {
-            // Run B: other statistics on steps 2..S (different batches, hence gradients and
-            // factors), yet the same inverses bitwise: U changes only through G.
-            const bBatch = t === 1 ? batch : other[t - 1];
-            await runB.run(batchOf(problem, bBatch));
-            const bState = (await runB.state()) as unknown as KfacState;
-            for (let i = 0; i < bState.layers.length; i++) {
-              expect(sameBits(await bState.layers[i].lambdaInv.read(), now[i].lambdaInv)).toBe(true);
-              expect(sameBits(await bState.layers[i].gammaInv.read(), now[i].gammaInv)).toBe(true);
-              if (t > 1) expect(sameBits(await bState.layers[i].gamma.read(), now[i].gamma)).toBe(false);
+            if (t <= S) {
+              // Run B: other statistics on steps 2..S (different batches, hence gradients and
+              // factors), yet the same inverses bitwise: U changes only through G.
+              const bBatch = t === 1 ? batch : other[t - 1];
+              await runB.run(batchOf(problem, bBatch));
+              const bState = (await runB.state()) as unknown as KfacState;
+              for (let i = 0; i < bState.layers.length; i++) {
+                expect(sameBits(await bState.layers[i].lambdaInv.read(), now[i].lambdaInv)).toBe(
+                  true,
+                );
+                expect(sameBits(await bState.layers[i].gammaInv.read(), now[i].gammaInv)).toBe(
+                  true,
+                );
+                if (t > 1)
+                  expect(sameBits(await bState.layers[i].gamma.read(), now[i].gamma)).toBe(false);
+              }
             }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 12 },
     );
     console.log(`K7 worst ‖ΔV‖/bound: ${worst.toExponential(2)}`);
@@ -187,8 +275,22 @@ describe('B4: K-FAC KL clip', () => {
         const batch = problem.batches[0];
         // Momentum 0 and no decay: Δθ = −η·ν·V exactly as the code composes it. Inverses every step.
         const step = async (klClip: number) => {
-          const optimizer = kfac({ lr, momentum: 0, weightDecay: 0, klClip, covEvery: 1, inverseEvery: 1 });
-          const train = await compileTrainStep({ model, loss: crossEntropy, optimizer, params: init as never, device: cpu, seed });
+          const optimizer = kfac({
+            lr,
+            momentum: 0,
+            weightDecay: 0,
+            klClip,
+            covEvery: 1,
+            inverseEvery: 1,
+          });
+          const train = await compileTrainStep({
+            model,
+            loss: crossEntropy,
+            optimizer,
+            params: init as never,
+            device: cpu,
+            seed,
+          });
           await train.run(batchOf(problem, batch));
           return readParams((await train.params()) as unknown as Params);
         };
@@ -241,7 +343,9 @@ describe('B4: K-FAC KL clip', () => {
       }),
       { numRuns: 30 },
     );
-    console.log(`B4 worst |ν²q/κ − 1| / slack: ${worst.toExponential(2)}; cases clipped ${regimes.clipped}, unclipped ${regimes.unclipped}`);
+    console.log(
+      `B4 worst |ν²q/κ − 1| / slack: ${worst.toExponential(2)}; cases clipped ${regimes.clipped}, unclipped ${regimes.unclipped}`,
+    );
     // Both regimes must have been exercised (κ/q is log-uniform in [1e-3, 1e3]).
     expect(regimes.clipped).toBeGreaterThan(3);
     expect(regimes.unclipped).toBeGreaterThan(3);

@@ -87,7 +87,13 @@ export const sgdReference: ReferenceOptimizer<SgdHyper, SgdState> = {
 };
 
 /** One Adam moment update and bias-corrected step m̂/(√v̂ + ε) for element i (§6.2). */
-function adamElement(g: number, m: number, v: number, h: AdamHyper, t: number): { m: number; v: number; step: number } {
+function adamElement(
+  g: number,
+  m: number,
+  v: number,
+  h: AdamHyper,
+  t: number,
+): { m: number; v: number; step: number } {
   const m1 = h.beta1 * m + (1 - h.beta1) * g;
   const v1 = h.beta2 * v + (1 - h.beta2) * g * g;
   const mHat = m1 / (1 - Math.pow(h.beta1, t));

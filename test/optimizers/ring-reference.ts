@@ -5,7 +5,28 @@
 // preconditioner is a dense Kronecker solve (never the factored form), λ_max comes from Jacobi
 // (never power iteration), the Hessian from finite differences of hand-written gradients
 // (never autodiff).
-import { addMat, at, eigenvalues, eye, kron, lambdaMax, mat, matmul, mlpBackprop, scaleMat, tanhMlpBackward, tanhMlpForward, secondMoment, solve, subMat, transpose, unvecCol, vecCol, withOnesColumn, type Mat } from '../curvature/reference.js';
+import {
+  addMat,
+  at,
+  eigenvalues,
+  eye,
+  kron,
+  lambdaMax,
+  mat,
+  matmul,
+  mlpBackprop,
+  scaleMat,
+  tanhMlpBackward,
+  tanhMlpForward,
+  secondMoment,
+  solve,
+  subMat,
+  transpose,
+  unvecCol,
+  vecCol,
+  withOnesColumn,
+  type Mat,
+} from '../curvature/reference.js';
 
 /**
  * The degenerate-factor guard: λ_max ≤ 1e-30 → the damped factor is I. (Spec §3.3 [inferred]
@@ -88,14 +109,25 @@ export function ringStepsReference(
     const B = x.rows;
     const lambda = a.map(secondMoment);
     const gamma = g.map(secondMoment);
-    const u = current.map((_, i) => ringDirection(lambda[i], gamma[i], scaleMat(matmul(transpose(g[i]), a[i]), 1 / B), h.coef));
-    velocity = u.map((ui, i) => (velocity === undefined ? ui : addMat(scaleMat(velocity[i], h.momentum), ui)));
+    const u = current.map((_, i) =>
+      ringDirection(lambda[i], gamma[i], scaleMat(matmul(transpose(g[i]), a[i]), 1 / B), h.coef),
+    );
+    velocity = u.map((ui, i) =>
+      velocity === undefined ? ui : addMat(scaleMat(velocity[i], h.momentum), ui),
+    );
     const v = velocity;
     current = current.map((l, i) => {
       const next = addMat(scaleMat(withBias(l.w, l.b), 1 - h.lr * h.weightDecay), v[i], -h.lr);
       const w = mat(l.w.rows, l.w.cols);
-      for (let o = 0; o < l.w.rows; o++) for (let k = 0; k < l.w.cols; k++) w.data[o * l.w.cols + k] = at(next, o, k);
-      return { w, b: l.b === undefined ? undefined : Float64Array.from({ length: l.w.rows }, (_, o) => at(next, o, l.w.cols)) };
+      for (let o = 0; o < l.w.rows; o++)
+        for (let k = 0; k < l.w.cols; k++) w.data[o * l.w.cols + k] = at(next, o, k);
+      return {
+        w,
+        b:
+          l.b === undefined
+            ? undefined
+            : Float64Array.from({ length: l.w.rows }, (_, o) => at(next, o, l.w.cols)),
+      };
     });
     U.push(u);
     lambdas.push(lambda);
@@ -118,21 +150,28 @@ export interface MlpShape {
   readonly bias: boolean;
 }
 
-export const mlpSize = (shapes: readonly MlpShape[]): number => shapes.reduce((n, s) => n + s.out * s.in + (s.bias ? s.out : 0), 0);
+export const mlpSize = (shapes: readonly MlpShape[]): number =>
+  shapes.reduce((n, s) => n + s.out * s.in + (s.bias ? s.out : 0), 0);
 
 export function unflattenMlp(shapes: readonly MlpShape[], theta: ArrayLike<number>): DenseLayer[] {
   let k = 0;
   return shapes.map((s) => {
     const w = mat(s.out, s.in, Array.prototype.slice.call(theta, k, k + s.out * s.in) as number[]);
     k += s.out * s.in;
-    const b = s.bias ? Float64Array.from(Array.prototype.slice.call(theta, k, k + s.out) as number[]) : undefined;
+    const b = s.bias
+      ? Float64Array.from(Array.prototype.slice.call(theta, k, k + s.out) as number[])
+      : undefined;
     if (s.bias) k += s.out;
     return { w, b };
   });
 }
 
 /** The tanh MLP's mean cross-entropy over (x, labels) as a function of its flattened parameters (mlpBackprop). */
-export function mlpObjective(shapes: readonly MlpShape[], x: Mat, labels: ArrayLike<number>): Objective {
+export function mlpObjective(
+  shapes: readonly MlpShape[],
+  x: Mat,
+  labels: ArrayLike<number>,
+): Objective {
   return (theta) => {
     const layers = unflattenMlp(shapes, theta);
     const r = mlpBackprop(layers, x, labels);
@@ -154,9 +193,21 @@ export function mlpObjective(shapes: readonly MlpShape[], x: Mat, labels: ArrayL
  * A two-layer tanh network with a per-unit gain outside the dense layers (a LayerNorm-like scale):
  * logits = W₁(γ ⊙ tanh(W₀x + b₀)) + b₁, mean cross-entropy. θ = [W₀ (h×d, row-major), b₀, γ, W₁ (C×h), b₁].
  */
-export function gainMlpObjective(dIn: number, hidden: number, classes: number, x: Mat, labels: ArrayLike<number>): Objective {
+export function gainMlpObjective(
+  dIn: number,
+  hidden: number,
+  classes: number,
+  x: Mat,
+  labels: ArrayLike<number>,
+): Objective {
   const B = x.rows;
-  const offsets = { w0: 0, b0: hidden * dIn, gain: hidden * dIn + hidden, w1: hidden * dIn + 2 * hidden, b1: hidden * dIn + 2 * hidden + classes * hidden };
+  const offsets = {
+    w0: 0,
+    b0: hidden * dIn,
+    gain: hidden * dIn + hidden,
+    w1: hidden * dIn + 2 * hidden,
+    b1: hidden * dIn + 2 * hidden + classes * hidden,
+  };
   return (theta) => {
     const grad = new Float64Array(theta.length);
     const w0 = (o: number, i: number) => theta[offsets.w0 + o * dIn + i];
@@ -207,7 +258,10 @@ export const gainMlpLayout = (dIn: number, hidden: number, classes: number) => (
   b0: [hidden * dIn, hidden * dIn + hidden],
   gain: [hidden * dIn + hidden, hidden * dIn + 2 * hidden],
   w1: [hidden * dIn + 2 * hidden, hidden * dIn + 2 * hidden + classes * hidden],
-  b1: [hidden * dIn + 2 * hidden + classes * hidden, hidden * dIn + 2 * hidden + classes * hidden + classes],
+  b1: [
+    hidden * dIn + 2 * hidden + classes * hidden,
+    hidden * dIn + 2 * hidden + classes * hidden + classes,
+  ],
 });
 
 /**
@@ -225,13 +279,20 @@ export function hessianByDifferences(objective: Objective, theta: Float64Array, 
   };
   for (let j = 0; j < n; j++) {
     const [p2, p1, m1, m2] = [at(j, 2 * h), at(j, h), at(j, -h), at(j, -2 * h)];
-    for (let i = 0; i < n; i++) H.data[i * n + j] = (-p2[i] + 8 * p1[i] - 8 * m1[i] + m2[i]) / (12 * h);
+    for (let i = 0; i < n; i++)
+      H.data[i * n + j] = (-p2[i] + 8 * p1[i] - 8 * m1[i] + m2[i]) / (12 * h);
   }
   return scaleMat(addMat(H, transpose(H)), 0.5);
 }
 
 /** ∇L_G = ∇L + ρ·H∇L (§4.1) with the dense Hessian H; `mask` (1 = counted) restricts the norm ½‖∇L‖² to some parameters. */
-export function regularizedGradient(objective: Objective, theta: Float64Array, rho: number, H: Mat, mask?: ArrayLike<number>): Float64Array {
+export function regularizedGradient(
+  objective: Objective,
+  theta: Float64Array,
+  rho: number,
+  H: Mat,
+  mask?: ArrayLike<number>,
+): Float64Array {
   const g = objective(theta).grad;
   const v = mask === undefined ? g : g.map((x, i) => x * mask[i]);
   const out = new Float64Array(g.length);
@@ -250,7 +311,13 @@ export function penalizedLoss(objective: Objective, theta: Float64Array, rho: nu
 }
 
 /** Forward F-GR (§4.2): ∇L + (ρ/ε)(∇L(θ + ε∇L) − ∇L); central: ∇L + (ρ/2ε)(∇L(θ + ε∇L) − ∇L(θ − ε∇L)). */
-export function finiteDifferenceGradient(objective: Objective, theta: Float64Array, rho: number, eps: number, central: boolean): Float64Array {
+export function finiteDifferenceGradient(
+  objective: Objective,
+  theta: Float64Array,
+  rho: number,
+  eps: number,
+  central: boolean,
+): Float64Array {
   const g = objective(theta).grad;
   const plus = objective(theta.map((t, i) => t + eps * g[i])).grad;
   if (!central) return g.map((v, i) => v + (rho / eps) * (plus[i] - v));
@@ -258,13 +325,16 @@ export function finiteDifferenceGradient(objective: Objective, theta: Float64Arr
   return g.map((v, i) => v + (rho / (2 * eps)) * (plus[i] - minus[i]));
 }
 
-
 /**
  * The tanh MLP of mlpBackprop with the mean squared-error loss L = (1/B)Σ_n ½‖f(x_n) − y_n‖²
  * instead of cross-entropy: per layer a (ones column with a bias), per-sample g_n = ∂ℓ_n/∂s_n
  * (output layer: f(x_n) − y_n), and G = gᵀa/B.
  */
-export function mlpBackpropMse(layers: readonly DenseLayer[], x: Mat, y: Mat): { a: Mat[]; g: Mat[]; G: Mat[] } {
+export function mlpBackpropMse(
+  layers: readonly DenseLayer[],
+  x: Mat,
+  y: Mat,
+): { a: Mat[]; g: Mat[]; G: Mat[] } {
   const B = x.rows;
   const { inputs, pre, out } = tanhMlpForward(layers, x);
   const g = tanhMlpBackward(layers, pre, subMat(out, y));

@@ -32,7 +32,14 @@ import {
   type DeviceArray,
   type Tensor,
 } from '../../index.js';
-import { dampingCoefficient, initRing, RING_HYPER, RING_STATIC, ringStep, validateRing } from '../../optimizers/ring.js';
+import {
+  dampingCoefficient,
+  initRing,
+  RING_HYPER,
+  RING_STATIC,
+  ringStep,
+  validateRing,
+} from '../../optimizers/ring.js';
 import { flattenTree } from '../../core/tree.js';
 import type { HostArray } from '../../core/host-array.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
@@ -61,7 +68,15 @@ import {
   transpose,
   type Mat,
 } from '../curvature/reference.js';
-import { gapRatio, kroneckerApply, kroneckerSolve, mlpBackpropMse, ringStepsReference, spectrallyDamped, withBias } from './ring-reference.js';
+import {
+  gapRatio,
+  kroneckerApply,
+  kroneckerSolve,
+  mlpBackpropMse,
+  ringStepsReference,
+  spectrallyDamped,
+  withBias,
+} from './ring-reference.js';
 
 const cpu = await createDevice({ kind: 'cpu' });
 
@@ -76,7 +91,14 @@ const track = (name: string, value: number): number => {
 /** For lower bounds: the smallest value seen (stored negated, printed as is). */
 const trackMin = (name: string, value: number): number => -track(name, -value);
 const report = (...names: string[]): void =>
-  console.log(names.map((n) => `${n}: ${worst.has(n) ? (n.startsWith('min ') ? -(worst.get(n) as number) : (worst.get(n) as number)).toExponential(2) : 'n/a'}`).join('\n'));
+  console.log(
+    names
+      .map(
+        (n) =>
+          `${n}: ${worst.has(n) ? (n.startsWith('min ') ? -(worst.get(n) as number) : (worst.get(n) as number)).toExponential(2) : 'n/a'}`,
+      )
+      .join('\n'),
+  );
 
 /**
  * ρ log-uniform in [1e-4, 10] (spec §8), from an integer: fc.double biases towards 0 of its range,
@@ -95,7 +117,15 @@ const mlpCase = fc.record({
   bias: fc.boolean(),
   rho: rhoArb,
 });
-type MlpCase = { seed: number; B: number; dIn: number; hidden: number; classes: number; bias: boolean; rho: number };
+type MlpCase = {
+  seed: number;
+  B: number;
+  dIn: number;
+  hidden: number;
+  classes: number;
+  bias: boolean;
+  rho: number;
+};
 
 type LayerParams = { w: HostArray; b?: HostArray };
 type DeviceLayer = { w: DeviceArray; b?: DeviceArray };
@@ -107,7 +137,10 @@ function mlpProblem(c: MlpCase) {
   const params = model.init(c.seed) as { layers: LayerParams[] };
   const x = mat(c.B, c.dIn, uniform(rng, c.B * c.dIn, -2, 2));
   const labels = Int32Array.from({ length: c.B }, () => int(rng, 0, c.classes - 1));
-  const layers = params.layers.map((l) => ({ w: mat(l.w.shape[0], l.w.shape[1], l.w.data), b: l.b?.data }));
+  const layers = params.layers.map((l) => ({
+    w: mat(l.w.shape[0], l.w.shape[1], l.w.data),
+    b: l.b?.data,
+  }));
   const ref = mlpBackprop(layers, x, labels);
   return {
     model,
@@ -123,7 +156,10 @@ function mlpProblem(c: MlpCase) {
 /** [W | b] of a layer of device arrays. */
 async function wTilde(l: DeviceLayer): Promise<Mat> {
   const [rows, cols] = l.w.shape;
-  return withBias(mat(rows, cols, await l.w.read()), l.b === undefined ? undefined : await l.b.read());
+  return withBias(
+    mat(rows, cols, await l.w.read()),
+    l.b === undefined ? undefined : await l.b.read(),
+  );
 }
 const square = async (a: DeviceArray): Promise<Mat> => mat(a.shape[0], a.shape[0], await a.read());
 const scalarOf = async (a: DeviceArray): Promise<number> => (await a.read())[0];
@@ -131,7 +167,13 @@ const scalarOf = async (a: DeviceArray): Promise<number> => (await a.read())[0];
 /** Host copies of a tree of device arrays (a training step donates its inputs: another trainer needs its own). */
 async function hostCopy(tree: unknown): Promise<unknown> {
   const { leaves, rebuild } = flattenTree('test', tree, isArrayLeaf, 'an array');
-  return rebuild(await Promise.all(leaves.map(async (a) => array(await (a as DeviceArray).read(), (a as DeviceArray).shape, (a as DeviceArray).dtype))));
+  return rebuild(
+    await Promise.all(
+      leaves.map(async (a) =>
+        array(await (a as DeviceArray).read(), (a as DeviceArray).shape, (a as DeviceArray).dtype),
+      ),
+    ),
+  );
 }
 
 interface RingLayerState {
@@ -161,7 +203,19 @@ async function ringLayers(state: RawRingState): Promise<RingLayerState[]> {
 }
 
 /** Settings under which one step exposes U exactly (module comment); λ_max converged (300 power steps), Newton–Schulz at its floor (16 + 16 steps ≥ k_NS(1e-12) = 12 at √ρ = 0.01). */
-const EXACT = { lr: 0.5, momentum: 0, weightDecay: 0, statDecay: 0, covEvery: 1, inverseEvery: 1, fisher: 'empirical', factorInit: 'first', newtonIters: 16, powerSteps: 300, warmStart: false } as const;
+const EXACT = {
+  lr: 0.5,
+  momentum: 0,
+  weightDecay: 0,
+  statDecay: 0,
+  covEvery: 1,
+  inverseEvery: 1,
+  fisher: 'empirical',
+  factorInit: 'first',
+  newtonIters: 16,
+  powerSteps: 300,
+  warmStart: false,
+} as const;
 
 /**
  * Power iteration's λ̂ is exact to rounding when λ₂/λ₁ ≤ 0.9: the Rayleigh quotient's error is
@@ -185,9 +239,17 @@ async function oneStepProperties(c: MlpCase): Promise<void> {
   const pr = mlpProblem(c);
   fc.pre([...pr.lambda, ...pr.gamma].every((f) => gapRatio(f) <= GAP));
   const sq = Math.sqrt(c.rho);
-  const train = await compileTrainStep({ model: pr.model, loss: crossEntropy, optimizer: ring({ ...EXACT, rho: c.rho }), params: pr.params, device: cpu });
+  const train = await compileTrainStep({
+    model: pr.model,
+    loss: crossEntropy,
+    optimizer: ring({ ...EXACT, rho: c.rho }),
+    params: pr.params,
+    device: cpu,
+  });
   await train.run(pr.batch);
-  const state = (await train.state()) as unknown as RawRingState & { velocity: { layers: DeviceLayer[] } };
+  const state = (await train.state()) as unknown as RawRingState & {
+    velocity: { layers: DeviceLayer[] };
+  };
   const after = (await train.params()) as unknown as { layers: DeviceLayer[] };
   const layers = await ringLayers(state);
   for (let i = 0; i < 2; i++) {
@@ -197,7 +259,13 @@ async function oneStepProperties(c: MlpCase): Promise<void> {
     const [dOut, dIn] = [G.rows, G.cols];
     // The factors are this batch's statistics (statDecay 0): B-term sums of products of O(1)
     // values through the same tanh and exp, ~Bε apart from the reference: 1e-13 (measured ≤ 1e-15).
-    expect(track('factors rel(state, Λ̂/Γ̂)', Math.max(rel(s.lambda, pr.lambda[i]), rel(s.gamma, pr.gamma[i]))), 'factors').toBeLessThanOrEqual(1e-13);
+    expect(
+      track(
+        'factors rel(state, Λ̂/Γ̂)',
+        Math.max(rel(s.lambda, pr.lambda[i]), rel(s.gamma, pr.gamma[i])),
+      ),
+      'factors',
+    ).toBeLessThanOrEqual(1e-13);
     const lL = lambdaMax(s.lambda);
     const lG = lambdaMax(s.gamma);
     // What RING's preconditioner inverts: Λ_d^grng = X_Λ⁻¹, Γ_d^grng = X_Γ⁻¹ (the operators applied to G).
@@ -217,13 +285,22 @@ async function oneStepProperties(c: MlpCase): Promise<void> {
       track('R1 eig below √ρλ_max (rel)', (lo - ev[0]) / lo);
       expect(ev[0], 'R1 eig(Λ_d) ≥ √ρλ_max').toBeGreaterThanOrEqual(lo * (1 - 1e-12));
       expect(ev[n - 1], 'R1 eig(Λ_d) ≤ (1+√ρ)λ_max').toBeLessThanOrEqual(hi * (1 + 1e-12));
-      expect(track('R1 rel(λ_max(Λ_d), (1+√ρ)λ_max)', Math.abs(ev[n - 1] - hi) / hi), 'R1 λ_max(Λ_d) = (1+√ρ)λ_max').toBeLessThanOrEqual(1e-12);
+      expect(
+        track('R1 rel(λ_max(Λ_d), (1+√ρ)λ_max)', Math.abs(ev[n - 1] - hi) / hi),
+        'R1 λ_max(Λ_d) = (1+√ρ)λ_max',
+      ).toBeLessThanOrEqual(1e-12);
       // κ(Λ_d) ≤ (1+√ρ)/√ρ·(1 + 1e-10); equality when F is singular (λ_min(F) = 0 exactly; Jacobi
       // leaves ≤ dε·λ_max, i.e. a relative κ change ≤ dε/√ρ ≤ 2e-13 ≪ 1e-8).
       const kappa = ev[n - 1] / ev[0];
       expect(kappa, 'R1 κ(Λ_d) ≤ (1+√ρ)/√ρ').toBeLessThanOrEqual(kappaBound(c.rho) * (1 + 1e-10));
       if (lambdaMin(f) <= 1e-12 * top) {
-        expect(track('R1 rel(κ(Λ_d), (1+√ρ)/√ρ) singular', Math.abs(kappa - kappaBound(c.rho)) / kappaBound(c.rho)), 'R1 κ equality when singular').toBeLessThanOrEqual(1e-8);
+        expect(
+          track(
+            'R1 rel(κ(Λ_d), (1+√ρ)/√ρ) singular',
+            Math.abs(kappa - kappaBound(c.rho)) / kappaBound(c.rho),
+          ),
+          'R1 κ equality when singular',
+        ).toBeLessThanOrEqual(1e-8);
       }
       // R8 (c) on the refresh RING made: X against the exact inverse of the spec's A = F + √ρλ_max·I.
       // ‖X − A⁻¹‖₂/‖A⁻¹‖₂ ≤ ‖I − AX‖₂ (X − A⁻¹ = −A⁻¹R) plus the reference inverse's own error
@@ -232,19 +309,38 @@ async function oneStepProperties(c: MlpCase): Promise<void> {
       const r = spectralNorm(subMat(eye(n), matmul(a, x)));
       const exact = inverse(a);
       const bound = r + 10 * n * condition(a) * EPS;
-      expect(track('R8 ‖X − A⁻¹‖/‖A⁻¹‖ / (‖I − AX‖ + 10nκε)', spectralNorm(subMat(x, exact)) / spectralNorm(exact) / bound), 'R8 accuracy').toBeLessThanOrEqual(1);
+      expect(
+        track(
+          'R8 ‖X − A⁻¹‖/‖A⁻¹‖ / (‖I − AX‖ + 10nκε)',
+          spectralNorm(subMat(x, exact)) / spectralNorm(exact) / bound,
+        ),
+        'R8 accuracy',
+      ).toBeLessThanOrEqual(1);
       // (c) converged: ‖I − AX‖₂ ≤ max(τ = 1e-12, 100κε) after 16 + 16 steps.
-      expect(track('R8 ‖I − AX‖₂ / max(1e-12, 100κε)', r / Math.max(1e-12, 100 * condition(a) * EPS)), 'R8 converged').toBeLessThanOrEqual(1);
+      expect(
+        track('R8 ‖I − AX‖₂ / max(1e-12, 100κε)', r / Math.max(1e-12, 100 * condition(a) * EPS)),
+        'R8 converged',
+      ).toBeLessThanOrEqual(1);
       // (d) X commutes with A: both are polynomials in A up to rounding (~nκε relative).
       const ax = matmul(a, x);
-      expect(track('R8 ‖AX − XA‖/‖AX‖', frobenius(subMat(ax, matmul(x, a))) / frobenius(ax)), 'R8 commutes').toBeLessThanOrEqual(1e-12);
+      expect(
+        track('R8 ‖AX − XA‖/‖AX‖', frobenius(subMat(ax, matmul(x, a))) / frobenius(ax)),
+        'R8 commutes',
+      ).toBeLessThanOrEqual(1e-12);
     }
     // R8 as RING reports it: the state's residual ‖I − AX‖_F (max over Λ, Γ) at the floor. √n·100κε.
-    expect(track('R8 state residual / (100√nκε)', s.residual / (100 * Math.sqrt(Math.max(dIn, dOut)) * kappaBound(c.rho) * EPS)), 'R8 state residual').toBeLessThanOrEqual(1);
+    expect(
+      track(
+        'R8 state residual / (100√nκε)',
+        s.residual / (100 * Math.sqrt(Math.max(dIn, dOut)) * kappaBound(c.rho) * EPS),
+      ),
+      'R8 state residual',
+    ).toBeLessThanOrEqual(1);
 
     // R3 (same batch, no EMA): ‖G‖₂² ≤ ‖Λ̂‖₂‖Γ̂‖₂ and ‖G‖_F² ≤ tr Λ̂·tr Γ̂, equality at B = 1;
     // rounding ~1e-15 relative (G from the reference, Λ̂ and Γ̂ from the state, 1e-15 apart).
-    const traceOf = (m: Mat) => Array.from({ length: m.rows }, (_, k) => m.data[k * m.cols + k]).reduce((p, q) => p + q, 0);
+    const traceOf = (m: Mat) =>
+      Array.from({ length: m.rows }, (_, k) => m.data[k * m.cols + k]).reduce((p, q) => p + q, 0);
     const g2 = spectralNorm(G) ** 2;
     const r3 = g2 / (lL * lG);
     const r3F = frobenius(G) ** 2 / (traceOf(s.lambda) * traceOf(s.gamma));
@@ -272,9 +368,14 @@ async function oneStepProperties(c: MlpCase): Promise<void> {
     // R5 descent and magnitude (relative slack 1e-10): U from the state, exact to NS's floor.
     const gF2 = frobenius(G) ** 2;
     const inner = G.data.reduce((p, v, k) => p + v * U.data[k], 0);
-    expect(inner, 'R5 ⟨G,U⟩ lower').toBeGreaterThanOrEqual((gF2 / ((1 + sq) ** 2 * scale)) * (1 - 1e-10));
+    expect(inner, 'R5 ⟨G,U⟩ lower').toBeGreaterThanOrEqual(
+      (gF2 / ((1 + sq) ** 2 * scale)) * (1 - 1e-10),
+    );
     expect(inner, 'R5 ⟨G,U⟩ upper').toBeLessThanOrEqual((gF2 / (c.rho * scale)) * (1 + 1e-10));
-    expect(track('R5 ‖U‖_F·ρ‖Λ‖‖Γ‖/‖G‖_F', (frobenius(U) * c.rho * scale) / Math.sqrt(gF2)), 'R5 ‖U‖').toBeLessThanOrEqual(1 + 1e-10);
+    expect(
+      track('R5 ‖U‖_F·ρ‖Λ‖‖Γ‖/‖G‖_F', (frobenius(U) * c.rho * scale) / Math.sqrt(gF2)),
+      'R5 ‖U‖',
+    ).toBeLessThanOrEqual(1 + 1e-10);
     trackMin('min R5 ⟨G,U⟩(1+√ρ)²‖Λ‖‖Γ‖/‖G‖²_F (≥ 1)', (inner * (1 + sq) ** 2 * scale) / gF2);
     track('R5 ⟨G,U⟩ρ‖Λ‖‖Γ‖/‖G‖²_F (≤ 1)', (inner * c.rho * scale) / gF2);
 
@@ -283,26 +384,39 @@ async function oneStepProperties(c: MlpCase): Promise<void> {
     // rounding (≤ nκ_Λκ_Γε relative to ‖G‖ in the worst case): the spec's 1e-10 has margin.
     const Ld = spectrallyDamped(s.lambda, sq);
     const Gd = spectrallyDamped(s.gamma, sq);
-    expect(track('R6 rel(vec⁻¹((Λ_d⊗Γ_d)vec U), G)', rel(kroneckerApply(Ld, Gd, U), G)), 'R6 optimality').toBeLessThanOrEqual(1e-10);
+    expect(
+      track('R6 rel(vec⁻¹((Λ_d⊗Γ_d)vec U), G)', rel(kroneckerApply(Ld, Gd, U), G)),
+      'R6 optimality',
+    ).toBeLessThanOrEqual(1e-10);
     // And the dense solve itself (K2's statement, on RING's U).
-    expect(track('R6 rel(U, dense solve)', rel(U, kroneckerSolve(Ld, Gd, G))), 'R6 dense solve').toBeLessThanOrEqual(1e-10);
+    expect(
+      track('R6 rel(U, dense solve)', rel(U, kroneckerSolve(Ld, Gd, G))),
+      'R6 dense solve',
+    ).toBeLessThanOrEqual(1e-10);
 
     // R7: ‖ρ‖Λ‖‖Γ‖U − G‖_F ≤ 2/(1+√ρ)·‖G‖_F (relative slack 1e-10 for U's floor-level error).
     const r7 = frobenius(subMat(scaleMat(U, c.rho * scale), G)) / ((2 / (1 + sq)) * Math.sqrt(gF2));
-    expect(track('R7 ‖ρ‖Λ‖‖Γ‖U − G‖/(2‖G‖/(1+√ρ))', r7), 'R7 large-ρ').toBeLessThanOrEqual(1 + 1e-10);
+    expect(track('R7 ‖ρ‖Λ‖‖Γ‖U − G‖/(2‖G‖/(1+√ρ))', r7), 'R7 large-ρ').toBeLessThanOrEqual(
+      1 + 1e-10,
+    );
 
     // R10 on the refresh RING made: the reported shift max(√ρλ̂_Λ, √ρλ̂_Γ) never exceeds
     // √ρ·max λ_max (Rayleigh quotient ≤ λ_max, rounding ≤ 1e-13 relative, CURVATURE R10), and with
     // the gap filter it is λ_max to rounding.
     const shift = sq * Math.max(lL, lG);
     expect(s.damping, 'R10 λ̂ ≤ λ_max').toBeLessThanOrEqual(shift * (1 + 1e-12));
-    expect(track('R10 rel(√ρλ̂, √ρλ_max)', Math.abs(s.damping - shift) / shift), 'R10 converged').toBeLessThanOrEqual(1e-12);
+    expect(
+      track('R10 rel(√ρλ̂, √ρλ_max)', Math.abs(s.damping - shift) / shift),
+      'R10 converged',
+    ).toBeLessThanOrEqual(1e-12);
 
     // R11: μ = 0, λ_wd = 0: W̃₁ = (1 − η·0)W̃₀ − η(0·v₀ + U) = W̃₀ − ηU, the same IEEE operations
     // as here (η = 0.5 a power of two): bitwise.
     const W0 = withBias(pr.layers[i].w, pr.layers[i].b);
     const W1 = await wTilde(after.layers[i]);
-    expect(Array.from(W1.data), 'R11 W̃₁ = W̃₀ − ηU').toEqual(Array.from(W0.data, (w, k) => w - EXACT.lr * U.data[k]));
+    expect(Array.from(W1.data), 'R11 W̃₁ = W̃₀ − ηU').toEqual(
+      Array.from(W0.data, (w, k) => w - EXACT.lr * U.data[k]),
+    );
   }
   // R8: 16 Newton–Schulz steps from I/((1+√ρ)λ̂) reach NS_TOLERANCE (1e-3) for √ρ ≥ 0.01 (k_NS(1e-3) = 10): no fallback.
   expect(await scalarOf(state.fallbacks), 'R8 no fallback').toBe(0);
@@ -362,7 +476,12 @@ const r2Probe = defineOptimizer({
   hyper: { ...RING_HYPER, scaleA: 1, scaleG: 1, alpha: 1, beta: 1 },
   static: [...RING_STATIC],
   validate: (h) => validateRing(h),
-  init: (params, h, layers) => ({ ring: initRing(params, h, layers), scaled: treeMap(zerosLike, params), onParams: treeMap(zerosLike, params), mixed: treeMap(zerosLike, params) }),
+  init: (params, h, layers) => ({
+    ring: initRing(params, h, layers),
+    scaled: treeMap(zerosLike, params),
+    onParams: treeMap(zerosLike, params),
+    mixed: treeMap(zerosLike, params),
+  }),
   update: (ctx) => {
     const { hyper } = ctx;
     const coef = dampingCoefficient(hyper);
@@ -373,41 +492,91 @@ const r2Probe = defineOptimizer({
       return ringStep(Object.create(ctx, over) as never, gradient, coef, 'ring');
     };
     const base = run(ctx.grads);
-    const scaled = run(ctx.grads, ctx.taps.map((t) => ({ ...t, a: mul(hyper.scaleA, t.a), g: mul(hyper.scaleG, t.g) })));
+    const scaled = run(
+      ctx.grads,
+      ctx.taps.map((t) => ({ ...t, a: mul(hyper.scaleA, t.a), g: mul(hyper.scaleG, t.g) })),
+    );
     const onParams = run(ctx.params);
-    const mixed = run(ctx.map((g, p) => add(mul(hyper.alpha, g), mul(hyper.beta, p)), ctx.grads, ctx.params));
-    return { params: base.params, state: { ring: base.state, scaled: scaled.state.velocity, onParams: onParams.state.velocity, mixed: mixed.state.velocity } };
+    const mixed = run(
+      ctx.map((g, p) => add(mul(hyper.alpha, g), mul(hyper.beta, p)), ctx.grads, ctx.params),
+    );
+    return {
+      params: base.params,
+      state: {
+        ring: base.state,
+        scaled: scaled.state.velocity,
+        onParams: onParams.state.velocity,
+        mixed: mixed.state.velocity,
+      },
+    };
   },
 });
 
 describe('R2: scale covariance and linearity in G (ringStep on scaled taps and mixed gradients)', () => {
   test('U(cΛ, c′Γ, G) = U(Λ, Γ, G)/(cc′); U(αG + βP) = αU(G) + βU(P)', async () => {
-    const scaleArb = fc.double({ min: Math.log(0.1), max: Math.log(10), noNaN: true }).map(Math.exp);
+    const scaleArb = fc
+      .double({ min: Math.log(0.1), max: Math.log(10), noNaN: true })
+      .map(Math.exp);
     await fc.assert(
-      fc.asyncProperty(mlpCase, scaleArb, scaleArb, fc.double({ min: -2, max: 2, noNaN: true }), fc.double({ min: -2, max: 2, noNaN: true }), async (c, sa, sg, alpha, beta) => {
-        const pr = mlpProblem(c);
-        const optimizer = r2Probe({ ...EXACT, powerSteps: 50, rho: c.rho, scaleA: sa, scaleG: sg, alpha, beta });
-        const train = await compileTrainStep({ model: pr.model, loss: crossEntropy, optimizer, params: pr.params, device: cpu });
-        await train.run(pr.batch);
-        type V = { layers: DeviceLayer[] };
-        const st = (await train.state()) as unknown as { ring: { velocity: V }; scaled: V; onParams: V; mixed: V };
-        for (let i = 0; i < 2; i++) {
-          const U = await wTilde(st.ring.velocity.layers[i]);
-          const scaled = await wTilde(st.scaled.layers[i]);
-          const onParams = await wTilde(st.onParams.layers[i]);
-          const mixed = await wTilde(st.mixed.layers[i]);
-          // Power iteration and Newton–Schulz commute with scaling up to rounding: both sides are
-          // within NS's floor (≤ 1e-15 measured) of the exact (Λ_d⊗Γ_d)⁻¹vec G, and the scaled taps
-          // carry one rounding each (s·a, s·g, then aᵀa): the spec's 1e-12 has margin.
-          const c2 = sa * sa * sg * sg;
-          expect(track('R2 rel(c c′·U(cΛ, c′Γ), U)', rel(scaleMat(scaled, c2), U)), 'R2 scale covariance').toBeLessThanOrEqual(1e-12);
-          // Same X_Γ, X_Λ nodes (one graph, hash-consed), so only the products' rounding differs:
-          // ≤ (d_in + d_out)ε·(|α|‖U(G)‖ + |β|‖U(P)‖) entrywise through |X_Γ||·||X_Λ| ≤ κ²‖·‖: 1e-12.
-          const want = addMat(scaleMat(U, alpha), onParams, beta);
-          const scale = Math.abs(alpha) * frobenius(U) + Math.abs(beta) * frobenius(onParams);
-          expect(track('R2 ‖U(αG+βP) − αU(G) − βU(P)‖/(|α|‖U(G)‖+|β|‖U(P)‖)', frobenius(subMat(mixed, want)) / scale), 'R2 linearity').toBeLessThanOrEqual(1e-12);
-        }
-      }),
+      fc.asyncProperty(
+        mlpCase,
+        scaleArb,
+        scaleArb,
+        fc.double({ min: -2, max: 2, noNaN: true }),
+        fc.double({ min: -2, max: 2, noNaN: true }),
+        async (c, sa, sg, alpha, beta) => {
+          const pr = mlpProblem(c);
+          const optimizer = r2Probe({
+            ...EXACT,
+            powerSteps: 50,
+            rho: c.rho,
+            scaleA: sa,
+            scaleG: sg,
+            alpha,
+            beta,
+          });
+          const train = await compileTrainStep({
+            model: pr.model,
+            loss: crossEntropy,
+            optimizer,
+            params: pr.params,
+            device: cpu,
+          });
+          await train.run(pr.batch);
+          type V = { layers: DeviceLayer[] };
+          const st = (await train.state()) as unknown as {
+            ring: { velocity: V };
+            scaled: V;
+            onParams: V;
+            mixed: V;
+          };
+          for (let i = 0; i < 2; i++) {
+            const U = await wTilde(st.ring.velocity.layers[i]);
+            const scaled = await wTilde(st.scaled.layers[i]);
+            const onParams = await wTilde(st.onParams.layers[i]);
+            const mixed = await wTilde(st.mixed.layers[i]);
+            // Power iteration and Newton–Schulz commute with scaling up to rounding: both sides are
+            // within NS's floor (≤ 1e-15 measured) of the exact (Λ_d⊗Γ_d)⁻¹vec G, and the scaled taps
+            // carry one rounding each (s·a, s·g, then aᵀa): the spec's 1e-12 has margin.
+            const c2 = sa * sa * sg * sg;
+            expect(
+              track('R2 rel(c c′·U(cΛ, c′Γ), U)', rel(scaleMat(scaled, c2), U)),
+              'R2 scale covariance',
+            ).toBeLessThanOrEqual(1e-12);
+            // Same X_Γ, X_Λ nodes (one graph, hash-consed), so only the products' rounding differs:
+            // ≤ (d_in + d_out)ε·(|α|‖U(G)‖ + |β|‖U(P)‖) entrywise through |X_Γ||·||X_Λ| ≤ κ²‖·‖: 1e-12.
+            const want = addMat(scaleMat(U, alpha), onParams, beta);
+            const scale = Math.abs(alpha) * frobenius(U) + Math.abs(beta) * frobenius(onParams);
+            expect(
+              track(
+                'R2 ‖U(αG+βP) − αU(G) − βU(P)‖/(|α|‖U(G)‖+|β|‖U(P)‖)',
+                frobenius(subMat(mixed, want)) / scale,
+              ),
+              'R2 linearity',
+            ).toBeLessThanOrEqual(1e-12);
+          }
+        },
+      ),
       { numRuns: 15 },
     );
     report('R2 rel(c c′·U(cΛ, c′Γ), U)', 'R2 ‖U(αG+βP) − αU(G) − βU(P)‖/(|α|‖U(G)‖+|β|‖U(P)‖)');
@@ -423,8 +592,18 @@ describe('R9: warm-started Newton–Schulz inside RING', () => {
         const pr = mlpProblem(c);
         // √ρ = 0.01; lr 0 keeps the parameters (and, on one batch, the factors) fixed.
         const settings = { ...EXACT, lr: 0, rho: 1e-4, powerSteps: 100 };
-        const start = (warmStart: boolean, extra: { params?: unknown; state?: unknown; step?: number } = {}) =>
-          compileTrainStep({ model: pr.model, loss: crossEntropy, optimizer: ring({ ...settings, warmStart }), params: pr.params, device: cpu, ...(extra as object) });
+        const start = (
+          warmStart: boolean,
+          extra: { params?: unknown; state?: unknown; step?: number } = {},
+        ) =>
+          compileTrainStep({
+            model: pr.model,
+            loss: crossEntropy,
+            optimizer: ring({ ...settings, warmStart }),
+            params: pr.params,
+            device: cpu,
+            ...(extra as object),
+          });
         const warm = await start(true);
         const cold = await start(false);
         await warm.run(pr.batch);
@@ -435,13 +614,26 @@ describe('R9: warm-started Newton–Schulz inside RING', () => {
         // square it to 1e-64: the floor. Cold, Γ₁ (softmax, singular) keeps ≥ 1.01^-16 ≈ 0.85 on its
         // null space after 4 steps from I/λ_max (or restarts from I/‖A‖_F, slower still): ≥ 0.5.
         const noise = uniform(prng(c.seed + 1), c.B * c.dIn, -1e-6, 1e-6);
-        const nearby = { x: array(pr.batch.x.data.map((v, k) => v + noise[k]), [c.B, c.dIn]), y: pr.batch.y };
+        const nearby = {
+          x: array(
+            pr.batch.x.data.map((v, k) => v + noise[k]),
+            [c.B, c.dIn],
+          ),
+          y: pr.batch.y,
+        };
         for (const t of [warm, cold]) {
           t.setHyper({ newtonIters: 2 });
           await t.run(nearby);
         }
-        const [w, k] = [await ringLayers((await warm.state()) as unknown as RawRingState), await ringLayers((await cold.state()) as unknown as RawRingState)];
-        for (const l of w) expect(track('R9 warm residual / (100√nκε)', l.residual / (100 * 3 * 101 * EPS)), 'R9 warm start converges').toBeLessThanOrEqual(1);
+        const [w, k] = [
+          await ringLayers((await warm.state()) as unknown as RawRingState),
+          await ringLayers((await cold.state()) as unknown as RawRingState),
+        ];
+        for (const l of w)
+          expect(
+            track('R9 warm residual / (100√nκε)', l.residual / (100 * 3 * 101 * EPS)),
+            'R9 warm start converges',
+          ).toBeLessThanOrEqual(1);
         trackMin('min R9 cold residual (≥ 0.5)', k[1].residual);
         expect(k[1].residual, 'R9 cold start does not (same steps)').toBeGreaterThanOrEqual(0.5);
 
@@ -450,7 +642,10 @@ describe('R9: warm-started Newton–Schulz inside RING', () => {
         // operations after the `where`): bitwise equal inverses, and converged (16 + 16 steps).
         const state = converged as { layers: Record<string, HostArray>[] };
         for (const l of state.layers) {
-          for (const [f, x] of [['lambda', 'lambdaInv'], ['gamma', 'gammaInv']] as const) {
+          for (const [f, x] of [
+            ['lambda', 'lambdaInv'],
+            ['gamma', 'gammaInv'],
+          ] as const) {
             const n = l[f].shape[0];
             l[x].data.set(scaleMat(inverse(spectrallyDamped(mat(n, n, l[f].data), 0.01)), 3).data);
           }
@@ -459,11 +654,20 @@ describe('R9: warm-started Newton–Schulz inside RING', () => {
         const reference = await start(false, { state, step: 1 });
         await resumed.run(pr.batch);
         await reference.run(pr.batch);
-        const [rs, fs] = [await ringLayers((await resumed.state()) as unknown as RawRingState), await ringLayers((await reference.state()) as unknown as RawRingState)];
+        const [rs, fs] = [
+          await ringLayers((await resumed.state()) as unknown as RawRingState),
+          await ringLayers((await reference.state()) as unknown as RawRingState),
+        ];
         rs.forEach((l, i) => {
-          expect(Array.from(l.lambdaInv.data), 'R9 X₀ = 3A⁻¹ → cold start (Λ)').toEqual(Array.from(fs[i].lambdaInv.data));
-          expect(Array.from(l.gammaInv.data), 'R9 X₀ = 3A⁻¹ → cold start (Γ)').toEqual(Array.from(fs[i].gammaInv.data));
-          expect(l.residual / (100 * 3 * 101 * EPS), 'R9 cold start converges').toBeLessThanOrEqual(1);
+          expect(Array.from(l.lambdaInv.data), 'R9 X₀ = 3A⁻¹ → cold start (Λ)').toEqual(
+            Array.from(fs[i].lambdaInv.data),
+          );
+          expect(Array.from(l.gammaInv.data), 'R9 X₀ = 3A⁻¹ → cold start (Γ)').toEqual(
+            Array.from(fs[i].gammaInv.data),
+          );
+          expect(l.residual / (100 * 3 * 101 * EPS), 'R9 cold start converges').toBeLessThanOrEqual(
+            1,
+          );
         });
       }),
       { numRuns: 6 },
@@ -478,7 +682,14 @@ describe('R11: with damping coefficient 0 and invertible factors RING is undampe
   test('U = Γ⁻¹GΛ⁻¹ (dense Kronecker solve), squared-error loss so that Γ is invertible', async () => {
     // Softmax cross-entropy makes every Γ of the output layer singular (g_n sums to 0); the
     // squared error does not. B ≥ max(d) + 3 keeps Λ and Γ invertible.
-    const caseArb = fc.record({ seed: seedArb, dIn: fc.integer({ min: 1, max: 6 }), hidden: fc.integer({ min: 1, max: 6 }), dOut: fc.integer({ min: 1, max: 6 }), bias: fc.boolean(), extra: fc.integer({ min: 3, max: 10 }) });
+    const caseArb = fc.record({
+      seed: seedArb,
+      dIn: fc.integer({ min: 1, max: 6 }),
+      hidden: fc.integer({ min: 1, max: 6 }),
+      dOut: fc.integer({ min: 1, max: 6 }),
+      bias: fc.boolean(),
+      extra: fc.integer({ min: 3, max: 10 }),
+    });
     await fc.assert(
       fc.asyncProperty(caseArb, async ({ seed, dIn, hidden, dOut, bias, extra }) => {
         const B = Math.min(20, Math.max(dIn, hidden, dOut) + extra);
@@ -487,16 +698,22 @@ describe('R11: with damping coefficient 0 and invertible factors RING is undampe
         const params = model.init(seed) as { layers: LayerParams[] };
         const x = mat(B, dIn, uniform(rng, B * dIn, -2, 2));
         const y = mat(B, dOut, uniform(rng, B * dOut, -1, 1));
-        const mse = (out: Tensor, target: Tensor) => div(mul(0.5, sum(mul(sub(out, target), sub(out, target)))), out.shape[0]);
+        const mse = (out: Tensor, target: Tensor) =>
+          div(mul(0.5, sum(mul(sub(out, target), sub(out, target)))), out.shape[0]);
         const ref = mlpBackpropMseOf(params, x, y);
-        const kappas = ref.a.flatMap((a, i) => [condition(secondMoment(a)), condition(secondMoment(ref.g[i]))]);
+        const kappas = ref.a.flatMap((a, i) => [
+          condition(secondMoment(a)),
+          condition(secondMoment(ref.g[i])),
+        ]);
         // Invertible, not nearly singular: κ ≤ 1e4 per factor (the bound below grows like κ³).
         fc.pre(kappas.every((k) => Number.isFinite(k) && k > 0 && k <= 1e4));
         // 30 + 30 steps: from I/λ̂ Newton–Schulz needs ≈ log₂(κ·ln(1/ε)) ≈ 19 for κ = 1e4.
         const optimizer = ring({ ...EXACT, dampingCoef: 0, newtonIters: 30, powerSteps: 100 });
         const train = await compileTrainStep({ model, loss: mse, optimizer, params, device: cpu });
         await train.run({ x: array(x.data, [B, dIn]), y: array(y.data, [B, dOut]) });
-        const state = (await train.state()) as unknown as RawRingState & { velocity: { layers: DeviceLayer[] } };
+        const state = (await train.state()) as unknown as RawRingState & {
+          velocity: { layers: DeviceLayer[] };
+        };
         const layers = await ringLayers(state);
         for (let i = 0; i < 2; i++) {
           const U = await wTilde(state.velocity.layers[i]);
@@ -512,12 +729,15 @@ describe('R11: with damping coefficient 0 and invertible factors RING is undampe
           expect(err, 'R11 coefficient 0 = undamped K-FAC').toBeLessThanOrEqual(bound);
           track('R11 rel(U, Γ⁻¹GΛ⁻¹)', err);
           track('R11 rel(U, Γ⁻¹GΛ⁻¹), κ_Λκ_Γ ≤ 100', k <= 100 ? err : 0);
-          
         }
       }),
       { numRuns: 20 },
     );
-    report('R11 rel(U, Γ⁻¹GΛ⁻¹)', 'R11 rel(U, Γ⁻¹GΛ⁻¹), κ_Λκ_Γ ≤ 100', 'R11 rel(U, Γ⁻¹GΛ⁻¹) / (4(κ_Λ+κ_Γ)κ_Λκ_Γε)');
+    report(
+      'R11 rel(U, Γ⁻¹GΛ⁻¹)',
+      'R11 rel(U, Γ⁻¹GΛ⁻¹), κ_Λκ_Γ ≤ 100',
+      'R11 rel(U, Γ⁻¹GΛ⁻¹) / (4(κ_Λ+κ_Γ)κ_Λκ_Γε)',
+    );
   });
 });
 
@@ -539,7 +759,14 @@ const r12Case = fc.record({
   bias: fc.boolean(),
   rho: rhoArb,
 });
-type R12Case = { seed: number; B: number; dIn: number; classes: number; bias: boolean; rho: number };
+type R12Case = {
+  seed: number;
+  B: number;
+  dIn: number;
+  classes: number;
+  bias: boolean;
+  rho: number;
+};
 
 /**
  * R12: two RING steps through the optimizer (hooks, EMA with β_F = 0, S = 1, T_cov = 1, empirical
@@ -550,30 +777,64 @@ async function r12Property(c: R12Case): Promise<void> {
   const rng = prng(c.seed);
   const model = nn.dense(c.dIn, c.classes, { bias: c.bias });
   const params = model.init(c.seed) as LayerParams;
-  const batches = [0, 1].map(() => ({ x: mat(c.B, c.dIn, uniform(rng, c.B * c.dIn, -2, 2)), labels: Int32Array.from({ length: c.B }, () => int(rng, 0, c.classes - 1)) }));
-  const h = { lr: 0.1, momentum: RING_HYPER.momentum, weightDecay: RING_HYPER.weightDecay, coef: Math.sqrt(c.rho) };
+  const batches = [0, 1].map(() => ({
+    x: mat(c.B, c.dIn, uniform(rng, c.B * c.dIn, -2, 2)),
+    labels: Int32Array.from({ length: c.B }, () => int(rng, 0, c.classes - 1)),
+  }));
+  const h = {
+    lr: 0.1,
+    momentum: RING_HYPER.momentum,
+    weightDecay: RING_HYPER.weightDecay,
+    coef: Math.sqrt(c.rho),
+  };
   const layer = { w: mat(params.w.shape[0], params.w.shape[1], params.w.data), b: params.b?.data };
   const want = ringStepsReference([layer], batches, h);
   fc.pre([...want.lambda.flat(), ...want.gamma.flat()].every((f) => gapRatio(f) <= GAP));
-  const optimizer = ring({ lr: h.lr, rho: c.rho, statDecay: 0, inverseEvery: 1, covEvery: 1, fisher: 'empirical', powerSteps: 300, newtonIters: 16 });
-  const train = await compileTrainStep({ model, loss: crossEntropy, optimizer, params, device: cpu });
+  const optimizer = ring({
+    lr: h.lr,
+    rho: c.rho,
+    statDecay: 0,
+    inverseEvery: 1,
+    covEvery: 1,
+    fisher: 'empirical',
+    powerSteps: 300,
+    newtonIters: 16,
+  });
+  const train = await compileTrainStep({
+    model,
+    loss: crossEntropy,
+    optimizer,
+    params,
+    device: cpu,
+  });
   let before = withBias(layer.w, layer.b);
   let reference = before;
   for (let t = 0; t < 2; t++) {
-    await train.run({ x: array(batches[t].x.data, [c.B, c.dIn]), y: array(batches[t].labels, [c.B], 'i32') });
+    await train.run({
+      x: array(batches[t].x.data, [c.B, c.dIn]),
+      y: array(batches[t].labels, [c.B], 'i32'),
+    });
     const after = await wTilde((await train.params()) as unknown as DeviceLayer);
     const step = ringStepsReference([layer], batches.slice(0, t + 1), h).layers[0];
     const next = withBias(step.w, step.b);
     // The step ΔW̃ = −η(μv + U) − ηλ_wd W̃ against the reference's: U within NS's floor of the dense
     // solve (≤ 1e-14 with κ ≤ 101), λ_max exact (gap filter); the subtraction W̃₁ − W̃₀ adds
     // ε‖W̃‖/‖ΔW̃‖ (‖ΔW̃‖ ≳ 1e-3‖W̃‖ here): the spec's 1e-10 holds.
-    expect(track('R12 rel(ΔW̃, reference ΔW̃)', rel(subMat(after, before), subMat(next, reference))), `R12 step ${t + 1}`).toBeLessThanOrEqual(1e-10);
+    expect(
+      track('R12 rel(ΔW̃, reference ΔW̃)', rel(subMat(after, before), subMat(next, reference))),
+      `R12 step ${t + 1}`,
+    ).toBeLessThanOrEqual(1e-10);
     before = after;
     reference = next;
   }
-  const velocity = await wTilde(((await train.state()) as unknown as { velocity: DeviceLayer }).velocity);
+  const velocity = await wTilde(
+    ((await train.state()) as unknown as { velocity: DeviceLayer }).velocity,
+  );
   const v2 = addMat(scaleMat(want.U[0][0], RING_HYPER.momentum), want.U[1][0]);
-  expect(track('R12 rel(v₂ = μU₁ + U₂, reference)', rel(velocity, v2)), 'R12 velocity').toBeLessThanOrEqual(1e-10);
+  expect(
+    track('R12 rel(v₂ = μU₁ + U₂, reference)', rel(velocity, v2)),
+    'R12 velocity',
+  ).toBeLessThanOrEqual(1e-10);
 }
 
 describe('R12: end to end on a linear-softmax layer', () => {
@@ -591,9 +852,22 @@ describe('§3.3 degenerate factors: LoRA starts with B = 0, so layer A sees g �
     const model = nn.lora(base, 2);
     const rng = prng(5);
     const B = 12;
-    const batch = { x: array(uniform(rng, B * 5, -2, 2), [B, 5]), y: array(Int32Array.from({ length: B }, () => int(rng, 0, 3)), [B], 'i32') };
+    const batch = {
+      x: array(uniform(rng, B * 5, -2, 2), [B, 5]),
+      y: array(
+        Int32Array.from({ length: B }, () => int(rng, 0, 3)),
+        [B],
+        'i32',
+      ),
+    };
     const rho = 0.01;
-    const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: ring({ ...EXACT, rho }), params: model.init(3), device: cpu });
+    const train = await compileTrainStep({
+      model,
+      loss: crossEntropy,
+      optimizer: ring({ ...EXACT, rho }),
+      params: model.init(3),
+      device: cpu,
+    });
     await train.run(batch);
     type LoraState = RawRingState & { velocity: { a: DeviceArray; b: DeviceArray } };
     let state = (await train.state()) as unknown as LoraState;
@@ -611,7 +885,9 @@ describe('§3.3 degenerate factors: LoRA starts with B = 0, so layer A sees g �
     // ‖I − Γ_dX‖ at the floor. A power vector stuck at 0 from step 1 would give λ̂ = 0 and I again.
     const ev = Array.from(eigenvalues(a.gammaInv), (v) => 1 / v).sort((p, q) => p - q);
     expect(Math.abs(ev[1] - (1 + Math.sqrt(rho)) * top) / top).toBeLessThanOrEqual(1e-12);
-    expect(frobenius(subMat(eye(2), matmul(spectrallyDamped(a.gamma, Math.sqrt(rho)), a.gammaInv)))).toBeLessThanOrEqual(1e-12);
+    expect(
+      frobenius(subMat(eye(2), matmul(spectrallyDamped(a.gamma, Math.sqrt(rho)), a.gammaInv))),
+    ).toBeLessThanOrEqual(1e-12);
   });
 });
 
@@ -631,7 +907,10 @@ describe('mutations: each test-only break of RING makes a property fail', () => 
         ['R1, R3–R8, R10, R11', fc.asyncProperty(mlpCase, oneStepProperties)],
         ['R12', fc.asyncProperty(r12Case, r12Property)],
       ] as const;
-      await expectMutationCaught(name, properties as never, 6, { pause: () => (tracking = false), resume: () => (tracking = true) });
+      await expectMutationCaught(name, properties as never, 6, {
+        pause: () => (tracking = false),
+        resume: () => (tracking = true),
+      });
     });
   }
 });
@@ -644,15 +923,32 @@ describe('compiled: RING on WebGPU equals the float32 interpreter', () => {
     const batch = threeClassBatch();
     const run = async (device: Device) => {
       // One program (inverses every step), short power and Newton–Schulz runs: compiling them on llvmpipe is slow.
-      const optimizer = ring({ lr: 0.05, rho: 0.01, inverseEvery: 1, newtonIters: 6, powerSteps: 6 });
-      const train = await compileTrainStep({ model, loss: crossEntropy, optimizer, params: model.init(3), device });
+      const optimizer = ring({
+        lr: 0.05,
+        rho: 0.01,
+        inverseEvery: 1,
+        newtonIters: 6,
+        powerSteps: 6,
+      });
+      const train = await compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer,
+        params: model.init(3),
+        device,
+      });
       const losses: number[] = [];
       for (let t = 0; t < 3; t++) losses.push((await train.run(batch)).loss);
       const { leaves } = flattenTree('test', await train.params(), isArrayLeaf, 'an array');
       return { losses, params: await Promise.all(leaves.map((l) => (l as DeviceArray).read())) };
     };
     const start = model.init(3);
-    const initial = flattenTree('test', start, (v): v is HostArray => typeof v === 'object' && v !== null && 'data' in v, 'a host array').leaves.map((h) => h.data);
+    const initial = flattenTree(
+      'test',
+      start,
+      (v): v is HostArray => typeof v === 'object' && v !== null && 'data' in v,
+      'a host array',
+    ).leaves.map((h) => h.data);
     const gpu = await run(await gpuDevice());
     const ref = await run(await createDevice({ kind: 'cpu', precision: 'f32' }));
     let worstDiff = 0;
@@ -663,7 +959,9 @@ describe('compiled: RING on WebGPU equals the float32 interpreter', () => {
         worstMove = Math.max(worstMove, Math.abs(ref.params[k][i] - initial[k][i]));
       }),
     );
-    console.log(`RING WebGPU vs f32 interpreter: max |Δθ| ${worstDiff.toExponential(2)} (largest parameter move ${worstMove.toExponential(2)}); losses ${gpu.losses.map((l) => l.toFixed(4)).join(' → ')}`);
+    console.log(
+      `RING WebGPU vs f32 interpreter: max |Δθ| ${worstDiff.toExponential(2)} (largest parameter move ${worstMove.toExponential(2)}); losses ${gpu.losses.map((l) => l.toFixed(4)).join(' → ')}`,
+    );
     // The same f32 program; summation orders differ (matmuls, reductions, Newton–Schulz): ~ε32 = 1.2e-7
     // relative per operation, amplified by the preconditioner's κ(Λ_d) + κ(Γ_d) ≤ 2(1+√ρ)/√ρ = 22 and
     // a few dozen chained operations per step: ~1e-5 of a step's size. Sampled labels (MC Fisher)

@@ -13,7 +13,13 @@ export const JITTER = 1e-12;
 // ---- dense linear algebra (row-major) -------------------------------------------------------
 
 /** [n, k] × [k, m]. */
-export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, n: number, k: number, m: number): Float64Array {
+export function matmul(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  n: number,
+  k: number,
+  m: number,
+): Float64Array {
   const out = new Float64Array(n * m);
   for (let i = 0; i < n; i++) {
     for (let p = 0; p < k; p++) {
@@ -37,17 +43,23 @@ export function eye(n: number, scale = 1): Float64Array {
   return out;
 }
 
-export const add = (a: ArrayLike<number>, b: ArrayLike<number>): Float64Array => Float64Array.from(a, (v, i) => v + b[i]);
-export const sub = (a: ArrayLike<number>, b: ArrayLike<number>): Float64Array => Float64Array.from(a, (v, i) => v - b[i]);
-export const scale = (a: ArrayLike<number>, s: number): Float64Array => Float64Array.from(a, (v) => v * s);
-export const norm = (a: ArrayLike<number>): number => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0));
-export const diagonal = (a: ArrayLike<number>, n: number): Float64Array => Float64Array.from({ length: n }, (_, i) => a[i * n + i]);
+export const add = (a: ArrayLike<number>, b: ArrayLike<number>): Float64Array =>
+  Float64Array.from(a, (v, i) => v + b[i]);
+export const sub = (a: ArrayLike<number>, b: ArrayLike<number>): Float64Array =>
+  Float64Array.from(a, (v, i) => v - b[i]);
+export const scale = (a: ArrayLike<number>, s: number): Float64Array =>
+  Float64Array.from(a, (v) => v * s);
+export const norm = (a: ArrayLike<number>): number =>
+  Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0));
+export const diagonal = (a: ArrayLike<number>, n: number): Float64Array =>
+  Float64Array.from({ length: n }, (_, i) => a[i * n + i]);
 export const diagMatrix = (p: ArrayLike<number>): Float64Array => {
   const out = new Float64Array(p.length * p.length);
   for (let i = 0; i < p.length; i++) out[i * p.length + i] = p[i];
   return out;
 };
-export const symmetrize = (a: ArrayLike<number>, n: number): Float64Array => scale(add(a, transpose(a, n, n)), 0.5);
+export const symmetrize = (a: ArrayLike<number>, n: number): Float64Array =>
+  scale(add(a, transpose(a, n, n)), 0.5);
 
 /** rel(x, y) = ‖x − y‖ / max(‖y‖, 1e-300) (spec §8). */
 export function rel(x: ArrayLike<number>, y: ArrayLike<number>): number {
@@ -55,16 +67,24 @@ export function rel(x: ArrayLike<number>, y: ArrayLike<number>): number {
 }
 
 /** X with A X = B ([n, n] × [n, k]) by Gaussian elimination with partial pivoting. */
-export function solve(a: ArrayLike<number>, b: ArrayLike<number>, n: number, k: number): Float64Array {
+export function solve(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  n: number,
+  k: number,
+): Float64Array {
   const m = Float64Array.from(a);
   const x = Float64Array.from(b);
   for (let col = 0; col < n; col++) {
     let pivot = col;
-    for (let r = col + 1; r < n; r++) if (Math.abs(m[r * n + col]) > Math.abs(m[pivot * n + col])) pivot = r;
+    for (let r = col + 1; r < n; r++)
+      if (Math.abs(m[r * n + col]) > Math.abs(m[pivot * n + col])) pivot = r;
     if (m[pivot * n + col] === 0) throw new Error('solve: singular matrix');
     if (pivot !== col) {
-      for (let j = 0; j < n; j++) [m[col * n + j], m[pivot * n + j]] = [m[pivot * n + j], m[col * n + j]];
-      for (let j = 0; j < k; j++) [x[col * k + j], x[pivot * k + j]] = [x[pivot * k + j], x[col * k + j]];
+      for (let j = 0; j < n; j++)
+        [m[col * n + j], m[pivot * n + j]] = [m[pivot * n + j], m[col * n + j]];
+      for (let j = 0; j < k; j++)
+        [x[col * k + j], x[pivot * k + j]] = [x[pivot * k + j], x[col * k + j]];
     }
     for (let r = col + 1; r < n; r++) {
       const f = m[r * n + col] / m[col * n + col];
@@ -118,7 +138,15 @@ export interface FullStep {
 }
 
 /** One full-covariance R-Kalman step: predict P/β, pseudo-observation of precision rGr·I, then the observation. */
-export function kalmanFull(mu: ArrayLike<number>, p: ArrayLike<number>, n: number, obs: Observation, beta: number, rGr: number, alpha = 1): FullStep {
+export function kalmanFull(
+  mu: ArrayLike<number>,
+  p: ArrayLike<number>,
+  n: number,
+  obs: Observation,
+  beta: number,
+  rGr: number,
+  alpha = 1,
+): FullStep {
   const { h, e, r, d } = obs;
   const predicted = scale(p, 1 / beta);
   const prior = rGr > 0 ? inverse(add(inverse(predicted, n), eye(n, rGr)), n) : predicted;
@@ -129,9 +157,15 @@ export function kalmanFull(mu: ArrayLike<number>, p: ArrayLike<number>, n: numbe
   const kh = matmul(k, h, n, d, n);
   const covariance = sub(prior, matmul(kh, prior, n, n, n));
   const rInvH = solve(r, h, d, n);
-  const information = inverse(add(add(scale(inverse(p, n), beta), eye(n, rGr)), matmul(ht, rInvH, n, d, n)), n);
+  const information = inverse(
+    add(add(scale(inverse(p, n), beta), eye(n, rGr)), matmul(ht, rInvH, n, d, n)),
+    n,
+  );
   const iMinusKh = sub(eye(n), kh);
-  const joseph = add(matmul(matmul(iMinusKh, prior, n, n, n), transpose(iMinusKh, n, n), n, n, n), matmul(matmul(k, r, n, d, d), transpose(k, n, d), n, d, n));
+  const joseph = add(
+    matmul(matmul(iMinusKh, prior, n, n, n), transpose(iMinusKh, n, n), n, n, n),
+    matmul(matmul(k, r, n, d, d), transpose(k, n, d), n, d, n),
+  );
   const ke = matmul(k, e, n, d, 1);
   const infoGain = matmul(information, matmul(ht, solve(r, e, d, 1), n, d, 1), n, n, 1);
   return {
@@ -145,7 +179,13 @@ export function kalmanFull(mu: ArrayLike<number>, p: ArrayLike<number>, n: numbe
 }
 
 /** The diagonal variant (spec §5.4): p' = 1/(β/p + r), the mean by the full gain with P' = diag(p'), p ← diag(P' − K H P'). */
-export function kalmanDiagonal(mu: ArrayLike<number>, p: ArrayLike<number>, obs: Observation, beta: number, rGr: number): { prior: Float64Array; p: Float64Array; mu: Float64Array } {
+export function kalmanDiagonal(
+  mu: ArrayLike<number>,
+  p: ArrayLike<number>,
+  obs: Observation,
+  beta: number,
+  rGr: number,
+): { prior: Float64Array; p: Float64Array; mu: Float64Array } {
   const n = p.length;
   const prior = Float64Array.from(p, (v) => 1 / (beta / v + rGr));
   const full = kalmanFull(mu, diagMatrix(prior), n, obs, 1, 0);
@@ -198,16 +238,25 @@ export class SoftmaxLinear {
   }
 
   /** ∇ℓ_n = J_nᵀ(p_n − onehot(y_n)) per sample [m, size], and their mean ḡ. */
-  gradients(theta: ArrayLike<number>, x: ArrayLike<number>, y: ArrayLike<number>, m: number): { perSample: Float64Array; mean: Float64Array } {
+  gradients(
+    theta: ArrayLike<number>,
+    x: ArrayLike<number>,
+    y: ArrayLike<number>,
+    m: number,
+  ): { perSample: Float64Array; mean: Float64Array } {
     const { classes: C } = this;
     const probs = this.probs(theta, x, m);
     const perSample = new Float64Array(m * this.size);
     for (let n = 0; n < m; n++) {
-      const residual = Float64Array.from({ length: C }, (_, c) => probs[n * C + c] - (y[n] === c ? 1 : 0));
+      const residual = Float64Array.from(
+        { length: C },
+        (_, c) => probs[n * C + c] - (y[n] === c ? 1 : 0),
+      );
       perSample.set(matmul(residual, this.jacobian(x, n), 1, C, this.size), n * this.size);
     }
     const mean = new Float64Array(this.size);
-    for (let n = 0; n < m; n++) for (let i = 0; i < this.size; i++) mean[i] += perSample[n * this.size + i] / m;
+    for (let n = 0; n < m; n++)
+      for (let i = 0; i < this.size; i++) mean[i] += perSample[n * this.size + i] / m;
     return { perSample, mean };
   }
 
@@ -219,8 +268,13 @@ export class SoftmaxLinear {
     for (let n = 0; n < m; n++) {
       const j = this.jacobian(x, n);
       const mn = new Float64Array(C * C);
-      for (let a = 0; a < C; a++) for (let b = 0; b < C; b++) mn[a * C + b] = (a === b ? probs[n * C + a] : 0) - probs[n * C + a] * probs[n * C + b];
-      total = add(total, matmul(transpose(j, C, this.size), matmul(mn, j, C, C, this.size), this.size, C, this.size));
+      for (let a = 0; a < C; a++)
+        for (let b = 0; b < C; b++)
+          mn[a * C + b] = (a === b ? probs[n * C + a] : 0) - probs[n * C + a] * probs[n * C + b];
+      total = add(
+        total,
+        matmul(transpose(j, C, this.size), matmul(mn, j, C, C, this.size), this.size, C, this.size),
+      );
     }
     return total;
   }
@@ -229,7 +283,12 @@ export class SoftmaxLinear {
    * Adapter A (spec §5.2): per sample the first C − 1 one-hot coordinates, H_n = M_n[:C−1, :] J_n,
    * R_n = diag(p') − p'p'ᵀ (+ JITTER·I), e_n = y' − p', stacked sample-major.
    */
-  softmaxObservation(theta: ArrayLike<number>, x: ArrayLike<number>, y: ArrayLike<number>, m: number): Observation {
+  softmaxObservation(
+    theta: ArrayLike<number>,
+    x: ArrayLike<number>,
+    y: ArrayLike<number>,
+    m: number,
+  ): Observation {
     const { classes: C, size } = this;
     const k = C - 1;
     const d = m * k;
@@ -246,21 +305,31 @@ export class SoftmaxLinear {
           for (let i = 0; i < size; i++) h[(n * k + a) * size + i] += mab * j[b * size + i];
         }
         e[n * k + a] = (y[n] === a ? 1 : 0) - pa;
-        for (let b = 0; b < k; b++) r[(n * k + a) * d + n * k + b] += (a === b ? pa : 0) - pa * probs[n * C + b];
+        for (let b = 0; b < k; b++)
+          r[(n * k + a) * d + n * k + b] += (a === b ? pa : 0) - pa * probs[n * C + b];
       }
     }
     return { h, e, r, d };
   }
 
   /** Adapter B (spec §5.2): ŷ_n = p(y_n|x_n) against 1, rows ∂ŷ_n/∂θ = p_y (e_y − p_n)ᵀ J_n, R = σ_R² I. */
-  scalarObservation(theta: ArrayLike<number>, x: ArrayLike<number>, y: ArrayLike<number>, m: number, obsNoise: number): Observation {
+  scalarObservation(
+    theta: ArrayLike<number>,
+    x: ArrayLike<number>,
+    y: ArrayLike<number>,
+    m: number,
+    obsNoise: number,
+  ): Observation {
     const { classes: C, size } = this;
     const probs = this.probs(theta, x, m);
     const h = new Float64Array(m * size);
     const e = new Float64Array(m);
     for (let n = 0; n < m; n++) {
       const py = probs[n * C + y[n]];
-      const dz = Float64Array.from({ length: C }, (_, c) => py * ((c === y[n] ? 1 : 0) - probs[n * C + c]));
+      const dz = Float64Array.from(
+        { length: C },
+        (_, c) => py * ((c === y[n] ? 1 : 0) - probs[n * C + c]),
+      );
       h.set(matmul(dz, this.jacobian(x, n), 1, C, size), n * size);
       e[n] = 1 - py;
     }
@@ -272,7 +341,15 @@ export class SoftmaxLinear {
  * Linear regression outputs h_{n,c} = Σ_j W_cj x_nj (C outputs, d features, θ = W row-major) with
  * R = σ_R² I (adapter C): H has rows x_nᵀ placed at output c's block, stacked sample-major.
  */
-export function linearObservation(theta: ArrayLike<number>, x: ArrayLike<number>, y: ArrayLike<number>, m: number, d: number, outputs: number, obsNoise: number): Observation {
+export function linearObservation(
+  theta: ArrayLike<number>,
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  m: number,
+  d: number,
+  outputs: number,
+  obsNoise: number,
+): Observation {
   const size = outputs * d;
   const rows = m * outputs;
   const h = new Float64Array(rows * size);
@@ -291,11 +368,25 @@ export function linearObservation(theta: ArrayLike<number>, x: ArrayLike<number>
 }
 
 /** Exact Bayesian linear regression (one output): P = (P₀⁻¹ + XᵀX/σ²)⁻¹, μ = P(P₀⁻¹μ₀ + XᵀY/σ²). */
-export function bayesianLinearRegression(mu0: ArrayLike<number>, p0: ArrayLike<number>, x: ArrayLike<number>, y: ArrayLike<number>, count: number, d: number, obsNoise: number): { mu: Float64Array; p: Float64Array } {
+export function bayesianLinearRegression(
+  mu0: ArrayLike<number>,
+  p0: ArrayLike<number>,
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  count: number,
+  d: number,
+  obsNoise: number,
+): { mu: Float64Array; p: Float64Array } {
   const p0Inv = inverse(p0, d);
   const xt = transpose(x, count, d);
   const p = inverse(add(p0Inv, scale(matmul(xt, x, d, count, d), 1 / obsNoise)), d);
-  const mu = matmul(p, add(matmul(p0Inv, mu0, d, d, 1), scale(matmul(xt, y, d, count, 1), 1 / obsNoise)), d, d, 1);
+  const mu = matmul(
+    p,
+    add(matmul(p0Inv, mu0, d, d, 1), scale(matmul(xt, y, d, count, 1), 1 / obsNoise)),
+    d,
+    d,
+    1,
+  );
   return { mu, p };
 }
 

@@ -1,7 +1,16 @@
 // Sophia (grng-spec §6.5) and K-FAC on a 2-layer MLP: B5's per-step bound, the Hessian EMA's
 // refresh schedule, training, and compiled (WebGPU) steps against the float32 interpreter.
 import { describe, expect, test } from 'vitest';
-import { array, compileTrainStep, createDevice, crossEntropy, kfac, nn, sophia, type DeviceArray } from '../../index.js';
+import {
+  array,
+  compileTrainStep,
+  createDevice,
+  crossEntropy,
+  kfac,
+  nn,
+  sophia,
+  type DeviceArray,
+} from '../../index.js';
 import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
@@ -9,10 +18,16 @@ import { prng, uniform } from '../support/random.js';
 
 function synthetic(seed: number, batch = 32) {
   const x = uniform(prng(seed), batch * 4);
-  const y = Int32Array.from({ length: batch }, (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0));
+  const y = Int32Array.from(
+    { length: batch },
+    (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0),
+  );
   return { x: array(x, [batch, 4]), y: array(y, [batch], 'i32') };
 }
-const read = async (tree: unknown) => Promise.all(flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as DeviceArray).read()));
+const read = async (tree: unknown) =>
+  Promise.all(
+    flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as DeviceArray).read()),
+  );
 
 describe('sophia', () => {
   for (const estimator of ['hutchinson', 'gnb'] as const) {
@@ -21,7 +36,13 @@ describe('sophia', () => {
       const model = nn.mlp([4, 8, 3]);
       const lr = 0.05;
       const weightDecay = 0.1;
-      const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: sophia({ lr, weightDecay, every: 3, estimator, rho: 0.04 }), params: model.init(1), device: cpu });
+      const train = await compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer: sophia({ lr, weightDecay, every: 3, estimator, rho: 0.04 }),
+        params: model.init(1),
+        device: cpu,
+      });
       let before = await read(await train.params());
       let h: Float64Array[] = [];
       for (let t = 1; t <= 7; t++) {
@@ -30,7 +51,13 @@ describe('sophia', () => {
         const state = (await train.state()) as { h: unknown };
         const hNow = await read(state.h);
         // Δθ = −ηλθ − η·clip(·, 1): removing the decay leaves |·| ≤ η (float64: 1e-12 slack).
-        after.forEach((p, k) => p.forEach((v, i) => expect(Math.abs(v - before[k][i] * (1 - lr * weightDecay))).toBeLessThanOrEqual(lr * (1 + 1e-12))));
+        after.forEach((p, k) =>
+          p.forEach((v, i) =>
+            expect(Math.abs(v - before[k][i] * (1 - lr * weightDecay))).toBeLessThanOrEqual(
+              lr * (1 + 1e-12),
+            ),
+          ),
+        );
         if (t > 1) {
           const changed = hNow.some((leaf, k) => leaf.some((v, i) => v !== h[k][i]));
           expect(changed).toBe((t - 1) % 3 === 0);
@@ -47,7 +74,8 @@ describe('second-order optimizers on a 2-layer MLP', () => {
     'sophia-h': () => sophia({ lr: 0.02, every: 2 }),
     'sophia-g': () => sophia({ lr: 0.02, every: 2, estimator: 'gnb' }),
     // One program per device (inverses every step) and short Newton–Schulz runs keep compiles small.
-    kfac: () => kfac({ lr: 0.05, covEvery: 1, inverseEvery: 1, inverseIterations: 6, powerSteps: 4 }),
+    kfac: () =>
+      kfac({ lr: 0.05, covEvery: 1, inverseEvery: 1, inverseIterations: 6, powerSteps: 4 }),
   };
   for (const name of Object.keys(cases) as (keyof typeof cases)[]) {
     test(`${name}: trains, and compiled WebGPU steps match the float32 interpreter`, async () => {
@@ -55,7 +83,10 @@ describe('second-order optimizers on a 2-layer MLP', () => {
       const batch = synthetic(11);
       const run = async (device: Awaited<ReturnType<typeof createDevice>>, steps: number) => {
         const common = { model, loss: crossEntropy, params: model.init(3), device };
-        const train = name === 'kfac' ? await compileTrainStep({ ...common, optimizer: cases.kfac() }) : await compileTrainStep({ ...common, optimizer: cases[name]() });
+        const train =
+          name === 'kfac'
+            ? await compileTrainStep({ ...common, optimizer: cases.kfac() })
+            : await compileTrainStep({ ...common, optimizer: cases[name]() });
         const losses: number[] = [];
         for (let i = 0; i < steps; i++) losses.push((await train.run(batch)).loss);
         return { losses, params: await read(await train.params()) };
@@ -65,7 +96,9 @@ describe('second-order optimizers on a 2-layer MLP', () => {
       // The same f32 program; summation orders differ (matmuls, reductions, Newton–Schulz), ~1e-7
       // relative per op, and the steps are bounded (Sophia: ≤ η per coordinate; K-FAC: KL-clipped):
       // 1e-4 after 4 steps leaves a wide margin. Sampled labels and probes are bit-identical.
-      gpu.params.forEach((p, k) => p.forEach((v, i) => expect(Math.abs(v - ref.params[k][i])).toBeLessThanOrEqual(1e-4)));
+      gpu.params.forEach((p, k) =>
+        p.forEach((v, i) => expect(Math.abs(v - ref.params[k][i])).toBeLessThanOrEqual(1e-4)),
+      );
       expect(gpu.losses[3]).toBeLessThan(gpu.losses[0]);
     });
   }

@@ -60,7 +60,13 @@ describe('built package', () => {
       console.log(JSON.stringify({ kinds, isClass, isError }));
     `);
     expect(report).toEqual({
-      kinds: { grad: 'function', jit: 'function', createDevice: 'function', array: 'function', GrngError: 'function' },
+      kinds: {
+        grad: 'function',
+        jit: 'function',
+        createDevice: 'function',
+        array: 'function',
+        GrngError: 'function',
+      },
       isClass: true,
       isError: true,
     });

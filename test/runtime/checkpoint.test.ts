@@ -6,7 +6,18 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { adamw, array, compileTrainStep, createDevice, crossEntropy, GrngError, nn, ring, type Device, type Optimizer } from '../../index.js';
+import {
+  adamw,
+  array,
+  compileTrainStep,
+  createDevice,
+  crossEntropy,
+  GrngError,
+  nn,
+  ring,
+  type Device,
+  type Optimizer,
+} from '../../index.js';
 import { flattenTree } from '../../core/tree.js';
 import { loadCheckpoint, saveCheckpoint } from '../../runtime/checkpoint.js';
 import type { DeviceArray } from '../../runtime/device.js';
@@ -18,18 +29,27 @@ import { prng, uniform } from '../support/random.js';
 const dir = mkdtempSync(join(tmpdir(), 'grng-checkpoint-'));
 const cpu = await createDevice({ kind: 'cpu' });
 
-async function leaves(tree: unknown): Promise<{ data: number[]; shape: readonly number[]; dtype: string }[]> {
+async function leaves(
+  tree: unknown,
+): Promise<{ data: number[]; shape: readonly number[]; dtype: string }[]> {
   return Promise.all(
     flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map(async (a) => {
       const x = a as DeviceArray | HostArray;
-      return { data: Array.from(x instanceof HostArray ? x.data : await x.read()), shape: x.shape, dtype: x.dtype };
+      return {
+        data: Array.from(x instanceof HostArray ? x.data : await x.read()),
+        shape: x.shape,
+        dtype: x.dtype,
+      };
     }),
   );
 }
 
 function batch(seed: number) {
   const x = uniform(prng(seed), 16 * 4);
-  const y = Int32Array.from({ length: 16 }, (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0));
+  const y = Int32Array.from(
+    { length: 16 },
+    (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0),
+  );
   return { x: array(x, [16, 4]), y: array(y, [16], 'i32') };
 }
 
@@ -37,8 +57,23 @@ describe('saveCheckpoint / loadCheckpoint', () => {
   test('round-trips nested trees of f32, float64, i32 and bool arrays and the metadata exactly', async () => {
     const path = join(dir, 'roundtrip.safetensors');
     const trees = {
-      params: { layers: [{ w: array([[Math.fround(0.1), -2], [3, 4.5]]), b: array([Math.PI, -0]) }], scale: array(7) },
-      state: { counts: array([1, -2, 2147483647], [3], 'i32'), flags: array([1, 0, 1], [3], 'bool'), nothing: [] },
+      params: {
+        layers: [
+          {
+            w: array([
+              [Math.fround(0.1), -2],
+              [3, 4.5],
+            ]),
+            b: array([Math.PI, -0]),
+          },
+        ],
+        scale: array(7),
+      },
+      state: {
+        counts: array([1, -2, 2147483647], [3], 'i32'),
+        flags: array([1, 0, 1], [3], 'bool'),
+        nothing: [],
+      },
     };
     const meta = { step: 12, hyper: { lr: 0.01, fisher: 'mc' }, data: { epoch: 1, position: 384 } };
     await saveCheckpoint(path, trees, meta);
@@ -46,35 +81,64 @@ describe('saveCheckpoint / loadCheckpoint', () => {
     expect(loaded.meta).toEqual(meta);
     expect(await leaves(loaded.trees.params)).toEqual(await leaves(trees.params));
     expect(await leaves(loaded.trees.state)).toEqual(await leaves(trees.state));
-    expect(Object.keys(loaded.trees.state as object).sort()).toEqual(['counts', 'flags', 'nothing']);
+    expect(Object.keys(loaded.trees.state as object).sort()).toEqual([
+      'counts',
+      'flags',
+      'nothing',
+    ]);
     // π is not a float32: stored as F64, so it comes back exactly (as does −0 in the f32 tensor).
-    expect((loaded.trees.params as { layers: { b: HostArray }[] }).layers[0].b.data[0]).toBe(Math.PI);
+    expect((loaded.trees.params as { layers: { b: HostArray }[] }).layers[0].b.data[0]).toBe(
+      Math.PI,
+    );
     expect(JSON.parse(readFileSync(`${path}.json`, 'utf8'))).toMatchObject(meta);
   });
 
   const optimizers: Record<string, () => Optimizer<never, unknown>> = {
     adamw: () => adamw({ lr: 0.02 }) as unknown as Optimizer<never, unknown>,
-    ring: () => ring({ lr: 0.05, inverseEvery: 2, newtonIters: 6, powerSteps: 4 }) as unknown as Optimizer<never, unknown>,
+    ring: () =>
+      ring({ lr: 0.05, inverseEvery: 2, newtonIters: 6, powerSteps: 4 }) as unknown as Optimizer<
+        never,
+        unknown
+      >,
   };
   const resumeCase = async (device: Device, name: string) => {
     const model = nn.mlp([4, 8, 3]);
-    const start = (extra = {}) => compileTrainStep({ model, loss: crossEntropy, optimizer: optimizers[name](), params: model.init(2), device, ...extra });
+    const start = (extra = {}) =>
+      compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer: optimizers[name](),
+        params: model.init(2),
+        device,
+        ...extra,
+      });
     const whole = await start();
     for (let t = 1; t <= 5; t++) await whole.run(batch(t));
     const first = await start();
     for (let t = 1; t <= 3; t++) await first.run(batch(t));
     const path = join(dir, `${name}-${device.kind}.safetensors`);
-    await saveCheckpoint(path, { params: await first.params(), state: await first.state() }, { step: first.steps });
+    await saveCheckpoint(
+      path,
+      { params: await first.params(), state: await first.state() },
+      { step: first.steps },
+    );
     const saved = loadCheckpoint(path);
-    const resumed = await start({ params: saved.trees.params, state: saved.trees.state, step: saved.meta.step as number });
+    const resumed = await start({
+      params: saved.trees.params,
+      state: saved.trees.state,
+      step: saved.meta.step as number,
+    });
     for (let t = 4; t <= 5; t++) await resumed.run(batch(t));
     expect(await leaves(await resumed.params())).toEqual(await leaves(await whole.params()));
     expect(await leaves(await resumed.state())).toEqual(await leaves(await whole.state()));
   };
 
-  test.each(Object.keys(optimizers))('%s: resuming from a checkpoint after 3 of 5 steps gives bit-identical parameters and state (float64 interpreter)', async (name) => {
-    await resumeCase(cpu, name);
-  });
+  test.each(Object.keys(optimizers))(
+    '%s: resuming from a checkpoint after 3 of 5 steps gives bit-identical parameters and state (float64 interpreter)',
+    async (name) => {
+      await resumeCase(cpu, name);
+    },
+  );
 
   test('adamw on WebGPU: resuming is bit-identical too (f32 values stored as F32)', async () => {
     await resumeCase(await gpuDevice(), 'adamw');
@@ -89,8 +153,17 @@ describe('saveCheckpoint / loadCheckpoint', () => {
     expect(loaded.meta.step).toBe(1);
     expect(Array.from((loaded.trees.params as { w: HostArray }).w.data)).toEqual([1, 2, 3]);
     // A failed save (here: an array already donated) writes nothing at all.
-    const consumed = { read: () => Promise.reject(new GrngError('read', 'donated')), shape: [1], dtype: 'f32', device: cpu, consumed: true, dispose() {} } as unknown as DeviceArray;
-    await expect(saveCheckpoint(path, { params: { w: consumed } }, { step: 2 })).rejects.toThrow(GrngError);
+    const consumed = {
+      read: () => Promise.reject(new GrngError('read', 'donated')),
+      shape: [1],
+      dtype: 'f32',
+      device: cpu,
+      consumed: true,
+      dispose() {},
+    } as unknown as DeviceArray;
+    await expect(saveCheckpoint(path, { params: { w: consumed } }, { step: 2 })).rejects.toThrow(
+      GrngError,
+    );
     expect(loadCheckpoint(path).meta.step).toBe(1);
   });
 

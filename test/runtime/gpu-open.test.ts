@@ -6,7 +6,11 @@ import { formatAdapter, formatFailure, KEY_LIMITS, type DoctorInfo } from '../..
 import { GrngError } from '../../core/errors.js';
 import { maxLimits } from '../../runtime/gpu/gpu-context.js';
 import { openGpu, type GpuContext } from '../../runtime/gpu/open-gpu.js';
-import { noAdapterMessage, SOFTWARE_PATHS, type PackageChecker } from '../../runtime/gpu/system-packages.js';
+import {
+  noAdapterMessage,
+  SOFTWARE_PATHS,
+  type PackageChecker,
+} from '../../runtime/gpu/system-packages.js';
 
 const ADD_WGSL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -18,9 +22,17 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 }`;
 
 // Runs c = a + b on the device and reads c back.
-async function addOnDevice(device: GPUDevice, a: Float32Array, b: Float32Array): Promise<Float32Array> {
+async function addOnDevice(
+  device: GPUDevice,
+  a: Float32Array,
+  b: Float32Array,
+): Promise<Float32Array> {
   const storage = (data: Float32Array | null, usage: number): GPUBuffer => {
-    const buffer = device.createBuffer({ size: a.byteLength, usage, mappedAtCreation: data !== null });
+    const buffer = device.createBuffer({
+      size: a.byteLength,
+      usage,
+      mappedAtCreation: data !== null,
+    });
     if (data !== null) {
       new Float32Array(buffer.getMappedRange()).set(data);
       buffer.unmap();
@@ -77,7 +89,7 @@ describe('openGpu', () => {
     for (const gpu of opened) gpu.destroy();
   });
 
-  it('opens the default adapter with the adapter\'s maximum limits', async () => {
+  it("opens the default adapter with the adapter's maximum limits", async () => {
     const gpu = await openGpu();
     opened.push(gpu);
     expect(gpu.adapterName.length).toBeGreaterThan(0);
@@ -92,7 +104,9 @@ describe('openGpu', () => {
     expect(llvmpipe.featureLevel).toBe('compatibility');
     expect(llvmpipe.adapterName).toMatch(/llvmpipe/);
     // The default of 128 invocations per workgroup was raised to what llvmpipe offers.
-    expect(llvmpipe.limits.maxComputeInvocationsPerWorkgroup).toBe(llvmpipe.adapter.limits.maxComputeInvocationsPerWorkgroup);
+    expect(llvmpipe.limits.maxComputeInvocationsPerWorkgroup).toBe(
+      llvmpipe.adapter.limits.maxComputeInvocationsPerWorkgroup,
+    );
     expect(numericLimits(llvmpipe.device.limits)).toEqual(maxLimits(llvmpipe.adapter));
   });
 
@@ -123,7 +137,9 @@ describe('openGpu', () => {
   });
 
   it('refuses impossible requests with a GrngError from createDevice', async () => {
-    const error = await openGpu({ backend: 'opengles', featureLevel: 'core' }).catch((e: unknown) => e);
+    const error = await openGpu({ backend: 'opengles', featureLevel: 'core' }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(GrngError);
     expect((error as GrngError).op).toBe('createDevice');
     expect((error as GrngError).message).toMatch(/only the compatibility feature level/);
@@ -136,14 +152,19 @@ describe('the no-adapter message', () => {
     { path: 'opengles', reason: "Dawn's opengles backend offered no adapter" },
     { path: 'swiftshader', reason: '/usr/lib/chromium/vk_swiftshader_icd.json not found' },
   ];
-  const only = (...installed: string[]): PackageChecker => () => new Set(installed);
+  const only =
+    (...installed: string[]): PackageChecker =>
+    () =>
+      new Set(installed);
 
   it('names exactly the missing packages and the command that installs them', () => {
     const message = noAdapterMessage(attempts, only('libegl1', 'libgles2', 'libvulkan1'));
     expect(message).toContain("native: Dawn's vulkan backend offered no adapter");
     expect(message).toContain('missing: libegl-mesa0 libgl1-mesa-dri.');
     expect(message).toContain('missing: chromium.');
-    expect(message).toContain('apt-get install -y --no-install-recommends libegl-mesa0 libgl1-mesa-dri chromium');
+    expect(message).toContain(
+      'apt-get install -y --no-install-recommends libegl-mesa0 libgl1-mesa-dri chromium',
+    );
   });
 
   it('says so when the packages are there yet no adapter came up', () => {
@@ -169,7 +190,11 @@ describe('grng doctor formatting', () => {
     path: 'swiftshader',
     featureLevel: 'core',
     features: ['subgroups', 'timestamp-query'],
-    limits: { ...limits, maxStorageBufferBindingSize: 2 ** 30, maxComputeWorkgroupStorageSize: 32768 },
+    limits: {
+      ...limits,
+      maxStorageBufferBindingSize: 2 ** 30,
+      maxComputeWorkgroupStorageSize: 32768,
+    },
   };
 
   it('shows the adapter, backend, feature level, features and key limits', () => {
@@ -185,6 +210,8 @@ describe('grng doctor formatting', () => {
   });
 
   it('indents the reason a path failed', () => {
-    expect(formatFailure('== native', 'createDevice: none\nline two')).toBe('== native: no adapter\n  createDevice: none\n  line two\n');
+    expect(formatFailure('== native', 'createDevice: none\nline two')).toBe(
+      '== native: no adapter\n  createDevice: none\n  line two\n',
+    );
   });
 });

@@ -50,6 +50,8 @@ describe('IDX files', () => {
     expect(data.train.features).toBe(4);
     expect(Array.from(data.test.y)).toEqual([0, 2, 1]);
     expect(Array.from(data.train.x.slice(0, 4))).toEqual([0, 1, 0.2, 0.4].map(Math.fround));
-    expect(() => loadIdxImages(join(dir, 'nowhere'))).toThrow(/apt-get install dataset-fashion-mnist/);
+    expect(() => loadIdxImages(join(dir, 'nowhere'))).toThrow(
+      /apt-get install dataset-fashion-mnist/,
+    );
   });
 });

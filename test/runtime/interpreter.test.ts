@@ -9,12 +9,54 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  abs, add, array, broadcastTo, cast, constant, createDevice, div, eq, exp, ge, gt, input, iota, jit, le, lt, matmul, max, maximum,
-  minimum, mul, ne, neg, pad, recip, reshape, slice, sub, sum, Tensor, transpose, where, type DeviceArray,
+  abs,
+  add,
+  array,
+  broadcastTo,
+  cast,
+  constant,
+  createDevice,
+  div,
+  eq,
+  exp,
+  ge,
+  gt,
+  input,
+  iota,
+  jit,
+  le,
+  lt,
+  matmul,
+  max,
+  maximum,
+  minimum,
+  mul,
+  ne,
+  neg,
+  pad,
+  recip,
+  reshape,
+  slice,
+  sub,
+  sum,
+  Tensor,
+  transpose,
+  where,
+  type DeviceArray,
 } from '../../index.js';
 import { interpret } from '../../runtime/interpreter.js';
 import { hostFunction, type ArgSpec } from '../support/host-function.js';
-import { int, plain, prng, randomShape, range, seedArb, shuffle, sizeOf, uniform } from '../support/random.js';
+import {
+  int,
+  plain,
+  prng,
+  randomShape,
+  range,
+  seedArb,
+  shuffle,
+  sizeOf,
+  uniform,
+} from '../support/random.js';
 
 const EPS = 2 ** -53;
 /** 100 random cases per property: the whole file runs in ~2 s on the 2-core machine. */
@@ -33,13 +75,16 @@ function unravel(flat: number, shape: readonly number[]): number[] {
   return idx;
 }
 /** Row-major flat offset of a multi-index (Horner). */
-const ravel = (idx: readonly number[], shape: readonly number[]): number => idx.reduce((acc, v, i) => acc * shape[i] + v, 0);
+const ravel = (idx: readonly number[], shape: readonly number[]): number =>
+  idx.reduce((acc, v, i) => acc * shape[i] + v, 0);
 /** Distinct, exactly representable values (also in f32): out-of-place reads show up. */
 const distinct = (n: number): Float64Array => Float64Array.from({ length: n }, (_, i) => i + 0.5);
 
-const run = (f: (...xs: Tensor[]) => Tensor | readonly Tensor[], specs: readonly ArgSpec[], precision: 'f64' | 'f32' = 'f64') =>
-  hostFunction(f, specs, precision);
-
+const run = (
+  f: (...xs: Tensor[]) => Tensor | readonly Tensor[],
+  specs: readonly ArgSpec[],
+  precision: 'f64' | 'f32' = 'f64',
+) => hostFunction(f, specs, precision);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -56,7 +101,11 @@ describe('matmul', () => {
         const b = uniform(rng, sizeOf(sb), -2, 2);
         const B = sizeOf(batch);
         for (const precision of ['f64', 'f32'] as const) {
-          const [out] = run((p, q) => matmul(p, q), [{ shape: sa }, { shape: sb }], precision)(a, b);
+          const [out] = run(
+            (p, q) => matmul(p, q),
+            [{ shape: sa }, { shape: sb }],
+            precision,
+          )(a, b);
           const r = precision === 'f32' ? Math.fround : (v: number) => v;
           for (let t = 0; t < B; t++) {
             for (let i = 0; i < m; i++) {
@@ -86,7 +135,10 @@ describe('matmul', () => {
     const [m, k, n] = [2, 3, 4];
     const a = uniform(rng, 2 * m * k);
     const b = uniform(rng, 3 * k * n);
-    const [out] = run((p, q) => matmul(p, q), [{ shape: [2, 1, m, k] }, { shape: [3, k, n] }])(a, b);
+    const [out] = run((p, q) => matmul(p, q), [{ shape: [2, 1, m, k] }, { shape: [3, k, n] }])(
+      a,
+      b,
+    );
     for (let s = 0; s < 2; s++) {
       for (let t = 0; t < 3; t++) {
         for (let i = 0; i < m; i++) {
@@ -103,7 +155,11 @@ describe('matmul', () => {
     const M = uniform(rng, k * n);
     const [vm] = run((p, q) => matmul(p, q), [{ shape: [k] }, { shape: [k, n] }])(v, M);
     expect(vm.length).toBe(n);
-    for (let j = 0; j < n; j++) expect(vm[j]).toBeCloseTo(range(k).reduce((s, p) => s + v[p] * M[p * n + j], 0), 14);
+    for (let j = 0; j < n; j++)
+      expect(vm[j]).toBeCloseTo(
+        range(k).reduce((s, p) => s + v[p] * M[p * n + j], 0),
+        14,
+      );
   });
 
   it('i32 matmul wraps like WGSL (two’s complement, reference in BigInt)', () => {
@@ -114,7 +170,13 @@ describe('matmul', () => {
         const big = (): number => int(rng, -(2 ** 31), 2 ** 31 - 1);
         const a = Float64Array.from({ length: m * k }, big);
         const b = Float64Array.from({ length: k * n }, big);
-        const [out] = run((p, q) => matmul(p, q), [{ shape: [m, k], dtype: 'i32' }, { shape: [k, n], dtype: 'i32' }])(a, b);
+        const [out] = run(
+          (p, q) => matmul(p, q),
+          [
+            { shape: [m, k], dtype: 'i32' },
+            { shape: [k, n], dtype: 'i32' },
+          ],
+        )(a, b);
         for (let i = 0; i < m; i++) {
           for (let j = 0; j < n; j++) {
             let s = 0n;
@@ -162,7 +224,14 @@ describe('reductions over arbitrary axis sets', () => {
           // float32 mode: inputs rounded, then sequential rounded accumulation — bit-exact.
           expect(s32[o]).toBe(g.reduce((s, i) => Math.fround(s + Math.fround(x[i])), 0));
           expect(m32[o]).toBe(Math.max(...g.map((i) => Math.fround(x[i]))));
-          expect(si[o]).toBe(Number(BigInt.asIntN(32, g.reduce((s, i) => s + BigInt(xi[i]), 0n))));
+          expect(si[o]).toBe(
+            Number(
+              BigInt.asIntN(
+                32,
+                g.reduce((s, i) => s + BigInt(xi[i]), 0n),
+              ),
+            ),
+          );
           expect(mi[o]).toBe(Math.max(...g.map((i) => xi[i])));
         });
       }),
@@ -211,10 +280,20 @@ describe('movement ops map indices like naive loops', () => {
         const negative = rng() < 0.5;
         const outShape = shape.map((_, i) => ends[i] - starts[i]);
         const x = distinct(sizeOf(shape));
-        const s = negative ? starts.map((v, i) => (v > 0 && v < shape[i] ? v - shape[i] : v)) : starts;
+        const s = negative
+          ? starts.map((v, i) => (v > 0 && v < shape[i] ? v - shape[i] : v))
+          : starts;
         const e = negative ? ends.map((v, i) => (v > 0 && v < shape[i] ? v - shape[i] : v)) : ends;
         const [out] = run((t) => slice(t, s, e), [{ shape }])(x);
-        const ref = range(sizeOf(outShape)).map((o) => x[ravel(unravel(o, outShape).map((v, i) => v + starts[i]), shape)]);
+        const ref = range(sizeOf(outShape)).map(
+          (o) =>
+            x[
+              ravel(
+                unravel(o, outShape).map((v, i) => v + starts[i]),
+                shape,
+              )
+            ],
+        );
         expect(plain(out)).toEqual(ref);
       }),
       { numRuns: RUNS },
@@ -255,7 +334,12 @@ describe('movement ops map indices like naive loops', () => {
         const [out] = run((t) => broadcastTo(t, target), [{ shape: from }])(x);
         const ref = range(sizeOf(target)).map((o) => {
           const oi = unravel(o, target);
-          return x[ravel(from.map((d, i) => (d === 1 ? 0 : oi[lead + i])), from)];
+          return x[
+            ravel(
+              from.map((d, i) => (d === 1 ? 0 : oi[lead + i])),
+              from,
+            )
+          ];
         });
         expect(plain(out)).toEqual(ref);
       }),
@@ -308,9 +392,45 @@ describe('casts', () => {
   const I32_MIN = -2147483648;
 
   it('f32 → i32 truncates toward zero, saturates, and maps NaN to 0', () => {
-    const xs = [2.7, -2.7, 0.5, 1.5, -1.5, 0, 3, -3, 1e10, -1e10, Infinity, -Infinity, NaN, 2147483520, -2147483648, 2147483648, 16777217];
+    const xs = [
+      2.7,
+      -2.7,
+      0.5,
+      1.5,
+      -1.5,
+      0,
+      3,
+      -3,
+      1e10,
+      -1e10,
+      Infinity,
+      -Infinity,
+      NaN,
+      2147483520,
+      -2147483648,
+      2147483648,
+      16777217,
+    ];
     const [out] = run((t) => cast(t, 'i32'), [{ shape: [xs.length] }])(Float64Array.from(xs));
-    const expected = [2, -2, 0, 1, -1, 0, 3, -3, I32_MAX, I32_MIN, I32_MAX, I32_MIN, 0, 2147483520, I32_MIN, I32_MAX, 16777217];
+    const expected = [
+      2,
+      -2,
+      0,
+      1,
+      -1,
+      0,
+      3,
+      -3,
+      I32_MAX,
+      I32_MIN,
+      I32_MAX,
+      I32_MIN,
+      0,
+      2147483520,
+      I32_MIN,
+      I32_MAX,
+      16777217,
+    ];
     expect(plain(out)).toEqual(expected);
     // f32 mode rounds the f32 input first: 16777217 is not an f32.
     const [out32] = run((t) => cast(t, 'i32'), [{ shape: [1] }], 'f32')(Float64Array.of(16777217));
@@ -331,21 +451,33 @@ describe('casts', () => {
 
   it('to bool is x ≠ 0, i.e. agrees with ne(x, 0) for every value, NaN and ±0 included', () => {
     const xs = [0, -0, 1, -1, 0.5, 1e-30, Infinity, -Infinity, NaN];
-    const [b, n] = run((t) => [cast(t, 'bool'), ne(t, 0)], [{ shape: [xs.length] }])(Float64Array.from(xs));
+    const [b, n] = run(
+      (t) => [cast(t, 'bool'), ne(t, 0)],
+      [{ shape: [xs.length] }],
+    )(Float64Array.from(xs));
     expect(plain(b)).toEqual(xs.map((x) => (x !== 0 ? 1 : 0))); // IEEE: NaN ≠ 0 is true (so in WGSL: bool(e) is e != 0)
     expect(plain(b)).toEqual(plain(n));
   });
 
   it('non-NaN f32 → bool, i32 ↔ bool, bool → f32, i32 → f32 (rounded only in f32 mode)', () => {
-    const [fb] = run((t) => cast(t, 'bool'), [{ shape: [5] }])(Float64Array.of(0, -0, 2.5, -1e-30, Infinity));
+    const [fb] = run(
+      (t) => cast(t, 'bool'),
+      [{ shape: [5] }],
+    )(Float64Array.of(0, -0, 2.5, -1e-30, Infinity));
     expect(plain(fb)).toEqual([0, 0, 1, 1, 1]);
     const ints = Float64Array.of(0, 5, -7, I32_MIN, 16777217);
-    const [ib, iF64] = run((t) => [cast(t, 'bool'), cast(t, 'f32')], [{ shape: [5], dtype: 'i32' }])(ints);
+    const [ib, iF64] = run(
+      (t) => [cast(t, 'bool'), cast(t, 'f32')],
+      [{ shape: [5], dtype: 'i32' }],
+    )(ints);
     expect(plain(ib)).toEqual([0, 1, 1, 1, 1]);
     expect(plain(iF64)).toEqual([0, 5, -7, I32_MIN, 16777217]);
     const [iF32] = run((t) => cast(t, 'f32'), [{ shape: [5], dtype: 'i32' }], 'f32')(ints);
     expect(plain(iF32)).toEqual([0, 5, -7, I32_MIN, 16777216]);
-    const [bf, bi] = run((t) => [cast(t, 'f32'), cast(t, 'i32')], [{ shape: [3], dtype: 'bool' }])(Float64Array.of(1, 0, 1));
+    const [bf, bi] = run(
+      (t) => [cast(t, 'f32'), cast(t, 'i32')],
+      [{ shape: [3], dtype: 'bool' }],
+    )(Float64Array.of(1, 0, 1));
     expect(plain(bf)).toEqual([1, 0, 1]);
     expect(plain(bi)).toEqual([1, 0, 1]);
     expect(cast(input('cast_probe', [2]), 'bool').dtype).toBe('bool');
@@ -353,7 +485,10 @@ describe('casts', () => {
 });
 
 describe('i32 arithmetic wraps like WGSL', () => {
-  const i32 = fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.constantFrom(-(2 ** 31), 2 ** 31 - 1, -1, 0, 1, 2, -2, 65536));
+  const i32 = fc.oneof(
+    fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+    fc.constantFrom(-(2 ** 31), 2 ** 31 - 1, -1, 0, 1, 2, -2, 65536),
+  );
   const wrap = (v: bigint): number => Number(BigInt.asIntN(32, v));
   /** WGSL: e1 / e2 truncates; when e2 is 0, or e1 is the most negative value and e2 is −1, the result is e1. */
   const wgslDiv = (a: number, b: number): number => (b === 0 ? a : wrap(BigInt(a) / BigInt(b)));
@@ -365,7 +500,16 @@ describe('i32 arithmetic wraps like WGSL', () => {
         const b = Float64Array.from(pairs, (p) => p[1]);
         const spec = { shape: [pairs.length], dtype: 'i32' as const };
         const outs = run(
-          (x, y) => [add(x, y), sub(x, y), mul(x, y), div(x, y), neg(x), abs(x), maximum(x, y), minimum(x, y)],
+          (x, y) => [
+            add(x, y),
+            sub(x, y),
+            mul(x, y),
+            div(x, y),
+            neg(x),
+            abs(x),
+            maximum(x, y),
+            minimum(x, y),
+          ],
           [spec, spec],
         )(a, b);
         const refs = [
@@ -414,16 +558,36 @@ describe('comparisons and select', () => {
         const a = Float64Array.from({ length: len }, () => pool[int(rng, 0, pool.length - 1)]);
         const b = Float64Array.from({ length: len }, () => pool[int(rng, 0, pool.length - 1)]);
         const ops = [lt, le, gt, ge, eq, ne];
-        const refs: ((p: number, q: number) => boolean)[] = [(p, q) => p < q, (p, q) => p <= q, (p, q) => p > q, (p, q) => p >= q, (p, q) => p === q, (p, q) => p !== q];
+        const refs: ((p: number, q: number) => boolean)[] = [
+          (p, q) => p < q,
+          (p, q) => p <= q,
+          (p, q) => p > q,
+          (p, q) => p >= q,
+          (p, q) => p === q,
+          (p, q) => p !== q,
+        ];
         const probe = ops.map((op) => op(input('cmp_a', [len]), input('cmp_b', [len])));
         probe.forEach((t) => expect(t.dtype).toBe('bool'));
-        const outs = run((x, y) => ops.map((op) => op(x, y)), [{ shape: [len] }, { shape: [len] }])(a, b);
-        outs.forEach((o, k) => expect(plain(o)).toEqual(Array.from(a, (p, i) => (refs[k](p, b[i]) ? 1 : 0))));
+        const outs = run((x, y) => ops.map((op) => op(x, y)), [{ shape: [len] }, { shape: [len] }])(
+          a,
+          b,
+        );
+        outs.forEach((o, k) =>
+          expect(plain(o)).toEqual(Array.from(a, (p, i) => (refs[k](p, b[i]) ? 1 : 0))),
+        );
         // i32 operands: the finite integers of the pool.
         const ai = a.map((v) => (Number.isFinite(v) ? Math.trunc(v) + 0 : 3));
         const bi = b.map((v) => (Number.isFinite(v) ? Math.trunc(v) + 0 : -3));
-        const outsI = run((x, y) => ops.map((op) => op(x, y)), [{ shape: [len], dtype: 'i32' }, { shape: [len], dtype: 'i32' }])(ai, bi);
-        outsI.forEach((o, k) => expect(plain(o)).toEqual(Array.from(ai, (p, i) => (refs[k](p, bi[i]) ? 1 : 0))));
+        const outsI = run(
+          (x, y) => ops.map((op) => op(x, y)),
+          [
+            { shape: [len], dtype: 'i32' },
+            { shape: [len], dtype: 'i32' },
+          ],
+        )(ai, bi);
+        outsI.forEach((o, k) =>
+          expect(plain(o)).toEqual(Array.from(ai, (p, i) => (refs[k](p, bi[i]) ? 1 : 0))),
+        );
       }),
       { numRuns: RUNS },
     );
@@ -441,8 +605,19 @@ describe('comparisons and select', () => {
         const ai = a.map((v) => Math.round(v * 100) + 0); // + 0: no −0 in i32 data
         const bits = b.map((v) => (v > 0 ? 1 : 0));
         const [f, i, bo, s] = run(
-          (cc, x, y, xi, bb) => [where(cc, x, y), where(cc, xi, xi.mul(-1)), where(cc, bb, cc), where(cc, x, 2)],
-          [{ shape, dtype: 'bool' }, { shape }, { shape }, { shape, dtype: 'i32' }, { shape, dtype: 'bool' }],
+          (cc, x, y, xi, bb) => [
+            where(cc, x, y),
+            where(cc, xi, xi.mul(-1)),
+            where(cc, bb, cc),
+            where(cc, x, 2),
+          ],
+          [
+            { shape, dtype: 'bool' },
+            { shape },
+            { shape },
+            { shape, dtype: 'i32' },
+            { shape, dtype: 'bool' },
+          ],
         )(c, a, b, ai, bits);
         expect(plain(f)).toEqual(Array.from(c, (ci, k) => (ci ? a[k] : b[k])));
         expect(plain(i)).toEqual(Array.from(c, (ci, k) => (ci ? ai[k] : -ai[k] + 0)));
@@ -492,7 +667,11 @@ describe('float32 mode rounds every f32 intermediate', () => {
         const n = int(rng, 1, 16);
         const [x, y, z] = [uniform(rng, n, 0.5, 2), uniform(rng, n, -2, 2), uniform(rng, n, -2, 2)];
         const spec = { shape: [n] };
-        const [out] = run((a, b, c) => sub(add(mul(exp(a), b), div(c, a)), minimum(a, b)), [spec, spec, spec], 'f32')(x, y, z);
+        const [out] = run(
+          (a, b, c) => sub(add(mul(exp(a), b), div(c, a)), minimum(a, b)),
+          [spec, spec, spec],
+          'f32',
+        )(x, y, z);
         const r = Math.fround;
         expect(plain(out)).toEqual(
           Array.from(x, (xv, i) => {
@@ -506,7 +685,11 @@ describe('float32 mode rounds every f32 intermediate', () => {
   });
 
   it('i32 values are not touched by f32 rounding', () => {
-    const [s] = run((t) => [add(t, 0)], [{ shape: [2], dtype: 'i32' }], 'f32')(Float64Array.of(16777217, -2147483647));
+    const [s] = run(
+      (t) => [add(t, 0)],
+      [{ shape: [2], dtype: 'i32' }],
+      'f32',
+    )(Float64Array.of(16777217, -2147483647));
     expect(plain(s)).toEqual([16777217, -2147483647]);
   });
 });
@@ -539,7 +722,12 @@ describe('jit on the CPU device', () => {
     const tree = result as unknown as { y: unknown; stats: unknown[]; count: unknown };
     const y = leaf(tree.y);
     expect(y.shape).toEqual([2, 2]);
-    const ref = [0, 1].flatMap((i) => [0, 1].map((j) => xv[i * 3] * w[0][j] + xv[i * 3 + 1] * w[1][j] + xv[i * 3 + 2] * w[2][j] + [0.5, -0.5][j]));
+    const ref = [0, 1].flatMap((i) =>
+      [0, 1].map(
+        (j) =>
+          xv[i * 3] * w[0][j] + xv[i * 3 + 1] * w[1][j] + xv[i * 3 + 2] * w[2][j] + [0.5, -0.5][j],
+      ),
+    );
     expect(Array.from(await y.read())).toEqual(ref);
     expect(leaf(tree.stats[0]).shape).toEqual([]);
     expect((await leaf(tree.stats[0]).read())[0]).toBe(ref.reduce((s, v) => s + v, 0));
@@ -557,7 +745,10 @@ describe('jit on the CPU device', () => {
   it('float32 CPU device rounds like interpret(..., { precision: f32 })', async () => {
     const device = await createDevice({ kind: 'cpu', precision: 'f32' });
     const out = leaf(await jit((t: Tensor) => add(t, 1e-8), { device })(array([1, 0.1])));
-    expect(Array.from(await out.read())).toEqual([1, Math.fround(Math.fround(0.1) + Math.fround(1e-8))]);
+    expect(Array.from(await out.read())).toEqual([
+      1,
+      Math.fround(Math.fround(0.1) + Math.fround(1e-8)),
+    ]);
   });
 
   it('traces once per input signature (tree structure, shapes, dtypes)', async () => {

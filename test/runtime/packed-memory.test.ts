@@ -2,20 +2,45 @@
 // over many parameters into one dispatch, and the arena's liveness-based reuse.
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { adam, add, array, compileOptimizer, createDevice, div, GrngError, grad, input, jit, matmul, mul, sqrt, square, sub, tanh, type DeviceArray, type Tensor } from '../../index.js';
+import {
+  adam,
+  add,
+  array,
+  compileOptimizer,
+  createDevice,
+  div,
+  GrngError,
+  grad,
+  input,
+  jit,
+  matmul,
+  mul,
+  sqrt,
+  square,
+  sub,
+  tanh,
+  type DeviceArray,
+  type Tensor,
+} from '../../index.js';
 import { compileProgram, type Program } from '../../compiler/program.js';
 import { GpuArray } from '../../runtime/webgpu-device.js';
 import { gpuDevice } from '../support/gpu.js';
 import { programArb } from '../support/programs.js';
 import { prng, uniform } from '../support/random.js';
 
-const DEFAULTS = { maxStorageBuffersPerShaderStage: 8, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 };
+const DEFAULTS = {
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+};
 
 /** AdamW with decoupled weight decay over lists of parameters (the same update per tensor). */
 function adamw(theta: Tensor[], m: Tensor[], v: Tensor[], g: Tensor[], lr: Tensor): Tensor[][] {
   const m1 = m.map((mi, i) => add(mul(mi, 0.9), mul(g[i], 0.1)));
   const v1 = v.map((vi, i) => add(mul(vi, 0.999), mul(square(g[i]), 0.001)));
-  const t1 = theta.map((t, i) => sub(t, mul(lr, add(div(m1[i], add(sqrt(v1[i]), 1e-8)), mul(t, 0.01)))));
+  const t1 = theta.map((t, i) =>
+    sub(t, mul(lr, add(div(m1[i], add(sqrt(v1[i]), 1e-8)), mul(t, 0.01)))),
+  );
   return [t1, m1, v1];
 }
 
@@ -40,13 +65,23 @@ describe('packed arrays', () => {
     const cpu = await createDevice({ kind: 'cpu', precision: 'f32' });
     const shapes = [[17, 5], [5], [64, 3, 3], [1], [257]];
     const rng = prng(11);
-    const values = (scale: number, positive = false) => shapes.map((s) => uniform(rng, s.reduce((x, y) => x * y, 1), positive ? 0 : -scale, scale));
+    const values = (scale: number, positive = false) =>
+      shapes.map((s) =>
+        uniform(
+          rng,
+          s.reduce((x, y) => x * y, 1),
+          positive ? 0 : -scale,
+          scale,
+        ),
+      );
     const init = [values(1), values(0.1), values(0.01, true)];
     const grads = [values(1), values(1)];
-    const step = (theta: Tensor[], m: Tensor[], v: Tensor[], g: Tensor[], lr: Tensor) => adamw(theta, m, v, g, lr);
+    const step = (theta: Tensor[], m: Tensor[], v: Tensor[], g: Tensor[], lr: Tensor) =>
+      adamw(theta, m, v, g, lr);
     const onGpu = jit(step, { device: gpu, donate: [0, 1, 2] });
     const onCpu = jit(step, { device: cpu });
-    const pack = (device: typeof gpu | typeof cpu, xs: Float64Array[]) => device.uploadAll(xs.map((data, i) => ({ data, shape: shapes[i], dtype: 'f32' as const })));
+    const pack = (device: typeof gpu | typeof cpu, xs: Float64Array[]) =>
+      device.uploadAll(xs.map((data, i) => ({ data, shape: shapes[i], dtype: 'f32' as const })));
     let state = init.map((xs) => pack(gpu, xs));
     let want: DeviceArray[][] = init.map((xs) => pack(cpu, xs));
     for (let t = 0; t < 4; t++) {
@@ -58,21 +93,33 @@ describe('packed arrays', () => {
       expect(gpu.stats.submits - before.submits).toBe(1);
       // Updated in place: θ, m and v stay in the buffers they were uploaded to.
       expect(state.map((group) => group.map((a) => (a as GpuArray).buffer))).toEqual(buffers);
-      want = (await onCpu(want[0], want[1], want[2], pack(cpu, grads[t % 2]), 1e-2)) as DeviceArray[][];
+      want = (await onCpu(
+        want[0],
+        want[1],
+        want[2],
+        pack(cpu, grads[t % 2]),
+        1e-2,
+      )) as DeviceArray[][];
     }
     for (let k = 0; k < 3; k++) {
       for (let i = 0; i < shapes.length; i++) {
         const [got, ref] = [await state[k][i].read(), await want[k][i].read()];
         // As in the one-parameter donation test: WGSL sqrt/division within ~3 ULP of the correctly
         // rounded interpreter, 4 steps with O(1) factors: 1e-6 relative (~16 ULP).
-        got.forEach((x, j) => expect(Math.abs(x - ref[j])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(ref[j]))));
+        got.forEach((x, j) =>
+          expect(Math.abs(x - ref[j])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(ref[j]))),
+        );
       }
     }
   });
 
   test('donated results land where their own argument was: many same-shaped tensors, one program for every step', async () => {
     const gpu = await gpuDevice();
-    const opt = await compileOptimizer(adam({ lr: 0.05 }), [0, 1, 2, 3, 4].map((k) => array([k, 1, 2, 3])), { device: gpu });
+    const opt = await compileOptimizer(
+      adam({ lr: 0.05 }),
+      [0, 1, 2, 3, 4].map((k) => array([k, 1, 2, 3])),
+      { device: gpu },
+    );
     const first = (opt.params() as GpuArray[]).map((a) => [a.buffer, a.offset]);
     const before = gpu.programCount;
     for (let i = 0; i < 12; i++) await opt.step([0, 1, 2, 3, 4].map(() => array([1, -2, 3, -4])));
@@ -85,50 +132,82 @@ describe('packed arrays', () => {
   test("a call's results are views of one results buffer", async () => {
     const gpu = await gpuDevice();
     const f = jit((x: Tensor) => [mul(x, 2), tanh(x), matmul(x, x)], { device: gpu });
-    const [a, b, c] = (await f(gpu.upload(Float64Array.of(1, 2, 3, 4), [2, 2], 'f32'))) as GpuArray[];
+    const [a, b, c] = (await f(
+      gpu.upload(Float64Array.of(1, 2, 3, 4), [2, 2], 'f32'),
+    )) as GpuArray[];
     expect(new Set([a.buffer, b.buffer, c.buffer]).size).toBe(1);
     expect(Array.from(await a.read())).toEqual([2, 4, 6, 8]);
     expect(Array.from(await c.read())).toEqual([7, 10, 15, 22]);
     // tanh in f32 (grng's accurate helper): within a few ULP of the true value.
-    (await b.read()).forEach((y, i) => expect(Math.abs(y - Math.tanh(i + 1))).toBeLessThanOrEqual(1e-6));
+    (await b.read()).forEach((y, i) =>
+      expect(Math.abs(y - Math.tanh(i + 1))).toBeLessThanOrEqual(1e-6),
+    );
   });
 
   test('results never share memory: a value returned twice and a returned input are arrays of their own', async () => {
     const gpu = await gpuDevice();
-    const f = jit((x: Tensor) => {
-      const y = mul(x, 3);
-      return [y, y, x];
-    }, { device: gpu });
+    const f = jit(
+      (x: Tensor) => {
+        const y = mul(x, 3);
+        return [y, y, x];
+      },
+      { device: gpu },
+    );
     const x = gpu.upload(Float64Array.of(1, 2), [2], 'f32');
     const [a, b, c] = (await f(x)) as GpuArray[];
     expect(new Set([a, b, c, x]).size).toBe(4);
     // Donating all three to a later call updates each in place without disturbing the others.
-    const g = jit((p: Tensor, q: Tensor, r: Tensor) => [add(p, 1), add(q, 2), add(r, 3)], { device: gpu, donate: [0, 1, 2] });
+    const g = jit((p: Tensor, q: Tensor, r: Tensor) => [add(p, 1), add(q, 2), add(r, 3)], {
+      device: gpu,
+      donate: [0, 1, 2],
+    });
     const [p, q, r] = (await g(a, b, c)) as GpuArray[];
-    expect([Array.from(await p.read()), Array.from(await q.read()), Array.from(await r.read())]).toEqual([[4, 7], [5, 8], [4, 5]]);
+    expect([
+      Array.from(await p.read()),
+      Array.from(await q.read()),
+      Array.from(await r.read()),
+    ]).toEqual([
+      [4, 7],
+      [5, 8],
+      [4, 5],
+    ]);
     expect(Array.from(await x.read())).toEqual([1, 2]);
   });
 
   test('an input array of the wrong shape is a GrngError naming the input', async () => {
     const gpu = await gpuDevice();
     const x = input('x', [3]);
-    const err = await gpu.execute([mul(x, 2).node], new Map([['x', gpu.upload(Float64Array.of(1, 2), [2], 'f32')]])).catch((e: unknown) => e);
+    const err = await gpu
+      .execute([mul(x, 2).node], new Map([['x', gpu.upload(Float64Array.of(1, 2), [2], 'f32')]]))
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GrngError);
     expect((err as GrngError).message).toContain('input "x" must be f32[3], got f32[2]');
   });
 });
 
 /** For each arena node: the dispatch that writes it and the last dispatch that reads it. */
-function liveIntervals(program: Program): { id: number; slot: number; start: number; end: number; from: number; to: number }[] {
+function liveIntervals(
+  program: Program,
+): { id: number; slot: number; start: number; end: number; from: number; to: number }[] {
   const { regions, slots } = program.memory;
-  const out = new Map<number, { id: number; slot: number; start: number; end: number; from: number; to: number }>();
+  const out = new Map<
+    number,
+    { id: number; slot: number; start: number; end: number; from: number; to: number }
+  >();
   program.kernels.forEach((k, at) => {
     for (const s of k.segments) {
       for (const r of s.roots) {
         const region = regions.get(r.id);
         if (region === undefined || slots[region.slot].kind !== 'arena') continue;
         const size = Math.ceil(r.shape.reduce((x, y) => x * y, 1) / 4) * 4 || 4;
-        out.set(r.id, { id: r.id, slot: region.slot, start: region.offset, end: region.offset + size, from: at, to: at });
+        out.set(r.id, {
+          id: r.id,
+          slot: region.slot,
+          start: region.offset,
+          end: region.offset + size,
+          from: at,
+          to: at,
+        });
       }
       for (const n of s.inputs) {
         const live = out.get(n.id);
@@ -144,15 +223,26 @@ describe('memory planning', () => {
     fc.assert(
       fc.property(programArb({ maxInstructions: 10 }), (p) => {
         const xs = p.shapes.map((s, i) => input(`x${i}`, s));
-        const outs = [p.scalar(xs), ...(grad((...u: Tensor[]) => p.scalar(u), xs.map((_, i) => i))(...xs) as unknown as Tensor[])];
-        const program = compileProgram(outs.map((t) => t.node), { limits: DEFAULTS });
+        const outs = [
+          p.scalar(xs),
+          ...(grad(
+            (...u: Tensor[]) => p.scalar(u),
+            xs.map((_, i) => i),
+          )(...xs) as unknown as Tensor[]),
+        ];
+        const program = compileProgram(
+          outs.map((t) => t.node),
+          { limits: DEFAULTS },
+        );
         const live = liveIntervals(program);
         for (const a of live) {
           for (const b of live) {
             if (a.id >= b.id || a.slot !== b.slot) continue;
             const together = a.from <= b.to && b.from <= a.to;
             const overlap = a.start < b.end && b.start < a.end;
-            expect(together && overlap, `nodes ${a.id} and ${b.id} overlap while both live`).toBe(false);
+            expect(together && overlap, `nodes ${a.id} and ${b.id} overlap while both live`).toBe(
+              false,
+            );
           }
         }
       }),

@@ -1,7 +1,28 @@
 // What an optimizer's step context offers beyond gradients: every(S, …) variants, dense-layer taps,
 // Hessian-vector products — each checked against plain float64 loops.
 import { describe, expect, test } from 'vitest';
-import { add, array, compileOptimizer, compileTrainStep, createDevice, crossEntropy, defineOptimizer, div, GrngError, matmul, mean, mT, nn, square, sub, treeMap, zeros, zerosLike, type DeviceArray, type Tensor } from '../../index.js';
+import {
+  add,
+  array,
+  compileOptimizer,
+  compileTrainStep,
+  createDevice,
+  crossEntropy,
+  defineOptimizer,
+  div,
+  GrngError,
+  matmul,
+  mean,
+  mT,
+  nn,
+  square,
+  sub,
+  treeMap,
+  zeros,
+  zerosLike,
+  type DeviceArray,
+  type Tensor,
+} from '../../index.js';
 import type { HostArray } from '../../core/host-array.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
@@ -13,7 +34,13 @@ const counter = defineOptimizer({
   init: (params) => ({ count: treeMap(zerosLike, params) }),
   update: ({ params, state, every, map }) => ({
     params,
-    state: { count: every(3, () => map((c) => add(c, 1), state.count), () => state.count) },
+    state: {
+      count: every(
+        3,
+        () => map((c) => add(c, 1), state.count),
+        () => state.count,
+      ),
+    },
   }),
 });
 
@@ -42,23 +69,38 @@ describe('curvature context of a training step', () => {
       init: () => ({ lambda: zeros([4, 4]) as Tensor, gamma: zeros([3, 3]) as Tensor }),
       update: ({ params, taps }) => {
         const [{ a, g }] = taps;
-        return { params, state: { lambda: div(matmul(mT(a), a), B), gamma: div(matmul(mT(g), g), B) } };
+        return {
+          params,
+          state: { lambda: div(matmul(mT(a), a), B), gamma: div(matmul(mT(g), g), B) },
+        };
       },
     });
     const model = nn.dense(3, 3);
     const p = model.init(4) as { w: HostArray; b: HostArray };
-    const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: factors(), params: p, device: await createDevice({ kind: 'cpu' }) });
+    const train = await compileTrainStep({
+      model,
+      loss: crossEntropy,
+      optimizer: factors(),
+      params: p,
+      device: await createDevice({ kind: 'cpu' }),
+    });
     await train.run({ x: array(x, [B, 3]), y: array(labels, [B], 'i32') });
     const state = (await train.state()) as { lambda: DeviceArray; gamma: DeviceArray };
     const [lambda, gamma] = [await state.lambda.read(), await state.gamma.read()];
     const a = Array.from({ length: B }, (_, n) => [x[3 * n], x[3 * n + 1], x[3 * n + 2], 1]);
     const g = a.map((row, n) => {
-      const s = [0, 1, 2].map((o) => [0, 1, 2].reduce((acc, i) => acc + row[i] * p.w.data[o * 3 + i], p.b.data[o]));
+      const s = [0, 1, 2].map((o) =>
+        [0, 1, 2].reduce((acc, i) => acc + row[i] * p.w.data[o * 3 + i], p.b.data[o]),
+      );
       const e = s.map((v) => Math.exp(v - Math.max(...s)));
       const z = e.reduce((u, v) => u + v, 0);
       return e.map((v, o) => v / z - (labels[n] === o ? 1 : 0)); // per sample, not divided by B (spec §2)
     });
-    const second = (rows: number[][], d: number) => Array.from({ length: d * d }, (_, k) => rows.reduce((acc, r) => acc + r[Math.floor(k / d)] * r[k % d], 0) / B);
+    const second = (rows: number[][], d: number) =>
+      Array.from(
+        { length: d * d },
+        (_, k) => rows.reduce((acc, r) => acc + r[Math.floor(k / d)] * r[k % d], 0) / B,
+      );
     // float64 on both sides: agreement to rounding.
     second(a, 4).forEach((v, k) => expect(Math.abs(lambda[k] - v)).toBeLessThanOrEqual(1e-12));
     second(g, 3).forEach((v, k) => expect(Math.abs(gamma[k] - v)).toBeLessThanOrEqual(1e-12));
@@ -78,13 +120,29 @@ describe('curvature context of a training step', () => {
     const model = nn.dense(3, 1, { bias: false });
     const p = model.init(2) as { w: HostArray };
     const mse = (out: Tensor, target: Tensor) => mean(square(sub(out, target)));
-    const train = await compileTrainStep({ model, loss: mse, optimizer: newtonish(), params: p, device: await createDevice({ kind: 'cpu' }) });
+    const train = await compileTrainStep({
+      model,
+      loss: mse,
+      optimizer: newtonish(),
+      params: p,
+      device: await createDevice({ kind: 'cpu' }),
+    });
     await train.run({ x: array(x, [B, 3]), y: array(y, [B, 1]) });
     const hg = await ((await train.state()) as { hg: { w: DeviceArray } }).hg.w.read();
     const w = Array.from(p.w.data);
-    const resid = Array.from({ length: B }, (_, n) => [0, 1, 2].reduce((s, i) => s + x[3 * n + i] * w[i], 0) - y[n]);
+    const resid = Array.from(
+      { length: B },
+      (_, n) => [0, 1, 2].reduce((s, i) => s + x[3 * n + i] * w[i], 0) - y[n],
+    );
     const gw = [0, 1, 2].map((i) => (2 / B) * resid.reduce((s, r, n) => s + r * x[3 * n + i], 0));
-    const want = [0, 1, 2].map((i) => (2 / B) * Array.from({ length: B }, (_, n) => x[3 * n + i] * [0, 1, 2].reduce((s, j) => s + x[3 * n + j] * gw[j], 0)).reduce((s, v) => s + v, 0));
+    const want = [0, 1, 2].map(
+      (i) =>
+        (2 / B) *
+        Array.from(
+          { length: B },
+          (_, n) => x[3 * n + i] * [0, 1, 2].reduce((s, j) => s + x[3 * n + j] * gw[j], 0),
+        ).reduce((s, v) => s + v, 0),
+    );
     want.forEach((v, i) => expect(Math.abs(hg[i] - v)).toBeLessThanOrEqual(1e-12));
   });
 
@@ -95,7 +153,9 @@ describe('curvature context of a training step', () => {
       init: () => ({}),
       update: ({ params, taps }) => ({ params: taps.length > 0 ? params : params, state: {} }),
     });
-    const opt = await compileOptimizer(tapsReader(), [array([1])], { device: await createDevice({ kind: 'cpu' }) });
+    const opt = await compileOptimizer(tapsReader(), [array([1])], {
+      device: await createDevice({ kind: 'cpu' }),
+    });
     const err = await opt.step([array([0])]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GrngError);
     expect((err as GrngError).message).toContain('run taps-reader with compileTrainStep');

@@ -1,7 +1,22 @@
 // compileTrainStep: one compiled program per step (forward, loss, gradients, update), parameters
 // and state resident on the device, metrics read back after the step is submitted.
 import { describe, expect, test } from 'vitest';
-import { adam, adamw, array, compileTrainStep, createDevice, crossEntropy, GrngError, kfac, mean, nn, sgd, type DeviceArray, type HostArray, type Tensor } from '../../index.js';
+import {
+  adam,
+  adamw,
+  array,
+  compileTrainStep,
+  createDevice,
+  crossEntropy,
+  GrngError,
+  kfac,
+  mean,
+  nn,
+  sgd,
+  type DeviceArray,
+  type HostArray,
+  type Tensor,
+} from '../../index.js';
 import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { gpuDevice } from '../support/gpu.js';
@@ -10,18 +25,31 @@ import { prng, uniform } from '../support/random.js';
 /** 64 points in 4-D, 3 classes by a fixed rule: a small problem an MLP learns in tens of steps. */
 function synthetic(seed: number, batch = 64) {
   const x = uniform(prng(seed), batch * 4);
-  const y = Int32Array.from({ length: batch }, (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0));
+  const y = Int32Array.from(
+    { length: batch },
+    (_, n) => (x[4 * n] + x[4 * n + 1] > 0 ? 1 : 0) + (x[4 * n + 2] > 0.3 ? 1 : 0),
+  );
   return { x: array(x, [batch, 4]), y: array(y, [batch], 'i32') };
 }
 
-const readTree = async (tree: unknown) => Promise.all(flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as DeviceArray).read()));
+const readTree = async (tree: unknown) =>
+  Promise.all(
+    flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as DeviceArray).read()),
+  );
 
 describe('compileTrainStep', () => {
   test('a 2-layer MLP: the loss falls on WebGPU, and compiled steps match the float32 interpreter', async () => {
     const batch = synthetic(3);
     const model = nn.mlp([4, 16, 3]);
     const run = async (device: Awaited<ReturnType<typeof createDevice>>, steps: number) => {
-      const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: adamw({ lr: 0.02 }), params: model.init(0), device, metrics: ['loss', 'accuracy'] });
+      const train = await compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer: adamw({ lr: 0.02 }),
+        params: model.init(0),
+        device,
+        metrics: ['loss', 'accuracy'],
+      });
       const losses: number[] = [];
       for (let i = 0; i < steps; i++) losses.push((await train.run(batch)).loss);
       return { losses, params: await readTree(await train.params()) };
@@ -34,14 +62,22 @@ describe('compileTrainStep', () => {
     // Five steps: the same f32 program but different summation orders in matmuls and reductions
     // (a few ULP each, ~1e-7 relative) moved by AdamW's normalized steps (≤ lr = 0.02 per step;
     // a perturbation δ of g changes m̂/√v̂ by ~δ/|g|); 1e-4 absolute bounds that with margin.
-    short.params.forEach((p, k) => p.forEach((v, i) => expect(Math.abs(v - ref.params[k][i])).toBeLessThanOrEqual(1e-4)));
+    short.params.forEach((p, k) =>
+      p.forEach((v, i) => expect(Math.abs(v - ref.params[k][i])).toBeLessThanOrEqual(1e-4)),
+    );
     short.losses.forEach((l, i) => expect(Math.abs(l - ref.losses[i])).toBeLessThanOrEqual(1e-5));
   });
 
   test('setHyper changes the learning rate for the next steps without recompiling', async () => {
     const gpu = await gpuDevice();
     const model = nn.mlp([4, 8, 3]);
-    const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: sgd({ lr: 0.1 }), params: model.init(1), device: gpu });
+    const train = await compileTrainStep({
+      model,
+      loss: crossEntropy,
+      optimizer: sgd({ lr: 0.1 }),
+      params: model.init(1),
+      device: gpu,
+    });
     const batch = synthetic(4);
     await train.run(batch);
     const programs = gpu.programCount;
@@ -61,7 +97,13 @@ describe('compileTrainStep', () => {
     // Factors every step, inverses every 2: two patterns of due periods, and the step without
     // inverses does not read every state array (its results used to take other arguments'
     // regions, so each variant compiled again for the shuffled layout).
-    const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: kfac({ lr: 0.01, covEvery: 1, inverseEvery: 2 }), params: model.init(1), device: gpu });
+    const train = await compileTrainStep({
+      model,
+      loss: crossEntropy,
+      optimizer: kfac({ lr: 0.01, covEvery: 1, inverseEvery: 2 }),
+      params: model.init(1),
+      device: gpu,
+    });
     const batch = synthetic(4);
     const counts: number[] = [];
     for (let t = 0; t < 6; t++) {
@@ -76,7 +118,14 @@ describe('compileTrainStep', () => {
     const gpu = await gpuDevice();
     const model = nn.mlp([4, 8, 3]);
     const batches = [synthetic(5), synthetic(6), synthetic(7)];
-    const make = () => compileTrainStep({ model, loss: crossEntropy, optimizer: adam({ lr: 0.01 }), params: model.init(2), device: gpu });
+    const make = () =>
+      compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer: adam({ lr: 0.01 }),
+        params: model.init(2),
+        device: gpu,
+      });
     const queued = await make();
     const pending = batches.map((b) => queued.run(b));
     const awaited = await make();
@@ -91,7 +140,13 @@ describe('compileTrainStep', () => {
     const base = nn.dense(4, 3).init(7) as { w: HostArray; b: HostArray };
     const baseValues = Array.from(base.w.data);
     const model = nn.lora(base, 2);
-    const train = await compileTrainStep({ model, loss: crossEntropy, optimizer: adamw({ lr: 0.05 }), params: model.init(8), device: gpu });
+    const train = await compileTrainStep({
+      model,
+      loss: crossEntropy,
+      optimizer: adamw({ lr: 0.05 }),
+      params: model.init(8),
+      device: gpu,
+    });
     const batch = synthetic(9);
     const first = await train.run(batch);
     let last = first;
@@ -107,10 +162,35 @@ describe('compileTrainStep', () => {
     const cpu = await createDevice({ kind: 'cpu' });
     const model = nn.mlp([4, 8, 3]);
     const perSample = (out: Tensor) => mean(out, -1); // [batch], not a scalar
-    const train = await compileTrainStep({ model, loss: perSample, optimizer: sgd(), params: model.init(0), device: cpu });
-    await expect(train.run(synthetic(1))).rejects.toThrow(/the loss must be a scalar tensor, got shape \[64\]/);
-    const ok = await compileTrainStep({ model, loss: crossEntropy, optimizer: sgd(), params: model.init(0), device: cpu });
-    await expect(ok.run({ x: array(new Float64Array(10), [2, 5]), y: array([0, 1], [2], 'i32') })).rejects.toThrow(/expects inputs \[batch, 4\]/);
-    await expect(compileTrainStep({ model, loss: crossEntropy, optimizer: sgd(), params: model.init(0), device: cpu, metrics: ['f1' as 'loss'] })).rejects.toThrow(/unknown metric 'f1'/);
+    const train = await compileTrainStep({
+      model,
+      loss: perSample,
+      optimizer: sgd(),
+      params: model.init(0),
+      device: cpu,
+    });
+    await expect(train.run(synthetic(1))).rejects.toThrow(
+      /the loss must be a scalar tensor, got shape \[64\]/,
+    );
+    const ok = await compileTrainStep({
+      model,
+      loss: crossEntropy,
+      optimizer: sgd(),
+      params: model.init(0),
+      device: cpu,
+    });
+    await expect(
+      ok.run({ x: array(new Float64Array(10), [2, 5]), y: array([0, 1], [2], 'i32') }),
+    ).rejects.toThrow(/expects inputs \[batch, 4\]/);
+    await expect(
+      compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer: sgd(),
+        params: model.init(0),
+        device: cpu,
+        metrics: ['f1' as 'loss'],
+      }),
+    ).rejects.toThrow(/unknown metric 'f1'/);
   });
 });

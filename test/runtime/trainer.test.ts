@@ -24,23 +24,39 @@ function split(count: number, seed: number): ImageSplit {
   const y = new Int32Array(count);
   for (let n = 0; n < count; n++) {
     y[n] = n % 3;
-    for (let p = 0; p < 16; p++) x[n * 16 + p] = 0.3 * rng() + (Math.floor(p / 4) === y[n] ? 0.7 : 0);
+    for (let p = 0; p < 16; p++)
+      x[n * 16 + p] = 0.3 * rng() + (Math.floor(p / 4) === y[n] ? 0.7 : 0);
   }
   return { x, y, count, features: 16 };
 }
 const data: ImageDataset = { train: split(96, 1), test: split(30, 2), classes: 3 };
 const model = nn.mlp([16, 8, 3]);
 
-const read = async (tree: unknown) => Promise.all(flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as DeviceArray).read()));
+const read = async (tree: unknown) =>
+  Promise.all(
+    flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as DeviceArray).read()),
+  );
 
 describe('Trainer', () => {
   test('two epochs: six steps each in order, records per epoch, learns the classes', async () => {
     const steps: StepRecord[] = [];
-    const trainer = await createTrainer({ model, optimizer: adamw({ lr: 0.05 }), data, device: cpu, batchSize: 16, onStep: (s) => steps.push(s) });
+    const trainer = await createTrainer({
+      model,
+      optimizer: adamw({ lr: 0.05 }),
+      data,
+      device: cpu,
+      batchSize: 16,
+      onStep: (s) => steps.push(s),
+    });
     const before = await trainer.evaluate();
     const epochs = await trainer.fit(2);
-    expect(epochs.map((e) => [e.epoch, e.steps])).toEqual([[1, 6], [2, 6]]);
-    expect(steps.map((s) => [s.epoch, s.step, s.position])).toEqual(Array.from({ length: 12 }, (_, i) => [1 + Math.floor(i / 6), i + 1, (i % 6) + 1]));
+    expect(epochs.map((e) => [e.epoch, e.steps])).toEqual([
+      [1, 6],
+      [2, 6],
+    ]);
+    expect(steps.map((s) => [s.epoch, s.step, s.position])).toEqual(
+      Array.from({ length: 12 }, (_, i) => [1 + Math.floor(i / 6), i + 1, (i % 6) + 1]),
+    );
     // Three well-separated classes: 12 AdamW steps take the test loss from ≈ ln 3 down by half
     // and the accuracy to at least 90 % (measured: 100 %).
     expect(epochs[1].testLoss).toBeLessThan(0.5 * before.loss);
@@ -55,29 +71,46 @@ describe('Trainer', () => {
     expect(Array.from(shuffled(50, 8))).not.toEqual(Array.from(a));
   });
 
-  test.each(['adamw', 'ring'])('%s: a checkpoint written mid-epoch resumes to bit-identical parameters, state and step metrics', async (name) => {
-    const optimizer = () => (name === 'ring' ? ring({ lr: 0.05, inverseEvery: 2, newtonIters: 6, powerSteps: 4 }) : adamw({ lr: 0.05 })) as unknown as Optimizer;
-    const options = { model, data, device: cpu, batchSize: 16, seed: 3 } as const;
-    const wholeSteps: StepRecord[] = [];
-    const whole = await createTrainer({ ...options, optimizer: optimizer(), onStep: (s) => wholeSteps.push(s) });
-    await whole.fit(2);
+  test.each(['adamw', 'ring'])(
+    '%s: a checkpoint written mid-epoch resumes to bit-identical parameters, state and step metrics',
+    async (name) => {
+      const optimizer = () =>
+        (name === 'ring'
+          ? ring({ lr: 0.05, inverseEvery: 2, newtonIters: 6, powerSteps: 4 })
+          : adamw({ lr: 0.05 })) as unknown as Optimizer;
+      const options = { model, data, device: cpu, batchSize: 16, seed: 3 } as const;
+      const wholeSteps: StepRecord[] = [];
+      const whole = await createTrainer({
+        ...options,
+        optimizer: optimizer(),
+        onStep: (s) => wholeSteps.push(s),
+      });
+      await whole.fit(2);
 
-    const first = await createTrainer({ ...options, optimizer: optimizer() });
-    await first.fit(2, 8); // epoch 2, position 2
-    expect([first.epoch, first.position, first.steps]).toEqual([2, 2, 8]);
-    const path = join(dir, `${name}.safetensors`);
-    await first.save(path);
-    const resumedSteps: StepRecord[] = [];
-    const resumed = await createTrainer({ ...options, optimizer: optimizer(), onStep: (s) => resumedSteps.push(s) }, path);
-    const records = await resumed.fit(2);
-    expect(records.map((r) => r.epoch)).toEqual([2]);
-    // Everything but the clock is identical; the clock continues from the saved run's.
-    const timeless = (steps: StepRecord[]) => steps.map(({ elapsed: _, ...rest }) => rest);
-    expect(timeless(resumedSteps)).toEqual(timeless(wholeSteps.slice(8)));
-    expect(resumedSteps[0].elapsed).toBeGreaterThan(first.elapsed);
-    expect(await read(await resumed.train.params())).toEqual(await read(await whole.train.params()));
-    expect(await read(await resumed.train.state())).toEqual(await read(await whole.train.state()));
-  });
+      const first = await createTrainer({ ...options, optimizer: optimizer() });
+      await first.fit(2, 8); // epoch 2, position 2
+      expect([first.epoch, first.position, first.steps]).toEqual([2, 2, 8]);
+      const path = join(dir, `${name}.safetensors`);
+      await first.save(path);
+      const resumedSteps: StepRecord[] = [];
+      const resumed = await createTrainer(
+        { ...options, optimizer: optimizer(), onStep: (s) => resumedSteps.push(s) },
+        path,
+      );
+      const records = await resumed.fit(2);
+      expect(records.map((r) => r.epoch)).toEqual([2]);
+      // Everything but the clock is identical; the clock continues from the saved run's.
+      const timeless = (steps: StepRecord[]) => steps.map(({ elapsed: _, ...rest }) => rest);
+      expect(timeless(resumedSteps)).toEqual(timeless(wholeSteps.slice(8)));
+      expect(resumedSteps[0].elapsed).toBeGreaterThan(first.elapsed);
+      expect(await read(await resumed.train.params())).toEqual(
+        await read(await whole.train.params()),
+      );
+      expect(await read(await resumed.train.state())).toEqual(
+        await read(await whole.train.state()),
+      );
+    },
+  );
 
   test('setHyper changes are saved and applied again on resume; elapsed time only grows', async () => {
     const options = { model, data, device: cpu, batchSize: 16, seed: 4 } as const;
@@ -97,14 +130,23 @@ describe('Trainer', () => {
     const resumed = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) }, path);
     expect(resumed.hyper.lr).toBe(0.02);
     const [record] = await resumed.fit(2);
-    expect(await read(await resumed.train.params())).toEqual(await read(await whole.train.params()));
+    expect(await read(await resumed.train.params())).toEqual(
+      await read(await whole.train.params()),
+    );
     expect(record.elapsed).toBeGreaterThan(first.elapsed);
     expect(record.elapsed).toBeGreaterThanOrEqual(record.seconds);
   });
 
   test('a validation split is evaluated each epoch; epoch means cover every step metric', async () => {
     const validated = holdOutValidation(data, 24, 1);
-    const trainer = await createTrainer({ model, optimizer: adamw({ lr: 0.05 }), data: validated, device: cpu, batchSize: 16, metrics: ['loss', 'gradNorm'] });
+    const trainer = await createTrainer({
+      model,
+      optimizer: adamw({ lr: 0.05 }),
+      data: validated,
+      device: cpu,
+      batchSize: 16,
+      metrics: ['loss', 'gradNorm'],
+    });
     const [record] = await trainer.fit(1);
     const direct = await trainer.evaluate(validated.validation);
     expect(record.steps).toBe(4); // 72 training images left, 4 full batches
@@ -116,12 +158,24 @@ describe('Trainer', () => {
   });
 
   test('bad settings and a checkpoint from another run are GrngErrors', async () => {
-    await expect(createTrainer({ model, optimizer: sgd(), data, device: cpu, batchSize: 0 })).rejects.toThrow(/batchSize/);
-    const trainer = await createTrainer({ model, optimizer: sgd({ lr: 0.1 }), data, device: cpu, batchSize: 32 });
+    await expect(
+      createTrainer({ model, optimizer: sgd(), data, device: cpu, batchSize: 0 }),
+    ).rejects.toThrow(/batchSize/);
+    const trainer = await createTrainer({
+      model,
+      optimizer: sgd({ lr: 0.1 }),
+      data,
+      device: cpu,
+      batchSize: 32,
+    });
     await trainer.fit(1);
     const path = join(dir, 'sgd.safetensors');
     await trainer.save(path);
-    await expect(createTrainer({ model, optimizer: adamw(), data, device: cpu, batchSize: 32 }, path)).rejects.toThrow(GrngError);
-    await expect(createTrainer({ model, optimizer: sgd(), data, device: cpu, batchSize: 32, seed: 9 }, path)).rejects.toThrow(/seed/);
+    await expect(
+      createTrainer({ model, optimizer: adamw(), data, device: cpu, batchSize: 32 }, path),
+    ).rejects.toThrow(GrngError);
+    await expect(
+      createTrainer({ model, optimizer: sgd(), data, device: cpu, batchSize: 32, seed: 9 }, path),
+    ).rejects.toThrow(/seed/);
   });
 });

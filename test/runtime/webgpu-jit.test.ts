@@ -1,7 +1,21 @@
 // jit on WebGPU: compiled once per signature, scalars are inputs (never baked into the code),
 // results stay on the device until read, and bad calls are GrngErrors naming the arguments.
 import { describe, expect, test } from 'vitest';
-import { add, array, createDevice, div, GrngError, jit, matmul, mul, sqrt, sub, sum, type DeviceArray, type Tensor } from '../../index.js';
+import {
+  add,
+  array,
+  createDevice,
+  div,
+  GrngError,
+  jit,
+  matmul,
+  mul,
+  sqrt,
+  sub,
+  sum,
+  type DeviceArray,
+  type Tensor,
+} from '../../index.js';
 import { GpuArray } from '../../runtime/webgpu-device.js';
 import { gpuDevice } from '../support/gpu.js';
 
@@ -69,7 +83,11 @@ describe('donation (in-place updates)', () => {
   test('donated parameters and state are updated in place and match the interpreter', async () => {
     const gpu = await gpuDevice();
     const cpu = await createDevice({ kind: 'cpu', precision: 'f32' });
-    const init = [[0.5, -1, 2, 0.25], [0, 0, 0, 0], [0, 0, 0, 0]];
+    const init = [
+      [0.5, -1, 2, 0.25],
+      [0, 0, 0, 0],
+      [0, 0, 0, 0],
+    ];
     const grads = [array([0.1, -0.2, 0.3, 0.4]), array([-0.5, 0.5, 0.05, 0])];
     const step = jit(adamStep, { device: gpu, donate: [0, 1, 2] });
     const reference = jit(adamStep, { device: cpu });
@@ -89,7 +107,9 @@ describe('donation (in-place updates)', () => {
       const ref = await want[k].read();
       // WGSL's sqrt and division are within ~3 ULP of the interpreter's correctly rounded ones;
       // six steps of an update with O(1) factors: 1e-6 relative is ~16 ULP.
-      got.forEach((x, i) => expect(Math.abs(x - ref[i])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(ref[i]))));
+      got.forEach((x, i) =>
+        expect(Math.abs(x - ref[i])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(ref[i]))),
+      );
     }
   });
 

@@ -12,7 +12,8 @@ export function gpuDevice(backend: 'auto' | 'swiftshader' = 'auto'): Promise<Web
   let device = opened.get(backend);
   if (device === undefined) {
     device = createDevice({ backend }).then((d) => {
-      if (!(d instanceof WebGpuDevice)) throw new Error(`expected a WebGPU device, got ${d.description}`);
+      if (!(d instanceof WebGpuDevice))
+        throw new Error(`expected a WebGPU device, got ${d.description}`);
       return d;
     });
     opened.set(backend, device);

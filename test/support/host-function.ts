@@ -21,5 +21,6 @@ export function hostFunction(
   const inputs = specs.map((s, i) => input(names[i], s.shape, s.dtype ?? 'f32'));
   const out = f(...inputs);
   const outputs = (Array.isArray(out) ? out : [out]).map((t: Tensor) => t.node);
-  return (...args) => interpret(outputs, new Map(names.map((n, i) => [n, args[i]] as const)), { precision });
+  return (...args) =>
+    interpret(outputs, new Map(names.map((n, i) => [n, args[i]] as const)), { precision });
 }

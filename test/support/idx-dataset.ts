@@ -15,9 +15,17 @@ export function idx(shape: readonly number[], data: ArrayLike<number>): Buffer {
 
 export function writeDataset(dir: string): void {
   const rng = prng(5);
-  for (const [split, count] of [['train', 48], ['t10k', 12]] as const) {
+  for (const [split, count] of [
+    ['train', 48],
+    ['t10k', 12],
+  ] as const) {
     const labels = Array.from({ length: count }, (_, n) => n % 3);
-    const pixels = labels.flatMap((c) => Array.from({ length: 16 }, (_, p) => Math.floor(60 * rng()) + (Math.floor(p / 4) === c ? 190 : 0)));
+    const pixels = labels.flatMap((c) =>
+      Array.from(
+        { length: 16 },
+        (_, p) => Math.floor(60 * rng()) + (Math.floor(p / 4) === c ? 190 : 0),
+      ),
+    );
     writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 4, 4], pixels));
     writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
   }

@@ -11,8 +11,45 @@ import fc from 'fast-check';
 import { afterAll } from 'vitest';
 import type { ArgSpec } from './host-function.js';
 import {
-  abs, broadcastTo, concat, cos, div, exp, expandDims, flatten, input, log, logSoftmax, logsumexp, matmul, max, maximum, mean, min, minimum, mT,
-  mul, neg, pow, recip, relu, reshape, rsqrt, sigmoid, sin, slice, softmax, sqrt, squeeze, sub, sum, tanh, transpose, where, add, pad,
+  abs,
+  broadcastTo,
+  concat,
+  cos,
+  div,
+  exp,
+  expandDims,
+  flatten,
+  input,
+  log,
+  logSoftmax,
+  logsumexp,
+  matmul,
+  max,
+  maximum,
+  mean,
+  min,
+  minimum,
+  mT,
+  mul,
+  neg,
+  pow,
+  recip,
+  relu,
+  reshape,
+  rsqrt,
+  sigmoid,
+  sin,
+  slice,
+  softmax,
+  sqrt,
+  squeeze,
+  sub,
+  sum,
+  tanh,
+  transpose,
+  where,
+  add,
+  pad,
   type Tensor,
 } from '../../index.js';
 import type { Node } from '../../core/ir/index.js';
@@ -98,8 +135,12 @@ export class Program {
   toString(): string {
     const shape = (s: Shape) => `[${s.join(',')}]`;
     const lines = this.shapes.map((s, i) => `  v${i}: f32${shape(s)} (input)`);
-    this.instructions.forEach((ins, k) => lines.push(`  v${this.shapes.length + k} = ${ins.text}  : ${shape(ins.shape)}`));
-    const terms = this.terms.map(({ index, weight, reduce }) => `${weight}*${reduce}(v${index})`).join(' + ');
+    this.instructions.forEach((ins, k) =>
+      lines.push(`  v${this.shapes.length + k} = ${ins.text}  : ${shape(ins.shape)}`),
+    );
+    const terms = this.terms
+      .map(({ index, weight, reduce }) => `${weight}*${reduce}(v${index})`)
+      .join(' + ');
     lines.push(`  out = ${terms}`);
     lines.push(`  (input seed ${this.seed})`);
     return `Program {\n${lines.join('\n')}\n}`;
@@ -163,13 +204,17 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 function permutations(n: number): number[][] {
   if (n === 0) return [[]];
-  return permutations(n - 1).flatMap((p) => range(n).map((i) => [...p.slice(0, i), n - 1, ...p.slice(i)]));
+  return permutations(n - 1).flatMap((p) =>
+    range(n).map((i) => [...p.slice(0, i), n - 1, ...p.slice(i)]),
+  );
 }
 
 /** Shapes of rank 1–3 with `size` elements, other than `not`. */
 function reshapeTargets(size: number, not: Shape): number[][] {
   const out: number[][] = [];
-  const divisors = range(size).map((i) => i + 1).filter((d) => size % d === 0);
+  const divisors = range(size)
+    .map((i) => i + 1)
+    .filter((d) => size % d === 0);
   for (const d of divisors) {
     out.push([d, size / d]);
     for (const e of divisors) if ((size / d) % e === 0) out.push([d, e, size / d / e]);
@@ -178,14 +223,22 @@ function reshapeTargets(size: number, not: Shape): number[][] {
   return out.filter((s) => s.join(',') !== not.join(','));
 }
 
-type Builder = (x: number, r: RawInstruction, shapes: readonly Shape[]) => Omit<Instruction, 'shape'> | null;
+type Builder = (
+  x: number,
+  r: RawInstruction,
+  shapes: readonly Shape[],
+) => Omit<Instruction, 'shape'> | null;
 
-const unary = (name: string, f: (x: Tensor) => Tensor): Builder => (x) => ({ args: [x], text: name.replaceAll('$x', `v${x}`), build: ([t]) => f(t) });
+const unary =
+  (name: string, f: (x: Tensor) => Tensor): Builder =>
+  (x) => ({ args: [x], text: name.replaceAll('$x', `v${x}`), build: ([t]) => f(t) });
 const guarded = (t: Tensor) => add(mul(t, t), 1); // x² + 1 ≥ 1: inside every domain, away from poles
 
 /** Operand candidates `y` for a broadcasting binary op on `x`. */
 function partners(x: number, shapes: readonly Shape[], allowSelf: boolean): number[] {
-  return range(shapes.length).filter((y) => (allowSelf || y !== x) && broadcastShape(shapes[x], shapes[y]) !== null);
+  return range(shapes.length).filter(
+    (y) => (allowSelf || y !== x) && broadcastShape(shapes[x], shapes[y]) !== null,
+  );
 }
 
 const binary =
@@ -194,7 +247,11 @@ const binary =
     const ys = partners(x, shapes, allowSelf);
     if (ys.length === 0) return null;
     const y = pick(ys, r.b);
-    return { args: [x, y], text: name.replaceAll('$x', `v${x}`).replaceAll('$y', `v${y}`), build: ([s, t]) => f(s, t) };
+    return {
+      args: [x, y],
+      text: name.replaceAll('$x', `v${x}`).replaceAll('$y', `v${y}`),
+      build: ([s, t]) => f(s, t),
+    };
   };
 
 const reduction =
@@ -237,14 +294,20 @@ const OPS: readonly Builder[] = [
   // maximum/minimum may take the operand itself (or an equal node): an exact, persistent tie,
   // where the derivative must split ½/½ to be right; or a constant threshold.
   (x, r, shapes) =>
-    r.p % 3 === 0 ? { args: [x], text: `maximum(v${x}, 0.25)`, build: ([t]) => maximum(t, 0.25) } : binary('maximum($x, $y)', true, maximum)(x, r, shapes),
+    r.p % 3 === 0
+      ? { args: [x], text: `maximum(v${x}, 0.25)`, build: ([t]) => maximum(t, 0.25) }
+      : binary('maximum($x, $y)', true, maximum)(x, r, shapes),
   (x, r, shapes) =>
-    r.p % 3 === 0 ? { args: [x], text: `minimum(v${x}, -0.25)`, build: ([t]) => minimum(t, -0.25) } : binary('minimum($x, $y)', true, minimum)(x, r, shapes),
+    r.p % 3 === 0
+      ? { args: [x], text: `minimum(v${x}, -0.25)`, build: ([t]) => minimum(t, -0.25) }
+      : binary('minimum($x, $y)', true, minimum)(x, r, shapes),
   // where against the operand itself would be trivial: another operand is needed.
   (x, r, shapes) =>
     r.p % 2 === 0
       ? binary('where($x > $y, $x, $y)', false, (s, t) => where(s.gt(t), s, t))(x, r, shapes)
-      : binary('where($x < $y, sin($x), $y*$y)', false, (s, t) => where(s.lt(t), sin(s), mul(t, t)))(x, r, shapes),
+      : binary('where($x < $y, sin($x), $y*$y)', false, (s, t) =>
+          where(s.lt(t), sin(s), mul(t, t)),
+        )(x, r, shapes),
   reduction('sum'),
   reduction('mean'),
   reduction('max'),
@@ -255,7 +318,11 @@ const OPS: readonly Builder[] = [
     if (sx.length === 0) return null;
     const ys = range(shapes.length).filter((y) => {
       const sy = shapes[y];
-      return sy.length > 0 && sy[sy.length - 1] === sx[sx.length - 1] && broadcastShape(sx.slice(0, -2), sy.slice(0, -2)) !== null;
+      return (
+        sy.length > 0 &&
+        sy[sy.length - 1] === sx[sx.length - 1] &&
+        broadcastShape(sx.slice(0, -2), sy.slice(0, -2)) !== null
+      );
     });
     if (ys.length === 0) return null;
     const y = pick(ys, r.b);
@@ -270,14 +337,23 @@ const OPS: readonly Builder[] = [
     const rank = shapes[x].length;
     if (rank < 2) return null;
     const perm = pick(permutations(rank).slice(1), r.p);
-    return { args: [x], text: `transpose(v${x}, [${perm.join(',')}])`, build: ([t]) => transpose(t, perm) };
+    return {
+      args: [x],
+      text: `transpose(v${x}, [${perm.join(',')}])`,
+      build: ([t]) => transpose(t, perm),
+    };
   },
   (x, r, shapes) => {
     const s = shapes[x];
     const target = pick(reshapeTargets(sizeOf(s), s), r.p);
     if (target === undefined) return null;
-    if (target.length === 1) return { args: [x], text: `flatten(v${x})`, build: ([t]) => flatten(t) };
-    return { args: [x], text: `reshape(v${x}, ${fmt(target)})`, build: ([t]) => reshape(t, target) };
+    if (target.length === 1)
+      return { args: [x], text: `flatten(v${x})`, build: ([t]) => flatten(t) };
+    return {
+      args: [x],
+      text: `reshape(v${x}, ${fmt(target)})`,
+      build: ([t]) => reshape(t, target),
+    };
   },
   // broadcastTo with a new leading axis; sometimes reduced right away by max/min over it, whose
   // copies tie exactly: the derivative must be shared among them (summing back to 1).
@@ -287,13 +363,29 @@ const OPS: readonly Builder[] = [
     const target = [2 + (r.p % 2), ...s];
     const text = `broadcastTo(v${x}, ${fmt(target)})`;
     const reduce = [null, null, 'max', 'min'][r.q % 4];
-    if (reduce === 'max') return { args: [x], text: `max(${text}, axis=0)`, build: ([t]) => max(broadcastTo(t, target), 0) };
-    if (reduce === 'min') return { args: [x], text: `min(${text}, axis=0)`, build: ([t]) => min(broadcastTo(t, target), 0) };
+    if (reduce === 'max')
+      return {
+        args: [x],
+        text: `max(${text}, axis=0)`,
+        build: ([t]) => max(broadcastTo(t, target), 0),
+      };
+    if (reduce === 'min')
+      return {
+        args: [x],
+        text: `min(${text}, axis=0)`,
+        build: ([t]) => min(broadcastTo(t, target), 0),
+      };
     return { args: [x], text, build: ([t]) => broadcastTo(t, target) };
   },
   (x, r, shapes) => {
     const s = shapes[x];
-    const windows = s.flatMap((d, axis) => range(d).flatMap((lo) => range(d + 1).filter((hi) => hi > lo && hi - lo < d).map((hi) => ({ axis, lo, hi }))));
+    const windows = s.flatMap((d, axis) =>
+      range(d).flatMap((lo) =>
+        range(d + 1)
+          .filter((hi) => hi > lo && hi - lo < d)
+          .map((hi) => ({ axis, lo, hi })),
+      ),
+    );
     if (windows.length === 0) return null;
     const { axis, lo, hi } = pick(windows, r.p);
     const starts = s.map((_, i) => (i === axis ? lo : 0));
@@ -305,21 +397,39 @@ const OPS: readonly Builder[] = [
     const s = shapes[x];
     if (s.length === 0) return null;
     const axis = r.p % s.length;
-    const [l, h] = pick([[1, 0], [0, 1], [1, 1]], r.q);
+    const [l, h] = pick(
+      [
+        [1, 0],
+        [0, 1],
+        [1, 1],
+      ],
+      r.q,
+    );
     const lo = s.map((_, i) => (i === axis ? l : 0));
     const hi = s.map((_, i) => (i === axis ? h : 0));
-    return { args: [x], text: `pad(v${x}, lo=${fmt(lo)}, hi=${fmt(hi)})`, build: ([t]) => pad(t, lo, hi) };
+    return {
+      args: [x],
+      text: `pad(v${x}, lo=${fmt(lo)}, hi=${fmt(hi)})`,
+      build: ([t]) => pad(t, lo, hi),
+    };
   },
   (x, r, shapes) => {
     const s = shapes[x];
     const pairs = range(shapes.length).flatMap((y) =>
       range(s.length)
-        .filter((axis) => shapes[y].length === s.length && shapes[y].every((d, i) => i === axis || d === s[i]))
+        .filter(
+          (axis) =>
+            shapes[y].length === s.length && shapes[y].every((d, i) => i === axis || d === s[i]),
+        )
         .map((axis) => ({ y, axis })),
     );
     if (pairs.length === 0) return null;
     const { y, axis } = pick(pairs, r.b);
-    return { args: [x, y], text: `concat([v${x}, v${y}], axis=${axis})`, build: ([s0, t]) => concat([s0, t], axis) };
+    return {
+      args: [x, y],
+      text: `concat([v${x}, v${y}], axis=${axis})`,
+      build: ([s0, t]) => concat([s0, t], axis),
+    };
   },
   (x, r, shapes) => {
     const s = shapes[x];
@@ -345,7 +455,11 @@ const OPS: readonly Builder[] = [
     if (rank === 0) return null;
     const axis = r.p % rank;
     const keep = r.q % 2 === 1;
-    return { args: [x], text: `logsumexp(v${x}, ${axis}${keep ? ', keepdims' : ''})`, build: ([t]) => logsumexp(t, axis, keep) };
+    return {
+      args: [x],
+      text: `logsumexp(v${x}, ${axis}${keep ? ', keepdims' : ''})`,
+      build: ([t]) => logsumexp(t, axis, keep),
+    };
   },
 ];
 
@@ -383,7 +497,11 @@ function resolve(raw: RawProgram, options: Required<ProgramOptions>): Program {
   const sinks = range(nInputs + instructions.length).filter((i) => !used.has(i));
   const terms: Term[] = sinks.map((index, k) => {
     const t = raw.terms[k % raw.terms.length];
-    return { index, weight: WEIGHTS[t.weight % WEIGHTS.length], reduce: REDUCES[t.reduce % REDUCES.length] };
+    return {
+      index,
+      weight: WEIGHTS[t.weight % WEIGHTS.length],
+      reduce: REDUCES[t.reduce % REDUCES.length],
+    };
   });
   return new Program(shapes, instructions, terms, raw.seed);
 }
@@ -406,18 +524,33 @@ export function programArb(options: ProgramOptions = {}): fc.Arbitrary<Program> 
     inputs: fc.array(
       fc.record({
         rank: fc.integer({ min: 0, max: 3 }),
-        ones: fc.oneof({ arbitrary: fc.constant(0), weight: 2 }, { arbitrary: fc.nat({ max: 7 }), weight: 1 }),
+        ones: fc.oneof(
+          { arbitrary: fc.constant(0), weight: 2 },
+          { arbitrary: fc.nat({ max: 7 }), weight: 1 },
+        ),
       }),
       { minLength: 1, maxLength: o.maxInputs, size: 'max' },
     ),
     instructions: fc.array(
-      fc.record({ op: fc.nat({ max: OPS.length - 1 }), a: choice, b: choice, p: choice, q: choice }),
+      fc.record({
+        op: fc.nat({ max: OPS.length - 1 }),
+        a: choice,
+        b: choice,
+        p: choice,
+        q: choice,
+      }),
       { minLength: 1, maxLength: o.maxInstructions, size: 'max' },
     ),
-    terms: fc.array(fc.record({ weight: fc.nat({ max: WEIGHTS.length - 1 }), reduce: fc.nat({ max: REDUCES.length - 1 }) }), {
-      minLength: 1,
-      maxLength: 3,
-    }),
+    terms: fc.array(
+      fc.record({
+        weight: fc.nat({ max: WEIGHTS.length - 1 }),
+        reduce: fc.nat({ max: REDUCES.length - 1 }),
+      }),
+      {
+        minLength: 1,
+        maxLength: 3,
+      },
+    ),
     seed: fc.nat(),
   });
   return raw.map((r) => resolve(r, o));
@@ -437,7 +570,11 @@ export function programArb(options: ProgramOptions = {}): fc.Arbitrary<Program> 
  * they persist under small perturbations, where autodiff's equal split of ties is exact. They do
  * not count as kinks; only near-misses 0 < gap < margin do.
  */
-export function kinkMargin(f: (xs: Tensor[]) => Tensor | readonly Tensor[], shapes: readonly Shape[], values: readonly Float64Array[]): number {
+export function kinkMargin(
+  f: (xs: Tensor[]) => Tensor | readonly Tensor[],
+  shapes: readonly Shape[],
+  values: readonly Float64Array[],
+): number {
   const names = shapes.map((_, i) => `kink_${i}`);
   const out = f(shapes.map((s, i) => input(names[i], s, 'f32')));
   const outputs = (Array.isArray(out) ? out : [out]).map((t: Tensor) => t.node);
@@ -460,10 +597,18 @@ export function kinkMargin(f: (xs: Tensor[]) => Tensor | readonly Tensor[], shap
       if (!live.has(node.id)) return;
       const ins = node.inputs.map((n) => seen.get(n.id) as Float64Array);
       switch (node.op) {
-        case 'max': case 'min': case 'lt': case 'le': case 'gt': case 'ge': case 'eq': case 'ne':
+        case 'max':
+        case 'min':
+        case 'lt':
+        case 'le':
+        case 'gt':
+        case 'ge':
+        case 'eq':
+        case 'ne':
           if (node.inputs[0].dtype === 'f32') ins[0].forEach((a, i) => gap(a - ins[1][i]));
           break;
-        case 'abs': case 'sign':
+        case 'abs':
+        case 'sign':
           ins[0].forEach(gap);
           break;
         case 'floor':
@@ -480,7 +625,11 @@ export function kinkMargin(f: (xs: Tensor[]) => Tensor | readonly Tensor[], shap
 }
 
 /** Per reduced group: its maximum minus its largest smaller element (0 when there is none). */
-function reduceMaxGaps(node: Node<'reduceMax'>, x: Float64Array, maxima: Float64Array): Float64Array {
+function reduceMaxGaps(
+  node: Node<'reduceMax'>,
+  x: Float64Array,
+  maxima: Float64Array,
+): Float64Array {
   const inShape = node.inputs[0].shape;
   const { axes } = node.attrs;
   const second = new Float64Array(maxima.length).fill(-Infinity);
@@ -523,7 +672,12 @@ export class PropertyStats {
   }
 
   /** Counts the case and discards it (fc.pre) when `f` is within `margin` of a kink at `values`. */
-  skipNearKinks(f: (xs: Tensor[]) => Tensor | readonly Tensor[], shapes: readonly Shape[], values: readonly Float64Array[], margin: number): void {
+  skipNearKinks(
+    f: (xs: Tensor[]) => Tensor | readonly Tensor[],
+    shapes: readonly Shape[],
+    values: readonly Float64Array[],
+    margin: number,
+  ): void {
     this.runs++;
     if (kinkMargin(f, shapes, values) < margin) {
       this.discarded++;
@@ -553,7 +707,8 @@ export function propertyStatsTracker(): (name: string, measure?: string) => Prop
 }
 
 /** One f32 argument spec per input shape. */
-export const specsOf = (shapes: readonly (readonly number[])[]): ArgSpec[] => shapes.map((shape) => ({ shape }));
+export const specsOf = (shapes: readonly (readonly number[])[]): ArgSpec[] =>
+  shapes.map((shape) => ({ shape }));
 
 export const EPS = 2 ** -53;
 /**

@@ -16,10 +16,16 @@ export const sizeOf = (shape: readonly number[]): number => shape.reduce((a, d) 
 export const seedArb = fc.integer({ min: 0, max: 0xffffffff });
 
 /** A uniform integer in [lo, hi]. */
-export const int = (rng: () => number, lo: number, hi: number): number => lo + Math.floor(rng() * (hi - lo + 1));
+export const int = (rng: () => number, lo: number, hi: number): number =>
+  lo + Math.floor(rng() * (hi - lo + 1));
 
-export const randomShape = (rng: () => number, minRank: number, maxRank: number, minDim: number, maxDim: number): number[] =>
-  Array.from({ length: int(rng, minRank, maxRank) }, () => int(rng, minDim, maxDim));
+export const randomShape = (
+  rng: () => number,
+  minRank: number,
+  maxRank: number,
+  minDim: number,
+  maxDim: number,
+): number[] => Array.from({ length: int(rng, minRank, maxRank) }, () => int(rng, minDim, maxDim));
 
 /** Fisher–Yates. */
 export const shuffle = <T>(rng: () => number, xs: readonly T[]): T[] => {

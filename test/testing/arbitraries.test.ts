@@ -6,17 +6,25 @@ import { batch, paramShapes, paramTree, spdMatrix, treeOfLeaves } from '../../te
 import { mat, symmetricEigen } from '../curvature/reference.js';
 
 /** Eigenvalues of a symmetric n×n matrix (row-major), by the float64 Jacobi solver of the curvature references. */
-const symmetricEigenvalues = (a: Float64Array, n: number): number[] => Array.from(symmetricEigen(mat(n, n, a)).values);
+const symmetricEigenvalues = (a: Float64Array, n: number): number[] =>
+  Array.from(symmetricEigen(mat(n, n, a)).values);
 
 describe('spdMatrix', () => {
   test('is symmetric, positive definite, and its condition number is within the bound', () => {
     let widest = 1;
-    const sized = fc.integer({ min: 1, max: 5 }).chain((n) => fc.tuple(fc.constant(n), fc.constantFrom(1, 10, 1e4), fc.constantFrom(1, 0.01)));
+    const sized = fc
+      .integer({ min: 1, max: 5 })
+      .chain((n) =>
+        fc.tuple(fc.constant(n), fc.constantFrom(1, 10, 1e4), fc.constantFrom(1, 0.01)),
+      );
     fc.assert(
       fc.property(
-        sized.chain(([n, conditionMax, scale]) => spdMatrix(n, { conditionMax, scale }).map((a) => ({ n, conditionMax, scale, a }))),
+        sized.chain(([n, conditionMax, scale]) =>
+          spdMatrix(n, { conditionMax, scale }).map((a) => ({ n, conditionMax, scale, a })),
+        ),
         ({ n, conditionMax, scale, a }) => {
-          for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) expect(a[i * n + j]).toBe(a[j * n + i]); // mirrored: exactly symmetric
+          for (let i = 0; i < n; i++)
+            for (let j = 0; j < n; j++) expect(a[i * n + j]).toBe(a[j * n + i]); // mirrored: exactly symmetric
           const eig = symmetricEigenvalues(a, n);
           const [lo, hi] = [Math.min(...eig), Math.max(...eig)];
           // Eigenvalues lie in [scale, scale·κ]; Q is orthogonal to ~n·ε, so they move by ~1e-15·κ·scale
@@ -34,7 +42,10 @@ describe('spdMatrix', () => {
   });
 
   test('is not diagonal in general (the rotation is real)', () => {
-    const [a] = fc.sample(spdMatrix(3, { conditionMax: 10 }).filter((m) => Math.abs(m[1]) > 1e-3), { numRuns: 1, seed: 1 });
+    const [a] = fc.sample(
+      spdMatrix(3, { conditionMax: 10 }).filter((m) => Math.abs(m[1]) > 1e-3),
+      { numRuns: 1, seed: 1 },
+    );
     expect(Math.abs(a[1])).toBeGreaterThan(1e-3);
   });
 });
@@ -51,7 +62,13 @@ describe('parameter arbitraries', () => {
         }
       }),
     );
-    fc.assert(fc.property(paramShapes({ minLeaves: 2, maxLeaves: 2, maxRank: 3, maxDim: 5 }), (shapes) => shapes.length === 2 && shapes.every((s) => s.length <= 3 && s.every((d) => d <= 5))));
+    fc.assert(
+      fc.property(
+        paramShapes({ minLeaves: 2, maxLeaves: 2, maxRank: 3, maxDim: 5 }),
+        (shapes) =>
+          shapes.length === 2 && shapes.every((s) => s.length <= 3 && s.every((d) => d <= 5)),
+      ),
+    );
   });
 
   test('paramTree: values fit their shapes, lie in [−scale, scale], and the tree flattens in leaf order', () => {
@@ -67,9 +84,17 @@ describe('parameter arbitraries', () => {
         const walk = (node: unknown): void => {
           if (typeof node === 'number') flat.push(node);
           else if (Array.isArray(node)) node.forEach(walk);
-          else Object.keys(node as object).sort().forEach((k) => walk((node as Record<string, unknown>)[k]));
+          else
+            Object.keys(node as object)
+              .sort()
+              .forEach((k) => walk((node as Record<string, unknown>)[k]));
         };
-        walk(treeOfLeaves(values.map((_, k) => k), structure));
+        walk(
+          treeOfLeaves(
+            values.map((_, k) => k),
+            structure,
+          ),
+        );
         expect(flat).toEqual(values.map((_, k) => k));
         expect(tree).toBeDefined();
       }),
@@ -78,7 +103,11 @@ describe('parameter arbitraries', () => {
 
   test('treeOfLeaves keeps the order past ten leaves (zero-padded keys)', () => {
     const tree = treeOfLeaves(Array.from({ length: 12 }, (_, k) => k)) as Record<string, number>;
-    expect(Object.keys(tree).sort().map((k) => tree[k])).toEqual(Array.from({ length: 12 }, (_, k) => k));
+    expect(
+      Object.keys(tree)
+        .sort()
+        .map((k) => tree[k]),
+    ).toEqual(Array.from({ length: 12 }, (_, k) => k));
   });
 
   test('batch: x has size × features values, labels are integers in [0, classes)', () => {

@@ -31,7 +31,11 @@ describe('checkOptimizer passes correct references', () => {
   // order differ by a few ulps (Adam's 1/(1 − β₂ᵗ) amplifies them ≤ 1e3× over 4 steps).
   test('sgd, with momentum, dampening, Nesterov and weight decay drawn per case', async () => {
     const settings = fc.oneof(
-      fc.record({ momentum: fc.constantFrom(0, 0.5, 0.9), dampening: fc.constantFrom(0, 0.25), weightDecay: fc.constantFrom(0, 0.01) }),
+      fc.record({
+        momentum: fc.constantFrom(0, 0.5, 0.9),
+        dampening: fc.constantFrom(0, 0.25),
+        weightDecay: fc.constantFrom(0, 0.01),
+      }),
       fc.record({ momentum: fc.constantFrom(0.5, 0.9), nesterov: fc.constant(true) }),
     );
     const result = await checkOptimizer(sgd({ lr: 0.1 }), sgdReference, { ...quiet, settings });
@@ -41,21 +45,39 @@ describe('checkOptimizer passes correct references', () => {
   });
 
   test('adam and adamw, with lr, β₁ and weight decay drawn per case', async () => {
-    const settings = fc.record({ lr: fc.constantFrom(1e-3, 0.1), beta1: fc.constantFrom(0, 0.9), weightDecay: fc.constantFrom(0, 0.01) });
-    for (const [optimizer, decoupled] of [[adam(), false], [adamw(), true]] as const) {
-      const result = await checkOptimizer(optimizer, adamReference({ decoupled }), { ...quiet, settings });
+    const settings = fc.record({
+      lr: fc.constantFrom(1e-3, 0.1),
+      beta1: fc.constantFrom(0, 0.9),
+      weightDecay: fc.constantFrom(0, 0.01),
+    });
+    for (const [optimizer, decoupled] of [
+      [adam(), false],
+      [adamw(), true],
+    ] as const) {
+      const result = await checkOptimizer(optimizer, adamReference({ decoupled }), {
+        ...quiet,
+        settings,
+      });
       expect(result.worstError, optimizer.name).toBeLessThanOrEqual(1e-10);
     }
   });
 
   test("examples/lion.ts's lion against the paper's formula", async () => {
     const settings = fc.record({ weightDecay: fc.constantFrom(0, 0.1) });
-    const result = await checkOptimizer(lion({ lr: 0.01 }), lionReference(), { ...quiet, settings });
+    const result = await checkOptimizer(lion({ lr: 0.01 }), lionReference(), {
+      ...quiet,
+      settings,
+    });
     expect(result.worstError).toBeLessThanOrEqual(1e-10);
   });
 
   test('fixed shapes and 6 steps', async () => {
-    const result = await checkOptimizer(adamw({ lr: 0.01 }), adamReference({ decoupled: true }), { ...quiet, numRuns: 5, steps: 6, shapes: [[4, 3], [3]] });
+    const result = await checkOptimizer(adamw({ lr: 0.01 }), adamReference({ decoupled: true }), {
+      ...quiet,
+      numRuns: 5,
+      steps: 6,
+      shapes: [[4, 3], [3]],
+    });
     expect(result.runs).toBe(5);
   });
 
@@ -63,8 +85,15 @@ describe('checkOptimizer passes correct references', () => {
     const f32 = await createDevice({ kind: 'cpu', precision: 'f32' });
     // SGD with momentum, 4 steps of O(1) values, lr 0.1: each step adds a few f32 roundings
     // (≤ 6e-8 relative each) to values ≤ ~2, so ≲ 1e-6 after 4 steps.
-    const result = await checkOptimizer(sgd({ lr: 0.1, momentum: 0.9 }), sgdReference, { ...quiet, numRuns: 10, device: f32, tolerance: 1e-6 });
-    console.log(`sgd on the float32 interpreter: worst error ${result.worstError.toExponential(2)}`);
+    const result = await checkOptimizer(sgd({ lr: 0.1, momentum: 0.9 }), sgdReference, {
+      ...quiet,
+      numRuns: 10,
+      device: f32,
+      tolerance: 1e-6,
+    });
+    console.log(
+      `sgd on the float32 interpreter: worst error ${result.worstError.toExponential(2)}`,
+    );
     expect(result.worstError).toBeGreaterThan(0); // float32 rounding is really there
     expect(result.worstError).toBeLessThanOrEqual(1e-6);
   });
@@ -76,18 +105,37 @@ describe('checkOptimizer on WebGPU (float32)', () => {
     // lr 0.01, 4 steps, values ≤ 1: f32 rounding of θ (6e-8 relative) and of Adam's step (its
     // 1 − β₂ᵗ ≈ 1e-3 loses ~4 bits: ~1e-6 relative, times lr) stay below 1e-6; 1e-5 leaves 10×,
     // while a missing bias correction is off by ~lr·2 = 2e-2.
-    const result = await checkOptimizer(adamw({ lr: 0.01 }), adamReference({ decoupled: true }), { ...quiet, numRuns: 8, device: gpu, tolerance: 1e-5 });
+    const result = await checkOptimizer(adamw({ lr: 0.01 }), adamReference({ decoupled: true }), {
+      ...quiet,
+      numRuns: 8,
+      device: gpu,
+      tolerance: 1e-5,
+    });
     expect(result.worstError).toBeLessThanOrEqual(1e-5);
-    const error = await failure(checkOptimizer(adam({ lr: 0.01 }), adamReference({ decoupled: false, biasCorrection: false }), { ...quiet, numRuns: 8, device: gpu, tolerance: 1e-5 }));
+    const error = await failure(
+      checkOptimizer(
+        adam({ lr: 0.01 }),
+        adamReference({ decoupled: false, biasCorrection: false }),
+        { ...quiet, numRuns: 8, device: gpu, tolerance: 1e-5 },
+      ),
+    );
     expect(counterexampleShapes(error.message)).toEqual([[]]);
   });
 });
 
 describe('checkOptimizer finds wrong references and shrinks the counterexample', () => {
   test('Adam without bias correction: fails at step 1 on a single scalar', async () => {
-    const error = await failure(checkOptimizer(adam({ lr: 0.1 }), adamReference({ decoupled: false, biasCorrection: false }), quiet));
+    const error = await failure(
+      checkOptimizer(
+        adam({ lr: 0.1 }),
+        adamReference({ decoupled: false, biasCorrection: false }),
+        quiet,
+      ),
+    );
     const { message } = error;
-    expect(message).toMatch(/^checkOptimizer: adam differs from the reference by [\d.e+-]+ \(worst error/);
+    expect(message).toMatch(
+      /^checkOptimizer: adam differs from the reference by [\d.e+-]+ \(worst error/,
+    );
     expect(message).toContain(`seed ${SEED}`);
     expect(message).toContain('Shrunk counterexample');
     expect(message).toMatch(/at step 1, leaf 0/);
@@ -100,7 +148,9 @@ describe('checkOptimizer finds wrong references and shrinks the counterexample',
   });
 
   test('Lion with β₁ and β₂ swapped: needs two steps, found on a tiny tree', async () => {
-    const error = await failure(checkOptimizer(lion({ lr: 0.01 }), lionReference({ swapBetas: true }), quiet));
+    const error = await failure(
+      checkOptimizer(lion({ lr: 0.01 }), lionReference({ swapBetas: true }), quiet),
+    );
     const { message } = error;
     console.log(message);
     // Step 1 agrees (m₀ = 0: sign((1 − β)g) is sign(g) either way), so the failure is at step ≥ 2.
@@ -124,7 +174,12 @@ describe('checkOptimizer finds wrong references and shrinks the counterexample',
       ),
     );
     expect(broken.message).toMatch(/the reference threw at step 1: not written yet/);
-    const short = await failure(checkOptimizer(sgd(), (params) => ({ params: params.slice(1), state: 0 }), { ...quiet, numRuns: 3 }));
+    const short = await failure(
+      checkOptimizer(sgd(), (params) => ({ params: params.slice(1), state: 0 }), {
+        ...quiet,
+        numRuns: 3,
+      }),
+    );
     expect(short.message).toMatch(/expected 1 leaves, got 0/);
   });
 
@@ -141,7 +196,9 @@ describe('checkOptimizer finds wrong references and shrinks the counterexample',
 describe('checkOptimizer refuses what it cannot check', () => {
   test('a float32 device without a tolerance', async () => {
     const f32 = await createDevice({ kind: 'cpu', precision: 'f32' });
-    const error = await failure(checkOptimizer(adam(), adamReference({ decoupled: false }), { device: f32 }));
+    const error = await failure(
+      checkOptimizer(adam(), adamReference({ decoupled: false }), { device: f32 }),
+    );
     expect(error.message).toMatch(/float32.*options\.tolerance/);
   });
 
@@ -151,10 +208,23 @@ describe('checkOptimizer refuses what it cannot check', () => {
     expect(trainingStepNeeds(sophia({ estimator: 'gnb' }), [[2]])).toBe('ctx.output');
     expect(trainingStepNeeds(kfac({ fisher: 'empirical' }), [[2]])).toBe('ctx.taps');
     const shapes = [[2], [2, 2]];
-    const needs = { kfac: trainingStepNeeds(kfac(), shapes), ring: trainingStepNeeds(ring(), shapes), reng: trainingStepNeeds(reng(), shapes), rkalman: trainingStepNeeds(rkalman(), shapes) };
-    expect(needs).toEqual({ kfac: 'ctx.output', ring: 'ctx.output', reng: 'ctx.hvp', rkalman: "init's layers (the model's dense layers)" });
+    const needs = {
+      kfac: trainingStepNeeds(kfac(), shapes),
+      ring: trainingStepNeeds(ring(), shapes),
+      reng: trainingStepNeeds(reng(), shapes),
+      rkalman: trainingStepNeeds(rkalman(), shapes),
+    };
+    expect(needs).toEqual({
+      kfac: 'ctx.output',
+      ring: 'ctx.output',
+      reng: 'ctx.hvp',
+      rkalman: "init's layers (the model's dense layers)",
+    });
     const anyReference = () => ({ params: [], state: undefined });
-    for (const error of [await failure(checkOptimizer(sophia(), anyReference, quiet)), await failure(checkOptimizer(rkalman(), anyReference, quiet))]) {
+    for (const error of [
+      await failure(checkOptimizer(sophia(), anyReference, quiet)),
+      await failure(checkOptimizer(rkalman(), anyReference, quiet)),
+    ]) {
       expect(error.message).toMatch(/covers gradient-only optimizers/);
     }
   });

@@ -6,12 +6,28 @@ import type { ReferenceStep } from '../../testing.js';
 
 type Leaves = readonly Float64Array[];
 
-export type SgdHyper = { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean };
-export type AdamHyper = { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
+export type SgdHyper = {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+};
+export type AdamHyper = {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+};
 export type LionHyper = { lr: number; beta1: number; beta2: number; weightDecay: number };
 
 /** Applies `f` to element i of every leaf, for all leaves and elements; f returns one value per output list. */
-function elementwise(leaves: Leaves, outputs: number, f: (k: number, i: number) => readonly number[]): Float64Array[][] {
+function elementwise(
+  leaves: Leaves,
+  outputs: number,
+  f: (k: number, i: number) => readonly number[],
+): Float64Array[][] {
   const out = Array.from({ length: outputs }, () => leaves.map((x) => new Float64Array(x.length)));
   leaves.forEach((x, k) => {
     for (let i = 0; i < x.length; i++) f(k, i).forEach((v, o) => (out[o][k][i] = v));
@@ -23,7 +39,12 @@ function elementwise(leaves: Leaves, outputs: number, f: (k: number, i: number) 
  * §6.1 SGD (PyTorch): g ← ∇L + λθ; with μ ≠ 0, b₁ = g₁ and b_t = μb_{t−1} + (1 − τ)g_t,
  * d = g + μb_t (Nesterov) or b_t; with μ = 0, d = g. θ ← θ − ηd.
  */
-export const sgdReference: ReferenceStep<{ buf: Float64Array[] | undefined }, SgdHyper> = (params, grads, state, h) => {
+export const sgdReference: ReferenceStep<{ buf: Float64Array[] | undefined }, SgdHyper> = (
+  params,
+  grads,
+  state,
+  h,
+) => {
   const [next, buf] = elementwise(params, 2, (k, i) => {
     const g = grads[k][i] + h.weightDecay * params[k][i];
     if (h.momentum === 0) return [params[k][i] - h.lr * g, 0];
@@ -44,7 +65,10 @@ export interface Moments {
  * m_t = β₁m + (1−β₁)g, v_t = β₂v + (1−β₂)g², θ ← θ − η m̂/(√v̂ + ε). `biasCorrection: false` is
  * the classic mistake (m̂ = m, v̂ = v) the checks must find.
  */
-export function adamReference(options: { decoupled: boolean; biasCorrection?: boolean }): ReferenceStep<Moments, AdamHyper> {
+export function adamReference(options: {
+  decoupled: boolean;
+  biasCorrection?: boolean;
+}): ReferenceStep<Moments, AdamHyper> {
   const { decoupled, biasCorrection = true } = options;
   return (params, grads, state, h, t) => {
     const [next, m, v] = elementwise(params, 3, (k, i) => {
@@ -65,7 +89,9 @@ export function adamReference(options: { decoupled: boolean; biasCorrection?: bo
  * Lion (Chen et al. 2023, Algorithm 2): c = β₁m + (1 − β₁)g, θ ← θ − η(sign(c) + λθ),
  * m ← β₂m + (1 − β₂)g. `swapBetas` uses β₂ for c and β₁ for m: the paper's easiest slip.
  */
-export function lionReference(options: { swapBetas?: boolean } = {}): ReferenceStep<{ m: Float64Array[] }, LionHyper> {
+export function lionReference(
+  options: { swapBetas?: boolean } = {},
+): ReferenceStep<{ m: Float64Array[] }, LionHyper> {
   return (params, grads, state, h) => {
     const [b1, b2] = options.swapBetas ? [h.beta2, h.beta1] : [h.beta1, h.beta2];
     const [next, m] = elementwise(params, 2, (k, i) => {

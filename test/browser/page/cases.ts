@@ -1,8 +1,26 @@
 // Programs the page runs on each device, through the public API only. Sizes are odd on
 // purpose (17, 37, 41, 65) so no kernel gets away with assuming multiples of 4 or of a workgroup.
 import {
-  add, array, crossEntropy, div, exp, grad, jit, matmul, mul, pow, relu, softmax, sqrt, square, sub, sum, tanh,
-  type Device, type DeviceArray, type Tensor,
+  add,
+  array,
+  crossEntropy,
+  div,
+  exp,
+  grad,
+  jit,
+  matmul,
+  mul,
+  pow,
+  relu,
+  softmax,
+  sqrt,
+  square,
+  sub,
+  sum,
+  tanh,
+  type Device,
+  type DeviceArray,
+  type Tensor,
 } from '../../../index.js';
 
 export interface CaseRun {
@@ -25,14 +43,21 @@ function uniform(seed: number, n: number, lo: number, hi: number): Float64Array 
   });
 }
 
-const readAll = (xs: readonly DeviceArray[]): Promise<Float64Array[]> => Promise.all(xs.map((x) => x.read()));
+const readAll = (xs: readonly DeviceArray[]): Promise<Float64Array[]> =>
+  Promise.all(xs.map((x) => x.read()));
 
 const elementwise: Case = {
   name: 'elementwise chain with broadcast [5,41]⊕[41]',
   async run(device) {
     const f = (x: Tensor, y: Tensor) =>
-      sub(mul(tanh(add(mul(x, y), exp(mul(x, -0.5)))), sqrt(add(square(y), 1))), div(relu(sub(x, y)), add(square(x), 1)));
-    const out = await jit(f, { device })(array(uniform(1, 5 * 41, -2, 2), [5, 41]), array(uniform(2, 41, -2, 2), [41]));
+      sub(
+        mul(tanh(add(mul(x, y), exp(mul(x, -0.5)))), sqrt(add(square(y), 1))),
+        div(relu(sub(x, y)), add(square(x), 1)),
+      );
+    const out = await jit(f, { device })(
+      array(uniform(1, 5 * 41, -2, 2), [5, 41]),
+      array(uniform(2, 41, -2, 2), [41]),
+    );
     return { outputs: await readAll([out]), unconsumed: 0 };
   },
 };
@@ -40,9 +65,15 @@ const elementwise: Case = {
 const softmaxRows: Case = {
   name: 'softmax [7,65] and its cross-entropy gradient',
   async run(device) {
-    const labels = array(Int32Array.from({ length: 7 }, (_, i) => (i * 9) % 65), [7]);
+    const labels = array(
+      Int32Array.from({ length: 7 }, (_, i) => (i * 9) % 65),
+      [7],
+    );
     const f = (z: Tensor, y: Tensor) => [softmax(z), grad((u: Tensor) => crossEntropy(u, y))(z)];
-    const outs = (await jit(f, { device })(array(uniform(3, 7 * 65, -4, 4), [7, 65]), labels)) as DeviceArray[];
+    const outs = (await jit(f, { device })(
+      array(uniform(3, 7 * 65, -4, 4), [7, 65]),
+      labels,
+    )) as DeviceArray[];
     return { outputs: await readAll(outs), unconsumed: 0 };
   },
 };
@@ -80,10 +111,19 @@ const adam: Case = {
   async run(device) {
     const step = jit(adamStep, { device, donate: [0, 1, 2] });
     const n = 37 * 5;
-    let state = [uniform(7, n, -1, 1), new Float64Array(n), new Float64Array(n)].map((x) => device.upload(x, [37, 5], 'f32'));
+    let state = [uniform(7, n, -1, 1), new Float64Array(n), new Float64Array(n)].map((x) =>
+      device.upload(x, [37, 5], 'f32'),
+    );
     let unconsumed = 0;
     for (let t = 1; t <= 3; t++) {
-      const next = (await step(state[0], state[1], state[2], array(uniform(10 + t, n, -1, 1), [37, 5]), 0.01, t)) as DeviceArray[];
+      const next = (await step(
+        state[0],
+        state[1],
+        state[2],
+        array(uniform(10 + t, n, -1, 1), [37, 5]),
+        0.01,
+        t,
+      )) as DeviceArray[];
       unconsumed += state.filter((x) => !x.consumed).length;
       state = next;
     }

@@ -12,11 +12,13 @@ const REQUESTS = [
 ] as const;
 
 function worstError(got: CaseRun, want: CaseRun): number {
-  if (got.outputs.length !== want.outputs.length) throw new Error(`${got.outputs.length} outputs, expected ${want.outputs.length}`);
+  if (got.outputs.length !== want.outputs.length)
+    throw new Error(`${got.outputs.length} outputs, expected ${want.outputs.length}`);
   let worst = 0;
   got.outputs.forEach((g, k) => {
     const w = want.outputs[k];
-    if (g.length !== w.length) throw new Error(`output ${k} has ${g.length} values, expected ${w.length}`);
+    if (g.length !== w.length)
+      throw new Error(`output ${k} has ${g.length} values, expected ${w.length}`);
     // A NaN anywhere makes worst NaN (Math.max propagates it); JSON turns it into null.
     w.forEach((ref, i) => (worst = Math.max(worst, Math.abs(g[i] - ref) / (1 + Math.abs(ref)))));
   });
@@ -37,9 +39,18 @@ async function runAll(): Promise<AdapterResult[]> {
       const ref = want.get(c.name);
       if (ref === undefined) throw new Error(`no reference for ${c.name}`);
       unconsumed += got.unconsumed;
-      cases.push({ name: c.name, worst: worstError(got, ref), values: ref.outputs.reduce((n, o) => n + o.length, 0) });
+      cases.push({
+        name: c.name,
+        worst: worstError(got, ref),
+        values: ref.outputs.reduce((n, o) => n + o.length, 0),
+      });
     }
-    results.push({ request, description: gpu.description, cases, donatedConsumed: unconsumed === 0 });
+    results.push({
+      request,
+      description: gpu.description,
+      cases,
+      donatedConsumed: unconsumed === 0,
+    });
   }
   return results;
 }
@@ -52,5 +63,9 @@ function publish(report: PageReport): void {
 
 runAll().then(
   (adapters) => publish({ status: 'done', adapters }),
-  (e: unknown) => publish({ status: 'error', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) }),
+  (e: unknown) =>
+    publish({
+      status: 'error',
+      message: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+    }),
 );
