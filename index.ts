@@ -1,4 +1,4 @@
-// grng's public API (see DESIGN.md, "Public API").
+// grng's public API (README.md, "Using it as a library"; layers: docs/architecture.md).
 export * from './dsl/index.js';
 export { GrngError } from './core/errors.js';
 export type { DType } from './core/ir/dtype.js';

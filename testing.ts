@@ -63,7 +63,10 @@ export { hostTree, treeOfLeaves, type TreeStructure } from './testing/trees.js';
 export interface GradientCheckOptions {
   /** Which argument to differentiate (default 0). */
   readonly argnum?: number;
-  /** Central-difference step (default 1e-5: truncation h²·f'''/6 and rounding ε·|f|/h balance near 1e-10 in float64). */
+  /**
+   * Central-difference step (default 1e-5: truncation h²·f'''/6 and rounding ε·|f|/h balance near
+   * 1e-10 in float64).
+   */
   readonly step?: number;
   /** Allowed error |ad − fd| ≤ atol + rtol·|fd| (defaults 1e-7 and 1e-6). */
   readonly atol?: number;

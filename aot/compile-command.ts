@@ -185,7 +185,8 @@ export async function compile(
         train,
       });
     } catch (error) {
-      // Curvature optimizers read the model: say how to compile them instead of compileOptimizer's advice.
+      // Curvature optimizers read the model: say how to compile them instead of compileOptimizer's
+      // advice.
       if (
         train === undefined &&
         error instanceof GrngError &&

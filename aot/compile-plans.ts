@@ -29,7 +29,10 @@ import {
   type StepPattern,
 } from './manifest.js';
 
-/** WebGPU's default limits (what every core adapter offers): plans compiled within them run anywhere. */
+/**
+ * WebGPU's default limits (what every core adapter offers): plans compiled within them run
+ * anywhere.
+ */
 export const PORTABLE_LIMITS: PlanLimits = {
   maxStorageBuffersPerShaderStage: 8,
   maxComputeInvocationsPerWorkgroup: 256,
@@ -37,7 +40,10 @@ export const PORTABLE_LIMITS: PlanLimits = {
   maxStorageBufferBindingSize: 134217728,
 };
 
-/** A step's patterns are found by running t = 1 … (the periods' least common multiple) at most this far. */
+/**
+ * A step's patterns are found by running t = 1 … (the periods' least common multiple) at most this
+ * far.
+ */
 const MAX_CYCLE = 10_000;
 
 export const isLeafSpec = (x: unknown): x is LeafSpec =>
@@ -104,7 +110,10 @@ const argument = (k: number, leaf: LeafSpec) =>
 
 const inputsOf = (outputs: readonly Node[]) => topoSort(outputs).filter((n) => n.op === 'input');
 
-/** A whole training step to compile: the model, its loss, the batch it takes and the metrics it returns. */
+/**
+ * A whole training step to compile: the model, its loss, the batch it takes and the metrics it
+ * returns.
+ */
 export interface TrainStepTarget {
   readonly model: Model<never>;
   readonly loss: (output: Tensor, y: Tensor) => Tensor;
@@ -145,7 +154,8 @@ export function compileOptimizerPlans<H extends HyperDefaults, S>(
     p.skeleton,
     p.leaves.map((l, i) => argument(i, l)),
   ) as ParamTree;
-  // Per-layer state (Kronecker factors) needs the model's dense layers: a trace on a batch-shaped x.
+  // Per-layer state (Kronecker factors) needs the model's dense layers: a trace on a batch-shaped
+  // x.
   const layers =
     train === undefined
       ? []

@@ -26,7 +26,10 @@ export interface LoadedOptimizer<H, P = Tree<DeviceArray>, S = Tree<DeviceArray>
   step(grads: Tree<ArrayLeaf>): Promise<void>;
   params(): P;
   state(): S;
-  /** Changes numeric hyperparameters for the next steps (the compiled program reads them at run time). */
+  /**
+   * Changes numeric hyperparameters for the next steps (the compiled program reads them at run
+   * time).
+   */
   setHyper(changes: Partial<H>): void;
   readonly hyper: Readonly<H>;
   readonly steps: number;
@@ -73,7 +76,10 @@ async function gather(
   );
 }
 
-/** What both front ends share: the manifest checked against the device, parameters and state uploaded packed, the runtime numbers. */
+/**
+ * What both front ends share: the manifest checked against the device, parameters and state
+ * uploaded packed, the runtime numbers.
+ */
 async function openPlans(
   compiled: OptimizerManifest | object | string,
   device: Device,
@@ -153,7 +159,10 @@ async function openPlans(
     hyper,
     setHyper,
     steps: options.step ?? 0,
-    /** Runs step t with the call's host data (gradients, or a batch) ahead of the runtime numbers; returns the outputs after params and state. */
+    /**
+     * Runs step t with the call's host data (gradients, or a batch) ahead of the runtime numbers;
+     * returns the outputs after params and state.
+     */
     async step(data: readonly ArrayData[]): Promise<GpuArray[]> {
       const t = open.steps + 1;
       const numbers = [...manifest.numeric.map((k) => hyper[k]), t, seed, t].map((v) => ({
@@ -204,7 +213,10 @@ async function openPlans(
   return open;
 }
 
-/** What both loaded forms expose beyond their step: trees of the current arrays, hyperparameters, the step count. */
+/**
+ * What both loaded forms expose beyond their step: trees of the current arrays, hyperparameters,
+ * the step count.
+ */
 function accessors(open: Awaited<ReturnType<typeof openPlans>>): PropertyDescriptorMap {
   const { manifest } = open;
   return {
@@ -216,7 +228,10 @@ function accessors(open: Awaited<ReturnType<typeof openPlans>>): PropertyDescrip
   };
 }
 
-/** Loads a compiled optimizer (its manifest object or JSON) on a WebGPU device with parameters `params`. */
+/**
+ * Loads a compiled optimizer (its manifest object or JSON) on a WebGPU device with parameters
+ * `params`.
+ */
 export async function loadOptimizer<
   H extends { readonly [K in keyof H]: number },
   P = Tree<DeviceArray>,
@@ -250,7 +265,10 @@ export interface LoadedTrainStep<H, P = Tree<DeviceArray>, S = Tree<DeviceArray>
   }): Promise<Readonly<Record<string, number>>>;
 }
 
-/** Loads a compiled training step (grng compile --preset) on a WebGPU device with parameters `params`. */
+/**
+ * Loads a compiled training step (grng compile --preset) on a WebGPU device with parameters
+ * `params`.
+ */
 export async function loadTrainStep<
   H extends { readonly [K in keyof H]: number },
   P = Tree<DeviceArray>,

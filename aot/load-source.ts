@@ -21,7 +21,9 @@ export function grngRoot(): GrngRoot {
   return found;
 }
 
-/** Walks up from this file to grng's package.json (once per process: every import specifier asks). */
+/**
+ * Walks up from this file to grng's package.json (once per process: every import specifier asks).
+ */
 function findRoot(): GrngRoot {
   const here = fileURLToPath(import.meta.url);
   for (let dir = dirname(here); ; dir = dirname(dir)) {
@@ -42,7 +44,10 @@ function findRoot(): GrngRoot {
   }
 }
 
-/** Where `specifier`, imported from `fromDir`, must point so that it loads the running grng (undefined: leave it). */
+/**
+ * Where `specifier`, imported from `fromDir`, must point so that it loads the running grng
+ * (undefined: leave it).
+ */
 export function runningGrng(specifier: string, fromDir: string): string | undefined {
   const { root, fromDist, exports } = grngRoot();
   // In source mode (tests) modules are .ts files that the test runner transforms.
@@ -67,7 +72,10 @@ export function runningGrng(specifier: string, fromDir: string): string | undefi
   return pathToFileURL(fromDist ? join(root, 'dist', inside) : sourceFile(target)).href;
 }
 
-/** Imports the TypeScript (or JavaScript) module at `file` with grng's imports pointed at the running grng. */
+/**
+ * Imports the TypeScript (or JavaScript) module at `file` with grng's imports pointed at the
+ * running grng.
+ */
 export async function importOptimizerFile(file: string): Promise<Record<string, unknown>> {
   const path = resolve(file);
   if (!existsSync(path)) throw new GrngError('compile', `${file}: no such file`);

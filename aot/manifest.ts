@@ -32,7 +32,10 @@ export interface StepPattern {
 
 export interface OptimizerManifest {
   readonly format: typeof MANIFEST_FORMAT;
-  /** 'optimizer': the update from given gradients; 'train-step': forward, backward and update of a model. */
+  /**
+   * 'optimizer': the update from given gradients; 'train-step': forward, backward and update of a
+   * model.
+   */
   readonly kind: 'optimizer' | 'train-step';
   /** For train steps: the model, one batch's x and y, and the metrics each step returns. */
   readonly model?: string;
@@ -64,7 +67,10 @@ export function manifestToJson(manifest: OptimizerManifest): string {
   );
 }
 
-/** A manifest from JSON text or a parsed object, with constants restored to Float64Array; checked for format. */
+/**
+ * A manifest from JSON text or a parsed object, with constants restored to Float64Array; checked
+ * for format.
+ */
 export function manifestFromJson(json: string | object): OptimizerManifest {
   const raw = (typeof json === 'string' ? JSON.parse(json) : json) as OptimizerManifest;
   if (raw === null || typeof raw !== 'object' || raw.format !== MANIFEST_FORMAT) {

@@ -1,7 +1,7 @@
-// The purity rules of `grng compile`, applied to one function body (nested functions included):
-// an optimizer's update is traced once into a graph, so anything it does besides computing tensors
-// from its arguments (a write to a variable, I/O, a clock, a loop whose trip count is data) would be
-// baked into the compiled kernels or silently lost. Names are resolved by ts-morph's binder only
+// The purity rules of `grng compile`, applied to one function body (nested functions included): an
+// optimizer's update is traced once into a graph, so anything it does besides computing tensors
+// from its arguments (a write to a variable, I/O, a clock, a loop whose trip count is data) would
+// be baked into the compiled kernels or silently lost. Names are resolved by ts-morph's binder only
 // (no types needed), so the rules work on a project without lib files or module resolution.
 import { builtinModules } from 'node:module';
 import {
@@ -33,7 +33,10 @@ export interface RuleContext {
   report(node: Node, rule: PurityRule, message: string): void;
   /** Checks `fn`, declared in this file outside the function being checked, too (once). */
   follow(fn: FunctionNode): void;
-  /** Checks the functions a same-file object literal holds (`const REPORT = { fallbacks: (s) => … }`). */
+  /**
+   * Checks the functions a same-file object literal holds (`const REPORT = { fallbacks: (s) => …
+   * }`).
+   */
   followObject(object: ObjectLiteralExpression): void;
   /** `from`'s body refers to `to` at `at` (recursion is a cycle of these). */
   refer(from: FunctionNode, to: FunctionNode, at: Node): void;
@@ -155,7 +158,10 @@ export function bindingOf(id: Node, scope: Node): Binding {
   };
 }
 
-/** The function a declaration names: `function f`, `const f = (…) => …`, a named function expression. */
+/**
+ * The function a declaration names: `function f`, `const f = (…) => …`, a named function
+ * expression.
+ */
 export function functionOf(decl: Node): FunctionNode | undefined {
   if (Node.isFunctionDeclaration(decl) || Node.isFunctionExpression(decl)) return decl;
   const init = Node.isVariableDeclaration(decl) ? decl.getInitializer() : undefined;
@@ -215,7 +221,10 @@ function namesOfInterest(source: Node): ReadonlySet<string> {
   return names;
 }
 
-/** The callee and arguments of the call a module-level const is made by (`const f = grad(g)`), else none. */
+/**
+ * The callee and arguments of the call a module-level const is made by (`const f = grad(g)`), else
+ * none.
+ */
 function madeFrom(decl: Node): Node[] {
   const init = Node.isVariableDeclaration(decl) ? decl.getInitializer() : undefined;
   const value = init === undefined ? undefined : strip(init);
@@ -275,7 +284,10 @@ function isValueReference(id: Node): boolean {
   }
 }
 
-/** Where a value is reached from, when it is not the function's own: a parameter, an outer binding, `this`. */
+/**
+ * Where a value is reached from, when it is not the function's own: a parameter, an outer binding,
+ * `this`.
+ */
 interface Owner {
   readonly name: string;
   readonly what: string;
@@ -290,7 +302,10 @@ const OWNER_KINDS: Readonly<Record<string, string>> = {
 const reached = (owner: Owner) => `a value reached from \`${owner.name}\`, ${owner.what}`;
 
 class FunctionCheck {
-  /** Values assigned to each local after its declaration (`x = …`), for alias tracking; built on first use. */
+  /**
+   * Values assigned to each local after its declaration (`x = …`), for alias tracking; built on
+   * first use.
+   */
   private assignedCache: Map<Node, Node[]> | undefined;
 
   constructor(
@@ -397,7 +412,8 @@ class FunctionCheck {
       } else if (b.kind === 'outer') {
         const object = objectOf(b.decl);
         if (object !== undefined) this.cx.followObject(object);
-        // `const lossGrad = grad((p) => …)`: the functions a module-level value is made from run when it is called.
+        // `const lossGrad = grad((p) => …)`: the functions a module-level value is made from run
+        // when it is called.
         for (const part of madeFrom(b.decl)) {
           const x = strip(part);
           const made = isFunctionNode(x)
@@ -554,7 +570,9 @@ class FunctionCheck {
     }
   }
 
-  /** Where the value of `e` comes from when the function does not own it (undefined: built here). */
+  /**
+   * Where the value of `e` comes from when the function does not own it (undefined: built here).
+   */
   private ownerOf(e: Node, seen = new Set<Node>()): Owner | undefined {
     const x = strip(e);
     if (Node.isThisExpression(x)) {
@@ -615,7 +633,10 @@ class FunctionCheck {
     }
   }
 
-  /** The nearest named function around `node` inside the checked one (recursion is between named functions). */
+  /**
+   * The nearest named function around `node` inside the checked one (recursion is between named
+   * functions).
+   */
   private enclosingFunction(node: Node): FunctionNode {
     for (let a = node.getParent(); a !== undefined && a !== this.fn; a = a.getParent()) {
       if (isFunctionNode(a) && isNamedFunction(a)) return a;

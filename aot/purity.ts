@@ -131,7 +131,10 @@ function unique(violations: readonly PurityViolation[]): PurityViolation[] {
   return [...byKey.values()].sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
-/** Whether a module specifier, imported from `file`, is grng: 'grng', 'grng/…', allowed, or a path into grng's tree. */
+/**
+ * Whether a module specifier, imported from `file`, is grng: 'grng', 'grng/…', allowed, or a path
+ * into grng's tree.
+ */
 function grngModules(file: string, allow: readonly string[]): (specifier: string) => boolean {
   const root = grngRoot().root;
   const bases = [root, join(root, 'dist')];
@@ -207,7 +210,9 @@ function checkDefinition(call: CallExpression, cx: RuleContext): void {
   checkEntries(literal, cx, true);
 }
 
-/** An object literal written here or held by a same-file variable (`defineOptimizer(DEFINITION)`). */
+/**
+ * An object literal written here or held by a same-file variable (`defineOptimizer(DEFINITION)`).
+ */
 function objectLiteral(e: Node, scope: Node): ObjectLiteralExpression | undefined {
   const x = strip(e);
   if (Node.isObjectLiteralExpression(x)) return x;
@@ -277,7 +282,10 @@ function isTrusted(e: Node, cx: RuleContext): boolean {
   return b.kind === 'import' && cx.isGrngModule(b.module);
 }
 
-/** One entry's value: a function to check, a same-file function, a grng import, or nothing checkable. */
+/**
+ * One entry's value: a function to check, a same-file function, a grng import, or nothing
+ * checkable.
+ */
 function checkEntry(
   name: string,
   value: Node,
@@ -310,7 +318,10 @@ function checkEntry(
     );
 }
 
-/** A reference that closes a cycle of same-file functions is recursion: no trip count known at trace time. */
+/**
+ * A reference that closes a cycle of same-file functions is recursion: no trip count known at trace
+ * time.
+ */
 function reportRecursion(
   edges: ReadonlyMap<FunctionNode, ReadonlyMap<FunctionNode, Node>>,
   cx: RuleContext,

@@ -25,11 +25,16 @@ export interface OptimizerFigures {
   /** Amortized time relative to AdamW's at the same batch. */
   readonly timesAdamW: number;
   readonly stateBytes: number;
-  /** A step that refreshes everything lazy (factors, inverses, Hessian estimates), in steady state. */
+  /**
+   * A step that refreshes everything lazy (factors, inverses, Hessian estimates), in steady state.
+   */
   readonly refreshMs: number;
   /** The longest refresh period: refresh steps are 1 in this many. */
   readonly period: number;
-  /** A new step's first call (a refresh step) on a fresh device: tracing, planning, WGSL, pipelines, the step. */
+  /**
+   * A new step's first call (a refresh step) on a fresh device: tracing, planning, WGSL, pipelines,
+   * the step.
+   */
   readonly firstColdMs: number;
   /** The same for a second step object of the same optimizer on that device (pipelines cached). */
   readonly firstCachedMs: number;

@@ -46,7 +46,9 @@ export interface CompareSetup {
   readonly date: string;
 }
 
-/** The first point at or above `target` test accuracy (the resolution is the evaluation interval). */
+/**
+ * The first point at or above `target` test accuracy (the resolution is the evaluation interval).
+ */
 export function timeToTarget(run: ComparedRun, target: number): EvalPoint | undefined {
   return run.points.find((p) => p.testAccuracy >= target);
 }

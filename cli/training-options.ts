@@ -43,7 +43,10 @@ export function optimizerNamed(
   return make(settings);
 }
 
-/** `text` as a number (an integer when asked, at least `min` when given), or a GrngError naming the option. */
+/**
+ * `text` as a number (an integer when asked, at least `min` when given), or a GrngError naming the
+ * option.
+ */
 export function parseNumber(
   option: string,
   text: string,

@@ -22,7 +22,10 @@ export interface ProgramPlan {
     readonly to: Region;
     readonly length: number;
   }[];
-  /** The inputs the program reads, by name: each in an input slot at an offset (part of the plan's identity). */
+  /**
+   * The inputs the program reads, by name: each in an input slot at an offset (part of the plan's
+   * identity).
+   */
   readonly inputs: readonly (PlacedArray & { readonly name: string })[];
   readonly outputs: readonly PlacedArray[];
 }

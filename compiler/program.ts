@@ -26,11 +26,20 @@ export interface KernelLimits {
 
 export interface CompileOptions {
   readonly limits: KernelLimits;
-  /** Fuse elementwise and movement ops into their consumers and kernels into dispatches (default true). */
+  /**
+   * Fuse elementwise and movement ops into their consumers and kernels into dispatches (default
+   * true).
+   */
   readonly fuse?: boolean;
-  /** Input nodes whose buffers may be overwritten (donated, as JAX's donate_argnums), in argument order. */
+  /**
+   * Input nodes whose buffers may be overwritten (donated, as JAX's donate_argnums), in argument
+   * order.
+   */
   readonly donated?: ReadonlySet<number>;
-  /** Where the caller's arrays live (which share a buffer, at what offsets); default: one buffer each. */
+  /**
+   * Where the caller's arrays live (which share a buffer, at what offsets); default: one buffer
+   * each.
+   */
   readonly inputs?: InputLayout;
   /**
    * Every donated argument in order, including ones the graph does not read (ahead-of-time plans):
@@ -158,7 +167,8 @@ function planInPlace(
         donated.has(input.id) && !outputIds.has(input.id) && lastRead.get(input.id) === k,
     );
     const roots = d.segments.flatMap((segment, s) => segment.roots.map((root) => ({ root, s })));
-    // Preferred pairs first, then any free input of the root's type (not with a fixed argument order).
+    // Preferred pairs first, then any free input of the root's type (not with a fixed argument
+    // order).
     for (const pass of order === undefined ? [true, false] : [true]) {
       for (const { root, s } of roots) {
         if (aliases.has(root.id)) continue;
@@ -194,7 +204,10 @@ function copyBacks(
   return out;
 }
 
-/** The k-th returned value of a type paired with the k-th donated input of that type (returned inputs keep their own). */
+/**
+ * The k-th returned value of a type paired with the k-th donated input of that type (returned
+ * inputs keep their own).
+ */
 function pairInOrder(
   outputs: readonly Node[],
   donated: ReadonlySet<number>,
@@ -222,7 +235,10 @@ function pairInOrder(
   return pairs;
 }
 
-/** A readable account of what was built: dispatches and their segments, the buffer plan, and the WGSL. */
+/**
+ * A readable account of what was built: dispatches and their segments, the buffer plan, and the
+ * WGSL.
+ */
 export function explainProgram(program: Program, withSource = false): string {
   const { slots, regions } = program.memory;
   const where = (n: Node) => {

@@ -2,7 +2,10 @@ import { GrngError } from '../core/errors.js';
 import { isTensor, type Tensor } from './tensor.js';
 import { mapTrees, type Tree } from '../core/tree.js';
 
-/** A hyperparameter: numbers are runtime values (changing one never recompiles); booleans and strings choose the code. */
+/**
+ * A hyperparameter: numbers are runtime values (changing one never recompiles); booleans and
+ * strings choose the code.
+ */
 export type HyperValue = number | boolean | string;
 export type HyperDefaults = { readonly [name: string]: HyperValue };
 
@@ -11,7 +14,10 @@ export type HyperSettings<H extends HyperDefaults> = {
   readonly [K in keyof H]: H[K] extends number ? number : H[K] extends boolean ? boolean : H[K];
 };
 
-/** Hyperparameters as `update` sees them: numbers are scalar tensors (runtime values), the rest as set. */
+/**
+ * Hyperparameters as `update` sees them: numbers are scalar tensors (runtime values), the rest as
+ * set.
+ */
 export type HyperTensors<H extends HyperDefaults> = {
   readonly [K in keyof H]: H[K] extends number ? Tensor<[]> : H[K] extends boolean ? boolean : H[K];
 };
@@ -26,7 +32,10 @@ export interface StepContext<H extends HyperDefaults, S> {
   readonly grads: ParamTree;
   readonly state: S;
   readonly hyper: HyperTensors<H>;
-  /** The hyperparameters as plain values, for the `static` ones (periods, iteration counts) that shape the program. */
+  /**
+   * The hyperparameters as plain values, for the `static` ones (periods, iteration counts) that
+   * shape the program.
+   */
   readonly settings: HyperSettings<H>;
   /** The step number t = 1, 2, … (a runtime f32 scalar). */
   readonly t: Tensor<[]>;
@@ -40,21 +49,32 @@ export interface StepContext<H extends HyperDefaults, S> {
   /**
    * `work()` on steps t = 1, 1 + period, 1 + 2·period, … and `otherwise()` on the others (Lazy
    * Fisher). Both must give trees of one structure. Each pattern of active periods is compiled as
-   * its own program: nothing branches on the host inside a step, and the skipped work costs nothing.
+   * its own program: nothing branches on the host inside a step, and the skipped work costs
+   * nothing.
    */
   every<T>(period: number, work: () => T, otherwise: () => T): T;
-  /** Per dense layer: activations a and per-sample pre-activation gradients g (grng-spec §2). Training steps only. */
+  /**
+   * Per dense layer: activations a and per-sample pre-activation gradients g (docs/algorithms.md
+   * §2). Training steps only.
+   */
   readonly taps: readonly LayerTap[];
   /**
    * The minibatch loss as a function of the parameters (for double backprop and finite
-   * differences), with the batch's labels or given ones (e.g. sampled from the model). Training steps only.
+   * differences), with the batch's labels or given ones (e.g. sampled from the model). Training
+   * steps only.
    */
   loss(params: ParamTree, labels?: Tensor): Tensor;
-  /** Taps with g from `labels` instead of the batch's (labels sampled from the model give the Monte-Carlo Fisher). Training steps only. */
+  /**
+   * Taps with g from `labels` instead of the batch's (labels sampled from the model give the
+   * Monte-Carlo Fisher). Training steps only.
+   */
   tapsFor(labels: Tensor): readonly LayerTap[];
   /** The Hessian-vector product ∇²L(θ)·v at the current parameters. Training steps only. */
   hvp(v: ParamTree): ParamTree;
-  /** The model's output as a function of the parameters (for Jacobian products via vjp/jvp). Training steps only. */
+  /**
+   * The model's output as a function of the parameters (for Jacobian products via vjp/jvp).
+   * Training steps only.
+   */
   output(params: ParamTree): Tensor;
   /** The minibatch's labels. Training steps only. */
   readonly labels: Tensor;
@@ -76,7 +96,10 @@ export interface LayerTap {
   readonly a: Tensor;
   /** Per-sample pre-activation gradients g_n = ∂ℓ_n/∂s_n [B, d_out] (not divided by B). */
   readonly g: Tensor;
-  /** The layer's parameters (W [d_out, d_in], and b when a carries a ones column): leaves of ctx.params. */
+  /**
+   * The layer's parameters (W [d_out, d_in], and b when a carries a ones column): leaves of
+   * ctx.params.
+   */
   readonly w: Tensor;
   readonly b?: Tensor;
 }
@@ -179,7 +202,9 @@ function checkHyper<H extends HyperDefaults, S>(
   return hyper;
 }
 
-/** A message when `value` lies outside [lo, hi) (or [lo, hi] when `closed`), for validate functions. */
+/**
+ * A message when `value` lies outside [lo, hi) (or [lo, hi] when `closed`), for validate functions.
+ */
 export function outside(
   name: string,
   value: number,

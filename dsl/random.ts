@@ -119,7 +119,10 @@ const stack = (w0: Tensor, w1: Tensor): Key => concat([expandDims(w0, -1), expan
 // ---------------------------------------------------------------------------------------------
 // Keys
 
-/** The key [0, seed] for an integer seed (a number, read as its 32-bit pattern, or an i32 scalar tensor). */
+/**
+ * The key [0, seed] for an integer seed (a number, read as its 32-bit pattern, or an i32 scalar
+ * tensor).
+ */
 export function prngKey(seed: number | Tensor): Key {
   if (typeof seed === 'number') {
     if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 32)
@@ -177,7 +180,9 @@ export function randomBits<const S extends Shape>(key: Key, shape: S): Tensor<[.
   return bitXor(w0, w1) as unknown as Tensor<[...S]>;
 }
 
-/** The top 24 bits of `bits` as k·2^-24 in [0, 1): exact in f32, hence identical on every device. */
+/**
+ * The top 24 bits of `bits` as k·2^-24 in [0, 1): exact in f32, hence identical on every device.
+ */
 const unit = (bits: Tensor): Tensor => mul(cast(shiftRight(bits, 8), 'f32'), 2 ** -24);
 
 /**
@@ -188,10 +193,11 @@ const openUnit = (bits: Tensor): Tensor =>
   mul(cast(bitOr(shiftRight(bits, 8), 1), 'f32'), 2 ** -24);
 
 /**
- * Uniform f32 numbers in [lo, hi). With the default [0, 1) they are k·2^-24 for a uniform 24-bit
- * k: exact, so bit-identical on every device. Other ranges compute lo + (hi − lo)·u in f32 (bounds
- * rounded to f32): identical on WebGPU and the f32 interpreter unless a driver fuses the multiply-add;
- * the f64 interpreter does that arithmetic in float64. Rounding can give exactly `hi`.
+ * Uniform f32 numbers in [lo, hi). With the default [0, 1) they are k·2^-24 for a uniform 24-bit k:
+ * exact, so bit-identical on every device. Other ranges compute lo + (hi − lo)·u in f32 (bounds
+ * rounded to f32): identical on WebGPU and the f32 interpreter unless a driver fuses the
+ * multiply-add; the f64 interpreter does that arithmetic in float64. Rounding can give exactly
+ * `hi`.
  */
 export function uniform<const S extends Shape>(key: Key, shape: S, lo = 0, hi = 1): Tensor<[...S]> {
   if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo < hi))
@@ -212,7 +218,8 @@ export function uniform<const S extends Shape>(key: Key, shape: S, lo = 0, hi = 
  */
 export function normal<const S extends Shape>(key: Key, shape: S): Tensor<[...S]> {
   const [w0, w1] = words('normal', key, shape, BITS);
-  // max(·, 0): a log within WGSL's absolute error bound may return a tiny positive value for u₁ near 1.
+  // max(·, 0): a log within WGSL's absolute error bound may return a tiny positive value for u₁
+  // near 1.
   const r = sqrt(maximum(mul(log(openUnit(w0)), -2), 0));
   const theta = mul(sub(mul(openUnit(w1), 2), 1), Math.PI);
   return mul(r, cos(theta)) as unknown as Tensor<[...S]>;

@@ -34,7 +34,8 @@ type BroadcastDim<A extends number, B extends number> = A extends 1
           ? A
           : never;
 
-// Recursion stops at non-tuples too: TS evaluates this on constraints (plain Shape) when checking generics.
+// Recursion stops at non-tuples too: TS evaluates this on constraints (plain Shape) when checking
+// generics.
 type BroadcastTuple<A extends Shape, B extends Shape> = A extends readonly []
   ? [...B]
   : B extends readonly []

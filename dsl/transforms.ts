@@ -185,8 +185,8 @@ function checkLike(
 }
 
 /**
- * Reverse mode, as JAX's vjp: returns f(...primals) and a function mapping an output
- * cotangent (same structure as the output) to the primals' cotangents (same structure as the primals).
+ * Reverse mode, as JAX's vjp: returns f(...primals) and a function mapping an output cotangent
+ * (same structure as the output) to the primals' cotangents (same structure as the primals).
  */
 export function vjp<A extends readonly TensorTree[], R extends TensorTree>(
   f: (...args: A) => R,

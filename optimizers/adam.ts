@@ -1,5 +1,5 @@
-// Adam (Kingma & Ba 2015; grng-spec.md §6.2): bias-corrected moments, weight decay as L2 added
-// to the gradient (PyTorch's Adam).
+// Adam (Kingma & Ba 2015; docs/algorithms.md §6.2): bias-corrected moments, weight decay as L2
+// added to the gradient (PyTorch's Adam).
 import { add, div, mul, pow, sqrt, square, sub, zerosLike, type Tensor } from '../dsl/index.js';
 import { defineOptimizer, outside, treeMap, type ParamTree } from '../dsl/optimizer.js';
 

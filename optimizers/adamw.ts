@@ -1,5 +1,5 @@
-// AdamW (Loshchilov & Hutter 2019, PyTorch form; grng-spec.md §6.3): θ ← θ(1 − η λ_wd), then the
-// Adam step on the raw gradient; the decay never enters the moments.
+// AdamW (Loshchilov & Hutter 2019, PyTorch form; docs/algorithms.md §6.3): θ ← θ(1 − η λ_wd), then
+// the Adam step on the raw gradient; the decay never enters the moments.
 import { mul, sub, zerosLike, type Tensor } from '../dsl/index.js';
 import { defineOptimizer, treeMap, type ParamTree } from '../dsl/optimizer.js';
 import { ADAM_DEFAULTS, adamMoments, checkAdamHyper } from './adam.js';

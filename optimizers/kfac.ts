@@ -1,4 +1,4 @@
-// K-FAC (Martens & Grosse 2015) as KFAC-Pytorch runs it (grng-spec.md §6.4): per dense layer,
+// K-FAC (Martens & Grosse 2015) as KFAC-Pytorch runs it (docs/algorithms.md §6.4): per dense layer,
 // Kronecker factors Λ = E[aaᵀ], Γ = E[ggᵀ] (moving averages, refreshed every covEvery steps),
 // factored Tikhonov damping (Λ + π√λ I) ⊗ (Γ + √λ/π I), inverses by Newton–Schulz (refreshed
 // every inverseEvery steps), preconditioned gradient V = Γ_d⁻¹ G Λ_d⁻¹, KL clipping, then SGD
@@ -27,11 +27,19 @@ const HYPER = {
   covEvery: 10,
   inverseEvery: 100,
   klClip: 1e-3,
-  /** 'mc': Γ from labels sampled from the model's softmax (the true Fisher, KFAC-Pytorch); 'empirical': from the batch's labels. */
+  /**
+   * 'mc': Γ from labels sampled from the model's softmax (the true Fisher, KFAC-Pytorch);
+   * 'empirical': from the batch's labels.
+   */
   fisher: 'mc',
-  /** 'identity': factors start at I and are averaged from the first statistics (KFAC-Pytorch); 'first': they start at the first statistics. */
+  /**
+   * 'identity': factors start at I and are averaged from the first statistics (KFAC-Pytorch);
+   * 'first': they start at the first statistics.
+   */
   factorInit: 'identity',
-  /** Newton–Schulz steps per inverse refresh (warm-started), and power-iteration steps for λ_max. */
+  /**
+   * Newton–Schulz steps per inverse refresh (warm-started), and power-iteration steps for λ_max.
+   */
   inverseIterations: 12,
   powerSteps: 8,
 };
@@ -62,13 +70,17 @@ export const kfac = defineOptimizer({
     layers: layers.map((layer): LayerState => initialLayerState(layer, h.factorInit)),
     momentum: treeMap(zerosLike, params),
     started: zeros([]) as Tensor,
-    /** Inverse refreshes whose first Newton–Schulz attempt missed the tolerance (the guarded restart ran). */
+    /**
+     * Inverse refreshes whose first Newton–Schulz attempt missed the tolerance (the guarded restart
+     * ran).
+     */
     fallbacks: zeros([]) as Tensor,
   }),
   report: { fallbacks: (state) => state.fallbacks },
   update: (ctx) => {
     const { params, grads, state, hyper, settings, every, map } = ctx;
-    // Monte-Carlo Fisher: g from labels sampled from the model's own predictions (one extra backward).
+    // Monte-Carlo Fisher: g from labels sampled from the model's own predictions (one extra
+    // backward).
     const taps = fisherTaps(ctx, settings.fisher, state.layers.length, 'kfac');
     const gradOf = gradientLookup(params, grads, 'kfac');
     const first = eq(state.started, 0);
@@ -120,7 +132,8 @@ export const kfac = defineOptimizer({
       };
     });
 
-    // Preconditioned directions (KL-clipped) for the dense layers' parameters, the gradient elsewhere.
+    // Preconditioned directions (KL-clipped) for the dense layers' parameters, the gradient
+    // elsewhere.
     const nu = klClipFactor(layers, hyper.lr, hyper.klClip);
     const direction = layerDirections(layers.map(({ tap, v }) => ({ tap, v: mul(nu, v) })));
     const d = map(

@@ -31,7 +31,10 @@ import { ema, guardedInverse, kroneckerFactors, powerIteration } from '../dsl/cu
 import type { LayerInfo, LayerTap, ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
 
-/** A dense layer's curvature state: factor EMAs, their damped inverses, and power-iteration vectors (warm starts). */
+/**
+ * A dense layer's curvature state: factor EMAs, their damped inverses, and power-iteration vectors
+ * (warm starts).
+ */
 export interface LayerState {
   readonly lambda: Tensor;
   readonly gamma: Tensor;
@@ -41,7 +44,10 @@ export interface LayerState {
   readonly gammaVec: Tensor;
 }
 
-/** Factors start at I ('identity', KFAC-Pytorch) or at zero to be replaced by the first statistics ('first'). */
+/**
+ * Factors start at I ('identity', KFAC-Pytorch) or at zero to be replaced by the first statistics
+ * ('first').
+ */
 export function initialLayerState(layer: LayerInfo, factorInit: string): LayerState {
   const [dOut, dIn] = [layer.w.shape[0], layer.w.shape[1] + (layer.b === undefined ? 0 : 1)];
   const start = (n: number) => (factorInit === 'identity' ? eye(n) : zeros([n, n]));
@@ -68,7 +74,10 @@ export function powerStart(n: number): Tensor {
   );
 }
 
-/** The taps Γ is built from: g from labels sampled from the model ('mc', the true Fisher) or the batch's labels ('empirical'). */
+/**
+ * The taps Γ is built from: g from labels sampled from the model ('mc', the true Fisher) or the
+ * batch's labels ('empirical').
+ */
 export function fisherTaps(
   ctx: {
     readonly taps: readonly LayerTap[];
@@ -96,7 +105,8 @@ export function fisherTaps(
 /**
  * The factor EMAs after this step: refreshed from the tap's statistics on steps where the
  * `covEvery` period is active, unchanged otherwise. With factorInit 'first' the first step takes
- * the statistics themselves; with statDecay 0 every refresh does (0·old + 1·fresh is fresh exactly).
+ * the statistics themselves; with statDecay 0 every refresh does (0·old + 1·fresh is fresh
+ * exactly).
  */
 export function updatedFactors(
   tap: LayerTap,
@@ -138,7 +148,9 @@ export function layerGrad(tap: LayerTap, gradOf: (p: Tensor) => Tensor): Tensor 
   return tap.b === undefined ? gw : concat([gw, expandDims(gradOf(tap.b), 1)], 1);
 }
 
-/** Splits each layer's direction [V_W | V_b] back onto its parameters: parameter node → direction. */
+/**
+ * Splits each layer's direction [V_W | V_b] back onto its parameters: parameter node → direction.
+ */
 export function layerDirections(
   layers: readonly { readonly tap: LayerTap; readonly v: Tensor }[],
 ): Map<Tensor['node'], Tensor> {
@@ -152,7 +164,9 @@ export function layerDirections(
   return direction;
 }
 
-/** K-FAC's KL clip ν = min(1, √(κ / (η² Σ⟨V, G⟩))) over all layers; a non-positive Σ leaves ν = 1. */
+/**
+ * K-FAC's KL clip ν = min(1, √(κ / (η² Σ⟨V, G⟩))) over all layers; a non-positive Σ leaves ν = 1.
+ */
 export function klClipFactor(
   layers: readonly { readonly g: Tensor; readonly v: Tensor }[],
   lr: Tensor,
@@ -165,7 +179,8 @@ export function klClipFactor(
 
 /**
  * Warm-started inverse of a damped SPD factor `a` by guarded Newton–Schulz, λ_max by warm-started
- * power iteration: the inverse, the new power vector, the residual ‖I − A X‖_F and the fallback flag.
+ * power iteration: the inverse, the new power vector, the residual ‖I − A X‖_F and the fallback
+ * flag.
  */
 export function dampedInverse(
   a: Tensor,

@@ -1,4 +1,4 @@
-// SGD with momentum, PyTorch's convention (grng-spec.md §6.1): coupled L2 weight decay, the
+// SGD with momentum, PyTorch's convention (docs/algorithms.md §6.1): coupled L2 weight decay, the
 // momentum buffer starts as the gradient of the first step with μ ≠ 0, optional dampening and
 // Nesterov momentum; with μ = 0 there is no buffer and the direction is the gradient.
 import { add, eq, mul, ne, sub, where, zeros, zerosLike, type Tensor } from '../dsl/index.js';
@@ -15,7 +15,8 @@ export const sgd = defineOptimizer({
     (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)
       ? `nesterov needs momentum > 0 and dampening = 0 (as in PyTorch), got momentum ${h.momentum}, dampening ${h.dampening}`
       : undefined),
-  // `started` is 1 once a step with μ ≠ 0 has created the buffer (μ is a runtime value, so this is state).
+  // `started` is 1 once a step with μ ≠ 0 has created the buffer (μ is a runtime value, so this is
+  // state).
   init: (params) => ({ momentum: treeMap(zerosLike, params), started: zeros([]) as Tensor }),
   update: ({ params, grads, state, hyper, map }) => {
     const { lr, momentum, dampening, weightDecay } = hyper;

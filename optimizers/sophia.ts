@@ -1,7 +1,7 @@
-// Sophia (Liu et al. 2023; grng-spec.md §6.5): momentum clipped by a diagonal Hessian estimate,
-// θ ← θ − η·clip(m / max(γh, ε), 1) after decoupled weight decay; h is an EMA refreshed every k
-// steps (t = 1, 1 + k, …) from Hutchinson's u ⊙ (∇²L u), u ~ N(0, I) (Sophia-H), or from the
-// Gauss–Newton–Bartlett estimate B·∇L̂ ⊙ ∇L̂ with labels sampled from the model (Sophia-G).
+// Sophia (Liu et al. 2023; docs/algorithms.md §6.5): momentum clipped by a diagonal Hessian
+// estimate, θ ← θ − η·clip(m / max(γh, ε), 1) after decoupled weight decay; h is an EMA refreshed
+// every k steps (t = 1, 1 + k, …) from Hutchinson's u ⊙ (∇²L u), u ~ N(0, I) (Sophia-H), or from
+// the Gauss–Newton–Bartlett estimate B·∇L̂ ⊙ ∇L̂ with labels sampled from the model (Sophia-G).
 import {
   add,
   categorical,

@@ -94,7 +94,8 @@ export async function saveCheckpoint(
     };
     offset += e.bytes.byteLength;
   }
-  // The header is padded with spaces to a multiple of 8 bytes (as the reference implementation does).
+  // The header is padded with spaces to a multiple of 8 bytes (as the reference implementation
+  // does).
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const headerBytes = Buffer.from(json, 'utf8');

@@ -32,7 +32,10 @@ export interface CompiledOptimizer<H extends HyperDefaults = HyperDefaults> {
 
 export interface CompileOptimizerOptions {
   readonly device: Device;
-  /** Resume from this state (e.g. a checkpoint); it must match what the optimizer's init makes for the parameters. */
+  /**
+   * Resume from this state (e.g. a checkpoint); it must match what the optimizer's init makes for
+   * the parameters.
+   */
   readonly state?: Tree<ArrayLeaf>;
   /** Steps already taken (with `state`): the next step is number `step + 1`. */
   readonly step?: number;
@@ -62,7 +65,8 @@ export async function compileOptimizer<H extends HyperDefaults, S>(
   let hyper = optimizer;
   return {
     async step(grads) {
-      // Checked on the host; host gradients are then uploaded (and freed) by the compiled step itself.
+      // Checked on the host; host gradients are then uploaded (and freed) by the compiled step
+      // itself.
       flattenTree('step', grads, isArrayLeaf, 'an array (array(...) or a device array)');
       updater.checkGrads(current.tree, grads as Tree<DeviceArray>);
       steps++;
@@ -176,7 +180,9 @@ export function stepProgram<H extends HyperDefaults, S>(
   };
 }
 
-/** A GrngError unless `state` matches, leaf for leaf, what the optimizer's init makes for `params`. */
+/**
+ * A GrngError unless `state` matches, leaf for leaf, what the optimizer's init makes for `params`.
+ */
 export function checkStateFor<H extends HyperDefaults, S>(
   optimizer: Optimizer<H, S>,
   settings: HyperSettings<H>,
@@ -204,7 +210,10 @@ export type StepExtras = Pick<
   'every' | 'taps' | 'tapsFor' | 'loss' | 'hvp' | 'output' | 'labels'
 >;
 
-/** Extras for updates run from gradients alone (compileOptimizer): the curvature pieces need a model. */
+/**
+ * Extras for updates run from gradients alone (compileOptimizer): the curvature pieces need a
+ * model.
+ */
 export function gradientOnlyExtras(every: StepExtras['every'], name: string): StepExtras {
   return modelFreeExtras(every, (what) => {
     throw new GrngError(
@@ -245,13 +254,18 @@ export function modelFreeExtras(
  */
 export const stepCounter = (seed: number, t: number): number[] => [seed, t];
 
-/** Names of the numeric hyperparameters (runtime values), in the order the compiled step takes them. */
+/**
+ * Names of the numeric hyperparameters (runtime values), in the order the compiled step takes them.
+ */
 export const numericHyper = (hyper: HyperDefaults): string[] =>
   Object.keys(hyper)
     .filter((k) => typeof hyper[k] === 'number')
     .sort();
 
-/** Whether going from `a` to `b` changes the code: a boolean, string or static number changed (other numbers are runtime values). */
+/**
+ * Whether going from `a` to `b` changes the code: a boolean, string or static number changed (other
+ * numbers are runtime values).
+ */
 export const changesCode = (
   a: HyperDefaults,
   b: HyperDefaults,
@@ -282,7 +296,8 @@ export function applyUpdate<H extends HyperDefaults, S>(
     ...settings,
     ...Object.fromEntries(numeric.map((k, i) => [k, values[i]])),
   } as HyperTensors<H>;
-  // The step's key: the seed's key folded with the step number (both runtime values: no recompiles).
+  // The step's key: the seed's key folded with the step number (both runtime values: no
+  // recompiles).
   const word = (i: number) => cast(step.counter[i], 'i32');
   const key = foldIn(prngKey(word(0)), word(1));
   const base = {
@@ -295,7 +310,8 @@ export function applyUpdate<H extends HyperDefaults, S>(
     key,
     map: treeMap,
   };
-  // The extras' getters stay lazy (taps cost a second backward pass only when an optimizer reads them).
+  // The extras' getters stay lazy (taps cost a second backward pass only when an optimizer reads
+  // them).
   const context = Object.defineProperties(
     base,
     Object.getOwnPropertyDescriptors(extras),

@@ -20,7 +20,10 @@ export interface Device {
   ): Promise<DeviceArray[]>;
   /** Moves host data onto the device. */
   upload(data: Float64Array, shape: readonly number[], dtype: DType): DeviceArray;
-  /** Moves several arrays at once; WebGPU packs them into one buffer per storage type (one binding for all). */
+  /**
+   * Moves several arrays at once; WebGPU packs them into one buffer per storage type (one binding
+   * for all).
+   */
   uploadAll(items: readonly ArrayData[]): DeviceArray[];
 }
 
@@ -50,9 +53,14 @@ export interface DeviceArray {
   readonly device: Device;
   /** The values in row-major order (f32, i32 and bool all fit exactly in a Float64Array). */
   read(): Promise<Float64Array>;
-  /** True once the array was donated to a call or disposed: its memory may hold something else now. */
+  /**
+   * True once the array was donated to a call or disposed: its memory may hold something else now.
+   */
   readonly consumed: boolean;
-  /** Frees the array's memory now instead of when it is garbage-collected; reading it afterwards is an error. */
+  /**
+   * Frees the array's memory now instead of when it is garbage-collected; reading it afterwards is
+   * an error.
+   */
   dispose(): void;
 }
 

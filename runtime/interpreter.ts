@@ -8,7 +8,10 @@ export type Precision = 'f64' | 'f32';
 
 export interface InterpretOptions {
   readonly precision?: Precision;
-  /** Called with every evaluated node and its value (debugging, and tests that inspect intermediates). */
+  /**
+   * Called with every evaluated node and its value (debugging, and tests that inspect
+   * intermediates).
+   */
   readonly onNode?: (node: Node, value: Float64Array) => void;
 }
 

@@ -137,7 +137,9 @@ function donatedNames(
   return out;
 }
 
-/** Arguments in place of the traced function's: an array for a Tensor, a tree of arrays for a tree. */
+/**
+ * Arguments in place of the traced function's: an array for a Tensor, a tree of arrays for a tree.
+ */
 type ArrayArgs<A extends readonly unknown[]> = {
   [K in keyof A]: A[K] extends Tensor ? ArrayLeaf : Tree<ArrayLeaf>;
 };

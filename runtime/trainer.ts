@@ -30,7 +30,10 @@ export interface TrainerOptions<H extends HyperDefaults, S> {
   readonly batchSize?: number;
   /** Seeds the initial parameters (model.init), the shuffles and the step keys. */
   readonly seed?: number;
-  /** Per-step metrics (default loss and accuracy; 'gradNorm', 'updateNorm' and optimizer reports too). */
+  /**
+   * Per-step metrics (default loss and accuracy; 'gradNorm', 'updateNorm' and optimizer reports
+   * too).
+   */
   readonly metrics?: readonly (MetricName | (string & {}))[];
   /** Called for every step, in order, once its metrics are read. */
   readonly onStep?: (step: StepRecord) => void;
@@ -42,7 +45,10 @@ export interface StepRecord {
   readonly step: number;
   readonly position: number;
   readonly metrics: Metrics;
-  /** Seconds of training (evaluation excluded) since the run began, resumes included, when this step's metrics were read. */
+  /**
+   * Seconds of training (evaluation excluded) since the run began, resumes included, when this
+   * step's metrics were read.
+   */
   readonly elapsed: number;
 }
 
@@ -80,7 +86,10 @@ export interface Trainer {
   fit(epochs: number, stopAt?: number): Promise<EpochRecord[]>;
   /** Mean loss and accuracy of the current parameters on a split (default: the test split). */
   evaluate(split?: ImageSplit): Promise<{ loss: number; accuracy: number }>;
-  /** Writes parameters, optimizer state and the position in the data to `path` (safetensors + JSON sidecar). */
+  /**
+   * Writes parameters, optimizer state and the position in the data to `path` (safetensors + JSON
+   * sidecar).
+   */
   save(path: string, extra?: Readonly<Record<string, unknown>>): Promise<void>;
   /**
    * Changes hyperparameters for the following steps (a schedule, a manual decay). The changes are

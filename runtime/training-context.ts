@@ -38,7 +38,7 @@ export function trainingExtras(
 
 /**
  * a from a recorded forward pass; g = B·∂L/∂s from the gradient with respect to zero probes added
- * to each layer's pre-activations (for the mean loss of spec §2, ∂L/∂s_n = g_n / B).
+ * to each layer's pre-activations (for the mean loss of docs/algorithms.md §2, ∂L/∂s_n = g_n / B).
  */
 function layerTaps(
   model: Model<ParamTree>,

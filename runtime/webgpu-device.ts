@@ -38,7 +38,10 @@ export interface GpuHandle {
    * dies under running work and the process aborts).
    */
   readonly owner?: unknown;
-  /** Overrides CompileOptions.maxMergedInvocations (default: CPU_ADAPTER_MERGED_INVOCATIONS on CPU adapters, else unlimited). */
+  /**
+   * Overrides CompileOptions.maxMergedInvocations (default: CPU_ADAPTER_MERGED_INVOCATIONS on CPU
+   * adapters, else unlimited).
+   */
   readonly maxMergedInvocations?: number;
 }
 
@@ -65,7 +68,10 @@ interface Executable {
   readonly pipelines: readonly GPUComputePipeline[];
   /** The program's data constants, uploaded once: one buffer per constants slot. */
   readonly constants: ReadonlyMap<number, GPUBuffer>;
-  /** The program's scalars uniform (refreshed from the inputs at the start of each call), if it has one. */
+  /**
+   * The program's scalars uniform (refreshed from the inputs at the start of each call), if it has
+   * one.
+   */
   readonly scalars: GPUBuffer | undefined;
   readonly bindGroups: Map<string, GPUBindGroup>;
 }
@@ -114,7 +120,9 @@ export class WebGpuDevice implements Device {
   /** See GpuHandle.maxMergedInvocations. */
   private readonly maxMergedInvocations: number;
 
-  /** Throws what the GPU reported about earlier work (once), so a failure never passes as results. */
+  /**
+   * Throws what the GPU reported about earlier work (once), so a failure never passes as results.
+   */
   checkErrors(): void {
     const message = this.gpuError;
     if (message === undefined) return;
@@ -125,7 +133,10 @@ export class WebGpuDevice implements Device {
     );
   }
 
-  /** Marks `array` consumed and releases its share of its buffer (the last share returns the buffer to the pool). */
+  /**
+   * Marks `array` consumed and releases its share of its buffer (the last share returns the buffer
+   * to the pool).
+   */
   dispose(array: GpuArray): void {
     if (array.consumed) return;
     array.consumed = true;
@@ -133,7 +144,9 @@ export class WebGpuDevice implements Device {
     array.allocation.release();
   }
 
-  /** A new view of `allocation` handed to the caller: it holds the buffer until dropped or donated. */
+  /**
+   * A new view of `allocation` handed to the caller: it holds the buffer until dropped or donated.
+   */
   private view(
     allocation: Allocation,
     offset: number,
@@ -146,7 +159,9 @@ export class WebGpuDevice implements Device {
     return array;
   }
 
-  /** A buffer for `elements` values, for the GPU to write (`forUpload`: for the host to write now). */
+  /**
+   * A buffer for `elements` values, for the GPU to write (`forUpload`: for the host to write now).
+   */
   private allocate(elements: number, forUpload = false): Allocation {
     const bytes = 4 * paddedLength(elements);
     return new Allocation(
@@ -174,7 +189,8 @@ export class WebGpuDevice implements Device {
       }
     }
     const out = new Array<GpuArray>(items.length);
-    // A buffer is bound whole, so a pack stays within the binding size: a new buffer starts when one is full.
+    // A buffer is bound whole, so a pack stays within the binding size: a new buffer starts when
+    // one is full.
     const maxElements = Math.floor(
       Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.gpu.limits.maxBufferSize) / 4,
     );
@@ -210,7 +226,10 @@ export class WebGpuDevice implements Device {
     return out;
   }
 
-  /** The dispatches, their buffers and (with `withSource`) WGSL that `outputs` compile to, inputs in buffers of their own. */
+  /**
+   * The dispatches, their buffers and (with `withSource`) WGSL that `outputs` compile to, inputs in
+   * buffers of their own.
+   */
   explain(outputs: readonly Node[], withSource = false): string {
     return explainProgram(
       this.executable(outputs, new Set(), undefined).program as Program,
@@ -293,7 +312,9 @@ export class WebGpuDevice implements Device {
     return out;
   }
 
-  /** Copies `from`'s values into `to`'s region (same shape and dtype), queued after earlier work. */
+  /**
+   * Copies `from`'s values into `to`'s region (same shape and dtype), queued after earlier work.
+   */
   copyInto(from: GpuArray, to: GpuArray): void {
     if (from.consumed || to.consumed) throw consumedError();
     if (
@@ -322,7 +343,10 @@ export class WebGpuDevice implements Device {
   /** Loaded plans, by identity. */
   private readonly plans = new WeakMap<ProgramPlan, Executable>();
 
-  /** Records and submits one call of `exe` with the input slots in `inputBuffers`; returns views of the outputs. */
+  /**
+   * Records and submits one call of `exe` with the input slots in `inputBuffers`; returns views of
+   * the outputs.
+   */
   private run(exe: Executable, inputBuffers: readonly Allocation[]): GpuArray[] {
     const { slots } = exe.plan;
     const buffers: GPUBuffer[] = [];
@@ -389,7 +413,8 @@ export class WebGpuDevice implements Device {
     this.pool.recordSubmit();
     this.stats.submits++;
 
-    // Each output is a view: of the results buffer, or of a donated input's buffer (updated in place).
+    // Each output is a view: of the results buffer, or of a donated input's buffer (updated in
+    // place).
     const out = exe.plan.outputs.map((region) => {
       const slot = slots[region.slot];
       const allocation =
@@ -475,7 +500,8 @@ export class WebGpuDevice implements Device {
     if (group === undefined) {
       const entries = bound.map((buffer, binding) => ({ binding, resource: { buffer } }));
       group = this.gpu.createBindGroup({ layout: exe.pipelines[k].getBindGroupLayout(0), entries });
-      // A bounded cache: results buffers change from call to call, and old groups hold their buffers.
+      // A bounded cache: results buffers change from call to call, and old groups hold their
+      // buffers.
       if (exe.bindGroups.size >= 64) exe.bindGroups.clear();
       exe.bindGroups.set(key, group);
     }
@@ -501,7 +527,8 @@ export class WebGpuDevice implements Device {
     layout: InputLayout | undefined,
     argumentOrder?: readonly Node[],
   ): Executable {
-    // Nodes are hash-consed, so the output ids identify the whole graph; offsets are baked into WGSL.
+    // Nodes are hash-consed, so the output ids identify the whole graph; offsets are baked into
+    // WGSL.
     const where =
       layout === undefined
         ? 'separate'
@@ -525,7 +552,8 @@ export class WebGpuDevice implements Device {
         argumentOrder,
         maxMergedInvocations: this.maxMergedInvocations,
       });
-      // GRNG_EXPLAIN=1 prints each new program's dispatches and buffers; GRNG_EXPLAIN=wgsl adds their source.
+      // GRNG_EXPLAIN=1 prints each new program's dispatches and buffers; GRNG_EXPLAIN=wgsl adds
+      // their source.
       const explain = (globalThis as { process?: { env: Record<string, string | undefined> } })
         .process?.env.GRNG_EXPLAIN;
       if (explain) console.error(explainProgram(program, explain === 'wgsl'));

@@ -3,7 +3,8 @@
 // compiled program per step, parameters and optimizer state resident on the device — printing
 // progress, the test accuracy after each epoch, and where the metrics, plots and checkpoint are.
 // The pre-script installs what is missing and builds dist/. Environment overrides:
-// GRNG_DEMO_OPTIMIZER (any of grng train's), GRNG_DEMO_LR, GRNG_DEMO_EVERY, GRNG_DEMO_EPOCHS, GRNG_DEMO_OUT.
+// GRNG_DEMO_OPTIMIZER (any of grng train's), GRNG_DEMO_LR, GRNG_DEMO_EVERY, GRNG_DEMO_EPOCHS,
+// GRNG_DEMO_OUT.
 import { train } from '../dist/cli/train.js';
 
 const optimizer = process.env.GRNG_DEMO_OPTIMIZER ?? 'ring';

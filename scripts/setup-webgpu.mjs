@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Installs the Debian packages behind grng's two software WebGPU paths (Mesa llvmpipe and
-// SwiftShader; see DESIGN.md) so `npm test` works on a machine without a GPU. Runs as a
-// pre-script, so when everything is present it costs one dpkg-query. The package lists live in
-// runtime/gpu/webgpu-packages.json, which the library's error messages read too.
+// SwiftShader; see docs/architecture.md, WebGPU adapters) so `npm test` works on a machine without
+// a GPU. Runs as a pre-script, so when everything is present it costs one dpkg-query. The package
+// lists live in runtime/gpu/webgpu-packages.json, which the library's error messages read too.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

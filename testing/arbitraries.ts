@@ -109,7 +109,10 @@ export function paramLeaves(options: ShapeOptions & ValueOptions = {}): fc.Arbit
   }));
 }
 
-/** A random parameter tree: leaves as in paramLeaves, arranged as an object, a list or a nested tree. */
+/**
+ * A random parameter tree: leaves as in paramLeaves, arranged as an object, a list or a nested
+ * tree.
+ */
 export function paramTree(options: ShapeOptions & ValueOptions = {}): fc.Arbitrary<ParamTreeCase> {
   return fc
     .tuple(paramLeaves(options), fc.constantFrom(...TREE_STRUCTURES))
@@ -216,12 +219,10 @@ export function batch(options: BatchOptions): fc.Arbitrary<Batch> {
     minLength: size,
     maxLength: size,
   });
-  return fc
-    .tuple(xs, ys)
-    .map(([x, y]) => ({
-      x: Float64Array.from(x),
-      labels: Int32Array.from(y),
-      shape: [size, features] as const,
-      classes,
-    }));
+  return fc.tuple(xs, ys).map(([x, y]) => ({
+    x: Float64Array.from(x),
+    labels: Int32Array.from(y),
+    shape: [size, features] as const,
+    classes,
+  }));
 }

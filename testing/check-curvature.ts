@@ -41,7 +41,10 @@ export interface DenseValues {
   readonly b: Float64Array;
 }
 
-/** One layer's taps for a step: a [batch × (in + 1)] with its ones column last, g [batch × out], row-major. */
+/**
+ * One layer's taps for a step: a [batch × (in + 1)] with its ones column last, g [batch × out],
+ * row-major.
+ */
 export interface TapValues {
   readonly a: Float64Array;
   readonly g: Float64Array;
@@ -53,7 +56,10 @@ export interface LayerSize {
   readonly out: number;
 }
 
-/** One step of the user's float64 reference: layers and gradients per layer, the taps, `state` undefined at t = 1. */
+/**
+ * One step of the user's float64 reference: layers and gradients per layer, the taps, `state`
+ * undefined at t = 1.
+ */
 export type CurvatureReferenceStep<R, H extends HyperDefaults = HyperDefaults> = (
   layers: readonly DenseValues[],
   grads: readonly DenseValues[],
@@ -69,7 +75,10 @@ export interface CheckCurvatureOptions<H extends HyperDefaults = HyperDefaults> 
   CheckOptimizerOptions<H>,
   'seed' | 'numRuns' | 'steps' | 'device' | 'tolerance' | 'hyper' | 'settings' | 'values' | 'log'
 > {
-  /** Layers 1–maxLayers (default 2), widths 1–maxWidth (default 3), batch rows 1–maxBatch (default 4). */
+  /**
+   * Layers 1–maxLayers (default 2), widths 1–maxWidth (default 3), batch rows 1–maxBatch (default
+   * 4).
+   */
   readonly maxLayers?: number;
   readonly maxWidth?: number;
   readonly maxBatch?: number;
@@ -151,7 +160,8 @@ function curvatureCase<H extends HyperDefaults>(
 ): fc.Arbitrary<CurvatureCase<H>> {
   const { maxLayers = 2, maxWidth = 3, maxBatch = 4 } = options;
   const width = fc.integer({ min: 1, max: maxWidth });
-  // Layer k's input width is layer k−1's output width: draw the widths, then values for the largest sizes.
+  // Layer k's input width is layer k−1's output width: draw the widths, then values for the largest
+  // sizes.
   return fc
     .record({
       widths: fc.array(width, { minLength: 2, maxLength: maxLayers + 1 }),

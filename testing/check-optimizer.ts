@@ -49,15 +49,22 @@ export type ReferenceStep<R, H extends HyperDefaults = HyperDefaults> = (
 ) => { readonly params: readonly Float64Array[]; readonly state: R };
 
 export interface CheckOptimizerOptions<H extends HyperDefaults = HyperDefaults> {
-  /** fast-check seed (default 20261128, fixed so runs repeat); printed once per call and returned. */
+  /**
+   * fast-check seed (default 20261128, fixed so runs repeat); printed once per call and returned.
+   */
   readonly seed?: number;
   /** Replays one counterexample: the `path` a failure message gives, with its seed. */
   readonly path?: string;
   /** Random cases (default 30). */
   readonly numRuns?: number;
-  /** Steps per case, each compared after it (default 4; most cases take all, shrinking takes fewer). */
+  /**
+   * Steps per case, each compared after it (default 4; most cases take all, shrinking takes fewer).
+   */
   readonly steps?: number;
-  /** Where the compiled optimizer runs (default the float64 interpreter, createDevice({ kind: 'cpu' })). */
+  /**
+   * Where the compiled optimizer runs (default the float64 interpreter, createDevice({ kind: 'cpu'
+   * })).
+   */
   readonly device?: Device;
   /**
    * Largest allowed |got − want| / max(1, |want|) for every parameter after every step. Default
@@ -68,13 +75,19 @@ export interface CheckOptimizerOptions<H extends HyperDefaults = HyperDefaults> 
   readonly tolerance?: number;
   /** Hyperparameter settings applied to the optimizer (as optimizer.with(hyper)). */
   readonly hyper?: Partial<HyperSettings<H>>;
-  /** Settings drawn per case on top of `hyper`, e.g. fc.record({ lr: fc.double(…) }); shrunk with the rest. */
+  /**
+   * Settings drawn per case on top of `hyper`, e.g. fc.record({ lr: fc.double(…) }); shrunk with
+   * the rest.
+   */
   readonly settings?: fc.Arbitrary<Partial<HyperSettings<H>>>;
   /** Fixed parameter shapes instead of random ones (1–3 leaves, rank 0–2, dimensions 1–3). */
   readonly shapes?: readonly (readonly number[])[];
   /** Bounds of the random shapes (ignored with `shapes`). */
   readonly shapeOptions?: ShapeOptions;
-  /** Range and resolution of the random parameter and gradient values (default [−1, 1] in steps of 2^−16). */
+  /**
+   * Range and resolution of the random parameter and gradient values (default [−1, 1] in steps of
+   * 2^−16).
+   */
   readonly values?: ValueOptions;
   /** Where the seed line goes (default console.log); pass () => {} to silence it. */
   readonly log?: (line: string) => void;
@@ -87,7 +100,10 @@ export interface CheckOptimizerResult {
   readonly seed: number;
 }
 
-/** One random case: how the tree is arranged, the leaves' shapes, initial values and one gradient list per step. */
+/**
+ * One random case: how the tree is arranged, the leaves' shapes, initial values and one gradient
+ * list per step.
+ */
 export interface OptimizerCase<H extends HyperDefaults = HyperDefaults> {
   readonly structure: TreeStructure;
   readonly shapes: number[][];
@@ -188,7 +204,9 @@ export async function checkOptimizer<H extends HyperDefaults, S, R>(
   );
 }
 
-/** The float64 interpreter (duck-typed: a CpuDevice from another copy of the package counts too). */
+/**
+ * The float64 interpreter (duck-typed: a CpuDevice from another copy of the package counts too).
+ */
 const isFloat64 = (device: Device): boolean =>
   device.kind === 'cpu' && (device as { precision?: string }).precision === 'f64';
 

@@ -23,7 +23,9 @@ export function scaledError(got: number, want: number): number {
   return Number.isNaN(error) ? Infinity : error;
 }
 
-/** The worst scaledError over paired leaves (the first of equal ones); leaves must have equal sizes. */
+/**
+ * The worst scaledError over paired leaves (the first of equal ones); leaves must have equal sizes.
+ */
 export function worstDifference(
   got: readonly Float64Array[],
   want: readonly Float64Array[],
@@ -52,7 +54,10 @@ export function bitIdentical(a: readonly Float64Array[], b: readonly Float64Arra
   );
 }
 
-/** Why a reference's output cannot be compared with parameters of `shapes`, or undefined when it can. */
+/**
+ * Why a reference's output cannot be compared with parameters of `shapes`, or undefined when it
+ * can.
+ */
 export function leavesMismatch(
   leaves: unknown,
   shapes: readonly (readonly number[])[],

@@ -28,13 +28,19 @@ export interface QuadraticOptions<H extends HyperDefaults> {
 export interface RosenbrockOptions<H extends HyperDefaults> {
   /** Steps (default 2000). */
   readonly steps?: number;
-  /** Largest final loss that passes (default 1e-2, from 12.5 at the start; it implies |x − 1| < 0.1). */
+  /**
+   * Largest final loss that passes (default 1e-2, from 12.5 at the start; it implies |x − 1| <
+   * 0.1).
+   */
   readonly maxLoss?: number;
   readonly hyper?: Partial<HyperSettings<H>>;
 }
 
 export interface SetHyperOptions {
-  /** The numeric hyperparameter to change (default lr, else the first numeric one that is not static). */
+  /**
+   * The numeric hyperparameter to change (default lr, else the first numeric one that is not
+   * static).
+   */
   readonly name?: string;
   /** The new value is the old one times this (default 0.5). */
   readonly factor?: number;
@@ -53,11 +59,16 @@ export interface OptimizerMatrixOptions<H extends HyperDefaults = HyperDefaults>
   readonly steps?: number;
   /** Seed of those random problems (default 1). */
   readonly seed?: number;
-  /** Throw a GrngError listing the failed checks (default true); false returns the report either way. */
+  /**
+   * Throw a GrngError listing the failed checks (default true); false returns the report either
+   * way.
+   */
   readonly throwOnFailure?: boolean;
 }
 
-/** What one check found: passed or not, and one line saying what was measured (or why it failed). */
+/**
+ * What one check found: passed or not, and one line saying what was measured (or why it failed).
+ */
 export interface CheckReport {
   readonly passed: boolean;
   readonly detail: string;
@@ -82,9 +93,15 @@ export interface SetHyperReport extends CheckReport {
   readonly name: string;
   readonly from: number;
   readonly to: number;
-  /** Traces of the update in a run without the change and in a run with it (equal: nothing recompiled). */
+  /**
+   * Traces of the update in a run without the change and in a run with it (equal: nothing
+   * recompiled).
+   */
   readonly traces: readonly [number, number];
-  /** Programs the device compiled during the run with the change (WebGPU; undefined where the device does not count them). */
+  /**
+   * Programs the device compiled during the run with the change (WebGPU; undefined where the device
+   * does not count them).
+   */
   readonly newPrograms: number | undefined;
   /** Whether the change altered the parameters (a change that does nothing is a failure). */
   readonly changed: boolean;
@@ -183,7 +200,9 @@ export async function optimizerMatrix<H extends HyperDefaults, S>(
 const message = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);
 
-/** Runs `steps` steps with gradients taken at the current parameters; returns the final parameters. */
+/**
+ * Runs `steps` steps with gradients taken at the current parameters; returns the final parameters.
+ */
 async function descend<H extends HyperDefaults, S>(
   optimizer: Optimizer<H, S>,
   device: Device,

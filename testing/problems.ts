@@ -15,7 +15,10 @@ export interface Problem {
 /** Curvatures 1…10 over two leaves: condition number exactly 10. */
 const QUAD_D = [Float64Array.of(1, 2, 3, 4), Float64Array.of(5, 6, 7, 8, 9, 10)];
 
-/** ½ Σ dᵢxᵢ² over a vector [4] and a matrix [2, 3], d = 1…10; minimum 0 at x = 0, ≈ 12.24 at the start. */
+/**
+ * ½ Σ dᵢxᵢ² over a vector [4] and a matrix [2, 3], d = 1…10; minimum 0 at x = 0, ≈ 12.24 at the
+ * start.
+ */
 export const quadratic: Problem = {
   name: 'quadratic',
   shapes: [[4], [2, 3]],
@@ -35,7 +38,10 @@ export const rosenbrock: Problem = {
   grad: ([[x, y]]) => [Float64Array.of(-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x))],
 };
 
-/** A small seeded generator of uniforms in [0, 1) (mulberry32, as model.init uses): reproducible problems. */
+/**
+ * A small seeded generator of uniforms in [0, 1) (mulberry32, as model.init uses): reproducible
+ * problems.
+ */
 export function prng(seed: number): () => number {
   return seededUniform(seed >>> 0);
 }

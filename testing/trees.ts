@@ -48,7 +48,9 @@ export const deviceLeaves = (tree: Tree<DeviceArray>): DeviceArray[] =>
 export const readLeaves = (tree: Tree<DeviceArray>): Promise<Float64Array[]> =>
   Promise.all(deviceLeaves(tree).map((a) => a.read()));
 
-/** Host copies (same shapes and dtypes) of a tree of device arrays: a checkpoint kept on the host. */
+/**
+ * Host copies (same shapes and dtypes) of a tree of device arrays: a checkpoint kept on the host.
+ */
 export async function hostCopy(tree: Tree<DeviceArray>): Promise<Tree<HostArray>> {
   const { leaves, rebuild } = flattenTree('grng/testing', tree, isArrayLeaf, 'an array');
   const arrays = leaves as DeviceArray[];
@@ -58,7 +60,10 @@ export async function hostCopy(tree: Tree<DeviceArray>): Promise<Tree<HostArray>
   return rebuild(copies);
 }
 
-/** A tree's structure, shapes and dtypes as a string, e.g. {"m":{"p0":"f32[2, 3]"}}: equal strings, equal structure. */
+/**
+ * A tree's structure, shapes and dtypes as a string, e.g. {"m":{"p0":"f32[2, 3]"}}: equal strings,
+ * equal structure.
+ */
 export function structureOf(tree: Tree<DeviceArray>): string {
   const { leaves, rebuild } = flattenTree('grng/testing', tree, isArrayLeaf, 'an array');
   return JSON.stringify(

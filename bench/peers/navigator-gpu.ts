@@ -12,14 +12,18 @@ export const PEER_ADAPTERS = {
 
 export type PeerAdapter = keyof typeof PEER_ADAPTERS;
 
-/** Installs navigator.gpu (and a userAgent, which jax-js reads) over a Dawn instance of `adapter`'s backend. */
+/**
+ * Installs navigator.gpu (and a userAgent, which jax-js reads) over a Dawn instance of `adapter`'s
+ * backend.
+ */
 export function installNavigatorGpu(adapter: PeerAdapter): void {
   const { backend, featureLevel } = PEER_ADAPTERS[adapter];
   Object.assign(globalThis, globals);
   process.env.EGL_PLATFORM ??= 'surfaceless';
   const instance = create([`backend=${backend}`]);
   const gpu = {
-    // TF.js asks for a high-performance core adapter; the software GL path only offers compatibility.
+    // TF.js asks for a high-performance core adapter; the software GL path only offers
+    // compatibility.
     requestAdapter: (options: GPURequestAdapterOptions = {}) =>
       instance.requestAdapter({ ...options, featureLevel }),
     getPreferredCanvasFormat: () => 'rgba8unorm',

@@ -1,5 +1,6 @@
 // The same workloads written for each peer: an Adam(W) update over a list of tensors, a square
-// matmul and an MLP training step. Each loader returns the peer or the reason it cannot run here (reported, not dropped).
+// matmul and an MLP training step. Each loader returns the peer or the reason it cannot run here
+// (reported, not dropped).
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type * as Jax from '@jax-js/jax';
 import type { AdamWHyper } from '../hand-written-adamw.js';
@@ -39,7 +40,10 @@ export async function loadJax(device: 'webgpu' | 'wasm'): Promise<Peer<typeof Ja
   }
 }
 
-/** TF.js: tf.train.adam's update (TF.js has no AdamW; Adam moves the same bytes) on one variable per tensor; run() resolves when done. */
+/**
+ * TF.js: tf.train.adam's update (TF.js has no AdamW; Adam moves the same bytes) on one variable per
+ * tensor; run() resolves when done.
+ */
 export function tfAdam(
   tf: typeof TfCore,
   sizes: readonly number[],
@@ -59,7 +63,10 @@ export function tfAdam(
   };
 }
 
-/** jax-js: one jitted AdamW step over lists of θ, m, v (donated each call, as jax-js arrays are consumed). */
+/**
+ * jax-js: one jitted AdamW step over lists of θ, m, v (donated each call, as jax-js arrays are
+ * consumed).
+ */
 export function jaxAdamW(
   jax: typeof Jax,
   sizes: readonly number[],
@@ -135,15 +142,16 @@ export interface MlpSetup {
   readonly batch: number;
 }
 
-/** TF.js: forward, softmax cross-entropy, backward and tf.train.adam in optimizer.minimize; run() reads the loss. */
+/**
+ * TF.js: forward, softmax cross-entropy, backward and tf.train.adam in optimizer.minimize; run()
+ * reads the loss.
+ */
 export function tfMlpStep(tf: typeof TfCore, setup: MlpSetup): { run(): Promise<void> } {
   const { sizes, batch } = setup;
-  const layers = sizes
-    .slice(1)
-    .map((out, i) => ({
-      w: tf.variable(tf.randomNormal([sizes[i], out], 0, 0.05)),
-      b: tf.variable(tf.zeros([out])),
-    }));
+  const layers = sizes.slice(1).map((out, i) => ({
+    w: tf.variable(tf.randomNormal([sizes[i], out], 0, 0.05)),
+    b: tf.variable(tf.zeros([out])),
+  }));
   const x = tf.randomUniform([batch, sizes[0]]);
   const y = tf.oneHot(
     tf.tensor1d(
@@ -171,7 +179,10 @@ export function tfMlpStep(tf: typeof TfCore, setup: MlpSetup): { run(): Promise<
   };
 }
 
-/** jax-js: one jitted step — value and gradient of the same loss, then Adam on every leaf; run() reads the loss. */
+/**
+ * jax-js: one jitted step — value and gradient of the same loss, then Adam on every leaf; run()
+ * reads the loss.
+ */
 export function jaxMlpStep(jax: typeof Jax, setup: MlpSetup): { run(): Promise<void> } {
   const np = jax.numpy;
   const { sizes, batch } = setup;

@@ -85,7 +85,10 @@ export function plainAdamW(
   };
 }
 
-/** c = a·b for row-major a (rows×inner), b (inner×cols); i-k-j order keeps the inner loop contiguous. */
+/**
+ * c = a·b for row-major a (rows×inner), b (inner×cols); i-k-j order keeps the inner loop
+ * contiguous.
+ */
 function matmulInto(
   c: Floats,
   a: Floats,
@@ -227,7 +230,10 @@ export function mlpLossAndGradient<T extends Floats>(
   return loss / batch;
 }
 
-/** The MLP's weights (uniform, std 0.05 as tfMlpStep's normal) and zero biases, in mlpLossAndGradient's order. */
+/**
+ * The MLP's weights (uniform, std 0.05 as tfMlpStep's normal) and zero biases, in
+ * mlpLossAndGradient's order.
+ */
 export function mlpParams(sizes: readonly number[]): Float32Array[] {
   // hashed() is uniform on [-0.5, 0.5): std 1/√12.
   return sizes
@@ -238,7 +244,10 @@ export function mlpParams(sizes: readonly number[]): Float32Array[] {
     ]);
 }
 
-/** tfMlpStep's training step: forward, loss, backward and Adam (lr 1e-3, bias-corrected) on every tensor. */
+/**
+ * tfMlpStep's training step: forward, loss, backward and Adam (lr 1e-3, bias-corrected) on every
+ * tensor.
+ */
 export function plainMlpStep(setup: MlpSetup): { run(): Promise<void>; loss(): number } {
   const { sizes, batch } = setup;
   const classes = sizes[sizes.length - 1];

@@ -11,7 +11,10 @@ export interface TorchSpec {
   readonly threads: number;
   readonly reps: number;
   readonly warmup: number;
-  /** torch.optim.AdamW(foreach=True).step() over tensors of these element counts; `name` is the row's workload. */
+  /**
+   * torch.optim.AdamW(foreach=True).step() over tensors of these element counts; `name` is the
+   * row's workload.
+   */
   readonly adamw: readonly { readonly name: string; readonly sizes: readonly number[] }[];
   /** torch.mm of k×k f32 matrices. */
   readonly matmul: readonly { readonly name: string; readonly k: number }[];

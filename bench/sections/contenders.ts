@@ -36,7 +36,10 @@ export interface Workload {
   rate(ms: number): string;
 }
 
-/** Runs grng and every peer on `w` interleaved (`reps` timed rounds after `warmup`); PyTorch's row is appended from its own run. */
+/**
+ * Runs grng and every peer on `w` interleaved (`reps` timed rounds after `warmup`); PyTorch's row
+ * is appended from its own run.
+ */
 export async function measure(
   ctx: BenchContext,
   w: Workload,

@@ -38,7 +38,8 @@ interface Case {
 }
 
 const CASES: readonly Case[] = [
-  // A second AdamW: its ratio to the interleaved baseline shows what the machine's noise does to a ratio.
+  // A second AdamW: its ratio to the interleaved baseline shows what the machine's noise does to a
+  // ratio.
   {
     name: 'adamw',
     compile: (c) => compileTrainStep({ ...c, optimizer: adamw({ lr: 1e-3 }) }),
@@ -124,7 +125,8 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
   const model = nn.mlp(MLP.sizes);
   const common = { model, loss: crossEntropy, params: model.init(0), device };
   const rows: Row[] = [];
-  // AdamW at each batch, stepped between the optimizer's steps: the ratio compares the same moments of a noisy machine.
+  // AdamW at each batch, stepped between the optimizer's steps: the ratio compares the same moments
+  // of a noisy machine.
   const baselines = new Map<number, TrainStep>();
   for (const c of CASES) {
     progress(c.name);
@@ -139,7 +141,8 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
         baselines.set(c.batch, baseline);
       }
       // Steps 1 … P compile every variant where parameters and state stay from then on (step 0's
-      // arrays sit where they were uploaded); steps P + 1 … P + P·periods are timed, ending on a refresh.
+      // arrays sit where they were uploaded); steps P + 1 … P + P·periods are timed, ending on a
+      // refresh.
       for (let t = 1; t <= c.period; t++) await train.run(batch);
       const times: number[] = [];
       const adamwTimes: number[] = [];
@@ -147,7 +150,8 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
       for (let t = 0; t < c.period * c.periods; t++) {
         const before = device.stats.dispatches;
         times.push(await timed(() => train.run(batch)));
-        if (t === 0) dispatches = device.stats.dispatches - before; // a plain step (or, for P = 1, every step)
+        // a plain step (or, for P = 1, every step)
+        if (t === 0) dispatches = device.stats.dispatches - before;
         adamwTimes.push(await timed(() => (baseline as TrainStep).run(batch)));
       }
       const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -16,7 +16,10 @@ export interface MergeOptions {
   readonly mode: (plan: KernelPlan) => string;
   /** Invocations a plan's segment covers. */
   readonly invocations: (plan: KernelPlan) => number;
-  /** The most invocations a dispatch of several segments may cover (see CompileOptions.maxMergedInvocations). */
+  /**
+   * The most invocations a dispatch of several segments may cover (see
+   * CompileOptions.maxMergedInvocations).
+   */
   readonly maxMergedInvocations?: number;
 }
 
@@ -26,9 +29,10 @@ const elementwise = (n: Node) => {
 };
 
 /**
- * Packs independent kernels into few dispatches. Taking plans in dependency order, a plan joins the first earlier dispatch that
- * reads nothing computed at or after it (so, run there, its inputs are ready and nothing
- * between reads its outputs too early), has its mode and stays within the binding limit:
+ * Packs independent kernels into few dispatches. Taking plans in dependency order, a plan joins the
+ * first earlier dispatch that reads nothing computed at or after it (so, run there, its inputs are
+ * ready and nothing between reads its outputs too early), has its mode and stays within the binding
+ * limit:
  * - as more roots of a segment over the same shape (a multi-output kernel: θ, m and v of an Adam
  *   step share one pass over the inputs), when both are elementwise;
  * - else as a segment of its own (horizontal fusion: the update of every parameter, whatever

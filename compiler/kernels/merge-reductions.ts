@@ -33,7 +33,8 @@ export function mergeDependentReductions(
         if (!group.roots.every(isReduce) || !sameShape(group.roots[0], root) || single(group))
           continue;
         const others = plan.inputs.filter((n) => !group.roots.includes(n));
-        if (others.some((n) => (position.get(n.id) ?? -1) >= g)) continue; // must be ready before the group runs
+        // must be ready before the group runs
+        if (others.some((n) => (position.get(n.id) ?? -1) >= g)) continue;
         const inputs = new Map([...group.inputs, ...others].map((n) => [n.id, n]));
         const candidate = {
           roots: [...group.roots, root],

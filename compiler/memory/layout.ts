@@ -19,7 +19,8 @@ export const paddedLength = (elements: number): number =>
 /**
  * A buffer a program binds. Packing arrays into few buffers is what lets one dispatch update
  * any number of tensors without exceeding maxStorageBuffersPerShaderStage.
- * - `input`: the `index`-th distinct buffer among the arrays the caller passes (arrays may be views of one buffer);
+ * - `input`: the `index`-th distinct buffer among the arrays the caller passes (arrays may be views
+ *   of one buffer);
  * - `constants`: the program's data constants, packed and uploaded once;
  * - `arena`: intermediates, regions reused once their last reader has run (liveness);
  * - `results`: the returned arrays, handed to the caller as views of one fresh buffer per call;
@@ -62,7 +63,10 @@ export function separateInputs(inputs: readonly Node[]): InputLayout {
   };
 }
 
-/** Inputs packed as `groups` (each group sharing one buffer, back to back): the layout `uploadAll` makes. */
+/**
+ * Inputs packed as `groups` (each group sharing one buffer, back to back): the layout `uploadAll`
+ * makes.
+ */
 export function packedInputs(groups: readonly (readonly Node[])[]): InputLayout {
   const regions = new Map<number, Region>();
   groups.forEach((group, slot) => {

@@ -22,9 +22,15 @@ export interface MemoryPlan {
   readonly slots: readonly Slot[];
   /** Region of every buffer-backed node: inputs, data constants and kernel roots. */
   readonly regions: ReadonlyMap<number, Region>;
-  /** Where the array for each output position lives (results buffer or, in place, a donated input's region). */
+  /**
+   * Where the array for each output position lives (results buffer or, in place, a donated input's
+   * region).
+   */
   readonly outputs: readonly Region[];
-  /** Copies into the results made after the dispatches (returned inputs, constants, repeats), in elements. */
+  /**
+   * Copies into the results made after the dispatches (returned inputs, constants, repeats), in
+   * elements.
+   */
   readonly copies: readonly {
     readonly from: Region;
     readonly to: Region;
@@ -34,7 +40,10 @@ export interface MemoryPlan {
   readonly scalars: ReadonlyMap<number, number>;
 }
 
-/** Cells of the `scalars` uniform buffer: 16 KiB, the smallest maxUniformBufferBindingSize WebGPU allows, of 16-byte cells. */
+/**
+ * Cells of the `scalars` uniform buffer: 16 KiB, the smallest maxUniformBufferBindingSize WebGPU
+ * allows, of 16-byte cells.
+ */
 export const MAX_SCALARS = 1024;
 
 /** A label for the buffer `node` will live in, before offsets exist (used to count bindings). */
@@ -81,7 +90,8 @@ export function planMemory(
     const { offsets, length } = packLengths(nodes.map((n) => shapeSize(n.shape)));
     const data = new Float64Array(length);
     nodes.forEach((n, i) => {
-      data.set((n.attrs as { readonly data: Float64Array }).data, offsets[i]); // externals hold data constants only
+      // externals hold data constants only
+      data.set((n.attrs as { readonly data: Float64Array }).data, offsets[i]);
       regions.set(n.id, { slot: slots.length, offset: offsets[i] });
     });
     slots.push({ kind: 'constants', storage, data });
@@ -101,7 +111,8 @@ export function planMemory(
     // A donated input returned (once) is handed back in place, as JAX does: no copy.
     const passed = n.op === 'input' && donated.has(n.id) && !seen.has(n.id);
     const copy = !passed && (!computed(n) || seen.has(n.id));
-    const back = !copy && copyBack.has(n.id); // computed in the arena, copied into its donated input's region
+    // computed in the arena, copied into its donated input's region
+    const back = !copy && copyBack.has(n.id);
     seen.add(n.id);
     return { n, copy, back, stored: !copy && !passed && !back && !regions.has(n.id) };
   });
@@ -122,7 +133,8 @@ export function planMemory(
   }
   fresh.forEach((f, i) => {
     if (f.back) outputRegions[i] = regions.get((copyBack.get(f.n.id) as Node).id) as Region;
-    else if (!f.copy && !f.stored) outputRegions[i] = regions.get(f.n.id) as Region; // stored in place, or a donated input
+    // stored in place, or a donated input
+    else if (!f.copy && !f.stored) outputRegions[i] = regions.get(f.n.id) as Region;
   });
   fresh.forEach((f, i) => {
     if (f.copy)
@@ -179,7 +191,9 @@ export function planMemory(
   return { slots, regions, outputs: outputRegions, copies, scalars };
 }
 
-/** First-fit offsets for `nodes` (roots of `dispatches`): a region is free after its last reader. */
+/**
+ * First-fit offsets for `nodes` (roots of `dispatches`): a region is free after its last reader.
+ */
 function allocateByLiveness(
   nodes: readonly Node[],
   dispatches: readonly DispatchBuffers[],
@@ -188,7 +202,8 @@ function allocateByLiveness(
   const wanted = new Set(nodes.map((n) => n.id));
   const lastRead = new Map<number, number>();
   dispatches.forEach((d, k) => d.inputs.forEach((n) => lastRead.set(n.id, k)));
-  for (const id of keptToEnd) lastRead.set(id, dispatches.length); // read by the copies after the last dispatch
+  // read by the copies after the last dispatch
+  for (const id of keptToEnd) lastRead.set(id, dispatches.length);
   const live: { offset: number; length: number; until: number }[] = [];
   const offsets = new Map<number, number>();
   let length = 0;

@@ -24,7 +24,10 @@ type AnyWgslRule =
   | ReduceRule
   | { kind: 'matmul' };
 
-/** Where a buffer-backed node lives in the kernel: its binding's WGSL name and element offset (a multiple of 4). */
+/**
+ * Where a buffer-backed node lives in the kernel: its binding's WGSL name and element offset (a
+ * multiple of 4).
+ */
 export interface Location {
   readonly name: string;
   readonly offset: number;
@@ -62,7 +65,10 @@ export class Emitter {
   /** Vectorized segment: values are vec4s and loads are the invocation's own vec4 at `vflat`. */
   vector = false;
   vflat = 'uflat';
-  /** Bindings declared as arrays of vec4s (a vec4 matmul's): their scalar elements are read by component. */
+  /**
+   * Bindings declared as arrays of vec4s (a vec4 matmul's): their scalar elements are read by
+   * component.
+   */
   vec4Bindings: ReadonlySet<string> = new Set();
   /**
    * Vector segments: names holding one scalar for all four lanes (per-call scalars, literals and
@@ -70,7 +76,10 @@ export class Emitter {
    * invocation, not per lane — and are splatted where they meet a vec4.
    */
   private readonly uniforms = new Set<string>();
-  /** Values already in registers (reductions computed earlier, a fused matmul's accumulator), readable at their own index only. */
+  /**
+   * Values already in registers (reductions computed earlier, a fused matmul's accumulator),
+   * readable at their own index only.
+   */
   readonly registers = new Map<number, { name: string; index: readonly string[] }>();
 
   /** Where buffer-backed nodes live (undefined: computed inline). */
@@ -224,7 +233,8 @@ export class Emitter {
       return this.vector ? this.uniform(value) : this.bind(value);
     }
     if (this.vector) {
-      // A one-element buffer (a scalar hyperparameter) is a uniform scalar; others are read as vec4s.
+      // A one-element buffer (a scalar hyperparameter) is a uniform scalar; others are read as
+      // vec4s.
       if (shapeSize(node.shape) !== 1) return this.bind(this.ownVec4(at));
       this.readElsewhere.add(node.id);
       return this.uniform(`${at.name}[${at.offset / 4}][0]`);

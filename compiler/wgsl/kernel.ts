@@ -98,7 +98,10 @@ export function inPlaceCandidates(
   );
 }
 
-/** Whether `plan` can be one kernel: false when a root reads an earlier root of it at another element. */
+/**
+ * Whether `plan` can be one kernel: false when a root reads an earlier root of it at another
+ * element.
+ */
 export function fitsOneKernel(plan: KernelPlan): boolean {
   try {
     inPlaceCandidates([plan]);
@@ -117,7 +120,8 @@ function emitDispatch(
   const mode = segmentMode(segments[0]);
   const vector = mode === 'vec4';
   const regionOf = (n: Node) => memory.regions.get(n.id);
-  // Bind each slot the dispatch reads or writes through a storage binding, once; read_write where a root is stored.
+  // Bind each slot the dispatch reads or writes through a storage binding, once; read_write where a
+  // root is stored.
   const touched = [
     ...new Set(
       segments.flatMap((s) => [...s.inputs, ...s.roots].map((n) => (regionOf(n) as Region).slot)),
@@ -129,8 +133,9 @@ function emitDispatch(
   const scalarsSlot = memory.slots.findIndex((s) => s.kind === 'scalars');
   const name = (slot: number) => `b${slot}`;
   let bindings: number[] = [];
-  // Declares the bindings written or named by the code emitted so far (one-element inputs read
-  // from the scalars uniform leave their storage slot unbound): one element type per binding, vec4 for those in `vec4`.
+  // Declares the bindings written or named by the code emitted so far (one-element inputs read from
+  // the scalars uniform leave their storage slot unbound): one element type per binding, vec4 for
+  // those in `vec4`.
   const declare = (vec4: ReadonlySet<string>) => {
     const code = e.lines().join('\n');
     const named = (id: string) => new RegExp(`\\b${id}\\[`).test(code);
@@ -196,14 +201,18 @@ function emitDispatch(
   );
 }
 
-/** The statements of one segment: its roots at the element (or vec4) `local`, stored to their regions. */
+/**
+ * The statements of one segment: its roots at the element (or vec4) `local`, stored to their
+ * regions.
+ */
 function emitSegment(
   e: Emitter,
   plan: KernelPlan,
   local: string,
   at: (n: Node) => Location | undefined,
 ): void {
-  // Vector segments read buffers at their own vec4 only; the index serves broadcasts of uniform values.
+  // Vector segments read buffers at their own vec4 only; the index serves broadcasts of uniform
+  // values.
   const index = e.vector
     ? plan.roots[0].shape.map(() => '0i')
     : unravel(e, local, plan.roots[0].shape);
@@ -222,10 +231,11 @@ function emitSegment(
 }
 
 /**
- * Whether an elementwise plan can run on vec4s (4 elements per invocation, as hand-written
- * kernels do): f32 buffers of the roots' size read only at the invocation's own element (directly
- * or reshaped), and nothing inlined that depends on the index or converts types (iota, casts,
- * other movement over buffers: broadcast constants are fine). Sizes need not divide by 4: regions are padded.
+ * Whether an elementwise plan can run on vec4s (4 elements per invocation, as hand-written kernels
+ * do): f32 buffers of the roots' size read only at the invocation's own element (directly or
+ * reshaped), and nothing inlined that depends on the index or converts types (iota, casts, other
+ * movement over buffers: broadcast constants are fine). Sizes need not divide by 4: regions are
+ * padded.
  */
 function vectorizable(plan: KernelPlan): boolean {
   const root = plan.roots[0];
@@ -243,7 +253,8 @@ function vectorizable(plan: KernelPlan): boolean {
     )
   )
     return false;
-  // Same size, not only same shape: a reshape keeps the row-major order, so vec4 i of the buffer is vec4 i of the root.
+  // Same size, not only same shape: a reshape keeps the row-major order, so vec4 i of the buffer is
+  // vec4 i of the root.
   if (
     !plan.inputs.every(
       (n) => n.dtype === 'f32' && (shapeSize(n.shape) === size || shapeSize(n.shape) === 1),
@@ -283,7 +294,9 @@ function uniformValue(node: Node, buffers: ReadonlySet<number>): boolean {
   return false;
 }
 
-/** Sequential accumulation over the reduced axes (the producer expression is inlined per element). */
+/**
+ * Sequential accumulation over the reduced axes (the producer expression is inlined per element).
+ */
 function reduction(e: Emitter, root: Node, outIndex: readonly string[], rule: ReduceRule): string {
   const { axes } = (root as Node<'reduceSum'>).attrs;
   const input = root.inputs[0];

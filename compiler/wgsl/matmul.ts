@@ -1,7 +1,8 @@
 import type { Node } from '../../core/ir/node.js';
 import { shapeSize, stridesOf } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
-import { Emitter, ruleOf, unravel, type Locate, type Location } from './emitter.js';
+import type { Emitter} from './emitter.js';
+import { ruleOf, unravel, type Locate, type Location } from './emitter.js';
 import { literal } from '../../core/ops/wgsl-literals.js';
 import { assemble, type Declare, type KernelSource } from './module.js';
 
@@ -59,7 +60,9 @@ function epilogueOf(root: Node, product: Node, e: Emitter): Store['epilogue'] {
   };
 }
 
-/** Emits `body`, inside `if (guard)` when there is a guard (so nothing in it runs past the edge). */
+/**
+ * Emits `body`, inside `if (guard)` when there is a guard (so nothing in it runs past the edge).
+ */
 function guarded(e: Emitter, guard: readonly string[], body: () => void): void {
   if (guard.length === 0) return body();
   const lines = e.block(body);
@@ -149,7 +152,10 @@ interface StridedView {
   readonly strides: readonly number[];
 }
 
-/** The strided view of `node` when it is a buffer or movement over one that keeps it strided (not pad). */
+/**
+ * The strided view of `node` when it is a buffer or movement over one that keeps it strided (not
+ * pad).
+ */
 function stridedView(node: Node, locate: Locate): StridedView | undefined {
   const unit = (strides: readonly number[]) => strides.map((s, i) => (node.shape[i] === 1 ? 0 : s));
   const at = locate(node);
@@ -301,7 +307,8 @@ function vec4Matmul(
   workgroupSize: number,
 ): KernelSource {
   const a = root.inputs[0];
-  e.vec4Bindings = d.vec4; // what the emitter reads (a padded a, the epilogue's inputs) may share these
+  // what the emitter reads (a padded a, the epilogue's inputs) may share these
+  e.vec4Bindings = d.vec4;
   const r = root.shape.length;
   const [m, n] = root.shape.slice(r - 2);
   const depth = a.shape[r - 1];
@@ -369,7 +376,8 @@ function vec4Matmul(
     element = acc;
   } else {
     const { a: A, b: B } = d;
-    // Column group g: the vec4 of columns 4(group0 + g)…+3 (clamped at the right edge) of row k of b.
+    // Column group g: the vec4 of columns 4(group0 + g)…+3 (clamped at the right edge) of row k of
+    // b.
     const bo = origin(B, 4);
     const bcols = range(groups).map((g) =>
       bind(sum(bo, colClamp ? `min(${group0} + ${g}u, ${n / 4 - 1}u)` : sum(group0, `${g}u`))),

@@ -32,7 +32,10 @@ ${body}
   return { code: withHelpers(code, valueType), invocations, workgroupSize };
 }
 
-/** `code` preceded by the prelude helpers it calls, directly or through other helpers (WGSL declarations are order-free). */
+/**
+ * `code` preceded by the prelude helpers it calls, directly or through other helpers (WGSL
+ * declarations are order-free).
+ */
 export function withHelpers(code: string, valueType: string): string {
   const used = new Set<string>();
   const helpers = [...PRELUDE, ...SCALAR_TWINS];

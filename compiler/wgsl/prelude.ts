@@ -6,13 +6,16 @@
 export interface Helper {
   readonly name: string;
   code(t: string): string;
-  /** Written for T: vectorized kernels also get an f32 twin, `<name>_s`, for their uniform scalars. */
+  /**
+   * Written for T: vectorized kernels also get an f32 twin, `<name>_s`, for their uniform scalars.
+   */
   readonly generic?: boolean;
 }
 
 export const PRELUDE: readonly Helper[] = [
   {
-    // Non-finite f32 values: WGSL has no literals for them and rejects them in constant expressions.
+    // Non-finite f32 values: WGSL has no literals for them and rejects them in constant
+    // expressions.
     name: 'grng_bits',
     code: () => `fn grng_bits(b: u32) -> f32 { return bitcast<f32>(b); }`,
   },
@@ -48,7 +51,10 @@ export const SCALAR_TWINS: readonly Helper[] = PRELUDE.filter((h) => h.generic).
   code: () => h.code('f32').replace(`fn ${h.name}(`, `fn ${h.name}_s(`),
 }));
 
-/** `expr` with its generic helper calls turned into their f32 twins' (an expression over scalars in a vector kernel). */
+/**
+ * `expr` with its generic helper calls turned into their f32 twins' (an expression over scalars in
+ * a vector kernel).
+ */
 export function scalarHelperCalls(expr: string): string {
   return PRELUDE.filter((h) => h.generic).reduce(
     (text, h) => text.replaceAll(`${h.name}(`, `${h.name}_s(`),

@@ -1,7 +1,8 @@
 import type { Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
-import { Emitter, ruleOf, unravel, type Location, type ReduceRule } from './emitter.js';
+import type { Emitter} from './emitter.js';
+import { ruleOf, unravel, type Location, type ReduceRule } from './emitter.js';
 import { withHelpers, type Declare, type KernelSource } from './module.js';
 
 /** Reductions over at least this many elements per output use a whole workgroup per output. */

@@ -7,7 +7,7 @@ import { shapesEqual, type Shape } from './shape.js';
 /**
  * Builds IR nodes: runs the op table's inference (which validates operands), then interns.
  * A few exact local rewrites keep derivative graphs small (x*1, x+0, identity movements);
- * the real simplifier is a compiler pass.
+ * hash-consing in `intern` makes equal subgraphs one node (common-subexpression elimination).
  */
 export function emit<P extends Primitive>(
   op: P,
@@ -28,7 +28,8 @@ export function splatValue(x: Node): number | undefined {
   return 'value' in attrs ? attrs.value : undefined;
 }
 
-// Local rewrites only fire on well-typed operands, so invalid programs still reach `infer` and fail loudly.
+// Local rewrites only fire on well-typed operands, so invalid programs still reach `infer` and fail
+// loudly.
 function sameType(a: Node, b: Node): boolean {
   return a.dtype === b.dtype && shapesEqual(a.shape, b.shape);
 }

@@ -76,7 +76,10 @@ function sameData(a: object, b: object): boolean {
   return true;
 }
 
-/** Nodes reachable from `outputs`, each after all of its inputs (iterative, so deep graphs are fine). */
+/**
+ * Nodes reachable from `outputs`, each after all of its inputs (iterative, so deep graphs are
+ * fine).
+ */
 export function topoSort(outputs: readonly Node[]): Node[] {
   const order: Node[] = [];
   const state = new Map<number, 1 | 2>(); // 1: on the stack, 2: emitted

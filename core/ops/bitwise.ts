@@ -1,8 +1,7 @@
 import type { Node } from '../ir/node.js';
+import type { Primitive } from '../ir/primitives.js';
 import type { OpRule, RuleTable } from './rule.js';
 import { expectArity, expectDType, expectSameDType, expectSameShape } from './check.js';
-
-type Primitive = import('../ir/primitives.js').Primitive;
 
 /**
  * Bitwise operations on the 32-bit two's-complement pattern of i32 values, identical in the
@@ -56,7 +55,8 @@ export const bitwiseRules: RuleTable<'bitAnd' | 'bitOr' | 'bitXor' | 'shiftLeft'
     (a, b) => a ^ b,
     (a, b) => `(${a} ^ ${b})`,
   ),
-  // JS's << and >>> use the amount modulo 32 (negative amounts too: −1 is 31), as the WGSL mask does.
+  // JS's << and >>> use the amount modulo 32 (negative amounts too: −1 is 31), as the WGSL mask
+  // does.
   shiftLeft: integerBinary(
     'shiftLeft',
     (a, b) => a << b,

@@ -3,10 +3,9 @@ import type { Builder } from '../ir/builder.js';
 import type { DType } from '../ir/dtype.js';
 import { DTYPES } from '../ir/dtype.js';
 import type { Node } from '../ir/node.js';
+import type { Primitive } from '../ir/primitives.js';
 import type { OpRule, RuleTable } from './rule.js';
 import { expectArity, expectDType, expectSameDType, expectSameShape } from './check.js';
-
-type Primitive = import('../ir/primitives.js').Primitive;
 
 const FLOAT: readonly DType[] = ['f32'];
 const NUMERIC: readonly DType[] = ['f32', 'i32'];
@@ -111,7 +110,9 @@ function convert(x: number, from: DType, to: DType): number {
   return Math.max(-2147483648, Math.min(2147483647, Math.trunc(x))) | 0;
 }
 
-/** The WGSL form of `convert` (f32 → i32 conversion in WGSL truncates toward zero and saturates). */
+/**
+ * The WGSL form of `convert` (f32 → i32 conversion in WGSL truncates toward zero and saturates).
+ */
 function convertWgsl(a: string, from: DType, to: DType): string {
   if (from === to) return a;
   if (from === 'bool') return to === 'f32' ? `select(0.0f, 1.0f, ${a})` : `select(0i, 1i, ${a})`;
@@ -286,7 +287,8 @@ export const elementwiseRules: RuleTable<
     (_b, x, y) => [y, x],
     (a, c) => `(${a} * ${c})`,
   ),
-  // WGSL rejects an i32 division by a literal 0i (even of a runtime value); its value is e1, as at run time.
+  // WGSL rejects an i32 division by a literal 0i (even of a runtime value); its value is e1, as at
+  // run time.
   div: binary(
     'div',
     NUMERIC,
@@ -295,7 +297,8 @@ export const elementwiseRules: RuleTable<
     (b, _x, y, out) => [b.recip(y), b.neg(b.div(out, y))],
     (a, c) => (c === '0i' ? a : `(${a} / ${c})`),
   ),
-  // ∂/∂a = b·a^(b−1); ∂/∂b = log(a)·a^b, with log taken of 1 where a ≤ 0 so the unused branch stays finite.
+  // ∂/∂a = b·a^(b−1); ∂/∂b = log(a)·a^b, with log taken of 1 where a ≤ 0 so the unused branch stays
+  // finite.
   pow: binary(
     'pow',
     FLOAT,

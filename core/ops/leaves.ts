@@ -47,7 +47,8 @@ export const leafRules: RuleTable<'input' | 'constant' | 'iota'> = {
     interpret({ node, round }) {
       const attrs = node.attrs;
       const n = shapeSize(node.shape);
-      // i32 as WGSL stores it (literal() and Int32Array both truncate and wrap): 0x9e3779b9 is −1640531527.
+      // i32 as WGSL stores it (literal() and Int32Array both truncate and wrap): 0x9e3779b9 is
+      // −1640531527.
       const r =
         node.dtype === 'f32'
           ? round

@@ -3,7 +3,9 @@ import { shapeSize, shapesEqual } from '../ir/shape.js';
 import type { RuleTable } from './rule.js';
 import { expectArity, expectDType, expectSameDType } from './check.js';
 
-/** Batched matrix product [...b, m, k] × [...b, k, n] → [...b, m, n]; the DSL broadcasts batch axes. */
+/**
+ * Batched matrix product [...b, m, k] × [...b, k, n] → [...b, m, n]; the DSL broadcasts batch axes.
+ */
 export const matmulRules: RuleTable<'matmul'> = {
   matmul: {
     wgsl: { kind: 'matmul' },

@@ -46,7 +46,8 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
           index: inShape.map((d, j) => {
             if (d === 1) return '0i';
             const q = inStrides[j] === 1 ? flat : `(${flat} / ${inStrides[j]}i)`;
-            return inStrides[j] * d === size ? q : `${q} % ${d}i`; // the outermost axis needs no wrap
+            // the outermost axis needs no wrap
+            return inStrides[j] * d === size ? q : `${q} % ${d}i`;
           }),
         };
       },

@@ -4,7 +4,9 @@ import type { Primitive, PrimitiveAttrs } from '../ir/primitives.js';
 import type { Shape } from '../ir/shape.js';
 import type { Builder } from '../ir/builder.js';
 
-/** What the interpreter hands a rule: the node, its input values (row-major) and the rounding mode. */
+/**
+ * What the interpreter hands a rule: the node, its input values (row-major) and the rounding mode.
+ */
 export interface InterpretContext<P extends Primitive> {
   readonly node: Node<P>;
   readonly inputs: readonly Float64Array[];
@@ -14,11 +16,13 @@ export interface InterpretContext<P extends Primitive> {
 
 /**
  * Everything grng knows about one primitive. A primitive missing any rule fails `tsc`
- * (see `ops/table.ts`), so the interpreter, both modes of autodiff and (later) codegen can
+ * (see `ops/table.ts`), so the interpreter, both modes of autodiff and WGSL generation can
  * rely on finding a rule for every node.
  */
 export interface OpRule<P extends Primitive> {
-  /** Checks operands and attributes (GrngError naming the op otherwise) and gives the result type. */
+  /**
+   * Checks operands and attributes (GrngError naming the op otherwise) and gives the result type.
+   */
   infer(inputs: readonly Node[], attrs: PrimitiveAttrs[P]): { shape: Shape; dtype: DType };
   /** Reference semantics: float64 (or float32-rounded) evaluation on the CPU. */
   interpret(ctx: InterpretContext<P>): Float64Array;

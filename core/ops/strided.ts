@@ -1,9 +1,9 @@
 import type { Shape } from '../ir/shape.js';
 
 /**
- * Visits every index of `shape` in row-major order and returns, for each, the offset
- * `base + Σ index[i] * strides[i]`. Movement and reduction rules are all one such walk:
- * gathers (broadcast, permute, slice) use it over the output, scatters (pad, reduce) over the input.
+ * Visits every index of `shape` in row-major order and returns, for each, the offset `base + Σ
+ * index[i] * strides[i]`. Movement and reduction rules are all one such walk: gathers (broadcast,
+ * permute, slice) use it over the output, scatters (pad, reduce) over the input.
  */
 export function stridedOffsets(shape: Shape, strides: readonly number[], base = 0): Int32Array {
   const rank = shape.length;

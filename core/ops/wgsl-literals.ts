@@ -5,7 +5,10 @@ export function wgslType(dtype: DType): string {
   return dtype === 'f32' ? 'f32' : dtype === 'i32' ? 'i32' : 'bool';
 }
 
-/** A WGSL literal of `value` as `dtype`; non-finite floats come from bit patterns (WGSL has no literal for them). */
+/**
+ * A WGSL literal of `value` as `dtype`; non-finite floats come from bit patterns (WGSL has no
+ * literal for them).
+ */
 export function literal(value: number, dtype: DType): string {
   if (dtype === 'bool') return value !== 0 ? 'true' : 'false';
   if (dtype === 'i32') {

@@ -20,9 +20,9 @@ export function inverseResidual(a: Tensor, x: Tensor): Tensor {
 }
 
 /**
- * `iterations` Newton–Schulz steps X ← X(2I − AX), each followed by X ← (X + Xᵀ)/2 (grng-spec
- * §3.5). The residual squares every step (R_{j+1} = R_j²), so from ‖I − AX₀‖₂ < 1 it converges
- * quadratically; cost: two d×d matmuls per step.
+ * `iterations` Newton–Schulz steps X ← X(2I − AX), each followed by X ← (X + Xᵀ)/2
+ * (docs/algorithms.md §3.5). The residual squares every step (R_{j+1} = R_j²), so from ‖I − AX₀‖₂ <
+ * 1 it converges quadratically; cost: two d×d matmuls per step.
  */
 export function newtonSchulz(a: Tensor, x0: Tensor, iterations: number): Tensor {
   const twoI = mul(2, eye(a.shape[0]));
@@ -38,7 +38,10 @@ export interface GuardedInverse {
   readonly inverse: Tensor;
   /** ‖I − A X‖_F of the returned inverse. */
   readonly residual: Tensor;
-  /** 1 when the first attempt missed `tolerance` (extra steps continued or, if it diverged, restarted), else 0: a metric to report. */
+  /**
+   * 1 when the first attempt missed `tolerance` (extra steps continued or, if it diverged,
+   * restarted), else 0: a metric to report.
+   */
   readonly fellBack: Tensor;
 }
 
@@ -74,7 +77,10 @@ export function guardedInverse(
   };
 }
 
-/** Iterations k_NS = ⌈log₂(ln τ / ln(1/(1+√ρ)))⌉ that bring the residual below τ from X₀ = I/λ_max (grng-spec §3.5). */
+/**
+ * Iterations k_NS = ⌈log₂(ln τ / ln(1/(1+√ρ)))⌉ that bring the residual below τ from X₀ = I/λ_max
+ * (docs/algorithms.md §3.5).
+ */
 export function newtonSchulzIterations(sqrtRho: number, tolerance: number): number {
   return Math.max(1, Math.ceil(Math.log2(Math.log(tolerance) / Math.log(1 / (1 + sqrtRho)))));
 }

@@ -1,4 +1,5 @@
-// Neural-network building blocks: models as pure (init, apply) pairs whose dense layers record curvature taps.
+// Neural-network building blocks: models as pure (init, apply) pairs whose dense layers record
+// curvature taps.
 import { crossEntropy, relu, sigmoid, softmax, tanh } from '../index.js';
 import { dense, mlp } from './layers.js';
 import { lora } from './lora.js';

@@ -1,7 +1,10 @@
 import { GrngError } from '../../core/errors.js';
 import { HostArray } from '../../core/host-array.js';
 
-/** A seeded stream of uniform numbers in [0, 1) (mulberry32): the same seed gives the same parameters everywhere. */
+/**
+ * A seeded stream of uniform numbers in [0, 1) (mulberry32): the same seed gives the same
+ * parameters everywhere.
+ */
 export function seededUniform(seed: number): () => number {
   if (!Number.isInteger(seed))
     throw new GrngError('init', `the seed must be an integer, got ${String(seed)}`);
@@ -15,7 +18,10 @@ export function seededUniform(seed: number): () => number {
   };
 }
 
-/** U(−bound, bound) values of `shape` (PyTorch's Linear default uses bound = 1/√fan_in for weight and bias). */
+/**
+ * U(−bound, bound) values of `shape` (PyTorch's Linear default uses bound = 1/√fan_in for weight
+ * and bias).
+ */
 export function uniformInit(
   next: () => number,
   shape: readonly number[],

@@ -64,7 +64,10 @@ export function dense(
   };
 }
 
-/** A multilayer perceptron: dense layers of `sizes` with `activation` between them (not after the last). */
+/**
+ * A multilayer perceptron: dense layers of `sizes` with `activation` between them (not after the
+ * last).
+ */
 export function mlp(
   sizes: readonly number[],
   options: { activation?: ActivationName; bias?: boolean } = {},

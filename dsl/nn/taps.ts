@@ -1,16 +1,19 @@
 import type { Tensor } from '../tensor.js';
 
 /**
- * A dense layer's curvature tap (grng-spec.md §2): its input activations `a` (B × d_in, with a
- * ones column appended when the layer has a bias) and its pre-activations `s` (B × d_out). The
- * per-sample pre-activation gradients g = B·∂L/∂s come from differentiating through a probe
- * added to `s` (see recordTaps), as kfac-jax's layer tags do.
+ * A dense layer's curvature tap (docs/algorithms.md §2): its input activations `a` (B × d_in, with
+ * a ones column appended when the layer has a bias) and its pre-activations `s` (B × d_out). The
+ * per-sample pre-activation gradients g = B·∂L/∂s come from differentiating through a probe added
+ * to `s` (see recordTaps), as kfac-jax's layer tags do.
  */
 export interface DenseTap {
   readonly name: string;
   readonly a: Tensor;
   readonly s: Tensor;
-  /** The layer's parameters as passed to it (W [out, in], and b when it has a bias): how curvature methods find what to precondition. */
+  /**
+   * The layer's parameters as passed to it (W [out, in], and b when it has a bias): how curvature
+   * methods find what to precondition.
+   */
   readonly w: Tensor;
   readonly b?: Tensor;
 }

@@ -4,7 +4,10 @@ import { broadcastPair, wrap } from './operands.js';
 
 type BitwiseOp = 'bitAnd' | 'bitOr' | 'bitXor' | 'shiftLeft' | 'shiftRight';
 
-/** Broadcasting i32 bitwise op; numbers are i32 scalars read as their 32-bit pattern (0x9e3779b9 is −1640531527). */
+/**
+ * Broadcasting i32 bitwise op; numbers are i32 scalars read as their 32-bit pattern (0x9e3779b9 is
+ * −1640531527).
+ */
 function bitwise(op: BitwiseOp, x: Operand, y: Operand): Tensor {
   const bits = (v: Operand): Operand => (typeof v === 'number' ? v | 0 : v);
   // Two numbers: make the first an i32 scalar, or broadcastPair would make both f32.

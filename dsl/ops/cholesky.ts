@@ -44,7 +44,10 @@ export function cholesky(a: Tensor): Tensor {
   return l;
 }
 
-/** X with L X = B (`transpose`: Lᵀ X = B) for lower-triangular L, by forward (backward) substitution. */
+/**
+ * X with L X = B (`transpose`: Lᵀ X = B) for lower-triangular L, by forward (backward)
+ * substitution.
+ */
 export function solveTriangular(
   l: Tensor,
   b: Tensor,

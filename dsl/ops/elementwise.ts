@@ -7,7 +7,8 @@ import {
   type Node,
 } from '../../core/ir/index.js';
 import type { Broadcast, BroadcastCheck, Shape } from '../shape-types.js';
-import { Tensor, type Operand } from '../tensor.js';
+import type { Tensor} from '../tensor.js';
+import { type Operand } from '../tensor.js';
 import { broadcastNode, broadcastPair, nodeOf, wrap } from './operands.js';
 
 // Typed signature of the broadcasting binary ops: a number operand is a scalar ([]).
@@ -125,7 +126,9 @@ export const sigmoid = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
     x,
   );
 
-/** `cond ? x : y` elementwise, with broadcasting; `cond` must be bool (make one with a comparison). */
+/**
+ * `cond ? x : y` elementwise, with broadcasting; `cond` must be bool (make one with a comparison).
+ */
 export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
   const c = nodeOf('where', cond);
   if (c.dtype !== 'bool') {

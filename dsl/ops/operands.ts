@@ -49,7 +49,9 @@ export function broadcastPair(op: string, x: Operand, y: Operand): [Node, Node] 
   return [broadcastNode(a, shape), broadcastNode(c, shape)];
 }
 
-/** Normalizes `axis` (one, several or all when undefined) to sorted, distinct, non-negative axes. */
+/**
+ * Normalizes `axis` (one, several or all when undefined) to sorted, distinct, non-negative axes.
+ */
 export function normalizeAxes(
   op: string,
   shape: readonly number[],

@@ -32,9 +32,9 @@ test('AdaBelief matches its float64 reference on random trees, gradients and set
 test('AdaBelief compiled to WebGPU matches the reference within float32 rounding', async () => {
   const device = await createDevice();
   // Float32: each step moves θ by lr·(r + λθ) with r = m̂/(√ŝ + ε); for gradients that vary (these
-  // are random in [−1, 1]) |r| stays below ~1/√(1 − β₂) ≈ 32. A chain of ~10 float32 ops rounds r by
-  // ≲ 10 ulps (6e-7 relative) and θ rounds by 6e-8: per step ≤ 6e-8 + 0.01·32·6e-7 ≈ 2.5e-7, four
-  // steps ≈ 1e-6, a few times more where r is larger (measured worst: 1.8e-6, seed 20261128).
+  // are random in [−1, 1]) |r| stays below ~1/√(1 − β₂) ≈ 32. A chain of ~10 float32 ops rounds r
+  // by ≲ 10 ulps (6e-7 relative) and θ rounds by 6e-8: per step ≤ 6e-8 + 0.01·32·6e-7 ≈ 2.5e-7,
+  // four steps ≈ 1e-6, a few times more where r is larger (measured worst: 1.8e-6, seed 20261128).
   // Tolerance 1e-5.
   const result = await checkOptimizer(adabelief({ lr: 0.01, eps: 1e-8 }), reference, {
     device,

@@ -29,7 +29,8 @@ export const adabelief = defineOptimizer({
     outside('weightDecay', h.weightDecay, 0, Infinity),
   init: (params) => ({ m: treeMap(zerosLike, params), s: treeMap(zerosLike, params) }),
   update: ({ params, grads, state, hyper: { lr, beta1, beta2, eps, weightDecay }, t, map }) => {
-    // m ← β₁m + (1 − β₁)g;  s ← β₂s + (1 − β₂)(g − m)² + ε  (the paper's Algorithm 2, with the new m).
+    // m ← β₁m + (1 − β₁)g; s ← β₂s + (1 − β₂)(g − m)² + ε (the paper's Algorithm 2, with the new
+    // m).
     const m = map((g, mi) => add(mul(beta1, mi), mul(sub(1, beta1), g)), grads, state.m);
     const s = map(
       (g, mi, si) => add(add(mul(beta2, si), mul(sub(1, beta2), square(sub(g, mi)))), eps),

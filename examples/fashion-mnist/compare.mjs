@@ -15,7 +15,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'results');
 
 // Each optimizer's settings for this problem; everything else is at its defaults (see
-// optimizers/*.ts and grng-spec.md §7). One setting each, chosen before the run: no tuning sweep.
+// optimizers/*.ts and docs/algorithms.md §7). One setting each, chosen before the run: no tuning
+// sweep.
 const SETTINGS = [
   'sgd.lr=0.05',
   'sgd.momentum=0.9',

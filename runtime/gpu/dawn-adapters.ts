@@ -147,10 +147,10 @@ export async function openDawnAdapter(
 }
 
 /**
- * The order 'auto' tries. A real GPU first. Among the software paths llvmpipe (OpenGL ES)
- * comes before SwiftShader because it runs grng's kernels about 3× faster (DESIGN.md), but it
- * only offers the compatibility feature level: when core is required, SwiftShader is the
- * only software path that can give it.
+ * The order 'auto' tries. A real GPU first. Among the software paths llvmpipe (OpenGL ES) comes
+ * before SwiftShader because it runs grng's kernels about 3× faster (docs/architecture.md, WebGPU
+ * adapters), but it only offers the compatibility feature level: when core is required, SwiftShader
+ * is the only software path that can give it.
  */
 export function autoOrder(featureLevel: FeatureLevel | undefined): readonly DawnPath[] {
   return featureLevel === 'core'

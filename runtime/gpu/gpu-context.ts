@@ -3,7 +3,10 @@
 
 export type FeatureLevel = 'core' | 'compatibility';
 
-/** Which route produced the adapter: a real GPU, Dawn's Vulkan or OpenGL ES backend (llvmpipe), SwiftShader, or a browser. */
+/**
+ * Which route produced the adapter: a real GPU, Dawn's Vulkan or OpenGL ES backend (llvmpipe),
+ * SwiftShader, or a browser.
+ */
 export type GpuPath = 'native' | 'vulkan' | 'opengles' | 'swiftshader' | 'browser';
 
 export interface GpuContext {

@@ -1,5 +1,6 @@
-// Opens a WebGPU device: in browsers through navigator.gpu, in Node through Dawn, falling
-// back from a real GPU to the software adapters of DESIGN.md. Every call gives a fresh device.
+// Opens a WebGPU device: in browsers through navigator.gpu, in Node through Dawn, falling back from
+// a real GPU to the software adapters (docs/architecture.md, WebGPU adapters). Every call gives a
+// fresh device.
 import { GrngError } from '../../core/errors.js';
 import {
   openContext,
@@ -83,6 +84,6 @@ async function openBrowser(gpu: GPU, featureLevel: FeatureLevel | undefined): Pr
   throw new GrngError(
     'createDevice',
     `navigator.gpu gave no adapter${featureLevel !== undefined ? ` at the ${featureLevel} feature level` : ''}. ` +
-      'Use a browser with WebGPU enabled (Chromium: --enable-unsafe-webgpu; see DESIGN.md for headless flags).',
+      'Use a browser with WebGPU enabled (Chromium: --enable-unsafe-webgpu; headless flags: docs/architecture.md in grng, WebGPU adapters).',
   );
 }

@@ -36,7 +36,10 @@ interface Scale {
   readonly ticks: readonly Tick[];
 }
 
-/** Okabe–Ito colours (colour-blind safe), by series index so a series keeps its colour across charts. */
+/**
+ * Okabe–Ito colours (colour-blind safe), by series index so a series keeps its colour across
+ * charts.
+ */
 const PALETTE = [
   '#0072B2',
   '#E69F00',
@@ -65,14 +68,19 @@ const ENTITIES: Record<string, string> = {
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ENTITIES[c]);
 const magnitude = (v: number): number => Math.floor(Math.log10(Math.abs(v)));
 
-/** `digits` significant digits in the shortest form: 0.6 not 0.6000000000000001, 1e-5 not 0.00001. */
+/**
+ * `digits` significant digits in the shortest form: 0.6 not 0.6000000000000001, 1e-5 not 0.00001.
+ */
 function fmt(v: number, digits: number): string {
   const c = Number(v.toPrecision(Math.min(15, Math.max(1, digits))));
   const a = Math.abs(c);
   return a !== 0 && (a >= 1e6 || a < 1e-4) ? c.toExponential().replace('e+', 'e') : String(c);
 }
 
-/** Ticks every 1, 2 or 5 × 10^k: the smallest such step giving ≤ MAX_TICKS ticks. `extend` widens the axis to whole steps. */
+/**
+ * Ticks every 1, 2 or 5 × 10^k: the smallest such step giving ≤ MAX_TICKS ticks. `extend` widens
+ * the axis to whole steps.
+ */
 function linearScale(lo: number, hi: number, extend: boolean): Scale {
   const id = (v: number): number => v;
   const e = Math.floor(Math.log10((hi - lo) / MAX_TICKS));
@@ -93,7 +101,10 @@ function linearScale(lo: number, hi: number, extend: boolean): Scale {
   return { t: id, t0: lo, t1: hi, ticks: [lo, hi].map((v) => ({ at: v, label: fmt(v, 6) })) };
 }
 
-/** Ticks at powers of ten (every few decades if many), with 2× and 5× when the axis spans ≤ 2 decades. */
+/**
+ * Ticks at powers of ten (every few decades if many), with 2× and 5× when the axis spans ≤ 2
+ * decades.
+ */
 function logScale(lo: number, hi: number, extend: boolean): Scale {
   let a = Math.log10(lo);
   let b = Math.log10(hi);
@@ -111,7 +122,8 @@ function logScale(lo: number, hi: number, extend: boolean): Scale {
       if (at >= a - 1e-9 && at <= b + 1e-9) ticks.push({ at, label: fmt(m * 10 ** k, 1) });
     }
   }
-  // A fixed range inside one decade may hold no such tick: fall back to 1-2-5 steps placed on the log axis.
+  // A fixed range inside one decade may hold no such tick: fall back to 1-2-5 steps placed on the
+  // log axis.
   const fallback =
     ticks.length < 2
       ? linearScale(lo, hi, false).ticks.map((tk) => ({ ...tk, at: Math.log10(tk.at) }))
@@ -119,7 +131,10 @@ function logScale(lo: number, hi: number, extend: boolean): Scale {
   return { t: Math.log10, t0: a, t1: b, ticks: fallback };
 }
 
-/** [min, max] without spreading (curves can have many thousands of points); `empty` when there are none. */
+/**
+ * [min, max] without spreading (curves can have many thousands of points); `empty` when there are
+ * none.
+ */
 function extent(values: readonly number[], empty: Point): Point {
   if (values.length === 0) return empty;
   let [lo, hi] = [Infinity, -Infinity];
@@ -127,7 +142,10 @@ function extent(values: readonly number[], empty: Point): Point {
   return [lo, hi];
 }
 
-/** An all-equal linear range is widened by 10% (or by 1 around zero) so a flat line still gets an axis around it. */
+/**
+ * An all-equal linear range is widened by 10% (or by 1 around zero) so a flat line still gets an
+ * axis around it.
+ */
 const padded = ([lo, hi]: Point): Point =>
   lo < hi ? [lo, hi] : [lo - (Math.abs(lo) * 0.1 || 1), hi + (Math.abs(hi) * 0.1 || 1)];
 

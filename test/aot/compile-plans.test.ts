@@ -43,13 +43,13 @@ const read = async (tree: unknown) =>
     flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as DeviceArray).read()),
   );
 
-/** Runs `steps` through compileOptimizer and through the plans; both must agree bit for bit after every step. */
+/**
+ * Runs `steps` through compileOptimizer and through the plans; both must agree bit for bit after
+ * every step.
+ */
 async function expectSameSteps(
   optimizer: Optimizer,
-  load: (params: {
-    w: HostArray;
-    b: HostArray;
-  }) => Promise<{
+  load: (params: { w: HostArray; b: HostArray }) => Promise<{
     step(g: unknown): Promise<void>;
     params(): unknown;
     state(): unknown;
@@ -170,7 +170,8 @@ describe('grng compile plans', () => {
         importFrom: '../../../aot/index.js',
       }),
     );
-    // Type-check it as a user's project would (strict, NodeNext), including a call with the typed params.
+    // Type-check it as a user's project would (strict, NodeNext), including a call with the typed
+    // params.
     const usage = join(dir, 'use-adamw-step.ts');
     writeFileSync(
       usage,
@@ -190,7 +191,8 @@ describe('grng compile plans', () => {
       .getPreEmitDiagnostics(program)
       .filter((d) => d.file !== undefined && /generated/.test(d.file.fileName));
     expect(errors.map((d) => ts.flattenDiagnosticMessageText(d.messageText, ' '))).toEqual([]);
-    const specifier = './generated/adamw-step.js'; // not a literal: the file is written by this test
+    // not a literal: the file is written by this test
+    const specifier = './generated/adamw-step.js';
     const generated = (await import(/* @vite-ignore */ specifier)) as {
       load: (d: unknown, p: unknown) => ReturnType<typeof loadOptimizer>;
     };

@@ -22,7 +22,9 @@ const project = purityProject();
 const check = (file: string, allowModules?: readonly string[]): PurityReport =>
   checkPurity(file, { project, allowModules });
 
-/** The violations a corpus file expects: rule, line and column just after each /*!rule*\/ marker. */
+/**
+ * The violations a corpus file expects: rule, line and column just after each /*!rule*\/ marker.
+ */
 function expected(file: string): { rule: string; line: number; column: number }[] {
   const text = readFileSync(file, 'utf8');
   return [...text.matchAll(/\/\*!([a-z-]+)\*\//g)].map((m) => {

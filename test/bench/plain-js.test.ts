@@ -110,8 +110,8 @@ describe('plainMlpStep', () => {
     await step.run();
     const first = step.loss();
     // Weights of std 0.05, inputs in [0, 1): hidden pre-activations have std ≈ √(8/3)·0.05 ≈ 0.08,
-    // logits std ≈ √(16·0.0034)·0.05 ≈ 0.012, so each sample's loss is ln 4 ± ~0.02 and the
-    // batch mean within 0.05 (over 4 standard deviations); a summed, not averaged, loss reads 8·ln 4.
+    // logits std ≈ √(16·0.0034)·0.05 ≈ 0.012, so each sample's loss is ln 4 ± ~0.02 and the batch
+    // mean within 0.05 (over 4 standard deviations); a summed, not averaged, loss reads 8·ln 4.
     expect(Math.abs(first - Math.log(4))).toBeLessThan(0.05);
     for (let i = 0; i < 200; i++) await step.run();
     expect(step.loss()).toBeLessThan(first - 0.1);

@@ -1,5 +1,5 @@
-// Headless Debian Chromium with WebGPU on this machine's software adapters (DESIGN.md,
-// "Browsers"). playwright-core drives it; no browser is ever downloaded.
+// Headless Debian Chromium with WebGPU on this machine's software adapters (docs/architecture.md,
+// "WebGPU adapters"). playwright-core drives it; no browser is ever downloaded.
 import { chromium, type Browser } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';

@@ -16,7 +16,10 @@ import { servePage, type PageServer } from './serve-page.js';
  */
 const TOL = 1e-4;
 const TOL_SWIFTSHADER = 5e-3;
-/** The page compiles ~10 programs on three devices; a cold Vite transform of the sources is most of it. */
+/**
+ * The page compiles ~10 programs on three devices; a cold Vite transform of the sources is most of
+ * it.
+ */
 const MARKER_TIMEOUT_MS = 60_000;
 
 let server: PageServer;
@@ -51,6 +54,7 @@ async function loadReport(): Promise<{ report: PageReport; log: string[] }> {
   } catch (e) {
     throw new Error(
       `the page set no ${MARKER} marker within ${MARKER_TIMEOUT_MS} ms (${String(e)}); page log:\n${log.join('\n')}`,
+      { cause: e },
     );
   }
   const text = await page.textContent('#report');

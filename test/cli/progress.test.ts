@@ -98,7 +98,8 @@ describe('progress', () => {
       'ring  epoch 1/1 80% 8/10',
       'ring  epoch 1/1 100% 10/10',
     ]);
-    // Steps after the first arrive every 0.5 s: 2 steps/s, whatever the first step's 5 s of compiling.
+    // Steps after the first arrive every 0.5 s: 2 steps/s, whatever the first step's 5 s of
+    // compiling.
     expect(printed[0]).toMatch(/2\.0 steps\/s {2}ETA 0:03$/);
 
     const written: string[] = [];

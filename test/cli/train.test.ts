@@ -66,11 +66,13 @@ describe('grng train', () => {
     expect(after.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([
       1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
     ]);
-    // Three well-separated classes: RING reaches at least 90 % test accuracy in 12 steps (measured: 100 %).
+    // Three well-separated classes: RING reaches at least 90 % test accuracy in 12 steps (measured:
+    // 100 %).
     expect(after.filter((r) => r.kind === 'epoch').at(-1)?.testAccuracy).toBeGreaterThanOrEqual(
       0.9,
     );
-    // The plots cover the whole run: 12 steps in buckets of 1 (4 steps per epoch / 10, rounded up to 1).
+    // The plots cover the whole run: 12 steps in buckets of 1 (4 steps per epoch / 10, rounded up
+    // to 1).
     const loss = readFileSync(join(out, 'loss.svg'), 'utf8');
     expect(loss).toContain('train (batch mean)');
     expect(existsSync(join(out, 'accuracy.svg'))).toBe(true);

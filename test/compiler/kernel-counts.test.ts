@@ -99,7 +99,8 @@ describe('kernel counts', () => {
       { limits: DEFAULTS, inputs: layout },
     );
     expect(program.kernels).toHaveLength(1);
-    expect(program.kernels[0].segments).toHaveLength(5); // one segment (θ, m, v together) per parameter
+    // one segment (θ, m, v together) per parameter
+    expect(program.kernels[0].segments).toHaveLength(5);
     // Reads 5 input buffers and writes one results buffer: 6 bindings whatever the parameter count.
     expect(program.kernels[0].source.bindings).toHaveLength(6);
     // With every array in a buffer of its own, 21 inputs cannot be bound at once (limit 8): the
@@ -129,7 +130,8 @@ describe('kernel counts', () => {
         { limits: DEFAULTS, inputs: layout, maxMergedInvocations },
       );
     expect(compile().kernels).toHaveLength(1);
-    // vec4 invocations: 50,176 and 16,384 alone; the two 256 biases (one segment, 64), 10×256 (640) and 10 (3) together.
+    // vec4 invocations: 50,176 and 16,384 alone; the two 256 biases (one segment, 64), 10×256 (640)
+    // and 10 (3) together.
     const split = compile(4096).kernels.map((k) =>
       k.segments.map((s) => s.roots[0].shape.join('×')),
     );
@@ -187,7 +189,8 @@ describe('kernel counts', () => {
     const x = input('x', [4, 3]);
     const dw = grad((v: Tensor) => sum(relu(matmul(x, v))))(w);
     // Forward matmul with the relu-masked cotangent (a mul) as its epilogue, materialized because
-    // it is more than index arithmetic and the backward matmul would recompute it k times; then xᵀ · it.
+    // it is more than index arithmetic and the backward matmul would recompute it k times; then xᵀ
+    // · it.
     const program = kernels([dw]);
     const described = program.kernels.map((k) =>
       k.segments

@@ -61,7 +61,10 @@ function operands(layout: Layout, m: number, k: number, n: number, batch: number
   };
 }
 
-/** How each kernel's WGSL is recognized (storage declarations only: the scalars uniform is a vec4 array too). */
+/**
+ * How each kernel's WGSL is recognized (storage declarations only: the scalars uniform is a vec4
+ * array too).
+ */
 const kernelIs: Record<Layout, (wgsl: string) => boolean> = {
   rows: (k) => /var<storage[^;]*array<vec4<f32>>/.test(k) && !k.includes('dot('),
   dot: (k) => k.includes('dot('),
@@ -276,7 +279,8 @@ describe('matmul with a fused elementwise epilogue', () => {
     );
     expect(dispatches).toBe(1);
     const S = termSums(c, ['w', 'w'], [values[0], values[0]]);
-    // tanh: E plus 8·2^-23 (WGSL) and u (interpreter); ·0.1 (0.1 rounded, ≤ 0.1 of it) and the add round once each side, values ≤ 2.
+    // tanh: E plus 8·2^-23 (WGSL) and u (interpreter); ·0.1 (0.1 rounded, ≤ 0.1 of it) and the add
+    // round once each side, values ≤ 2.
     ref[0].forEach((r, i) =>
       expect(Math.abs(got[0][i] - r)).toBeLessThanOrEqual(
         0.1 * (2 * 20 * ULP * S[i] + 17 * ULP) + 8 * ULP,

@@ -109,7 +109,9 @@ interface Instance {
     readonly f: Fn;
     readonly frozen: readonly { readonly shape: readonly number[]; readonly value: Float64Array }[];
   };
-  /** Reaches the inputs only through derivative-free primitives: every derivative must be exactly 0. */
+  /**
+   * Reaches the inputs only through derivative-free primitives: every derivative must be exactly 0.
+   */
   readonly zero?: Fn;
 }
 
@@ -172,7 +174,10 @@ const pairCase =
     };
   };
 
-/** Comparison ops route through where(op(x, y), sin(2x), y·cos y): the branch taken must carry the derivative. */
+/**
+ * Comparison ops route through where(op(x, y), sin(2x), y·cos y): the branch taken must carry the
+ * derivative.
+ */
 const comparisonCase = (op: 'lt' | 'le' | 'gt' | 'ge'): Case =>
   pairCase(
     (x, y) => wsum(where(x[op](y), sin(x.mul(2)), y.mul(cos(y)))),
@@ -180,7 +185,10 @@ const comparisonCase = (op: 'lt' | 'le' | 'gt' | 'ge'): Case =>
     (x, y) => wsum(cast(x[op](y), 'f32')),
   );
 
-/** eq/ne need ties, so they compare floor(2x) with floor(2y) (ties are common, FD never crosses one). */
+/**
+ * eq/ne need ties, so they compare floor(2x) with floor(2y) (ties are common, FD never crosses
+ * one).
+ */
 const equalityCase = (op: 'eq' | 'ne'): Case =>
   pairCase(
     (x, y) => wsum(where(floor(x.mul(2))[op](floor(y.mul(2))), sin(x.mul(2)), y.mul(cos(y)))),
@@ -193,8 +201,8 @@ const equalityCase = (op: 'eq' | 'ne'): Case =>
   );
 
 /**
- * Bitwise ops on i32 have no derivative: they route through where(op(⌊8x⌋, ⌊8y⌋) > 0, sin 2x, y·cos y)
- * (the sign of the result picks the branch; ⌊8·⌋ keeps FD steps away from integer boundaries).
+ * Bitwise ops on i32 have no derivative: they route through where(op(⌊8x⌋, ⌊8y⌋) > 0, sin 2x, y·cos
+ * y) (the sign of the result picks the branch; ⌊8·⌋ keeps FD steps away from integer boundaries).
  */
 const bitwiseCase = (op: (a: Tensor, b: Tensor) => Tensor): Case => {
   const ints = (t: Tensor): Tensor => cast(floor(t.mul(8)), 'i32');
@@ -208,7 +216,9 @@ const bitwiseCase = (op: (a: Tensor, b: Tensor) => Tensor): Case => {
   );
 };
 
-/** A cast node f32 → f32 (the DSL's cast skips it as the identity, so emit the primitive itself). */
+/**
+ * A cast node f32 → f32 (the DSL's cast skips it as the identity, so emit the primitive itself).
+ */
 const castF32 = (x: Tensor): Tensor => new Tensor(builder.emit('cast', [x.node], { dtype: 'f32' }));
 
 // ---------------------------------------------------------------------------------------------
@@ -429,7 +439,8 @@ const cases: Record<Primitive, Case> = {
   reduceMax: (rng) => {
     const shape = randomShape(rng, 1, 3, 1, 4);
     const axes = randomAxes(rng, shape.length);
-    // Distinct values: a shuffled grid with jitter, every gap ≥ 1.2/n ≥ 0.018 — well away from ties.
+    // Distinct values: a shuffled grid with jitter, every gap ≥ 1.2/n ≥ 0.018 — well away from
+    // ties.
     const n = sizeOf(shape);
     const order = shuffle(rng, range(n));
     const x = Float64Array.from(order, (k) => ((k + 0.5 + 0.4 * (rng() - 0.5)) * 2) / n - 1);
@@ -516,7 +527,8 @@ function checkInstance(p: Primitive, inst: Instance, rng: () => number): void {
     `${label}: grad ${Array.from(g)} vs FD ${Array.from(gFd)}`,
   ).toBeLessThan(TOL);
 
-  // 2. Forward-over-reverse H·v vs central difference of the gradient along v (same FD error bound).
+  // 2. Forward-over-reverse H·v vs central difference of the gradient along v (same FD error
+  //    bound).
   const hvFd = centralDirectional(G, x, v, H);
   const hv = concat(hvpF(...inst.x, ...vs));
   expect(
@@ -712,10 +724,12 @@ describe('tie conventions of the non-smooth primitives', () => {
         const expected = Array.from(x, (xi, i) =>
           xi === best[groupOf(i)] ? w[groupOf(i)] / count[groupOf(i)] : 0,
         );
-        // w/count is one rounding in both; the library divides the weight-broadcast differently, so allow a few ulps.
+        // w/count is one rounding in both; the library divides the weight-broadcast differently, so
+        // allow a few ulps.
         expect(maxScaledError(g, expected)).toBeLessThan(1e-15 * 4);
         const ej = expected.reduce((s, e, i) => s + e * t[i], 0);
-        expect(Math.abs(jv[0] - ej)).toBeLessThan(1e-12); // different summation order: ≲ size·ε·Σ|terms|
+        // different summation order: ≲ size·ε·Σ|terms|
+        expect(Math.abs(jv[0] - ej)).toBeLessThan(1e-12);
       }),
       { numRuns: NUM_RUNS },
     );

@@ -132,7 +132,8 @@ describe('one-element inputs through the scalars uniform', () => {
         expect(plan.match(/var<storage/g)?.length).toBe(arrays + 1);
       }
 
-      // Two calls queued before either result is read: the second must not see the first's scalars, nor the first the second's.
+      // Two calls queued before either result is read: the second must not see the first's scalars,
+      // nor the first the second's.
       const runs = [1, 2].map((call) => shapes.map((s, i) => values(call * 100 + i, s, dtypes[i])));
       const pending = await Promise.all(
         runs.map((vals) =>

@@ -49,7 +49,9 @@ import {
 const KINK_MARGIN = 1e-3;
 /** Central-difference step (see the error budget above). */
 const H = 1e-5;
-/** Truncation tolerance of autodiff vs central differences, relative to max(1, |FD|) (see above). */
+/**
+ * Truncation tolerance of autodiff vs central differences, relative to max(1, |FD|) (see above).
+ */
 const FD_TOL = 1e-6;
 /** Rounding allowance of a central difference per unit of |f| (see above). */
 const ROUNDING = (ROUNDING_DEPTH * EPS) / H;
@@ -113,7 +115,8 @@ describe('autodiff on random programs (float64 interpreter)', () => {
           H,
         );
         const value = f(...xs)[0][0];
-        // Truncation ≲ 1e-8·max(1, |∂f|) plus rounding ∝ |f| (header); a wrong rule is off by far more.
+        // Truncation ≲ 1e-8·max(1, |∂f|) plus rounding ∝ |f| (header); a wrong rule is off by far
+        // more.
         expect(s.error(fdExcess(analytic, numeric, value, ROUNDING, FD_TOL))).toBeLessThanOrEqual(
           1,
         );
@@ -157,7 +160,8 @@ describe('autodiff on random programs (float64 interpreter)', () => {
           dot(v.map(Math.abs), ju.map(Math.abs)),
           dot(jtv.map(Math.abs), u.map(Math.abs)),
         );
-        // Both sides are autodiff and equal in exact arithmetic: only float64 rounding separates them.
+        // Both sides are autodiff and equal in exact arithmetic: only float64 rounding separates
+        // them.
         expect(s.error(Math.abs(lhs - rhs) / scale)).toBeLessThan(EXACT_TOL);
       }),
       { numRuns: NUM_RUNS },

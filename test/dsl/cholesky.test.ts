@@ -95,7 +95,8 @@ describe('cholesky, solveTriangular, choleskySolve', () => {
       ]),
     );
     const lt = Float64Array.from({ length: d * d }, (_, i) => lv[(i % d) * d + Math.floor(i / d)]);
-    // Backward stable substitution: residual ≤ c·d·ε‖L‖‖X‖; ‖L‖‖X‖ ≤ κ(L)‖B‖ with κ(L) = √κ(A) ≤ 30: 1e-13·‖B‖.
+    // Backward stable substitution: residual ≤ c·d·ε‖L‖‖X‖; ‖L‖‖X‖ ≤ κ(L)‖B‖ with κ(L) = √κ(A) ≤
+    // 30: 1e-13·‖B‖.
     expect(norm(matmulRows(lv, x, d, d, 2).map((v, i) => v - b[i]))).toBeLessThanOrEqual(
       1e-13 * norm(b),
     );

@@ -376,7 +376,8 @@ describe('activations', () => {
     const got = run((t) => sigmoid(t), [f32(4)], xs);
     const expected = Array.from(xs, sigmoidRef);
     const relErr = Math.max(...Array.from(got, (g, i) => Math.abs(g - expected[i]) / expected[i]));
-    // Relative error budget: a few ulps (1e-15) for a well-conditioned evaluation; 1e-12 is generous.
+    // Relative error budget: a few ulps (1e-15) for a well-conditioned evaluation; 1e-12 is
+    // generous.
     expect(relErr).toBeLessThan(1e-12);
     expect(Array.from(run((t) => sigmoid(t).log(), [f32(4)], xs)).every(Number.isFinite)).toBe(
       true,

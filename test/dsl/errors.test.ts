@@ -1,7 +1,7 @@
 // Every error a user can cause is a GrngError whose message names the op, the shapes involved
-// (printed the way users write them, `[2, 3]`) and says what to do (DESIGN.md, Public API).
-// Each case below asserts all three; a raw TypeError or a message that leaves one out is a
-// library bug, and its test is kept failing until the library is fixed.
+// (printed the way users write them, `[2, 3]`) and says what to do (docs/architecture.md,
+// Conventions). Each case below asserts all three; a raw TypeError or a message that leaves one out
+// is a library bug, and its test is kept failing until the library is fixed.
 import { describe, expect, test } from 'vitest';
 import {
   add,
@@ -44,7 +44,8 @@ interface Expected {
 }
 
 function check(error: unknown, { op, mentions = [], hint }: Expected): void {
-  // A raw TypeError (or anything else) is reported with its own message, so the failure says what leaked.
+  // A raw TypeError (or anything else) is reported with its own message, so the failure says what
+  // leaked.
   if (!(error instanceof GrngError)) {
     throw new Error(
       `expected a GrngError from ${op}, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
@@ -412,7 +413,8 @@ describe('running', () => {
     const device = await createDevice({ kind: 'cpu' });
     const f = jit((x: Tensor, y: Tensor) => add(x, y), { device });
     const call = f as unknown as (x: unknown) => Promise<unknown>;
-    // A helpful message names jit (not an op deep inside the trace), the shape of what was given, and the arity.
+    // A helpful message names jit (not an op deep inside the trace), the shape of what was given,
+    // and the arity.
     await expectGrngRejection(
       () =>
         call(

@@ -256,7 +256,8 @@ describe('Threefry-2x32 and the i32 primitives', () => {
   test('bitwise ops broadcast numbers as i32 and reject f32 operands', () => {
     const [r] = evaluate([bitXor(full([2], 5, 'i32'), 0x9e3779b9)]);
     expect(Array.from(r)).toEqual([5 ^ 0x9e3779b9, 5 ^ 0x9e3779b9]);
-    // i32 constants hold their 32-bit pattern in the interpreter, as WGSL literals and Int32Array do.
+    // i32 constants hold their 32-bit pattern in the interpreter, as WGSL literals and Int32Array
+    // do.
     expect(
       Array.from(
         evaluate([full([2], 0x9e3779b9, 'i32'), full([1], 2 ** 32 + 5, 'i32')]).flatMap((v) =>
@@ -378,7 +379,8 @@ describe('statistics (float64 interpreter, fixed keys, 5-standard-error bounds)'
   test('uniform: range, mean, variance, 100-bin chi-square and per-bin counts; every bit of randomBits is fair', () => {
     const [u, bits] = evaluate([uniform(KEY, [N]), randomBits(KEY, [N])]);
     expect(u.every((v) => v >= 0 && v < 1)).toBe(true);
-    // Mean ½ with SE √(1/12/n) ≈ 9.1e-4; variance 1/12 with SE √(Var((u−½)²)/n) = √(1/180/n) ≈ 2.4e-4.
+    // Mean ½ with SE √(1/12/n) ≈ 9.1e-4; variance 1/12 with SE √(Var((u−½)²)/n) = √(1/180/n) ≈
+    // 2.4e-4.
     const mean = meanOf(u);
     const variance = varianceOf(u);
     expect(Math.abs(mean - 0.5)).toBeLessThan(5 * Math.sqrt(1 / 12 / N));
@@ -438,7 +440,8 @@ describe('statistics (float64 interpreter, fixed keys, 5-standard-error bounds)'
     const names = Object.keys(keys);
     const n = 50_000;
     const streams = evaluate(names.map((k) => uniform(keys[k], [n])));
-    // Every pair (15 of them): |ρ| < 5/√n ≈ 0.022 (each would fail with probability 6e-7 if independent).
+    // Every pair (15 of them): |ρ| < 5/√n ≈ 0.022 (each would fail with probability 6e-7 if
+    // independent).
     let worst = 0;
     names.forEach((a, i) =>
       names.slice(i + 1).forEach((b, d) => {
@@ -467,7 +470,8 @@ describe('statistics (float64 interpreter, fixed keys, 5-standard-error bounds)'
       bernoulli(foldIn(KEY, 2), 0.3, [N]),
       randint(foldIn(KEY, 3), [N], -5, 7),
     ]);
-    // Normal: mean 0 ± 5/√n; variance 1 ± 5·√(2/n) (Var(z²) = 2); P(|z| > 1.96) = 0.05 ± 5·√(0.05·0.95/n).
+    // Normal: mean 0 ± 5/√n; variance 1 ± 5·√(2/n) (Var(z²) = 2); P(|z| > 1.96) = 0.05 ±
+    // 5·√(0.05·0.95/n).
     expect(Math.abs(meanOf(z))).toBeLessThan(5 / Math.sqrt(N));
     expect(Math.abs(varianceOf(z) - 1)).toBeLessThan(5 * Math.sqrt(2 / N));
     const tails = z.filter((v) => Math.abs(v) > 1.959964).length / N;
@@ -500,7 +504,8 @@ describe('statistics (float64 interpreter, fixed keys, 5-standard-error bounds)'
   });
 
   test('categorical frequencies match softmax(logits) on the interpreter and on WebGPU; masked classes never come up', async () => {
-    // Two groups of rows with their own logits ([2, B, C], classes on the last axis); −∞ masks a class.
+    // Two groups of rows with their own logits ([2, B, C], classes on the last axis); −∞ masks a
+    // class.
     const B = 10_000;
     const logits = [
       [2, 0.5, -1, 0, 1.2, -Infinity],
@@ -530,7 +535,8 @@ describe('statistics (float64 interpreter, fixed keys, 5-standard-error bounds)'
         const m = Math.max(...row);
         const z = row.reduce((s, v) => s + Math.exp(v - m), 0);
         const counts = new Array<number>(C).fill(0);
-        for (let i = 0; i < B; i++) counts[got[g * B + i]]++; // an out-of-range label makes a NaN count below
+        // an out-of-range label makes a NaN count below
+        for (let i = 0; i < B; i++) counts[got[g * B + i]]++;
         row.forEach((v, c) => {
           const p = Math.exp(v - m) / z;
           // Each class count is Binomial(B, p): frequency within 5·√(p(1−p)/B) (≤ 0.025) of p.

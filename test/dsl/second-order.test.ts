@@ -33,7 +33,9 @@ import {
 const KINK_MARGIN = 1e-3;
 /** Central-difference step for first differences (see the header). */
 const H = 1e-5;
-/** Truncation tolerance of autodiff vs first central differences, relative to max(1, |FD|) (header). */
+/**
+ * Truncation tolerance of autodiff vs first central differences, relative to max(1, |FD|) (header).
+ */
 const FD_TOL = 1e-6;
 /** Rounding allowance of a central difference per unit of the differenced value (header). */
 const ROUNDING = (ROUNDING_DEPTH * EPS) / H;
@@ -50,7 +52,10 @@ const NUM_RUNS = 100;
 
 const track = propertyStatsTracker();
 
-/** x ↦ ∇f(x) as a flat vector, by reverse mode (checked against central differences in autodiff-random.test.ts). */
+/**
+ * x ↦ ∇f(x) as a flat vector, by reverse mode (checked against central differences in
+ * autodiff-random.test.ts).
+ */
 function gradientOf(p: Program): (flat: Float64Array) => Float64Array {
   const g = hostFunction((...t) => grad((xs: Tensor[]) => p.scalar(xs))(t), specsOf(p.shapes));
   return (flat) => concatAll(g(...splitAs(flat, p.inputSizes)));
@@ -197,7 +202,8 @@ describe('higher-order autodiff on random programs (float64 interpreter)', () =>
         const us = p.randomVectors(p.inputSizes, 3);
         const ws = p.randomVectors(p.inputSizes, 4);
         const f = (t: Tensor[]) => p.scalar(t);
-        // ψ(x) = Σ_i <w_i, (H(x)u)_i> = D³f(x)[u, w, ·] contracted twice; its gradient is third order.
+        // ψ(x) = Σ_i <w_i, (H(x)u)_i> = D³f(x)[u, w, ·] contracted twice; its gradient is third
+        // order.
         const psi = (x: Tensor[], u: Tensor[], w: Tensor[]) =>
           hvp(f)(x, u)
             .map((h, i) => sum(mul(h, w[i])))

@@ -106,7 +106,7 @@ describe('grad and argnums', () => {
   });
 
   test('the gradient of an argument f does not use is zero', () => {
-    const g = grad((a: Tensor, b: Tensor) => sum(exp(a)), 1)(x, y);
+    const g = grad((a: Tensor, _b: Tensor) => sum(exp(a)), 1)(x, y);
     expect(Array.from(value(g, env))).toEqual([0, 0, 0]);
   });
 });
@@ -351,7 +351,8 @@ describe('closures and nesting', () => {
     const inner = (x: Tensor) => grad((y: Tensor) => mul(y, exp(x)))(exp(x));
     expectClose(value(inner(x0), env), [Math.exp(1.7)]);
     expectClose(value(grad(inner)(x0), env), [Math.exp(1.7)]);
-    // The same with the argument itself: d/dy [ y · x ] at y = x is x (not 2x); its x-derivative is 1.
+    // The same with the argument itself: d/dy [ y · x ] at y = x is x (not 2x); its x-derivative is
+    // 1.
     const self = (x: Tensor) => grad((y: Tensor) => mul(y, x))(x);
     expectClose(value(self(x0), env), [1.7]);
     expectClose(value(grad(self)(x0), env), [1]);
@@ -407,7 +408,8 @@ describe('checkGradient (grng/testing)', () => {
   });
 
   test('throws a GrngError naming the element for a function whose derivative is wrong', async () => {
-    // stopGradient(g(x)) has g's value but zero gradient, so autodiff and finite differences disagree.
+    // stopGradient(g(x)) has g's value but zero gradient, so autodiff and finite differences
+    // disagree.
     const wrong = (x: Tensor) => sum(stopGradient(square(x)));
     const x = array([0.5, -1.5, 2]);
     const err = await checkGradient(wrong, [x]).then(
@@ -418,7 +420,8 @@ describe('checkGradient (grng/testing)', () => {
     const message = (err as GrngError).message;
     const m = /^checkGradient: element 0: autodiff (\S+) vs finite difference (\S+) /.exec(message);
     expect(m, message).not.toBeNull();
-    // autodiff is exactly 0; the central difference of x² at 0.5 is 2·0.5 = 1 up to rounding ε·|f|/h ≈ 1e-11.
+    // autodiff is exactly 0; the central difference of x² at 0.5 is 2·0.5 = 1 up to rounding
+    // ε·|f|/h ≈ 1e-11.
     expect(Number(m?.[1])).toBe(0);
     expect(Math.abs(Number(m?.[2]) - 1)).toBeLessThan(1e-8);
     expect(message).toMatch(/check the function's derivative/);

@@ -1,4 +1,5 @@
-// nn: dense/mlp/lora models, their seeded initialisation, and the curvature taps dense layers record.
+// nn: dense/mlp/lora models, their seeded initialisation, and the curvature taps dense layers
+// record.
 import { describe, expect, test } from 'vitest';
 import {
   array,
@@ -13,7 +14,7 @@ import {
   type DeviceArray,
   type Tensor,
 } from '../../index.js';
-import { HostArray } from '../../core/host-array.js';
+import type { HostArray } from '../../core/host-array.js';
 import { prng, uniform } from '../support/random.js';
 
 const cpu = await createDevice({ kind: 'cpu' });
@@ -68,8 +69,9 @@ describe('nn.dense and nn.mlp', () => {
 
 describe('curvature taps', () => {
   test('dense records a (with a ones column for the bias) and the probe gradient is the per-sample g / B', async () => {
-    // Softmax regression, B = 4, 3 features, 3 classes: g_n = softmax(s_n) − onehot(y_n) (spec §2),
-    // and ∂L/∂s_n = g_n / B for the mean loss. Reference in plain float64 loops.
+    // Softmax regression, B = 4, 3 features, 3 classes: g_n = softmax(s_n) − onehot(y_n)
+    // (docs/algorithms.md §2), and ∂L/∂s_n = g_n / B for the mean loss. Reference in plain float64
+    // loops.
     const B = 4;
     const rng = prng(5);
     const x = uniform(rng, B * 3);

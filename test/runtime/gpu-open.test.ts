@@ -1,5 +1,5 @@
-// Opening WebGPU adapters: the default one, both software paths of DESIGN.md (llvmpipe in
-// compatibility mode, SwiftShader in core mode), a real dispatch on each, and the messages a
+// Opening WebGPU adapters: the default one, both software paths of docs/architecture.md (llvmpipe
+// in compatibility mode, SwiftShader in core mode), a real dispatch on each, and the messages a
 // user sees. Dawn writes warnings to stderr; nothing here reads stderr.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatAdapter, formatFailure, KEY_LIMITS, type DoctorInfo } from '../../cli/doctor.js';

@@ -8,6 +8,8 @@
 // sequential Math.fround-accumulated reference must match bit for bit.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type {
+  Tensor} from '../../index.js';
 import {
   abs,
   add,
@@ -39,7 +41,6 @@ import {
   slice,
   sub,
   sum,
-  Tensor,
   transpose,
   where,
   type DeviceArray,
@@ -455,7 +456,8 @@ describe('casts', () => {
       (t) => [cast(t, 'bool'), ne(t, 0)],
       [{ shape: [xs.length] }],
     )(Float64Array.from(xs));
-    expect(plain(b)).toEqual(xs.map((x) => (x !== 0 ? 1 : 0))); // IEEE: NaN ≠ 0 is true (so in WGSL: bool(e) is e != 0)
+    // IEEE: NaN ≠ 0 is true (so in WGSL: bool(e) is e != 0)
+    expect(plain(b)).toEqual(xs.map((x) => (x !== 0 ? 1 : 0)));
     expect(plain(b)).toEqual(plain(n));
   });
 
@@ -490,7 +492,10 @@ describe('i32 arithmetic wraps like WGSL', () => {
     fc.constantFrom(-(2 ** 31), 2 ** 31 - 1, -1, 0, 1, 2, -2, 65536),
   );
   const wrap = (v: bigint): number => Number(BigInt.asIntN(32, v));
-  /** WGSL: e1 / e2 truncates; when e2 is 0, or e1 is the most negative value and e2 is −1, the result is e1. */
+  /**
+   * WGSL: e1 / e2 truncates; when e2 is 0, or e1 is the most negative value and e2 is −1, the
+   * result is e1.
+   */
   const wgslDiv = (a: number, b: number): number => (b === 0 ? a : wrap(BigInt(a) / BigInt(b)));
 
   it('add, sub, mul, div, neg, abs, max, min vs BigInt references', () => {
@@ -768,9 +773,11 @@ describe('jit on the CPU device', () => {
     expect(traces).toBe(1);
     expect(await read(f(array([1, 2, 3, 4]), { s: array([1]) }))).toBe(11); // new shape
     expect(traces).toBe(2);
-    expect(await read(f(array([1, 2, 3]), { s: array(Int32Array.of(5)) }))).toBe(11); // new dtype (i32)
+    // new dtype (i32)
+    expect(await read(f(array([1, 2, 3]), { s: array(Int32Array.of(5)) }))).toBe(11);
     expect(traces).toBe(3);
-    expect(await read(f(array([1, 2, 3]), { s: array([1]) }))).toBe(7); // back to the first: still cached
+    // back to the first: still cached
+    expect(await read(f(array([1, 2, 3]), { s: array([1]) }))).toBe(7);
     expect(await read(f(array([[1, 2, 3]]), { s: array([1]) }))).toBe(7); // rank 2: new signature
     expect(traces).toBe(4);
     expect(await read(f(2, { s: array([1]) }))).toBe(3); // a number is an f32 scalar

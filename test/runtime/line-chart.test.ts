@@ -48,7 +48,10 @@ const legend = (svg: string): string[] =>
   [...svg.matchAll(/<g class="legend-entry">[\s\S]*?<text[^>]*>([^<]*)<\/text><\/g>/g)].map(
     (m) => m[1],
   );
-/** NaN/Infinity/undefined in an attribute or as a whole label (series names may legitimately say "NaN"). */
+/**
+ * NaN/Infinity/undefined in an attribute or as a whole label (series names may legitimately say
+ * "NaN").
+ */
 const BAD_NUMBER = /="[^"]*(NaN|Infinity|undefined)|>-?(NaN|Infinity|undefined)</;
 const ticks = (svg: string, axis: 'x' | 'y'): string[] =>
   [...svg.matchAll(new RegExp(`<text class="${axis}-tick"[^>]*>([^<]*)</text>`, 'g'))].map(
@@ -69,7 +72,9 @@ function expectInside(svg: string): void {
     expect(y).toBeLessThanOrEqual(a.y1 + 0.01);
   }
 }
-/** Ticks are k·step with one step of 1, 2 or 5 × 10^e, and each label is its number's short form. */
+/**
+ * Ticks are k·step with one step of 1, 2 or 5 × 10^e, and each label is its number's short form.
+ */
 function expectNiceTicks(labels: readonly string[]): void {
   const values = labels.map(Number);
   expect(values.every(Number.isFinite)).toBe(true);
@@ -454,7 +459,8 @@ describe('lineChart ticks', () => {
             expect(labels.length).toBeGreaterThanOrEqual(4);
             expect(labels.length).toBeLessThanOrEqual(8);
             expectNiceTicks(labels);
-            // Up to a millionth of a step: the axis may round a hair inside the data (an invisible fraction of a pixel).
+            // Up to a millionth of a step: the axis may round a hair inside the data (an invisible
+            // fraction of a pixel).
             const step = Number(labels[1]) - Number(labels[0]);
             expect(Number(labels[0])).toBeLessThanOrEqual(lo + 1e-6 * step);
             expect(Number(labels[labels.length - 1])).toBeGreaterThanOrEqual(

@@ -23,7 +23,7 @@ import {
   type Tensor,
 } from '../../index.js';
 import { compileProgram, type Program } from '../../compiler/program.js';
-import { GpuArray } from '../../runtime/webgpu-device.js';
+import type { GpuArray } from '../../runtime/webgpu-device.js';
 import { gpuDevice } from '../support/gpu.js';
 import { programArb } from '../support/programs.js';
 import { prng, uniform } from '../support/random.js';

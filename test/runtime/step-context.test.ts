@@ -94,7 +94,8 @@ describe('curvature context of a training step', () => {
       );
       const e = s.map((v) => Math.exp(v - Math.max(...s)));
       const z = e.reduce((u, v) => u + v, 0);
-      return e.map((v, o) => v / z - (labels[n] === o ? 1 : 0)); // per sample, not divided by B (spec §2)
+      // per sample, not divided by B (docs/algorithms.md §2)
+      return e.map((v, o) => v / z - (labels[n] === o ? 1 : 0));
     });
     const second = (rows: number[][], d: number) =>
       Array.from(

@@ -16,7 +16,7 @@ import {
   type DeviceArray,
   type Tensor,
 } from '../../index.js';
-import { GpuArray } from '../../runtime/webgpu-device.js';
+import type { GpuArray } from '../../runtime/webgpu-device.js';
 import { gpuDevice } from '../support/gpu.js';
 
 describe('jit on WebGPU', () => {

@@ -6,7 +6,8 @@ const opened = new Map<string, Promise<WebGpuDevice>>();
 
 /**
  * The default WebGPU device (llvmpipe in compatibility mode on machines without a GPU), or
- * SwiftShader (core feature level) — the second software adapter of DESIGN.md.
+ * SwiftShader (core feature level) — the second software adapter (docs/architecture.md, WebGPU
+ * adapters).
  */
 export function gpuDevice(backend: 'auto' | 'swiftshader' = 'auto'): Promise<WebGpuDevice> {
   let device = opened.get(backend);

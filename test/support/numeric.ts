@@ -44,7 +44,10 @@ export function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-/** Largest |a − b| relative to a scale that is at least 1 (absolute near zero, relative for large values). */
+/**
+ * Largest |a − b| relative to a scale that is at least 1 (absolute near zero, relative for large
+ * values).
+ */
 export function maxScaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++)

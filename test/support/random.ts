@@ -1,9 +1,13 @@
 import fc from 'fast-check';
 import { seededUniform } from '../../dsl/nn/init.js';
 
-// Deterministic uniform numbers for test data (fast-check picks the seed, so it shrinks and replays).
+// Deterministic uniform numbers for test data (fast-check picks the seed, so it shrinks and
+// replays).
 
-/** mulberry32: a small, well-mixed 32-bit PRNG returning floats in [0, 1) (the library's seeded stream). */
+/**
+ * mulberry32: a small, well-mixed 32-bit PRNG returning floats in [0, 1) (the library's seeded
+ * stream).
+ */
 export const prng = (seed: number): (() => number) => seededUniform(seed >>> 0);
 
 export function uniform(rng: () => number, n: number, lo = -1, hi = 1): Float64Array {
@@ -39,5 +43,8 @@ export const shuffle = <T>(rng: () => number, xs: readonly T[]): T[] => {
 
 export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
-/** Values as a plain array with −0 as +0, for exact comparisons where the sign of zero is immaterial. */
+/**
+ * Values as a plain array with −0 as +0, for exact comparisons where the sign of zero is
+ * immaterial.
+ */
 export const plain = (xs: ArrayLike<number>): number[] => Array.from(xs, (v) => v + 0);

@@ -1,7 +1,10 @@
 import { expect } from 'vitest';
 import { GrngError } from '../../index.js';
 
-/** The GrngError `run` rejects with (fails the test when it resolves instead, or throws something else). */
+/**
+ * The GrngError `run` rejects with (fails the test when it resolves instead, or throws something
+ * else).
+ */
 export async function grngRejection(run: Promise<unknown>): Promise<GrngError> {
   const error = await run.then(
     () => undefined,

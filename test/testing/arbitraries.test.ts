@@ -5,7 +5,10 @@ import { describe, expect, test } from 'vitest';
 import { batch, paramShapes, paramTree, spdMatrix, treeOfLeaves } from '../../testing.js';
 import { mat, symmetricEigen } from '../curvature/reference.js';
 
-/** Eigenvalues of a symmetric n×n matrix (row-major), by the float64 Jacobi solver of the curvature references. */
+/**
+ * Eigenvalues of a symmetric n×n matrix (row-major), by the float64 Jacobi solver of the curvature
+ * references.
+ */
 const symmetricEigenvalues = (a: Float64Array, n: number): number[] =>
   Array.from(symmetricEigen(mat(n, n, a)).values);
 
@@ -24,11 +27,12 @@ describe('spdMatrix', () => {
         ),
         ({ n, conditionMax, scale, a }) => {
           for (let i = 0; i < n; i++)
-            for (let j = 0; j < n; j++) expect(a[i * n + j]).toBe(a[j * n + i]); // mirrored: exactly symmetric
+            // mirrored: exactly symmetric
+            for (let j = 0; j < n; j++) expect(a[i * n + j]).toBe(a[j * n + i]);
           const eig = symmetricEigenvalues(a, n);
           const [lo, hi] = [Math.min(...eig), Math.max(...eig)];
-          // Eigenvalues lie in [scale, scale·κ]; Q is orthogonal to ~n·ε, so they move by ~1e-15·κ·scale
-          // (1e-12 relative leaves room for the Jacobi sweep's own rounding).
+          // Eigenvalues lie in [scale, scale·κ]; Q is orthogonal to ~n·ε, so they move by
+          // ~1e-15·κ·scale (1e-12 relative leaves room for the Jacobi sweep's own rounding).
           expect(lo).toBeGreaterThanOrEqual(scale * (1 - 1e-12));
           expect(hi).toBeLessThanOrEqual(scale * conditionMax * (1 + 1e-12));
           expect(hi / lo).toBeLessThanOrEqual(conditionMax * (1 + 1e-12));
@@ -78,8 +82,8 @@ describe('parameter arbitraries', () => {
           expect(v.length).toBe(shapes[k].reduce((a, b) => a * b, 1));
           v.forEach((x) => expect(Math.abs(x)).toBeLessThanOrEqual(3));
         });
-        // Same arrangement of the leaf indices: flattened (as flattenTree: arrays by index, objects by
-        // sorted key) they come back in order.
+        // Same arrangement of the leaf indices: flattened (as flattenTree: arrays by index, objects
+        // by sorted key) they come back in order.
         const flat: number[] = [];
         const walk = (node: unknown): void => {
           if (typeof node === 'number') flat.push(node);

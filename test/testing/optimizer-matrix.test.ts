@@ -67,7 +67,10 @@ const growing = defineOptimizer({
   }),
 });
 
-/** Gradient descent that bakes lr into the program (ctx.settings) instead of reading the runtime value. */
+/**
+ * Gradient descent that bakes lr into the program (ctx.settings) instead of reading the runtime
+ * value.
+ */
 const baked = defineOptimizer({
   name: 'baked',
   hyper: { lr: 0.1 },

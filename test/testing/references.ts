@@ -1,5 +1,5 @@
 // Float64 references as a user of grng/testing writes them: plain loops over the parameter
-// leaves, straight from grng-spec.md §6.1–6.3 and from the Lion paper (Chen et al. 2023,
+// leaves, straight from docs/algorithms.md §6.1–6.3 and from the Lion paper (Chen et al. 2023,
 // Algorithm 2), with nothing from dsl/ or optimizers/. Deliberately wrong variants sit beside
 // them, for the tests that checkOptimizer finds mistakes.
 import type { ReferenceStep } from '../../testing.js';
@@ -22,7 +22,10 @@ export type AdamHyper = {
 };
 export type LionHyper = { lr: number; beta1: number; beta2: number; weightDecay: number };
 
-/** Applies `f` to element i of every leaf, for all leaves and elements; f returns one value per output list. */
+/**
+ * Applies `f` to element i of every leaf, for all leaves and elements; f returns one value per
+ * output list.
+ */
 function elementwise(
   leaves: Leaves,
   outputs: number,

@@ -34,7 +34,9 @@ export interface Case {
   run(device: Device): Promise<CaseRun>;
 }
 
-/** Deterministic uniform values (a 32-bit LCG), so both devices and every run see the same inputs. */
+/**
+ * Deterministic uniform values (a 32-bit LCG), so both devices and every run see the same inputs.
+ */
 function uniform(seed: number, n: number, lo: number, hi: number): Float64Array {
   let s = seed >>> 0;
   return Float64Array.from({ length: n }, () => {
