@@ -284,7 +284,7 @@ export function compileOptimizerPlans<H extends HyperDefaults, S>(
       plan: traceStep((period, work, otherwise) => (due.includes(period) ? work() : otherwise())),
     });
   }
-  const hyper = settings as unknown as Record<string, number | boolean | string>;
+  const hyper = settings as Record<string, number | boolean | string>;
   return {
     format: MANIFEST_FORMAT,
     kind: train === undefined ? 'optimizer' : 'train-step',

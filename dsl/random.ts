@@ -177,7 +177,7 @@ export function foldIn(key: Key, data: number | Tensor): Key {
 /** 32 random bits per element of `shape`, as i32 (both Threefry words xor'ed, as JAX does). */
 export function randomBits<const S extends Shape>(key: Key, shape: S): Tensor<[...S]> {
   const [w0, w1] = words('randomBits', key, shape, BITS);
-  return bitXor(w0, w1) as unknown as Tensor<[...S]>;
+  return bitXor(w0, w1) as Tensor<[...S]>;
 }
 
 /**
@@ -203,9 +203,9 @@ export function uniform<const S extends Shape>(key: Key, shape: S, lo = 0, hi = 
   if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo < hi))
     throw new GrngError('uniform', `needs finite lo < hi, got [${lo}, ${hi})`);
   const u = unit(randomBits(key, shape));
-  if (lo === 0 && hi === 1) return u as unknown as Tensor<[...S]>;
+  if (lo === 0 && hi === 1) return u as Tensor<[...S]>;
   const [l, h] = [Math.fround(lo), Math.fround(hi)];
-  return add(mul(u, Math.fround(h - l)), l) as unknown as Tensor<[...S]>;
+  return add(mul(u, Math.fround(h - l)), l) as Tensor<[...S]>;
 }
 
 /**
@@ -222,7 +222,7 @@ export function normal<const S extends Shape>(key: Key, shape: S): Tensor<[...S]
   // near 1.
   const r = sqrt(maximum(mul(log(openUnit(w0)), -2), 0));
   const theta = mul(sub(mul(openUnit(w1), 2), 1), Math.PI);
-  return mul(r, cos(theta)) as unknown as Tensor<[...S]>;
+  return mul(r, cos(theta)) as Tensor<[...S]>;
 }
 
 /**
@@ -230,7 +230,7 @@ export function normal<const S extends Shape>(key: Key, shape: S): Tensor<[...S]
  * device (Hutchinson probes).
  */
 export function rademacher<const S extends Shape>(key: Key, shape: S): Tensor<[...S]> {
-  return where(ge(randomBits(key, shape), 0), 1, -1) as unknown as Tensor<[...S]>;
+  return where(ge(randomBits(key, shape), 0), 1, -1) as Tensor<[...S]>;
 }
 
 /**
@@ -277,7 +277,7 @@ export function randint<const S extends Shape>(
   const span = hi - lo;
   const x = shiftRight(randomBits(key, shape), 1); // 31 bits: non-negative, so i32 division floors
   const r = sub(x, mul(x.div(span), span));
-  return add(r, lo) as unknown as Tensor<[...S]>;
+  return add(r, lo) as Tensor<[...S]>;
 }
 
 /**

@@ -28,7 +28,7 @@ export class Tensor<out S extends Shape = Shape> {
   }
 
   get shape(): S {
-    return this.node.shape as unknown as S;
+    return this.node.shape as S;
   }
   get dtype(): DType {
     return this.node.dtype;
@@ -47,43 +47,43 @@ export class Tensor<out S extends Shape = Shape> {
     this: Tensor<T>,
     y: (Tensor<B> & BroadcastCheck<T, B>) | number,
   ): Tensor<Broadcast<T, B>> {
-    return ew.binary('add', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
+    return ew.binary('add', this, y as Operand) as Tensor<Broadcast<T, B>>;
   }
   sub<T extends Shape, B extends Shape = readonly []>(
     this: Tensor<T>,
     y: (Tensor<B> & BroadcastCheck<T, B>) | number,
   ): Tensor<Broadcast<T, B>> {
-    return ew.binary('sub', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
+    return ew.binary('sub', this, y as Operand) as Tensor<Broadcast<T, B>>;
   }
   mul<T extends Shape, B extends Shape = readonly []>(
     this: Tensor<T>,
     y: (Tensor<B> & BroadcastCheck<T, B>) | number,
   ): Tensor<Broadcast<T, B>> {
-    return ew.binary('mul', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
+    return ew.binary('mul', this, y as Operand) as Tensor<Broadcast<T, B>>;
   }
   div<T extends Shape, B extends Shape = readonly []>(
     this: Tensor<T>,
     y: (Tensor<B> & BroadcastCheck<T, B>) | number,
   ): Tensor<Broadcast<T, B>> {
-    return ew.binary('div', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
+    return ew.binary('div', this, y as Operand) as Tensor<Broadcast<T, B>>;
   }
   pow<T extends Shape, B extends Shape = readonly []>(
     this: Tensor<T>,
     y: (Tensor<B> & BroadcastCheck<T, B>) | number,
   ): Tensor<Broadcast<T, B>> {
-    return ew.binary('pow', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
+    return ew.binary('pow', this, y as Operand) as Tensor<Broadcast<T, B>>;
   }
   maximum<T extends Shape, B extends Shape = readonly []>(
     this: Tensor<T>,
     y: (Tensor<B> & BroadcastCheck<T, B>) | number,
   ): Tensor<Broadcast<T, B>> {
-    return ew.binary('max', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
+    return ew.binary('max', this, y as Operand) as Tensor<Broadcast<T, B>>;
   }
   minimum<T extends Shape, B extends Shape = readonly []>(
     this: Tensor<T>,
     y: (Tensor<B> & BroadcastCheck<T, B>) | number,
   ): Tensor<Broadcast<T, B>> {
-    return ew.binary('min', this, y as Operand) as unknown as Tensor<Broadcast<T, B>>;
+    return ew.binary('min', this, y as Operand) as Tensor<Broadcast<T, B>>;
   }
   lt(y: Operand): Tensor {
     return ew.lt(this, y);
@@ -160,7 +160,7 @@ export class Tensor<out S extends Shape = Shape> {
     this: Tensor<T>,
     b: Tensor<B> & MatmulCheck<T, B>,
   ): Tensor<MatmulShape<T, B>> {
-    return la.matmulAny(this, b) as unknown as Tensor<MatmulShape<T, B>>;
+    return la.matmulAny(this, b) as Tensor<MatmulShape<T, B>>;
   }
   reshape<const T extends Shape>(shape: T): Tensor<[...T]> {
     return mv.reshape(this, shape);

@@ -259,7 +259,7 @@ export function jvp<A extends readonly TensorTree[], R extends TensorTree>(
  * jvp of grad(f) at x along v. `x` and `v` are trees of the same structure.
  */
 export function hvp<T extends TensorTree>(f: (x: T) => Tensor): (x: T, v: T) => T {
-  const gradient = grad(f as unknown as Fn<[TensorTree]>) as (x: TensorTree) => TensorTree;
+  const gradient = grad(f as Fn<[TensorTree]>) as (x: TensorTree) => TensorTree;
   return (x, v) => {
     const xs = flattenTree('hvp', x, isTensor, 'a Tensor').leaves;
     const vs = flattenTree('hvp', v, isTensor, 'a Tensor').leaves;

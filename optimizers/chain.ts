@@ -91,8 +91,8 @@ export interface ChainPart {
 export function chain(
   ...parts: readonly ChainPart[]
 ): Optimizer<HyperDefaults, Record<string, unknown>> {
-  const optimizer = parts[parts.length - 1] as unknown as Optimizer<HyperDefaults, unknown>;
-  const transforms = parts.slice(0, -1) as unknown as Transform<HyperDefaults, unknown>[];
+  const optimizer = parts[parts.length - 1] as Optimizer<HyperDefaults, unknown>;
+  const transforms = parts.slice(0, -1) as Transform<HyperDefaults, unknown>[];
   if (typeof optimizer?.definition?.update !== 'function')
     throw new GrngError(
       'chain',

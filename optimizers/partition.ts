@@ -34,7 +34,7 @@ export function partition(
 ): Optimizer<HyperDefaults, Record<string, unknown>> {
   const labels = Object.keys(optimizers);
   if (labels.length === 0) throw new GrngError('partition', 'give at least one optimizer');
-  const parts = labels.map((l) => optimizers[l] as unknown as Optimizer<HyperDefaults, unknown>);
+  const parts = labels.map((l) => optimizers[l] as Optimizer<HyperDefaults, unknown>);
   if (!parts.every((o) => typeof o?.definition?.update === 'function'))
     throw new GrngError(
       'partition',

@@ -315,7 +315,7 @@ export function applyUpdate<H extends HyperDefaults, S>(
   const context = Object.defineProperties(
     base,
     Object.getOwnPropertyDescriptors(extras),
-  ) as unknown as StepContext<H, S>;
+  ) as StepContext<H, S>;
   const out = definition.update(context);
   checkSame(definition.name, 'the updated parameters', out.params, step.params);
   checkSame(definition.name, 'the updated state', out.state as Tree<Tensor>, step.state);

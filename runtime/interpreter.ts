@@ -1,7 +1,7 @@
 import { GrngError, fmtShape } from '../core/errors.js';
 import { topoSort, type Node } from '../core/ir/node.js';
 import { shapeSize } from '../core/ir/shape.js';
-import { opTable } from '../core/ops/table.js';
+import { ruleOf } from '../core/ops/table.js';
 
 /** float64: exact reference math. float32: every f32 intermediate rounded, to mirror the GPU. */
 export type Precision = 'f64' | 'f32';
@@ -34,11 +34,7 @@ export function interpret(
         value = Float64Array.from(value, Math.fround);
     } else {
       const args = node.inputs.map((n) => values.get(n.id) as Float64Array);
-      // One generic call: the table's per-primitive type cannot be narrowed by a runtime key.
-      const rule = opTable[node.op] as unknown as {
-        interpret(ctx: { node: Node; inputs: Float64Array[]; round: typeof round }): Float64Array;
-      };
-      value = rule.interpret({ node, inputs: args, round });
+      value = ruleOf(node).interpret({ node, inputs: args, round });
     }
     values.set(node.id, value);
     options.onNode?.(node, value);

@@ -185,7 +185,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
       queue = submitted.catch(() => undefined);
       return submitted.then(async (m) => {
         const v = await m.read();
-        return Object.fromEntries(metrics.map((name, i) => [name, v[i]])) as unknown as Metrics;
+        return Object.fromEntries(metrics.map((name, i) => [name, v[i]])) as Metrics;
       });
     },
     params: () => queue.then(() => current.tree),

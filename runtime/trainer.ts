@@ -177,7 +177,7 @@ export async function createTrainer<H extends HyperDefaults, S>(
     seed,
     state,
     step,
-  })) as unknown as TrainStep<HyperDefaults>;
+  })) as TrainStep<HyperDefaults>;
   if (Object.keys(hyperChanges).length > 0) train.setHyper(hyperChanges as never);
   let hyper: Readonly<Record<string, unknown>> = { ...optimizer.hyper, ...hyperChanges };
   const evaluateBatch = jit(

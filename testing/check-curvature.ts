@@ -255,9 +255,9 @@ function tapProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, devi
             settings,
             values,
             {
-              params: params as unknown as ParamTree,
+              params: params as ParamTree,
               state,
-              grads: grads as unknown as ParamTree,
+              grads: grads as ParamTree,
               t,
               counter,
             },
@@ -270,8 +270,7 @@ function tapProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, devi
   const layersOf = (p: LayerTree): LayerInfo[] =>
     p.layers.map((l, i) => ({ name: `layers.${i}`, w: l.w, b: l.b }));
   const init = jit(
-    (p: LayerTree) =>
-      definition.init(p as unknown as ParamTree, settings, layersOf(p)) as Tree<Tensor>,
+    (p: LayerTree) => definition.init(p as ParamTree, settings, layersOf(p)) as Tree<Tensor>,
     { device },
   );
   return { variants, init, numeric: numericHyper(definition.hyper) };

@@ -1,28 +1,15 @@
 import { GrngError } from '../../core/errors.js';
 import type { Node } from '../../core/ir/node.js';
+import type { Primitive } from '../../core/ir/primitives.js';
 import { shapeSize, stridesOf } from '../../core/ir/shape.js';
-import { opTable } from '../../core/ops/table.js';
+import { ruleOf } from '../../core/ops/table.js';
 import type { WgslRule } from '../../core/ops/rule.js';
 import { literal, wgslType } from '../../core/ops/wgsl-literals.js';
 import { scalarHelperCalls } from './prelude.js';
 
-// The op table is keyed by primitive; a runtime key cannot narrow it.
-export const ruleOf = (node: Node) =>
-  opTable[node.op].wgsl as WgslRule<typeof node.op> as unknown as AnyWgslRule;
-export type ReduceRule = {
-  kind: 'reduce';
-  init(node: Node): string;
-  combine(acc: string, value: string): string;
-};
-type AnyWgslRule =
-  | { kind: 'expr'; expr(args: readonly string[], node: Node): string }
-  | {
-      kind: 'index';
-      operandIndex(index: readonly string[], node: Node): { index: string[]; inBounds?: string };
-    }
-  | { kind: 'leaf'; value(index: readonly string[], node: Node): string | null }
-  | ReduceRule
-  | { kind: 'matmul' };
+/** How WGSL generation computes `node` (its primitive's entry in the op table). */
+export const wgslRuleOf = (node: Node): WgslRule<Primitive> => ruleOf(node).wgsl;
+export type ReduceRule = Extract<WgslRule<Primitive>, { kind: 'reduce' }>;
 
 /**
  * Where a buffer-backed node lives in the kernel: its binding's WGSL name and element offset (a
@@ -167,7 +154,7 @@ export class Emitter {
     }
     const at = this.locate(node);
     if (at !== undefined) return this.load(node, at, index);
-    const rule = ruleOf(node);
+    const rule = wgslRuleOf(node);
     switch (rule.kind) {
       case 'expr': {
         if (!this.vector)

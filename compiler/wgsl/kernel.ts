@@ -5,7 +5,7 @@ import type { Region, Slot } from '../memory/layout.js';
 import {
   Emitter,
   RegisterIndexError,
-  ruleOf,
+  wgslRuleOf,
   unravel,
   type Location,
   type ReduceRule,
@@ -49,7 +49,7 @@ export function segmentInvocations(plan: KernelPlan): number {
 
 /** A matmul kernel: a matmul root, or a matmul with a fused elementwise epilogue. */
 const isMatmul = (plan: KernelPlan) =>
-  plan.matmul !== undefined || ruleOf(plan.roots[0]).kind === 'matmul';
+  plan.matmul !== undefined || wgslRuleOf(plan.roots[0]).kind === 'matmul';
 
 /**
  * WGSL for one dispatch running `segments` (kernel plans, each over its own iteration space)
@@ -218,7 +218,7 @@ function emitSegment(
     : unravel(e, local, plan.roots[0].shape);
   e.ownIndex = index;
   const stores = plan.roots.map((r) => {
-    const rule = ruleOf(r);
+    const rule = wgslRuleOf(r);
     let result: string;
     if (rule.kind === 'reduce') {
       result = reduction(e, r, index, rule);
@@ -248,8 +248,8 @@ function vectorizable(plan: KernelPlan): boolean {
       (r) =>
         r.dtype === 'f32' &&
         sameShape(r) &&
-        ruleOf(r).kind !== 'reduce' &&
-        ruleOf(r).kind !== 'matmul',
+        wgslRuleOf(r).kind !== 'reduce' &&
+        wgslRuleOf(r).kind !== 'matmul',
     )
   )
     return false;
@@ -266,7 +266,7 @@ function vectorizable(plan: KernelPlan): boolean {
   const ok = (node: Node): boolean => {
     if (buffers.has(node.id) || seen.has(node.id)) return true;
     seen.add(node.id);
-    const kind = ruleOf(node).kind;
+    const kind = wgslRuleOf(node).kind;
     if (node.op === 'cast' || node.op === 'iota' || node.dtype === 'i32') return false;
     if (node.op === 'reshape') return ok(node.inputs[0]);
     if (node.op === 'pad') return false; // zeros outside: not uniform even over a uniform value
@@ -283,7 +283,7 @@ function vectorizable(plan: KernelPlan): boolean {
 function uniformValue(node: Node, buffers: ReadonlySet<number>): boolean {
   if (buffers.has(node.id)) return shapeSize(node.shape) === 1;
   if (node.op === 'constant') return 'value' in (node.attrs as object);
-  const kind = ruleOf(node).kind;
+  const kind = wgslRuleOf(node).kind;
   if (kind === 'index') return node.op !== 'pad' && uniformValue(node.inputs[0], buffers);
   if (kind === 'expr')
     return (

@@ -1,8 +1,8 @@
 import type { Node } from '../../core/ir/node.js';
 import { shapeSize, stridesOf } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
-import type { Emitter} from './emitter.js';
-import { ruleOf, unravel, type Locate, type Location } from './emitter.js';
+import type { Emitter } from './emitter.js';
+import { wgslRuleOf, unravel, type Locate, type Location } from './emitter.js';
 import { literal } from '../../core/ops/wgsl-literals.js';
 import { assemble, type Declare, type KernelSource } from './module.js';
 
@@ -160,7 +160,7 @@ function stridedView(node: Node, locate: Locate): StridedView | undefined {
   const unit = (strides: readonly number[]) => strides.map((s, i) => (node.shape[i] === 1 ? 0 : s));
   const at = locate(node);
   if (at !== undefined) return { at, base: 0, strides: unit(stridesOf(node.shape)) };
-  if (ruleOf(node).kind !== 'index') return undefined;
+  if (wgslRuleOf(node).kind !== 'index') return undefined;
   const inner = stridedView(node.inputs[0], locate);
   if (inner === undefined) return undefined;
   switch (node.op) {

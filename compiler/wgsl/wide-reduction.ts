@@ -1,8 +1,8 @@
 import type { Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
-import type { Emitter} from './emitter.js';
-import { ruleOf, unravel, type Location, type ReduceRule } from './emitter.js';
+import type { Emitter } from './emitter.js';
+import { wgslRuleOf, unravel, type Location } from './emitter.js';
 import { withHelpers, type Declare, type KernelSource } from './module.js';
 
 /** Reductions over at least this many elements per output use a whole workgroup per output. */
@@ -10,7 +10,7 @@ const WIDE_REDUCTION = 1024;
 
 export function isWideReduction(plan: KernelPlan): boolean {
   const root = plan.roots[0];
-  if (plan.roots.length !== 1 || ruleOf(root).kind !== 'reduce') return false;
+  if (plan.roots.length !== 1 || wgslRuleOf(root).kind !== 'reduce') return false;
   return shapeSize(root.inputs[0].shape) / Math.max(1, shapeSize(root.shape)) >= WIDE_REDUCTION;
 }
 
@@ -27,7 +27,8 @@ export function generateWideReduction(
   workgroupSize: number,
 ): KernelSource {
   const root = plan.roots[0] as Node<'reduceSum'>;
-  const rule = ruleOf(root) as ReduceRule;
+  const rule = wgslRuleOf(root);
+  if (rule.kind !== 'reduce') throw new Error(`internal: ${root.op} is not a reduction`);
   const { axes } = root.attrs;
   const input = root.inputs[0];
   const reduced = axes.map((a) => input.shape[a]);

@@ -8,5 +8,5 @@ export type { Primitive, PrimitiveAttrs } from './primitives.js';
 export type { Shape } from './shape.js';
 export { broadcastShapes, normalizeAxis, shapeSize, shapesEqual } from './shape.js';
 export { builder, emit, splatValue, type Builder } from './builder.js';
-export { opTable, PRIMITIVES } from '../ops/table.js';
+export { opTable, PRIMITIVES, ruleOf } from '../ops/table.js';
 export type { OpRule } from '../ops/rule.js';

@@ -1,3 +1,4 @@
+import type { Node } from '../ir/node.js';
 import type { Primitive } from '../ir/primitives.js';
 import { bitwiseRules } from './bitwise.js';
 import { elementwiseRules } from './elementwise.js';
@@ -5,7 +6,7 @@ import { leafRules } from './leaves.js';
 import { matmulRules } from './matmul.js';
 import { movementRules } from './movement.js';
 import { reduceRules } from './reduce.js';
-import type { RuleTable } from './rule.js';
+import type { OpRule, RuleTable } from './rule.js';
 
 /**
  * The op table: every primitive's rules, found from one entry. The annotation makes a
@@ -21,3 +22,12 @@ export const opTable: RuleTable<Primitive> = {
 };
 
 export const PRIMITIVES = Object.keys(opTable) as Primitive[];
+
+/**
+ * The rule of `node`'s primitive. A runtime key cannot narrow the table's per-primitive types,
+ * so callers get the rule typed for any primitive (each entry is still checked against its own
+ * primitive where it is defined).
+ */
+export function ruleOf(node: Node): OpRule<Primitive> {
+  return opTable[node.op];
+}

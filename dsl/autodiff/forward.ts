@@ -1,6 +1,6 @@
 import { builder as b, topoSort, type Node } from '../../core/ir/index.js';
 import { activeNodes } from './reverse.js';
-import { ruleOf } from './rules.js';
+import { ruleOf } from '../../core/ops/table.js';
 
 /**
  * Forward mode as a graph transform: the tangents of `outputs` when the variables `wrt`

@@ -6,7 +6,7 @@ import {
   topoSort,
   type Node,
 } from '../../core/ir/index.js';
-import { ruleOf } from './rules.js';
+import { ruleOf } from '../../core/ops/table.js';
 
 /**
  * Reverse mode as a graph transform: the cotangents of `wrt` given cotangents of `outputs`,

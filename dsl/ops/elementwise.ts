@@ -7,7 +7,7 @@ import {
   type Node,
 } from '../../core/ir/index.js';
 import type { Broadcast, BroadcastCheck, Shape } from '../shape-types.js';
-import type { Tensor} from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { type Operand } from '../tensor.js';
 import { broadcastNode, broadcastPair, nodeOf, wrap } from './operands.js';
 
@@ -35,44 +35,44 @@ export function add<A extends Shape = readonly [], B extends Shape = readonly []
   x: Tensor<A> | number,
   y: Second<A, B>,
 ): Result<A, B> {
-  return binary('add', x, y as Operand) as unknown as Result<A, B>;
+  return binary('add', x, y as Operand) as Result<A, B>;
 }
 export function sub<A extends Shape = readonly [], B extends Shape = readonly []>(
   x: Tensor<A> | number,
   y: Second<A, B>,
 ): Result<A, B> {
-  return binary('sub', x, y as Operand) as unknown as Result<A, B>;
+  return binary('sub', x, y as Operand) as Result<A, B>;
 }
 export function mul<A extends Shape = readonly [], B extends Shape = readonly []>(
   x: Tensor<A> | number,
   y: Second<A, B>,
 ): Result<A, B> {
-  return binary('mul', x, y as Operand) as unknown as Result<A, B>;
+  return binary('mul', x, y as Operand) as Result<A, B>;
 }
 export function div<A extends Shape = readonly [], B extends Shape = readonly []>(
   x: Tensor<A> | number,
   y: Second<A, B>,
 ): Result<A, B> {
-  return binary('div', x, y as Operand) as unknown as Result<A, B>;
+  return binary('div', x, y as Operand) as Result<A, B>;
 }
 export function pow<A extends Shape = readonly [], B extends Shape = readonly []>(
   x: Tensor<A> | number,
   y: Second<A, B>,
 ): Result<A, B> {
-  return binary('pow', x, y as Operand) as unknown as Result<A, B>;
+  return binary('pow', x, y as Operand) as Result<A, B>;
 }
 /** Elementwise maximum (ties split the derivative equally, as in JAX). */
 export function maximum<A extends Shape = readonly [], B extends Shape = readonly []>(
   x: Tensor<A> | number,
   y: Second<A, B>,
 ): Result<A, B> {
-  return binary('max', x, y as Operand) as unknown as Result<A, B>;
+  return binary('max', x, y as Operand) as Result<A, B>;
 }
 export function minimum<A extends Shape = readonly [], B extends Shape = readonly []>(
   x: Tensor<A> | number,
   y: Second<A, B>,
 ): Result<A, B> {
-  return binary('min', x, y as Operand) as unknown as Result<A, B>;
+  return binary('min', x, y as Operand) as Result<A, B>;
 }
 
 export const lt = (x: Operand, y: Operand): Tensor => compare('lt', x, y);
@@ -83,7 +83,7 @@ export const eq = (x: Operand, y: Operand): Tensor => compare('eq', x, y);
 export const ne = (x: Operand, y: Operand): Tensor => compare('ne', x, y);
 
 function unary<S extends Shape>(name: string, op: (n: Node) => Node, x: Tensor<S>): Tensor<S> {
-  return wrap(op(nodeOf(name, x))) as unknown as Tensor<S>;
+  return wrap(op(nodeOf(name, x))) as Tensor<S>;
 }
 
 export const neg = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('neg', b.neg, x);

@@ -15,7 +15,7 @@ export function matmul<A extends Shape, B extends Shape>(
   x: Tensor<A>,
   y: Tensor<B> & MatmulCheck<A, B>,
 ): Tensor<MatmulShape<A, B>> {
-  return matmulAny(x as Tensor, y as Tensor) as unknown as Tensor<MatmulShape<A, B>>;
+  return matmulAny(x as Tensor, y as Tensor) as Tensor<MatmulShape<A, B>>;
 }
 
 /** The untyped body of matmul (method sugar calls it too). */

@@ -66,7 +66,7 @@ import {
 } from '../../index.js';
 import {
   builder,
-  opTable,
+  ruleOf,
   PRIMITIVES,
   topoSort,
   type Node,
@@ -467,7 +467,7 @@ const cases: Record<Primitive, Case> = {
 const gradAll =
   (f: Fn, n: number) =>
   (...args: Tensor[]): Tensor[] =>
-    grad(f, range(n))(...args) as unknown as Tensor[];
+    grad(f, range(n))(...args) as Tensor[];
 
 const concat = concatAll;
 
@@ -612,10 +612,7 @@ describe('primitive derivatives (every primitive, first and second order, vs flo
       builder.iota([2, 3], 1, 'f32'),
     ];
     for (const leaf of leaves) {
-      const rule = opTable[leaf.op] as unknown as {
-        vjp(b: typeof builder, node: Node, ct: Node): readonly (Node | null)[];
-        jvp(b: typeof builder, node: Node, t: readonly (Node | null)[]): Node | null;
-      };
+      const rule = ruleOf(leaf);
       expect(rule.vjp(builder, leaf, builder.zerosLike(leaf)).filter((c) => c !== null)).toEqual(
         [],
       );

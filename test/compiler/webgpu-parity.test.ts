@@ -31,7 +31,7 @@ function outputs(p: Program): (...xs: Tensor[]) => Tensor[] {
     ...(grad(
       (...u: Tensor[]) => p.scalar(u),
       xs.map((_, i) => i),
-    )(...xs) as unknown as Tensor[]),
+    )(...xs) as Tensor[]),
   ];
 }
 

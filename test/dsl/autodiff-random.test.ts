@@ -105,7 +105,7 @@ describe('autodiff on random programs (float64 interpreter)', () => {
         const specs = specsOf(p.shapes);
         const f = hostFunction((...t) => p.scalar(t), specs);
         const g = hostFunction(
-          (...t) => grad((...u: Tensor[]) => p.scalar(u), range(n))(...t) as unknown as Tensor[],
+          (...t) => grad((...u: Tensor[]) => p.scalar(u), range(n))(...t) as Tensor[],
           specs,
         );
         const analytic = concatAll(g(...xs));

@@ -304,7 +304,7 @@ describe('host arrays', () => {
       mentions: ['[2, 2]'],
       hint: /ragged nested array: expected 2 entries/,
     });
-    expectGrngError(() => array([1, [2]] as unknown as number[][]), {
+    expectGrngError(() => array([1, [2]] as number[][]), {
       op: 'array',
       mentions: ['[2]'],
       hint: /ragged/,
@@ -351,7 +351,7 @@ describe('running', () => {
       op: 'jit',
       hint: /createDevice/,
     });
-    expectGrngError(() => jit(f, {} as unknown as { device: Device }), {
+    expectGrngError(() => jit(f, {} as { device: Device }), {
       op: 'jit',
       hint: /createDevice\(\{ kind: "cpu" \}\)/,
     });
@@ -412,7 +412,7 @@ describe('running', () => {
   test('jit given fewer arguments than the function takes', async () => {
     const device = await createDevice({ kind: 'cpu' });
     const f = jit((x: Tensor, y: Tensor) => add(x, y), { device });
-    const call = f as unknown as (x: unknown) => Promise<unknown>;
+    const call = f as (x: unknown) => Promise<unknown>;
     // A helpful message names jit (not an op deep inside the trace), the shape of what was given,
     // and the arity.
     await expectGrngRejection(

@@ -160,7 +160,7 @@ describe('saveCheckpoint / loadCheckpoint', () => {
       device: cpu,
       consumed: true,
       dispose() {},
-    } as unknown as DeviceArray;
+    } as DeviceArray;
     await expect(saveCheckpoint(path, { params: { w: consumed } }, { step: 2 })).rejects.toThrow(
       GrngError,
     );

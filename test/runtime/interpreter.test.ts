@@ -8,8 +8,7 @@
 // sequential Math.fround-accumulated reference must match bit for bit.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type {
-  Tensor} from '../../index.js';
+import type { Tensor } from '../../index.js';
 import {
   abs,
   add,
@@ -724,7 +723,7 @@ describe('jit on the CPU device', () => {
     ];
     const xv = [0.5, -1, 2, 1, 0, -0.25];
     const result = await step({ w: array(w), b: array([0.5, -0.5]) }, [array(xv, [2, 3]), 3]);
-    const tree = result as unknown as { y: unknown; stats: unknown[]; count: unknown };
+    const tree = result as { y: unknown; stats: unknown[]; count: unknown };
     const y = leaf(tree.y);
     expect(y.shape).toEqual([2, 2]);
     const ref = [0, 1].flatMap((i) =>

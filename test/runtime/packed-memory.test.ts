@@ -228,7 +228,7 @@ describe('memory planning', () => {
           ...(grad(
             (...u: Tensor[]) => p.scalar(u),
             xs.map((_, i) => i),
-          )(...xs) as unknown as Tensor[]),
+          )(...xs) as Tensor[]),
         ];
         const program = compileProgram(
           outs.map((t) => t.node),

@@ -32,8 +32,8 @@ const diagonalKronecker = defineOptimizer({
   hyper: { lr: 0.1, damping: 0.1 },
   init: () => ({ steps: zeros([]) }),
   update: ({ params, grads, state, hyper, taps }) => {
-    const p = params as unknown as Layers;
-    const g = grads as unknown as Layers;
+    const p = params as Layers;
+    const g = grads as Layers;
     const layers = taps.map((tap: LayerTap, i: number) => {
       const din = p.layers[i].w.shape[1];
       const lambda = add(mean(square(tap.a), [0]), hyper.damping); // [in + 1], the ones column last
