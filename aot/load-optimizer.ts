@@ -2,7 +2,7 @@
 // WGSL generation, no TypeScript — the plans' kernels are created on the device as they are.
 // Parameters and state are uploaded packed as the plans expect and updated in place each step.
 import { GrngError } from '../core/errors.js';
-import { fmtShape } from '../core/ir/index.js';
+import { fmtShape } from '../core/errors.js';
 import { flattenTree, type Tree } from '../core/tree.js';
 import type { ArrayData, Device, DeviceArray } from '../runtime/device.js';
 import { HostArray } from '../core/host-array.js';

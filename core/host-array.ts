@@ -1,4 +1,5 @@
-import { DTYPES, fmtShape, GrngError, shapeSize, type DType, type Shape } from './ir/index.js';
+import { DTYPES, shapeSize, type DType, type Shape } from './ir/index.js';
+import { fmtShape, GrngError } from './errors.js';
 import { flattenNested, type NestedNumbers } from './nested-numbers.js';
 
 /** Numbers on the host, ready to be passed to a compiled function. */

@@ -1,4 +1,4 @@
-import { GrngError } from './ir/index.js';
+import { GrngError } from './errors.js';
 
 /** A pytree: a leaf, an array of trees, or a plain object of trees (like JAX's pytrees). */
 export type Tree<L> = L | readonly Tree<L>[] | { readonly [key: string]: Tree<L> };

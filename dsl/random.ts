@@ -3,7 +3,8 @@
 // WGSL, so `randomBits` and `uniform` are bit-identical on every device and in either
 // interpreter precision. Keys are i32 tensors, so a seed or a step counter can be a runtime
 // input: a new key needs no recompile.
-import { fmtShape, GrngError, shapeSize } from '../core/ir/index.js';
+import { shapeSize } from '../core/ir/index.js';
+import { fmtShape, GrngError } from '../core/errors.js';
 import { bitOr, bitXor, shiftLeft, shiftRight } from './ops/bitwise.js';
 import { constant, iota, scalar } from './ops/creation.js';
 import { add, cast, cos, ge, log, maximum, mul, neg, sqrt, sub, where } from './ops/elementwise.js';

@@ -1,4 +1,5 @@
-import { builder as b, fmtShape, GrngError, shapesEqual, type Node } from '../core/ir/index.js';
+import { builder as b, shapesEqual, type Node } from '../core/ir/index.js';
+import { fmtShape, GrngError } from '../core/errors.js';
 import { forwardGraph } from './autodiff/forward.js';
 import { reverseGraph } from './autodiff/reverse.js';
 import { substitute } from './autodiff/substitute.js';

@@ -1,4 +1,4 @@
-import { fmtShape, GrngError } from '../core/ir/index.js';
+import { fmtShape, GrngError } from '../core/errors.js';
 import type {
   HyperDefaults,
   HyperSettings,

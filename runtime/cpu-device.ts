@@ -1,4 +1,5 @@
-import { fmtShape, GrngError, type DType, type Node } from '../core/ir/index.js';
+import { type DType, type Node } from '../core/ir/index.js';
+import { fmtShape, GrngError } from '../core/errors.js';
 import {
   consumedError,
   type ArrayData,

@@ -1,4 +1,4 @@
-import { GrngError } from '../core/ir/index.js';
+import { GrngError } from '../core/errors.js';
 import { CpuDevice } from './cpu-device.js';
 import type { Device } from './device.js';
 import { openGpu, type OpenGpuOptions } from './gpu/open-gpu.js';

@@ -1,4 +1,5 @@
-import { GrngError, type DType, type Node } from '../core/ir/index.js';
+import { type DType, type Node } from '../core/ir/index.js';
+import { GrngError } from '../core/errors.js';
 
 /**
  * Where compiled programs run. The CPU interpreter is the reference; WebGPU devices

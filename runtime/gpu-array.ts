@@ -1,4 +1,5 @@
-import { fmtShape, shapeSize, type DType } from '../core/ir/index.js';
+import { shapeSize, type DType } from '../core/ir/index.js';
+import { fmtShape } from '../core/errors.js';
 import { consumedError, type DeviceArray } from './device.js';
 import type { WebGpuDevice } from './webgpu-device.js';
 

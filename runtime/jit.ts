@@ -1,4 +1,5 @@
-import { builder as b, fmtShape, GrngError, type Node } from '../core/ir/index.js';
+import { builder as b, type Node } from '../core/ir/index.js';
+import { fmtShape, GrngError } from '../core/errors.js';
 import { Tensor, isTensor } from '../dsl/tensor.js';
 import { flattenTree, type Tree } from '../core/tree.js';
 import type { Device, DeviceArray } from './device.js';

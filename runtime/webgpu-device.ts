@@ -1,11 +1,5 @@
-import {
-  fmtShape,
-  GrngError,
-  shapeSize,
-  topoSort,
-  type DType,
-  type Node,
-} from '../core/ir/index.js';
+import { shapeSize, topoSort, type DType, type Node } from '../core/ir/index.js';
+import { fmtShape, GrngError } from '../core/errors.js';
 import {
   packLengths,
   paddedLength,

@@ -1,5 +1,5 @@
 // The IR as the DSL sees it: node types, the builder, graph walks and the op rules.
-export { GrngError, fmtShape } from '../errors.js';
+// (GrngError lives in core/errors.ts: one import path for the one error type.)
 export type { DType } from './dtype.js';
 export { DTYPES } from './dtype.js';
 export type { Node } from './node.js';

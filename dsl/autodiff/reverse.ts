@@ -1,11 +1,5 @@
-import {
-  builder as b,
-  GrngError,
-  fmtShape,
-  shapesEqual,
-  topoSort,
-  type Node,
-} from '../../core/ir/index.js';
+import { builder as b, shapesEqual, topoSort, type Node } from '../../core/ir/index.js';
+import { GrngError, fmtShape } from '../../core/errors.js';
 import { ruleOf } from '../../core/ops/table.js';
 
 /**

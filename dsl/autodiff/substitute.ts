@@ -1,11 +1,5 @@
-import {
-  emit,
-  GrngError,
-  fmtShape,
-  shapesEqual,
-  topoSort,
-  type Node,
-} from '../../core/ir/index.js';
+import { emit, shapesEqual, topoSort, type Node } from '../../core/ir/index.js';
+import { GrngError, fmtShape } from '../../core/errors.js';
 
 /**
  * Rebuilds `outputs` with some nodes replaced (by id). Used to trace a function on fresh

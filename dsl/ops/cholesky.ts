@@ -3,7 +3,7 @@
 // over static sizes — d steps of a matrix-vector product each — so they run on every device like
 // any other program; meant for d up to a few hundred.
 import { GrngError } from '../../core/errors.js';
-import { fmtShape } from '../../core/ir/index.js';
+import { fmtShape } from '../../core/errors.js';
 import { add, div, ge, mul, sqrt, sub, where } from './elementwise.js';
 import { iota, zeros } from './creation.js';
 import { matmul } from './linalg.js';

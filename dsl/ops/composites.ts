@@ -1,4 +1,5 @@
-import { builder as b, fmtShape, GrngError } from '../../core/ir/index.js';
+import { builder as b } from '../../core/ir/index.js';
+import { fmtShape, GrngError } from '../../core/errors.js';
 import {
   cast,
   eq,

@@ -1,11 +1,5 @@
-import {
-  builder as b,
-  DTYPES,
-  fmtShape,
-  GrngError,
-  shapeSize,
-  type DType,
-} from '../../core/ir/index.js';
+import { builder as b, DTYPES, shapeSize, type DType } from '../../core/ir/index.js';
+import { fmtShape, GrngError } from '../../core/errors.js';
 import { flattenNested, type NestedNumbers } from '../../core/nested-numbers.js';
 import type { Shape } from '../shape-types.js';
 import type { Tensor } from '../tensor.js';

@@ -1,11 +1,5 @@
-import {
-  builder as b,
-  broadcastShapes,
-  fmtShape,
-  GrngError,
-  type DType,
-  type Node,
-} from '../../core/ir/index.js';
+import { builder as b, broadcastShapes, type DType, type Node } from '../../core/ir/index.js';
+import { fmtShape, GrngError } from '../../core/errors.js';
 import type { Broadcast, BroadcastCheck, Shape } from '../shape-types.js';
 import type { Tensor } from '../tensor.js';
 import { type Operand } from '../tensor.js';

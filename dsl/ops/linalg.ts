@@ -1,4 +1,5 @@
-import { builder as b, broadcastShapes, fmtShape, GrngError } from '../../core/ir/index.js';
+import { builder as b, broadcastShapes } from '../../core/ir/index.js';
+import { fmtShape, GrngError } from '../../core/errors.js';
 import type { MatmulCheck, MatmulShape, Shape } from '../shape-types.js';
 import type { Tensor } from '../tensor.js';
 import { broadcastNode, nodeOf, wrap } from './operands.js';

@@ -1,4 +1,5 @@
-import { builder as b, fmtShape, GrngError, shapeSize } from '../../core/ir/index.js';
+import { builder as b, shapeSize } from '../../core/ir/index.js';
+import { fmtShape, GrngError } from '../../core/errors.js';
 import type { Reverse, Shape } from '../shape-types.js';
 import type { Tensor } from '../tensor.js';
 import { broadcastNode, nodeOf, normalizeAxes, wrap } from './operands.js';

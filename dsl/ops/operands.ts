@@ -1,11 +1,5 @@
-import {
-  builder as b,
-  broadcastShapes,
-  fmtShape,
-  GrngError,
-  type DType,
-  type Node,
-} from '../../core/ir/index.js';
+import { builder as b, broadcastShapes, type DType, type Node } from '../../core/ir/index.js';
+import { fmtShape, GrngError } from '../../core/errors.js';
 import { Tensor, type Operand } from '../tensor.js';
 import type { Shape } from '../shape-types.js';
 

@@ -1,4 +1,5 @@
-import { builder as b, GrngError } from '../../core/ir/index.js';
+import { builder as b } from '../../core/ir/index.js';
+import { GrngError } from '../../core/errors.js';
 import type { Tensor } from '../tensor.js';
 import { nodeOf, normalizeAxes, wrap } from './operands.js';
 
