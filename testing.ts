@@ -118,7 +118,9 @@ export async function checkGradient(
   if (worst >= 0) {
     throw new GrngError(
       'checkGradient',
-      `element ${worst}: autodiff ${autodiff[worst]} vs finite difference ${finiteDifference[worst]} (atol ${atol}, rtol ${rtol}); check the function's derivative rules or its smoothness there`,
+      `element ${worst}: autodiff ${autodiff[worst]} vs finite difference ` +
+        `${finiteDifference[worst]} (atol ${atol}, rtol ${rtol}); check the ` +
+        `function's derivative rules or its smoothness there`,
     );
   }
   return { autodiff, finiteDifference, maxAbsError };

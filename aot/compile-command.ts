@@ -194,7 +194,9 @@ export async function compile(
       ) {
         throw new GrngError(
           'compile',
-          `${name} (${optimizer.name}) needs the model and the batch (it reads ctx.taps, ctx.hvp or ctx.loss): compile a training step with --preset mlp:SIZES --batch N instead of --shapes`,
+          `${name} (${optimizer.name}) needs the model and the batch (it reads ` +
+            `ctx.taps, ctx.hvp or ctx.loss): compile a training step with --preset ` +
+            `mlp:SIZES --batch N instead of --shapes`,
         );
       }
       throw error;
@@ -225,7 +227,10 @@ export async function compile(
     const kind =
       train === undefined ? '' : `training step of ${train.description} at batch ${batch}, `;
     print(
-      `${name} (${manifest.optimizer}): ${kind}${perStep} dispatch(es) per step, ${manifest.init.kernels.length} for init; wrote ${join(dir, `${name}.ts`)}, ${join(dir, 'manifest.json')} and ${written.length} WGSL file(s) in ${join(dir, 'kernels')}`,
+      `${name} (${manifest.optimizer}): ${kind}${perStep} dispatch(es) per ` +
+        `step, ${manifest.init.kernels.length} for init; wrote ` +
+        `${join(dir, `${name}.ts`)}, ${join(dir, 'manifest.json')} and ` +
+        `${written.length} WGSL file(s) in ${join(dir, 'kernels')}`,
     );
   }
   return 0;

@@ -81,7 +81,9 @@ function layoutFor(
       if (4 * length > limits.maxStorageBufferBindingSize) {
         throw new GrngError(
           'compile',
-          `${members.length} arrays of ${length} values exceed one storage binding (${limits.maxStorageBufferBindingSize} bytes); grng compile packs each group in one buffer`,
+          `${members.length} arrays of ${length} values exceed one storage ` +
+            `binding (${limits.maxStorageBufferBindingSize} bytes); grng compile ` +
+            `packs each group in one buffer`,
         );
       }
       members.forEach((m, k) => place.set(m.name, { key: `${g}:${storage}`, offset: offsets[k] }));
@@ -273,7 +275,8 @@ export function compileOptimizerPlans<H extends HyperDefaults, S>(
   if (cycle > MAX_CYCLE)
     throw new GrngError(
       'compile',
-      `the every() periods ${sorted.join(', ')} repeat only after ${cycle} steps; grng compile supports cycles up to ${MAX_CYCLE}`,
+      `the every() periods ${sorted.join(', ')} repeat only after ${cycle} ` +
+        `steps; grng compile supports cycles up to ${MAX_CYCLE}`,
     );
   const steps: StepPattern[] = [{ periods: sorted, plan: first }];
   for (let t = 2; t <= cycle; t++) {

@@ -64,7 +64,9 @@ async function gather(
       if (shape.length !== spec.shape.length || shape.some((d, k) => d !== spec.shape[k])) {
         throw new GrngError(
           'loadOptimizer',
-          `${what}: array ${i} is ${fmtShape(shape)} but the optimizer was compiled for ${fmtShape(spec.shape)}; recompile with grng compile --shapes`,
+          `${what}: array ${i} is ${fmtShape(shape)} but the optimizer was ` +
+            `compiled for ${fmtShape(spec.shape)}; recompile with grng compile ` +
+            `--shapes`,
         );
       }
       return {
@@ -91,7 +93,8 @@ async function openPlans(
   if (manifest.kind !== kind)
     throw new GrngError(
       'load',
-      `${manifest.source} is a compiled ${manifest.kind}; load it with ${manifest.kind === 'optimizer' ? 'loadOptimizer' : 'loadTrainStep'}`,
+      `${manifest.source} is a compiled ${manifest.kind}; load it with ` +
+        `${manifest.kind === 'optimizer' ? 'loadOptimizer' : 'loadTrainStep'}`,
     );
   if (!isPlanDevice(device))
     throw new GrngError(
@@ -103,7 +106,8 @@ async function openPlans(
     if (offered < needed)
       throw new GrngError(
         'load',
-        `${manifest.source} was compiled for ${name} ≥ ${needed}; this adapter offers ${offered}: recompile with grng compile --limits portable`,
+        `${manifest.source} was compiled for ${name} ≥ ${needed}; this adapter ` +
+          `offers ${offered}: recompile with grng compile --limits portable`,
       );
   }
   const paramArrays = device.uploadAll(
@@ -135,12 +139,14 @@ async function openPlans(
       if (manifest.fixed.includes(name))
         throw new GrngError(
           'load',
-          `'${name}' shapes the compiled program (${String(manifest.hyper[name])}); recompile to change it`,
+          `'${name}' shapes the compiled program ` +
+            `(${String(manifest.hyper[name])}); recompile to change it`,
         );
       if (!numeric.has(name))
         throw new GrngError(
           'load',
-          `unknown hyperparameter '${name}'; ${manifest.optimizer} takes ${manifest.numeric.join(', ')}`,
+          `unknown hyperparameter '${name}'; ${manifest.optimizer} takes ` +
+            `${manifest.numeric.join(', ')}`,
         );
       if (typeof value !== 'number' || !Number.isFinite(value))
         throw new GrngError(

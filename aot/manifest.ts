@@ -76,7 +76,9 @@ export function manifestFromJson(json: string | object): OptimizerManifest {
   if (raw === null || typeof raw !== 'object' || raw.format !== MANIFEST_FORMAT) {
     throw new GrngError(
       'aot',
-      `not a grng compile manifest (format ${String((raw as { format?: unknown } | null)?.format)}; expected ${MANIFEST_FORMAT}): recompile with this grng version`,
+      `not a grng compile manifest (format ` +
+        `${String((raw as { format?: unknown } | null)?.format)}; expected ` +
+        `${MANIFEST_FORMAT}): recompile with this grng version`,
     );
   }
   const restore = (plan: ProgramPlan): ProgramPlan => ({

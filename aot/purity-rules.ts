@@ -49,15 +49,20 @@ export type Binding =
   | { readonly kind: 'parameter' | 'local' | 'outer'; readonly decl: Node };
 
 const LOOP =
-  'loops need a trip count known at trace time: use for (let i = 0; i < n; i++) or for…of over an array';
+  'loops need a trip count known at trace time: use for (let i = 0; i < ' +
+  'n; i++) or for…of over an array';
 const RANDOM =
-  "use ctx.key with grng's random functions (uniform, normal, bernoulli, randint, categorical; foldIn or split for more keys)";
+  "use ctx.key with grng's random functions (uniform, normal, bernoulli, " +
+  'randint, categorical; foldIn or split for more keys)';
 const CLOCK =
-  'update is traced once, so the value would be baked into the compiled program; use ctx.t for the step number';
+  'update is traced once, so the value would be baked into the compiled ' +
+  'program; use ctx.t for the step number';
 const NO_IO =
-  'an optimizer cannot do I/O: update runs once at trace time, not every step; pass data in as hyperparameters, parameters or state';
+  'an optimizer cannot do I/O: update runs once at trace time, not every ' +
+  'step; pass data in as hyperparameters, parameters or state';
 const TRACED =
-  'update is traced synchronously into a graph of symbolic tensors, so there is nothing to wait for';
+  'update is traced synchronously into a graph of symbolic tensors, so ' +
+  'there is nothing to wait for';
 const ARRAY_MUTATORS = new Set([
   'push',
   'pop',
@@ -402,7 +407,8 @@ class FunctionCheck {
       this.cx.report(
         id,
         clock ? 'nondeterminism' : 'io',
-        `\`${id.getText()}\` comes from '${b.module}': ${clock ? `an optimizer must be deterministic; ${RANDOM}` : NO_IO}`,
+        `\`${id.getText()}\` comes from '${b.module}': ` +
+          `${clock ? `an optimizer must be deterministic; ${RANDOM}` : NO_IO}`,
       );
     } else if (b.kind === 'outer' || b.kind === 'local') {
       const target = functionOf(b.decl);
@@ -452,7 +458,8 @@ class FunctionCheck {
       this.cx.report(
         id,
         'io',
-        `process is not allowed in an optimizer: pass settings in as hyperparameters (ctx.settings); ${NO_IO}`,
+        `process is not allowed in an optimizer: pass settings in as ` +
+          `hyperparameters (ctx.settings); ${NO_IO}`,
       );
     else if (IO_GLOBALS.has(name))
       this.cx.report(id, 'io', `${name} is not allowed in an optimizer: ${NO_IO}`);
@@ -460,7 +467,8 @@ class FunctionCheck {
       this.cx.report(
         id,
         'impure-call',
-        `${name} is not allowed in an optimizer: grng compile cannot check code built from strings; write it out`,
+        `${name} is not allowed in an optimizer: grng compile cannot check ` +
+          `code built from strings; write it out`,
       );
   }
 
@@ -485,7 +493,8 @@ class FunctionCheck {
         this.cx.report(
           call,
           'argument-mutation',
-          `\`${snippet(call)}\` changes ${reached(owner)}: copy instead ({ ...${snippet(args[0] as Node, 20)}, … })`,
+          `\`${snippet(call)}\` changes ${reached(owner)}: copy instead ({ ` +
+            `...${snippet(args[0] as Node, 20)}, … })`,
         );
       return;
     }
@@ -500,7 +509,8 @@ class FunctionCheck {
       this.cx.report(
         call,
         'argument-mutation',
-        `\`${snippet(call)}\` changes ${reached(owner)}: build a new array, Map or Set in the function instead ([...xs, x], [...xs].sort())`,
+        `\`${snippet(call)}\` changes ${reached(owner)}: build a new array, ` +
+          `Map or Set in the function instead ([...xs, x], [...xs].sort())`,
       );
   }
 
@@ -525,7 +535,9 @@ class FunctionCheck {
       this.cx.report(
         call,
         'impure-call',
-        `${what} from '${from.module}', which grng compile cannot check: use grng's ops, declare the helper in this file, or allow the module (allowModules)`,
+        `${what} from '${from.module}', which grng compile cannot check: use ` +
+          `grng's ops, declare the helper in this file, or allow the module ` +
+          `(allowModules)`,
       );
     }
   }
@@ -539,7 +551,9 @@ class FunctionCheck {
         this.cx.report(
           t,
           'outer-assignment',
-          `assigns to \`${t.getText()}\`, which is declared outside the function: keep what changes between steps in the optimizer's state and return it from update (locals are fine)`,
+          `assigns to \`${t.getText()}\`, which is declared outside the ` +
+            `function: keep what changes between steps in the optimizer's state ` +
+            `and return it from update (locals are fine)`,
         );
       }
     } else if (Node.isPropertyAccessExpression(t) || Node.isElementAccessExpression(t)) {
@@ -549,7 +563,8 @@ class FunctionCheck {
         this.cx.report(
           how === 'delete' ? target.getParentOrThrow() : t,
           'argument-mutation',
-          `\`${shown}\` changes ${reached(owner)}: build and return new objects instead ({ ...x, key: value })`,
+          `\`${shown}\` changes ${reached(owner)}: build and return new objects ` +
+            `instead ({ ...x, key: value })`,
         );
     } else if (Node.isArrayLiteralExpression(t)) {
       for (const e of t.getElements())

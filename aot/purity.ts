@@ -203,7 +203,9 @@ function checkDefinition(call: CallExpression, cx: RuleContext): void {
     cx.report(
       argument ?? call,
       'impure-call',
-      "defineOptimizer's argument is not an object literal, so grng compile cannot check it: write defineOptimizer({ name, hyper, init, update }) in this file",
+      "defineOptimizer's argument is not an object literal, so grng compile " +
+        'cannot check it: write defineOptimizer({ name, hyper, init, update }) ' +
+        'in this file',
     );
     return;
   }
@@ -236,7 +238,8 @@ function checkEntries(object: ObjectLiteralExpression, cx: RuleContext, definiti
           cx.report(
             p,
             'impure-call',
-            "a spread in defineOptimizer's argument cannot be checked: write init, update, validate and report out in the object literal",
+            "a spread in defineOptimizer's argument cannot be checked: write init, " +
+              'update, validate and report out in the object literal',
           );
       } else {
         const name = propertyName(p.getNameNode());
@@ -303,7 +306,9 @@ function checkEntry(
       return cx.report(
         x,
         'impure-call',
-        `${name} is \`${x.getText()}\` from '${b.module}', which grng compile cannot check: declare it in this file${isModuleBuiltin(b.module) ? '' : ' or allow the module (allowModules)'}`,
+        `${name} is \`${x.getText()}\` from '${b.module}', which grng compile ` +
+          `cannot check: declare it in this ` +
+          `file${isModuleBuiltin(b.module) ? '' : ' or allow the module (allowModules)'}`,
       );
     const fn = b.kind === 'outer' || b.kind === 'local' ? functionOf(b.decl) : undefined;
     if (fn !== undefined) return cx.follow(fn);
@@ -314,7 +319,8 @@ function checkEntry(
     cx.report(
       x,
       'impure-call',
-      `${name} is not a function grng compile can find statically: write it here as a function, or name a function declared in this file`,
+      `${name} is not a function grng compile can find statically: write it ` +
+        `here as a function, or name a function declared in this file`,
     );
 }
 
@@ -347,7 +353,8 @@ function reportRecursion(
       cx.report(
         at,
         'unbounded-loop',
-        `${how}: recursion has no trip count known at trace time; use for (let i = 0; i < n; i++) or for…of over an array`,
+        `${how}: recursion has no trip count known at trace time; use for (let ` +
+          `i = 0; i < n; i++) or for…of over an array`,
       );
     }
   }

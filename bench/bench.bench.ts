@@ -78,8 +78,10 @@ test('npm run bench', async () => {
   const header = [
     `## grng benchmarks, ${new Date().toISOString().slice(0, 10)}`,
     '',
-    `Adapter: ${device.description} (--adapter ${adapter}); every WebGPU library in this run uses it.`,
-    `CPU references: plain JS on one thread${torch.ok ? `, PyTorch ${torch.version} with ${torch.threads} threads (BLAS: ${torch.blas})` : ` (PyTorch: ${torch.error})`}.`,
+    `Adapter: ${device.description} (--adapter ${adapter}); every WebGPU ` +
+      `library in this run uses it.`,
+    `CPU references: plain JS on one ` +
+      `thread${torch.ok ? `, PyTorch ${torch.version} with ${torch.threads} threads (BLAS: ${torch.blas})` : ` (PyTorch: ${torch.error})`}.`,
   ].join('\n');
   const text = markdown(sections, header);
   console.log(text);

@@ -76,7 +76,9 @@ export function markdown(sections: readonly Section[], header: string): string {
         );
       else
         out.push(
-          `| ${r.workload} | ${r.library} | ${ms(r.timing?.median)} | ${ms(r.timing?.min)} | ${ms(r.timing?.max)} | ${r.rate ?? ''} | ${r.dispatches ?? ''} |`,
+          `| ${r.workload} | ${r.library} | ${ms(r.timing?.median)} | ` +
+            `${ms(r.timing?.min)} | ${ms(r.timing?.max)} | ${r.rate ?? ''} | ` +
+            `${r.dispatches ?? ''} |`,
         );
     }
     out.push('');
@@ -87,7 +89,9 @@ export function markdown(sections: readonly Section[], header: string): string {
 function optimizerTable(rows: readonly Row[]): string[] {
   const sec = (x: number) => `${(x / 1000).toFixed(2)} s`;
   const out = [
-    '| optimizer | median ms | amortized ms | × AdamW | dispatches | state | refresh step | first step cold | first step cached | ≈ compile cold |',
+    '| optimizer | median ms | amortized ms | × AdamW | dispatches | state ' +
+      '| refresh step | first step cold | first step cached | ≈ compile cold ' +
+      '|',
     '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
@@ -100,7 +104,10 @@ function optimizerTable(rows: readonly Row[]): string[] {
       const refresh = f.period > 1 ? `${ms(f.refreshMs)} ms (1 in ${f.period})` : '(every step)';
       const compile = Math.max(0, f.firstColdMs - f.refreshMs);
       out.push(
-        `| ${r.workload} | ${ms(r.timing?.median)} | ${ms(f.amortizedMs)} | ${f.timesAdamW.toFixed(2)} | ${r.dispatches ?? ''} | ${(f.stateBytes / 2 ** 20).toFixed(2)} MiB | ${refresh} | ${sec(f.firstColdMs)} | ${sec(f.firstCachedMs)} | ${sec(compile)} |`,
+        `| ${r.workload} | ${ms(r.timing?.median)} | ${ms(f.amortizedMs)} | ` +
+          `${f.timesAdamW.toFixed(2)} | ${r.dispatches ?? ''} | ` +
+          `${(f.stateBytes / 2 ** 20).toFixed(2)} MiB | ${refresh} | ` +
+          `${sec(f.firstColdMs)} | ${sec(f.firstCachedMs)} | ${sec(compile)} |`,
       );
     }
   }

@@ -90,20 +90,27 @@ export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup):
   });
   const settings = runs.map(
     (run) =>
-      `- **${run.name}**: batch ${run.batchSize}${run.seconds === undefined ? '' : `, time cap ${run.seconds} s`}; ${settingsText(run.settings)}`,
+      `- **${run.name}**: batch ` +
+      `${run.batchSize}${run.seconds === undefined ? '' : `, time cap ${run.seconds} s`}; ${settingsText(run.settings)}`,
   );
   return [
     `# Optimizer comparison: ${setup.dataset}, ${setup.model}`,
     '',
-    `${setup.epochs} epochs each, seed ${setup.seed}, on ${setup.device}${setup.machine === undefined ? '' : `, ${setup.machine}`} (${setup.date}).`,
+    `${setup.epochs} epochs each, seed ${setup.seed}, on ` +
+      `${setup.device}${setup.machine === undefined ? '' : `, ${setup.machine}`} (${setup.date}).`,
     '',
-    `| optimizer | final test acc | best test acc | final train loss | final test loss | wall time (s) | ms/step | time to ${percent(setup.target)} | mean ‖∇L‖ |`,
+    `| optimizer | final test acc | best test acc | final train loss | ` +
+      `final test loss | wall time (s) | ms/step | time to ` +
+      `${percent(setup.target)} | mean ‖∇L‖ |`,
     '|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    'Wall time is training only (compilation included, evaluations excluded); ms/step leaves out the',
-    'first step, which compiles. Time to target is the first evaluation at or above the target (so its',
-    'resolution is the evaluation interval). Train loss is the mean over the steps since the previous',
+    'Wall time is training only (compilation included, evaluations ' +
+      'excluded); ms/step leaves out the',
+    'first step, which compiles. Time to target is the first evaluation at ' +
+      'or above the target (so its',
+    'resolution is the evaluation interval). Train loss is the mean over ' +
+      'the steps since the previous',
     'evaluation; ‖∇L‖ is the global gradient norm averaged over every step.',
     '',
     "Hyperparameters (the rest at each optimizer's defaults):",

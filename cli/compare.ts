@@ -177,7 +177,10 @@ async function runOne(
         [lossSum, lossCount] = [0, 0];
         if (!isTty)
           print(
-            `${entry.name}  epoch ${point.epoch.toFixed(2)}: train loss ${point.trainLoss.toFixed(4)}, test accuracy ${(100 * point.testAccuracy).toFixed(2)} %, ${point.elapsed.toFixed(1)} s`,
+            `${entry.name}  epoch ${point.epoch.toFixed(2)}: train loss ` +
+              `${point.trainLoss.toFixed(4)}, test accuracy ` +
+              `${(100 * point.testAccuracy).toFixed(2)} %, ` +
+              `${point.elapsed.toFixed(1)} s`,
           );
         if (trainer.elapsed >= Math.min(budget.seconds, entry.seconds)) break run;
       }
@@ -222,7 +225,8 @@ function previousRuns(file: string, setup: CompareSetup): ComparedRun[] {
     if (earlier.setup[key] !== setup[key])
       throw new GrngError(
         'cli',
-        `--merge: ${file} was made with ${key} ${String(earlier.setup[key])}, this run has ${String(setup[key])}`,
+        `--merge: ${file} was made with ${key} ${String(earlier.setup[key])}, ` +
+          `this run has ${String(setup[key])}`,
       );
   }
   return earlier.runs;
@@ -321,7 +325,9 @@ export async function compare(
   const sizes = [data.train.features, ...hidden, data.classes];
   const dataset = values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string);
   print(
-    `grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} train / ${data.test.count} test), MLP ${sizes.join('-')}, ${budget.epochs} epochs each, on ${device.description}`,
+    `grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} ` +
+      `train / ${data.test.count} test), MLP ${sizes.join('-')}, ` +
+      `${budget.epochs} epochs each, on ${device.description}`,
   );
   mkdirSync(values.out, { recursive: true });
   const cpus = cpuInfo();

@@ -39,7 +39,12 @@ export function progressLine(p: ProgressState, barWidth = 20): string {
   const rate = Number.isFinite(p.stepsPerSecond)
     ? `${p.stepsPerSecond.toFixed(1)} steps/s`
     : '-- steps/s';
-  return `epoch ${p.epoch}/${p.epochs}${bar} ${Math.floor(100 * done)}% ${p.position}/${p.stepsPerEpoch}  loss ${p.loss.toFixed(4)}${accuracy}  ${rate}  ETA ${formatDuration(etaSeconds(p))}`;
+  return (
+    `epoch ${p.epoch}/${p.epochs}${bar} ${Math.floor(100 * done)}% ` +
+    `${p.position}/${p.stepsPerEpoch}  loss ` +
+    `${p.loss.toFixed(4)}${accuracy}  ${rate}  ETA ` +
+    `${formatDuration(etaSeconds(p))}`
+  );
 }
 
 export interface ProgressOptions {

@@ -120,7 +120,9 @@ export async function train(
   const log = (record: object) => appendFileSync(metricsFile, `${JSON.stringify(record)}\n`);
   const validation = data.validation === undefined ? '' : ` / ${data.validation.count} validation`;
   print(
-    `grng train: ${data.train.count} train${validation} / ${data.test.count} test images, ${data.classes} classes, MLP ${sizes.join('-')}, ${optimizer.name} on ${device.description}`,
+    `grng train: ${data.train.count} train${validation} / ` +
+      `${data.test.count} test images, ${data.classes} classes, MLP ` +
+      `${sizes.join('-')}, ${optimizer.name} on ${device.description}`,
   );
 
   const stepsPerEpoch = Math.floor(data.train.count / batchSize);
@@ -168,12 +170,17 @@ export async function train(
         ? ''
         : `, validation accuracy ${(100 * record.validationAccuracy).toFixed(2)} %`;
     print(
-      `epoch ${record.epoch}: train loss ${record.trainLoss.toFixed(4)}, test accuracy ${(100 * record.testAccuracy).toFixed(2)} %${validated}, ${record.seconds.toFixed(1)} s (${((1000 * record.seconds) / record.steps).toFixed(1)} ms/step); checkpoint ${checkpoint}`,
+      `epoch ${record.epoch}: train loss ${record.trainLoss.toFixed(4)}, ` +
+        `test accuracy ${(100 * record.testAccuracy).toFixed(2)} ` +
+        `%${validated}, ${record.seconds.toFixed(1)} s ` +
+        `(${((1000 * record.seconds) / record.steps).toFixed(1)} ms/step); ` +
+        `checkpoint ${checkpoint}`,
     );
   }
   const plots = writeRunPlots(metricsFile, out);
   print(
-    `metrics: ${metricsFile}; plots: ${plots.join(', ')}; checkpoint: ${checkpoint} (--resume continues it)`,
+    `metrics: ${metricsFile}; plots: ${plots.join(', ')}; checkpoint: ` +
+      `${checkpoint} (--resume continues it)`,
   );
   return 0;
 }

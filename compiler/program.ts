@@ -127,7 +127,8 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
       const bound = storage.map((s) => slotLabel(memory.slots[s])).join(', ');
       throw new GrngError(
         'compile',
-        `internal: a dispatch binds ${storage.length} storage buffers (${bound}); the device allows ${maxBuffers}`,
+        `internal: a dispatch binds ${storage.length} storage buffers ` +
+          `(${bound}); the device allows ${maxBuffers}`,
       );
     }
     return { segments: d.segments, source, aliases: aliases[k] };
@@ -246,11 +247,13 @@ export function explainProgram(program: Program, withSource = false): string {
     return r === undefined ? '' : ` @${slots[r.slot].kind}${r.slot}+${r.offset}`;
   };
   const lines = [
-    `${program.kernels.length} dispatch(es); buffers: ${slots.map((s, i) => `${i}: ${slotLabel(s)}`).join('; ')}`,
+    `${program.kernels.length} dispatch(es); buffers: ` +
+      `${slots.map((s, i) => `${i}: ${slotLabel(s)}`).join('; ')}`,
   ];
   program.kernels.forEach(({ segments, source, aliases }, i) => {
     lines.push(
-      `dispatch ${i} (${source.invocations} invocations, ${segments.length} segment(s), binds slots ${source.bindings.join(', ')}):`,
+      `dispatch ${i} (${source.invocations} invocations, ${segments.length} ` +
+        `segment(s), binds slots ${source.bindings.join(', ')}):`,
     );
     for (const { roots, inputs, matmul } of segments) {
       const reads = inputs.map((n) => `${n.op}#${n.id}${where(n)}`).join(', ') || 'nothing';

@@ -40,7 +40,8 @@ export function array(
   ) {
     throw new GrngError(
       'array',
-      'expected a number, nested arrays of numbers or a typed array, got an object without a length',
+      'expected a number, nested arrays of numbers or a typed array, got an ' +
+        'object without a length',
     );
   }
   // Typed arrays of f32 data skip the per-value checks (a batch of images is ~10⁵ values).

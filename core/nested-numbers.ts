@@ -28,7 +28,8 @@ export function flattenNested(
       if (typeof v !== 'number')
         throw new GrngError(
           op,
-          `ragged or non-numeric nested array at depth ${depth} (expected shape ${fmtShape(shape)})`,
+          `ragged or non-numeric nested array at depth ${depth} (expected shape ` +
+            `${fmtShape(shape)})`,
         );
       data.push(v);
       return;
@@ -36,7 +37,8 @@ export function flattenNested(
     if (!Array.isArray(v) || v.length !== shape[depth]) {
       throw new GrngError(
         op,
-        `ragged nested array: expected ${shape[depth]} entries at depth ${depth} (shape ${fmtShape(shape)})`,
+        `ragged nested array: expected ${shape[depth]} entries at depth ` +
+          `${depth} (shape ${fmtShape(shape)})`,
       );
     }
     for (const item of v) walk(item, depth + 1);

@@ -85,7 +85,8 @@ function keyWords(op: string, key: Key): [Tensor, Tensor] {
   ) {
     throw new GrngError(
       op,
-      `key must be an i32 tensor of shape [2] (or an i32 scalar seed), got ${describe(key)}; make one with prngKey(seed)`,
+      `key must be an i32 tensor of shape [2] (or an i32 scalar seed), got ` +
+        `${describe(key)}; make one with prngKey(seed)`,
     );
   }
   if (key.rank === 0) return [scalar(0, 'i32'), key];
@@ -96,7 +97,8 @@ function checkShape(op: string, shape: Shape): number[] {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw new GrngError(
       op,
-      `shape ${Array.isArray(shape) ? fmtShape(shape) : String(shape)} must be an array of non-negative integers`,
+      `shape ${Array.isArray(shape) ? fmtShape(shape) : String(shape)} must ` +
+        `be an array of non-negative integers`,
     );
   }
   if (shapeSize(shape) > 2 ** 31)
@@ -133,7 +135,8 @@ export function prngKey(seed: number | Tensor): Key {
   if (!(seed instanceof Tensor) || seed.dtype !== 'i32' || seed.rank !== 0) {
     throw new GrngError(
       'prngKey',
-      `seed must be a number or an i32 scalar tensor, got ${describe(seed)}; cast a step counter with cast(t, 'i32')`,
+      `seed must be a number or an i32 scalar tensor, got ${describe(seed)}; ` +
+        `cast a step counter with cast(t, 'i32')`,
     );
   }
   return stack(scalar(0, 'i32'), seed);
@@ -165,7 +168,8 @@ export function foldIn(key: Key, data: number | Tensor): Key {
   else
     throw new GrngError(
       'foldIn',
-      `data must be a number or an i32 scalar tensor, got ${describe(data)}; cast a step counter with cast(t, 'i32')`,
+      `data must be a number or an i32 scalar tensor, got ${describe(data)}; ` +
+        `cast a step counter with cast(t, 'i32')`,
     );
   const [k0, k1] = keyWords('foldIn', key);
   const [w0, w1] = threefry2x32(k0, k1, scalar(FOLD, 'i32'), d);
@@ -251,7 +255,8 @@ export function bernoulli(key: Key, p: number | Tensor, shape?: Shape): Tensor {
   if (out.rank !== s.length || !out.shape.every((d, i) => d === s[i])) {
     throw new GrngError(
       'bernoulli',
-      `p of shape ${fmtShape(typeof p === 'number' ? [] : p.shape)} does not broadcast to shape ${fmtShape(s)}`,
+      `p of shape ${fmtShape(typeof p === 'number' ? [] : p.shape)} does not ` +
+        `broadcast to shape ${fmtShape(s)}`,
     );
   }
   return out;

@@ -20,7 +20,8 @@ function placeholder(op: string, x: Tensor): Node {
   if (x.dtype !== 'f32') {
     throw new GrngError(
       op,
-      `can only differentiate with respect to f32 tensors, got ${x.dtype}${fmtShape(x.shape)}; cast it or leave it out of argnums`,
+      `can only differentiate with respect to f32 tensors, got ` +
+        `${x.dtype}${fmtShape(x.shape)}; cast it or leave it out of argnums`,
     );
   }
   return b.input(`%d${placeholderCount++}`, x.shape, 'f32');
@@ -84,13 +85,16 @@ function scalarOutput(op: string, traced: Traced): Node {
   if (traced.outputs.length !== 1 || !(traced.rebuildOutputs(traced.outputs) instanceof Tensor)) {
     throw new GrngError(
       op,
-      `the function must return one scalar Tensor, got ${traced.outputs.length} tensor(s) in a tree`,
+      `the function must return one scalar Tensor, got ` +
+        `${traced.outputs.length} tensor(s) in a tree`,
     );
   }
   if (out.shape.length !== 0 || out.dtype !== 'f32') {
     throw new GrngError(
       op,
-      `the function must return a scalar f32 tensor, got ${out.dtype}${fmtShape(out.shape)}; reduce it first, e.g. with sum() or mean()`,
+      `the function must return a scalar f32 tensor, got ` +
+        `${out.dtype}${fmtShape(out.shape)}; reduce it first, e.g. with sum() ` +
+        `or mean()`,
     );
   }
   return out;
@@ -179,7 +183,8 @@ function checkLike(
     if (!shapesEqual(t.shape, expected[i].shape) || t.dtype !== expected[i].dtype) {
       throw new GrngError(
         op,
-        `${what} #${i} is ${t.dtype}${fmtShape(t.shape)} but must match ${expected[i].dtype}${fmtShape(expected[i].shape)}`,
+        `${what} #${i} is ${t.dtype}${fmtShape(t.shape)} but must match ` +
+          `${expected[i].dtype}${fmtShape(expected[i].shape)}`,
       );
     }
   });
@@ -230,7 +235,8 @@ export function jvp<A extends readonly TensorTree[], R extends TensorTree>(
   if (primals.length !== tangents.length) {
     throw new GrngError(
       'jvp',
-      `got ${primals.length} primal(s) but ${tangents.length} tangent(s); give one tangent per primal`,
+      `got ${primals.length} primal(s) but ${tangents.length} tangent(s); ` +
+        `give one tangent per primal`,
     );
   }
   const traced = trace(

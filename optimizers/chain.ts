@@ -101,7 +101,8 @@ export function chain(
   if (!transforms.every((t) => typeof t.update === 'function'))
     throw new GrngError(
       'chain',
-      'every part but the last must be a transform (clipByGlobalNorm(), addWeightDecay(), defineTransform(...))',
+      'every part but the last must be a transform (clipByGlobalNorm(), ' +
+        'addWeightDecay(), defineTransform(...))',
     );
   const names = [...transforms.map((t) => t.name), optimizer.name];
   if (new Set(names).size !== names.length)

@@ -52,7 +52,8 @@ export function partition(
     if (unknown !== undefined)
       throw new GrngError(
         'partition',
-        `label '${unknown}' (for ${paths[chosen.indexOf(unknown)]}) has no optimizer; labels: ${labels.join(', ')}`,
+        `label '${unknown}' (for ${paths[chosen.indexOf(unknown)]}) has no ` +
+          `optimizer; labels: ${labels.join(', ')}`,
       );
     return labels.map((l) => chosen.flatMap((c, i) => (c === l ? [i] : [])));
   };

@@ -13,7 +13,8 @@ export const sgd = defineOptimizer({
     outside('dampening', h.dampening, 0, 1, true) ??
     outside('weightDecay', h.weightDecay, 0, Infinity) ??
     (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)
-      ? `nesterov needs momentum > 0 and dampening = 0 (as in PyTorch), got momentum ${h.momentum}, dampening ${h.dampening}`
+      ? `nesterov needs momentum > 0 and dampening = 0 (as in PyTorch), got ` +
+        `momentum ${h.momentum}, dampening ${h.dampening}`
       : undefined),
   // `started` is 1 once a step with μ ≠ 0 has created the buffer (μ is a runtime value, so this is
   // state).

@@ -218,7 +218,8 @@ export function gradientOnlyExtras(every: StepExtras['every'], name: string): St
   return modelFreeExtras(every, (what) => {
     throw new GrngError(
       name,
-      `${what} needs the model and the batch: run ${name} with compileTrainStep, not compileOptimizer`,
+      `${what} needs the model and the batch: run ${name} with ` +
+        `compileTrainStep, not compileOptimizer`,
     );
   });
 }

@@ -44,7 +44,9 @@ export class CpuDevice implements Device {
   }
 
   get description(): string {
-    return `CPU reference interpreter (${this.precision === 'f64' ? 'float64' : 'float32-rounded'})`;
+    return (
+      `CPU reference interpreter ` + `(${this.precision === 'f64' ? 'float64' : 'float32-rounded'})`
+    );
   }
 
   upload(data: Float64Array, shape: readonly number[], dtype: DType): CpuArray {
@@ -65,7 +67,8 @@ export class CpuDevice implements Device {
       if (!(arr instanceof CpuArray) || arr.device !== this) {
         throw new GrngError(
           'execute',
-          `input "${name}" lives on another device (${arr.device.description}); read it back or run there`,
+          `input "${name}" lives on another device (${arr.device.description}); ` +
+            `read it back or run there`,
         );
       }
       if (arr.consumed) throw consumedError();

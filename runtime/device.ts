@@ -69,6 +69,7 @@ export interface DeviceArray {
 export function consumedError(): GrngError {
   return new GrngError(
     'read',
-    "this array was donated to a call (donate) or disposed, and its memory reused; use that call's result instead",
+    'this array was donated to a call (donate) or disposed, and its memory ' +
+      "reused; use that call's result instead",
   );
 }

@@ -49,13 +49,15 @@ function bindInput(node: Node<'input'>, inputs: ReadonlyMap<string, Float64Array
     const known = [...inputs.keys()].map((k) => `"${k}"`).join(', ') || 'none';
     throw new GrngError(
       'interpret',
-      `missing input "${name}" ${fmtShape(node.shape)} ${node.dtype}; given inputs: ${known}. Bind a value for every input() the outputs depend on`,
+      `missing input "${name}" ${fmtShape(node.shape)} ${node.dtype}; given ` +
+        `inputs: ${known}. Bind a value for every input() the outputs depend on`,
     );
   }
   if (value.length !== shapeSize(node.shape)) {
     throw new GrngError(
       'interpret',
-      `input "${name}" expects ${shapeSize(node.shape)} values for shape ${fmtShape(node.shape)}, got ${value.length}`,
+      `input "${name}" expects ${shapeSize(node.shape)} values for shape ` +
+        `${fmtShape(node.shape)}, got ${value.length}`,
     );
   }
   return value;

@@ -61,7 +61,9 @@ export function jit<A extends readonly unknown[], R>(
       );
       throw new GrngError(
         'jit',
-        `the function takes ${f.length} argument(s) but was called with ${args.length} (${given.join(', ') || 'none'}); pass one array per parameter`,
+        `the function takes ${f.length} argument(s) but was called with ` +
+          `${args.length} (${given.join(', ') || 'none'}); pass one array per ` +
+          `parameter`,
       );
     }
     const { leaves, rebuild } = flattenTree(
@@ -131,7 +133,8 @@ function donatedNames(
     if (out.has(names[i]) && arrays.some((b, j) => j !== i && b === a)) {
       throw new GrngError(
         'jit',
-        `argument array ${i} is donated but also passed elsewhere in the same call; pass a copy or donate neither`,
+        `argument array ${i} is donated but also passed elsewhere in the same ` +
+          `call; pass a copy or donate neither`,
       );
     }
   });
@@ -200,7 +203,8 @@ export function toDevice(device: Device, leaves: readonly ArrayLeaf[], op: strin
     if (arr.device !== device) {
       throw new GrngError(
         op,
-        `an argument lives on another device (${arr.device.description}); read it back with await x.read() first`,
+        `an argument lives on another device (${arr.device.description}); read ` +
+          `it back with await x.read() first`,
       );
     }
     return arr;

@@ -249,7 +249,8 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
       if (!isTensor(value) || value.rank !== 0) {
         throw new GrngError(
           op,
-          `the loss must be a scalar tensor, got ${isTensor(value) ? `shape [${value.shape.join(', ')}]` : typeof value}`,
+          `the loss must be a scalar tensor, got ` +
+            `${isTensor(value) ? `shape [${value.shape.join(', ')}]` : typeof value}`,
         );
       }
       return value;

@@ -154,7 +154,8 @@ export async function createTrainer<H extends HyperDefaults, S>(
     if (meta.optimizer !== optimizer.name || meta.seed !== seed) {
       throw new GrngError(
         'Trainer',
-        `${resume} was written by a run of ${meta.optimizer} with seed ${meta.seed}; this one is ${optimizer.name} with seed ${seed}`,
+        `${resume} was written by a run of ${meta.optimizer} with seed ` +
+          `${meta.seed}; this one is ${optimizer.name} with seed ${seed}`,
       );
     }
     ({ params, state } = saved.trees as { params: Tree<HostArray>; state: Tree<HostArray> });

@@ -178,7 +178,8 @@ export class WebGpuDevice implements Device {
       if (item.data.length !== shapeSize(item.shape)) {
         throw new GrngError(
           'upload',
-          `${item.data.length} values do not fill shape ${fmtShape(item.shape)} (${shapeSize(item.shape)} elements)`,
+          `${item.data.length} values do not fill shape ${fmtShape(item.shape)} ` +
+            `(${shapeSize(item.shape)} elements)`,
         );
       }
     }
@@ -284,7 +285,9 @@ export class WebGpuDevice implements Device {
       ) {
         throw new GrngError(
           'executePlan',
-          `input "${expected.name}" must be ${expected.dtype}${fmtShape(expected.shape)}, got ${arr.dtype}${fmtShape(arr.shape)}`,
+          `input "${expected.name}" must be ` +
+            `${expected.dtype}${fmtShape(expected.shape)}, got ` +
+            `${arr.dtype}${fmtShape(arr.shape)}`,
         );
       }
       let slot = buffers.indexOf(arr.allocation);
@@ -292,7 +295,9 @@ export class WebGpuDevice implements Device {
       if (slot !== expected.slot || arr.offset !== expected.offset) {
         throw new GrngError(
           'executePlan',
-          `input "${expected.name}" must be at offset ${expected.offset} of input buffer ${expected.slot}, but is at ${arr.offset} of buffer ${slot}: upload the arrays packed as the plan was compiled`,
+          `input "${expected.name}" must be at offset ${expected.offset} of ` +
+            `input buffer ${expected.slot}, but is at ${arr.offset} of buffer ` +
+            `${slot}: upload the arrays packed as the plan was compiled`,
         );
       }
     }
@@ -434,12 +439,14 @@ export class WebGpuDevice implements Device {
       if (arr === undefined)
         throw new GrngError(
           'execute',
-          `missing input "${name}" ${fmtShape(node.shape)} ${node.dtype}; bind a value for every input the outputs depend on`,
+          `missing input "${name}" ${fmtShape(node.shape)} ${node.dtype}; bind a ` +
+            `value for every input the outputs depend on`,
         );
       if (!(arr instanceof GpuArray) || arr.device !== this) {
         throw new GrngError(
           'execute',
-          `input "${name}" lives on another device (${arr.device.description}); read it back or run there`,
+          `input "${name}" lives on another device (${arr.device.description}); ` +
+            `read it back or run there`,
         );
       }
       if (arr.consumed) throw consumedError();
@@ -450,7 +457,8 @@ export class WebGpuDevice implements Device {
       ) {
         throw new GrngError(
           'execute',
-          `input "${name}" must be ${node.dtype}${fmtShape(node.shape)}, got ${arr.dtype}${fmtShape(arr.shape)}`,
+          `input "${name}" must be ${node.dtype}${fmtShape(node.shape)}, got ` +
+            `${arr.dtype}${fmtShape(arr.shape)}`,
         );
       }
       let slot = buffers.indexOf(arr.allocation);

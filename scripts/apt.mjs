@@ -61,7 +61,8 @@ export function ensureDebianPackages(wanted, { log, purpose }) {
     if (failed !== null) {
       console.error(`${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-30).join('\n'));
       log(
-        `${label} failed (${failed}); continuing without those packages. Run \`apt-get update && ${command}\` yourself.`,
+        `${label} failed (${failed}); continuing without those packages. Run ` +
+          `\`apt-get update && ${command}\` yourself.`,
       );
       return false;
     }

@@ -47,7 +47,8 @@ if (reason === null) process.exit(0);
 console.error(`grng: ${reason}; running \`npm ci\` in ${root} ...`);
 if (!existsSync(lockfile)) {
   console.error(
-    'grng: package-lock.json is missing, so `npm ci` cannot run. Restore it (git checkout package-lock.json) or run `npm install`.',
+    'grng: package-lock.json is missing, so `npm ci` cannot run. Restore ' +
+      'it (git checkout package-lock.json) or run `npm install`.',
   );
   process.exit(1);
 }
@@ -70,7 +71,8 @@ const failure = (r) =>
 const ci = npm(['ci', '--no-audit', '--no-fund']);
 if (failure(ci) !== null) {
   console.error(
-    `grng: \`npm ci\` failed (${failure(ci)}). Check access to the npm registry, then run \`npm ci\` in ${root} yourself.`,
+    `grng: \`npm ci\` failed (${failure(ci)}). Check access to the npm ` +
+      `registry, then run \`npm ci\` in ${root} yourself.`,
   );
   process.exit(1);
 }

@@ -115,11 +115,13 @@ export async function checkCurvatureOptimizer<H extends HyperDefaults, S, R>(
   if (tolerance === undefined || !(tolerance >= 0))
     throw new GrngError(
       op,
-      `${device.description} computes in float32: pass options.tolerance, justified by the optimizer's conditioning`,
+      `${device.description} computes in float32: pass options.tolerance, ` +
+        `justified by the optimizer's conditioning`,
     );
   const base = options.hyper === undefined ? optimizer : optimizer.with(options.hyper);
   log(
-    `${op}(${base.name}): fast-check seed ${seed}, ${numRuns} runs × ${steps} steps on ${device.description}`,
+    `${op}(${base.name}): fast-check seed ${seed}, ${numRuns} runs × ` +
+      `${steps} steps on ${device.description}`,
   );
   let worstError = 0;
   const property = fc.asyncProperty(curvatureCase<H>(options, steps), async (c) => {
@@ -127,7 +129,8 @@ export async function checkCurvatureOptimizer<H extends HyperDefaults, S, R>(
     worstError = Math.max(worstError, error.error);
     if (error.error > tolerance)
       throw new Mismatch(
-        `step ${error.step}: worst error ${error.error.toExponential(3)} (optimizer ${error.got}, reference ${error.want})`,
+        `step ${error.step}: worst error ${error.error.toExponential(3)} ` +
+          `(optimizer ${error.got}, reference ${error.want})`,
       );
   });
   const details = await fc.check(property, { seed, numRuns, endOnFailure: false });
@@ -140,14 +143,18 @@ export async function checkCurvatureOptimizer<H extends HyperDefaults, S, R>(
   const shown =
     c === undefined
       ? 'none'
-      : `layers ${c.sizes.map((s) => `${s.out}×${s.in}`).join(', ')}, batch ${c.batch}, settings ${JSON.stringify(c.settings)}, ${c.steps.length} step(s)\n  initial layers: ${JSON.stringify(c.layers.map((l) => ({ w: Array.from(l.w), b: Array.from(l.b) })))}\n  steps: ${JSON.stringify(c.steps.map((s) => ({ grads: s.grads.map((g) => ({ w: Array.from(g.w), b: Array.from(g.b) })), taps: s.taps.map((t) => ({ a: Array.from(t.a), g: Array.from(t.g) })) })))}`;
+      : `layers ${c.sizes.map((s) => `${s.out}×${s.in}`).join(', ')}, batch ` +
+        `${c.batch}, settings ${JSON.stringify(c.settings)}, ${c.steps.length} ` +
+        `step(s)\n  initial layers: ` +
+        `${JSON.stringify(c.layers.map((l) => ({ w: Array.from(l.w), b: Array.from(l.b) })))}\n  steps: ${JSON.stringify(c.steps.map((s) => ({ grads: s.grads.map((g) => ({ w: Array.from(g.w), b: Array.from(g.b) })), taps: s.taps.map((t) => ({ a: Array.from(t.a), g: Array.from(t.g) })) })))}`;
   const what =
     details.errorInstance instanceof Mismatch
       ? `differs from the reference (tolerance ${tolerance}): ${reason}`
       : `failed: ${reason}`;
   throw new GrngError(
     op,
-    `${base.name} ${what}\nShrunk counterexample (${details.numShrinks} shrinks; seed ${seed}): ${shown}`,
+    `${base.name} ${what}\nShrunk counterexample (${details.numShrinks} ` +
+      `shrinks; seed ${seed}): ${shown}`,
   );
 }
 
@@ -245,7 +252,8 @@ function tapProgram<H extends HyperDefaults, S>(optimizer: Optimizer<H, S>, devi
             (what) => {
               throw new GrngError(
                 'checkCurvatureOptimizer',
-                `${optimizer.name} reads ${what}, which needs a model: check it with settings that read only ctx.taps (e.g. fisher: 'empirical')`,
+                `${optimizer.name} reads ${what}, which needs a model: check it with ` +
+                  `settings that read only ctx.taps (e.g. fisher: 'empirical')`,
               );
             },
             taps,

@@ -136,8 +136,10 @@ export async function checkOptimizer<H extends HyperDefaults, S, R>(
   if (tolerance === undefined) {
     throw new GrngError(
       op,
-      `${device.description} computes in float32: pass options.tolerance (the largest |got − want| / max(1, |want|) to accept); ` +
-        `a good value depends on the optimizer's conditioning (e.g. 1e-5 for SGD, 1e-3 for Adam-like divisions)`,
+      `${device.description} computes in float32: pass options.tolerance ` +
+        `(the largest |got − want| / max(1, |want|) to accept); ` +
+        `a good value depends on the optimizer's conditioning (e.g. 1e-5 for ` +
+        `SGD, 1e-3 for Adam-like divisions)`,
     );
   }
   if (!(tolerance >= 0) || !Number.isFinite(tolerance))
@@ -157,19 +159,22 @@ export async function checkOptimizer<H extends HyperDefaults, S, R>(
   ) {
     throw new GrngError(
       op,
-      `shapes must be a non-empty list of shapes (arrays of positive integers), got ${JSON.stringify(shapes)}`,
+      `shapes must be a non-empty list of shapes (arrays of positive ` +
+        `integers), got ${JSON.stringify(shapes)}`,
     );
   }
   if (typeof reference !== 'function')
     throw new GrngError(
       op,
-      `the reference must be a function (params, grads, state, hyper, step) => { params, state }, got ${typeof reference}`,
+      `the reference must be a function (params, grads, state, hyper, step) ` +
+        `=> { params, state }, got ${typeof reference}`,
     );
   const base = options.hyper === undefined ? optimizer : optimizer.with(options.hyper);
   requireGradientOnly(op, base, shapes ?? PROBE_SHAPES);
 
   log(
-    `${op}(${base.name}): fast-check seed ${seed}, ${numRuns} runs × ${steps} steps on ${device.description}`,
+    `${op}(${base.name}): fast-check seed ${seed}, ${numRuns} runs × ` +
+      `${steps} steps on ${device.description}`,
   );
   let worstError = 0;
   const property = fc.asyncProperty(optimizerCase<H>(options, steps), async (c) => {
@@ -188,7 +193,8 @@ export async function checkOptimizer<H extends HyperDefaults, S, R>(
   if (details.counterexample === null) {
     throw new GrngError(
       op,
-      `fast-check stopped without a counterexample (${details.interrupted ? 'interrupted by a time limit' : 'too many skipped runs'}); seed ${seed}`,
+      `fast-check stopped without a counterexample ` +
+        `(${details.interrupted ? 'interrupted by a time limit' : 'too many skipped runs'}); seed ${seed}`,
     );
   }
   throw new GrngError(
@@ -382,22 +388,31 @@ function failureMessage<H extends HyperDefaults>(
   if (error instanceof Mismatch) {
     const o = error.outcome;
     what =
-      `${name} differs from the reference by ${o.error.toExponential(3)} (worst error |got − want| / max(1, |want|); tolerance ${info.tolerance}) ` +
-      `at step ${o.step}, leaf ${o.leaf} (shape ${fmtShape(o.shape)}), element ${o.index}: optimizer ${o.got}, reference ${o.want}.`;
+      `${name} differs from the reference by ${o.error.toExponential(3)} ` +
+      `(worst error |got − want| / max(1, |want|); tolerance ` +
+      `${info.tolerance}) ` +
+      `at step ${o.step}, leaf ${o.leaf} (shape ${fmtShape(o.shape)}), ` +
+      `element ${o.index}: optimizer ${o.got}, reference ${o.want}.`;
   } else if (error instanceof SideError) {
-    what = `${error.side === 'the optimizer' ? name : 'the reference'} threw ${step === 0 ? 'while compiling' : `at step ${step}`}: ${error.thrown instanceof Error ? error.thrown.message : String(error.thrown)}`;
+    what =
+      `${error.side === 'the optimizer' ? name : 'the reference'} threw ` +
+      `${step === 0 ? 'while compiling' : `at step ${step}`}: ` +
+      `${error.thrown instanceof Error ? error.thrown.message : String(error.thrown)}`;
   } else {
     what = `the property failed: ${error instanceof Error ? error.message : String(error)}`;
   }
   const shown = Math.max(1, step);
   const lines = [
     what,
-    `Shrunk counterexample (${info.shrinks} shrinks; first failure on run ${info.failedRun} of ${info.numRuns}; seed ${info.seed}${info.path === null ? '' : `, path "${info.path}"`}):`,
+    `Shrunk counterexample (${info.shrinks} shrinks; first failure on run ` +
+      `${info.failedRun} of ${info.numRuns}; seed ` +
+      `${info.seed}${info.path === null ? '' : `, path "${info.path}"`}):`,
     `  tree: ${c.structure}, shapes ${formatShapes(c.shapes)} (leaves in flattenTree order)`,
     `  settings: ${JSON.stringify(c.settings)}`,
     `  initial params: ${formatLeaves(c.params)}`,
     `  gradients, steps 1–${shown}: [${c.grads.slice(0, shown).map(formatLeaves).join(', ')}]`,
-    `Replay it with checkOptimizer(…, { seed: ${info.seed}${info.path === null ? '' : `, path: '${info.path}'`} }).`,
+    `Replay it with checkOptimizer(…, { seed: ` +
+      `${info.seed}${info.path === null ? '' : `, path: '${info.path}'`} }).`,
   ];
   return lines.join('\n');
 }

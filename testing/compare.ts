@@ -71,7 +71,10 @@ export function leavesMismatch(
     const size = shapes[k].reduce((a, b) => a * b, 1);
     if (!(leaf instanceof Float64Array) || leaf.length !== size) {
       const what = leaf instanceof Float64Array ? `a Float64Array of ${leaf.length}` : String(leaf);
-      return `leaf ${k} (shape ${fmtShape(shapes[k])}) must be a Float64Array of ${size} value(s), got ${what}`;
+      return (
+        `leaf ${k} (shape ${fmtShape(shapes[k])}) must be a Float64Array of ` +
+        `${size} value(s), got ${what}`
+      );
     }
   }
   return undefined;

@@ -83,8 +83,11 @@ export function requireGradientOnly<H extends HyperDefaults, S>(
   if (needs === undefined) return;
   throw new GrngError(
     op,
-    `${optimizer.name} reads ${needs}, which only a training step with a model and a batch provides; ` +
-      `${op} covers gradient-only optimizers (run through compileOptimizer) for now. Check curvature optimizers ` +
-      `(K-FAC, RING, RENG, R-Kalman, Sophia) with compileTrainStep on a small model against a float64 reference of your own`,
+    `${optimizer.name} reads ${needs}, which only a training step with a ` +
+      `model and a batch provides; ` +
+      `${op} covers gradient-only optimizers (run through compileOptimizer) ` +
+      `for now. Check curvature optimizers ` +
+      `(K-FAC, RING, RENG, R-Kalman, Sophia) with compileTrainStep on a ` +
+      `small model against a float64 reference of your own`,
   );
 }

@@ -191,7 +191,8 @@ export async function optimizerMatrix<H extends HyperDefaults, S>(
   if (failures.length > 0 && throwOnFailure) {
     throw new GrngError(
       op,
-      `${optimizer.name} on ${device.description} failed ${failures.length} check(s):\n  ${failures.join('\n  ')}`,
+      `${optimizer.name} on ${device.description} failed ${failures.length} ` +
+        `check(s):\n  ${failures.join('\n  ')}`,
     );
   }
   return done;
@@ -239,7 +240,10 @@ async function convergence<H extends HyperDefaults, S>(
     const value = measure(finalLoss, initialLoss);
     // NaN fails: `value <= threshold` is false for it.
     const passed = value <= threshold;
-    const detail = `${what} ${value.toExponential(3)} after ${steps} steps (loss ${initialLoss.toPrecision(4)} → ${finalLoss.toExponential(3)}; must be ≤ ${threshold})${passed ? '' : ': tune the settings for this problem or raise the step budget'}`;
+    const detail =
+      `${what} ${value.toExponential(3)} after ${steps} steps (loss ` +
+      `${initialLoss.toPrecision(4)} → ${finalLoss.toExponential(3)}; must ` +
+      `be ≤ ${threshold})${passed ? '' : ': tune the settings for this problem or raise the step budget'}`;
     return {
       passed,
       detail,
@@ -321,7 +325,9 @@ function pickHyper<H extends HyperDefaults, S>(
   if (!runtime.includes(name)) {
     throw new GrngError(
       op,
-      `setHyper.name '${name}' must be a numeric hyperparameter of ${optimizer.name} that is not static; runtime ones: ${runtime.join(', ') || 'none'}`,
+      `setHyper.name '${name}' must be a numeric hyperparameter of ` +
+        `${optimizer.name} that is not static; runtime ones: ` +
+        `${runtime.join(', ') || 'none'}`,
     );
   }
   const from = optimizer.hyper[name] as number;
@@ -394,19 +400,22 @@ async function setHyperCheck<H extends HyperDefaults, S>(
     const changed = !bitIdentical(without.final, withChange.final);
     const problems = [
       traces[1] !== traces[0]
-        ? `setHyper({ ${name} }) recompiled: the update was traced ${traces[1]} time(s) instead of ${traces[0]}`
+        ? `setHyper({ ${name} }) recompiled: the update was traced ${traces[1]} ` +
+          `time(s) instead of ${traces[0]}`
         : '',
       newPrograms !== undefined && newPrograms !== 0
         ? `setHyper({ ${name} }) compiled ${newPrograms} new program(s) on the device`
         : '',
       changed
         ? ''
-        : `setHyper({ ${name}: ${to} }) at step ${at} left every parameter as without it: the update ignores ctx.hyper.${name}`,
+        : `setHyper({ ${name}: ${to} }) at step ${at} left every parameter as ` +
+          `without it: the update ignores ctx.hyper.${name}`,
     ].filter((p) => p !== '');
     const detail =
       problems.length > 0
         ? problems.join('; ')
-        : `${name} ${from} → ${to} at step ${at}: ${traces[1]} trace(s) as without the change${newPrograms === undefined ? '' : ', no new programs'}, parameters changed`;
+        : `${name} ${from} → ${to} at step ${at}: ${traces[1]} trace(s) as ` +
+          `without the change${newPrograms === undefined ? '' : ', no new programs'}, parameters changed`;
     return { ...base, passed: problems.length === 0, detail, traces, newPrograms, changed };
   } catch (error) {
     return { ...base, passed: false, detail: `threw: ${message(error)}` };
@@ -447,7 +456,9 @@ async function resume<H extends HyperDefaults, S>(
       ? `the resumed optimizer counts ${resumed.steps} steps, expected ${steps}`
       : same
         ? `resumed at step ${at} of ${steps}: parameters and state bit-identical`
-        : `resumed at step ${at} of ${steps}, the parameters or state differ from the uninterrupted run: the update depends on something outside params, state, hyper and t`;
+        : `resumed at step ${at} of ${steps}, the parameters or state differ ` +
+          `from the uninterrupted run: the update depends on something outside ` +
+          `params, state, hyper and t`;
     return { passed, detail, resumedAt: at, bitIdentical: same };
   } catch (error) {
     return {

@@ -90,7 +90,9 @@ export async function adamwSection(ctx: BenchContext): Promise<Section> {
   return {
     title: 'AdamW update',
     about:
-      'GB/s counts 7 × 4 bytes per parameter (θ, m, v, g read; θ, m, v written). TF.js runs tf.train.adam (it has no AdamW; same bytes). Target: grng ≥ 0.9× the hand-written kernel, ≥ 3.5× jax-js webgpu.',
+      'GB/s counts 7 × 4 bytes per parameter (θ, m, v, g read; θ, m, v ' +
+      'written). TF.js runs tf.train.adam (it has no AdamW; same bytes). ' +
+      'Target: grng ≥ 0.9× the hand-written kernel, ≥ 3.5× jax-js webgpu.',
     rows,
   };
 }

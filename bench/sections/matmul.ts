@@ -47,7 +47,8 @@ export async function matmulSection(ctx: BenchContext): Promise<Section> {
   return {
     title: 'Matmul',
     about:
-      'Square f32 products, 2k³ flops each. Target: grng ≥ 18 GFLOP/s on llvmpipe and ≥ 2.5× TF.js and jax-js webgpu.',
+      'Square f32 products, 2k³ flops each. Target: grng ≥ 18 GFLOP/s on ' +
+      'llvmpipe and ≥ 2.5× TF.js and jax-js webgpu.',
     rows,
   };
 }

@@ -52,7 +52,9 @@ export async function mlpStepSection(ctx: BenchContext): Promise<Section> {
   return {
     title: 'MLP training step',
     about:
-      'Forward, loss, backward and the Adam(W) update, the loss read back each step. grng uploads the (same) host batch each step, as a data loader would. Target: grng ≥ 2× jax-js webgpu and ≥ 3× TF.js webgpu.',
+      'Forward, loss, backward and the Adam(W) update, the loss read back ' +
+      'each step. grng uploads the (same) host batch each step, as a data ' +
+      'loader would. Target: grng ≥ 2× jax-js webgpu and ≥ 3× TF.js webgpu.',
     rows,
   };
 }

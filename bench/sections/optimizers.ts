@@ -189,9 +189,14 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
   return {
     title: 'Optimizers on the MLP (784-256-256-10, batch 128)',
     about: [
-      'Median and amortized ms per step: the amortized figure is the mean over whole refresh periods (after a first period that compiled every variant), what training pays per step.',
-      "× AdamW divides it by the mean of AdamW steps (same batch) taken between the optimizer's steps.",
-      'The first step of a new training step is a refresh step: it traces, plans, compiles and runs one; "cold" on a fresh device, "cached" when the same optimizer is compiled again (pipelines reused).',
+      'Median and amortized ms per step: the amortized figure is the mean ' +
+        'over whole refresh periods (after a first period that compiled every ' +
+        'variant), what training pays per step.',
+      '× AdamW divides it by the mean of AdamW steps (same batch) taken ' +
+        "between the optimizer's steps.",
+      'The first step of a new training step is a refresh step: it traces, ' +
+        'plans, compiles and runs one; "cold" on a fresh device, "cached" when ' +
+        'the same optimizer is compiled again (pipelines reused).',
       'Compile time ≈ first step − a steady refresh step.',
       'Target: RING (S = 10) ≤ 1.3× AdamW.',
     ].join(' '),

@@ -122,7 +122,8 @@ function splitToFit(
     if (candidates.length === 0) {
       throw new GrngError(
         'compile',
-        `a ${root.op} kernel binds ${needed} storage buffers but the device allows ${maxBuffers}; no split was found`,
+        `a ${root.op} kernel binds ${needed} storage buffers but the device ` +
+          `allows ${maxBuffers}; no split was found`,
       );
     }
     materialized.add(candidates[0].n.id);

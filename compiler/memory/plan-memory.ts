@@ -184,7 +184,8 @@ export function planMemory(
     if (bytes > maxBindingBytes) {
       throw new GrngError(
         'compile',
-        `the program's ${slot.kind} buffer needs ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${maxBindingBytes}`,
+        `the program's ${slot.kind} buffer needs ${bytes} bytes, over the ` +
+          `device's maxStorageBufferBindingSize of ${maxBindingBytes}`,
       );
     }
   }

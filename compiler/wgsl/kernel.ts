@@ -143,9 +143,16 @@ function emitDispatch(
     bindings = scalarsSlot >= 0 && named('scalars') ? [...storage, scalarsSlot] : storage;
     return bindings.map((slot, i) => {
       if (slot === scalarsSlot)
-        return `@group(0) @binding(${i}) var<uniform> scalars: array<vec4<u32>, ${(memory.slots[slot] as { sources: readonly Region[] }).sources.length}>;`;
+        return (
+          `@group(0) @binding(${i}) var<uniform> scalars: array<vec4<u32>, ` +
+          `${(memory.slots[slot] as { sources: readonly Region[] }).sources.length}>;`
+        );
       const t = memory.slots[slot].storage;
-      return `@group(0) @binding(${i}) var<storage, ${written.has(slot) ? 'read_write' : 'read'}> ${name(slot)}: array<${vec4.has(name(slot)) ? `vec4<${t}>` : t}>;`;
+      return (
+        `@group(0) @binding(${i}) var<storage, ` +
+        `${written.has(slot) ? 'read_write' : 'read'}> ${name(slot)}: ` +
+        `array<${vec4.has(name(slot)) ? `vec4<${t}>` : t}>;`
+      );
     });
   };
   const at = (n: Node): Location | undefined => {
@@ -225,7 +232,10 @@ function emitSegment(
       e.registers.set(r.id, { name: result, index }); // later roots read it from the register
     } else result = e.value(r, index); // shared subexpressions are memoized across the roots
     const target = at(r) as Location;
-    return `${e.vector ? e.ownVec4(target) : e.element(target, local)} = ${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`;
+    return (
+      `${e.vector ? e.ownVec4(target) : e.element(target, local)} = ` +
+      `${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`
+    );
   });
   stores.forEach((s) => e.line(s));
 }

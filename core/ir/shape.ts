@@ -34,7 +34,8 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
     if (da !== db && da !== 1 && db !== 1) {
       throw new GrngError(
         op,
-        `shapes ${fmtShape(a)} and ${fmtShape(b)} cannot be broadcast together (axis ${i - rank} has ${da} vs ${db}); ` +
+        `shapes ${fmtShape(a)} and ${fmtShape(b)} cannot be broadcast together ` +
+          `(axis ${i - rank} has ${da} vs ${db}); ` +
           'make the sizes equal or 1, e.g. with reshape',
       );
     }
@@ -56,7 +57,8 @@ export function normalizeAxis(op: string, axis: number, rank: number): number {
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
     throw new GrngError(
       op,
-      `axis ${axis} is out of range for a tensor of rank ${rank}; use an axis in [${-rank}, ${rank - 1}]`,
+      `axis ${axis} is out of range for a tensor of rank ${rank}; use an ` +
+        `axis in [${-rank}, ${rank - 1}]`,
     );
   }
   return axis < 0 ? axis + rank : axis;

@@ -17,7 +17,8 @@ export function expectDType(
   if (!allowed.includes(x.dtype)) {
     throw new GrngError(
       op,
-      `${which} has dtype ${x.dtype} (shape ${fmtShape(x.shape)}) but ${op} needs ${allowed.join(' or ')}; convert it with cast`,
+      `${which} has dtype ${x.dtype} (shape ${fmtShape(x.shape)}) but ${op} ` +
+        `needs ${allowed.join(' or ')}; convert it with cast`,
     );
   }
 }
@@ -26,7 +27,8 @@ export function expectSameShape(op: string, a: Node, b: Node): void {
   if (!shapesEqual(a.shape, b.shape)) {
     throw new GrngError(
       op,
-      `operands have shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)}; the IR needs equal shapes (broadcast first)`,
+      `operands have shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)}; ` +
+        `the IR needs equal shapes (broadcast first)`,
     );
   }
 }
@@ -35,7 +37,8 @@ export function expectSameDType(op: string, a: Node, b: Node): void {
   if (a.dtype !== b.dtype) {
     throw new GrngError(
       op,
-      `operands have dtypes ${a.dtype} and ${b.dtype} (shapes ${fmtShape(a.shape)}, ${fmtShape(b.shape)}); cast one of them`,
+      `operands have dtypes ${a.dtype} and ${b.dtype} (shapes ` +
+        `${fmtShape(a.shape)}, ${fmtShape(b.shape)}); cast one of them`,
     );
   }
 }

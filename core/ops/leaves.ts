@@ -39,7 +39,8 @@ export const leafRules: RuleTable<'input' | 'constant' | 'iota'> = {
       if ('data' in attrs && attrs.data.length !== shapeSize(attrs.shape)) {
         throw new GrngError(
           'constant',
-          `got ${attrs.data.length} values for shape ${fmtShape(attrs.shape)} (${shapeSize(attrs.shape)} elements)`,
+          `got ${attrs.data.length} values for shape ${fmtShape(attrs.shape)} ` +
+            `(${shapeSize(attrs.shape)} elements)`,
         );
       }
       return { shape: attrs.shape, dtype: attrs.dtype };

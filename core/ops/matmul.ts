@@ -19,13 +19,16 @@ export const matmulRules: RuleTable<'matmul'> = {
       if (ra < 2 || ra !== rb || !shapesEqual(a.shape.slice(0, -2), b.shape.slice(0, -2))) {
         throw new GrngError(
           'matmul',
-          `operands ${fmtShape(a.shape)} and ${fmtShape(b.shape)} must both be [...batch, m, k] and [...batch, k, n] with equal batch axes`,
+          `operands ${fmtShape(a.shape)} and ${fmtShape(b.shape)} must both be ` +
+            `[...batch, m, k] and [...batch, k, n] with equal batch axes`,
         );
       }
       if (a.shape[ra - 1] !== b.shape[rb - 2]) {
         throw new GrngError(
           'matmul',
-          `inner dimensions differ: ${fmtShape(a.shape)} has ${a.shape[ra - 1]} columns but ${fmtShape(b.shape)} has ${b.shape[rb - 2]} rows; transpose one operand or fix the layer sizes`,
+          `inner dimensions differ: ${fmtShape(a.shape)} has ${a.shape[ra - 1]} ` +
+            `columns but ${fmtShape(b.shape)} has ${b.shape[rb - 2]} rows; ` +
+            `transpose one operand or fix the layer sizes`,
         );
       }
       return { shape: [...a.shape.slice(0, -1), b.shape[rb - 1]], dtype: a.dtype };

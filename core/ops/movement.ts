@@ -16,7 +16,8 @@ function expectPerAxis(op: string, x: Node, name: string, values: readonly numbe
   if (values.length !== x.shape.length || !values.every(Number.isInteger)) {
     throw new GrngError(
       op,
-      `${name} must give one integer per axis of the operand ${fmtShape(x.shape)}, got [${values.join(', ')}]`,
+      `${name} must give one integer per axis of the operand ` +
+        `${fmtShape(x.shape)}, got [${values.join(', ')}]`,
     );
   }
 }
@@ -58,7 +59,9 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
       if (shapeSize(shape) !== shapeSize(inputs[0].shape)) {
         throw new GrngError(
           'reshape',
-          `cannot reshape ${fmtShape(inputs[0].shape)} (${shapeSize(inputs[0].shape)} elements) to ${fmtShape(shape)} (${shapeSize(shape)} elements); the element counts must match`,
+          `cannot reshape ${fmtShape(inputs[0].shape)} ` +
+            `(${shapeSize(inputs[0].shape)} elements) to ${fmtShape(shape)} ` +
+            `(${shapeSize(shape)} elements); the element counts must match`,
         );
       }
       return { shape, dtype: inputs[0].dtype };
@@ -83,7 +86,8 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
       if (perm.length !== rank || !sorted.every((p, i) => p === i)) {
         throw new GrngError(
           'permute',
-          `perm [${perm.join(', ')}] is not a permutation of the ${rank} axes of ${fmtShape(inputs[0].shape)}`,
+          `perm [${perm.join(', ')}] is not a permutation of the ${rank} axes of ` +
+            `${fmtShape(inputs[0].shape)}`,
         );
       }
       return { shape: perm.map((p) => inputs[0].shape[p]), dtype: inputs[0].dtype };
@@ -119,7 +123,8 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
       if (from.length !== shape.length || !from.every((d, i) => d === shape[i] || d === 1)) {
         throw new GrngError(
           'broadcast',
-          `cannot broadcast ${fmtShape(from)} to ${fmtShape(shape)}: ranks must match and each axis must be equal or 1`,
+          `cannot broadcast ${fmtShape(from)} to ${fmtShape(shape)}: ranks must ` +
+            `match and each axis must be equal or 1`,
         );
       }
       return { shape, dtype: inputs[0].dtype };
@@ -154,7 +159,8 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
         if (!(0 <= starts[i] && starts[i] <= ends[i] && ends[i] <= d)) {
           throw new GrngError(
             'slice',
-            `axis ${i}: range [${starts[i]}, ${ends[i]}) is not within [0, ${d}] of ${fmtShape(x.shape)}`,
+            `axis ${i}: range [${starts[i]}, ${ends[i]}) is not within [0, ${d}] ` +
+              `of ${fmtShape(x.shape)}`,
           );
         }
       });
@@ -209,7 +215,8 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
       if (![...lo, ...hi].every((p) => p >= 0))
         throw new GrngError(
           'pad',
-          `padding must be non-negative, got lo [${lo.join(', ')}] hi [${hi.join(', ')}]; use slice to crop`,
+          `padding must be non-negative, got lo [${lo.join(', ')}] hi ` +
+            `[${hi.join(', ')}]; use slice to crop`,
         );
       return { shape: x.shape.map((d, i) => lo[i] + d + hi[i]), dtype: x.dtype };
     },

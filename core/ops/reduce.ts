@@ -20,7 +20,8 @@ function inferReduce(op: ReduceOp, inputs: readonly Node[], axes: readonly numbe
   if (!sortedUnique) {
     throw new GrngError(
       op,
-      `axes [${axes.join(', ')}] must be distinct, increasing and within the ${rank} axes of ${fmtShape(x.shape)}`,
+      `axes [${axes.join(', ')}] must be distinct, increasing and within the ` +
+        `${rank} axes of ${fmtShape(x.shape)}`,
     );
   }
   return { shape: x.shape.filter((_, i) => !axes.includes(i)), dtype: x.dtype };

@@ -21,7 +21,8 @@ export function reverseGraph(
     if (!shapesEqual(ct.shape, node.shape)) {
       throw new GrngError(
         'vjp',
-        `internal: cotangent ${fmtShape(ct.shape)} for a ${node.op} node of shape ${fmtShape(node.shape)}`,
+        `internal: cotangent ${fmtShape(ct.shape)} for a ${node.op} node of ` +
+          `shape ${fmtShape(node.shape)}`,
       );
     }
     const prev = cts.get(node.id);

@@ -18,7 +18,8 @@ export function substitute(
       if (!shapesEqual(replacement.shape, node.shape) || replacement.dtype !== node.dtype) {
         throw new GrngError(
           'substitute',
-          `cannot replace a ${node.dtype}${fmtShape(node.shape)} node by ${replacement.dtype}${fmtShape(replacement.shape)}`,
+          `cannot replace a ${node.dtype}${fmtShape(node.shape)} node by ` +
+            `${replacement.dtype}${fmtShape(replacement.shape)}`,
         );
       }
       done.set(node.id, replacement);

@@ -14,7 +14,8 @@ export function kroneckerFactors(tap: LayerTap): {
   if (a.rank !== 2 || g.rank !== 2 || a.shape[0] !== g.shape[0]) {
     throw new GrngError(
       'kroneckerFactors',
-      `tap ${tap.name}: a [B, d_in] and g [B, d_out] must share the batch axis, got [${a.shape.join(', ')}] and [${g.shape.join(', ')}]`,
+      `tap ${tap.name}: a [B, d_in] and g [B, d_out] must share the batch ` +
+        `axis, got [${a.shape.join(', ')}] and [${g.shape.join(', ')}]`,
     );
   }
   const batch = a.shape[0];

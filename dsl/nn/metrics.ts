@@ -7,7 +7,9 @@ export function accuracy(logits: Tensor, labels: Tensor): Tensor {
   if (logits.rank !== 2 || labels.dtype !== 'i32' || labels.rank !== 1) {
     throw new GrngError(
       'accuracy',
-      `needs logits [batch, classes] and i32 labels [batch], got [${logits.shape.join(', ')}] and ${labels.dtype} [${labels.shape.join(', ')}]`,
+      `needs logits [batch, classes] and i32 labels [batch], got ` +
+        `[${logits.shape.join(', ')}] and ${labels.dtype} ` +
+        `[${labels.shape.join(', ')}]`,
     );
   }
   const picked = sum(mul(oneHot(labels, logits.shape[1]), logits), -1);

@@ -79,7 +79,8 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
     if (labels.rank !== batchShape.length || !labels.shape.every((d, i) => d === batchShape[i])) {
       throw new GrngError(
         'crossEntropy',
-        `integer labels ${fmtShape(labels.shape)} must have shape ${fmtShape(batchShape)} for logits ${fmtShape(logits.shape)}`,
+        `integer labels ${fmtShape(labels.shape)} must have shape ` +
+          `${fmtShape(batchShape)} for logits ${fmtShape(logits.shape)}`,
       );
     }
     targets = oneHot(labels, classes);
@@ -87,7 +88,8 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
     if (labels.rank !== logits.rank || !labels.shape.every((d, i) => d === logits.shape[i])) {
       throw new GrngError(
         'crossEntropy',
-        `target distributions ${fmtShape(labels.shape)} must have the logits' shape ${fmtShape(logits.shape)}`,
+        `target distributions ${fmtShape(labels.shape)} must have the logits' ` +
+          `shape ${fmtShape(logits.shape)}`,
       );
     }
     targets = labels;

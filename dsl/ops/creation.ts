@@ -14,7 +14,8 @@ function checkDims(op: string, shape: Shape): void {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw new GrngError(
       op,
-      `shape ${Array.isArray(shape) ? fmtShape(shape) : String(shape)} must be an array of non-negative integers`,
+      `shape ${Array.isArray(shape) ? fmtShape(shape) : String(shape)} must ` +
+        `be an array of non-negative integers`,
     );
   }
 }

@@ -128,7 +128,8 @@ export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
   if (c.dtype !== 'bool') {
     throw new GrngError(
       'where',
-      `condition has dtype ${c.dtype} (shape ${fmtShape(c.shape)}) but must be bool; compare first, e.g. x.gt(0)`,
+      `condition has dtype ${c.dtype} (shape ${fmtShape(c.shape)}) but must ` +
+        `be bool; compare first, e.g. x.gt(0)`,
     );
   }
   const [p, q] = broadcastPair('where', x, y);

@@ -26,7 +26,8 @@ export function matmulAny(x: Tensor, y: Tensor): Tensor {
   if (p.shape.length === 0 || q.shape.length === 0) {
     throw new GrngError(
       'matmul',
-      `operands ${fmtShape(p.shape)} and ${fmtShape(q.shape)} must have rank ≥ 1; use mul for scalars`,
+      `operands ${fmtShape(p.shape)} and ${fmtShape(q.shape)} must have rank ` +
+        `≥ 1; use mul for scalars`,
     );
   }
   const rowVector = p.shape.length === 1;
@@ -37,7 +38,10 @@ export function matmulAny(x: Tensor, y: Tensor): Tensor {
   if (p.shape[p.shape.length - 1] !== q.shape[q.shape.length - 2]) {
     throw new GrngError(
       'matmul',
-      `inner dimensions differ: ${fmtShape(x.shape)} has ${p.shape[p.shape.length - 1]} columns but ${fmtShape(y.shape)} has ${q.shape[q.shape.length - 2]} rows; transpose one operand or fix the sizes`,
+      `inner dimensions differ: ${fmtShape(x.shape)} has ` +
+        `${p.shape[p.shape.length - 1]} columns but ${fmtShape(y.shape)} has ` +
+        `${q.shape[q.shape.length - 2]} rows; transpose one operand or fix the ` +
+        `sizes`,
     );
   }
   p = broadcastNode(p, [...batch, ...p.shape.slice(-2)]);

@@ -20,7 +20,8 @@ export function reshape<const T extends Shape>(x: Tensor, shape: T): Tensor<[...
     if (rest === 0 || shapeSize(node.shape) % rest !== 0) {
       throw new GrngError(
         'reshape',
-        `cannot infer the -1 in ${fmtShape(shape)} for ${fmtShape(node.shape)} (${shapeSize(node.shape)} elements)`,
+        `cannot infer the -1 in ${fmtShape(shape)} for ${fmtShape(node.shape)} ` +
+          `(${shapeSize(node.shape)} elements)`,
       );
     }
     resolved = shape.map((d) => (d === -1 ? shapeSize(node.shape) / rest : d));
@@ -65,7 +66,8 @@ export function broadcastTo<const T extends Shape>(x: Tensor, shape: T): Tensor<
   if (lead < 0 || !node.shape.every((d, i) => d === 1 || d === shape[lead + i])) {
     throw new GrngError(
       'broadcastTo',
-      `cannot broadcast ${fmtShape(node.shape)} to ${fmtShape(shape)}; each axis must match or be 1`,
+      `cannot broadcast ${fmtShape(node.shape)} to ${fmtShape(shape)}; each ` +
+        `axis must match or be 1`,
     );
   }
   return wrap(broadcastNode(node, shape));
@@ -140,7 +142,9 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     ) {
       throw new GrngError(
         'concat',
-        `all tensors must share dtype and every axis but ${a}: got ${first.dtype}${fmtShape(first.shape)} and ${x.dtype}${fmtShape(x.shape)}`,
+        `all tensors must share dtype and every axis but ${a}: got ` +
+          `${first.dtype}${fmtShape(first.shape)} and ` +
+          `${x.dtype}${fmtShape(x.shape)}`,
       );
     }
   }

@@ -14,7 +14,8 @@ export function nodeOf(op: string, x: Operand, dtype: DType = 'f32'): Node {
   if (typeof x === 'number') return b.fill(x, [], dtype);
   throw new GrngError(
     op,
-    `expected a Tensor or a number, got ${describe(x)}; build tensors with input(), constant() or array()`,
+    `expected a Tensor or a number, got ${describe(x)}; build tensors with ` +
+      `input(), constant() or array()`,
   );
 }
 
@@ -58,7 +59,8 @@ export function normalizeAxes(
     if (!Number.isInteger(a) || a < -rank || a >= rank) {
       throw new GrngError(
         op,
-        `axis ${a} is out of range for a tensor of shape ${fmtShape(shape)}; use an axis in [${-rank}, ${rank - 1}]`,
+        `axis ${a} is out of range for a tensor of shape ${fmtShape(shape)}; ` +
+          `use an axis in [${-rank}, ${rank - 1}]`,
       );
     }
     return a < 0 ? a + rank : a;

@@ -17,17 +17,20 @@ const reference = (
   t: number,
 ) => adabeliefReference(params, grads, state, hyper, t);
 
-test('AdaBelief matches its float64 reference on random trees, gradients and settings', async () => {
-  const settings = fc.record({
-    lr: fc.constantFrom(1e-3, 1e-2, 0.1),
-    beta1: fc.constantFrom(0, 0.5, 0.9),
-    weightDecay: fc.constantFrom(0, 0.01),
-  });
-  // Float64 interpreter: the same formulas in another order, a few ulps apart: the default 1e-10
-  // (measured: 0, the interpreter happens to evaluate them in the reference's order).
-  const cpu = await checkOptimizer(adabelief(), reference, { settings, numRuns: 25, steps: 5 });
-  expect(cpu.worstError).toBeLessThan(1e-10);
-});
+test(
+  'AdaBelief matches its float64 reference on random trees, gradients ' + 'and settings',
+  async () => {
+    const settings = fc.record({
+      lr: fc.constantFrom(1e-3, 1e-2, 0.1),
+      beta1: fc.constantFrom(0, 0.5, 0.9),
+      weightDecay: fc.constantFrom(0, 0.01),
+    });
+    // Float64 interpreter: the same formulas in another order, a few ulps apart: the default 1e-10
+    // (measured: 0, the interpreter happens to evaluate them in the reference's order).
+    const cpu = await checkOptimizer(adabelief(), reference, { settings, numRuns: 25, steps: 5 });
+    expect(cpu.worstError).toBeLessThan(1e-10);
+  },
+);
 
 test('AdaBelief compiled to WebGPU matches the reference within float32 rounding', async () => {
   const device = await createDevice();

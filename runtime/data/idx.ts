@@ -25,7 +25,8 @@ export function readIdx(path: string): IdxArray {
     } catch (error) {
       throw new GrngError(
         'data',
-        `${path} is not a valid gzip file (${(error as Error).message}); the file is corrupt or truncated`,
+        `${path} is not a valid gzip file (${(error as Error).message}); the ` +
+          `file is corrupt or truncated`,
       );
     }
   }
@@ -45,7 +46,8 @@ export function readIdx(path: string): IdxArray {
   if (bytes.length !== start + size)
     throw new GrngError(
       'data',
-      `${path} should hold ${size} values for shape [${shape.join(', ')}] but holds ${bytes.length - start}; the file is corrupt or truncated`,
+      `${path} should hold ${size} values for shape [${shape.join(', ')}] ` +
+        `but holds ${bytes.length - start}; the file is corrupt or truncated`,
     );
   return { shape, data: bytes.subarray(start) };
 }

@@ -38,7 +38,9 @@ export function loadIdxImages(dir: string = FASHION_MNIST_DIR): ImageDataset {
       if (existsSync(candidate)) return candidate;
     throw new GrngError(
       'data',
-      `${join(dir, name)}[.gz] not found. For Fashion-MNIST install the Debian package: sudo apt-get install dataset-fashion-mnist (or pass another directory)`,
+      `${join(dir, name)}[.gz] not found. For Fashion-MNIST install the ` +
+        `Debian package: sudo apt-get install dataset-fashion-mnist (or pass ` +
+        `another directory)`,
     );
   };
   const split = (images: string, labels: string): ImageSplit => {
@@ -47,7 +49,8 @@ export function loadIdxImages(dir: string = FASHION_MNIST_DIR): ImageDataset {
     if (xi.shape.length < 2 || yi.shape.length !== 1 || xi.shape[0] !== yi.shape[0]) {
       throw new GrngError(
         'data',
-        `${images} [${xi.shape.join(', ')}] and ${labels} [${yi.shape.join(', ')}] do not describe the same images`,
+        `${images} [${xi.shape.join(', ')}] and ${labels} ` +
+          `[${yi.shape.join(', ')}] do not describe the same images`,
       );
     }
     const features = xi.shape.slice(1).reduce((a, d) => a * d, 1);

@@ -24,7 +24,8 @@ export function holdOutValidation(dataset: ImageDataset, count: number, seed = 0
   if (!Number.isInteger(count) || count < 1 || count >= dataset.train.count) {
     throw new GrngError(
       'data',
-      `the validation split must hold between 1 and ${dataset.train.count - 1} training images, got ${count}`,
+      `the validation split must hold between 1 and ` +
+        `${dataset.train.count - 1} training images, got ${count}`,
     );
   }
   if (dataset.validation !== undefined)

@@ -67,7 +67,9 @@ async function request(
   if (adapter === null)
     return {
       path,
-      reason: `Dawn's ${backend} backend offered no adapter${options.featureLevel === 'core' ? ' at the core feature level' : ''}`,
+      reason:
+        `Dawn's ${backend} backend offered no ` +
+        `adapter${options.featureLevel === 'core' ? ' at the core feature level' : ''}`,
     };
   tieToInstance(adapter, instance);
   return { adapter, backend, path, instance };
@@ -77,7 +79,8 @@ const HINT = {
   vulkan: 'is the Vulkan loader (Debian: libvulkan1) and a driver installed?',
   swiftshader: 'is libvulkan1 installed? (Dawn prints "Couldn\'t load Vulkan" when it is not)',
   opengles:
-    'are Mesa EGL, GLES and the DRI drivers (libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri) installed?',
+    'are Mesa EGL, GLES and the DRI drivers (libegl1 libegl-mesa0 libgles2 ' +
+    'libgl1-mesa-dri) installed?',
 };
 
 async function openPath(

@@ -83,7 +83,9 @@ async function openBrowser(gpu: GPU, featureLevel: FeatureLevel | undefined): Pr
   }
   throw new GrngError(
     'createDevice',
-    `navigator.gpu gave no adapter${featureLevel !== undefined ? ` at the ${featureLevel} feature level` : ''}. ` +
-      'Use a browser with WebGPU enabled (Chromium: --enable-unsafe-webgpu; headless flags: docs/architecture.md in grng, WebGPU adapters).',
+    `navigator.gpu gave no ` +
+      `adapter${featureLevel !== undefined ? ` at the ${featureLevel} feature level` : ''}. ` +
+      'Use a browser with WebGPU enabled (Chromium: --enable-unsafe-webgpu; ' +
+      'headless flags: docs/architecture.md in grng, WebGPU adapters).',
   );
 }

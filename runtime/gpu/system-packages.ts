@@ -66,16 +66,20 @@ export function noAdapterMessage(
     const tried = attempts.some((a) => a.path === ATTEMPT_NAME[key]);
     lines.push(
       lacking.length > 0
-        ? `  - ${p.label}: needs the Debian packages ${p.packages.join(' ')}; missing: ${lacking.join(' ')}.`
-        : `  - ${p.label}: its packages (${p.packages.join(' ')}) are installed${tried ? ', yet it gave no adapter (see above)' : ''}.`,
+        ? `  - ${p.label}: needs the Debian packages ${p.packages.join(' ')}; ` +
+            `missing: ${lacking.join(' ')}.`
+        : `  - ${p.label}: its packages (${p.packages.join(' ')}) are ` +
+            `installed${tried ? ', yet it gave no adapter (see above)' : ''}.`,
     );
   }
   if (missing.length > 0) {
     lines.push(
-      `Install the missing ones (as root): apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`,
+      `Install the missing ones (as root): apt-get update && apt-get install ` +
+        `-y --no-install-recommends ${missing.join(' ')}`,
     );
     lines.push(
-      'or run `node scripts/setup-webgpu.mjs` as root in a grng checkout (npm test does this for you).',
+      'or run `node scripts/setup-webgpu.mjs` as root in a grng checkout ' +
+        '(npm test does this for you).',
     );
   }
   return lines.join('\n');

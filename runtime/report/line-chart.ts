@@ -253,31 +253,43 @@ export function lineChart(options: LineChartOptions): string {
 
   const out: string[] = [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${num(width)}" height="${num(height)}" viewBox="0 0 ${num(width)} ${num(height)}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${num(width)}" ` +
+      `height="${num(height)}" viewBox="0 0 ${num(width)} ${num(height)}" ` +
+      `font-family="sans-serif" font-size="11">`,
     `<title>${esc(title)}</title>`,
     `<rect width="${num(width)}" height="${num(height)}" fill="#ffffff"/>`,
-    `<text class="title" x="${num(width / 2)}" y="22" text-anchor="middle" font-size="14">${esc(title)}</text>`,
+    `<text class="title" x="${num(width / 2)}" y="22" text-anchor="middle" ` +
+      `font-size="14">${esc(title)}</text>`,
     '<g class="grid" stroke="#e6e6e6">',
     ...xs.ticks.map(
       (tk) =>
-        `<line x1="${num(fx(tk.at))}" y1="${num(plot.y)}" x2="${num(fx(tk.at))}" y2="${num(bottom)}"/>`,
+        `<line x1="${num(fx(tk.at))}" y1="${num(plot.y)}" ` +
+        `x2="${num(fx(tk.at))}" y2="${num(bottom)}"/>`,
     ),
     ...ys.ticks.map(
       (tk) =>
-        `<line x1="${num(plot.x)}" y1="${num(fy(tk.at))}" x2="${num(right)}" y2="${num(fy(tk.at))}"/>`,
+        `<line x1="${num(plot.x)}" y1="${num(fy(tk.at))}" x2="${num(right)}" ` +
+        `y2="${num(fy(tk.at))}"/>`,
     ),
     '</g>',
-    `<rect class="plot-area" x="${num(plot.x)}" y="${num(plot.y)}" width="${num(plot.w)}" height="${num(plot.h)}" fill="none" stroke="#333333"/>`,
+    `<rect class="plot-area" x="${num(plot.x)}" y="${num(plot.y)}" ` +
+      `width="${num(plot.w)}" height="${num(plot.h)}" fill="none" ` +
+      `stroke="#333333"/>`,
     ...xs.ticks.map(
       (tk) =>
-        `<text class="x-tick" x="${num(fx(tk.at))}" y="${num(bottom + 16)}" text-anchor="middle">${esc(tk.label)}</text>`,
+        `<text class="x-tick" x="${num(fx(tk.at))}" y="${num(bottom + 16)}" ` +
+        `text-anchor="middle">${esc(tk.label)}</text>`,
     ),
     ...ys.ticks.map(
       (tk) =>
-        `<text class="y-tick" x="${num(plot.x - 6)}" y="${num(fy(tk.at))}" text-anchor="end" dominant-baseline="middle">${esc(tk.label)}</text>`,
+        `<text class="y-tick" x="${num(plot.x - 6)}" y="${num(fy(tk.at))}" ` +
+        `text-anchor="end" dominant-baseline="middle">${esc(tk.label)}</text>`,
     ),
-    `<text class="x-label" x="${num(plot.x + plot.w / 2)}" y="${num(bottom + 38)}" text-anchor="middle">${esc(xLabel)}</text>`,
-    `<text class="y-label" x="16" y="${num(plot.y + plot.h / 2)}" text-anchor="middle" transform="rotate(-90 16 ${num(plot.y + plot.h / 2)})">${esc(yLabel)}</text>`,
+    `<text class="x-label" x="${num(plot.x + plot.w / 2)}" ` +
+      `y="${num(bottom + 38)}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text class="y-label" x="16" y="${num(plot.y + plot.h / 2)}" ` +
+      `text-anchor="middle" transform="rotate(-90 16 ` +
+      `${num(plot.y + plot.h / 2)})">${esc(yLabel)}</text>`,
   ];
   series.forEach((s, i) => {
     const colour = PALETTE[i % PALETTE.length];
@@ -299,8 +311,11 @@ export function lineChart(options: LineChartOptions): string {
     );
     const [lx, ly] = [right + 16, plot.y + 8 + i * 18];
     out.push(
-      `<g class="legend-entry"><line x1="${num(lx)}" y1="${num(ly)}" x2="${num(lx + 20)}" y2="${num(ly)}" stroke="${colour}" stroke-width="2"${dash}/>`,
-      `<text x="${num(lx + 26)}" y="${num(ly)}" dominant-baseline="middle">${esc(s.name)}${parts.length === 0 ? ' (no data)' : ''}</text></g>`,
+      `<g class="legend-entry"><line x1="${num(lx)}" y1="${num(ly)}" ` +
+        `x2="${num(lx + 20)}" y2="${num(ly)}" stroke="${colour}" ` +
+        `stroke-width="2"${dash}/>`,
+      `<text x="${num(lx + 26)}" y="${num(ly)}" ` +
+        `dominant-baseline="middle">${esc(s.name)}${parts.length === 0 ? ' (no data)' : ''}</text></g>`,
     );
   });
   out.push('</svg>', '');

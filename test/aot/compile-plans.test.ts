@@ -76,16 +76,20 @@ async function expectSameSteps(
 }
 
 describe('grng compile plans', () => {
-  test('AdamW: the loaded plans step exactly as compileOptimizer, through JSON, with lr changed at run time', async () => {
-    const optimizer = adamw({ lr: 0.01, weightDecay: 0.1 }) as unknown as Optimizer;
-    const manifest = manifestFromJson(manifestToJson(compileOptimizerPlans(optimizer, SHAPES)));
-    expect(manifest.steps.length).toBe(1);
-    expect(manifest.numeric).toContain('lr');
-    await expectSameSteps(optimizer, (params) => loadOptimizer(manifest, device, params), 4, {
-      step: 3,
-      hyper: { lr: 0.002 },
-    });
-  });
+  test(
+    'AdamW: the loaded plans step exactly as compileOptimizer, through ' +
+      'JSON, with lr changed at run time',
+    async () => {
+      const optimizer = adamw({ lr: 0.01, weightDecay: 0.1 }) as unknown as Optimizer;
+      const manifest = manifestFromJson(manifestToJson(compileOptimizerPlans(optimizer, SHAPES)));
+      expect(manifest.steps.length).toBe(1);
+      expect(manifest.numeric).toContain('lr');
+      await expectSameSteps(optimizer, (params) => loadOptimizer(manifest, device, params), 4, {
+        step: 3,
+        hyper: { lr: 0.002 },
+      });
+    },
+  );
 
   test('every(): one plan per pattern of due periods, chosen by step', async () => {
     const optimizer = pulsedSgd({ lr: 0.05 }) as unknown as Optimizer;
@@ -96,68 +100,75 @@ describe('grng compile plans', () => {
     await expectSameSteps(optimizer, (params) => loadOptimizer(manifest, device, params), 7);
   });
 
-  test('a whole training step (RING on an MLP, Lazy Fisher period 2): metrics, parameters and state bitwise as compileTrainStep', async () => {
-    const model = nn.mlp([4, 6, 3]);
-    const optimizer = ring({
-      lr: 0.05,
-      inverseEvery: 2,
-      newtonIters: 4,
-      powerSteps: 3,
-    }) as unknown as Optimizer;
-    const shapes = flattenTree('test', model.init(0), isArrayLeaf, 'an array').rebuild(
-      flattenTree('test', model.init(0), isArrayLeaf, 'an array').leaves.map((a) => ({
-        shape: (a as HostArray).shape,
-        dtype: 'f32',
-      })),
-    );
-    const train = {
-      model: model as never,
-      loss: crossEntropy,
-      batch: { x: { shape: [4, 4], dtype: 'f32' }, y: { shape: [4], dtype: 'i32' } },
-      metrics: ['loss', 'accuracy', 'fallbacks'],
-      description: 'mlp:4,6,3',
-    } as const;
-    const manifest = manifestFromJson(
-      manifestToJson(compileOptimizerPlans(optimizer, shapes, { train })),
-    );
-    expect(manifest.kind).toBe('train-step');
-    expect(manifest.steps.map((p) => p.periods)).toEqual([[1, 2], [1]]);
-    const jitted = await compileTrainStep({
-      model,
-      loss: crossEntropy,
-      optimizer,
-      params: model.init(0),
-      device,
-      metrics: train.metrics,
-    });
-    const loaded = await loadTrainStep(manifest, device, model.init(0));
-    for (let step = 0; step < 4; step++) {
-      const batch = {
-        x: array(uniform(rng, 16), [4, 4]),
-        y: array(Int32Array.from([0, 1, 2, step % 3]), [4], 'i32'),
-      };
-      const want = await jitted.run(batch);
-      expect(await loaded.run(batch)).toEqual(want);
-      expect(await read(loaded.params())).toEqual(await read(await jitted.params()));
-      expect(await read(loaded.state())).toEqual(await read(await jitted.state()));
-    }
-    await expect(loadOptimizer(manifest, device, model.init(0))).rejects.toThrow(/loadTrainStep/);
-  });
+  test(
+    'a whole training step (RING on an MLP, Lazy Fisher period 2): ' +
+      'metrics, parameters and state bitwise as compileTrainStep',
+    async () => {
+      const model = nn.mlp([4, 6, 3]);
+      const optimizer = ring({
+        lr: 0.05,
+        inverseEvery: 2,
+        newtonIters: 4,
+        powerSteps: 3,
+      }) as unknown as Optimizer;
+      const shapes = flattenTree('test', model.init(0), isArrayLeaf, 'an array').rebuild(
+        flattenTree('test', model.init(0), isArrayLeaf, 'an array').leaves.map((a) => ({
+          shape: (a as HostArray).shape,
+          dtype: 'f32',
+        })),
+      );
+      const train = {
+        model: model as never,
+        loss: crossEntropy,
+        batch: { x: { shape: [4, 4], dtype: 'f32' }, y: { shape: [4], dtype: 'i32' } },
+        metrics: ['loss', 'accuracy', 'fallbacks'],
+        description: 'mlp:4,6,3',
+      } as const;
+      const manifest = manifestFromJson(
+        manifestToJson(compileOptimizerPlans(optimizer, shapes, { train })),
+      );
+      expect(manifest.kind).toBe('train-step');
+      expect(manifest.steps.map((p) => p.periods)).toEqual([[1, 2], [1]]);
+      const jitted = await compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer,
+        params: model.init(0),
+        device,
+        metrics: train.metrics,
+      });
+      const loaded = await loadTrainStep(manifest, device, model.init(0));
+      for (let step = 0; step < 4; step++) {
+        const batch = {
+          x: array(uniform(rng, 16), [4, 4]),
+          y: array(Int32Array.from([0, 1, 2, step % 3]), [4], 'i32'),
+        };
+        const want = await jitted.run(batch);
+        expect(await loaded.run(batch)).toEqual(want);
+        expect(await read(loaded.params())).toEqual(await read(await jitted.params()));
+        expect(await read(loaded.state())).toEqual(await read(await jitted.state()));
+      }
+      await expect(loadOptimizer(manifest, device, model.init(0))).rejects.toThrow(/loadTrainStep/);
+    },
+  );
 
-  test('bad loads are GrngErrors: fixed hyperparameters, wrong shapes, another device kind', async () => {
-    const manifest = compileOptimizerPlans(pulsedSgd() as unknown as Optimizer, SHAPES);
-    const loaded = await loadOptimizer(manifest, device, hostParams());
-    expect(() => loaded.setHyper({ every: 2 } as never)).toThrow(/recompile/);
-    expect(() => loaded.setHyper({ bogus: 1 } as never)).toThrow(/unknown hyperparameter/);
-    await expect(
-      loaded.step({ w: array(new Float64Array(4), [2, 2]), b: array(new Float64Array(5), [5]) }),
-    ).rejects.toThrow(/compiled for \[3, 5\]/);
-    const { createDevice } = await import('../../index.js');
-    await expect(
-      loadOptimizer(manifest, await createDevice({ kind: 'cpu' }), hostParams()),
-    ).rejects.toThrow(GrngError);
-    expect(() => manifestFromJson({ format: 'other' })).toThrow(/not a grng compile manifest/);
-  });
+  test(
+    'bad loads are GrngErrors: fixed hyperparameters, wrong shapes, ' + 'another device kind',
+    async () => {
+      const manifest = compileOptimizerPlans(pulsedSgd() as unknown as Optimizer, SHAPES);
+      const loaded = await loadOptimizer(manifest, device, hostParams());
+      expect(() => loaded.setHyper({ every: 2 } as never)).toThrow(/recompile/);
+      expect(() => loaded.setHyper({ bogus: 1 } as never)).toThrow(/unknown hyperparameter/);
+      await expect(
+        loaded.step({ w: array(new Float64Array(4), [2, 2]), b: array(new Float64Array(5), [5]) }),
+      ).rejects.toThrow(/compiled for \[3, 5\]/);
+      const { createDevice } = await import('../../index.js');
+      await expect(
+        loadOptimizer(manifest, await createDevice({ kind: 'cpu' }), hostParams()),
+      ).rejects.toThrow(GrngError);
+      expect(() => manifestFromJson({ format: 'other' })).toThrow(/not a grng compile manifest/);
+    },
+  );
 
   test('the generated module type-checks and its load() gives the same steps', async () => {
     const optimizer = adamw({ lr: 0.01 }) as unknown as Optimizer;
@@ -175,7 +186,11 @@ describe('grng compile plans', () => {
     const usage = join(dir, 'use-adamw-step.ts');
     writeFileSync(
       usage,
-      "import { load, type Hyper } from './adamw-step.js';\nimport type { Device } from '../../../aot/index.js';\nexport async function f(d: Device, w: number, b: number) {\n  const o = await load(d, { w, b });\n  const h: Hyper = o.hyper;\n  o.setHyper({ lr: h.lr / 2 });\n  return o.params().w;\n}\n",
+      "import { load, type Hyper } from './adamw-step.js';\nimport type { " +
+        "Device } from '../../../aot/index.js';\nexport async function f(d: " +
+        'Device, w: number, b: number) {\n  const o = await load(d, { w, b ' +
+        '});\n  const h: Hyper = o.hyper;\n  o.setHyper({ lr: h.lr / 2 });\n  ' +
+        'return o.params().w;\n}\n',
     );
     const program = ts.createProgram([file, usage], {
       strict: true,

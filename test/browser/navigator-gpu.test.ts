@@ -53,7 +53,8 @@ async function loadReport(): Promise<{ report: PageReport; log: string[] }> {
     });
   } catch (e) {
     throw new Error(
-      `the page set no ${MARKER} marker within ${MARKER_TIMEOUT_MS} ms (${String(e)}); page log:\n${log.join('\n')}`,
+      `the page set no ${MARKER} marker within ${MARKER_TIMEOUT_MS} ms ` +
+        `(${String(e)}); page log:\n${log.join('\n')}`,
       { cause: e },
     );
   }
@@ -79,7 +80,9 @@ describe('navigator.gpu in headless Chromium', () => {
         console.log(`${a.request}: ${a.description}`);
         for (const c of a.cases)
           console.log(
-            `  ${c.name}: worst scaled error ${c.worst === null ? 'NaN' : c.worst.toExponential(2)} over ${c.values} values`,
+            `  ${c.name}: worst scaled error ` +
+              `${c.worst === null ? 'NaN' : c.worst.toExponential(2)} over ` +
+              `${c.values} values`,
           );
       }
       const [core, compat] = report.adapters;

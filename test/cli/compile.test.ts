@@ -15,46 +15,50 @@ import { prng, uniform } from '../support/random.js';
 const out = mkdtempSync(join(tmpdir(), 'grng-compile-'));
 
 describe('grng compile', () => {
-  test('compiles the example optimizer: WGSL, manifest, module; the manifest steps as compileOptimizer does', async () => {
-    const lines: string[] = [];
-    const code = await compile(
-      [
-        'examples/custom-optimizer/adabelief.ts',
-        '--shapes',
-        '{"w":[4,3],"b":[3]}',
-        '--settings',
-        '{"lr":0.01}',
-        '--out',
-        out,
-      ],
-      (l) => lines.push(l),
-    );
-    expect(code).toBe(0);
-    const dir = join(out, 'adabelief');
-    expect(
-      readdirSync(join(dir, 'kernels')).filter((f) => f.endsWith('.wgsl')).length,
-    ).toBeGreaterThan(0);
-    expect(readFileSync(join(dir, 'adabelief.ts'), 'utf8')).toMatch(/export function load\(/);
-    expect(lines[0]).toMatch(/^adabelief \(adabelief\): 1 dispatch\(es\) per step/);
+  test(
+    'compiles the example optimizer: WGSL, manifest, module; the manifest ' +
+      'steps as compileOptimizer does',
+    async () => {
+      const lines: string[] = [];
+      const code = await compile(
+        [
+          'examples/custom-optimizer/adabelief.ts',
+          '--shapes',
+          '{"w":[4,3],"b":[3]}',
+          '--settings',
+          '{"lr":0.01}',
+          '--out',
+          out,
+        ],
+        (l) => lines.push(l),
+      );
+      expect(code).toBe(0);
+      const dir = join(out, 'adabelief');
+      expect(
+        readdirSync(join(dir, 'kernels')).filter((f) => f.endsWith('.wgsl')).length,
+      ).toBeGreaterThan(0);
+      expect(readFileSync(join(dir, 'adabelief.ts'), 'utf8')).toMatch(/export function load\(/);
+      expect(lines[0]).toMatch(/^adabelief \(adabelief\): 1 dispatch\(es\) per step/);
 
-    const device = await gpuDevice();
-    const rng = prng(3);
-    const params = { w: array(uniform(rng, 12), [4, 3]), b: array(uniform(rng, 3), [3]) };
-    const loaded = await loadOptimizer(
-      readFileSync(join(dir, 'manifest.json'), 'utf8'),
-      device,
-      params,
-    );
-    const jitted = await compileOptimizer(adabelief({ lr: 0.01 }), params, { device });
-    for (let k = 0; k < 3; k++) {
-      const grads = { w: array(uniform(rng, 12), [4, 3]), b: array(uniform(rng, 3), [3]) };
-      await loaded.step(grads);
-      await jitted.step(grads);
-    }
-    const read = async (tree: unknown) =>
-      Promise.all(Object.values(tree as Record<string, DeviceArray>).map((a) => a.read()));
-    expect(await read(loaded.params())).toEqual(await read(jitted.params()));
-  });
+      const device = await gpuDevice();
+      const rng = prng(3);
+      const params = { w: array(uniform(rng, 12), [4, 3]), b: array(uniform(rng, 3), [3]) };
+      const loaded = await loadOptimizer(
+        readFileSync(join(dir, 'manifest.json'), 'utf8'),
+        device,
+        params,
+      );
+      const jitted = await compileOptimizer(adabelief({ lr: 0.01 }), params, { device });
+      for (let k = 0; k < 3; k++) {
+        const grads = { w: array(uniform(rng, 12), [4, 3]), b: array(uniform(rng, 3), [3]) };
+        await loaded.step(grads);
+        await jitted.step(grads);
+      }
+      const read = async (tree: unknown) =>
+        Promise.all(Object.values(tree as Record<string, DeviceArray>).map((a) => a.read()));
+      expect(await read(loaded.params())).toEqual(await read(jitted.params()));
+    },
+  );
 
   test('purity violations are printed as file:line:col and nothing is compiled', async () => {
     const lines: string[] = [];

@@ -35,82 +35,90 @@ describe('grng train', () => {
     '2',
   ];
 
-  test('two epochs: a line per epoch, metrics.jsonl with every step and epoch, a checkpoint; --resume adds a third epoch', async () => {
-    const lines: string[] = [];
-    expect(await train([...common, '--epochs', '2'], (l) => lines.push(l))).toBe(0);
-    expect(lines.filter((l) => /^epoch \d+:/.test(l)).length).toBe(2);
-    const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
-    expect(records.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([
-      1, 2, 3, 4, 5, 6, 7, 8,
-    ]);
-    expect(records.filter((r) => r.kind === 'epoch').length).toBe(2);
-    expect(loadCheckpoint(join(out, 'checkpoint.safetensors')).meta).toMatchObject({
-      step: 8,
-      epoch: 3,
-      position: 0,
-      optimizer: 'ring',
-    });
+  test(
+    'two epochs: a line per epoch, metrics.jsonl with every step and ' +
+      'epoch, a checkpoint; --resume adds a third epoch',
+    async () => {
+      const lines: string[] = [];
+      expect(await train([...common, '--epochs', '2'], (l) => lines.push(l))).toBe(0);
+      expect(lines.filter((l) => /^epoch \d+:/.test(l)).length).toBe(2);
+      const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
+      expect(records.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([
+        1, 2, 3, 4, 5, 6, 7, 8,
+      ]);
+      expect(records.filter((r) => r.kind === 'epoch').length).toBe(2);
+      expect(loadCheckpoint(join(out, 'checkpoint.safetensors')).meta).toMatchObject({
+        step: 8,
+        epoch: 3,
+        position: 0,
+        optimizer: 'ring',
+      });
 
-    const more: string[] = [];
-    expect(await train([...common, '--epochs', '3', '--resume'], (l) => more.push(l))).toBe(0);
-    expect(more.filter((l) => /^epoch \d+:/.test(l)).map((l) => l.split(':')[0])).toEqual([
-      'epoch 3',
-    ]);
-    const after = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
-    expect(after.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([
-      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-    ]);
-    // Three well-separated classes: RING reaches at least 90 % test accuracy in 12 steps (measured:
-    // 100 %).
-    expect(after.filter((r) => r.kind === 'epoch').at(-1)?.testAccuracy).toBeGreaterThanOrEqual(
-      0.9,
-    );
-    // The plots cover the whole run: 12 steps in buckets of 1 (4 steps per epoch / 10, rounded up
-    // to 1).
-    const loss = readFileSync(join(out, 'loss.svg'), 'utf8');
-    expect(loss).toContain('train (batch mean)');
-    expect(existsSync(join(out, 'accuracy.svg'))).toBe(true);
-    expect(more.at(-1)).toMatch(/plots: .*loss\.svg/);
-  });
+      const more: string[] = [];
+      expect(await train([...common, '--epochs', '3', '--resume'], (l) => more.push(l))).toBe(0);
+      expect(more.filter((l) => /^epoch \d+:/.test(l)).map((l) => l.split(':')[0])).toEqual([
+        'epoch 3',
+      ]);
+      const after = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { kind: string; step?: number; testAccuracy?: number });
+      expect(after.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+      ]);
+      // Three well-separated classes: RING reaches at least 90 % test accuracy in 12 steps
+      // (measured: 100 %).
+      expect(after.filter((r) => r.kind === 'epoch').at(-1)?.testAccuracy).toBeGreaterThanOrEqual(
+        0.9,
+      );
+      // The plots cover the whole run: 12 steps in buckets of 1 (4 steps per epoch / 10, rounded up
+      // to 1).
+      const loss = readFileSync(join(out, 'loss.svg'), 'utf8');
+      expect(loss).toContain('train (batch mean)');
+      expect(existsSync(join(out, 'accuracy.svg'))).toBe(true);
+      expect(more.at(-1)).toMatch(/plots: .*loss\.svg/);
+    },
+  );
 
-  test('--validation holds images out and reports their accuracy; --set passes any hyperparameter', async () => {
-    const lines: string[] = [];
-    const runOut = join(dir, 'validated');
-    expect(
-      await train(
-        [
-          ...common,
-          '--out',
-          runOut,
-          '--epochs',
-          '1',
-          '--validation',
-          '12',
-          '--normalize',
-          'standard',
-          '--set',
-          'damping=grad_norm',
-        ],
-        (l) => lines.push(l),
-      ),
-    ).toBe(0);
-    expect(lines[0]).toMatch(/36 train \/ 12 validation \/ 12 test/);
-    expect(lines.find((l) => l.startsWith('epoch 1:'))).toMatch(/validation accuracy/);
-    const run = readFileSync(join(runOut, 'metrics.jsonl'), 'utf8')
-      .split('\n')
-      .map((l) =>
-        l === '' ? {} : (JSON.parse(l) as { kind?: string; hyper?: { damping?: string } }),
-      )
-      .find((r) => r.kind === 'run');
-    expect(run?.hyper?.damping).toBe('grad_norm');
-    expect(readFileSync(join(runOut, 'accuracy.svg'), 'utf8')).toContain('validation');
-  });
+  test(
+    '--validation holds images out and reports their accuracy; --set ' +
+      'passes any hyperparameter',
+    async () => {
+      const lines: string[] = [];
+      const runOut = join(dir, 'validated');
+      expect(
+        await train(
+          [
+            ...common,
+            '--out',
+            runOut,
+            '--epochs',
+            '1',
+            '--validation',
+            '12',
+            '--normalize',
+            'standard',
+            '--set',
+            'damping=grad_norm',
+          ],
+          (l) => lines.push(l),
+        ),
+      ).toBe(0);
+      expect(lines[0]).toMatch(/36 train \/ 12 validation \/ 12 test/);
+      expect(lines.find((l) => l.startsWith('epoch 1:'))).toMatch(/validation accuracy/);
+      const run = readFileSync(join(runOut, 'metrics.jsonl'), 'utf8')
+        .split('\n')
+        .map((l) =>
+          l === '' ? {} : (JSON.parse(l) as { kind?: string; hyper?: { damping?: string } }),
+        )
+        .find((r) => r.kind === 'run');
+      expect(run?.hyper?.damping).toBe('grad_norm');
+      expect(readFileSync(join(runOut, 'accuracy.svg'), 'utf8')).toContain('validation');
+    },
+  );
 
   test('bad options are GrngErrors with one clear message; --help prints the usage', async () => {
     await expect(train([...common, '--optimizer', 'lamb'], () => {})).rejects.toThrow(

@@ -66,15 +66,18 @@ describe('kernel counts', () => {
     expect(kernels([sum(add(x, b))]).kernels).toHaveLength(1);
   });
 
-  test('softmax over the last axis is 2 kernels (max and sum of exp together, then normalize)', () => {
-    const program = kernels([softmax(input('x', [8, 10]))]);
-    expect(program.kernels).toHaveLength(2);
-    // The sum reads the max from a register of the same invocation, not from a buffer.
-    expect(program.kernels[0].segments[0].roots.map((r) => r.op)).toEqual([
-      'reduceMax',
-      'reduceSum',
-    ]);
-  });
+  test(
+    'softmax over the last axis is 2 kernels (max and sum of exp together, ' + 'then normalize)',
+    () => {
+      const program = kernels([softmax(input('x', [8, 10]))]);
+      expect(program.kernels).toHaveLength(2);
+      // The sum reads the max from a register of the same invocation, not from a buffer.
+      expect(program.kernels[0].segments[0].roots.map((r) => r.op)).toEqual([
+        'reduceMax',
+        'reduceSum',
+      ]);
+    },
+  );
 
   test('an AdamW update of one parameter (θ, m, v) is one multi-output kernel', () => {
     const [theta, m, v, g] = ['theta', 'm', 'v', 'g'].map((n) => input(n, [17, 5]));
@@ -83,60 +86,70 @@ describe('kernel counts', () => {
     expect(program.kernels[0].segments[0].roots).toHaveLength(3);
   });
 
-  test('an AdamW update of 5 parameters of different shapes is one dispatch when the arrays are packed', () => {
-    const shapes = [[17, 5], [5], [64, 3, 3], [1], [257]];
-    const state = ['theta', 'm', 'v', 'g'].map((name) =>
-      shapes.map((s, i) => input(`${name}${i}`, s)),
-    );
-    const lr = input('lr', []);
-    const outs = shapes.flatMap((_, i) =>
-      adamw(state[0][i], state[1][i], state[2][i], state[3][i], lr),
-    );
-    // Packed as uploadAll packs them: θs in one buffer, ms in one, vs in one, gs in one, lr alone.
-    const layout = packedInputs([...state, [lr]].map((group) => group.map((t) => t.node)));
-    const program = compileProgram(
-      outs.map((t) => t.node),
-      { limits: DEFAULTS, inputs: layout },
-    );
-    expect(program.kernels).toHaveLength(1);
-    // one segment (θ, m, v together) per parameter
-    expect(program.kernels[0].segments).toHaveLength(5);
-    // Reads 5 input buffers and writes one results buffer: 6 bindings whatever the parameter count.
-    expect(program.kernels[0].source.bindings).toHaveLength(6);
-    // With every array in a buffer of its own, 21 inputs cannot be bound at once (limit 8): the
-    // update splits into dispatches that each fit.
-    const separate = kernels(outs);
-    expect(separate.kernels.length).toBeGreaterThan(1);
-    for (const k of separate.kernels)
-      expect(k.source.bindings.length).toBeLessThanOrEqual(
-        DEFAULTS.maxStorageBuffersPerShaderStage,
+  test(
+    'an AdamW update of 5 parameters of different shapes is one dispatch ' +
+      'when the arrays are packed',
+    () => {
+      const shapes = [[17, 5], [5], [64, 3, 3], [1], [257]];
+      const state = ['theta', 'm', 'v', 'g'].map((name) =>
+        shapes.map((s, i) => input(`${name}${i}`, s)),
       );
-  });
-
-  test('with maxMergedInvocations (CPU adapters) large updates get dispatches of their own, small ones share one', () => {
-    const shapes = [[256, 784], [256], [256, 256], [256], [10, 256], [10]];
-    const state = ['theta', 'm', 'v', 'g'].map((name) =>
-      shapes.map((s, i) => input(`${name}${i}`, s)),
-    );
-    const outs = shapes.flatMap((_, i) =>
-      adamw(state[0][i], state[1][i], state[2][i], state[3][i], input('lr', [])),
-    );
-    const layout = packedInputs(
-      [...state, [input('lr', [])]].map((group) => group.map((t) => t.node)),
-    );
-    const compile = (maxMergedInvocations?: number) =>
-      compileProgram(
+      const lr = input('lr', []);
+      const outs = shapes.flatMap((_, i) =>
+        adamw(state[0][i], state[1][i], state[2][i], state[3][i], lr),
+      );
+      // Packed as uploadAll packs them: θs in one buffer, ms in one, vs in one, gs in one, lr
+      // alone.
+      const layout = packedInputs([...state, [lr]].map((group) => group.map((t) => t.node)));
+      const program = compileProgram(
         outs.map((t) => t.node),
-        { limits: DEFAULTS, inputs: layout, maxMergedInvocations },
+        { limits: DEFAULTS, inputs: layout },
       );
-    expect(compile().kernels).toHaveLength(1);
-    // vec4 invocations: 50,176 and 16,384 alone; the two 256 biases (one segment, 64), 10×256 (640)
-    // and 10 (3) together.
-    const split = compile(4096).kernels.map((k) =>
-      k.segments.map((s) => s.roots[0].shape.join('×')),
-    );
-    expect(split).toEqual([['256×784'], ['256', '10×256', '10'], ['256×256']]);
-  });
+      expect(program.kernels).toHaveLength(1);
+      // one segment (θ, m, v together) per parameter
+      expect(program.kernels[0].segments).toHaveLength(5);
+      // Reads 5 input buffers and writes one results buffer: 6 bindings whatever the parameter
+      // count.
+      expect(program.kernels[0].source.bindings).toHaveLength(6);
+      // With every array in a buffer of its own, 21 inputs cannot be bound at once (limit 8): the
+      // update splits into dispatches that each fit.
+      const separate = kernels(outs);
+      expect(separate.kernels.length).toBeGreaterThan(1);
+      for (const k of separate.kernels)
+        expect(k.source.bindings.length).toBeLessThanOrEqual(
+          DEFAULTS.maxStorageBuffersPerShaderStage,
+        );
+    },
+  );
+
+  test(
+    'with maxMergedInvocations (CPU adapters) large updates get dispatches ' +
+      'of their own, small ones share one',
+    () => {
+      const shapes = [[256, 784], [256], [256, 256], [256], [10, 256], [10]];
+      const state = ['theta', 'm', 'v', 'g'].map((name) =>
+        shapes.map((s, i) => input(`${name}${i}`, s)),
+      );
+      const outs = shapes.flatMap((_, i) =>
+        adamw(state[0][i], state[1][i], state[2][i], state[3][i], input('lr', [])),
+      );
+      const layout = packedInputs(
+        [...state, [input('lr', [])]].map((group) => group.map((t) => t.node)),
+      );
+      const compile = (maxMergedInvocations?: number) =>
+        compileProgram(
+          outs.map((t) => t.node),
+          { limits: DEFAULTS, inputs: layout, maxMergedInvocations },
+        );
+      expect(compile().kernels).toHaveLength(1);
+      // vec4 invocations: 50,176 and 16,384 alone; the two 256 biases (one segment, 64), 10×256
+      // (640) and 10 (3) together.
+      const split = compile(4096).kernels.map((k) =>
+        k.segments.map((s) => s.roots[0].shape.join('×')),
+      );
+      expect(split).toEqual([['256×784'], ['256', '10×256', '10'], ['256×256']]);
+    },
+  );
 
   test('a 2-layer MLP forward + backward + AdamW step', () => {
     const params = {

@@ -174,74 +174,82 @@ function termSums(
 }
 
 describe('matmul with a fused elementwise epilogue', () => {
-  test('one dispatch per kernel, layout, size, batch and epilogue; matches the interpreter', async () => {
-    const gpu = await gpuDevice();
-    await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom<Layout>('rows', 'dot', 'scalar'),
-        fc.constantFrom(...SIZES),
-        fc.constantFrom(...SIZES),
-        fc.constantFrom(...SIZES),
-        fc.constantFrom(1, 2),
-        fc.constantFrom(...epilogues),
-        fc.boolean(),
-        seedArb,
-        async (layout, m, k, n, batch, epilogue, packed, seed) => {
-          const shapes = operands(layout, m, k, n, batch);
-          const [a, b] = [input('a', shapes.a), input('b', shapes.b)];
-          const c = shapes.product(a, b);
-          const extras: Extras = {
-            bias: input('bias', [shapes.cols]),
-            s: input('s', []),
-            other: input('other', c.shape),
-          };
-          const out = epilogue.build(c, extras);
-          const inputs = [
-            { name: 'a', shape: shapes.a },
-            { name: 'b', shape: shapes.b },
-            ...epilogue.uses.map((u) => ({ name: u, shape: extras[u].shape })),
-          ];
-          const plan = gpu.explain([out.node], true);
-          expect(plan.startsWith('1 dispatch'), plan.split('\n')[0]).toBe(true);
-          expect(kernelIs[layout](plan), `${layout} kernel`).toBe(true);
-          const { got, ref, values, dispatches } = await run([out], inputs, seed, packed);
-          expect(dispatches).toBe(1);
-          const S = termSums(c, inputs.map((x) => x.name).slice(0, 2), values.slice(0, 2));
-          ref[0].forEach((r, i) => {
-            const E = 2 * shapes.depth * ULP * S[i];
-            expect(Math.abs(got[0][i] - r), `element ${i}`).toBeLessThanOrEqual(
-              epilogue.tol(E, S[i], r),
-            );
-          });
-        },
-      ),
-      { numRuns: 24 },
-    );
-  });
+  test(
+    'one dispatch per kernel, layout, size, batch and epilogue; matches ' + 'the interpreter',
+    async () => {
+      const gpu = await gpuDevice();
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom<Layout>('rows', 'dot', 'scalar'),
+          fc.constantFrom(...SIZES),
+          fc.constantFrom(...SIZES),
+          fc.constantFrom(...SIZES),
+          fc.constantFrom(1, 2),
+          fc.constantFrom(...epilogues),
+          fc.boolean(),
+          seedArb,
+          async (layout, m, k, n, batch, epilogue, packed, seed) => {
+            const shapes = operands(layout, m, k, n, batch);
+            const [a, b] = [input('a', shapes.a), input('b', shapes.b)];
+            const c = shapes.product(a, b);
+            const extras: Extras = {
+              bias: input('bias', [shapes.cols]),
+              s: input('s', []),
+              other: input('other', c.shape),
+            };
+            const out = epilogue.build(c, extras);
+            const inputs = [
+              { name: 'a', shape: shapes.a },
+              { name: 'b', shape: shapes.b },
+              ...epilogue.uses.map((u) => ({ name: u, shape: extras[u].shape })),
+            ];
+            const plan = gpu.explain([out.node], true);
+            expect(plan.startsWith('1 dispatch'), plan.split('\n')[0]).toBe(true);
+            expect(kernelIs[layout](plan), `${layout} kernel`).toBe(true);
+            const { got, ref, values, dispatches } = await run([out], inputs, seed, packed);
+            expect(dispatches).toBe(1);
+            const S = termSums(c, inputs.map((x) => x.name).slice(0, 2), values.slice(0, 2));
+            ref[0].forEach((r, i) => {
+              const E = 2 * shapes.depth * ULP * S[i];
+              expect(Math.abs(got[0][i] - r), `element ${i}`).toBeLessThanOrEqual(
+                epilogue.tol(E, S[i], r),
+              );
+            });
+          },
+        ),
+        { numRuns: 24 },
+      );
+    },
+  );
 
-  test('a bias packed into one buffer with the operands is read by component from the vec4 binding', async () => {
-    const [a, b, bias] = [input('a', [17, 3]), input('b', [3, 20]), input('bias', [20])];
-    const c = matmul(a, b);
-    const out = relu(add(c, bias));
-    // Compiled as the call below lays the inputs out: one buffer, bound once, as vec4s (b's rows).
-    const program = compileProgram([out.node], {
-      limits: DEFAULTS,
-      inputs: packedInputs([[a.node, b.node, bias.node]]),
-    });
-    expect(program.kernels).toHaveLength(1);
-    const wgsl = explainProgram(program, true);
-    expect(wgsl).toMatch(/var<storage, read> b0: array<vec4<f32>>/);
-    expect(wgsl).toContain('>> 2u]'); // a and the bias: scalar elements of the vec4 binding
-    const inputs = [a, b, bias].map((t, i) => ({ name: ['a', 'b', 'bias'][i], shape: t.shape }));
-    const { got, ref, values, dispatches } = await run([out], inputs, 5, true);
-    expect(dispatches).toBe(1);
-    const S = termSums(c, ['a', 'b'], values.slice(0, 2));
-    ref[0].forEach((r, i) =>
-      expect(Math.abs(got[0][i] - r)).toBeLessThanOrEqual(
-        epilogues[0].tol(2 * 3 * ULP * S[i], S[i], r),
-      ),
-    );
-  });
+  test(
+    'a bias packed into one buffer with the operands is read by component ' +
+      'from the vec4 binding',
+    async () => {
+      const [a, b, bias] = [input('a', [17, 3]), input('b', [3, 20]), input('bias', [20])];
+      const c = matmul(a, b);
+      const out = relu(add(c, bias));
+      // Compiled as the call below lays the inputs out: one buffer, bound once, as vec4s (b's
+      // rows).
+      const program = compileProgram([out.node], {
+        limits: DEFAULTS,
+        inputs: packedInputs([[a.node, b.node, bias.node]]),
+      });
+      expect(program.kernels).toHaveLength(1);
+      const wgsl = explainProgram(program, true);
+      expect(wgsl).toMatch(/var<storage, read> b0: array<vec4<f32>>/);
+      expect(wgsl).toContain('>> 2u]'); // a and the bias: scalar elements of the vec4 binding
+      const inputs = [a, b, bias].map((t, i) => ({ name: ['a', 'b', 'bias'][i], shape: t.shape }));
+      const { got, ref, values, dispatches } = await run([out], inputs, 5, true);
+      expect(dispatches).toBe(1);
+      const S = termSums(c, ['a', 'b'], values.slice(0, 2));
+      ref[0].forEach((r, i) =>
+        expect(Math.abs(got[0][i] - r)).toBeLessThanOrEqual(
+          epilogues[0].tol(2 * 3 * ULP * S[i], S[i], r),
+        ),
+      );
+    },
+  );
 
   test('a bool epilogue (c > bias) on the scalar kernel is stored as 0/1', async () => {
     // Integer operands make c exact and half-integer biases leave no ties: the comparison is exact.
@@ -288,100 +296,112 @@ describe('matmul with a fused elementwise epilogue', () => {
     );
   });
 
-  test('a product read elsewhere too is stored by the fused kernel beside its epilogue', async () => {
-    // h = relu(a·b + bias) feeds another matmul; z = a·b + other reads the product as well, so
-    // the first kernel stores both a·b and h: 3 dispatches (the fused one, h·w2, z), not 4.
-    const [a, b, bias, w2, other] = [
-      input('a', [17, 3]),
-      input('b', [3, 20]),
-      input('bias', [20]),
-      input('w2', [20, 8]),
-      input('other', [17, 20]),
-    ];
-    const c = matmul(a, b);
-    const y = matmul(relu(add(c, bias)), w2);
-    const z = add(c, other);
-    const program = compileProgram([y.node, z.node], { limits: DEFAULTS });
-    expect(
-      program.kernels.some(
-        (k) => k.segments[0].matmul === c.node && k.segments[0].roots.length === 2,
-      ),
-    ).toBe(true);
-    const names = ['a', 'b', 'bias', 'w2', 'other'];
-    const { got, ref, values, dispatches } = await run(
-      [y, z],
-      names.map((name, i) => ({ name, shape: [a, b, bias, w2, other][i].shape })),
-      8,
-      false,
-    );
-    expect(dispatches).toBe(3);
-    const S = termSums(c, ['a', 'b'], values.slice(0, 2));
-    // h and z: c's E then one add each side (the relu bound above); |h| ≤ S + 1.
-    const eh = (e: number) => 2 * 3 * ULP * S[e] + 3 * ULP * (S[e] + 1);
-    ref[1].forEach((r, e) => expect(Math.abs(got[1][e] - r)).toBeLessThanOrEqual(eh(e)));
-    // y = h·w2 over 20 terms: h's error carried through |w2|, plus y's own sums (2·20·u·Σ|h||w2|).
-    ref[0].forEach((r, e) => {
-      const [i, j] = [Math.floor(e / 8), e % 8];
-      let tol = 0;
-      for (let k = 0; k < 20; k++)
-        tol +=
-          (eh(i * 20 + k) + 2 * 20 * ULP * (S[i * 20 + k] + 1)) * Math.abs(values[3][k * 8 + j]);
-      expect(Math.abs(got[0][e] - r)).toBeLessThanOrEqual(tol);
-    });
-  });
-
-  test('what must not fuse stays correct: the epilogue and the product both returned, or the product read transposed', async () => {
-    const [a, b, bias, other] = [
-      input('a', [17, 3]),
-      input('b', [3, 20]),
-      input('bias', [20]),
-      input('other', [20, 17]),
-    ];
-    const c = matmul(a, b);
-    const named = (pairs: Record<string, Tensor>) =>
-      Object.entries(pairs).map(([name, t]) => ({ name, shape: t.shape }));
-    // c's error bound at its element [i, j] (E, as above), then one add (u·(S + 1) each side).
-    const bound = (values: readonly Float64Array[]) => {
+  test(
+    'a product read elsewhere too is stored by the fused kernel beside its ' + 'epilogue',
+    async () => {
+      // h = relu(a·b + bias) feeds another matmul; z = a·b + other reads the product as well, so
+      // the first kernel stores both a·b and h: 3 dispatches (the fused one, h·w2, z), not 4.
+      const [a, b, bias, w2, other] = [
+        input('a', [17, 3]),
+        input('b', [3, 20]),
+        input('bias', [20]),
+        input('w2', [20, 8]),
+        input('other', [17, 20]),
+      ];
+      const c = matmul(a, b);
+      const y = matmul(relu(add(c, bias)), w2);
+      const z = add(c, other);
+      const program = compileProgram([y.node, z.node], { limits: DEFAULTS });
+      expect(
+        program.kernels.some(
+          (k) => k.segments[0].matmul === c.node && k.segments[0].roots.length === 2,
+        ),
+      ).toBe(true);
+      const names = ['a', 'b', 'bias', 'w2', 'other'];
+      const { got, ref, values, dispatches } = await run(
+        [y, z],
+        names.map((name, i) => ({ name, shape: [a, b, bias, w2, other][i].shape })),
+        8,
+        false,
+      );
+      expect(dispatches).toBe(3);
       const S = termSums(c, ['a', 'b'], values.slice(0, 2));
-      return (i: number, j: number) => 2 * 3 * ULP * S[i * 20 + j] + 3 * ULP * (S[i * 20 + j] + 1);
-    };
-    // Both returned: a returned epilogue stays with the updates it belongs beside (see
-    // fuse-epilogues.ts) when the product is stored anyway: the matmul, then the epilogue.
-    const returned = await run([c, relu(add(c, bias))], named({ a, b, bias }), 3, false);
-    expect(returned.dispatches).toBe(2);
-    const tolR = bound(returned.values);
-    for (const k of [0, 1])
-      returned.ref[k].forEach((r, e) =>
-        expect(Math.abs(returned.got[k][e] - r)).toBeLessThanOrEqual(
-          tolR(Math.floor(e / 20), e % 20),
+      // h and z: c's E then one add each side (the relu bound above); |h| ≤ S + 1.
+      const eh = (e: number) => 2 * 3 * ULP * S[e] + 3 * ULP * (S[e] + 1);
+      ref[1].forEach((r, e) => expect(Math.abs(got[1][e] - r)).toBeLessThanOrEqual(eh(e)));
+      // y = h·w2 over 20 terms: h's error carried through |w2|, plus y's own sums
+      // (2·20·u·Σ|h||w2|).
+      ref[0].forEach((r, e) => {
+        const [i, j] = [Math.floor(e / 8), e % 8];
+        let tol = 0;
+        for (let k = 0; k < 20; k++)
+          tol +=
+            (eh(i * 20 + k) + 2 * 20 * ULP * (S[i * 20 + k] + 1)) * Math.abs(values[3][k * 8 + j]);
+        expect(Math.abs(got[0][e] - r)).toBeLessThanOrEqual(tol);
+      });
+    },
+  );
+
+  test(
+    'what must not fuse stays correct: the epilogue and the product both ' +
+      'returned, or the product read transposed',
+    async () => {
+      const [a, b, bias, other] = [
+        input('a', [17, 3]),
+        input('b', [3, 20]),
+        input('bias', [20]),
+        input('other', [20, 17]),
+      ];
+      const c = matmul(a, b);
+      const named = (pairs: Record<string, Tensor>) =>
+        Object.entries(pairs).map(([name, t]) => ({ name, shape: t.shape }));
+      // c's error bound at its element [i, j] (E, as above), then one add (u·(S + 1) each side).
+      const bound = (values: readonly Float64Array[]) => {
+        const S = termSums(c, ['a', 'b'], values.slice(0, 2));
+        return (i: number, j: number) =>
+          2 * 3 * ULP * S[i * 20 + j] + 3 * ULP * (S[i * 20 + j] + 1);
+      };
+      // Both returned: a returned epilogue stays with the updates it belongs beside (see
+      // fuse-epilogues.ts) when the product is stored anyway: the matmul, then the epilogue.
+      const returned = await run([c, relu(add(c, bias))], named({ a, b, bias }), 3, false);
+      expect(returned.dispatches).toBe(2);
+      const tolR = bound(returned.values);
+      for (const k of [0, 1])
+        returned.ref[k].forEach((r, e) =>
+          expect(Math.abs(returned.got[k][e] - r)).toBeLessThanOrEqual(
+            tolR(Math.floor(e / 20), e % 20),
+          ),
+        );
+      // Transposed: (c + otherᵀ)ᵀ's element [j, i] reads c's [i, j], another invocation's
+      // accumulator. (c.mT alone would not do: the DSL rewrites (a·b)ᵀ as bᵀ·aᵀ, which fuses.)
+      const transposed = await run([add(c, other.mT).mT], named({ a, b, other }), 4, false);
+      expect(transposed.dispatches).toBe(2);
+      const tolT = bound(transposed.values);
+      transposed.ref[0].forEach((r, e) =>
+        expect(Math.abs(transposed.got[0][e] - r)).toBeLessThanOrEqual(
+          tolT(e % 17, Math.floor(e / 17)),
         ),
       );
-    // Transposed: (c + otherᵀ)ᵀ's element [j, i] reads c's [i, j], another invocation's
-    // accumulator. (c.mT alone would not do: the DSL rewrites (a·b)ᵀ as bᵀ·aᵀ, which fuses.)
-    const transposed = await run([add(c, other.mT).mT], named({ a, b, other }), 4, false);
-    expect(transposed.dispatches).toBe(2);
-    const tolT = bound(transposed.values);
-    transposed.ref[0].forEach((r, e) =>
-      expect(Math.abs(transposed.got[0][e] - r)).toBeLessThanOrEqual(
-        tolT(e % 17, Math.floor(e / 17)),
-      ),
-    );
-  });
+    },
+  );
 
-  test('not fused when the fused kernel would bind more storage buffers than the stage allows', () => {
-    const [a, b, x1, x2] = [
-      input('a', [9, 5]),
-      input('b', [5, 8]),
-      input('x1', [9, 8]),
-      input('x2', [9, 8]),
-    ];
-    const out = relu(add(add(matmul(a, b), x1), x2));
-    // Fused: a, b, x1, x2 and the result: 5 buffers.
-    expect(compileProgram([out.node], { limits: DEFAULTS }).kernels).toHaveLength(1);
-    const tight = compileProgram([out.node], {
-      limits: { ...DEFAULTS, maxStorageBuffersPerShaderStage: 4 },
-    });
-    expect(tight.kernels).toHaveLength(2);
-    for (const k of tight.kernels) expect(k.source.bindings.length).toBeLessThanOrEqual(4);
-  });
+  test(
+    'not fused when the fused kernel would bind more storage buffers than ' + 'the stage allows',
+    () => {
+      const [a, b, x1, x2] = [
+        input('a', [9, 5]),
+        input('b', [5, 8]),
+        input('x1', [9, 8]),
+        input('x2', [9, 8]),
+      ];
+      const out = relu(add(add(matmul(a, b), x1), x2));
+      // Fused: a, b, x1, x2 and the result: 5 buffers.
+      expect(compileProgram([out.node], { limits: DEFAULTS }).kernels).toHaveLength(1);
+      const tight = compileProgram([out.node], {
+        limits: { ...DEFAULTS, maxStorageBuffersPerShaderStage: 4 },
+      });
+      expect(tight.kernels).toHaveLength(2);
+      for (const k of tight.kernels) expect(k.source.bindings.length).toBeLessThanOrEqual(4);
+    },
+  );
 });

@@ -604,30 +604,38 @@ describe('primitive derivatives (every primitive, first and second order, vs flo
     });
   }
 
-  it('leaves (input, constant, iota) have no derivative rules to speak of: vjp gives nothing, jvp null', () => {
-    const leaves: Node[] = [
-      builder.input('leaf_x', [2, 3], 'f32'),
-      builder.fill(1.5, [2, 3]),
-      builder.emit('constant', [], { shape: [2], dtype: 'f32', data: Float64Array.of(1, 2) }),
-      builder.iota([2, 3], 1, 'f32'),
-    ];
-    for (const leaf of leaves) {
-      const rule = ruleOf(leaf);
-      expect(rule.vjp(builder, leaf, builder.zerosLike(leaf)).filter((c) => c !== null)).toEqual(
-        [],
-      );
-      expect(rule.jvp(builder, leaf, [])).toBeNull();
-    }
-  });
+  it(
+    'leaves (input, constant, iota) have no derivative rules to speak of: ' +
+      'vjp gives nothing, jvp null',
+    () => {
+      const leaves: Node[] = [
+        builder.input('leaf_x', [2, 3], 'f32'),
+        builder.fill(1.5, [2, 3]),
+        builder.emit('constant', [], { shape: [2], dtype: 'f32', data: Float64Array.of(1, 2) }),
+        builder.iota([2, 3], 1, 'f32'),
+      ];
+      for (const leaf of leaves) {
+        const rule = ruleOf(leaf);
+        expect(rule.vjp(builder, leaf, builder.zerosLike(leaf)).filter((c) => c !== null)).toEqual(
+          [],
+        );
+        expect(rule.jvp(builder, leaf, [])).toBeNull();
+      }
+    },
+  );
 
-  it('stopGradient: the gradient of Σ w·sin(stopGradient(x)) is exactly 0 and x·stopGradient(x) differentiates as x·c', () => {
-    const x = Float64Array.of(0.3, -0.7, 1.1);
-    const g = hostFunction(
-      (t) => grad((u: Tensor) => sum(u.mul(stopGradient(u))))(t),
-      [{ shape: [3] }],
-    )(x)[0];
-    expect(Array.from(g)).toEqual(Array.from(x)); // d/du (u·c) = c = x exactly (not 2x)
-  });
+  it(
+    'stopGradient: the gradient of Σ w·sin(stopGradient(x)) is exactly 0 ' +
+      'and x·stopGradient(x) differentiates as x·c',
+    () => {
+      const x = Float64Array.of(0.3, -0.7, 1.1);
+      const g = hostFunction(
+        (t) => grad((u: Tensor) => sum(u.mul(stopGradient(u))))(t),
+        [{ shape: [3] }],
+      )(x)[0];
+      expect(Array.from(g)).toEqual(Array.from(x)); // d/du (u·c) = c = x exactly (not 2x)
+    },
+  );
 
   it('cast f32 → f32 passes the derivative through unchanged (exactly)', () => {
     const x = Float64Array.of(0.3, -0.7);
@@ -644,45 +652,49 @@ describe('primitive derivatives (every primitive, first and second order, vs flo
 });
 
 describe('tie conventions of the non-smooth primitives', () => {
-  it('max/min at an exact tie split the derivative ½/½ (as JAX); off ties it goes to the winner', () => {
-    fc.assert(
-      fc.property(seedArb, (seed) => {
-        const rng = prng(seed);
-        const shape = randomShape(rng, 1, 2, 1, 4);
-        const size = sizeOf(shape);
-        const x = uniform(rng, size);
-        // Tie about half the elements exactly; the rest differ.
-        const tied = Array.from({ length: size }, () => rng() < 0.5);
-        const y = x.map((v, i) => (tied[i] ? v : v + (rng() < 0.5 ? 0.5 : -0.5)));
-        const tx = uniform(rng, size);
-        const ty = uniform(rng, size);
-        const w = Float64Array.from({ length: size }, (_, i) => (((i * 7 + 3) % 13) - 6.5) / 4);
-        for (const op of ['max', 'min'] as const) {
-          const fn = (a: Tensor, b: Tensor): Tensor =>
-            wsum(op === 'max' ? maximum(a, b) : minimum(a, b));
-          const [gx, gy, jv] = hostFunction(
-            (a, b, ta, tb) => [...gradAll(fn, 2)(a, b), jvp(fn, [a, b], [ta, tb])[1]],
-            [{ shape }, { shape }, { shape }, { shape }],
-          )(x, y, tx, ty);
-          // Exact: the weights are k/4 − 13/8, ½ of them is exact in binary.
-          const xWins = (i: number): boolean => (op === 'max' ? x[i] > y[i] : x[i] < y[i]);
-          const ex = w.map((wi, i) => (tied[i] ? wi / 2 : xWins(i) ? wi : 0));
-          const ey = w.map((wi, i) => (tied[i] ? wi / 2 : xWins(i) ? 0 : wi));
-          expect(plain(gx)).toEqual(plain(ex));
-          expect(plain(gy)).toEqual(plain(ey));
-          const ej = ex.reduce((s, e, i) => s + e * tx[i] + ey[i] * ty[i], 0);
-          expect(Math.abs(jv[0] - ej)).toBeLessThan(1e-12); // summation order may differ: ~size·ε
-          // The same tensor on both sides: ½ + ½ = 1.
-          const [gSame] = hostFunction(
-            (a) => gradAll((t: Tensor) => fn(t, t), 1)(a),
-            [{ shape }],
-          )(x);
-          expect(plain(gSame)).toEqual(plain(w));
-        }
-      }),
-      { numRuns: NUM_RUNS },
-    );
-  });
+  it(
+    'max/min at an exact tie split the derivative ½/½ (as JAX); off ties ' +
+      'it goes to the winner',
+    () => {
+      fc.assert(
+        fc.property(seedArb, (seed) => {
+          const rng = prng(seed);
+          const shape = randomShape(rng, 1, 2, 1, 4);
+          const size = sizeOf(shape);
+          const x = uniform(rng, size);
+          // Tie about half the elements exactly; the rest differ.
+          const tied = Array.from({ length: size }, () => rng() < 0.5);
+          const y = x.map((v, i) => (tied[i] ? v : v + (rng() < 0.5 ? 0.5 : -0.5)));
+          const tx = uniform(rng, size);
+          const ty = uniform(rng, size);
+          const w = Float64Array.from({ length: size }, (_, i) => (((i * 7 + 3) % 13) - 6.5) / 4);
+          for (const op of ['max', 'min'] as const) {
+            const fn = (a: Tensor, b: Tensor): Tensor =>
+              wsum(op === 'max' ? maximum(a, b) : minimum(a, b));
+            const [gx, gy, jv] = hostFunction(
+              (a, b, ta, tb) => [...gradAll(fn, 2)(a, b), jvp(fn, [a, b], [ta, tb])[1]],
+              [{ shape }, { shape }, { shape }, { shape }],
+            )(x, y, tx, ty);
+            // Exact: the weights are k/4 − 13/8, ½ of them is exact in binary.
+            const xWins = (i: number): boolean => (op === 'max' ? x[i] > y[i] : x[i] < y[i]);
+            const ex = w.map((wi, i) => (tied[i] ? wi / 2 : xWins(i) ? wi : 0));
+            const ey = w.map((wi, i) => (tied[i] ? wi / 2 : xWins(i) ? 0 : wi));
+            expect(plain(gx)).toEqual(plain(ex));
+            expect(plain(gy)).toEqual(plain(ey));
+            const ej = ex.reduce((s, e, i) => s + e * tx[i] + ey[i] * ty[i], 0);
+            expect(Math.abs(jv[0] - ej)).toBeLessThan(1e-12); // summation order may differ: ~size·ε
+            // The same tensor on both sides: ½ + ½ = 1.
+            const [gSame] = hostFunction(
+              (a) => gradAll((t: Tensor) => fn(t, t), 1)(a),
+              [{ shape }],
+            )(x);
+            expect(plain(gSame)).toEqual(plain(w));
+          }
+        }),
+        { numRuns: NUM_RUNS },
+      );
+    },
+  );
 
   it('reduceMax shares the derivative equally among tied maxima (grad and jvp)', () => {
     fc.assert(

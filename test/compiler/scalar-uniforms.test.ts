@@ -106,16 +106,20 @@ function values(
 }
 
 describe('one-element inputs through the scalars uniform', () => {
-  test('in vec4 kernels, math on scalars alone is f32 once per invocation, and dividing by it multiplies', async () => {
-    const gpu = await gpuDevice();
-    // Adam's bias correction: m / (1 − β^t) with β and t per call.
-    const [m, beta, t] = [input('m', [64]), input('beta', []), input('t', [])];
-    const wgsl = gpu.explain([div(m, sub(1, pow(beta, t))).node], true);
-    expect(wgsl).toContain('fn grng_pow_s(a: f32, b: f32) -> f32');
-    expect(wgsl).not.toContain('fn grng_pow(');
-    expect(wgsl).toMatch(/let (t\d+) = 1\.0f \/ t\d+;[\s\S]*vec4<f32>\(\1\)/);
-    expect(wgsl.match(/ \/ /g)).toHaveLength(1); // the reciprocal; no vec4 division
-  });
+  test(
+    'in vec4 kernels, math on scalars alone is f32 once per invocation, ' +
+      'and dividing by it multiplies',
+    async () => {
+      const gpu = await gpuDevice();
+      // Adam's bias correction: m / (1 − β^t) with β and t per call.
+      const [m, beta, t] = [input('m', [64]), input('beta', []), input('t', [])];
+      const wgsl = gpu.explain([div(m, sub(1, pow(beta, t))).node], true);
+      expect(wgsl).toContain('fn grng_pow_s(a: f32, b: f32) -> f32');
+      expect(wgsl).not.toContain('fn grng_pow(');
+      expect(wgsl).toMatch(/let (t\d+) = 1\.0f \/ t\d+;[\s\S]*vec4<f32>\(\1\)/);
+      expect(wgsl.match(/ \/ /g)).toHaveLength(1); // the reciprocal; no vec4 division
+    },
+  );
 
   test.each(cases)(
     '$name: read from the uniform, matches the interpreter, each call its own values',

@@ -82,7 +82,8 @@ describe('WebGPU kernels match the float32 interpreter', () => {
         { numRuns: NUM_RUNS },
       );
       console.log(
-        `${fuse ? 'fused' : 'unfused'}: worst scaled error ${worst.toExponential(2)} over ${NUM_RUNS} programs`,
+        `${fuse ? 'fused' : 'unfused'}: worst scaled error ` +
+          `${worst.toExponential(2)} over ${NUM_RUNS} programs`,
       );
     });
   }

@@ -302,16 +302,20 @@ describe('the vec4 matmul kernel and its fallbacks', () => {
 });
 
 describe('vectorized elementwise kernels (vec4)', () => {
-  test('an elementwise update with a scalar hyperparameter runs on vec4s and matches the interpreter', async () => {
-    const gpu = await gpuDevice();
-    const build = (x: Tensor, y: Tensor, lr: Tensor) =>
-      sub(x, mul(lr, add(tanh(mul(x, y)), pow(add(mul(y, y), 0.5), -1.5))));
-    const shapes = [[3, 256], [3, 256], []];
-    const xs = shapes.map((s, i) => input(`v${i}`, s));
-    expect(gpu.explain([build(xs[0], xs[1], xs[2]).node], true)).toContain('array<vec4<f32>>');
-    // tanh/pow within a few ULP on the software adapters; with the O(1) terms here, 8 ULP.
-    await check(build, shapes, 11, (ref) => (i) => 8 * 2 ** -23 * (1 + Math.abs(ref[i])));
-  });
+  test(
+    'an elementwise update with a scalar hyperparameter runs on vec4s and ' +
+      'matches the interpreter',
+    async () => {
+      const gpu = await gpuDevice();
+      const build = (x: Tensor, y: Tensor, lr: Tensor) =>
+        sub(x, mul(lr, add(tanh(mul(x, y)), pow(add(mul(y, y), 0.5), -1.5))));
+      const shapes = [[3, 256], [3, 256], []];
+      const xs = shapes.map((s, i) => input(`v${i}`, s));
+      expect(gpu.explain([build(xs[0], xs[1], xs[2]).node], true)).toContain('array<vec4<f32>>');
+      // tanh/pow within a few ULP on the software adapters; with the O(1) terms here, 8 ULP.
+      await check(build, shapes, 11, (ref) => (i) => 8 * 2 ** -23 * (1 + Math.abs(ref[i])));
+    },
+  );
 });
 
 describe('long reductions (a workgroup per output)', () => {

@@ -67,33 +67,36 @@ const NUM_RUNS = 100;
 const track = propertyStatsTracker();
 
 describe('autodiff on random programs (float64 interpreter)', () => {
-  test('the kink margin sees near-kinks, and ignores exact ties and maxima under stopGradient', () => {
-    const margin = (f: (xs: Tensor[]) => Tensor, shapes: number[][], values: number[][]) =>
-      kinkMargin(
-        f,
-        shapes,
-        values.map((v) => Float64Array.from(v)),
-      );
-    expect(margin(([x]) => abs(x), [[2]], [[0.5, -2e-4]])).toBeCloseTo(2e-4, 12);
-    expect(margin(([x]) => relu(x), [[2]], [[3e-4, 1]])).toBeCloseTo(3e-4, 12);
-    expect(
-      margin(
-        ([x, y]) => maximum(x, y),
-        [[2], [2]],
-        [
-          [0.5, 1],
-          [0.4999, -1],
-        ],
-      ),
-    ).toBeCloseTo(1e-4, 12);
-    // Groups [1, 0.9995] and [0, -1] of a max over the last axis: the closer one counts.
-    expect(margin(([x]) => max(x, 1), [[2, 2]], [[1, 0.9995, 0, -1]])).toBeCloseTo(5e-4, 12);
-    // Structural ties persist under perturbation (the ½/½ split is exact there): not kinks.
-    expect(margin(([x]) => maximum(x, x), [[2]], [[0.3, -0.7]])).toBe(Infinity);
-    expect(margin(([x]) => max(broadcastTo(x, [2, 2]), 0), [[2]], [[0.3, 0.7]])).toBe(Infinity);
-    // logsumexp shifts by a stopped max: smooth however close the top two are.
-    expect(margin(([x]) => logsumexp(x), [[3]], [[0.1, 0.1001, -1]])).toBe(Infinity);
-  });
+  test(
+    'the kink margin sees near-kinks, and ignores exact ties and maxima ' + 'under stopGradient',
+    () => {
+      const margin = (f: (xs: Tensor[]) => Tensor, shapes: number[][], values: number[][]) =>
+        kinkMargin(
+          f,
+          shapes,
+          values.map((v) => Float64Array.from(v)),
+        );
+      expect(margin(([x]) => abs(x), [[2]], [[0.5, -2e-4]])).toBeCloseTo(2e-4, 12);
+      expect(margin(([x]) => relu(x), [[2]], [[3e-4, 1]])).toBeCloseTo(3e-4, 12);
+      expect(
+        margin(
+          ([x, y]) => maximum(x, y),
+          [[2], [2]],
+          [
+            [0.5, 1],
+            [0.4999, -1],
+          ],
+        ),
+      ).toBeCloseTo(1e-4, 12);
+      // Groups [1, 0.9995] and [0, -1] of a max over the last axis: the closer one counts.
+      expect(margin(([x]) => max(x, 1), [[2, 2]], [[1, 0.9995, 0, -1]])).toBeCloseTo(5e-4, 12);
+      // Structural ties persist under perturbation (the ½/½ split is exact there): not kinks.
+      expect(margin(([x]) => maximum(x, x), [[2]], [[0.3, -0.7]])).toBe(Infinity);
+      expect(margin(([x]) => max(broadcastTo(x, [2, 2]), 0), [[2]], [[0.3, 0.7]])).toBe(Infinity);
+      // logsumexp shifts by a stopped max: smooth however close the top two are.
+      expect(margin(([x]) => logsumexp(x), [[3]], [[0.1, 0.1001, -1]])).toBe(Infinity);
+    },
+  );
 
   test('grad with respect to every input matches central differences', () => {
     const s = track('grad vs FD', 'error/allowance');

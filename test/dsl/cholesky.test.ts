@@ -45,41 +45,45 @@ function matmulRows(
 }
 
 describe('cholesky, solveTriangular, choleskySolve', () => {
-  test('float64: L is lower triangular with a positive diagonal, L Lᵀ = A, and A·choleskySolve(A, B) = B', () => {
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 12 }),
-        fc.integer({ min: 1, max: 4 }),
-        fc.double({ min: -4, max: 0, noNaN: true }),
-        seedArb,
-        (d, k, logDelta, seed) => {
-          const a = spd(seed, d, 10 ** logDelta);
-          const b = uniform(prng(seed + 1), d * k);
-          const [A, B] = [input('a', [d, d]), input('b', [d, k])];
-          const [l, x] = interpret(
-            [cholesky(A).node, choleskySolve(A, B).node],
-            new Map([
-              ['a', a],
-              ['b', b],
-            ]),
-          );
-          for (let i = 0; i < d; i++) {
-            expect(l[i * d + i]).toBeGreaterThan(0);
-            for (let j = i + 1; j < d; j++) expect(l[i * d + j]).toBe(0);
-          }
-          const lt = Float64Array.from(
-            { length: d * d },
-            (_, i) => l[(i % d) * d + Math.floor(i / d)],
-          );
-          const llt = matmulRows(l, lt, d, d, d);
-          expect(norm(llt.map((v, i) => v - a[i]))).toBeLessThanOrEqual(1e-13 * norm(a));
-          const ax = matmulRows(a, x, d, d, k);
-          expect(norm(ax.map((v, i) => v - b[i]))).toBeLessThanOrEqual(1e-13 * norm(a) * norm(x));
-        },
-      ),
-      { numRuns: 40 },
-    );
-  });
+  test(
+    'float64: L is lower triangular with a positive diagonal, L Lᵀ = A, ' +
+      'and A·choleskySolve(A, B) = B',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 12 }),
+          fc.integer({ min: 1, max: 4 }),
+          fc.double({ min: -4, max: 0, noNaN: true }),
+          seedArb,
+          (d, k, logDelta, seed) => {
+            const a = spd(seed, d, 10 ** logDelta);
+            const b = uniform(prng(seed + 1), d * k);
+            const [A, B] = [input('a', [d, d]), input('b', [d, k])];
+            const [l, x] = interpret(
+              [cholesky(A).node, choleskySolve(A, B).node],
+              new Map([
+                ['a', a],
+                ['b', b],
+              ]),
+            );
+            for (let i = 0; i < d; i++) {
+              expect(l[i * d + i]).toBeGreaterThan(0);
+              for (let j = i + 1; j < d; j++) expect(l[i * d + j]).toBe(0);
+            }
+            const lt = Float64Array.from(
+              { length: d * d },
+              (_, i) => l[(i % d) * d + Math.floor(i / d)],
+            );
+            const llt = matmulRows(l, lt, d, d, d);
+            expect(norm(llt.map((v, i) => v - a[i]))).toBeLessThanOrEqual(1e-13 * norm(a));
+            const ax = matmulRows(a, x, d, d, k);
+            expect(norm(ax.map((v, i) => v - b[i]))).toBeLessThanOrEqual(1e-13 * norm(a) * norm(x));
+          },
+        ),
+        { numRuns: 40 },
+      );
+    },
+  );
 
   test('solveTriangular solves L X = B and Lᵀ X = B by substitution', () => {
     const d = 6;

@@ -53,7 +53,9 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
   const err = maxScaledError(actual, expected);
   if (!(err <= tol))
     throw new Error(
-      `max scaled error ${err} > ${tol}\n actual   ${Array.from(actual).join(', ')}\n expected ${Array.from(expected).join(', ')}`,
+      `max scaled error ${err} > ${tol}\n actual   ` +
+        `${Array.from(actual).join(', ')}\n expected ` +
+        `${Array.from(expected).join(', ')}`,
     );
 }
 

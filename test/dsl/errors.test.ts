@@ -48,7 +48,8 @@ function check(error: unknown, { op, mentions = [], hint }: Expected): void {
   // leaked.
   if (!(error instanceof GrngError)) {
     throw new Error(
-      `expected a GrngError from ${op}, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+      `expected a GrngError from ${op}, got ` +
+        `${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
     );
   }
   expect(error.op).toBe(op);

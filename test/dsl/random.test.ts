@@ -154,104 +154,111 @@ const i32Arb = fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 });
 // ---------------------------------------------------------------------------------------------
 
 describe('Threefry-2x32 and the i32 primitives', () => {
-  test("Random123's known-answer vectors for threefry2x32_20 (interpreter and WebGPU)", async () => {
-    // kat_vectors of Random123 1.x: (ctr, key) → out; the third uses digits of π.
-    const kat = [
-      { ctr: [0, 0], key: [0, 0], out: [0x6b200159, 0x99ba4efe] },
-      {
-        ctr: [0xffffffff, 0xffffffff],
-        key: [0xffffffff, 0xffffffff],
-        out: [0x1cb996fc, 0xbb002be7],
-      },
-      {
-        ctr: [0x243f6a88, 0x85a308d3],
-        key: [0x13198a2e, 0x03707344],
-        out: [0xc4923a9c, 0x483df7a0],
-      },
-    ];
-    const col = (f: (v: (typeof kat)[number]) => number): Arg => ({
-      data: kat.map((v) => f(v) | 0),
-      shape: [3],
-      dtype: 'i32',
-    });
-    const [k0, k1, c0, c1] = ['k0', 'k1', 'c0', 'c1'].map((n) => input(`kat_${n}`, [3], 'i32'));
-    const out = threefry2x32(k0, k1, c0, c1);
-    const args = {
-      kat_k0: col((v) => v.key[0]),
-      kat_k1: col((v) => v.key[1]),
-      kat_c0: col((v) => v.ctr[0]),
-      kat_c1: col((v) => v.ctr[1]),
-    };
-    for (const [y0, y1] of await onAllDevices(out, args)) {
-      expect(Array.from(y0)).toEqual(kat.map((v) => v.out[0] | 0));
-      expect(Array.from(y1)).toEqual(kat.map((v) => v.out[1] | 0));
-    }
-    kat.forEach((v) =>
-      expect(threefryModel(v.key[0], v.key[1], v.ctr[0], v.ctr[1])).toEqual([
-        v.out[0] | 0,
-        v.out[1] | 0,
-      ]),
-    );
-  });
+  test(
+    "Random123's known-answer vectors for threefry2x32_20 (interpreter and " + 'WebGPU)',
+    async () => {
+      // kat_vectors of Random123 1.x: (ctr, key) → out; the third uses digits of π.
+      const kat = [
+        { ctr: [0, 0], key: [0, 0], out: [0x6b200159, 0x99ba4efe] },
+        {
+          ctr: [0xffffffff, 0xffffffff],
+          key: [0xffffffff, 0xffffffff],
+          out: [0x1cb996fc, 0xbb002be7],
+        },
+        {
+          ctr: [0x243f6a88, 0x85a308d3],
+          key: [0x13198a2e, 0x03707344],
+          out: [0xc4923a9c, 0x483df7a0],
+        },
+      ];
+      const col = (f: (v: (typeof kat)[number]) => number): Arg => ({
+        data: kat.map((v) => f(v) | 0),
+        shape: [3],
+        dtype: 'i32',
+      });
+      const [k0, k1, c0, c1] = ['k0', 'k1', 'c0', 'c1'].map((n) => input(`kat_${n}`, [3], 'i32'));
+      const out = threefry2x32(k0, k1, c0, c1);
+      const args = {
+        kat_k0: col((v) => v.key[0]),
+        kat_k1: col((v) => v.key[1]),
+        kat_c0: col((v) => v.ctr[0]),
+        kat_c1: col((v) => v.ctr[1]),
+      };
+      for (const [y0, y1] of await onAllDevices(out, args)) {
+        expect(Array.from(y0)).toEqual(kat.map((v) => v.out[0] | 0));
+        expect(Array.from(y1)).toEqual(kat.map((v) => v.out[1] | 0));
+      }
+      kat.forEach((v) =>
+        expect(threefryModel(v.key[0], v.key[1], v.ctr[0], v.ctr[1])).toEqual([
+          v.out[0] | 0,
+          v.out[1] | 0,
+        ]),
+      );
+    },
+  );
 
-  test('integer ops wrap and shift alike on the interpreter and WebGPU (edge values, buffers and literals)', async () => {
-    const values = [
-      0,
-      1,
-      -1,
-      2,
-      2 ** 31 - 1,
-      -(2 ** 31),
-      2 ** 30,
-      0x55555555,
-      -0x789abcdf,
-      65536,
-      46341,
-    ];
-    const amounts = [0, 1, 8, 31, 32, 33, 63, -1, -31, 2 ** 31 - 1, -(2 ** 31)];
-    const pairs = values.flatMap((a) => [...values, ...amounts].map((b) => [a, b] as const));
-    const x = input('edge_x', [pairs.length], 'i32');
-    const y = input('edge_y', [pairs.length], 'i32');
-    const names = Object.keys(OPS);
-    // Literal operands: WGSL evaluates these at shader creation (shift amounts ≥ 32 and u32 bits
-    // shifted out are errors there unless masked; so is an i32 division by a literal 0i).
-    const literalPairs = [
-      [-1, 32],
-      [-1, 33],
-      [-1, 31],
-      [1, 31],
-      [0x40000000, 2],
-      [-(2 ** 31), -1],
-      [2 ** 31 - 1, 1],
-      [65536, 65536],
-      [46341, 46341],
-      [7, 0],
-      [-7, 0],
-    ];
-    const literal = names.flatMap((n) =>
-      literalPairs.map(([a, b]) => OPS[n](full([1], a, 'i32'), full([1], b, 'i32'))),
-    );
-    const outputs = [...names.map((n) => OPS[n](x, y)), ...literal];
-    const args = {
-      edge_x: { data: pairs.map((p) => p[0]), shape: [pairs.length], dtype: 'i32' as const },
-      edge_y: { data: pairs.map((p) => p[1]), shape: [pairs.length], dtype: 'i32' as const },
-    };
-    const [cpu, , gpu] = await onAllDevices(outputs, args);
-    names.forEach((n, k) => {
-      const expected = pairs.map(([a, b]) => MODELS[n](a, b));
-      expect(Array.from(cpu[k]), `${n} on the interpreter`).toEqual(expected);
-      expect(Array.from(gpu[k]), `${n} on WebGPU`).toEqual(expected);
-    });
-    names.forEach((n, i) =>
-      literalPairs.forEach(([a, b], j) => {
-        const k = names.length + i * literalPairs.length + j;
-        expect([cpu[k][0], gpu[k][0]], `${n}(${a}, ${b}) with literal operands`).toEqual([
-          MODELS[n](a, b),
-          MODELS[n](a, b),
-        ]);
-      }),
-    );
-  });
+  test(
+    'integer ops wrap and shift alike on the interpreter and WebGPU (edge ' +
+      'values, buffers and literals)',
+    async () => {
+      const values = [
+        0,
+        1,
+        -1,
+        2,
+        2 ** 31 - 1,
+        -(2 ** 31),
+        2 ** 30,
+        0x55555555,
+        -0x789abcdf,
+        65536,
+        46341,
+      ];
+      const amounts = [0, 1, 8, 31, 32, 33, 63, -1, -31, 2 ** 31 - 1, -(2 ** 31)];
+      const pairs = values.flatMap((a) => [...values, ...amounts].map((b) => [a, b] as const));
+      const x = input('edge_x', [pairs.length], 'i32');
+      const y = input('edge_y', [pairs.length], 'i32');
+      const names = Object.keys(OPS);
+      // Literal operands: WGSL evaluates these at shader creation (shift amounts ≥ 32 and u32 bits
+      // shifted out are errors there unless masked; so is an i32 division by a literal 0i).
+      const literalPairs = [
+        [-1, 32],
+        [-1, 33],
+        [-1, 31],
+        [1, 31],
+        [0x40000000, 2],
+        [-(2 ** 31), -1],
+        [2 ** 31 - 1, 1],
+        [65536, 65536],
+        [46341, 46341],
+        [7, 0],
+        [-7, 0],
+      ];
+      const literal = names.flatMap((n) =>
+        literalPairs.map(([a, b]) => OPS[n](full([1], a, 'i32'), full([1], b, 'i32'))),
+      );
+      const outputs = [...names.map((n) => OPS[n](x, y)), ...literal];
+      const args = {
+        edge_x: { data: pairs.map((p) => p[0]), shape: [pairs.length], dtype: 'i32' as const },
+        edge_y: { data: pairs.map((p) => p[1]), shape: [pairs.length], dtype: 'i32' as const },
+      };
+      const [cpu, , gpu] = await onAllDevices(outputs, args);
+      names.forEach((n, k) => {
+        const expected = pairs.map(([a, b]) => MODELS[n](a, b));
+        expect(Array.from(cpu[k]), `${n} on the interpreter`).toEqual(expected);
+        expect(Array.from(gpu[k]), `${n} on WebGPU`).toEqual(expected);
+      });
+      names.forEach((n, i) =>
+        literalPairs.forEach(([a, b], j) => {
+          const k = names.length + i * literalPairs.length + j;
+          expect([cpu[k][0], gpu[k][0]], `${n}(${a}, ${b}) with literal operands`).toEqual([
+            MODELS[n](a, b),
+            MODELS[n](a, b),
+          ]);
+        }),
+      );
+    },
+  );
 
   test('bitwise ops broadcast numbers as i32 and reject f32 operands', () => {
     const [r] = evaluate([bitXor(full([2], 5, 'i32'), 0x9e3779b9)]);
@@ -273,75 +280,85 @@ describe('Threefry-2x32 and the i32 primitives', () => {
 
 describe('bit-identical across devices', () => {
   const SHAPES = [[1], [3], [17], [65], [257], [3, 17], [17, 3, 5]];
-  test('bits, uniform, rademacher, bernoulli, randint, foldIn and split: f64 interpreter = f32 interpreter = WebGPU (runtime keys, odd shapes)', async () => {
-    let normalWorst = 0;
-    await fc.assert(
-      fc.asyncProperty(
-        i32Arb,
-        i32Arb,
-        i32Arb,
-        fc.constantFrom(...SHAPES),
-        async (k0, k1, step, shape) => {
-          const key = input('bi_key', [2], 'i32');
-          const t = input('bi_step', [], 'i32');
-          const folded = foldIn(key, t); // a step counter folded into a runtime seed
-          const outputs = [
-            randomBits(key, shape),
-            uniform(key, shape),
-            uniform(folded, shape),
-            rademacher(key, shape),
-            bernoulli(key, 0.3, shape),
-            randint(key, shape, -5, 7),
-            randint(folded, shape, -(2 ** 30), 2 ** 30 - 1), // a span near 2^31
-            ...split(key, 3),
-            folded,
-            uniform(prngKey(7), shape), // a key in a constant buffer
-            normal(key, shape),
-          ];
-          const args = {
-            bi_key: { data: [k0, k1], shape: [2], dtype: 'i32' as const },
-            bi_step: { data: [step], shape: [], dtype: 'i32' as const },
-          };
-          const [f64, f32, gpu] = await onAllDevices(outputs, args);
-          const exact = outputs.length - 1;
-          for (let k = 0; k < exact; k++) {
-            expect(Array.from(f32[k]), `output ${k} on the f32 interpreter`).toEqual(
-              Array.from(f64[k]),
+  test(
+    'bits, uniform, rademacher, bernoulli, randint, foldIn and split: f64 ' +
+      'interpreter = f32 interpreter = WebGPU (runtime keys, odd shapes)',
+    async () => {
+      let normalWorst = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          i32Arb,
+          i32Arb,
+          i32Arb,
+          fc.constantFrom(...SHAPES),
+          async (k0, k1, step, shape) => {
+            const key = input('bi_key', [2], 'i32');
+            const t = input('bi_step', [], 'i32');
+            const folded = foldIn(key, t); // a step counter folded into a runtime seed
+            const outputs = [
+              randomBits(key, shape),
+              uniform(key, shape),
+              uniform(folded, shape),
+              rademacher(key, shape),
+              bernoulli(key, 0.3, shape),
+              randint(key, shape, -5, 7),
+              randint(folded, shape, -(2 ** 30), 2 ** 30 - 1), // a span near 2^31
+              ...split(key, 3),
+              folded,
+              uniform(prngKey(7), shape), // a key in a constant buffer
+              normal(key, shape),
+            ];
+            const args = {
+              bi_key: { data: [k0, k1], shape: [2], dtype: 'i32' as const },
+              bi_step: { data: [step], shape: [], dtype: 'i32' as const },
+            };
+            const [f64, f32, gpu] = await onAllDevices(outputs, args);
+            const exact = outputs.length - 1;
+            for (let k = 0; k < exact; k++) {
+              expect(Array.from(f32[k]), `output ${k} on the f32 interpreter`).toEqual(
+                Array.from(f64[k]),
+              );
+              expect(Array.from(gpu[k]), `output ${k} on WebGPU`).toEqual(Array.from(f64[k]));
+            }
+            const n = f64[0].length;
+            expect(Array.from(f64[0])).toEqual(bitsModel(k0, k1, n));
+            expect(Array.from(f64[1])).toEqual(
+              bitsModel(k0, k1, n).map((b) => (b >>> 8) / 2 ** 24),
             );
-            expect(Array.from(gpu[k]), `output ${k} on WebGPU`).toEqual(Array.from(f64[k]));
-          }
-          const n = f64[0].length;
-          expect(Array.from(f64[0])).toEqual(bitsModel(k0, k1, n));
-          expect(Array.from(f64[1])).toEqual(bitsModel(k0, k1, n).map((b) => (b >>> 8) / 2 ** 24));
-          // foldIn(key, d) = Threefry(key, (2, d)); split(key)[i] = Threefry(key, (1, i)).
-          [0, 1, 2].forEach((i) =>
-            expect(Array.from(f64[7 + i])).toEqual(threefryModel(k0, k1, 1, i)),
-          );
-          expect(Array.from(f64[10])).toEqual(threefryModel(k0, k1, 2, step));
-          // normal: log/sqrt/cos round differently on GPUs. Bound from WGSL's allowances (log 2^-21
-          // absolute near 1, cos 2^-11 absolute, |r| ≤ 5.8): |Δz| ≤ 2^-11·5.8 + 2^-10 ≈ 3.8e-3.
-          // llvmpipe is far tighter (measured worst printed below).
-          f32[exact].forEach((z, i) => {
-            const d = Math.abs(gpu[exact][i] - z);
-            normalWorst = Math.max(normalWorst, d);
-            expect(d).toBeLessThanOrEqual(3.8e-3);
-          });
-        },
-      ),
-      { numRuns: 25 },
-    );
-    console.log(`normal(): worst |WebGPU − f32 interpreter| = ${normalWorst.toExponential(2)}`);
-  });
+            // foldIn(key, d) = Threefry(key, (2, d)); split(key)[i] = Threefry(key, (1, i)).
+            [0, 1, 2].forEach((i) =>
+              expect(Array.from(f64[7 + i])).toEqual(threefryModel(k0, k1, 1, i)),
+            );
+            expect(Array.from(f64[10])).toEqual(threefryModel(k0, k1, 2, step));
+            // normal: log/sqrt/cos round differently on GPUs. Bound from WGSL's allowances (log
+            // 2^-21 absolute near 1, cos 2^-11 absolute, |r| ≤ 5.8): |Δz| ≤ 2^-11·5.8 + 2^-10 ≈
+            // 3.8e-3. llvmpipe is far tighter (measured worst printed below).
+            f32[exact].forEach((z, i) => {
+              const d = Math.abs(gpu[exact][i] - z);
+              normalWorst = Math.max(normalWorst, d);
+              expect(d).toBeLessThanOrEqual(3.8e-3);
+            });
+          },
+        ),
+        { numRuns: 25 },
+      );
+      console.log(`normal(): worst |WebGPU − f32 interpreter| = ${normalWorst.toExponential(2)}`);
+    },
+  );
 
-  test('uniform on a general range [lo, hi) is the same f32 arithmetic on WebGPU and the f32 interpreter', async () => {
-    const key = input('gr_key', [2], 'i32');
-    const outs = [uniform(key, [257], -2.5, 3), uniform(key, [257], 0.1, 0.7)];
-    const [, f32, gpu] = await onAllDevices(outs, {
-      gr_key: { data: [3, -99], shape: [2], dtype: 'i32' },
-    });
-    // Exact unless a driver fuses u·(hi − lo) + lo into an FMA (WGSL permits neither promise).
-    outs.forEach((_, k) => expect(Array.from(gpu[k])).toEqual(Array.from(f32[k])));
-  });
+  test(
+    'uniform on a general range [lo, hi) is the same f32 arithmetic on ' +
+      'WebGPU and the f32 interpreter',
+    async () => {
+      const key = input('gr_key', [2], 'i32');
+      const outs = [uniform(key, [257], -2.5, 3), uniform(key, [257], 0.1, 0.7)];
+      const [, f32, gpu] = await onAllDevices(outs, {
+        gr_key: { data: [3, -99], shape: [2], dtype: 'i32' },
+      });
+      // Exact unless a driver fuses u·(hi − lo) + lo into an FMA (WGSL permits neither promise).
+      outs.forEach((_, k) => expect(Array.from(gpu[k])).toEqual(Array.from(f32[k])));
+    },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -376,57 +393,67 @@ const popcount = (v: number): number => {
 };
 
 describe('statistics (float64 interpreter, fixed keys, 5-standard-error bounds)', () => {
-  test('uniform: range, mean, variance, 100-bin chi-square and per-bin counts; every bit of randomBits is fair', () => {
-    const [u, bits] = evaluate([uniform(KEY, [N]), randomBits(KEY, [N])]);
-    expect(u.every((v) => v >= 0 && v < 1)).toBe(true);
-    // Mean ½ with SE √(1/12/n) ≈ 9.1e-4; variance 1/12 with SE √(Var((u−½)²)/n) = √(1/180/n) ≈
-    // 2.4e-4.
-    const mean = meanOf(u);
-    const variance = varianceOf(u);
-    expect(Math.abs(mean - 0.5)).toBeLessThan(5 * Math.sqrt(1 / 12 / N));
-    expect(Math.abs(variance - 1 / 12)).toBeLessThan(5 * Math.sqrt(1 / 180 / N));
-    // 100 equal bins: χ² with 99 dof has mean 99 and sd √198 ≈ 14.1, so χ² < 99 + 5·14.1 = 169;
-    // each count is Binomial(n, 0.01): within 5·√(n·0.01·0.99) ≈ 157 of 1000.
-    const counts = new Array<number>(100).fill(0);
-    u.forEach((v) => counts[Math.floor(v * 100)]++);
-    const expected = N / 100;
-    const chi2 = counts.reduce((s, c) => s + (c - expected) ** 2 / expected, 0);
-    expect(chi2).toBeLessThan(99 + 5 * Math.sqrt(198));
-    counts.forEach((c) =>
-      expect(Math.abs(c - expected)).toBeLessThan(5 * Math.sqrt(N * 0.01 * 0.99)),
-    );
-    // Each of the 32 bit positions is set with frequency ½ ± 5·√(¼/n) = ½ ± 7.9e-3.
-    let worstBit = 0;
-    for (let j = 0; j < 32; j++) {
-      let ones = 0;
-      bits.forEach((b) => (ones += (b >>> j) & 1));
-      worstBit = Math.max(worstBit, Math.abs(ones / N - 0.5));
-    }
-    expect(worstBit).toBeLessThan(5 * Math.sqrt(0.25 / N));
-    console.log(
-      `uniform: mean ${mean.toFixed(5)}, variance ${variance.toFixed(5)} (1/12 = 0.08333), χ²(99) ${chi2.toFixed(1)}, worst bit frequency |f − ½| ${worstBit.toExponential(2)}`,
-    );
-  });
+  test(
+    'uniform: range, mean, variance, 100-bin chi-square and per-bin ' +
+      'counts; every bit of randomBits is fair',
+    () => {
+      const [u, bits] = evaluate([uniform(KEY, [N]), randomBits(KEY, [N])]);
+      expect(u.every((v) => v >= 0 && v < 1)).toBe(true);
+      // Mean ½ with SE √(1/12/n) ≈ 9.1e-4; variance 1/12 with SE √(Var((u−½)²)/n) = √(1/180/n) ≈
+      // 2.4e-4.
+      const mean = meanOf(u);
+      const variance = varianceOf(u);
+      expect(Math.abs(mean - 0.5)).toBeLessThan(5 * Math.sqrt(1 / 12 / N));
+      expect(Math.abs(variance - 1 / 12)).toBeLessThan(5 * Math.sqrt(1 / 180 / N));
+      // 100 equal bins: χ² with 99 dof has mean 99 and sd √198 ≈ 14.1, so χ² < 99 + 5·14.1 = 169;
+      // each count is Binomial(n, 0.01): within 5·√(n·0.01·0.99) ≈ 157 of 1000.
+      const counts = new Array<number>(100).fill(0);
+      u.forEach((v) => counts[Math.floor(v * 100)]++);
+      const expected = N / 100;
+      const chi2 = counts.reduce((s, c) => s + (c - expected) ** 2 / expected, 0);
+      expect(chi2).toBeLessThan(99 + 5 * Math.sqrt(198));
+      counts.forEach((c) =>
+        expect(Math.abs(c - expected)).toBeLessThan(5 * Math.sqrt(N * 0.01 * 0.99)),
+      );
+      // Each of the 32 bit positions is set with frequency ½ ± 5·√(¼/n) = ½ ± 7.9e-3.
+      let worstBit = 0;
+      for (let j = 0; j < 32; j++) {
+        let ones = 0;
+        bits.forEach((b) => (ones += (b >>> j) & 1));
+        worstBit = Math.max(worstBit, Math.abs(ones / N - 0.5));
+      }
+      expect(worstBit).toBeLessThan(5 * Math.sqrt(0.25 / N));
+      console.log(
+        `uniform: mean ${mean.toFixed(5)}, variance ${variance.toFixed(5)} ` +
+          `(1/12 = 0.08333), χ²(99) ${chi2.toFixed(1)}, worst bit frequency |f − ` +
+          `½| ${worstBit.toExponential(2)}`,
+      );
+    },
+  );
 
-  test('neighbouring counters are independent: avalanche between i and i ^ 2^j, serial correlation', () => {
-    const n = 2 ** 17;
-    const [bits, u] = evaluate([randomBits(KEY, [n]), uniform(KEY, [n])]);
-    // popcount(b_i ^ b_{i ^ 2^j}) over the n/2 disjoint pairs: mean 16, sd √8 per pair, so the
-    // average is within 5·√(8/(n/2)) ≈ 0.055 of 16. A weak mixer of the counter fails this first.
-    for (const j of [0, 1, 4, 8, 16]) {
-      let total = 0;
-      for (let i = 0; i < n; i++)
-        if (((i >> j) & 1) === 0) total += popcount(bits[i] ^ bits[i ^ (1 << j)]);
-      expect(Math.abs(total / (n / 2) - 16), `flipping counter bit ${j}`).toBeLessThan(
-        5 * Math.sqrt(8 / (n / 2)),
-      );
-    }
-    // Lag-1 and lag-2 correlation of the uniforms: |ρ| < 5/√n ≈ 0.014.
-    for (const lag of [1, 2])
-      expect(Math.abs(correlation(u.subarray(0, n - lag), u.subarray(lag)))).toBeLessThan(
-        5 / Math.sqrt(n),
-      );
-  });
+  test(
+    'neighbouring counters are independent: avalanche between i and i ^ ' +
+      '2^j, serial correlation',
+    () => {
+      const n = 2 ** 17;
+      const [bits, u] = evaluate([randomBits(KEY, [n]), uniform(KEY, [n])]);
+      // popcount(b_i ^ b_{i ^ 2^j}) over the n/2 disjoint pairs: mean 16, sd √8 per pair, so the
+      // average is within 5·√(8/(n/2)) ≈ 0.055 of 16. A weak mixer of the counter fails this first.
+      for (const j of [0, 1, 4, 8, 16]) {
+        let total = 0;
+        for (let i = 0; i < n; i++)
+          if (((i >> j) & 1) === 0) total += popcount(bits[i] ^ bits[i ^ (1 << j)]);
+        expect(Math.abs(total / (n / 2) - 16), `flipping counter bit ${j}`).toBeLessThan(
+          5 * Math.sqrt(8 / (n / 2)),
+        );
+      }
+      // Lag-1 and lag-2 correlation of the uniforms: |ρ| < 5/√n ≈ 0.014.
+      for (const lag of [1, 2])
+        expect(Math.abs(correlation(u.subarray(0, n - lag), u.subarray(lag)))).toBeLessThan(
+          5 / Math.sqrt(n),
+        );
+    },
+  );
 
   test('different, folded and split keys give uncorrelated streams', () => {
     const keys: Record<string, Tensor> = {
@@ -459,7 +486,8 @@ describe('statistics (float64 interpreter, fixed keys, 5-standard-error bounds)'
     b0.forEach((v, i) => (total += popcount(v ^ b1[i])));
     expect(Math.abs(total / n - 16)).toBeLessThan(5 * Math.sqrt(8 / n));
     console.log(
-      `streams: worst |ρ| over 15 pairs ${worst.toExponential(2)} (bound ${(5 / Math.sqrt(n)).toExponential(2)})`,
+      `streams: worst |ρ| over 15 pairs ${worst.toExponential(2)} (bound ` +
+        `${(5 / Math.sqrt(n)).toExponential(2)})`,
     );
   });
 
@@ -499,63 +527,71 @@ describe('statistics (float64 interpreter, fixed keys, 5-standard-error bounds)'
       expect(Math.abs(c - N / 12)).toBeLessThan(5 * Math.sqrt((N * (1 / 12) * 11) / 12)),
     );
     console.log(
-      `normal: mean ${meanOf(z).toExponential(2)}, variance ${varianceOf(z).toFixed(4)}, P(|z|>1.96) ${tails.toFixed(4)}, √n·KS ${(ks * Math.sqrt(N)).toFixed(3)}`,
+      `normal: mean ${meanOf(z).toExponential(2)}, variance ` +
+        `${varianceOf(z).toFixed(4)}, P(|z|>1.96) ${tails.toFixed(4)}, √n·KS ` +
+        `${(ks * Math.sqrt(N)).toFixed(3)}`,
     );
   });
 
-  test('categorical frequencies match softmax(logits) on the interpreter and on WebGPU; masked classes never come up', async () => {
-    // Two groups of rows with their own logits ([2, B, C], classes on the last axis); −∞ masks a
-    // class.
-    const B = 10_000;
-    const logits = [
-      [2, 0.5, -1, 0, 1.2, -Infinity],
-      [-0.3, 0.1, 3, -2, 0, 0.7],
-    ];
-    const C = logits[0].length;
-    const l = input('cat_logits', [2, B, C]);
-    const key = input('cat_key', [2], 'i32');
-    const labels = categorical(key, l);
-    expect(labels.shape).toEqual([2, B]);
-    expect(labels.dtype).toBe('i32');
-    const data = logits.flatMap((row) => Array.from({ length: B }, () => row).flat());
-    const args = {
-      cat_logits: { data, shape: [2, B, C], dtype: 'f32' as const },
-      cat_key: { data: [11, 12], shape: [2], dtype: 'i32' as const },
-    };
-    const [[cpu], [gpu]] = await Promise.all([
-      run(await cpu64, [labels], args),
-      run(await gpuDevice(), [labels], args),
-    ]);
-    let worst = 0;
-    for (const [device, got] of [
-      ['interpreter', cpu],
-      ['WebGPU', gpu],
-    ] as const) {
-      logits.forEach((row, g) => {
-        const m = Math.max(...row);
-        const z = row.reduce((s, v) => s + Math.exp(v - m), 0);
-        const counts = new Array<number>(C).fill(0);
-        // an out-of-range label makes a NaN count below
-        for (let i = 0; i < B; i++) counts[got[g * B + i]]++;
-        row.forEach((v, c) => {
-          const p = Math.exp(v - m) / z;
-          // Each class count is Binomial(B, p): frequency within 5·√(p(1−p)/B) (≤ 0.025) of p.
-          const err = Math.abs(counts[c] / B - p);
-          worst = Math.max(worst, err / Math.sqrt((p * (1 - p)) / B || 1));
-          expect(err, `${device}, group ${g}, class ${c}`).toBeLessThanOrEqual(
-            5 * Math.sqrt((p * (1 - p)) / B),
-          );
-          if (p === 0) expect(counts[c], `${device}: masked class ${c} sampled`).toBe(0);
+  test(
+    'categorical frequencies match softmax(logits) on the interpreter and ' +
+      'on WebGPU; masked classes never come up',
+    async () => {
+      // Two groups of rows with their own logits ([2, B, C], classes on the last axis); −∞ masks a
+      // class.
+      const B = 10_000;
+      const logits = [
+        [2, 0.5, -1, 0, 1.2, -Infinity],
+        [-0.3, 0.1, 3, -2, 0, 0.7],
+      ];
+      const C = logits[0].length;
+      const l = input('cat_logits', [2, B, C]);
+      const key = input('cat_key', [2], 'i32');
+      const labels = categorical(key, l);
+      expect(labels.shape).toEqual([2, B]);
+      expect(labels.dtype).toBe('i32');
+      const data = logits.flatMap((row) => Array.from({ length: B }, () => row).flat());
+      const args = {
+        cat_logits: { data, shape: [2, B, C], dtype: 'f32' as const },
+        cat_key: { data: [11, 12], shape: [2], dtype: 'i32' as const },
+      };
+      const [[cpu], [gpu]] = await Promise.all([
+        run(await cpu64, [labels], args),
+        run(await gpuDevice(), [labels], args),
+      ]);
+      let worst = 0;
+      for (const [device, got] of [
+        ['interpreter', cpu],
+        ['WebGPU', gpu],
+      ] as const) {
+        logits.forEach((row, g) => {
+          const m = Math.max(...row);
+          const z = row.reduce((s, v) => s + Math.exp(v - m), 0);
+          const counts = new Array<number>(C).fill(0);
+          // an out-of-range label makes a NaN count below
+          for (let i = 0; i < B; i++) counts[got[g * B + i]]++;
+          row.forEach((v, c) => {
+            const p = Math.exp(v - m) / z;
+            // Each class count is Binomial(B, p): frequency within 5·√(p(1−p)/B) (≤ 0.025) of p.
+            const err = Math.abs(counts[c] / B - p);
+            worst = Math.max(worst, err / Math.sqrt((p * (1 - p)) / B || 1));
+            expect(err, `${device}, group ${g}, class ${c}`).toBeLessThanOrEqual(
+              5 * Math.sqrt((p * (1 - p)) / B),
+            );
+            if (p === 0) expect(counts[c], `${device}: masked class ${c} sampled`).toBe(0);
+          });
         });
-      });
-    }
-    // Same Gumbel noise up to rounding: labels differ only at near-ties of two scores.
-    const differ = cpu.filter((v, i) => v !== gpu[i]).length;
-    expect(differ).toBeLessThanOrEqual(0.001 * 2 * B);
-    console.log(
-      `categorical: worst |f − p| = ${worst.toFixed(2)} standard errors; ${differ} of ${2 * B} labels differ between the f64 interpreter and WebGPU`,
-    );
-  });
+      }
+      // Same Gumbel noise up to rounding: labels differ only at near-ties of two scores.
+      const differ = cpu.filter((v, i) => v !== gpu[i]).length;
+      expect(differ).toBeLessThanOrEqual(0.001 * 2 * B);
+      console.log(
+        `categorical: worst |f − p| = ${worst.toFixed(2)} standard errors; ` +
+          `${differ} of ${2 * B} labels differ between the f64 interpreter and ` +
+          `WebGPU`,
+      );
+    },
+  );
 });
 
 /** erf to ~1e-7 (Abramowitz–Stegun 7.1.26 is 1.5e-7: ample for a KS bound of 2.7/√n ≈ 8.5e-3). */

@@ -118,43 +118,46 @@ describe('higher-order autodiff on random programs (float64 interpreter)', () =>
     );
   });
 
-  test('the Hessian built from hvp columns matches finite differences of grad and is symmetric', () => {
-    const s = track('Hessian vs FD', 'error/allowance');
-    const sym = track('Hessian symmetry', 'relative asymmetry');
-    fc.assert(
-      fc.property(programArb(small), (p) => {
-        const xs = p.inputValues();
-        s.skipNearKinks((t) => p.scalar(t), p.shapes, xs, KINK_MARGIN);
-        sym.runs++;
-        const x = concatAll(xs);
-        const n = x.length;
-        const Hv = hvpOf(p);
-        const g = gradientOf(p);
-        const gx = g(x);
-        const columns: Float64Array[] = [];
-        for (let j = 0; j < n; j++) {
-          const e = new Float64Array(n);
-          e[j] = 1;
-          const column = Hv(x, e);
-          columns.push(column);
-          // Unit direction: the header's budget applies per column, rounding scaled by |∂f/∂x_i|.
-          expect(
-            s.error(fdExcess(column, centralDirectional(g, x, e, H), gx, ROUNDING, FD_TOL)),
-          ).toBeLessThanOrEqual(1);
-        }
-        let scale = 1;
-        for (const c of columns) for (const h of c) scale = Math.max(scale, Math.abs(h));
-        let asym = 0;
-        for (let i = 0; i < n; i++)
-          for (let j = 0; j < i; j++)
-            asym = Math.max(asym, Math.abs(columns[j][i] - columns[i][j]));
-        // H_ij and H_ji come from different hvp evaluations of the same gradient graph: equal in
-        // exact arithmetic, so only rounding (relative to the Hessian's scale) may separate them.
-        expect(sym.error(asym / scale)).toBeLessThan(EXACT_TOL);
-      }),
-      { numRuns: 60 },
-    );
-  });
+  test(
+    'the Hessian built from hvp columns matches finite differences of grad ' + 'and is symmetric',
+    () => {
+      const s = track('Hessian vs FD', 'error/allowance');
+      const sym = track('Hessian symmetry', 'relative asymmetry');
+      fc.assert(
+        fc.property(programArb(small), (p) => {
+          const xs = p.inputValues();
+          s.skipNearKinks((t) => p.scalar(t), p.shapes, xs, KINK_MARGIN);
+          sym.runs++;
+          const x = concatAll(xs);
+          const n = x.length;
+          const Hv = hvpOf(p);
+          const g = gradientOf(p);
+          const gx = g(x);
+          const columns: Float64Array[] = [];
+          for (let j = 0; j < n; j++) {
+            const e = new Float64Array(n);
+            e[j] = 1;
+            const column = Hv(x, e);
+            columns.push(column);
+            // Unit direction: the header's budget applies per column, rounding scaled by |∂f/∂x_i|.
+            expect(
+              s.error(fdExcess(column, centralDirectional(g, x, e, H), gx, ROUNDING, FD_TOL)),
+            ).toBeLessThanOrEqual(1);
+          }
+          let scale = 1;
+          for (const c of columns) for (const h of c) scale = Math.max(scale, Math.abs(h));
+          let asym = 0;
+          for (let i = 0; i < n; i++)
+            for (let j = 0; j < i; j++)
+              asym = Math.max(asym, Math.abs(columns[j][i] - columns[i][j]));
+          // H_ij and H_ji come from different hvp evaluations of the same gradient graph: equal in
+          // exact arithmetic, so only rounding (relative to the Hessian's scale) may separate them.
+          expect(sym.error(asym / scale)).toBeLessThan(EXACT_TOL);
+        }),
+        { numRuns: 60 },
+      );
+    },
+  );
 
   test('grad(grad(φ)) of a scalar-input φ(t) = f(x₀ + t·d) matches second differences of f', () => {
     const s = track('grad of grad vs 2nd FD', 'error/allowance');
@@ -191,46 +194,49 @@ describe('higher-order autodiff on random programs (float64 interpreter)', () =>
     );
   });
 
-  test('third order: grad of <w, hvp(f)(x, u)> matches central differences of that hvp product', () => {
-    const s = track('grad of hvp vs FD', 'error/allowance');
-    fc.assert(
-      fc.property(programArb({ ...small, maxInstructions: 4 }), (p) => {
-        const xs = p.inputValues();
-        s.skipNearKinks((t) => p.scalar(t), p.shapes, xs, KINK_MARGIN);
-        const n = p.shapes.length;
-        const specs = specsOf(p.shapes);
-        const us = p.randomVectors(p.inputSizes, 3);
-        const ws = p.randomVectors(p.inputSizes, 4);
-        const f = (t: Tensor[]) => p.scalar(t);
-        // ψ(x) = Σ_i <w_i, (H(x)u)_i> = D³f(x)[u, w, ·] contracted twice; its gradient is third
-        // order.
-        const psi = (x: Tensor[], u: Tensor[], w: Tensor[]) =>
-          hvp(f)(x, u)
-            .map((h, i) => sum(mul(h, w[i])))
-            .reduce((a, b) => add(a, b), scalar(0));
-        const thirdOrder = hostFunction(
-          (...t) => grad(psi)(t.slice(0, n), t.slice(n, 2 * n), t.slice(2 * n)),
-          [...specs, ...specs, ...specs],
-        );
-        const psiValue = hostFunction(
-          (...t) => psi(t.slice(0, n), t.slice(n, 2 * n), t.slice(2 * n)),
-          [...specs, ...specs, ...specs],
-        );
-        const analytic = concatAll(thirdOrder(...xs, ...us, ...ws));
-        const numeric = centralGradient(
-          (flat) => psiValue(...splitAs(flat, p.inputSizes), ...us, ...ws)[0][0],
-          concatAll(xs),
-          H,
-        );
-        // ψ is a second derivative contracted with |u|, |w| ≤ 1: the header's budget applies,
-        // rounding scaled by |ψ|.
-        expect(
-          s.error(
-            fdExcess(analytic, numeric, psiValue(...xs, ...us, ...ws)[0][0], ROUNDING, FD_TOL),
-          ),
-        ).toBeLessThanOrEqual(1);
-      }),
-      { numRuns: NUM_RUNS },
-    );
-  });
+  test(
+    'third order: grad of <w, hvp(f)(x, u)> matches central differences of ' + 'that hvp product',
+    () => {
+      const s = track('grad of hvp vs FD', 'error/allowance');
+      fc.assert(
+        fc.property(programArb({ ...small, maxInstructions: 4 }), (p) => {
+          const xs = p.inputValues();
+          s.skipNearKinks((t) => p.scalar(t), p.shapes, xs, KINK_MARGIN);
+          const n = p.shapes.length;
+          const specs = specsOf(p.shapes);
+          const us = p.randomVectors(p.inputSizes, 3);
+          const ws = p.randomVectors(p.inputSizes, 4);
+          const f = (t: Tensor[]) => p.scalar(t);
+          // ψ(x) = Σ_i <w_i, (H(x)u)_i> = D³f(x)[u, w, ·] contracted twice; its gradient is third
+          // order.
+          const psi = (x: Tensor[], u: Tensor[], w: Tensor[]) =>
+            hvp(f)(x, u)
+              .map((h, i) => sum(mul(h, w[i])))
+              .reduce((a, b) => add(a, b), scalar(0));
+          const thirdOrder = hostFunction(
+            (...t) => grad(psi)(t.slice(0, n), t.slice(n, 2 * n), t.slice(2 * n)),
+            [...specs, ...specs, ...specs],
+          );
+          const psiValue = hostFunction(
+            (...t) => psi(t.slice(0, n), t.slice(n, 2 * n), t.slice(2 * n)),
+            [...specs, ...specs, ...specs],
+          );
+          const analytic = concatAll(thirdOrder(...xs, ...us, ...ws));
+          const numeric = centralGradient(
+            (flat) => psiValue(...splitAs(flat, p.inputSizes), ...us, ...ws)[0][0],
+            concatAll(xs),
+            H,
+          );
+          // ψ is a second derivative contracted with |u|, |w| ≤ 1: the header's budget applies,
+          // rounding scaled by |ψ|.
+          expect(
+            s.error(
+              fdExcess(analytic, numeric, psiValue(...xs, ...us, ...ws)[0][0], ROUNDING, FD_TOL),
+            ),
+          ).toBeLessThanOrEqual(1);
+        }),
+        { numRuns: NUM_RUNS },
+      );
+    },
+  );
 });

@@ -55,7 +55,9 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
   const err = maxScaledError(actual, expected);
   if (!(err <= tol))
     throw new Error(
-      `max scaled error ${err} > ${tol}\n actual   ${Array.from(actual).join(', ')}\n expected ${Array.from(expected).join(', ')}`,
+      `max scaled error ${err} > ${tol}\n actual   ` +
+        `${Array.from(actual).join(', ')}\n expected ` +
+        `${Array.from(expected).join(', ')}`,
     );
 }
 const map = (a: ArrayLike<number>, f: (v: number, i: number) => number): number[] =>
@@ -210,33 +212,39 @@ describe('pytrees', () => {
     expectClose(await out.grads.scales[1].read(), ref.gs1);
   });
 
-  test('object keys are order-independent: {b, a} and {a, b} give the same gradients by name', () => {
-    const a = input('ka', [2]);
-    const b = input('kb', [2]);
-    const h = (p: { a: Tensor; b: Tensor }) => sum(mul(mul(p.a, p.a), p.b));
-    const g1 = grad(h)({ a, b });
-    const g2 = grad(h)({ b, a });
-    expect(g1.a.node).toBe(g2.a.node);
-    expect(g1.b.node).toBe(g2.b.node);
-    const e = { ka: [1, 2], kb: [3, 4] };
-    expectClose(value(g1.a, e), [6, 16]);
-    expectClose(value(g1.b, e), [1, 4]);
-  });
+  test(
+    'object keys are order-independent: {b, a} and {a, b} give the same ' + 'gradients by name',
+    () => {
+      const a = input('ka', [2]);
+      const b = input('kb', [2]);
+      const h = (p: { a: Tensor; b: Tensor }) => sum(mul(mul(p.a, p.a), p.b));
+      const g1 = grad(h)({ a, b });
+      const g2 = grad(h)({ b, a });
+      expect(g1.a.node).toBe(g2.a.node);
+      expect(g1.b.node).toBe(g2.b.node);
+      const e = { ka: [1, 2], kb: [3, 4] };
+      expectClose(value(g1.a, e), [6, 16]);
+      expectClose(value(g1.b, e), [1, 4]);
+    },
+  );
 });
 
 describe('vjp, jvp and hvp on trees', () => {
   const x = input('x', [3]);
   const env = { x: [0.3, -1.2, 2], ca: [1.5], cb0: [1, -2, 0.5], cb1: [0.25, 2, -1] };
 
-  test('vjp with a tree output: the pullback takes a cotangent tree and returns one per primal', () => {
-    const f = (t: Tensor) => ({ a: sum(t), b: [mul(t, 2), exp(t)] as [Tensor, Tensor] });
-    const [out, pullback] = vjp(f, x);
-    expectClose(value(out.a, env), [env.x.reduce((s, v) => s + v, 0)]);
-    expectClose(value(out.b[1], env), map(env.x, Math.exp));
-    const [gx] = pullback({ a: input('ca', []), b: [input('cb0', [3]), input('cb1', [3])] });
-    const expected = map(env.x, (v, i) => env.ca[0] + 2 * env.cb0[i] + env.cb1[i] * Math.exp(v));
-    expectClose(value(gx, env), expected);
-  });
+  test(
+    'vjp with a tree output: the pullback takes a cotangent tree and ' + 'returns one per primal',
+    () => {
+      const f = (t: Tensor) => ({ a: sum(t), b: [mul(t, 2), exp(t)] as [Tensor, Tensor] });
+      const [out, pullback] = vjp(f, x);
+      expectClose(value(out.a, env), [env.x.reduce((s, v) => s + v, 0)]);
+      expectClose(value(out.b[1], env), map(env.x, Math.exp));
+      const [gx] = pullback({ a: input('ca', []), b: [input('cb0', [3]), input('cb1', [3])] });
+      const expected = map(env.x, (v, i) => env.ca[0] + 2 * env.cb0[i] + env.cb1[i] * Math.exp(v));
+      expectClose(value(gx, env), expected);
+    },
+  );
 
   test('vjp with two primals returns a tuple of cotangents', () => {
     const y = input('y', [3]);
@@ -344,19 +352,23 @@ describe('closures and nesting', () => {
     expectClose(value(g, env), [1]);
   });
 
-  test('no confusion when the inner function computes a subexpression structurally equal to its argument', () => {
-    // Inner: d/dy [ y · exp(x) ] at y = exp(x) is exp(x). Hash-consing makes the argument and the
-    // inner exp(x) the same node; treating that node as the variable would give 2·exp(x).
-    // Outer: d/dx exp(x) = exp(x).
-    const inner = (x: Tensor) => grad((y: Tensor) => mul(y, exp(x)))(exp(x));
-    expectClose(value(inner(x0), env), [Math.exp(1.7)]);
-    expectClose(value(grad(inner)(x0), env), [Math.exp(1.7)]);
-    // The same with the argument itself: d/dy [ y · x ] at y = x is x (not 2x); its x-derivative is
-    // 1.
-    const self = (x: Tensor) => grad((y: Tensor) => mul(y, x))(x);
-    expectClose(value(self(x0), env), [1.7]);
-    expectClose(value(grad(self)(x0), env), [1]);
-  });
+  test(
+    'no confusion when the inner function computes a subexpression ' +
+      'structurally equal to its argument',
+    () => {
+      // Inner: d/dy [ y · exp(x) ] at y = exp(x) is exp(x). Hash-consing makes the argument and the
+      // inner exp(x) the same node; treating that node as the variable would give 2·exp(x).
+      // Outer: d/dx exp(x) = exp(x).
+      const inner = (x: Tensor) => grad((y: Tensor) => mul(y, exp(x)))(exp(x));
+      expectClose(value(inner(x0), env), [Math.exp(1.7)]);
+      expectClose(value(grad(inner)(x0), env), [Math.exp(1.7)]);
+      // The same with the argument itself: d/dy [ y · x ] at y = x is x (not 2x); its x-derivative
+      // is 1.
+      const self = (x: Tensor) => grad((y: Tensor) => mul(y, x))(x);
+      expectClose(value(self(x0), env), [1.7]);
+      expectClose(value(grad(self)(x0), env), [1]);
+    },
+  );
 
   test('grad(grad(f)) for f(x) = x³ is 6x, and third order is 6', () => {
     const f = (x: Tensor) => mul(mul(x, x), x);
@@ -407,29 +419,34 @@ describe('checkGradient (grng/testing)', () => {
     expect(byX.autodiff).toHaveLength(12);
   });
 
-  test('throws a GrngError naming the element for a function whose derivative is wrong', async () => {
-    // stopGradient(g(x)) has g's value but zero gradient, so autodiff and finite differences
-    // disagree.
-    const wrong = (x: Tensor) => sum(stopGradient(square(x)));
-    const x = array([0.5, -1.5, 2]);
-    const err = await checkGradient(wrong, [x]).then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(GrngError);
-    const message = (err as GrngError).message;
-    const m = /^checkGradient: element 0: autodiff (\S+) vs finite difference (\S+) /.exec(message);
-    expect(m, message).not.toBeNull();
-    // autodiff is exactly 0; the central difference of x² at 0.5 is 2·0.5 = 1 up to rounding
-    // ε·|f|/h ≈ 1e-11.
-    expect(Number(m?.[1])).toBe(0);
-    expect(Math.abs(Number(m?.[2]) - 1)).toBeLessThan(1e-8);
-    expect(message).toMatch(/check the function's derivative/);
-    // A subtler one: right value, derivative off by h'(x): f = g + stopGradient(h) − h.
-    const subtle = (t: Tensor) =>
-      sum(square(t))
-        .add(stopGradient(sum(sin(t))))
-        .sub(sum(sin(t)));
-    await expect(checkGradient(subtle, [x])).rejects.toThrowError(GrngError);
-  });
+  test(
+    'throws a GrngError naming the element for a function whose derivative ' + 'is wrong',
+    async () => {
+      // stopGradient(g(x)) has g's value but zero gradient, so autodiff and finite differences
+      // disagree.
+      const wrong = (x: Tensor) => sum(stopGradient(square(x)));
+      const x = array([0.5, -1.5, 2]);
+      const err = await checkGradient(wrong, [x]).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(GrngError);
+      const message = (err as GrngError).message;
+      const m = /^checkGradient: element 0: autodiff (\S+) vs finite difference (\S+) /.exec(
+        message,
+      );
+      expect(m, message).not.toBeNull();
+      // autodiff is exactly 0; the central difference of x² at 0.5 is 2·0.5 = 1 up to rounding
+      // ε·|f|/h ≈ 1e-11.
+      expect(Number(m?.[1])).toBe(0);
+      expect(Math.abs(Number(m?.[2]) - 1)).toBeLessThan(1e-8);
+      expect(message).toMatch(/check the function's derivative/);
+      // A subtler one: right value, derivative off by h'(x): f = g + stopGradient(h) − h.
+      const subtle = (t: Tensor) =>
+        sum(square(t))
+          .add(stopGradient(sum(sin(t))))
+          .sub(sum(sin(t)));
+      await expect(checkGradient(subtle, [x])).rejects.toThrowError(GrngError);
+    },
+  );
 });

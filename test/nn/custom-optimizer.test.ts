@@ -23,21 +23,26 @@ function lionReference(
   return p;
 }
 
-test('Lion from examples/ runs compiled on WebGPU and the interpreter, matching its float64 reference', async () => {
-  const h = { lr: 0.01, beta1: 0.9, beta2: 0.99, weightDecay: 0.1 };
-  const rng = prng(21);
-  const theta = uniform(rng, 37);
-  const grads = Array.from({ length: 5 }, () => uniform(rng, 37));
-  const want = lionReference(theta, grads, h);
-  for (const device of [await createDevice({ kind: 'cpu' }), await gpuDevice()]) {
-    const opt = await compileOptimizer(lion(h), [array(theta, [37])], { device });
-    for (const g of grads) await opt.step([array(g, [37])]);
-    const got = await (opt.params() as DeviceArray[])[0].read();
-    // sign(c) is ±1 unless c rounds across 0 (random c is far from 0 here); each step then moves θ
-    // by lr(±1 + λθ): float32 rounding of θ (|θ| ≤ 1.1, ulp ~1.2e-7) over 5 steps stays below 1e-6.
-    got.forEach((v, i) =>
-      expect(Math.abs(v - want[i])).toBeLessThanOrEqual(device.kind === 'cpu' ? 1e-12 : 1e-6),
-    );
-  }
-  expect(() => lion({ beta1: 2 })).toThrow(GrngError);
-});
+test(
+  'Lion from examples/ runs compiled on WebGPU and the interpreter, ' +
+    'matching its float64 reference',
+  async () => {
+    const h = { lr: 0.01, beta1: 0.9, beta2: 0.99, weightDecay: 0.1 };
+    const rng = prng(21);
+    const theta = uniform(rng, 37);
+    const grads = Array.from({ length: 5 }, () => uniform(rng, 37));
+    const want = lionReference(theta, grads, h);
+    for (const device of [await createDevice({ kind: 'cpu' }), await gpuDevice()]) {
+      const opt = await compileOptimizer(lion(h), [array(theta, [37])], { device });
+      for (const g of grads) await opt.step([array(g, [37])]);
+      const got = await (opt.params() as DeviceArray[])[0].read();
+      // sign(c) is ±1 unless c rounds across 0 (random c is far from 0 here); each step then moves
+      // θ by lr(±1 + λθ): float32 rounding of θ (|θ| ≤ 1.1, ulp ~1.2e-7) over 5 steps stays below
+      // 1e-6.
+      got.forEach((v, i) =>
+        expect(Math.abs(v - want[i])).toBeLessThanOrEqual(device.kind === 'cpu' ? 1e-12 : 1e-6),
+      );
+    }
+    expect(() => lion({ beta1: 2 })).toThrow(GrngError);
+  },
+);

@@ -68,43 +68,47 @@ describe('nn.dense and nn.mlp', () => {
 });
 
 describe('curvature taps', () => {
-  test('dense records a (with a ones column for the bias) and the probe gradient is the per-sample g / B', async () => {
-    // Softmax regression, B = 4, 3 features, 3 classes: g_n = softmax(s_n) − onehot(y_n)
-    // (docs/algorithms.md §2), and ∂L/∂s_n = g_n / B for the mean loss. Reference in plain float64
-    // loops.
-    const B = 4;
-    const rng = prng(5);
-    const x = uniform(rng, B * 3);
-    const labels = Int32Array.of(0, 2, 1, 2);
-    const layer = nn.dense(3, 3);
-    const p = layer.init(9) as { w: HostArray; b: HostArray };
-    const params = { w: constOf(p.w), b: constOf(p.b) };
-    const xt = constOf(array(x, [B, 3]));
-    const yt = constOf(array(labels, [B], 'i32'));
-    const probes = [zeros([B, 3])];
-    const lossOf = (probe: Tensor) =>
-      recordTaps(() => crossEntropy(layer.apply(params, xt), yt), [probe]).result;
-    const { taps } = recordTaps(() => layer.apply(params, xt));
-    const [a, dProbe] = await evaluate(() => [taps[0].a, grad(lossOf)(probes[0])]);
-    expect(taps).toHaveLength(1);
-    for (let n = 0; n < B; n++) {
-      expect(Array.from(a.slice(n * 4, n * 4 + 4))).toEqual([
-        ...Array.from(x.slice(n * 3, n * 3 + 3)),
-        1,
-      ]);
-      const s = [0, 1, 2].map((o) =>
-        [0, 1, 2].reduce((acc, i) => acc + x[n * 3 + i] * p.w.data[o * 3 + i], p.b.data[o]),
-      );
-      const z = Math.max(...s);
-      const e = s.map((v) => Math.exp(v - z));
-      const total = e.reduce((u, v) => u + v, 0);
-      for (let o = 0; o < 3; o++) {
-        const g = e[o] / total - (labels[n] === o ? 1 : 0);
-        // float64 throughout: agreement to rounding (1e-12).
-        expect(Math.abs(dProbe[n * 3 + o] * B - g)).toBeLessThanOrEqual(1e-12);
+  test(
+    'dense records a (with a ones column for the bias) and the probe ' +
+      'gradient is the per-sample g / B',
+    async () => {
+      // Softmax regression, B = 4, 3 features, 3 classes: g_n = softmax(s_n) − onehot(y_n)
+      // (docs/algorithms.md §2), and ∂L/∂s_n = g_n / B for the mean loss. Reference in plain
+      // float64 loops.
+      const B = 4;
+      const rng = prng(5);
+      const x = uniform(rng, B * 3);
+      const labels = Int32Array.of(0, 2, 1, 2);
+      const layer = nn.dense(3, 3);
+      const p = layer.init(9) as { w: HostArray; b: HostArray };
+      const params = { w: constOf(p.w), b: constOf(p.b) };
+      const xt = constOf(array(x, [B, 3]));
+      const yt = constOf(array(labels, [B], 'i32'));
+      const probes = [zeros([B, 3])];
+      const lossOf = (probe: Tensor) =>
+        recordTaps(() => crossEntropy(layer.apply(params, xt), yt), [probe]).result;
+      const { taps } = recordTaps(() => layer.apply(params, xt));
+      const [a, dProbe] = await evaluate(() => [taps[0].a, grad(lossOf)(probes[0])]);
+      expect(taps).toHaveLength(1);
+      for (let n = 0; n < B; n++) {
+        expect(Array.from(a.slice(n * 4, n * 4 + 4))).toEqual([
+          ...Array.from(x.slice(n * 3, n * 3 + 3)),
+          1,
+        ]);
+        const s = [0, 1, 2].map((o) =>
+          [0, 1, 2].reduce((acc, i) => acc + x[n * 3 + i] * p.w.data[o * 3 + i], p.b.data[o]),
+        );
+        const z = Math.max(...s);
+        const e = s.map((v) => Math.exp(v - z));
+        const total = e.reduce((u, v) => u + v, 0);
+        for (let o = 0; o < 3; o++) {
+          const g = e[o] / total - (labels[n] === o ? 1 : 0);
+          // float64 throughout: agreement to rounding (1e-12).
+          expect(Math.abs(dProbe[n * 3 + o] * B - g)).toBeLessThanOrEqual(1e-12);
+        }
       }
-    }
-  });
+    },
+  );
 
   test('an mlp records one tap per dense layer, in order', () => {
     const model = nn.mlp([4, 6, 5, 2]);

@@ -54,44 +54,51 @@ function batch(seed: number) {
 }
 
 describe('saveCheckpoint / loadCheckpoint', () => {
-  test('round-trips nested trees of f32, float64, i32 and bool arrays and the metadata exactly', async () => {
-    const path = join(dir, 'roundtrip.safetensors');
-    const trees = {
-      params: {
-        layers: [
-          {
-            w: array([
-              [Math.fround(0.1), -2],
-              [3, 4.5],
-            ]),
-            b: array([Math.PI, -0]),
-          },
-        ],
-        scale: array(7),
-      },
-      state: {
-        counts: array([1, -2, 2147483647], [3], 'i32'),
-        flags: array([1, 0, 1], [3], 'bool'),
-        nothing: [],
-      },
-    };
-    const meta = { step: 12, hyper: { lr: 0.01, fisher: 'mc' }, data: { epoch: 1, position: 384 } };
-    await saveCheckpoint(path, trees, meta);
-    const loaded = loadCheckpoint(path);
-    expect(loaded.meta).toEqual(meta);
-    expect(await leaves(loaded.trees.params)).toEqual(await leaves(trees.params));
-    expect(await leaves(loaded.trees.state)).toEqual(await leaves(trees.state));
-    expect(Object.keys(loaded.trees.state as object).sort()).toEqual([
-      'counts',
-      'flags',
-      'nothing',
-    ]);
-    // π is not a float32: stored as F64, so it comes back exactly (as does −0 in the f32 tensor).
-    expect((loaded.trees.params as { layers: { b: HostArray }[] }).layers[0].b.data[0]).toBe(
-      Math.PI,
-    );
-    expect(JSON.parse(readFileSync(`${path}.json`, 'utf8'))).toMatchObject(meta);
-  });
+  test(
+    'round-trips nested trees of f32, float64, i32 and bool arrays and the ' + 'metadata exactly',
+    async () => {
+      const path = join(dir, 'roundtrip.safetensors');
+      const trees = {
+        params: {
+          layers: [
+            {
+              w: array([
+                [Math.fround(0.1), -2],
+                [3, 4.5],
+              ]),
+              b: array([Math.PI, -0]),
+            },
+          ],
+          scale: array(7),
+        },
+        state: {
+          counts: array([1, -2, 2147483647], [3], 'i32'),
+          flags: array([1, 0, 1], [3], 'bool'),
+          nothing: [],
+        },
+      };
+      const meta = {
+        step: 12,
+        hyper: { lr: 0.01, fisher: 'mc' },
+        data: { epoch: 1, position: 384 },
+      };
+      await saveCheckpoint(path, trees, meta);
+      const loaded = loadCheckpoint(path);
+      expect(loaded.meta).toEqual(meta);
+      expect(await leaves(loaded.trees.params)).toEqual(await leaves(trees.params));
+      expect(await leaves(loaded.trees.state)).toEqual(await leaves(trees.state));
+      expect(Object.keys(loaded.trees.state as object).sort()).toEqual([
+        'counts',
+        'flags',
+        'nothing',
+      ]);
+      // π is not a float32: stored as F64, so it comes back exactly (as does −0 in the f32 tensor).
+      expect((loaded.trees.params as { layers: { b: HostArray }[] }).layers[0].b.data[0]).toBe(
+        Math.PI,
+      );
+      expect(JSON.parse(readFileSync(`${path}.json`, 'utf8'))).toMatchObject(meta);
+    },
+  );
 
   const optimizers: Record<string, () => Optimizer<never, unknown>> = {
     adamw: () => adamw({ lr: 0.02 }) as unknown as Optimizer<never, unknown>,
@@ -134,7 +141,8 @@ describe('saveCheckpoint / loadCheckpoint', () => {
   };
 
   test.each(Object.keys(optimizers))(
-    '%s: resuming from a checkpoint after 3 of 5 steps gives bit-identical parameters and state (float64 interpreter)',
+    '%s: resuming from a checkpoint after 3 of 5 steps gives bit-identical ' +
+      'parameters and state (float64 interpreter)',
     async (name) => {
       await resumeCase(cpu, name);
     },

@@ -56,24 +56,27 @@ describe('holdOutValidation', () => {
 });
 
 describe('standardize', () => {
-  test('training pixels get mean 0 and deviation 1; the other splits use the training statistics', () => {
-    const split = holdOutValidation(data, 10, 1);
-    const s = standardize(split);
-    const train = Array.from(s.train.x);
-    const mean = train.reduce((a, v) => a + v, 0) / train.length;
-    const variance = train.reduce((a, v) => a + (v - mean) ** 2, 0) / train.length;
-    // Float32 storage of values of size ≤ 3: each is rounded by ≤ 2⁻²⁴·3, far below 1e-6.
-    expect(Math.abs(mean)).toBeLessThan(1e-6);
-    expect(Math.abs(variance - 1)).toBeLessThan(1e-6);
-    for (const [before, after] of [
-      [split.test, s.test],
-      [split.validation, s.validation],
-    ] as const) {
-      Array.from((before as ImageSplit).x).forEach((v, i) =>
-        expect((after as ImageSplit).x[i]).toBeCloseTo((v - s.mean) / s.std, 5),
-      );
-    }
-  });
+  test(
+    'training pixels get mean 0 and deviation 1; the other splits use the ' + 'training statistics',
+    () => {
+      const split = holdOutValidation(data, 10, 1);
+      const s = standardize(split);
+      const train = Array.from(s.train.x);
+      const mean = train.reduce((a, v) => a + v, 0) / train.length;
+      const variance = train.reduce((a, v) => a + (v - mean) ** 2, 0) / train.length;
+      // Float32 storage of values of size ≤ 3: each is rounded by ≤ 2⁻²⁴·3, far below 1e-6.
+      expect(Math.abs(mean)).toBeLessThan(1e-6);
+      expect(Math.abs(variance - 1)).toBeLessThan(1e-6);
+      for (const [before, after] of [
+        [split.test, s.test],
+        [split.validation, s.validation],
+      ] as const) {
+        Array.from((before as ImageSplit).x).forEach((v, i) =>
+          expect((after as ImageSplit).x[i]).toBeCloseTo((v - s.mean) / s.std, 5),
+        );
+      }
+    },
+  );
 
   test('a constant image set is shifted, not divided by zero', () => {
     const flat: ImageDataset = {

@@ -38,20 +38,24 @@ describe('IDX files', () => {
     expect(() => readIdx(join(dir, 'missing'))).toThrow(/cannot read/);
   });
 
-  test('a four-file image dataset loads scaled to [0, 1]; a missing file names the package to install', () => {
-    const images = idx([3, 2, 2], [0, 255, 51, 102, 1, 2, 3, 4, 5, 6, 7, 8]);
-    const labels = idx([3], [0, 2, 1]);
-    for (const split of ['train', 't10k']) {
-      writeFileSync(join(dir, `${split}-images-idx3-ubyte.gz`), gzipSync(images));
-      writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), labels);
-    }
-    const data = loadIdxImages(dir);
-    expect(data.classes).toBe(3);
-    expect(data.train.features).toBe(4);
-    expect(Array.from(data.test.y)).toEqual([0, 2, 1]);
-    expect(Array.from(data.train.x.slice(0, 4))).toEqual([0, 1, 0.2, 0.4].map(Math.fround));
-    expect(() => loadIdxImages(join(dir, 'nowhere'))).toThrow(
-      /apt-get install dataset-fashion-mnist/,
-    );
-  });
+  test(
+    'a four-file image dataset loads scaled to [0, 1]; a missing file ' +
+      'names the package to install',
+    () => {
+      const images = idx([3, 2, 2], [0, 255, 51, 102, 1, 2, 3, 4, 5, 6, 7, 8]);
+      const labels = idx([3], [0, 2, 1]);
+      for (const split of ['train', 't10k']) {
+        writeFileSync(join(dir, `${split}-images-idx3-ubyte.gz`), gzipSync(images));
+        writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), labels);
+      }
+      const data = loadIdxImages(dir);
+      expect(data.classes).toBe(3);
+      expect(data.train.features).toBe(4);
+      expect(Array.from(data.test.y)).toEqual([0, 2, 1]);
+      expect(Array.from(data.train.x.slice(0, 4))).toEqual([0, 1, 0.2, 0.4].map(Math.fround));
+      expect(() => loadIdxImages(join(dir, 'nowhere'))).toThrow(
+        /apt-get install dataset-fashion-mnist/,
+      );
+    },
+  );
 });

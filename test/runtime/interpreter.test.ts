@@ -89,46 +89,50 @@ const run = (
 // ---------------------------------------------------------------------------------------------
 
 describe('matmul', () => {
-  it('batched f32 matmul equals the triple loop (float64: within n·ε·Σ|a||b|; float32 mode: bit-exact sequential fround)', () => {
-    fc.assert(
-      fc.property(seedArb, (seed) => {
-        const rng = prng(seed);
-        const batch = randomShape(rng, 0, 2, 1, 3);
-        const [m, k, n] = [int(rng, 1, 5), int(rng, 1, 5), int(rng, 1, 5)];
-        const sa = [...batch, m, k];
-        const sb = [...batch, k, n];
-        const a = uniform(rng, sizeOf(sa), -2, 2);
-        const b = uniform(rng, sizeOf(sb), -2, 2);
-        const B = sizeOf(batch);
-        for (const precision of ['f64', 'f32'] as const) {
-          const [out] = run(
-            (p, q) => matmul(p, q),
-            [{ shape: sa }, { shape: sb }],
-            precision,
-          )(a, b);
-          const r = precision === 'f32' ? Math.fround : (v: number) => v;
-          for (let t = 0; t < B; t++) {
-            for (let i = 0; i < m; i++) {
-              for (let j = 0; j < n; j++) {
-                let s = 0;
-                let absSum = 0;
-                for (let p = 0; p < k; p++) {
-                  const x = r(a[t * m * k + i * k + p]);
-                  const y = r(b[t * k * n + p * n + j]);
-                  s = r(s + r(x * y));
-                  absSum += Math.abs(x * y);
+  it(
+    'batched f32 matmul equals the triple loop (float64: within ' +
+      'n·ε·Σ|a||b|; float32 mode: bit-exact sequential fround)',
+    () => {
+      fc.assert(
+        fc.property(seedArb, (seed) => {
+          const rng = prng(seed);
+          const batch = randomShape(rng, 0, 2, 1, 3);
+          const [m, k, n] = [int(rng, 1, 5), int(rng, 1, 5), int(rng, 1, 5)];
+          const sa = [...batch, m, k];
+          const sb = [...batch, k, n];
+          const a = uniform(rng, sizeOf(sa), -2, 2);
+          const b = uniform(rng, sizeOf(sb), -2, 2);
+          const B = sizeOf(batch);
+          for (const precision of ['f64', 'f32'] as const) {
+            const [out] = run(
+              (p, q) => matmul(p, q),
+              [{ shape: sa }, { shape: sb }],
+              precision,
+            )(a, b);
+            const r = precision === 'f32' ? Math.fround : (v: number) => v;
+            for (let t = 0; t < B; t++) {
+              for (let i = 0; i < m; i++) {
+                for (let j = 0; j < n; j++) {
+                  let s = 0;
+                  let absSum = 0;
+                  for (let p = 0; p < k; p++) {
+                    const x = r(a[t * m * k + i * k + p]);
+                    const y = r(b[t * k * n + p * n + j]);
+                    s = r(s + r(x * y));
+                    absSum += Math.abs(x * y);
+                  }
+                  const got = out[t * m * n + i * n + j];
+                  if (precision === 'f32') expect(got).toBe(s);
+                  else expect(Math.abs(got - s)).toBeLessThanOrEqual(2 * k * EPS * absSum);
                 }
-                const got = out[t * m * n + i * n + j];
-                if (precision === 'f32') expect(got).toBe(s);
-                else expect(Math.abs(got - s)).toBeLessThanOrEqual(2 * k * EPS * absSum);
               }
             }
           }
-        }
-      }),
-      { numRuns: RUNS },
-    );
-  });
+        }),
+        { numRuns: RUNS },
+      );
+    },
+  );
 
   it('the DSL broadcasts batch axes ([2,1,m,k] × [3,k,n] → [2,3,m,n]) and handles vectors', () => {
     const rng = prng(7);
@@ -347,25 +351,28 @@ describe('movement ops map indices like naive loops', () => {
     );
   });
 
-  it('reshape keeps row-major order (with an inferred -1 axis); bool and i32 keep their dtype', () => {
-    fc.assert(
-      fc.property(seedArb, (seed) => {
-        const rng = prng(seed);
-        const shape = randomShape(rng, 1, 4, 1, 4);
-        const target: number[] = shuffle(rng, shape);
-        if (target.length > 0 && rng() < 0.5) target[int(rng, 0, target.length - 1)] = -1;
-        const x = distinct(sizeOf(shape));
-        const [out] = run((t) => reshape(t, target), [{ shape }])(x);
-        expect(plain(out)).toEqual(Array.from(x));
-        const bits = x.map((v) => Math.floor(v) % 2);
-        const traced = reshape(input('reshape_bool', shape, 'bool'), target);
-        expect(traced.dtype).toBe('bool');
-        const [outB] = interpret([traced.node], new Map([['reshape_bool', bits]]));
-        expect(plain(outB)).toEqual(Array.from(bits));
-      }),
-      { numRuns: RUNS },
-    );
-  });
+  it(
+    'reshape keeps row-major order (with an inferred -1 axis); bool and ' + 'i32 keep their dtype',
+    () => {
+      fc.assert(
+        fc.property(seedArb, (seed) => {
+          const rng = prng(seed);
+          const shape = randomShape(rng, 1, 4, 1, 4);
+          const target: number[] = shuffle(rng, shape);
+          if (target.length > 0 && rng() < 0.5) target[int(rng, 0, target.length - 1)] = -1;
+          const x = distinct(sizeOf(shape));
+          const [out] = run((t) => reshape(t, target), [{ shape }])(x);
+          expect(plain(out)).toEqual(Array.from(x));
+          const bits = x.map((v) => Math.floor(v) % 2);
+          const traced = reshape(input('reshape_bool', shape, 'bool'), target);
+          expect(traced.dtype).toBe('bool');
+          const [outB] = interpret([traced.node], new Map([['reshape_bool', bits]]));
+          expect(plain(outB)).toEqual(Array.from(bits));
+        }),
+        { numRuns: RUNS },
+      );
+    },
+  );
 });
 
 describe('iota', () => {
@@ -437,17 +444,21 @@ describe('casts', () => {
     expect(out32[0]).toBe(16777216);
   });
 
-  it('i32 results never hold −0 (WGSL i32 has no negative zero): cast(−0.5 → i32 → f32) then recip is +∞', () => {
-    const [asInt, inv] = run(
-      (t) => {
-        const i = cast(t, 'i32');
-        return [i, recip(cast(i, 'f32'))];
-      },
-      [{ shape: [2] }],
-    )(Float64Array.of(-0.5, -0.9));
-    expect(Object.is(asInt[0], 0) && Object.is(asInt[1], 0)).toBe(true);
-    expect(Array.from(inv)).toEqual([Infinity, Infinity]);
-  });
+  it(
+    'i32 results never hold −0 (WGSL i32 has no negative zero): cast(−0.5 ' +
+      '→ i32 → f32) then recip is +∞',
+    () => {
+      const [asInt, inv] = run(
+        (t) => {
+          const i = cast(t, 'i32');
+          return [i, recip(cast(i, 'f32'))];
+        },
+        [{ shape: [2] }],
+      )(Float64Array.of(-0.5, -0.9));
+      expect(Object.is(asInt[0], 0) && Object.is(asInt[1], 0)).toBe(true);
+      expect(Array.from(inv)).toEqual([Infinity, Infinity]);
+    },
+  );
 
   it('to bool is x ≠ 0, i.e. agrees with ne(x, 0) for every value, NaN and ±0 included', () => {
     const xs = [0, -0, 1, -1, 0.5, 1e-30, Infinity, -Infinity, NaN];

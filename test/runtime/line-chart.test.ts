@@ -180,22 +180,26 @@ describe('lineChart geometry', () => {
     { minLength: 1, maxLength: 4 },
   );
 
-  it('every plotted coordinate lies inside the plot area, with no NaN anywhere (random series, both scales)', () => {
-    fc.assert(
-      fc.property(
-        seriesArb,
-        fc.constantFrom<'linear' | 'log'>('linear', 'log'),
-        fc.integer({ min: 260, max: 1200 }),
-        (series, yScale, width) => {
-          const svg = chart(series, { yScale, width, height: width * 0.6 });
-          expect(svg).not.toMatch(BAD_NUMBER);
-          expectInside(svg);
-          expect(legend(svg)).toHaveLength(series.length);
-          checkBalanced(svg);
-        },
-      ),
-    );
-  });
+  it(
+    'every plotted coordinate lies inside the plot area, with no NaN ' +
+      'anywhere (random series, both scales)',
+    () => {
+      fc.assert(
+        fc.property(
+          seriesArb,
+          fc.constantFrom<'linear' | 'log'>('linear', 'log'),
+          fc.integer({ min: 260, max: 1200 }),
+          (series, yScale, width) => {
+            const svg = chart(series, { yScale, width, height: width * 0.6 });
+            expect(svg).not.toMatch(BAD_NUMBER);
+            expectInside(svg);
+            expect(legend(svg)).toHaveLength(series.length);
+            checkBalanced(svg);
+          },
+        ),
+      );
+    },
+  );
 
   it('maps x monotonically to pixels (and larger y to smaller pixel y)', () => {
     fc.assert(
@@ -439,38 +443,42 @@ describe('lineChart ticks', () => {
     ).toEqual(['1e-7', '1e-5', '0.001', '0.1', '10', '1000', '100000']);
   });
 
-  it('linear ticks are 1-2-5 steps, 4 to 8 of them, covering the data, labelled without float noise (random ranges)', () => {
-    fc.assert(
-      fc.property(
-        fc.double({ min: -1000, max: 1000, noNaN: true }),
-        fc.double({ min: 0.01, max: 1000, noNaN: true }),
-        (lo, span) => {
-          const svg = chart([
-            {
-              name: 's',
-              points: [
-                [lo, lo],
-                [lo + span, lo + span],
-              ],
-            },
-          ]);
-          for (const axis of ['x', 'y'] as const) {
-            const labels = ticks(svg, axis);
-            expect(labels.length).toBeGreaterThanOrEqual(4);
-            expect(labels.length).toBeLessThanOrEqual(8);
-            expectNiceTicks(labels);
-            // Up to a millionth of a step: the axis may round a hair inside the data (an invisible
-            // fraction of a pixel).
-            const step = Number(labels[1]) - Number(labels[0]);
-            expect(Number(labels[0])).toBeLessThanOrEqual(lo + 1e-6 * step);
-            expect(Number(labels[labels.length - 1])).toBeGreaterThanOrEqual(
-              lo + span - 1e-6 * step,
-            );
-          }
-        },
-      ),
-    );
-  });
+  it(
+    'linear ticks are 1-2-5 steps, 4 to 8 of them, covering the data, ' +
+      'labelled without float noise (random ranges)',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.double({ min: -1000, max: 1000, noNaN: true }),
+          fc.double({ min: 0.01, max: 1000, noNaN: true }),
+          (lo, span) => {
+            const svg = chart([
+              {
+                name: 's',
+                points: [
+                  [lo, lo],
+                  [lo + span, lo + span],
+                ],
+              },
+            ]);
+            for (const axis of ['x', 'y'] as const) {
+              const labels = ticks(svg, axis);
+              expect(labels.length).toBeGreaterThanOrEqual(4);
+              expect(labels.length).toBeLessThanOrEqual(8);
+              expectNiceTicks(labels);
+              // Up to a millionth of a step: the axis may round a hair inside the data (an
+              // invisible fraction of a pixel).
+              const step = Number(labels[1]) - Number(labels[0]);
+              expect(Number(labels[0])).toBeLessThanOrEqual(lo + 1e-6 * step);
+              expect(Number(labels[labels.length - 1])).toBeGreaterThanOrEqual(
+                lo + span - 1e-6 * step,
+              );
+            }
+          },
+        ),
+      );
+    },
+  );
 });
 
 describe('lineChart errors', () => {

@@ -45,89 +45,101 @@ function adamw(theta: Tensor[], m: Tensor[], v: Tensor[], g: Tensor[], lr: Tenso
 }
 
 describe('packed arrays', () => {
-  test('uploadAll packs arrays into one buffer per type; each view reads back its own values', async () => {
-    const gpu = await gpuDevice();
-    const [a, b, c] = gpu.uploadAll([
-      { data: Float64Array.of(1, 2, 3), shape: [3], dtype: 'f32' },
-      { data: Float64Array.of(7, 8), shape: [2], dtype: 'i32' },
-      { data: Float64Array.of(4, 5, 6, 7, 8), shape: [5], dtype: 'f32' },
-    ]);
-    expect(a.buffer).toBe(c.buffer);
-    expect(b.buffer).not.toBe(a.buffer);
-    expect(c.offset).toBe(4); // regions start on vec4 boundaries
-    expect(Array.from(await a.read())).toEqual([1, 2, 3]);
-    expect(Array.from(await b.read())).toEqual([7, 8]);
-    expect(Array.from(await c.read())).toEqual([4, 5, 6, 7, 8]);
-  });
+  test(
+    'uploadAll packs arrays into one buffer per type; each view reads back ' + 'its own values',
+    async () => {
+      const gpu = await gpuDevice();
+      const [a, b, c] = gpu.uploadAll([
+        { data: Float64Array.of(1, 2, 3), shape: [3], dtype: 'f32' },
+        { data: Float64Array.of(7, 8), shape: [2], dtype: 'i32' },
+        { data: Float64Array.of(4, 5, 6, 7, 8), shape: [5], dtype: 'f32' },
+      ]);
+      expect(a.buffer).toBe(c.buffer);
+      expect(b.buffer).not.toBe(a.buffer);
+      expect(c.offset).toBe(4); // regions start on vec4 boundaries
+      expect(Array.from(await a.read())).toEqual([1, 2, 3]);
+      expect(Array.from(await b.read())).toEqual([7, 8]);
+      expect(Array.from(await c.read())).toEqual([4, 5, 6, 7, 8]);
+    },
+  );
 
-  test('an AdamW step over 5 parameters of different shapes is one dispatch, in place, matching the interpreter', async () => {
-    const gpu = await gpuDevice();
-    const cpu = await createDevice({ kind: 'cpu', precision: 'f32' });
-    const shapes = [[17, 5], [5], [64, 3, 3], [1], [257]];
-    const rng = prng(11);
-    const values = (scale: number, positive = false) =>
-      shapes.map((s) =>
-        uniform(
-          rng,
-          s.reduce((x, y) => x * y, 1),
-          positive ? 0 : -scale,
-          scale,
-        ),
-      );
-    const init = [values(1), values(0.1), values(0.01, true)];
-    const grads = [values(1), values(1)];
-    const step = (theta: Tensor[], m: Tensor[], v: Tensor[], g: Tensor[], lr: Tensor) =>
-      adamw(theta, m, v, g, lr);
-    const onGpu = jit(step, { device: gpu, donate: [0, 1, 2] });
-    const onCpu = jit(step, { device: cpu });
-    const pack = (device: typeof gpu | typeof cpu, xs: Float64Array[]) =>
-      device.uploadAll(xs.map((data, i) => ({ data, shape: shapes[i], dtype: 'f32' as const })));
-    let state = init.map((xs) => pack(gpu, xs));
-    let want: DeviceArray[][] = init.map((xs) => pack(cpu, xs));
-    for (let t = 0; t < 4; t++) {
-      const before = { ...gpu.stats };
-      const buffers = state.map((group) => group.map((a) => (a as GpuArray).buffer));
-      const g = pack(gpu, grads[t % 2]);
-      state = (await onGpu(state[0], state[1], state[2], g, 1e-2)) as GpuArray[][];
-      expect(gpu.stats.dispatches - before.dispatches).toBe(1);
-      expect(gpu.stats.submits - before.submits).toBe(1);
-      // Updated in place: θ, m and v stay in the buffers they were uploaded to.
-      expect(state.map((group) => group.map((a) => (a as GpuArray).buffer))).toEqual(buffers);
-      want = (await onCpu(
-        want[0],
-        want[1],
-        want[2],
-        pack(cpu, grads[t % 2]),
-        1e-2,
-      )) as DeviceArray[][];
-    }
-    for (let k = 0; k < 3; k++) {
-      for (let i = 0; i < shapes.length; i++) {
-        const [got, ref] = [await state[k][i].read(), await want[k][i].read()];
-        // As in the one-parameter donation test: WGSL sqrt/division within ~3 ULP of the correctly
-        // rounded interpreter, 4 steps with O(1) factors: 1e-6 relative (~16 ULP).
-        got.forEach((x, j) =>
-          expect(Math.abs(x - ref[j])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(ref[j]))),
+  test(
+    'an AdamW step over 5 parameters of different shapes is one dispatch, ' +
+      'in place, matching the interpreter',
+    async () => {
+      const gpu = await gpuDevice();
+      const cpu = await createDevice({ kind: 'cpu', precision: 'f32' });
+      const shapes = [[17, 5], [5], [64, 3, 3], [1], [257]];
+      const rng = prng(11);
+      const values = (scale: number, positive = false) =>
+        shapes.map((s) =>
+          uniform(
+            rng,
+            s.reduce((x, y) => x * y, 1),
+            positive ? 0 : -scale,
+            scale,
+          ),
         );
+      const init = [values(1), values(0.1), values(0.01, true)];
+      const grads = [values(1), values(1)];
+      const step = (theta: Tensor[], m: Tensor[], v: Tensor[], g: Tensor[], lr: Tensor) =>
+        adamw(theta, m, v, g, lr);
+      const onGpu = jit(step, { device: gpu, donate: [0, 1, 2] });
+      const onCpu = jit(step, { device: cpu });
+      const pack = (device: typeof gpu | typeof cpu, xs: Float64Array[]) =>
+        device.uploadAll(xs.map((data, i) => ({ data, shape: shapes[i], dtype: 'f32' as const })));
+      let state = init.map((xs) => pack(gpu, xs));
+      let want: DeviceArray[][] = init.map((xs) => pack(cpu, xs));
+      for (let t = 0; t < 4; t++) {
+        const before = { ...gpu.stats };
+        const buffers = state.map((group) => group.map((a) => (a as GpuArray).buffer));
+        const g = pack(gpu, grads[t % 2]);
+        state = (await onGpu(state[0], state[1], state[2], g, 1e-2)) as GpuArray[][];
+        expect(gpu.stats.dispatches - before.dispatches).toBe(1);
+        expect(gpu.stats.submits - before.submits).toBe(1);
+        // Updated in place: θ, m and v stay in the buffers they were uploaded to.
+        expect(state.map((group) => group.map((a) => (a as GpuArray).buffer))).toEqual(buffers);
+        want = (await onCpu(
+          want[0],
+          want[1],
+          want[2],
+          pack(cpu, grads[t % 2]),
+          1e-2,
+        )) as DeviceArray[][];
       }
-    }
-  });
+      for (let k = 0; k < 3; k++) {
+        for (let i = 0; i < shapes.length; i++) {
+          const [got, ref] = [await state[k][i].read(), await want[k][i].read()];
+          // As in the one-parameter donation test: WGSL sqrt/division within ~3 ULP of the
+          // correctly rounded interpreter, 4 steps with O(1) factors: 1e-6 relative (~16 ULP).
+          got.forEach((x, j) =>
+            expect(Math.abs(x - ref[j])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(ref[j]))),
+          );
+        }
+      }
+    },
+  );
 
-  test('donated results land where their own argument was: many same-shaped tensors, one program for every step', async () => {
-    const gpu = await gpuDevice();
-    const opt = await compileOptimizer(
-      adam({ lr: 0.05 }),
-      [0, 1, 2, 3, 4].map((k) => array([k, 1, 2, 3])),
-      { device: gpu },
-    );
-    const first = (opt.params() as GpuArray[]).map((a) => [a.buffer, a.offset]);
-    const before = gpu.programCount;
-    for (let i = 0; i < 12; i++) await opt.step([0, 1, 2, 3, 4].map(() => array([1, -2, 3, -4])));
-    // Pairing outputs with donated inputs in order keeps θᵢ in θᵢ's region (not m's or v's), so
-    // the layout, part of a program's identity, never changes: no recompiles after the first step.
-    expect(gpu.programCount - before).toBe(1);
-    expect((opt.params() as GpuArray[]).map((a) => [a.buffer, a.offset])).toEqual(first);
-  });
+  test(
+    'donated results land where their own argument was: many same-shaped ' +
+      'tensors, one program for every step',
+    async () => {
+      const gpu = await gpuDevice();
+      const opt = await compileOptimizer(
+        adam({ lr: 0.05 }),
+        [0, 1, 2, 3, 4].map((k) => array([k, 1, 2, 3])),
+        { device: gpu },
+      );
+      const first = (opt.params() as GpuArray[]).map((a) => [a.buffer, a.offset]);
+      const before = gpu.programCount;
+      for (let i = 0; i < 12; i++) await opt.step([0, 1, 2, 3, 4].map(() => array([1, -2, 3, -4])));
+      // Pairing outputs with donated inputs in order keeps θᵢ in θᵢ's region (not m's or v's), so
+      // the layout, part of a program's identity, never changes: no recompiles after the first
+      // step.
+      expect(gpu.programCount - before).toBe(1);
+      expect((opt.params() as GpuArray[]).map((a) => [a.buffer, a.offset])).toEqual(first);
+    },
+  );
 
   test("a call's results are views of one results buffer", async () => {
     const gpu = await gpuDevice();
@@ -144,35 +156,39 @@ describe('packed arrays', () => {
     );
   });
 
-  test('results never share memory: a value returned twice and a returned input are arrays of their own', async () => {
-    const gpu = await gpuDevice();
-    const f = jit(
-      (x: Tensor) => {
-        const y = mul(x, 3);
-        return [y, y, x];
-      },
-      { device: gpu },
-    );
-    const x = gpu.upload(Float64Array.of(1, 2), [2], 'f32');
-    const [a, b, c] = (await f(x)) as GpuArray[];
-    expect(new Set([a, b, c, x]).size).toBe(4);
-    // Donating all three to a later call updates each in place without disturbing the others.
-    const g = jit((p: Tensor, q: Tensor, r: Tensor) => [add(p, 1), add(q, 2), add(r, 3)], {
-      device: gpu,
-      donate: [0, 1, 2],
-    });
-    const [p, q, r] = (await g(a, b, c)) as GpuArray[];
-    expect([
-      Array.from(await p.read()),
-      Array.from(await q.read()),
-      Array.from(await r.read()),
-    ]).toEqual([
-      [4, 7],
-      [5, 8],
-      [4, 5],
-    ]);
-    expect(Array.from(await x.read())).toEqual([1, 2]);
-  });
+  test(
+    'results never share memory: a value returned twice and a returned ' +
+      'input are arrays of their own',
+    async () => {
+      const gpu = await gpuDevice();
+      const f = jit(
+        (x: Tensor) => {
+          const y = mul(x, 3);
+          return [y, y, x];
+        },
+        { device: gpu },
+      );
+      const x = gpu.upload(Float64Array.of(1, 2), [2], 'f32');
+      const [a, b, c] = (await f(x)) as GpuArray[];
+      expect(new Set([a, b, c, x]).size).toBe(4);
+      // Donating all three to a later call updates each in place without disturbing the others.
+      const g = jit((p: Tensor, q: Tensor, r: Tensor) => [add(p, 1), add(q, 2), add(r, 3)], {
+        device: gpu,
+        donate: [0, 1, 2],
+      });
+      const [p, q, r] = (await g(a, b, c)) as GpuArray[];
+      expect([
+        Array.from(await p.read()),
+        Array.from(await q.read()),
+        Array.from(await r.read()),
+      ]).toEqual([
+        [4, 7],
+        [5, 8],
+        [4, 5],
+      ]);
+      expect(Array.from(await x.read())).toEqual([1, 2]);
+    },
+  );
 
   test('an input array of the wrong shape is a GrngError naming the input', async () => {
     const gpu = await gpuDevice();

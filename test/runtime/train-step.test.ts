@@ -38,35 +38,39 @@ const readTree = async (tree: unknown) =>
   );
 
 describe('compileTrainStep', () => {
-  test('a 2-layer MLP: the loss falls on WebGPU, and compiled steps match the float32 interpreter', async () => {
-    const batch = synthetic(3);
-    const model = nn.mlp([4, 16, 3]);
-    const run = async (device: Awaited<ReturnType<typeof createDevice>>, steps: number) => {
-      const train = await compileTrainStep({
-        model,
-        loss: crossEntropy,
-        optimizer: adamw({ lr: 0.02 }),
-        params: model.init(0),
-        device,
-        metrics: ['loss', 'accuracy'],
-      });
-      const losses: number[] = [];
-      for (let i = 0; i < steps; i++) losses.push((await train.run(batch)).loss);
-      return { losses, params: await readTree(await train.params()) };
-    };
-    const gpu = await run(await gpuDevice(), 60);
-    // A learnable rule and 60 AdamW steps: the loss drops well below its starting ~ln 3.
-    expect(gpu.losses[59]).toBeLessThan(0.25 * gpu.losses[0]);
-    const short = await run(await gpuDevice(), 5);
-    const ref = await run(await createDevice({ kind: 'cpu', precision: 'f32' }), 5);
-    // Five steps: the same f32 program but different summation orders in matmuls and reductions
-    // (a few ULP each, ~1e-7 relative) moved by AdamW's normalized steps (≤ lr = 0.02 per step;
-    // a perturbation δ of g changes m̂/√v̂ by ~δ/|g|); 1e-4 absolute bounds that with margin.
-    short.params.forEach((p, k) =>
-      p.forEach((v, i) => expect(Math.abs(v - ref.params[k][i])).toBeLessThanOrEqual(1e-4)),
-    );
-    short.losses.forEach((l, i) => expect(Math.abs(l - ref.losses[i])).toBeLessThanOrEqual(1e-5));
-  });
+  test(
+    'a 2-layer MLP: the loss falls on WebGPU, and compiled steps match the ' +
+      'float32 interpreter',
+    async () => {
+      const batch = synthetic(3);
+      const model = nn.mlp([4, 16, 3]);
+      const run = async (device: Awaited<ReturnType<typeof createDevice>>, steps: number) => {
+        const train = await compileTrainStep({
+          model,
+          loss: crossEntropy,
+          optimizer: adamw({ lr: 0.02 }),
+          params: model.init(0),
+          device,
+          metrics: ['loss', 'accuracy'],
+        });
+        const losses: number[] = [];
+        for (let i = 0; i < steps; i++) losses.push((await train.run(batch)).loss);
+        return { losses, params: await readTree(await train.params()) };
+      };
+      const gpu = await run(await gpuDevice(), 60);
+      // A learnable rule and 60 AdamW steps: the loss drops well below its starting ~ln 3.
+      expect(gpu.losses[59]).toBeLessThan(0.25 * gpu.losses[0]);
+      const short = await run(await gpuDevice(), 5);
+      const ref = await run(await createDevice({ kind: 'cpu', precision: 'f32' }), 5);
+      // Five steps: the same f32 program but different summation orders in matmuls and reductions
+      // (a few ULP each, ~1e-7 relative) moved by AdamW's normalized steps (≤ lr = 0.02 per step;
+      // a perturbation δ of g changes m̂/√v̂ by ~δ/|g|); 1e-4 absolute bounds that with margin.
+      short.params.forEach((p, k) =>
+        p.forEach((v, i) => expect(Math.abs(v - ref.params[k][i])).toBeLessThanOrEqual(1e-4)),
+      );
+      short.losses.forEach((l, i) => expect(Math.abs(l - ref.losses[i])).toBeLessThanOrEqual(1e-5));
+    },
+  );
 
   test('setHyper changes the learning rate for the next steps without recompiling', async () => {
     const gpu = await gpuDevice();
@@ -91,49 +95,56 @@ describe('compileTrainStep', () => {
     expect(() => train.setHyper({ lr: -1 })).toThrow(GrngError);
   });
 
-  test('every() variants compile once each: parameters and state stay where their program expects them', async () => {
-    const gpu = await gpuDevice();
-    const model = nn.mlp([4, 8, 3]);
-    // Factors every step, inverses every 2: two patterns of due periods, and the step without
-    // inverses does not read every state array (its results used to take other arguments'
-    // regions, so each variant compiled again for the shuffled layout).
-    const train = await compileTrainStep({
-      model,
-      loss: crossEntropy,
-      optimizer: kfac({ lr: 0.01, covEvery: 1, inverseEvery: 2 }),
-      params: model.init(1),
-      device: gpu,
-    });
-    const batch = synthetic(4);
-    const counts: number[] = [];
-    for (let t = 0; t < 6; t++) {
-      await train.run(batch);
-      counts.push(gpu.programCount);
-    }
-    // Steps 1 and 2 meet both patterns; from then on nothing new compiles.
-    expect(counts.slice(2)).toEqual(Array(4).fill(counts[1]));
-  });
-
-  test('steps queued without awaiting run in order and give the same results as awaited ones', async () => {
-    const gpu = await gpuDevice();
-    const model = nn.mlp([4, 8, 3]);
-    const batches = [synthetic(5), synthetic(6), synthetic(7)];
-    const make = () =>
-      compileTrainStep({
+  test(
+    'every() variants compile once each: parameters and state stay where ' +
+      'their program expects them',
+    async () => {
+      const gpu = await gpuDevice();
+      const model = nn.mlp([4, 8, 3]);
+      // Factors every step, inverses every 2: two patterns of due periods, and the step without
+      // inverses does not read every state array (its results used to take other arguments'
+      // regions, so each variant compiled again for the shuffled layout).
+      const train = await compileTrainStep({
         model,
         loss: crossEntropy,
-        optimizer: adam({ lr: 0.01 }),
-        params: model.init(2),
+        optimizer: kfac({ lr: 0.01, covEvery: 1, inverseEvery: 2 }),
+        params: model.init(1),
         device: gpu,
       });
-    const queued = await make();
-    const pending = batches.map((b) => queued.run(b));
-    const awaited = await make();
-    const one: number[] = [];
-    for (const b of batches) one.push((await awaited.run(b)).loss);
-    expect((await Promise.all(pending)).map((m) => m.loss)).toEqual(one);
-    expect(await readTree(await queued.params())).toEqual(await readTree(await awaited.params()));
-  });
+      const batch = synthetic(4);
+      const counts: number[] = [];
+      for (let t = 0; t < 6; t++) {
+        await train.run(batch);
+        counts.push(gpu.programCount);
+      }
+      // Steps 1 and 2 meet both patterns; from then on nothing new compiles.
+      expect(counts.slice(2)).toEqual(Array(4).fill(counts[1]));
+    },
+  );
+
+  test(
+    'steps queued without awaiting run in order and give the same results ' + 'as awaited ones',
+    async () => {
+      const gpu = await gpuDevice();
+      const model = nn.mlp([4, 8, 3]);
+      const batches = [synthetic(5), synthetic(6), synthetic(7)];
+      const make = () =>
+        compileTrainStep({
+          model,
+          loss: crossEntropy,
+          optimizer: adam({ lr: 0.01 }),
+          params: model.init(2),
+          device: gpu,
+        });
+      const queued = await make();
+      const pending = batches.map((b) => queued.run(b));
+      const awaited = await make();
+      const one: number[] = [];
+      for (const b of batches) one.push((await awaited.run(b)).loss);
+      expect((await Promise.all(pending)).map((m) => m.loss)).toEqual(one);
+      expect(await readTree(await queued.params())).toEqual(await readTree(await awaited.params()));
+    },
+  );
 
   test('LoRA: the adapters train, the frozen base never changes', async () => {
     const gpu = await gpuDevice();

@@ -20,40 +20,47 @@ import type { GpuArray } from '../../runtime/webgpu-device.js';
 import { gpuDevice } from '../support/gpu.js';
 
 describe('jit on WebGPU', () => {
-  test('calling twice compiles once; changing a scalar hyperparameter does not recompile', async () => {
-    const gpu = await gpuDevice();
-    let traces = 0;
-    const step = jit(
-      (w: Tensor, g: Tensor, lr: Tensor) => {
-        traces++;
-        return sub(w, mul(lr, g));
-      },
-      { device: gpu },
-    );
-    const before = gpu.programCount;
-    const w = array([1, 2, 3]);
-    const g = array([0.5, -1, 2]);
-    const a = await step(w, g, 0.5);
-    const b = await step(w, g, 0.25);
-    expect(Array.from(await a.read())).toEqual([0.75, 2.5, 2]);
-    expect(Array.from(await b.read())).toEqual([0.875, 2.25, 2.5]);
-    expect(traces).toBe(1);
-    expect(gpu.programCount - before).toBe(1);
-  });
+  test(
+    'calling twice compiles once; changing a scalar hyperparameter does ' + 'not recompile',
+    async () => {
+      const gpu = await gpuDevice();
+      let traces = 0;
+      const step = jit(
+        (w: Tensor, g: Tensor, lr: Tensor) => {
+          traces++;
+          return sub(w, mul(lr, g));
+        },
+        { device: gpu },
+      );
+      const before = gpu.programCount;
+      const w = array([1, 2, 3]);
+      const g = array([0.5, -1, 2]);
+      const a = await step(w, g, 0.5);
+      const b = await step(w, g, 0.25);
+      expect(Array.from(await a.read())).toEqual([0.75, 2.5, 2]);
+      expect(Array.from(await b.read())).toEqual([0.875, 2.25, 2.5]);
+      expect(traces).toBe(1);
+      expect(gpu.programCount - before).toBe(1);
+    },
+  );
 
-  test('the compile cache is content-addressed: separately jitted copies of a computation compile once', async () => {
-    const gpu = await gpuDevice();
-    const before = gpu.programCount;
-    const x = array([0.5, -1, 2]);
-    // Two closures, two jit calls, the same math: one program.
-    const a = await jit((t: Tensor) => sqrt(add(mul(t, t), 3.25)), { device: gpu })(x);
-    const b = await jit((u: Tensor) => sqrt(add(mul(u, u), 3.25)), { device: gpu })(x);
-    expect(gpu.programCount - before).toBe(1);
-    expect(Array.from(await b.read())).toEqual(Array.from(await a.read()));
-    // Different math is a different program.
-    await jit((t: Tensor) => sqrt(add(mul(t, t), 3.5)), { device: gpu })(x);
-    expect(gpu.programCount - before).toBe(2);
-  });
+  test(
+    'the compile cache is content-addressed: separately jitted copies of a ' +
+      'computation compile once',
+    async () => {
+      const gpu = await gpuDevice();
+      const before = gpu.programCount;
+      const x = array([0.5, -1, 2]);
+      // Two closures, two jit calls, the same math: one program.
+      const a = await jit((t: Tensor) => sqrt(add(mul(t, t), 3.25)), { device: gpu })(x);
+      const b = await jit((u: Tensor) => sqrt(add(mul(u, u), 3.25)), { device: gpu })(x);
+      expect(gpu.programCount - before).toBe(1);
+      expect(Array.from(await b.read())).toEqual(Array.from(await a.read()));
+      // Different math is a different program.
+      await jit((t: Tensor) => sqrt(add(mul(t, t), 3.5)), { device: gpu })(x);
+      expect(gpu.programCount - before).toBe(2);
+    },
+  );
 
   test('device results feed the next call without a host round trip', async () => {
     const gpu = await gpuDevice();

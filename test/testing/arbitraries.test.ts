@@ -75,35 +75,39 @@ describe('parameter arbitraries', () => {
     );
   });
 
-  test('paramTree: values fit their shapes, lie in [−scale, scale], and the tree flattens in leaf order', () => {
-    fc.assert(
-      fc.property(paramTree({ scale: 3 }), ({ shapes, values, tree, structure }) => {
-        values.forEach((v, k) => {
-          expect(v.length).toBe(shapes[k].reduce((a, b) => a * b, 1));
-          v.forEach((x) => expect(Math.abs(x)).toBeLessThanOrEqual(3));
-        });
-        // Same arrangement of the leaf indices: flattened (as flattenTree: arrays by index, objects
-        // by sorted key) they come back in order.
-        const flat: number[] = [];
-        const walk = (node: unknown): void => {
-          if (typeof node === 'number') flat.push(node);
-          else if (Array.isArray(node)) node.forEach(walk);
-          else
-            Object.keys(node as object)
-              .sort()
-              .forEach((k) => walk((node as Record<string, unknown>)[k]));
-        };
-        walk(
-          treeOfLeaves(
-            values.map((_, k) => k),
-            structure,
-          ),
-        );
-        expect(flat).toEqual(values.map((_, k) => k));
-        expect(tree).toBeDefined();
-      }),
-    );
-  });
+  test(
+    'paramTree: values fit their shapes, lie in [−scale, scale], and the ' +
+      'tree flattens in leaf order',
+    () => {
+      fc.assert(
+        fc.property(paramTree({ scale: 3 }), ({ shapes, values, tree, structure }) => {
+          values.forEach((v, k) => {
+            expect(v.length).toBe(shapes[k].reduce((a, b) => a * b, 1));
+            v.forEach((x) => expect(Math.abs(x)).toBeLessThanOrEqual(3));
+          });
+          // Same arrangement of the leaf indices: flattened (as flattenTree: arrays by index,
+          // objects by sorted key) they come back in order.
+          const flat: number[] = [];
+          const walk = (node: unknown): void => {
+            if (typeof node === 'number') flat.push(node);
+            else if (Array.isArray(node)) node.forEach(walk);
+            else
+              Object.keys(node as object)
+                .sort()
+                .forEach((k) => walk((node as Record<string, unknown>)[k]));
+          };
+          walk(
+            treeOfLeaves(
+              values.map((_, k) => k),
+              structure,
+            ),
+          );
+          expect(flat).toEqual(values.map((_, k) => k));
+          expect(tree).toBeDefined();
+        }),
+      );
+    },
+  );
 
   test('treeOfLeaves keeps the order past ten leaves (zero-padded keys)', () => {
     const tree = treeOfLeaves(Array.from({ length: 12 }, (_, k) => k)) as Record<string, number>;

@@ -87,14 +87,17 @@ const reference =
   });
 
 describe('checkCurvatureOptimizer', () => {
-  test('a tap-reading optimizer matches its float64 reference on random layer stacks and taps', async () => {
-    const result = await checkCurvatureOptimizer(diagonalKronecker(), reference(), {
-      numRuns: 15,
-      log: () => {},
-    });
-    // Same formulas, different evaluation order: a few ulps (default tolerance 1e-10).
-    expect(result.worstError).toBeLessThan(1e-10);
-  });
+  test(
+    'a tap-reading optimizer matches its float64 reference on random layer ' + 'stacks and taps',
+    async () => {
+      const result = await checkCurvatureOptimizer(diagonalKronecker(), reference(), {
+        numRuns: 15,
+        log: () => {},
+      });
+      // Same formulas, different evaluation order: a few ulps (default tolerance 1e-10).
+      expect(result.worstError).toBeLessThan(1e-10);
+    },
+  );
 
   test('a wrong reference (no damping on Γ) is found and shrunk to one small layer', async () => {
     const error = await grngRejection(
@@ -110,12 +113,16 @@ describe('checkCurvatureOptimizer', () => {
     expect((layers as RegExpExecArray)[1].split(',').length).toBe(1);
   });
 
-  test("what only a model gives is a clear error (K-FAC's Monte-Carlo Fisher samples labels from the model)", async () => {
-    const error = await grngRejection(
-      checkCurvatureOptimizer(kfac({ fisher: 'mc' }), reference(), { numRuns: 2, log: () => {} }),
-    );
-    expect(error.message).toMatch(
-      /kfac failed: .*reads ctx\.(output|tapsFor), which needs a model/,
-    );
-  });
+  test(
+    "what only a model gives is a clear error (K-FAC's Monte-Carlo Fisher " +
+      'samples labels from the model)',
+    async () => {
+      const error = await grngRejection(
+        checkCurvatureOptimizer(kfac({ fisher: 'mc' }), reference(), { numRuns: 2, log: () => {} }),
+      );
+      expect(error.message).toMatch(
+        /kfac failed: .*reads ctx\.(output|tapsFor), which needs a model/,
+      );
+    },
+  );
 });

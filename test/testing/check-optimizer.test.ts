@@ -100,27 +100,30 @@ describe('checkOptimizer passes correct references', () => {
 });
 
 describe('checkOptimizer on WebGPU (float32)', () => {
-  test('adamw passes with a float32 tolerance; the bias-correction mistake is still found', async () => {
-    const gpu = await gpuDevice();
-    // lr 0.01, 4 steps, values ≤ 1: f32 rounding of θ (6e-8 relative) and of Adam's step (its
-    // 1 − β₂ᵗ ≈ 1e-3 loses ~4 bits: ~1e-6 relative, times lr) stay below 1e-6; 1e-5 leaves 10×,
-    // while a missing bias correction is off by ~lr·2 = 2e-2.
-    const result = await checkOptimizer(adamw({ lr: 0.01 }), adamReference({ decoupled: true }), {
-      ...quiet,
-      numRuns: 8,
-      device: gpu,
-      tolerance: 1e-5,
-    });
-    expect(result.worstError).toBeLessThanOrEqual(1e-5);
-    const error = await failure(
-      checkOptimizer(
-        adam({ lr: 0.01 }),
-        adamReference({ decoupled: false, biasCorrection: false }),
-        { ...quiet, numRuns: 8, device: gpu, tolerance: 1e-5 },
-      ),
-    );
-    expect(counterexampleShapes(error.message)).toEqual([[]]);
-  });
+  test(
+    'adamw passes with a float32 tolerance; the bias-correction mistake is ' + 'still found',
+    async () => {
+      const gpu = await gpuDevice();
+      // lr 0.01, 4 steps, values ≤ 1: f32 rounding of θ (6e-8 relative) and of Adam's step (its
+      // 1 − β₂ᵗ ≈ 1e-3 loses ~4 bits: ~1e-6 relative, times lr) stay below 1e-6; 1e-5 leaves 10×,
+      // while a missing bias correction is off by ~lr·2 = 2e-2.
+      const result = await checkOptimizer(adamw({ lr: 0.01 }), adamReference({ decoupled: true }), {
+        ...quiet,
+        numRuns: 8,
+        device: gpu,
+        tolerance: 1e-5,
+      });
+      expect(result.worstError).toBeLessThanOrEqual(1e-5);
+      const error = await failure(
+        checkOptimizer(
+          adam({ lr: 0.01 }),
+          adamReference({ decoupled: false, biasCorrection: false }),
+          { ...quiet, numRuns: 8, device: gpu, tolerance: 1e-5 },
+        ),
+      );
+      expect(counterexampleShapes(error.message)).toEqual([[]]);
+    },
+  );
 });
 
 describe('checkOptimizer finds wrong references and shrinks the counterexample', () => {
@@ -163,25 +166,28 @@ describe('checkOptimizer finds wrong references and shrinks the counterexample',
     expect(shapes[0].reduce((a, b) => a * b, 1)).toBeLessThanOrEqual(2);
   });
 
-  test('a reference that throws or returns the wrong leaves is reported as the reference', async () => {
-    const broken = await failure(
-      checkOptimizer(
-        sgd(),
-        () => {
-          throw new Error('not written yet');
-        },
-        { ...quiet, numRuns: 3 },
-      ),
-    );
-    expect(broken.message).toMatch(/the reference threw at step 1: not written yet/);
-    const short = await failure(
-      checkOptimizer(sgd(), (params) => ({ params: params.slice(1), state: 0 }), {
-        ...quiet,
-        numRuns: 3,
-      }),
-    );
-    expect(short.message).toMatch(/expected 1 leaves, got 0/);
-  });
+  test(
+    'a reference that throws or returns the wrong leaves is reported as ' + 'the reference',
+    async () => {
+      const broken = await failure(
+        checkOptimizer(
+          sgd(),
+          () => {
+            throw new Error('not written yet');
+          },
+          { ...quiet, numRuns: 3 },
+        ),
+      );
+      expect(broken.message).toMatch(/the reference threw at step 1: not written yet/);
+      const short = await failure(
+        checkOptimizer(sgd(), (params) => ({ params: params.slice(1), state: 0 }), {
+          ...quiet,
+          numRuns: 3,
+        }),
+      );
+      expect(short.message).toMatch(/expected 1 leaves, got 0/);
+    },
+  );
 
   test('the seed printed in the message replays the failure with its path', async () => {
     const ref = adamReference({ decoupled: false, biasCorrection: false });
