@@ -1,11 +1,10 @@
-// RENG, Regularized Explicit Natural Gradient (grng-spec.md §4): RING's preconditioner applied to
-// the gradient of the gradient-regularized loss L_G = L + (ρ/2)‖∇L‖², ∇L_G = ∇L + ρ·H∇L, by
-// double backprop (a Hessian-vector product with v = ∇L over all trainable parameters) or, as
-// options, by the finite differences of §4.2. The damping coefficient ε_R defaults to √ρ, so
-// RING and RENG share the preconditioner and differ only in the gradient.
-import { add, div, grad, mul, stopGradient, sub, zerosLike, type Tensor } from '../dsl/index.js';
+// RENG, Regularized Explicit Natural Gradient (docs/algorithms.md §4): RING's preconditioner
+// applied to the gradient of the gradient-regularized loss L_G = L + (ρ/2)‖∇L‖², ∇L_G = ∇L + ρ·H∇L,
+// by double backprop (a Hessian-vector product with v = ∇L over all trainable parameters) or, as
+// options, by the finite differences of §4.2. The damping coefficient ε_R defaults to √ρ, so RING
+// and RENG share the preconditioner and differ only in the gradient.
+import { add, div, grad, mul, stopGradient, sub } from '../dsl/index.js';
 import { defineOptimizer, outside, type ParamTree } from '../dsl/optimizer.js';
-import { mutated } from './mutations.js';
 import {
   dampingCoefficient,
   initRing,
@@ -20,7 +19,10 @@ export const reng = defineOptimizer({
   name: 'reng',
   hyper: {
     ...RING_HYPER,
-    /** How ∇L_G is computed: 'double_backprop' (exact), 'fd_forward' (Karakida's F-GR, O(ε)) or 'fd_central' (O(ε²)). */
+    /**
+     * How ∇L_G is computed: 'double_backprop' (exact), 'fd_forward' (Karakida's F-GR, O(ε)) or
+     * 'fd_central' (O(ε²)).
+     */
     gradient: 'double_backprop',
     /** The finite-difference step ε along ∇L. */
     fdEps: 1e-3,
@@ -59,17 +61,7 @@ export const reng = defineOptimizer({
       );
     } else {
       // ∇L + ρ·H∇L: H∇L = ∇(½‖∇L‖²), global over every trainable parameter.
-      // Test-only mutations: 'reng.halfRho' adds (ρ/2)·H∇L; 'reng.denseOnlyNorm' differentiates ½‖∇L‖² over the dense layers only.
-      const isDense = (p: Tensor) =>
-        ctx.taps.some((t) => t.w.node === p.node || t.b?.node === p.node);
-      const v = mutated('reng.denseOnlyNorm')
-        ? map((p, g) => (isDense(p) ? g : zerosLike(g)), params, grads)
-        : grads;
-      regularized = map(
-        (g, hg) => add(g, mul(mutated('reng.halfRho') ? mul(0.5, rho) : rho, hg)),
-        grads,
-        ctx.hvp(v),
-      );
+      regularized = map((g, hg) => add(g, mul(rho, hg)), grads, ctx.hvp(grads));
     }
     return ringStep(ctx, regularized, dampingCoefficient(hyper), 'reng');
   },

@@ -1,7 +1,7 @@
-// RING, Regularized Implicit Natural Gradient (grng-spec.md §3): per dense layer the Kronecker
-// factors get a damping relative to their own spectral norm, Λ_d = Λ + √ρ·λ_max(Λ)·I and
-// Γ_d = Γ + √ρ·λ_max(Γ)·I — which dominates the gradient-regularized curvature F + ρ‖G‖²I of
-// the paper's quadratic model (§3.2) — and the step is U = Γ_d⁻¹ G Λ_d⁻¹ with inverses by
+// RING, Regularized Implicit Natural Gradient (docs/algorithms.md §3): per dense layer the
+// Kronecker factors get a damping relative to their own spectral norm, Λ_d = Λ + √ρ·λ_max(Λ)·I and
+// Γ_d = Γ + √ρ·λ_max(Γ)·I — which dominates the gradient-regularized curvature F + ρ‖G‖²I of the
+// paper's quadratic model (§3.2) — and the step is U = Γ_d⁻¹ G Λ_d⁻¹ with inverses by
 // Newton–Schulz, refreshed every `inverseEvery` steps (Lazy Fisher), heavy-ball momentum on U and
 // decoupled weight decay. Parameters outside dense layers take the fallback optimizer's step.
 import {
@@ -16,7 +16,6 @@ import {
   sqnorm,
   sqrt,
   sub,
-  trace,
   where,
   zeros,
   zerosLike,
@@ -27,13 +26,11 @@ import {
   defineOptimizer,
   outside,
   treeMap,
-  type HyperTensors,
   type LayerInfo,
   type ParamTree,
   type StepContext,
 } from '../dsl/optimizer.js';
 import { adamMoments, ADAM_DEFAULTS } from './adam.js';
-import { mutated } from './mutations.js';
 import {
   fisherTaps,
   gradientLookup,
@@ -59,23 +56,40 @@ export const RING_HYPER = {
   covEvery: 1,
   /** Lazy Fisher period S: λ_max and the inverses are recomputed on steps 1, 1 + S, … */
   inverseEvery: 10,
-  /** 'mc': Γ from labels sampled from the model (true Fisher); 'empirical': from the batch's labels. */
+  /**
+   * 'mc': Γ from labels sampled from the model (true Fisher); 'empirical': from the batch's labels.
+   */
   fisher: 'mc',
-  /** 'spectral': Λ + c·λ_max(Λ)·I, Γ + c·λ_max(Γ)·I (§3.3); 'grad_norm': λ = ρ‖G‖_F² split by the π-rule (§9 O3). */
+  /**
+   * 'spectral': Λ + c·λ_max(Λ)·I, Γ + c·λ_max(Γ)·I (§3.3); 'grad_norm': λ = ρ‖G‖_F² split by the
+   * π-rule (§9 O3).
+   */
   damping: 'spectral',
-  /** c of the spectral damping; a negative value means √ρ (the default, which RING's derivation uses). */
+  /**
+   * c of the spectral damping; a negative value means √ρ (the default, which RING's derivation
+   * uses).
+   */
   dampingCoef: -1,
-  /** Newton–Schulz steps per refresh (k_NS of §3.5: 8 reaches 1e-6 at √ρ = 0.1 from a cold start). */
+  /**
+   * Newton–Schulz steps per refresh (k_NS of §3.5: 8 reaches 1e-6 at √ρ = 0.1 from a cold start).
+   */
   newtonIters: 8,
   /** Power-iteration steps for λ_max (warm-started from the previous top eigenvector). */
   powerSteps: 20,
   /** Start Newton–Schulz from the previous inverse when it is still a contraction (R9). */
   warmStart: true,
-  /** 'first': factors start at the first statistics; 'identity': at I, then averaged (KFAC-Pytorch). */
+  /**
+   * 'first': factors start at the first statistics; 'identity': at I, then averaged (KFAC-Pytorch).
+   */
   factorInit: 'first',
-  /** The step of parameters outside dense layers: 'sgd' (momentum SGD on the raw gradient) or 'adamw'. */
+  /**
+   * The step of parameters outside dense layers: 'sgd' (momentum SGD on the raw gradient) or
+   * 'adamw'.
+   */
   fallback: 'sgd',
-  /** K-FAC's KL clip κ applied to the preconditioned step (§9 O10); 0 turns it off (the default). */
+  /**
+   * K-FAC's KL clip κ applied to the preconditioned step (§9 O10); 0 turns it off (the default).
+   */
   klClip: 0,
 };
 
@@ -83,13 +97,16 @@ type RingHyper = typeof RING_HYPER;
 
 /**
  * Below this λ_max a factor counts as degenerate (all-zero inputs or output gradients, e.g. LoRA's
- * A while B = 0). Its damped form becomes I — no preconditioning on that side — where spec §3.3
- * [inferred] suggests 1e-8·I. For RING the two agree (a zero factor means G = 0, so U = 0 either
- * way), but RENG's G_G = G + ρ·H G need not vanish there, and the 1e8·I inverse blew its first
- * LoRA step up ~1e4-fold.
+ * A while B = 0). Its damped form becomes I — no preconditioning on that side — where the first
+ * design (docs/algorithms.md §3.3) had 1e-8·I. For RING the two agree (a zero factor means G = 0,
+ * so U = 0 either way), but RENG's G_G = G + ρ·H G need not vanish there, and the 1e8·I inverse
+ * blew its first LoRA step up ~1e4-fold.
  */
 const DEGENERATE = 1e-30;
-/** A refresh whose first Newton–Schulz attempt ends above this residual counts as a fallback (as in K-FAC). */
+/**
+ * A refresh whose first Newton–Schulz attempt ends above this residual counts as a fallback (as in
+ * K-FAC).
+ */
 const NS_TOLERANCE = 1e-3;
 
 export function validateRing(h: {
@@ -142,7 +159,9 @@ export function initRing(
       }),
     ),
     velocity: treeMap(zerosLike, params),
-    /** AdamW moments for the parameters outside dense layers (fallback 'adamw'; unused otherwise). */
+    /**
+     * AdamW moments for the parameters outside dense layers (fallback 'adamw'; unused otherwise).
+     */
     adam:
       h.fallback === 'adamw'
         ? { m: treeMap(zerosLike, params), v: treeMap(zerosLike, params) }
@@ -158,27 +177,14 @@ type RingState = ReturnType<typeof initRing>;
  * One RING-style step from `gradient` (RING: the plain minibatch gradient; RENG: ∇L_G) with the
  * spectral damping coefficient `coef` (RING: √ρ; RENG: ε_R).
  */
-export function ringStep<H extends RingHyper>(
-  ctx: StepContext<H, RingState>,
+export function ringStep(
+  ctx: StepContext<RingHyper, RingState>,
   gradient: ParamTree,
   coef: Tensor,
   op: string,
 ) {
-  const { params, state, every, map } = ctx;
-  const hyper = ctx.hyper as unknown as HyperTensors<RingHyper>;
-  const settings = ctx.settings as unknown as {
-    [K in keyof RingHyper]: RingHyper[K] extends number
-      ? number
-      : RingHyper[K] extends boolean
-        ? boolean
-        : string;
-  };
-  const taps = fisherTaps(
-    ctx as unknown as Parameters<typeof fisherTaps>[0],
-    settings.fisher,
-    state.layers.length,
-    op,
-  );
+  const { params, state, every, map, hyper, settings } = ctx;
+  const taps = fisherTaps(ctx, settings.fisher, state.layers.length, op);
   const gradOf = gradientLookup(params, gradient, op);
   const first = eq(state.started, 0);
   let fallbacks = state.fallbacks;
@@ -209,14 +215,7 @@ export function ringStep<H extends RingHyper>(
           return { ...r, damping: r.damping[0] };
         }
         const l = spectralInverse(lambda, old.lambdaInv, old.lambdaVec, coef, settings);
-        // Test-only mutation 'ring.undampedGamma': Γ_d = Γ (the Γ side loses its damping).
-        const gm = spectralInverse(
-          gamma,
-          old.gammaInv,
-          old.gammaVec,
-          mutated('ring.undampedGamma') ? mul(0, coef) : coef,
-          settings,
-        );
+        const gm = spectralInverse(gamma, old.gammaInv, old.gammaVec, coef, settings);
         return {
           lambdaInv: l.inverse,
           gammaInv: gm.inverse,
@@ -256,14 +255,10 @@ export function ringStep<H extends RingHyper>(
   const nu = where(le(hyper.klClip, 0), 1, klClipFactor(layers, hyper.lr, hyper.klClip));
   const preconditioned = layerDirections(layers.map(({ tap, v }) => ({ tap, v: mul(nu, v) })));
   const decay = (p: Tensor) => mul(p, sub(1, mul(hyper.lr, hyper.weightDecay)));
-  // Dense layers: v ← μv + U, W̃ ← (1 − ηλ)W̃ − ηv. Elsewhere: the same on the raw gradient, or AdamW.
-  // Test-only mutation 'ring.noMomentum': v ← U (the μv term dropped).
+  // Dense layers: v ← μv + U, W̃ ← (1 − ηλ)W̃ − ηv. Elsewhere: the same on the raw gradient, or
+  // AdamW.
   const velocity = map(
-    (vi, p, gi) =>
-      add(
-        mutated('ring.noMomentum') ? 0 : mul(hyper.momentum, vi),
-        preconditioned.get(p.node) ?? gi,
-      ),
+    (vi, p, gi) => add(mul(hyper.momentum, vi), preconditioned.get(p.node) ?? gi),
     state.velocity,
     params,
     gradient,
@@ -305,7 +300,7 @@ export function ringStep<H extends RingHyper>(
 /**
  * (F + c·λ̂·I)⁻¹ with λ̂ ≈ λ_max(F) by warm-started power iteration (λ̂ ≤ λ_max), by Newton–Schulz
  * from the previous inverse (warm start, when still a contraction) or I/((1 + c)λ̂) (§3.5); a
- * degenerate F (λ̂ ≤ 1e-30, e.g. all-zero inputs) is replaced by 1e-8·I (§3.3).
+ * degenerate F (λ̂ ≤ 1e-30, e.g. all-zero inputs) is replaced by I (§3.3; see DEGENERATE).
  */
 function spectralInverse(
   f: Tensor,
@@ -319,10 +314,10 @@ function spectralInverse(
   },
 ) {
   const n = f.shape[0];
-  // A degenerate refresh stores a zero vector (A·v = 0): restart from powerStart, or λ̂ would stay 0 for good.
+  // A degenerate refresh stores a zero vector (A·v = 0): restart from powerStart, or λ̂ would stay
+  // 0 for good.
   const top = powerIteration(f, where(le(sqnorm(v0), 0), powerStart(n), v0), settings.powerSteps);
-  // Test-only mutation 'ring.traceNorm': the shift scales with tr F instead of λ_max(F).
-  const shift = mul(coef, mutated('ring.traceNorm') ? trace(f) : top.value);
+  const shift = mul(coef, top.value);
   const damped = add(f, mul(shift, eye(n)));
   const inverse = guardedInverse(damped, {
     lambdaMax: mul(add(1, coef), top.value),
@@ -346,15 +341,13 @@ export function dampingCoefficient(hyper: {
   readonly rho: Tensor;
   readonly dampingCoef: Tensor;
 }): Tensor {
-  // Test-only mutation 'ring.dropSqrtRho': c = ρ instead of √ρ.
-  return where(
-    lt(hyper.dampingCoef, 0),
-    mutated('ring.dropSqrtRho') ? hyper.rho : sqrt(hyper.rho),
-    hyper.dampingCoef,
-  );
+  return where(lt(hyper.dampingCoef, 0), sqrt(hyper.rho), hyper.dampingCoef);
 }
 
-/** Metrics RING and RENG report: fallback count, worst Newton–Schulz residual and largest damping shift at the last refresh. */
+/**
+ * Metrics RING and RENG report: fallback count, worst Newton–Schulz residual and largest damping
+ * shift at the last refresh.
+ */
 export const RING_REPORT = {
   fallbacks: (state: RingState) => state.fallbacks,
   residual: (state: RingState) =>

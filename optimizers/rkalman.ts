@@ -1,13 +1,13 @@
-// R-Kalman, the Regularized Kalman variant (grng-spec.md §5): an extended Kalman filter over a
-// chosen subset of the parameters (the head, LoRA matrices, or all of a small model), with fading
+// R-Kalman, the Regularized Kalman variant (docs/algorithms.md §5): an extended Kalman filter over
+// a chosen subset of the parameters (the head, LoRA matrices, or all of a small model), with fading
 // memory β, the model's outputs as observations through an adapter — (A) 'softmax': the
 // exponential-family observation that makes the filter exactly online natural gradient; (B)
 // 'scalar': p(y|x) against 1; (C) 'gaussian': regression outputs — and gradient regularization
 // through the observation noise R·(1 + ρ‖ḡ‖²) ('noise', the default) or a pseudo-observation of
-// precision m·ρ‖ḡ‖² ('precision', exactly regularized online NGD, §5.3). The only factorization
-// is the Cholesky of the innovation covariance S (observation dimension), never a parameter-sized
-// inverse (except the 'precision' pseudo-observation of a full covariance, whose observation is
-// the parameter vector itself). Parameters outside the subset take a momentum-SGD step or stay frozen.
+// precision m·ρ‖ḡ‖² ('precision', exactly regularized online NGD, §5.3). The only factorization is
+// the Cholesky of the innovation covariance S (observation dimension), never a parameter-sized
+// inverse (except the 'precision' pseudo-observation of a full covariance, whose observation is the
+// parameter vector itself). Parameters outside the subset take a momentum-SGD step or stay frozen.
 import {
   add,
   cast,
@@ -43,19 +43,25 @@ import {
 import { vjp } from '../dsl/transforms.js';
 import { defineOptimizer, outside, treeMap, type ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
-import { mutated } from './mutations.js';
 
 const HYPER = {
-  /** Forgetting factor β ∈ (0, 1]: P ← P/β each step (1: no forgetting); the NGD step size is 1 − β. */
+  /**
+   * Forgetting factor β ∈ (0, 1]: P ← P/β each step (1: no forgetting); the NGD step size is 1 − β.
+   */
   beta: 0.96,
   /** Gradient-regularization strength ρ. */
   rho: 1e-2,
   /** Prior variance σ₀: P₀ = σ₀·I (σ₀² when sigma0IsStd). */
   sigma0: 0.2,
   sigma0IsStd: false,
-  /** 'softmax' (A, class logits), 'scalar' (B, p(y|x) against 1), 'gaussian' (C, regression outputs). */
+  /**
+   * 'softmax' (A, class logits), 'scalar' (B, p(y|x) against 1), 'gaussian' (C, regression
+   * outputs).
+   */
   adapter: 'softmax',
-  /** 'noise': R ← R(1 + ρ‖ḡ‖²); 'precision': a pseudo-observation of precision m·ρ‖ḡ‖² on the state. */
+  /**
+   * 'noise': R ← R(1 + ρ‖ḡ‖²); 'precision': a pseudo-observation of precision m·ρ‖ḡ‖² on the state.
+   */
   grMode: 'noise',
   /** 'diagonal': P as a vector (large subsets); 'full': P as a matrix (small models, tests). */
   covariance: 'diagonal',
@@ -63,7 +69,10 @@ const HYPER = {
   alpha: 1,
   /** Observation noise variance σ_R² for adapters 'scalar' and 'gaussian'. */
   obsNoise: 1,
-  /** The Kalman-managed parameters: 'all', 'head' (the last dense layer) or comma-separated path prefixes such as 'layers.1'. */
+  /**
+   * The Kalman-managed parameters: 'all', 'head' (the last dense layer) or comma-separated path
+   * prefixes such as 'layers.1'.
+   */
   params: 'head',
   /** The other parameters: 'sgd' (momentum SGD with lr and momentum) or 'none' (frozen). */
   fallback: 'sgd',
@@ -71,9 +80,9 @@ const HYPER = {
   momentum: 0.9,
   /**
    * Added to R's diagonal for adapter A: R = diag(p') − p'p'ᵀ is singular when a probability
-   * vanishes (§5.2). The spec's 1e-12 is a float64 guard; in float32 (WebGPU) a confident model's
-   * S = HPHᵀ + R loses positive definiteness to rounding below ~1e-7·‖R‖ ≤ 2.5e-8 and the Cholesky
-   * returns NaN (seen on Fashion-MNIST at step ~600), so the default is 1e-6.
+   * vanishes (§5.2). docs/algorithms.md's 1e-12 is a float64 guard; in float32 (WebGPU) a confident
+   * model's S = HPHᵀ + R loses positive definiteness to rounding below ~1e-7·‖R‖ ≤ 2.5e-8 and the
+   * Cholesky returns NaN (seen on Fashion-MNIST at step ~600), so the default is 1e-6.
    */
   jitter: 1e-6,
   /**
@@ -120,7 +129,8 @@ function managedPositions(
     if (lastLayer === undefined)
       throw new GrngError(
         'rkalman',
-        "params: 'head' needs a model with dense layers (nn.dense, nn.mlp); name the parameters by path instead",
+        "params: 'head' needs a model with dense layers (nn.dense, nn.mlp); " +
+          'name the parameters by path instead',
       );
     chosen = leaves.flatMap((l, i) =>
       l.node === lastLayer.w.node || l.node === lastLayer.b?.node ? [i] : [],
@@ -208,13 +218,14 @@ export const rkalman = defineOptimizer({
     ) {
       throw new GrngError(
         'rkalman',
-        `the covariance in the state is [${state.covariance.shape.join(', ')}] but the managed parameters need [${expected.join(', ')}]`,
+        `the covariance in the state is [${state.covariance.shape.join(', ')}] ` +
+          `but the managed parameters need [${expected.join(', ')}]`,
       );
     }
     const m = ctx.labels.shape[0];
 
     // Prediction with fading memory: P ← P/β.
-    let p = mutated('rkalman.noForgetting') ? state.covariance : div(state.covariance, hyper.beta);
+    let p = div(state.covariance, hyper.beta);
     if (!full)
       p = where(
         gt(hyper.varianceCap, 0),
@@ -227,16 +238,18 @@ export const rkalman = defineOptimizer({
       zeros([]),
     );
     if (settings.grMode === 'precision') {
-      const r = mul(mutated('rkalman.noBatchFactor') ? hyper.rho : mul(m, hyper.rho), gradNorm2);
+      const r = mul(mul(m, hyper.rho), gradNorm2);
       if (full) {
-        // The pseudo-observation of the state with precision r: P' = P − P(P + I/r)⁻¹P (none when r = 0).
+        // The pseudo-observation of the state with precision r: P' = P − P(P + I/r)⁻¹P (none when r
+        // = 0).
         const positive = gt(r, 0);
         const s = add(p, div(eye(n), where(positive, r, 1)));
         p = where(positive, symmetrize(sub(p, matmul(p, choleskySolve(s, p)))), p);
       } else p = div(p, add(1, mul(r, p))); // 1/(1/p + r), exactly p when r = 0 (KF8)
     }
 
-    // Observations: the adapter's rows of H = ∂h/∂θ_K (one vector-Jacobian product per row), e and R.
+    // Observations: the adapter's rows of H = ∂h/∂θ_K (one vector-Jacobian product per row), e and
+    // R.
     const substitute = (ks: readonly Tensor[]) =>
       rebuild(
         leaves.map((l, i) => (positions.includes(i) ? ks[positions.indexOf(i)] : l)),
@@ -246,8 +259,7 @@ export const rkalman = defineOptimizer({
     const observation = observe(settings.adapter, z, ctx.labels, hyper.obsNoise, row, hyper.jitter);
     let { r } = observation;
     const { h, e } = observation;
-    if (settings.grMode === 'noise' && !mutated('rkalman.noRegularization'))
-      r = mul(r, add(1, mul(hyper.rho, gradNorm2)));
+    if (settings.grMode === 'noise') r = mul(r, add(1, mul(hyper.rho, gradNorm2)));
 
     // S = H P Hᵀ + R; K = P Hᵀ S⁻¹ through a Cholesky solve of S only.
     const ph = full ? matmul(p, mT(h)) : mul(expandDims(p, 1), mT(h)); // P Hᵀ [n, d]
@@ -299,7 +311,7 @@ function symmetrize(a: Tensor): Tensor {
 /**
  * H (rows of ∂h/∂θ_K), the innovation e and the noise R of one minibatch for an adapter; `row`
  * maps an output cotangent [m, C] to the matching Jacobian row over the managed parameters.
- * Exported for the property tests (spec §8.4 KF4); not part of the public API.
+ * Exported for the property tests (docs/algorithms.md §8.4 KF4); not part of the public API.
  */
 export function observe(
   adapter: string,
@@ -335,13 +347,15 @@ export function observe(
     const rows = Array.from({ length: m }, (_, n) => row(mul(sample(n), dpdz)));
     return { h: stackRows(rows), e: reshape(sub(1, py), [m]), r: mul(obsNoise, eye(m)) };
   }
-  // (A) the first C − 1 one-hot coordinates: ŷ' = p', R_n = diag(p') − p'p'ᵀ, H_n = M_n[:C−1, :] J_n.
+  // (A) the first C − 1 one-hot coordinates: ŷ' = p', R_n = diag(p') − p'p'ᵀ, H_n = M_n[:C−1, :]
+  // J_n.
   const k = classes - 1;
   const rows: Tensor[] = [];
   for (let n = 0; n < m; n++) {
     for (let c = 0; c < k; c++) {
       const pc = slice(probs, [0, c], [m, c + 1]); // [m, 1]
-      const mRow = mul(pc, sub(cast(eq(iota([1, classes], 1), c), 'f32'), probs)); // row c of M_n, every n
+      // row c of M_n, every n
+      const mRow = mul(pc, sub(cast(eq(iota([1, classes], 1), c), 'f32'), probs));
       rows.push(row(mul(sample(n), mRow)));
     }
   }
@@ -354,9 +368,7 @@ export function observe(
     ),
     [m * k, m * k],
   );
-  const cross = mutated('rkalman.diagonalObservationNoise')
-    ? zeros([m * k, m * k])
-    : mul(blocks, matmul(expandDims(pPrime, 1), expandDims(pPrime, 0)));
+  const cross = mul(blocks, matmul(expandDims(pPrime, 1), expandDims(pPrime, 0)));
   const r = add(sub(mul(eye(m * k), expandDims(pPrime, 1)), cross), mul(jitter, eye(m * k)));
   return { h: stackRows(rows), e, r };
 }

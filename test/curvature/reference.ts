@@ -1,7 +1,8 @@
-// Independent float64 linear algebra for the curvature tests, written from grng-spec.md §2, §3.4,
-// §3.5 and §8.1–8.2: plain dense loops over row-major Float64Arrays (matrix products, Kronecker
-// products, column-major vec, Gaussian-elimination solves, Gauss–Jordan inverses, symmetric
-// eigenvalues by cyclic Jacobi rotations). Nothing here imports dsl/, runtime/ or compiler/.
+// Independent float64 linear algebra for the curvature tests, written from docs/algorithms.md §2,
+// §3.4, §3.5 and §8.1–8.2: plain dense loops over row-major Float64Arrays (matrix products,
+// Kronecker products, column-major vec, Gaussian-elimination solves, Gauss–Jordan inverses,
+// symmetric eigenvalues by cyclic Jacobi rotations). Nothing here imports dsl/, runtime/ or
+// compiler/.
 
 /** A dense matrix, row-major: entry (i, j) is data[i·cols + j]. */
 export interface Mat {
@@ -10,7 +11,7 @@ export interface Mat {
   readonly data: Float64Array;
 }
 
-/** Machine epsilon of float64, 2^-52 (the spec's ε_mach). */
+/** Machine epsilon of float64, 2^-52 (docs/algorithms.md's ε_mach). */
 export const EPS = Number.EPSILON;
 /** Machine epsilon of float32, 2^-23. */
 export const EPS32 = 2 ** -23;
@@ -81,7 +82,7 @@ export function frobenius(a: Mat | ArrayLike<number>): number {
   return Math.sqrt(s);
 }
 
-/** rel(x, y) = ‖x − y‖_F / max(‖y‖_F, 1e-300) (spec §8). */
+/** rel(x, y) = ‖x − y‖_F / max(‖y‖_F, 1e-300) (docs/algorithms.md §8). */
 export function rel(x: Mat | ArrayLike<number>, y: Mat | ArrayLike<number>): number {
   const xd = 'data' in x ? x.data : x;
   const yd = 'data' in y ? y.data : y;
@@ -111,7 +112,7 @@ export function kron(a: Mat, b: Mat): Mat {
   return out;
 }
 
-/** Column-major vec (spec §2): the columns of X stacked. */
+/** Column-major vec (docs/algorithms.md §2): the columns of X stacked. */
 export function vecCol(x: Mat): Float64Array {
   const v = new Float64Array(x.rows * x.cols);
   for (let j = 0; j < x.cols; j++) for (let i = 0; i < x.rows; i++) v[j * x.rows + i] = at(x, i, j);
@@ -267,12 +268,15 @@ export function condition(a: Mat): number {
   return ev[ev.length - 1] / ev[0];
 }
 
-/** The second moment (1/B)·XᵀX of the rows of X (B × d): Λ̂ for X = a, Γ̂ for X = g (spec §2). */
+/**
+ * The second moment (1/B)·XᵀX of the rows of X (B × d): Λ̂ for X = a, Γ̂ for X = g
+ * (docs/algorithms.md §2).
+ */
 export function secondMoment(x: Mat): Mat {
   return scaleMat(matmul(transpose(x), x), 1 / x.rows);
 }
 
-/** X with a ones column appended (the dense layer's bias input, spec §2). */
+/** X with a ones column appended (the dense layer's bias input, docs/algorithms.md §2). */
 export function withOnesColumn(x: Mat): Mat {
   const out = mat(x.rows, x.cols + 1);
   for (let n = 0; n < x.rows; n++) {
@@ -320,8 +324,8 @@ export function withSpectrum(q: Mat, values: ArrayLike<number>): Mat {
 }
 
 /**
- * Newton–Schulz as spec §3.5 writes it: X ← X(2I − AX), then X ← (X + Xᵀ)/2, `steps` times.
- * Returns X_0 … X_steps.
+ * Newton–Schulz as docs/algorithms.md §3.5 writes it: X ← X(2I − AX), then X ← (X + Xᵀ)/2, `steps`
+ * times. Returns X_0 … X_steps.
  */
 export function newtonSchulzSteps(a: Mat, x0: Mat, steps: number): Mat[] {
   const n = a.rows;
@@ -340,11 +344,11 @@ export function newtonSchulzSteps(a: Mat, x0: Mat, steps: number): Mat[] {
 export const residualMatrix = (a: Mat, x: Mat): Mat => subMat(eye(a.rows), matmul(a, x));
 
 /**
- * The guarded inverse as spec §3.5 (R9) and the contract of guardedInverse describe it: start from
- * the warm start X₀ if ‖I − AX₀‖_F < 1, else from I/λ̂; run `iterations` steps; the attempt
- * "missed" when its residual is not ≤ tolerance (a NaN residual from an overflowed divergence
- * misses too); `extra` further steps continue from it, or, when it diverged (residual not < 1),
- * restart from I/‖A‖_F (‖A‖_F ≥ λ_max, so that start always converges).
+ * The guarded inverse as docs/algorithms.md §3.5 (R9) and the contract of guardedInverse describe
+ * it: start from the warm start X₀ if ‖I − AX₀‖_F < 1, else from I/λ̂; run `iterations` steps; the
+ * attempt "missed" when its residual is not ≤ tolerance (a NaN residual from an overflowed
+ * divergence misses too); `extra` further steps continue from it, or, when it diverged (residual
+ * not < 1), restart from I/‖A‖_F (‖A‖_F ≥ λ_max, so that start always converges).
  */
 export function guardedInverseReference(
   a: Mat,
@@ -369,8 +373,8 @@ export function guardedInverseReference(
 }
 
 /**
- * k_NS = ⌈log₂(ln τ / ln(1/(1+√ρ)))⌉ (spec §3.5), evaluated independently: the smallest k ≥ 1 with
- * (1+√ρ)^(−2^k) ≤ τ, by counting.
+ * k_NS = ⌈log₂(ln τ / ln(1/(1+√ρ)))⌉ (docs/algorithms.md §3.5), evaluated independently: the
+ * smallest k ≥ 1 with (1+√ρ)^(−2^k) ≤ τ, by counting.
  */
 export function iterationsByCounting(sqrtRho: number, tau: number): number {
   let k = 1;
@@ -382,7 +386,10 @@ export function iterationsByCounting(sqrtRho: number, tau: number): number {
 export const row = (m: Mat, n: number): number[] =>
   Array.from(m.data.subarray(n * m.cols, (n + 1) * m.cols));
 
-/** Forward pass of a tanh MLP (the last layer linear): each layer's input and pre-activation, and the output. */
+/**
+ * Forward pass of a tanh MLP (the last layer linear): each layer's input and pre-activation, and
+ * the output.
+ */
 export function tanhMlpForward(
   layers: readonly { w: Mat; b?: Float64Array }[],
   x: Mat,
@@ -407,7 +414,10 @@ export function tanhMlpForward(
   return { inputs, pre, out: h };
 }
 
-/** Per-sample pre-activation gradients g_i of every layer, back from the output's ∂ℓ_n/∂s (not divided by B). */
+/**
+ * Per-sample pre-activation gradients g_i of every layer, back from the output's ∂ℓ_n/∂s (not
+ * divided by B).
+ */
 export function tanhMlpBackward(
   layers: readonly { w: Mat; b?: Float64Array }[],
   pre: readonly Mat[],
@@ -438,9 +448,9 @@ export function tanhMlpBackward(
 
 /**
  * Forward and backward pass of a tanh MLP with softmax cross-entropy (mean over the batch), the
- * dense layers in PyTorch's layout s = a Wᵀ + b. Returns, per layer, its input activations a
- * (B × d_in, a ones column appended when it has a bias), the per-sample pre-activation gradients
- * g_n = ∂ℓ_n/∂s_n (B × d_out, not divided by B; spec §2), and the gradient of the mean loss
+ * dense layers in PyTorch's layout s = a Wᵀ + b. Returns, per layer, its input activations a (B ×
+ * d_in, a ones column appended when it has a bias), the per-sample pre-activation gradients g_n =
+ * ∂ℓ_n/∂s_n (B × d_out, not divided by B; docs/algorithms.md §2), and the gradient of the mean loss
  * with respect to [W | b] computed by the chain rule: ∂L/∂W = (1/B) Σ_n g_n a_nᵀ.
  */
 export function mlpBackprop(

@@ -48,9 +48,15 @@ interface Entry {
   /** Settings for the quadratic and the other checks (lr 0.05 on the quadratic below). */
   readonly settings: Record<string, number | boolean>;
   readonly reference: ReferenceOptimizer<any, any>;
-  /** Rosenbrock from (−1.5, 2): settings changed for it and the step budget (see ROSENBROCK_MAX_LOSS). */
+  /**
+   * Rosenbrock from (−1.5, 2): settings changed for it and the step budget (see
+   * ROSENBROCK_MAX_LOSS).
+   */
   readonly rosenbrock: { readonly settings: Record<string, number>; readonly steps: number };
-  /** Settings out of range for this optimizer, each a GrngError (negative lr, unknown names and wrong types are checked for all). */
+  /**
+   * Settings out of range for this optimizer, each a GrngError (negative lr, unknown names and
+   * wrong types are checked for all).
+   */
   readonly invalid: readonly Record<string, unknown>[];
 }
 
@@ -128,7 +134,10 @@ const rosenGrad = ([[x, y]]: Tensors) => [
  */
 const ROSENBROCK_MAX_LOSS = 5e-3;
 
-/** Runs `steps` steps with gradients computed from the current parameters; returns the final parameters. */
+/**
+ * Runs `steps` steps with gradients computed from the current parameters; returns the final
+ * parameters.
+ */
 async function descend(
   optimizer: AnyOptimizer,
   device: Device,
@@ -143,7 +152,9 @@ async function descend(
   return readTree(opt.params());
 }
 
-/** Replaces one leaf (by index in flattening order) of a tree of arrays, or drops it (`undefined`). */
+/**
+ * Replaces one leaf (by index in flattening order) of a tree of arrays, or drops it (`undefined`).
+ */
 function editLeaf(
   tree: unknown,
   index: number,
@@ -165,7 +176,10 @@ function editLeaf(
   return walk(tree);
 }
 
-/** Two random parameter tensors (a vector and a matrix), a rank-0 one, and gradients for `steps` steps. */
+/**
+ * Two random parameter tensors (a vector and a matrix), a rank-0 one, and gradients for `steps`
+ * steps.
+ */
 const SHAPES = [[3], [2, 3], []];
 function randomProblem(seed: number, steps: number) {
   const rng = prng(seed);
@@ -175,7 +189,10 @@ function randomProblem(seed: number, steps: number) {
   };
 }
 
-/** float64 interpreter vs float64 reference: same formulas, ≤ 1e3 amplification by 1 − βᵗ over a few steps (see baselines.test.ts). */
+/**
+ * float64 interpreter vs float64 reference: same formulas, ≤ 1e3 amplification by 1 − βᵗ over a few
+ * steps (see baselines.test.ts).
+ */
 const F64_TOL = 1e-12;
 
 describe.each(MATRIX.map((e) => [e.name, e] as const))(
@@ -202,59 +219,66 @@ describe.each(MATRIX.map((e) => [e.name, e] as const))(
       x[0].forEach((v) => expect(Math.abs(v - 1)).toBeLessThanOrEqual(0.1));
     });
 
-    test('state keeps its tree structure, shapes and dtypes across steps; params keep theirs', async () => {
-      const { theta0, grads } = randomProblem(1, 4);
-      const params = hostTree(theta0, SHAPES);
-      const opt = await compileOptimizer(optimizer, params, { device: await cpu });
-      const state0 = structureOf(opt.state());
-      expect(state0).not.toBe('{}');
-      for (const g of grads) {
-        await opt.step(hostTree(g, SHAPES));
-        expect(structureOf(opt.state())).toBe(state0);
-        expect(structureOf(opt.params())).toBe(structureOf(params));
-      }
-      expect(opt.steps).toBe(grads.length);
-    });
-
-    test('setHyper({ lr }) between steps is used by the next update (vs the reference); a rejected change leaves lr as it was', async () => {
-      const { theta0, grads } = randomProblem(2, 6);
-      const [lr1, lr2] = [entry.settings.lr as number, (entry.settings.lr as number) / 4];
-      const opt = await compileOptimizer(optimizer, hostTree(theta0, SHAPES), {
-        device: await cpu,
-      });
-      const got: Float64Array[][] = [];
-      for (let t = 1; t <= 6; t++) {
-        if (t === 4) {
-          opt.setHyper({ lr: lr2 });
-          await expectGrngError(() => opt.setHyper({ lr: -1 }), /lr/);
+    test(
+      'state keeps its tree structure, shapes and dtypes across steps; ' + 'params keep theirs',
+      async () => {
+        const { theta0, grads } = randomProblem(1, 4);
+        const params = hostTree(theta0, SHAPES);
+        const opt = await compileOptimizer(optimizer, params, { device: await cpu });
+        const state0 = structureOf(opt.state());
+        expect(state0).not.toBe('{}');
+        for (const g of grads) {
+          await opt.step(hostTree(g, SHAPES));
+          expect(structureOf(opt.state())).toBe(state0);
+          expect(structureOf(opt.params())).toBe(structureOf(params));
         }
-        await opt.step(hostTree(grads[t - 1], SHAPES));
-        got.push(await readTree(opt.params()));
-      }
-      const hyper = (lr: number) => ({ ...optimizer.hyper, lr });
-      const want = runReference(
-        entry.reference,
-        theta0,
-        6,
-        (_, t) => grads[t - 1],
-        (t) => hyper(t < 4 ? lr1 : lr2),
-      );
-      const unchanged = runReference(
-        entry.reference,
-        theta0,
-        6,
-        (_, t) => grads[t - 1],
-        () => hyper(lr1),
-      );
-      got.forEach((params, t) => {
-        // Same formulas in float64 (see F64_TOL).
-        expect(worstScaled(params, want.trajectory[t]), `step ${t + 1}`).toBeLessThanOrEqual(
-          F64_TOL,
+        expect(opt.steps).toBe(grads.length);
+      },
+    );
+
+    test(
+      'setHyper({ lr }) between steps is used by the next update (vs the ' +
+        'reference); a rejected change leaves lr as it was',
+      async () => {
+        const { theta0, grads } = randomProblem(2, 6);
+        const [lr1, lr2] = [entry.settings.lr as number, (entry.settings.lr as number) / 4];
+        const opt = await compileOptimizer(optimizer, hostTree(theta0, SHAPES), {
+          device: await cpu,
+        });
+        const got: Float64Array[][] = [];
+        for (let t = 1; t <= 6; t++) {
+          if (t === 4) {
+            opt.setHyper({ lr: lr2 });
+            await expectGrngError(() => opt.setHyper({ lr: -1 }), /lr/);
+          }
+          await opt.step(hostTree(grads[t - 1], SHAPES));
+          got.push(await readTree(opt.params()));
+        }
+        const hyper = (lr: number) => ({ ...optimizer.hyper, lr });
+        const want = runReference(
+          entry.reference,
+          theta0,
+          6,
+          (_, t) => grads[t - 1],
+          (t) => hyper(t < 4 ? lr1 : lr2),
         );
-      });
-      // The check has power: keeping lr₁ would have ended > 1e-3 away.
-      expect(worstScaled(unchanged.params, want.params)).toBeGreaterThan(1e-3);
-    });
+        const unchanged = runReference(
+          entry.reference,
+          theta0,
+          6,
+          (_, t) => grads[t - 1],
+          () => hyper(lr1),
+        );
+        got.forEach((params, t) => {
+          // Same formulas in float64 (see F64_TOL).
+          expect(worstScaled(params, want.trajectory[t]), `step ${t + 1}`).toBeLessThanOrEqual(
+            F64_TOL,
+          );
+        });
+        // The check has power: keeping lr₁ would have ended > 1e-3 away.
+        expect(worstScaled(unchanged.params, want.params)).toBeGreaterThan(1e-3);
+      },
+    );
 
     test('resuming from params(), state() and { step } continues the same trajectory', async () => {
       const { theta0, grads } = randomProblem(3, 6);
@@ -289,25 +313,29 @@ describe.each(MATRIX.map((e) => [e.name, e] as const))(
       );
     });
 
-    test('bad hyperparameters are GrngErrors: unknown name, wrong type, negative or NaN lr, out-of-range settings', async () => {
-      const bad: Record<string, unknown>[] = [
-        { lrr: 0.1 },
-        { lr: '1' },
-        { lr: -0.01 },
-        { lr: Number.NaN },
-        { lr: Infinity },
-        ...entry.invalid,
-      ];
-      const opt = await compileOptimizer(optimizer, hostTree(QUAD_X0, QUAD_SHAPES), {
-        device: await cpu,
-      });
-      for (const settings of bad) {
-        await expectGrngError(() => entry.make(settings), new RegExp(entry.name));
-        await expectGrngError(() => optimizer.with(settings));
-        await expectGrngError(() => opt.setHyper(settings));
-      }
-      expect(() => entry.make(entry.settings)).not.toThrow();
-    });
+    test(
+      'bad hyperparameters are GrngErrors: unknown name, wrong type, ' +
+        'negative or NaN lr, out-of-range settings',
+      async () => {
+        const bad: Record<string, unknown>[] = [
+          { lrr: 0.1 },
+          { lr: '1' },
+          { lr: -0.01 },
+          { lr: Number.NaN },
+          { lr: Infinity },
+          ...entry.invalid,
+        ];
+        const opt = await compileOptimizer(optimizer, hostTree(QUAD_X0, QUAD_SHAPES), {
+          device: await cpu,
+        });
+        for (const settings of bad) {
+          await expectGrngError(() => entry.make(settings), new RegExp(entry.name));
+          await expectGrngError(() => optimizer.with(settings));
+          await expectGrngError(() => opt.setHyper(settings));
+        }
+        expect(() => entry.make(entry.settings)).not.toThrow();
+      },
+    );
 
     test('a state that does not match the parameters is a GrngError', async () => {
       const device = await cpu;
@@ -354,94 +382,108 @@ describe.each(MATRIX.map((e) => [e.name, e] as const))(
       await compileOptimizer(optimizer, params, { device, state: good as never });
     });
 
-    test('gradients that do not match the parameters are GrngErrors and leave the optimizer as it was', async () => {
-      const device = await cpu;
-      const { theta0, grads } = randomProblem(6, 1);
-      const opt = await compileOptimizer(optimizer, hostTree(theta0, SHAPES), { device });
-      const g = grads[0];
-      const wrong: [string, unknown][] = [
-        [
-          'a longer vector',
-          { first: array(new Float64Array(4), [4]), rest: [array(g[1], [2, 3]), array(g[2], [])] },
-        ],
-        ['a transposed matrix', hostTree(g, [[3], [3, 2], []])],
-        ['a rank-1 scalar', hostTree(g, [[3], [2, 3], [1]])],
-        ['a missing leaf', { first: array(g[0], [3]), rest: [array(g[1], [2, 3])] }],
-        ['an extra key', { ...hostTree(g, SHAPES), extra: array([1]) }],
-        [
-          'an i32 gradient',
-          { first: array(Int32Array.of(1, 2, 3)), rest: [array(g[1], [2, 3]), array(g[2], [])] },
-        ],
-      ];
-      for (const [what, grad] of wrong) {
-        await expectGrngError(() => opt.step(grad as never), /gradients/).catch((e: unknown) => {
-          throw new Error(`${what}: ${String(e)}`);
-        });
-      }
-      expect(opt.steps).toBe(0);
-      // Nothing was consumed: a good step still gives the reference's first step.
-      await opt.step(hostTree(g, SHAPES));
-      const want = runReference(
-        entry.reference,
-        theta0,
-        1,
-        () => g,
-        () => optimizer.hyper,
-      );
-      expect(worstScaled(await readTree(opt.params()), want.params)).toBeLessThanOrEqual(F64_TOL);
-    });
-
-    test('on WebGPU: converges on the quadratic; setHyper({ lr }) takes effect and compiles nothing new', async () => {
-      const gpu = await gpuDevice();
-      const [lr1, lr2] = [entry.settings.lr as number, (entry.settings.lr as number) / 2];
-      const change = 4;
-      const run = async (setHyper: boolean) => {
-        const opt = await compileOptimizer(optimizer, hostTree(QUAD_X0, QUAD_SHAPES), {
-          device: gpu,
-        });
-        const trajectory: Float64Array[][] = [];
-        for (let t = 1; t <= QUAD_STEPS; t++) {
-          if (setHyper && t === change) opt.setHyper({ lr: lr2 });
-          await opt.step(hostTree(quadGrad(await readTree(opt.params())), QUAD_SHAPES));
-          if (t <= change + 1) trajectory.push(await readTree(opt.params()));
+    test(
+      'gradients that do not match the parameters are GrngErrors and leave ' +
+        'the optimizer as it was',
+      async () => {
+        const device = await cpu;
+        const { theta0, grads } = randomProblem(6, 1);
+        const opt = await compileOptimizer(optimizer, hostTree(theta0, SHAPES), { device });
+        const g = grads[0];
+        const wrong: [string, unknown][] = [
+          [
+            'a longer vector',
+            {
+              first: array(new Float64Array(4), [4]),
+              rest: [array(g[1], [2, 3]), array(g[2], [])],
+            },
+          ],
+          ['a transposed matrix', hostTree(g, [[3], [3, 2], []])],
+          ['a rank-1 scalar', hostTree(g, [[3], [2, 3], [1]])],
+          ['a missing leaf', { first: array(g[0], [3]), rest: [array(g[1], [2, 3])] }],
+          ['an extra key', { ...hostTree(g, SHAPES), extra: array([1]) }],
+          [
+            'an i32 gradient',
+            { first: array(Int32Array.of(1, 2, 3)), rest: [array(g[1], [2, 3]), array(g[2], [])] },
+          ],
+        ];
+        for (const [what, grad] of wrong) {
+          await expectGrngError(() => opt.step(grad as never), /gradients/).catch((e: unknown) => {
+            throw new Error(`${what}: ${String(e)}`);
+          });
         }
-        return { trajectory, final: await readTree(opt.params()) };
-      };
-      // A program bakes in where its input arrays lie (buffer and offset), and donated results can
-      // land in another array's region, so the first steps may compile new programs by themselves
-      // (Adam here: steps 1–3, then the layout repeats). A run without setHyper compiles everything
-      // these steps need; a second run that changes lr must then compile nothing at all.
-      await run(false);
-      const programs = gpu.programCount;
-      const { trajectory, final } = await run(true);
-      expect(gpu.programCount, 'programs compiled by the run with setHyper').toBe(programs);
-      expect(quadLoss(final)).toBeLessThanOrEqual(QUAD_MAX_RATIO * quadLoss(QUAD_X0));
-      // The step after the change used lr₂: vs the float64 reference started from the same f32
-      // values. f32 over 5 steps on these O(10) gradients: the per-case bounds of baselines.test.ts
-      // give ≤ 4e-4 for these settings (SGD's momentum sum and Adam's 1 − β₂ᵗ cancellation
-      // dominate); 1e-3·max(1, |ref|) here, while keeping lr₁ ends ≥ 1e-2 away (asserted).
-      const hyper = (lr: number) =>
-        Object.fromEntries(
-          Object.entries({ ...optimizer.hyper, lr }).map(([k, v]) => [
-            k,
-            typeof v === 'number' ? Math.fround(v) : v,
-          ]),
+        expect(opt.steps).toBe(0);
+        // Nothing was consumed: a good step still gives the reference's first step.
+        await opt.step(hostTree(g, SHAPES));
+        const want = runReference(
+          entry.reference,
+          theta0,
+          1,
+          () => g,
+          () => optimizer.hyper,
         );
-      const want = runReference(entry.reference, QUAD_X0, change + 1, quadGrad, (t) =>
-        hyper(t < change ? lr1 : lr2),
-      );
-      const unchanged = runReference(entry.reference, QUAD_X0, change + 1, quadGrad, () =>
-        hyper(lr1),
-      );
-      const [error, power] = [
-        worstScaled(trajectory[change], want.params),
-        worstScaled(unchanged.params, want.params),
-      ];
-      console.log(
-        `${entry.name} WebGPU after setHyper: scaled error ${error.toExponential(2)} (keeping lr₁: ${power.toExponential(2)})`,
-      );
-      expect(error).toBeLessThanOrEqual(1e-3);
-      expect(power).toBeGreaterThanOrEqual(1e-2);
-    });
+        expect(worstScaled(await readTree(opt.params()), want.params)).toBeLessThanOrEqual(F64_TOL);
+      },
+    );
+
+    test(
+      'on WebGPU: converges on the quadratic; setHyper({ lr }) takes effect ' +
+        'and compiles nothing new',
+      async () => {
+        const gpu = await gpuDevice();
+        const [lr1, lr2] = [entry.settings.lr as number, (entry.settings.lr as number) / 2];
+        const change = 4;
+        const run = async (setHyper: boolean) => {
+          const opt = await compileOptimizer(optimizer, hostTree(QUAD_X0, QUAD_SHAPES), {
+            device: gpu,
+          });
+          const trajectory: Float64Array[][] = [];
+          for (let t = 1; t <= QUAD_STEPS; t++) {
+            if (setHyper && t === change) opt.setHyper({ lr: lr2 });
+            await opt.step(hostTree(quadGrad(await readTree(opt.params())), QUAD_SHAPES));
+            if (t <= change + 1) trajectory.push(await readTree(opt.params()));
+          }
+          return { trajectory, final: await readTree(opt.params()) };
+        };
+        // A program bakes in where its input arrays lie (buffer and offset), and donated results
+        // can land in another array's region, so the first steps may compile new programs by
+        // themselves (Adam here: steps 1–3, then the layout repeats). A run without setHyper
+        // compiles everything these steps need; a second run that changes lr must then compile
+        // nothing at all.
+        await run(false);
+        const programs = gpu.programCount;
+        const { trajectory, final } = await run(true);
+        expect(gpu.programCount, 'programs compiled by the run with setHyper').toBe(programs);
+        expect(quadLoss(final)).toBeLessThanOrEqual(QUAD_MAX_RATIO * quadLoss(QUAD_X0));
+        // The step after the change used lr₂: vs the float64 reference started from the same f32
+        // values. f32 over 5 steps on these O(10) gradients: the per-case bounds of
+        // baselines.test.ts give ≤ 4e-4 for these settings (SGD's momentum sum and Adam's 1 − β₂ᵗ
+        // cancellation dominate); 1e-3·max(1, |ref|) here, while keeping lr₁ ends ≥ 1e-2 away
+        // (asserted).
+        const hyper = (lr: number) =>
+          Object.fromEntries(
+            Object.entries({ ...optimizer.hyper, lr }).map(([k, v]) => [
+              k,
+              typeof v === 'number' ? Math.fround(v) : v,
+            ]),
+          );
+        const want = runReference(entry.reference, QUAD_X0, change + 1, quadGrad, (t) =>
+          hyper(t < change ? lr1 : lr2),
+        );
+        const unchanged = runReference(entry.reference, QUAD_X0, change + 1, quadGrad, () =>
+          hyper(lr1),
+        );
+        const [error, power] = [
+          worstScaled(trajectory[change], want.params),
+          worstScaled(unchanged.params, want.params),
+        ];
+        console.log(
+          `${entry.name} WebGPU after setHyper: scaled error ` +
+            `${error.toExponential(2)} (keeping lr₁: ${power.toExponential(2)})`,
+        );
+        expect(error).toBeLessThanOrEqual(1e-3);
+        expect(power).toBeGreaterThanOrEqual(1e-2);
+      },
+    );
   },
 );

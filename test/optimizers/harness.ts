@@ -11,7 +11,8 @@ export const ULP = 2 ** -23;
 
 /**
  * A list of tensors as a grng tree that mixes an object and an array: `{ first, rest: [...] }`.
- * flattenTree orders object keys alphabetically ('first' < 'rest'), so the leaf order is the list order.
+ * flattenTree orders object keys alphabetically ('first' < 'rest'), so the leaf order is the list
+ * order.
  */
 export type ListTree<L> = { first: L; rest: L[] };
 
@@ -32,7 +33,10 @@ export async function readTree(tree: unknown): Promise<Float64Array[]> {
   return Promise.all(fromTree(tree as ListTree<DeviceArray>).map((a) => a.read()));
 }
 
-/** Float32 values (what an f32 device holds), so a float64 reference can start from the same numbers. */
+/**
+ * Float32 values (what an f32 device holds), so a float64 reference can start from the same
+ * numbers.
+ */
 export const f32 = (xs: Tensors): Float64Array[] => xs.map((x) => x.map(Math.fround));
 
 /** Random values for a list of shapes in [lo, hi). */
@@ -99,7 +103,10 @@ export function worstRatio(
 export const worstScaled = (got: Tensors, want: Tensors): number =>
   worstRatio(got, want, (k, i) => Math.max(1, Math.abs(want[k][i])));
 
-/** Asserts that `run` throws or rejects with a GrngError (whose message matches `pattern`, if given). */
+/**
+ * Asserts that `run` throws or rejects with a GrngError (whose message matches `pattern`, if
+ * given).
+ */
 export async function expectGrngError(run: () => unknown, pattern?: RegExp): Promise<void> {
   const error = await (async () => run())().then(
     () => undefined,

@@ -6,6 +6,7 @@
 //
 // To add a model-based optimizer: one entry in MATRIX.
 import { describe, expect, test } from 'vitest';
+import type { WebGpuDevice } from '../../index.js';
 import {
   array,
   compileTrainStep,
@@ -20,7 +21,6 @@ import {
   rkalman,
   sgd,
   sophia,
-  WebGpuDevice,
   type Device,
   type DeviceArray,
   type Optimizer,
@@ -40,7 +40,10 @@ interface Entry {
   readonly make: (settings?: any) => AnyOptimizer;
   /** Settings that train the MLP below (short refresh periods so every code path runs). */
   readonly settings: Record<string, number | string>;
-  /** Settings out of range, each a GrngError (unknown names, negative and NaN lr are checked for all). */
+  /**
+   * Settings out of range, each a GrngError (unknown names, negative and NaN lr are checked for
+   * all).
+   */
   readonly invalid: readonly Record<string, unknown>[];
   /** Settings that stop every parameter from moving (default { lr: 0 }). */
   readonly freeze?: Record<string, number>;
@@ -187,79 +190,95 @@ describe.each(MATRIX.map((e) => [e.name, e] as const))(
       for (let t = 0; t < 40; t++) await train.run(batch(1 + (t % 8)));
       const after = await mean();
       console.log(
-        `${entry.name}: mean loss ${before.toFixed(4)} → ${after.toFixed(4)} (${(after / before).toFixed(3)}×)`,
+        `${entry.name}: mean loss ${before.toFixed(4)} → ${after.toFixed(4)} ` +
+          `(${(after / before).toFixed(3)}×)`,
       );
-      // Measured (float64): RING 1.133 → 0.125 (0.11×), RENG → 0.349 (0.31×), K-FAC → 0.324 (0.29×),
-      // Sophia-H and -G → 0.43 (0.38×); asserting 0.5× leaves margin and still fails an optimizer
-      // that barely descends.
+      // Measured (float64): RING 1.133 → 0.125 (0.11×), RENG → 0.349 (0.31×), K-FAC → 0.324
+      // (0.29×), Sophia-H and -G → 0.43 (0.38×); asserting 0.5× leaves margin and still fails an
+      // optimizer that barely descends.
       expect(after).toBeLessThan(0.5 * before);
     });
 
-    test('state keeps its tree structure, shapes and dtypes across steps; params keep theirs', async () => {
-      const train = await start(cpu);
-      await train.run(batch(1));
-      const [state1, params1] = [
-        structureOf(await train.state()),
-        structureOf(await train.params()),
-      ];
-      for (let t = 2; t <= 5; t++) await train.run(batch(t)); // crosses refresh and non-refresh steps
-      expect(structureOf(await train.state())).toBe(state1);
-      expect(structureOf(await train.params())).toBe(params1);
-      expect(params1).toBe(structureOf(model.init(5) as unknown));
-    });
+    test(
+      'state keeps its tree structure, shapes and dtypes across steps; ' + 'params keep theirs',
+      async () => {
+        const train = await start(cpu);
+        await train.run(batch(1));
+        const [state1, params1] = [
+          structureOf(await train.state()),
+          structureOf(await train.params()),
+        ];
+        // crosses refresh and non-refresh steps
+        for (let t = 2; t <= 5; t++) await train.run(batch(t));
+        expect(structureOf(await train.state())).toBe(state1);
+        expect(structureOf(await train.params())).toBe(params1);
+        expect(params1).toBe(structureOf(model.init(5) as unknown));
+      },
+    );
 
-    test('setHyper({ lr: 0 }) (R-Kalman: α = 0 too) between steps freezes the parameters exactly; restoring lr moves them again', async () => {
-      const train = await start(cpu);
-      await train.run(batch(1));
-      train.setHyper(entry.freeze ?? { lr: 0 });
-      const frozen = await read(await train.params());
-      await train.run(batch(2));
-      // θ − 0·d, θ·(1 − 0·λ) and θ + 0·Ke are θ exactly in float64.
-      expect(await read(await train.params())).toEqual(frozen);
-      train.setHyper(
-        Object.fromEntries(
-          Object.keys(entry.freeze ?? { lr: 0 }).map((k) => [
-            k,
-            (entry.settings[k] as number | undefined) ?? entry.make().hyper[k],
-          ]),
-        ),
-      );
-      await train.run(batch(3));
-      expect(await read(await train.params())).not.toEqual(frozen);
-    });
-
-    test('resuming from params(), state() and { step } continues the same trajectory bit for bit', async () => {
-      const whole = await start(cpu);
-      for (let t = 1; t <= 5; t++) await whole.run(batch(t));
-      const first = await start(cpu);
-      for (let t = 1; t <= 3; t++) await first.run(batch(t));
-      const resumed = await start(cpu, {
-        params: await first.params(),
-        state: await first.state(),
-        step: 3,
-      });
-      for (let t = 4; t <= 5; t++) await resumed.run(batch(t));
-      // Same float64 operations in the same order, same step keys (seed and t): identical.
-      expect(await read(await resumed.params())).toEqual(await read(await whole.params()));
-      expect(await read(await resumed.state())).toEqual(await read(await whole.state()));
-    });
-
-    test('bad hyperparameters are GrngErrors: unknown name, wrong type, negative or NaN lr, out-of-range settings', async () => {
-      await expectGrngError(
-        () => entry.make({ ...entry.settings, learningRate: 0.1 }),
-        /learningRate/,
-      );
-      await expectGrngError(() => entry.make({ ...entry.settings, lr: '0.1' }));
-      await expectGrngError(() => entry.make({ ...entry.settings, lr: -1 }), /lr/);
-      await expectGrngError(() => entry.make({ ...entry.settings, lr: Number.NaN }), /lr/);
-      for (const bad of entry.invalid)
-        await expectGrngError(
-          () => entry.make({ ...entry.settings, ...bad }),
-          new RegExp(Object.keys(bad)[0]),
+    test(
+      'setHyper({ lr: 0 }) (R-Kalman: α = 0 too) between steps freezes the ' +
+        'parameters exactly; restoring lr moves them again',
+      async () => {
+        const train = await start(cpu);
+        await train.run(batch(1));
+        train.setHyper(entry.freeze ?? { lr: 0 });
+        const frozen = await read(await train.params());
+        await train.run(batch(2));
+        // θ − 0·d, θ·(1 − 0·λ) and θ + 0·Ke are θ exactly in float64.
+        expect(await read(await train.params())).toEqual(frozen);
+        train.setHyper(
+          Object.fromEntries(
+            Object.keys(entry.freeze ?? { lr: 0 }).map((k) => [
+              k,
+              (entry.settings[k] as number | undefined) ?? entry.make().hyper[k],
+            ]),
+          ),
         );
-      const train = await start(cpu);
-      expect(() => train.setHyper({ lr: -1 })).toThrow(GrngError);
-    });
+        await train.run(batch(3));
+        expect(await read(await train.params())).not.toEqual(frozen);
+      },
+    );
+
+    test(
+      'resuming from params(), state() and { step } continues the same ' + 'trajectory bit for bit',
+      async () => {
+        const whole = await start(cpu);
+        for (let t = 1; t <= 5; t++) await whole.run(batch(t));
+        const first = await start(cpu);
+        for (let t = 1; t <= 3; t++) await first.run(batch(t));
+        const resumed = await start(cpu, {
+          params: await first.params(),
+          state: await first.state(),
+          step: 3,
+        });
+        for (let t = 4; t <= 5; t++) await resumed.run(batch(t));
+        // Same float64 operations in the same order, same step keys (seed and t): identical.
+        expect(await read(await resumed.params())).toEqual(await read(await whole.params()));
+        expect(await read(await resumed.state())).toEqual(await read(await whole.state()));
+      },
+    );
+
+    test(
+      'bad hyperparameters are GrngErrors: unknown name, wrong type, ' +
+        'negative or NaN lr, out-of-range settings',
+      async () => {
+        await expectGrngError(
+          () => entry.make({ ...entry.settings, learningRate: 0.1 }),
+          /learningRate/,
+        );
+        await expectGrngError(() => entry.make({ ...entry.settings, lr: '0.1' }));
+        await expectGrngError(() => entry.make({ ...entry.settings, lr: -1 }), /lr/);
+        await expectGrngError(() => entry.make({ ...entry.settings, lr: Number.NaN }), /lr/);
+        for (const bad of entry.invalid)
+          await expectGrngError(
+            () => entry.make({ ...entry.settings, ...bad }),
+            new RegExp(Object.keys(bad)[0]),
+          );
+        const train = await start(cpu);
+        expect(() => train.setHyper({ lr: -1 })).toThrow(GrngError);
+      },
+    );
 
     test('a state made for another model is a GrngError at the first step', async () => {
       const other = nn.mlp([4, 5, 3]);
@@ -291,7 +310,8 @@ describe.each(MATRIX.map((e) => [e.name, e] as const))(
       const programs = (gpu as WebGpuDevice).programCount;
       train.setHyper(entry.freeze ?? { lr: 0 });
       const frozen = await read(await train.params());
-      for (let t = 0; t < 2; t++) await train.run(batch(1, size)); // both step variants (refresh and not)
+      // both step variants (refresh and not)
+      for (let t = 0; t < 2; t++) await train.run(batch(1, size));
       expect(await read(await train.params())).toEqual(frozen);
       expect((gpu as WebGpuDevice).programCount).toBe(programs);
     });
@@ -299,59 +319,69 @@ describe.each(MATRIX.map((e) => [e.name, e] as const))(
 );
 
 describe('optimizer-reported metrics', () => {
-  test("K-FAC's 'fallbacks' counts inverse refreshes that needed the guarded restart, and equals the state's counter", async () => {
-    const run = async (inverseIterations: number) => {
+  test(
+    "K-FAC's 'fallbacks' counts inverse refreshes that needed the guarded " +
+      "restart, and equals the state's counter",
+    async () => {
+      const run = async (inverseIterations: number) => {
+        const train = await compileTrainStep({
+          model,
+          loss: crossEntropy,
+          optimizer: kfac({
+            lr: 0.05,
+            covEvery: 1,
+            inverseEvery: 1,
+            inverseIterations,
+            powerSteps: 4,
+          }),
+          params: model.init(5),
+          device: cpu,
+          metrics: ['loss', 'fallbacks'],
+        });
+        const counts: number[] = [];
+        for (let t = 1; t <= 3; t++) counts.push((await train.run(batch(t))).fallbacks as number);
+        const [stateCount] = await read(
+          ((await train.state()) as { fallbacks: unknown }).fallbacks,
+        );
+        return { counts, stateCount: stateCount[0] };
+      };
+      // One Newton–Schulz step from I cannot reach the 1e-3 residual: every refresh of both
+      // layers falls back (the count is per layer refresh).
+      const starved = await run(1);
+      expect(starved.counts).toEqual([2, 4, 6]);
+      expect(starved.stateCount).toBe(6);
+      // Twelve warm-started steps on these well-damped 5×5 and 9×9 factors converge: none do.
+      const fed = await run(12);
+      expect(fed.counts).toEqual([0, 0, 0]);
+    },
+  );
+
+  test(
+    "'gradNorm' and 'updateNorm': a plain SGD step moves the parameters by " + 'exactly η‖∇L‖',
+    async () => {
       const train = await compileTrainStep({
         model,
         loss: crossEntropy,
-        optimizer: kfac({
-          lr: 0.05,
-          covEvery: 1,
-          inverseEvery: 1,
-          inverseIterations,
-          powerSteps: 4,
-        }),
+        optimizer: sgd({ lr: 0.1 }),
         params: model.init(5),
         device: cpu,
-        metrics: ['loss', 'fallbacks'],
+        metrics: ['gradNorm', 'updateNorm'],
       });
-      const counts: number[] = [];
-      for (let t = 1; t <= 3; t++) counts.push((await train.run(batch(t))).fallbacks as number);
-      const [stateCount] = await read(((await train.state()) as { fallbacks: unknown }).fallbacks);
-      return { counts, stateCount: stateCount[0] };
-    };
-    // One Newton–Schulz step from I cannot reach the 1e-3 residual: every refresh of both
-    // layers falls back (the count is per layer refresh).
-    const starved = await run(1);
-    expect(starved.counts).toEqual([2, 4, 6]);
-    expect(starved.stateCount).toBe(6);
-    // Twelve warm-started steps on these well-damped 5×5 and 9×9 factors converge: none do.
-    const fed = await run(12);
-    expect(fed.counts).toEqual([0, 0, 0]);
-  });
-
-  test("'gradNorm' and 'updateNorm': a plain SGD step moves the parameters by exactly η‖∇L‖", async () => {
-    const train = await compileTrainStep({
-      model,
-      loss: crossEntropy,
-      optimizer: sgd({ lr: 0.1 }),
-      params: model.init(5),
-      device: cpu,
-      metrics: ['gradNorm', 'updateNorm'],
-    });
-    const before = await read(await train.params());
-    const { gradNorm, updateNorm } = await train.run(batch(1));
-    const after = await read(await train.params());
-    const moved = Math.sqrt(
-      after.reduce((acc, p, k) => acc + p.reduce((a, v, i) => a + (v - before[k][i]) ** 2, 0), 0),
-    );
-    // float64: θ − 0.1·g differs from θ by 0.1·g up to one rounding of θ per entry (|θ| ≲ 1): ≤ 1e-15 absolute each.
-    expect(Math.abs((updateNorm as number) - moved)).toBeLessThanOrEqual(1e-13);
-    expect(Math.abs((updateNorm as number) - 0.1 * (gradNorm as number))).toBeLessThanOrEqual(
-      1e-13,
-    );
-    expect(gradNorm as number).toBeGreaterThan(0.01);
-  });
+      const before = await read(await train.params());
+      const { gradNorm, updateNorm } = await train.run(batch(1));
+      const after = await read(await train.params());
+      const moved = Math.sqrt(
+        after.reduce((acc, p, k) => acc + p.reduce((a, v, i) => a + (v - before[k][i]) ** 2, 0), 0),
+      );
+      // float64: θ − 0.1·g differs from θ by 0.1·g up to one rounding of θ per entry (|θ| ≲ 1): ≤
+      // 1e-15 absolute each.
+      expect(Math.abs((updateNorm as number) - moved)).toBeLessThanOrEqual(1e-13);
+      expect(Math.abs((updateNorm as number) - 0.1 * (gradNorm as number))).toBeLessThanOrEqual(
+        1e-13,
+      );
+      expect(gradNorm as number).toBeGreaterThan(0.01);
+    },
+  );
 
   test('an unknown metric names the ones this optimizer offers', async () => {
     await expectGrngError(

@@ -1,7 +1,7 @@
-// Independent float64 references for the baseline optimizers, written from grng-spec.md §6.1–6.3
-// (PyTorch's torch.optim.SGD / Adam / AdamW semantics). Plain dense loops over Float64Arrays, one
-// array per parameter tensor; nothing here uses the DSL, dsl/ or optimizers/. Every step is pure:
-// it returns new arrays and never writes into its arguments.
+// Independent float64 references for the baseline optimizers, written from docs/algorithms.md
+// §6.1–6.3 (PyTorch's torch.optim.SGD / Adam / AdamW semantics). Plain dense loops over
+// Float64Arrays, one array per parameter tensor; nothing here uses the DSL, dsl/ or optimizers/.
+// Every step is pure: it returns new arrays and never writes into its arguments.
 
 /** Several parameter tensors (or gradients, or one kind of state), each flattened row-major. */
 export type Tensors = readonly Float64Array[];
@@ -22,7 +22,10 @@ export interface AdamHyper {
   readonly weightDecay: number;
 }
 
-/** SGD's momentum buffers; undefined until the first step with μ ≠ 0 creates them (PyTorch keeps none for μ = 0). */
+/**
+ * SGD's momentum buffers; undefined until the first step with μ ≠ 0 creates them (PyTorch keeps
+ * none for μ = 0).
+ */
 export interface SgdState {
   readonly t: number;
   readonly buf: Tensors | undefined;
@@ -137,7 +140,10 @@ export const adamReference = adamLike(false);
 /** §6.3, AdamW (PyTorch form): decoupled decay θ(1 − ηλ), then Adam on the raw gradient. */
 export const adamwReference = adamLike(true);
 
-/** Runs `steps` reference steps: gradients from `grads(params, t)`, hyperparameters from `hyper(t)` (t = 1, 2, …). */
+/**
+ * Runs `steps` reference steps: gradients from `grads(params, t)`, hyperparameters from `hyper(t)`
+ * (t = 1, 2, …).
+ */
 export function runReference<H, S>(
   ref: ReferenceOptimizer<H, S>,
   params0: Tensors,

@@ -1,10 +1,10 @@
-// Independent float64 references for RING (grng-spec.md §3, §8.2) and RENG (§4, §8.3), written
-// from the spec in plain dense loops over Float64Arrays, on top of the dense linear algebra of
-// ../curvature/reference.ts (Kronecker products, Gaussian elimination, Jacobi eigenvalues, the
-// tanh-MLP backprop). Nothing here imports dsl/, runtime/, compiler/ or optimizers/: the
-// preconditioner is a dense Kronecker solve (never the factored form), λ_max comes from Jacobi
-// (never power iteration), the Hessian from finite differences of hand-written gradients
-// (never autodiff).
+// Independent float64 references for RING (docs/algorithms.md §3, §8.2) and RENG (§4, §8.3),
+// written from docs/algorithms.md in plain dense loops over Float64Arrays, on top of the dense
+// linear algebra of ../curvature/reference.ts (Kronecker products, Gaussian elimination, Jacobi
+// eigenvalues, the tanh-MLP backprop). Nothing here imports dsl/, runtime/, compiler/ or
+// optimizers/: the preconditioner is a dense Kronecker solve (never the factored form), λ_max comes
+// from Jacobi (never power iteration), the Hessian from finite differences of hand-written
+// gradients (never autodiff).
 import {
   addMat,
   at,
@@ -29,19 +29,25 @@ import {
 } from '../curvature/reference.js';
 
 /**
- * The degenerate-factor guard: λ_max ≤ 1e-30 → the damped factor is I. (Spec §3.3 [inferred]
- * suggests 1e-8·I; grng uses I so that RENG's nonzero G_G on a zero factor stays finite — for
- * RING both give U = 0, since a zero factor means G = 0.)
+ * The degenerate-factor guard: λ_max ≤ 1e-30 → the damped factor is I. (docs/algorithms.md §3.3
+ * [inferred] suggests 1e-8·I; grng uses I so that RENG's nonzero G_G on a zero factor stays finite
+ * — for RING both give U = 0, since a zero factor means G = 0.)
  */
 export const DEGENERATE = 1e-30;
 
-/** The spectrally damped factor F + c·λ_max(F)·I (§3.3), λ_max by Jacobi; the degenerate guard included. */
+/**
+ * The spectrally damped factor F + c·λ_max(F)·I (§3.3), λ_max by Jacobi; the degenerate guard
+ * included.
+ */
 export function spectrallyDamped(f: Mat, coef: number): Mat {
   const top = lambdaMax(f);
   return top <= DEGENERATE ? eye(f.rows) : addMat(f, eye(f.rows), coef * top);
 }
 
-/** vec⁻¹((Λ ⊗ Γ)⁻¹ vec G), column-major vec (§2), by Gaussian elimination on the dense Kronecker product. */
+/**
+ * vec⁻¹((Λ ⊗ Γ)⁻¹ vec G), column-major vec (§2), by Gaussian elimination on the dense Kronecker
+ * product.
+ */
 export function kroneckerSolve(lambda: Mat, gamma: Mat, G: Mat): Mat {
   return unvecCol(solve(kron(lambda, gamma), vecCol(G)), G.rows, G.cols);
 }
@@ -59,7 +65,9 @@ export function kroneckerApply(lambda: Mat, gamma: Mat, x: Mat): Mat {
   return unvecCol(out, x.rows, x.cols);
 }
 
-/** RING's direction U = vec⁻¹((Λ_d ⊗ Γ_d)⁻¹ vec G) with Λ_d, Γ_d spectrally damped by `coef` (§3.3). */
+/**
+ * RING's direction U = vec⁻¹((Λ_d ⊗ Γ_d)⁻¹ vec G) with Λ_d, Γ_d spectrally damped by `coef` (§3.3).
+ */
 export function ringDirection(lambda: Mat, gamma: Mat, G: Mat, coef: number): Mat {
   return kroneckerSolve(spectrallyDamped(lambda, coef), spectrallyDamped(gamma, coef), G);
 }
@@ -88,11 +96,11 @@ export interface DenseLayer {
 }
 
 /**
- * RING steps (§3.3, §3.6) on a tanh MLP with softmax cross-entropy, straight from the spec:
- * per step and layer, a and g by backprop (empirical Fisher: the batch's labels), Λ̂ = aᵀa/B,
- * Γ̂ = gᵀg/B (statDecay 0, covEvery 1: the factors are this batch's statistics), G = gᵀa/B,
- * U = (Λ_d ⊗ Γ_d)⁻¹vec G by a dense solve with λ_max by Jacobi (inverseEvery 1), v ← μv + U,
- * W̃ ← (1 − ηλ_wd)W̃ − ηv.
+ * RING steps (§3.3, §3.6) on a tanh MLP with softmax cross-entropy, straight from
+ * docs/algorithms.md: per step and layer, a and g by backprop (empirical Fisher: the batch's
+ * labels), Λ̂ = aᵀa/B, Γ̂ = gᵀg/B (statDecay 0, covEvery 1: the factors are this batch's
+ * statistics), G = gᵀa/B, U = (Λ_d ⊗ Γ_d)⁻¹vec G by a dense solve with λ_max by Jacobi
+ * (inverseEvery 1), v ← μv + U, W̃ ← (1 − ηλ_wd)W̃ − ηv.
  */
 export function ringStepsReference(
   layers: readonly DenseLayer[],
@@ -143,7 +151,9 @@ export function ringStepsReference(
 /** A scalar objective with its exact gradient. */
 export type Objective = (theta: Float64Array) => { loss: number; grad: Float64Array };
 
-/** Layer shapes of an MLP for flattening: each layer's W (out × in, row-major), then b when present. */
+/**
+ * Layer shapes of an MLP for flattening: each layer's W (out × in, row-major), then b when present.
+ */
 export interface MlpShape {
   readonly out: number;
   readonly in: number;
@@ -166,7 +176,10 @@ export function unflattenMlp(shapes: readonly MlpShape[], theta: ArrayLike<numbe
   });
 }
 
-/** The tanh MLP's mean cross-entropy over (x, labels) as a function of its flattened parameters (mlpBackprop). */
+/**
+ * The tanh MLP's mean cross-entropy over (x, labels) as a function of its flattened parameters
+ * (mlpBackprop).
+ */
 export function mlpObjective(
   shapes: readonly MlpShape[],
   x: Mat,
@@ -191,7 +204,8 @@ export function mlpObjective(
 
 /**
  * A two-layer tanh network with a per-unit gain outside the dense layers (a LayerNorm-like scale):
- * logits = W₁(γ ⊙ tanh(W₀x + b₀)) + b₁, mean cross-entropy. θ = [W₀ (h×d, row-major), b₀, γ, W₁ (C×h), b₁].
+ * logits = W₁(γ ⊙ tanh(W₀x + b₀)) + b₁, mean cross-entropy. θ = [W₀ (h×d, row-major), b₀, γ, W₁
+ * (C×h), b₁].
  */
 export function gainMlpObjective(
   dIn: number,
@@ -285,7 +299,10 @@ export function hessianByDifferences(objective: Objective, theta: Float64Array, 
   return scaleMat(addMat(H, transpose(H)), 0.5);
 }
 
-/** ∇L_G = ∇L + ρ·H∇L (§4.1) with the dense Hessian H; `mask` (1 = counted) restricts the norm ½‖∇L‖² to some parameters. */
+/**
+ * ∇L_G = ∇L + ρ·H∇L (§4.1) with the dense Hessian H; `mask` (1 = counted) restricts the norm ½‖∇L‖²
+ * to some parameters.
+ */
 export function regularizedGradient(
   objective: Objective,
   theta: Float64Array,
@@ -310,7 +327,10 @@ export function penalizedLoss(objective: Objective, theta: Float64Array, rho: nu
   return loss + 0.5 * rho * grad.reduce((s, v) => s + v * v, 0);
 }
 
-/** Forward F-GR (§4.2): ∇L + (ρ/ε)(∇L(θ + ε∇L) − ∇L); central: ∇L + (ρ/2ε)(∇L(θ + ε∇L) − ∇L(θ − ε∇L)). */
+/**
+ * Forward F-GR (§4.2): ∇L + (ρ/ε)(∇L(θ + ε∇L) − ∇L); central: ∇L + (ρ/2ε)(∇L(θ + ε∇L) − ∇L(θ −
+ * ε∇L)).
+ */
 export function finiteDifferenceGradient(
   objective: Objective,
   theta: Float64Array,

@@ -1,13 +1,17 @@
-// Independent float64 reference for R-Kalman (grng-spec.md §5): plain dense linear algebra on
-// row-major Float64Arrays, written from the spec, sharing nothing with optimizers/rkalman.ts or the
-// DSL (no Cholesky sweeps, no autodiff). It gives the filter's three update forms (covariance,
-// information, Joseph), the diagonal variant, the regularized online NGD recursion of §5.3, the
-// closed-form Bayesian linear regression posterior, and the exact observation quantities (H, R,
-// e, gradients, Fisher) of a linear softmax classifier and of linear regression. Eigenvalues come
-// from the Jacobi solver of the other float64 references (test/curvature/reference.ts).
+// Independent float64 reference for R-Kalman (docs/algorithms.md §5): plain dense linear algebra on
+// row-major Float64Arrays, written from docs/algorithms.md, sharing nothing with
+// optimizers/rkalman.ts or the DSL (no Cholesky sweeps, no autodiff). It gives the filter's three
+// update forms (covariance, information, Joseph), the diagonal variant, the regularized online NGD
+// recursion of §5.3, the closed-form Bayesian linear regression posterior, and the exact
+// observation quantities (H, R, e, gradients, Fisher) of a linear softmax classifier and of linear
+// regression. Eigenvalues come from the Jacobi solver of the other float64 references
+// (test/curvature/reference.ts).
 import { mat, symmetricEigen } from '../curvature/reference.js';
 
-/** The guard added to R's diagonal for adapter A (spec §5.2: "add 1e-12·I as a guard"). */
+/**
+ * The guard added to R's diagonal for adapter A (docs/algorithms.md §5.2: "add 1e-12·I as a
+ * guard").
+ */
 export const JITTER = 1e-12;
 
 // ---- dense linear algebra (row-major) -------------------------------------------------------
@@ -61,7 +65,7 @@ export const diagMatrix = (p: ArrayLike<number>): Float64Array => {
 export const symmetrize = (a: ArrayLike<number>, n: number): Float64Array =>
   scale(add(a, transpose(a, n, n)), 0.5);
 
-/** rel(x, y) = ‖x − y‖ / max(‖y‖, 1e-300) (spec §8). */
+/** rel(x, y) = ‖x − y‖ / max(‖y‖, 1e-300) (docs/algorithms.md §8). */
 export function rel(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return norm(sub(x, y)) / Math.max(norm(y), 1e-300);
 }
@@ -105,12 +109,15 @@ export function solve(
 
 export const inverse = (a: ArrayLike<number>, n: number): Float64Array => solve(a, eye(n), n, n);
 
-/** Eigenvalues of a symmetric matrix (the Jacobi solver of test/curvature/reference.ts), ascending. */
+/**
+ * Eigenvalues of a symmetric matrix (the Jacobi solver of test/curvature/reference.ts), ascending.
+ */
 export function symmetricEigenvalues(a: ArrayLike<number>, n: number): Float64Array {
   return Float64Array.from(symmetricEigen(mat(n, n, symmetrize(a, n))).values).sort();
 }
 
-// ---- the filter (spec §5.2) -------------------------------------------------------------------
+// ---- the filter (docs/algorithms.md §5.2)
+// -------------------------------------------------------------------
 
 export interface Observation {
   /** H [d, n]: rows of ∂h/∂θ. */
@@ -137,7 +144,10 @@ export interface FullStep {
   readonly muInformation: Float64Array;
 }
 
-/** One full-covariance R-Kalman step: predict P/β, pseudo-observation of precision rGr·I, then the observation. */
+/**
+ * One full-covariance R-Kalman step: predict P/β, pseudo-observation of precision rGr·I, then the
+ * observation.
+ */
 export function kalmanFull(
   mu: ArrayLike<number>,
   p: ArrayLike<number>,
@@ -178,7 +188,10 @@ export function kalmanFull(
   };
 }
 
-/** The diagonal variant (spec §5.4): p' = 1/(β/p + r), the mean by the full gain with P' = diag(p'), p ← diag(P' − K H P'). */
+/**
+ * The diagonal variant (docs/algorithms.md §5.4): p' = 1/(β/p + r), the mean by the full gain with
+ * P' = diag(p'), p ← diag(P' − K H P').
+ */
 export function kalmanDiagonal(
   mu: ArrayLike<number>,
   p: ArrayLike<number>,
@@ -196,7 +209,8 @@ export function kalmanDiagonal(
 
 /**
  * A linear softmax classifier z_n = W x_n + b (C classes, d features) with θ flattened as the
- * filter flattens its parameter tree {b, w} (objects by sorted key): θ = [b (C), W row-major (C×d)].
+ * filter flattens its parameter tree {b, w} (objects by sorted key): θ = [b (C), W row-major
+ * (C×d)].
  */
 export class SoftmaxLinear {
   constructor(
@@ -280,8 +294,8 @@ export class SoftmaxLinear {
   }
 
   /**
-   * Adapter A (spec §5.2): per sample the first C − 1 one-hot coordinates, H_n = M_n[:C−1, :] J_n,
-   * R_n = diag(p') − p'p'ᵀ (+ JITTER·I), e_n = y' − p', stacked sample-major.
+   * Adapter A (docs/algorithms.md §5.2): per sample the first C − 1 one-hot coordinates, H_n =
+   * M_n[:C−1, :] J_n, R_n = diag(p') − p'p'ᵀ (+ JITTER·I), e_n = y' − p', stacked sample-major.
    */
   softmaxObservation(
     theta: ArrayLike<number>,
@@ -312,7 +326,10 @@ export class SoftmaxLinear {
     return { h, e, r, d };
   }
 
-  /** Adapter B (spec §5.2): ŷ_n = p(y_n|x_n) against 1, rows ∂ŷ_n/∂θ = p_y (e_y − p_n)ᵀ J_n, R = σ_R² I. */
+  /**
+   * Adapter B (docs/algorithms.md §5.2): ŷ_n = p(y_n|x_n) against 1, rows ∂ŷ_n/∂θ = p_y (e_y −
+   * p_n)ᵀ J_n, R = σ_R² I.
+   */
   scalarObservation(
     theta: ArrayLike<number>,
     x: ArrayLike<number>,
@@ -391,9 +408,9 @@ export function bayesianLinearRegression(
 }
 
 /**
- * Regularized online NGD (spec §5.3): J_k = β J_{k−1} + η(F̄_k + ρ‖ḡ_k‖² I), μ_k = μ_{k−1} − η J_k⁻¹ ḡ_k,
- * J_0 = (η/(m σ₀)) I, η = 1 − β, with F̄ the minibatch mean true Fisher and ḡ the mean CE gradient
- * at μ_{k−1}. Returns (μ_k, P_k = (η/m) J_k⁻¹) after each batch.
+ * Regularized online NGD (docs/algorithms.md §5.3): J_k = β J_{k−1} + η(F̄_k + ρ‖ḡ_k‖² I), μ_k =
+ * μ_{k−1} − η J_k⁻¹ ḡ_k, J_0 = (η/(m σ₀)) I, η = 1 − β, with F̄ the minibatch mean true Fisher and
+ * ḡ the mean CE gradient at μ_{k−1}. Returns (μ_k, P_k = (η/m) J_k⁻¹) after each batch.
  */
 export function regularizedNgd(
   model: SoftmaxLinear,

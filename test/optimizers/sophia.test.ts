@@ -1,5 +1,5 @@
-// Sophia (grng-spec §6.5) and K-FAC on a 2-layer MLP: B5's per-step bound, the Hessian EMA's
-// refresh schedule, training, and compiled (WebGPU) steps against the float32 interpreter.
+// Sophia (docs/algorithms.md §6.5) and K-FAC on a 2-layer MLP: B5's per-step bound, the Hessian
+// EMA's refresh schedule, training, and compiled (WebGPU) steps against the float32 interpreter.
 import { describe, expect, test } from 'vitest';
 import {
   array,
@@ -31,41 +31,45 @@ const read = async (tree: unknown) =>
 
 describe('sophia', () => {
   for (const estimator of ['hutchinson', 'gnb'] as const) {
-    test(`B5 (${estimator}): every step moves θ by at most η beyond the decay; h refreshes only on t ≡ 1 (mod k)`, async () => {
-      const cpu = await createDevice({ kind: 'cpu' });
-      const model = nn.mlp([4, 8, 3]);
-      const lr = 0.05;
-      const weightDecay = 0.1;
-      const train = await compileTrainStep({
-        model,
-        loss: crossEntropy,
-        optimizer: sophia({ lr, weightDecay, every: 3, estimator, rho: 0.04 }),
-        params: model.init(1),
-        device: cpu,
-      });
-      let before = await read(await train.params());
-      let h: Float64Array[] = [];
-      for (let t = 1; t <= 7; t++) {
-        await train.run(synthetic(t));
-        const after = await read(await train.params());
-        const state = (await train.state()) as { h: unknown };
-        const hNow = await read(state.h);
-        // Δθ = −ηλθ − η·clip(·, 1): removing the decay leaves |·| ≤ η (float64: 1e-12 slack).
-        after.forEach((p, k) =>
-          p.forEach((v, i) =>
-            expect(Math.abs(v - before[k][i] * (1 - lr * weightDecay))).toBeLessThanOrEqual(
-              lr * (1 + 1e-12),
+    test(
+      `B5 (${estimator}): every step moves θ by at most η beyond the decay; ` +
+        `h refreshes only on t ≡ 1 (mod k)`,
+      async () => {
+        const cpu = await createDevice({ kind: 'cpu' });
+        const model = nn.mlp([4, 8, 3]);
+        const lr = 0.05;
+        const weightDecay = 0.1;
+        const train = await compileTrainStep({
+          model,
+          loss: crossEntropy,
+          optimizer: sophia({ lr, weightDecay, every: 3, estimator, rho: 0.04 }),
+          params: model.init(1),
+          device: cpu,
+        });
+        let before = await read(await train.params());
+        let h: Float64Array[] = [];
+        for (let t = 1; t <= 7; t++) {
+          await train.run(synthetic(t));
+          const after = await read(await train.params());
+          const state = (await train.state()) as { h: unknown };
+          const hNow = await read(state.h);
+          // Δθ = −ηλθ − η·clip(·, 1): removing the decay leaves |·| ≤ η (float64: 1e-12 slack).
+          after.forEach((p, k) =>
+            p.forEach((v, i) =>
+              expect(Math.abs(v - before[k][i] * (1 - lr * weightDecay))).toBeLessThanOrEqual(
+                lr * (1 + 1e-12),
+              ),
             ),
-          ),
-        );
-        if (t > 1) {
-          const changed = hNow.some((leaf, k) => leaf.some((v, i) => v !== h[k][i]));
-          expect(changed).toBe((t - 1) % 3 === 0);
+          );
+          if (t > 1) {
+            const changed = hNow.some((leaf, k) => leaf.some((v, i) => v !== h[k][i]));
+            expect(changed).toBe((t - 1) % 3 === 0);
+          }
+          before = after;
+          h = hNow;
         }
-        before = after;
-        h = hNow;
-      }
-    });
+      },
+    );
   }
 });
 
@@ -73,7 +77,8 @@ describe('second-order optimizers on a 2-layer MLP', () => {
   const cases = {
     'sophia-h': () => sophia({ lr: 0.02, every: 2 }),
     'sophia-g': () => sophia({ lr: 0.02, every: 2, estimator: 'gnb' }),
-    // One program per device (inverses every step) and short Newton–Schulz runs keep compiles small.
+    // One program per device (inverses every step) and short Newton–Schulz runs keep compiles
+    // small.
     kfac: () =>
       kfac({ lr: 0.05, covEvery: 1, inverseEvery: 1, inverseIterations: 6, powerSteps: 4 }),
   };
