@@ -72,7 +72,8 @@ describe('Trainer', () => {
   });
 
   test.each(['adamw', 'ring'])(
-    '%s: a checkpoint written mid-epoch resumes to bit-identical parameters, state and step metrics',
+    '%s: a checkpoint written mid-epoch resumes to bit-identical ' +
+      'parameters, state and step metrics',
     async (name) => {
       const optimizer = () =>
         (name === 'ring'
@@ -112,50 +113,57 @@ describe('Trainer', () => {
     },
   );
 
-  test('setHyper changes are saved and applied again on resume; elapsed time only grows', async () => {
-    const options = { model, data, device: cpu, batchSize: 16, seed: 4 } as const;
-    const whole = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) });
-    await whole.fit(1);
-    whole.setHyper({ lr: 0.02 });
-    await whole.fit(2);
+  test(
+    'setHyper changes are saved and applied again on resume; elapsed time ' + 'only grows',
+    async () => {
+      const options = { model, data, device: cpu, batchSize: 16, seed: 4 } as const;
+      const whole = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) });
+      await whole.fit(1);
+      whole.setHyper({ lr: 0.02 });
+      await whole.fit(2);
 
-    const first = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) });
-    await first.fit(1);
-    first.setHyper({ lr: 0.02 });
-    expect(first.hyper.lr).toBe(0.02);
-    await first.fit(2, 9);
-    const path = join(dir, 'sgd-decayed.safetensors');
-    await first.save(path);
-    // Resumed with the original settings: the saved change wins, as an optimizer's state_dict does.
-    const resumed = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) }, path);
-    expect(resumed.hyper.lr).toBe(0.02);
-    const [record] = await resumed.fit(2);
-    expect(await read(await resumed.train.params())).toEqual(
-      await read(await whole.train.params()),
-    );
-    expect(record.elapsed).toBeGreaterThan(first.elapsed);
-    expect(record.elapsed).toBeGreaterThanOrEqual(record.seconds);
-  });
+      const first = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) });
+      await first.fit(1);
+      first.setHyper({ lr: 0.02 });
+      expect(first.hyper.lr).toBe(0.02);
+      await first.fit(2, 9);
+      const path = join(dir, 'sgd-decayed.safetensors');
+      await first.save(path);
+      // Resumed with the original settings: the saved change wins, as an optimizer's state_dict
+      // does.
+      const resumed = await createTrainer({ ...options, optimizer: sgd({ lr: 0.1 }) }, path);
+      expect(resumed.hyper.lr).toBe(0.02);
+      const [record] = await resumed.fit(2);
+      expect(await read(await resumed.train.params())).toEqual(
+        await read(await whole.train.params()),
+      );
+      expect(record.elapsed).toBeGreaterThan(first.elapsed);
+      expect(record.elapsed).toBeGreaterThanOrEqual(record.seconds);
+    },
+  );
 
-  test('a validation split is evaluated each epoch; epoch means cover every step metric', async () => {
-    const validated = holdOutValidation(data, 24, 1);
-    const trainer = await createTrainer({
-      model,
-      optimizer: adamw({ lr: 0.05 }),
-      data: validated,
-      device: cpu,
-      batchSize: 16,
-      metrics: ['loss', 'gradNorm'],
-    });
-    const [record] = await trainer.fit(1);
-    const direct = await trainer.evaluate(validated.validation);
-    expect(record.steps).toBe(4); // 72 training images left, 4 full batches
-    expect(record.validationLoss).toBe(direct.loss);
-    expect(record.validationAccuracy).toBe(direct.accuracy);
-    expect(record.trainAccuracy).toBeUndefined();
-    expect(Object.keys(record.means).sort()).toEqual(['gradNorm', 'loss']);
-    expect(record.means.gradNorm).toBeGreaterThan(0);
-  });
+  test(
+    'a validation split is evaluated each epoch; epoch means cover every ' + 'step metric',
+    async () => {
+      const validated = holdOutValidation(data, 24, 1);
+      const trainer = await createTrainer({
+        model,
+        optimizer: adamw({ lr: 0.05 }),
+        data: validated,
+        device: cpu,
+        batchSize: 16,
+        metrics: ['loss', 'gradNorm'],
+      });
+      const [record] = await trainer.fit(1);
+      const direct = await trainer.evaluate(validated.validation);
+      expect(record.steps).toBe(4); // 72 training images left, 4 full batches
+      expect(record.validationLoss).toBe(direct.loss);
+      expect(record.validationAccuracy).toBe(direct.accuracy);
+      expect(record.trainAccuracy).toBeUndefined();
+      expect(Object.keys(record.means).sort()).toEqual(['gradNorm', 'loss']);
+      expect(record.means.gradNorm).toBeGreaterThan(0);
+    },
+  );
 
   test('bad settings and a checkpoint from another run are GrngErrors', async () => {
     await expect(

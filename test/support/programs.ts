@@ -232,7 +232,8 @@ type Builder = (
 const unary =
   (name: string, f: (x: Tensor) => Tensor): Builder =>
   (x) => ({ args: [x], text: name.replaceAll('$x', `v${x}`), build: ([t]) => f(t) });
-const guarded = (t: Tensor) => add(mul(t, t), 1); // x² + 1 ≥ 1: inside every domain, away from poles
+// x² + 1 ≥ 1: inside every domain, away from poles
+const guarded = (t: Tensor) => add(mul(t, t), 1);
 
 /** Operand candidates `y` for a broadcasting binary op on `x`. */
 function partners(x: number, shapes: readonly Shape[], allowSelf: boolean): number[] {
@@ -687,7 +688,11 @@ export class PropertyStats {
 
   toString(): string {
     const rate = this.runs === 0 ? 0 : this.discarded / this.runs;
-    return `${this.name}: ${this.runs} cases, ${this.discarded} discarded near kinks (${(100 * rate).toFixed(1)}%), worst ${this.measure} ${this.worst.toExponential(2)}`;
+    return (
+      `${this.name}: ${this.runs} cases, ${this.discarded} discarded near ` +
+      `kinks (${(100 * rate).toFixed(1)}%), worst ${this.measure} ` +
+      `${this.worst.toExponential(2)}`
+    );
   }
 }
 
