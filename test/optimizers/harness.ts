@@ -115,3 +115,22 @@ export async function expectGrngError(run: () => unknown, pattern?: RegExp): Pro
   expect(error, 'expected a GrngError').toBeInstanceOf(GrngError);
   if (pattern !== undefined) expect((error as Error).message).toMatch(pattern);
 }
+
+/**
+ * RING settings under which one step exposes U exactly: μ = 0, λ_wd = 0, statDecay 0, factors
+ * and inverses refreshed every step from the empirical Fisher, λ_max converged (300 power steps)
+ * and Newton–Schulz at its floor (16 + 16 steps ≥ k_NS(1e-12) = 12 at √ρ = 0.01).
+ */
+export const EXACT_RING = {
+  lr: 0.5,
+  momentum: 0,
+  weightDecay: 0,
+  statDecay: 0,
+  covEvery: 1,
+  inverseEvery: 1,
+  fisher: 'empirical',
+  factorInit: 'first',
+  newtonIters: 16,
+  powerSteps: 300,
+  warmStart: false,
+} as const;

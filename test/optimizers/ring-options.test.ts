@@ -9,6 +9,7 @@
 // - fallback 'adamw': parameters outside dense layers take AdamW's step;
 // - the reported metrics 'fallbacks', 'residual', 'damping';
 // - warm-started Newton–Schulz by default (RING's warmStart, K-FAC's refreshes).
+import { EXACT_RING } from './harness.js';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
@@ -48,19 +49,7 @@ import { adamwReference } from './reference.js';
 const cpu = await createDevice({ kind: 'cpu' });
 
 /** One step exposes the direction: μ = 0, λ_wd = 0, statDecay 0, refreshes every step. */
-const EXACT = {
-  lr: 0.5,
-  momentum: 0,
-  weightDecay: 0,
-  statDecay: 0,
-  covEvery: 1,
-  inverseEvery: 1,
-  fisher: 'empirical',
-  factorInit: 'first',
-  newtonIters: 16,
-  powerSteps: 300,
-  warmStart: false,
-} as const;
+const EXACT = EXACT_RING;
 
 const mlpCase = fc.record({
   seed: seedArb,

@@ -11,6 +11,7 @@
 // (per-iteration Newton–Schulz identities) and R10's step-by-step Rayleigh bound are tested on the
 // primitives in test/curvature/curvature.test.ts; here R8 and R10 are checked on what a RING step
 // leaves in its state. Every tolerance is derived next to its assertion; worst values are logged.
+import { EXACT_RING } from './harness.js';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
@@ -212,19 +213,7 @@ async function ringLayers(state: RawRingState): Promise<RingLayerState[]> {
  * Settings under which one step exposes U exactly (module comment); λ_max converged (300 power
  * steps), Newton–Schulz at its floor (16 + 16 steps ≥ k_NS(1e-12) = 12 at √ρ = 0.01).
  */
-const EXACT = {
-  lr: 0.5,
-  momentum: 0,
-  weightDecay: 0,
-  statDecay: 0,
-  covEvery: 1,
-  inverseEvery: 1,
-  fisher: 'empirical',
-  factorInit: 'first',
-  newtonIters: 16,
-  powerSteps: 300,
-  warmStart: false,
-} as const;
+const EXACT = EXACT_RING;
 
 /**
  * Power iteration's λ̂ is exact to rounding when λ₂/λ₁ ≤ 0.9: the Rayleigh quotient's error is
