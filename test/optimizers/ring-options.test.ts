@@ -10,6 +10,7 @@
 // - the reported metrics 'fallbacks', 'residual', 'damping';
 // - warm-started Newton–Schulz by default (RING's warmStart, K-FAC's refreshes).
 import { EXACT_RING } from './harness.js';
+import { mlpProblem } from './mlp-problem.js';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
@@ -26,7 +27,6 @@ import {
   type Model,
   type Tensor,
 } from '../../index.js';
-import type { HostArray } from '../../core/host-array.js';
 import { int, prng, seedArb, uniform } from '../support/random.js';
 import {
   addMat,
@@ -37,10 +37,8 @@ import {
   lambdaMax,
   mat,
   matmul,
-  mlpBackprop,
   rel,
   scaleMat,
-  secondMoment,
   type Mat,
 } from '../curvature/reference.js';
 import { kroneckerSolve, withBias } from './ring-reference.js';
@@ -61,34 +59,11 @@ const mlpCase = fc.record({
 });
 type MlpCase = typeof mlpCase extends fc.Arbitrary<infer T> ? T : never;
 
-type LayerParams = { w: HostArray; b?: HostArray };
 type DeviceLayer = { w: DeviceArray; b?: DeviceArray };
 type RingLayer = Record<
   'lambda' | 'gamma' | 'lambdaInv' | 'gammaInv' | 'lambdaVec' | 'gammaVec' | 'residual' | 'damping',
   DeviceArray
 >;
-
-/** A tanh MLP [d_in, hidden, classes], a batch (`batch` shifts its seed), its backprop. */
-function mlpProblem(c: MlpCase, batch = 0) {
-  const rng = prng(c.seed + 7919 * batch);
-  const model = nn.mlp([c.dIn, c.hidden, c.classes], { activation: 'tanh', bias: c.bias });
-  const params = model.init(c.seed) as { layers: LayerParams[] };
-  const x = mat(c.B, c.dIn, uniform(rng, c.B * c.dIn, -2, 2));
-  const labels = Int32Array.from({ length: c.B }, () => int(rng, 0, c.classes - 1));
-  const layers = params.layers.map((l) => ({
-    w: mat(l.w.shape[0], l.w.shape[1], l.w.data),
-    b: l.b?.data,
-  }));
-  const ref = mlpBackprop(layers, x, labels);
-  return {
-    model,
-    params,
-    batch: { x: array(x.data, [c.B, c.dIn]), y: array(labels, [c.B], 'i32') },
-    lambda: ref.a.map(secondMoment),
-    gamma: ref.g.map(secondMoment),
-    G: ref.gradW.map((gw, i) => withBias(gw, ref.gradB[i])),
-  };
-}
 
 const square = async (a: DeviceArray): Promise<Mat> => mat(a.shape[0], a.shape[0], await a.read());
 const scalarOf = async (a: DeviceArray): Promise<number> => (await a.read())[0];

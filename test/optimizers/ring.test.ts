@@ -12,6 +12,7 @@
 // primitives in test/curvature/curvature.test.ts; here R8 and R10 are checked on what a RING step
 // leaves in its state. Every tolerance is derived next to its assertion; worst values are logged.
 import { EXACT_RING } from './harness.js';
+import { mlpProblem, type LayerParams } from './mlp-problem.js';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
@@ -60,13 +61,11 @@ import {
   lambdaMax,
   mat,
   matmul,
-  mlpBackprop,
   rel,
   scaleMat,
   secondMoment,
   spectralNorm,
   subMat,
-  transpose,
   type Mat,
 } from '../curvature/reference.js';
 import {
@@ -129,33 +128,7 @@ type MlpCase = {
   rho: number;
 };
 
-type LayerParams = { w: HostArray; b?: HostArray };
 type DeviceLayer = { w: DeviceArray; b?: DeviceArray };
-
-/**
- * The model, its parameters, a batch and the float64 backprop (a, g per layer; G = gᵀa/B; Λ̂, Γ̂).
- */
-function mlpProblem(c: MlpCase) {
-  const rng = prng(c.seed);
-  const model = nn.mlp([c.dIn, c.hidden, c.classes], { activation: 'tanh', bias: c.bias });
-  const params = model.init(c.seed) as { layers: LayerParams[] };
-  const x = mat(c.B, c.dIn, uniform(rng, c.B * c.dIn, -2, 2));
-  const labels = Int32Array.from({ length: c.B }, () => int(rng, 0, c.classes - 1));
-  const layers = params.layers.map((l) => ({
-    w: mat(l.w.shape[0], l.w.shape[1], l.w.data),
-    b: l.b?.data,
-  }));
-  const ref = mlpBackprop(layers, x, labels);
-  return {
-    model,
-    params,
-    layers,
-    batch: { x: array(x.data, [c.B, c.dIn]), y: array(labels, [c.B], 'i32') },
-    lambda: ref.a.map(secondMoment),
-    gamma: ref.g.map(secondMoment),
-    G: ref.a.map((a, i) => scaleMat(matmul(transpose(ref.g[i]), a), 1 / c.B)),
-  };
-}
 
 /** [W | b] of a layer of device arrays. */
 async function wTilde(l: DeviceLayer): Promise<Mat> {
