@@ -36,6 +36,7 @@ export {
   sin,
   cos,
   tanh,
+  erf,
   abs,
   sign,
   floor,
@@ -46,6 +47,7 @@ export {
   sigmoid,
   where,
 } from './ops/elementwise.js';
+export { gelu, type GeluApproximation } from './ops/activations.js';
 export { bitAnd, bitOr, bitXor, shiftLeft, shiftRight } from './ops/bitwise.js';
 export {
   prngKey,
@@ -73,6 +75,7 @@ export {
   pad,
   concat,
 } from './ops/movement.js';
+export { take } from './ops/take.js';
 export { sum, max, min, mean } from './ops/reduce.js';
 export { matmul, outer, eye, trace } from './ops/linalg.js';
 export { cholesky, solveTriangular, choleskySolve } from './ops/cholesky.js';

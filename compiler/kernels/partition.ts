@@ -39,8 +39,10 @@ const kindOf = (node: Node) => opTable[node.op].wgsl.kind;
 /**
  * Splits the graph of `outputs` into kernels. Materialized: reductions and matmuls (their
  * own kernels), outputs, and matmul operands that are more than index arithmetic over a
- * buffer (they would be recomputed k times in the inner loop). Everything else — elementwise
- * chains, broadcasts, transposes, slices, pads — is inlined into the kernels that read it.
+ * buffer (they would be recomputed k times in the inner loop; a gather is not index
+ * arithmetic: its rows are read at the ids' values, so a gathered operand is materialized).
+ * Everything else — elementwise chains, broadcasts, transposes, slices, pads, gathers — is
+ * inlined into the kernels that read it.
  */
 export function partition(outputs: readonly Node[], options: PartitionOptions): KernelPlan[] {
   const order = topoSort(outputs);

@@ -186,6 +186,13 @@ export class Emitter {
         const inner = this.value(node.inputs[0], at);
         return this.bind(`select(${literal(0, node.dtype)}, ${inner}, ${mapped.inBounds})`);
       }
+      case 'gather': {
+        // The id's value picks where the table is read: never at the kernel's own element, and
+        // vector segments (which read buffers only there) never contain one (kernel.ts).
+        const id = this.value(node.inputs[1], rule.idsIndex(index, node));
+        const at = rule.operandIndex(index, node, id).map((e) => this.bind(e));
+        return this.operand(node.inputs[0], at);
+      }
       case 'leaf': {
         const v = rule.value(index, node);
         if (v === null)

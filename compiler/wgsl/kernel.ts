@@ -280,6 +280,7 @@ function vectorizable(plan: KernelPlan): boolean {
     if (node.op === 'cast' || node.op === 'iota' || node.dtype === 'i32') return false;
     if (node.op === 'reshape') return ok(node.inputs[0]);
     if (node.op === 'pad') return false; // zeros outside: not uniform even over a uniform value
+    if (kind === 'gather') return false; // reads its table at the ids' values, not its own vec4
     if (kind === 'index') return uniformValue(node.inputs[0], buffers);
     return node.inputs.every(ok);
   };

@@ -43,6 +43,34 @@ export const PRELUDE: readonly Helper[] = [
   return select(sign(x) * (1.0f - e) / (1.0f + e), series, ax < ${t}(0.1f));
 }`,
   },
+  {
+    // WGSL has no erf. Two branches, with f32 coefficients fitted for this helper (minimax by
+    // Lawson's reweighted least squares, then rounded to f32):
+    // - |x| < 0.921875: x + x·q(x²), q of degree 5 fitted to erf(x)/x − 1 (relative error
+    //   1.6e-8). Adding the exact x last keeps q's rounding (|q| ≤ 0.13) out of the leading
+    //   digits; x·P(x²) with P(0) = 2/√π ≈ 1.13 would round P at a coarser relative step than
+    //   the result (2.5 ULP measured).
+    // - |x| ≥ 0.921875: 1 − e^p(|x|), p of degree 6 fitted to log erfc on [0.921875, 4]
+    //   (erfc's absolute error 1.5e-9); |x| is clamped to 4, past which erf rounds to ±1 in f32.
+    // Why this form: polynomials need no division (WGSL's is within 2.5 ULP only, a rational
+    // x·P(x²)/Q(x²) would pay it) and one exp; both branches are cheap enough to compute and
+    // select, as vec4 lanes cannot branch.
+    // Max error, evaluated in f32 on every f32 in [2^-20, 4.5] with a correctly rounded exp and
+    // the multiply-adds fused or not: 1.44 ULP, 8.6e-8 absolute. A GPU's exp adds little: e^p ≤
+    // erfc(0.921875) < 0.2, so each ULP of exp's error is at most ¼ ULP of the result.
+    name: 'grng_erf',
+    generic: true,
+    code: (t) => `fn grng_erf(x: ${t}) -> ${t} {
+  let a = abs(x);
+  let s = a * a;
+  let q = ((((-5.9908355e-4f * s + 4.9931766e-3f) * s - 2.6766613e-2f) * s + 1.1281816e-1f) * s
+    - 3.7612495e-1f) * s + 1.2837915e-1f;
+  let c = min(a, ${t}(4.0f));
+  let p = (((((1.9473532e-4f * c - 3.0316093e-3f) * c + 2.2181435e-2f) * c - 1.0383899e-1f) * c
+    - 6.3728565e-1f) * c - 1.1276156f) * c - 2.0989921e-4f;
+  return select(sign(x) * (1.0f - exp(p)), x + x * q, a < ${t}(0.921875f));
+}`,
+  },
 ];
 
 /** The f32 twins of the generic helpers (vectorized kernels call them on uniform scalars). */

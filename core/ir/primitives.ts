@@ -22,6 +22,8 @@ export interface PrimitiveAttrs {
   sin: Empty;
   cos: Empty;
   tanh: Empty;
+  /** The error function, 2/√π ∫₀ˣ e^(−t²) dt. */
+  erf: Empty;
   abs: Empty;
   sign: Empty;
   floor: Empty;
@@ -58,6 +60,11 @@ export interface PrimitiveAttrs {
   slice: { starts: readonly number[]; ends: readonly number[] };
   /** Zero padding, `lo[i]` before and `hi[i]` after axis i. */
   pad: { lo: readonly number[]; hi: readonly number[] };
+  /**
+   * Rows of a table picked by integer ids (an embedding lookup): operands table [V, ...rest] and
+   * ids [...idx] (i32), result [...idx, ...rest]; an id outside [0, V) reads the row it clamps to.
+   */
+  gather: Empty;
   // reductions (the reduced axes are removed)
   reduceSum: { axes: readonly number[] };
   reduceMax: { axes: readonly number[] };

@@ -6,6 +6,7 @@ import type { Node } from '../ir/node.js';
 import type { Primitive } from '../ir/primitives.js';
 import type { OpRule, RuleTable } from './rule.js';
 import { expectArity, expectDType, expectSameDType, expectSameShape } from './check.js';
+import { erf } from './erf.js';
 
 const FLOAT: readonly DType[] = ['f32'];
 const NUMERIC: readonly DType[] = ['f32', 'i32'];
@@ -139,6 +140,7 @@ export const elementwiseRules: RuleTable<
   | 'sin'
   | 'cos'
   | 'tanh'
+  | 'erf'
   | 'abs'
   | 'sign'
   | 'floor'
@@ -222,6 +224,16 @@ export const elementwiseRules: RuleTable<
     Math.tanh,
     (b, _x, y) => b.sub(b.fillLike(1, y), b.mul(y, y)),
     (a) => `grng_tanh(${a})`,
+  ),
+  // d/dx erf(x) = (2/√π)·e^(−x²), from primitives so that it differentiates again. WGSL has no
+  // erf: grng_erf (compiler/wgsl/prelude.ts) approximates it within 1.44 f32 ULP given a
+  // correctly rounded exp (3 ULP with WGSL's exp allowance).
+  erf: unary(
+    'erf',
+    FLOAT,
+    erf,
+    (b, x) => b.scale(b.exp(b.neg(b.mul(x, x))), 2 / Math.sqrt(Math.PI)),
+    (a) => `grng_erf(${a})`,
   ),
   abs: unary(
     'abs',

@@ -42,6 +42,9 @@ export interface OpRule<P extends Primitive> {
  * - `expr`: elementwise; a WGSL expression of the operands' values at the same index.
  * - `index`: movement; the operand index (and an in-bounds guard, for pad) for an output index.
  *   Movement never copies: it becomes index arithmetic inside whatever kernel reads it.
+ * - `gather`: movement whose operand index depends on a value: the output index gives an index
+ *   into operand 1 (the ids), whose value (a WGSL i32) then gives the index into operand 0. It is
+ *   inlined like `index` movement, but reads operand 0 at data-dependent elements.
  * - `leaf`: a value from the index alone (splat constants, iota), or null for buffer-backed leaves.
  * - `reduce`: a reduction kernel's accumulator (initial value and combine step).
  * - `matmul`: the batched matrix product kernel.
@@ -53,6 +56,11 @@ export type WgslRule<P extends Primitive> =
   | {
       readonly kind: 'index';
       operandIndex(index: readonly string[], node: Node<P>): { index: string[]; inBounds?: string };
+    }
+  | {
+      readonly kind: 'gather';
+      idsIndex(index: readonly string[], node: Node<P>): string[];
+      operandIndex(index: readonly string[], node: Node<P>, id: string): string[];
     }
   | { readonly kind: 'leaf'; value(index: readonly string[], node: Node<P>): string | null }
   | {

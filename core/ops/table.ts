@@ -2,6 +2,7 @@ import type { Node } from '../ir/node.js';
 import type { Primitive } from '../ir/primitives.js';
 import { bitwiseRules } from './bitwise.js';
 import { elementwiseRules } from './elementwise.js';
+import { gatherRules } from './gather.js';
 import { leafRules } from './leaves.js';
 import { matmulRules } from './matmul.js';
 import { movementRules } from './movement.js';
@@ -17,6 +18,7 @@ export const opTable: RuleTable<Primitive> = {
   ...elementwiseRules,
   ...bitwiseRules,
   ...movementRules,
+  ...gatherRules,
   ...reduceRules,
   ...matmulRules,
 };

@@ -89,6 +89,9 @@ export const recip = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('recip'
 export const sin = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('sin', b.sin, x);
 export const cos = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('cos', b.cos, x);
 export const tanh = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('tanh', b.tanh, x);
+/** The error function 2/√π ∫₀ˣ e^(−t²) dt (f32). */
+export const erf = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
+  unary('erf', (n) => b.emit('erf', [n], {}), x);
 export const abs = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('abs', b.abs, x);
 export const sign = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('sign', b.sign, x);
 export const floor = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('floor', b.floor, x);

@@ -3,6 +3,7 @@
 import { describe, expect, test } from 'vitest';
 import {
   add,
+  constant,
   crossEntropy,
   div,
   exp,
@@ -16,6 +17,7 @@ import {
   square,
   sub,
   sum,
+  take,
   tanh,
   valueAndGrad,
   type Tensor,
@@ -213,6 +215,51 @@ describe('kernel counts', () => {
         .join(' | '),
     );
     expect(described).toEqual(['matmul⇒mul', 'matmul']);
+  });
+
+  test('a gather is inlined into its consumer, and materialized as a matmul operand', () => {
+    const table = input('table', [50, 8]);
+    const ids = input('ids', [4, 6], 'i32');
+    const w = input('w', [8, 3]);
+    // take + scale + tanh: one elementwise kernel whose loads index the table by the ids' values.
+    const fused = kernels([tanh(mul(take(table, ids), 2))]);
+    expect(fused.kernels).toHaveLength(1);
+    expect(fused.kernels[0].source.code).toMatch(/clamp\(/);
+    // As a matmul operand the gathered rows are not a strided view of a buffer: stored first.
+    const described = kernels([matmul(take(table, ids), w)]).kernels.map((k) =>
+      k.segments.map((s) => s.roots.map((r) => r.op).join('+')).join(' | '),
+    );
+    expect(described).toEqual(['gather', 'matmul']);
+  });
+
+  test('the table gradient of a lookup is a one-hot matmul', () => {
+    const table = input('table', [50, 8]);
+    const ids = input('ids', [4, 6], 'i32');
+    const dTable = grad((t: Tensor) => sum(tanh(take(t, ids))))(table);
+    const described = kernels([dTable]).kernels.map((k) =>
+      k.segments
+        .map(
+          (s) => `${s.matmul === undefined ? '' : 'matmul⇒'}${s.roots.map((r) => r.op).join('+')}`,
+        )
+        .join(' | '),
+    );
+    // The one-hot [50, 24] and the cotangent [24, 8] (1 − tanh², more than index arithmetic over a
+    // buffer) are matmul operands, stored by one dispatch of two segments; then their product.
+    expect(described).toEqual(['cast | reshape', 'matmul']);
+  });
+
+  test('a root reading a donated table at gathered rows is not stored in place', () => {
+    const table = input('table', [6, 4]);
+    const reversed = constant([5, 4, 3, 2, 1, 0], [6], 'i32');
+    const donated = new Set([table.node.id]);
+    const compile = (out: Tensor) =>
+      compileProgram([out.node], { limits: DEFAULTS, donated }).kernels.flatMap((k) => [
+        ...k.aliases.values(),
+      ]);
+    // E + 1 reads E at its own element only: in place. E + take(E, reversed) reads other rows,
+    // which other invocations would already have overwritten.
+    expect(compile(add(table, 1))).toHaveLength(1);
+    expect(compile(add(table, take(table, reversed)))).toHaveLength(0);
   });
 
   test('a kernel never binds more storage buffers than the stage allows', async () => {

@@ -33,6 +33,7 @@ import {
   constant,
   cos,
   div,
+  erf,
   exp,
   floor,
   full,
@@ -59,6 +60,7 @@ import {
   sqrt,
   stopGradient,
   sum,
+  take,
   tanh,
   Tensor,
   transpose,
@@ -266,6 +268,9 @@ const cases: Record<Primitive, Case> = {
   sin: unaryCase(sin, (t) => t.mul(2)),
   cos: unaryCase(cos, (t) => t.mul(2)),
   tanh: unaryCase(tanh, (t) => t.mul(2)),
+  // [-1.5, 1.5] straddles ±1.25, where the float64 erf switches from its series to its continued
+  // fraction: a seam would show as an FD mismatch.
+  erf: unaryCase(erf, (t) => t.mul(1.5)),
 
   // Non-smooth / derivative-free unary ops, away from their kinks.
   abs: (rng) => {
@@ -427,6 +432,23 @@ const cases: Record<Primitive, Case> = {
       shapes: [shape],
       x: [uniform(rng, sizeOf(shape))],
       f: (x) => wsum(sin(pad(x, lo, hi).mul(2).add(0.3))),
+    };
+  },
+
+  // gather: rows of a random table [V, ...rest] at random ids of a random shape, some out of
+  // range (they clamp to rows 0 and V − 1) and some repeated (their cotangents must add up).
+  gather: (rng) => {
+    const table = [int(rng, 1, 4), ...randomShape(rng, 0, 2, 1, 3)];
+    const idsShape = randomShape(rng, 0, 2, 1, 3);
+    const ids = constant(
+      Float64Array.from({ length: sizeOf(idsShape) }, () => int(rng, -2, table[0] + 1)),
+      idsShape,
+      'i32',
+    );
+    return {
+      shapes: [table],
+      x: [uniform(rng, sizeOf(table))],
+      f: (x) => wsum(sin(take(x, ids).mul(2).add(0.3))),
     };
   },
 

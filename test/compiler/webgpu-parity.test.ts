@@ -6,7 +6,10 @@
 // summation orders differ (≤ 48 terms: 48·2^-24 ≈ 3e-6). Programs chain ≤ 8 ops (plus their
 // gradient) with coefficients ≤ 3, so errors amplify by ≲ 10²: TOL = 1e-4 (measured worst:
 // ~4e-7). WGSL itself only promises sin/cos to 2^-11 absolute, so a hardware adapter with
-// coarse sin/cos could exceed this bound without a compiler bug.
+// coarse sin/cos could exceed this bound without a compiler bug. The programs include erf and
+// gelu (grng_erf: within 3 ULP of the correctly rounded erf, see webgpu-erf-gather.test.ts, so
+// inside "a few ULP") and take (row copies, exact; its gradient is a one-hot matmul summing ≤ 48
+// terms, inside the summation bound).
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { grad, jit, type DeviceArray, type Tensor } from '../../index.js';

@@ -14,11 +14,14 @@ import {
   abs,
   broadcastTo,
   concat,
+  constant,
   cos,
   div,
+  erf,
   exp,
   expandDims,
   flatten,
+  gelu,
   input,
   log,
   logSoftmax,
@@ -45,6 +48,7 @@ import {
   squeeze,
   sub,
   sum,
+  take,
   tanh,
   transpose,
   where,
@@ -284,6 +288,26 @@ const OPS: readonly Builder[] = [
   unary('sin($x)', sin),
   unary('cos($x)', cos),
   unary('tanh($x)', tanh),
+  unary('erf($x)', erf),
+  (x, r) =>
+    r.p % 2 === 0
+      ? { args: [x], text: `gelu(v${x})`, build: ([t]) => gelu(t) }
+      : { args: [x], text: `gelu(v${x}, 'tanh')`, build: ([t]) => gelu(t, 'tanh') },
+  // take: rows of v_x (axis 0) at constant ids of shape [n] or [n, 2], drawn from r.p and r.q in
+  // [−1, rows] so that some are out of range (they clamp) and some repeat (cotangents add up).
+  (x, r, shapes) => {
+    const s = shapes[x];
+    if (s.length === 0) return null;
+    const idsShape = r.q % 2 === 0 ? [1 + ((r.q >> 1) % 3)] : [1 + ((r.q >> 1) % 3), 2];
+    const rng = prng(r.p);
+    const ids = Array.from({ length: sizeOf(idsShape) }, () => Math.floor(rng() * (s[0] + 2)) - 1);
+    const rows = idsShape.length === 1 ? ids : ids.map((_, k) => ids.slice(2 * k, 2 * k + 2));
+    return {
+      args: [x],
+      text: `take(v${x}, ${JSON.stringify(rows.slice(0, idsShape[0]))})`,
+      build: ([t]) => take(t, constant(ids, idsShape, 'i32')),
+    };
+  },
   unary('abs($x)', abs),
   unary('neg($x)', neg),
   unary('relu($x)', relu),
