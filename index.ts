@@ -64,6 +64,8 @@ export {
   inverseResidual,
   newtonSchulzIterations,
   powerIteration,
+  tapGeometry,
   type GuardedInverse,
+  type WeightSharing,
 } from './dsl/curvature/index.js';
 export type { LayerTap } from './dsl/optimizer.js';

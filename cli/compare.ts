@@ -6,7 +6,7 @@ import { cpus as cpuInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GrngError } from '../core/errors.js';
-import { nn } from '../dsl/nn/index.js';
+import type { Model } from '../dsl/nn/layers.js';
 import type { Optimizer } from '../dsl/optimizer.js';
 import type { ImageDataset } from '../runtime/data/image-dataset.js';
 import type { Device } from '../runtime/device.js';
@@ -18,6 +18,7 @@ import {
   type CompareSetup,
   type EvalPoint,
 } from './compare-report.js';
+import { buildModel, modelConfig, MODEL_OPTIONS, MODEL_USAGE } from './models.js';
 import { createProgress } from './progress.js';
 import {
   DATA_OPTIONS,
@@ -27,12 +28,13 @@ import {
   optimizerNamed,
   parseHyperValue,
   parseNumber,
+  parseSettings,
   type HyperValue,
 } from './training-options.js';
 
 export const COMPARE_USAGE = `Usage: grng compare [options]
 
-Trains an MLP with each optimizer under the same budget and writes a Markdown table (final and
+Trains a model (an MLP by default) with each optimizer under the same budget and writes a Markdown table (final and
 best test accuracy, losses, wall time, time to a target accuracy, mean gradient norm), the
 evaluation points as JSON and SVG plots of loss and accuracy against epoch and wall time.
 
@@ -46,7 +48,7 @@ Options:
   --evals-per-epoch K  test evaluations per epoch (default 4)
   --target X         the test accuracy whose time to reach is reported (default 0.85)
 ${DATA_USAGE}
-  --hidden N,...     hidden layer sizes of the MLP (default 256)
+${MODEL_USAGE}
   --batch-size N     default 128
   --seed N           initial parameters, shuffles and step keys, the same for all (default 0)
   --device KIND      webgpu (default) or cpu (the float64 interpreter)
@@ -100,7 +102,7 @@ async function runOne(
   entry: Entry,
   data: ImageDataset,
   device: Device,
-  sizes: readonly number[],
+  model: Model<never>,
   budget: Budget,
   print: (line: string) => void,
   isTty: boolean,
@@ -132,7 +134,7 @@ async function runOne(
   };
   try {
     const trainer = await createTrainer({
-      model: nn.mlp(sizes),
+      model,
       optimizer: entry.optimizer,
       data,
       device,
@@ -248,7 +250,7 @@ export async function compare(
       seconds: { type: 'string' },
       'evals-per-epoch': { type: 'string', default: '4' },
       target: { type: 'string', default: '0.85' },
-      hidden: { type: 'string', default: '256' },
+      ...MODEL_OPTIONS,
       'batch-size': { type: 'string', default: '128' },
       seed: { type: 'string', default: '0' },
       device: { type: 'string', default: 'webgpu' },
@@ -294,39 +296,40 @@ export async function compare(
   const target = parseNumber('target', values.target, { min: 0 });
   if (target > 1) throw new GrngError('cli', `--target is an accuracy in [0, 1], got ${target}`);
   const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
-  const hidden = values.hidden
-    .split(',')
-    .filter((s) => s !== '')
-    .map((s) => parseNumber('hidden', s, { integer: true, min: 1 }));
+  const modelPairs = values.set.filter((pair) => pair.startsWith('model.'));
+  const modelSettings = modelConfig(values, parseSettings(modelPairs));
+  const optimizerPairs = values.set.filter((pair) => !pair.startsWith('model.'));
   // Every optimizer is built (and its settings checked) before any training starts.
-  const entries: Entry[] = [...parseOptimizerSettings(values.set, names)].map(([name, given]) => {
-    const { batchSize: own, seconds, ...settings } = given;
-    if (own !== undefined && (typeof own !== 'number' || !Number.isInteger(own) || own < 1))
-      throw new GrngError(
-        'cli',
-        `--set ${name}.batchSize must be a positive integer, got ${String(own)}`,
-      );
-    if (seconds !== undefined && (typeof seconds !== 'number' || seconds < 0))
-      throw new GrngError(
-        'cli',
-        `--set ${name}.seconds must be a number of seconds, got ${String(seconds)}`,
-      );
-    return {
-      name,
-      settings,
-      optimizer: optimizerNamed(name, settings),
-      batchSize: own ?? batchSize,
-      seconds: seconds ?? Infinity,
-    };
-  });
+  const entries: Entry[] = [...parseOptimizerSettings(optimizerPairs, names)].map(
+    ([name, given]) => {
+      const { batchSize: own, seconds, ...settings } = given;
+      if (own !== undefined && (typeof own !== 'number' || !Number.isInteger(own) || own < 1))
+        throw new GrngError(
+          'cli',
+          `--set ${name}.batchSize must be a positive integer, got ${String(own)}`,
+        );
+      if (seconds !== undefined && (typeof seconds !== 'number' || seconds < 0))
+        throw new GrngError(
+          'cli',
+          `--set ${name}.seconds must be a number of seconds, got ${String(seconds)}`,
+        );
+      return {
+        name,
+        settings,
+        optimizer: optimizerNamed(name, settings),
+        batchSize: own ?? batchSize,
+        seconds: seconds ?? Infinity,
+      };
+    },
+  );
 
   const data = loadDataset(values, budget.seed);
   const device = await deviceNamed(values.device);
-  const sizes = [data.train.features, ...hidden, data.classes];
+  const { model, description } = buildModel(modelSettings, data);
   const dataset = values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string);
   print(
     `grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} ` +
-      `train / ${data.test.count} test), MLP ${sizes.join('-')}, ` +
+      `train / ${data.test.count} test), ${description}, ` +
       `${budget.epochs} epochs each, on ${device.description}`,
   );
   mkdirSync(values.out, { recursive: true });
@@ -335,7 +338,7 @@ export async function compare(
     device: device.description,
     machine: `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}`,
     dataset,
-    model: `MLP ${sizes.join('-')}`,
+    model: description,
     epochs: budget.epochs,
     target,
     seed: budget.seed,
@@ -345,7 +348,7 @@ export async function compare(
     ? previousRuns(join(values.out, 'results.json'), setup)
     : [];
   for (const entry of entries) {
-    const run = await runOne(entry, data, device, sizes, budget, print, isTty);
+    const run = await runOne(entry, data, device, model, budget, print, isTty);
     const at = runs.findIndex((r) => r.name === run.name);
     if (at >= 0) runs[at] = run;
     else runs.push(run);

@@ -1,11 +1,12 @@
-// `grng train`: trains an MLP on an IDX image dataset (Fashion-MNIST by default) with a built-in
-// optimizer through the Trainer: a progress bar on a TTY (plain lines otherwise), metrics as JSON
-// Lines, a checkpoint after every epoch and loss/accuracy plots in --out, --resume from it.
+// `grng train`: trains a model (MLP, ViT or CNN; cli/models.ts) on an IDX image dataset
+// (Fashion-MNIST by default) with a built-in optimizer through the Trainer: a progress bar on a TTY
+// (plain lines otherwise), metrics as JSON Lines, a checkpoint after every epoch and loss/accuracy
+// plots in --out, --resume from it.
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GrngError } from '../core/errors.js';
-import { nn } from '../dsl/nn/index.js';
+import { buildModel, modelConfig, MODEL_OPTIONS, MODEL_USAGE } from './models.js';
 import { createTrainer } from '../runtime/trainer.js';
 import { createProgress } from './progress.js';
 import { writeRunPlots } from './run-plots.js';
@@ -15,20 +16,19 @@ import {
   deviceNamed,
   loadDataset,
   optimizerNamed,
-  parseHyperValue,
   parseNumber,
+  parseSettings,
   type HyperValue,
 } from './training-options.js';
 
 export const TRAIN_USAGE = `Usage: grng train [options]
 
-Trains an MLP on an image-classification dataset in the four-file IDX layout; the model's input
+Trains a model on an image-classification dataset in the four-file IDX layout; the model's input
 and output sizes follow the data.
 
 Options:
 ${DATA_USAGE}
-  --model mlp        the model (an MLP; --hidden sets its layers)
-  --hidden N,...     hidden layer sizes of the MLP (default 256)
+${MODEL_USAGE}
   --optimizer NAME   ring (default), reng, rkalman, kfac, sophia, adamw, adam, sgd
   --lr X             learning rate (each optimizer's default otherwise)
   --rho X            gradient-regularization strength (ring, reng, rkalman)
@@ -43,17 +43,6 @@ ${DATA_USAGE}
   -h, --help         show this help
 `;
 
-/** `--set lr=0.01 --set damping=grad_norm` → { lr: 0.01, damping: 'grad_norm' }. */
-export function parseSettings(pairs: readonly string[]): Record<string, HyperValue> {
-  return Object.fromEntries(
-    pairs.map((pair) => {
-      const at = pair.indexOf('=');
-      if (at <= 0) throw new GrngError('cli', `--set takes NAME=VALUE, got '${pair}'`);
-      return [pair.slice(0, at), parseHyperValue(pair.slice(at + 1))];
-    }),
-  );
-}
-
 /** Runs `grng train` with `argv` (after the command name); returns the exit code. */
 export async function train(
   argv: readonly string[],
@@ -64,8 +53,7 @@ export async function train(
     args: [...argv],
     options: {
       ...DATA_OPTIONS,
-      model: { type: 'string', default: 'mlp' },
-      hidden: { type: 'string', default: '256' },
+      ...MODEL_OPTIONS,
       optimizer: { type: 'string', default: 'ring' },
       lr: { type: 'string' },
       rho: { type: 'string' },
@@ -85,12 +73,8 @@ export async function train(
     print(TRAIN_USAGE);
     return 0;
   }
-  if (values.model !== 'mlp')
-    throw new GrngError(
-      'cli',
-      `--model must be mlp (the only model so far), got '${values.model}'`,
-    );
   const settings: Record<string, HyperValue> = parseSettings(values.set);
+  const modelSettings = modelConfig(values, settings);
   if (values.lr !== undefined) settings.lr = parseNumber('lr', values.lr);
   if (values.rho !== undefined) settings.rho = parseNumber('rho', values.rho);
   if (values['inverse-every'] !== undefined)
@@ -99,10 +83,6 @@ export async function train(
       min: 1,
     });
   const optimizer = optimizerNamed(values.optimizer, settings);
-  const hidden = values.hidden
-    .split(',')
-    .filter((s) => s !== '')
-    .map((s) => parseNumber('hidden', s, { integer: true, min: 1 }));
   const epochs = parseNumber('epochs', values.epochs, { integer: true, min: 1 });
   const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
   const seed = parseNumber('seed', values.seed, { integer: true, min: 0 });
@@ -113,7 +93,7 @@ export async function train(
 
   const data = loadDataset(values, seed);
   const device = await deviceNamed(values.device);
-  const sizes = [data.train.features, ...hidden, data.classes];
+  const { model, description } = buildModel(modelSettings, data);
   mkdirSync(out, { recursive: true });
   const metricsFile = join(out, 'metrics.jsonl');
   if (!values.resume) writeFileSync(metricsFile, '');
@@ -121,15 +101,15 @@ export async function train(
   const validation = data.validation === undefined ? '' : ` / ${data.validation.count} validation`;
   print(
     `grng train: ${data.train.count} train${validation} / ` +
-      `${data.test.count} test images, ${data.classes} classes, MLP ` +
-      `${sizes.join('-')}, ${optimizer.name} on ${device.description}`,
+      `${data.test.count} test images, ${data.classes} classes, ${description}, ` +
+      `${optimizer.name} on ${device.description}`,
   );
 
   const stepsPerEpoch = Math.floor(data.train.count / batchSize);
   const progress = createProgress({ epochs, stepsPerEpoch, isTty, print });
   const trainer = await createTrainer(
     {
-      model: nn.mlp(sizes),
+      model,
       optimizer,
       data,
       device,
@@ -153,7 +133,8 @@ export async function train(
     kind: 'run',
     optimizer: optimizer.name,
     hyper: trainer.hyper,
-    sizes,
+    model: description,
+    modelSettings,
     batchSize,
     stepsPerEpoch,
     seed,
@@ -164,7 +145,7 @@ export async function train(
     const [record] = await trainer.fit(trainer.epoch);
     progress.end();
     log({ kind: 'epoch', ...record });
-    await trainer.save(checkpoint, { model: 'mlp', hidden });
+    await trainer.save(checkpoint, { ...modelSettings });
     const validated =
       record.validationAccuracy === undefined
         ? ''

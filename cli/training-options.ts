@@ -68,6 +68,17 @@ export function parseHyperValue(text: string): HyperValue {
   return text.trim() !== '' && Number.isFinite(n) ? n : text;
 }
 
+/** `--set lr=0.01 --set damping=grad_norm` → { lr: 0.01, damping: 'grad_norm' }. */
+export function parseSettings(pairs: readonly string[]): Record<string, HyperValue> {
+  return Object.fromEntries(
+    pairs.map((pair) => {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new GrngError('cli', `--set takes NAME=VALUE, got '${pair}'`);
+      return [pair.slice(0, at), parseHyperValue(pair.slice(at + 1))];
+    }),
+  );
+}
+
 export const DATA_USAGE = `  --dataset NAME     fashion-mnist (default: ${FASHION_MNIST_DIR}) or idx (needs --data)
   --data DIR         the directory holding the four IDX files (train/t10k images/labels, raw or .gz)
   --validation N     hold N training images out as a validation split (default 0: none)

@@ -33,6 +33,13 @@ const HYPER = {
    */
   fisher: 'mc',
   /**
+   * Layers applied at several positions per sample (attention projections over tokens, convolutions
+   * over pixels; docs/algorithms.md §10): 'expand' (K-FAC-expand, every position a sample) or
+   * 'reduce' (K-FAC-reduce, positions averaged first). Dense layers on [B, d] are the same either
+   * way.
+   */
+  weightSharing: 'expand',
+  /**
    * 'identity': factors start at I and are averaged from the first statistics (KFAC-Pytorch);
    * 'first': they start at the first statistics.
    */
@@ -59,6 +66,9 @@ export const kfac = defineOptimizer({
       (n) => Number.isInteger(n) && n >= 1,
     )
       ? 'covEvery, inverseEvery, inverseIterations and powerSteps must be positive integers'
+      : undefined) ??
+    (h.weightSharing !== 'expand' && h.weightSharing !== 'reduce'
+      ? `weightSharing must be 'expand' or 'reduce', got '${h.weightSharing}'`
       : undefined) ??
     (h.fisher !== 'mc' && h.fisher !== 'empirical'
       ? `fisher must be 'mc' or 'empirical', got '${h.fisher}'`
@@ -93,6 +103,7 @@ export const kfac = defineOptimizer({
         decay: hyper.statDecay,
         factorInit: settings.factorInit,
         covEvery: settings.covEvery,
+        weightSharing: settings.weightSharing,
         every,
       });
       const inverses = every(

@@ -49,7 +49,7 @@ export interface LayerState {
  * ('first').
  */
 export function initialLayerState(layer: LayerInfo, factorInit: string): LayerState {
-  const [dOut, dIn] = [layer.w.shape[0], layer.w.shape[1] + (layer.b === undefined ? 0 : 1)];
+  const [dOut, dIn] = layerMatrixShape(layer);
   const start = (n: number) => (factorInit === 'identity' ? eye(n) : zeros([n, n]));
   return {
     lambda: start(dIn),
@@ -59,6 +59,16 @@ export function initialLayerState(layer: LayerInfo, factorInit: string): LayerSt
     lambdaVec: powerStart(dIn),
     gammaVec: powerStart(dOut),
   };
+}
+
+/**
+ * The layer's parameters as one matrix W̃ = [W | b] (d_out × d_in): a convolution's kernel
+ * [C_out, C_in, k_h, k_w] is read row-major as [C_out, C_in·k_h·k_w], the order of its patches.
+ */
+export function layerMatrixShape(layer: LayerInfo): [number, number] {
+  const [dOut, ...rest] = layer.w.shape;
+  const dIn = rest.reduce((n, d) => n * d, 1);
+  return [dOut, dIn + (layer.b === undefined ? 0 : 1)];
 }
 
 /**
@@ -116,10 +126,11 @@ export function updatedFactors(
     readonly decay: Tensor;
     readonly factorInit: string;
     readonly covEvery: number;
+    readonly weightSharing: string;
     every<T>(period: number, work: () => T, otherwise: () => T): T;
   },
 ): [Tensor, Tensor] {
-  const fresh = kroneckerFactors(tap);
+  const fresh = kroneckerFactors(tap, options.weightSharing === 'reduce' ? 'reduce' : 'expand');
   const average = (prev: Tensor, stat: Tensor) =>
     options.factorInit === 'first'
       ? where(options.first, stat, ema(prev, stat, options.decay))
@@ -144,7 +155,10 @@ export function gradientLookup(
 
 /** The layer gradient [∂L/∂W | ∂L/∂b] (d_out×d_in, the bias last) from the parameter gradients. */
 export function layerGrad(tap: LayerTap, gradOf: (p: Tensor) => Tensor): Tensor {
-  const gw = gradOf(tap.w);
+  const gw = reshape(gradOf(tap.w), [
+    tap.w.shape[0],
+    layerMatrixShape({ ...tap, b: undefined })[1],
+  ]);
   return tap.b === undefined ? gw : concat([gw, expandDims(gradOf(tap.b), 1)], 1);
 }
 
@@ -156,8 +170,8 @@ export function layerDirections(
 ): Map<Tensor['node'], Tensor> {
   const direction = new Map<Tensor['node'], Tensor>();
   for (const { tap, v } of layers) {
-    const [dOut, dIn] = tap.w.shape;
-    direction.set(tap.w.node, slice(v, [0, 0], [dOut, dIn]));
+    const [dOut, dIn] = layerMatrixShape({ ...tap, b: undefined });
+    direction.set(tap.w.node, reshape(slice(v, [0, 0], [dOut, dIn]), tap.w.shape));
     if (tap.b !== undefined)
       direction.set(tap.b.node, reshape(slice(v, [0, dIn], [dOut, dIn + 1]), [dOut]));
   }

@@ -61,6 +61,13 @@ export const RING_HYPER = {
    */
   fisher: 'mc',
   /**
+   * Layers applied at several positions per sample (attention projections over tokens, convolutions
+   * over pixels; docs/algorithms.md §10): 'expand' (K-FAC-expand, every position a sample) or
+   * 'reduce' (K-FAC-reduce, positions averaged first). Dense layers on [B, d] are the same either
+   * way.
+   */
+  weightSharing: 'expand',
+  /**
    * 'spectral': Λ + c·λ_max(Λ)·I, Γ + c·λ_max(Γ)·I (§3.3); 'grad_norm': λ = ρ‖G‖_F² split by the
    * π-rule (§9 O3).
    */
@@ -127,6 +134,9 @@ export function validateRing(h: {
       (n) => Number.isInteger(n) && n >= 1,
     )
       ? 'covEvery, inverseEvery, newtonIters and powerSteps must be positive integers'
+      : undefined) ??
+    (h.weightSharing !== 'expand' && h.weightSharing !== 'reduce'
+      ? `weightSharing must be 'expand' or 'reduce', got '${h.weightSharing}'`
       : undefined) ??
     (h.fisher !== 'mc' && h.fisher !== 'empirical'
       ? `fisher must be 'mc' or 'empirical', got '${h.fisher}'`
@@ -196,6 +206,7 @@ export function ringStep(
       decay: hyper.statDecay,
       factorInit: settings.factorInit,
       covEvery: settings.covEvery,
+      weightSharing: settings.weightSharing,
       every,
     });
     const g = layerGrad(tap, gradOf);

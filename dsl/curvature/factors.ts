@@ -1,33 +1,107 @@
 import { GrngError } from '../../core/errors.js';
-import { add, div, matmul, mT, mul, sub, type Tensor } from '../index.js';
+import {
+  abs,
+  add,
+  div,
+  le,
+  matmul,
+  mean,
+  mT,
+  mul,
+  reshape,
+  sub,
+  sum,
+  where,
+  type Tensor,
+} from '../index.js';
 import type { LayerTap } from '../optimizer.js';
 
 /**
- * A dense layer's Kronecker factors for one minibatch (docs/algorithms.md §2): Λ̂ = aᵀa/B
- * (d_in×d_in), Γ̂ = gᵀg/B (d_out×d_out).
+ * How a layer applied at T positions per sample (tokens, patches, output pixels) turns into
+ * Kronecker factors (docs/algorithms.md §10): 'expand' treats every position as a sample of its
+ * own (K-FAC-expand), 'reduce' first averages the inputs and sums the output gradients over the
+ * positions (K-FAC-reduce). Both equal the dense factors of §2 when T = 1.
  */
-export function kroneckerFactors(tap: LayerTap): {
-  readonly lambda: Tensor;
-  readonly gamma: Tensor;
-} {
+export type WeightSharing = 'expand' | 'reduce';
+
+/**
+ * A tap's rows: B samples of T positions each. A rank-2 tap (a [B, d_in]) is one position per
+ * sample; a rank-3 tap (a [B, T, d_in]) has T.
+ */
+export function tapGeometry(tap: LayerTap): { readonly batch: number; readonly positions: number } {
   const { a, g } = tap;
-  if (a.rank !== 2 || g.rank !== 2 || a.shape[0] !== g.shape[0]) {
+  const sameLead = a.rank === g.rank && a.shape.slice(0, -1).every((d, i) => d === g.shape[i]);
+  if ((a.rank !== 2 && a.rank !== 3) || !sameLead) {
     throw new GrngError(
       'kroneckerFactors',
-      `tap ${tap.name}: a [B, d_in] and g [B, d_out] must share the batch ` +
-        `axis, got [${a.shape.join(', ')}] and [${g.shape.join(', ')}]`,
+      `tap ${tap.name}: a [B, d_in] and g [B, d_out] (or [B, T, d_in] and [B, T, d_out]) ` +
+        `must share their leading axes, got [${a.shape.join(', ')}] and [${g.shape.join(', ')}]`,
     );
   }
-  const batch = a.shape[0];
-  return { lambda: div(matmul(mT(a), a), batch), gamma: div(matmul(mT(g), g), batch) };
+  return { batch: a.shape[0], positions: a.rank === 3 ? a.shape[1] : 1 };
+}
+
+/** The tap's a and g as matrices of B·T rows. */
+function rows(tap: LayerTap): { readonly a: Tensor; readonly g: Tensor } {
+  const { a, g } = tap;
+  if (a.rank === 2) return { a, g };
+  const n = a.shape[0] * a.shape[1];
+  return { a: reshape(a, [n, a.shape[2]]), g: reshape(g, [n, g.shape[2]]) };
 }
 
 /**
- * The layer gradient G = gᵀa/B (d_out×d_in, the bias as the last column when a carries a ones
- * column).
+ * A layer's Kronecker factors for one minibatch (docs/algorithms.md §2, §10). With B samples of
+ * T positions, expand gives Λ̂ = Σ ã ãᵀ / (B·T) and Γ̂ = Σ g gᵀ / B over all B·T rows; reduce gives
+ * Λ̂ = Σ_n ā ā ᵀ / B and Γ̂ = Σ_n ĝ ĝᵀ / B with ā_n the mean of a over positions and ĝ_n the sum
+ * of g. Dense layers (T = 1) get Λ̂ = aᵀa/B, Γ̂ = gᵀg/B either way.
+ */
+export function kroneckerFactors(
+  tap: LayerTap,
+  weightSharing: WeightSharing = 'expand',
+): {
+  readonly lambda: Tensor;
+  readonly gamma: Tensor;
+} {
+  const { batch, positions } = tapGeometry(tap);
+  if (weightSharing === 'reduce' && tap.a.rank === 3) {
+    const aBar = mean(tap.a, 1);
+    const gHat = summedGradients(tap.g);
+    return {
+      lambda: div(matmul(mT(aBar), aBar), batch),
+      gamma: div(matmul(mT(gHat), gHat), batch),
+    };
+  }
+  const { a, g } = rows(tap);
+  return {
+    lambda: div(matmul(mT(a), a), batch * positions),
+    gamma: div(matmul(mT(g), g), batch),
+  };
+}
+
+/**
+ * ĝ_n = Σ_t g_{n,t}, with entries that cancel to within 2⁻¹² of Σ_t |g_{n,t}| set to zero. Some
+ * sums vanish identically — an attention key projection's, as softmax ignores a shift shared by all
+ * keys — and in floating point leave a Γ of rounding noise (float32 autodiff rounds each g to a few
+ * ulps of the larger terms it came from), which RING's relative damping would invert as if it were
+ * curvature. Zero, it takes the degenerate-factor rule instead (docs/algorithms.md §10.3).
+ */
+function summedGradients(g: Tensor): Tensor {
+  const total = sum(g, 1);
+  const cancelled = le(abs(total), mul(sum(abs(g), 1), CANCELLED));
+  return where(cancelled, 0, total);
+}
+
+/** Relative size below which a sum over positions counts as cancelled (see summedGradients). */
+export const CANCELLED = 2 ** -12;
+
+/**
+ * The layer gradient G = Σ g ãᵀ / B over all B·T rows (d_out×d_in, the bias as the last column
+ * when a carries a ones column): ∂L/∂[W | b] for the mean loss over the B samples.
  */
 export function layerGradient(tap: LayerTap): Tensor {
-  return div(matmul(mT(tap.g), tap.a), tap.a.shape[0]);
+  const { batch } = tapGeometry(tap);
+  const { a, g } = rows(tap);
+  return div(matmul(mT(g), a), batch);
 }
 
 /** Exponential moving average: decay·old + (1 − decay)·fresh (docs/algorithms.md §3.4). */

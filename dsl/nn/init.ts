@@ -35,6 +35,25 @@ export function uniformInit(
   );
 }
 
+/**
+ * N(0, std²) values of `shape` by the Box–Muller transform of the seeded uniform stream (PyTorch's
+ * nn.init.normal_; ViT's position embeddings use std 0.02, nn.Embedding std 1).
+ */
+export function normalInit(next: () => number, shape: readonly number[], std: number): HostArray {
+  const n = shape.reduce((a, d) => a * d, 1);
+  return new HostArray(
+    Float64Array.from({ length: n }, () => {
+      const u = 1 - next(); // in (0, 1]: log(u) is finite
+      return std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
+    }),
+    shape,
+    'f32',
+  );
+}
+
+export const onesInit = (shape: readonly number[]): HostArray =>
+  new HostArray(new Float64Array(shape.reduce((a, d) => a * d, 1)).fill(1), shape, 'f32');
+
 export const zerosInit = (shape: readonly number[]): HostArray =>
   new HostArray(new Float64Array(shape.reduce((a, d) => a * d, 1)), shape, 'f32');
 

@@ -1,6 +1,17 @@
 import { GrngError } from '../../core/errors.js';
 import type { HostArray } from '../../core/host-array.js';
-import { add, matmul, mT, relu, sigmoid, tanh, concat, onesLike, slice } from '../index.js';
+import {
+  add,
+  matmul,
+  mT,
+  relu,
+  sigmoid,
+  tanh,
+  concat,
+  onesLike,
+  reshape,
+  slice,
+} from '../index.js';
 import type { Tensor } from '../tensor.js';
 import type { Tree } from '../../core/tree.js';
 import { childSeed, seededUniform, uniformInit } from './init.js';
@@ -49,19 +60,43 @@ export function dense(
       return params;
     },
     apply(params, x) {
-      if (x.rank !== 2 || x.shape[1] !== inFeatures)
+      if (x.rank < 2 || x.shape[x.rank - 1] !== inFeatures)
         throw new GrngError(
           'nn.dense',
-          `${name} expects inputs [batch, ${inFeatures}], got [${x.shape.join(', ')}]`,
+          `${name} expects inputs [batch, ${inFeatures}] or [batch, …, ${inFeatures}], ` +
+            `got [${x.shape.join(', ')}]`,
         );
-      const s =
-        params.b === undefined ? matmul(x, mT(params.w)) : add(matmul(x, mT(params.w)), params.b);
-      // The tap's activations carry a ones column for the bias (W̃ = [W | b]).
-      const a =
-        params.b === undefined ? x : concat([x, onesLike(slice(x, [0, 0], [x.shape[0], 1]))], 1);
-      return tapDense(name, a, s, add, params);
+      return sharedDense(name, x, params.w, params.b, params);
     },
   };
+}
+
+/**
+ * x Wᵀ + b over the last axis of `x` [B, …, d_in], recording the layer's tap. Inputs of rank
+ * above 2 apply the same weights at every position: the tap then holds [B, T, ·] rows with T the
+ * product of the middle axes (docs/algorithms.md §10). `matrix` is W as [d_out, d_in]; `params`
+ * are the parameter tensors the tap reports (a convolution's kernel keeps its own shape).
+ */
+export function sharedDense(
+  name: string,
+  x: Tensor,
+  matrix: Tensor,
+  bias: Tensor | undefined,
+  params: { readonly w: Tensor; readonly b?: Tensor },
+): Tensor {
+  const [dOut, dIn] = matrix.shape;
+  const lead = x.shape.slice(0, -1);
+  const rows = lead.reduce((n, d) => n * d, 1);
+  const x2 = x.rank === 2 ? x : reshape(x, [rows, dIn]);
+  const product = matmul(x2, mT(matrix));
+  const s2 = bias === undefined ? product : add(product, bias);
+  // The tap's activations carry a ones column for the bias (W̃ = [W | b]).
+  const a2 = bias === undefined ? x2 : concat([x2, onesLike(slice(x2, [0, 0], [rows, 1]))], 1);
+  if (x.rank === 2) return tapDense(name, a2, s2, add, params);
+  const tapRows = [x.shape[0], rows / x.shape[0]];
+  const a = reshape(a2, [...tapRows, a2.shape[1]]);
+  const s = reshape(s2, [...tapRows, dOut]);
+  return reshape(tapDense(name, a, s, add, params), [...lead, dOut]);
 }
 
 /**

@@ -17,6 +17,8 @@ export interface ImageDataset {
   /** Training images held out for model selection (holdOutValidation). */
   readonly validation?: ImageSplit;
   readonly classes: number;
+  /** Each image's shape [height, width, channels] (rows are flattened in this order). */
+  readonly image?: readonly [number, number, number];
 }
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -43,6 +45,7 @@ export function loadIdxImages(dir: string = FASHION_MNIST_DIR): ImageDataset {
         `another directory)`,
     );
   };
+  let image: [number, number, number] | undefined;
   const split = (images: string, labels: string): ImageSplit => {
     const xi = readIdx(path(images));
     const yi = readIdx(path(labels));
@@ -54,6 +57,9 @@ export function loadIdxImages(dir: string = FASHION_MNIST_DIR): ImageDataset {
       );
     }
     const features = xi.shape.slice(1).reduce((a, d) => a * d, 1);
+    // [count, H, W] or [count, H, W, C]; other layouts are rows of features, not images.
+    const [h, w = 1, c = 1, ...more] = xi.shape.slice(1);
+    image = more.length === 0 ? [h, w, c] : undefined;
     return {
       x: Float32Array.from(xi.data, (v) => v / 255),
       y: Int32Array.from(yi.data),
@@ -71,5 +77,5 @@ export function loadIdxImages(dir: string = FASHION_MNIST_DIR): ImageDataset {
   let classes = 0;
   for (const labels of [train.y, test.y])
     for (const c of labels) classes = Math.max(classes, c + 1);
-  return { train, test, classes };
+  return { train, test, classes, image };
 }

@@ -35,6 +35,11 @@ describe('grng train', () => {
     '2',
   ];
 
+  // The MLP's --hidden 8 removed, for the other models.
+  const withoutHidden = common.filter(
+    (_, i) => common[i] !== '--hidden' && common[i - 1] !== '--hidden',
+  );
+
   test(
     'two epochs: a line per epoch, metrics.jsonl with every step and ' +
       'epoch, a checkpoint; --resume adds a third epoch',
@@ -120,14 +125,60 @@ describe('grng train', () => {
     },
   );
 
+  test(
+    '--model vit and --model cnn train on the image shape the IDX files give; model options as ' +
+      'flags or --set model.K=V, saved with the checkpoint',
+    async () => {
+      for (const [name, options] of [
+        ['vit', ['--patch', '2', '--dim', '4', '--set', 'model.depth=1', '--heads', '2']],
+        ['cnn', ['--channels', '2', '--kernel', '3', '--hidden', '5']],
+      ] as const) {
+        const lines: string[] = [];
+        const runOut = join(dir, name);
+        const args = [
+          ...withoutHidden,
+          '--model',
+          name,
+          ...options,
+          '--out',
+          runOut,
+          '--epochs',
+          '1',
+        ];
+        expect(await train(args, (l) => lines.push(l))).toBe(0);
+        expect(lines[0]).toMatch(
+          name === 'vit' ? /ViT 4×4×1 patch 2, dim 4, depth 1/ : /CNN 4×4×1/,
+        );
+        const loss = readFileSync(join(runOut, 'metrics.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { kind: string; loss?: number })
+          .filter((r) => r.kind === 'step')
+          .map((r) => r.loss ?? Number.NaN);
+        expect(loss.every(Number.isFinite)).toBe(true);
+        expect(loadCheckpoint(join(runOut, 'checkpoint.safetensors')).meta).toMatchObject(
+          name === 'vit'
+            ? { model: 'vit', patch: 2, dim: 4, depth: 1, heads: 2, mlpDim: 16 }
+            : { model: 'cnn', channels: [2], kernel: 3, hidden: [5] },
+        );
+      }
+    },
+  );
+
   test('bad options are GrngErrors with one clear message; --help prints the usage', async () => {
     await expect(train([...common, '--optimizer', 'lamb'], () => {})).rejects.toThrow(
       /unknown optimizer 'lamb'/,
     );
     await expect(train(['--dataset', 'idx'], () => {})).rejects.toThrow(/--data DIR/);
-    await expect(train([...common, '--model', 'cnn'], () => {})).rejects.toThrow(
-      /--model must be mlp/,
+    await expect(train([...common, '--model', 'resnet'], () => {})).rejects.toThrow(
+      /--model must be mlp, vit, cnn/,
     );
+    await expect(train([...common, '--patch', '2'], () => {})).rejects.toThrow(
+      /--patch is not an option of --model mlp/,
+    );
+    await expect(
+      train([...withoutHidden, '--model', 'vit', '--patch', '3'], () => {}),
+    ).rejects.toThrow(/patch 3 must divide the image size 4×4/);
     await expect(train([...common, '--set', 'bogus=1'], () => {})).rejects.toThrow(
       /unknown hyperparameter 'bogus'/,
     );
