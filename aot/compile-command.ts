@@ -9,15 +9,12 @@ import { checkPurity, formatViolations } from './purity.js';
 import { emitModule } from './emit-module.js';
 import { importOptimizerFile } from './load-source.js';
 import { GrngError } from '../core/errors.js';
-import type { DType } from '../core/ir/index.js';
-import { nn } from '../dsl/nn/index.js';
+import { preset } from './presets.js';
 import type { Optimizer } from '../dsl/optimizer.js';
 import { flattenTree } from '../core/tree.js';
 import { compileOptimizerPlans, PORTABLE_LIMITS, type TrainStepTarget } from './compile-plans.js';
 import { crossEntropy } from '../dsl/index.js';
-import type { Model } from '../dsl/nn/layers.js';
 import { manifestToJson, type LeafSpec, type PlanLimits } from './manifest.js';
-import { HostArray } from '../core/host-array.js';
 
 export const COMPILE_USAGE = `Usage: grng compile <file.ts> (--shapes JSON | --preset mlp:784,256,10) [options]
 
@@ -28,7 +25,10 @@ given gradients (gradient-only optimizers); with --preset, a whole training step
 
 Options:
   --shapes JSON      the parameter tree: leaves are shapes, e.g. '{"w":[784,256],"b":[256]}'
-  --preset NAME      a model instead: mlp:SIZES (e.g. mlp:784,256,10), compiled as a training step
+  --preset NAME      a model instead, compiled as a training step: mlp:SIZES (e.g. mlp:784,256,10),
+                     vit:image=28x28x1,patch=7,dim=64,depth=2,heads=4,classes=10 (mlpDim=N
+                     optional) or cnn:image=28x28x1,channels=16/32,kernel=5,classes=10 (hidden=N
+                     optional); unnamed options take these values
   --batch N          the training step's batch size (default 128)
   --metrics A,B      what each training step returns (default loss,accuracy)
   --export NAME      compile only this export (default: every exported optimizer)
@@ -58,28 +58,6 @@ export function parseShapes(text: string): unknown {
   );
   if (leaves.length === 0) throw new GrngError('compile', '--shapes has no parameters');
   return rebuild(leaves.map((shape): LeafSpec => ({ shape, dtype: 'f32' })));
-}
-
-/** A model preset (mlp:784,256,10): the model, its parameter layout and its input width. */
-export function preset(name: string): { model: Model<never>; shapes: unknown; sizes: number[] } {
-  const match = /^mlp:(\d+(?:,\d+)+)$/.exec(name);
-  if (match === null)
-    throw new GrngError('compile', `--preset must look like mlp:784,256,10, got '${name}'`);
-  const sizes = match[1].split(',').map(Number);
-  if (sizes.some((n) => n < 1))
-    throw new GrngError('compile', `--preset sizes must be positive, got '${name}'`);
-  const model = nn.mlp(sizes);
-  const { leaves, rebuild } = flattenTree(
-    'compile',
-    model.init(0),
-    (x): x is HostArray => x instanceof HostArray,
-    'an array',
-  );
-  return {
-    model: model as Model<never>,
-    shapes: rebuild(leaves.map((a): LeafSpec => ({ shape: a.shape, dtype: a.dtype as DType }))),
-    sizes,
-  };
 }
 
 const isFactory = (x: unknown): x is (settings?: object) => Optimizer<never, unknown> =>
@@ -140,7 +118,7 @@ export async function compile(
   if ((values.shapes === undefined) === (values.preset === undefined))
     throw new GrngError(
       'compile',
-      'give the parameter layout: --shapes JSON or --preset mlp:SIZES (one of them)',
+      'give the parameter layout: --shapes JSON or --preset mlp:SIZES, vit:… or cnn:… (one of them)',
     );
   const chosen = values.preset === undefined ? undefined : preset(values.preset);
   const specs = values.shapes !== undefined ? parseShapes(values.shapes) : chosen?.shapes;
@@ -154,7 +132,7 @@ export async function compile(
           model: chosen.model,
           loss: crossEntropy,
           batch: {
-            x: { shape: [batch, chosen.sizes[0]], dtype: 'f32' },
+            x: { shape: [batch, chosen.features], dtype: 'f32' },
             y: { shape: [batch], dtype: 'i32' },
           },
           metrics: values.metrics.split(',').filter((m) => m !== ''),

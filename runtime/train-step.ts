@@ -132,10 +132,12 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
   const prepare = async (x: ArrayLeaf): Promise<Placed> => {
     if (state !== undefined) return state;
     const shape = typeof x === 'number' ? [] : x.shape;
+    // Token ids are i32: the model is traced on inputs of the batch's own dtype.
+    const dtype = typeof x === 'number' ? 'f32' : x.dtype;
     if (options.state !== undefined) {
       const given = upload(device, options.state, op);
       checkStateFor(optimizer, settings, current.tree, given.tree, op, (p) =>
-        layersOf(p, input('x_check', shape)),
+        layersOf(p, input('x_check', shape, dtype)),
       );
       return given;
     }
@@ -144,7 +146,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
         optimizer.definition.init(
           p,
           settings,
-          layersOf(p, input('x_shape', shape)),
+          layersOf(p, input('x_shape', shape, dtype)),
         ) as Tree<Tensor>,
       { device },
     );

@@ -22,6 +22,7 @@ import {
 } from '../../index.js';
 import { flattenTree } from '../../core/tree.js';
 import { compileOptimizerPlans } from '../../aot/compile-plans.js';
+import { preset } from '../../aot/presets.js';
 import { loadOptimizer, loadTrainStep } from '../../aot/load-optimizer.js';
 import { manifestFromJson, manifestToJson } from '../../aot/manifest.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
@@ -149,6 +150,46 @@ describe('grng compile plans', () => {
         expect(await read(loaded.state())).toEqual(await read(await jitted.state()));
       }
       await expect(loadOptimizer(manifest, device, model.init(0))).rejects.toThrow(/loadTrainStep/);
+    },
+  );
+
+  test(
+    'a ViT training step (grng compile --preset vit:…, AdamW): metrics, parameters and state ' +
+      'bitwise as compileTrainStep',
+    async () => {
+      const chosen = preset('vit:image=4x4x1,patch=2,dim=4,depth=1,heads=2,classes=3');
+      expect(chosen.features).toBe(16);
+      const optimizer = adamw({ lr: 0.01 }) as unknown as Optimizer;
+      const train = {
+        model: chosen.model,
+        loss: crossEntropy,
+        batch: { x: { shape: [5, 16], dtype: 'f32' }, y: { shape: [5], dtype: 'i32' } },
+        metrics: ['loss', 'accuracy'],
+        description: 'vit',
+      } as const;
+      const manifest = manifestFromJson(
+        manifestToJson(compileOptimizerPlans(optimizer, chosen.shapes, { train })),
+      );
+      const params = () => (chosen.model as unknown as { init(s: number): object }).init(0);
+      const jitted = await compileTrainStep({
+        model: chosen.model,
+        loss: crossEntropy,
+        optimizer,
+        params: params() as never,
+        device,
+        metrics: train.metrics,
+      });
+      const loaded = await loadTrainStep(manifest, device, params() as never);
+      for (let step = 0; step < 3; step++) {
+        const batch = {
+          x: array(uniform(rng, 80), [5, 16]),
+          y: array(Int32Array.from([0, 1, 2, step % 3, 1]), [5], 'i32'),
+        };
+        const want = await jitted.run(batch);
+        expect(await loaded.run(batch)).toEqual(want);
+        expect(await read(loaded.params())).toEqual(await read(await jitted.params()));
+        expect(await read(loaded.state())).toEqual(await read(await jitted.state()));
+      }
     },
   );
 

@@ -20,9 +20,15 @@ import {
   take,
   tanh,
   valueAndGrad,
+  nn,
+  isTensor,
   type Tensor,
 } from '../../index.js';
+import { HostArray } from '../../core/host-array.js';
+import { flattenTree } from '../../core/tree.js';
 
+/** Dispatches of one encoder block's forward + backward below, and how many are matmuls. */
+const ENCODER_BLOCK = { total: 56, matmul: 24 };
 /** Dispatches of the 2-layer MLP training step below (see its comment for the breakdown). */
 const MLP_STEP_KERNELS = 9;
 import { packedInputs } from '../../compiler/memory/layout.js';
@@ -197,6 +203,34 @@ describe('kernel counts', () => {
     expect(program.kernels.length).toBe(MLP_STEP_KERNELS);
     const last = program.kernels[program.kernels.length - 1];
     expect(last.segments.map((s) => s.roots.length)).toEqual([1, 3, 3, 3, 3]);
+  });
+
+  test('one pre-LN encoder block forward + backward (B = 64, T = 16, d = 64, 4 heads)', () => {
+    const block = nn.encoderBlock(64, 4);
+    const { leaves, rebuild } = flattenTree(
+      'test',
+      block.init(0),
+      (x): x is HostArray => x instanceof HostArray,
+      'an array',
+    );
+    const params = rebuild(leaves.map((l, i) => input(`p${i}`, l.shape))) as never;
+    const x = input('x', [64, 16, 64]);
+    const [value, grads] = valueAndGrad((p: never) => sum(mul(block.apply(p, x), 0.5)))(params);
+    const outs = [value, ...flattenTree('test', grads, isTensor, 'a Tensor').leaves];
+    const program = kernels(outs);
+    const kinds = program.kernels.map((k) =>
+      k.segments.some((s) => s.matmul !== undefined || s.roots.some((r) => r.op === 'matmul'))
+        ? 'matmul'
+        : k.segments.some((s) => s.roots.some((r) => r.op === 'reduceSum' || r.op === 'reduceMax'))
+          ? 'reduce'
+          : 'elementwise',
+    );
+    const count = (kind: string) => kinds.filter((k) => k === kind).length;
+    // Pinned as built today. 24 matmuls: forward q, k, v, o, q·kᵀ, P·v, fc1, fc2 (8); backward
+    // two per dense layer (input and weight cotangents, 12) and two each through q·kᵀ and P·v (4).
+    // The reductions are the two layer norms' row statistics and their backward sums, the
+    // softmax's row max and sum and its backward row sum, and the bias and norm-parameter sums.
+    expect({ total: program.kernels.length, matmul: count('matmul') }).toEqual(ENCODER_BLOCK);
   });
 
   test('gradient of a one-layer relu network', () => {
