@@ -27,7 +27,7 @@ Options:
   --shapes JSON      the parameter tree: leaves are shapes, e.g. '{"w":[784,256],"b":[256]}'
   --preset NAME      a model instead, compiled as a training step: mlp:SIZES (e.g. mlp:784,256,10),
                      vit:image=28x28x1,patch=7,dim=64,depth=2,heads=4,classes=10 (mlpDim=N
-                     optional) or cnn:image=28x28x1,channels=16/32,kernel=5,classes=10 (hidden=N
+                     optional) or cnn:image=28x28x1,channels=16/32,kernel=3,classes=10 (hidden=N
                      optional); unnamed options take these values
   --batch N          the training step's batch size (default 128)
   --metrics A,B      what each training step returns (default loss,accuracy)

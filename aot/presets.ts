@@ -12,7 +12,7 @@ import type { LeafSpec } from './manifest.js';
 export const PRESET_USAGE =
   'mlp:SIZES (e.g. mlp:784,256,10), ' +
   'vit:image=28x28x1,patch=7,dim=64,depth=2,heads=4,classes=10 (mlpDim optional) or ' +
-  'cnn:image=28x28x1,channels=16/32,kernel=5,classes=10 (hidden optional)';
+  'cnn:image=28x28x1,channels=16/32,kernel=3,classes=10 (hidden optional)';
 
 const fail = (name: string, why: string): never => {
   throw new GrngError('compile', `--preset ${name}: ${why}; use ${PRESET_USAGE}`);
@@ -73,7 +73,7 @@ export function preset(name: string): { model: Model<never>; shapes: unknown; fe
     model = nn.cnn({
       image: o.image,
       channels: o.ints('channels', '/') ?? [16, 32],
-      kernel: o.int('kernel', 5),
+      kernel: o.int('kernel', 3),
       hidden: o.ints('hidden', ',')?.[0],
       classes: o.int('classes'),
     });

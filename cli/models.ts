@@ -18,7 +18,7 @@ export const MODEL_USAGE = `  --model NAME       mlp (default), vit or cnn; the 
   --heads N          vit: attention heads (default 4)
   --mlp-dim N        vit: hidden width of each block's MLP (default 4·dim)
   --channels N,...   cnn: channels of each conv + 2×2 max-pool stage (default 16,32)
-  --kernel N         cnn: odd kernel size, 'same' padding (default 5)
+  --kernel N         cnn: odd kernel size, 'same' padding (default 3)
   --set model.K=V    any of the model options above by name (e.g. model.dim=64)`;
 
 export const MODEL_OPTIONS = {
@@ -101,7 +101,7 @@ export function modelConfig(flags: ModelFlags, settings: Record<string, HyperVal
     return {
       model: 'cnn',
       channels: list('channels', given.channels ?? '16,32'),
-      kernel: int('kernel', 5),
+      kernel: int('kernel', 3),
       hidden,
     };
   }

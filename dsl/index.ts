@@ -76,6 +76,7 @@ export {
   concat,
 } from './ops/movement.js';
 export { take } from './ops/take.js';
+export { windows } from './ops/windows.js';
 export { sum, max, min, mean } from './ops/reduce.js';
 export { matmul, outer, eye, trace } from './ops/linalg.js';
 export { cholesky, solveTriangular, choleskySolve } from './ops/cholesky.js';

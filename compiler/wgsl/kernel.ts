@@ -279,7 +279,8 @@ function vectorizable(plan: KernelPlan): boolean {
     const kind = wgslRuleOf(node).kind;
     if (node.op === 'cast' || node.op === 'iota' || node.dtype === 'i32') return false;
     if (node.op === 'reshape') return ok(node.inputs[0]);
-    if (node.op === 'pad') return false; // zeros outside: not uniform even over a uniform value
+    // zeros outside: not uniform even over a uniform value
+    if (node.op === 'pad' || node.op === 'windows') return false;
     if (kind === 'gather') return false; // reads its table at the ids' values, not its own vec4
     if (kind === 'index') return uniformValue(node.inputs[0], buffers);
     return node.inputs.every(ok);
@@ -295,7 +296,8 @@ function uniformValue(node: Node, buffers: ReadonlySet<number>): boolean {
   if (buffers.has(node.id)) return shapeSize(node.shape) === 1;
   if (node.op === 'constant') return 'value' in (node.attrs as object);
   const kind = wgslRuleOf(node).kind;
-  if (kind === 'index') return node.op !== 'pad' && uniformValue(node.inputs[0], buffers);
+  if (kind === 'index')
+    return node.op !== 'pad' && node.op !== 'windows' && uniformValue(node.inputs[0], buffers);
   if (kind === 'expr')
     return (
       shapeSize(node.shape) === 1 &&

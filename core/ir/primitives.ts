@@ -61,6 +61,15 @@ export interface PrimitiveAttrs {
   /** Zero padding, `lo[i]` before and `hi[i]` after axis i. */
   pad: { lo: readonly number[]; hi: readonly number[] };
   /**
+   * Sliding windows of NHWC images (im2col as a view): [B, H, W, C] → [B, H_out, W_out, C, k_h,
+   * k_w], zero outside the image (core/ops/windows.ts).
+   */
+  windows: {
+    window: readonly [number, number];
+    stride: readonly [number, number];
+    padding: readonly [number, number];
+  };
+  /**
    * Rows of a table picked by integer ids (an embedding lookup): operands table [V, ...rest] and
    * ids [...idx] (i32), result [...idx, ...rest]; an id outside [0, V) reads the row it clamps to.
    */

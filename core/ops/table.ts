@@ -7,6 +7,7 @@ import { leafRules } from './leaves.js';
 import { matmulRules } from './matmul.js';
 import { movementRules } from './movement.js';
 import { reduceRules } from './reduce.js';
+import { windowsRules } from './windows.js';
 import type { OpRule, RuleTable } from './rule.js';
 
 /**
@@ -18,6 +19,7 @@ export const opTable: RuleTable<Primitive> = {
   ...elementwiseRules,
   ...bitwiseRules,
   ...movementRules,
+  ...windowsRules,
   ...gatherRules,
   ...reduceRules,
   ...matmulRules,

@@ -27,7 +27,7 @@ export function cnn(options: {
   const op = 'nn.cnn';
   const [h, w, c] = options.image;
   const channels = options.channels ?? [16, 32];
-  const kernel = options.kernel ?? 5;
+  const kernel = options.kernel ?? 3;
   if (!Number.isInteger(kernel) || kernel < 1 || kernel % 2 === 0)
     throw new GrngError(op, `kernel must be an odd positive integer, got ${String(kernel)}`);
   const scale = 2 ** channels.length;

@@ -1,6 +1,6 @@
 import { GrngError } from '../../core/errors.js';
 import type { HostArray } from '../../core/host-array.js';
-import { concat, max, mean, pad, reshape, slice } from '../index.js';
+import { max, mean, reshape, windows } from '../index.js';
 import type { Tensor } from '../tensor.js';
 import { seededUniform, uniformInit } from './init.js';
 import { sharedDense, type DenseParams, type Model } from './layers.js';
@@ -34,7 +34,9 @@ function expectImage(op: string, x: Tensor, channels?: number): void {
 /**
  * The im2col patches of NHWC images: [B, H_out, W_out, C·k_h·k_w], each patch in (channel, row,
  * column) order — the row-major order of a PyTorch kernel [C_out, C_in, k_h, k_w] — with zero
- * padding. Built from pad, slice, reshape and concat, so it differentiates to any order.
+ * padding. The `windows` primitive reads each entry once; a concat of k_h·k_w shifted slices,
+ * the composite alternative, reads every piece per entry: on llvmpipe (B = 128, 14×14×16 images)
+ * it was 3.5× slower forward and 2.4× backward at 3×3, 8.5× and 6.8× at 5×5.
  */
 export function patches(
   x: Tensor,
@@ -53,29 +55,14 @@ export function patches(
       op,
       `a ${kh}×${kw} kernel with padding ${ph}, ${pw} does not fit ${h}×${w} images`,
     );
-  // Row i·s + di of the padded image is row (i + ⌊di/s⌋)·s + (di mod s): after padding to whole
-  // strides, reshaping [B, H/s, s, W/s, s, C] turns every strided window offset into a plain slice.
-  const [hs, ws] = [ho + Math.ceil(kh / sh), wo + Math.ceil(kw / sw)];
-  // Rows past (H_out − 1)·s + k_h are never read: padding covers what is short, a slice what is
-  // over.
-  const [extraH, extraW] = [hs * sh - h - ph, ws * sw - w - pw];
-  const padded = pad(x, [0, ph, pw, 0], [0, Math.max(extraH, 0), Math.max(extraW, 0), 0]);
-  const fitted =
-    extraH < 0 || extraW < 0 ? slice(padded, [0, 0, 0, 0], [batch, hs * sh, ws * sw, c]) : padded;
-  const phased = reshape(fitted, [batch, hs, sh, ws, sw, c]);
-  const pieces: Tensor[] = [];
-  for (let di = 0; di < kh; di++) {
-    for (let dj = 0; dj < kw; dj++) {
-      const [r, q] = [Math.floor(di / sh), Math.floor(dj / sw)];
-      const window = slice(
-        phased,
-        [0, r, di % sh, q, dj % sw, 0],
-        [batch, r + ho, (di % sh) + 1, q + wo, (dj % sw) + 1, c],
-      );
-      pieces.push(reshape(window, [batch, ho, wo, c, 1]));
-    }
-  }
-  return reshape(concat(pieces, 4), [batch, ho, wo, c * kh * kw]);
+  // Windows [B, H_out, W_out, C, k_h, k_w] are a view; rows of C·k_h·k_w in (channel, row,
+  // column) order, the kernel's row-major order.
+  return reshape(windows(x, [kh, kw], { stride: [sh, sw], padding: [ph, pw] }), [
+    batch,
+    ho,
+    wo,
+    c * kh * kw,
+  ]);
 }
 
 export type Conv2dOptions = {
@@ -131,7 +118,7 @@ export function conv2d(
  * Non-overlapping pooling windows of NHWC images: [B, H/k_h, k_h, W/k_w, k_w, C] (sizes must
  * divide).
  */
-function windows(op: string, x: Tensor, size: Pair): Tensor {
+function poolWindows(op: string, x: Tensor, size: Pair): Tensor {
   expectImage(op, x);
   const [kh, kw] = pair(op, 'size', size, 1);
   const [batch, h, w, c] = x.shape;
@@ -145,7 +132,7 @@ function windows(op: string, x: Tensor, size: Pair): Tensor {
 
 /** Mean over non-overlapping k_h×k_w windows (stride = size), NHWC. */
 export function avgPool2d(x: Tensor, size: Pair): Tensor {
-  return mean(windows('nn.avgPool2d', x, size), [2, 4]);
+  return mean(poolWindows('nn.avgPool2d', x, size), [2, 4]);
 }
 
 /**
@@ -153,7 +140,7 @@ export function avgPool2d(x: Tensor, size: Pair): Tensor {
  * reduceMax does.
  */
 export function maxPool2d(x: Tensor, size: Pair): Tensor {
-  return max(windows('nn.maxPool2d', x, size), [2, 4]);
+  return max(poolWindows('nn.maxPool2d', x, size), [2, 4]);
 }
 
 /** Mean over all positions: [B, H, W, C] → [B, C]. */

@@ -50,6 +50,7 @@ import {
   mul,
   neg,
   pad,
+  windows,
   pow,
   recip,
   reshape,
@@ -421,6 +422,17 @@ const cases: Record<Primitive, Case> = {
       shapes: [shape],
       x: [uniform(rng, sizeOf(shape))],
       f: (x) => wsum(sin(slice(x, starts, ends).mul(2))),
+    };
+  },
+  windows: (rng) => {
+    const shape = [int(rng, 1, 2), int(rng, 2, 4), int(rng, 2, 4), int(rng, 1, 2)];
+    const window: [number, number] = [int(rng, 1, shape[1]), int(rng, 1, shape[2])];
+    const stride: [number, number] = [int(rng, 1, 2), int(rng, 1, 2)];
+    const padding: [number, number] = [int(rng, 0, 1), int(rng, 0, 1)];
+    return {
+      shapes: [shape],
+      x: [uniform(rng, sizeOf(shape))],
+      f: (x) => wsum(sin(windows(x, window, { stride, padding }).mul(2).add(0.3))),
     };
   },
   pad: (rng) => {
