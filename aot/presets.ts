@@ -21,7 +21,7 @@ const fail = (name: string, why: string): never => {
 /** `k=v,k=v` options with integer values, a×b×c images and a/b lists. */
 function options(name: string, text: string, allowed: readonly string[]) {
   const given = new Map<string, string>();
-  for (const pair of text.split(',')) {
+  for (const pair of text === '' ? [] : text.split(',')) {
     const [key, value, ...rest] = pair.split('=');
     if (value === undefined || rest.length > 0 || !allowed.includes(key))
       fail(name, `'${pair}' is not one of ${allowed.map((k) => `${k}=…`).join(', ')}`);

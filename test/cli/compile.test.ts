@@ -113,9 +113,17 @@ describe('grng compile', () => {
     await expect(
       compile(['examples/lion.ts', '--shapes', '{"w":[0]}', '--out', out], () => {}),
     ).rejects.toThrow(/positive integers/);
-    await expect(
-      compile(['examples/lion.ts', '--preset', 'cnn', '--out', out], () => {}),
-    ).rejects.toThrow(/--preset/);
+    for (const [name, message] of [
+      ['cnn', /--preset cnn: classes= is required/],
+      ['resnet:classes=10', /unknown model 'resnet'/],
+      ['vit:classes=10,patch=5', /patch 5 must divide the image size 28×28/],
+      ['vit:classes=10,width=3', /'width=3' is not one of image=…/],
+      ['cnn:classes=10,image=28x28', /image must be HxWxC/],
+      ['mlp:784', /at least two positive integers/],
+    ] as const)
+      await expect(
+        compile(['examples/lion.ts', '--preset', name, '--out', out], () => {}),
+      ).rejects.toThrow(message);
     await expect(
       compile(
         ['examples/lion.ts', '--shapes', '{"w":[2]}', '--export', 'nope', '--out', out],
