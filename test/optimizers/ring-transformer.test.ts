@@ -3,7 +3,8 @@
 // -reduce) factors built by the float64 reference of ../nn/shared-layer-reference.ts — inputs
 // recorded token by token, g = B·∂L/∂s by central differences, G = Σ g ãᵀ/B, RING's direction by a
 // dense Kronecker solve with Jacobi λ_max (./ring-reference.ts). For RENG the reference gradient is
-// ∇L + ρ·H∇L with H∇L a central difference of the reference gradient along ∇L.
+// ∇L + ρ·H∇L with H∇L a central difference of the reference gradient along ∇L. Per layer, the
+// inverses RING keeps in its state are those of the spectrally damped reference factors (R1, R8).
 //
 // Settings expose the step exactly (harness.ts EXACT_RING): μ = 0, λ_wd = 0, statDecay 0, every
 // refresh on every step, the empirical Fisher, 300 power steps (factors with λ₂/λ₁ > GAP skipped).
@@ -20,7 +21,7 @@ import {
 } from '../../index.js';
 import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
-import { mat, rel, type Mat } from '../curvature/reference.js';
+import { inverse, mat, rel, type Mat } from '../curvature/reference.js';
 import { attentionClassifier, attentionParams, referenceParams } from '../nn/attention-problem.js';
 import {
   attentionForward,
@@ -33,7 +34,7 @@ import {
 } from '../nn/shared-layer-reference.js';
 import { int, prng, seedArb, uniform } from '../support/random.js';
 import { EXACT_RING } from './harness.js';
-import { gapRatio, ringDirection } from './ring-reference.js';
+import { gapRatio, ringDirection, spectrallyDamped } from './ring-reference.js';
 
 const GAP = 0.9;
 const LAYERS = ['q', 'k', 'v', 'o', 'head'] as const;
@@ -183,6 +184,7 @@ describe('RING and RENG on an attention block (weight-sharing taps, §10)', () =
               const h = { lr: 0.02, coef: Math.sqrt(rho), sharing };
               let reference = referenceParams(params, heads);
               const want: AttentionClassifier[] = [];
+              const factors: ReturnType<typeof statistics>[] = [];
               for (const batch of batches) {
                 const stats = statistics(reference, batch, size, tokens);
                 if (
@@ -205,6 +207,7 @@ describe('RING and RENG on an attention block (weight-sharing taps, §10)', () =
                     : regularizedGradient(reference, batch, size, tokens, rho, grad0);
                 reference = referenceStep(reference, stats, gradient, h);
                 want.push(reference);
+                factors.push(stats);
               }
               const settings = { ...EXACT_RING, lr: h.lr, rho, weightSharing: sharing };
               const train = await compileTrainStep({
@@ -246,6 +249,29 @@ describe('RING and RENG on an attention block (weight-sharing taps, §10)', () =
                     track(`${optimizer} ${sharing} rel(Δ)`, rel(stepGot, stepWant)),
                     `${name} step ${t + 1}`,
                   ).toBeLessThan(optimizer === 'ring' ? 1e-6 : 1e-4);
+                }
+                // Per layer, after the first step (same parameters on both sides; later the
+                // parameters differ by the step's own error), the state's inverses are those of the
+                // spectrally damped factors (R1/R8 on each projection): X_Λ = (Λ +
+                // √ρ·λ_max(Λ)·I)⁻¹, likewise X_Γ, with Λ, Γ the reference factors. Newton–Schulz's
+                // floor (≲ 1e-12) plus the factors' ~1e-12 error amplified by κ ≤ (1 + √ρ)/√ρ ≤ 11:
+                // ≲ 1e-10; asserted 1e-8.
+                if (t > 0) continue;
+                const state = (await train.state()) as unknown as {
+                  layers: { lambdaInv: DeviceArray; gammaInv: DeviceArray }[];
+                };
+                for (const [i, name] of LAYERS.entries()) {
+                  const f = factors[t][name][sharing];
+                  for (const [got, factor] of [
+                    [state.layers[i].lambdaInv, f.lambda],
+                    [state.layers[i].gammaInv, f.gamma],
+                  ] as const) {
+                    const want = inverse(spectrallyDamped(square(factor), h.coef));
+                    expect(
+                      track(`${optimizer} ${sharing} rel(X, D(F)⁻¹)`, rel(await got.read(), want)),
+                      `${name} inverse`,
+                    ).toBeLessThan(1e-8);
+                  }
                 }
               }
             },
