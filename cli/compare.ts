@@ -18,7 +18,7 @@ import {
   type CompareSetup,
   type EvalPoint,
 } from './compare-report.js';
-import { buildModel, modelConfig, MODEL_OPTIONS, MODEL_USAGE } from './models.js';
+import { buildModel, modelConfig, modelRecipe, MODEL_OPTIONS, MODEL_USAGE } from './models.js';
 import { createProgress } from './progress.js';
 import {
   DATA_OPTIONS,
@@ -316,7 +316,7 @@ export async function compare(
       return {
         name,
         settings,
-        optimizer: optimizerNamed(name, settings),
+        optimizer: optimizerNamed(name, { ...modelRecipe(modelSettings, name), ...settings }),
         batchSize: own ?? batchSize,
         seconds: seconds ?? Infinity,
       };

@@ -6,7 +6,7 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GrngError } from '../core/errors.js';
-import { buildModel, modelConfig, MODEL_OPTIONS, MODEL_USAGE } from './models.js';
+import { buildModel, modelConfig, modelRecipe, MODEL_OPTIONS, MODEL_USAGE } from './models.js';
 import { createTrainer } from '../runtime/trainer.js';
 import { createProgress } from './progress.js';
 import { writeRunPlots } from './run-plots.js';
@@ -82,7 +82,10 @@ export async function train(
       integer: true,
       min: 1,
     });
-  const optimizer = optimizerNamed(values.optimizer, settings);
+  const optimizer = optimizerNamed(values.optimizer, {
+    ...modelRecipe(modelSettings, values.optimizer),
+    ...settings,
+  });
   const epochs = parseNumber('epochs', values.epochs, { integer: true, min: 1 });
   const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
   const seed = parseNumber('seed', values.seed, { integer: true, min: 0 });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { train } from '../../cli/train.js';
+import { modelConfig, modelRecipe } from '../../cli/models.js';
 import { GrngError } from '../../index.js';
 import { loadCheckpoint } from '../../runtime/checkpoint.js';
 import { writeDataset } from '../support/idx-dataset.js';
@@ -156,6 +157,13 @@ describe('grng train', () => {
           .filter((r) => r.kind === 'step')
           .map((r) => r.loss ?? Number.NaN);
         expect(loss.every(Number.isFinite)).toBe(true);
+        // --lr 0.05 (in common) wins over the ViT's RING default of 3e-3.
+        const run = readFileSync(join(runOut, 'metrics.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { kind: string; hyper?: { lr?: number } })
+          .find((r) => r.kind === 'run');
+        expect(run?.hyper?.lr).toBe(0.05);
         expect(loadCheckpoint(join(runOut, 'checkpoint.safetensors')).meta).toMatchObject(
           name === 'vit'
             ? { model: 'vit', patch: 2, dim: 4, depth: 1, heads: 2, mlpDim: 16 }
@@ -164,6 +172,14 @@ describe('grng train', () => {
       }
     },
   );
+
+  test('model recipes: RING and RENG start at lr 3e-3 on the ViT, nothing changes elsewhere', () => {
+    const vit = modelConfig({ model: 'vit' }, {});
+    expect(modelRecipe(vit, 'ring')).toEqual({ lr: 3e-3 });
+    expect(modelRecipe(vit, 'reng')).toEqual({ lr: 3e-3 });
+    expect(modelRecipe(vit, 'adamw')).toEqual({});
+    expect(modelRecipe(modelConfig({ model: 'cnn' }, {}), 'ring')).toEqual({});
+  });
 
   test('bad options are GrngErrors with one clear message; --help prints the usage', async () => {
     await expect(train([...common, '--optimizer', 'lamb'], () => {})).rejects.toThrow(
