@@ -1,10 +1,11 @@
 // `npm run bench` (issue 9): grng against TensorFlow.js (webgpu), jax-js (webgpu, wasm), plain JS
 // and PyTorch CPU on the same adapter, in one process (PyTorch in its own, just before): the
 // AdamW update, the MLP training step, every optimizer's step with state bytes and compile time,
-// and square matmuls. Each figure: warm-up, then median / min / max of interleaved runs, GPU
-// completion awaited. Prints Markdown; writes bench/results/<date>-<adapter>.{json,md}.
-// GRNG_BENCH_ADAPTER = llvmpipe (default) | swiftshader | gpu; GRNG_BENCH_ONLY = a comma list of
-// sections (adamw, mlp, matmul, optimizers). scripts/bench.mjs sets both from --adapter / --only.
+// square matmuls, and a transformer encoder block and ViT training step. Each figure: warm-up,
+// then median / min / max of interleaved runs, GPU completion awaited. Prints Markdown; writes
+// bench/results/<date>-<adapter>.{json,md}. GRNG_BENCH_ADAPTER = llvmpipe (default) | swiftshader
+// | gpu; GRNG_BENCH_ONLY = a comma list of sections (adamw, mlp, matmul, transformer, optimizers).
+// scripts/bench.mjs sets both from --adapter / --only.
 // Asserts nothing about speed: targets are printed next to the figures.
 import { test } from 'vitest';
 import { createDevice, WebGpuDevice } from '../index.js';
@@ -17,16 +18,25 @@ import type { BenchContext } from './sections/contenders.js';
 import { MATMUL_SIZES, matmulName, matmulSection } from './sections/matmul.js';
 import { MLP, MLP_STEP_NAME, mlpStepSection } from './sections/mlp-step.js';
 import { optimizersSection } from './sections/optimizers.js';
+import {
+  ENCODER,
+  ENCODER_NAME,
+  transformerSection,
+  VIT,
+  VIT_STEP_NAME,
+} from './sections/transformer.js';
 
 // In this order: the optimizers section leaves a second device with large programs behind, and
 // later WebGPU figures on llvmpipe ran ~30 % slower after it (matmul 512³ 12 vs 16 GFLOP/s).
-const SECTIONS = {
+// The transformer section (the encoder block against the peers, then the ViT's training steps on
+// the shared device) goes before it for the same reason; it returns two tables.
+const SECTIONS: Record<string, (ctx: BenchContext) => Promise<Section | Section[]>> = {
   adamw: adamwSection,
   mlp: mlpStepSection,
   matmul: matmulSection,
+  transformer: transformerSection,
   optimizers: optimizersSection,
-} as const;
-type SectionName = keyof typeof SECTIONS;
+};
 /** createDevice's backend for each adapter name (the peers get the same through navigator.gpu). */
 const GRNG_BACKEND = { llvmpipe: 'opengles', swiftshader: 'swiftshader', gpu: 'vulkan' } as const;
 
@@ -38,7 +48,7 @@ test('npm run bench', async () => {
     );
   const only = (process.env.GRNG_BENCH_ONLY ?? Object.keys(SECTIONS).join(','))
     .split(',')
-    .map((s) => s.trim()) as SectionName[];
+    .map((s) => s.trim());
   const unknown = only.filter((s) => !(s in SECTIONS));
   if (unknown.length > 0)
     throw new Error(
@@ -55,6 +65,8 @@ test('npm run bench', async () => {
       : [],
     matmul: only.includes('matmul') ? MATMUL_SIZES.map((k) => ({ name: matmulName(k), k })) : [],
     mlp: only.includes('mlp') ? [{ name: MLP_STEP_NAME, sizes: MLP.sizes, batch: MLP.batch }] : [],
+    encoder: only.includes('transformer') ? [{ name: ENCODER_NAME, ...ENCODER }] : [],
+    vit: only.includes('transformer') ? [{ name: VIT_STEP_NAME, ...VIT }] : [],
   });
 
   const openDevice = async () => {
@@ -73,7 +85,7 @@ test('npm run bench', async () => {
     torch,
   };
   const sections: Section[] = [];
-  for (const name of only) sections.push(await SECTIONS[name](ctx));
+  for (const name of only) sections.push(...[await SECTIONS[name](ctx)].flat());
 
   const header = [
     `## grng benchmarks, ${new Date().toISOString().slice(0, 10)}`,
@@ -86,4 +98,6 @@ test('npm run bench', async () => {
   const text = markdown(sections, header);
   console.log(text);
   console.log(`written: ${writeResults(adapter, device.description, sections, text)}`);
-});
+  // An hour, not vitest.bench.config.ts's 10 minutes: on a CPU adapter the ViT's K-FAC and RING
+  // steps alone compile for minutes.
+}, 3_600_000);

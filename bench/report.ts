@@ -36,8 +36,11 @@ export interface OptimizerFigures {
    * the step.
    */
   readonly firstColdMs: number;
-  /** The same for a second step object of the same optimizer on that device (pipelines cached). */
-  readonly firstCachedMs: number;
+  /**
+   * The same for a second step object of the same optimizer on that device (pipelines cached);
+   * absent where it was not taken.
+   */
+  readonly firstCachedMs?: number;
 }
 
 export interface Section {
@@ -45,7 +48,10 @@ export interface Section {
   /** What the figures mean: counted bytes, targets, how compile time is split. */
   readonly about: string;
   readonly rows: Row[];
-  /** 'optimizers' renders the per-optimizer table; otherwise library against library. */
+  /**
+   * 'optimizers' renders the per-optimizer table (a row with a timing but no optimizer figures,
+   * such as another library's step, fills its median only); otherwise library against library.
+   */
   readonly kind?: 'optimizers';
 }
 
@@ -96,7 +102,9 @@ function optimizerTable(rows: readonly Row[]): string[] {
   ];
   for (const r of rows) {
     const f = r.optimizer;
-    if (r.error !== undefined || f === undefined)
+    if (r.error === undefined && f === undefined && r.timing !== undefined)
+      out.push(`| ${r.workload} | ${ms(r.timing.median)} | | | ${r.dispatches ?? ''} | | | | | |`);
+    else if (r.error !== undefined || f === undefined)
       out.push(
         `| ${r.workload} | failed: ${(r.error ?? '').replaceAll('|', '/')} | | | | | | | | |`,
       );
@@ -107,7 +115,8 @@ function optimizerTable(rows: readonly Row[]): string[] {
         `| ${r.workload} | ${ms(r.timing?.median)} | ${ms(f.amortizedMs)} | ` +
           `${f.timesAdamW.toFixed(2)} | ${r.dispatches ?? ''} | ` +
           `${(f.stateBytes / 2 ** 20).toFixed(2)} MiB | ${refresh} | ` +
-          `${sec(f.firstColdMs)} | ${sec(f.firstCachedMs)} | ${sec(compile)} |`,
+          `${sec(f.firstColdMs)} | ${f.firstCachedMs === undefined ? '' : sec(f.firstCachedMs)} | ` +
+          `${sec(compile)} |`,
       );
     }
   }

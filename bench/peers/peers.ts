@@ -1,9 +1,10 @@
 // The same workloads written for each peer: an Adam(W) update over a list of tensors, a square
-// matmul and an MLP training step. Each loader returns the peer or the reason it cannot run here
-// (reported, not dropped).
+// matmul, an MLP training step and a transformer encoder block's forward and backward. Each loader
+// returns the peer or the reason it cannot run here (reported, not dropped).
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type * as Jax from '@jax-js/jax';
 import type { AdamWHyper } from '../hand-written-adamw.js';
+import type { PeerRun } from '../sections/contenders.js';
 
 export type Peer<T> = { ok: true; lib: T; device: string } | { ok: false; error: string };
 
@@ -240,6 +241,166 @@ export function jaxMlpStep(jax: typeof Jax, setup: MlpSetup): { run(): Promise<v
         Layer[],
         Layer[],
       ];
+      await value.data();
+    },
+  };
+}
+
+/** One pre-LN encoder block on [batch, tokens, dim]: `heads` heads, an MLP of width `mlp`. */
+export interface EncoderSetup {
+  readonly batch: number;
+  readonly tokens: number;
+  readonly dim: number;
+  readonly heads: number;
+  readonly mlp: number;
+}
+
+/** Fixed values of order `scale` (weights need only be finite and of a sensible size). */
+function wave(n: number, phase: number, scale: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + phase) * scale);
+}
+
+/**
+ * TF.js: value and gradients (tf.variableGrads, every parameter a variable) of sum(block(x)) for
+ * x + MHA(LN(x)), then x + fc2(gelu(fc1(LN(x)))), written with tf ops on [B·T, d] token rows:
+ * tf.moments for the layer norms, 4-D tf.matMul and tf.softmax for the heads, and the exact GELU
+ * 0.5·x·(1 + erf(x/√2)) with tf.erf (core has no GELU op). run() reads the value.
+ */
+export function tfEncoderBlock(tf: typeof TfCore, setup: EncoderSetup): PeerRun {
+  const { batch, tokens, dim, heads, mlp } = setup;
+  const [rows, headDim] = [batch * tokens, dim / heads];
+  let phase = 0;
+  // Weights [in, out] (TF.js's layout: h·W, no transpose).
+  const dense = (inputs: number, outputs: number) => ({
+    w: tf.variable(
+      tf.tensor2d(wave(inputs * outputs, phase++, 1 / Math.sqrt(inputs)), [inputs, outputs]),
+    ),
+    b: tf.variable(tf.zeros([outputs])),
+  });
+  const norm = () => ({ weight: tf.variable(tf.ones([dim])), bias: tf.variable(tf.zeros([dim])) });
+  const p = {
+    norm1: norm(),
+    q: dense(dim, dim),
+    k: dense(dim, dim),
+    v: dense(dim, dim),
+    o: dense(dim, dim),
+    norm2: norm(),
+    fc1: dense(dim, mlp),
+    fc2: dense(mlp, dim),
+  };
+  const variables = Object.values(p).flatMap((layer) => Object.values(layer));
+  const x = tf.tensor2d(wave(rows * dim, 0.5, 1), [rows, dim]);
+  type T2 = TfCore.Tensor2D;
+  type Norm = { weight: TfCore.Variable; bias: TfCore.Variable };
+  const layerNorm = (h: T2, n: Norm): T2 => {
+    const { mean, variance } = tf.moments(h, -1, true);
+    const normalized = tf.mul(tf.sub(h, mean), tf.rsqrt(tf.add(variance, 1e-5)));
+    return tf.add(tf.mul(normalized, n.weight), n.bias);
+  };
+  const linear = (h: T2, l: { w: TfCore.Variable; b: TfCore.Variable }): T2 =>
+    tf.add(tf.matMul(h, l.w as TfCore.Variable<TfCore.Rank.R2>), l.b);
+  // [B·T, d] → [B, heads, T, d/heads]
+  const split = (h: T2) =>
+    tf.transpose(tf.reshape(h, [batch, tokens, heads, headDim]), [0, 2, 1, 3]) as TfCore.Tensor4D;
+  const gelu = (h: T2): T2 => tf.mul(tf.mul(h, 0.5), tf.add(1, tf.erf(tf.mul(h, Math.SQRT1_2))));
+  const block = (): T2 => {
+    const a = layerNorm(x, p.norm1);
+    const scores = tf.mul(
+      tf.matMul(split(linear(a, p.q)), split(linear(a, p.k)), false, true),
+      1 / Math.sqrt(headDim),
+    );
+    const mixed = tf.matMul(tf.softmax(scores), split(linear(a, p.v)));
+    const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [rows, dim]) as T2;
+    const h: T2 = tf.add(x, linear(merged, p.o));
+    return tf.add(h, linear(gelu(linear(layerNorm(h, p.norm2), p.fc1)), p.fc2));
+  };
+  return {
+    note: 'tf.erf GELU',
+    async run() {
+      const { value, grads } = tf.variableGrads(
+        () => tf.tidy(() => tf.sum(block()) as TfCore.Scalar),
+        variables,
+      );
+      await value.data();
+      value.dispose();
+      tf.dispose(grads);
+    },
+  };
+}
+
+/**
+ * jax-js: one jitted jax.valueAndGrad of the same sum(block(x)) with respect to every parameter
+ * (not x): jax.nn.standardize for the layer norms, np.matmul and jax.nn.softmax for the heads and
+ * jax.nn.gelu with approximate: false (the erfc form). run() waits for the gradients and reads
+ * the value (jax-js evaluates lazily).
+ */
+export function jaxEncoderBlock(jax: typeof Jax, setup: EncoderSetup): PeerRun {
+  const np = jax.numpy;
+  const { batch, tokens, dim, heads, mlp } = setup;
+  type Dense = { w: Jax.Array; b: Jax.Array };
+  type Norm = { weight: Jax.Array; bias: Jax.Array };
+  type Block = {
+    norm1: Norm;
+    q: Dense;
+    k: Dense;
+    v: Dense;
+    o: Dense;
+    norm2: Norm;
+    fc1: Dense;
+    fc2: Dense;
+  };
+  let phase = 0;
+  const dense = (inputs: number, outputs: number): Dense => ({
+    w: np.array(wave(inputs * outputs, phase++, 1 / Math.sqrt(inputs)), {
+      shape: [inputs, outputs],
+    }),
+    b: np.zeros([outputs]),
+  });
+  const norm = (): Norm => ({ weight: np.ones([dim]), bias: np.zeros([dim]) });
+  const params: Block = {
+    norm1: norm(),
+    q: dense(dim, dim),
+    k: dense(dim, dim),
+    v: dense(dim, dim),
+    o: dense(dim, dim),
+    norm2: norm(),
+    fc1: dense(dim, mlp),
+    fc2: dense(mlp, dim),
+  };
+  const x = np.array(wave(batch * tokens * dim, 0.5, 1), { shape: [batch, tokens, dim] });
+  // jax-js arrays are consumed by each use: every use but the last takes a .ref.
+  const layerNorm = (h: Jax.Array, n: Norm) =>
+    jax.nn.standardize(h, -1, { epsilon: 1e-5 }).mul(n.weight).add(n.bias);
+  const linear = (h: Jax.Array, l: Dense) => np.matmul(h, l.w).add(l.b);
+  // [B, T, d] → [B, heads, T, d/heads]
+  const split = (h: Jax.Array) =>
+    np.transpose(h.reshape([batch, tokens, heads, dim / heads]), [0, 2, 1, 3]);
+  // softmax(q kᵀ/√d_head) v, written out: jax.nn.dotProductAttention goes through np.einsum, whose
+  // parser needs iterator helpers (Node ≥ 22).
+  const attention = (q: Jax.Array, k: Jax.Array, v: Jax.Array) => {
+    const scores = np.matmul(q, np.transpose(k, [0, 1, 3, 2])).mul(1 / Math.sqrt(dim / heads));
+    const mixed = np.matmul(jax.nn.softmax(scores, -1), v);
+    return np.transpose(mixed, [0, 2, 1, 3]).reshape([batch, tokens, dim]);
+  };
+  const block = (p: Block, xs: Jax.Array) => {
+    const a = layerNorm(xs.ref, p.norm1);
+    const mixed = attention(
+      split(linear(a.ref, p.q)),
+      split(linear(a.ref, p.k)),
+      split(linear(a, p.v)),
+    );
+    const h = xs.add(linear(mixed, p.o));
+    const inner = jax.nn.gelu(linear(layerNorm(h.ref, p.norm2), p.fc1), { approximate: false });
+    return h.add(linear(inner, p.fc2));
+  };
+  const step = jax.jit((p: Block, xs: Jax.Array) =>
+    jax.valueAndGrad((q: Block) => block(q, xs).sum())(p),
+  );
+  return {
+    note: 'erfc GELU',
+    async run() {
+      const [value, grads] = step(jax.tree.ref(params), x.ref) as [Jax.Array, Block];
+      jax.tree.dispose(await jax.blockUntilReady(grads));
       await value.data();
     },
   };

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Timing } from '../timing.js';
-import type { MlpSetup } from './peers.js';
+import type { EncoderSetup, MlpSetup } from './peers.js';
 
 /** What torch_bench.py times: every workload gets `warmup` untimed then `reps` timed runs. */
 export interface TorchSpec {
@@ -20,6 +20,24 @@ export interface TorchSpec {
   readonly matmul: readonly { readonly name: string; readonly k: number }[];
   /** Training steps (Linear/ReLU, cross-entropy, Adam). */
   readonly mlp: readonly (MlpSetup & { readonly name: string })[];
+  /**
+   * Value and parameter gradients of sum(block(x)) for one nn.TransformerEncoderLayer (pre-LN,
+   * exact GELU, no dropout).
+   */
+  readonly encoder?: readonly (EncoderSetup & { readonly name: string })[];
+  /** ViT training steps (cross-entropy, AdamW) on flat NHWC image rows. */
+  readonly vit?: readonly (VitSetup & { readonly name: string })[];
+}
+
+/** A ViT as nn.vit builds it: patch embedding, [CLS] token, pre-LN blocks, LayerNorm, head. */
+export interface VitSetup {
+  readonly image: readonly [number, number, number];
+  readonly patch: number;
+  readonly dim: number;
+  readonly depth: number;
+  readonly heads: number;
+  readonly classes: number;
+  readonly batch: number;
 }
 
 export interface TorchRow {

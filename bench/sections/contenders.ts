@@ -26,12 +26,19 @@ export interface Contender {
   readonly dispatches?: number;
 }
 
+/** A peer's workload, built once; `note` says which variant of the math it runs, if it matters. */
+export interface PeerRun {
+  run(): Promise<void>;
+  /** Shown in the row's library name, e.g. 'tf.erf GELU'. */
+  readonly note?: string;
+}
+
 export interface Workload {
   readonly name: string;
   readonly grng: readonly Contender[];
-  tf?(tf: typeof TfCore): { run(): Promise<void> };
-  jax?(jax: typeof Jax): { run(): Promise<void> };
-  plain?(): { run(): Promise<void> };
+  tf?(tf: typeof TfCore): PeerRun;
+  jax?(jax: typeof Jax): PeerRun;
+  plain?(): PeerRun;
   /** Formats the rate column from a median in ms. */
   rate(ms: number): string;
 }
@@ -50,8 +57,10 @@ export async function measure(
   const rows: Row[] = [];
   const runs: Contender[] = [...w.grng];
   if (w.tf !== undefined) {
-    if (ctx.tf.ok) runs.push({ library: 'TF.js webgpu', ...w.tf(ctx.tf.lib) });
-    else rows.push({ workload: w.name, library: 'TF.js webgpu', error: ctx.tf.error });
+    if (ctx.tf.ok) {
+      const work = w.tf(ctx.tf.lib);
+      runs.push({ library: `TF.js webgpu${work.note ? ` (${work.note})` : ''}`, run: work.run });
+    } else rows.push({ workload: w.name, library: 'TF.js webgpu', error: ctx.tf.error });
   }
   if (w.jax !== undefined) {
     for (const jax of ctx.jax) {
@@ -64,7 +73,7 @@ export async function measure(
       on();
       const work = w.jax(jax.lib); // built (and jitted) once, on its device
       runs.push({
-        library: `jax-js ${jax.device} (jit)`,
+        library: `jax-js ${jax.device} (jit${work.note ? `, ${work.note}` : ''})`,
         run: async () => {
           on();
           await work.run();
