@@ -1,4 +1,5 @@
 import { GrngError } from '../../core/errors.js';
+import { positiveInteger } from './check.js';
 import type { HostArray } from '../../core/host-array.js';
 import { ge, iota, matmul, mul, reshape, softmax, transpose, where } from '../index.js';
 import type { Tensor } from '../tensor.js';
@@ -44,11 +45,8 @@ export function multiHeadAttention(
   options: { causal?: boolean; name?: string } = {},
 ): Model<AttentionParams> {
   const op = 'nn.multiHeadAttention';
-  if (!Number.isInteger(dim) || dim < 1 || !Number.isInteger(heads) || heads < 1)
-    throw new GrngError(
-      op,
-      `dim and heads must be positive integers, got ${String(dim)} and ${String(heads)}`,
-    );
+  positiveInteger(op, 'dim', dim);
+  positiveInteger(op, 'heads', heads);
   if (dim % heads !== 0) throw new GrngError(op, `dim ${dim} must be a multiple of heads ${heads}`);
   const name = options.name ?? 'attention';
   const headDim = dim / heads;

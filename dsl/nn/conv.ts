@@ -1,4 +1,5 @@
 import { GrngError } from '../../core/errors.js';
+import { positiveInteger } from './check.js';
 import type { HostArray } from '../../core/host-array.js';
 import { max, mean, reshape, windows } from '../index.js';
 import type { Tensor } from '../tensor.js';
@@ -18,9 +19,6 @@ const pair = (op: string, what: string, v: Pair, min: number): [number, number] 
     throw new GrngError(op, `${what} must be an integer ≥ ${min} (or a pair), got ${String(v)}`);
   return [a, b];
 };
-
-/** Output size of a window sweep: ⌊(n + 2p − k) / s⌋ + 1. */
-const outSize = (n: number, k: number, s: number, p: number) => Math.floor((n + 2 * p - k) / s) + 1;
 
 function expectImage(op: string, x: Tensor, channels?: number): void {
   if (x.rank !== 4 || (channels !== undefined && x.shape[3] !== channels))
@@ -48,21 +46,11 @@ export function patches(
   const [kh, kw] = pair(op, 'kernel', kernel, 1);
   const [sh, sw] = pair(op, 'stride', options.stride ?? 1, 1);
   const [ph, pw] = pair(op, 'padding', options.padding ?? 0, 0);
-  const [batch, h, w, c] = x.shape;
-  const [ho, wo] = [outSize(h, kh, sh, ph), outSize(w, kw, sw, pw)];
-  if (ho < 1 || wo < 1)
-    throw new GrngError(
-      op,
-      `a ${kh}×${kw} kernel with padding ${ph}, ${pw} does not fit ${h}×${w} images`,
-    );
-  // Windows [B, H_out, W_out, C, k_h, k_w] are a view; rows of C·k_h·k_w in (channel, row,
-  // column) order, the kernel's row-major order.
-  return reshape(windows(x, [kh, kw], { stride: [sh, sw], padding: [ph, pw] }), [
-    batch,
-    ho,
-    wo,
-    c * kh * kw,
-  ]);
+  // Windows [B, H_out, W_out, C, k_h, k_w] are a view (the primitive checks that they fit); rows of
+  // C·k_h·k_w in (channel, row, column) order, the kernel's row-major order.
+  const cols = windows(x, [kh, kw], { stride: [sh, sw], padding: [ph, pw] });
+  const [batch, ho, wo, c] = cols.shape;
+  return reshape(cols, [batch, ho, wo, c * kh * kw]);
 }
 
 export type Conv2dOptions = {
@@ -84,12 +72,8 @@ export function conv2d(
   options: Conv2dOptions = {},
 ): Model<DenseParams> {
   const op = 'nn.conv2d';
-  for (const [what, n] of [
-    ['inChannels', inChannels],
-    ['outChannels', outChannels],
-  ] as const)
-    if (!Number.isInteger(n) || n < 1)
-      throw new GrngError(op, `${what} must be a positive integer, got ${String(n)}`);
+  positiveInteger(op, 'inChannels', inChannels);
+  positiveInteger(op, 'outChannels', outChannels);
   const [kh, kw] = pair(op, 'kernel', kernel, 1);
   pair(op, 'stride', options.stride ?? 1, 1);
   pair(op, 'padding', options.padding ?? 0, 0);

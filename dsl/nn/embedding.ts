@@ -1,4 +1,5 @@
 import { GrngError } from '../../core/errors.js';
+import { positiveInteger } from './check.js';
 import { take } from '../index.js';
 import type { Tensor } from '../tensor.js';
 import { normalInit, seededUniform } from './init.js';
@@ -17,12 +18,8 @@ export function embedding(
   dim: number,
   options: { name?: string } = {},
 ): Model<EmbeddingParams> {
-  for (const [what, n] of [
-    ['vocab', vocab],
-    ['dim', dim],
-  ] as const)
-    if (!Number.isInteger(n) || n < 1)
-      throw new GrngError('nn.embedding', `${what} must be a positive integer, got ${String(n)}`);
+  positiveInteger('nn.embedding', 'vocab', vocab);
+  positiveInteger('nn.embedding', 'dim', dim);
   const name = options.name ?? 'embedding';
   return {
     init: (seed) => ({ weight: normalInit(seededUniform(seed), [vocab, dim], 1) }),

@@ -1,4 +1,5 @@
 import { GrngError } from '../../core/errors.js';
+import { positiveInteger } from './check.js';
 import type { HostArray } from '../../core/host-array.js';
 import {
   add,
@@ -40,13 +41,8 @@ export function dense(
   outFeatures: number,
   options: { bias?: boolean; name?: string } = {},
 ): Model<DenseParams> {
-  for (const [what, n] of [
-    ['inFeatures', inFeatures],
-    ['outFeatures', outFeatures],
-  ] as const) {
-    if (!Number.isInteger(n) || n < 1)
-      throw new GrngError('nn.dense', `${what} must be a positive integer, got ${String(n)}`);
-  }
+  positiveInteger('nn.dense', 'inFeatures', inFeatures);
+  positiveInteger('nn.dense', 'outFeatures', outFeatures);
   const bias = options.bias ?? true;
   const name = options.name ?? `dense${inFeatures}x${outFeatures}`;
   return {

@@ -2,6 +2,7 @@ import { GrngError } from '../../core/errors.js';
 import { add, broadcastTo, concat, gelu, mean, reshape, slice } from '../index.js';
 import type { Tensor } from '../tensor.js';
 import { multiHeadAttention, type AttentionParams } from './attention.js';
+import { positiveInteger } from './check.js';
 import { asImages, conv2d } from './conv.js';
 import { embedding, type EmbeddingParams } from './embedding.js';
 import { childSeed, normalInit, seededUniform, zerosInit } from './init.js';
@@ -13,12 +14,6 @@ export type EncoderBlockParams = {
   readonly attention: AttentionParams;
   readonly norm2: LayerNormParams;
   readonly mlp: { readonly fc1: DenseParams; readonly fc2: DenseParams };
-};
-
-const positiveInteger = (op: string, what: string, n: unknown): number => {
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1)
-    throw new GrngError(op, `${what} must be a positive integer, got ${String(n)}`);
-  return n;
 };
 
 /**
@@ -60,19 +55,17 @@ export function encoderBlock(
 export type Pooling = 'cls' | 'mean';
 
 /** The shared trunk of vit and textTransformer: [CLS] + tokens + positions, blocks, LN, head. */
-function encoder(
-  op: string,
-  options: {
-    tokens: number;
-    dim: number;
-    depth: number;
-    heads: number;
-    classes: number;
-    mlpDim?: number;
-    pool?: Pooling;
-    causal?: boolean;
-  },
-) {
+/** The encoder trunk's settings, shared by vit and textTransformer. */
+type TrunkOptions = {
+  dim: number;
+  depth: number;
+  heads: number;
+  classes: number;
+  mlpDim?: number;
+  pool?: Pooling;
+};
+
+function encoder(op: string, options: TrunkOptions & { tokens: number; causal?: boolean }) {
   const { tokens, dim, heads, classes } = options;
   const depth = positiveInteger(op, 'depth', options.depth);
   positiveInteger(op, 'classes', classes);
@@ -127,16 +120,9 @@ export type VitParams = EncoderParams & { readonly patch: DenseParams };
  * learned [CLS] token and position embeddings (N(0, 0.02²)), `depth` pre-LN encoder blocks, a
  * final LayerNorm and a linear head on the [CLS] token (or the mean token with pool 'mean').
  */
-export function vit(options: {
-  image: readonly [number, number, number];
-  patch: number;
-  dim: number;
-  depth: number;
-  heads: number;
-  classes: number;
-  mlpDim?: number;
-  pool?: Pooling;
-}): Model<VitParams> {
+export function vit(
+  options: TrunkOptions & { image: readonly [number, number, number]; patch: number },
+): Model<VitParams> {
   const op = 'nn.vit';
   const image = options.image;
   if (!Array.isArray(image) || image.length !== 3)
@@ -166,17 +152,9 @@ export type TextTransformerParams = EncoderParams & { readonly embedding: Embedd
  * position embeddings, `depth` pre-LN encoder blocks (optionally causal), a final LayerNorm and a
  * linear head on the mean token (pool 'mean', the default) or a learned [CLS] token.
  */
-export function textTransformer(options: {
-  vocab: number;
-  length: number;
-  dim: number;
-  depth: number;
-  heads: number;
-  classes: number;
-  mlpDim?: number;
-  pool?: Pooling;
-  causal?: boolean;
-}): Model<TextTransformerParams> {
+export function textTransformer(
+  options: TrunkOptions & { vocab: number; length: number; causal?: boolean },
+): Model<TextTransformerParams> {
   const op = 'nn.textTransformer';
   const length = positiveInteger(op, 'length', options.length);
   const tokens = embedding(options.vocab, options.dim, { name: 'embedding' });
