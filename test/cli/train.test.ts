@@ -173,12 +173,19 @@ describe('grng train', () => {
     },
   );
 
-  test('model recipes: RING and RENG start at lr 3e-3 on the ViT, nothing changes elsewhere', () => {
+  test('model recipes: RING and RENG on the ViT and the CNN, nothing changes elsewhere', () => {
     const vit = modelConfig({ model: 'vit' }, {});
-    expect(modelRecipe(vit, 'ring')).toEqual({ lr: 3e-3 });
-    expect(modelRecipe(vit, 'reng')).toEqual({ lr: 3e-3 });
-    expect(modelRecipe(vit, 'adamw')).toEqual({});
-    expect(modelRecipe(modelConfig({ model: 'cnn' }, {}), 'ring')).toEqual({});
+    const cnn = modelConfig({ model: 'cnn' }, {});
+    const cnnRecipe = { lr: 3e-3, klClip: 1e-3, inverseEvery: 50 };
+    for (const name of ['ring', 'reng']) {
+      expect(modelRecipe(vit, name)).toEqual({ lr: 3e-3 });
+      expect(modelRecipe(cnn, name)).toEqual(cnnRecipe);
+    }
+    for (const name of ['adamw', 'kfac', 'sgd']) {
+      expect(modelRecipe(vit, name)).toEqual({});
+      expect(modelRecipe(cnn, name)).toEqual({});
+    }
+    expect(modelRecipe(modelConfig({ model: 'mlp' }, {}), 'ring')).toEqual({});
   });
 
   test('bad options are GrngErrors with one clear message; --help prints the usage', async () => {
