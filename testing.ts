@@ -1,8 +1,10 @@
 // grng/testing: helpers for users who check their own differentiable code and optimizers:
 // checkGradient (autodiff vs finite differences), checkOptimizer (a compiled optimizer vs a
 // float64 reference, property-tested with fast-check; checkCurvatureOptimizer for those that read
-// the dense layers' taps, with random tap data), optimizerMatrix (convergence, state,
-// setHyper and resume checks) and the fast-check arbitraries they are built from.
+// the dense layers' taps, with random tap data; checkTrainingOptimizer for those that need a model:
+// the loss, Hessian-vector products, the output, sampled labels), optimizerMatrix (convergence,
+// state, setHyper and resume checks), the float64 model engine and PRNG that references use, and
+// the fast-check arbitraries they are built from.
 import { GrngError } from './core/errors.js';
 import type { Tensor } from './dsl/tensor.js';
 import { grad } from './dsl/transforms.js';
@@ -18,6 +20,30 @@ export {
   type LayerSize,
   type TapValues,
 } from './testing/check-curvature.js';
+export {
+  checkTrainingOptimizer,
+  type CheckTrainingOptions,
+  type TrainingReferenceContext,
+  type TrainingReferenceStep,
+  type TrainingTap,
+} from './testing/check-training-optimizer.js';
+export {
+  layerValueShapes,
+  referencePass,
+  type ReferenceActivation,
+  type ReferenceDense,
+  type ReferenceLayer,
+  type ReferenceLayerValues,
+  type ReferenceLora,
+  type ReferencePass,
+  type ReferenceTap,
+} from './testing/reference-model.js';
+export type { HiddenActivation, TrainingCaseOptions } from './testing/training-case.js';
+/**
+ * grng's counter-based PRNG in plain JavaScript (the DSL's names: prngKey, foldIn, normal,
+ * categorical, …), so a reference recomputes a compiled step's random draws from ctx.key.
+ */
+export * as referenceRandom from './testing/reference-random.js';
 export {
   checkOptimizer,
   DEFAULT_SEED,

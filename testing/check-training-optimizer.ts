@@ -1,0 +1,400 @@
+// checkTrainingOptimizer: an optimizer that needs a model — one reading ctx.loss, ctx.hvp,
+// ctx.output, ctx.taps or labels sampled from the model — compiled into a training step
+// (compileTrainStep) on random small models and batches, against the user's float64 reference.
+// The reference gets the model's loss, gradient, Hessian-vector products, output and taps from an
+// independent float64 engine (reference-model.ts), and the step's PRNG key, with which
+// reference-random.ts recomputes the compiled step's random draws.
+import fc from 'fast-check';
+import { fmtShape, GrngError } from '../core/errors.js';
+import { array } from '../core/host-array.js';
+import { crossEntropy } from '../dsl/ops/composites.js';
+import type { HyperDefaults, HyperSettings, Optimizer } from '../dsl/optimizer.js';
+import { CpuDevice } from '../runtime/cpu-device.js';
+import type { Device } from '../runtime/device.js';
+import { compileTrainStep } from '../runtime/train-step.js';
+import { DEFAULT_SEED, type CheckOptimizerResult } from './check-optimizer.js';
+import { formatLeaves, leavesMismatch, worstDifference, type Difference } from './compare.js';
+import { stepKey, type Key as ReferenceKey } from './reference-random.js';
+import { referencePass, type ReferenceLayer } from './reference-model.js';
+import {
+  dslModel,
+  fromLeaves,
+  hostParams,
+  leafNames,
+  leafShapes,
+  toLeaves,
+  trainingCase,
+  type TrainingCase,
+  type TrainingCaseOptions,
+} from './training-case.js';
+import { disposeTree, readLeaves } from './trees.js';
+
+/**
+ * One dense-layer tap: a [batch × in] (ones column last when the layer has a bias) and g
+ * [batch × out], row-major.
+ */
+export interface TrainingTap {
+  readonly a: Float64Array;
+  readonly g: Float64Array;
+  readonly batch: number;
+  readonly in: number;
+  readonly out: number;
+  /** Leaf indices of the layer's W and (with a bias) b. */
+  readonly w: number;
+  readonly b?: number;
+}
+
+/**
+ * What a reference step sees, all float64 and all about its own current parameters. Parameters
+ * are lists of leaves in flattenTree order (`names[k]` says which, e.g. 'layers.0.w'); omitted
+ * `params` mean the current ones, omitted `labels` the batch's.
+ */
+export interface TrainingReferenceContext<H extends HyperDefaults = HyperDefaults> {
+  readonly params: readonly Float64Array[];
+  readonly grads: readonly Float64Array[];
+  readonly names: readonly string[];
+  readonly shapes: readonly (readonly number[])[];
+  readonly hyper: HyperSettings<H>;
+  /** The step number t = 1, 2, … */
+  readonly t: number;
+  /** The step's PRNG key, foldIn(prngKey(seed), t): what ctx.key held in the compiled step. */
+  readonly key: ReferenceKey;
+  readonly labels: Int32Array;
+  readonly batch: number;
+  readonly classes: number;
+  /** The minibatch's mean cross-entropy. */
+  loss(params?: readonly Float64Array[], labels?: Int32Array): number;
+  gradient(params?: readonly Float64Array[], labels?: Int32Array): Float64Array[];
+  /** ∇²L(θ)·v at the current parameters, by forward-over-reverse dual numbers. */
+  hvp(v: readonly Float64Array[]): Float64Array[];
+  /** The logits [batch × classes], row-major. */
+  output(params?: readonly Float64Array[]): Float64Array;
+  /** Per dense layer (a LoRA layer is two: A, then B), in the order the model applies them. */
+  readonly taps: readonly TrainingTap[];
+  tapsFor(labels: Int32Array): readonly TrainingTap[];
+}
+
+/** One reference step: `state` is undefined at t = 1. Return new arrays. */
+export type TrainingReferenceStep<R, H extends HyperDefaults = HyperDefaults> = (
+  ctx: TrainingReferenceContext<H>,
+  state: R | undefined,
+) => { readonly params: readonly Float64Array[]; readonly state: R };
+
+export interface CheckTrainingOptions<
+  H extends HyperDefaults = HyperDefaults,
+> extends TrainingCaseOptions {
+  /** fast-check seed (default 20261128), printed once per call and returned. */
+  readonly seed?: number;
+  /** Replays one counterexample: the `path` a failure message gives, with its seed. */
+  readonly path?: string;
+  /** Random problems (default 15). */
+  readonly numRuns?: number;
+  /** Steps per problem (default 3). */
+  readonly steps?: number;
+  /** Where the training step runs (default the float64 interpreter). */
+  readonly device?: Device;
+  /**
+   * Largest |got − want| / max(1, |want|) for every parameter after every step. Default 1e-9 on the
+   * float64 interpreter; required on float32 devices.
+   */
+  readonly tolerance?: number;
+  readonly hyper?: Partial<HyperSettings<H>>;
+  /** Settings drawn per problem on top of `hyper` (shrunk with the rest). */
+  readonly settings?: fc.Arbitrary<Partial<HyperSettings<H>>>;
+  readonly log?: (line: string) => void;
+}
+
+const F64_TOLERANCE = 1e-9;
+
+const isFloat64 = (device: Device): boolean =>
+  device.kind === 'cpu' && (device as { precision?: string }).precision === 'f64';
+
+/**
+ * Property-tests `optimizer` inside compiled training steps against `reference` on random small
+ * models (dense stacks, an optional LoRA layer) and batches. Returns the worst error seen; throws
+ * a GrngError with the seed, the shrunk problem and the parameter and step that diverged.
+ */
+export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
+  optimizer: Optimizer<H, S>,
+  reference: TrainingReferenceStep<R, H>,
+  options: CheckTrainingOptions<H> = {},
+): Promise<CheckOptimizerResult> {
+  const op = 'checkTrainingOptimizer';
+  const { seed = DEFAULT_SEED, numRuns = 15, steps = 3, log = console.log } = options;
+  const device = options.device ?? new CpuDevice('f64');
+  const float64 = isFloat64(device);
+  const tolerance = options.tolerance ?? (float64 ? F64_TOLERANCE : undefined);
+  if (tolerance === undefined)
+    throw new GrngError(
+      op,
+      `${device.description} computes in float32: pass options.tolerance (the largest ` +
+        `|got − want| / max(1, |want|) to accept), justified by the optimizer's conditioning`,
+    );
+  if (!(tolerance >= 0) || !Number.isFinite(tolerance))
+    throw new GrngError(op, `tolerance must be a finite number ≥ 0, got ${String(tolerance)}`);
+  for (const [name, n] of [
+    ['numRuns', numRuns],
+    ['steps', steps],
+    ['maxDepth', options.maxDepth ?? 0],
+    ['maxWidth', options.maxWidth ?? 1],
+    ['maxClasses', (options.maxClasses ?? 2) - 1],
+    ['maxBatch', options.maxBatch ?? 1],
+  ] as const) {
+    if (!Number.isInteger(n) || n < (name === 'maxDepth' ? 0 : 1))
+      throw new GrngError(
+        op,
+        name === 'maxClasses'
+          ? `maxClasses must be an integer ≥ 2, got ${String(options.maxClasses)}`
+          : `${name} must be a ${name === 'maxDepth' ? 'non-negative' : 'positive'} integer, ` +
+              `got ${String(n)}`,
+      );
+  }
+  if (typeof reference !== 'function')
+    throw new GrngError(
+      op,
+      `the reference must be a function (ctx, state) => { params, state }, got ${typeof reference}`,
+    );
+  const base = options.hyper === undefined ? optimizer : optimizer.with(options.hyper);
+  log(
+    `${op}(${base.name}): fast-check seed ${seed}, ${numRuns} runs × ${steps} steps on ` +
+      `${device.description}`,
+  );
+  let worstError = 0;
+  const settings = options.settings ?? fc.constant({});
+  const property = fc.asyncProperty(trainingCase(options, steps, settings), async (c) => {
+    const outcome = await runCase(base, reference, c, device, float64, tolerance);
+    worstError = Math.max(worstError, outcome.error);
+    if (outcome.error > tolerance) throw new Mismatch(outcome);
+  });
+  const details = await fc.check(property, {
+    seed,
+    numRuns,
+    path: options.path,
+    endOnFailure: false,
+  });
+  if (!details.failed) return { worstError, runs: details.numRuns, seed };
+  if (details.counterexample === null)
+    throw new GrngError(op, `fast-check stopped without a counterexample; seed ${seed}`);
+  throw new GrngError(
+    op,
+    failureMessage(base.name, details.counterexample[0], details.errorInstance, {
+      seed,
+      tolerance,
+      shrinks: details.numShrinks,
+      path: details.counterexamplePath,
+    }),
+  );
+}
+
+interface Outcome extends Difference {
+  readonly step: number;
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+class Mismatch extends Error {
+  constructor(readonly outcome: Outcome) {
+    super(`step ${outcome.step}, ${outcome.name}: ${outcome.got} vs ${outcome.want}`);
+  }
+}
+
+class SideError extends Error {
+  constructor(
+    readonly side: 'the optimizer' | 'the reference',
+    readonly step: number,
+    readonly thrown: unknown,
+  ) {
+    super(`${side} threw at step ${step}: ${messageOf(thrown)}`);
+  }
+}
+
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+async function blame<T>(side: SideError['side'], step: number, run: () => T | Promise<T>) {
+  try {
+    return await run();
+  } catch (error) {
+    throw new SideError(side, step, error);
+  }
+}
+
+/** The reference's view of one step at `params` on `batch`. */
+function referenceContext<H extends HyperDefaults>(
+  layers: readonly ReferenceLayer[],
+  params: readonly Float64Array[],
+  batch: { readonly x: Float64Array; readonly labels: Int32Array },
+  info: { hyper: HyperSettings<H>; t: number; seed: number },
+): TrainingReferenceContext<H> {
+  const names = leafNames(layers);
+  const shapes = leafShapes(layers);
+  const pass = (p = params, labels = batch.labels, v?: readonly Float64Array[]) =>
+    referencePass(
+      layers,
+      fromLeaves(layers, p),
+      batch.x,
+      labels,
+      v === undefined ? undefined : fromLeaves(layers, v),
+    );
+  const copy = (xs: readonly Float64Array[]) => xs.map((x) => Float64Array.from(x));
+  const current = pass();
+  const tapsOf = (labels: Int32Array) =>
+    pass(params, labels).taps.map((tap): TrainingTap => {
+      const w = names.indexOf(`layers.${tap.layer}.${tap.w}`);
+      const b = tap.b === undefined ? -1 : names.indexOf(`layers.${tap.layer}.${tap.b}`);
+      return {
+        a: tap.a,
+        g: tap.g,
+        batch: tap.batch,
+        in: tap.in,
+        out: tap.out,
+        w,
+        ...(b < 0 ? {} : { b }),
+      };
+    });
+  return {
+    params: copy(params),
+    grads: toLeaves(current.gradient),
+    names,
+    shapes,
+    hyper: info.hyper,
+    t: info.t,
+    key: stepKey(info.seed, info.t),
+    labels: Int32Array.from(batch.labels),
+    batch: batch.labels.length,
+    classes: layers[layers.length - 1].out,
+    loss: (p, labels) => pass(p, labels).loss,
+    gradient: (p, labels) => toLeaves(pass(p, labels).gradient),
+    hvp: (v) => toLeaves(pass(params, batch.labels, v).hvp),
+    output: (p) => Float64Array.from(pass(p).output),
+    taps: tapsOf(batch.labels),
+    tapsFor: tapsOf,
+  };
+}
+
+async function runCase<H extends HyperDefaults, S, R>(
+  base: Optimizer<H, S>,
+  reference: TrainingReferenceStep<R, H>,
+  c: TrainingCase<Partial<HyperSettings<H>>>,
+  device: Device,
+  float64: boolean,
+  tolerance: number,
+): Promise<Outcome> {
+  // A float32 device holds rounded values: the reference starts from the same numbers.
+  const round = (x: Float64Array) => (float64 ? Float64Array.from(x) : x.map(Math.fround));
+  const layers = c.layers.map((layer) =>
+    layer.kind === 'lora'
+      ? {
+          ...layer,
+          w0: round(layer.w0),
+          ...(layer.b0 === undefined ? {} : { b0: round(layer.b0) }),
+        }
+      : layer,
+  );
+  const names = leafNames(layers);
+  const shapes = leafShapes(layers);
+  const optimizer = await blame('the optimizer', 0, () => base.with(c.settings));
+  const hyper = (
+    float64
+      ? optimizer.hyper
+      : Object.fromEntries(
+          Object.entries(optimizer.hyper).map(([k, v]) => [
+            k,
+            typeof v === 'number' ? Math.fround(v) : v,
+          ]),
+        )
+  ) as HyperSettings<H>;
+  const initial = c.values.map((v) =>
+    Object.fromEntries(Object.entries(v).map(([k, x]) => [k, round(x)])),
+  );
+  const step = await blame('the optimizer', 0, () =>
+    compileTrainStep({
+      model: dslModel(layers),
+      loss: crossEntropy,
+      optimizer,
+      params: hostParams(layers, initial),
+      device,
+      seed: c.seed,
+    }),
+  );
+  let params = toLeaves(initial);
+  let state: R | undefined;
+  let outcome: Outcome = {
+    error: 0,
+    leaf: 0,
+    index: 0,
+    got: 0,
+    want: 0,
+    step: 0,
+    name: names[0],
+    shape: shapes[0],
+  };
+  for (let t = 1; t <= c.batches.length; t++) {
+    const b = { x: round(c.batches[t - 1].x), labels: c.batches[t - 1].labels };
+    await blame('the optimizer', t, () =>
+      step.run({
+        x: array(b.x, [c.batch, layers[0].in]),
+        y: array(b.labels, [c.batch], 'i32'),
+      }),
+    );
+    const tree = await step.params();
+    const got = await blame('the optimizer', t, () => readLeaves(tree));
+    const ctx = referenceContext(layers, params, b, { hyper, t, seed: c.seed });
+    const out = await blame('the reference', t, () => reference(ctx, state));
+    const wrong = leavesMismatch(out?.params, shapes);
+    if (wrong !== undefined)
+      throw new SideError('the reference', t, new Error(`its params ${wrong}`));
+    const d = worstDifference(got, out.params);
+    const worst = { ...d, step: t, name: names[d.leaf], shape: shapes[d.leaf] };
+    if (worst.error > outcome.error) outcome = worst;
+    if (worst.error > tolerance) break;
+    params = out.params.map((x) => Float64Array.from(x));
+    state = out.state;
+  }
+  disposeTree(await step.params());
+  disposeTree(await step.state());
+  return outcome;
+}
+
+function describeLayer(layer: ReferenceLayer): string {
+  const act = layer.activation === 'identity' ? '' : ` → ${layer.activation}`;
+  return layer.kind === 'dense'
+    ? `dense ${layer.in}→${layer.out}${layer.bias ? '' : ' (no bias)'}${act}`
+    : `lora ${layer.in}→${layer.out} rank ${layer.rank} alpha ${layer.alpha} ` +
+        `(W₀ ${formatLeaves([layer.w0])}${layer.b0 === undefined ? '' : `, b₀ ${formatLeaves([layer.b0])}`})${act}`;
+}
+
+function failureMessage<S>(
+  name: string,
+  c: TrainingCase<S>,
+  error: unknown,
+  info: { seed: number; tolerance: number; shrinks: number; path: string | null },
+): string {
+  let what: string;
+  let step = c.batches.length;
+  if (error instanceof Mismatch) {
+    const o = error.outcome;
+    step = o.step;
+    what =
+      `${name} differs from the reference by ${o.error.toExponential(3)} (worst ` +
+      `|got − want| / max(1, |want|); tolerance ${info.tolerance}) at step ${o.step} in ` +
+      `${o.name} (shape ${fmtShape(o.shape)}), element ${o.index}: optimizer ${o.got}, ` +
+      `reference ${o.want}.`;
+  } else if (error instanceof SideError) {
+    step = Math.max(1, error.step);
+    what =
+      `${error.side === 'the optimizer' ? name : 'the reference'} threw ` +
+      `${error.step === 0 ? 'while compiling' : `at step ${error.step}`}: ${messageOf(error.thrown)}`;
+  } else what = `the property failed: ${messageOf(error)}`;
+  const path = info.path === null ? '' : `, path: '${info.path}'`;
+  return [
+    what,
+    `Shrunk counterexample (${info.shrinks} shrinks; seed ${info.seed}${path}):`,
+    `  model: ${c.layers.map(describeLayer).join(', ')}; batch ${c.batch}; key seed ${c.seed}`,
+    `  settings: ${JSON.stringify(c.settings)}`,
+    `  initial params (${leafNames(c.layers).join(', ')}): ${formatLeaves(toLeaves(c.values))}`,
+    ...c.batches
+      .slice(0, step)
+      .map((b, t) => `  batch ${t + 1}: x ${formatLeaves([b.x])}, labels [${b.labels.join(', ')}]`),
+    `Replay it with checkTrainingOptimizer(…, { seed: ${info.seed}${path} }).`,
+  ].join('\n');
+}
