@@ -14,6 +14,7 @@ export {
   type Optimizer,
   type OptimizerDefinition,
   type StepContext,
+  type LossOfParams,
   type HyperDefaults,
   type HyperSettings,
   type HyperTensors,

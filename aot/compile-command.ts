@@ -31,7 +31,11 @@ Options:
                      optional); unnamed options take these values
   --batch N          the training step's batch size (default 128)
   --metrics A,B      what each training step returns (default loss,accuracy)
-  --export NAME      compile only this export (default: every exported optimizer)
+  --export NAME      check and compile only this export (default: every exported optimizer)
+  --allow-modules A,B
+                     modules (specifiers as the file imports them: ./my-ops.js,some-package)
+                     whose functions the optimizer may call: the purity check cannot see into
+                     them, so by default a call into a module other than grng is a violation
   --settings JSON    hyperparameter settings, e.g. '{"lr":0.001}' (numbers stay settable at run time)
   --limits KIND      portable (WebGPU's defaults, the default) or here (this machine's adapter)
   --import-from SPEC where the generated module imports the runtime (default grng/aot)
@@ -77,6 +81,7 @@ export async function compile(
       batch: { type: 'string', default: '128' },
       metrics: { type: 'string', default: 'loss,accuracy' },
       export: { type: 'string' },
+      'allow-modules': { type: 'string', default: '' },
       settings: { type: 'string', default: '{}' },
       limits: { type: 'string', default: 'portable' },
       'import-from': { type: 'string', default: 'grng/aot' },
@@ -97,7 +102,20 @@ export async function compile(
       `expects one file, got ${positionals.length}: grng compile <file.ts> --shapes JSON`,
     );
   const [file] = positionals;
-  const report = checkPurity(file);
+  const report = checkPurity(file, {
+    allowModules: values['allow-modules'].split(',').filter((m) => m !== ''),
+    exports: values.export === undefined ? undefined : [values.export],
+  });
+  const exported = report.optimizers.map((o) => o.exportName);
+  const missing = (name: string) =>
+    new GrngError(
+      'compile',
+      `${file} has no exported optimizer '${name}'; its defineOptimizer(...) exports: ` +
+        `${exported.length === 0 ? 'none' : exported.join(', ')}`,
+    );
+  // An export made otherwise (chain(...)) has nothing to check statically, but still compiles.
+  if (values.check && values.export !== undefined && !exported.includes(values.export))
+    throw missing(values.export);
   if (report.violations.length > 0) {
     print(formatViolations(report.violations));
     print(
@@ -105,10 +123,7 @@ export async function compile(
     );
     return 1;
   }
-  const names =
-    values.export === undefined
-      ? report.optimizers.map((o: { exportName: string }) => o.exportName)
-      : [values.export];
+  const names = values.export === undefined ? exported : [values.export];
   if (names.length === 0)
     throw new GrngError('compile', `${file} exports no defineOptimizer(...) optimizer`);
   if (values.check) {
@@ -152,8 +167,7 @@ export async function compile(
   const module = await importOptimizerFile(file);
   for (const name of names) {
     const factory = module[name];
-    if (!isFactory(factory))
-      throw new GrngError('compile', `${file} has no exported optimizer '${name}'`);
+    if (!isFactory(factory)) throw missing(name);
     const optimizer = factory(settings);
     let manifest;
     try {

@@ -4,28 +4,31 @@
 // be baked into the compiled kernels or silently lost. Names are resolved by ts-morph's binder only
 // (no types needed), so the rules work on a project without lib files or module resolution.
 import { builtinModules } from 'node:module';
+import { Node, SyntaxKind, type ObjectLiteralExpression } from 'ts-morph';
 import {
-  Node,
-  SyntaxKind,
-  type ArrowFunction,
-  type ConstructorDeclaration,
-  type FunctionDeclaration,
-  type FunctionExpression,
-  type GetAccessorDeclaration,
-  type MethodDeclaration,
-  type ObjectLiteralExpression,
-  type SetAccessorDeclaration,
-} from 'ts-morph';
+  aliasOf,
+  bindingOf,
+  directAlias,
+  functionOf,
+  GLOBAL,
+  isFunctionNode,
+  objectOf,
+  rootName,
+  strip,
+  type Alias,
+  type FunctionNode,
+} from './purity-bindings.js';
 import type { PurityRule } from './purity.js';
 
-export type FunctionNode =
-  | ArrowFunction
-  | FunctionExpression
-  | FunctionDeclaration
-  | MethodDeclaration
-  | GetAccessorDeclaration
-  | SetAccessorDeclaration
-  | ConstructorDeclaration;
+export {
+  bindingOf,
+  functionOf,
+  isFunctionNode,
+  objectOf,
+  strip,
+  type Binding,
+  type FunctionNode,
+} from './purity-bindings.js';
 
 /** What checkFunction needs from the file-wide check. */
 export interface RuleContext {
@@ -41,12 +44,6 @@ export interface RuleContext {
   /** `from`'s body refers to `to` at `at` (recursion is a cycle of these). */
   refer(from: FunctionNode, to: FunctionNode, at: Node): void;
 }
-
-/** Where a name is declared, seen from the function being checked (`scope`). */
-export type Binding =
-  | { readonly kind: 'global' }
-  | { readonly kind: 'import'; readonly module: string }
-  | { readonly kind: 'parameter' | 'local' | 'outer'; readonly decl: Node };
 
 const LOOP =
   'loops need a trip count known at trace time: use for (let i = 0; i < ' +
@@ -98,88 +95,6 @@ const IO_GLOBALS = new Set([
   'sessionStorage',
 ]);
 const NODE_BUILTINS = new Set(builtinModules);
-const GLOBAL: Binding = { kind: 'global' };
-
-export function isFunctionNode(node: Node | undefined): node is FunctionNode {
-  return (
-    Node.isArrowFunction(node) ||
-    Node.isFunctionExpression(node) ||
-    Node.isFunctionDeclaration(node) ||
-    Node.isMethodDeclaration(node) ||
-    Node.isGetAccessorDeclaration(node) ||
-    Node.isSetAccessorDeclaration(node) ||
-    Node.isConstructorDeclaration(node)
-  );
-}
-
-/** `e` without parentheses and type-only wrappers (`as`, `!`, `satisfies`, `<T>e`). */
-export function strip(e: Node): Node {
-  while (
-    Node.isParenthesizedExpression(e) ||
-    Node.isAsExpression(e) ||
-    Node.isNonNullExpression(e) ||
-    Node.isSatisfiesExpression(e) ||
-    Node.isTypeAssertion(e)
-  )
-    e = e.getExpression();
-  return e;
-}
-
-export function bindingOf(id: Node, scope: Node): Binding {
-  let decl: Node | undefined;
-  try {
-    const parent = id.getParent();
-    const symbol =
-      Node.isShorthandPropertyAssignment(parent) && parent.getNameNode() === id
-        ? parent.getValueSymbol()
-        : id.getSymbol();
-    decl = symbol?.getDeclarations()[0];
-  } catch {
-    decl = undefined; // an unresolvable name reads as a global
-  }
-  if (decl === undefined || decl.getSourceFile() !== id.getSourceFile()) return GLOBAL;
-  const module =
-    Node.isImportSpecifier(decl) || Node.isImportClause(decl) || Node.isNamespaceImport(decl)
-      ? decl.getFirstAncestorByKind(SyntaxKind.ImportDeclaration)?.getModuleSpecifierValue()
-      : undefined;
-  if (module !== undefined) return { kind: 'import', module };
-  if (Node.isImportEqualsDeclaration(decl)) {
-    const ref = decl.getModuleReference();
-    if (Node.isExternalModuleReference(ref))
-      return { kind: 'import', module: ref.getExpression()?.getText().slice(1, -1) ?? '' };
-  }
-  if (decl.getPos() < scope.getPos() || decl.getEnd() > scope.getEnd())
-    return { kind: 'outer', decl };
-  const holder = decl.getFirstAncestor(
-    (a) => Node.isParameterDeclaration(a) || Node.isVariableDeclaration(a),
-  );
-  return {
-    kind:
-      Node.isParameterDeclaration(decl) ||
-      (Node.isBindingElement(decl) && Node.isParameterDeclaration(holder))
-        ? 'parameter'
-        : 'local',
-    decl,
-  };
-}
-
-/**
- * The function a declaration names: `function f`, `const f = (…) => …`, a named function
- * expression.
- */
-export function functionOf(decl: Node): FunctionNode | undefined {
-  if (Node.isFunctionDeclaration(decl) || Node.isFunctionExpression(decl)) return decl;
-  const init = Node.isVariableDeclaration(decl) ? decl.getInitializer() : undefined;
-  const value = init === undefined ? undefined : strip(init);
-  return Node.isArrowFunction(value) || Node.isFunctionExpression(value) ? value : undefined;
-}
-
-/** The object literal a declaration holds (`const REPORT = { … }`). */
-export function objectOf(decl: Node): ObjectLiteralExpression | undefined {
-  const init = Node.isVariableDeclaration(decl) ? decl.getInitializer() : undefined;
-  const value = init === undefined ? undefined : strip(init);
-  return Node.isObjectLiteralExpression(value) ? value : undefined;
-}
 
 const INTERESTING_GLOBALS = [
   'Math',
@@ -203,6 +118,7 @@ function namesOfInterest(source: Node): ReadonlySet<string> {
   const cached = interestCache.get(source);
   if (cached !== undefined && cached.text === text) return cached.names;
   const names = new Set<string>(INTERESTING_GLOBALS);
+  const aliases: [name: string, root: string][] = [];
   source.forEachDescendant((node) => {
     if (
       Node.isImportSpecifier(node) ||
@@ -221,7 +137,24 @@ function namesOfInterest(source: Node): ReadonlySet<string> {
       (functionOf(node) !== undefined || objectOf(node) !== undefined || madeFrom(node).length > 0)
     )
       names.add(node.getName());
+    else if (
+      (Node.isVariableDeclaration(node) || Node.isBindingElement(node)) &&
+      Node.isIdentifier(node.getNameNode()) &&
+      node.getFirstAncestor(isFunctionNode) === undefined
+    ) {
+      const root = directAlias(node)?.root.getText();
+      if (root !== undefined) aliases.push([node.getName(), root]);
+    }
   });
+  // Module-level aliases of names of interest (`const rand = Math.random`), through chains.
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [name, root] of aliases)
+      if (names.has(root) && !names.has(name)) {
+        names.add(name);
+        grew = true;
+      }
+  }
   interestCache.set(source, { text, names });
   return names;
 }
@@ -236,18 +169,15 @@ function madeFrom(decl: Node): Node[] {
   return Node.isCallExpression(value) ? [value.getExpression(), ...value.getArguments()] : [];
 }
 
-/** The name at the root of `a.b[c]`, if it is a name. */
-function rootName(e: Node): Node | undefined {
-  let x = strip(e);
-  while (Node.isPropertyAccessExpression(x) || Node.isElementAccessExpression(x))
-    x = strip(x.getExpression());
-  return Node.isIdentifier(x) ? x : undefined;
-}
-
 /** The same-file function an identifier names, if any. */
 function bindingFunction(id: Node): FunctionNode | undefined {
   const b = bindingOf(id, id);
   return b.kind === 'outer' || b.kind === 'local' ? functionOf(b.decl) : undefined;
+}
+
+/** How to let calls into `specifier` through, for messages. */
+export function allowFlag(specifier: string): string {
+  return `grng compile --allow-modules ${specifier}`;
 }
 
 export function isModuleBuiltin(specifier: string): boolean {
@@ -256,8 +186,21 @@ export function isModuleBuiltin(specifier: string): boolean {
 
 /** A name's text for messages: one line, short. */
 function snippet(node: Node, max = 40): string {
-  const text = node.getText().replace(/\s+/g, ' ');
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  return clip(node.getText(), max);
+}
+
+function clip(text: string, max = 40): string {
+  const line = text.replace(/\s+/g, ' ');
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+/** The member read from `id` where it is read (`id.random`, `id['random']`), if any. */
+function memberRead(id: Node): string | undefined {
+  const parent = id.getParent();
+  if (Node.isPropertyAccessExpression(parent) && parent.getExpression() === id)
+    return parent.getName();
+  const key = Node.isElementAccessExpression(parent) ? parent.getArgumentExpression() : undefined;
+  return Node.isStringLiteral(key) ? key.getLiteralValue() : undefined;
 }
 
 /** Whether an identifier reads a variable (not a property name, a declared name, a label, …). */
@@ -401,16 +344,10 @@ class FunctionCheck {
   private checkReference(id: Node): void {
     if (!namesOfInterest(id.getSourceFile()).has(id.getText()) || !isValueReference(id)) return;
     const b = bindingOf(id, this.fn);
-    if (b.kind === 'global') this.checkGlobal(id);
-    else if (b.kind === 'import' && isModuleBuiltin(b.module)) {
-      const clock = /^(node:)?(crypto|perf_hooks)$/.test(b.module);
-      this.cx.report(
-        id,
-        clock ? 'nondeterminism' : 'io',
-        `\`${id.getText()}\` comes from '${b.module}': ` +
-          `${clock ? `an optimizer must be deterministic; ${RANDOM}` : NO_IO}`,
-      );
-    } else if (b.kind === 'outer' || b.kind === 'local') {
+    if (b.kind === 'global') this.checkGlobal(id, id.getText(), memberRead(id));
+    else if (b.kind === 'import' && isModuleBuiltin(b.module))
+      this.checkBuiltin(id, `\`${id.getText()}\` comes`, b.module);
+    else if (b.kind === 'outer' || b.kind === 'local') {
       const target = functionOf(b.decl);
       if (target !== undefined) {
         if (b.kind === 'outer') this.cx.follow(target);
@@ -429,43 +366,76 @@ class FunctionCheck {
               : undefined;
           if (made !== undefined) this.cx.follow(made);
         }
+        const alias = aliasOf(b.decl);
+        if (alias !== undefined) this.checkAlias(id, b.decl, alias);
       }
     }
   }
 
-  private checkGlobal(id: Node): void {
-    const name = id.getText();
-    const parent = id.getParent();
-    const member =
-      Node.isPropertyAccessExpression(parent) && parent.getExpression() === id
-        ? parent.getName()
-        : undefined;
+  /**
+   * A same-file alias read here (`const rand = Math.random; … rand()`) is checked as what it
+   * names, and reported where it is read.
+   */
+  private checkAlias(id: Node, decl: Node, alias: Alias): void {
+    const via =
+      `\`${id.getText()}\` is \`${clip(alias.text)}\` ` +
+      `(declared at line ${decl.getStartLineNumber()})`;
+    const b = alias.binding;
+    if (b.kind === 'global') {
+      const members = [...alias.members, memberRead(id)];
+      this.checkGlobal(id, alias.root.getText(), members[0], `${via}: `);
+    } else if (b.kind === 'import' && isModuleBuiltin(b.module))
+      this.checkBuiltin(id, `${via}, which comes`, b.module);
+    else if (b.kind === 'outer' || b.kind === 'local') {
+      // `const step = helper`, `const s = HELPERS.step`: the code it names is checked as well.
+      const target = functionOf(b.decl);
+      const object = objectOf(b.decl);
+      if (target !== undefined) {
+        this.cx.follow(target);
+        this.cx.refer(this.enclosingFunction(id), target, id);
+      } else if (object !== undefined) this.cx.followObject(object);
+    }
+  }
+
+  /** A name from a Node builtin module: clocks and randomness, or I/O. */
+  private checkBuiltin(at: Node, what: string, module: string): void {
+    const clock = /^(node:)?(crypto|perf_hooks)$/.test(module);
+    this.cx.report(
+      at,
+      clock ? 'nondeterminism' : 'io',
+      `${what} from '${module}': ` +
+        `${clock ? `an optimizer must be deterministic; ${RANDOM}` : NO_IO}`,
+    );
+  }
+
+  /** A global read at `at` (`name`, or `name.member`); `prefix` says how, for an alias. */
+  private checkGlobal(at: Node, name: string, member: string | undefined, prefix = ''): void {
+    const parent = at.getParent();
+    const report = (rule: PurityRule, message: string, node = at) =>
+      this.cx.report(node, rule, `${prefix}${message}`);
     if (name === 'Math' && member === 'random')
-      this.cx.report(id, 'nondeterminism', `Math.random is not allowed in an optimizer: ${RANDOM}`);
+      report('nondeterminism', `Math.random is not allowed in an optimizer: ${RANDOM}`);
     else if (name === 'crypto')
-      this.cx.report(id, 'nondeterminism', `crypto is not allowed in an optimizer: ${RANDOM}`);
+      report('nondeterminism', `crypto is not allowed in an optimizer: ${RANDOM}`);
     else if (
       name === 'Date' ||
       name === 'performance' ||
       (name === 'process' && member === 'hrtime')
     )
-      this.cx.report(
-        Node.isNewExpression(parent) ? parent : id,
+      report(
         'nondeterminism',
         `${member === 'hrtime' ? 'process.hrtime' : name} is not allowed in an optimizer: ${CLOCK}`,
+        Node.isNewExpression(parent) ? parent : at,
       );
     else if (name === 'process')
-      this.cx.report(
-        id,
+      report(
         'io',
         `process is not allowed in an optimizer: pass settings in as ` +
           `hyperparameters (ctx.settings); ${NO_IO}`,
       );
-    else if (IO_GLOBALS.has(name))
-      this.cx.report(id, 'io', `${name} is not allowed in an optimizer: ${NO_IO}`);
+    else if (IO_GLOBALS.has(name)) report('io', `${name} is not allowed in an optimizer: ${NO_IO}`);
     else if (name === 'eval' || name === 'Function')
-      this.cx.report(
-        id,
+      report(
         'impure-call',
         `${name} is not allowed in an optimizer: grng compile cannot check ` +
           `code built from strings; write it out`,
@@ -519,10 +489,12 @@ class FunctionCheck {
     const root = rootName(callee);
     if (root === undefined) return;
     const b = bindingOf(root, this.fn);
-    // A module-level value made by a call (`const f = memoize(g)`) runs its maker's code.
+    // A module-level value made by a call (`const f = memoize(g)`) runs its maker's code, and an
+    // alias (`const dbl = h.double`) the code it names.
     const maker = b.kind === 'outer' ? madeFrom(b.decl)[0] : undefined;
     const makerName = maker === undefined ? undefined : rootName(maker);
-    const from = makerName === undefined ? b : bindingOf(makerName, makerName);
+    const alias = b.kind === 'outer' && maker === undefined ? aliasOf(b.decl) : undefined;
+    const from = makerName !== undefined ? bindingOf(makerName, makerName) : (alias?.binding ?? b);
     if (
       from.kind === 'import' &&
       !isModuleBuiltin(from.module) &&
@@ -531,13 +503,15 @@ class FunctionCheck {
       const what =
         from === b
           ? `\`${snippet(root)}\` comes`
-          : `\`${snippet(root)}\` is made by \`${snippet(makerName as Node)}\``;
+          : alias !== undefined
+            ? `\`${snippet(root)}\` is \`${clip(alias.text)}\``
+            : `\`${snippet(root)}\` is made by \`${snippet(makerName as Node)}\``;
       this.cx.report(
         call,
         'impure-call',
         `${what} from '${from.module}', which grng compile cannot check: use ` +
           `grng's ops, declare the helper in this file, or allow the module ` +
-          `(allowModules)`,
+          `(${allowFlag(from.module)})`,
       );
     }
   }

@@ -18,6 +18,7 @@ import {
 import { GrngError } from '../core/errors.js';
 import { grngRoot } from './load-source.js';
 import {
+  allowFlag,
   bindingOf,
   checkFunction,
   functionOf,
@@ -51,6 +52,7 @@ export interface OptimizerSite {
   readonly column: number;
 }
 export interface PurityReport {
+  /** Every exported optimizer of the file (checked or not: see PurityOptions.exports). */
   readonly optimizers: readonly OptimizerSite[];
   readonly violations: readonly PurityViolation[];
 }
@@ -59,6 +61,11 @@ export interface PurityOptions {
   readonly project?: Project;
   /** Module specifiers besides grng's whose functions may be called unchecked ('./my-ops.js'). */
   readonly allowModules?: readonly string[];
+  /**
+   * The export names to check (default: every exported optimizer), so that one impure export does
+   * not block compiling a pure one beside it.
+   */
+  readonly exports?: readonly string[];
 }
 
 /** The entries of a definition that hold code; `report` holds an object of functions. */
@@ -111,7 +118,9 @@ export function checkPurity(file: string, options: PurityOptions = {}): PurityRe
     },
   };
   const sites = exportedOptimizers(source);
-  for (const call of new Set(sites.map((s) => s.call))) checkDefinition(call, cx);
+  const only = options.exports;
+  const checked = only === undefined ? sites : sites.filter((s) => only.includes(s.exportName));
+  for (const call of new Set(checked.map((s) => s.call))) checkDefinition(call, cx);
   for (let i = 0; i < queue.length; i++) checkFunction(queue[i] as FunctionNode, cx);
   reportRecursion(edges, cx);
   return {
@@ -308,7 +317,7 @@ function checkEntry(
         'impure-call',
         `${name} is \`${x.getText()}\` from '${b.module}', which grng compile ` +
           `cannot check: declare it in this ` +
-          `file${isModuleBuiltin(b.module) ? '' : ' or allow the module (allowModules)'}`,
+          `file${isModuleBuiltin(b.module) ? '' : ` or allow the module (${allowFlag(b.module)})`}`,
       );
     const fn = b.kind === 'outer' || b.kind === 'local' ? functionOf(b.decl) : undefined;
     if (fn !== undefined) return cx.follow(fn);
@@ -354,7 +363,8 @@ function reportRecursion(
         at,
         'unbounded-loop',
         `${how}: recursion has no trip count known at trace time; use for (let ` +
-          `i = 0; i < n; i++) or for…of over an array`,
+          `i = 0; i < n; i++) or for…of over an array, and over a tree of tensors ` +
+          `grng's treeMap (ctx.map), treeLeaves, treeSum or globalNorm`,
       );
     }
   }

@@ -5,18 +5,21 @@ export type Tree<L> = L | readonly Tree<L>[] | { readonly [key: string]: Tree<L>
 
 /**
  * Leaves in a fixed order (arrays by index, objects by sorted key, so order never depends on
- * insertion) and a function that rebuilds the same structure from new leaves.
+ * insertion), each leaf's path ('.m[0]', '' for a lone leaf) for messages, and a function that
+ * rebuilds the same structure from new leaves.
  */
 export function flattenTree<L>(
   op: string,
   tree: unknown,
   isLeaf: (x: unknown) => x is L,
   what: string,
-): { leaves: L[]; rebuild: <M>(leaves: readonly M[]) => Tree<M> } {
+): { leaves: L[]; paths: string[]; rebuild: <M>(leaves: readonly M[]) => Tree<M> } {
   const leaves: L[] = [];
+  const paths: string[] = [];
   const walk = (node: unknown, path: string): ((next: () => unknown) => unknown) => {
     if (isLeaf(node)) {
       leaves.push(node);
+      paths.push(path);
       return (next) => next();
     }
     if (Array.isArray(node)) {
@@ -40,6 +43,7 @@ export function flattenTree<L>(
   const build = walk(tree, '');
   return {
     leaves,
+    paths,
     rebuild<M>(newLeaves: readonly M[]) {
       let i = 0;
       return build(() => newLeaves[i++]) as Tree<M>;

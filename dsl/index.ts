@@ -91,6 +91,7 @@ export {
   norm,
 } from './ops/composites.js';
 export { grad, valueAndGrad, vjp, jvp, hvp, type TensorTree } from './transforms.js';
+export { treeLeaves, treeSum, globalNorm } from './tree-reductions.js';
 // Re-exported for optimizer files, which import the DSL only (docs/architecture.md, Layers).
 export { GrngError } from '../core/errors.js';
 export { flattenTree, mapTrees, type Tree } from '../core/tree.js';

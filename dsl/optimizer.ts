@@ -60,10 +60,10 @@ export interface StepContext<H extends HyperDefaults, S> {
   readonly taps: readonly LayerTap[];
   /**
    * The minibatch loss as a function of the parameters (for double backprop and finite
-   * differences), with the batch's labels or given ones (e.g. sampled from the model). Training
-   * steps only.
+   * differences), with the batch's labels or given ones (e.g. sampled from the model):
+   * `grad(ctx.loss)(ctx.params)`. Training steps only.
    */
-  loss(params: ParamTree, labels?: Tensor): Tensor;
+  readonly loss: LossOfParams;
   /**
    * Taps with g from `labels` instead of the batch's (labels sampled from the model give the
    * Monte-Carlo Fisher). Training steps only.
@@ -78,6 +78,16 @@ export interface StepContext<H extends HyperDefaults, S> {
   output(params: ParamTree): Tensor;
   /** The minibatch's labels. Training steps only. */
   readonly labels: Tensor;
+}
+
+/**
+ * ctx.loss: two signatures rather than an optional `labels`, so that grad(ctx.loss) and
+ * valueAndGrad(ctx.loss) type-check (TypeScript infers a function's arguments from its last
+ * signature, and a transform's arguments must all be tensor trees).
+ */
+export interface LossOfParams {
+  (params: ParamTree, labels: Tensor): Tensor;
+  (params: ParamTree): Tensor;
 }
 
 /** A dense layer of the model, as init sees it: its parameters (leaves of the params tree). */

@@ -15,6 +15,7 @@ import { isTensor, type Tensor } from '../dsl/tensor.js';
 import { flattenTree, type Tree } from '../core/tree.js';
 import type { Device, DeviceArray } from './device.js';
 import { isArrayLeaf, jit, toDevice, type ArrayLeaf } from './jit.js';
+import { tracePure } from './update-purity.js';
 
 /** An optimizer compiled for a device, holding parameters and state there between steps. */
 export interface CompiledOptimizer<H extends HyperDefaults = HyperDefaults> {
@@ -276,7 +277,8 @@ export const changesCode = (
 
 /**
  * Traces one optimizer update inside a compiled step: numeric hyperparameters are the traced
- * `values`, the others as set. Checks that the update keeps the structure of parameters and state.
+ * `values`, the others as set. Checks that the update is pure (update-purity.ts) and keeps the
+ * structure of parameters and state.
  */
 export function applyUpdate<H extends HyperDefaults, S>(
   optimizer: Optimizer<H, S>,
@@ -317,7 +319,8 @@ export function applyUpdate<H extends HyperDefaults, S>(
     base,
     Object.getOwnPropertyDescriptors(extras),
   ) as StepContext<H, S>;
-  const out = definition.update(context);
+  // Traced twice: an impure update is refused here rather than frozen into the program.
+  const out = tracePure(definition.name, () => definition.update(context));
   checkSame(definition.name, 'the updated parameters', out.params, step.params);
   checkSame(definition.name, 'the updated state', out.state as Tree<Tensor>, step.state);
   return [out.params, out.state as Tree<Tensor>];

@@ -401,7 +401,7 @@ async function setHyperCheck<H extends HyperDefaults, S>(
     const problems = [
       traces[1] !== traces[0]
         ? `setHyper({ ${name} }) recompiled: the update was traced ${traces[1]} ` +
-          `time(s) instead of ${traces[0]}`
+          `time(s) instead of ${traces[0]} (two traces per compiled program: the purity check)`
         : '',
       newPrograms !== undefined && newPrograms !== 0
         ? `setHyper({ ${name} }) compiled ${newPrograms} new program(s) on the device`

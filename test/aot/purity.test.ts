@@ -94,6 +94,48 @@ describe('corpus', () => {
 
   test('allowModules lets calls into a named module through', () => {
     expect(check(join(CORPUS, 'bad-impure-call.ts'), ['./helpers.js']).violations).toEqual([]);
+    // The message names the option, as the command line spells it.
+    const [call] = check(join(CORPUS, 'bad-impure-call.ts')).violations;
+    expect(call?.message).toContain('(grng compile --allow-modules ./helpers.js)');
+  });
+
+  // (The corpus test above also pins that aliases of pure names, root2 and M.PI there, pass.)
+  test('a module-level alias is checked as what it names, where update reads it', () => {
+    const file = join(CORPUS, 'bad-aliases.ts');
+    const text = readFileSync(file, 'utf8').split('\n');
+    const declared = (name: string) => text.findIndex((l) => l.startsWith(`const ${name} `)) + 1;
+    const messages = check(file).violations.map((v) => v.message);
+    expect(messages).toContain(
+      `\`rand\` is \`Math.random\` (declared at line ${declared('rand')}): Math.random is not ` +
+        "allowed in an optimizer: use ctx.key with grng's random functions (uniform, normal, " +
+        'bernoulli, randint, categorical; foldIn or split for more keys)',
+    );
+    expect(messages.find((m) => m.startsWith('`now`'))).toMatch(
+      /^`now` is `Date\.now` \(declared at line \d+\): Date is not allowed in an optimizer/,
+    );
+    expect(messages.find((m) => m.startsWith('`dbl`'))).toMatch(
+      /^`dbl` is `h\.double` from '\.\/helpers\.js', which grng compile cannot check/,
+    );
+  });
+
+  test('recursion is refused with the tree helpers named as the way out', () => {
+    const recursion = check(join(CORPUS, 'bad-unbounded-loop.ts')).violations.filter((v) =>
+      v.message.includes('recursion'),
+    );
+    expect(recursion.length).toBeGreaterThanOrEqual(3);
+    for (const v of recursion)
+      expect(v.message).toContain("grng's treeMap (ctx.map), treeLeaves, treeSum or globalNorm");
+  });
+
+  test('exports limits the check to the named optimizers', () => {
+    const file = join(CORPUS, 'bad-one-export.ts');
+    const only = (exports: readonly string[]) => checkPurity(file, { project, exports });
+    expect(only(['clean']).violations).toEqual([]);
+    expect(positions(only(['dirty']))).toEqual(expected(file));
+    expect(positions(only(['clean', 'dirty']))).toEqual(expected(file));
+    // Every exported optimizer is listed either way, so a caller can say which exist.
+    expect(only([]).optimizers.map((o) => o.exportName)).toEqual(['clean', 'dirty']);
+    expect(only([]).violations).toEqual([]);
   });
 
   test('finds exported optimizers under every export form, and only exported ones', () => {

@@ -103,6 +103,38 @@ describe('grng compile', () => {
     ).rejects.toThrow(/compile a training step with --preset/);
   });
 
+  test('--export checks only that export: an impure one beside it does not block it', async () => {
+    const file = 'test/aot/corpus/bad-one-export.ts';
+    const lines: string[] = [];
+    expect(await compile([file, '--check'], (l) => lines.push(l))).toBe(1);
+    expect(lines.at(-1)).toMatch(/1 purity violation\(s\)/);
+    lines.length = 0;
+    expect(await compile([file, '--export', 'clean', '--check'], (l) => lines.push(l))).toBe(0);
+    expect(lines).toEqual([`${file}: clean pure`]);
+    expect(await compile([file, '--export', 'dirty', '--check'], () => {})).toBe(1);
+    lines.length = 0;
+    const args = [file, '--export', 'clean', '--shapes', '{"w":[2]}', '--out', out];
+    expect(await compile(args, (l) => lines.push(l))).toBe(0);
+    expect(lines[0]).toMatch(/^clean \(clean\): 1 dispatch\(es\) per step/);
+    const nope =
+      /has no exported optimizer 'nope'; its defineOptimizer\(\.\.\.\) exports: clean, dirty$/;
+    await expect(compile([file, '--export', 'nope', '--check'], () => {})).rejects.toThrow(nope);
+    const shapes = ['--shapes', '{"w":[2]}', '--out', out];
+    await expect(compile([file, '--export', 'nope', ...shapes], () => {})).rejects.toThrow(nope);
+  });
+
+  test('--allow-modules lets calls into the named modules through; --help says so', async () => {
+    const file = 'test/aot/corpus/bad-impure-call.ts';
+    const lines: string[] = [];
+    expect(await compile([file, '--check'], (l) => lines.push(l))).toBe(1);
+    expect(lines[0]).toContain('(grng compile --allow-modules ./helpers.js)');
+    const allowed = [file, '--check', '--allow-modules', 'other,./helpers.js'];
+    expect(await compile(allowed, () => {})).toBe(0);
+    const help: string[] = [];
+    expect(await compile(['--help'], (l) => help.push(l))).toBe(0);
+    expect(help.join('\n')).toMatch(/--allow-modules A,B\n\s+modules \(specifiers as the file/);
+  });
+
   test('--check only checks; bad options are one-line errors', async () => {
     const lines: string[] = [];
     expect(await compile(['examples/lion.ts', '--check'], (l) => lines.push(l))).toBe(0);
