@@ -1,0 +1,129 @@
+// RING's step (docs/algorithms.md §3.3–3.4, fisher 'mc') as a float64 reference for
+// checkTrainingOptimizer, on any gradient: labels resampled with referenceRandom from the step key,
+// factors from the taps of those labels ('first', then EMA), spectral damping with the exact λ_max
+// (Jacobi, where grng runs power iteration), exact inverses (Gauss–Jordan, where grng runs
+// Newton–Schulz), the degenerate-factor rule, KL clip, heavy-ball momentum on U and decoupled
+// weight decay. RING passes the gradient, RENG its regularized gradient (§4).
+import type { ring } from '../../index.js';
+import {
+  referenceRandom as random,
+  type TrainingReferenceContext,
+  type TrainingTap,
+} from '../../testing.js';
+import {
+  addMat,
+  eye,
+  inverse,
+  lambdaMax,
+  mat,
+  matmul,
+  scaleMat,
+  secondMoment,
+  type Mat,
+} from '../curvature/reference.js';
+
+export type RingHyper = ReturnType<typeof ring>['hyper'];
+interface LayerState {
+  lambda: Mat;
+  gamma: Mat;
+  lambdaInv: Mat;
+  gammaInv: Mat;
+}
+interface State {
+  layers: LayerState[];
+  buffer: Float64Array[];
+}
+
+/** F + c·λ_max(F)·I, or I for a degenerate factor (λ_max ≤ 1e-30, §3.3). */
+function spectrallyDamped(f: Mat, c: number): Mat {
+  const top = lambdaMax(f);
+  return top <= 1e-30 ? eye(f.rows) : addMat(f, eye(f.rows), c * top);
+}
+
+/** [∂L/∂W | ∂L/∂b] of a tap's layer, d_out × d_in(+1). */
+function layerGradient(tap: TrainingTap, grads: readonly Float64Array[]): Mat {
+  const g = mat(tap.out, tap.in);
+  const inputs = tap.b === undefined ? tap.in : tap.in - 1;
+  for (let o = 0; o < tap.out; o++) {
+    for (let j = 0; j < inputs; j++) g.data[o * tap.in + j] = grads[tap.w][o * inputs + j];
+    if (tap.b !== undefined) g.data[o * tap.in + inputs] = grads[tap.b][o];
+  }
+  return g;
+}
+
+/**
+ * One RING step from §3.3–3.4 on the layer gradients `gradient(ctx)` (RING: ctx.grads; RENG: ∇L_G,
+ * §4.1); `coefScale` ≠ 1 is the deliberately wrong reference.
+ */
+export const ringReference =
+  (
+    gradient: (ctx: TrainingReferenceContext<RingHyper>) => readonly Float64Array[],
+    coefScale = 1,
+  ) =>
+  (ctx: TrainingReferenceContext<RingHyper>, state: State | undefined) => {
+    const h = ctx.hyper;
+    const c = coefScale * (h.dampingCoef < 0 ? Math.sqrt(h.rho) : h.dampingCoef);
+    const labels = random.categorical(random.mcLabelKey(ctx.key), ctx.output(), [
+      ctx.batch,
+      ctx.classes,
+    ]);
+    const taps = ctx.tapsFor(labels);
+    const grads = gradient(ctx);
+    const refresh = (period: number) => (ctx.t - 1) % period === 0;
+    const layers = taps.map((tap, i): LayerState & { g: Mat; u: Mat } => {
+      const a = secondMoment(mat(tap.batch, tap.in, tap.a));
+      const g = secondMoment(mat(tap.batch, tap.out, tap.g));
+      const old = state?.layers[i];
+      // factorInit 'first': the first statistics, then Λ ← β_F Λ + (1 − β_F) Λ̂ every covEvery.
+      const ema = (prev: Mat, fresh: Mat) =>
+        addMat(scaleMat(prev, h.statDecay), fresh, 1 - h.statDecay);
+      const stale = old !== undefined && !refresh(h.covEvery);
+      const lambda = old === undefined ? a : stale ? old.lambda : ema(old.lambda, a);
+      const gamma = old === undefined ? g : stale ? old.gamma : ema(old.gamma, g);
+      const fresh = old === undefined || refresh(h.inverseEvery);
+      const lambdaInv = fresh ? inverse(spectrallyDamped(lambda, c)) : old.lambdaInv;
+      const gammaInv = fresh ? inverse(spectrallyDamped(gamma, c)) : old.gammaInv;
+      const G = layerGradient(tap, grads);
+      return {
+        lambda,
+        gamma,
+        lambdaInv,
+        gammaInv,
+        g: G,
+        u: matmul(matmul(gammaInv, G), lambdaInv),
+      };
+    });
+    const inner = layers.reduce(
+      (s, l) => s + l.u.data.reduce((t, x, k) => t + x * l.g.data[k], 0),
+      0,
+    );
+    const quota = h.lr * h.lr * inner;
+    const nu = h.klClip <= 0 || quota <= 0 ? 1 : Math.min(1, Math.sqrt(h.klClip / quota));
+    // v ← μv + ν·U on the layers' leaves (every leaf here belongs to a layer).
+    const u = ctx.params.map((p) => new Float64Array(p.length));
+    taps.forEach((tap, i) => {
+      const m = layers[i].u;
+      const inputs = tap.b === undefined ? tap.in : tap.in - 1;
+      for (let o = 0; o < tap.out; o++) {
+        for (let j = 0; j < inputs; j++) u[tap.w][o * inputs + j] = nu * m.data[o * tap.in + j];
+        if (tap.b !== undefined) u[tap.b][o] = nu * m.data[o * tap.in + inputs];
+      }
+    });
+    const velocity = u.map((uk, k) =>
+      uk.map((x, i) => (state === undefined ? 0 : h.momentum * state.buffer[k][i]) + x),
+    );
+    return {
+      params: ctx.params.map((p, k) =>
+        p.map((x, i) => x * (1 - h.lr * h.weightDecay) - h.lr * velocity[k][i]),
+      ),
+      state: {
+        layers: layers.map(({ lambda, gamma, lambdaInv, gammaInv }) => ({
+          lambda,
+          gamma,
+          lambdaInv,
+          gammaInv,
+        })),
+        buffer: velocity,
+      },
+    };
+  };
