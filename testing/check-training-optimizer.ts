@@ -160,11 +160,17 @@ export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
       `${device.description}`,
   );
   let worstError = 0;
+  // Shrinking minimizes the problem, not the error, so the shrunk case may only just exceed the
+  // tolerance: the first failure's size is reported too.
+  let firstFailure: Outcome | undefined;
   const settings = options.settings ?? fc.constant({});
   const property = fc.asyncProperty(trainingCase(options, steps, settings), async (c) => {
     const outcome = await runCase(base, reference, c, device, float64, tolerance);
     worstError = Math.max(worstError, outcome.error);
-    if (outcome.error > tolerance) throw new Mismatch(outcome);
+    if (outcome.error > tolerance) {
+      firstFailure ??= outcome;
+      throw new Mismatch(outcome);
+    }
   });
   const details = await fc.check(property, {
     seed,
@@ -182,6 +188,7 @@ export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
       tolerance,
       shrinks: details.numShrinks,
       path: details.counterexamplePath,
+      first: firstFailure,
     }),
   );
 }
@@ -367,7 +374,13 @@ function failureMessage<S>(
   name: string,
   c: TrainingCase<S>,
   error: unknown,
-  info: { seed: number; tolerance: number; shrinks: number; path: string | null },
+  info: {
+    seed: number;
+    tolerance: number;
+    shrinks: number;
+    path: string | null;
+    first: Outcome | undefined;
+  },
 ): string {
   let what: string;
   let step = c.batches.length;
@@ -378,7 +391,11 @@ function failureMessage<S>(
       `${name} differs from the reference by ${o.error.toExponential(3)} (worst ` +
       `|got − want| / max(1, |want|); tolerance ${info.tolerance}) at step ${o.step} in ` +
       `${o.name} (shape ${fmtShape(o.shape)}), element ${o.index}: optimizer ${o.got}, ` +
-      `reference ${o.want}.`;
+      `reference ${o.want}.` +
+      (info.first === undefined || info.first.error <= o.error
+        ? ''
+        : ` Before shrinking, the first failing problem differed by ` +
+          `${info.first.error.toExponential(3)} (step ${info.first.step}, ${info.first.name}).`);
   } else if (error instanceof SideError) {
     step = Math.max(1, error.step);
     what =

@@ -85,9 +85,8 @@ export function requireGradientOnly<H extends HyperDefaults, S>(
     op,
     `${optimizer.name} reads ${needs}, which only a training step with a ` +
       `model and a batch provides; ` +
-      `${op} covers gradient-only optimizers (run through compileOptimizer) ` +
-      `for now. Check curvature optimizers ` +
-      `(K-FAC, RING, RENG, R-Kalman, Sophia) with compileTrainStep on a ` +
-      `small model against a float64 reference of your own`,
+      `${op} covers gradient-only optimizers (run through compileOptimizer). ` +
+      `Check this one with checkTrainingOptimizer(optimizer, reference), whose reference ` +
+      `gets the model's loss, gradient, Hessian-vector products, output and taps in float64`,
   );
 }

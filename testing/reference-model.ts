@@ -164,7 +164,9 @@ function activate(kind: ReferenceActivation, s: number): [number, number, number
       return [y, 1 - y * y, -2 * y * (1 - y * y)];
     }
     case 'relu':
-      return s > 0 ? [s, 1, 0] : [0, 0, 0];
+      // relu is max(s, 0), whose derivative splits a tie: ½ at s = 0 exactly (as JAX's), which
+      // values on a 2^-16 grid do hit (a zero weight row, a zero input).
+      return s > 0 ? [s, 1, 0] : s === 0 ? [0, 0.5, 0] : [0, 0, 0];
     case 'gelu': {
       const phi = Math.exp((-s * s) / 2) / Math.sqrt(2 * Math.PI);
       const cdf = 0.5 * (1 + erf(s / Math.SQRT2));

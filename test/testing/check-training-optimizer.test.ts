@@ -194,6 +194,8 @@ describe('checkTrainingOptimizer', () => {
     expect(message).toMatch(/gr-sgd differs from the reference by .* at step 1 in layers\.\d\.\w/);
     expect(message).toMatch(/Shrunk counterexample \(\d+ shrinks; seed 7, path: '[\d:]+'\)/);
     expect(message).toMatch(/model: (dense|lora) /);
+    // The shrunk problem only just fails; the first failure says how large the error really was.
+    expect(message).toMatch(/Before shrinking, the first failing problem differed by \d/);
     expect(message).toMatch(/Replay it with checkTrainingOptimizer\(…, \{ seed: 7, path: /);
   });
 
