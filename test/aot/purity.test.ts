@@ -181,6 +181,7 @@ describe("the repository's optimizers", () => {
     'optimizers/rkalman.ts': ['rkalman'],
     'examples/lion.ts': ['lion'],
     'examples/custom-optimizer/adabelief.ts': ['adabelief'],
+    'examples/regularized-optimizer/gr-adam.ts': ['grAdam'],
     'test/aot/fixtures/pulsed-sgd.ts': ['pulsedSgd'],
   };
 
