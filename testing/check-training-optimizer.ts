@@ -149,6 +149,18 @@ export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
               `got ${String(n)}`,
       );
   }
+  const known = ['tanh', 'relu', 'gelu'];
+  const { activations } = options;
+  if (
+    activations !== undefined &&
+    (!Array.isArray(activations) ||
+      activations.length === 0 ||
+      !activations.every((a) => known.includes(a)))
+  )
+    throw new GrngError(
+      op,
+      `activations must be a non-empty list of ${known.join(', ')}, got ${JSON.stringify(activations)}`,
+    );
   if (typeof reference !== 'function')
     throw new GrngError(
       op,

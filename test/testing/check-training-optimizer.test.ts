@@ -211,6 +211,12 @@ describe('checkTrainingOptimizer', () => {
       checkTrainingOptimizer(sgd(), reference, { ...quiet, maxClasses: 1 }),
     ).rejects.toThrow(/maxClasses must be an integer ≥ 2/);
     await expect(
+      checkTrainingOptimizer(sgd(), reference, {
+        ...quiet,
+        activations: ['sigmoid' as 'tanh'], // what a JavaScript caller can pass
+      }),
+    ).rejects.toThrow(/activations must be a non-empty list of tanh, relu, gelu/);
+    await expect(
       checkTrainingOptimizer(sgd(), reference, { ...quiet, numRuns: 1, steps: 1 }),
     ).rejects.toThrow(/the reference threw at step 1: its params/);
   });
