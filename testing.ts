@@ -38,7 +38,20 @@ export {
   type ReferencePass,
   type ReferenceTap,
 } from './testing/reference-model.js';
-export type { HiddenActivation, TrainingCaseOptions } from './testing/training-case.js';
+export { Tape, type Adjoints, type Scalar } from './testing/reference-tape.js';
+export {
+  tokenLeaves,
+  tokenPass,
+  type TokenBlock,
+  type TokenModel,
+  type TokenPass,
+  type TokenTap,
+} from './testing/reference-transformer.js';
+export type {
+  HiddenActivation,
+  TrainingCaseOptions,
+  TrainingModelKind,
+} from './testing/training-case.js';
 /**
  * grng's counter-based PRNG in plain JavaScript (the DSL's names: prngKey, foldIn, normal,
  * categorical, …), so a reference recomputes a compiled step's random draws from ctx.key.

@@ -15,28 +15,25 @@ import { compileTrainStep } from '../runtime/train-step.js';
 import { DEFAULT_SEED, type CheckOptimizerResult } from './check-optimizer.js';
 import { formatLeaves, leavesMismatch, worstDifference, type Difference } from './compare.js';
 import { stepKey, type Key as ReferenceKey } from './reference-random.js';
-import { referencePass, type ReferenceLayer } from './reference-model.js';
 import {
-  dslModel,
-  fromLeaves,
-  hostParams,
-  leafNames,
-  leafShapes,
-  toLeaves,
-  trainingCase,
-  type TrainingCase,
+  anyTrainingCase,
+  type AnyTrainingCase,
   type TrainingCaseOptions,
 } from './training-case.js';
+import { trainingProblem, type TrainingProblem } from './training-problem.js';
 import { disposeTree, readLeaves } from './trees.js';
 
 /**
- * One dense-layer tap: a [batch × in] (ones column last when the layer has a bias) and g
- * [batch × out], row-major.
+ * One dense-layer tap: a [rows × in] (ones column last when the layer has a bias) and g
+ * [rows × out], row-major, with rows = batch·positions (sample-major: row n·positions + t). The
+ * layer's gradient is gᵀa / batch.
  */
 export interface TrainingTap {
   readonly a: Float64Array;
   readonly g: Float64Array;
   readonly batch: number;
+  /** Positions per sample where the layer shares its weights (tokens), 1 for [B, d] inputs. */
+  readonly positions: number;
   readonly in: number;
   readonly out: number;
   /** Leaf indices of the layer's W and (with a bias) b. */
@@ -69,7 +66,10 @@ export interface TrainingReferenceContext<H extends HyperDefaults = HyperDefault
   hvp(v: readonly Float64Array[]): Float64Array[];
   /** The logits [batch × classes], row-major. */
   output(params?: readonly Float64Array[]): Float64Array;
-  /** Per dense layer (a LoRA layer is two: A, then B), in the order the model applies them. */
+  /**
+   * Per dense layer (a LoRA layer is two: A, then B; attention four: q, k, v, o), in the order the
+   * model applies them.
+   */
   readonly taps: readonly TrainingTap[];
   tapsFor(labels: Int32Array): readonly TrainingTap[];
 }
@@ -111,8 +111,9 @@ const isFloat64 = (device: Device): boolean =>
 
 /**
  * Property-tests `optimizer` inside compiled training steps against `reference` on random small
- * models (dense stacks, an optional LoRA layer) and batches. Returns the worst error seen; throws
- * a GrngError with the seed, the shrunk problem and the parameter and step that diverged.
+ * models (dense stacks, an optional LoRA layer; with `kinds: ['transformer']` token models with
+ * token-wise dense, layerNorm and attention blocks) and batches. Returns the worst error seen;
+ * throws a GrngError with the seed, the shrunk problem and the parameter and step that diverged.
  */
 export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
   optimizer: Optimizer<H, S>,
@@ -139,6 +140,7 @@ export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
     ['maxWidth', options.maxWidth ?? 1],
     ['maxClasses', (options.maxClasses ?? 2) - 1],
     ['maxBatch', options.maxBatch ?? 1],
+    ['maxTokens', options.maxTokens ?? 1],
   ] as const) {
     if (!Number.isInteger(n) || n < (name === 'maxDepth' ? 0 : 1))
       throw new GrngError(
@@ -161,6 +163,17 @@ export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
       op,
       `activations must be a non-empty list of ${known.join(', ')}, got ${JSON.stringify(activations)}`,
     );
+  const { kinds } = options;
+  if (
+    kinds !== undefined &&
+    (!Array.isArray(kinds) ||
+      kinds.length === 0 ||
+      !kinds.every((k) => k === 'stack' || k === 'transformer'))
+  )
+    throw new GrngError(
+      op,
+      `kinds must be a non-empty list of 'stack', 'transformer', got ${JSON.stringify(kinds)}`,
+    );
   if (typeof reference !== 'function')
     throw new GrngError(
       op,
@@ -176,7 +189,7 @@ export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
   // tolerance: the first failure's size is reported too.
   let firstFailure: Outcome | undefined;
   const settings = options.settings ?? fc.constant({});
-  const property = fc.asyncProperty(trainingCase(options, steps, settings), async (c) => {
+  const property = fc.asyncProperty(anyTrainingCase(options, steps, settings), async (c) => {
     const outcome = await runCase(base, reference, c, device, float64, tolerance);
     worstError = Math.max(worstError, outcome.error);
     if (outcome.error > tolerance) {
@@ -239,53 +252,32 @@ async function blame<T>(side: SideError['side'], step: number, run: () => T | Pr
 
 /** The reference's view of one step at `params` on `batch`. */
 function referenceContext<H extends HyperDefaults>(
-  layers: readonly ReferenceLayer[],
+  problem: TrainingProblem,
   params: readonly Float64Array[],
   batch: { readonly x: Float64Array; readonly labels: Int32Array },
   info: { hyper: HyperSettings<H>; t: number; seed: number },
 ): TrainingReferenceContext<H> {
-  const names = leafNames(layers);
-  const shapes = leafShapes(layers);
   const pass = (p = params, labels = batch.labels, v?: readonly Float64Array[]) =>
-    referencePass(
-      layers,
-      fromLeaves(layers, p),
-      batch.x,
-      labels,
-      v === undefined ? undefined : fromLeaves(layers, v),
-    );
+    problem.pass(p, batch.x, labels, v);
   const copy = (xs: readonly Float64Array[]) => xs.map((x) => Float64Array.from(x));
   const current = pass();
-  const tapsOf = (labels: Int32Array) =>
-    pass(params, labels).taps.map((tap): TrainingTap => {
-      const w = names.indexOf(`layers.${tap.layer}.${tap.w}`);
-      const b = tap.b === undefined ? -1 : names.indexOf(`layers.${tap.layer}.${tap.b}`);
-      return {
-        a: tap.a,
-        g: tap.g,
-        batch: tap.batch,
-        in: tap.in,
-        out: tap.out,
-        w,
-        ...(b < 0 ? {} : { b }),
-      };
-    });
+  const tapsOf = (labels: Int32Array) => pass(params, labels).taps;
   return {
     params: copy(params),
-    grads: toLeaves(current.gradient),
-    names,
-    shapes,
+    grads: current.gradient,
+    names: problem.names,
+    shapes: problem.shapes,
     hyper: info.hyper,
     t: info.t,
     key: stepKey(info.seed, info.t),
     labels: Int32Array.from(batch.labels),
     batch: batch.labels.length,
-    classes: layers[layers.length - 1].out,
+    classes: problem.classes,
     loss: (p, labels) => pass(p, labels).loss,
-    gradient: (p, labels) => toLeaves(pass(p, labels).gradient),
-    hvp: (v) => toLeaves(pass(params, batch.labels, v).hvp),
+    gradient: (p, labels) => pass(p, labels).gradient,
+    hvp: (v) => pass(params, batch.labels, v).hvp,
     output: (p) => Float64Array.from(pass(p).output),
-    taps: tapsOf(batch.labels),
+    taps: current.taps,
     tapsFor: tapsOf,
   };
 }
@@ -293,24 +285,15 @@ function referenceContext<H extends HyperDefaults>(
 async function runCase<H extends HyperDefaults, S, R>(
   base: Optimizer<H, S>,
   reference: TrainingReferenceStep<R, H>,
-  c: TrainingCase<Partial<HyperSettings<H>>>,
+  c: AnyTrainingCase<Partial<HyperSettings<H>>>,
   device: Device,
   float64: boolean,
   tolerance: number,
 ): Promise<Outcome> {
   // A float32 device holds rounded values: the reference starts from the same numbers.
   const round = (x: Float64Array) => (float64 ? Float64Array.from(x) : x.map(Math.fround));
-  const layers = c.layers.map((layer) =>
-    layer.kind === 'lora'
-      ? {
-          ...layer,
-          w0: round(layer.w0),
-          ...(layer.b0 === undefined ? {} : { b0: round(layer.b0) }),
-        }
-      : layer,
-  );
-  const names = leafNames(layers);
-  const shapes = leafShapes(layers);
+  const problem = trainingProblem(c, round);
+  const { names, shapes } = problem;
   const optimizer = await blame('the optimizer', 0, () => base.with(c.settings));
   const hyper = (
     float64
@@ -322,20 +305,17 @@ async function runCase<H extends HyperDefaults, S, R>(
           ]),
         )
   ) as HyperSettings<H>;
-  const initial = c.values.map((v) =>
-    Object.fromEntries(Object.entries(v).map(([k, x]) => [k, round(x)])),
-  );
   const step = await blame('the optimizer', 0, () =>
     compileTrainStep({
-      model: dslModel(layers),
+      model: problem.model,
       loss: crossEntropy,
       optimizer,
-      params: hostParams(layers, initial),
+      params: problem.hostParams(problem.initial),
       device,
       seed: c.seed,
     }),
   );
-  let params = toLeaves(initial);
+  let params = problem.initial.map((x) => Float64Array.from(x));
   let state: R | undefined;
   let outcome: Outcome = {
     error: 0,
@@ -351,13 +331,13 @@ async function runCase<H extends HyperDefaults, S, R>(
     const b = { x: round(c.batches[t - 1].x), labels: c.batches[t - 1].labels };
     await blame('the optimizer', t, () =>
       step.run({
-        x: array(b.x, [c.batch, layers[0].in]),
+        x: array(b.x, [c.batch, problem.inputWidth]),
         y: array(b.labels, [c.batch], 'i32'),
       }),
     );
     const tree = await step.params();
     const got = await blame('the optimizer', t, () => readLeaves(tree));
-    const ctx = referenceContext(layers, params, b, { hyper, t, seed: c.seed });
+    const ctx = referenceContext(problem, params, b, { hyper, t, seed: c.seed });
     const out = await blame('the reference', t, () => reference(ctx, state));
     const wrong = leavesMismatch(out?.params, shapes);
     if (wrong !== undefined)
@@ -374,17 +354,9 @@ async function runCase<H extends HyperDefaults, S, R>(
   return outcome;
 }
 
-function describeLayer(layer: ReferenceLayer): string {
-  const act = layer.activation === 'identity' ? '' : ` → ${layer.activation}`;
-  return layer.kind === 'dense'
-    ? `dense ${layer.in}→${layer.out}${layer.bias ? '' : ' (no bias)'}${act}`
-    : `lora ${layer.in}→${layer.out} rank ${layer.rank} alpha ${layer.alpha} ` +
-        `(W₀ ${formatLeaves([layer.w0])}${layer.b0 === undefined ? '' : `, b₀ ${formatLeaves([layer.b0])}`})${act}`;
-}
-
 function failureMessage<S>(
   name: string,
-  c: TrainingCase<S>,
+  c: AnyTrainingCase<S>,
   error: unknown,
   info: {
     seed: number;
@@ -394,6 +366,7 @@ function failureMessage<S>(
     first: Outcome | undefined;
   },
 ): string {
+  const problem = trainingProblem(c);
   let what: string;
   let step = c.batches.length;
   if (error instanceof Mismatch) {
@@ -418,9 +391,9 @@ function failureMessage<S>(
   return [
     what,
     `Shrunk counterexample (${info.shrinks} shrinks; seed ${info.seed}${path}):`,
-    `  model: ${c.layers.map(describeLayer).join(', ')}; batch ${c.batch}; key seed ${c.seed}`,
+    `  ${problem.description}; batch ${c.batch}; key seed ${c.seed}`,
     `  settings: ${JSON.stringify(c.settings)}`,
-    `  initial params (${leafNames(c.layers).join(', ')}): ${formatLeaves(toLeaves(c.values))}`,
+    `  initial params (${problem.names.join(', ')}): ${formatLeaves(problem.initial)}`,
     ...c.batches
       .slice(0, step)
       .map((b, t) => `  batch ${t + 1}: x ${formatLeaves([b.x])}, labels [${b.labels.join(', ')}]`),

@@ -19,6 +19,10 @@ import {
   type ReferenceLayerValues,
 } from './reference-model.js';
 import { sizeOf } from './trees.js';
+import { transformerCase, type TransformerCase } from './transformer-case.js';
+
+/** The kinds of model drawn: dense/LoRA stacks, token models (reference-transformer.ts). */
+export type TrainingModelKind = 'stack' | 'transformer';
 
 export type HiddenActivation = Exclude<ReferenceActivation, 'identity'>;
 
@@ -38,6 +42,15 @@ export interface TrainingCaseOptions {
   readonly lora?: boolean;
   /** Range and resolution of parameters and inputs (default [−1, 1] in steps of 2^−16). */
   readonly values?: ValueOptions;
+  /**
+   * Kinds of model drawn (default ['stack']). 'transformer' draws token models: inputs [B, T·d]
+   * as T tokens, token-wise dense, layerNorm and multi-head attention blocks (maxDepth + 1 of
+   * them, widths ≤ maxWidth), mean-pooling and a dense head. Opt-in, so that the problems a
+   * seed draws stay those it drew before token models existed.
+   */
+  readonly kinds?: readonly TrainingModelKind[];
+  /** Tokens per sample of token models, 1–maxTokens (default 3). */
+  readonly maxTokens?: number;
 }
 
 /** One drawn problem. */
@@ -139,6 +152,22 @@ export function dslModel(layers: readonly ReferenceLayer[]): Model<never> {
     },
   };
   return model as unknown as Model<never>;
+}
+
+/** A drawn problem of any kind: a stack (TrainingCase) or a token model ('model' in it). */
+export type AnyTrainingCase<S> = TrainingCase<S> | TransformerCase<S>;
+
+/** Random problems of the kinds in options.kinds (default stacks only). */
+export function anyTrainingCase<S>(
+  options: TrainingCaseOptions,
+  steps: number,
+  settings: fc.Arbitrary<S>,
+): fc.Arbitrary<AnyTrainingCase<S>> {
+  const kinds = options.kinds ?? ['stack'];
+  const drawn: fc.Arbitrary<AnyTrainingCase<S>>[] = [];
+  if (kinds.includes('stack')) drawn.push(trainingCase(options, steps, settings));
+  if (kinds.includes('transformer')) drawn.push(transformerCase(options, steps, settings));
+  return drawn.length === 1 ? drawn[0] : fc.oneof(...drawn);
 }
 
 /** Random problems with `steps` batches (shrinking cuts the steps first, then the model). */
