@@ -27,6 +27,7 @@ import { array } from '../core/host-array.js';
 import { jit } from '../runtime/jit.js';
 import { StepVariants } from '../runtime/step-variants.js';
 import { valueArray } from './arbitraries.js';
+import { isFloat64 } from './check-support.js';
 import { worstDifference } from './compare.js';
 import {
   DEFAULT_SEED,
@@ -92,9 +93,6 @@ interface CurvatureCase<H extends HyperDefaults> {
   readonly steps: { readonly grads: DenseValues[]; readonly taps: TapValues[] }[];
   readonly settings: Partial<HyperSettings<H>>;
 }
-
-const isFloat64 = (device: Device): boolean =>
-  device.kind === 'cpu' && (device as { precision?: string }).precision === 'f64';
 
 /**
  * Property-tests an optimizer that reads ctx.taps (and gradients) against `reference` on random

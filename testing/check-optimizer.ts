@@ -23,6 +23,7 @@ import {
   worstDifference,
   type Difference,
 } from './compare.js';
+import { blame, isFloat64, SideError } from './check-support.js';
 import { requireGradientOnly } from './gradient-only.js';
 import {
   disposeTree,
@@ -211,12 +212,6 @@ export async function checkOptimizer<H extends HyperDefaults, S, R>(
 }
 
 /**
- * The float64 interpreter (duck-typed: a CpuDevice from another copy of the package counts too).
- */
-const isFloat64 = (device: Device): boolean =>
-  device.kind === 'cpu' && (device as { precision?: string }).precision === 'f64';
-
-/**
  * Random cases, drawn leaf by leaf (shape, initial values, one gradient per step; values drawn for
  * the largest shape and cut to the leaf's own). Shrinking cuts the steps (towards 1), removes whole
  * leaves, shortens shapes (the remaining values stay), then shrinks values (towards 0).
@@ -265,31 +260,6 @@ interface Outcome extends Difference {
 class Mismatch extends Error {
   constructor(readonly outcome: Outcome) {
     super(`step ${outcome.step}, leaf ${outcome.leaf}: ${outcome.got} vs ${outcome.want}`);
-  }
-}
-
-/** An exception from one side of the comparison, tagged with which side threw. */
-class SideError extends Error {
-  constructor(
-    readonly side: 'the optimizer' | 'the reference',
-    readonly step: number,
-    readonly thrown: unknown,
-  ) {
-    super(
-      `${side} threw at step ${step}: ${thrown instanceof Error ? thrown.message : String(thrown)}`,
-    );
-  }
-}
-
-async function blame<T>(
-  side: SideError['side'],
-  step: number,
-  run: () => T | Promise<T>,
-): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    throw new SideError(side, step, error);
   }
 }
 

@@ -12,7 +12,12 @@ import type { HyperDefaults, HyperSettings, Optimizer } from '../dsl/optimizer.j
 import { CpuDevice } from '../runtime/cpu-device.js';
 import type { Device } from '../runtime/device.js';
 import { compileTrainStep } from '../runtime/train-step.js';
-import { DEFAULT_SEED, type CheckOptimizerResult } from './check-optimizer.js';
+import { blame, isFloat64, messageOf, SideError } from './check-support.js';
+import {
+  DEFAULT_SEED,
+  type CheckOptimizerOptions,
+  type CheckOptimizerResult,
+} from './check-optimizer.js';
 import { formatLeaves, leavesMismatch, worstDifference, type Difference } from './compare.js';
 import { stepKey, type Key as ReferenceKey } from './reference-random.js';
 import {
@@ -80,34 +85,23 @@ export type TrainingReferenceStep<R, H extends HyperDefaults = HyperDefaults> = 
   state: R | undefined,
 ) => { readonly params: readonly Float64Array[]; readonly state: R };
 
-export interface CheckTrainingOptions<
-  H extends HyperDefaults = HyperDefaults,
-> extends TrainingCaseOptions {
-  /** fast-check seed (default 20261128), printed once per call and returned. */
-  readonly seed?: number;
-  /** Replays one counterexample: the `path` a failure message gives, with its seed. */
-  readonly path?: string;
+/** checkOptimizer's options that apply here, and the bounds of the random problems. */
+export interface CheckTrainingOptions<H extends HyperDefaults = HyperDefaults>
+  extends
+    TrainingCaseOptions,
+    Pick<CheckOptimizerOptions<H>, 'seed' | 'path' | 'device' | 'hyper' | 'settings' | 'log'> {
   /** Random problems (default 15). */
   readonly numRuns?: number;
   /** Steps per problem (default 3). */
   readonly steps?: number;
-  /** Where the training step runs (default the float64 interpreter). */
-  readonly device?: Device;
   /**
    * Largest |got − want| / max(1, |want|) for every parameter after every step. Default 1e-9 on the
    * float64 interpreter; required on float32 devices.
    */
   readonly tolerance?: number;
-  readonly hyper?: Partial<HyperSettings<H>>;
-  /** Settings drawn per problem on top of `hyper` (shrunk with the rest). */
-  readonly settings?: fc.Arbitrary<Partial<HyperSettings<H>>>;
-  readonly log?: (line: string) => void;
 }
 
 const F64_TOLERANCE = 1e-9;
-
-const isFloat64 = (device: Device): boolean =>
-  device.kind === 'cpu' && (device as { precision?: string }).precision === 'f64';
 
 /**
  * Property-tests `optimizer` inside compiled training steps against `reference` on random small
@@ -227,26 +221,6 @@ interface Outcome extends Difference {
 class Mismatch extends Error {
   constructor(readonly outcome: Outcome) {
     super(`step ${outcome.step}, ${outcome.name}: ${outcome.got} vs ${outcome.want}`);
-  }
-}
-
-class SideError extends Error {
-  constructor(
-    readonly side: 'the optimizer' | 'the reference',
-    readonly step: number,
-    readonly thrown: unknown,
-  ) {
-    super(`${side} threw at step ${step}: ${messageOf(thrown)}`);
-  }
-}
-
-const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
-
-async function blame<T>(side: SideError['side'], step: number, run: () => T | Promise<T>) {
-  try {
-    return await run();
-  } catch (error) {
-    throw new SideError(side, step, error);
   }
 }
 

@@ -10,7 +10,6 @@ import {
   checkTrainingOptimizer,
   referenceRandom as random,
   type TrainingReferenceContext,
-  type TrainingTap,
 } from '../../testing.js';
 import {
   addMat,
@@ -22,6 +21,7 @@ import {
   secondMoment,
   type Mat,
 } from '../curvature/reference.js';
+import { addToLeaves, klClipFactor, layerGradient } from './kronecker-model-helpers.js';
 
 type KfacHyper = ReturnType<typeof kfac>['hyper'];
 interface LayerState {
@@ -37,17 +37,6 @@ interface State {
 
 const trace = (m: Mat) =>
   Array.from({ length: m.rows }, (_, i) => m.data[i * m.cols + i]).reduce((s, x) => s + x, 0);
-
-/** [∂L/∂W | ∂L/∂b] of a tap's layer, d_out × d_in(+1). */
-function layerGradient(tap: TrainingTap, grads: readonly Float64Array[]): Mat {
-  const g = mat(tap.out, tap.in);
-  const inputs = tap.b === undefined ? tap.in : tap.in - 1;
-  for (let o = 0; o < tap.out; o++) {
-    for (let j = 0; j < inputs; j++) g.data[o * tap.in + j] = grads[tap.w][o * inputs + j];
-    if (tap.b !== undefined) g.data[o * tap.in + inputs] = grads[tap.b][o];
-  }
-  return g;
-}
 
 /** One K-FAC step from §6.4; `klScale` ≠ 1 is the deliberately wrong reference. */
 const reference =
@@ -93,22 +82,15 @@ const reference =
         v: matmul(matmul(gammaInv, G), lambdaInv),
       };
     });
-    const inner = layers.reduce(
-      (s, l) => s + l.v.data.reduce((t, x, k) => t + x * l.g.data[k], 0),
-      0,
-    );
-    const quota = h.lr * h.lr * inner;
-    const nu = quota <= 0 ? 1 : Math.min(1, Math.sqrt((klScale * h.klClip) / quota));
+    const nu = klClipFactor(layers, h.lr, klScale * h.klClip);
     // d = ν·V + λ_wd·θ on the layers' leaves (every leaf here belongs to a layer).
     const d = ctx.params.map((p) => p.map((x) => h.weightDecay * x));
-    taps.forEach((tap, i) => {
-      const v = layers[i].v;
-      const inputs = tap.b === undefined ? tap.in : tap.in - 1;
-      for (let o = 0; o < tap.out; o++) {
-        for (let j = 0; j < inputs; j++) d[tap.w][o * inputs + j] += nu * v.data[o * tap.in + j];
-        if (tap.b !== undefined) d[tap.b][o] += nu * v.data[o * tap.in + inputs];
-      }
-    });
+    addToLeaves(
+      d,
+      taps,
+      layers.map((l) => l.v),
+      nu,
+    );
     const buffer =
       state === undefined
         ? d

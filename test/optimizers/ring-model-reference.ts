@@ -5,11 +5,7 @@
 // Newton–Schulz), the degenerate-factor rule, KL clip, heavy-ball momentum on U and decoupled
 // weight decay. RING passes the gradient, RENG its regularized gradient (§4).
 import type { ring } from '../../index.js';
-import {
-  referenceRandom as random,
-  type TrainingReferenceContext,
-  type TrainingTap,
-} from '../../testing.js';
+import { referenceRandom as random, type TrainingReferenceContext } from '../../testing.js';
 import {
   addMat,
   eye,
@@ -21,6 +17,7 @@ import {
   secondMoment,
   type Mat,
 } from '../curvature/reference.js';
+import { addToLeaves, klClipFactor, layerGradient } from './kronecker-model-helpers.js';
 
 export type RingHyper = ReturnType<typeof ring>['hyper'];
 interface LayerState {
@@ -38,17 +35,6 @@ interface State {
 function spectrallyDamped(f: Mat, c: number): Mat {
   const top = lambdaMax(f);
   return top <= 1e-30 ? eye(f.rows) : addMat(f, eye(f.rows), c * top);
-}
-
-/** [∂L/∂W | ∂L/∂b] of a tap's layer, d_out × d_in(+1). */
-function layerGradient(tap: TrainingTap, grads: readonly Float64Array[]): Mat {
-  const g = mat(tap.out, tap.in);
-  const inputs = tap.b === undefined ? tap.in : tap.in - 1;
-  for (let o = 0; o < tap.out; o++) {
-    for (let j = 0; j < inputs; j++) g.data[o * tap.in + j] = grads[tap.w][o * inputs + j];
-    if (tap.b !== undefined) g.data[o * tap.in + inputs] = grads[tap.b][o];
-  }
-  return g;
 }
 
 /**
@@ -93,22 +79,19 @@ export const ringReference =
         u: matmul(matmul(gammaInv, G), lambdaInv),
       };
     });
-    const inner = layers.reduce(
-      (s, l) => s + l.u.data.reduce((t, x, k) => t + x * l.g.data[k], 0),
-      0,
+    const nu = klClipFactor(
+      layers.map(({ g, u }) => ({ g, v: u })),
+      h.lr,
+      h.klClip,
     );
-    const quota = h.lr * h.lr * inner;
-    const nu = h.klClip <= 0 || quota <= 0 ? 1 : Math.min(1, Math.sqrt(h.klClip / quota));
     // v ← μv + ν·U on the layers' leaves (every leaf here belongs to a layer).
     const u = ctx.params.map((p) => new Float64Array(p.length));
-    taps.forEach((tap, i) => {
-      const m = layers[i].u;
-      const inputs = tap.b === undefined ? tap.in : tap.in - 1;
-      for (let o = 0; o < tap.out; o++) {
-        for (let j = 0; j < inputs; j++) u[tap.w][o * inputs + j] = nu * m.data[o * tap.in + j];
-        if (tap.b !== undefined) u[tap.b][o] = nu * m.data[o * tap.in + inputs];
-      }
-    });
+    addToLeaves(
+      u,
+      taps,
+      layers.map((l) => l.u),
+      nu,
+    );
     const velocity = u.map((uk, k) =>
       uk.map((x, i) => (state === undefined ? 0 : h.momentum * state.buffer[k][i]) + x),
     );

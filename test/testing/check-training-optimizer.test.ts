@@ -17,31 +17,14 @@ import {
   sub,
   type Tensor,
 } from '../../index.js';
-import {
-  checkTrainingOptimizer,
-  referenceRandom,
-  type TrainingReferenceContext,
-} from '../../testing.js';
+import { checkTrainingOptimizer, referenceRandom } from '../../testing.js';
 import { sgd } from '../../optimizers/sgd.js';
 import { CpuDevice } from '../../runtime/cpu-device.js';
 import { gpuDevice } from '../support/gpu.js';
+import { grSgd, grSgdReference } from './gr-sgd.js';
 
 const quiet = { log: () => {} };
 const axpy = (x: Float64Array, a: number, y: Float64Array) => x.map((e, i) => e + a * y[i]);
-
-/** Gradient-regularized SGD: θ ← θ − η (g + ρ·H g), H g by double backprop. */
-const grSgd = defineOptimizer({
-  name: 'gr-sgd',
-  hyper: { lr: 0.1, rho: 0.5 },
-  init: () => ({}),
-  update: ({ params, grads, hyper: { lr, rho }, map, hvp }) => {
-    const hg = hvp(grads);
-    return {
-      params: map((p, g, h) => sub(p, mul(lr, add(g, mul(rho, h)))), params, grads, hg),
-      state: {},
-    };
-  },
-});
 
 /** SGD on the gradient of the Monte-Carlo labels' loss, built from their taps: W ← W − η gᵀa/B. */
 const mcTapSgd = defineOptimizer({
@@ -93,19 +76,7 @@ describe('checkTrainingOptimizer', () => {
   });
 
   test('Hessian-vector products (GR-SGD), the loss, and Monte-Carlo labels from the step key', async () => {
-    const gr = await checkTrainingOptimizer(
-      grSgd(),
-      (ctx) => {
-        const hg = ctx.hvp(ctx.grads);
-        return {
-          params: ctx.params.map((p, k) =>
-            p.map((e, i) => e - ctx.hyper.lr * (ctx.grads[k][i] + ctx.hyper.rho * hg[k][i])),
-          ),
-          state: undefined,
-        };
-      },
-      quiet,
-    );
+    const gr = await checkTrainingOptimizer(grSgd(), grSgdReference(), quiet);
     expect(gr.worstError).toBeLessThan(1e-12);
     const scaled = await checkTrainingOptimizer(
       lossScaled(),
@@ -149,45 +120,24 @@ describe('checkTrainingOptimizer', () => {
 
   test('on WebGPU (float32) with a tolerance from float32 rounding; the 1 % error still fails', async () => {
     const gpu = await gpuDevice();
-    const reference =
-      (rhoScale: number) => (ctx: TrainingReferenceContext<{ lr: number; rho: number }>) => {
-        const hg = ctx.hvp(ctx.grads);
-        const rho = rhoScale * ctx.hyper.rho;
-        return {
-          params: ctx.params.map((p, k) =>
-            p.map((e, i) => e - ctx.hyper.lr * (ctx.grads[k][i] + rho * hg[k][i])),
-          ),
-          state: undefined,
-        };
-      };
     // Values |·| ≤ 1, ≤ 3 layers of ≤ 3 units, ≤ 4 rows: the forward, backward and double-backward
     // sums lose a few float32 ulps (2^-24 ≈ 6e-8) each, times the loss's conditioning on such
     // small models (tens); 3 steps of lr 0.1 leave the parameters within ~1e-6 of float64.
     const options = { ...quiet, device: gpu, tolerance: 1e-5, numRuns: 6 };
-    const ok = await checkTrainingOptimizer(grSgd(), reference(1), options);
+    const ok = await checkTrainingOptimizer(grSgd(), grSgdReference(), options);
     expect(ok.worstError).toBeLessThan(1e-5);
     console.log(`GR-SGD on ${gpu.description}: worst error ${ok.worstError.toExponential(2)}`);
-    await expect(checkTrainingOptimizer(grSgd(), reference(1.01), options)).rejects.toThrow(
+    await expect(checkTrainingOptimizer(grSgd(), grSgdReference(1.01), options)).rejects.toThrow(
       /gr-sgd differs from the reference/,
     );
   });
 
   test('a reference 1 % off in ρ fails with a shrunk model, the step and the parameter', async () => {
     const lines: string[] = [];
-    const failure = await checkTrainingOptimizer(
-      grSgd(),
-      (ctx) => {
-        const hg = ctx.hvp(ctx.grads);
-        const rho = 1.01 * ctx.hyper.rho;
-        return {
-          params: ctx.params.map((p, k) =>
-            p.map((e, i) => e - ctx.hyper.lr * (ctx.grads[k][i] + rho * hg[k][i])),
-          ),
-          state: undefined,
-        };
-      },
-      { log: (l) => lines.push(l), seed: 7 },
-    ).catch((e: unknown) => e);
+    const failure = await checkTrainingOptimizer(grSgd(), grSgdReference(1.01), {
+      log: (l) => lines.push(l),
+      seed: 7,
+    }).catch((e: unknown) => e);
     expect(lines[0]).toMatch(/checkTrainingOptimizer\(gr-sgd\): fast-check seed 7/);
     expect(failure).toBeInstanceOf(Error);
     const message = (failure as Error).message;

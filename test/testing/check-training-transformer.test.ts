@@ -3,38 +3,12 @@
 // engine (testing/reference-transformer.ts). Agreement to ~1e-12 is the cross-check that the two
 // compute the same model, its gradient and its Hessian-vector products.
 import { describe, expect, test } from 'vitest';
-import { add, defineOptimizer, mul, sub } from '../../index.js';
-import { checkTrainingOptimizer, type TrainingReferenceContext } from '../../testing.js';
+import { checkTrainingOptimizer } from '../../testing.js';
 import { sgd } from '../../optimizers/sgd.js';
+import { grSgd, grSgdReference } from './gr-sgd.js';
 
 const quiet = { log: () => {} };
 const tokens = { ...quiet, kinds: ['transformer'] as const };
-
-/** Gradient-regularized SGD: θ ← θ − η (g + ρ·H g), H g by double backprop. */
-const grSgd = defineOptimizer({
-  name: 'gr-sgd',
-  hyper: { lr: 0.1, rho: 0.5 },
-  init: () => ({}),
-  update: ({ params, grads, hyper: { lr, rho }, map, hvp }) => {
-    const hg = hvp(grads);
-    return {
-      params: map((p, g, h) => sub(p, mul(lr, add(g, mul(rho, h)))), params, grads, hg),
-      state: {},
-    };
-  },
-});
-
-const grReference =
-  (rhoScale: number) => (ctx: TrainingReferenceContext<{ lr: number; rho: number }>) => {
-    const hg = ctx.hvp(ctx.grads);
-    const rho = rhoScale * ctx.hyper.rho;
-    return {
-      params: ctx.params.map((p, k) =>
-        p.map((e, i) => e - ctx.hyper.lr * (ctx.grads[k][i] + rho * hg[k][i])),
-      ),
-      state: undefined,
-    };
-  };
 
 describe('checkTrainingOptimizer on token models', () => {
   test('plain SGD: the nn layers and the tape engine agree (dense, layerNorm, attention)', async () => {
@@ -53,10 +27,10 @@ describe('checkTrainingOptimizer on token models', () => {
   });
 
   test('GR-SGD: Hessian-vector products agree; a reference 1 % off in ρ fails', async () => {
-    const ok = await checkTrainingOptimizer(grSgd(), grReference(1), tokens);
+    const ok = await checkTrainingOptimizer(grSgd(), grSgdReference(1), tokens);
     console.log(`GR-SGD on token models: worst error ${ok.worstError.toExponential(2)}`);
     expect(ok.worstError).toBeLessThan(1e-12);
-    const failure = await checkTrainingOptimizer(grSgd(), grReference(1.01), {
+    const failure = await checkTrainingOptimizer(grSgd(), grSgdReference(1.01), {
       ...tokens,
       numRuns: 5,
     }).catch((e: unknown) => e);
