@@ -34,7 +34,10 @@ export {
   clipByGlobalNorm,
   addWeightDecay,
   defineTransform,
+  scheduled,
+  lrMultiplier,
   type Transform,
+  type ScheduleSettings,
 } from './optimizers/index.js';
 export {
   compileOptimizer,

@@ -41,6 +41,8 @@ export interface CompareSetup {
   readonly dataset: string;
   readonly model: string;
   readonly epochs: number;
+  /** The lr schedule over the epochs ('cosine', 'linear' with a warm-up: 'cosine, warm-up 100'). */
+  readonly schedule?: string;
   readonly target: number;
   readonly seed: number;
   readonly date: string;
@@ -96,7 +98,8 @@ export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup):
   return [
     `# Optimizer comparison: ${setup.dataset}, ${setup.model}`,
     '',
-    `${setup.epochs} epochs each, seed ${setup.seed}, on ` +
+    `${setup.epochs} epochs each, lr schedule ${setup.schedule ?? 'constant'}, ` +
+      `seed ${setup.seed}, on ` +
       `${setup.device}${setup.machine === undefined ? '' : `, ${setup.machine}`} (${setup.date}).`,
     '',
     `| optimizer | final test acc | best test acc | final train loss | ` +

@@ -26,6 +26,8 @@ import {
   deviceNamed,
   loadDataset,
   optimizerNamed,
+  parseSchedule,
+  withSchedule,
   parseHyperValue,
   parseNumber,
   parseSettings,
@@ -44,6 +46,9 @@ Options:
                      batchSize and seconds set that optimizer's batch size (R-Kalman's observation
                      count) and its own time cap
   --epochs N         the budget: epochs per optimizer (default 2)
+  --schedule NAME    the lr over the epochs: constant, linear or cosine (default cosine; a
+                     time cap stops it wherever it has got to)
+  --warmup N         steps of linear lr warm-up first (default 0)
   --seconds S        also stop an optimizer at the first evaluation after S seconds of training
   --evals-per-epoch K  test evaluations per epoch (default 4)
   --target X         the test accuracy whose time to reach is reported (default 0.85)
@@ -223,8 +228,18 @@ function previousRuns(file: string, setup: CompareSetup): ComparedRun[] {
     setup: CompareSetup;
     runs: ComparedRun[];
   };
-  for (const key of ['device', 'dataset', 'model', 'epochs', 'target', 'seed'] as const) {
-    if (earlier.setup[key] !== setup[key])
+  for (const key of [
+    'device',
+    'dataset',
+    'model',
+    'epochs',
+    'schedule',
+    'target',
+    'seed',
+  ] as const) {
+    // Results from before schedules existed ran at a constant lr.
+    const before = key === 'schedule' ? (earlier.setup.schedule ?? 'constant') : earlier.setup[key];
+    if (before !== setup[key])
       throw new GrngError(
         'cli',
         `--merge: ${file} was made with ${key} ${String(earlier.setup[key])}, ` +
@@ -247,6 +262,8 @@ export async function compare(
       optimizers: { type: 'string', default: DEFAULT_OPTIMIZERS.join(',') },
       set: { type: 'string', multiple: true, default: [] },
       epochs: { type: 'string', default: '2' },
+      schedule: { type: 'string', default: 'cosine' },
+      warmup: { type: 'string', default: '0' },
       seconds: { type: 'string' },
       'evals-per-epoch': { type: 'string', default: '4' },
       target: { type: 'string', default: '0.85' },
@@ -293,6 +310,8 @@ export async function compare(
     }),
     seed: parseNumber('seed', values.seed, { integer: true, min: 0 }),
   };
+  const schedule = parseSchedule(values.schedule);
+  const warmupSteps = parseNumber('warmup', values.warmup, { integer: true, min: 0 });
   const target = parseNumber('target', values.target, { min: 0 });
   if (target > 1) throw new GrngError('cli', `--target is an accuracy in [0, 1], got ${target}`);
   const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
@@ -324,6 +343,14 @@ export async function compare(
   );
 
   const data = loadDataset(values, budget.seed);
+  const scheduledEntries = entries.map((entry) => ({
+    ...entry,
+    optimizer: withSchedule(entry.optimizer, {
+      schedule,
+      warmupSteps,
+      decaySteps: budget.epochs * Math.floor(data.train.count / entry.batchSize),
+    }),
+  }));
   const device = await deviceNamed(values.device);
   const { model, description } = buildModel(modelSettings, data);
   const dataset = values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string);
@@ -340,6 +367,7 @@ export async function compare(
     dataset,
     model: description,
     epochs: budget.epochs,
+    schedule: warmupSteps === 0 ? schedule : `${schedule}, warm-up ${warmupSteps}`,
     target,
     seed: budget.seed,
     date: new Date().toISOString().slice(0, 10),
@@ -347,7 +375,7 @@ export async function compare(
   const runs: ComparedRun[] = values.merge
     ? previousRuns(join(values.out, 'results.json'), setup)
     : [];
-  for (const entry of entries) {
+  for (const entry of scheduledEntries) {
     const run = await runOne(entry, data, device, model, budget, print, isTty);
     const at = runs.findIndex((r) => r.name === run.name);
     if (at >= 0) runs[at] = run;

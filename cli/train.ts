@@ -16,8 +16,10 @@ import {
   deviceNamed,
   loadDataset,
   optimizerNamed,
+  parseSchedule,
   parseNumber,
   parseSettings,
+  withSchedule,
   type HyperValue,
 } from './training-options.js';
 
@@ -34,6 +36,9 @@ ${MODEL_USAGE}
   --rho X            gradient-regularization strength (ring, reng, rkalman)
   --inverse-every N  Lazy Fisher period (ring, reng, kfac)
   --set NAME=VALUE   any other hyperparameter of the optimizer (repeatable)
+  --schedule NAME    the lr over the run: constant, linear or cosine (default cosine: from lr to
+                     0 at the last step of --epochs; a resumed run with more epochs stretches it)
+  --warmup N         steps of linear lr warm-up first (default 0)
   --epochs N         epochs to train (default 2)
   --batch-size N     default 128
   --seed N           initial parameters, shuffles, validation split and step keys (default 0)
@@ -59,6 +64,8 @@ export async function train(
       rho: { type: 'string' },
       'inverse-every': { type: 'string' },
       set: { type: 'string', multiple: true, default: [] },
+      schedule: { type: 'string', default: 'cosine' },
+      warmup: { type: 'string', default: '0' },
       epochs: { type: 'string', default: '2' },
       'batch-size': { type: 'string', default: '128' },
       seed: { type: 'string', default: '0' },
@@ -82,13 +89,15 @@ export async function train(
       integer: true,
       min: 1,
     });
-  const optimizer = optimizerNamed(values.optimizer, {
+  const base = optimizerNamed(values.optimizer, {
     ...modelRecipe(modelSettings, values.optimizer),
     ...settings,
   });
+  const schedule = parseSchedule(values.schedule);
   const epochs = parseNumber('epochs', values.epochs, { integer: true, min: 1 });
   const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
   const seed = parseNumber('seed', values.seed, { integer: true, min: 0 });
+  const warmupSteps = parseNumber('warmup', values.warmup, { integer: true, min: 0 });
   const out = values.out;
   const checkpoint = join(out, 'checkpoint.safetensors');
   if (values.resume && !existsSync(checkpoint))
@@ -97,6 +106,12 @@ export async function train(
   const data = loadDataset(values, seed);
   const device = await deviceNamed(values.device);
   const { model, description } = buildModel(modelSettings, data);
+  const stepsPerEpoch = Math.floor(data.train.count / batchSize);
+  const optimizer = withSchedule(base, {
+    schedule,
+    warmupSteps,
+    decaySteps: epochs * stepsPerEpoch,
+  });
   mkdirSync(out, { recursive: true });
   const metricsFile = join(out, 'metrics.jsonl');
   if (!values.resume) writeFileSync(metricsFile, '');
@@ -108,7 +123,6 @@ export async function train(
       `${optimizer.name} on ${device.description}`,
   );
 
-  const stepsPerEpoch = Math.floor(data.train.count / batchSize);
   const progress = createProgress({ epochs, stepsPerEpoch, isTty, print });
   const trainer = await createTrainer(
     {

@@ -4,6 +4,7 @@
 import { GrngError } from '../core/errors.js';
 import type { Optimizer } from '../dsl/optimizer.js';
 import { adam, adamw, kfac, reng, ring, rkalman, sgd, sophia } from '../optimizers/index.js';
+import { scheduled, SCHEDULES, type ScheduleName } from '../optimizers/schedule.js';
 import { createDevice } from '../runtime/create-device.js';
 import type { Device } from '../runtime/device.js';
 import {
@@ -41,6 +42,37 @@ export function optimizerNamed(
       `unknown optimizer '${name}'; choose ${Object.keys(OPTIMIZERS).join(', ')}`,
     );
   return make(settings);
+}
+
+/** --schedule's value, or a GrngError listing the schedules. */
+export function parseSchedule(text: string): ScheduleName {
+  const known = SCHEDULES as readonly string[];
+  if (!known.includes(text))
+    throw new GrngError('cli', `--schedule must be ${SCHEDULES.join(', ')}, got '${text}'`);
+  return text as ScheduleName;
+}
+
+/**
+ * `optimizer` with the lr schedule --schedule and --warmup name over `decaySteps` steps (the run);
+ * unchanged for a constant lr without warm-up, so that its name and checkpoints stay the plain
+ * optimizer's.
+ */
+export function withSchedule(
+  optimizer: Optimizer<never, unknown>,
+  settings: {
+    readonly schedule: ScheduleName;
+    readonly warmupSteps: number;
+    readonly decaySteps: number;
+  },
+): Optimizer<never, unknown> {
+  if (settings.schedule === 'constant' && settings.warmupSteps === 0) return optimizer;
+  if (settings.schedule !== 'constant' && settings.warmupSteps >= settings.decaySteps)
+    throw new GrngError(
+      'cli',
+      `--warmup (${settings.warmupSteps} steps) must be shorter than the run ` +
+        `(${settings.decaySteps} steps)`,
+    );
+  return scheduled(optimizer, settings) as never;
 }
 
 /**

@@ -16,3 +16,10 @@ export {
 export { ring } from './ring.js';
 export { reng } from './reng.js';
 export { rkalman } from './rkalman.js';
+export {
+  scheduled,
+  lrMultiplier,
+  SCHEDULES,
+  type ScheduleName,
+  type ScheduleSettings,
+} from './schedule.js';

@@ -49,6 +49,8 @@ describe('grng compare', () => {
       'ring.lr=0.05',
       '--set',
       'ring.inverseEvery=2',
+      '--schedule',
+      'constant',
       '--out',
       out,
     ];
@@ -76,6 +78,7 @@ describe('grng compare', () => {
     const table = readFileSync(join(out, 'compare.md'), 'utf8');
     expect(table.split('\n').filter((l) => l.startsWith('| **')).length).toBe(2);
     expect(table).toMatch(/- \*\*ring\*\*: batch 12; lr 0\.05, inverseEvery 2/);
+    expect(table).toMatch(/2 epochs each, lr schedule constant, seed 0/);
     for (const file of [
       'loss-epoch.svg',
       'accuracy-epoch.svg',
@@ -168,6 +171,15 @@ describe('grng compare', () => {
         () => {},
       ),
     ).rejects.toThrow(/made with epochs 2/);
+    await expect(
+      compare(
+        [...common, '--optimizers', 'sgd', '--epochs', '2', '--out', out, '--merge'].concat([
+          '--schedule',
+          'linear',
+        ]),
+        () => {},
+      ),
+    ).rejects.toThrow(/made with schedule cosine, this run has linear/);
     // --report-only redraws from results.json alone.
     rmSync(join(out, 'loss-time.svg'));
     const report: string[] = [];
@@ -199,6 +211,12 @@ describe('grng compare', () => {
         () => {},
       ),
     ).rejects.toThrow(/batchSize/);
+    await expect(
+      compare([...common, '--schedule', 'exponential', '--out', out], () => {}),
+    ).rejects.toThrow(/--schedule must be constant, linear, cosine/);
+    await expect(
+      compare([...common, '--optimizers', 'sgd', '--warmup', '8', '--out', out], () => {}),
+    ).rejects.toThrow(/--warmup \(8 steps\) must be shorter than the run \(8 steps\)/);
     expect(existsSync(out)).toBe(false);
     const help: string[] = [];
     expect(await compare(['--help'], (l) => help.push(l))).toBe(0);

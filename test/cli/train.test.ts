@@ -60,8 +60,14 @@ describe('grng train', () => {
         step: 8,
         epoch: 3,
         position: 0,
-        optimizer: 'ring',
+        // The default lr schedule: cosine decay over the 2 epochs' 8 steps.
+        optimizer: 'cosine(ring)',
       });
+      const run = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .split('\n')
+        .map((l) => (l === '' ? {} : (JSON.parse(l) as { kind?: string; hyper?: object })))
+        .find((r) => r.kind === 'run');
+      expect(run?.hyper).toMatchObject({ lr: 0.05, decaySteps: 8, warmupSteps: 0, finalScale: 0 });
 
       const more: string[] = [];
       expect(await train([...common, '--epochs', '3', '--resume'], (l) => more.push(l))).toBe(0);
@@ -75,6 +81,10 @@ describe('grng train', () => {
       expect(after.filter((r) => r.kind === 'step').map((r) => r.step)).toEqual([
         1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
       ]);
+      // Resumed with --epochs 3, the schedule spans the 12 steps of the longer run.
+      expect(after.find((r) => r.kind === 'run' && after.indexOf(r) > 8)).toMatchObject({
+        hyper: { decaySteps: 12 },
+      });
       // Three well-separated classes: RING reaches at least 90 % test accuracy in 12 steps
       // (measured: 100 %).
       expect(after.filter((r) => r.kind === 'epoch').at(-1)?.testAccuracy).toBeGreaterThanOrEqual(
@@ -173,6 +183,33 @@ describe('grng train', () => {
     },
   );
 
+  test('--schedule constant keeps the plain optimizer; --warmup alone schedules a warm-up', async () => {
+    const records = async (extra: string[]) => {
+      const runOut = join(dir, `schedule-${extra.join('-')}`);
+      expect(await train([...common, '--out', runOut, '--epochs', '1', ...extra], () => {})).toBe(
+        0,
+      );
+      return readFileSync(join(runOut, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { kind: string; optimizer?: string; hyper?: object });
+    };
+    const constant = (await records(['--schedule', 'constant'])).find((r) => r.kind === 'run');
+    expect(constant?.optimizer).toBe('ring');
+    expect(constant?.hyper).not.toHaveProperty('decaySteps');
+    const warm = (await records(['--schedule', 'constant', '--warmup', '3'])).find(
+      (r) => r.kind === 'run',
+    );
+    expect(warm).toMatchObject({ optimizer: 'constant(ring)', hyper: { warmupSteps: 3 } });
+    const linear = (await records(['--schedule', 'linear', '--warmup', '2'])).find(
+      (r) => r.kind === 'run',
+    );
+    expect(linear).toMatchObject({
+      optimizer: 'linear(ring)',
+      hyper: { warmupSteps: 2, decaySteps: 4 },
+    });
+  });
+
   test('model recipes: RING and RENG on the ViT and the CNN, nothing changes elsewhere', () => {
     const vit = modelConfig({ model: 'vit' }, {});
     const cnn = modelConfig({ model: 'cnn' }, {});
@@ -213,6 +250,12 @@ describe('grng train', () => {
       /--normalize/,
     );
     await expect(train([...common, '--epochs', 'two'], () => {})).rejects.toThrow(GrngError);
+    await expect(train([...common, '--schedule', 'step'], () => {})).rejects.toThrow(
+      /--schedule must be constant, linear, cosine, got 'step'/,
+    );
+    await expect(train([...common, '--warmup', '8'], () => {})).rejects.toThrow(
+      /--warmup \(8 steps\) must be shorter than the run \(8 steps\)/,
+    );
     await expect(
       train([...common.slice(0, -2), '--out', join(dir, 'empty'), '--resume'], () => {}),
     ).rejects.toThrow(/no checkpoint/);
