@@ -46,7 +46,7 @@ Options:
                      batchSize and seconds set that optimizer's batch size (R-Kalman's observation
                      count) and its own time cap
   --epochs N         the budget: epochs per optimizer (default 2)
-  --schedule NAME    the lr over the epochs: constant, linear or cosine (default cosine; a
+  --schedule NAME    the lr over the epochs: constant, linear or cosine (default constant; a
                      time cap stops it wherever it has got to)
   --warmup N         steps of linear lr warm-up first (default 0)
   --seconds S        also stop an optimizer at the first evaluation after S seconds of training
@@ -262,7 +262,7 @@ export async function compare(
       optimizers: { type: 'string', default: DEFAULT_OPTIMIZERS.join(',') },
       set: { type: 'string', multiple: true, default: [] },
       epochs: { type: 'string', default: '2' },
-      schedule: { type: 'string', default: 'cosine' },
+      schedule: { type: 'string', default: 'constant' },
       warmup: { type: 'string', default: '0' },
       seconds: { type: 'string' },
       'evals-per-epoch': { type: 'string', default: '4' },

@@ -36,8 +36,8 @@ ${MODEL_USAGE}
   --rho X            gradient-regularization strength (ring, reng, rkalman)
   --inverse-every N  Lazy Fisher period (ring, reng, kfac)
   --set NAME=VALUE   any other hyperparameter of the optimizer (repeatable)
-  --schedule NAME    the lr over the run: constant, linear or cosine (default cosine: from lr to
-                     0 at the last step of --epochs; a resumed run with more epochs stretches it)
+  --schedule NAME    the lr over the run: constant (default), or linear or cosine decay from lr to
+                     0 at the last step of --epochs (a resumed run with more epochs stretches it)
   --warmup N         steps of linear lr warm-up first (default 0)
   --epochs N         epochs to train (default 2)
   --batch-size N     default 128
@@ -64,7 +64,7 @@ export async function train(
       rho: { type: 'string' },
       'inverse-every': { type: 'string' },
       set: { type: 'string', multiple: true, default: [] },
-      schedule: { type: 'string', default: 'cosine' },
+      schedule: { type: 'string', default: 'constant' },
       warmup: { type: 'string', default: '0' },
       epochs: { type: 'string', default: '2' },
       'batch-size': { type: 'string', default: '128' },

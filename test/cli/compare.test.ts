@@ -179,7 +179,7 @@ describe('grng compare', () => {
         ]),
         () => {},
       ),
-    ).rejects.toThrow(/made with schedule cosine, this run has linear/);
+    ).rejects.toThrow(/made with schedule constant, this run has linear/);
     // --report-only redraws from results.json alone.
     rmSync(join(out, 'loss-time.svg'));
     const report: string[] = [];
@@ -215,7 +215,10 @@ describe('grng compare', () => {
       compare([...common, '--schedule', 'exponential', '--out', out], () => {}),
     ).rejects.toThrow(/--schedule must be constant, linear, cosine/);
     await expect(
-      compare([...common, '--optimizers', 'sgd', '--warmup', '8', '--out', out], () => {}),
+      compare(
+        [...common, '--optimizers', 'sgd', '--schedule', 'linear', '--warmup', '8', '--out', out],
+        () => {},
+      ),
     ).rejects.toThrow(/--warmup \(8 steps\) must be shorter than the run \(8 steps\)/);
     expect(existsSync(out)).toBe(false);
     const help: string[] = [];

@@ -46,7 +46,9 @@ describe('grng train', () => {
       'epoch, a checkpoint; --resume adds a third epoch',
     async () => {
       const lines: string[] = [];
-      expect(await train([...common, '--epochs', '2'], (l) => lines.push(l))).toBe(0);
+      expect(
+        await train([...common, '--epochs', '2', '--schedule', 'cosine'], (l) => lines.push(l)),
+      ).toBe(0);
       expect(lines.filter((l) => /^epoch \d+:/.test(l)).length).toBe(2);
       const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
         .trim()
@@ -60,7 +62,7 @@ describe('grng train', () => {
         step: 8,
         epoch: 3,
         position: 0,
-        // The default lr schedule: cosine decay over the 2 epochs' 8 steps.
+        // --schedule cosine: the decay spans the 2 epochs' 8 steps.
         optimizer: 'cosine(ring)',
       });
       const run = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
@@ -69,8 +71,16 @@ describe('grng train', () => {
         .find((r) => r.kind === 'run');
       expect(run?.hyper).toMatchObject({ lr: 0.05, decaySteps: 8, warmupSteps: 0, finalScale: 0 });
 
+      // The schedule is part of the optimizer's name: resuming without it is refused.
+      await expect(train([...common, '--epochs', '3', '--resume'], () => {})).rejects.toThrow(
+        /cosine\(ring\)/,
+      );
       const more: string[] = [];
-      expect(await train([...common, '--epochs', '3', '--resume'], (l) => more.push(l))).toBe(0);
+      expect(
+        await train([...common, '--epochs', '3', '--schedule', 'cosine', '--resume'], (l) =>
+          more.push(l),
+        ),
+      ).toBe(0);
       expect(more.filter((l) => /^epoch \d+:/.test(l)).map((l) => l.split(':')[0])).toEqual([
         'epoch 3',
       ]);
@@ -183,7 +193,7 @@ describe('grng train', () => {
     },
   );
 
-  test('--schedule constant keeps the plain optimizer; --warmup alone schedules a warm-up', async () => {
+  test('the default, a constant lr, keeps the plain optimizer; --warmup alone schedules a warm-up', async () => {
     const records = async (extra: string[]) => {
       const runOut = join(dir, `schedule-${extra.join('-')}`);
       expect(await train([...common, '--out', runOut, '--epochs', '1', ...extra], () => {})).toBe(
@@ -194,7 +204,7 @@ describe('grng train', () => {
         .split('\n')
         .map((l) => JSON.parse(l) as { kind: string; optimizer?: string; hyper?: object });
     };
-    const constant = (await records(['--schedule', 'constant'])).find((r) => r.kind === 'run');
+    const constant = (await records([])).find((r) => r.kind === 'run');
     expect(constant?.optimizer).toBe('ring');
     expect(constant?.hyper).not.toHaveProperty('decaySteps');
     const warm = (await records(['--schedule', 'constant', '--warmup', '3'])).find(
@@ -253,9 +263,9 @@ describe('grng train', () => {
     await expect(train([...common, '--schedule', 'step'], () => {})).rejects.toThrow(
       /--schedule must be constant, linear, cosine, got 'step'/,
     );
-    await expect(train([...common, '--warmup', '8'], () => {})).rejects.toThrow(
-      /--warmup \(8 steps\) must be shorter than the run \(8 steps\)/,
-    );
+    await expect(
+      train([...common, '--schedule', 'cosine', '--warmup', '8'], () => {}),
+    ).rejects.toThrow(/--warmup \(8 steps\) must be shorter than the run \(8 steps\)/);
     await expect(
       train([...common.slice(0, -2), '--out', join(dir, 'empty'), '--resume'], () => {}),
     ).rejects.toThrow(/no checkpoint/);
