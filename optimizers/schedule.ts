@@ -2,8 +2,19 @@
 // by a warm-up and a decay, like optax's warmup_cosine_decay_schedule passed as its learning rate.
 // The multiplier is part of the compiled step (t is the step counter the optimizer already keeps),
 // so a resumed run continues the schedule exactly and AOT builds carry it.
-import { add, cos, div, maximum, minimum, mul, sub, where, gt, type Tensor } from '../dsl/index.js';
-import { GrngError } from '../core/errors.js';
+import {
+  add,
+  cos,
+  div,
+  gt,
+  maximum,
+  minimum,
+  mul,
+  sub,
+  where,
+  GrngError,
+  type Tensor,
+} from '../dsl/index.js';
 import {
   defineOptimizer,
   outside,
