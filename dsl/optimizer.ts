@@ -213,6 +213,18 @@ function checkHyper<H extends HyperDefaults, S>(
 }
 
 /**
+ * `ctx` with some fields replaced, for optimizers that run another's update (chain, partition,
+ * scheduled). It is copied by property descriptors: spreading it would evaluate its lazy getters
+ * (taps, loss), tracing work the inner update may never use.
+ */
+export function contextWith<C extends object>(ctx: C, changes: PropertyDescriptorMap): C {
+  return Object.defineProperties(
+    Object.defineProperties({}, Object.getOwnPropertyDescriptors(ctx)),
+    changes,
+  ) as C;
+}
+
+/**
  * A message when `value` lies outside [lo, hi) (or [lo, hi] when `closed`), for validate functions.
  */
 export function outside(

@@ -12,6 +12,7 @@ import {
 } from '../dsl/index.js';
 import { isTensor } from '../dsl/tensor.js';
 import {
+  contextWith,
   defineOptimizer,
   outside,
   type HyperDefaults,
@@ -142,17 +143,13 @@ export function chain(
     update: (ctx) => {
       let grads = ctx.grads;
       const state: Record<string, unknown> = {};
-      // Copy the context by descriptors: spreading it would evaluate lazy getters such as taps.
       const part = (i: number) =>
-        Object.defineProperties(
-          Object.defineProperties({}, Object.getOwnPropertyDescriptors(ctx)),
-          {
-            grads: { value: grads },
-            hyper: { value: own(ctx.hyper as Record<string, unknown>, i) },
-            settings: { value: own(ctx.settings as Record<string, unknown>, i) },
-            state: { value: ctx.state[names[i]] },
-          },
-        ) as never;
+        contextWith(ctx, {
+          grads: { value: grads },
+          hyper: { value: own(ctx.hyper as Record<string, unknown>, i) },
+          settings: { value: own(ctx.settings as Record<string, unknown>, i) },
+          state: { value: ctx.state[names[i]] },
+        }) as never;
       transforms.forEach((t, i) => {
         const out = t.update(part(i));
         grads = out.grads;

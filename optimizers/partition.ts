@@ -5,6 +5,7 @@ import { GrngError, flattenTree } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
 import type { ChainPart } from './chain.js';
 import {
+  contextWith,
   defineOptimizer,
   type HyperDefaults,
   type HyperSettings,
@@ -92,19 +93,16 @@ export function partition(
         const params = pick(ctx.params, idx[i]);
         const mine = new Set(params.map((t) => t.node));
         const inGroup = (taps: readonly { w: Tensor }[]) => taps.filter((t) => mine.has(t.w.node));
-        // Copy the context by descriptors (its lazy getters, such as taps, stay lazy).
-        const part = Object.defineProperties(
-          Object.defineProperties({}, Object.getOwnPropertyDescriptors(ctx)),
-          {
-            params: { value: params },
-            grads: { value: pick(ctx.grads, idx[i]) },
-            state: { value: (ctx.state as Record<string, unknown>)[l] },
-            hyper: { value: own(ctx.hyper as Record<string, unknown>, i) },
-            settings: { value: own(ctx.settings as Record<string, unknown>, i) },
-            taps: { get: () => inGroup(ctx.taps) },
-            tapsFor: { value: (labelsFor: Tensor) => inGroup(ctx.tapsFor(labelsFor)) },
-          },
-        );
+        // The group's taps stay lazy getters, as the context's own.
+        const part = contextWith(ctx, {
+          params: { value: params },
+          grads: { value: pick(ctx.grads, idx[i]) },
+          state: { value: (ctx.state as Record<string, unknown>)[l] },
+          hyper: { value: own(ctx.hyper as Record<string, unknown>, i) },
+          settings: { value: own(ctx.settings as Record<string, unknown>, i) },
+          taps: { get: () => inGroup(ctx.taps) },
+          tapsFor: { value: (labelsFor: Tensor) => inGroup(ctx.tapsFor(labelsFor)) },
+        });
         const out = parts[i].definition.update(part as never);
         const updated = flattenTree('partition', out.params, isTensor, 'a Tensor').leaves;
         idx[i].forEach((leaf, k) => (leaves[leaf] = updated[k]));

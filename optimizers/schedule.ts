@@ -16,6 +16,7 @@ import {
   type Tensor,
 } from '../dsl/index.js';
 import {
+  contextWith,
   defineOptimizer,
   outside,
   type HyperDefaults,
@@ -120,14 +121,10 @@ export function scheduled<H extends HyperDefaults, S>(
         hyper as HyperTensors<Omit<typeof SCHEDULE_HYPER, 'schedule'>>,
         schedule.schedule,
       );
-      // Copy the context by descriptors: spreading it would evaluate lazy getters such as taps.
-      const inside = Object.defineProperties(
-        Object.defineProperties({}, Object.getOwnPropertyDescriptors(ctx)),
-        {
-          hyper: { value: { ...own(hyper), lr: mul(hyper.lr as Tensor, scale) } },
-          settings: { value: own(ctx.settings as Record<string, unknown>) },
-        },
-      );
+      const inside = contextWith(ctx, {
+        hyper: { value: { ...own(hyper), lr: mul(hyper.lr as Tensor, scale) } },
+        settings: { value: own(ctx.settings as Record<string, unknown>) },
+      });
       return definition.update(inside as never);
     },
   })({ ...inner, ...schedule } as HyperSettings<HyperDefaults>);
