@@ -217,6 +217,15 @@ export function dampedInverse(
 }
 
 /**
+ * Martens and Grosse's π = √((tr Λ/d_in)/(tr Γ/d_out)): an isotropic λ splits into π√λ on Λ and
+ * √λ/π on Γ, so that the two damped factors' Kronecker product dominates λ·I whatever their scales.
+ */
+export function piRule(lambda: Tensor, gamma: Tensor): Tensor {
+  const meanEig = (f: Tensor) => maximum(div(trace(f), f.shape[0]), 1e-30);
+  return sqrt(div(meanEig(lambda), meanEig(gamma)));
+}
+
+/**
  * Inverses of the factored-Tikhonov damped factors Λ + π√λ I and Γ + (√λ/π) I, with
  * π = √((tr Λ / d_in) / (tr Γ / d_out)) (Martens & Grosse's π-rule), by Newton–Schulz warm-started
  * from the previous inverses (unless `warmStart` is false), λ_max by warm-started power iteration.
@@ -231,8 +240,7 @@ export function piRuleInverses(
   warmStart = true,
 ) {
   const [dIn, dOut] = [lambda.shape[0], gamma.shape[0]];
-  const meanEig = (f: Tensor, n: number) => maximum(div(trace(f), n), 1e-30);
-  const pi = sqrt(div(meanEig(lambda, dIn), meanEig(gamma, dOut)));
+  const pi = piRule(lambda, gamma);
   const root = sqrt(damping);
   const lambdaD = add(lambda, mul(mul(pi, root), eye(dIn)));
   const gammaD = add(gamma, mul(div(root, pi), eye(dOut)));

@@ -6,6 +6,7 @@
 // decoupled weight decay. Parameters outside dense layers take the fallback optimizer's step.
 import {
   add,
+  div,
   eq,
   eye,
   le,
@@ -39,6 +40,7 @@ import {
   klClipFactor,
   layerDirections,
   layerGrad,
+  piRule,
   piRuleInverses,
   precondition,
   updatedFactors,
@@ -77,6 +79,12 @@ export const RING_HYPER = {
    * uses).
    */
   dampingCoef: -1,
+  /**
+   * An absolute floor λ₀ under the spectral damping (docs/algorithms.md §3.3): split by the π-rule
+   * into π√λ₀ on Λ and √λ₀/π on Γ, each factor's shift is the larger of its spectral shift and its
+   * floor, so Λ_d ⊗ Γ_d ⪰ λ₀·I and ‖U‖_F ≤ ‖G‖_F/λ₀. 0 (the default) is RING as defined.
+   */
+  dampingFloor: 0,
   /**
    * Newton–Schulz steps per refresh (k_NS of §3.5: 8 reaches 1e-6 at √ρ = 0.1 from a cold start).
    */
@@ -130,6 +138,7 @@ export function validateRing(h: {
     outside('rho', h.rho, 0, Infinity) ??
     outside('statDecay', h.statDecay, 0, 1) ??
     outside('klClip', h.klClip, 0, Infinity) ??
+    outside('dampingFloor', h.dampingFloor, 0, Infinity) ??
     (![h.covEvery, h.inverseEvery, h.newtonIters, h.powerSteps].every(
       (n) => Number.isInteger(n) && n >= 1,
     )
@@ -225,8 +234,16 @@ export function ringStep(
           );
           return { ...r, damping: r.damping[0] };
         }
-        const l = spectralInverse(lambda, old.lambdaInv, old.lambdaVec, coef, settings);
-        const gm = spectralInverse(gamma, old.gammaInv, old.gammaVec, coef, settings);
+        const pi = piRule(lambda, gamma);
+        const root = sqrt(hyper.dampingFloor);
+        const l = spectralInverse(lambda, old.lambdaInv, old.lambdaVec, coef, {
+          ...settings,
+          floor: mul(pi, root),
+        });
+        const gm = spectralInverse(gamma, old.gammaInv, old.gammaVec, coef, {
+          ...settings,
+          floor: div(root, pi),
+        });
         return {
           lambdaInv: l.inverse,
           gammaInv: gm.inverse,
@@ -309,9 +326,10 @@ export function ringStep(
 }
 
 /**
- * (F + c·λ̂·I)⁻¹ with λ̂ ≈ λ_max(F) by warm-started power iteration (λ̂ ≤ λ_max), by Newton–Schulz
- * from the previous inverse (warm start, when still a contraction) or I/((1 + c)λ̂) (§3.5); a
- * degenerate F (λ̂ ≤ 1e-30, e.g. all-zero inputs) is replaced by I (§3.3; see DEGENERATE).
+ * (F + s·I)⁻¹ with s = max(c·λ̂, floor) and λ̂ ≈ λ_max(F) by warm-started power iteration
+ * (λ̂ ≤ λ_max), by Newton–Schulz from the previous inverse (warm start, when still a contraction)
+ * or I/(λ̂ + s) (§3.5); a degenerate F (λ̂ ≤ 1e-30, e.g. all-zero inputs) is replaced by I (§3.3;
+ * see DEGENERATE).
  */
 function spectralInverse(
   f: Tensor,
@@ -322,16 +340,17 @@ function spectralInverse(
     readonly newtonIters: number;
     readonly powerSteps: number;
     readonly warmStart: boolean;
+    readonly floor: Tensor;
   },
 ) {
   const n = f.shape[0];
   // A degenerate refresh stores a zero vector (A·v = 0): restart from powerStart, or λ̂ would stay
   // 0 for good.
   const top = powerIteration(f, where(le(sqnorm(v0), 0), powerStart(n), v0), settings.powerSteps);
-  const shift = mul(coef, top.value);
+  const shift = maximum(mul(coef, top.value), settings.floor);
   const damped = add(f, mul(shift, eye(n)));
   const inverse = guardedInverse(damped, {
-    lambdaMax: mul(add(1, coef), top.value),
+    lambdaMax: add(top.value, shift),
     x0: settings.warmStart ? previous : undefined,
     iterations: settings.newtonIters,
     extra: settings.newtonIters,

@@ -81,6 +81,8 @@ const MATRIX: readonly Entry[] = [
       { damping: 'fixed' },
       { fallback: 'adam' },
       { klClip: -1 },
+      { dampingFloor: -1e-3 },
+      { dampingFloor: Number.NaN },
     ],
   },
   {

@@ -36,13 +36,20 @@ import {
 export const DEGENERATE = 1e-30;
 
 /**
- * The spectrally damped factor F + c·λ_max(F)·I (§3.3), λ_max by Jacobi; the degenerate guard
- * included.
+ * The spectrally damped factor F + max(c·λ_max(F), floor)·I (§3.3), λ_max by Jacobi; the degenerate
+ * guard included.
  */
-export function spectrallyDamped(f: Mat, coef: number): Mat {
+export function spectrallyDamped(f: Mat, coef: number, floor = 0): Mat {
   const top = lambdaMax(f);
-  return top <= DEGENERATE ? eye(f.rows) : addMat(f, eye(f.rows), coef * top);
+  return top <= DEGENERATE ? eye(f.rows) : addMat(f, eye(f.rows), Math.max(coef * top, floor));
 }
+
+/** The mean eigenvalue tr(F)/n, kept ≥ 1e-30 so that π stays finite for an all-zero factor. */
+const meanEigenvalue = (f: Mat): number => {
+  let t = 0;
+  for (let i = 0; i < f.rows; i++) t += at(f, i, i);
+  return Math.max(t / f.rows, 1e-30);
+};
 
 /**
  * vec⁻¹((Λ ⊗ Γ)⁻¹ vec G), column-major vec (§2), by Gaussian elimination on the dense Kronecker
@@ -66,10 +73,18 @@ export function kroneckerApply(lambda: Mat, gamma: Mat, x: Mat): Mat {
 }
 
 /**
- * RING's direction U = vec⁻¹((Λ_d ⊗ Γ_d)⁻¹ vec G) with Λ_d, Γ_d spectrally damped by `coef` (§3.3).
+ * RING's direction U = vec⁻¹((Λ_d ⊗ Γ_d)⁻¹ vec G) with Λ_d, Γ_d spectrally damped by `coef` (§3.3)
+ * over the absolute floor λ₀ = `floor`, split as π√λ₀ on Λ and √λ₀/π on Γ with
+ * π = √((tr Λ/d_in)/(tr Γ/d_out)).
  */
-export function ringDirection(lambda: Mat, gamma: Mat, G: Mat, coef: number): Mat {
-  return kroneckerSolve(spectrallyDamped(lambda, coef), spectrallyDamped(gamma, coef), G);
+export function ringDirection(lambda: Mat, gamma: Mat, G: Mat, coef: number, floor = 0): Mat {
+  const pi = Math.sqrt(meanEigenvalue(lambda) / meanEigenvalue(gamma));
+  const root = Math.sqrt(floor);
+  return kroneckerSolve(
+    spectrallyDamped(lambda, coef, pi * root),
+    spectrallyDamped(gamma, coef, root / pi),
+    G,
+  );
 }
 
 /** λ₂/λ₁ of a symmetric PSD matrix (0 when d = 1 or λ₁ = 0): how fast power iteration converges. */
@@ -105,7 +120,7 @@ export interface DenseLayer {
 export function ringStepsReference(
   layers: readonly DenseLayer[],
   batches: readonly { x: Mat; labels: ArrayLike<number> }[],
-  h: { lr: number; momentum: number; weightDecay: number; coef: number },
+  h: { lr: number; momentum: number; weightDecay: number; coef: number; floor?: number },
 ): { layers: DenseLayer[]; U: Mat[][]; lambda: Mat[][]; gamma: Mat[][] } {
   let current = layers.map((l) => ({ w: l.w, b: l.b }));
   let velocity: Mat[] | undefined;
@@ -118,7 +133,13 @@ export function ringStepsReference(
     const lambda = a.map(secondMoment);
     const gamma = g.map(secondMoment);
     const u = current.map((_, i) =>
-      ringDirection(lambda[i], gamma[i], scaleMat(matmul(transpose(g[i]), a[i]), 1 / B), h.coef),
+      ringDirection(
+        lambda[i],
+        gamma[i],
+        scaleMat(matmul(transpose(g[i]), a[i]), 1 / B),
+        h.coef,
+        h.floor,
+      ),
     );
     velocity = u.map((ui, i) =>
       velocity === undefined ? ui : addMat(scaleMat(velocity[i], h.momentum), ui),
