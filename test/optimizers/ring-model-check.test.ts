@@ -9,7 +9,8 @@ import { ringReference } from './ring-model-reference.js';
 const reference = (coefScale = 1) => ringReference((ctx) => ctx.grads, coefScale);
 
 // κ(Λ_d) ≤ (1 + c)/c (§3.3): c ≥ 0.1 keeps it ≤ 11, where 40 Newton–Schulz steps reach float64
-// precision; the KL clip off, active, and inactive.
+// precision; the KL clip off, active, and inactive; the damping floor off or large enough to bind
+// on some factors of these small models (taps of unit scale).
 const settings = fc.record({
   lr: fc.constantFrom(0.01, 0.1),
   rho: fc.constantFrom(0.01, 1),
@@ -17,6 +18,7 @@ const settings = fc.record({
   statDecay: fc.constantFrom(0, 0.5),
   inverseEvery: fc.constantFrom(1, 2),
   weightDecay: fc.constantFrom(0, 0.1),
+  dampingFloor: fc.constantFrom(0, 0.01, 1),
 });
 
 describe('ring (fisher mc) through checkTrainingOptimizer', () => {

@@ -1,9 +1,10 @@
 // RING's step (docs/algorithms.md §3.3–3.4, fisher 'mc') as a float64 reference for
 // checkTrainingOptimizer, on any gradient: labels resampled with referenceRandom from the step key,
 // factors from the taps of those labels ('first', then EMA), spectral damping with the exact λ_max
-// (Jacobi, where grng runs power iteration), exact inverses (Gauss–Jordan, where grng runs
-// Newton–Schulz), the degenerate-factor rule, KL clip, heavy-ball momentum on U and decoupled
-// weight decay. RING passes the gradient, RENG its regularized gradient (§4).
+// (Jacobi, where grng runs power iteration) over the π-split absolute floor, exact inverses
+// (Gauss–Jordan, where grng runs Newton–Schulz), the degenerate-factor rule, KL clip, heavy-ball
+// momentum on U and decoupled weight decay. RING passes the gradient, RENG its regularized gradient
+// (§4).
 import type { ring } from '../../index.js';
 import { referenceRandom as random, type TrainingReferenceContext } from '../../testing.js';
 import {
@@ -31,10 +32,17 @@ interface State {
   buffer: Float64Array[];
 }
 
-/** F + c·λ_max(F)·I, or I for a degenerate factor (λ_max ≤ 1e-30, §3.3). */
-function spectrallyDamped(f: Mat, c: number): Mat {
+/** F + max(c·λ_max(F), floor)·I, or I for a degenerate factor (λ_max ≤ 1e-30, §3.3). */
+function spectrallyDamped(f: Mat, c: number, floor: number): Mat {
   const top = lambdaMax(f);
-  return top <= 1e-30 ? eye(f.rows) : addMat(f, eye(f.rows), c * top);
+  return top <= 1e-30 ? eye(f.rows) : addMat(f, eye(f.rows), Math.max(c * top, floor));
+}
+
+/** tr(F)/n, at least 1e-30: the π-rule's mean eigenvalue. */
+function meanEigenvalue(f: Mat): number {
+  let t = 0;
+  for (let i = 0; i < f.rows; i++) t += f.data[i * f.cols + i];
+  return Math.max(t / f.rows, 1e-30);
 }
 
 /**
@@ -67,8 +75,11 @@ export const ringReference =
       const lambda = old === undefined ? a : stale ? old.lambda : ema(old.lambda, a);
       const gamma = old === undefined ? g : stale ? old.gamma : ema(old.gamma, g);
       const fresh = old === undefined || refresh(h.inverseEvery);
-      const lambdaInv = fresh ? inverse(spectrallyDamped(lambda, c)) : old.lambdaInv;
-      const gammaInv = fresh ? inverse(spectrallyDamped(gamma, c)) : old.gammaInv;
+      // The floor λ₀ splits as π√λ₀ on Λ and √λ₀/π on Γ, π² = (tr Λ/d_in)/(tr Γ/d_out).
+      const pi = Math.sqrt(meanEigenvalue(lambda) / meanEigenvalue(gamma));
+      const root = Math.sqrt(h.dampingFloor);
+      const lambdaInv = fresh ? inverse(spectrallyDamped(lambda, c, pi * root)) : old.lambdaInv;
+      const gammaInv = fresh ? inverse(spectrallyDamped(gamma, c, root / pi)) : old.gammaInv;
       const G = layerGradient(tap, grads);
       return {
         lambda,
