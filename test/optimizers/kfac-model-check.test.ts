@@ -21,6 +21,7 @@ import {
   secondMoment,
   type Mat,
 } from '../curvature/reference.js';
+import { gpuDevice } from '../support/gpu.js';
 import { addToLeaves, klClipFactor, layerGradient } from './kronecker-model-helpers.js';
 
 type KfacHyper = ReturnType<typeof kfac>['hyper'];
@@ -136,6 +137,28 @@ describe('kfac (fisher mc) through checkTrainingOptimizer', () => {
     expect(ok.worstError).toBeLessThan(1e-10);
     await expect(checkTrainingOptimizer(kfac(), reference(1.01), options)).rejects.toThrow(
       /kfac differs from the reference[^]*Shrunk counterexample/,
+    );
+  });
+
+  test('on WebGPU (float32): within 1e-5 of float64; κ 1 % off still fails', async () => {
+    const gpu = await gpuDevice();
+    // Damping λ ≥ 0.1 split by the π-rule makes ‖Λ_d⁻¹‖‖Γ_d⁻¹‖ ≤ 1/λ ≤ 10. Float32 rounds G = gᵀa/B
+    // to ~2^-24·Σ|g||a| (≲ 3 here), so ≲ 2e-6 in V. Newton–Schulz is self-correcting and stops at
+    // float32's floor, a residual R = I − AX of a few n·2^-24 (n ≤ 4); X·G − A⁻¹G = −A⁻¹R·G adds
+    // ≲ 10·1e-6 per factor. lr ≤ 0.5 times momentum's 1 + 0.9 + 0.81 over 3 steps: ≲ 1e-5 in θ.
+    const lines: string[] = [];
+    const options = {
+      hyper: { inverseIterations: 20, powerSteps: 20 },
+      settings,
+      device: gpu,
+      tolerance: 1e-5,
+      numRuns: 8,
+      log: (l: string) => lines.push(l),
+    };
+    const ok = await checkTrainingOptimizer(kfac(), reference(), options);
+    console.log(`${lines[0]} → worst error ${ok.worstError.toExponential(2)}`);
+    await expect(checkTrainingOptimizer(kfac(), reference(1.01), options)).rejects.toThrow(
+      /kfac differs from the reference/,
     );
   });
 });

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { reng } from '../../index.js';
 import { checkTrainingOptimizer, type TrainingReferenceContext } from '../../testing.js';
+import { gpuDevice } from '../support/gpu.js';
 import { ringReference, type RingHyper } from './ring-model-reference.js';
 
 type RengHyper = ReturnType<typeof reng>['hyper'];
@@ -63,4 +64,36 @@ describe('reng through checkTrainingOptimizer', () => {
       );
     });
   }
+
+  test('on WebGPU (float32), double backprop: within 1e-5 of float64; ρ 1 % off still fails', async () => {
+    const gpu = await gpuDevice();
+    // As RING's float32 check (ring-model-check.test.ts): the floor λ₀ ≥ 0.01 bounds the
+    // preconditioner by 1/λ₀, and both sides run the same 20 power steps. ∇L_G = g + ρ·Hg adds the
+    // Hessian-vector product's few ulps times ρ ≤ 1 to G's ~2^-24·Σ|g||a| error; the finite-
+    // difference modes are left to float64, where ρ/ε ≤ 1e3 times float32's ulps would swamp it.
+    const lines: string[] = [];
+    const options = {
+      hyper: { gradient: 'double_backprop' as const, newtonIters: 12, powerSteps: 20 },
+      settings: fc.record({
+        lr: fc.constantFrom(0.01, 0.1),
+        rho: fc.constantFrom(0.01, 1),
+        klClip: fc.constantFrom(0, 1e-4),
+        statDecay: fc.constantFrom(0, 0.5),
+        inverseEvery: fc.constantFrom(1, 2),
+        weightDecay: fc.constantFrom(0, 0.1),
+        dampingFloor: fc.constantFrom(0.01, 1),
+      }),
+      device: gpu,
+      tolerance: 1e-5,
+      numRuns: 8,
+      log: (l: string) => lines.push(l),
+    };
+    const reference = (rhoScale: number) =>
+      ringReference(regularizedGradient(rhoScale), 1, 'power');
+    const ok = await checkTrainingOptimizer(reng(), reference(1), options);
+    console.log(`${lines[0]} → worst error ${ok.worstError.toExponential(2)}`);
+    await expect(checkTrainingOptimizer(reng(), reference(1.01), options)).rejects.toThrow(
+      /reng differs from the reference/,
+    );
+  });
 });

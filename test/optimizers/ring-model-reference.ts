@@ -26,16 +26,41 @@ interface LayerState {
   gamma: Mat;
   lambdaInv: Mat;
   gammaInv: Mat;
+  /** The power-iteration vectors of the last refresh ('power' only). */
+  lambdaVec?: Float64Array;
+  gammaVec?: Float64Array;
 }
 interface State {
   layers: LayerState[];
   buffer: Float64Array[];
 }
 
-/** F + max(c·λ_max(F), floor)·I, or I for a degenerate factor (λ_max ≤ 1e-30, §3.3). */
-function spectrallyDamped(f: Mat, c: number, floor: number): Mat {
-  const top = lambdaMax(f);
+/** F + max(c·top, floor)·I, or I for a degenerate factor (top ≤ 1e-30, §3.3). */
+function spectrallyDamped(f: Mat, top: number, c: number, floor: number): Mat {
   return top <= 1e-30 ? eye(f.rows) : addMat(f, eye(f.rows), Math.max(c * top, floor));
+}
+
+/**
+ * §3.5's λ̂: `steps` power steps v ← Fv/‖Fv‖ from the previous refresh's vector, or from
+ * (1, 1/2, …, 1/n) at the first refresh and after a zero vector; λ̂ = vᵀFv.
+ */
+function powerIteration(f: Mat, previous: Float64Array | undefined, steps: number) {
+  const n = f.rows;
+  const apply = (v: Float64Array) =>
+    Float64Array.from({ length: n }, (_, i) => {
+      let s = 0;
+      for (let j = 0; j < n; j++) s += f.data[i * n + j] * v[j];
+      return s;
+    });
+  const unit = (w: Float64Array) => {
+    const norm = Math.sqrt(w.reduce((acc, x) => acc + x * x, 0));
+    return w.map((x) => x / Math.max(norm, 1e-30));
+  };
+  const restart = previous === undefined || previous.every((x) => x === 0);
+  let v = unit(restart ? Float64Array.from({ length: n }, (_, i) => 1 / (1 + i)) : previous);
+  for (let k = 0; k < steps; k++) v = unit(apply(v));
+  const fv = apply(v);
+  return { value: v.reduce((acc, x, i) => acc + x * fv[i], 0), vector: v };
 }
 
 /** tr(F)/n, at least 1e-30: the π-rule's mean eigenvalue. */
@@ -47,12 +72,15 @@ function meanEigenvalue(f: Mat): number {
 
 /**
  * One RING step from §3.3–3.4 on the layer gradients `gradient(ctx)` (RING: ctx.grads; RENG: ∇L_G,
- * §4.1); `coefScale` ≠ 1 is the deliberately wrong reference.
+ * §4.1); `coefScale` ≠ 1 is the deliberately wrong reference. λ_max comes from Jacobi ('exact') or,
+ * for float32 devices, where many power steps cost too much to compile, from §3.5's warm-started
+ * power iteration with the step's `powerSteps` ('power'), so that both sides shift by the same λ̂.
  */
 export const ringReference =
   (
     gradient: (ctx: TrainingReferenceContext<RingHyper>) => readonly Float64Array[],
     coefScale = 1,
+    lambdaMaxBy: 'exact' | 'power' = 'exact',
   ) =>
   (ctx: TrainingReferenceContext<RingHyper>, state: State | undefined) => {
     const h = ctx.hyper;
@@ -78,14 +106,28 @@ export const ringReference =
       // The floor λ₀ splits as π√λ₀ on Λ and √λ₀/π on Γ, π² = (tr Λ/d_in)/(tr Γ/d_out).
       const pi = Math.sqrt(meanEigenvalue(lambda) / meanEigenvalue(gamma));
       const root = Math.sqrt(h.dampingFloor);
-      const lambdaInv = fresh ? inverse(spectrallyDamped(lambda, c, pi * root)) : old.lambdaInv;
-      const gammaInv = fresh ? inverse(spectrallyDamped(gamma, c, root / pi)) : old.gammaInv;
+      const top = (f: Mat, previous: Float64Array | undefined) =>
+        lambdaMaxBy === 'exact'
+          ? { value: lambdaMax(f), vector: undefined }
+          : powerIteration(f, previous, h.powerSteps);
+      const lambdaTop = fresh ? top(lambda, old?.lambdaVec) : undefined;
+      const gammaTop = fresh ? top(gamma, old?.gammaVec) : undefined;
+      const lambdaInv =
+        lambdaTop === undefined
+          ? (old as LayerState).lambdaInv
+          : inverse(spectrallyDamped(lambda, lambdaTop.value, c, pi * root));
+      const gammaInv =
+        gammaTop === undefined
+          ? (old as LayerState).gammaInv
+          : inverse(spectrallyDamped(gamma, gammaTop.value, c, root / pi));
       const G = layerGradient(tap, grads);
       return {
         lambda,
         gamma,
         lambdaInv,
         gammaInv,
+        lambdaVec: lambdaTop === undefined ? old?.lambdaVec : lambdaTop.vector,
+        gammaVec: gammaTop === undefined ? old?.gammaVec : gammaTop.vector,
         g: G,
         u: matmul(matmul(gammaInv, G), lambdaInv),
       };
@@ -111,11 +153,13 @@ export const ringReference =
         p.map((x, i) => x * (1 - h.lr * h.weightDecay) - h.lr * velocity[k][i]),
       ),
       state: {
-        layers: layers.map(({ lambda, gamma, lambdaInv, gammaInv }) => ({
+        layers: layers.map(({ lambda, gamma, lambdaInv, gammaInv, lambdaVec, gammaVec }) => ({
           lambda,
           gamma,
           lambdaInv,
           gammaInv,
+          lambdaVec,
+          gammaVec,
         })),
         buffer: velocity,
       },
