@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { train } from '../../cli/train.js';
-import { modelConfig, modelRecipe } from '../../cli/models.js';
+import { defaultNormalization, modelConfig, modelRecipe } from '../../cli/models.js';
 import { GrngError } from '../../index.js';
 import { loadCheckpoint } from '../../runtime/checkpoint.js';
 import { writeDataset } from '../support/idx-dataset.js';
@@ -170,6 +170,10 @@ describe('grng train', () => {
         expect(lines[0]).toMatch(
           name === 'vit' ? /ViT 4×4×1 patch 2, dim 4, depth 1/ : /CNN 4×4×1/,
         );
+        // The CNN standardizes its pixels unless --normalize says otherwise.
+        expect(lines[0]).toMatch(
+          name === 'cnn' ? /test images \(standardized\), / : /test images, /,
+        );
         const loss = readFileSync(join(runOut, 'metrics.jsonl'), 'utf8')
           .trim()
           .split('\n')
@@ -181,9 +185,12 @@ describe('grng train', () => {
         const run = readFileSync(join(runOut, 'metrics.jsonl'), 'utf8')
           .trim()
           .split('\n')
-          .map((l) => JSON.parse(l) as { kind: string; hyper?: { lr?: number } })
+          .map(
+            (l) => JSON.parse(l) as { kind: string; hyper?: { lr?: number }; normalize?: string },
+          )
           .find((r) => r.kind === 'run');
         expect(run?.hyper?.lr).toBe(0.05);
+        expect(run?.normalize).toBe(name === 'cnn' ? 'standard' : 'unit');
         expect(loadCheckpoint(join(runOut, 'checkpoint.safetensors')).meta).toMatchObject(
           name === 'vit'
             ? { model: 'vit', patch: 2, dim: 4, depth: 1, heads: 2, mlpDim: 16 }
@@ -233,6 +240,12 @@ describe('grng train', () => {
       expect(modelRecipe(cnn, name)).toEqual({});
     }
     expect(modelRecipe(modelConfig({ model: 'mlp' }, {}), 'ring')).toEqual({});
+    // The CNN's defaults: a dense layer of 128 ('none' drops it) on standardized pixels.
+    expect(cnn).toEqual({ model: 'cnn', channels: [16, 32], kernel: 3, hidden: [128] });
+    expect(modelConfig({ model: 'cnn', hidden: 'none' }, {})).toMatchObject({ hidden: [] });
+    expect(defaultNormalization(cnn)).toBe('standard');
+    expect(defaultNormalization(vit)).toBe('unit');
+    expect(defaultNormalization(modelConfig({ model: 'mlp' }, {}))).toBe('unit');
   });
 
   test('bad options are GrngErrors with one clear message; --help prints the usage', async () => {

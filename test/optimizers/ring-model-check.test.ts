@@ -42,6 +42,25 @@ describe('ring (fisher mc) through checkTrainingOptimizer', () => {
     );
   });
 
+  for (const weightSharing of ['expand', 'reduce'] as const)
+    test(`token models (attention, layerNorm, dense over tokens), weightSharing '${weightSharing}': equals the §10 reference; c 1 % off fails`, async () => {
+      const lines: string[] = [];
+      const options = {
+        hyper: { newtonIters: 40, powerSteps: 300, weightSharing },
+        settings,
+        kinds: ['transformer' as const],
+        numRuns: 10,
+        log: (l: string) => lines.push(l),
+      };
+      const ok = await checkTrainingOptimizer(ring(), reference(), options);
+      console.log(`${lines[0]} (${weightSharing}) → worst error ${ok.worstError.toExponential(2)}`);
+      // As above: the factors over B·T rows change the sums, not the conditioning κ ≤ 11.
+      expect(ok.worstError).toBeLessThan(1e-10);
+      await expect(checkTrainingOptimizer(ring(), reference(1.01), options)).rejects.toThrow(
+        /ring differs from the reference[^]*Shrunk counterexample/,
+      );
+    });
+
   test('on WebGPU (float32): within 1e-5 of float64 with the same λ̂; c 1 % off still fails', async () => {
     const gpu = await gpuDevice();
     // Float32 rounds G = gᵀa/B to ~2^-24·Σ|g||a|/B, not relative to G, and without an absolute

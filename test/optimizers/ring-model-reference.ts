@@ -12,13 +12,17 @@ import {
   eye,
   inverse,
   lambdaMax,
-  mat,
   matmul,
   scaleMat,
-  secondMoment,
   type Mat,
 } from '../curvature/reference.js';
-import { addToLeaves, klClipFactor, layerGradient } from './kronecker-model-helpers.js';
+import {
+  addToLeaves,
+  fallbackLeaves,
+  klClipFactor,
+  kroneckerFactors,
+  layerGradient,
+} from './kronecker-model-helpers.js';
 
 export type RingHyper = ReturnType<typeof ring>['hyper'];
 interface LayerState {
@@ -93,8 +97,8 @@ export const ringReference =
     const grads = gradient(ctx);
     const refresh = (period: number) => (ctx.t - 1) % period === 0;
     const layers = taps.map((tap, i): LayerState & { g: Mat; u: Mat } => {
-      const a = secondMoment(mat(tap.batch, tap.in, tap.a));
-      const g = secondMoment(mat(tap.batch, tap.out, tap.g));
+      // Rows over B·T positions for layers that share weights (§10), by `weightSharing`.
+      const { lambda: a, gamma: g } = kroneckerFactors(tap, h.weightSharing);
       const old = state?.layers[i];
       // factorInit 'first': the first statistics, then Λ ← β_F Λ + (1 − β_F) Λ̂ every covEvery.
       const ema = (prev: Mat, fresh: Mat) =>
@@ -137,8 +141,8 @@ export const ringReference =
       h.lr,
       h.klClip,
     );
-    // v ← μv + ν·U on the layers' leaves (every leaf here belongs to a layer).
-    const u = ctx.params.map((p) => new Float64Array(p.length));
+    // v ← μv + ν·U on the layers' leaves, v ← μv + g elsewhere (fallback 'sgd', O11).
+    const u = fallbackLeaves(taps, grads);
     addToLeaves(
       u,
       taps,
