@@ -18,7 +18,14 @@ import {
   type CompareSetup,
   type EvalPoint,
 } from './compare-report.js';
-import { buildModel, modelConfig, modelRecipe, MODEL_OPTIONS, MODEL_USAGE } from './models.js';
+import {
+  buildModel,
+  defaultNormalization,
+  modelConfig,
+  modelRecipe,
+  MODEL_OPTIONS,
+  MODEL_USAGE,
+} from './models.js';
 import { createProgress } from './progress.js';
 import {
   DATA_OPTIONS,
@@ -342,7 +349,8 @@ export async function compare(
     },
   );
 
-  const data = loadDataset(values, budget.seed);
+  const normalize = values.normalize ?? defaultNormalization(modelSettings);
+  const data = loadDataset({ ...values, normalize }, budget.seed);
   const scheduledEntries = entries.map((entry) => ({
     ...entry,
     optimizer: withSchedule(entry.optimizer, {
@@ -353,7 +361,10 @@ export async function compare(
   }));
   const device = await deviceNamed(values.device);
   const { model, description } = buildModel(modelSettings, data);
-  const dataset = values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string);
+  // The scaling is part of the dataset's name, so that --merge refuses to mix the two.
+  const dataset =
+    (values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string)) +
+    (normalize === 'standard' ? ' (standardized)' : '');
   print(
     `grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} ` +
       `train / ${data.test.count} test), ${description}, ` +

@@ -6,7 +6,14 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GrngError } from '../core/errors.js';
-import { buildModel, modelConfig, modelRecipe, MODEL_OPTIONS, MODEL_USAGE } from './models.js';
+import {
+  buildModel,
+  defaultNormalization,
+  modelConfig,
+  modelRecipe,
+  MODEL_OPTIONS,
+  MODEL_USAGE,
+} from './models.js';
 import { createTrainer } from '../runtime/trainer.js';
 import { createProgress } from './progress.js';
 import { writeRunPlots } from './run-plots.js';
@@ -103,7 +110,8 @@ export async function train(
   if (values.resume && !existsSync(checkpoint))
     throw new GrngError('cli', `--resume: no checkpoint at ${checkpoint}`);
 
-  const data = loadDataset(values, seed);
+  const normalize = values.normalize ?? defaultNormalization(modelSettings);
+  const data = loadDataset({ ...values, normalize }, seed);
   const device = await deviceNamed(values.device);
   const { model, description } = buildModel(modelSettings, data);
   const stepsPerEpoch = Math.floor(data.train.count / batchSize);
@@ -119,7 +127,8 @@ export async function train(
   const validation = data.validation === undefined ? '' : ` / ${data.validation.count} validation`;
   print(
     `grng train: ${data.train.count} train${validation} / ` +
-      `${data.test.count} test images, ${data.classes} classes, ${description}, ` +
+      `${data.test.count} test images${normalize === 'standard' ? ' (standardized)' : ''}, ` +
+      `${data.classes} classes, ${description}, ` +
       `${optimizer.name} on ${device.description}`,
   );
 
@@ -152,6 +161,7 @@ export async function train(
     hyper: trainer.hyper,
     model: description,
     modelSettings,
+    normalize,
     batchSize,
     stepsPerEpoch,
     seed,

@@ -114,30 +114,36 @@ export function parseSettings(pairs: readonly string[]): Record<string, HyperVal
 export const DATA_USAGE = `  --dataset NAME     fashion-mnist (default: ${FASHION_MNIST_DIR}) or idx (needs --data)
   --data DIR         the directory holding the four IDX files (train/t10k images/labels, raw or .gz)
   --validation N     hold N training images out as a validation split (default 0: none)
-  --normalize MODE   unit (pixels in [0, 1], default) or standard (training mean 0, deviation 1)`;
+  --normalize MODE   unit (pixels in [0, 1]) or standard (training mean 0, deviation 1); the
+                     default is unit, and standard for --model cnn`;
 
 export const DATA_OPTIONS = {
   dataset: { type: 'string', default: 'fashion-mnist' },
   data: { type: 'string' },
   validation: { type: 'string', default: '0' },
-  normalize: { type: 'string', default: 'unit' },
+  normalize: { type: 'string' },
 } as const;
 
-/** Loads the dataset the options describe, with its validation split and normalization. */
+/**
+ * Loads the dataset the options describe, with its validation split and normalization (`fallback`
+ * when --normalize is not given).
+ */
 export function loadDataset(
-  values: { dataset: string; data?: string; validation: string; normalize: string },
+  values: { dataset: string; data?: string; validation: string; normalize?: string },
   seed: number,
+  fallback: 'unit' | 'standard' = 'unit',
 ): ImageDataset {
+  const normalize = values.normalize ?? fallback;
   if (values.dataset !== 'fashion-mnist' && values.dataset !== 'idx')
     throw new GrngError('cli', `--dataset must be fashion-mnist or idx, got '${values.dataset}'`);
   if (values.dataset === 'idx' && values.data === undefined)
     throw new GrngError('cli', '--dataset idx needs --data DIR');
-  if (values.normalize !== 'unit' && values.normalize !== 'standard')
-    throw new GrngError('cli', `--normalize must be unit or standard, got '${values.normalize}'`);
+  if (normalize !== 'unit' && normalize !== 'standard')
+    throw new GrngError('cli', `--normalize must be unit or standard, got '${normalize}'`);
   const validation = parseNumber('validation', values.validation, { integer: true, min: 0 });
   let data = loadIdxImages(values.data ?? FASHION_MNIST_DIR);
   if (validation > 0) data = holdOutValidation(data, validation, seed);
-  return values.normalize === 'standard' ? standardize(data) : data;
+  return normalize === 'standard' ? standardize(data) : data;
 }
 
 /** The device --device names: webgpu (default) or cpu (the float64 interpreter). */
