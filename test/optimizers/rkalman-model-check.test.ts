@@ -184,10 +184,12 @@ const reference =
 
 // ρ·‖ḡ‖² of order 0.1–1 on these |values| ≤ 1 models, so 1 % of ρ moves R (or r) by ≳ 1e-4 and
 // the step by far more than the tolerance; ρ = 0 checks the skipped pseudo-observation. β = 1 and
-// β < 1, σ₀ as variance and as std, α ≠ 1, both adapters and three parameter selections.
+// β < 1, σ₀ as variance and as std, α ≠ 1, both adapters and four parameter selections.
 const common = {
   adapter: fc.constantFrom('softmax', 'scalar'),
-  params: fc.constantFrom('head', 'all', 'layers.0'),
+  // A prefix, and two exact leaf paths in a comma list with a space (every model's first layer
+  // has one of w and a).
+  params: fc.constantFrom('head', 'all', 'layers.0', 'layers.0.w, layers.0.a'),
   fallback: fc.constantFrom('sgd', 'none'),
   beta: fc.constantFrom(0.9, 1),
   rho: fc.constantFrom(1, 0.1, 0),
