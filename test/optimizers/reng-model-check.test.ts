@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { reng } from '../../index.js';
 import { checkTrainingOptimizer, type TrainingReferenceContext } from '../../testing.js';
 import { gpuDevice } from '../support/gpu.js';
-import { ringReference, type RingHyper } from './ring-model-reference.js';
+import { FLOAT32_RING_CHECK, ringReference, type RingHyper } from './ring-model-reference.js';
 
 type RengHyper = ReturnType<typeof reng>['hyper'];
 
@@ -73,19 +73,9 @@ describe('reng through checkTrainingOptimizer', () => {
     // difference modes are left to float64, where ρ/ε ≤ 1e3 times float32's ulps would swamp it.
     const lines: string[] = [];
     const options = {
-      hyper: { gradient: 'double_backprop' as const, newtonIters: 12, powerSteps: 20 },
-      settings: fc.record({
-        lr: fc.constantFrom(0.01, 0.1),
-        rho: fc.constantFrom(0.01, 1),
-        klClip: fc.constantFrom(0, 1e-4),
-        statDecay: fc.constantFrom(0, 0.5),
-        inverseEvery: fc.constantFrom(1, 2),
-        weightDecay: fc.constantFrom(0, 0.1),
-        dampingFloor: fc.constantFrom(0.01, 1),
-      }),
+      ...FLOAT32_RING_CHECK,
+      hyper: { ...FLOAT32_RING_CHECK.hyper, gradient: 'double_backprop' as const },
       device: gpu,
-      tolerance: 1e-5,
-      numRuns: 8,
       log: (l: string) => lines.push(l),
     };
     const reference = (rhoScale: number) =>

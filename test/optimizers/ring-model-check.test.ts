@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { ring } from '../../index.js';
 import { checkTrainingOptimizer } from '../../testing.js';
 import { gpuDevice } from '../support/gpu.js';
-import { ringReference } from './ring-model-reference.js';
+import { FLOAT32_RING_CHECK, ringReference } from './ring-model-reference.js';
 
 const reference = (coefScale = 1, lambdaMaxBy: 'exact' | 'power' = 'exact') =>
   ringReference((ctx) => ctx.grads, coefScale, lambdaMaxBy);
@@ -73,19 +73,8 @@ describe('ring (fisher mc) through checkTrainingOptimizer', () => {
     // power steps). lr ≤ 0.1 times momentum's 1 + 0.9 + 0.81 over 3 steps keeps it under 1e-5.
     const lines: string[] = [];
     const options = {
-      hyper: { newtonIters: 12, powerSteps: 20 },
-      settings: fc.record({
-        lr: fc.constantFrom(0.01, 0.1),
-        rho: fc.constantFrom(0.01, 1),
-        klClip: fc.constantFrom(0, 1e-4),
-        statDecay: fc.constantFrom(0, 0.5),
-        inverseEvery: fc.constantFrom(1, 2),
-        weightDecay: fc.constantFrom(0, 0.1),
-        dampingFloor: fc.constantFrom(0.01, 1),
-      }),
+      ...FLOAT32_RING_CHECK,
       device: gpu,
-      tolerance: 1e-5,
-      numRuns: 8,
       log: (l: string) => lines.push(l),
     };
     const started = performance.now();

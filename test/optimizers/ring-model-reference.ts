@@ -5,6 +5,7 @@
 // (Gauss–Jordan, where grng runs Newton–Schulz), the degenerate-factor rule, KL clip, heavy-ball
 // momentum on U and decoupled weight decay. RING passes the gradient, RENG its regularized gradient
 // (§4).
+import fc from 'fast-check';
 import type { ring } from '../../index.js';
 import { referenceRandom as random, type TrainingReferenceContext } from '../../testing.js';
 import {
@@ -25,6 +26,26 @@ import {
 } from './kronecker-model-helpers.js';
 
 export type RingHyper = ReturnType<typeof ring>['hyper'];
+
+/**
+ * The float32 (WebGPU) checks of RING and RENG: settings whose damping floor λ₀ ≥ 0.01 bounds the
+ * preconditioner by 1/λ₀ (why: ring-model-check.test.ts), 12 Newton–Schulz and 20 power steps,
+ * which the reference repeats with lambdaMaxBy 'power', and tolerance 1e-5.
+ */
+export const FLOAT32_RING_CHECK = {
+  settings: fc.record({
+    lr: fc.constantFrom(0.01, 0.1),
+    rho: fc.constantFrom(0.01, 1),
+    klClip: fc.constantFrom(0, 1e-4),
+    statDecay: fc.constantFrom(0, 0.5),
+    inverseEvery: fc.constantFrom(1, 2),
+    weightDecay: fc.constantFrom(0, 0.1),
+    dampingFloor: fc.constantFrom(0.01, 1),
+  }),
+  hyper: { newtonIters: 12, powerSteps: 20 },
+  tolerance: 1e-5,
+  numRuns: 8,
+};
 interface LayerState {
   lambda: Mat;
   gamma: Mat;
