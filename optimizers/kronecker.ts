@@ -219,10 +219,12 @@ export function dampedInverse(
 /**
  * Martens and Grosse's π = √((tr Λ/d_in)/(tr Γ/d_out)): an isotropic λ splits into π√λ on Λ and
  * √λ/π on Γ, so that the two damped factors' Kronecker product dominates λ·I whatever their scales.
+ * The roots are taken before the division: a zero Γ (mean eigenvalue floored at 1e-30) beside a Λ
+ * whose mean eigenvalue passes ~3e8 would overflow float32 in the quotient, and ∞·0 is NaN.
  */
 export function piRule(lambda: Tensor, gamma: Tensor): Tensor {
   const meanEig = (f: Tensor) => maximum(div(trace(f), f.shape[0]), 1e-30);
-  return sqrt(div(meanEig(lambda), meanEig(gamma)));
+  return div(sqrt(meanEig(lambda)), sqrt(meanEig(gamma)));
 }
 
 /**

@@ -234,18 +234,15 @@ export function ringStep(
           );
           return { ...r, damping: r.damping[0] };
         }
-        // π overflows float32 for a zero Γ (mean eigenvalue floored at 1e-30) beside a Λ whose
-        // mean eigenvalue passes ~3e8, and ∞·0 is NaN: without a floor, both floors are 0 outright.
-        const off = le(hyper.dampingFloor, 0);
         const pi = piRule(lambda, gamma);
         const root = sqrt(hyper.dampingFloor);
         const l = spectralInverse(lambda, old.lambdaInv, old.lambdaVec, coef, {
           ...settings,
-          floor: where(off, 0, mul(pi, root)),
+          floor: mul(pi, root),
         });
         const gm = spectralInverse(gamma, old.gammaInv, old.gammaVec, coef, {
           ...settings,
-          floor: where(off, 0, div(root, pi)),
+          floor: div(root, pi),
         });
         return {
           lambdaInv: l.inverse,

@@ -928,33 +928,38 @@ describe('§3.3 degenerate factors: LoRA starts with B = 0, so layer A sees g �
       ).toBeLessThanOrEqual(1e-12);
     },
   );
-  test('float32, no floor: a zero Γ beside a huge Λ (π overflows) still gives a finite step', async () => {
-    // Inputs of ±2e5 give Λ_A a mean eigenvalue ~1e10, and Γ_A = 0 is floored at 1e-30, so
-    // π = √(1e10/1e-30) overflows float32; the π-split of a zero floor must not turn ∞·0 into NaN.
-    const base = nn.dense(3, 2).init(11) as { w: HostArray; b: HostArray };
-    const model = nn.lora(base, 1);
-    const rng = prng(8);
-    const B = 4;
-    const train = await compileTrainStep({
-      model,
-      loss: crossEntropy,
-      optimizer: ring(),
-      params: model.init(3),
-      device: await createDevice({ kind: 'cpu', precision: 'f32' }),
-    });
-    await train.run({
-      x: array(uniform(rng, B * 3, -2e5, 2e5), [B, 3]),
-      y: array(
-        Int32Array.from({ length: B }, () => int(rng, 0, 1)),
-        [B],
-        'i32',
-      ),
-    });
-    const params = (await train.params()) as unknown as { a: DeviceArray; b: DeviceArray };
-    const velocity = ((await train.state()) as unknown as { velocity: { a: DeviceArray } })
-      .velocity;
-    for (const leaf of [params.a, params.b, velocity.a])
-      expect(Array.from(await leaf.read()).every(Number.isFinite)).toBe(true);
+  test('float32: a zero Γ beside a huge Λ (π = √(1e10/1e-30)) still gives a finite step', async () => {
+    // Inputs of ±2e5 give Λ_A a mean eigenvalue ~1e10, and Γ_A = 0 is floored at 1e-30: the
+    // quotient 1e40 overflows float32, so π must come from the roots (1e5/1e-15), or the split of
+    // a zero floor turns ∞·0 into NaN and a positive one into ∞.
+    for (const dampingFloor of [0, 1e-3]) {
+      const base = nn.dense(3, 2).init(11) as { w: HostArray; b: HostArray };
+      const model = nn.lora(base, 1);
+      const rng = prng(8);
+      const B = 4;
+      const train = await compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer: ring({ dampingFloor }),
+        params: model.init(3),
+        device: await createDevice({ kind: 'cpu', precision: 'f32' }),
+      });
+      await train.run({
+        x: array(uniform(rng, B * 3, -2e5, 2e5), [B, 3]),
+        y: array(
+          Int32Array.from({ length: B }, () => int(rng, 0, 1)),
+          [B],
+          'i32',
+        ),
+      });
+      const params = (await train.params()) as unknown as { a: DeviceArray; b: DeviceArray };
+      const velocity = ((await train.state()) as unknown as { velocity: { a: DeviceArray } })
+        .velocity;
+      for (const leaf of [params.a, params.b, velocity.a])
+        expect(Array.from(await leaf.read()).every(Number.isFinite), `floor ${dampingFloor}`).toBe(
+          true,
+        );
+    }
   });
 });
 
