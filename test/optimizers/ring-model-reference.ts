@@ -110,10 +110,11 @@ export const ringReference =
   (ctx: TrainingReferenceContext<RingHyper>, state: State | undefined) => {
     const h = ctx.hyper;
     const c = coefScale * (h.dampingCoef < 0 ? Math.sqrt(h.rho) : h.dampingCoef);
-    const labels = random.categorical(random.mcLabelKey(ctx.key), ctx.output(), [
-      ctx.batch,
-      ctx.classes,
-    ]);
+    // fisher 'mc': Γ from labels sampled with the step's key; 'empirical': from the batch's.
+    const labels =
+      h.fisher === 'empirical'
+        ? ctx.labels
+        : random.categorical(random.mcLabelKey(ctx.key), ctx.output(), [ctx.batch, ctx.classes]);
     const taps = ctx.tapsFor(labels);
     const grads = gradient(ctx);
     const refresh = (period: number) => (ctx.t - 1) % period === 0;
@@ -121,12 +122,15 @@ export const ringReference =
       // Rows over B·T positions for layers that share weights (§10), by `weightSharing`.
       const { lambda: a, gamma: g } = kroneckerFactors(tap, h.weightSharing);
       const old = state?.layers[i];
-      // factorInit 'first': the first statistics, then Λ ← β_F Λ + (1 − β_F) Λ̂ every covEvery.
+      // factorInit 'first': the first statistics, then Λ ← β_F Λ + (1 − β_F) Λ̂ every covEvery;
+      // 'identity': the average starts from I.
       const ema = (prev: Mat, fresh: Mat) =>
         addMat(scaleMat(prev, h.statDecay), fresh, 1 - h.statDecay);
+      const start = (fresh: Mat) =>
+        h.factorInit === 'identity' ? ema(eye(fresh.rows), fresh) : fresh;
       const stale = old !== undefined && !refresh(h.covEvery);
-      const lambda = old === undefined ? a : stale ? old.lambda : ema(old.lambda, a);
-      const gamma = old === undefined ? g : stale ? old.gamma : ema(old.gamma, g);
+      const lambda = old === undefined ? start(a) : stale ? old.lambda : ema(old.lambda, a);
+      const gamma = old === undefined ? start(g) : stale ? old.gamma : ema(old.gamma, g);
       const fresh = old === undefined || refresh(h.inverseEvery);
       // The floor λ₀ splits as π√λ₀ on Λ and √λ₀/π on Γ, π² = (tr Λ/d_in)/(tr Γ/d_out).
       const pi = Math.sqrt(meanEigenvalue(lambda) / meanEigenvalue(gamma));
