@@ -125,15 +125,14 @@ export const DATA_OPTIONS = {
 } as const;
 
 /**
- * Loads the dataset the options describe, with its validation split and normalization (`fallback`
- * when --normalize is not given).
+ * Loads the dataset the options describe, with its validation split and normalization (callers
+ * resolve --normalize's per-model default, `defaultNormalization`).
  */
 export function loadDataset(
-  values: { dataset: string; data?: string; validation: string; normalize?: string },
+  values: { dataset: string; data?: string; validation: string; normalize: string },
   seed: number,
-  fallback: 'unit' | 'standard' = 'unit',
 ): ImageDataset {
-  const normalize = values.normalize ?? fallback;
+  const { normalize } = values;
   if (values.dataset !== 'fashion-mnist' && values.dataset !== 'idx')
     throw new GrngError('cli', `--dataset must be fashion-mnist or idx, got '${values.dataset}'`);
   if (values.dataset === 'idx' && values.data === undefined)

@@ -24,6 +24,7 @@ import {
   kroneckerFactors,
   layerGradient,
 } from './kronecker-model-helpers.js';
+import { piRule } from './ring-reference.js';
 
 export type RingHyper = ReturnType<typeof ring>['hyper'];
 
@@ -88,13 +89,6 @@ function powerIteration(f: Mat, previous: Float64Array | undefined, steps: numbe
   return { value: v.reduce((acc, x, i) => acc + x * fv[i], 0), vector: v };
 }
 
-/** tr(F)/n, at least 1e-30: the π-rule's mean eigenvalue. */
-function meanEigenvalue(f: Mat): number {
-  let t = 0;
-  for (let i = 0; i < f.rows; i++) t += f.data[i * f.cols + i];
-  return Math.max(t / f.rows, 1e-30);
-}
-
 /**
  * One RING step from §3.3–3.4 on the layer gradients `gradient(ctx)` (RING: ctx.grads; RENG: ∇L_G,
  * §4.1); `coefScale` ≠ 1 is the deliberately wrong reference. λ_max comes from Jacobi ('exact') or,
@@ -133,7 +127,7 @@ export const ringReference =
       const gamma = old === undefined ? start(g) : stale ? old.gamma : ema(old.gamma, g);
       const fresh = old === undefined || refresh(h.inverseEvery);
       // The floor λ₀ splits as π√λ₀ on Λ and √λ₀/π on Γ, π² = (tr Λ/d_in)/(tr Γ/d_out).
-      const pi = Math.sqrt(meanEigenvalue(lambda) / meanEigenvalue(gamma));
+      const pi = piRule(lambda, gamma);
       const root = Math.sqrt(h.dampingFloor);
       const top = (f: Mat, previous: Float64Array | undefined) =>
         lambdaMaxBy === 'exact'

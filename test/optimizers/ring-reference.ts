@@ -44,12 +44,18 @@ export function spectrallyDamped(f: Mat, coef: number, floor = 0): Mat {
   return top <= DEGENERATE ? eye(f.rows) : addMat(f, eye(f.rows), Math.max(coef * top, floor));
 }
 
-/** The mean eigenvalue tr(F)/n, kept ≥ 1e-30 so that π stays finite for an all-zero factor. */
-const meanEigenvalue = (f: Mat): number => {
-  let t = 0;
-  for (let i = 0; i < f.rows; i++) t += at(f, i, i);
-  return Math.max(t / f.rows, 1e-30);
-};
+/**
+ * The π-rule's π = √((tr Λ/d_in)/(tr Γ/d_out)), each mean eigenvalue kept ≥ 1e-30 so that π stays
+ * finite for an all-zero factor.
+ */
+export function piRule(lambda: Mat, gamma: Mat): number {
+  const meanEigenvalue = (f: Mat) => {
+    let t = 0;
+    for (let i = 0; i < f.rows; i++) t += at(f, i, i);
+    return Math.max(t / f.rows, 1e-30);
+  };
+  return Math.sqrt(meanEigenvalue(lambda) / meanEigenvalue(gamma));
+}
 
 /**
  * vec⁻¹((Λ ⊗ Γ)⁻¹ vec G), column-major vec (§2), by Gaussian elimination on the dense Kronecker
@@ -78,7 +84,7 @@ export function kroneckerApply(lambda: Mat, gamma: Mat, x: Mat): Mat {
  * π = √((tr Λ/d_in)/(tr Γ/d_out)).
  */
 export function ringDirection(lambda: Mat, gamma: Mat, G: Mat, coef: number, floor = 0): Mat {
-  const pi = Math.sqrt(meanEigenvalue(lambda) / meanEigenvalue(gamma));
+  const pi = piRule(lambda, gamma);
   const root = Math.sqrt(floor);
   return kroneckerSolve(
     spectrallyDamped(lambda, coef, pi * root),

@@ -73,6 +73,7 @@ import {
   kroneckerApply,
   kroneckerSolve,
   mlpBackpropMse,
+  piRule,
   ringStepsReference,
   spectrallyDamped,
   withBias,
@@ -811,13 +812,7 @@ async function r12Property(c: R12Case): Promise<void> {
   fc.pre([...want.lambda.flat(), ...want.gamma.flat()].every((f) => gapRatio(f) <= GAP));
   const [lambda1, gamma1] = [want.lambda[0][0], want.gamma[0][0]];
   const spectral = (f: Mat) => h.coef * lambdaMax(f);
-  const meanEig = (f: Mat) =>
-    Math.max(
-      Array.from({ length: f.rows }, (_, i) => f.data[i * f.cols + i]).reduce((x, y) => x + y, 0) /
-        f.rows,
-      1e-30,
-    );
-  const pi = Math.sqrt(meanEig(lambda1) / meanEig(gamma1));
+  const pi = piRule(lambda1, gamma1);
   if (pi * Math.sqrt(c.floor) > spectral(lambda1) || Math.sqrt(c.floor) / pi > spectral(gamma1))
     floorBinding++;
   const optimizer = ring({
