@@ -17,6 +17,7 @@ import {
   mul,
   reshape,
   slice,
+  sqnorm,
   sqrt,
   stopGradient,
   sum,
@@ -83,6 +84,23 @@ export function powerStart(n: number): Tensor {
     [n],
   );
 }
+
+/**
+ * The previous refresh's power vector, or powerStart after a zero one: power iteration on a zero
+ * matrix (a degenerate factor) stores 0, and λ̂ would otherwise stay 0 for good.
+ */
+export function powerRestart(v0: Tensor): Tensor {
+  return where(le(sqnorm(v0), 0), powerStart(v0.shape[0]), v0);
+}
+
+/**
+ * Below this a factor counts as degenerate (all-zero inputs or output gradients, e.g. LoRA's A
+ * while B = 0): its damped form becomes I, no preconditioning on that side (docs/algorithms.md
+ * §3.3). A zero factor means G = 0 for RING, so U = 0 either way; but RENG's G_G = G + ρ·H G need
+ * not vanish there, and a near-zero damped factor's inverse (1e8·I in the first design) blew its
+ * first LoRA step up ~1e4-fold.
+ */
+export const DEGENERATE = 1e-30;
 
 /**
  * The taps Γ is built from: g from labels sampled from the model ('mc', the true Fisher) or the
@@ -205,7 +223,7 @@ export function dampedInverse(
     readonly powerSteps: number;
   },
 ) {
-  const top = powerIteration(a, options.v0, options.powerSteps);
+  const top = powerIteration(a, powerRestart(options.v0), options.powerSteps);
   const inverse = guardedInverse(a, {
     lambdaMax: top.value,
     x0: options.x0,
@@ -230,7 +248,8 @@ export function piRule(lambda: Tensor, gamma: Tensor): Tensor {
 /**
  * Inverses of the factored-Tikhonov damped factors Λ + π√λ I and Γ + (√λ/π) I, with
  * π = √((tr Λ / d_in) / (tr Γ / d_out)) (Martens & Grosse's π-rule), by Newton–Schulz warm-started
- * from the previous inverses (unless `warmStart` is false), λ_max by warm-started power iteration.
+ * from the previous inverses (unless `warmStart` is false), λ_max by warm-started power iteration;
+ * I for a degenerate factor (docs/algorithms.md §3.3).
  */
 export function piRuleInverses(
   lambda: Tensor,
@@ -246,18 +265,28 @@ export function piRuleInverses(
   const root = sqrt(damping);
   const lambdaD = add(lambda, mul(mul(pi, root), eye(dIn)));
   const gammaD = add(gamma, mul(div(root, pi), eye(dOut)));
-  const l = dampedInverse(lambdaD, {
-    x0: warmStart ? old.lambdaInv : undefined,
-    v0: old.lambdaVec,
-    iterations,
-    powerSteps,
-  });
-  const g = dampedInverse(gammaD, {
-    x0: warmStart ? old.gammaInv : undefined,
-    v0: old.gammaVec,
-    iterations,
-    powerSteps,
-  });
+  // The π-rule balances the two factors' scales; with either one zero, Λ ⊗ Γ = 0 and the split
+  // means nothing, so the layer goes unpreconditioned on both sides (docs/algorithms.md §3.3).
+  const meanEig = (f: Tensor) => div(trace(f), f.shape[0]);
+  const degenerate = le(minimum(meanEig(lambda), meanEig(gamma)), DEGENERATE);
+  const l = unlessDegenerate(
+    degenerate,
+    dampedInverse(lambdaD, {
+      x0: warmStart ? old.lambdaInv : undefined,
+      v0: old.lambdaVec,
+      iterations,
+      powerSteps,
+    }),
+  );
+  const g = unlessDegenerate(
+    degenerate,
+    dampedInverse(gammaD, {
+      x0: warmStart ? old.gammaInv : undefined,
+      v0: old.gammaVec,
+      iterations,
+      powerSteps,
+    }),
+  );
   return {
     lambdaInv: l.inverse,
     gammaInv: g.inverse,
@@ -266,6 +295,25 @@ export function piRuleInverses(
     fellBack: maximum(l.fellBack, g.fellBack),
     residual: maximum(l.residual, g.residual),
     damping: [mul(pi, root), div(root, pi)] as const,
+  };
+}
+
+/**
+ * I in place of a damped inverse where the layer is `degenerate`: otherwise the damping alone
+ * would be inverted, nothing at all when λ = 0 (RING's 'grad_norm' with G = 0, e.g. LoRA's A at
+ * B = 0), or √λ/π ~ 1e-15·√λ on a zero Γ beside a nonzero Λ; and the other factor, singular with
+ * λ = 0, would have no inverse either.
+ */
+function unlessDegenerate(
+  degenerate: Tensor,
+  damped: { inverse: Tensor; vector: Tensor; residual: Tensor; fellBack: Tensor },
+) {
+  const n = damped.inverse.shape[0];
+  return {
+    inverse: where(degenerate, eye(n), damped.inverse),
+    vector: damped.vector,
+    residual: where(degenerate, 0, damped.residual),
+    fellBack: where(degenerate, 0, damped.fellBack),
   };
 }
 

@@ -36,12 +36,13 @@ import {
   fisherTaps,
   gradientLookup,
   initialLayerState,
-  powerStart,
   klClipFactor,
   layerDirections,
   layerGrad,
   piRule,
   piRuleInverses,
+  powerRestart,
+  DEGENERATE,
   precondition,
   updatedFactors,
   type LayerState,
@@ -110,14 +111,6 @@ export const RING_HYPER = {
 
 type RingHyper = typeof RING_HYPER;
 
-/**
- * Below this λ_max a factor counts as degenerate (all-zero inputs or output gradients, e.g. LoRA's
- * A while B = 0). Its damped form becomes I — no preconditioning on that side — where the first
- * design (docs/algorithms.md §3.3) had 1e-8·I. For RING the two agree (a zero factor means G = 0,
- * so U = 0 either way), but RENG's G_G = G + ρ·H G need not vanish there, and the 1e8·I inverse
- * blew its first LoRA step up ~1e4-fold.
- */
-const DEGENERATE = 1e-30;
 /**
  * A refresh whose first Newton–Schulz attempt ends above this residual counts as a fallback (as in
  * K-FAC).
@@ -344,9 +337,7 @@ function spectralInverse(
   },
 ) {
   const n = f.shape[0];
-  // A degenerate refresh stores a zero vector (A·v = 0): restart from powerStart, or λ̂ would stay
-  // 0 for good.
-  const top = powerIteration(f, where(le(sqnorm(v0), 0), powerStart(n), v0), settings.powerSteps);
+  const top = powerIteration(f, powerRestart(v0), settings.powerSteps);
   const shift = maximum(mul(coef, top.value), settings.floor);
   const damped = add(f, mul(shift, eye(n)));
   const inverse = guardedInverse(damped, {

@@ -923,6 +923,51 @@ describe('§3.3 degenerate factors: LoRA starts with B = 0, so layer A sees g �
       ).toBeLessThanOrEqual(1e-12);
     },
   );
+  test(
+    "damping 'grad_norm': step 1 (λ = ρ‖0‖² = 0, Γ_A = 0) gives Γ_d⁻¹ = I and U_A = 0, not " +
+      'the inverse of a zero matrix; step 2 gets Γ_A + s·I inverted',
+    async () => {
+      const base = nn.dense(5, 4).init(11) as { w: HostArray; b: HostArray };
+      const model = nn.lora(base, 2);
+      const rng = prng(5);
+      const B = 12;
+      const batch = {
+        x: array(uniform(rng, B * 5, -2, 2), [B, 5]),
+        y: array(
+          Int32Array.from({ length: B }, () => int(rng, 0, 3)),
+          [B],
+          'i32',
+        ),
+      };
+      const train = await compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer: ring({ ...EXACT, damping: 'grad_norm', rho: 0.01 }),
+        params: model.init(3),
+        device: cpu,
+      });
+      type LoraState = RawRingState & { velocity: { a: DeviceArray; b: DeviceArray } };
+      await train.run(batch);
+      let state = (await train.state()) as unknown as LoraState;
+      let [a] = await ringLayers(state);
+      expect(Array.from(a.gamma.data).every((v) => v === 0)).toBe(true);
+      expect(Array.from(a.gammaInv.data)).toEqual(Array.from(eye(2).data));
+      expect(Array.from(await state.velocity.a.read()).every((v) => v === 0)).toBe(true);
+      await train.run(batch);
+      state = (await train.state()) as unknown as LoraState;
+      [a] = await ringLayers(state);
+      expect(lambdaMax(a.gamma)).toBeGreaterThan(0);
+      // X⁻¹ − Γ_A must be s·I with s = √λ/π > 0. A power vector stuck at 0 from step 1 would
+      // leave X = I (or NaN). The 2×2 inverse of a matrix with κ ≲ 1e4 here costs ~κ·ε ≈ 1e-12
+      // relative to ‖X⁻¹‖.
+      const shift = subMat(inverse(a.gammaInv), a.gamma);
+      const s = (shift.data[0] + shift.data[3]) / 2;
+      expect(s).toBeGreaterThan(0);
+      expect(frobenius(subMat(shift, scaleMat(eye(2), s)))).toBeLessThanOrEqual(
+        1e-9 * frobenius(inverse(a.gammaInv)),
+      );
+    },
+  );
   test('float32: a zero Γ beside a huge Λ (π = √(1e10/1e-30)) still gives a finite step', async () => {
     // Inputs of ±2e5 give Λ_A a mean eigenvalue ~1e10, and Γ_A = 0 is floored at 1e-30: the
     // quotient 1e40 overflows float32, so π must come from the roots (1e5/1e-15), or the split of
