@@ -101,8 +101,13 @@ export function fallbackLeaves(
   taps: readonly TrainingTap[],
   gradient: readonly Float64Array[],
 ): Float64Array[] {
-  const tapped = new Set(taps.flatMap((tap) => (tap.b === undefined ? [tap.w] : [tap.w, tap.b])));
+  const tapped = tappedLeaves(taps);
   return gradient.map((g, k) =>
     tapped.has(k) ? new Float64Array(g.length) : Float64Array.from(g),
   );
+}
+
+/** The indices of the leaves some tap records (its weight and bias). */
+export function tappedLeaves(taps: readonly TrainingTap[]): Set<number> {
+  return new Set(taps.flatMap((tap) => (tap.b === undefined ? [tap.w] : [tap.w, tap.b])));
 }

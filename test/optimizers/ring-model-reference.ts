@@ -1,10 +1,11 @@
-// RING's step (docs/algorithms.md §3.3–3.4, fisher 'mc') as a float64 reference for
-// checkTrainingOptimizer, on any gradient: labels resampled with referenceRandom from the step key,
-// factors from the taps of those labels ('first', then EMA), spectral damping with the exact λ_max
-// (Jacobi, where grng runs power iteration) over the π-split absolute floor, exact inverses
-// (Gauss–Jordan, where grng runs Newton–Schulz), the degenerate-factor rule, KL clip, heavy-ball
-// momentum on U and decoupled weight decay. RING passes the gradient, RENG its regularized gradient
-// (§4).
+// RING's step (docs/algorithms.md §3.3–3.4) as a float64 reference for checkTrainingOptimizer, on
+// any gradient: labels resampled with referenceRandom from the step key ('mc') or the batch's
+// ('empirical'), factors from their taps (EMA from the first statistics or from I), spectral
+// damping over the π-split absolute floor with λ_max by Jacobi or by §3.5's power iteration, or
+// 'grad_norm' damping (λ = ρ‖G‖_F² split by the π-rule); exact inverses (Gauss–Jordan, where grng
+// runs Newton–Schulz), the degenerate-factor rules, KL clip, heavy-ball momentum on U and decoupled
+// weight decay; the leaves no tap records take momentum SGD or (fallback 'adamw') AdamW (O11).
+// RING passes the gradient, RENG its regularized gradient (§4).
 import fc from 'fast-check';
 import type { ring } from '../../index.js';
 import { referenceRandom as random, type TrainingReferenceContext } from '../../testing.js';
@@ -23,8 +24,10 @@ import {
   klClipFactor,
   kroneckerFactors,
   layerGradient,
+  tappedLeaves,
 } from './kronecker-model-helpers.js';
-import { piRule } from './ring-reference.js';
+import { adamwReference, type AdamState } from './reference.js';
+import { DEGENERATE, meanEigenvalue, piRule } from './ring-reference.js';
 
 export type RingHyper = ReturnType<typeof ring>['hyper'];
 
@@ -59,11 +62,27 @@ interface LayerState {
 interface State {
   layers: LayerState[];
   buffer: Float64Array[];
+  /** AdamW's moments for the leaves no tap records (fallback 'adamw'). */
+  adam?: AdamState;
 }
 
 /** F + max(c·top, floor)·I, or I for a degenerate factor (top ≤ 1e-30, §3.3). */
 function spectrallyDamped(f: Mat, top: number, c: number, floor: number): Mat {
-  return top <= 1e-30 ? eye(f.rows) : addMat(f, eye(f.rows), Math.max(c * top, floor));
+  return top <= DEGENERATE ? eye(f.rows) : addMat(f, eye(f.rows), Math.max(c * top, floor));
+}
+
+/**
+ * 'grad_norm' (§3.3): the inverses of Λ + π√λ·I and Γ + (√λ/π)·I, or I for both when either
+ * factor is degenerate (tr F/n ≤ 1e-30).
+ */
+function gradNormInverses(lambda: Mat, gamma: Mat, pi: number, lam: number) {
+  const degenerate = Math.min(meanEigenvalue(lambda), meanEigenvalue(gamma)) <= DEGENERATE;
+  const shifted = (f: Mat, shift: number) =>
+    degenerate ? eye(f.rows) : inverse(addMat(f, eye(f.rows), shift));
+  return {
+    lambdaInv: shifted(lambda, pi * Math.sqrt(lam)),
+    gammaInv: shifted(gamma, Math.sqrt(lam) / pi),
+  };
 }
 
 /**
@@ -133,6 +152,22 @@ export const ringReference =
         lambdaMaxBy === 'exact'
           ? { value: lambdaMax(f), vector: undefined }
           : powerIteration(f, previous, h.powerSteps);
+      const G = layerGradient(tap, grads);
+      if (h.damping === 'grad_norm') {
+        // λ = ρ‖G‖_F², split as π√λ on Λ and √λ/π on Γ.
+        const lam = h.rho * G.data.reduce((acc, x) => acc + x * x, 0);
+        const { lambdaInv, gammaInv } = fresh
+          ? gradNormInverses(lambda, gamma, pi, lam)
+          : (old as LayerState);
+        return {
+          lambda,
+          gamma,
+          lambdaInv,
+          gammaInv,
+          g: G,
+          u: matmul(matmul(gammaInv, G), lambdaInv),
+        };
+      }
       const lambdaTop = fresh ? top(lambda, old?.lambdaVec) : undefined;
       const gammaTop = fresh ? top(gamma, old?.gammaVec) : undefined;
       const lambdaInv =
@@ -143,7 +178,6 @@ export const ringReference =
         gammaTop === undefined
           ? (old as LayerState).gammaInv
           : inverse(spectrallyDamped(gamma, gammaTop.value, c, root / pi));
-      const G = layerGradient(tap, grads);
       return {
         lambda,
         gamma,
@@ -171,9 +205,23 @@ export const ringReference =
     const velocity = u.map((uk, k) =>
       uk.map((x, i) => (state === undefined ? 0 : h.momentum * state.buffer[k][i]) + x),
     );
+    // fallback 'adamw': AdamW with RING's η and λ_wd, β = (0.9, 0.999), ε = 1e-8 on those leaves.
+    const adam =
+      h.fallback === 'adamw'
+        ? adamwReference.step(ctx.params, grads, state?.adam ?? adamwReference.init(ctx.params), {
+            lr: h.lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weightDecay: h.weightDecay,
+          })
+        : undefined;
+    const tapped = tappedLeaves(taps);
     return {
       params: ctx.params.map((p, k) =>
-        p.map((x, i) => x * (1 - h.lr * h.weightDecay) - h.lr * velocity[k][i]),
+        adam !== undefined && !tapped.has(k)
+          ? adam.params[k]
+          : p.map((x, i) => x * (1 - h.lr * h.weightDecay) - h.lr * velocity[k][i]),
       ),
       state: {
         layers: layers.map(({ lambda, gamma, lambdaInv, gammaInv, lambdaVec, gammaVec }) => ({
@@ -185,6 +233,7 @@ export const ringReference =
           gammaVec,
         })),
         buffer: velocity,
+        adam: adam?.state,
       },
     };
   };

@@ -44,16 +44,18 @@ export function spectrallyDamped(f: Mat, coef: number, floor = 0): Mat {
   return top <= DEGENERATE ? eye(f.rows) : addMat(f, eye(f.rows), Math.max(coef * top, floor));
 }
 
+/** tr F/n, kept ≥ 1e-30. */
+export function meanEigenvalue(f: Mat): number {
+  let t = 0;
+  for (let i = 0; i < f.rows; i++) t += at(f, i, i);
+  return Math.max(t / f.rows, 1e-30);
+}
+
 /**
  * The π-rule's π = √((tr Λ/d_in)/(tr Γ/d_out)), each mean eigenvalue kept ≥ 1e-30 so that π stays
  * finite for an all-zero factor.
  */
 export function piRule(lambda: Mat, gamma: Mat): number {
-  const meanEigenvalue = (f: Mat) => {
-    let t = 0;
-    for (let i = 0; i < f.rows; i++) t += at(f, i, i);
-    return Math.max(t / f.rows, 1e-30);
-  };
   return Math.sqrt(meanEigenvalue(lambda) / meanEigenvalue(gamma));
 }
 
