@@ -37,6 +37,7 @@ export {
   type ReferenceLora,
   type ReferencePass,
   type ReferenceTap,
+  type ReferenceTarget,
 } from './testing/reference-model.js';
 export { Tape, type Adjoints, type Scalar } from './testing/reference-tape.js';
 export {
@@ -52,6 +53,7 @@ export type {
   TrainingCaseOptions,
   TrainingModelKind,
 } from './testing/training-case.js';
+export type { BatchLabels, TrainingTask } from './testing/training-targets.js';
 /**
  * grng's counter-based PRNG in plain JavaScript (the DSL's names: prngKey, foldIn, normal,
  * categorical, …), so a reference recomputes a compiled step's random draws from ctx.key.

@@ -86,6 +86,7 @@ export {
   softmax,
   oneHot,
   crossEntropy,
+  meanSquaredError,
   sqnorm,
   globalSqnorm,
   norm,

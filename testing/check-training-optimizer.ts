@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { fmtShape, GrngError } from '../core/errors.js';
 import { array } from '../core/host-array.js';
-import { crossEntropy } from '../dsl/ops/composites.js';
+import { crossEntropy, meanSquaredError } from '../dsl/ops/composites.js';
 import type { HyperDefaults, HyperSettings, Optimizer } from '../dsl/optimizer.js';
 import { CpuDevice } from '../runtime/cpu-device.js';
 import type { Device } from '../runtime/device.js';
@@ -25,6 +25,8 @@ import {
   type AnyTrainingCase,
   type TrainingCaseOptions,
 } from './training-case.js';
+import { minOutputs, type BatchLabels } from './training-targets.js';
+import type { ReferenceTarget } from './reference-model.js';
 import { trainingProblem, type TrainingProblem } from './training-problem.js';
 import { disposeTree, readLeaves } from './trees.js';
 
@@ -61,22 +63,33 @@ export interface TrainingReferenceContext<H extends HyperDefaults = HyperDefault
   readonly t: number;
   /** The step's PRNG key, foldIn(prngKey(seed), t): what ctx.key held in the compiled step. */
   readonly key: ReferenceKey;
-  readonly labels: Int32Array;
+  /**
+   * The batch's class indices [batch] (Int32Array), or its real targets [batch × classes]
+   * (Float64Array, row-major) for task 'regression'.
+   */
+  readonly labels: BatchLabels;
   readonly batch: number;
+  /** Classes, or regression outputs. */
   readonly classes: number;
-  /** The minibatch's mean cross-entropy. */
-  loss(params?: readonly Float64Array[], labels?: Int32Array): number;
-  gradient(params?: readonly Float64Array[], labels?: Int32Array): Float64Array[];
+  /** The minibatch's mean cross-entropy (task 'regression': the mean squared error). */
+  loss(params?: readonly Float64Array[], labels?: BatchLabels): number;
+  gradient(params?: readonly Float64Array[], labels?: BatchLabels): Float64Array[];
   /** ∇²L(θ)·v at the current parameters, by forward-over-reverse dual numbers. */
   hvp(v: readonly Float64Array[]): Float64Array[];
-  /** The logits [batch × classes], row-major. */
+  /** The logits (or regression outputs) [batch × classes], row-major. */
   output(params?: readonly Float64Array[]): Float64Array;
+  /**
+   * Jᵀu for a cotangent u [batch × classes] of the output: ∂⟨u, output(params)⟩/∂θ per leaf. With u
+   * the unit vector of entry (n, c) it is row (n, c) of the output's Jacobian, e.g. a Gauss–Newton
+   * or Kalman observation row.
+   */
+  outputVjp(cotangent: Float64Array, params?: readonly Float64Array[]): Float64Array[];
   /**
    * Per dense layer (a LoRA layer is two: A, then B; attention four: q, k, v, o), in the order the
    * model applies them.
    */
   readonly taps: readonly TrainingTap[];
-  tapsFor(labels: Int32Array): readonly TrainingTap[];
+  tapsFor(labels: BatchLabels): readonly TrainingTap[];
 }
 
 /** One reference step: `state` is undefined at t = 1. Return new arrays. */
@@ -127,12 +140,20 @@ export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
     );
   if (!(tolerance >= 0) || !Number.isFinite(tolerance))
     throw new GrngError(op, `tolerance must be a finite number ≥ 0, got ${String(tolerance)}`);
+  const { task = 'classification' } = options;
+  if (task !== 'classification' && task !== 'regression')
+    throw new GrngError(
+      op,
+      `task must be 'classification' or 'regression', got ${JSON.stringify(task)}`,
+    );
+  // Classifiers need two classes; a regression model may have one output.
+  const fewestOutputs = minOutputs(task);
   for (const [name, n] of [
     ['numRuns', numRuns],
     ['steps', steps],
     ['maxDepth', options.maxDepth ?? 0],
     ['maxWidth', options.maxWidth ?? 1],
-    ['maxClasses', (options.maxClasses ?? 2) - 1],
+    ['maxClasses', (options.maxClasses ?? fewestOutputs) - fewestOutputs + 1],
     ['maxBatch', options.maxBatch ?? 1],
     ['maxTokens', options.maxTokens ?? 1],
   ] as const) {
@@ -140,7 +161,8 @@ export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
       throw new GrngError(
         op,
         name === 'maxClasses'
-          ? `maxClasses must be an integer ≥ 2, got ${String(options.maxClasses)}`
+          ? `maxClasses must be an integer ≥ ${fewestOutputs}` +
+              `${task === 'regression' ? ' for regression' : ''}, got ${String(options.maxClasses)}`
           : `${name} must be a ${name === 'maxDepth' ? 'non-negative' : 'positive'} integer, ` +
               `got ${String(n)}`,
       );
@@ -175,8 +197,8 @@ export async function checkTrainingOptimizer<H extends HyperDefaults, S, R>(
     );
   const base = options.hyper === undefined ? optimizer : optimizer.with(options.hyper);
   log(
-    `${op}(${base.name}): fast-check seed ${seed}, ${numRuns} runs × ${steps} steps on ` +
-      `${device.description}`,
+    `${op}(${base.name}): fast-check seed ${seed}, ${numRuns} runs × ${steps} steps` +
+      `${task === 'regression' ? ' of regression' : ''} on ${device.description}`,
   );
   let worstError = 0;
   // Shrinking minimizes the problem, not the error, so the shrunk case may only just exceed the
@@ -228,14 +250,14 @@ class Mismatch extends Error {
 function referenceContext<H extends HyperDefaults>(
   problem: TrainingProblem,
   params: readonly Float64Array[],
-  batch: { readonly x: Float64Array; readonly labels: Int32Array },
+  batch: { readonly x: Float64Array; readonly labels: BatchLabels },
   info: { hyper: HyperSettings<H>; t: number; seed: number },
 ): TrainingReferenceContext<H> {
-  const pass = (p = params, labels = batch.labels, v?: readonly Float64Array[]) =>
+  const pass = (p = params, labels: ReferenceTarget = batch.labels, v?: readonly Float64Array[]) =>
     problem.pass(p, batch.x, labels, v);
   const copy = (xs: readonly Float64Array[]) => xs.map((x) => Float64Array.from(x));
   const current = pass();
-  const tapsOf = (labels: Int32Array) => pass(params, labels).taps;
+  const tapsOf = (labels: BatchLabels) => pass(params, labels).taps;
   return {
     params: copy(params),
     grads: current.gradient,
@@ -244,13 +266,21 @@ function referenceContext<H extends HyperDefaults>(
     hyper: info.hyper,
     t: info.t,
     key: stepKey(info.seed, info.t),
-    labels: Int32Array.from(batch.labels),
-    batch: batch.labels.length,
+    labels: batch.labels.slice(),
+    batch: batch.x.length / problem.inputWidth,
     classes: problem.classes,
     loss: (p, labels) => pass(p, labels).loss,
     gradient: (p, labels) => pass(p, labels).gradient,
     hvp: (v) => pass(params, batch.labels, v).hvp,
     output: (p) => Float64Array.from(pass(p).output),
+    outputVjp: (u, p) => {
+      if (!(u instanceof Float64Array) || u.length !== current.output.length)
+        throw new GrngError(
+          'outputVjp',
+          `the cotangent must be a Float64Array of ${current.output.length} values (the output's)`,
+        );
+      return pass(p, { cotangent: u }).gradient;
+    },
     taps: current.taps,
     tapsFor: tapsOf,
   };
@@ -268,6 +298,7 @@ async function runCase<H extends HyperDefaults, S, R>(
   const round = (x: Float64Array) => (float64 ? Float64Array.from(x) : x.map(Math.fround));
   const problem = trainingProblem(c, round);
   const { names, shapes } = problem;
+  const regression = c.batches[0].labels instanceof Float64Array;
   const optimizer = await blame('the optimizer', 0, () => base.with(c.settings));
   const hyper = (
     float64
@@ -282,7 +313,7 @@ async function runCase<H extends HyperDefaults, S, R>(
   const step = await blame('the optimizer', 0, () =>
     compileTrainStep({
       model: problem.model,
-      loss: crossEntropy,
+      loss: regression ? meanSquaredError : crossEntropy,
       optimizer,
       params: problem.hostParams(problem.initial),
       device,
@@ -302,11 +333,15 @@ async function runCase<H extends HyperDefaults, S, R>(
     shape: shapes[0],
   };
   for (let t = 1; t <= c.batches.length; t++) {
-    const b = { x: round(c.batches[t - 1].x), labels: c.batches[t - 1].labels };
+    const { x, labels } = c.batches[t - 1];
+    const b = { x: round(x), labels: labels instanceof Float64Array ? round(labels) : labels };
     await blame('the optimizer', t, () =>
       step.run({
         x: array(b.x, [c.batch, problem.inputWidth]),
-        y: array(b.labels, [c.batch], 'i32'),
+        y:
+          b.labels instanceof Float64Array
+            ? array(b.labels, [c.batch, problem.classes])
+            : array(b.labels, [c.batch], 'i32'),
       }),
     );
     const tree = await step.params();
@@ -370,7 +405,13 @@ function failureMessage<S>(
     `  initial params (${problem.names.join(', ')}): ${formatLeaves(problem.initial)}`,
     ...c.batches
       .slice(0, step)
-      .map((b, t) => `  batch ${t + 1}: x ${formatLeaves([b.x])}, labels [${b.labels.join(', ')}]`),
+      .map(
+        (b, t) =>
+          `  batch ${t + 1}: x ${formatLeaves([b.x])}, ` +
+          (b.labels instanceof Float64Array
+            ? `targets ${formatLeaves([b.labels])}`
+            : `labels [${b.labels.join(', ')}]`),
+      ),
     `Replay it with checkTrainingOptimizer(…, { seed: ${info.seed}${path} }).`,
   ].join('\n');
 }

@@ -1,5 +1,6 @@
 // A float64 model engine for references, independent of the DSL it helps to check: stacks of dense
-// and LoRA layers with tanh, relu or exact-gelu activations and a mean cross-entropy loss, written
+// and LoRA layers with tanh, relu or exact-gelu activations and a mean cross-entropy or mean
+// squared error loss (or a linear functional of the output, for vector-Jacobian products), written
 // as plain loops. Backprop runs on dual numbers (value, tangent), so one pass gives the gradient
 // and, with the parameters' tangent set to v, the Hessian-vector product H·v (forward over
 // reverse).
@@ -34,6 +35,14 @@ export interface ReferenceLora {
 }
 
 export type ReferenceLayer = ReferenceDense | ReferenceLora;
+
+/**
+ * What a pass differentiates: class labels [batch] (Int32Array) for the mean cross-entropy of the
+ * logits; real targets [batch × out] (Float64Array) for the mean squared error over every element,
+ * mean((z − y)²); or `{ cotangent: u }` [batch × out] for ⟨u, z⟩, whose gradient is the output's
+ * vector-Jacobian product Jᵀu.
+ */
+export type ReferenceTarget = Int32Array | Float64Array | { readonly cotangent: Float64Array };
 
 /** A layer's trainable values: dense { w, b? }, LoRA { a, b } (row-major). */
 export type ReferenceLayerValues = Readonly<Record<string, Float64Array>>;
@@ -184,19 +193,26 @@ interface LayerRecord {
 
 /**
  * One forward and backward pass on dual numbers. `tangent` (shaped like `values`) is the direction
- * of the Hessian-vector product; without it the tangents are zero. `labels` are class indices per
- * row of `x` [batch × in].
+ * of the Hessian-vector product; without it the tangents are zero. `target` says what is
+ * differentiated (ReferenceTarget) for the rows of `x` [batch × in].
  */
 export function referencePass(
   layers: readonly ReferenceLayer[],
   values: readonly ReferenceLayerValues[],
   x: Float64Array,
-  labels: Int32Array,
+  target: ReferenceTarget,
   tangent?: readonly ReferenceLayerValues[],
 ): ReferencePass {
-  const batch = labels.length;
   if (layers.length === 0 || values.length !== layers.length)
     throw new GrngError('referencePass', `need one set of values per layer (${layers.length})`);
+  const batch = x.length / layers[0].in;
+  const outputs = layers[layers.length - 1].out;
+  if (!Number.isInteger(batch) || targetRows(target, outputs) !== batch)
+    throw new GrngError(
+      'referencePass',
+      `x has ${x.length} values for ${layers[0].in} inputs, the target ` +
+        `${targetRows(target, outputs)} rows of ${outputs} outputs`,
+    );
   const param = (i: number, name: string): Dual => {
     const v = values[i][name];
     const d = tangent?.[i]?.[name] ?? new Float64Array(v.length);
@@ -243,27 +259,8 @@ export function referencePass(
     h = next;
   });
 
-  // Mean cross-entropy of the logits h and its dual gradient δ = (softmax − onehot)/B.
-  const classes = layers[layers.length - 1].out;
-  let loss = 0;
-  let delta = dual(h.v.length);
-  for (let r = 0; r < batch; r++) {
-    const row = h.v.subarray(r * classes, (r + 1) * classes);
-    const top = Math.max(...row);
-    let z = 0;
-    for (const value of row) z += Math.exp(value - top);
-    const label = labels[r];
-    if (!(label >= 0 && label < classes))
-      throw new GrngError('referencePass', `label ${label} of row ${r} is not in [0, ${classes})`);
-    loss += (Math.log(z) + top - row[label]) / batch;
-    let pDot = 0;
-    const p = Array.from(row, (value) => Math.exp(value - top) / z);
-    for (let j = 0; j < classes; j++) pDot += p[j] * h.d[r * classes + j];
-    for (let j = 0; j < classes; j++) {
-      delta.v[r * classes + j] = (p[j] - (j === label ? 1 : 0)) / batch;
-      delta.d[r * classes + j] = (p[j] * (h.d[r * classes + j] - pDot)) / batch;
-    }
-  }
+  const { loss, delta: seed } = outputLoss(target, h, batch, outputs);
+  let delta = seed;
   const output = h.v;
 
   const gradient: Record<string, Dual>[] = layers.map(() => ({}));
@@ -348,4 +345,60 @@ function tapOf(
     w,
     ...(bias && b !== undefined ? { b } : {}),
   };
+}
+
+/** How many rows a target covers. */
+export function targetRows(target: ReferenceTarget, outputs: number): number {
+  if (target instanceof Int32Array) return target.length;
+  const values = target instanceof Float64Array ? target : target.cotangent;
+  return values.length / outputs;
+}
+
+/** The loss of the outputs h [batch × classes] and its dual gradient δ = ∂L/∂h. */
+function outputLoss(
+  target: ReferenceTarget,
+  h: Dual,
+  batch: number,
+  classes: number,
+): { loss: number; delta: Dual } {
+  const delta = dual(h.v.length);
+  let loss = 0;
+  if (target instanceof Float64Array) {
+    // mean((z − y)²) over all B·C elements: δ = 2(z − y)/(B·C), and its tangent 2ż/(B·C).
+    const n = batch * classes;
+    for (let k = 0; k < n; k++) {
+      const r = h.v[k] - target[k];
+      loss += (r * r) / n;
+      delta.v[k] = (2 * r) / n;
+      delta.d[k] = (2 * h.d[k]) / n;
+    }
+    return { loss, delta };
+  }
+  if (!(target instanceof Int32Array)) {
+    // ⟨u, z⟩: δ = u, constant.
+    target.cotangent.forEach((u, k) => {
+      loss += u * h.v[k];
+      delta.v[k] = u;
+    });
+    return { loss, delta };
+  }
+  // Mean cross-entropy of the logits: δ = (softmax − onehot)/B.
+  for (let r = 0; r < batch; r++) {
+    const row = h.v.subarray(r * classes, (r + 1) * classes);
+    const top = Math.max(...row);
+    let z = 0;
+    for (const value of row) z += Math.exp(value - top);
+    const label = target[r];
+    if (!(label >= 0 && label < classes))
+      throw new GrngError('referencePass', `label ${label} of row ${r} is not in [0, ${classes})`);
+    loss += (Math.log(z) + top - row[label]) / batch;
+    let pDot = 0;
+    const p = Array.from(row, (value) => Math.exp(value - top) / z);
+    for (let j = 0; j < classes; j++) pDot += p[j] * h.d[r * classes + j];
+    for (let j = 0; j < classes; j++) {
+      delta.v[r * classes + j] = (p[j] - (j === label ? 1 : 0)) / batch;
+      delta.d[r * classes + j] = (p[j] * (h.d[r * classes + j] - pDot)) / batch;
+    }
+  }
+  return { loss, delta };
 }

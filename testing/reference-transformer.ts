@@ -2,10 +2,11 @@
 // (reference-tape.ts), independent of the DSL it checks: inputs [B, T·d] read as T tokens of d,
 // a stack of token-wise blocks (a dense layer with an activation, layerNorm, multi-head
 // self-attention with q, k, v, o projections), mean-pooling over tokens and a dense head, with a
-// mean cross-entropy loss. One tape pass gives the loss, the gradient, H·v and the dense layers'
-// taps (a with a ones column for a bias, g = B·∂L/∂s per token row).
+// mean cross-entropy or mean squared error loss (reference-model.ts's ReferenceTarget). One tape
+// pass gives the loss, the gradient, H·v and the dense layers' taps (a with a ones column for a
+// bias, g = B·∂L/∂s per token row).
 import { GrngError } from '../core/errors.js';
-import type { ReferenceActivation } from './reference-model.js';
+import { targetRows, type ReferenceActivation, type ReferenceTarget } from './reference-model.js';
 import { Tape, type Scalar } from './reference-tape.js';
 
 /** One token-wise block of a token model. */
@@ -110,18 +111,19 @@ export function tokenLeaves(model: TokenModel): { names: string[]; shapes: numbe
 
 /**
  * One forward and backward pass on the tape. `leaves` (and `tangent`, the direction of H·v) are in
- * tokenLeaves order; `x` is [batch × tokens·dim], `labels` class indices per row.
+ * tokenLeaves order; `x` is [batch × tokens·dim], `target` what is differentiated (class labels,
+ * regression targets or an output cotangent: ReferenceTarget).
  */
 export function tokenPass(
   model: TokenModel,
   leaves: readonly Float64Array[],
   x: Float64Array,
-  labels: Int32Array,
+  target: ReferenceTarget,
   tangent?: readonly Float64Array[],
 ): TokenPass {
   const { names } = tokenLeaves(model);
   const { tokens: T, dim } = model;
-  const B = labels.length;
+  const B = targetRows(target, model.classes);
   if (leaves.length !== names.length || x.length !== B * T * dim)
     throw new GrngError('tokenPass', `need ${names.length} leaves and x of ${B * T * dim} values`);
   const tape = new Tape();
@@ -240,18 +242,7 @@ export function tokenPass(
   );
   const logits = dense(pooled, `layers.${model.blocks.length}`, model.classes, 1);
 
-  const terms = logits.map((row, n) => {
-    const label = labels[n];
-    if (!(label >= 0 && label < model.classes))
-      throw new GrngError(
-        'tokenPass',
-        `label ${label} of row ${n} is not in [0, ${model.classes})`,
-      );
-    const m = tape.constant(Math.max(...row.map((s) => tape.val(s))));
-    const lse = tape.add(tape.log(tape.sum(row.map((s) => tape.exp(tape.sub(s, m))))), m);
-    return tape.sub(lse, row[label]);
-  });
-  const loss = tape.scale(tape.sum(terms), 1 / B);
+  const loss = outputLoss(tape, target, logits, model.classes);
   const adj = tape.backward(loss);
 
   const taps = recorded.map((r): TokenTap => {
@@ -285,4 +276,37 @@ export function tokenPass(
     hvp: part(adj.hvp),
     taps,
   };
+}
+
+/** The loss of the outputs z [batch][classes] on the tape (ReferenceTarget). */
+function outputLoss(
+  tape: Tape,
+  target: ReferenceTarget,
+  z: readonly (readonly Scalar[])[],
+  classes: number,
+): Scalar {
+  const B = z.length;
+  if (target instanceof Float64Array) {
+    // mean((z − y)²) over all B·C elements.
+    const squares = z.flatMap((row, n) =>
+      row.map((s, c) => {
+        const r = tape.sub(s, tape.constant(target[n * classes + c]));
+        return tape.mul(r, r);
+      }),
+    );
+    return tape.scale(tape.sum(squares), 1 / (B * classes));
+  }
+  if (!(target instanceof Int32Array))
+    return tape.sum(
+      z.flatMap((row, n) => row.map((s, c) => tape.scale(s, target.cotangent[n * classes + c]))),
+    );
+  const terms = z.map((row, n) => {
+    const label = target[n];
+    if (!(label >= 0 && label < classes))
+      throw new GrngError('tokenPass', `label ${label} of row ${n} is not in [0, ${classes})`);
+    const m = tape.constant(Math.max(...row.map((s) => tape.val(s))));
+    const lse = tape.add(tape.log(tape.sum(row.map((s) => tape.exp(tape.sub(s, m))))), m);
+    return tape.sub(lse, row[label]);
+  });
+  return tape.scale(tape.sum(terms), 1 / B);
 }

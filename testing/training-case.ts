@@ -20,6 +20,12 @@ import {
 } from './reference-model.js';
 import { sizeOf } from './trees.js';
 import { transformerCase, type TransformerCase } from './transformer-case.js';
+import {
+  batchLabels,
+  minOutputs,
+  type BatchLabels,
+  type TrainingTask,
+} from './training-targets.js';
 
 /** The kinds of model drawn: dense/LoRA stacks, token models (reference-transformer.ts). */
 export type TrainingModelKind = 'stack' | 'transformer';
@@ -32,7 +38,7 @@ export interface TrainingCaseOptions {
   readonly maxDepth?: number;
   /** Input and hidden widths 1–maxWidth (default 3). */
   readonly maxWidth?: number;
-  /** Classes 2–maxClasses (default 3). */
+  /** Classes 2–maxClasses, or regression outputs 1–maxClasses (default 3). */
   readonly maxClasses?: number;
   /** Batch rows 1–maxBatch (default 4). */
   readonly maxBatch?: number;
@@ -51,6 +57,11 @@ export interface TrainingCaseOptions {
   readonly kinds?: readonly TrainingModelKind[];
   /** Tokens per sample of token models, 1–maxTokens (default 3). */
   readonly maxTokens?: number;
+  /**
+   * 'classification' (the default): class labels and crossEntropy. 'regression': real targets
+   * [batch × outputs] on the values' grid, and meanSquaredError.
+   */
+  readonly task?: TrainingTask;
 }
 
 /** One drawn problem. */
@@ -58,8 +69,8 @@ export interface TrainingCase<S> {
   readonly layers: ReferenceLayer[];
   /** Initial trainable values per layer. */
   readonly values: ReferenceLayerValues[];
-  /** Per step: inputs [batch × in] and labels. */
-  readonly batches: { readonly x: Float64Array; readonly labels: Int32Array }[];
+  /** Per step: inputs [batch × in] and labels (or regression targets). */
+  readonly batches: { readonly x: Float64Array; readonly labels: BatchLabels }[];
   readonly batch: number;
   /** The step keys' seed (ctx.key = foldIn(prngKey(seed), t)). */
   readonly seed: number;
@@ -182,13 +193,14 @@ export function trainingCase<S>(
     maxClasses = 3,
     maxBatch = 4,
     activations = ['tanh', 'relu', 'gelu'],
+    task = 'classification',
   } = options;
   const width = fc.integer({ min: 1, max: maxWidth });
   const values = (n: number) => valueArray(n, options.values).map((xs) => Float64Array.from(xs));
   const architecture = fc.record({
     input: width,
     hidden: fc.array(width, { maxLength: maxDepth }),
-    classes: fc.integer({ min: 2, max: maxClasses }),
+    classes: fc.integer({ min: minOutputs(task), max: maxClasses }),
     activation: fc.constantFrom(...activations),
     bias: fc.boolean(),
     // A third of the models start with a LoRA layer (rank cut to min(in, out) below; α exact in
@@ -235,10 +247,7 @@ export function trainingCase<S>(
             ...Array.from({ length: n }, () =>
               fc.tuple(
                 values(arch.batch * arch.input),
-                fc.array(fc.integer({ min: 0, max: arch.classes - 1 }), {
-                  minLength: arch.batch,
-                  maxLength: arch.batch,
-                }),
+                batchLabels(task, arch.batch, arch.classes, values),
               ),
             ),
           ),
@@ -268,10 +277,7 @@ export function trainingCase<S>(
           return {
             layers: stack,
             values: initial,
-            batches: batches.map(([x, labels]) => ({
-              x,
-              labels: Int32Array.from(labels),
-            })),
+            batches: batches.map(([x, labels]) => ({ x, labels })),
             batch: arch.batch,
             seed,
             settings: drawn,

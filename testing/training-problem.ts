@@ -6,7 +6,7 @@ import type { Tree } from '../core/tree.js';
 import type { Model } from '../dsl/nn/layers.js';
 import type { TrainingTap } from './check-training-optimizer.js';
 import { formatLeaves } from './compare.js';
-import { referencePass, type ReferenceLayer } from './reference-model.js';
+import { referencePass, type ReferenceLayer, type ReferenceTarget } from './reference-model.js';
 import { tokenLeaves, tokenPass } from './reference-transformer.js';
 import {
   dslModel,
@@ -40,7 +40,7 @@ export interface TrainingProblem {
   pass(
     params: readonly Float64Array[],
     x: Float64Array,
-    labels: Int32Array,
+    labels: ReferenceTarget,
     v?: readonly Float64Array[],
   ): ProblemPass;
   /** For failure messages. */

@@ -19,13 +19,19 @@ import {
   type TokenModel,
 } from './reference-transformer.js';
 import { sizeOf } from './trees.js';
+import {
+  batchLabels,
+  minOutputs,
+  type BatchLabels,
+  type TrainingTask,
+} from './training-targets.js';
 
 /** One drawn token-model problem (leaves in tokenLeaves order). */
 export interface TransformerCase<S> {
   readonly model: TokenModel;
   readonly leaves: Float64Array[];
-  /** Per step: inputs [batch × tokens·dim] and labels. */
-  readonly batches: { readonly x: Float64Array; readonly labels: Int32Array }[];
+  /** Per step: inputs [batch × tokens·dim] and labels (or regression targets). */
+  readonly batches: { readonly x: Float64Array; readonly labels: BatchLabels }[];
   readonly batch: number;
   readonly seed: number;
   readonly settings: S;
@@ -42,6 +48,7 @@ export interface TransformerCaseOptions {
   readonly maxTokens?: number;
   readonly activations?: readonly Exclude<ReferenceActivation, 'identity'>[];
   readonly values?: ValueOptions;
+  readonly task?: TrainingTask;
 }
 
 /** Random token models with `steps` batches. */
@@ -57,6 +64,7 @@ export function transformerCase<S>(
     maxBatch = 4,
     maxTokens = 3,
     activations = ['tanh', 'relu', 'gelu'],
+    task = 'classification',
   } = options;
   const width = fc.integer({ min: 1, max: maxWidth });
   // Attention twice as often as the others; heads are cut to a divisor of the width below.
@@ -85,7 +93,7 @@ export function transformerCase<S>(
     tokens: fc.integer({ min: 1, max: maxTokens }),
     dim: width,
     blocks: fc.array(block, { minLength: 1, maxLength: maxDepth + 1 }),
-    classes: fc.integer({ min: 2, max: maxClasses }),
+    classes: fc.integer({ min: minOutputs(task), max: maxClasses }),
     bias: fc.boolean(),
     batch: fc.integer({ min: 1, max: maxBatch }),
   });
@@ -110,10 +118,7 @@ export function transformerCase<S>(
         bias: arch.bias,
       };
       const { shapes } = tokenLeaves(model);
-      const labels = fc.array(fc.integer({ min: 0, max: arch.classes - 1 }), {
-        minLength: arch.batch,
-        maxLength: arch.batch,
-      });
+      const labels = batchLabels(task, arch.batch, arch.classes, values);
       return fc
         .tuple(
           fc.tuple(...shapes.map((s) => values(sizeOf(s)))),
@@ -126,7 +131,7 @@ export function transformerCase<S>(
         .map(([leaves, batches]) => ({
           model,
           leaves,
-          batches: batches.map(([x, ys]) => ({ x, labels: Int32Array.from(ys) })),
+          batches: batches.map(([x, labels]) => ({ x, labels })),
           batch: arch.batch,
           seed,
           settings: drawn,

@@ -102,6 +102,21 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
   return neg(mean(sum(mul(targets, logSoftmax(logits)), -1)));
 }
 
+/**
+ * Mean squared error over every element, mean((outputs − targets)²): PyTorch's MSELoss and optax's
+ * squared_error(…).mean(). `targets` (f32) must have the outputs' shape.
+ */
+export function meanSquaredError(outputs: Tensor, targets: Tensor): Tensor {
+  if (targets.dtype !== 'f32')
+    throw new GrngError('meanSquaredError', `targets must be f32, got ${targets.dtype}`);
+  if (targets.rank !== outputs.rank || !targets.shape.every((d, i) => d === outputs.shape[i]))
+    throw new GrngError(
+      'meanSquaredError',
+      `targets ${fmtShape(targets.shape)} must have the outputs' shape ${fmtShape(outputs.shape)}`,
+    );
+  return mean(square(sub(outputs, targets)));
+}
+
 /** Σ x² over all elements. */
 export function sqnorm(x: Tensor): Tensor {
   return sum(square(x));

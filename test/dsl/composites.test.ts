@@ -18,6 +18,7 @@ import {
   logsumexp,
   logSoftmax,
   mean,
+  meanSquaredError,
   norm,
   oneHot,
   outer,
@@ -231,6 +232,34 @@ describe('crossEntropy (mean over the batch)', () => {
             onehot,
           ),
           expected,
+        );
+      }),
+      { numRuns: 30 },
+    );
+  });
+});
+
+describe('meanSquaredError (mean over every element)', () => {
+  test('value mean((z − y)²) and gradient 2(z − y)/(B·C)', () => {
+    fc.assert(
+      fc.property(shapeAndSeed, ({ b, c, seed, scale }) => {
+        const rng = prng(seed);
+        const z = uniform(rng, b * c, -scale, scale);
+        const y = uniform(rng, b * c, -scale, scale);
+        const n = b * c;
+        const expected = z.reduce((s, v, i) => s + (v - y[i]) ** 2, 0) / n;
+        expectClose(
+          run((t, u) => meanSquaredError(t, u), [f32(b, c), f32(b, c)], z, y),
+          [expected],
+        );
+        expectClose(
+          run(
+            (t, u) => grad((v: Tensor) => meanSquaredError(v, u))(t),
+            [f32(b, c), f32(b, c)],
+            z,
+            y,
+          ),
+          z.map((v, i) => (2 * (v - y[i])) / n),
         );
       }),
       { numRuns: 30 },

@@ -17,6 +17,7 @@ import {
   input,
   jit,
   jvp,
+  meanSquaredError,
   log,
   logsumexp,
   matmul,
@@ -236,6 +237,20 @@ describe('transforms', () => {
       op: 'crossEntropy',
       mentions: ['[2, 4]', '[2, 5]'],
       hint: /must have the logits' shape/,
+    });
+  });
+
+  test('meanSquaredError with targets of the wrong shape or dtype', () => {
+    const outputs = dyn('z', [2, 3]);
+    expectGrngError(() => meanSquaredError(outputs, dyn('y', [2])), {
+      op: 'meanSquaredError',
+      mentions: ['[2]', '[2, 3]'],
+      hint: /must have the outputs' shape/,
+    });
+    expectGrngError(() => meanSquaredError(outputs, dyn('y', [2, 3], 'i32')), {
+      op: 'meanSquaredError',
+      mentions: ['i32'],
+      hint: /must be f32/,
     });
   });
 });

@@ -5,9 +5,9 @@
 // not from autodiff of the output: row c of M_n J_n is p_c(e_c − p_n)ᵀJ_n = −p_c·∇ℓ_n(y = c)ᵀ, and
 // the per-sample gradient ∇ℓ_n(y = c) of a dense layer is g_n a_nᵀ in the taps of labels all c.
 //
-// Adapter C ('gaussian') is not checked here: the checker's problems are classifiers trained with
-// crossEntropy on integer labels [B], and the adapter reads the labels as real targets [B, C]
-// (C ≥ 2), so its step cannot even be traced on them.
+// Adapter C ('gaussian') runs on the checker's regression problems (task 'regression': real
+// targets [B, C], meanSquaredError); its rows ∂z_{n,c}/∂θ come from the engine's output
+// vector-Jacobian products ctx.outputVjp(e_{n,c}).
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { rkalman } from '../../index.js';
@@ -88,6 +88,7 @@ function softmax(z: Float64Array, batch: number, classes: number): Float64Array 
  */
 function observation(ctx: Context, offsets: ReadonlyMap<number, number>, size: number) {
   const { batch: m, classes: C, hyper: h } = ctx;
+  if (h.adapter === 'gaussian') return gaussianObservation(ctx, offsets, size);
   const p = softmax(ctx.output(), m, C);
   const gradientsFor = (c: number) =>
     perSampleGradients(ctx.tapsFor(new Int32Array(m).fill(c)), offsets, m, size);
@@ -118,6 +119,21 @@ function observation(ctx: Context, offsets: ReadonlyMap<number, number>, size: n
     }
   }
   return { h: rows, e, r, d };
+}
+
+/** Adapter C: h = z, so H's row (n, c) is ∂z_{n,c}/∂θ_K; e = y − z and R = σ_R²·I. */
+function gaussianObservation(ctx: Context, offsets: ReadonlyMap<number, number>, size: number) {
+  const z = ctx.output();
+  const d = z.length;
+  const rows = new Float64Array(d * size);
+  for (let j = 0; j < d; j++) {
+    const unit = new Float64Array(d);
+    unit[j] = 1;
+    const vjp = ctx.outputVjp(unit);
+    for (const [leaf, at] of offsets) rows.set(vjp[leaf], j * size + at);
+  }
+  const e = z.map((zj, j) => ctx.labels[j] - zj);
+  return { h: rows, e, r: eye(d, ctx.hyper.obsNoise), d };
 }
 
 /** One R-Kalman step from §5.2; `rhoScale` ≠ 1 is the deliberately wrong reference. */
@@ -235,6 +251,34 @@ describe('rkalman through checkTrainingOptimizer', () => {
       );
     });
   }
+
+  test("adapter 'gaussian' on regression problems, every mode: equals the §5.2 reference; ρ 1 % off fails", async () => {
+    for (const mode of modes) {
+      const lines: string[] = [];
+      const settings = fc.record({
+        ...common,
+        adapter: fc.constant('gaussian'),
+        varianceCap: mode.covariance === 'diagonal' ? fc.constantFrom(0, 0.21) : fc.constant(0),
+      });
+      const options = {
+        hyper: mode,
+        settings,
+        task: 'regression' as const,
+        log: (l: string) => lines.push(l),
+      };
+      const ok = await checkTrainingOptimizer(rkalman(), reference(), options);
+      console.log(
+        `${lines[0]} [gaussian, ${mode.covariance}, ${mode.grMode}] → worst error ` +
+          `${ok.worstError.toExponential(2)}`,
+      );
+      // As for the classifiers: the same linear system, now with R = σ_R²·I (σ_R² ≥ 0.3) and H's
+      // rows the outputs' Jacobian (|values| ≤ 1), so κ stays of the same order.
+      expect(ok.worstError).toBeLessThan(1e-12);
+      await expect(checkTrainingOptimizer(rkalman(), reference(1.01), options)).rejects.toThrow(
+        /rkalman differs from the reference[^]*Shrunk counterexample/,
+      );
+    }
+  });
 
   for (const mode of [modes[0], modes[3]]) {
     test(`on WebGPU (float32), ${mode.covariance} P, grMode '${mode.grMode}': within 1e-4; ρ 1 % off fails`, async () => {
