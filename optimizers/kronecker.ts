@@ -269,24 +269,13 @@ export function piRuleInverses(
   // means nothing, so the layer goes unpreconditioned on both sides (docs/algorithms.md §3.3).
   const meanEig = (f: Tensor) => div(trace(f), f.shape[0]);
   const degenerate = le(minimum(meanEig(lambda), meanEig(gamma)), DEGENERATE);
-  const l = unlessDegenerate(
-    degenerate,
-    dampedInverse(lambdaD, {
-      x0: warmStart ? old.lambdaInv : undefined,
-      v0: old.lambdaVec,
-      iterations,
-      powerSteps,
-    }),
-  );
-  const g = unlessDegenerate(
-    degenerate,
-    dampedInverse(gammaD, {
-      x0: warmStart ? old.gammaInv : undefined,
-      v0: old.gammaVec,
-      iterations,
-      powerSteps,
-    }),
-  );
+  const inverseOf = (damped: Tensor, x0: Tensor, v0: Tensor) =>
+    unlessDegenerate(
+      degenerate,
+      dampedInverse(damped, { x0: warmStart ? x0 : undefined, v0, iterations, powerSteps }),
+    );
+  const l = inverseOf(lambdaD, old.lambdaInv, old.lambdaVec);
+  const g = inverseOf(gammaD, old.gammaInv, old.gammaVec);
   return {
     lambdaInv: l.inverse,
     gammaInv: g.inverse,

@@ -1,8 +1,9 @@
 // K-FAC with the Monte-Carlo Fisher (docs/algorithms.md §6.4, its default fisher: 'mc') through
 // grng/testing's checkTrainingOptimizer: compiled training steps on random dense/LoRA models
 // against a float64 reference written from §6.4 — labels resampled with referenceRandom from the
-// step key, factors from the taps of those labels, π-rule damping, exact inverses (Gauss–Jordan,
-// where grng runs Newton–Schulz), KL clip, coupled decay and PyTorch's momentum buffer.
+// step key, factors from the taps of those labels, π-rule damping with its degenerate-layer guard,
+// exact inverses (Gauss–Jordan, where grng runs Newton–Schulz), KL clip, coupled decay and
+// PyTorch's momentum buffer.
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { kfac } from '../../index.js';
@@ -11,7 +12,7 @@ import {
   referenceRandom as random,
   type TrainingReferenceContext,
 } from '../../testing.js';
-import { addMat, eye, inverse, matmul, scaleMat, type Mat } from '../curvature/reference.js';
+import { addMat, eye, matmul, scaleMat, type Mat } from '../curvature/reference.js';
 import { gpuDevice } from '../support/gpu.js';
 import {
   addToLeaves,
@@ -20,6 +21,7 @@ import {
   kroneckerFactors,
   layerGradient,
 } from './kronecker-model-helpers.js';
+import { piRuleInverses } from './ring-reference.js';
 
 type KfacHyper = ReturnType<typeof kfac>['hyper'];
 interface LayerState {
@@ -32,9 +34,6 @@ interface State {
   layers: LayerState[];
   buffer: Float64Array[];
 }
-
-const trace = (m: Mat) =>
-  Array.from({ length: m.rows }, (_, i) => m.data[i * m.cols + i]).reduce((s, x) => s + x, 0);
 
 /** One K-FAC step from §6.4; `klScale` ≠ 1 is the deliberately wrong reference. */
 const reference =
@@ -62,14 +61,9 @@ const reference =
       const lambda = refresh(h.covEvery) ? ema(old.lambda, fresh.lambda) : old.lambda;
       const gamma = refresh(h.covEvery) ? ema(old.gamma, fresh.gamma) : old.gamma;
       let { lambdaInv, gammaInv } = old;
-      if (refresh(h.inverseEvery)) {
-        const pi = Math.sqrt(
-          Math.max(trace(lambda) / tap.in, 1e-30) / Math.max(trace(gamma) / tap.out, 1e-30),
-        );
-        const root = Math.sqrt(h.damping);
-        lambdaInv = inverse(addMat(lambda, eye(tap.in), pi * root));
-        gammaInv = inverse(addMat(gamma, eye(tap.out), root / pi));
-      }
+      // The π-rule's damping, with I for both sides of a degenerate layer.
+      if (refresh(h.inverseEvery))
+        ({ lambdaInv, gammaInv } = piRuleInverses(lambda, gamma, h.damping));
       const G = layerGradient(tap, ctx.grads);
       return {
         lambda,

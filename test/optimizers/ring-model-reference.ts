@@ -27,7 +27,7 @@ import {
   tappedLeaves,
 } from './kronecker-model-helpers.js';
 import { adamwReference, type AdamState } from './reference.js';
-import { DEGENERATE, meanEigenvalue, piRule } from './ring-reference.js';
+import { DEGENERATE, piRule, piRuleInverses } from './ring-reference.js';
 
 export type RingHyper = ReturnType<typeof ring>['hyper'];
 
@@ -69,20 +69,6 @@ interface State {
 /** F + max(c·top, floor)·I, or I for a degenerate factor (top ≤ 1e-30, §3.3). */
 function spectrallyDamped(f: Mat, top: number, c: number, floor: number): Mat {
   return top <= DEGENERATE ? eye(f.rows) : addMat(f, eye(f.rows), Math.max(c * top, floor));
-}
-
-/**
- * 'grad_norm' (§3.3): the inverses of Λ + π√λ·I and Γ + (√λ/π)·I, or I for both when either
- * factor is degenerate (tr F/n ≤ 1e-30).
- */
-function gradNormInverses(lambda: Mat, gamma: Mat, pi: number, lam: number) {
-  const degenerate = Math.min(meanEigenvalue(lambda), meanEigenvalue(gamma)) <= DEGENERATE;
-  const shifted = (f: Mat, shift: number) =>
-    degenerate ? eye(f.rows) : inverse(addMat(f, eye(f.rows), shift));
-  return {
-    lambdaInv: shifted(lambda, pi * Math.sqrt(lam)),
-    gammaInv: shifted(gamma, Math.sqrt(lam) / pi),
-  };
 }
 
 /**
@@ -157,7 +143,7 @@ export const ringReference =
         // λ = ρ‖G‖_F², split as π√λ on Λ and √λ/π on Γ.
         const lam = h.rho * G.data.reduce((acc, x) => acc + x * x, 0);
         const { lambdaInv, gammaInv } = fresh
-          ? gradNormInverses(lambda, gamma, pi, lam)
+          ? piRuleInverses(lambda, gamma, lam)
           : (old as LayerState);
         return {
           lambda,

@@ -10,6 +10,7 @@ import {
   at,
   eigenvalues,
   eye,
+  inverse,
   kron,
   lambdaMax,
   mat,
@@ -57,6 +58,24 @@ export function meanEigenvalue(f: Mat): number {
  */
 export function piRule(lambda: Mat, gamma: Mat): number {
   return Math.sqrt(meanEigenvalue(lambda) / meanEigenvalue(gamma));
+}
+
+/**
+ * The π-rule's factored Tikhonov damping λ (K-FAC §6.4, RING's 'grad_norm' §3.3): the inverses of
+ * Λ + π√λ·I and Γ + (√λ/π)·I, or I for both when either factor is degenerate (tr F/n ≤ 1e-30:
+ * with one factor zero, Λ ⊗ Γ = 0 and the split means nothing).
+ */
+export function piRuleInverses(
+  lambda: Mat,
+  gamma: Mat,
+  damping: number,
+): { lambdaInv: Mat; gammaInv: Mat } {
+  const degenerate = Math.min(meanEigenvalue(lambda), meanEigenvalue(gamma)) <= DEGENERATE;
+  const pi = piRule(lambda, gamma);
+  const root = Math.sqrt(damping);
+  const shifted = (f: Mat, shift: number) =>
+    degenerate ? eye(f.rows) : inverse(addMat(f, eye(f.rows), shift));
+  return { lambdaInv: shifted(lambda, pi * root), gammaInv: shifted(gamma, root / pi) };
 }
 
 /**

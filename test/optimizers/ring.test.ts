@@ -875,33 +875,40 @@ describe('R12: end to end on a linear-softmax layer', () => {
 
 // ---------------------------------------------------------------------------------------------
 
+type LoraState = RawRingState & { velocity: { a: DeviceArray; b: DeviceArray } };
+
+/** RING (EXACT, then `settings`) on a LoRA layer 5 → 4 of rank 2 from B = 0, and one batch. */
+async function loraFromZeroB(settings: Parameters<typeof ring>[0]) {
+  const base = nn.dense(5, 4).init(11) as { w: HostArray; b: HostArray };
+  const model = nn.lora(base, 2);
+  const rng = prng(5);
+  const B = 12;
+  const batch = {
+    x: array(uniform(rng, B * 5, -2, 2), [B, 5]),
+    y: array(
+      Int32Array.from({ length: B }, () => int(rng, 0, 3)),
+      [B],
+      'i32',
+    ),
+  };
+  const train = await compileTrainStep({
+    model,
+    loss: crossEntropy,
+    optimizer: ring({ ...EXACT, ...settings }),
+    params: model.init(3),
+    device: cpu,
+  });
+  return { train, batch };
+}
+
 describe('§3.3 degenerate factors: LoRA starts with B = 0, so layer A sees g ≡ 0', () => {
   test(
     'step 1: Γ_A = 0 gives Γ_d⁻¹ = I and U_A = 0; step 2 (B ≠ 0) gets a ' +
       'real damped inverse, not a stuck I',
     async () => {
-      const base = nn.dense(5, 4).init(11) as { w: HostArray; b: HostArray };
-      const model = nn.lora(base, 2);
-      const rng = prng(5);
-      const B = 12;
-      const batch = {
-        x: array(uniform(rng, B * 5, -2, 2), [B, 5]),
-        y: array(
-          Int32Array.from({ length: B }, () => int(rng, 0, 3)),
-          [B],
-          'i32',
-        ),
-      };
       const rho = 0.01;
-      const train = await compileTrainStep({
-        model,
-        loss: crossEntropy,
-        optimizer: ring({ ...EXACT, rho }),
-        params: model.init(3),
-        device: cpu,
-      });
+      const { train, batch } = await loraFromZeroB({ rho });
       await train.run(batch);
-      type LoraState = RawRingState & { velocity: { a: DeviceArray; b: DeviceArray } };
       let state = (await train.state()) as unknown as LoraState;
       let [a] = await ringLayers(state);
       // The guard is exact: where(λ̂ ≤ 1e-30, I, …), and U = Γ_d⁻¹·0·Λ_d⁻¹ = 0.
@@ -927,26 +934,7 @@ describe('§3.3 degenerate factors: LoRA starts with B = 0, so layer A sees g �
     "damping 'grad_norm': step 1 (λ = ρ‖0‖² = 0, Γ_A = 0) gives Γ_d⁻¹ = I and U_A = 0, not " +
       'the inverse of a zero matrix; step 2 gets Γ_A + s·I inverted',
     async () => {
-      const base = nn.dense(5, 4).init(11) as { w: HostArray; b: HostArray };
-      const model = nn.lora(base, 2);
-      const rng = prng(5);
-      const B = 12;
-      const batch = {
-        x: array(uniform(rng, B * 5, -2, 2), [B, 5]),
-        y: array(
-          Int32Array.from({ length: B }, () => int(rng, 0, 3)),
-          [B],
-          'i32',
-        ),
-      };
-      const train = await compileTrainStep({
-        model,
-        loss: crossEntropy,
-        optimizer: ring({ ...EXACT, damping: 'grad_norm', rho: 0.01 }),
-        params: model.init(3),
-        device: cpu,
-      });
-      type LoraState = RawRingState & { velocity: { a: DeviceArray; b: DeviceArray } };
+      const { train, batch } = await loraFromZeroB({ damping: 'grad_norm', rho: 0.01 });
       await train.run(batch);
       let state = (await train.state()) as unknown as LoraState;
       let [a] = await ringLayers(state);
