@@ -79,6 +79,7 @@ test('npm run bench', async () => {
   const ctx: BenchContext = {
     device,
     openDevice,
+    backend: GRNG_BACKEND[adapter],
     done: () => device.gpu.queue.onSubmittedWorkDone(),
     tf: await loadTfjs(),
     jax: [await loadJax('webgpu'), await loadJax('wasm')],

@@ -41,6 +41,16 @@ export interface OptimizerFigures {
    * absent where it was not taken.
    */
   readonly firstCachedMs?: number;
+  /**
+   * The first two steps on a new machine (bench/cold-start.ts: a child process, the driver's
+   * shader cache disabled), with the pipelines and WGSL characters compiled; absent where not
+   * taken.
+   */
+  readonly newMachine?: {
+    readonly firstTwoMs: number;
+    readonly pipelines: number;
+    readonly shaderChars: number;
+  };
 }
 
 export interface Section {
@@ -97,16 +107,18 @@ function optimizerTable(rows: readonly Row[]): string[] {
   const out = [
     '| optimizer | median ms | amortized ms | × AdamW | dispatches | state ' +
       '| refresh step | first step cold | first step cached | ≈ compile cold ' +
-      '|',
-    '|---|---|---|---|---|---|---|---|---|---|',
+      '| first 2 steps, new machine | pipelines, WGSL |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const f = r.optimizer;
     if (r.error === undefined && f === undefined && r.timing !== undefined)
-      out.push(`| ${r.workload} | ${ms(r.timing.median)} | | | ${r.dispatches ?? ''} | | | | | |`);
+      out.push(
+        `| ${r.workload} | ${ms(r.timing.median)} | | | ${r.dispatches ?? ''} | | | | | | | |`,
+      );
     else if (r.error !== undefined || f === undefined)
       out.push(
-        `| ${r.workload} | failed: ${(r.error ?? '').replaceAll('|', '/')} | | | | | | | | |`,
+        `| ${r.workload} | failed: ${(r.error ?? '').replaceAll('|', '/')} | | | | | | | | | | |`,
       );
     else {
       const refresh = f.period > 1 ? `${ms(f.refreshMs)} ms (1 in ${f.period})` : '(every step)';
@@ -116,7 +128,12 @@ function optimizerTable(rows: readonly Row[]): string[] {
           `${f.timesAdamW.toFixed(2)} | ${r.dispatches ?? ''} | ` +
           `${(f.stateBytes / 2 ** 20).toFixed(2)} MiB | ${refresh} | ` +
           `${sec(f.firstColdMs)} | ${f.firstCachedMs === undefined ? '' : sec(f.firstCachedMs)} | ` +
-          `${sec(compile)} |`,
+          `${sec(compile)} | ${f.newMachine === undefined ? '' : sec(f.newMachine.firstTwoMs)} | ` +
+          `${
+            f.newMachine === undefined
+              ? ''
+              : `${f.newMachine.pipelines}, ${(f.newMachine.shaderChars / 1024).toFixed(0)} KiB`
+          } |`,
       );
     }
   }

@@ -76,6 +76,10 @@ export interface DeviceStats {
   dispatches: number;
   /** Command buffers submitted by execute (one per call). */
   submits: number;
+  /** Distinct compute pipelines created (identical WGSL shares one). */
+  pipelines: number;
+  /** Characters of WGSL in those pipelines: what the driver's shader compiler was given. */
+  shaderChars: number;
 }
 
 /** Runs compiled WGSL programs on a WebGPU device; one command buffer per call. */
@@ -84,7 +88,7 @@ export class WebGpuDevice implements Device {
   readonly description: string;
   readonly gpu: GPUDevice;
   readonly owner: unknown;
-  readonly stats: DeviceStats = { dispatches: 0, submits: 0 };
+  readonly stats: DeviceStats = { dispatches: 0, submits: 0, pipelines: 0, shaderChars: 0 };
   private readonly executables = new Map<string, Executable>();
   /** Pipelines by WGSL source: the same kernel in two programs compiles once. */
   private readonly pipelines = new Map<string, GPUComputePipeline>();
@@ -598,6 +602,8 @@ export class WebGpuDevice implements Device {
         compute: { module: this.gpu.createShaderModule({ code }), entryPoint: 'main' },
       });
       this.pipelines.set(code, p);
+      this.stats.pipelines++;
+      this.stats.shaderChars += code.length;
     }
     return p;
   }

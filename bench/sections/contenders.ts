@@ -3,6 +3,7 @@
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type * as Jax from '@jax-js/jax';
 import type { WebGpuDevice } from '../../index.js';
+import type { DeviceOptions } from '../../runtime/create-device.js';
 import type { Peer } from '../peers/peers.js';
 import type { TorchResult } from '../peers/torch.js';
 import { progress, type Row } from '../report.js';
@@ -12,6 +13,8 @@ export interface BenchContext {
   readonly device: WebGpuDevice;
   /** Another device on the same adapter, with empty caches (for cold compile times). */
   openDevice(): Promise<WebGpuDevice>;
+  /** createDevice's backend for that adapter (for child processes that open their own). */
+  readonly backend: NonNullable<DeviceOptions['backend']>;
   /** Resolves when the GPU has finished everything queued so far. */
   done(): Promise<void>;
   readonly tf: Peer<typeof TfCore>;

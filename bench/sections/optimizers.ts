@@ -5,122 +5,25 @@
 // as the first call minus a steady refresh step so the refresh's own compute is not counted.
 // R-Kalman observes B·(C − 1) rows, so it is timed at batch 1 against AdamW at batch 1.
 import {
-  adam,
   adamw,
   compileTrainStep,
   crossEntropy,
-  kfac,
   nn,
-  reng,
-  ring,
-  rkalman,
-  sgd,
-  sophia,
   type TrainStep,
   type WebGpuDevice,
 } from '../../index.js';
 import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
-import { progress, type Row, type Section } from '../report.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ColdStart } from '../cold-start.js';
+import { progress, type OptimizerFigures, type Row, type Section } from '../report.js';
 import type { Timing } from '../timing.js';
 import type { BenchContext } from './contenders.js';
 import { benchBatch, MLP } from './mlp-step.js';
+import { CASES } from './optimizer-cases.js';
 
-type Common = Omit<Parameters<typeof compileTrainStep>[0], 'optimizer'>;
 type Batch = Parameters<TrainStep['run']>[0];
-
-interface Case {
-  readonly name: string;
-  /** A new compiled step of this optimizer (each call compiles again). */
-  compile(common: Common): Promise<TrainStep>;
-  /** The longest refresh period (steps): one period is timed whole. */
-  readonly period: number;
-  /** Timed periods (enough steps for a median). */
-  readonly periods: number;
-  readonly batch: number;
-}
-
-const CASES: readonly Case[] = [
-  // A second AdamW: its ratio to the interleaved baseline shows what the machine's noise does to a
-  // ratio.
-  {
-    name: 'adamw',
-    compile: (c) => compileTrainStep({ ...c, optimizer: adamw({ lr: 1e-3 }) }),
-    period: 1,
-    periods: 9,
-    batch: MLP.batch,
-  },
-  {
-    name: 'sgd (momentum 0.9)',
-    compile: (c) => compileTrainStep({ ...c, optimizer: sgd({ lr: 0.05, momentum: 0.9 }) }),
-    period: 1,
-    periods: 9,
-    batch: MLP.batch,
-  },
-  {
-    name: 'adam',
-    compile: (c) => compileTrainStep({ ...c, optimizer: adam({ lr: 1e-3 }) }),
-    period: 1,
-    periods: 9,
-    batch: MLP.batch,
-  },
-  {
-    name: 'sophia-h (Hutchinson, h every 10)',
-    compile: (c) => compileTrainStep({ ...c, optimizer: sophia({ lr: 1e-3 }) }),
-    period: 10,
-    periods: 1,
-    batch: MLP.batch,
-  },
-  {
-    name: 'sophia-g (Gauss-Newton-Bartlett, h every 10)',
-    compile: (c) => compileTrainStep({ ...c, optimizer: sophia({ lr: 1e-3, estimator: 'gnb' }) }),
-    period: 10,
-    periods: 1,
-    batch: MLP.batch,
-  },
-  {
-    name: 'kfac (factors every 10, inverses every 100)',
-    compile: (c) => compileTrainStep({ ...c, optimizer: kfac({ lr: 1e-2 }) }),
-    period: 100,
-    periods: 1,
-    batch: MLP.batch,
-  },
-  {
-    name: 'ring (S = 10)',
-    compile: (c) => compileTrainStep({ ...c, optimizer: ring() }),
-    period: 10,
-    periods: 1,
-    batch: MLP.batch,
-  },
-  {
-    name: 'ring (S = 1)',
-    compile: (c) => compileTrainStep({ ...c, optimizer: ring({ inverseEvery: 1 }) }),
-    period: 1,
-    periods: 3,
-    batch: MLP.batch,
-  },
-  {
-    name: 'reng (S = 10)',
-    compile: (c) => compileTrainStep({ ...c, optimizer: reng() }),
-    period: 10,
-    periods: 1,
-    batch: MLP.batch,
-  },
-  {
-    name: 'adamw, batch 1',
-    compile: (c) => compileTrainStep({ ...c, optimizer: adamw({ lr: 1e-3 }) }),
-    period: 1,
-    periods: 9,
-    batch: 1,
-  },
-  {
-    name: 'rkalman (head, diagonal P), batch 1',
-    compile: (c) => compileTrainStep({ ...c, optimizer: rkalman() }),
-    period: 1,
-    periods: 9,
-    batch: 1,
-  },
-];
 
 export async function optimizersSection(ctx: BenchContext): Promise<Section> {
   // A device of its own: its pipeline cache starts empty, so the first steps here are cold.
@@ -165,6 +68,7 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
           period: c.period,
           firstColdMs,
           firstCachedMs,
+          ...(c.cold ? { newMachine: newMachine(c.name, ctx.backend) } : {}),
         },
       });
     } catch (error) {
@@ -187,11 +91,34 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
         'plans, compiles and runs one; "cold" on a fresh device, "cached" when ' +
         'the same optimizer is compiled again (pipelines reused).',
       'Compile time ≈ first step − a steady refresh step.',
+      'First 2 steps, new machine: the first two steps of a new process with ' +
+        "the driver's shader cache disabled (MESA_SHADER_CACHE_DISABLE=true, " +
+        'bench/cold-start.ts), which is what a user pays on first contact; ' +
+        'pipelines and KiB of WGSL are what the driver compiled for them.',
       'Target: RING (S = 10) ≤ 1.3× AdamW.',
     ].join(' '),
     rows,
     kind: 'optimizers',
   };
+}
+
+/**
+ * The first two steps of a case as a new machine pays them: bench/cold-start.ts in a child process
+ * with Mesa's on-disk shader cache disabled (without that, only a machine's first run ever sees
+ * the driver compile its pipelines).
+ */
+function newMachine(name: string, backend: string): NonNullable<OptimizerFigures['newMachine']> {
+  const script = fileURLToPath(new URL('../cold-start.ts', import.meta.url));
+  const child = spawnSync(process.execPath, ['--import', 'tsx', script, name, backend], {
+    env: { ...process.env, MESA_SHADER_CACHE_DISABLE: 'true' },
+    encoding: 'utf8',
+    timeout: 1_800_000,
+  });
+  const last = child.stdout.trim().split('\n').pop() ?? '';
+  if (child.status !== 0 || !last.startsWith('{'))
+    throw new Error(`cold-start ${name}: ${child.stderr.trim().split('\n').pop() ?? child.status}`);
+  const r = JSON.parse(last) as ColdStart;
+  return { firstTwoMs: r.firstMs + r.secondMs, pipelines: r.pipelines, shaderChars: r.shaderChars };
 }
 
 /** What timing whole refresh periods of a training step gives (times in ms). */
