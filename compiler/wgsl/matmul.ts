@@ -126,17 +126,21 @@ function scalarMatmul(
         m % tm === 0 ? '' : `${row0} + ${i}i < ${m}i`,
         n % tn === 0 ? '' : `${col0} + ${j}i < ${n}i`,
       ].filter((g) => g !== '');
-      guarded(e, guard, () => {
-        for (const { at, epilogue } of stores) {
-          const value =
-            epilogue === undefined
-              ? acc(i, j)
-              : epilogue(acc(i, j), [...batch, outRows[i], outCols[j]]);
+      // Epilogues are evaluated outside the guard, so what they share across elements (per-call
+      // scalars, constants, a row's or column's loads) is emitted once per kernel, not once per
+      // element; past the edge they read clamped or unused values and nothing is stored.
+      const values = stores.map(({ epilogue }) =>
+        epilogue === undefined
+          ? acc(i, j)
+          : e.bind(epilogue(acc(i, j), [...batch, outRows[i], outCols[j]])),
+      );
+      guarded(e, guard, () =>
+        stores.forEach(({ at }, s) =>
           e.line(
-            `${e.element(at, `${base} + (${row0} + ${i}i) * ${n}i + ${col0} + ${j}i`)} = ${value};`,
-          );
-        }
-      });
+            `${e.element(at, `${base} + (${row0} + ${i}i) * ${n}i + ${col0} + ${j}i`)} = ${values[s]};`,
+          ),
+        ),
+      );
     }
   }
   return assemble(declare(new Set()), e.lines(), shapeSize(space), workgroupSize);
@@ -434,18 +438,20 @@ function vec4Matmul(
         rowClamp ? `${row0} + ${i}u < ${m}u` : '',
         colClamp ? `${group0} + ${g}u < ${n / 4}u` : '',
       ].filter((x) => x !== '');
+      // As in the scalar kernel: epilogues outside the guard, shared work emitted once.
+      const values = stores.map(({ epilogue }) =>
+        epilogue === undefined
+          ? result(i, g)
+          : e.bind(
+              `vec4<f32>(${range(4)
+                .map((q) => epilogue(element(i, 4 * g + q), [...batchI, rows[i], cols[4 * g + q]]))
+                .join(', ')})`,
+            ),
+      );
       guarded(e, guard, () =>
-        stores.forEach(({ at, epilogue }, s) => {
-          const value =
-            epilogue === undefined
-              ? result(i, g)
-              : `vec4<f32>(${range(4)
-                  .map((q) =>
-                    epilogue(element(i, 4 * g + q), [...batchI, rows[i], cols[4 * g + q]]),
-                  )
-                  .join(', ')})`;
-          e.line(`${at.name}[${sum(crows[s], `${g}u`)}] = ${value};`);
-        }),
+        stores.forEach(({ at }, s) =>
+          e.line(`${at.name}[${sum(crows[s], `${g}u`)}] = ${values[s]};`),
+        ),
       );
     }
   }
