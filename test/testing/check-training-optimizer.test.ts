@@ -232,6 +232,16 @@ describe('checkTrainingOptimizer', () => {
         task: 'ranking' as 'regression', // what a JavaScript caller can pass
       }),
     ).rejects.toThrow(/task must be 'classification' or 'regression', got "ranking"/);
+    // ctx.outputVjp checks its cotangent: one value per output entry.
+    await expect(
+      checkTrainingOptimizer(
+        sgd(),
+        (ctx) => ({ params: ctx.outputVjp(new Float64Array(1 + ctx.output().length)), state: 0 }),
+        { ...quiet, numRuns: 1, steps: 1 },
+      ),
+    ).rejects.toThrow(
+      /the reference threw at step 1: .*the cotangent must be a Float64Array of \d+/,
+    );
     await expect(
       checkTrainingOptimizer(sgd(), reference, {
         ...quiet,
