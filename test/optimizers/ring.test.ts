@@ -901,23 +901,30 @@ async function loraFromZeroB(settings: Parameters<typeof ring>[0]) {
   return { train, batch };
 }
 
+/**
+ * Two steps of loraFromZeroB: after the first, Γ_A = 0 exactly, its inverse is exactly I (the
+ * guard is a `where`, not a tiny shift) and U_A = Γ_d⁻¹·0·Λ_d⁻¹ = 0. Returns layer A's state after
+ * the second step (B ≠ 0 by then).
+ */
+async function secondStepFromZeroB(settings: Parameters<typeof ring>[0]) {
+  const { train, batch } = await loraFromZeroB(settings);
+  await train.run(batch);
+  const state = (await train.state()) as unknown as LoraState;
+  const [a] = await ringLayers(state);
+  expect(Array.from(a.gamma.data).every((v) => v === 0)).toBe(true);
+  expect(Array.from(a.gammaInv.data)).toEqual(Array.from(eye(2).data));
+  expect(Array.from(await state.velocity.a.read()).every((v) => v === 0)).toBe(true);
+  await train.run(batch);
+  return (await ringLayers((await train.state()) as unknown as LoraState))[0];
+}
+
 describe('§3.3 degenerate factors: LoRA starts with B = 0, so layer A sees g ≡ 0', () => {
   test(
     'step 1: Γ_A = 0 gives Γ_d⁻¹ = I and U_A = 0; step 2 (B ≠ 0) gets a ' +
       'real damped inverse, not a stuck I',
     async () => {
       const rho = 0.01;
-      const { train, batch } = await loraFromZeroB({ rho });
-      await train.run(batch);
-      let state = (await train.state()) as unknown as LoraState;
-      let [a] = await ringLayers(state);
-      // The guard is exact: where(λ̂ ≤ 1e-30, I, …), and U = Γ_d⁻¹·0·Λ_d⁻¹ = 0.
-      expect(Array.from(a.gamma.data).every((v) => v === 0)).toBe(true);
-      expect(Array.from(a.gammaInv.data)).toEqual(Array.from(eye(2).data));
-      expect(Array.from(await state.velocity.a.read()).every((v) => v === 0)).toBe(true);
-      await train.run(batch);
-      state = (await train.state()) as unknown as LoraState;
-      [a] = await ringLayers(state);
+      const a = await secondStepFromZeroB({ rho });
       const top = lambdaMax(a.gamma);
       expect(top).toBeGreaterThan(0);
       // R1/R8 on the refreshed inverse (2×2, 300 power steps): λ_max(Γ_d^grng) = (1+√ρ)λ_max(Γ_A)
@@ -934,16 +941,7 @@ describe('§3.3 degenerate factors: LoRA starts with B = 0, so layer A sees g �
     "damping 'grad_norm': step 1 (λ = ρ‖0‖² = 0, Γ_A = 0) gives Γ_d⁻¹ = I and U_A = 0, not " +
       'the inverse of a zero matrix; step 2 gets Γ_A + s·I inverted',
     async () => {
-      const { train, batch } = await loraFromZeroB({ damping: 'grad_norm', rho: 0.01 });
-      await train.run(batch);
-      let state = (await train.state()) as unknown as LoraState;
-      let [a] = await ringLayers(state);
-      expect(Array.from(a.gamma.data).every((v) => v === 0)).toBe(true);
-      expect(Array.from(a.gammaInv.data)).toEqual(Array.from(eye(2).data));
-      expect(Array.from(await state.velocity.a.read()).every((v) => v === 0)).toBe(true);
-      await train.run(batch);
-      state = (await train.state()) as unknown as LoraState;
-      [a] = await ringLayers(state);
+      const a = await secondStepFromZeroB({ damping: 'grad_norm', rho: 0.01 });
       expect(lambdaMax(a.gamma)).toBeGreaterThan(0);
       // X⁻¹ − Γ_A must be s·I with s = √λ/π > 0. A power vector stuck at 0 from step 1 would
       // leave X = I (or NaN). The 2×2 inverse of a matrix with κ ≲ 1e4 here costs ~κ·ε ≈ 1e-12
