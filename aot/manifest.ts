@@ -8,7 +8,7 @@ import type { Slot } from '../compiler/memory/layout.js';
 import type { ProgramPlan } from '../compiler/program-plan.js';
 import type { Tree } from '../core/tree.js';
 
-export const MANIFEST_FORMAT = 'grng-aot/1';
+export const MANIFEST_FORMAT = 'grng-aot/2';
 
 /** A leaf of a layout: its shape and dtype. */
 export interface LeafSpec {

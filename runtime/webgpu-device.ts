@@ -3,6 +3,7 @@ import { fmtShape, GrngError } from '../core/errors.js';
 import {
   packLengths,
   paddedLength,
+  scalarCells,
   storageOf,
   type InputLayout,
   type Region,
@@ -67,8 +68,16 @@ interface Executable {
    * one.
    */
   readonly scalars: GPUBuffer | undefined;
+  /**
+   * The kernels' offsets uniforms, uploaded once into one buffer: kernel k's at byte `at[k]`
+   * (undefined for a kernel without one).
+   */
+  readonly offsets: { readonly buffer: GPUBuffer; readonly at: readonly (number | undefined)[] };
   readonly bindGroups: Map<string, GPUBindGroup>;
 }
+
+/** Bytes of an offsets uniform of `count` u32s: whole vec4s, as WGSL declares it. */
+const uniformSize = (count: number) => 16 * Math.ceil(count / 4);
 
 /** Counters a caller can read to check what the device did (tests pin them). */
 export interface DeviceStats {
@@ -504,7 +513,20 @@ export class WebGpuDevice implements Device {
     const key = `${k}:${bound.map(id).join(',')}`;
     let group = exe.bindGroups.get(key);
     if (group === undefined) {
-      const entries = bound.map((buffer, binding) => ({ binding, resource: { buffer } }));
+      const entries: GPUBindGroupEntry[] = bound.map((buffer, binding) => ({
+        binding,
+        resource: { buffer },
+      }));
+      const offsetsAt = exe.offsets.at[k];
+      if (offsetsAt !== undefined)
+        entries.push({
+          binding: bound.length,
+          resource: {
+            buffer: exe.offsets.buffer,
+            offset: offsetsAt,
+            size: uniformSize(exe.plan.kernels[k].offsets.length),
+          },
+        });
       group = this.gpu.createBindGroup({ layout: exe.pipelines[k].getBindGroupLayout(0), entries });
       // A bounded cache: results buffers change from call to call, and old groups hold their
       // buffers.
@@ -533,8 +555,8 @@ export class WebGpuDevice implements Device {
     layout: InputLayout | undefined,
     argumentOrder?: readonly Node[],
   ): Executable {
-    // Nodes are hash-consed, so the output ids identify the whole graph; offsets are baked into
-    // WGSL.
+    // Nodes are hash-consed, so the output ids identify the whole graph; where the inputs live is
+    // part of the plan (its dispatches' offsets).
     const where =
       layout === undefined
         ? 'separate'
@@ -589,9 +611,33 @@ export class WebGpuDevice implements Device {
     );
     const scalars =
       cells > 0
-        ? this.gpu.createBuffer({ size: 16 * cells, usage: UNIFORM | COPY_DST })
+        ? this.gpu.createBuffer({ size: 16 * scalarCells(cells), usage: UNIFORM | COPY_DST })
         : undefined;
-    return { plan, pipelines, constants, scalars, bindGroups: new Map() };
+    return {
+      plan,
+      pipelines,
+      constants,
+      scalars,
+      offsets: this.offsets(plan),
+      bindGroups: new Map(),
+    };
+  }
+
+  /** The kernels' offsets uniforms in one buffer, each at an offset the device can bind. */
+  private offsets(plan: ProgramPlan): Executable['offsets'] {
+    const align = this.gpu.limits.minUniformBufferOffsetAlignment;
+    let size = 0;
+    const at = plan.kernels.map(({ offsets }) => {
+      if (offsets.length === 0) return undefined;
+      const start = Math.ceil(size / align) * align;
+      size = start + uniformSize(offsets.length);
+      return start;
+    });
+    const buffer = this.gpu.createBuffer({ size: Math.max(size, 16), usage: UNIFORM | COPY_DST });
+    const data = new Uint32Array(buffer.size / 4);
+    plan.kernels.forEach(({ offsets }, k) => data.set(offsets, (at[k] ?? 0) / 4));
+    this.gpu.queue.writeBuffer(buffer, 0, data);
+    return { buffer, at };
   }
 
   private pipeline(code: string): GPUComputePipeline {

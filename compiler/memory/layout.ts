@@ -40,6 +40,14 @@ export type Slot =
       readonly sources: readonly Region[];
     };
 
+/**
+ * Cells the scalars uniform of a program with `sources` one-element inputs declares and holds: at
+ * least 64, else the next power of two, so that a kernel compiled into programs with different
+ * numbers of per-call scalars (an optimizer's step variants) is one WGSL text.
+ */
+export const scalarCells = (sources: number): number =>
+  Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(sources, 1))));
+
 /** Where an array lives: a slot (by position in the program's slot list) and an element offset. */
 export interface Region {
   readonly slot: number;
@@ -48,7 +56,7 @@ export interface Region {
 
 /**
  * Where the caller's arrays live: input slots (their storage types, in order) and each input
- * node's region in them. Part of a compiled program's identity (offsets are baked into WGSL).
+ * node's region in them. Part of a compiled program's identity (its dispatches read the offsets).
  */
 export interface InputLayout {
   readonly slots: readonly StorageType[];

@@ -5,7 +5,7 @@ import { shapeSize, stridesOf } from '../../core/ir/shape.js';
 import { ruleOf } from '../../core/ops/table.js';
 import type { WgslRule } from '../../core/ops/rule.js';
 import { literal, wgslType } from '../../core/ops/wgsl-literals.js';
-import { scalarHelperCalls } from './prelude.js';
+import { scalarHelperCalls, vectorHelperCalls } from './prelude.js';
 
 /** How WGSL generation computes `node` (its primitive's entry in the op table). */
 export const wgslRuleOf = (node: Node): WgslRule<Primitive> => ruleOf(node).wgsl;
@@ -28,10 +28,6 @@ export type Locate = (node: Node) => Location | undefined;
 /** A kernel read a root computed earlier in it somewhere other than at that root's own element. */
 export class RegisterIndexError extends Error {}
 
-/** `base + expr` as WGSL i32, leaving out a zero base. */
-export const plus = (base: number, expr: string): string =>
-  base === 0 ? expr : `${base}i + ${expr}`;
-
 /**
  * Emits WGSL statements that compute node values at symbolic indices, inlining everything
  * that is not buffer-backed. Values are memoized per (node, index) within the enclosing block,
@@ -52,9 +48,11 @@ export class Emitter {
   /** Vectorized segment: values are vec4s and loads are the invocation's own vec4 at `vflat`. */
   vector = false;
   vflat = 'uflat';
+  /** Vector code in a kernel whose helpers are written for f32: call their vec4 twins. */
+  vectorHelpers = false;
   /**
-   * Bindings declared as arrays of vec4s (a vec4 matmul's): their scalar elements are read by
-   * component.
+   * Bindings declared as arrays of vec4s (a vector dispatch's, a vec4 matmul's): their scalar
+   * elements are read by component.
    */
   vec4Bindings: ReadonlySet<string> = new Set();
   /**
@@ -68,6 +66,15 @@ export class Emitter {
    * readable at their own index only.
    */
   readonly registers = new Map<number, { name: string; index: readonly string[] }>();
+  /**
+   * Where the kernel's arrays start and which scalars-uniform cells it reads, in the order it
+   * first reads them: the values of the `offsets` uniform. They are read from it rather than
+   * written as literals so that kernels differing only in where their data lives (Newton–Schulz
+   * iterations, layers of one width, one kernel in two step variants) are one WGSL text, hence
+   * one pipeline for the driver to compile.
+   */
+  readonly offsets: number[] = [];
+  private readonly offsetCells = new Map<string, string>();
 
   /** Where buffer-backed nodes live (undefined: computed inline). */
   constructor(readonly locate: Locate) {}
@@ -105,12 +112,17 @@ export class Emitter {
   /** `node` at `index`: a scalar in vector segments when it is the same in every lane. */
   private operand(node: Node, index: readonly string[]): string {
     const key = `${node.id}@${index.join(',')}`;
+    // A uniform value is the same at every index: computed once per block, not once per element
+    // (a matmul's vector epilogue evaluates its nodes at many indices).
+    const uniformKey = `${node.id}@uniform`;
     for (let i = this.memo.length - 1; i >= 0; i--) {
-      const hit = this.memo[i].get(key);
+      const hit = this.memo[i].get(key) ?? (this.vector ? this.memo[i].get(uniformKey) : undefined);
       if (hit !== undefined) return hit;
     }
     const result = this.compute(node, index);
     this.memo[this.memo.length - 1].set(key, result);
+    if (this.vector && this.uniforms.has(result))
+      this.memo[this.memo.length - 1].set(uniformKey, result);
     return result;
   }
 
@@ -133,16 +145,37 @@ export class Emitter {
     return name;
   }
 
-  /** The WGSL reference to element `linear` of buffer-backed `node` (scalar segments). */
+  /**
+   * `at`'s offset in units of `unit` elements (it divides the offset), as a u32 expression reading
+   * the `offsets` uniform.
+   */
+  offset(at: Location, unit: 1 | 4 = 1): string {
+    return this.placement(`${at.name}:${at.offset}:${unit}`, at.offset / unit);
+  }
+
+  /** `value` (keyed by `key`) as a u32 expression reading the `offsets` uniform. */
+  private placement(key: string, value: number): string {
+    let cell = this.offsetCells.get(key);
+    if (cell === undefined) {
+      const j = this.offsets.length;
+      this.offsets.push(value);
+      cell = `offsets[${j >> 2}].${'xyzw'[j & 3]}`;
+      this.offsetCells.set(key, cell);
+    }
+    return cell;
+  }
+
+  /** The WGSL reference to element `linear` (an i32 expression) of the array at `at`. */
   element(at: Location, linear: string): string {
-    if (!this.vec4Bindings.has(at.name)) return `${at.name}[${plus(at.offset, linear)}]`;
-    const i = this.bind(`u32(${plus(at.offset, linear)})`);
-    return `${at.name}[${i} >> 2u][${i} & 3u]`;
+    const i = `i32(${this.offset(at)}) + ${linear}`;
+    if (!this.vec4Bindings.has(at.name)) return `${at.name}[${i}]`;
+    const u = this.bind(`u32(${i})`);
+    return `${at.name}[${u} >> 2u][${u} & 3u]`;
   }
 
   /** The WGSL reference to the invocation's own vec4 of a buffer-backed node (vector segments). */
   ownVec4(at: Location): string {
-    return `${at.name}[${at.offset === 0 ? '' : `${at.offset / 4}u + `}${this.vflat}]`;
+    return `${at.name}[${this.offset(at, 4)} + ${this.vflat}]`;
   }
 
   private compute(node: Node, index: readonly string[]): string {
@@ -172,12 +205,11 @@ export class Emitter {
           // shader compiler does for a literal divisor). Within WGSL's own 2.5-ulp division bound.
           return this.bind(`(${args[0]} * ${this.splat(this.uniform(`1.0f / ${args[1]}`), node)})`);
         }
-        return this.bind(
-          rule.expr(
-            args.map((a, i) => (this.uniforms.has(a) ? this.splat(a, node.inputs[i]) : a)),
-            node,
-          ),
+        const expr = rule.expr(
+          args.map((a, i) => (this.uniforms.has(a) ? this.splat(a, node.inputs[i]) : a)),
+          node,
         );
+        return this.bind(this.vectorHelpers ? vectorHelperCalls(expr) : expr);
       }
       case 'index': {
         const mapped = rule.operandIndex(index, node);
@@ -217,7 +249,8 @@ export class Emitter {
     if (at.scalar !== undefined) {
       // A per-call scalar: read from its uniform cell (its value at every index).
       this.readElsewhere.add(node.id);
-      const bits = `scalars[${at.scalar}].x`;
+      // Its cell is a placement too: the same kernel in another program reads another cell.
+      const bits = `scalars[${this.placement(`scalar:${at.scalar}`, at.scalar)}].x`;
       const value =
         node.dtype === 'f32'
           ? `bitcast<f32>(${bits})`
@@ -228,10 +261,14 @@ export class Emitter {
     }
     if (this.vector) {
       // A one-element buffer (a scalar hyperparameter) is a uniform scalar; others are read as
-      // vec4s.
+      // vec4s (a matmul's vector epilogue reads those itself: vector-epilogue.ts).
       if (shapeSize(node.shape) !== 1) return this.bind(this.ownVec4(at));
       this.readElsewhere.add(node.id);
-      return this.uniform(`${at.name}[${at.offset / 4}][0]`);
+      return this.uniform(
+        this.vec4Bindings.has(at.name)
+          ? `${at.name}[${this.offset(at, 4)}][0]`
+          : `${at.name}[${this.offset(at)}]`,
+      );
     }
     const own =
       index.length === this.ownIndex.length && index.every((e, i) => e === this.ownIndex[i]);

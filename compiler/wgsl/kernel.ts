@@ -1,7 +1,7 @@
 import type { Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
-import type { Region, Slot } from '../memory/layout.js';
+import { scalarCells, type Region, type Slot } from '../memory/layout.js';
 import {
   Emitter,
   RegisterIndexError,
@@ -28,6 +28,11 @@ export interface DispatchMemory {
 export interface DispatchSource extends KernelSource {
   /** The slots bound, in binding order (storage slots, then the scalars uniform if read). */
   readonly bindings: readonly number[];
+  /**
+   * The values of the kernel's `offsets` uniform (u32, where its arrays start), bound after the
+   * slots when there are any.
+   */
+  readonly offsets: readonly number[];
 }
 
 /**
@@ -131,21 +136,30 @@ function emitDispatch(
     segments.flatMap((s) => s.roots.map((r) => (regionOf(r) as Region).slot)),
   );
   const scalarsSlot = memory.slots.findIndex((s) => s.kind === 'scalars');
-  const name = (slot: number) => `b${slot}`;
+  // Bindings are named in the order the kernel first locates them, not by slot number, so kernels
+  // of one structure over different buffers are one WGSL text (one pipeline).
+  const names = new Map<number, string>();
+  const name = (slot: number) => {
+    let n = names.get(slot);
+    if (n === undefined) names.set(slot, (n = `b${names.size}`));
+    return n;
+  };
   let bindings: number[] = [];
   // Declares the bindings written or named by the code emitted so far (one-element inputs read from
-  // the scalars uniform leave their storage slot unbound): one element type per binding, vec4 for
-  // those in `vec4`.
+  // the scalars uniform leave their storage slot unbound), in naming order: one element type per
+  // binding, vec4 for those in `vec4`; then the scalars uniform if read and the offsets uniform.
   const declare = (vec4: ReadonlySet<string>) => {
     const code = e.lines().join('\n');
     const named = (id: string) => new RegExp(`\\b${id}\\[`).test(code);
-    const storage = touched.filter((slot) => written.has(slot) || named(name(slot)));
+    const storage = [...names.keys()].filter(
+      (slot) => touched.includes(slot) && (written.has(slot) || named(name(slot))),
+    );
     bindings = scalarsSlot >= 0 && named('scalars') ? [...storage, scalarsSlot] : storage;
-    return bindings.map((slot, i) => {
+    const decls = bindings.map((slot, i) => {
       if (slot === scalarsSlot)
         return (
           `@group(0) @binding(${i}) var<uniform> scalars: array<vec4<u32>, ` +
-          `${(memory.slots[slot] as { sources: readonly Region[] }).sources.length}>;`
+          `${scalarCells((memory.slots[slot] as { sources: readonly Region[] }).sources.length)}>;`
         );
       const t = memory.slots[slot].storage;
       return (
@@ -154,6 +168,12 @@ function emitDispatch(
         `array<${vec4.has(name(slot)) ? `vec4<${t}>` : t}>;`
       );
     });
+    if (e.offsets.length === 0) return decls;
+    return [
+      ...decls,
+      `@group(0) @binding(${bindings.length}) var<uniform> offsets: ` +
+        `array<vec4<u32>, ${Math.ceil(e.offsets.length / 4)}>;`,
+    ];
   };
   const at = (n: Node): Location | undefined => {
     const region = regionOf(n);
@@ -163,7 +183,10 @@ function emitDispatch(
   };
   const inputs = new Set(segments.flatMap((s) => s.inputs.map((n) => n.id)));
   const e = new Emitter((n) => (inputs.has(n.id) ? at(n) : undefined));
-  const done = (source: KernelSource) => ({ source: { ...source, bindings }, emitter: e });
+  const done = (source: KernelSource) => ({
+    source: { ...source, bindings, offsets: e.offsets },
+    emitter: e,
+  });
   if (mode === 'alone') {
     const plan = segments[0];
     const outs = plan.roots.map((r) => at(r) as Location);
@@ -174,6 +197,8 @@ function emitDispatch(
     );
   }
   e.vector = vector;
+  // A vector dispatch binds every array as vec4s.
+  if (vector) e.vec4Bindings = new Set(touched.map((_, i) => `b${i}`));
   const counts = segments.map((s) =>
     vector ? Math.ceil(shapeSize(s.roots[0].shape) / 4) : shapeSize(s.roots[0].shape),
   );

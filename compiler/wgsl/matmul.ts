@@ -2,7 +2,10 @@ import type { Node } from '../../core/ir/node.js';
 import { shapeSize, stridesOf } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
 import type { Emitter } from './emitter.js';
-import { wgslRuleOf, unravel, type Locate, type Location } from './emitter.js';
+import { unravel, type Locate, type Location } from './emitter.js';
+import { range, scaled, sum } from './u32-index.js';
+import { emitVectorEpilogue, vectorEpilogue } from './vector-epilogue.js';
+import { stridedView, type StridedView } from './strided-view.js';
 import { literal } from '../../core/ops/wgsl-literals.js';
 import { assemble, type Declare, type KernelSource } from './module.js';
 
@@ -29,10 +32,9 @@ export function generateMatmul(
   workgroupSize: number,
 ): KernelSource {
   const root = plan.matmul ?? plan.roots[0];
-  const stores = plan.roots.map((r, i): Store => ({
-    at: outs[i],
-    epilogue: r === root ? undefined : epilogueOf(r, root, e),
-  }));
+  const stores = plan.roots.map((r, i): Store =>
+    r === root ? { at: outs[i] } : { at: outs[i], root: r, epilogue: epilogueOf(r, root, e) },
+  );
   const design = vec4Design(root, plan.roots, e.locate, outs);
   if (design === undefined) return scalarMatmul(root, e, stores, declare, workgroupSize);
   return vec4Matmul(root, e, stores, design, declare, workgroupSize);
@@ -44,6 +46,8 @@ export function generateMatmul(
  */
 interface Store {
   readonly at: Location;
+  /** The epilogue's root (the node stored), absent when the product itself is. */
+  readonly root?: Node;
   readonly epilogue?: (acc: string, index: readonly string[]) => string;
 }
 
@@ -147,63 +151,6 @@ function scalarMatmul(
 }
 
 /**
- * A node's elements as a strided window of a buffer: element [i₀, i₁, …] is at
- * `at.offset + base + Σ iₓ·strides[x]` of binding `at.name`. Axes of size 1 have stride 0.
- */
-interface StridedView {
-  readonly at: Location;
-  readonly base: number;
-  readonly strides: readonly number[];
-}
-
-/**
- * The strided view of `node` when it is a buffer or movement over one that keeps it strided (not
- * pad).
- */
-function stridedView(node: Node, locate: Locate): StridedView | undefined {
-  const unit = (strides: readonly number[]) => strides.map((s, i) => (node.shape[i] === 1 ? 0 : s));
-  const at = locate(node);
-  if (at !== undefined) return { at, base: 0, strides: unit(stridesOf(node.shape)) };
-  if (wgslRuleOf(node).kind !== 'index') return undefined;
-  const inner = stridedView(node.inputs[0], locate);
-  if (inner === undefined) return undefined;
-  switch (node.op) {
-    case 'permute':
-      return {
-        ...inner,
-        strides: unit((node as Node<'permute'>).attrs.perm.map((p) => inner.strides[p])),
-      };
-    case 'broadcast': // same rank; the operand's broadcast axes have size 1, so stride 0 already
-      return { ...inner, strides: unit(inner.strides) };
-    case 'slice': {
-      const { starts } = (node as Node<'slice'>).attrs;
-      return {
-        ...inner,
-        base: inner.base + starts.reduce((acc, s, i) => acc + s * inner.strides[i], 0),
-        strides: unit(inner.strides),
-      };
-    }
-    case 'reshape': {
-      const from = node.inputs[0].shape;
-      const fromAxes = from.flatMap((d, i) => (d === 1 ? [] : [{ d, s: inner.strides[i] }]));
-      const toDims = node.shape.filter((d) => d !== 1);
-      // Only unit axes added or removed: the other axes keep their strides.
-      if (fromAxes.length === toDims.length && fromAxes.every((x, i) => x.d === toDims[i])) {
-        let j = 0;
-        return { ...inner, strides: node.shape.map((d) => (d === 1 ? 0 : fromAxes[j++].s)) };
-      }
-      // A row-major operand stays row-major.
-      const rowMajor = stridesOf(from);
-      if (from.every((d, i) => d === 1 || inner.strides[i] === rowMajor[i]))
-        return { ...inner, strides: unit(stridesOf(node.shape)) };
-      return undefined;
-    }
-    default:
-      return undefined; // pad reads zeros outside its operand
-  }
-}
-
-/**
  * How the vec4 kernel reads the operands. 'rows': b's rows as vec4s (4 consecutive columns) and
  * a one element at a time, through its strided view (by component when a shares a vec4 binding)
  * or, for what no view expresses (pad), through the emitter's index arithmetic (a: undefined).
@@ -289,12 +236,6 @@ function bufferOf(node: Node, locate: Locate): string | undefined {
   }
 }
 
-/** WGSL u32 arithmetic: `x·s`, and sums leaving out zero terms. */
-const scaled = (x: string, s: number): string =>
-  s === 0 || x === '0u' ? '0u' : s === 1 ? x : `${x} * ${s}u`;
-const sum = (...terms: string[]): string => terms.filter((t) => t !== '0u').join(' + ') || '0u';
-const range = (length: number): number[] => Array.from({ length }, (_, i) => i);
-
 /**
  * Each invocation computes a 16×16 tile. 'rows': 16 rows × 4 vec4 accumulators; per k, b's 4
  * vec4s of the tile's columns times each of a's 16 values (no k-unrolling: it measured slower;
@@ -330,10 +271,11 @@ function vec4Matmul(
   const row = (i: number) =>
     rowClamp ? `min(${sum(row0, `${i}u`)}, ${m - 1}u)` : `(${sum(row0, `${i}u`)})`;
   // Where a view's [batch…, 0, 0] is, in units of `unit` elements.
-  const origin = (v: StridedView, unit: number) =>
+  const origin = (v: StridedView, unit: 1 | 4) =>
     bind(
       sum(
-        `${(v.at.offset + v.base) / unit}u`,
+        e.offset(v.at, unit),
+        `${v.base / unit}u`,
         ...batch.map((x, i) => scaled(x, v.strides[i] / unit)),
       ),
     );
@@ -423,9 +365,15 @@ function vec4Matmul(
   const cStrides = stridesOf(root.shape);
   const rowOffset = (i: number) => scaled(`(${sum(row0, `${i}u`)})`, n / 4);
   const origins = stores.map(({ at }) =>
-    bind(sum(`${at.offset / 4}u`, ...batch.map((x, i) => scaled(x, cStrides[i] / 4)))),
+    bind(sum(e.offset(at, 4), ...batch.map((x, i) => scaled(x, cStrides[i] / 4)))),
   );
-  // An epilogue is evaluated per component, at its element's own (i32) index.
+  // An epilogue runs on the output's vec4s when every epilogue of the kernel can (see
+  // vector-epilogue.ts), else per component, at its element's own (i32) index.
+  const vectors = stores.map((st) =>
+    st.root === undefined ? undefined : vectorEpilogue(st.root, root, e.locate),
+  );
+  const vector = stores.every((st, s) => st.root === undefined || vectors[s] !== undefined);
+  const loads = new Map<string, string>();
   const i32 = (x: string) => (/^[0-9]+u$/.test(x) ? `${x.slice(0, -1)}i` : e.bind(`i32(${x})`));
   const fused = stores.some((st) => st.epilogue !== undefined);
   const batchI = fused ? batch.map(i32) : [];
@@ -439,15 +387,20 @@ function vec4Matmul(
         colClamp ? `${group0} + ${g}u < ${n / 4}u` : '',
       ].filter((x) => x !== '');
       // As in the scalar kernel: epilogues outside the guard, shared work emitted once.
-      const values = stores.map(({ epilogue }) =>
-        epilogue === undefined
-          ? result(i, g)
-          : e.bind(
-              `vec4<f32>(${range(4)
-                .map((q) => epilogue(element(i, 4 * g + q), [...batchI, rows[i], cols[4 * g + q]]))
-                .join(', ')})`,
-            ),
-      );
+      const values = stores.map(({ epilogue }, s) => {
+        if (epilogue === undefined) return result(i, g);
+        const v = vectors[s];
+        if (vector && v !== undefined) {
+          const out = { batch, row: `(${sum(row0, `${i}u`)})`, group: sum(group0, `${g}u`) };
+          const index = [...batchI, rows[i], cols[4 * g]]; // the vec4's first element
+          return emitVectorEpilogue(e, v, root, result(i, g), out, index, loads);
+        }
+        return e.bind(
+          `vec4<f32>(${range(4)
+            .map((q) => epilogue(element(i, 4 * g + q), [...batchI, rows[i], cols[4 * g + q]]))
+            .join(', ')})`,
+        );
+      });
       guarded(e, guard, () =>
         stores.forEach(({ at }, s) =>
           e.line(`${at.name}[${sum(crows[s], `${g}u`)}] = ${values[s]};`),

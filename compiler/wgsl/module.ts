@@ -1,4 +1,4 @@
-import { PRELUDE, SCALAR_TWINS } from './prelude.js';
+import { PRELUDE, SCALAR_TWINS, VECTOR_TWINS } from './prelude.js';
 
 /** What a generated kernel module needs from its caller and gives back. */
 export interface KernelSource {
@@ -38,7 +38,7 @@ ${body}
  */
 export function withHelpers(code: string, valueType: string): string {
   const used = new Set<string>();
-  const helpers = [...PRELUDE, ...SCALAR_TWINS];
+  const helpers = [...PRELUDE, ...SCALAR_TWINS, ...VECTOR_TWINS];
   let text = code;
   for (let grew = true; grew;) {
     grew = false;

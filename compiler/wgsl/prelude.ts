@@ -80,6 +80,23 @@ export const SCALAR_TWINS: readonly Helper[] = PRELUDE.filter((h) => h.generic).
 }));
 
 /**
+ * The vec4 twins of the generic helpers, `<name>_v`: kernels over f32 (a matmul) call them in a
+ * vector epilogue.
+ */
+export const VECTOR_TWINS: readonly Helper[] = PRELUDE.filter((h) => h.generic).map((h) => ({
+  name: `${h.name}_v`,
+  code: () => h.code('vec4<f32>').replace(`fn ${h.name}(`, `fn ${h.name}_v(`),
+}));
+
+/** `expr` with its generic helper calls turned into their vec4 twins'. */
+export function vectorHelperCalls(expr: string): string {
+  return PRELUDE.filter((h) => h.generic).reduce(
+    (text, h) => text.replaceAll(`${h.name}(`, `${h.name}_v(`),
+    expr,
+  );
+}
+
+/**
  * `expr` with its generic helper calls turned into their f32 twins' (an expression over scalars in
  * a vector kernel).
  */

@@ -48,6 +48,7 @@ export function generateWideReduction(
   e.line('}');
   const t = root.dtype === 'f32' ? 'f32' : 'i32';
   const outputs = shapeSize(root.shape);
+  const store = e.element(out, 'flat'); // before `declare`, which declares the offsets read
   const code = `${[...declare(new Set()), `var<workgroup> partial: array<${t}, ${lanes}>;`].join('\n')}
 
 @compute @workgroup_size(${lanes})
@@ -64,7 +65,7 @@ ${e
     if (lane < s) { partial[lane] = ${rule.combine('partial[lane]', 'partial[lane + s]')}; }
     workgroupBarrier();
   }
-  if (lane == 0u) { ${e.element(out, 'flat')} = partial[0]; }
+  if (lane == 0u) { ${store} = partial[0]; }
 }
 `;
   // One workgroup per output: the device dispatches invocations / workgroupSize groups.

@@ -7,6 +7,8 @@ import {
   matmul,
   mT,
   mul,
+  pad,
+  slice,
   sqnorm,
   sqrt,
   sub,
@@ -52,29 +54,46 @@ export interface GuardedInverse {
  * `tolerance` counts as a fallback event; `extra` steps then continue from there, or — if the
  * iteration diverged (residual ≥ 1, e.g. λ̂ far below λ_max) — restart from I/‖A‖_F, which always
  * converges since ‖A‖_F ≥ λ_max. One straight-line program: the restart point is chosen with
- * `where`, and extra steps on a converged X only refine it.
+ * `where`, and extra steps on a converged X only refine it. A width that is not a multiple of 4
+ * iterates on blockdiag(A, I) (see `blockWithIdentity`), which computes the same inverse.
  */
 export function guardedInverse(
   a: Tensor,
   options: { lambdaMax: Tensor; x0?: Tensor; iterations: number; extra: number; tolerance: number },
 ): GuardedInverse {
   const n = a.shape[0];
-  const identity = eye(n);
-  const cold = div(identity, options.lambdaMax);
+  const embed = blockWithIdentity(n);
+  const padded = embed(a);
+  const cold = embed(div(eye(n), options.lambdaMax));
   const start =
     options.x0 === undefined
       ? cold
-      : where(lt(inverseResidual(a, options.x0), 1), options.x0, cold);
-  const first = newtonSchulz(a, start, options.iterations);
-  const residual = inverseResidual(a, first);
-  const safe = div(identity, sqrt(sqnorm(a)));
-  const inverse = newtonSchulz(a, where(lt(residual, 1), first, safe), options.extra);
+      : where(lt(inverseResidual(padded, embed(options.x0)), 1), embed(options.x0), cold);
+  const first = newtonSchulz(padded, start, options.iterations);
+  const residual = inverseResidual(padded, first);
+  const safe = embed(div(eye(n), sqrt(sqnorm(a))));
+  const inverse = newtonSchulz(padded, where(lt(residual, 1), first, safe), options.extra);
   // Written as ≤ so that a first attempt that overflowed (residual NaN) counts as a fallback too.
   return {
-    inverse,
-    residual: inverseResidual(a, inverse),
+    inverse: padded === a ? inverse : slice(inverse, [0, 0], [n, n]),
+    residual: inverseResidual(padded, inverse),
     fellBack: where(le(residual, options.tolerance), 0, 1),
   };
+}
+
+/**
+ * M ↦ blockdiag(M, I_p) for n×n matrices, p the fewest rows that make n + p a multiple of 4 (the
+ * identity map when n is one): guardedInverse iterates on the embedded matrices so that its
+ * products take the vec4 matmul kernel, whose rows must start on vec4 boundaries. The embedding
+ * changes nothing it computes: A's and every iterate's identity block stays exactly I (1·(2 − 1·1)
+ * = 1 in floating point too) and the off-diagonal blocks exactly 0, so the top-left block follows
+ * the unpadded iteration and the pad adds exact zeros to ‖I − AX‖_F.
+ */
+function blockWithIdentity(n: number): (m: Tensor) => Tensor {
+  const p = (4 - (n % 4)) % 4;
+  if (p === 0) return (m) => m;
+  const identityBlock = sub(eye(n + p), pad(eye(n), [0, 0], [p, p]));
+  return (m) => add(pad(m, [0, 0], [p, p]), identityBlock);
 }
 
 /**

@@ -237,7 +237,7 @@ describe('matmul with a fused elementwise epilogue', () => {
       });
       expect(program.kernels).toHaveLength(1);
       const wgsl = explainProgram(program, true);
-      expect(wgsl).toMatch(/var<storage, read> b0: array<vec4<f32>>/);
+      expect(wgsl).toMatch(/var<storage, read> b\d+: array<vec4<f32>>/);
       expect(wgsl).toContain('>> 2u]'); // a and the bias: scalar elements of the vec4 binding
       const inputs = [a, b, bias].map((t, i) => ({ name: ['a', 'b', 'bias'][i], shape: t.shape }));
       const { got, ref, values, dispatches } = await run([out], inputs, 5, true);
@@ -250,6 +250,32 @@ describe('matmul with a fused elementwise epilogue', () => {
       );
     },
   );
+
+  test('the vec4 kernel evaluates an epilogue on vec4s, four columns at once', async () => {
+    // tanh(c·s) + bias with a per-call scalar s: the bias read as vec4s, tanh by its vec4 helper
+    const [a, b, bias] = [input('a', [17, 3]), input('b', [3, 20]), input('bias', [20])];
+    const scale = input('s', []);
+    const c = matmul(a, b);
+    const epilogue = epilogues.find((x) => x.name === 'tanh(c·s) + bias') as Epilogue;
+    const out = epilogue.build(c, { bias, s: scale, other: bias });
+    const wgsl = explainProgram(compileProgram([out.node], { limits: DEFAULTS }), true);
+    expect(wgsl).toContain('grng_tanh_v(');
+    expect(wgsl).not.toContain('grng_tanh(');
+    const inputs = [
+      { name: 'a', shape: a.shape },
+      { name: 'b', shape: b.shape },
+      { name: 'bias', shape: bias.shape },
+      { name: 's', shape: scale.shape },
+    ];
+    const { got, ref, values } = await run([out], inputs, 9, false);
+    // |s| ≤ 1 as the epilogue's bound assumes (uniform in [−1, 1])
+    const S = termSums(c, ['a', 'b'], values.slice(0, 2));
+    ref[0].forEach((r, i) =>
+      expect(Math.abs(got[0][i] - r)).toBeLessThanOrEqual(
+        epilogue.tol(2 * 3 * ULP * S[i], S[i], r),
+      ),
+    );
+  });
 
   test('a bool epilogue (c > bias) on the scalar kernel is stored as 0/1', async () => {
     // Integer operands make c exact and half-integer biases leave no ties: the comparison is exact.

@@ -140,7 +140,7 @@ describe('the vec4 matmul kernel and its fallbacks', () => {
     // b given transposed: a's rows and b's columns as vec4s along k
     dot: (k: string) => k.includes('dot(') && !/array<f32>/.test(k),
     // the general kernel: scalar bindings only
-    scalar: (k: string) => !k.includes('vec4'),
+    scalar: (k: string) => !k.includes('vec4<f32>'),
   };
   // The 16×16 tile's edges (m, n not multiples of 16), batches, strided and inlined operands,
   // operands sharing the arena with each other and with c, and what falls back.
