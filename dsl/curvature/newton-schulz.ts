@@ -30,8 +30,10 @@ export function newtonSchulz(a: Tensor, x0: Tensor, iterations: number): Tensor 
   const twoI = mul(2, eye(a.shape[0]));
   let x = x0;
   for (let j = 0; j < iterations; j++) {
-    x = matmul(x, sub(twoI, matmul(a, x)));
-    x = div(add(x, mT(x)), 2);
+    // (X + Xᵀ)/2 as X/2 + (X/2)ᵀ, the same floats (halving is exact): the transpose of the product
+    // itself would be rewritten to Sᵀ·Xᵀ (core/ir/builder.ts), a third d×d product per step.
+    const half = mul(matmul(x, sub(twoI, matmul(a, x))), 0.5);
+    x = add(half, mT(half));
   }
   return x;
 }

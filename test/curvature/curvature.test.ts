@@ -17,6 +17,7 @@ import {
   defineOptimizer,
   ema,
   guardedInverse,
+  input,
   jit,
   kroneckerFactors,
   layerGradient,
@@ -34,6 +35,7 @@ import {
   type Tensor,
 } from '../../index.js';
 import type { HostArray } from '../../core/host-array.js';
+import { topoSort } from '../../core/ir/node.js';
 import { gpuDevice } from '../support/gpu.js';
 import { int, prng, seedArb, uniform } from '../support/random.js';
 import {
@@ -440,6 +442,22 @@ describe(
 );
 
 describe('R8: Newton–Schulz from X₀ = I/λ_max(A), A = Λ + √ρ·λ_max(Λ)·I', () => {
+  test('each step is two d×d products, also when the width is padded (guardedInverse)', () => {
+    // The symmetrization must not transpose a product: (XS)ᵀ would be rebuilt as SᵀXᵀ, a third.
+    const products = (outputs: readonly Tensor[]) =>
+      topoSort(outputs.map((t) => t.node)).filter((n) => n.op === 'matmul').length;
+    const [a, x0] = [input('a', [5, 5]), input('x0', [5, 5])];
+    expect(products([newtonSchulz(a, x0, 3)])).toBe(6);
+    const g = guardedInverse(a, {
+      lambdaMax: input('l', []),
+      iterations: 3,
+      extra: 2,
+      tolerance: 1e-3,
+    });
+    // 2·(3 + 2) steps, and one product for each of the two residuals ‖I − AX‖_F
+    expect(products([g.inverse, g.residual, g.fellBack])).toBe(2 * 5 + 2);
+  });
+
   test('newtonSchulzIterations reproduces docs/algorithms.md §3.5 table exactly', () => {
     const table: [number, number, number][] = [
       [0.3, 6, 7],
