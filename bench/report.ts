@@ -51,6 +51,15 @@ export interface OptimizerFigures {
     readonly pipelines: number;
     readonly shaderChars: number;
   };
+  /**
+   * Matmul FLOPs per step (amortized) and of the refresh step, and the plain matmul rate measured
+   * in the same run (GFLOP/s): the FLOP floor of a step is its FLOPs at that rate.
+   */
+  readonly flops?: {
+    readonly perStep: number;
+    readonly refresh: number;
+    readonly matmulGflops: number;
+  };
 }
 
 export interface Section {
@@ -107,18 +116,18 @@ function optimizerTable(rows: readonly Row[]): string[] {
   const out = [
     '| optimizer | median ms | amortized ms | × AdamW | dispatches | state ' +
       '| refresh step | first step cold | first step cached | ≈ compile cold ' +
-      '| first 2 steps, new machine | pipelines, WGSL |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| first 2 steps, new machine | pipelines, WGSL | GFLOP/s: step, refresh | × FLOP floor |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const f = r.optimizer;
     if (r.error === undefined && f === undefined && r.timing !== undefined)
       out.push(
-        `| ${r.workload} | ${ms(r.timing.median)} | | | ${r.dispatches ?? ''} | | | | | | | |`,
+        `| ${r.workload} | ${ms(r.timing.median)} | | | ${r.dispatches ?? ''} | | | | | | | | | |`,
       );
     else if (r.error !== undefined || f === undefined)
       out.push(
-        `| ${r.workload} | failed: ${(r.error ?? '').replaceAll('|', '/')} | | | | | | | | | | |`,
+        `| ${r.workload} | failed: ${(r.error ?? '').replaceAll('|', '/')} | | | | | | | | | | | | |`,
       );
     else {
       const refresh = f.period > 1 ? `${ms(f.refreshMs)} ms (1 in ${f.period})` : '(every step)';
@@ -133,11 +142,24 @@ function optimizerTable(rows: readonly Row[]): string[] {
             f.newMachine === undefined
               ? ''
               : `${f.newMachine.pipelines}, ${(f.newMachine.shaderChars / 1024).toFixed(0)} KiB`
-          } |`,
+          } | ${flopColumns(f)} |`,
       );
     }
   }
   return out;
+}
+
+/**
+ * Achieved matmul GFLOP/s (amortized step, refresh step) and the amortized time over the FLOP
+ * floor; empty where no FLOPs were counted.
+ */
+function flopColumns(f: OptimizerFigures): string {
+  if (f.flops === undefined || f.flops.perStep === 0) return ' | ';
+  const { perStep, refresh, matmulGflops } = f.flops;
+  const rate = (flops: number, ms: number) => (flops / (ms * 1e6)).toFixed(1);
+  const floorMs = perStep / (matmulGflops * 1e6);
+  const refreshRate = f.period > 1 ? `, ${rate(refresh, f.refreshMs)}` : '';
+  return `${rate(perStep, f.amortizedMs)}${refreshRate} | ${(f.amortizedMs / floorMs).toFixed(1)}`;
 }
 
 /** Writes the JSON and the Markdown next to each other; returns the JSON's path. */

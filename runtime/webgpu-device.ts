@@ -89,6 +89,8 @@ export interface DeviceStats {
   pipelines: number;
   /** Characters of WGSL in those pipelines: what the driver's shader compiler was given. */
   shaderChars: number;
+  /** FLOPs of the matmuls dispatched, 2·m·n·k per product: a FLOP floor's numerator. */
+  matmulFlops: number;
 }
 
 /** Runs compiled WGSL programs on a WebGPU device; one command buffer per call. */
@@ -97,7 +99,13 @@ export class WebGpuDevice implements Device {
   readonly description: string;
   readonly gpu: GPUDevice;
   readonly owner: unknown;
-  readonly stats: DeviceStats = { dispatches: 0, submits: 0, pipelines: 0, shaderChars: 0 };
+  readonly stats: DeviceStats = {
+    dispatches: 0,
+    submits: 0,
+    pipelines: 0,
+    shaderChars: 0,
+    matmulFlops: 0,
+  };
   private readonly executables = new Map<string, Executable>();
   /** Pipelines by WGSL source: the same kernel in two programs compiles once. */
   private readonly pipelines = new Map<string, GPUComputePipeline>();
@@ -406,6 +414,7 @@ export class WebGpuDevice implements Device {
       const [x, y] = this.dispatchSize(Math.ceil(source.invocations / source.workgroupSize));
       pass.dispatchWorkgroups(x, y);
       this.stats.dispatches++;
+      this.stats.matmulFlops += source.matmulFlops;
     }
     pass.end();
     const staged: GPUBuffer[] = [];

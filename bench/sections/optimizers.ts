@@ -8,7 +8,10 @@ import {
   adamw,
   compileTrainStep,
   crossEntropy,
+  jit,
+  matmul,
   nn,
+  type Tensor,
   type TrainStep,
   type WebGpuDevice,
 } from '../../index.js';
@@ -30,6 +33,7 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
   const device = await ctx.openDevice();
   const model = nn.mlp(MLP.sizes);
   const common = { model, loss: crossEntropy, params: model.init(0), device };
+  const matmulGflops = await matmulRate(device);
   const rows: Row[] = [];
   // AdamW at each batch, stepped between the optimizer's steps: the ratio compares the same moments
   // of a noisy machine.
@@ -46,7 +50,7 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
         for (let t = 0; t < 3; t++) await baseline.run(batch);
         baselines.set(c.batch, baseline);
       }
-      const { timing, dispatches, amortizedMs, timesAdamW, refreshMs } = await timePeriods(
+      const { timing, dispatches, amortizedMs, timesAdamW, refreshMs, flops } = await timePeriods(
         device,
         train,
         baseline,
@@ -68,6 +72,7 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
           period: c.period,
           firstColdMs,
           firstCachedMs,
+          flops: { ...flops, matmulGflops },
           ...(c.cold ? { newMachine: newMachine(c.name, ctx.backend) } : {}),
         },
       });
@@ -95,11 +100,38 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
         "the driver's shader cache disabled (MESA_SHADER_CACHE_DISABLE=true, " +
         'bench/cold-start.ts), which is what a user pays on first contact; ' +
         'pipelines and KiB of WGSL are what the driver compiled for them.',
-      'Target: RING (S = 10) ≤ 1.3× AdamW.',
+      `GFLOP/s: the step's matmul FLOPs (2·m·n·k per product, counted by the device) over its ` +
+        "amortized time, and the refresh step's over its time; × FLOP floor: the amortized time " +
+        'over the time those FLOPs take at the plain 512³ matmul rate measured on this device ' +
+        `in this run (${matmulGflops.toFixed(1)} GFLOP/s).`,
+      'Target: RING (S = 10) ≤ 1.3× AdamW; every curvature step within 2× its FLOP floor.',
     ].join(' '),
     rows,
     kind: 'optimizers',
   };
+}
+
+/** GFLOP/s of a plain 512³ product on `device` (median of 7, after a compiling call). */
+async function matmulRate(device: WebGpuDevice): Promise<number> {
+  const k = 512;
+  const wave = (phase: number) =>
+    device.upload(
+      Float64Array.from({ length: k * k }, (_, i) => Math.sin(i * 12.9898 + phase) * 0.5),
+      [k, k],
+      'f32',
+    );
+  const [a, b] = [wave(0), wave(1)];
+  const mm = jit((x: Tensor, y: Tensor) => matmul(x, y), { device });
+  const run = async () => {
+    const c = await mm(a, b);
+    await c.read();
+    c.dispose();
+  };
+  await run();
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) times.push(await timed(run));
+  times.sort((x, y) => x - y);
+  return (2 * k ** 3) / (times[3] * 1e6);
 }
 
 /**
@@ -133,6 +165,8 @@ export interface PeriodTimes {
   readonly timesAdamW: number;
   /** The last timed step, a refresh step. */
   readonly refreshMs: number;
+  /** Matmul FLOPs dispatched per timed step (mean) and by the refresh step. */
+  readonly flops: { readonly perStep: number; readonly refresh: number };
   /** Programs compiled during the timed steps (0 unless they never settled). */
   readonly compiled: number;
 }
@@ -160,14 +194,19 @@ export async function timePeriods(
   let baselineTimes: number[] = [];
   let dispatches = 0;
   let compiled = 0;
+  let flops = { perStep: 0, refresh: 0 };
   for (let attempt = 0; attempt < attempts && (attempt === 0 || compiled > 0); attempt++) {
     [times, baselineTimes] = [[], []];
     const programs = programsCompiled(device);
+    let stepFlops = 0;
     for (let t = 0; t < period * periods; t++) {
-      const before = device.stats.dispatches;
+      const before = { ...device.stats };
       times.push(await timed(() => train.run(batch)));
       // a plain step (or, for P = 1, every step)
-      if (t === 0) dispatches = device.stats.dispatches - before;
+      if (t === 0) dispatches = device.stats.dispatches - before.dispatches;
+      const mine = device.stats.matmulFlops - before.matmulFlops;
+      stepFlops += mine;
+      flops = { perStep: stepFlops / (t + 1), refresh: mine };
       baselineTimes.push(await timed(() => baseline.run(batch)));
     }
     compiled = programsCompiled(device) - programs;
@@ -185,6 +224,7 @@ export async function timePeriods(
     amortizedMs: mean(times),
     timesAdamW: mean(times) / mean(baselineTimes),
     refreshMs: times[times.length - 1],
+    flops,
     compiled,
   };
 }

@@ -33,6 +33,8 @@ export interface DispatchSource extends KernelSource {
    * slots when there are any.
    */
   readonly offsets: readonly number[];
+  /** FLOPs of the dispatch's matmuls, 2·m·n·k per product (elementwise work not counted). */
+  readonly matmulFlops: number;
 }
 
 /**
@@ -184,7 +186,7 @@ function emitDispatch(
   const inputs = new Set(segments.flatMap((s) => s.inputs.map((n) => n.id)));
   const e = new Emitter((n) => (inputs.has(n.id) ? at(n) : undefined));
   const done = (source: KernelSource) => ({
-    source: { ...source, bindings, offsets: e.offsets },
+    source: { ...source, bindings, offsets: e.offsets, matmulFlops: matmulFlops(segments) },
     emitter: e,
   });
   if (mode === 'alone') {
@@ -231,6 +233,16 @@ function emitDispatch(
       vector ? 'vec4<f32>' : 'f32',
     ),
   );
+}
+
+/** 2·m·n·k for each product the segments compute (batched: times the batch). */
+function matmulFlops(segments: readonly KernelPlan[]): number {
+  return segments.reduce((total, plan) => {
+    if (!isMatmul(plan)) return total;
+    const product = plan.matmul ?? plan.roots[0];
+    const a = product.inputs[0];
+    return total + 2 * shapeSize(product.shape) * a.shape[a.shape.length - 1];
+  }, 0);
 }
 
 /**

@@ -51,13 +51,15 @@ describe('kernels that differ only in where their data lives share one pipeline'
     const names = ['a0', 'a1', 'a2', 'b'];
     const rng = prng(7);
     const values = names.map(() => uniform(rng, n * n, -1, 1));
-    const before = { pipelines: gpu.stats.pipelines, dispatches: gpu.stats.dispatches };
+    const before = { ...gpu.stats };
     const results = await gpu.execute(
       outs.map((t) => t.node),
       new Map(names.map((name, i) => [name, gpu.upload(values[i], [n, n], 'f32')] as const)),
     );
     const got = await Promise.all(results.map((r) => r.read()));
     expect(gpu.stats.dispatches - before.dispatches).toBe(3);
+    // what the bench's FLOP floor counts: 2·m·n·k per product
+    expect(gpu.stats.matmulFlops - before.matmulFlops).toBe(3 * 2 * n ** 3);
     // at most one new pipeline (none when an earlier test compiled the same kernel)
     expect(gpu.stats.pipelines - before.pipelines).toBeLessThanOrEqual(1);
     const feed = (vs: readonly Float64Array[]) =>
