@@ -28,7 +28,13 @@ import {
   GrngError,
   flattenTree,
 } from '../dsl/index.js';
-import { ema, guardedInverse, kroneckerFactors, powerIteration } from '../dsl/curvature/index.js';
+import {
+  blockWithIdentity,
+  ema,
+  guardedInverse,
+  kroneckerFactors,
+  powerIteration,
+} from '../dsl/curvature/index.js';
 import type { LayerInfo, LayerTap, ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
 
@@ -306,7 +312,15 @@ function unlessDegenerate(
   };
 }
 
-/** V = Γ⁻¹ G Λ⁻¹: the Kronecker-preconditioned layer gradient. */
+/**
+ * V = Γ⁻¹ G Λ⁻¹: the Kronecker-preconditioned layer gradient. A d_in that is not a multiple of 4
+ * (the bias column: 785, 257) is computed as the first d_in columns of Γ⁻¹ (G [Λ⁻¹ | 0]), [Λ⁻¹ | 0]
+ * the top rows of blockdiag(Λ⁻¹, I): the same sums plus exact zeros, on the vec4 matmul kernel.
+ */
 export function precondition(gammaInv: Tensor, g: Tensor, lambdaInv: Tensor): Tensor {
-  return matmul(matmul(gammaInv, g), lambdaInv);
+  const [dOut, dIn] = g.shape;
+  const padded = blockWithIdentity(dIn)(lambdaInv);
+  if (padded === lambdaInv) return matmul(matmul(gammaInv, g), lambdaInv);
+  const right = slice(padded, [0, 0], [dIn, padded.shape[1]]);
+  return slice(matmul(gammaInv, matmul(g, right)), [0, 0], [dOut, dIn]);
 }

@@ -8,6 +8,7 @@ export {
   type WeightSharing,
 } from './factors.js';
 export {
+  blockWithIdentity,
   newtonSchulz,
   guardedInverse,
   inverseResidual,

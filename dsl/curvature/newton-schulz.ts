@@ -91,7 +91,7 @@ export function guardedInverse(
  * = 1 in floating point too) and the off-diagonal blocks exactly 0, so the top-left block follows
  * the unpadded iteration and the pad adds exact zeros to ‖I − AX‖_F.
  */
-function blockWithIdentity(n: number): (m: Tensor) => Tensor {
+export function blockWithIdentity(n: number): (m: Tensor) => Tensor {
   const p = (4 - (n % 4)) % 4;
   if (p === 0) return (m) => m;
   const identityBlock = sub(eye(n + p), pad(eye(n), [0, 0], [p, p]));
