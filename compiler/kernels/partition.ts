@@ -52,9 +52,14 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
     const kind = kindOf(node);
     if (!options.fuse && kind !== 'leaf') materialized.add(node.id);
     if (kind === 'reduce' || kind === 'matmul') materialized.add(node.id);
-    if (kind === 'matmul')
+    if (kind === 'matmul') {
+      // Computed operands first: then a view of one of them (aᵀa with a computed, a Gram matrix)
+      // reads it where it is stored instead of being copied in its own layout.
+      const computed = (n: Node) => !isExternal(n) && kindOf(n) !== 'index';
+      for (const operand of node.inputs) if (computed(operand)) materialized.add(operand.id);
       for (const operand of node.inputs)
         if (!isIndexOnly(operand, materialized)) materialized.add(operand.id);
+    }
   }
   // Outputs are stored, but consumers of an elementwise output recompute it in registers rather
   // than read it back: that keeps θ' reading m' and v' from splitting an Adam step in three.

@@ -74,6 +74,15 @@ describe('kernel counts', () => {
     expect(kernels([sum(add(x, b))]).kernels).toHaveLength(1);
   });
 
+  test('a Gram matrix aᵀa of a computed a reads a where it is stored: no transposed copy', () => {
+    // a = tanh(x) is materialized once as the right operand; aᵀ is a view of it, whichever
+    // operand the partitioner looks at first.
+    const a = tanh(input('x', [16, 12]));
+    const program = kernels([matmul(a.mT, a)]);
+    expect(program.kernels).toHaveLength(2);
+    expect(program.kernels.map((k) => k.segments[0].roots[0].op)).toEqual(['tanh', 'matmul']);
+  });
+
   test(
     'softmax over the last axis is 2 kernels (max and sum of exp together, ' + 'then normalize)',
     () => {
