@@ -2,6 +2,7 @@ import { GrngError } from '../../core/errors.js';
 import {
   abs,
   add,
+  concat,
   div,
   le,
   matmul,
@@ -9,9 +10,11 @@ import {
   mT,
   mul,
   reshape,
+  slice,
   sub,
   sum,
   where,
+  zeros,
   type Tensor,
 } from '../index.js';
 import type { LayerTap } from '../optimizer.js';
@@ -66,16 +69,23 @@ export function kroneckerFactors(
   if (weightSharing === 'reduce' && tap.a.rank === 3) {
     const aBar = mean(tap.a, 1);
     const gHat = summedGradients(tap.g);
-    return {
-      lambda: div(matmul(mT(aBar), aBar), batch),
-      gamma: div(matmul(mT(gHat), gHat), batch),
-    };
+    return { lambda: gram(aBar, batch), gamma: gram(gHat, batch) };
   }
   const { a, g } = rows(tap);
-  return {
-    lambda: div(matmul(mT(a), a), batch * positions),
-    gamma: div(matmul(mT(g), g), batch),
-  };
+  return { lambda: gram(a, batch * positions), gamma: gram(g, batch) };
+}
+
+/**
+ * xᵀx / count. A width that is not a multiple of 4 (a with its ones column: 785, 257) is computed
+ * on x with zero columns appended and the product's top-left block taken: the same sums, on the
+ * vec4 matmul kernel.
+ */
+function gram(x: Tensor, count: number): Tensor {
+  const [n, d] = x.shape;
+  const p = (4 - (d % 4)) % 4;
+  if (p === 0) return div(matmul(mT(x), x), count);
+  const padded = concat([x, zeros([n, p])], 1);
+  return slice(div(matmul(mT(padded), padded), count), [0, 0], [d, d]);
 }
 
 /**
