@@ -55,7 +55,8 @@ function fuseInto(
   for (const m of p.inputs) {
     const im = position.get(m.id);
     if (im === undefined || kindOf(m) !== 'matmul' || list[im].matmul !== undefined) continue;
-    if (!shapesEqual(m.shape, root.shape) || !readsAtOwnElement(p, m)) continue;
+    if (!shapesEqual(m.shape, root.shape) || !readsAtOwnElement(p, m) || computesIntegers(p))
+      continue;
     const others = list.flatMap((q, i) =>
       q !== p && q.inputs.some((n) => n.id === m.id) ? [i] : [],
     );
@@ -79,6 +80,23 @@ function fuseInto(
     return list.flatMap((q, i) => (i === at ? [fused] : i === ip || i === im ? [] : [q]));
   }
   return undefined;
+}
+
+/**
+ * Whether `plan` computes integers inline (random bits, an identity from iota): a matmul kernel
+ * evaluates its epilogue once per output of its tile (256), unrolled, and integer chains cannot run
+ * on vec4s there — Sophia-H's Rademacher probe fused that way was 7,000 lines, 5 s of the driver's
+ * compile. On their own they are one cheap elementwise kernel, and the product a plain one.
+ */
+function computesIntegers(plan: KernelPlan): boolean {
+  const buffers = new Set(plan.inputs.map((n) => n.id));
+  const seen = new Set<number>();
+  const visit = (n: Node): boolean => {
+    if (buffers.has(n.id) || seen.has(n.id)) return false;
+    seen.add(n.id);
+    return n.dtype === 'i32' || n.op === 'iota' || n.inputs.some(visit);
+  };
+  return visit(plan.roots[0]);
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   crossEntropy,
   div,
   exp,
+  eye,
   grad,
   input,
   matmul,
@@ -72,6 +73,15 @@ describe('kernel counts', () => {
     expect(kernels([add(matmul(x, w.mT), input('c', [5]))]).kernels).toHaveLength(1);
     // A broadcast add feeding a reduction fuses into the reduction.
     expect(kernels([sum(add(x, b))]).kernels).toHaveLength(1);
+  });
+
+  test('an epilogue that computes integers (I − AX: eye from iota) is not fused', () => {
+    // Per component it would repeat the integer chain for each of the tile's 256 outputs.
+    const [a, x] = [input('a', [16, 16]), input('x', [16, 16])];
+    const program = kernels([sub(eye(16), matmul(a, x))]);
+    expect(program.kernels.map((k) => k.segments[0].roots[0].op)).toEqual(['matmul', 'sub']);
+    // a bias add still is
+    expect(kernels([add(matmul(a, x), input('b', [16]))]).kernels).toHaveLength(1);
   });
 
   test('a Gram matrix aᵀa of a computed a reads a where it is stored: no transposed copy', () => {
