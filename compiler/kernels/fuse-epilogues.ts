@@ -83,10 +83,11 @@ function fuseInto(
 }
 
 /**
- * Whether `plan` computes integers inline (random bits, an identity from iota): a matmul kernel
- * evaluates its epilogue once per output of its tile (256), unrolled, and integer chains cannot run
- * on vec4s there — Sophia-H's Rademacher probe fused that way was 7,000 lines, 5 s of the driver's
- * compile. On their own they are one cheap elementwise kernel, and the product a plain one.
+ * Whether `plan` does integer arithmetic inline (random bits): a matmul kernel evaluates its
+ * epilogue once per output of its tile (256), unrolled, and integer chains cannot run on vec4s
+ * there — Sophia-H's Rademacher probe fused that way was 7,000 lines, 5 s of the driver's compile.
+ * Alone it is one cheap elementwise kernel, and the product a plain one. An index compared with
+ * another (an identity from iota) is not arithmetic: cheap per element, it stays fused.
  */
 function computesIntegers(plan: KernelPlan): boolean {
   const buffers = new Set(plan.inputs.map((n) => n.id));
@@ -94,7 +95,7 @@ function computesIntegers(plan: KernelPlan): boolean {
   const visit = (n: Node): boolean => {
     if (buffers.has(n.id) || seen.has(n.id)) return false;
     seen.add(n.id);
-    return n.dtype === 'i32' || n.op === 'iota' || n.inputs.some(visit);
+    return (n.dtype === 'i32' && n.op !== 'iota') || n.inputs.some(visit);
   };
   return visit(plan.roots[0]);
 }

@@ -26,6 +26,7 @@ import {
   type Tensor,
 } from '../../index.js';
 import { HostArray } from '../../core/host-array.js';
+import { prngKey, rademacher } from '../../dsl/random.js';
 import { flattenTree } from '../../core/tree.js';
 
 /** Dispatches of one encoder block's forward + backward below, and how many are matmuls. */
@@ -75,12 +76,13 @@ describe('kernel counts', () => {
     expect(kernels([sum(add(x, b))]).kernels).toHaveLength(1);
   });
 
-  test('an epilogue that computes integers (I − AX: eye from iota) is not fused', () => {
+  test('an epilogue doing integer arithmetic (random bits) is not fused; I − AX still is', () => {
     // Per component it would repeat the integer chain for each of the tile's 256 outputs.
     const [a, x] = [input('a', [16, 16]), input('x', [16, 16])];
-    const program = kernels([sub(eye(16), matmul(a, x))]);
-    expect(program.kernels.map((k) => k.segments[0].roots[0].op)).toEqual(['matmul', 'sub']);
-    // a bias add still is
+    const program = kernels([mul(matmul(a, x), rademacher(prngKey(3), [16, 16]))]);
+    expect(program.kernels.map((k) => k.segments[0].roots[0].op)).toEqual(['matmul', 'mul']);
+    // an identity from iota is compared indices, not arithmetic; a bias add is plain f32
+    expect(kernels([sub(eye(16), matmul(a, x))]).kernels).toHaveLength(1);
     expect(kernels([add(matmul(a, x), input('b', [16]))]).kernels).toHaveLength(1);
   });
 
