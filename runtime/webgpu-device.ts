@@ -2,6 +2,7 @@ import { shapeSize, topoSort, type DType, type Node } from '../core/ir/index.js'
 import { fmtShape, GrngError } from '../core/errors.js';
 import {
   packLengths,
+  offsetCells,
   paddedLength,
   scalarCells,
   storageOf,
@@ -76,8 +77,8 @@ interface Executable {
   readonly bindGroups: Map<string, GPUBindGroup>;
 }
 
-/** Bytes of an offsets uniform of `count` u32s: whole vec4s, as WGSL declares it. */
-const uniformSize = (count: number) => 16 * Math.ceil(count / 4);
+/** Bytes of an offsets uniform of `count` u32s, as the kernel declares it. */
+const uniformSize = (count: number) => 16 * offsetCells(count);
 
 /** Counters a caller can read to check what the device did (tests pin them). */
 export interface DeviceStats {

@@ -24,6 +24,7 @@ import { progress, type OptimizerFigures, type Row, type Section } from '../repo
 import type { Timing } from '../timing.js';
 import type { BenchContext } from './contenders.js';
 import { benchBatch, MLP } from './mlp-step.js';
+import { squareOperands } from './matmul.js';
 import { CASES } from './optimizer-cases.js';
 
 type Batch = Parameters<TrainStep['run']>[0];
@@ -114,13 +115,7 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
 /** GFLOP/s of a plain 512³ product on `device` (median of 7, after a compiling call). */
 async function matmulRate(device: WebGpuDevice): Promise<number> {
   const k = 512;
-  const wave = (phase: number) =>
-    device.upload(
-      Float64Array.from({ length: k * k }, (_, i) => Math.sin(i * 12.9898 + phase) * 0.5),
-      [k, k],
-      'f32',
-    );
-  const [a, b] = [wave(0), wave(1)];
+  const [a, b] = squareOperands(device, k);
   const mm = jit((x: Tensor, y: Tensor) => matmul(x, y), { device });
   const run = async () => {
     const c = await mm(a, b);

@@ -48,6 +48,12 @@ export type Slot =
 export const scalarCells = (sources: number): number =>
   Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(sources, 1))));
 
+/**
+ * vec4 cells of a dispatch's offsets uniform holding `count` u32 placements (where its arrays
+ * start, which scalars cells it reads): what the kernel declares and the device binds.
+ */
+export const offsetCells = (count: number): number => Math.ceil(count / 4);
+
 /** Where an array lives: a slot (by position in the program's slot list) and an element offset. */
 export interface Region {
   readonly slot: number;

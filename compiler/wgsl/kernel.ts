@@ -1,7 +1,7 @@
 import type { Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
-import { scalarCells, type Region, type Slot } from '../memory/layout.js';
+import { offsetCells, scalarCells, type Region, type Slot } from '../memory/layout.js';
 import {
   Emitter,
   RegisterIndexError,
@@ -153,9 +153,7 @@ function emitDispatch(
   const declare = (vec4: ReadonlySet<string>) => {
     const code = e.lines().join('\n');
     const named = (id: string) => new RegExp(`\\b${id}\\[`).test(code);
-    const storage = [...names.keys()].filter(
-      (slot) => touched.includes(slot) && (written.has(slot) || named(name(slot))),
-    );
+    const storage = [...names.keys()].filter((slot) => written.has(slot) || named(name(slot)));
     bindings = scalarsSlot >= 0 && named('scalars') ? [...storage, scalarsSlot] : storage;
     const decls = bindings.map((slot, i) => {
       if (slot === scalarsSlot)
@@ -174,7 +172,7 @@ function emitDispatch(
     return [
       ...decls,
       `@group(0) @binding(${bindings.length}) var<uniform> offsets: ` +
-        `array<vec4<u32>, ${Math.ceil(e.offsets.length / 4)}>;`,
+        `array<vec4<u32>, ${offsetCells(e.offsets.length)}>;`,
     ];
   };
   const at = (n: Node): Location | undefined => {

@@ -73,36 +73,34 @@ export const PRELUDE: readonly Helper[] = [
   },
 ];
 
+/** The generic helpers written for `type`, renamed `<name><suffix>`. */
+const twins = (suffix: string, type: string): readonly Helper[] =>
+  PRELUDE.filter((h) => h.generic).map((h) => ({
+    name: `${h.name}${suffix}`,
+    code: () => h.code(type).replace(`fn ${h.name}(`, `fn ${h.name}${suffix}(`),
+  }));
+
+/** `expr` with its generic helper calls turned into their `suffix` twins'. */
+const twinCalls = (expr: string, suffix: string): string =>
+  PRELUDE.filter((h) => h.generic).reduce(
+    (text, h) => text.replaceAll(`${h.name}(`, `${h.name}${suffix}(`),
+    expr,
+  );
+
 /** The f32 twins of the generic helpers (vectorized kernels call them on uniform scalars). */
-export const SCALAR_TWINS: readonly Helper[] = PRELUDE.filter((h) => h.generic).map((h) => ({
-  name: `${h.name}_s`,
-  code: () => h.code('f32').replace(`fn ${h.name}(`, `fn ${h.name}_s(`),
-}));
+export const SCALAR_TWINS = twins('_s', 'f32');
 
 /**
  * The vec4 twins of the generic helpers, `<name>_v`: kernels over f32 (a matmul) call them in a
  * vector epilogue.
  */
-export const VECTOR_TWINS: readonly Helper[] = PRELUDE.filter((h) => h.generic).map((h) => ({
-  name: `${h.name}_v`,
-  code: () => h.code('vec4<f32>').replace(`fn ${h.name}(`, `fn ${h.name}_v(`),
-}));
+export const VECTOR_TWINS = twins('_v', 'vec4<f32>');
 
 /** `expr` with its generic helper calls turned into their vec4 twins'. */
-export function vectorHelperCalls(expr: string): string {
-  return PRELUDE.filter((h) => h.generic).reduce(
-    (text, h) => text.replaceAll(`${h.name}(`, `${h.name}_v(`),
-    expr,
-  );
-}
+export const vectorHelperCalls = (expr: string): string => twinCalls(expr, '_v');
 
 /**
  * `expr` with its generic helper calls turned into their f32 twins' (an expression over scalars in
  * a vector kernel).
  */
-export function scalarHelperCalls(expr: string): string {
-  return PRELUDE.filter((h) => h.generic).reduce(
-    (text, h) => text.replaceAll(`${h.name}(`, `${h.name}_s(`),
-    expr,
-  );
-}
+export const scalarHelperCalls = (expr: string): string => twinCalls(expr, '_s');
