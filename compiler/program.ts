@@ -1,5 +1,7 @@
 import { topoSort, type Node } from '../core/ir/node.js';
 import { GrngError } from '../core/errors.js';
+import { opTable } from '../core/ops/table.js';
+import { gateKey, gatesOf, type Gate } from './kernels/gates.js';
 import { mergeDependentReductions } from './kernels/merge-reductions.js';
 import { fuseMatmulEpilogues } from './kernels/fuse-epilogues.js';
 import { mergeIndependent } from './kernels/merge-independent.js';
@@ -89,17 +91,37 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
   const layout = options.inputs ?? separateInputs(externals.filter((n) => n.op === 'input'));
   const bindingKey = bindingKeys(layout, new Set(outputs.map((n) => n.id)));
 
-  const partitioned = partition(outputs, { fuse, maxBuffers, bindingKey });
+  // Work needed only under a condition computed on the device is gated on it (the unfused
+  // reference schedule runs everything).
+  const gates = fuse ? gatesOf(outputs) : new Map<number, Gate>();
+  const gateOf = (n: Node) => gateKey(gates.get(n.id));
+  const sameGate = (a: Node, b: Node) => gateOf(a) === gateOf(b);
+  const partitioned = partition(outputs, {
+    fuse,
+    maxBuffers,
+    bindingKey,
+    materialize: conditionsOfHeavyWork(outputs, gates),
+  });
   const plans = fuse
-    ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey })
+    ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey, sameGate })
     : partitioned;
   const dispatches = fuse
     ? mergeIndependent(
-        mergeDependentReductions(plans, maxBuffers, fitsOneKernel, isWideReduction, bindingKey),
+        mergeDependentReductions(
+          plans,
+          maxBuffers,
+          fitsOneKernel,
+          isWideReduction,
+          bindingKey,
+          sameGate,
+        ),
         {
           maxBuffers,
           bindingKey,
-          mode: segmentMode,
+          mode: (plan) => {
+            const mode = segmentMode(plan);
+            return mode === 'alone' ? mode : `${mode}${gateOf(plan.roots[0])}`;
+          },
           invocations: segmentInvocations,
           maxMergedInvocations: options.maxMergedInvocations,
         },
@@ -108,10 +130,12 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
   const donated = options.donated ?? new Set<number>();
   const order = options.argumentOrder;
   const aliases = planInPlace(dispatches, donated, outputs, order);
+  const gated = dispatchGates(dispatches, gates);
   const memory = planMemory(
     dispatches.map((d, k) => ({
       roots: d.segments.flatMap((s) => s.roots),
-      inputs: d.segments.flatMap((s) => s.inputs),
+      // A gated dispatch reads its condition too (the device does, just before it).
+      inputs: [...d.segments.flatMap((s) => s.inputs), ...(gated[k] ? [gated[k].node] : [])],
       aliases: aliases[k],
     })),
     externals,
@@ -121,7 +145,19 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
     limits.maxStorageBufferBindingSize,
   );
   const kernels = dispatches.map((d, k) => {
-    const source = generateDispatch(d.segments, memory, workgroupSize);
+    const generated = generateDispatch(d.segments, memory, workgroupSize);
+    const condition = gated[k];
+    const source =
+      condition === undefined
+        ? generated
+        : {
+            ...generated,
+            gate: {
+              ...regionOf(memory, condition.node),
+              condition: condition.node.id,
+              when: condition.when,
+            },
+          };
     const storage = source.bindings.filter((s) => memory.slots[s].kind !== 'scalars');
     if (storage.length > maxBuffers) {
       const bound = storage.map((s) => slotLabel(memory.slots[s])).join(', ');
@@ -134,6 +170,50 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
     return { segments: d.segments, source, aliases: aliases[k] };
   });
   return { kernels, memory, externals, outputs };
+}
+
+/**
+ * Conditions gating a product or a reduction: stored, so that the device can read them. (Other
+ * gated work is elementwise, inlined into its readers or cheap enough to run regardless.)
+ */
+function conditionsOfHeavyWork(
+  outputs: readonly Node[],
+  gates: ReadonlyMap<number, Gate>,
+): Set<number> {
+  const out = new Set<number>();
+  for (const node of topoSort(outputs)) {
+    const kind = opTable[node.op].wgsl.kind;
+    const gate = gates.get(node.id);
+    if (gate !== undefined && (kind === 'matmul' || kind === 'reduce')) out.add(gate.node.id);
+  }
+  return out;
+}
+
+/**
+ * Each dispatch's gate: the condition its roots share (merging keeps unlike ones apart), when an
+ * earlier dispatch stores it or it is an input; else it runs unconditionally.
+ */
+function dispatchGates(
+  dispatches: readonly { segments: readonly KernelPlan[] }[],
+  gates: ReadonlyMap<number, Gate>,
+): (Gate | undefined)[] {
+  const storedBy = new Map<number, number>();
+  dispatches.forEach((d, k) =>
+    d.segments.forEach((s) => s.roots.forEach((r) => storedBy.set(r.id, k))),
+  );
+  return dispatches.map((d, k) => {
+    const gate = gates.get(d.segments[0].roots[0].id);
+    if (gate === undefined) return undefined;
+    const at = storedBy.get(gate.node.id);
+    const ready = gate.node.op === 'input' || (at !== undefined && at < k);
+    return ready ? gate : undefined;
+  });
+}
+
+function regionOf(memory: MemoryPlan, node: Node) {
+  const region = memory.regions.get(node.id);
+  if (region === undefined) throw new Error(`internal: gate condition #${node.id} has no region`);
+  return region;
 }
 
 /**
@@ -251,9 +331,13 @@ export function explainProgram(program: Program, withSource = false): string {
       `${slots.map((s, i) => `${i}: ${slotLabel(s)}`).join('; ')}`,
   ];
   program.kernels.forEach(({ segments, source, aliases }, i) => {
+    const gate =
+      source.gate === undefined
+        ? ''
+        : `, runs when @${slots[source.gate.slot].kind}${source.gate.slot}+${source.gate.offset} is ${source.gate.when}`;
     lines.push(
       `dispatch ${i} (${source.invocations} invocations, ${segments.length} ` +
-        `segment(s), binds slots ${source.bindings.join(', ')}):`,
+        `segment(s), binds slots ${source.bindings.join(', ')}${gate}):`,
     );
     for (const { roots, inputs, matmul } of segments) {
       const reads = inputs.map((n) => `${n.op}#${n.id}${where(n)}`).join(', ') || 'nothing';

@@ -11,6 +11,7 @@ import {
   type StorageType,
 } from '../compiler/memory/layout.js';
 import { planOf, type ProgramPlan } from '../compiler/program-plan.js';
+import type { DispatchSource } from '../compiler/wgsl/kernel.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
 import { BufferPool } from './buffer-pool.js';
 import {
@@ -21,6 +22,7 @@ import {
   type ExecuteOptions,
 } from './device.js';
 import { Allocation, GpuArray } from './gpu-array.js';
+import { GATE_WGSL, GATE_WORKGROUP, planGates, type GatePlan } from './gpu/gates.js';
 
 export { GpuArray } from './gpu-array.js';
 
@@ -55,6 +57,9 @@ const COPY_SRC = 0x0004;
 const COPY_DST = 0x0008;
 const STORAGE = 0x0080;
 const UNIFORM = 0x0040;
+const INDIRECT = 0x0100;
+const MAP_READ = 0x0001;
+const MAP_MODE_READ = 0x0001;
 const USAGE = STORAGE | COPY_SRC | COPY_DST;
 
 interface Executable {
@@ -75,6 +80,16 @@ interface Executable {
    */
   readonly offsets: { readonly buffer: GPUBuffer; readonly at: readonly (number | undefined)[] };
   readonly bindGroups: Map<string, GPUBindGroup>;
+  /** Gated dispatches (runtime/gpu/gates.ts), when the plan has any. */
+  readonly gates?: {
+    readonly plan: GatePlan;
+    readonly pipeline: GPUComputePipeline;
+    readonly counts: GPUBuffer;
+    readonly args: GPUBuffer;
+    /** The groups' uniforms in one buffer, group g's at byte g·`stride`. */
+    readonly params: GPUBuffer;
+    readonly stride: number;
+  };
 }
 
 /** Bytes of an offsets uniform of `count` u32s, as the kernel declares it. */
@@ -90,8 +105,13 @@ export interface DeviceStats {
   pipelines: number;
   /** Characters of WGSL in those pipelines: what the driver's shader compiler was given. */
   shaderChars: number;
-  /** FLOPs of the matmuls dispatched, 2·m·n·k per product: a FLOP floor's numerator. */
+  /**
+   * FLOPs of the matmuls dispatched unconditionally, 2·m·n·k per product: a FLOP floor's
+   * numerator.
+   */
   matmulFlops: number;
+  /** FLOPs of the matmuls in gated dispatches: what ran of them depends on the device's data. */
+  gatedMatmulFlops: number;
 }
 
 /** Runs compiled WGSL programs on a WebGPU device; one command buffer per call. */
@@ -106,6 +126,7 @@ export class WebGpuDevice implements Device {
     pipelines: 0,
     shaderChars: 0,
     matmulFlops: 0,
+    gatedMatmulFlops: 0,
   };
   private readonly executables = new Map<string, Executable>();
   /** Pipelines by WGSL source: the same kernel in two programs compiles once. */
@@ -369,6 +390,7 @@ export class WebGpuDevice implements Device {
    * the outputs.
    */
   private run(exe: Executable, inputBuffers: readonly Allocation[]): GpuArray[] {
+    this.lastGated = exe.gates === undefined ? undefined : exe;
     const { slots } = exe.plan;
     const buffers: GPUBuffer[] = [];
     const arenas: GPUBuffer[] = [];
@@ -403,6 +425,9 @@ export class WebGpuDevice implements Device {
     const pass = encoder.beginComputePass();
     for (const [k, source] of exe.plan.kernels.entries()) {
       if (source.invocations === 0) continue;
+      const gates = exe.gates;
+      const group = gates?.plan.gateBefore.get(k);
+      if (gates !== undefined && group !== undefined) this.openGate(exe, group, buffers, pass);
       pass.setPipeline(exe.pipelines[k]);
       pass.setBindGroup(
         0,
@@ -412,10 +437,15 @@ export class WebGpuDevice implements Device {
           source.bindings.map((slot) => buffers[slot]),
         ),
       );
-      const [x, y] = this.dispatchSize(Math.ceil(source.invocations / source.workgroupSize));
-      pass.dispatchWorkgroups(x, y);
+      const argsAt = gates?.plan.argsAt.get(k);
+      if (gates !== undefined && argsAt !== undefined) {
+        pass.dispatchWorkgroupsIndirect(gates.args, argsAt);
+        this.stats.gatedMatmulFlops += source.matmulFlops;
+      } else {
+        pass.dispatchWorkgroups(...this.groupsOf(source));
+        this.stats.matmulFlops += source.matmulFlops;
+      }
       this.stats.dispatches++;
-      this.stats.matmulFlops += source.matmulFlops;
     }
     pass.end();
     const staged: GPUBuffer[] = [];
@@ -510,17 +540,18 @@ export class WebGpuDevice implements Device {
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 0;
 
+  private bufferId(buffer: GPUBuffer): number {
+    let n = this.bufferIds.get(buffer);
+    if (n === undefined) this.bufferIds.set(buffer, (n = this.nextBufferId++));
+    return n;
+  }
+
   /**
    * The bind group of dispatch k over `bound`, cached: a training step binds the same buffers
    * every call (parameters and state in place, pooled arena and uploads), so this is a lookup.
    */
   private bindGroup(exe: Executable, k: number, bound: readonly GPUBuffer[]): GPUBindGroup {
-    const id = (b: GPUBuffer) => {
-      let n = this.bufferIds.get(b);
-      if (n === undefined) this.bufferIds.set(b, (n = this.nextBufferId++));
-      return n;
-    };
-    const key = `${k}:${bound.map(id).join(',')}`;
+    const key = `${k}:${bound.map((b) => this.bufferId(b)).join(',')}`;
     let group = exe.bindGroups.get(key);
     if (group === undefined) {
       const entries: GPUBindGroupEntry[] = bound.map((buffer, binding) => ({
@@ -544,6 +575,72 @@ export class WebGpuDevice implements Device {
       exe.bindGroups.set(key, group);
     }
     return group;
+  }
+
+  /** The latest call's executable, when it had gated dispatches. */
+  private lastGated: Executable | undefined;
+
+  /**
+   * What the gated dispatches of the most recent call did (for profiling: one read back, after the
+   * call's work): how many there were, how many ran, and the matmul FLOPs of those that ran.
+   */
+  async gatedWork(): Promise<{ dispatches: number; ran: number; matmulFlops: number }> {
+    const exe = this.lastGated;
+    if (exe?.gates === undefined) return { dispatches: 0, ran: 0, matmulFlops: 0 };
+    const { args, plan } = exe.gates;
+    const staging = this.gpu.createBuffer({ size: args.size, usage: MAP_READ | COPY_DST });
+    const encoder = this.gpu.createCommandEncoder();
+    encoder.copyBufferToBuffer(args, 0, staging, 0, args.size);
+    this.gpu.queue.submit([encoder.finish()]);
+    await staging.mapAsync(MAP_MODE_READ);
+    const words = new Uint32Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    let [ran, matmulFlops] = [0, 0];
+    for (const [k, at] of plan.argsAt) {
+      if (words[at / 4] * words[at / 4 + 1] * words[at / 4 + 2] === 0) continue;
+      ran++;
+      matmulFlops += exe.plan.kernels[k].matmulFlops;
+    }
+    return { dispatches: plan.argsAt.size, ran, matmulFlops };
+  }
+
+  /**
+   * Records group `g`'s gate kernel in `pass`: it sets the workgroup counts of the group's
+   * dispatches from their condition, which lives in `buffers`.
+   */
+  private openGate(
+    exe: Executable,
+    g: number,
+    buffers: readonly GPUBuffer[],
+    pass: GPUComputePassEncoder,
+  ): void {
+    const gates = exe.gates as NonNullable<Executable['gates']>;
+    const { gate, params } = gates.plan.groups[g];
+    const condition = buffers[gate.slot];
+    const key = `gate${g}:${this.bufferId(condition)}`;
+    let group = exe.bindGroups.get(key);
+    if (group === undefined) {
+      group = this.gpu.createBindGroup({
+        layout: gates.pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: condition } },
+          { binding: 1, resource: { buffer: gates.counts } },
+          { binding: 2, resource: { buffer: gates.args } },
+          { binding: 3, resource: { buffer: gates.params, offset: g * gates.stride, size: 16 } },
+        ],
+      });
+      if (exe.bindGroups.size >= 64) exe.bindGroups.clear();
+      exe.bindGroups.set(key, group);
+    }
+    pass.setPipeline(gates.pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(Math.ceil(params[2] / GATE_WORKGROUP));
+    this.stats.dispatches++;
+  }
+
+  /** A dispatch's workgroup counts (x, y). */
+  private groupsOf(source: DispatchSource): [number, number] {
+    return this.dispatchSize(Math.ceil(source.invocations / source.workgroupSize));
   }
 
   /** Splits a workgroup count over x and y so neither exceeds maxComputeWorkgroupsPerDimension. */
@@ -630,7 +727,29 @@ export class WebGpuDevice implements Device {
       scalars,
       offsets: this.offsets(plan),
       bindGroups: new Map(),
+      gates: this.gates(plan),
     };
+  }
+
+  /** The buffers gated dispatches need, or undefined when a plan has none. */
+  private gates(plan: ProgramPlan): Executable['gates'] {
+    const gatePlan = planGates(plan.kernels, (source) => this.groupsOf(source));
+    if (gatePlan.groups.length === 0) return undefined;
+    const stride = Math.max(16, this.gpu.limits.minUniformBufferOffsetAlignment);
+    const counts = this.gpu.createBuffer({ size: 4 * gatePlan.counts.length, usage: USAGE });
+    this.gpu.queue.writeBuffer(counts, 0, gatePlan.counts);
+    const args = this.gpu.createBuffer({
+      size: 4 * gatePlan.counts.length,
+      usage: STORAGE | INDIRECT | COPY_SRC,
+    });
+    const params = this.gpu.createBuffer({
+      size: stride * gatePlan.groups.length,
+      usage: UNIFORM | COPY_DST,
+    });
+    const data = new Uint32Array(params.size / 4);
+    gatePlan.groups.forEach((g, i) => data.set(g.params, (i * stride) / 4));
+    this.gpu.queue.writeBuffer(params, 0, data);
+    return { plan: gatePlan, pipeline: this.pipeline(GATE_WGSL), counts, args, params, stride };
   }
 
   /** The kernels' offsets uniforms in one buffer, each at an offset the device can bind. */

@@ -101,7 +101,8 @@ export async function optimizersSection(ctx: BenchContext): Promise<Section> {
         "the driver's shader cache disabled (MESA_SHADER_CACHE_DISABLE=true, " +
         'bench/cold-start.ts), which is what a user pays on first contact; ' +
         'pipelines and KiB of WGSL are what the driver compiled for them.',
-      `GFLOP/s: the step's matmul FLOPs (2·m·n·k per product, counted by the device) over its ` +
+      `GFLOP/s: the step's matmul FLOPs (2·m·n·k per product, counted by the device; of gated ` +
+        'dispatches — a fallback or polish the device may skip — only those that ran) over its ' +
         "amortized time, and the refresh step's over its time; × FLOP floor: the amortized time " +
         'over the time those FLOPs take at the plain 512³ matmul rate measured on this device ' +
         `in this run (${matmulGflops.toFixed(1)} GFLOP/s).`,
@@ -199,7 +200,9 @@ export async function timePeriods(
       times.push(await timed(() => train.run(batch)));
       // a plain step (or, for P = 1, every step)
       if (t === 0) dispatches = device.stats.dispatches - before.dispatches;
-      const mine = device.stats.matmulFlops - before.matmulFlops;
+      // products that always run, and those of the gated ones (a fallback, a polish) that ran
+      const gated = await device.gatedWork();
+      const mine = device.stats.matmulFlops - before.matmulFlops + gated.matmulFlops;
       stepFlops += mine;
       flops = { perStep: stepFlops / (t + 1), refresh: mine };
       baselineTimes.push(await timed(() => baseline.run(batch)));

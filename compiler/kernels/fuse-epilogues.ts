@@ -7,6 +7,11 @@ import { bindingCount, type KernelPlan } from './partition.js';
 export interface EpilogueOptions {
   readonly maxBuffers: number;
   readonly bindingKey: BindingKey;
+  /**
+   * Whether two nodes are needed under the same condition (gates.ts): a product gated on one
+   * condition fused into an epilogue needed under another would run whenever the epilogue does.
+   */
+  readonly sameGate?: (a: Node, b: Node) => boolean;
 }
 
 const kindOf = (node: Node) => opTable[node.op].wgsl.kind;
@@ -46,7 +51,7 @@ function fuseInto(
   list: readonly KernelPlan[],
   p: KernelPlan,
   returned: ReadonlySet<number>,
-  { maxBuffers, bindingKey }: EpilogueOptions,
+  { maxBuffers, bindingKey, sameGate }: EpilogueOptions,
 ): KernelPlan[] | undefined {
   const position = new Map<number, number>(); // root id → index in list
   list.forEach((q, i) => q.roots.forEach((r) => position.set(r.id, i)));
@@ -57,6 +62,7 @@ function fuseInto(
     if (im === undefined || kindOf(m) !== 'matmul' || list[im].matmul !== undefined) continue;
     if (!shapesEqual(m.shape, root.shape) || !readsAtOwnElement(p, m) || computesIntegers(p))
       continue;
+    if (sameGate !== undefined && !sameGate(m, root)) continue;
     const others = list.flatMap((q, i) =>
       q !== p && q.inputs.some((n) => n.id === m.id) ? [i] : [],
     );

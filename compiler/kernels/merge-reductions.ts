@@ -11,7 +11,8 @@ const sameShape = (a: Node, b: Node) =>
  * Chains reductions that read an earlier reduction at their own output element into that
  * reduction's kernel: softmax's sum of exp(x − max) is computed right after the max, in the same
  * invocation, from a register. `fits` (from codegen) confirms the reads are really at the own
- * element; `single` marks plans that must keep a kernel of their own (e.g. wide reductions).
+ * element; `single` marks plans that must keep a kernel of their own (e.g. wide reductions), and
+ * `sameGate` keeps kernels needed under different conditions apart (gates.ts).
  */
 export function mergeDependentReductions(
   plans: readonly KernelPlan[],
@@ -19,6 +20,7 @@ export function mergeDependentReductions(
   fits: (plan: KernelPlan) => boolean,
   single: (plan: KernelPlan) => boolean,
   bindingKey: BindingKey,
+  sameGate: (a: Node, b: Node) => boolean = () => true,
 ): KernelPlan[] {
   const out: KernelPlan[] = [];
   const position = new Map<number, number>(); // root id → index in `out`
@@ -32,6 +34,7 @@ export function mergeDependentReductions(
         const group = out[g];
         if (!group.roots.every(isReduce) || !sameShape(group.roots[0], root) || single(group))
           continue;
+        if (!sameGate(group.roots[0], root)) continue;
         const others = plan.inputs.filter((n) => !group.roots.includes(n));
         // must be ready before the group runs
         if (others.some((n) => (position.get(n.id) ?? -1) >= g)) continue;

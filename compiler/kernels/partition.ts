@@ -27,6 +27,8 @@ export interface PartitionOptions {
   readonly maxBuffers: number;
   /** The buffer each node will be bound through (packed arrays share one). */
   readonly bindingKey: BindingKey;
+  /** Nodes to store whatever their kind (conditions that gate kernels, see gates.ts). */
+  readonly materialize?: ReadonlySet<number>;
 }
 
 /** Nodes that live in buffers without a kernel: graph inputs and data constants. */
@@ -51,7 +53,8 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
     if (isExternal(node)) continue;
     const kind = kindOf(node);
     if (!options.fuse && kind !== 'leaf') materialized.add(node.id);
-    if (kind === 'reduce' || kind === 'matmul') materialized.add(node.id);
+    if (kind === 'reduce' || kind === 'matmul' || options.materialize?.has(node.id))
+      materialized.add(node.id);
     if (kind === 'matmul') {
       // Computed operands first: then a view of one of them (aᵀa with a computed, a Gram matrix)
       // reads it where it is stored instead of being copied in its own layout.

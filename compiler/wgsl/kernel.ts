@@ -35,6 +35,18 @@ export interface DispatchSource extends KernelSource {
   readonly offsets: readonly number[];
   /** FLOPs of the dispatch's matmuls, 2·m·n·k per product (elementwise work not counted). */
   readonly matmulFlops: number;
+  /**
+   * Run only when the bool (stored as i32) at this region is `when`, decided on the device:
+   * everything the dispatch stores is needed only then (compiler/kernels/gates.ts).
+   */
+  readonly gate?: DispatchGate;
+}
+
+/** Where a gated dispatch's condition lives, and the value it runs on. */
+export interface DispatchGate extends Region {
+  /** Tells conditions apart: two may use one region at different times. */
+  readonly condition: number;
+  readonly when: boolean;
 }
 
 /**

@@ -29,13 +29,17 @@ export function inverseResidual(a: Tensor, x: Tensor): Tensor {
 export function newtonSchulz(a: Tensor, x0: Tensor, iterations: number): Tensor {
   const twoI = mul(2, eye(a.shape[0]));
   let x = x0;
-  for (let j = 0; j < iterations; j++) {
-    // (X + Xᵀ)/2 as X/2 + (X/2)ᵀ, the same floats (halving is exact): the transpose of the product
-    // itself would be rewritten to Sᵀ·Xᵀ (core/ir/builder.ts), a third d×d product per step.
-    const half = mul(matmul(x, sub(twoI, matmul(a, x))), 0.5);
-    x = add(half, mT(half));
-  }
+  for (let j = 0; j < iterations; j++) x = symmetricPart(matmul(x, sub(twoI, matmul(a, x))));
   return x;
+}
+
+/**
+ * (X + Xᵀ)/2 as X/2 + (X/2)ᵀ, the same floats (halving is exact): the transpose of a product X
+ * itself would be rewritten to Sᵀ·Xᵀ (core/ir/builder.ts), a third d×d product per step.
+ */
+function symmetricPart(x: Tensor): Tensor {
+  const half = mul(x, 0.5);
+  return add(half, mT(half));
 }
 
 export interface GuardedInverse {
@@ -53,11 +57,14 @@ export interface GuardedInverse {
  * A⁻¹ of a symmetric positive definite A by Newton–Schulz, decided on the device. Starts from
  * `x0` (a warm start: the previous inverse) when ‖I − AX₀‖_F < 1 and from I/λ̂ (λ̂ ≈ λ_max(A),
  * e.g. by power iteration) otherwise (R9). After `iterations` steps the residual is checked: above
- * `tolerance` counts as a fallback event; `extra` steps then continue from there, or — if the
+ * `tolerance` counts as a fallback event, and `extra` steps then continue from there or — if the
  * iteration diverged (residual ≥ 1, e.g. λ̂ far below λ_max) — restart from I/‖A‖_F, which always
- * converges since ‖A‖_F ≥ λ_max. One straight-line program: the restart point is chosen with
- * `where`, and extra steps on a converged X only refine it. A width that is not a multiple of 4
- * iterates on blockdiag(A, I) (see `blockWithIdentity`), which computes the same inverse.
+ * converges since ‖A‖_F ≥ λ_max. A first attempt within `tolerance` is only polished: of up to
+ * `extra` more steps, each is kept while it at least halves the residual (above the rounding floor
+ * the residual squares), and once one does not, the rest is skipped on the device (the compiler
+ * gates their kernels on the flag that says so). One straight-line program either way: `where`
+ * chooses. A width that is not a multiple of 4 iterates on blockdiag(A, I) (see
+ * `blockWithIdentity`), which computes the same inverse.
  */
 export function guardedInverse(
   a: Tensor,
@@ -66,21 +73,67 @@ export function guardedInverse(
   const n = a.shape[0];
   const embed = blockWithIdentity(n);
   const padded = embed(a);
-  const cold = embed(div(eye(n), options.lambdaMax));
-  const start =
-    options.x0 === undefined
-      ? cold
-      : where(lt(inverseResidual(padded, embed(options.x0)), 1), embed(options.x0), cold);
-  const first = newtonSchulz(padded, start, options.iterations);
-  const residual = inverseResidual(padded, first);
-  const safe = embed(div(eye(n), sqrt(sqnorm(a))));
-  const inverse = newtonSchulz(padded, where(lt(residual, 1), first, safe), options.extra);
-  // Written as ≤ so that a first attempt that overflowed (residual NaN) counts as a fallback too.
+  // A·X for X = c·I embedded is blockdiag(c·A, I): exact without a product (one nonzero term each).
+  const scaledIdentity = (c: Tensor): Iterate => {
+    const x = embed(mul(c, eye(n)));
+    return withProduct(x, embed(mul(a, c)));
+  };
+  const cold = scaledIdentity(div(1, options.lambdaMax));
+  let start = cold;
+  if (options.x0 !== undefined) {
+    const warm = withProduct(embed(options.x0), matmul(padded, embed(options.x0)));
+    start = choose(lt(warm.residual, 1), warm, cold);
+  }
+  const first = iterate(padded, start, options.iterations);
+  const converged = le(first.residual, options.tolerance); // false for NaN: a fallback too
+  const safe = scaledIdentity(div(1, sqrt(sqnorm(a))));
+  let result = choose(converged, first, choose(lt(first.residual, 1), first, safe));
+  // `running` says step k is kept: in a fallback every step is, in a polish each one that halves
+  // the residual until one does not. Each step starts from the previous one's iterate, which is
+  // the result whenever the step is needed at all.
+  let running: Tensor | undefined;
+  let previous = result;
+  for (let k = 0; k < options.extra; k++) {
+    const next = iterate(padded, previous, 1);
+    const keep = where(converged, le(next.residual, mul(previous.residual, 0.5)), 1);
+    running = running === undefined ? keep : where(running, keep, 0);
+    result = choose(running, next, result);
+    previous = next;
+  }
+  const inverse = result.x;
   return {
     inverse: padded === a ? inverse : slice(inverse, [0, 0], [n, n]),
-    residual: inverseResidual(padded, inverse),
-    fellBack: where(le(residual, options.tolerance), 0, 1),
+    residual: result.residual,
+    fellBack: where(converged, 0, 1),
   };
+}
+
+/** An iterate X with A·X and ‖I − A X‖_F (the next step needs the product; the guard, the norm). */
+interface Iterate {
+  readonly x: Tensor;
+  readonly product: Tensor;
+  readonly residual: Tensor;
+}
+
+function withProduct(x: Tensor, product: Tensor): Iterate {
+  return { x, product, residual: sqrt(sqnorm(sub(eye(product.shape[0]), product))) };
+}
+
+const choose = (c: Tensor, a: Iterate, b: Iterate): Iterate => ({
+  x: where(c, a.x, b.x),
+  product: where(c, a.product, b.product),
+  residual: where(c, a.residual, b.residual),
+});
+
+/** `steps` Newton–Schulz steps from `from`, each reusing the product the previous one computed. */
+function iterate(a: Tensor, from: Iterate, steps: number): Iterate {
+  const twoI = mul(2, eye(a.shape[0]));
+  let it = from;
+  for (let j = 0; j < steps; j++) {
+    const x = symmetricPart(matmul(it.x, sub(twoI, it.product)));
+    it = withProduct(x, matmul(a, x));
+  }
+  return it;
 }
 
 /**

@@ -448,14 +448,14 @@ describe('R8: Newton–Schulz from X₀ = I/λ_max(A), A = Λ + √ρ·λ_max(Λ
       topoSort(outputs.map((t) => t.node)).filter((n) => n.op === 'matmul').length;
     const [a, x0] = [input('a', [5, 5]), input('x0', [5, 5])];
     expect(products([newtonSchulz(a, x0, 3)])).toBe(6);
-    const g = guardedInverse(a, {
-      lambdaMax: input('l', []),
-      iterations: 3,
-      extra: 2,
-      tolerance: 1e-3,
-    });
-    // 2·(3 + 2) steps, and one product for each of the two residuals ‖I − AX‖_F
-    expect(products([g.inverse, g.residual, g.fellBack])).toBe(2 * 5 + 2);
+    const options = { lambdaMax: input('l', []), iterations: 3, extra: 2, tolerance: 1e-3 };
+    const cold = guardedInverse(a, options);
+    // 2·(3 + 2) steps, which also give every iterate's A·X for its residual ‖I − AX‖_F; the cold
+    // start I/λ̂ and the restart I/‖A‖_F have theirs without a product (A scaled).
+    expect(products([cold.inverse, cold.residual, cold.fellBack])).toBe(2 * 5);
+    // a warm start X₀ costs one product, A·X₀, its residual's and then the first step's
+    const warm = guardedInverse(a, { ...options, x0 });
+    expect(products([warm.inverse, warm.residual, warm.fellBack])).toBe(2 * 5 + 1);
   });
 
   test('newtonSchulzIterations reproduces docs/algorithms.md §3.5 table exactly', () => {
@@ -704,6 +704,33 @@ describe('R9: guardedInverse (warm start, cold start, fallback)', () => {
         { numRuns: 25 },
       );
       report('R9 continued rel / 10dκε');
+    },
+  );
+
+  test(
+    'a first attempt within tolerance but above the floor is polished to the floor (no ' +
+      'fallback), stopping once a step no longer halves the residual',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(guardedCase, async ({ a, kappa, top, k, sqrtRho }) => {
+          // j steps from I/λ_max leave ‖R‖₂ ≤ (1+√ρ)^(−2^j): the fewest with that ≤ 1e-5, so
+          // ‖R‖_F ≤ √16·1e-5 < 1e-3 = tolerance. `reached` is that ‖R‖₂ exactly (R₀'s largest
+          // eigenvalue is 1 − λ_min/λ_max); 10× above what expectConverged allows (fc.pre), the
+          // first attempt alone fails it: polishing steps must be kept.
+          const iterations = stepsFrom(1 / (1 + sqrtRho), 1e-5);
+          const reached = (1 - eigenvalues(a)[0] / top) ** (2 ** iterations);
+          fc.pre(reached >= 10 * (1e-12 + 100 * kappa * EPS));
+          const options = { lambdaMax: top, iterations, extra: k, tolerance: 1e-3 };
+          const want = guardedInverseReference(a, options);
+          expect(want.fellBack).toBe(0);
+          const got = await guarded(a, options);
+          expect(got.fellBack).toBe(0);
+          // The reference takes all `extra` steps; the polish stops at the floor: both there.
+          expectConverged(a, got, want, kappa, 'polished');
+        }),
+        { numRuns: 25 },
+      );
+      report('R9 polished rel / 10dκε');
     },
   );
 
