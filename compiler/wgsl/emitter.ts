@@ -153,6 +153,14 @@ export class Emitter {
     return this.placement(`${at.name}:${at.offset}:${unit}`, at.offset / unit);
   }
 
+  /**
+   * A size or stride of the kernel (`key` names it) as a u32 expression reading the `offsets`
+   * uniform, for kernels whose text must not depend on their sizes (matmul.ts).
+   */
+  dimension(key: string, value: number): string {
+    return this.placement(`dim:${key}`, value);
+  }
+
   /** `value` (keyed by `key`) as a u32 expression reading the `offsets` uniform. */
   private placement(key: string, value: number): string {
     let cell = this.offsetCells.get(key);

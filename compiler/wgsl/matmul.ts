@@ -262,27 +262,43 @@ function vec4Matmul(
   const groups = tn / 4;
   const space = [...root.shape.slice(0, r - 2), Math.ceil(m / tm), Math.ceil(n / tn)];
   const bind = (x: string) => (/^[0-9]+u$/.test(x) ? x : e.bind(x));
-  const idx = unravel(e, 'flat', space).map((x) => (x === '0i' ? '0u' : e.bind(`u32(${x})`)));
+  // A plain product (no epilogue, no batch) of the 'rows' design reads its sizes and strides from
+  // the offsets uniform: every such product of one tile shape and access pattern is one WGSL text,
+  // one pipeline for the driver to compile (a Newton–Schulz step's two products, the statistics
+  // and preconditioning of layers of any width). Strides of 0 and 1 stay literal (they fold).
+  const runtime =
+    r === 2 && d.kind === 'rows' && d.a !== undefined && stores.every((st) => !st.epilogue);
+  const dim = (key: string, value: number) => (runtime ? e.dimension(key, value) : `${value}u`);
+  const scaledBy = (x: string, s: number, key: string) =>
+    runtime && s !== 0 && s !== 1 && x !== '0u'
+      ? `${/^[A-Za-z0-9_.]+$/.test(x) ? x : `(${x})`} * ${dim(key, s)}`
+      : scaled(x, s);
+  const idx = runtime
+    ? ((flat) => [
+        bind(`${flat} / ${dim('tiles.n', space[1])}`),
+        bind(`${flat} % ${dim('tiles.n', space[1])}`),
+      ])(e.bind('u32(flat)'))
+    : unravel(e, 'flat', space).map((x) => (x === '0i' ? '0u' : e.bind(`u32(${x})`)));
   const batch = idx.slice(0, r - 2);
   const rowClamp = m % tm !== 0;
   const colClamp = n % tn !== 0;
   const row0 = bind(scaled(idx[r - 2], tm));
   const group0 = bind(scaled(idx[r - 1], groups)); // the tile's first column / 4
   const row = (i: number) =>
-    rowClamp ? `min(${sum(row0, `${i}u`)}, ${m - 1}u)` : `(${sum(row0, `${i}u`)})`;
+    rowClamp ? `min(${sum(row0, `${i}u`)}, ${dim('m - 1', m - 1)})` : `(${sum(row0, `${i}u`)})`;
   // Where a view's [batch…, 0, 0] is, in units of `unit` elements.
-  const origin = (v: StridedView, unit: 1 | 4) =>
+  const origin = (v: StridedView, unit: 1 | 4, key: string) =>
     bind(
       sum(
         e.offset(v.at, unit),
-        `${v.base / unit}u`,
+        runtime ? dim(key, v.base / unit) : `${v.base / unit}u`,
         ...batch.map((x, i) => scaled(x, v.strides[i] / unit)),
       ),
     );
   const k = e.fresh('k');
   const loop = (count: number, emit: () => void) => {
     const body = e.block(emit);
-    e.line(`for (var ${k} = 0u; ${k} < ${count}u; ${k}++) {`);
+    e.line(`for (var ${k} = 0u; ${k} < ${dim('depth', count)}; ${k}++) {`);
     body.forEach((l) => e.line(`  ${l}`));
     e.line('}');
   };
@@ -291,8 +307,8 @@ function vec4Matmul(
 
   if (d.kind === 'dot') {
     const { a: A, b: B } = d;
-    const ao = origin(A, 4);
-    const bo = origin(B, 4);
+    const ao = origin(A, 4, 'a.base');
+    const bo = origin(B, 4, 'b.base');
     const arows = range(tm).map((i) => bind(sum(ao, scaled(row(i), A.strides[r - 2] / 4))));
     const bcols = range(tn).map((j) =>
       bind(
@@ -324,18 +340,27 @@ function vec4Matmul(
     const { a: A, b: B } = d;
     // Column group g: the vec4 of columns 4(group0 + g)…+3 (clamped at the right edge) of row k of
     // b.
-    const bo = origin(B, 4);
+    const bo = origin(B, 4, 'b.base');
     const bcols = range(groups).map((g) =>
-      bind(sum(bo, colClamp ? `min(${group0} + ${g}u, ${n / 4 - 1}u)` : sum(group0, `${g}u`))),
+      bind(
+        sum(
+          bo,
+          colClamp
+            ? `min(${group0} + ${g}u, ${dim('n / 4 - 1', n / 4 - 1)})`
+            : sum(group0, `${g}u`),
+        ),
+      ),
     );
     let loadA: () => string[]; // a's tm values at row k, emitted in the loop body
     if (A !== undefined) {
-      const ao = origin(A, 1);
-      const arows = range(tm).map((i) => bind(sum(ao, scaled(row(i), A.strides[r - 2]))));
+      const ao = origin(A, 1, 'a.base');
+      const arows = range(tm).map((i) =>
+        bind(sum(ao, scaledBy(row(i), A.strides[r - 2], 'a.row'))),
+      );
       const vec = d.vec4.has(A.at.name);
       loadA = () =>
         arows.map((at) => {
-          const i = bind(sum(at, scaled(k, A.strides[r - 1])));
+          const i = bind(sum(at, scaledBy(k, A.strides[r - 1], 'a.k')));
           return e.bind(vec ? `${A.at.name}[${i} >> 2u][${i} & 3u]` : `${A.at.name}[${i}]`);
         });
     } else {
@@ -351,7 +376,7 @@ function vec4Matmul(
       for (const g of range(groups)) e.line(`var ${acc(i, g)} = vec4<f32>();`);
     loop(depth, () => {
       const bs = bcols.map((at) =>
-        e.bind(`${B.at.name}[${sum(at, scaled(k, B.strides[r - 2] / 4))}]`),
+        e.bind(`${B.at.name}[${sum(at, scaledBy(k, B.strides[r - 2] / 4, 'b.k'))}]`),
       );
       const as = loadA();
       for (const i of range(tm))
@@ -363,7 +388,7 @@ function vec4Matmul(
 
   // c's vec4s, row-major: rows past m and column groups past n / 4 are not stored.
   const cStrides = stridesOf(root.shape);
-  const rowOffset = (i: number) => scaled(`(${sum(row0, `${i}u`)})`, n / 4);
+  const rowOffset = (i: number) => scaledBy(`(${sum(row0, `${i}u`)})`, n / 4, 'n / 4');
   const origins = stores.map(({ at }) =>
     bind(sum(e.offset(at, 4), ...batch.map((x, i) => scaled(x, cStrides[i] / 4)))),
   );
@@ -383,8 +408,8 @@ function vec4Matmul(
     const crows = origins.map((o) => bind(sum(o, rowOffset(i), group0)));
     for (const g of range(groups)) {
       const guard = [
-        rowClamp ? `${row0} + ${i}u < ${m}u` : '',
-        colClamp ? `${group0} + ${g}u < ${n / 4}u` : '',
+        rowClamp ? `${row0} + ${i}u < ${dim('m', m)}` : '',
+        colClamp ? `${group0} + ${g}u < ${dim('n / 4', n / 4)}` : '',
       ].filter((x) => x !== '');
       // As in the scalar kernel: epilogues outside the guard, shared work emitted once.
       const values = stores.map(({ epilogue }, s) => {
@@ -408,5 +433,7 @@ function vec4Matmul(
       );
     }
   }
-  return assemble(declare(d.vec4), e.lines(), shapeSize(space), workgroupSize);
+  const tiles = shapeSize(space);
+  const bound = runtime ? `i32(${dim('tiles', tiles)})` : `${tiles}i`;
+  return assemble(declare(d.vec4), e.lines(), tiles, workgroupSize, 'f32', bound);
 }

@@ -11,13 +11,17 @@ export interface KernelSource {
 /** Binding declarations for the code emitted so far; bindings named in `vec4` hold vec4s. */
 export type Declare = (vec4: ReadonlySet<string>) => string[];
 
-/** The kernel module: helpers it calls, bindings, and a main over `invocations` flat ids. */
+/**
+ * The kernel module: helpers it calls, bindings, and a main over `invocations` flat ids (`bound`,
+ * an i32 expression: their count, read from a uniform by kernels whose sizes are not literals).
+ */
 export function assemble(
   decls: readonly string[],
   lines: readonly string[],
   invocations: number,
   workgroupSize: number,
   valueType = 'f32',
+  bound = `${invocations}i`,
 ): KernelSource {
   const body = lines.map((l) => `  ${l}`).join('\n');
   const code = `${decls.join('\n')}
@@ -25,7 +29,7 @@ export function assemble(
 @compute @workgroup_size(${workgroupSize})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let flat = i32(gid.x + gid.y * groups.x * ${workgroupSize}u);
-  if (flat >= ${invocations}i) { return; }
+  if (flat >= ${bound}) { return; }
 ${body}
 }
 `;

@@ -1,7 +1,8 @@
 // Kernels that differ only in where their data lives are one WGSL text, hence one pipeline for
 // the driver to compile: array offsets and scalars-uniform cells are read from each dispatch's
 // `offsets` uniform, bindings are named in the order the kernel reads them, and the scalars
-// uniform has a size that does not depend on the program. Each case checks the texts (or the
+// uniform has a size that does not depend on the program; a plain product reads its sizes there
+// too. Each case checks the texts (or the
 // device's pipeline count) and that the shared kernels still compute each call site's values.
 //
 // Bounds: any summation order of a depth-k product is within k·2^-24·Σ|terms| of the exact sum
@@ -79,6 +80,48 @@ describe('kernels that differ only in where their data lives share one pipeline'
         expect(Math.abs(got[k][i] - v)).toBeLessThanOrEqual(2 * n * ULP * abs[k][i]),
       ),
     );
+  });
+
+  test('plain products of different sizes are one text: sizes and strides are uniforms too', async () => {
+    // m and n multiples of the 16×16 tile (no edge clamps), k anything: the 'rows' vec4 kernel.
+    const sizes = [
+      [16, 8, 16],
+      [32, 20, 48],
+      [48, 36, 32],
+    ];
+    const cases = sizes.map(([m, k, n], i) => {
+      const [a, b] = [input(`a${i}`, [m, k]), input(`b${i}`, [k, n])];
+      return { m, k, n, names: [`a${i}`, `b${i}`], out: matmul(a, b) };
+    });
+    const texts = cases.map((c) =>
+      compileProgram([c.out.node], { limits: LIMITS }).kernels.map((k) => k.source.code),
+    );
+    texts.forEach((t) => expect(t).toHaveLength(1));
+    expect(new Set(texts.flat()).size).toBe(1);
+    const gpu = await gpuDevice();
+    const rng = prng(5);
+    for (const { m, k, n, names, out } of cases) {
+      const [av, bv] = [uniform(rng, m * k, -1, 1), uniform(rng, k * n, -1, 1)];
+      const [result] = await gpu.execute(
+        [out.node],
+        new Map([
+          [names[0], gpu.upload(av, [m, k], 'f32')],
+          [names[1], gpu.upload(bv, [k, n], 'f32')],
+        ]),
+      );
+      const got = await result.read();
+      const feed = (x: Float64Array, y: Float64Array) =>
+        new Map([
+          [names[0], x],
+          [names[1], y],
+        ]);
+      const [want] = interpret([out.node], feed(av, bv), { precision: 'f32' });
+      const [scale] = interpret([out.node], feed(av.map(Math.abs), bv.map(Math.abs)));
+      // a depth-k product: within 2k·u·Σ|terms|
+      want.forEach((w, i) =>
+        expect(Math.abs(got[i] - w)).toBeLessThanOrEqual(2 * k * ULP * scale[i]),
+      );
+    }
   });
 
   test('a kernel reading a per-call scalar is one text in programs with more scalars', async () => {
