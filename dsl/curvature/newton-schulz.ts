@@ -18,8 +18,11 @@ import {
 
 /** ‖I − A X‖_F: how far X is from A⁻¹ (an upper bound on the spectral norm of the residual). */
 export function inverseResidual(a: Tensor, x: Tensor): Tensor {
-  return sqrt(sqnorm(sub(eye(a.shape[0]), matmul(a, x))));
+  return residualOf(matmul(a, x));
 }
+
+/** ‖I − P‖_F for P = A·X. */
+const residualOf = (product: Tensor): Tensor => sqrt(sqnorm(sub(eye(product.shape[0]), product)));
 
 /**
  * `iterations` Newton–Schulz steps X ← X(2I − AX), each followed by X ← (X + Xᵀ)/2
@@ -27,10 +30,7 @@ export function inverseResidual(a: Tensor, x: Tensor): Tensor {
  * 1 it converges quadratically; cost: two d×d matmuls per step.
  */
 export function newtonSchulz(a: Tensor, x0: Tensor, iterations: number): Tensor {
-  const twoI = mul(2, eye(a.shape[0]));
-  let x = x0;
-  for (let j = 0; j < iterations; j++) x = symmetricPart(matmul(x, sub(twoI, matmul(a, x))));
-  return x;
+  return iterate(a, withProduct(x0, matmul(a, x0)), iterations).x;
 }
 
 /**
@@ -116,7 +116,7 @@ interface Iterate {
 }
 
 function withProduct(x: Tensor, product: Tensor): Iterate {
-  return { x, product, residual: sqrt(sqnorm(sub(eye(product.shape[0]), product))) };
+  return { x, product, residual: residualOf(product) };
 }
 
 const choose = (c: Tensor, a: Iterate, b: Iterate): Iterate => ({

@@ -13,15 +13,11 @@ import { gatesOf } from '../../compiler/kernels/gates.js';
 import { compileProgram } from '../../compiler/program.js';
 import { GATE_WGSL } from '../../runtime/gpu/gates.js';
 import { interpret } from '../../runtime/interpreter.js';
-import { gpuDevice } from '../support/gpu.js';
+import { DEFAULT_KERNEL_LIMITS, gpuDevice } from '../support/gpu.js';
 import { prng, seedArb, uniform } from '../support/random.js';
 
 const U = 2 ** -24;
-const LIMITS = {
-  maxStorageBuffersPerShaderStage: 8,
-  maxComputeInvocationsPerWorkgroup: 256,
-  maxComputeWorkgroupSizeX: 256,
-};
+const LIMITS = DEFAULT_KERNEL_LIMITS;
 
 /** where(‖a‖² < t, a·b, b·(b·a)) + 1: one product on one side, two on the other. */
 function branches(n: number) {

@@ -12,15 +12,11 @@ import { describe, expect, test } from 'vitest';
 import { input, matmul, mul, relu } from '../../index.js';
 import { compileProgram } from '../../compiler/program.js';
 import { interpret } from '../../runtime/interpreter.js';
-import { gpuDevice } from '../support/gpu.js';
+import { DEFAULT_KERNEL_LIMITS, gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
 
 const ULP = 2 ** -24;
-const LIMITS = {
-  maxStorageBuffersPerShaderStage: 8,
-  maxComputeInvocationsPerWorkgroup: 256,
-  maxComputeWorkgroupSizeX: 256,
-};
+const LIMITS = DEFAULT_KERNEL_LIMITS;
 
 /** relu(aᵢ·b) for three inputs aᵢ: three matmul kernels of one shape over different arrays. */
 function products(n: number) {

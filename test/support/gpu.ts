@@ -2,6 +2,13 @@
 import { createDevice } from '../../index.js';
 import { WebGpuDevice } from '../../runtime/webgpu-device.js';
 
+/** WebGPU's default limits that kernel compilation respects: what any adapter offers. */
+export const DEFAULT_KERNEL_LIMITS = {
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+};
+
 const opened = new Map<string, Promise<WebGpuDevice>>();
 
 /**
