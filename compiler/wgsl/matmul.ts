@@ -241,7 +241,8 @@ function bufferOf(node: Node, locate: Locate): string | undefined {
  * vec4s of the tile's columns times each of a's 16 values (no k-unrolling: it measured slower;
  * a read as vec4s along k measured no faster than scalar loads). 'dot': 16 × 16 scalar
  * accumulators of dot products over 4 k per iteration. Indices are u32 (no sign tests in the
- * bounds clamps). Edge tiles clamp their loads and guard their stores.
+ * bounds clamps). Edge tiles clamp their loads and guard their stores, which (with any fused
+ * epilogue) are written once, in a loop over the tile's rows.
  */
 function vec4Matmul(
   root: Node,
@@ -303,7 +304,7 @@ function vec4Matmul(
     e.line('}');
   };
   let result: (i: number, g: number) => string; // the vec4 of row i, column group g
-  let element: (i: number, j: number) => string; // the f32 of row i, column j of the tile
+  let rowAccumulators: number; // accumulators per row of the tile, named c<row>_<j>
 
   if (d.kind === 'dot') {
     const { a: A, b: B } = d;
@@ -335,7 +336,7 @@ function vec4Matmul(
       `vec4<f32>(${range(4)
         .map((q) => acc(i, 4 * g + q))
         .join(', ')})`;
-    element = acc;
+    rowAccumulators = tn;
   } else {
     const { a: A, b: B } = d;
     // Column group g: the vec4 of columns 4(group0 + g)…+3 (clamped at the right edge) of row k of
@@ -383,12 +384,16 @@ function vec4Matmul(
         for (const g of range(groups)) e.line(`${acc(i, g)} = ${acc(i, g)} + ${as[i]} * ${bs[g]};`);
     });
     result = acc;
-    element = (i, j) => `${acc(i, Math.floor(j / 4))}.${'xyzw'[j % 4]}`;
+    rowAccumulators = groups;
   }
 
-  // c's vec4s, row-major: rows past m and column groups past n / 4 are not stored.
+  // c's vec4s, row-major: rows past m and column groups past n / 4 are not stored. The stores
+  // (and fused epilogues) are written for the tile's first row only, in a loop over its rows that
+  // then moves each row's accumulators up one row: a sixteenth of the code of unrolled stores for
+  // the driver to compile (on llvmpipe 2-6x faster to compile; run time unchanged within noise),
+  // for a few register moves per row. (Indexing an array of the accumulators instead measured
+  // twice as slow to compile as unrolled stores.)
   const cStrides = stridesOf(root.shape);
-  const rowOffset = (i: number) => scaledBy(`(${sum(row0, `${i}u`)})`, n / 4, 'n / 4');
   const origins = stores.map(({ at }) =>
     bind(sum(e.offset(at, 4), ...batch.map((x, i) => scaled(x, cStrides[i] / 4)))),
   );
@@ -398,31 +403,39 @@ function vec4Matmul(
     st.root === undefined ? undefined : vectorEpilogue(st.root, root, e.locate),
   );
   const vector = stores.every((st, s) => st.root === undefined || vectors[s] !== undefined);
-  const loads = new Map<string, string>();
   const i32 = (x: string) => (/^[0-9]+u$/.test(x) ? `${x.slice(0, -1)}i` : e.bind(`i32(${x})`));
   const fused = stores.some((st) => st.epilogue !== undefined);
   const batchI = fused ? batch.map(i32) : [];
-  const rows = fused ? range(tm).map((i) => i32(sum(row0, `${i}u`))) : [];
-  const cols = fused ? range(tn).map((j) => i32(sum(scaled(group0, 4), `${j}u`))) : [];
-  for (const i of range(tm)) {
-    const crows = origins.map((o) => bind(sum(o, rowOffset(i), group0)));
+  const t = e.fresh('r');
+  const rowBody = e.block(() => {
+    const row = e.bind(sum(row0, t));
+    const crows = origins.map((o) => e.bind(sum(o, scaledBy(row, n / 4, 'n / 4'), group0)));
+    const rowI = fused ? i32(row) : '';
+    const loads = new Map<string, string>();
     for (const g of range(groups)) {
-      const guard = [
-        rowClamp ? `${row0} + ${i}u < ${dim('m', m)}` : '',
-        colClamp ? `${group0} + ${g}u < ${dim('n / 4', n / 4)}` : '',
-      ].filter((x) => x !== '');
-      // As in the scalar kernel: epilogues outside the guard, shared work emitted once.
+      const group = sum(group0, `${g}u`);
+      const guard = colClamp ? [`${group} < ${dim('n / 4', n / 4)}`] : [];
+      // Epilogues outside the guard, so what the row's vec4s share is emitted once.
       const values = stores.map(({ epilogue }, s) => {
-        if (epilogue === undefined) return result(i, g);
+        if (epilogue === undefined) return result(0, g);
+        const cols = range(4).map((q) => i32(sum(scaled(group0, 4), `${4 * g + q}u`)));
         const v = vectors[s];
         if (vector && v !== undefined) {
-          const out = { batch, row: `(${sum(row0, `${i}u`)})`, group: sum(group0, `${g}u`) };
-          const index = [...batchI, rows[i], cols[4 * g]]; // the vec4's first element
-          return emitVectorEpilogue(e, v, root, result(i, g), out, index, loads);
+          const out = { batch, row, group };
+          return emitVectorEpilogue(
+            e,
+            v,
+            root,
+            result(0, g),
+            out,
+            [...batchI, rowI, cols[0]],
+            loads,
+          );
         }
+        const acc = e.bind(result(0, g));
         return e.bind(
           `vec4<f32>(${range(4)
-            .map((q) => epilogue(element(i, 4 * g + q), [...batchI, rows[i], cols[4 * g + q]]))
+            .map((q) => epilogue(`${acc}.${'xyzw'[q]}`, [...batchI, rowI, cols[q]]))
             .join(', ')})`,
         );
       });
@@ -432,7 +445,17 @@ function vec4Matmul(
         ),
       );
     }
-  }
+  });
+  // The bound is read from the offsets uniform: a literal bound lets the driver unroll the loop
+  // again when its body is small (a plain product's stores).
+  e.line(`for (var ${t} = 0u; ${t} < ${e.dimension('tile rows', tm)}; ${t}++) {`);
+  const rowGuard = rowClamp ? `${row0} + ${t} < ${dim('m', m)}` : '';
+  if (rowGuard !== '') e.line(`  if (${rowGuard}) {`);
+  rowBody.forEach((l) => e.line(rowGuard !== '' ? `    ${l}` : `  ${l}`));
+  if (rowGuard !== '') e.line('  }');
+  for (const i of range(tm - 1))
+    for (const j of range(rowAccumulators)) e.line(`  c${i}_${j} = c${i + 1}_${j};`);
+  e.line('}');
   const tiles = shapeSize(space);
   const bound = runtime ? `i32(${dim('tiles', tiles)})` : `${tiles}i`;
   return assemble(declare(d.vec4), e.lines(), tiles, workgroupSize, 'f32', bound);
