@@ -214,12 +214,17 @@ function emitDispatch(
   const counts = segments.map((s) =>
     vector ? Math.ceil(shapeSize(s.roots[0].shape) / 4) : shapeSize(s.roots[0].shape),
   );
+  // A vector dispatch's text depends on its sizes only through where its segments end: those are
+  // read from the offsets uniform, so one update over parameters of other sizes (another layer,
+  // another model) is the same pipeline.
+  const end = (value: number, k: number) =>
+    vector ? `i32(${e.dimension(`segment ${k} end`, value)})` : `${value}i`;
   let start = 0;
   segments.forEach((plan, k) => {
     e.segment = k;
     e.registers.clear();
     const body = e.block(() => {
-      const local = k === 0 ? 'flat' : e.bind(`flat - ${start}i`);
+      const local = k === 0 ? 'flat' : e.bind(`flat - ${end(start, k - 1)}`);
       // Unsigned vec4 indices spare the bounds checks a sign test costs.
       if (vector) e.vflat = e.bind(`u32(${local})`);
       emitSegment(e, plan, local, at);
@@ -228,12 +233,13 @@ function emitDispatch(
     if (segments.length === 1) body.forEach((l) => e.line(l));
     else {
       e.line(
-        `${k === 0 ? '' : '} else '}${k === segments.length - 1 ? '{' : `if (flat < ${start}i) {`}`,
+        `${k === 0 ? '' : '} else '}${k === segments.length - 1 ? '{' : `if (flat < ${end(start, k)}) {`}`,
       );
       body.forEach((l) => e.line(`  ${l}`));
       if (k === segments.length - 1) e.line('}');
     }
   });
+  const bound = end(start, segments.length - 1); // before `declare` sizes the offsets uniform
   return done(
     assemble(
       declare(vector ? new Set(touched.map(name)) : new Set()),
@@ -241,6 +247,7 @@ function emitDispatch(
       start,
       workgroupSize,
       vector ? 'vec4<f32>' : 'f32',
+      bound,
     ),
   );
 }

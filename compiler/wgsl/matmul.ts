@@ -120,34 +120,60 @@ function scalarMatmul(
   e.line('}');
   const strides = stridesOf(root.shape);
   const base = batch.map((v, i) => `${v} * ${strides[i]}i`).join(' + ') || '0i';
-  // An epilogue reads the output element's own index: unclamped (stores past the edge are skipped).
-  const fused = stores.some((st) => st.epilogue !== undefined);
-  const outRows = !fused || m % tm === 0 ? rows : rows.map((_, i) => e.bind(`${row0} + ${i}i`));
-  const outCols = !fused || n % tn === 0 ? cols : cols.map((_, j) => e.bind(`${col0} + ${j}i`));
-  for (let i = 0; i < tm; i++) {
+  // Stores and epilogues are written for one row (emitRowLoop). An epilogue reads the output
+  // element's own index: unclamped (stores past the edge are skipped).
+  const t = e.fresh('r');
+  const rowBody = e.block(() => {
+    const row = e.bind(`${row0} + ${t}`);
     for (let j = 0; j < tn; j++) {
-      const guard = [
-        m % tm === 0 ? '' : `${row0} + ${i}i < ${m}i`,
-        n % tn === 0 ? '' : `${col0} + ${j}i < ${n}i`,
-      ].filter((g) => g !== '');
-      // Epilogues are evaluated outside the guard, so what they share across elements (per-call
-      // scalars, constants, a row's or column's loads) is emitted once per kernel, not once per
-      // element; past the edge they read clamped or unused values and nothing is stored.
+      const col = n % tn === 0 ? cols[j] : e.bind(`${col0} + ${j}i`);
+      const guard = n % tn === 0 ? [] : [`${col} < ${n}i`];
+      // Epilogues are evaluated outside the guard, so what they share across the row's elements
+      // (per-call scalars, constants, the row's loads) is emitted once; past the edge they read
+      // clamped or unused values and nothing is stored.
       const values = stores.map(({ epilogue }) =>
-        epilogue === undefined
-          ? acc(i, j)
-          : e.bind(epilogue(acc(i, j), [...batch, outRows[i], outCols[j]])),
+        epilogue === undefined ? acc(0, j) : e.bind(epilogue(acc(0, j), [...batch, row, col])),
       );
       guarded(e, guard, () =>
         stores.forEach(({ at }, s) =>
-          e.line(
-            `${e.element(at, `${base} + (${row0} + ${i}i) * ${n}i + ${col0} + ${j}i`)} = ${values[s]};`,
-          ),
+          e.line(`${e.element(at, `${base} + ${row} * ${n}i + ${col}`)} = ${values[s]};`),
         ),
       );
     }
-  }
+  });
+  emitRowLoop(e, { counter: t, type: 'i32', rows: tm, columns: tn }, rowBody, (r) =>
+    m % tm === 0 ? '' : `${row0} + ${r} < ${m}i`,
+  );
   return assemble(declare(new Set()), e.lines(), shapeSize(space), workgroupSize);
+}
+
+/**
+ * The store loop of both kernels: `body` (the stores of the tile's first row) runs once per row of
+ * the tile, inside `if (guard)` when rows may pass the edge, and each pass then moves every row's
+ * accumulators `c<i>_<j>` up one row. The code the driver compiles is one row's, not the whole
+ * tile's: on llvmpipe 2-6x faster to compile than unrolled stores, run time unchanged within noise
+ * (an array of the accumulators indexed by the row instead compiled twice as slowly as unrolled
+ * stores). The trip count is read from the offsets uniform: with a literal one the driver unrolls
+ * a small body again.
+ */
+function emitRowLoop(
+  e: Emitter,
+  tile: { counter: string; type: 'i32' | 'u32'; rows: number; columns: number },
+  body: readonly string[],
+  guardOf: (row: string) => string,
+): void {
+  const { counter: t, type, rows, columns } = tile;
+  const count = e.dimension('tile rows', rows);
+  e.line(
+    `for (var ${t} = 0${type[0]}; ${t} < ${type === 'u32' ? count : `i32(${count})`}; ${t}++) {`,
+  );
+  const guard = guardOf(t);
+  if (guard !== '') e.line(`  if (${guard}) {`);
+  body.forEach((l) => e.line(guard !== '' ? `    ${l}` : `  ${l}`));
+  if (guard !== '') e.line('  }');
+  for (const i of range(rows - 1))
+    for (const j of range(columns)) e.line(`  c${i}_${j} = c${i + 1}_${j};`);
+  e.line('}');
 }
 
 /**
@@ -266,12 +292,13 @@ function vec4Matmul(
   // A plain product (no epilogue, no batch) of the 'rows' design reads its sizes and strides from
   // the offsets uniform: every such product of one tile shape and access pattern is one WGSL text,
   // one pipeline for the driver to compile (a Newton–Schulz step's two products, the statistics
-  // and preconditioning of layers of any width). Strides of 0 and 1 stay literal (they fold).
+  // and preconditioning of layers of any width, a or its transpose). Strides of 0 stay literal;
+  // unit strides and edge clamps are written as for any size, so they do not split the text.
   const runtime =
     r === 2 && d.kind === 'rows' && d.a !== undefined && stores.every((st) => !st.epilogue);
   const dim = (key: string, value: number) => (runtime ? e.dimension(key, value) : `${value}u`);
   const scaledBy = (x: string, s: number, key: string) =>
-    runtime && s !== 0 && s !== 1 && x !== '0u'
+    runtime && s !== 0 && x !== '0u'
       ? `${/^[A-Za-z0-9_.]+$/.test(x) ? x : `(${x})`} * ${dim(key, s)}`
       : scaled(x, s);
   const idx = runtime
@@ -281,8 +308,8 @@ function vec4Matmul(
       ])(e.bind('u32(flat)'))
     : unravel(e, 'flat', space).map((x) => (x === '0i' ? '0u' : e.bind(`u32(${x})`)));
   const batch = idx.slice(0, r - 2);
-  const rowClamp = m % tm !== 0;
-  const colClamp = n % tn !== 0;
+  const rowClamp = runtime || m % tm !== 0;
+  const colClamp = runtime || n % tn !== 0;
   const row0 = bind(scaled(idx[r - 2], tm));
   const group0 = bind(scaled(idx[r - 1], groups)); // the tile's first column / 4
   const row = (i: number) =>
@@ -387,12 +414,8 @@ function vec4Matmul(
     rowAccumulators = groups;
   }
 
-  // c's vec4s, row-major: rows past m and column groups past n / 4 are not stored. The stores
-  // (and fused epilogues) are written for the tile's first row only, in a loop over its rows that
-  // then moves each row's accumulators up one row: a sixteenth of the code of unrolled stores for
-  // the driver to compile (on llvmpipe 2-6x faster to compile; run time unchanged within noise),
-  // for a few register moves per row. (Indexing an array of the accumulators instead measured
-  // twice as slow to compile as unrolled stores.)
+  // c's vec4s, row-major: rows past m and column groups past n / 4 are not stored. Stores and
+  // fused epilogues are written for one row (emitRowLoop).
   const cStrides = stridesOf(root.shape);
   const origins = stores.map(({ at }) =>
     bind(sum(e.offset(at, 4), ...batch.map((x, i) => scaled(x, cStrides[i] / 4)))),
@@ -446,16 +469,9 @@ function vec4Matmul(
       );
     }
   });
-  // The bound is read from the offsets uniform: a literal bound lets the driver unroll the loop
-  // again when its body is small (a plain product's stores).
-  e.line(`for (var ${t} = 0u; ${t} < ${e.dimension('tile rows', tm)}; ${t}++) {`);
-  const rowGuard = rowClamp ? `${row0} + ${t} < ${dim('m', m)}` : '';
-  if (rowGuard !== '') e.line(`  if (${rowGuard}) {`);
-  rowBody.forEach((l) => e.line(rowGuard !== '' ? `    ${l}` : `  ${l}`));
-  if (rowGuard !== '') e.line('  }');
-  for (const i of range(tm - 1))
-    for (const j of range(rowAccumulators)) e.line(`  c${i}_${j} = c${i + 1}_${j};`);
-  e.line('}');
+  emitRowLoop(e, { counter: t, type: 'u32', rows: tm, columns: rowAccumulators }, rowBody, (r) =>
+    rowClamp ? `${row0} + ${r} < ${dim('m', m)}` : '',
+  );
   const tiles = shapeSize(space);
   const bound = runtime ? `i32(${dim('tiles', tiles)})` : `${tiles}i`;
   return assemble(declare(d.vec4), e.lines(), tiles, workgroupSize, 'f32', bound);
