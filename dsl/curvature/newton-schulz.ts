@@ -56,14 +56,15 @@ export interface GuardedInverse {
 /**
  * A⁻¹ of a symmetric positive definite A by Newton–Schulz, decided on the device. Starts from
  * `x0` (a warm start: the previous inverse) when ‖I − AX₀‖_F < 1 and from I/λ̂ (λ̂ ≈ λ_max(A),
- * e.g. by power iteration) otherwise (R9). After `iterations` steps the residual is checked: above
- * `tolerance` counts as a fallback event, and `extra` steps then continue from there or — if the
- * iteration diverged (residual ≥ 1, e.g. λ̂ far below λ_max) — restart from I/‖A‖_F, which always
- * converges since ‖A‖_F ≥ λ_max. A first attempt within `tolerance` is only polished: of up to
- * `extra` more steps, each is kept while it at least halves the residual (above the rounding floor
- * the residual squares), and once one does not, the rest is skipped on the device (the compiler
- * gates their kernels on the flag that says so). One straight-line program either way: `where`
- * chooses. A width that is not a multiple of 4 iterates on blockdiag(A, I) (see
+ * e.g. by power iteration) otherwise (R9). The first attempt is up to `iterations` steps; once the
+ * residual is within `tolerance`, a step is kept only while it at least halves the residual (below
+ * the tolerance it squares until the rounding floor), and once one does not, the rest — of this
+ * attempt and of the `extra` steps — is skipped on the device (the compiler gates their kernels on
+ * the flag that says so): the iteration stops at the floor. A first attempt that ends above
+ * `tolerance` counts as a fallback event, and the `extra` steps then all run, continuing from
+ * there or — if the iteration diverged (residual ≥ 1, e.g. λ̂ far below λ_max) — restarting from
+ * I/‖A‖_F, which always converges since ‖A‖_F ≥ λ_max. One straight-line program either way:
+ * `where` chooses. A width that is not a multiple of 4 iterates on blockdiag(A, I) (see
  * `blockWithIdentity`), which computes the same inverse.
  */
 export function guardedInverse(
@@ -84,20 +85,32 @@ export function guardedInverse(
     const warm = withProduct(embed(options.x0), matmul(padded, embed(options.x0)));
     start = choose(lt(warm.residual, 1), warm, cold);
   }
-  const first = iterate(padded, start, options.iterations);
+  // `running` says a step is kept: above the tolerance (or NaN) every step is; within it, each one
+  // that at least halves the residual until one does not. From there the residual squares each
+  // step until it meets the rounding floor, so a step that no longer halves it marks the floor,
+  // and every later step (gated on `running`) is skipped on the device. Each step starts from the
+  // previous one's iterate, which is the result whenever the step is needed at all.
+  let running: Tensor | undefined;
+  const keepRunning = (keep: Tensor) => {
+    running = running === undefined ? keep : where(running, keep, 0);
+    return running;
+  };
+  const halves = (next: Iterate, from: Iterate) => le(next.residual, mul(from.residual, 0.5));
+  let first = start;
+  for (let k = 0; k < options.iterations; k++) {
+    const next = iterate(padded, first, 1);
+    const keep = where(le(first.residual, options.tolerance), halves(next, first), 1);
+    first = choose(keepRunning(keep), next, first);
+  }
   const converged = le(first.residual, options.tolerance); // false for NaN: a fallback too
   const safe = scaledIdentity(div(1, sqrt(sqnorm(a))));
   let result = choose(converged, first, choose(lt(first.residual, 1), first, safe));
-  // `running` says step k is kept: in a fallback every step is, in a polish each one that halves
-  // the residual until one does not. Each step starts from the previous one's iterate, which is
-  // the result whenever the step is needed at all.
-  let running: Tensor | undefined;
+  // A fallback runs every extra step; a first attempt within the tolerance goes on polishing as
+  // above (`running` is still true after a fallback: it turns false only within the tolerance).
   let previous = result;
   for (let k = 0; k < options.extra; k++) {
     const next = iterate(padded, previous, 1);
-    const keep = where(converged, le(next.residual, mul(previous.residual, 0.5)), 1);
-    running = running === undefined ? keep : where(running, keep, 0);
-    result = choose(running, next, result);
+    result = choose(keepRunning(where(converged, halves(next, previous), 1)), next, result);
     previous = next;
   }
   const inverse = result.x;

@@ -988,5 +988,45 @@ describe(
       );
       report('GPU rel(λ̂, λ_max) / bound', 'GPU ‖v − q₁‖ / bound', 'GPU rel(X, A⁻¹) / bound');
     });
+
+    test('the iteration stops at the float32 floor: the device skips the steps after it', async () => {
+      const gpu = await gpuDevice();
+      const [iterations, extra, tolerance] = [12, 4, 1e-3];
+      await fc.assert(
+        fc.asyncProperty(seedArb, fc.constantFrom(8, 16), async (seed, d) => {
+          const rng = prng(seed);
+          // Spectrum in [1, 2] (κ ≤ 2) and λ̂ = λ_max: R₀ = I − A/λ_max has ‖R₀‖₂ ≤ 1/2, so
+          // ‖R_j‖_F ≤ √d·2^(−2^j) is within the tolerance after 4 steps (4·2^-16 ≈ 6e-5 at
+          // d = 16) and at the float32 floor (≲ d·κ·ε32·√d ≈ 1.5e-5) after at most one more. The
+          // step after that no longer halves the residual and is discarded; everything later is
+          // skipped. Noise at the floor may let a step or two more pass for halving: at most 8 of
+          // the 16 steps run, where running the first attempt in full would be 12 and more.
+          const spectrum = Array.from({ length: d }, () => 1 + rng());
+          const q = orthonormalColumns(randMat(rng, d, d));
+          const a = mat(d, d, withSpectrum(q, spectrum).data.map(Math.fround));
+          const top = Math.fround(eigenvalues(a)[d - 1]);
+          const before = gpu.stats.matmulFlops;
+          const [inv, residual, fellBack] = await evaluate(
+            (am, lm) => {
+              const g = guardedInverse(am, { lambdaMax: lm, iterations, extra, tolerance });
+              return [g.inverse, g.residual, g.fellBack];
+            },
+            [a, top],
+            gpu,
+          );
+          const ran =
+            (gpu.stats.matmulFlops - before + (await gpu.gatedWork()).matmulFlops) / (2 * d ** 3);
+          // two products per step: the step itself and the next residual's A·X
+          expect(ran % 2).toBe(0);
+          expect(ran / 2).toBeLessThanOrEqual(8);
+          expect(fellBack[0]).toBe(0);
+          expect(residual[0]).toBeLessThanOrEqual(tolerance);
+          // converged as in the test above: rel(X, A⁻¹) ≤ 2·d·κ·ε32
+          const kappa = condition(a);
+          expect(rel(inv, inverse(a))).toBeLessThanOrEqual(2 * d * kappa * EPS32);
+        }),
+        { numRuns: 6 },
+      );
+    });
   },
 );
