@@ -97,17 +97,19 @@ export function guardedInverse(
   };
   const halves = (next: Iterate, from: Iterate) => le(next.residual, mul(from.residual, 0.5));
   let first = start;
+  let previous = start;
   for (let k = 0; k < options.iterations; k++) {
-    const next = iterate(padded, first, 1);
-    const keep = where(le(first.residual, options.tolerance), halves(next, first), 1);
+    const next = iterate(padded, previous, 1);
+    const keep = where(le(previous.residual, options.tolerance), halves(next, previous), 1);
     first = choose(keepRunning(keep), next, first);
+    previous = next;
   }
   const converged = le(first.residual, options.tolerance); // false for NaN: a fallback too
   const safe = scaledIdentity(div(1, sqrt(sqnorm(a))));
   let result = choose(converged, first, choose(lt(first.residual, 1), first, safe));
   // A fallback runs every extra step; a first attempt within the tolerance goes on polishing as
   // above (`running` is still true after a fallback: it turns false only within the tolerance).
-  let previous = result;
+  previous = result;
   for (let k = 0; k < options.extra; k++) {
     const next = iterate(padded, previous, 1);
     result = choose(keepRunning(where(converged, halves(next, previous), 1)), next, result);
