@@ -109,7 +109,10 @@ export function guardedInverse(
   let result = choose(converged, first, choose(lt(first.residual, 1), first, safe));
   // A fallback runs every extra step; a first attempt within the tolerance goes on polishing as
   // above (`running` is still true after a fallback: it turns false only within the tolerance).
-  previous = result;
+  // They start from the last step's iterate, which is `first` whenever they run (the first
+  // attempt kept every step), or from the restart: not from `result`, whose selects over every
+  // step's iterate would be inlined into the first extra step's products.
+  previous = choose(lt(previous.residual, 1), previous, safe);
   for (let k = 0; k < options.extra; k++) {
     const next = iterate(padded, previous, 1);
     result = choose(keepRunning(where(converged, halves(next, previous), 1)), next, result);
