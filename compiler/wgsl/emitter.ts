@@ -283,7 +283,13 @@ export class Emitter {
     if (!own) this.readElsewhere.add(node.id);
     const strides = stridesOf(node.shape);
     const terms = index
-      .map((e, i) => (node.shape[i] === 1 ? null : strides[i] === 1 ? e : `${e} * ${strides[i]}i`))
+      .map((e, i) =>
+        node.shape[i] === 1
+          ? null
+          : strides[i] === 1
+            ? e
+            : `${e} * i32(${this.dimension(`stride ${node.id} ${i}`, strides[i])})`,
+      )
       .filter((t) => t !== null);
     const load = this.element(at, terms.length > 0 ? terms.join(' + ') : '0i');
     return this.bind(node.dtype === 'bool' ? `(${load} != 0i)` : load);
@@ -292,6 +298,40 @@ export class Emitter {
   lines(): string[] {
     return this.blocks[0];
   }
+}
+
+/**
+ * As `unravel`, with the axis sizes read from the offsets uniform (`key` tells apart the unravels
+ * of one kernel): kernels that differ only in their shapes are one WGSL text. One `grng_idiv` per
+ * axis but the outermost, from the innermost out.
+ */
+export function unravelSized(
+  e: Emitter,
+  flat: string,
+  shape: readonly number[],
+  key: string,
+): string[] {
+  const index = shape.map(() => '0i');
+  const axes = shape.flatMap((d, i) => (d === 1 ? [] : [i]));
+  let rest = flat;
+  for (let j = axes.length - 1; j >= 0; j--) {
+    const i = axes[j];
+    if (j === 0) {
+      index[i] = rest; // flat < size: the outermost axis needs no wrap
+      break;
+    }
+    const size = `i32(${e.dimension(`${key} size ${j}`, shape[i])})`;
+    const reciprocal = `bitcast<f32>(${e.dimension(`${key} reciprocal ${j}`, f32Bits(1 / shape[i]))})`;
+    const q = e.bind(`grng_idiv(${rest}, ${size}, ${reciprocal})`);
+    index[i] = e.bind(`${rest} - ${q} * ${size}`);
+    rest = q;
+  }
+  return index;
+}
+
+/** The bits of `x` rounded to f32, as a u32. */
+function f32Bits(x: number): number {
+  return new Uint32Array(Float32Array.of(x).buffer)[0];
 }
 
 /** Unravels `flat` into one index variable per axis of `shape` (row-major). */

@@ -6,7 +6,7 @@ import {
   Emitter,
   RegisterIndexError,
   wgslRuleOf,
-  unravel,
+  unravelSized,
   type Location,
   type ReduceRule,
 } from './emitter.js';
@@ -217,8 +217,7 @@ function emitDispatch(
   // A vector dispatch's text depends on its sizes only through where its segments end: those are
   // read from the offsets uniform, so one update over parameters of other sizes (another layer,
   // another model) is the same pipeline.
-  const end = (value: number, k: number) =>
-    vector ? `i32(${e.dimension(`segment ${k} end`, value)})` : `${value}i`;
+  const end = (value: number, k: number) => `i32(${e.dimension(`segment ${k} end`, value)})`;
   let start = 0;
   segments.forEach((plan, k) => {
     e.segment = k;
@@ -276,7 +275,7 @@ function emitSegment(
   // values.
   const index = e.vector
     ? plan.roots[0].shape.map(() => '0i')
-    : unravel(e, local, plan.roots[0].shape);
+    : unravelSized(e, local, plan.roots[0].shape, `segment ${e.segment}`);
   e.ownIndex = index;
   const stores = plan.roots.map((r) => {
     const rule = wgslRuleOf(r);
@@ -379,7 +378,7 @@ function reduction(e: Emitter, root: Node, outIndex: readonly string[], rule: Re
   for (let j = axes.length - 1; j >= 0; j--) {
     const v = loops[j];
     lines = [
-      `for (var ${v} = 0i; ${v} < ${input.shape[axes[j]]}i; ${v}++) {`,
+      `for (var ${v} = 0i; ${v} < i32(${e.dimension(`${v} end`, input.shape[axes[j]])}); ${v}++) {`,
       ...lines.map((l) => `  ${l}`),
       '}',
     ];

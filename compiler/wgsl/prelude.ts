@@ -14,6 +14,20 @@ export interface Helper {
 
 export const PRELUDE: readonly Helper[] = [
   {
+    // x / d for 0 ≤ x < 2^30, 1 ≤ d, given r = f32(1/d): kernels whose sizes come from a uniform
+    // unravel their index with it, where an integer division by a runtime value would run as one
+    // scalar division per lane on CPU adapters. The float quotient is off by at most a few hundred
+    // (f32 keeps 24 bits); the exact remainder of that estimate, small enough for f32, corrects it
+    // to within one, and the final remainder's sign fixes the last unit.
+    name: 'grng_idiv',
+    code: () => `fn grng_idiv(x: i32, d: i32, r: f32) -> i32 {
+  var q = i32(f32(x) * r);
+  q = q + i32(floor(f32(x - q * d) * r));
+  let rest = x - q * d;
+  return q + select(0i, 1i, rest >= d) - select(0i, 1i, rest < 0i);
+}`,
+  },
+  {
     // Non-finite f32 values: WGSL has no literals for them and rejects them in constant
     // expressions.
     name: 'grng_bits',

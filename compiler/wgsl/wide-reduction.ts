@@ -2,7 +2,7 @@ import type { Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import type { KernelPlan } from '../kernels/partition.js';
 import type { Emitter } from './emitter.js';
-import { wgslRuleOf, unravel, type Location } from './emitter.js';
+import { wgslRuleOf, unravelSized, type Location } from './emitter.js';
 import { withHelpers, type Declare, type KernelSource } from './module.js';
 
 /** Reductions over at least this many elements per output use a whole workgroup per output. */
@@ -33,28 +33,30 @@ export function generateWideReduction(
   const input = root.inputs[0];
   const reduced = axes.map((a) => input.shape[a]);
   const lanes = 2 ** Math.floor(Math.log2(workgroupSize)); // the halving needs a power of two
-  const outIndex = unravel(e, 'flat', root.shape);
+  const outIndex = unravelSized(e, 'flat', root.shape, 'output');
   e.line(`var acc = ${rule.init(root)};`);
   const body = e.block(() => {
-    const r = unravel(e, 'r', reduced);
+    const r = unravelSized(e, 'r', reduced, 'reduced');
     let k = 0;
     const inIndex = input.shape.map((_, i) =>
       axes.includes(i) ? r[axes.indexOf(i)] : outIndex[k++],
     );
     e.line(`acc = ${rule.combine('acc', e.value(input, inIndex))};`);
   });
-  e.line(`for (var r = i32(lane); r < ${shapeSize(reduced)}i; r += ${lanes}i) {`);
+  const count = e.dimension('reduced', shapeSize(reduced));
+  e.line(`for (var r = i32(lane); r < i32(${count}); r += ${lanes}i) {`);
   body.forEach((l) => e.line(`  ${l}`));
   e.line('}');
   const t = root.dtype === 'f32' ? 'f32' : 'i32';
   const outputs = shapeSize(root.shape);
   const store = e.element(out, 'flat'); // before `declare`, which declares the offsets read
+  const bound = e.dimension('outputs', outputs);
   const code = `${[...declare(new Set()), `var<workgroup> partial: array<${t}, ${lanes}>;`].join('\n')}
 
 @compute @workgroup_size(${lanes})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32, @builtin(num_workgroups) groups: vec3<u32>) {
   let flat = i32(wid.x + wid.y * groups.x);
-  if (flat >= ${outputs}i) { return; }
+  if (flat >= i32(${bound})) { return; }
 ${e
   .lines()
   .map((l) => `  ${l}`)
