@@ -32,7 +32,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   qs[i] = grng_idiv(xs[i], ds[i], rs[i]);
 }`;
   const n = pairs.length;
-  const upload = (data: Int32Array | Float32Array) => {
+  const upload = (data: Int32Array<ArrayBuffer> | Float32Array<ArrayBuffer>) => {
     const b = gpu.createBuffer({ size: data.byteLength, usage: STORAGE | COPY_DST });
     gpu.queue.writeBuffer(b, 0, data);
     return b;
