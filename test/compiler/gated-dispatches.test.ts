@@ -13,7 +13,7 @@ import { gatesOf } from '../../compiler/kernels/gates.js';
 import { compileProgram } from '../../compiler/program.js';
 import { GATE_WGSL } from '../../runtime/gpu/gates.js';
 import { interpret } from '../../runtime/interpreter.js';
-import { DEFAULT_KERNEL_LIMITS, gpuDevice } from '../support/gpu.js';
+import { DEFAULT_KERNEL_LIMITS, gpuDevice, recordDispatch } from '../support/gpu.js';
 import { prng, seedArb, uniform } from '../support/random.js';
 
 const U = 2 ** -24;
@@ -130,20 +130,7 @@ describe('compiled gated programs', () => {
         // at, first word 2, 6 words, when
         const params = buffer(Uint32Array.of(at, 2, 6, when ? 1 : 0), UNIFORM);
         const encoder = gpu.createCommandEncoder();
-        const pass = encoder.beginComputePass();
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(
-          0,
-          gpu.createBindGroup({
-            layout: pipeline.getBindGroupLayout(0),
-            entries: [conditions, counts, args, params].map((b, binding) => ({
-              binding,
-              resource: { buffer: b },
-            })),
-          }),
-        );
-        pass.dispatchWorkgroups(1);
-        pass.end();
+        recordDispatch(gpu, encoder, pipeline, [conditions, counts, args, params], 1);
         const read = gpu.createBuffer({ size: 32, usage: MAP_READ | COPY_DST });
         encoder.copyBufferToBuffer(args, 0, read, 0, 32);
         gpu.queue.submit([encoder.finish()]);

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { PRELUDE } from '../../compiler/wgsl/prelude.js';
-import { gpuDevice } from '../support/gpu.js';
+import { gpuDevice, recordDispatch } from '../support/gpu.js';
 
 const STORAGE = 0x80;
 const COPY_SRC = 0x4;
@@ -47,17 +47,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     compute: { module: gpu.createShaderModule({ code }), entryPoint: 'main' },
   });
   const encoder = gpu.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(
-    0,
-    gpu.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [xs, ds, rs, qs].map((b, binding) => ({ binding, resource: { buffer: b } })),
-    }),
-  );
-  pass.dispatchWorkgroups(Math.ceil(n / 64));
-  pass.end();
+  recordDispatch(gpu, encoder, pipeline, [xs, ds, rs, qs], Math.ceil(n / 64));
   const read = gpu.createBuffer({ size: 4 * n, usage: MAP_READ | COPY_DST });
   encoder.copyBufferToBuffer(qs, 0, read, 0, 4 * n);
   gpu.queue.submit([encoder.finish()]);

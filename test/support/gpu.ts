@@ -28,3 +28,27 @@ export function gpuDevice(backend: 'auto' | 'swiftshader' = 'auto'): Promise<Web
   }
   return device;
 }
+
+/**
+ * Records in `encoder` one dispatch of `pipeline` over `workgroups` workgroups, with `buffers`
+ * bound at bindings 0, 1, … of group 0: how the tests run a hand-written kernel.
+ */
+export function recordDispatch(
+  gpu: GPUDevice,
+  encoder: GPUCommandEncoder,
+  pipeline: GPUComputePipeline,
+  buffers: readonly GPUBuffer[],
+  workgroups: number,
+): void {
+  const pass = encoder.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(
+    0,
+    gpu.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    }),
+  );
+  pass.dispatchWorkgroups(workgroups);
+  pass.end();
+}
