@@ -67,11 +67,11 @@ export class Emitter {
    */
   readonly registers = new Map<number, { name: string; index: readonly string[] }>();
   /**
-   * Where the kernel's arrays start and which scalars-uniform cells it reads, in the order it
-   * first reads them: the values of the `offsets` uniform. They are read from it rather than
-   * written as literals so that kernels differing only in where their data lives (Newton–Schulz
-   * iterations, layers of one width, one kernel in two step variants) are one WGSL text, hence
-   * one pipeline for the driver to compile.
+   * Where the kernel's arrays start, which scalars-uniform cells it reads and (`dimension`) its
+   * sizes and strides, in the order it first reads them: the values of the `offsets` uniform.
+   * They are read from it rather than written as literals so that kernels differing only in where
+   * their data lives or in their shapes (Newton–Schulz iterations, layers of any width, one kernel
+   * in two step variants) are one WGSL text, hence one pipeline for the driver to compile.
    */
   readonly offsets: number[] = [];
   private readonly offsetCells = new Map<string, string>();
@@ -155,7 +155,7 @@ export class Emitter {
 
   /**
    * A size or stride of the kernel (`key` names it) as a u32 expression reading the `offsets`
-   * uniform, for kernels whose text must not depend on their sizes (matmul.ts).
+   * uniform, so that the kernel's text does not depend on it.
    */
   dimension(key: string, value: number): string {
     return this.placement(`dim:${key}`, value);

@@ -214,9 +214,9 @@ function emitDispatch(
   const counts = segments.map((s) =>
     vector ? Math.ceil(shapeSize(s.roots[0].shape) / 4) : shapeSize(s.roots[0].shape),
   );
-  // A vector dispatch's text depends on its sizes only through where its segments end: those are
-  // read from the offsets uniform, so one update over parameters of other sizes (another layer,
-  // another model) is the same pipeline.
+  // Where segments end is read from the offsets uniform, as are the segments' own sizes (their
+  // unravelled index, reduction bounds, strides): one update over parameters of other sizes
+  // (another layer, another model) is the same pipeline.
   const end = (value: number, k: number) => `i32(${e.dimension(`segment ${k} end`, value)})`;
   let start = 0;
   segments.forEach((plan, k) => {
