@@ -251,12 +251,20 @@ export function compileOptimizerPlans<H extends HyperDefaults, S>(
       hostSpecs.map((l, i) => member(l, P + S + i)),
     ];
     // Each result must land where its own argument was (the next step's plan expects it there).
+    // The hyperparameters, t and the counter are numbers at run time (the loader uploads them
+    // as such): what is computed from them alone runs on the host, as compileOptimizer does.
+    const numbers = new Set(
+      inputs
+        .filter((n) => Number((n as Node<'input'>).attrs.name.slice(4)) >= P + S + data.length)
+        .map((n) => n.id),
+    );
     return planOf(
       compileProgram(outputs, {
         limits,
         donated,
         inputs: layoutFor(inputs, groups, limits),
         argumentOrder: held.map((t) => t.node),
+        hostInputs: numbers,
       }),
       inputs,
     );

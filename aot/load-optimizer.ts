@@ -175,6 +175,7 @@ async function openPlans(
         data: Float64Array.of(v),
         shape: [],
         dtype: 'f32' as const,
+        hostNumber: true,
       }));
       const host = device.uploadAll([...data, ...numbers]) as GpuArray[];
       const due = dueAt(manifest.periods, t).join(',');

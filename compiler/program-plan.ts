@@ -2,7 +2,7 @@
 // bindings, the copies after the dispatches, and where every input and output lives. No graph
 // nodes: a device runs a plan without the IR, so `grng compile` can save one as JSON and a
 // generated module can load it without tracing anything.
-import type { DType, Node } from '../core/ir/index.js';
+import { topoSort, type DType, type Node, type Primitive } from '../core/ir/index.js';
 import type { Region, Slot } from './memory/layout.js';
 import type { Program } from './program.js';
 import type { DispatchSource } from './wgsl/kernel.js';
@@ -28,6 +28,21 @@ export interface ProgramPlan {
    */
   readonly inputs: readonly (PlacedArray & { readonly name: string })[];
   readonly outputs: readonly PlacedArray[];
+  /** Values the caller computes on the host each call: the scalars uniform's first cells. */
+  readonly hostScalars?: HostScalarsPlan;
+}
+
+/**
+ * Hoisted scalar graphs (compiler/hoist-host-scalars.ts) as data: nodes in evaluation order, each
+ * reading earlier ones by index (inputs by name, in their attrs), and the node of each cell.
+ */
+export interface HostScalarsPlan {
+  readonly nodes: readonly {
+    readonly op: Primitive;
+    readonly inputs: readonly number[];
+    readonly attrs: object;
+  }[];
+  readonly cells: readonly number[];
 }
 
 /** The plan of `program`, whose graph reads `inputs` (input nodes). */
@@ -53,5 +68,21 @@ export function planOf(program: Program, inputs: readonly Node[]): ProgramPlan {
       shape: node.shape,
       dtype: node.dtype,
     })),
+    ...(program.hostScalars.length > 0
+      ? { hostScalars: hostScalarsPlan(program.hostScalars.map((h) => h.value)) }
+      : {}),
+  };
+}
+
+function hostScalarsPlan(values: readonly Node[]): HostScalarsPlan {
+  const order = topoSort(values);
+  const at = new Map(order.map((n, i) => [n.id, i] as const));
+  return {
+    nodes: order.map((n) => ({
+      op: n.op,
+      inputs: n.inputs.map((x) => at.get(x.id) as number),
+      attrs: n.attrs,
+    })),
+    cells: values.map((v) => at.get(v.id) as number),
   };
 }

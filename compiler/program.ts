@@ -6,8 +6,15 @@ import { mergeDependentReductions } from './kernels/merge-reductions.js';
 import { fuseMatmulEpilogues } from './kernels/fuse-epilogues.js';
 import { mergeIndependent } from './kernels/merge-independent.js';
 import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
+import { hoistHostScalars, type HostScalar } from './hoist-host-scalars.js';
 import { separateInputs, type InputLayout } from './memory/layout.js';
-import { bindingKeys, planMemory, slotLabel, type MemoryPlan } from './memory/plan-memory.js';
+import {
+  bindingKeys,
+  MAX_SCALARS,
+  planMemory,
+  slotLabel,
+  type MemoryPlan,
+} from './memory/plan-memory.js';
 import {
   fitsOneKernel,
   generateDispatch,
@@ -57,6 +64,12 @@ export interface CompileOptions {
    * small plans should share a dispatch and large ones are cheaper as dispatches of their own.
    */
   readonly maxMergedInvocations?: number;
+  /**
+   * One-element input nodes whose values the caller knows on the host at every call (numbers
+   * passed to a jitted function): one-element values computed from them alone are evaluated by
+   * the caller once per call (`Program.hostScalars`) instead of by every kernel invocation.
+   */
+  readonly hostInputs?: ReadonlySet<number>;
 }
 
 /** One compute dispatch: its segments (kernel plans), WGSL, and the roots it stores in place. */
@@ -74,22 +87,34 @@ export interface Program {
   /** Buffer-backed leaves the program reads: named inputs and data constants. */
   readonly externals: readonly Node[];
   readonly outputs: readonly Node[];
+  /** Values the caller computes each call and writes into the scalars uniform (see hostInputs). */
+  readonly hostScalars: readonly HostScalar[];
 }
 
 const WORKGROUP_SIZE = 64;
 
-export function compileProgram(outputs: readonly Node[], options: CompileOptions): Program {
+export function compileProgram(traced: readonly Node[], options: CompileOptions): Program {
   const { limits } = options;
   const fuse = options.fuse ?? true;
+  // Inputs keep their regions even when only hoisted work reads them. (The unfused reference
+  // schedule computes everything where it is.)
+  const inputs = topoSort(traced).filter((n) => n.op === 'input');
+  const { outputs, hoisted } = fuse
+    ? hoistHostScalars(traced, options.hostInputs ?? new Set(), MAX_SCALARS)
+    : { outputs: [...traced], hoisted: [] };
+  const placeholders = new Set(hoisted.map((h) => h.placeholder.id));
   const maxBuffers = limits.maxStorageBuffersPerShaderStage;
   const workgroupSize = Math.min(
     WORKGROUP_SIZE,
     limits.maxComputeInvocationsPerWorkgroup,
     limits.maxComputeWorkgroupSizeX,
   );
-  const externals = topoSort(outputs).filter(isExternal);
-  const layout = options.inputs ?? separateInputs(externals.filter((n) => n.op === 'input'));
-  const bindingKey = bindingKeys(layout, new Set(outputs.map((n) => n.id)));
+  const externals = [
+    ...inputs,
+    ...topoSort(outputs).filter((n) => isExternal(n) && n.op !== 'input'),
+  ];
+  const layout = options.inputs ?? separateInputs(inputs);
+  const bindingKey = bindingKeys(layout, new Set(outputs.map((n) => n.id)), placeholders);
 
   // Work needed only under a condition computed on the device is gated on it (the unfused
   // reference schedule runs everything).
@@ -141,7 +166,7 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
     externals,
     outputs,
     layout,
-    { donated, copyBack: copyBacks(aliases, donated, outputs, order) },
+    { donated, copyBack: copyBacks(aliases, donated, outputs, order), hosted: hoisted },
     limits.maxStorageBufferBindingSize,
   );
   const kernels = dispatches.map((d, k) => {
@@ -169,7 +194,7 @@ export function compileProgram(outputs: readonly Node[], options: CompileOptions
     }
     return { segments: d.segments, source, aliases: aliases[k] };
   });
-  return { kernels, memory, externals, outputs };
+  return { kernels, memory, externals, outputs, hostScalars: hoisted };
 }
 
 /**

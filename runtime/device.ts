@@ -33,6 +33,12 @@ export interface ArrayData {
   readonly data: Float64Array;
   readonly shape: readonly number[];
   readonly dtype: DType;
+  /**
+   * A number the caller passed (a hyperparameter, the step): programs may compute with its value
+   * on the host (compiler/hoist-host-scalars.ts). Arrays of data — parameters, state, a batch —
+   * are not, so a step computes the same bits whether they were uploaded or computed.
+   */
+  readonly hostNumber?: boolean;
 }
 
 export interface ExecuteOptions {

@@ -39,6 +39,13 @@ export class GpuArray implements DeviceArray {
     readonly offset: number,
     readonly shape: readonly number[],
     readonly dtype: DType,
+    /**
+     * The value, as stored (f32-rounded), of an array uploaded from a number the caller passed
+     * (ArrayData.hostNumber): programs compute what depends only on such values on the host
+     * (compiler/hoist-host-scalars.ts). Arrays are never written after creation (a donated one
+     * is consumed), so it stays true.
+     */
+    readonly hostValue?: number,
   ) {}
 
   get buffer(): GPUBuffer {

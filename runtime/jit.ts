@@ -188,13 +188,18 @@ function traceExecutable(
 export function toDevice(device: Device, leaves: readonly ArrayLeaf[], op: string): DeviceArray[] {
   const host = leaves.flatMap((leaf, i) =>
     typeof leaf === 'number'
-      ? [{ i, value: array(leaf) }]
+      ? [{ i, value: array(leaf), hostNumber: true }]
       : leaf instanceof HostArray
-        ? [{ i, value: leaf }]
+        ? [{ i, value: leaf, hostNumber: false }]
         : [],
   );
   const uploaded = device.uploadAll(
-    host.map(({ value }) => ({ data: value.data, shape: value.shape, dtype: value.dtype })),
+    host.map(({ value, hostNumber }) => ({
+      data: value.data,
+      shape: value.shape,
+      dtype: value.dtype,
+      hostNumber,
+    })),
   );
   const out = leaves.slice() as (ArrayLeaf | DeviceArray)[];
   host.forEach(({ i }, k) => (out[i] = uploaded[k]));

@@ -13,6 +13,7 @@ import {
 import { planOf, type ProgramPlan } from '../compiler/program-plan.js';
 import type { DispatchSource } from '../compiler/wgsl/kernel.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
+import { hostScalarsOf, type HostScalars } from './host-scalars.js';
 import { BufferPool } from './buffer-pool.js';
 import {
   consumedError,
@@ -80,6 +81,11 @@ interface Executable {
    */
   readonly offsets: { readonly buffer: GPUBuffer; readonly at: readonly (number | undefined)[] };
   readonly bindGroups: Map<string, GPUBindGroup>;
+  /**
+   * This call's values of the program's host-computed scalars (compiler/hoist-host-scalars.ts)
+   * as the uniform's first cells, from the host values of its one-element inputs, by name.
+   */
+  readonly hostScalars?: HostScalars;
   /** Gated dispatches (runtime/gpu/gates.ts), when the plan has any. */
   readonly gates?: {
     readonly plan: GatePlan;
@@ -189,8 +195,9 @@ export class WebGpuDevice implements Device {
     offset: number,
     shape: readonly number[],
     dtype: DType,
+    hostValue?: number,
   ): GpuArray {
-    const array = new GpuArray(this, allocation, offset, shape, dtype);
+    const array = new GpuArray(this, allocation, offset, shape, dtype, hostValue);
     allocation.retain();
     this.reclaim.register(array, allocation, array);
     return array;
@@ -257,7 +264,8 @@ export class WebGpuDevice implements Device {
           : new Int32Array(length);
       group.forEach(({ item, i }, k) => {
         packed.set(item.data, offsets[k]);
-        out[i] = this.view(allocation, offsets[k], item.shape, item.dtype);
+        const stored = item.hostNumber === true ? packed[offsets[k]] : undefined;
+        out[i] = this.view(allocation, offsets[k], item.shape, item.dtype, stored);
       });
       this.gpu.queue.writeBuffer(allocation.buffer, 0, packed);
     }
@@ -293,8 +301,14 @@ export class WebGpuDevice implements Device {
     this.checkErrors();
     const donated = options.donated ?? new Set<string>();
     const given = this.bindInputs(outputs, inputs);
-    const exe = this.executable(outputs, donated, given.layout, options.argumentOrder);
-    const out = this.run(exe, given.buffers);
+    const exe = this.executable(
+      outputs,
+      donated,
+      given.layout,
+      options.argumentOrder,
+      given.hostInputs,
+    );
+    const out = this.run(exe, given.buffers, given.hostValues);
     // Donated arrays are consumed: their regions may hold results now.
     for (const name of donated) this.dispose(inputs.get(name) as GpuArray);
     return out;
@@ -349,7 +363,7 @@ export class WebGpuDevice implements Device {
       exe = this.prepare(plan);
       this.plans.set(plan, exe);
     }
-    const out = this.run(exe, buffers);
+    const out = this.run(exe, buffers, hostValuesOf(inputs));
     for (const name of donated) this.dispose(inputs.get(name) as GpuArray);
     return out;
   }
@@ -389,7 +403,11 @@ export class WebGpuDevice implements Device {
    * Records and submits one call of `exe` with the input slots in `inputBuffers`; returns views of
    * the outputs.
    */
-  private run(exe: Executable, inputBuffers: readonly Allocation[]): GpuArray[] {
+  private run(
+    exe: Executable,
+    inputBuffers: readonly Allocation[],
+    hostValues: ReadonlyMap<string, number> = new Map(),
+  ): GpuArray[] {
     this.lastGated = exe.gates === undefined ? undefined : exe;
     const { slots } = exe.plan;
     const buffers: GPUBuffer[] = [];
@@ -408,19 +426,30 @@ export class WebGpuDevice implements Device {
         buffers.push(allocation.buffer);
       }
     });
+    // This call's scalars into the uniform, by copies the queue orders after earlier calls' reads
+    // (writing the uniform itself would wait for them): values computed on the host (cells 0 …
+    // h−1, staged in an idle upload buffer), then the one-element inputs.
     const encoder = this.gpu.createCommandEncoder();
-    // This call's scalars into the uniform; the queue orders it after earlier calls' reads.
+    const staged: GPUBuffer[] = [];
+    if (exe.hostScalars !== undefined) {
+      const cells = exe.hostScalars(hostValues);
+      const upload = this.pool.acquireForUpload(cells.byteLength);
+      this.gpu.queue.writeBuffer(upload, 0, cells);
+      encoder.copyBufferToBuffer(upload, 0, exe.scalars as GPUBuffer, 0, cells.byteLength);
+      staged.push(upload);
+    }
     for (const slot of slots) {
       if (slot.kind !== 'scalars') continue;
-      slot.sources.forEach(({ slot: from, offset }, cell) =>
+      slot.sources.forEach((source, cell) => {
+        if ('host' in source) return;
         encoder.copyBufferToBuffer(
-          buffers[from],
-          offset * 4,
+          buffers[source.slot],
+          source.offset * 4,
           exe.scalars as GPUBuffer,
           cell * 16,
           4,
-        ),
-      );
+        );
+      });
     }
     const pass = encoder.beginComputePass();
     for (const [k, source] of exe.plan.kernels.entries()) {
@@ -448,7 +477,6 @@ export class WebGpuDevice implements Device {
       this.stats.dispatches++;
     }
     pass.end();
-    const staged: GPUBuffer[] = [];
     for (const { from, to, length } of exe.plan.copies) {
       const [src, dst] = [buffers[from.slot], buffers[to.slot]];
       if (src !== dst)
@@ -486,6 +514,9 @@ export class WebGpuDevice implements Device {
     const buffers: Allocation[] = [];
     const slots: StorageType[] = [];
     const regions = new Map<number, Region>();
+    // One-element inputs uploaded from host numbers: their values, by input name.
+    const hostInputs = new Set<number>();
+    const hostValues = new Map<string, number>();
     for (const node of this.inputNodes(outputs)) {
       const { name } = (node as Node<'input'>).attrs;
       const arr = inputs.get(name);
@@ -520,9 +551,13 @@ export class WebGpuDevice implements Device {
         slots.push(storageOf(arr.dtype));
       }
       regions.set(node.id, { slot, offset: arr.offset });
+      if (arr.hostValue !== undefined) {
+        hostInputs.add(node.id);
+        hostValues.set(name, arr.hostValue);
+      }
     }
     const layout: InputLayout = { slots, regions };
-    return { buffers, layout };
+    return { buffers, layout, hostInputs, hostValues };
   }
 
   private readonly inputsOf = new Map<string, readonly Node[]>();
@@ -661,15 +696,18 @@ export class WebGpuDevice implements Device {
     donated: ReadonlySet<string>,
     layout: InputLayout | undefined,
     argumentOrder?: readonly Node[],
+    hostInputs: ReadonlySet<number> = new Set(),
   ): Executable {
     // Nodes are hash-consed, so the output ids identify the whole graph; where the inputs live is
-    // part of the plan (its dispatches' offsets).
+    // part of the plan (its dispatches' offsets), and which inputs are host numbers decides what
+    // the host computes.
     const where =
       layout === undefined
         ? 'separate'
         : [...layout.regions.values()].map((r) => `${r.slot}+${r.offset}`).join(',');
     const order = argumentOrder === undefined ? '' : argumentOrder.map((n) => n.id).join(',');
-    const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}:${[...donated].sort().join(',')}:${where}:${order}`;
+    const host = [...hostInputs].sort((a, b) => a - b).join(',');
+    const key = `${this.fuse ? 'f' : 'u'}:${outputs.map((n) => n.id).join(',')}:${[...donated].sort().join(',')}:${where}:${order}:${host}`;
     let exe = this.executables.get(key);
     if (exe === undefined) {
       // In the order the caller donated them: outputs pair with donated inputs in order.
@@ -686,6 +724,7 @@ export class WebGpuDevice implements Device {
         inputs: layout,
         argumentOrder,
         maxMergedInvocations: this.maxMergedInvocations,
+        hostInputs,
       });
       // GRNG_EXPLAIN=1 prints each new program's dispatches and buffers; GRNG_EXPLAIN=wgsl adds
       // their source.
@@ -728,6 +767,7 @@ export class WebGpuDevice implements Device {
       offsets: this.offsets(plan),
       bindGroups: new Map(),
       gates: this.gates(plan),
+      hostScalars: hostScalarsOf(plan.hostScalars),
     };
   }
 
@@ -782,4 +822,11 @@ export class WebGpuDevice implements Device {
     }
     return p;
   }
+}
+
+/** The host values of the one-element arrays among `inputs` uploaded from numbers, by name. */
+function hostValuesOf(inputs: ReadonlyMap<string, GpuArray>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, arr] of inputs) if (arr.hostValue !== undefined) out.set(name, arr.hostValue);
+  return out;
 }

@@ -25,9 +25,11 @@ export const paddedLength = (elements: number): number =>
  * - `arena`: intermediates, regions reused once their last reader has run (liveness);
  * - `results`: the returned arrays, handed to the caller as views of one fresh buffer per call;
  * - `scalars`: a uniform buffer holding a copy of each one-element input (learning rate, step,
- *   …) in a 16-byte cell, refreshed from `sources` at the start of every call. Kernels read
- *   per-call scalars from it: a uniform load is as cheap as a literal on software adapters,
- *   where every invocation re-reading a storage element costs several percent of an update.
+ *   …) in a 16-byte cell, refreshed from `sources` at the start of every call, and the values the
+ *   caller computes on the host each call (`HostCell`: bias corrections and the like, see
+ *   compiler/hoist-host-scalars.ts). Kernels read per-call scalars from it: a uniform load is as
+ *   cheap as a literal on software adapters, where every invocation re-reading a storage element
+ *   costs several percent of an update.
  */
 export type Slot =
   | { readonly kind: 'input'; readonly index: number; readonly storage: StorageType }
@@ -37,8 +39,13 @@ export type Slot =
   | {
       readonly kind: 'scalars';
       readonly storage: StorageType;
-      readonly sources: readonly Region[];
+      readonly sources: readonly (Region | HostCell)[];
     };
+
+/** A scalars-uniform cell the caller fills each call with the hoisted value named `host`. */
+export interface HostCell {
+  readonly host: string;
+}
 
 /**
  * Cells the scalars uniform of a program with `sources` one-element inputs declares and holds: at

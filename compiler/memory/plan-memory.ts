@@ -49,8 +49,13 @@ export const MAX_SCALARS = 1024;
 /** A label for the buffer `node` will live in, before offsets exist (used to count bindings). */
 export type BindingKey = (node: Node) => string;
 
-export function bindingKeys(layout: InputLayout, outputIds: ReadonlySet<number>): BindingKey {
+export function bindingKeys(
+  layout: InputLayout,
+  outputIds: ReadonlySet<number>,
+  hosted: ReadonlySet<number> = new Set(),
+): BindingKey {
   return (node) => {
+    if (hosted.has(node.id)) return 'scalars';
     if (node.op === 'input') return `in${layout.regions.get(node.id)?.slot ?? `?${node.id}`}`;
     const storage = storageOf(node.dtype);
     if (node.op === 'constant') return `const:${storage}`;
@@ -72,10 +77,13 @@ export function planMemory(
   inPlace: {
     readonly donated: ReadonlySet<number>;
     readonly copyBack: ReadonlyMap<number, Node>;
+    /** Values the caller computes each call: a scalars cell each, and no buffer. */
+    readonly hosted?: readonly { readonly placeholder: Node<'input'> }[];
   } = { donated: new Set(), copyBack: new Map() },
   maxBindingBytes = Infinity,
 ): MemoryPlan {
   const { donated, copyBack } = inPlace;
+  const hosted = inPlace.hosted ?? [];
   const slots: Slot[] = layout.slots.map((storage, index) => ({ kind: 'input', index, storage }));
   const regions = new Map<number, Region>(layout.regions);
   const outputIds = new Set(outputs.map((n) => n.id));
@@ -163,17 +171,28 @@ export function planMemory(
     });
   }
 
-  // One-element inputs (hyperparameters, step counts) get a uniform cell each.
+  // One-element inputs (hyperparameters, step counts) get a uniform cell each; values computed
+  // on the host come first (they have no buffer to be read from instead).
   const scalars = new Map<number, number>();
-  const scalarInputs = [...new Set(dispatches.flatMap((d) => d.inputs))].filter(
-    (n) => n.op === 'input' && shapeSize(n.shape) === 1,
-  );
+  const hostCells = new Map(hosted.map((h) => [h.placeholder.id, h.placeholder] as const));
+  const scalarInputs = [
+    ...hostCells.values(),
+    ...[...new Set(dispatches.flatMap((d) => d.inputs))].filter(
+      (n) => n.op === 'input' && shapeSize(n.shape) === 1 && !hostCells.has(n.id),
+    ),
+  ];
   scalarInputs.slice(0, MAX_SCALARS).forEach((n, cell) => scalars.set(n.id, cell));
   if (scalars.size > 0) {
+    for (const id of hostCells.keys()) regions.set(id, { slot: slots.length, offset: 0 });
     slots.push({
       kind: 'scalars',
       storage: 'i32',
-      sources: [...scalars.keys()].map((id) => regions.get(id) as Region),
+      sources: [...scalars.keys()].map((id) => {
+        const placeholder = hostCells.get(id);
+        return placeholder === undefined
+          ? (regions.get(id) as Region)
+          : { host: placeholder.attrs.name };
+      }),
     });
   }
 

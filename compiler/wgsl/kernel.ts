@@ -141,15 +141,17 @@ function emitDispatch(
   const regionOf = (n: Node) => memory.regions.get(n.id);
   // Bind each slot the dispatch reads or writes through a storage binding, once; read_write where a
   // root is stored.
+  const scalarsSlot = memory.slots.findIndex((s) => s.kind === 'scalars');
   const touched = [
     ...new Set(
       segments.flatMap((s) => [...s.inputs, ...s.roots].map((n) => (regionOf(n) as Region).slot)),
     ),
-  ].sort((a, b) => a - b);
+  ]
+    .filter((slot) => slot !== scalarsSlot)
+    .sort((a, b) => a - b);
   const written = new Set(
     segments.flatMap((s) => s.roots.map((r) => (regionOf(r) as Region).slot)),
   );
-  const scalarsSlot = memory.slots.findIndex((s) => s.kind === 'scalars');
   // Bindings are named in the order the kernel first locates them, not by slot number, so kernels
   // of one structure over different buffers are one WGSL text (one pipeline).
   const names = new Map<number, string>();
@@ -189,9 +191,11 @@ function emitDispatch(
   };
   const at = (n: Node): Location | undefined => {
     const region = regionOf(n);
-    return region === undefined
-      ? undefined
-      : { name: name(region.slot), offset: region.offset, scalar: memory.scalars?.get(n.id) };
+    if (region === undefined) return undefined;
+    const scalar = memory.scalars?.get(n.id);
+    // A value computed on the host lives in the scalars uniform only.
+    if (region.slot === scalarsSlot) return { name: 'scalars', offset: 0, scalar };
+    return { name: name(region.slot), offset: region.offset, scalar };
   };
   const inputs = new Set(segments.flatMap((s) => s.inputs.map((n) => n.id)));
   const e = new Emitter((n) => (inputs.has(n.id) ? at(n) : undefined));
