@@ -13,7 +13,7 @@ import {
 import { planOf, type ProgramPlan } from '../compiler/program-plan.js';
 import type { DispatchSource } from '../compiler/wgsl/kernel.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
-import { hostScalarsOf, type HostScalars } from './host-scalars.js';
+import { scalarCellsOf, type ScalarCells } from './host-scalars.js';
 import { BufferPool } from './buffer-pool.js';
 import {
   consumedError,
@@ -81,11 +81,8 @@ interface Executable {
    */
   readonly offsets: { readonly buffer: GPUBuffer; readonly at: readonly (number | undefined)[] };
   readonly bindGroups: Map<string, GPUBindGroup>;
-  /**
-   * This call's values of the program's host-computed scalars (compiler/hoist-host-scalars.ts)
-   * as the uniform's first cells, from the host values of its one-element inputs, by name.
-   */
-  readonly hostScalars?: HostScalars;
+  /** The scalars uniform's cells the host fills each call (runtime/host-scalars.ts). */
+  readonly scalarCells?: ScalarCells;
   /** Gated dispatches (runtime/gpu/gates.ts), when the plan has any. */
   readonly gates?: {
     readonly plan: GatePlan;
@@ -427,21 +424,23 @@ export class WebGpuDevice implements Device {
       }
     });
     // This call's scalars into the uniform, by copies the queue orders after earlier calls' reads
-    // (writing the uniform itself would wait for them): values computed on the host (cells 0 …
-    // h−1, staged in an idle upload buffer), then the one-element inputs.
+    // (writing the uniform itself would wait for them): the cells the host fills (hoisted values,
+    // and the inputs' when all are numbers) staged in an idle upload buffer, the rest copied from
+    // the inputs' buffers.
     const encoder = this.gpu.createCommandEncoder();
     const staged: GPUBuffer[] = [];
-    if (exe.hostScalars !== undefined) {
-      const cells = exe.hostScalars(hostValues);
-      const upload = this.pool.acquireForUpload(cells.byteLength);
-      this.gpu.queue.writeBuffer(upload, 0, cells);
-      encoder.copyBufferToBuffer(upload, 0, exe.scalars as GPUBuffer, 0, cells.byteLength);
+    const host = exe.scalarCells?.(hostValues);
+    if (host !== undefined && host.cells > 0) {
+      const bytes = 16 * host.cells;
+      const upload = this.pool.acquireForUpload(bytes);
+      this.gpu.queue.writeBuffer(upload, 0, host.data, 0, 4 * host.cells);
+      encoder.copyBufferToBuffer(upload, 0, exe.scalars as GPUBuffer, 0, bytes);
       staged.push(upload);
     }
     for (const slot of slots) {
       if (slot.kind !== 'scalars') continue;
       slot.sources.forEach((source, cell) => {
-        if ('host' in source) return;
+        if ('host' in source || cell < (host?.cells ?? 0)) return;
         encoder.copyBufferToBuffer(
           buffers[source.slot],
           source.offset * 4,
@@ -767,7 +766,7 @@ export class WebGpuDevice implements Device {
       offsets: this.offsets(plan),
       bindGroups: new Map(),
       gates: this.gates(plan),
-      hostScalars: hostScalarsOf(plan.hostScalars),
+      scalarCells: scalarCellsOf(plan),
     };
   }
 

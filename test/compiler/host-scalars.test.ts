@@ -142,4 +142,39 @@ describe('host scalars on the device', () => {
       expect(Math.abs(c[i] - ref)).toBeLessThanOrEqual(16 * 2 ** -24 * scale);
     }
   });
+
+  test('hoisted values beside a scalar of data: each call sees its own values', async () => {
+    const gpu = await gpuDevice();
+    const scale = input('scale', [], 'f32');
+    const out = [mul(corrected(beta, step, x), scale).node];
+    const v = Float64Array.from({ length: 8 }, (_, i) => i - 3.5);
+    const number = (value: number) =>
+      gpu.uploadAll([
+        { data: Float64Array.of(value), shape: [], dtype: 'f32', hostNumber: true },
+      ])[0];
+    // Back to back, without waiting: every call's cells (host-filled and copied) are its own.
+    const calls = [1, 2, 3].map((t) =>
+      gpu.execute(
+        out,
+        new Map([
+          ['beta', number(0.5)],
+          ['t', number(t)],
+          ['scale', gpu.upload(Float64Array.of(t + 1), [], 'f32')],
+          ['x', gpu.upload(v, [8], 'f32')],
+        ]),
+      ),
+    );
+    for (const [k, call] of calls.entries()) {
+      const t = k + 1;
+      const got = await (await call)[0].read();
+      // 1 − 0.5^t, x·0.5 and the scale t + 1 are exact in f32 for these x and t; the kernel
+      // multiplies by 1/(1 − 0.5^t) (WGSL: within 2.5 ULP), then rounds the product, the sum and
+      // the scaling (0.5 ULP each): ≤ 4 ULP (4·2^-24) of |x|(1/(1 − 0.5^t) + 1/2)(t + 1).
+      for (let i = 0; i < 8; i++) {
+        const ref = (v[i] / (1 - 0.5 ** t) + v[i] * 0.5) * (t + 1);
+        const ulp = 4 * 2 ** -24 * Math.abs(v[i]) * (1 / (1 - 0.5 ** t) + 0.5) * (t + 1);
+        expect(Math.abs(got[i] - ref)).toBeLessThanOrEqual(ulp);
+      }
+    }
+  });
 });
