@@ -6,6 +6,7 @@ import { mergeDependentReductions } from './kernels/merge-reductions.js';
 import { fuseMatmulEpilogues } from './kernels/fuse-epilogues.js';
 import { mergeIndependent } from './kernels/merge-independent.js';
 import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
+import { transposedRightOperands } from './kernels/transposed-operands.js';
 import { hoistHostScalars, type HostScalar } from './hoist-host-scalars.js';
 import { separateInputs, type InputLayout } from './memory/layout.js';
 import {
@@ -125,7 +126,10 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
     fuse,
     maxBuffers,
     bindingKey,
-    materialize: conditionsOfHeavyWork(outputs, gates),
+    materialize: new Set([
+      ...conditionsOfHeavyWork(outputs, gates),
+      ...transposedRightOperands(outputs),
+    ]),
   });
   const plans = fuse
     ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey, sameGate })

@@ -13,7 +13,7 @@
 // roundings on both sides, derived next to it below.
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { add, exp, gt, input, matmul, mul, relu, tanh, type Tensor } from '../../index.js';
+import { add, exp, gt, input, matmul, mul, relu, slice, tanh, type Tensor } from '../../index.js';
 import { packedInputs } from '../../compiler/memory/layout.js';
 import { compileProgram, explainProgram } from '../../compiler/program.js';
 import { interpret } from '../../runtime/interpreter.js';
@@ -44,13 +44,16 @@ function operands(layout: Layout, m: number, k: number, n: number, batch: number
       depth: k,
       product: (a: Tensor, b: Tensor) => matmul(a, b),
     };
+  // A transposed b is stored transposed first (a 'rows' product); a slice of one is read in place,
+  // along k: the 'dot' kernel.
   if (layout === 'dot')
     return {
       a: [...lead, m, 4 * k],
-      b: [...lead, 4 * n, 4 * k],
+      b: [...lead, 4 * n, 4 * k + 4],
       cols: 4 * n,
       depth: 4 * k,
-      product: (a: Tensor, b: Tensor) => matmul(a, b.mT),
+      product: (a: Tensor, b: Tensor) =>
+        matmul(a, slice(b.mT, [...lead.map(() => 0), 0, 0], [...lead, 4 * k, 4 * n])),
     };
   return {
     a: [...lead, m, k],

@@ -237,33 +237,57 @@ describe('the vec4 matmul kernel and its fallbacks', () => {
       ],
       build: (a, b) => add(matmul(tanh(a), tanh(b)), 1),
     },
+    // A transposed b is stored transposed by a kernel of its own, then read along n.
     {
       name: 'b transposed, k % 4 = 0',
-      kernel: 'dot',
+      kernel: 'rows',
       shapes: [
         [2, 18, 12],
         [2, 20, 12],
       ],
       build: (a, b) => matmul(a, b.mT),
     },
-    // tanh(b) is a matmul operand, so tanh(b)ᵀ is index arithmetic over the arena.
-    {
-      name: 'b transposed, in the arena with a',
-      kernel: 'dot',
-      shapes: [
-        [17, 8],
-        [8, 8],
-      ],
-      build: (a, b) => add(matmul(tanh(a), tanh(b)), matmul(tanh(a), tanh(b).mT)),
-    },
     {
       name: 'b transposed, k % 4 ≠ 0',
-      kernel: 'scalar',
+      kernel: 'rows',
       shapes: [
         [10, 7],
         [8, 7],
       ],
       build: (a, b) => matmul(a, b.mT),
+    },
+    // A slice of a transposed b is read in place, along k.
+    {
+      name: 'b a slice of a transpose, k % 4 = 0',
+      kernel: 'dot',
+      shapes: [
+        [2, 18, 12],
+        [2, 20, 16],
+      ],
+      build: (a, b) => matmul(a, slice(b.mT, [0, 0, 0], [2, 12, 20])),
+    },
+    // tanh(b) is a matmul operand, so a slice of tanh(b)ᵀ is index arithmetic over the arena.
+    {
+      name: 'b a slice of a transpose, in the arena with a',
+      kernel: 'dot',
+      shapes: [
+        [17, 8],
+        [8, 8],
+      ],
+      build: (a, b) =>
+        add(
+          slice(matmul(tanh(a), tanh(b)), [0, 0], [17, 4]),
+          matmul(tanh(a), slice(tanh(b).mT, [0, 0], [8, 4])),
+        ),
+    },
+    {
+      name: 'b a slice of a transpose, k % 4 ≠ 0',
+      kernel: 'scalar',
+      shapes: [
+        [10, 7],
+        [8, 8],
+      ],
+      build: (a, b) => matmul(a, slice(b.mT, [0, 0], [7, 8])),
     },
     {
       name: 'n % 4 ≠ 0',
