@@ -161,8 +161,15 @@ export class Emitter {
     return this.placement(`dim:${key}`, value);
   }
 
+  /**
+   * Placements written as literals instead (see LITERAL_PLACEMENTS_FROM in kernel.ts): the kernel's
+   * text is then its program's own.
+   */
+  literalPlacements = false;
+
   /** `value` (keyed by `key`) as a u32 expression reading the `offsets` uniform. */
   private placement(key: string, value: number): string {
+    if (this.literalPlacements) return `${value}u`;
     let cell = this.offsetCells.get(key);
     if (cell === undefined) {
       const j = this.offsets.length;
