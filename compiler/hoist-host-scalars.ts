@@ -73,7 +73,7 @@ const COSTLY = new Set<Primitive>([
 const MIN_COST = 3;
 
 /** Name of the input that stands for a hoisted value (never a traced input's name). */
-export const hostScalarName = (value: Node): string => `%host${value.id}`;
+const hostScalarName = (value: Node): string => `%host${value.id}`;
 
 /**
  * Rewrites `outputs` so that every f32 one-element value computed from `known` inputs and

@@ -18,11 +18,7 @@ export function transposedRightOperands(outputs: readonly Node[]): Set<number> {
     if (b.op !== 'permute') continue;
     const { perm } = b.attrs as { readonly perm: readonly number[] };
     const r = perm.length;
-    const swapsLastTwo =
-      perm[r - 1] === r - 2 &&
-      perm[r - 2] === r - 1 &&
-      perm.slice(0, r - 2).every((p, i) => p === i);
-    if (swapsLastTwo && b.shape[r - 1] % 4 === 0) out.add(b.id);
+    if (perm[r - 1] !== r - 1 && b.shape[r - 1] % 4 === 0) out.add(b.id);
   }
   return out;
 }

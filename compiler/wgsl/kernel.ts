@@ -60,7 +60,6 @@ export function segmentMode(plan: KernelPlan): SegmentMode {
   return vectorizable(plan) ? 'vec4' : 'scalar';
 }
 
-/** Invocations a segment of `plan` covers: one per vec4 or per element. */
 /**
  * Invocations from which an elementwise dispatch over the caller's arrays only (an optimizer's
  * update of parameters and state in place) writes where its arrays start, its sizes and its scalar
@@ -73,6 +72,7 @@ export function segmentMode(plan: KernelPlan): SegmentMode {
  */
 export const LITERAL_PLACEMENTS_FROM = 32768;
 
+/** Invocations a segment of `plan` covers: one per vec4 or per element. */
 export function segmentInvocations(plan: KernelPlan): number {
   const size = shapeSize(plan.roots[0].shape);
   return segmentMode(plan) === 'vec4' ? Math.ceil(size / 4) : size;
