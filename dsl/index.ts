@@ -96,3 +96,4 @@ export { treeLeaves, treeSum, globalNorm } from './tree-reductions.js';
 // Re-exported for optimizer files, which import the DSL only (docs/architecture.md, Layers).
 export { GrngError } from '../core/errors.js';
 export { flattenTree, mapTrees, type Tree } from '../core/tree.js';
+export { leafPaths, underAny } from '../core/tree-paths.js';

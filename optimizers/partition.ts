@@ -3,6 +3,7 @@
 // method does not cover), as one optimizer with one compiled step.
 import { GrngError, flattenTree } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
+import { leafPaths as treeLeafPaths } from '../dsl/index.js';
 import type { ChainPart } from './chain.js';
 import {
   contextWith,
@@ -13,16 +14,8 @@ import {
   type ParamTree,
 } from '../dsl/optimizer.js';
 
-/** The dotted path of every leaf of `tree` ('layers.0.w'), in flattenTree's order. */
-function leafPaths(tree: ParamTree, prefix = ''): string[] {
-  if (isTensor(tree)) return [prefix];
-  if (Array.isArray(tree))
-    return tree.flatMap((t, i) => leafPaths(t, prefix === '' ? `${i}` : `${prefix}.${i}`));
-  const record = tree as Record<string, ParamTree>;
-  return Object.keys(record)
-    .sort()
-    .flatMap((k) => leafPaths(record[k], prefix === '' ? k : `${prefix}.${k}`));
-}
+const leafPaths = (tree: ParamTree): string[] =>
+  treeLeafPaths('partition', tree, isTensor, 'a Tensor');
 
 /**
  * One optimizer per label: `label(path)` names the optimizer for the parameter at `path`. Each

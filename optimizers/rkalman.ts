@@ -43,6 +43,7 @@ import {
 import { vjp } from '../dsl/transforms.js';
 import { defineOptimizer, outside, treeMap, type ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
+import { leafPaths as treeLeafPaths, underAny } from '../dsl/index.js';
 
 const HYPER = {
   /**
@@ -96,25 +97,7 @@ const HYPER = {
 /** Diagonal variances are kept at or above this; each clamp is counted (§5.4). */
 const FLOOR = 1e-30;
 
-/** 'a.b[0].c' style paths of a tree's leaves, in flattenTree order ('layers.1.w'). */
-function leafPaths(tree: unknown): string[] {
-  const { leaves, rebuild } = flattenTree('rkalman', tree, isTensor, 'a Tensor');
-  const indexed = rebuild(leaves.map((_, i) => i));
-  const paths: string[] = [];
-  // A worklist rather than recursion: grng compile's purity check wants loops with known ends.
-  const pending: { node: unknown; path: string }[] = [{ node: indexed, path: '' }];
-  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
-    const { node, path } = item;
-    const at = (key: string | number) => (path === '' ? `${key}` : `${path}.${key}`);
-    if (typeof node === 'number') paths[node] = path;
-    else if (Array.isArray(node))
-      node.forEach((child, i) => pending.push({ node: child, path: at(i) }));
-    else
-      for (const [k, child] of Object.entries(node as Record<string, unknown>))
-        pending.push({ node: child, path: at(k) });
-  }
-  return paths;
-}
+const leafPaths = (tree: unknown): string[] => treeLeafPaths('rkalman', tree, isTensor, 'a Tensor');
 
 /** Positions (in flattenTree order) of the leaves R-Kalman manages. */
 function managedPositions(
@@ -138,9 +121,7 @@ function managedPositions(
   } else {
     const prefixes = selection.split(',').map((s) => s.trim());
     const paths = leafPaths(params);
-    chosen = paths.flatMap((p, i) =>
-      prefixes.some((q) => p === q || p.startsWith(`${q}.`)) ? [i] : [],
-    );
+    chosen = paths.flatMap((p, i) => (underAny(prefixes, p) ? [i] : []));
     if (chosen.length === 0)
       throw new GrngError(
         'rkalman',

@@ -326,7 +326,10 @@ export function applyUpdate<H extends HyperDefaults, S>(
   return [out.params, out.state as Tree<Tensor>];
 }
 
-function treeMapArrays<R>(tree: Tree<DeviceArray>, f: (a: DeviceArray, i: number) => R): Tree<R> {
+export function treeMapArrays<R>(
+  tree: Tree<DeviceArray>,
+  f: (a: DeviceArray, i: number) => R,
+): Tree<R> {
   const { leaves, rebuild } = flattenTree('compileOptimizer', tree, isArrayLeaf, 'an array');
   return rebuild((leaves as DeviceArray[]).map(f));
 }

@@ -27,6 +27,7 @@ import {
   checkStateFor,
   numericHyper,
   stepCounter,
+  treeMapArrays,
   upload,
   type Placed,
 } from './compile-optimizer.js';
@@ -34,6 +35,8 @@ import type { Device, DeviceArray } from './device.js';
 import { isArrayLeaf, jit, type ArrayLeaf } from './jit.js';
 import { StepVariants } from './step-variants.js';
 import { trainingExtras } from './training-context.js';
+import { splitTrainable, withFrozen } from './frozen-params.js';
+import { joinTrees } from '../core/tree-paths.js';
 
 /** Built-in metrics; an optimizer may report more by name (its definition's `report`). */
 export type MetricName = 'loss' | 'accuracy' | 'gradNorm' | 'updateNorm';
@@ -63,6 +66,12 @@ export interface TrainStepOptions<H extends HyperDefaults, S> {
   /** Resume: optimizer state and the number of steps already taken. */
   readonly state?: Tree<ArrayLeaf>;
   readonly step?: number;
+  /**
+   * The parameters to train, by path prefix (['lora', 'base.head']); the others are frozen: the
+   * model reads them, nothing differentiates or updates them and the optimizer keeps no state for
+   * them. Default: the model's own `trainable` (nn.lora sets it), else every parameter.
+   */
+  readonly trainable?: readonly string[];
 }
 
 export interface TrainStep<H extends HyperDefaults = HyperDefaults> {
@@ -71,7 +80,7 @@ export interface TrainStep<H extends HyperDefaults = HyperDefaults> {
    * step is submitted as soon as the previous one is, so callers may queue several before awaiting.
    */
   run(batch: { readonly x: ArrayLeaf; readonly y: ArrayLeaf }): Promise<Metrics>;
-  /** The parameters after the steps queued so far (device arrays, the tree given). */
+  /** The parameters after the steps queued so far (device arrays, the whole tree given). */
   params(): Promise<Tree<DeviceArray>>;
   state(): Promise<Tree<DeviceArray>>;
   /** Changes hyperparameters for the steps queued after this call; numbers never recompile. */
@@ -123,12 +132,26 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
       donate: [0, 1],
     }) as Program;
   let steps = variants();
+  const place = (tree: Tree<DeviceArray>): Placed => ({
+    tree,
+    leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[],
+  });
 
-  let current: Placed = upload(device, options.params, op);
+  const split = splitTrainable(
+    op,
+    upload(device, options.params, op).tree,
+    isArrayLeaf,
+    options.trainable ?? model.trainable,
+  );
+  let current: Placed = place(split.trainable as Tree<DeviceArray>);
+  // Read by every step, never donated: the frozen parameters stay as they are.
+  const frozen = split.frozen === undefined ? undefined : place(split.frozen as Tree<DeviceArray>);
+  const frozenArgs = frozen === undefined ? [] : [frozen.tree];
   // The state is made (or checked) at the first step: per-layer state needs the model's layers,
   // which a trace of the model on a batch reveals.
   let state: Placed | undefined;
-  const layersOf = (p: ParamTree, x: Tensor): LayerInfo[] => modelLayers(model, p, x);
+  const layersOf = (p: ParamTree, x: Tensor, f?: Tree<Tensor>): LayerInfo[] =>
+    modelLayers(withFrozen(model, f) as Model<never>, p, x);
   const prepare = async (x: ArrayLeaf): Promise<Placed> => {
     if (state !== undefined) return state;
     const shape = typeof x === 'number' ? [] : x.shape;
@@ -136,31 +159,33 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
     const dtype = typeof x === 'number' ? 'f32' : x.dtype;
     if (options.state !== undefined) {
       const given = upload(device, options.state, op);
+      const symbolicFrozen =
+        frozen === undefined
+          ? undefined
+          : (treeMapArrays(frozen.tree, (a, i) =>
+              input(`frozen_check_${i}`, a.shape, a.dtype),
+            ) as Tree<Tensor>);
       checkStateFor(optimizer, settings, current.tree, given.tree, op, (p) =>
-        layersOf(p, input('x_check', shape, dtype)),
+        layersOf(p, input('x_check', shape, dtype), symbolicFrozen),
       );
       return given;
     }
     const init = jit(
-      (p: ParamTree) =>
+      (p: ParamTree, ...f: Tree<Tensor>[]) =>
         optimizer.definition.init(
           p,
           settings,
-          layersOf(p, input('x_shape', shape, dtype)),
+          layersOf(p, input('x_shape', shape, dtype), f[0]),
         ) as Tree<Tensor>,
       { device },
     );
-    const tree = (await init(current.tree)) as Tree<DeviceArray>;
+    const tree = (await init(current.tree, ...frozenArgs)) as Tree<DeviceArray>;
     return { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
   };
   let taken = options.step ?? 0;
   // Steps are chained: each is submitted once the previous one has been.
   let queue: Promise<unknown> = Promise.resolve();
 
-  const place = (tree: Tree<DeviceArray>): Placed => ({
-    tree,
-    leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[],
-  });
   return {
     run(batch) {
       if (typeof batch !== 'object' || batch === null || !('x' in batch) || !('y' in batch)) {
@@ -178,7 +203,16 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
         state = await prepare(batch.x);
         const held = state;
         const [p, s, m] = (await programs.run(t, (program) =>
-          program(current.tree, held.tree, batch.x, batch.y, values, t, stepCounter(seed, t)),
+          program(
+            current.tree,
+            held.tree,
+            batch.x,
+            batch.y,
+            values,
+            t,
+            stepCounter(seed, t),
+            ...frozenArgs,
+          ),
         )) as [Tree<DeviceArray>, Tree<DeviceArray>, DeviceArray];
         current = place(p);
         state = place(s);
@@ -190,7 +224,12 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
         return Object.fromEntries(metrics.map((name, i) => [name, v[i]])) as Metrics;
       });
     },
-    params: () => queue.then(() => current.tree),
+    params: () =>
+      queue.then(() =>
+        frozen === undefined
+          ? current.tree
+          : (joinTrees(op, current.tree, frozen.tree, isArrayLeaf) as Tree<DeviceArray>),
+      ),
     state: () =>
       queue.then(() => {
         if (state === undefined)
@@ -223,8 +262,9 @@ export function modelLayers(model: Model<never>, params: ParamTree, x: Tensor): 
 
 /**
  * The traced body of a training step — forward, loss, gradients, the optimizer's update and the
- * metrics — over (params, state, x, y, numeric hyperparameters, t, [seed, t]), returning
- * [params, state, metrics]. compileTrainStep jits it; grng compile traces it ahead of time.
+ * metrics — over (params, state, x, y, numeric hyperparameters, t, [seed, t], and the frozen
+ * parameters when some are), returning [params, state, metrics]. compileTrainStep jits it; grng
+ * compile traces it ahead of time.
  */
 export function trainStepBody<H extends HyperDefaults, S>(options: {
   readonly model: Model<never>;
@@ -235,7 +275,7 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
   readonly every: <T>(period: number, work: () => T, otherwise: () => T) => T;
 }) {
   const op = 'compileTrainStep';
-  const { model, loss, optimizer, settings, metrics, every } = options;
+  const { loss, optimizer, settings, metrics, every } = options;
   const reported = optimizer.definition.report ?? {};
   return (
     params: ParamTree,
@@ -245,9 +285,12 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
     values: Tensor[],
     t: Tensor,
     counter: Tensor[],
+    // A rest parameter, so that jit does not require it (its arity check counts up to one).
+    ...frozen: Tree<Tensor>[]
   ): [ParamTree, Tree<Tensor>, Tensor] => {
+    const model = withFrozen(options.model, frozen[0]);
     const objective = (p: ParamTree) => {
-      const value = loss((model as Model<ParamTree>).apply(p, x), y);
+      const value = loss(model.apply(p, x), y);
       if (!isTensor(value) || value.rank !== 0) {
         throw new GrngError(
           op,
@@ -258,7 +301,7 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
       return value;
     };
     const [value, grads] = valueAndGrad(objective)(params) as [Tensor, ParamTree];
-    const extras = trainingExtras(model as Model<ParamTree>, loss, params, x, y, every);
+    const extras = trainingExtras(model, loss, params, x, y, every);
     const [nextParams, nextState] = applyUpdate(
       optimizer,
       settings,
@@ -271,7 +314,7 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
       if (m === 'gradNorm') return sqrt(globalSqnorm(leaves(grads)));
       if (m === 'updateNorm')
         return sqrt(globalSqnorm(leaves(nextParams).map((p, i) => sub(p, leaves(params)[i]))));
-      if (m === 'accuracy') return accuracy((model as Model<ParamTree>).apply(params, x), y);
+      if (m === 'accuracy') return accuracy(model.apply(params, x), y);
       const scalar = reported[m](nextState as S);
       if (!isTensor(scalar) || scalar.rank !== 0)
         throw new GrngError(op, `${optimizer.name}'s report '${m}' must be a scalar tensor`);

@@ -51,7 +51,7 @@ function layerTaps(
   if (taps.length === 0)
     throw new GrngError(
       'ctx.taps',
-      'the model records no dense layers (build it from nn.dense, nn.mlp or nn.lora)',
+      'the model records no dense layers (build it from nn.dense, nn.mlp, nn.lora or nn.loraDense)',
     );
   const probed = (probes: Tensor[]) =>
     recordTaps(() => lossOf(model.apply(params, x), y), probes).result;

@@ -8,7 +8,7 @@ import { array } from '../core/host-array.js';
 import type { Tree } from '../core/tree.js';
 import { gelu, relu, tanh } from '../dsl/index.js';
 import { dense, type Model } from '../dsl/nn/layers.js';
-import { lora } from '../dsl/nn/lora.js';
+import { loraDense } from '../dsl/nn/lora.js';
 import type { Tensor } from '../dsl/tensor.js';
 import { valueArray, type ValueOptions } from './arbitraries.js';
 import {
@@ -136,12 +136,12 @@ const dslActivation: Record<ReferenceActivation, (x: Tensor) => Tensor> = {
   gelu: (x) => gelu(x),
 };
 
-/** The same stack as a DSL model (nn.dense and nn.lora layers), for compileTrainStep. */
+/** The same stack as a DSL model (nn.dense and nn.loraDense layers), for compileTrainStep. */
 export function dslModel(layers: readonly ReferenceLayer[]): Model<never> {
   const built = layers.map((layer, i) =>
     layer.kind === 'dense'
       ? dense(layer.in, layer.out, { bias: layer.bias, name: `layer${i}` })
-      : lora(
+      : loraDense(
           {
             w: array(layer.w0, [layer.out, layer.in]),
             ...(layer.b0 === undefined ? {} : { b: array(layer.b0, [layer.out]) }),

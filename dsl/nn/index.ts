@@ -6,13 +6,15 @@ import { cnn } from './cnn.js';
 import { avgPool2d, conv2d, globalAvgPool, maxPool2d, patches } from './conv.js';
 import { embedding } from './embedding.js';
 import { dense, mlp } from './layers.js';
-import { lora } from './lora.js';
+import { loraDense } from './lora.js';
+import { lora } from './lora-model.js';
 import { accuracy } from './metrics.js';
 import { layerNorm } from './norm.js';
 import { encoderBlock, textTransformer, vit } from './transformer.js';
 
 export type { Model, DenseParams, ActivationName } from './layers.js';
 export type { LoraParams } from './lora.js';
+export type { LoraModel, LoraModelParams, LoraOptions } from './lora-model.js';
 export type { AttentionParams } from './attention.js';
 export type { CnnParams } from './cnn.js';
 export type { Conv2dOptions } from './conv.js';
@@ -30,6 +32,7 @@ export const nn = {
   dense,
   mlp,
   lora,
+  loraDense,
   conv2d,
   patches,
   maxPool2d,

@@ -5,6 +5,7 @@ import {
   add,
   matmul,
   mT,
+  mul,
   relu,
   sigmoid,
   tanh,
@@ -17,6 +18,7 @@ import type { Tensor } from '../tensor.js';
 import type { Tree } from '../../core/tree.js';
 import { childSeed, seededUniform, uniformInit } from './init.js';
 import { tapDense } from './taps.js';
+import { adapterOf } from './adapters.js';
 
 /** A model as a pure pair (as in Flax/Haiku): parameters from a seed, and the forward function. */
 export interface Model<P extends Tree<Tensor> = Tree<Tensor>> {
@@ -24,6 +26,11 @@ export interface Model<P extends Tree<Tensor> = Tree<Tensor>> {
   init(seed: number): Tree<HostArray>;
   /** The model's output (e.g. logits) for inputs `x` under `params`. */
   apply(params: P, x: Tensor): Tensor;
+  /**
+   * The parameter paths a training step trains unless told otherwise (prefixes such as 'lora' or
+   * 'base.head'); the other parameters are read but frozen. Absent: all of them (nn.lora sets it).
+   */
+  readonly trainable?: readonly string[];
 }
 
 export type DenseParams = { readonly w: Tensor; readonly b?: Tensor };
@@ -71,9 +78,26 @@ export function dense(
  * x Wᵀ + b over the last axis of `x` [B, …, d_in], recording the layer's tap. Inputs of rank
  * above 2 apply the same weights at every position: the tap then holds [B, T, ·] rows with T the
  * product of the middle axes (docs/algorithms.md §10). `matrix` is W as [d_out, d_in]; `params`
- * are the parameter tensors the tap reports (a convolution's kernel keeps its own shape).
+ * are the parameter tensors the tap reports (a convolution's kernel keeps its own shape). Inside
+ * a LoRA model (nn.lora) a targeted layer adds its low-rank branch here.
  */
 export function sharedDense(
+  name: string,
+  x: Tensor,
+  matrix: Tensor,
+  bias: Tensor | undefined,
+  params: { readonly w: Tensor; readonly b?: Tensor },
+): Tensor {
+  const base = tappedDense(name, x, matrix, bias, params);
+  const adapter = adapterOf(params.w);
+  if (adapter === undefined) return base;
+  // nn.lora's branch, A and B each a dense layer of its own with its own tap (§10.6).
+  const u = tappedDense(`${name}.lora_a`, x, adapter.a, undefined, { w: adapter.a });
+  const v = tappedDense(`${name}.lora_b`, u, adapter.b, undefined, { w: adapter.b });
+  return add(base, mul(adapter.scale, v));
+}
+
+function tappedDense(
   name: string,
   x: Tensor,
   matrix: Tensor,

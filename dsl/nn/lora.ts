@@ -9,30 +9,30 @@ import { tapDense } from './taps.js';
 export type LoraParams = { readonly a: Tensor; readonly b: Tensor };
 
 /**
- * Low-rank adaptation of a frozen dense layer (Hu et al. 2021): s = x W₀ᵀ + b₀ + (α/r)·(x Aᵀ) Bᵀ
+ * One dense layer with a low-rank adaptation (Hu et al. 2021): s = x W₀ᵀ + b₀ + (α/r)·(x Aᵀ) Bᵀ
  * with A ∈ R^{r×in} (random) and B ∈ R^{out×r} (zeros) trainable. The base W₀, b₀ are constants
  * of the program, so they cannot change; A and B are each a dense layer for curvature purposes.
  */
-export function lora(
+export function loraDense(
   base: { readonly w: HostArray; readonly b?: HostArray },
   rank: number,
   options: { alpha?: number; name?: string } = {},
 ): Model<LoraParams> {
   if (!(base?.w instanceof HostArray) || base.w.shape.length !== 2)
     throw new GrngError(
-      'nn.lora',
+      'nn.loraDense',
       "base.w must be a host array [out, in] (e.g. from a dense layer's init)",
     );
   const [outFeatures, inFeatures] = base.w.shape;
   if (base.b !== undefined && (base.b.shape.length !== 1 || base.b.shape[0] !== outFeatures)) {
     throw new GrngError(
-      'nn.lora',
+      'nn.loraDense',
       `base.b must have shape [${outFeatures}], got [${base.b.shape.join(', ')}]`,
     );
   }
   if (!Number.isInteger(rank) || rank < 1 || rank > Math.min(inFeatures, outFeatures)) {
     throw new GrngError(
-      'nn.lora',
+      'nn.loraDense',
       `rank must be an integer in [1, ${Math.min(inFeatures, outFeatures)}], got ${String(rank)}`,
     );
   }
@@ -51,7 +51,7 @@ export function lora(
     apply(params, x) {
       if (x.rank !== 2 || x.shape[1] !== inFeatures)
         throw new GrngError(
-          'nn.lora',
+          'nn.loraDense',
           `${name} expects inputs [batch, ${inFeatures}], got [${x.shape.join(', ')}]`,
         );
       const frozen = b0 === undefined ? matmul(x, mT(w0)) : add(matmul(x, mT(w0)), b0);

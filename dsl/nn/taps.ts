@@ -1,3 +1,4 @@
+import type { Node } from '../../core/ir/node.js';
 import type { Tensor } from '../tensor.js';
 
 /**
@@ -44,6 +45,22 @@ export function recordTaps<R>(
   }
 }
 
+let frozen: ReadonlySet<Node> = new Set();
+
+/**
+ * Runs `f` without recording the layers whose weight node is in `weights`: frozen layers, which no
+ * optimizer preconditions (their statistics and probes would be dead work).
+ */
+export function withoutTapsOf<R>(weights: ReadonlySet<Node>, f: () => R): R {
+  const outer = frozen;
+  frozen = new Set([...outer, ...weights]);
+  try {
+    return f();
+  } finally {
+    frozen = outer;
+  }
+}
+
 /** Called by dense layers: records the tap and returns the (probed) pre-activations. */
 export function tapDense(
   name: string,
@@ -52,7 +69,7 @@ export function tapDense(
   probe: (s: Tensor, p: Tensor) => Tensor,
   params: { w: Tensor; b?: Tensor },
 ): Tensor {
-  if (active === undefined) return s;
+  if (active === undefined || frozen.has(params.w.node)) return s;
   const probes = active.probes;
   const i = active.taps.length;
   active.taps.push({ name, a, s, w: params.w, b: params.b });

@@ -131,10 +131,10 @@ describe('curvature taps', () => {
   });
 });
 
-describe('nn.lora', () => {
+describe('nn.loraDense', () => {
   test('starts as the frozen base (B = 0) and records the A and B layers as taps', async () => {
     const base = nn.dense(4, 3).init(2) as { w: HostArray; b: HostArray };
-    const adapted = nn.lora(base, 2, { alpha: 4 });
+    const adapted = nn.loraDense(base, 2, { alpha: 4 });
     const p = adapted.init(3) as { a: HostArray; b: HostArray };
     expect(p.a.shape).toEqual([2, 4]);
     expect(Array.from(p.b.data)).toEqual(new Array(6).fill(0));
@@ -152,6 +152,6 @@ describe('nn.lora', () => {
 
   test('rank outside [1, min(in, out)] is a GrngError', () => {
     const base = nn.dense(4, 3).init(2) as { w: HostArray; b: HostArray };
-    expect(() => nn.lora(base, 4)).toThrow(/rank must be an integer in \[1, 3\]/);
+    expect(() => nn.loraDense(base, 4)).toThrow(/rank must be an integer in \[1, 3\]/);
   });
 });

@@ -13,7 +13,7 @@ export function loraMlp(): Model<{
   head: { w: Tensor; b?: Tensor };
 }> {
   const base = nn.dense(4, 8).init(7) as { w: HostArray; b: HostArray };
-  const adapter = nn.lora(base, 2, { name: 'fc1' });
+  const adapter = nn.loraDense(base, 2, { name: 'fc1' });
   const head = nn.dense(8, 3, { name: 'head' });
   return {
     init: (seed) => ({ fc1: adapter.init(seed), head: head.init(seed + 1) }),

@@ -880,7 +880,7 @@ type LoraState = RawRingState & { velocity: { a: DeviceArray; b: DeviceArray } }
 /** RING (EXACT, then `settings`) on a LoRA layer 5 → 4 of rank 2 from B = 0, and one batch. */
 async function loraFromZeroB(settings: Parameters<typeof ring>[0]) {
   const base = nn.dense(5, 4).init(11) as { w: HostArray; b: HostArray };
-  const model = nn.lora(base, 2);
+  const model = nn.loraDense(base, 2);
   const rng = prng(5);
   const B = 12;
   const batch = {
@@ -960,7 +960,7 @@ describe('§3.3 degenerate factors: LoRA starts with B = 0, so layer A sees g �
     // a zero floor turns ∞·0 into NaN and a positive one into ∞.
     for (const dampingFloor of [0, 1e-3]) {
       const base = nn.dense(3, 2).init(11) as { w: HostArray; b: HostArray };
-      const model = nn.lora(base, 1);
+      const model = nn.loraDense(base, 1);
       const rng = prng(8);
       const B = 4;
       const train = await compileTrainStep({

@@ -1186,8 +1186,8 @@ describe('compiled WebGPU R-Kalman steps equal the float32 interpreter', () => {
   test('LoRA-adapted dense layers, params = the LoRA matrices', async () => {
     const base0 = nn.dense(4, 8).init(1) as { w: HostArray; b: HostArray };
     const base1 = nn.dense(8, 3).init(2) as { w: HostArray; b: HostArray };
-    const l0 = nn.lora(base0, 2, { name: 'l0' });
-    const l1 = nn.lora(base1, 2, { name: 'l1' });
+    const l0 = nn.loraDense(base0, 2, { name: 'l0' });
+    const l1 = nn.loraDense(base1, 2, { name: 'l1' });
     // LoRA starts B at zero, which makes H over every A zero; random B (as after some training)
     // puts every LoRA matrix in H.
     const adapted = (layer: typeof l0, seed: number, out: number) => ({

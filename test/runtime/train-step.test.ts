@@ -150,7 +150,7 @@ describe('compileTrainStep', () => {
     const gpu = await gpuDevice();
     const base = nn.dense(4, 3).init(7) as { w: HostArray; b: HostArray };
     const baseValues = Array.from(base.w.data);
-    const model = nn.lora(base, 2);
+    const model = nn.loraDense(base, 2);
     const train = await compileTrainStep({
       model,
       loss: crossEntropy,
