@@ -9,6 +9,7 @@ const USAGE = `Usage: grng <command> [options]
 Commands:
   doctor [--all]     show the WebGPU adapter grng uses here (--all: every path it can try)
   train [options]    train an MLP on Fashion-MNIST or any IDX image dataset (grng train --help)
+  merge <checkpoint> fold a LoRA run's adapters into its base weights (grng merge --help)
   compare [options]  train with several optimizers under one budget; table and plots (grng compare --help)
   compile <file.ts>  check an optimizer file for purity and compile it to WGSL + a loadable module (grng compile --help)
 
@@ -79,6 +80,10 @@ async function main(argv: readonly string[]): Promise<number> {
       };
     };
     return compile(argv.slice(1), print, limitsHere);
+  }
+  if (command === 'merge') {
+    const { merge } = await import('./merge.js');
+    return merge(argv.slice(1), print);
   }
   if (command === 'compare') {
     const { compare } = await import('./compare.js');

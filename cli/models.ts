@@ -166,16 +166,23 @@ export function imageShape(data: ImageDataset): [number, number, number] {
   return [side, side, 1];
 }
 
-/** The model a config describes for `data`, and a one-line description of it. */
+/**
+ * The model a config describes for `data`, a one-line description of it, and the path of its
+ * classifier (what a LoRA fine-tune trains besides the adapters).
+ */
 export function buildModel(
   config: ModelConfig,
   data: ImageDataset,
-): { readonly model: Model<never>; readonly description: string } {
+): { readonly model: Model<never>; readonly description: string; readonly head: string } {
   const classes = data.classes;
   const image = imageShape(data);
   if (config.model === 'mlp') {
     const sizes = [data.train.features, ...config.hidden, classes];
-    return { model: nn.mlp(sizes), description: `MLP ${sizes.join('-')}` };
+    return {
+      model: nn.mlp(sizes),
+      description: `MLP ${sizes.join('-')}`,
+      head: `layers.${sizes.length - 2}`,
+    };
   }
   if (config.model === 'cnn') {
     const { channels, kernel } = config;
@@ -183,6 +190,7 @@ export function buildModel(
     const model = nn.cnn({ image, channels, kernel, hidden, classes });
     return {
       model,
+      head: 'head',
       description:
         `CNN ${image.join('×')} → conv${kernel}×${kernel} [${channels.join(', ')}] + max-pool` +
         `${hidden === undefined ? '' : ` → ${hidden}`} → ${classes}`,
@@ -192,6 +200,7 @@ export function buildModel(
   const model = nn.vit({ image, patch, dim, depth, heads, mlpDim, classes });
   return {
     model,
+    head: 'head',
     description:
       `ViT ${image.join('×')} patch ${patch}, dim ${dim}, depth ${depth}, ${heads} heads, ` +
       `MLP ${mlpDim} → ${classes}`,

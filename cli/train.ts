@@ -15,6 +15,17 @@ import {
   MODEL_USAGE,
 } from './models.js';
 import { createTrainer } from '../runtime/trainer.js';
+import type { HostArray } from '../core/host-array.js';
+import type { Tree } from '../core/tree.js';
+import { nn } from '../dsl/nn/index.js';
+import type { Model } from '../dsl/nn/layers.js';
+import type { Tensor } from '../dsl/tensor.js';
+import {
+  loadInitialParams,
+  parseLoraSpec,
+  TRANSFER_OPTIONS,
+  TRANSFER_USAGE,
+} from './transfer-options.js';
 import { createProgress } from './progress.js';
 import { writeRunPlots } from './run-plots.js';
 import {
@@ -38,6 +49,7 @@ and output sizes follow the data.
 Options:
 ${DATA_USAGE}
 ${MODEL_USAGE}
+${TRANSFER_USAGE}
   --optimizer NAME   ring (default), reng, rkalman, kfac, sophia, adamw, adam, sgd
   --lr X             learning rate (each optimizer's default otherwise)
   --rho X            gradient-regularization strength (ring, reng, rkalman)
@@ -66,6 +78,7 @@ export async function train(
     options: {
       ...DATA_OPTIONS,
       ...MODEL_OPTIONS,
+      ...TRANSFER_OPTIONS,
       optimizer: { type: 'string', default: 'ring' },
       lr: { type: 'string' },
       rho: { type: 'string' },
@@ -113,7 +126,8 @@ export async function train(
   const normalize = values.normalize ?? defaultNormalization(modelSettings);
   const data = loadDataset({ ...values, normalize }, seed);
   const device = await deviceNamed(values.device);
-  const { model, description } = buildModel(modelSettings, data);
+  const built = buildModel(modelSettings, data);
+  const { model, description, params, transfer } = transferred(built, values, seed);
   const stepsPerEpoch = Math.floor(data.train.count / batchSize);
   const optimizer = withSchedule(base, {
     schedule,
@@ -141,6 +155,7 @@ export async function train(
       device,
       batchSize,
       seed,
+      params,
       onStep: (record) => {
         log({
           kind: 'step',
@@ -172,7 +187,7 @@ export async function train(
     const [record] = await trainer.fit(trainer.epoch);
     progress.end();
     log({ kind: 'epoch', ...record });
-    await trainer.save(checkpoint, { ...modelSettings });
+    await trainer.save(checkpoint, { ...modelSettings, ...transfer });
     const validated =
       record.validationAccuracy === undefined
         ? ''
@@ -191,4 +206,49 @@ export async function train(
       `${checkpoint} (--resume continues it)`,
   );
   return 0;
+}
+
+/**
+ * The model and starting parameters after --init and --lora, its description, and what the
+ * checkpoints record of them (grng merge reads it).
+ */
+function transferred(
+  built: ReturnType<typeof buildModel>,
+  values: { readonly init?: string; readonly lora?: string },
+  seed: number,
+): {
+  model: Model<never>;
+  description: string;
+  params: Tree<HostArray> | undefined;
+  transfer: Record<string, unknown>;
+} {
+  const base = built.model as unknown as Model<Tree<Tensor>>;
+  const start =
+    values.init === undefined ? undefined : loadInitialParams(values.init, base.init(seed));
+  const from = values.init === undefined ? '' : ` from ${values.init}`;
+  const init = values.init === undefined ? {} : { init: values.init };
+  if (values.lora === undefined)
+    return {
+      model: built.model,
+      description: built.description + from,
+      params: start,
+      transfer: init,
+    };
+  const options = parseLoraSpec(values.lora, built.head);
+  const adapted = nn.lora(base, options);
+  const params = adapted.init(seed, start);
+  const targets = adapted.targetsOf((params as { base: Tree<HostArray> }).base);
+  const alpha = options.alpha ?? options.rank;
+  const trained = options.train?.length ? ` + ${options.train.join(', ')}` : '';
+  return {
+    model: adapted as unknown as Model<never>,
+    description:
+      `${built.description}${from}, LoRA rank ${options.rank} α ${alpha} on ` +
+      `${targets.length} layers${trained}`,
+    params,
+    transfer: {
+      ...init,
+      lora: { rank: options.rank, alpha, targets: options.targets, train: options.train },
+    },
+  };
 }

@@ -15,10 +15,15 @@ import { shuffled } from './data/shuffle.js';
 import { subset } from './data/validation.js';
 import type { Device, DeviceArray } from './device.js';
 import { array, type HostArray } from '../core/host-array.js';
-import { jit, type ArrayLeaf } from './jit.js';
+import { isArrayLeaf, jit, type ArrayLeaf } from './jit.js';
+import { splitTrainable } from './frozen-params.js';
+import { joinTrees } from '../core/tree-paths.js';
 import { compileTrainStep, type Metrics, type MetricName, type TrainStep } from './train-step.js';
 
 export { shuffled };
+
+const sameList = (a: readonly string[] | undefined, b: readonly string[] | undefined) =>
+  JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
 
 export interface TrainerOptions<H extends HyperDefaults, S> {
   readonly model: Model<never>;
@@ -37,6 +42,16 @@ export interface TrainerOptions<H extends HyperDefaults, S> {
   readonly metrics?: readonly (MetricName | (string & {}))[];
   /** Called for every step, in order, once its metrics are read. */
   readonly onStep?: (step: StepRecord) => void;
+  /**
+   * The parameters to start from (default model.init(seed)): pretrained weights, or nn.lora's
+   * init over them. A resumed run takes its frozen parameters from here again.
+   */
+  readonly params?: Tree<ArrayLeaf>;
+  /**
+   * Parameter paths to train (compileTrainStep's `trainable`; default the model's own). With some
+   * parameters frozen, checkpoints hold the trained ones only (a LoRA run's adapters and head).
+   */
+  readonly trainable?: readonly string[];
 }
 
 export interface StepRecord {
@@ -135,7 +150,11 @@ export async function createTrainer<H extends HyperDefaults, S>(
   }
   const stepsPerEpoch = Math.floor(data.train.count / batchSize);
   const cursor: Cursor = { epoch: 1, position: 0 };
-  let params: Tree<ArrayLeaf> = (model as Model<ParamTree>).init(seed) as Tree<ArrayLeaf>;
+  const initial: Tree<ArrayLeaf> =
+    options.params ?? ((model as Model<ParamTree>).init(seed) as Tree<ArrayLeaf>);
+  const trainable = options.trainable ?? model.trainable;
+  const frozen = splitTrainable('Trainer', initial, isArrayLeaf, trainable).frozen;
+  let params = initial;
   let state: Tree<ArrayLeaf> | undefined;
   let step = 0;
   let elapsed = 0;
@@ -150,6 +169,7 @@ export async function createTrainer<H extends HyperDefaults, S>(
       optimizer?: string;
       elapsed?: number;
       hyperChanges?: typeof hyperChanges;
+      trainable?: string[];
     };
     if (meta.optimizer !== optimizer.name || meta.seed !== seed) {
       throw new GrngError(
@@ -158,7 +178,18 @@ export async function createTrainer<H extends HyperDefaults, S>(
           `${meta.seed}; this one is ${optimizer.name} with seed ${seed}`,
       );
     }
-    ({ params, state } = saved.trees as { params: Tree<HostArray>; state: Tree<HostArray> });
+    const partial = meta.trainable !== undefined;
+    if (partial !== (frozen !== undefined) || (partial && !sameList(meta.trainable, trainable)))
+      throw new GrngError(
+        'Trainer',
+        `${resume} trained ${partial ? meta.trainable?.join(', ') : 'every parameter'}; this ` +
+          `run trains ${frozen === undefined ? 'every parameter' : trainable?.join(', ')}`,
+      );
+    const trees = saved.trees as { params: Tree<HostArray>; state: Tree<HostArray> };
+    state = trees.state;
+    // A checkpoint of a partly frozen model holds what trained; the rest comes from `initial`.
+    params =
+      frozen === undefined ? trees.params : joinTrees('Trainer', trees.params, frozen, isArrayLeaf);
     [step, cursor.epoch, cursor.position, elapsed] = [
       meta.step ?? 0,
       meta.epoch ?? 1,
@@ -178,6 +209,7 @@ export async function createTrainer<H extends HyperDefaults, S>(
     seed,
     state,
     step,
+    trainable,
   })) as TrainStep<HyperDefaults>;
   if (Object.keys(hyperChanges).length > 0) train.setHyper(hyperChanges as never);
   let hyper: Readonly<Record<string, unknown>> = { ...optimizer.hyper, ...hyperChanges };
@@ -299,12 +331,14 @@ export async function createTrainer<H extends HyperDefaults, S>(
         hyperChanges,
         batchSize,
         elapsed,
+        ...(frozen === undefined ? {} : { trainable }),
       };
-      await saveCheckpoint(
-        path,
-        { params: await train.params(), state: await train.state() },
-        meta,
-      );
+      const all = await train.params();
+      const saved =
+        frozen === undefined
+          ? all
+          : splitTrainable('Trainer', all, isArrayLeaf, trainable).trainable;
+      await saveCheckpoint(path, { params: saved, state: await train.state() }, meta);
     },
     setHyper(changes) {
       train.setHyper(changes as never);

@@ -124,22 +124,29 @@ export function lora<P extends Tree<Tensor>>(model: Model<P>, options: LoraOptio
           );
       return result;
     },
-    merge(params) {
-      const { base, lora: adapters } = asLoraParams(params);
-      const merged = new Map<string, HostArray>();
-      collectAdapters<HostArray>(base, adapters, '', (path, layer, adapter) => {
-        checkShapes(path, layer.w.shape, adapter.a.shape, adapter.b.shape, rank);
-        merged.set(path, mergedWeight(layer.w, adapter.a, adapter.b, scale));
-      });
-      return (
-        mirror(
-          base,
-          (path, w) => merged.get(path) ?? w,
-          (leaf) => leaf,
-        ) ?? (base as Tree<HostArray>)
-      );
-    },
+    merge: (params) => mergeAdapters(params, scale),
   };
+}
+
+/**
+ * LoRA parameters { base, lora } (host arrays) as plain base parameters: every adapted layer's
+ * W + scale·B·A in float64, the other parameters as they are. What a LoRA model's merge does, for
+ * callers that have the parameters and the scale but not the model (grng merge).
+ */
+export function mergeAdapters(params: Tree<HostArray>, scale: number): Tree<HostArray> {
+  const { base, lora: adapters } = asLoraParams(params);
+  const merged = new Map<string, HostArray>();
+  collectAdapters<HostArray>(base, adapters, '', (path, layer, adapter) => {
+    checkShapes(path, layer.w.shape, adapter.a.shape, adapter.b.shape, adapter.a.shape[0]);
+    merged.set(path, mergedWeight(layer.w, adapter.a, adapter.b, scale));
+  });
+  return (
+    mirror(
+      base,
+      (path, w) => merged.get(path) ?? w,
+      (leaf) => leaf,
+    ) ?? (base as Tree<HostArray>)
+  );
 }
 
 type Leaf = { readonly shape: readonly number[] };
