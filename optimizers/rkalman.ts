@@ -27,6 +27,7 @@ import {
   mT,
   mul,
   oneHot,
+  ones,
   reshape,
   slice,
   softmax,
@@ -41,6 +42,7 @@ import {
   flattenTree,
 } from '../dsl/index.js';
 import { vjp } from '../dsl/transforms.js';
+import { denseSampleRows, rowByRow, type SampleRows } from './sample-jacobian.js';
 import { defineOptimizer, outside, treeMap, type ParamTree } from '../dsl/optimizer.js';
 import { isTensor } from '../dsl/tensor.js';
 import { leafPaths as treeLeafPaths, underAny } from '../dsl/index.js';
@@ -229,15 +231,19 @@ export const rkalman = defineOptimizer({
       } else p = div(p, add(1, mul(r, p))); // 1/(1/p + r), exactly p when r = 0 (KF8)
     }
 
-    // Observations: the adapter's rows of H = ∂h/∂θ_K (one vector-Jacobian product per row), e and
-    // R.
+    // Observations: the adapter's rows of H = ∂h/∂θ_K, e and R. H's rows come a whole batch per
+    // backward pass when the managed parameters are dense layers' (sample-jacobian.ts), else one
+    // vector-Jacobian product per sample.
     const substitute = (ks: readonly Tensor[]) =>
       rebuild(
         leaves.map((l, i) => (positions.includes(i) ? ks[positions.indexOf(i)] : l)),
       ) as ParamTree;
     const [z, pullback] = vjp((ks: Tensor[]) => ctx.output(substitute(ks)), managed);
     const row = (cotangent: Tensor) => flat(pullback(cotangent)[0] as Tensor[]);
-    const observation = observe(settings.adapter, z, ctx.labels, hyper.obsNoise, row, hyper.jitter);
+    const rows =
+      denseSampleRows(() => ctx.output(params), managed) ?? rowByRow(row, ctx.labels.shape[0]);
+    const { adapter } = settings;
+    const observation = observe(adapter, z, ctx.labels, hyper.obsNoise, rows, hyper.jitter);
     let { r } = observation;
     const { h, e } = observation;
     if (settings.grMode === 'noise') r = mul(r, add(1, mul(hyper.rho, gradNorm2)));
@@ -290,8 +296,9 @@ function symmetrize(a: Tensor): Tensor {
 }
 
 /**
- * H (rows of ∂h/∂θ_K), the innovation e and the noise R of one minibatch for an adapter; `row`
- * maps an output cotangent [m, C] to the matching Jacobian row over the managed parameters.
+ * H (rows of ∂h/∂θ_K), the innovation e and the noise R of one minibatch for an adapter; `rows`
+ * maps an output cotangent u [m, C] to the per-sample Jacobian rows J_nᵀu_n [m, P] over the managed
+ * parameters (sample-jacobian.ts).
  * Exported for the property tests (docs/algorithms.md §8.4 KF4); not part of the public API.
  */
 export function observe(
@@ -299,20 +306,18 @@ export function observe(
   z: Tensor,
   labels: Tensor,
   obsNoise: Tensor,
-  row: (cotangent: Tensor) => Tensor,
+  rows: SampleRows,
   jitter: Tensor | number = 1e-12,
 ): { h: Tensor; e: Tensor; r: Tensor } {
   const [m, classes] = z.rank === 1 ? [z.shape[0], 1] : [z.shape[0], z.shape[1]];
-  const sample = (n: number) => cast(eq(iota([m, 1], 0), n), 'f32'); // [m, 1] selector of sample n
   if (adapter === 'gaussian') {
     // h = the outputs themselves; rows ∂z_{n,c}/∂θ.
     const outputs = reshape(z, [m, classes]);
-    const rows: Tensor[] = [];
-    for (let n = 0; n < m; n++)
-      for (let c = 0; c < classes; c++)
-        rows.push(row(reshape(mul(sample(n), cast(eq(iota([1, classes], 1), c), 'f32')), z.shape)));
+    const unit = (c: number) =>
+      reshape(mul(ones([m, 1]), cast(eq(iota([1, classes], 1), c), 'f32')), z.shape); // e_c, every n
+    const h = sampleMajor(Array.from({ length: classes }, (_, c) => rows(unit(c))));
     const e = reshape(sub(reshape(cast(labels, 'f32'), [m, classes]), outputs), [m * classes]);
-    return { h: stackRows(rows), e, r: mul(obsNoise, eye(m * classes)) };
+    return { h, e, r: mul(obsNoise, eye(m * classes)) };
   }
   if (z.rank !== 2)
     throw new GrngError(
@@ -325,21 +330,18 @@ export function observe(
     // ŷ_n = p(y_n | x_n) against 1; ∂ŷ_n/∂z_n = p_{y_n}(e_{y_n} − p_n) = row y_n of M_n.
     const py = sum(mul(probs, target), [1], true); // [m, 1]
     const dpdz = mul(py, sub(target, probs)); // [m, C]
-    const rows = Array.from({ length: m }, (_, n) => row(mul(sample(n), dpdz)));
-    return { h: stackRows(rows), e: reshape(sub(1, py), [m]), r: mul(obsNoise, eye(m)) };
+    return { h: rows(dpdz), e: reshape(sub(1, py), [m]), r: mul(obsNoise, eye(m)) };
   }
   // (A) the first C − 1 one-hot coordinates: ŷ' = p', R_n = diag(p') − p'p'ᵀ, H_n = M_n[:C−1, :]
   // J_n.
   const k = classes - 1;
-  const rows: Tensor[] = [];
-  for (let n = 0; n < m; n++) {
-    for (let c = 0; c < k; c++) {
+  const h = sampleMajor(
+    Array.from({ length: k }, (_, c) => {
       const pc = slice(probs, [0, c], [m, c + 1]); // [m, 1]
       // row c of M_n, every n
-      const mRow = mul(pc, sub(cast(eq(iota([1, classes], 1), c), 'f32'), probs));
-      rows.push(row(mul(sample(n), mRow)));
-    }
-  }
+      return rows(mul(pc, sub(cast(eq(iota([1, classes], 1), c), 'f32'), probs)));
+    }),
+  );
   const pPrime = reshape(slice(probs, [0, 0], [m, k]), [m * k]);
   const e = sub(reshape(slice(target, [0, 0], [m, k]), [m * k]), pPrime);
   // Block diagonal over samples: diag(p') − p'p'ᵀ within each sample's k×k block.
@@ -351,12 +353,15 @@ export function observe(
   );
   const cross = mul(blocks, matmul(expandDims(pPrime, 1), expandDims(pPrime, 0)));
   const r = add(sub(mul(eye(m * k), expandDims(pPrime, 1)), cross), mul(jitter, eye(m * k)));
-  return { h: stackRows(rows), e, r };
+  return { h, e, r };
 }
 
-function stackRows(rows: readonly Tensor[]): Tensor {
-  return concat(
-    rows.map((r) => expandDims(r, 0)),
-    0,
-  );
+/** Per-class blocks of rows [m, P] as H [m·k, P] with sample n's k rows together (n-major). */
+function sampleMajor(blocks: readonly Tensor[]): Tensor {
+  const [m, p] = blocks[0].shape;
+  const stacked = concat(
+    blocks.map((b) => expandDims(b, 1)),
+    1,
+  ); // [m, k, P]
+  return reshape(stacked, [m * blocks.length, p]);
 }

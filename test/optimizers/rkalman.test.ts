@@ -45,6 +45,7 @@ import {
 import { topoSort, type Node } from '../../core/ir/index.js';
 import { flattenTree, type Tree } from '../../core/tree.js';
 import { observe } from '../../optimizers/rkalman.js';
+import { rowByRow } from '../../optimizers/sample-jacobian.js';
 import { CpuDevice } from '../../runtime/cpu-device.js';
 import type { ExecuteOptions } from '../../runtime/device.js';
 import { interpret } from '../../runtime/interpreter.js';
@@ -465,7 +466,7 @@ function kf4(c: Case<typeof kf4Arb>): void {
     const [gb, gw] = pullback(ct) as [Tensor, Tensor];
     return concat([gb, reshape(gw, [C * c.d])], 0);
   };
-  const obs = observe('softmax', z, yIn, constant(1), row);
+  const obs = observe('softmax', z, yIn, constant(1), rowByRow(row, c.m));
   const [h, e, r] = interpret(
     [obs.h.node, obs.e.node, obs.r.node],
     new Map([
