@@ -39,9 +39,9 @@ export function isExternal(node: Node): boolean {
 const kindOf = (node: Node) => opTable[node.op].wgsl.kind;
 
 /**
- * Splits the graph of `outputs` into kernels. Materialized: reductions and matmuls (their
- * own kernels), outputs, and matmul operands that are more than index arithmetic over a
- * buffer (they would be recomputed k times in the inner loop; a gather is not index
+ * Splits the graph of `outputs` into kernels. Materialized: reductions, matmuls and solvers
+ * (their own kernels), outputs, and operands of matmuls and solvers that are more than index
+ * arithmetic over a buffer (they would be recomputed in the inner loop; a gather is not index
  * arithmetic: its rows are read at the ids' values, so a gathered operand is materialized).
  * Everything else — elementwise chains, broadcasts, transposes, slices, pads, gathers — is
  * inlined into the kernels that read it.
@@ -53,8 +53,17 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
     if (isExternal(node)) continue;
     const kind = kindOf(node);
     if (!options.fuse && kind !== 'leaf') materialized.add(node.id);
-    if (kind === 'reduce' || kind === 'matmul' || options.materialize?.has(node.id))
+    if (
+      kind === 'reduce' ||
+      kind === 'matmul' ||
+      kind === 'sequential' ||
+      options.materialize?.has(node.id)
+    )
       materialized.add(node.id);
+    // A solver reads its operands at many elements, many times: stored, or views of stored ones.
+    if (kind === 'sequential')
+      for (const operand of node.inputs)
+        if (!isIndexOnly(operand, materialized)) materialized.add(operand.id);
     if (kind === 'matmul') {
       // Computed operands first: then a view of one of them (aᵀa with a computed, a Gram matrix)
       // reads it where it is stored instead of being copied in its own layout.

@@ -11,6 +11,7 @@ import {
   type ReduceRule,
 } from './emitter.js';
 import { generateMatmul } from './matmul.js';
+import { generateSolver } from './solvers.js';
 import { assemble, type KernelSource } from './module.js';
 import { generateWideReduction, isWideReduction } from './wide-reduction.js';
 
@@ -56,7 +57,7 @@ export interface DispatchGate extends Region {
 export type SegmentMode = 'vec4' | 'scalar' | 'alone';
 
 export function segmentMode(plan: KernelPlan): SegmentMode {
-  if (isMatmul(plan) || isWideReduction(plan)) return 'alone';
+  if (isMatmul(plan) || isWideReduction(plan) || isSolver(plan)) return 'alone';
   return vectorizable(plan) ? 'vec4' : 'scalar';
 }
 
@@ -77,6 +78,9 @@ export function segmentInvocations(plan: KernelPlan): number {
   const size = shapeSize(plan.roots[0].shape);
   return segmentMode(plan) === 'vec4' ? Math.ceil(size / 4) : size;
 }
+
+/** A dense solver's kernel (Cholesky, triangular solve): a sequential algorithm of its own. */
+const isSolver = (plan: KernelPlan) => wgslRuleOf(plan.roots[0]).kind === 'sequential';
 
 /** A matmul kernel: a matmul root, or a matmul with a fused elementwise epilogue. */
 const isMatmul = (plan: KernelPlan) =>
@@ -218,6 +222,7 @@ function emitDispatch(
   if (mode === 'alone') {
     const plan = segments[0];
     const outs = plan.roots.map((r) => at(r) as Location);
+    if (isSolver(plan)) return done(generateSolver(plan, e, outs[0], declare, workgroupSize));
     return done(
       isMatmul(plan)
         ? generateMatmul(plan, e, outs, declare, workgroupSize)

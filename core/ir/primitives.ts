@@ -79,6 +79,11 @@ export interface PrimitiveAttrs {
   reduceMax: { axes: readonly number[] };
   // batched matmul: [...b, m, k] x [...b, k, n] -> [...b, m, n]
   matmul: Empty;
+  // dense solvers (core/ops/solvers.ts), reading the lower triangle of their matrix operand
+  /** L with L Lᵀ = A for symmetric positive definite A [d, d] (NaN pivots otherwise). */
+  cholesky: Empty;
+  /** X [d, k] with L X = B (transpose: Lᵀ X = B) for lower-triangular L [d, d] and B [d, k]. */
+  triangularSolve: { transpose: boolean };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type

@@ -48,6 +48,7 @@ export interface OpRule<P extends Primitive> {
  * - `leaf`: a value from the index alone (splat constants, iota), or null for buffer-backed leaves.
  * - `reduce`: a reduction kernel's accumulator (initial value and combine step).
  * - `matmul`: the batched matrix product kernel.
+ * - `sequential`: a kernel of its own running a sequential algorithm (Cholesky, triangular solves).
  * Index expressions are WGSL i32 expressions; values are WGSL expressions of the node's type
  * (bool stays bool in registers and is stored as i32 0/1).
  */
@@ -68,6 +69,7 @@ export type WgslRule<P extends Primitive> =
       init(node: Node<P>): string;
       combine(acc: string, value: string): string;
     }
-  | { readonly kind: 'matmul' };
+  | { readonly kind: 'matmul' }
+  | { readonly kind: 'sequential' };
 
 export type RuleTable<K extends Primitive> = { readonly [P in K]: OpRule<P> };

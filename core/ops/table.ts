@@ -7,6 +7,7 @@ import { leafRules } from './leaves.js';
 import { matmulRules } from './matmul.js';
 import { movementRules } from './movement.js';
 import { reduceRules } from './reduce.js';
+import { solverRules } from './solvers.js';
 import { windowsRules } from './windows.js';
 import type { OpRule, RuleTable } from './rule.js';
 
@@ -23,6 +24,7 @@ export const opTable: RuleTable<Primitive> = {
   ...gatherRules,
   ...reduceRules,
   ...matmulRules,
+  ...solverRules,
 };
 
 export const PRIMITIVES = Object.keys(opTable) as Primitive[];

@@ -30,11 +30,13 @@ import {
   shiftLeft,
   shiftRight,
   cast,
+  cholesky,
   constant,
   cos,
   div,
   erf,
   exp,
+  eye,
   floor,
   full,
   grad,
@@ -47,6 +49,7 @@ import {
   max,
   maximum,
   minimum,
+  mT,
   mul,
   neg,
   pad,
@@ -58,6 +61,7 @@ import {
   sign,
   sin,
   slice,
+  solveTriangular,
   sqrt,
   stopGradient,
   sum,
@@ -491,6 +495,33 @@ const cases: Record<Primitive, Case> = {
       shapes: [a, b],
       x: [uniform(rng, sizeOf(a)), uniform(rng, sizeOf(b))],
       f: (p, q) => wsum(sin(matmul(p, q))),
+    };
+  },
+
+  // Solvers read only the lower triangle of their matrix: the second input reaches the upper
+  // triangle too, whose derivatives must come out zero (FD agrees: it changes nothing there).
+  // Both stay well conditioned: A = xxᵀ + d·I + 0.1y, L = 2I + 0.3l.
+  cholesky: (rng) => {
+    const d = int(rng, 1, 4);
+    return {
+      shapes: [
+        [d, d],
+        [d, d],
+      ],
+      x: [uniform(rng, d * d), uniform(rng, d * d)],
+      f: (x, y) => wsum(sin(cholesky(matmul(x, mT(x)).add(eye(d).mul(d)).add(y.mul(0.1))))),
+    };
+  },
+  triangularSolve: (rng) => {
+    const [d, k] = [int(rng, 1, 4), int(rng, 1, 3)];
+    const transpose = rng() < 0.5;
+    return {
+      shapes: [
+        [d, d],
+        [d, k],
+      ],
+      x: [uniform(rng, d * d), uniform(rng, d * k)],
+      f: (l, r) => wsum(sin(solveTriangular(eye(d).mul(2).add(l.mul(0.3)), r, { transpose }))),
     };
   },
 };

@@ -1,0 +1,154 @@
+// The Cholesky and triangular-solve kernels on WebGPU (float32) against float64 definitions written
+// here, on SPD matrices with condition numbers up to 1e6 and sizes up to a few hundred.
+//
+// Test matrices: A = D·C·D with C = I + ½·GGᵀ/‖GGᵀ‖_F (eigenvalues in [1, 1.5], κ(C) ≤ 1.5) and D
+// diagonal spanning up to 10^2.9, so κ(A) ≤ 1.5·10^5.8 ≈ 1e6. Cholesky is invariant under such
+// scaling (L = D·L_C), so float32 completes and its errors are those of C, row by row.
+//
+// Bounds (u = 2⁻²⁴, γ_n = nu/(1 − nu); a factor 3 because WGSL's division and sqrt need only be
+// within 2.5 ULP, not correctly rounded):
+// - Cholesky, componentwise backward error (Higham, Thm 10.3): |L̂L̂ᵀ − A| ≤ 3γ_{d+1}·|L̂||L̂ᵀ|.
+// - Cholesky, forward error: ΔA = D·ΔC·D with ‖ΔC‖_F ≤ 3γ_{d+1}‖|L_C||L_Cᵀ|‖_F ≤ 3γ_{d+1}·1.5d, and
+//   the first-order perturbation bound ‖ΔL_C‖_F ≤ κ(C)‖L_C‖₂‖ΔC‖_F/(√2‖C‖₂) (Sun 1991) gives
+//   ‖D⁻¹(L̂ − L)‖_F ≤ 1.5·√1.5·4.5·γ_{d+1}·d/√2 ≤ 6γ_{d+1}·d (with room for the second order).
+// - Triangular solves, componentwise residual (Higham, Thm 8.5): |op(L)X̂ − B| ≤ 3γ_d·|op(L)||X̂|.
+// A skipped update, a wrong pivot or a transposed read breaks these by orders of magnitude.
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { cholesky, input, solveTriangular } from '../../index.js';
+import { gpuDevice } from '../support/gpu.js';
+import { prng, uniform } from '../support/random.js';
+
+const u = 2 ** -24;
+const gamma = (n: number) => (n * u) / (1 - n * u);
+
+/** A = D·C·D as above, with D and the float64 Cholesky factor L (row-major). */
+function scaledSpd(seed: number, d: number, spread: number) {
+  const rng = prng(seed);
+  const g = uniform(rng, d * d);
+  const ggt = new Float64Array(d * d);
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < d; j++)
+      for (let k = 0; k < d; k++) ggt[i * d + j] += g[i * d + k] * g[j * d + k];
+  const fro = Math.sqrt(ggt.reduce((s, v) => s + v * v, 0));
+  const scale = Array.from(uniform(rng, d, 0, spread), (s) => 10 ** s);
+  const a = new Float64Array(d * d);
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < d; j++)
+      a[i * d + j] = scale[i] * scale[j] * ((i === j ? 1 : 0) + (0.5 * ggt[i * d + j]) / fro);
+  return { a: a.map(Math.fround), scale };
+}
+
+/** The float64 Cholesky factor of `a` (left-looking, written from the definition). */
+function reference(a: Float64Array, d: number): Float64Array {
+  const l = new Float64Array(d * d);
+  for (let j = 0; j < d; j++) {
+    let s = a[j * d + j];
+    for (let k = 0; k < j; k++) s -= l[j * d + k] ** 2;
+    l[j * d + j] = Math.sqrt(s);
+    for (let i = j + 1; i < d; i++) {
+      let t = a[i * d + j];
+      for (let k = 0; k < j; k++) t -= l[i * d + k] * l[j * d + k];
+      l[i * d + j] = t / l[j * d + j];
+    }
+  }
+  return l;
+}
+
+async function onGpu(
+  node: ReturnType<typeof cholesky>['node'],
+  values: [string, Float64Array, number[]][],
+) {
+  const gpu = await gpuDevice();
+  const [out] = await gpu.execute(
+    [node],
+    new Map(values.map(([name, data, shape]) => [name, gpu.upload(data, shape, 'f32')])),
+  );
+  return out.read();
+}
+
+describe('solver kernels on WebGPU (float32)', () => {
+  test('Cholesky: backward error within 3γ_{d+1}|L||Lᵀ|, forward error within 6γ_{d+1}·d by rows, κ ≤ 1e6', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(1, 2, 5, 17, 40, 64),
+        fc.double({ min: 0, max: 2.9, noNaN: true }),
+        fc.integer({ min: 0, max: 1 << 20 }),
+        async (d, spread, seed) => {
+          const { a, scale } = scaledSpd(seed, d, spread);
+          const got = await onGpu(cholesky(input('a', [d, d])).node, [['a', a, [d, d]]]);
+          const want = reference(a, d);
+          let forward = 0;
+          for (let i = 0; i < d; i++)
+            for (let j = 0; j < d; j++) {
+              if (j > i) expect(got[i * d + j]).toBe(0);
+              if (j > i) continue;
+              let residual = -a[i * d + j];
+              let magnitude = 0;
+              for (let k = 0; k <= j; k++) {
+                residual += got[i * d + k] * got[j * d + k];
+                magnitude += Math.abs(got[i * d + k] * got[j * d + k]);
+              }
+              expect(Math.abs(residual)).toBeLessThanOrEqual(3 * gamma(d + 1) * magnitude);
+              forward += ((got[i * d + j] - want[i * d + j]) / scale[i]) ** 2;
+            }
+          expect(Math.sqrt(forward)).toBeLessThanOrEqual(6 * gamma(d + 1) * d);
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+
+  test('Cholesky of order 200: one workgroup, same bounds', async () => {
+    const d = 200;
+    const { a } = scaledSpd(3, d, 1);
+    const got = await onGpu(cholesky(input('a', [d, d])).node, [['a', a, [d, d]]]);
+    for (let i = 0; i < d; i += 7)
+      for (let j = 0; j <= i; j += 3) {
+        let residual = -a[i * d + j];
+        let magnitude = 0;
+        for (let k = 0; k <= j; k++) {
+          residual += got[i * d + k] * got[j * d + k];
+          magnitude += Math.abs(got[i * d + k] * got[j * d + k]);
+        }
+        expect(Math.abs(residual)).toBeLessThanOrEqual(3 * gamma(d + 1) * magnitude);
+      }
+  });
+
+  test('triangular solves L X = B and Lᵀ X = B: residual within 3γ_d|op(L)||X|', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(1, 3, 16, 50),
+        fc.integer({ min: 1, max: 5 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1 << 20 }),
+        async (d, k, transpose, seed) => {
+          const { a } = scaledSpd(seed, d, 1);
+          const l = reference(a, d).map(Math.fround);
+          // The solver reads the lower triangle only: garbage above it must change nothing.
+          const withGarbage = l.map((v, i) => (i % d > Math.floor(i / d) ? 1e3 : v));
+          const rhs = uniform(prng(seed + 1), d * k, -1, 1).map(Math.fround);
+          const x = await onGpu(
+            solveTriangular(input('l', [d, d]), input('b', [d, k]), { transpose }).node,
+            [
+              ['l', withGarbage, [d, d]],
+              ['b', rhs, [d, k]],
+            ],
+          );
+          const op = (i: number, j: number) => (transpose ? l[j * d + i] : l[i * d + j]);
+          for (let i = 0; i < d; i++)
+            for (let c = 0; c < k; c++) {
+              let residual = -rhs[i * k + c];
+              let magnitude = 0;
+              for (let j = 0; j < d; j++) {
+                residual += op(i, j) * x[j * k + c];
+                magnitude += Math.abs(op(i, j) * x[j * k + c]);
+              }
+              expect(Math.abs(residual)).toBeLessThanOrEqual(3 * gamma(d) * magnitude);
+            }
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+});
