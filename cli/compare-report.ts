@@ -32,6 +32,8 @@ export interface ComparedRun {
   readonly firstStepSeconds: number;
   /** Set when the run failed; the points are those reached before. */
   readonly error?: string;
+  /** With --lr-sweep: every learning rate tried and its final validation accuracy. */
+  readonly lrSweep?: readonly { readonly lr: number; readonly validationAccuracy: number }[];
 }
 
 export interface CompareSetup {
@@ -93,7 +95,10 @@ export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup):
   const settings = runs.map(
     (run) =>
       `- **${run.name}**: batch ` +
-      `${run.batchSize}${run.seconds === undefined ? '' : `, time cap ${run.seconds} s`}; ${settingsText(run.settings)}`,
+      `${run.batchSize}${run.seconds === undefined ? '' : `, time cap ${run.seconds} s`}; ${settingsText(run.settings)}` +
+      (run.lrSweep === undefined
+        ? ''
+        : ` (lr chosen on validation from ${run.lrSweep.map((c) => `${c.lr}: ${percent(c.validationAccuracy)}`).join(', ')})`),
   );
   return [
     `# Optimizer comparison: ${setup.dataset}, ${setup.model}`,

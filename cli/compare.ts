@@ -27,6 +27,9 @@ import {
   MODEL_USAGE,
 } from './models.js';
 import { createProgress } from './progress.js';
+import { TRANSFER_OPTIONS, TRANSFER_USAGE, transferred } from './transfer-options.js';
+import type { HostArray } from '../core/host-array.js';
+import type { Tree } from '../core/tree.js';
 import {
   DATA_OPTIONS,
   DATA_USAGE,
@@ -59,8 +62,12 @@ Options:
   --seconds S        also stop an optimizer at the first evaluation after S seconds of training
   --evals-per-epoch K  test evaluations per epoch (default 4)
   --target X         the test accuracy whose time to reach is reported (default 0.85)
+  --lr-sweep M,…     choose each optimizer's lr on the validation split (needs --validation):
+                     one run per multiple M of its lr, each under the whole budget; the table
+                     reports the run with the best final validation accuracy
 ${DATA_USAGE}
 ${MODEL_USAGE}
+${TRANSFER_USAGE}
   --batch-size N     default 128
   --seed N           initial parameters, shuffles and step keys, the same for all (default 0)
   --device KIND      webgpu (default) or cpu (the float64 interpreter)
@@ -118,6 +125,7 @@ async function runOne(
   budget: Budget,
   print: (line: string) => void,
   isTty: boolean,
+  params?: Tree<HostArray>,
 ): Promise<ComparedRun> {
   const perEpoch = Math.floor(data.train.count / entry.batchSize);
   const progress = createProgress({
@@ -152,6 +160,7 @@ async function runOne(
       device,
       batchSize,
       seed: budget.seed,
+      params,
       metrics: ['loss', 'accuracy', 'gradNorm'],
       onStep: (record) => {
         progress.step(record);
@@ -275,6 +284,8 @@ export async function compare(
       'evals-per-epoch': { type: 'string', default: '4' },
       target: { type: 'string', default: '0.85' },
       ...MODEL_OPTIONS,
+      ...TRANSFER_OPTIONS,
+      'lr-sweep': { type: 'string' },
       'batch-size': { type: 'string', default: '128' },
       seed: { type: 'string', default: '0' },
       device: { type: 'string', default: 'webgpu' },
@@ -359,11 +370,19 @@ export async function compare(
       decaySteps: budget.epochs * Math.floor(data.train.count / entry.batchSize),
     }),
   }));
+  const sweep = values['lr-sweep'] === undefined ? undefined : parseSweep(values['lr-sweep']);
+  if (sweep !== undefined && data.validation === undefined)
+    throw new GrngError('cli', '--lr-sweep chooses on the validation split: give --validation N');
   const device = await deviceNamed(values.device);
-  const { model, description } = buildModel(modelSettings, data);
-  // The scaling is part of the dataset's name, so that --merge refuses to mix the two.
+  const { model, description, params } = transferred(
+    buildModel(modelSettings, data),
+    values,
+    budget.seed,
+  );
+  // The scaling and the classes are part of the dataset's name, so --merge refuses to mix them.
   const dataset =
     (values.dataset === 'fashion-mnist' ? 'Fashion-MNIST' : (values.data as string)) +
+    (values.classes === undefined ? '' : ` classes ${values.classes}`) +
     (normalize === 'standard' ? ' (standardized)' : '');
   print(
     `grng compare: ${names.join(', ')} on ${dataset} (${data.train.count} ` +
@@ -386,8 +405,32 @@ export async function compare(
   const runs: ComparedRun[] = values.merge
     ? previousRuns(join(values.out, 'results.json'), setup)
     : [];
+  const train = (entry: Entry) => runOne(entry, data, device, model, budget, print, isTty, params);
   for (const entry of scheduledEntries) {
-    const run = await runOne(entry, data, device, model, budget, print, isTty);
+    const run =
+      sweep === undefined
+        ? await train(entry)
+        : await sweepLr(
+            entry,
+            sweep,
+            (lr) => {
+              const settings = { ...entry.settings, lr };
+              const optimizer = optimizerNamed(entry.name, {
+                ...modelRecipe(modelSettings, entry.name),
+                ...settings,
+              });
+              return train({
+                ...entry,
+                settings,
+                optimizer: withSchedule(optimizer, {
+                  schedule,
+                  warmupSteps,
+                  decaySteps: budget.epochs * Math.floor(data.train.count / entry.batchSize),
+                }),
+              });
+            },
+            print,
+          );
     const at = runs.findIndex((r) => r.name === run.name);
     if (at >= 0) runs[at] = run;
     else runs.push(run);
@@ -403,4 +446,37 @@ export async function compare(
     `written: ${['compare.md', 'results.json', ...Object.keys(compareCharts(runs))].map((f) => join(values.out, f)).join(', ')}`,
   );
   return runs.some((r) => r.error !== undefined) ? 1 : 0;
+}
+
+/** --lr-sweep's multiples of each optimizer's lr. */
+function parseSweep(text: string): number[] {
+  const multiples = text.split(',').map((m) => parseNumber('lr-sweep', m.trim(), { min: 0 }));
+  if (multiples.some((m) => m <= 0))
+    throw new GrngError('cli', `--lr-sweep takes positive multiples, got '${text}'`);
+  return multiples;
+}
+
+/**
+ * One run per multiple of the entry's lr, under the same budget; the run with the best final
+ * validation accuracy, carrying what every candidate reached.
+ */
+async function sweepLr(
+  entry: Entry,
+  multiples: readonly number[],
+  train: (lr: number) => Promise<ComparedRun>,
+  print: (line: string) => void,
+): Promise<ComparedRun> {
+  const lr = (entry.optimizer.hyper as Readonly<Record<string, unknown>>).lr;
+  if (typeof lr !== 'number')
+    throw new GrngError('cli', `--lr-sweep: ${entry.name} has no learning rate`);
+  const runs: ComparedRun[] = [];
+  for (const m of multiples) runs.push(await train(Number((lr * m).toPrecision(6))));
+  const score = (r: ComparedRun) => r.points.at(-1)?.validationAccuracy ?? -1;
+  const best = runs.reduce((b, r) => (score(r) > score(b) ? r : b));
+  const lrSweep = runs.map((r) => ({ lr: r.settings.lr as number, validationAccuracy: score(r) }));
+  print(
+    `${entry.name}: lr ${String(best.settings.lr)} chosen on validation from ` +
+      lrSweep.map((c) => `${c.lr} (${(100 * c.validationAccuracy).toFixed(2)} %)`).join(', '),
+  );
+  return { ...best, lrSweep };
 }

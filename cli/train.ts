@@ -15,17 +15,7 @@ import {
   MODEL_USAGE,
 } from './models.js';
 import { createTrainer } from '../runtime/trainer.js';
-import type { HostArray } from '../core/host-array.js';
-import type { Tree } from '../core/tree.js';
-import { nn } from '../dsl/nn/index.js';
-import type { Model } from '../dsl/nn/layers.js';
-import type { Tensor } from '../dsl/tensor.js';
-import {
-  loadInitialParams,
-  parseLoraSpec,
-  TRANSFER_OPTIONS,
-  TRANSFER_USAGE,
-} from './transfer-options.js';
+import { TRANSFER_OPTIONS, TRANSFER_USAGE, transferred } from './transfer-options.js';
 import { createProgress } from './progress.js';
 import { writeRunPlots } from './run-plots.js';
 import {
@@ -206,49 +196,4 @@ export async function train(
       `${checkpoint} (--resume continues it)`,
   );
   return 0;
-}
-
-/**
- * The model and starting parameters after --init and --lora, its description, and what the
- * checkpoints record of them (grng merge reads it).
- */
-function transferred(
-  built: ReturnType<typeof buildModel>,
-  values: { readonly init?: string; readonly lora?: string },
-  seed: number,
-): {
-  model: Model<never>;
-  description: string;
-  params: Tree<HostArray> | undefined;
-  transfer: Record<string, unknown>;
-} {
-  const base = built.model as unknown as Model<Tree<Tensor>>;
-  const start =
-    values.init === undefined ? undefined : loadInitialParams(values.init, base.init(seed));
-  const from = values.init === undefined ? '' : ` from ${values.init}`;
-  const init = values.init === undefined ? {} : { init: values.init };
-  if (values.lora === undefined)
-    return {
-      model: built.model,
-      description: built.description + from,
-      params: start,
-      transfer: init,
-    };
-  const options = parseLoraSpec(values.lora, built.head);
-  const adapted = nn.lora(base, options);
-  const params = adapted.init(seed, start);
-  const targets = adapted.targetsOf((params as { base: Tree<HostArray> }).base);
-  const alpha = options.alpha ?? options.rank;
-  const trained = options.train?.length ? ` + ${options.train.join(', ')}` : '';
-  return {
-    model: adapted as unknown as Model<never>,
-    description:
-      `${built.description}${from}, LoRA rank ${options.rank} α ${alpha} on ` +
-      `${targets.length} layers${trained}`,
-    params,
-    transfer: {
-      ...init,
-      lora: { rank: options.rank, alpha, targets: options.targets, train: options.train },
-    },
-  };
 }

@@ -14,6 +14,7 @@ import {
 } from '../runtime/data/image-dataset.js';
 import { standardize } from '../runtime/data/normalize.js';
 import { holdOutValidation } from '../runtime/data/validation.js';
+import { selectClasses } from '../runtime/data/select-classes.js';
 
 export type HyperValue = number | boolean | string;
 type Factory = (settings: Readonly<Record<string, HyperValue>>) => Optimizer<never, unknown>;
@@ -113,6 +114,8 @@ export function parseSettings(pairs: readonly string[]): Record<string, HyperVal
 
 export const DATA_USAGE = `  --dataset NAME     fashion-mnist (default: ${FASHION_MNIST_DIR}) or idx (needs --data)
   --data DIR         the directory holding the four IDX files (train/t10k images/labels, raw or .gz)
+  --classes LIST     train and test on these classes only, relabelled 0..k−1 in order (0-4,
+                     5-9, 0,2,4; default all): pretrain on some, fine-tune on the others
   --validation N     hold N training images out as a validation split (default 0: none)
   --normalize MODE   unit (pixels in [0, 1]) or standard (training mean 0, deviation 1); the
                      default is unit, and standard for --model cnn`;
@@ -121,6 +124,7 @@ export const DATA_OPTIONS = {
   dataset: { type: 'string', default: 'fashion-mnist' },
   data: { type: 'string' },
   validation: { type: 'string', default: '0' },
+  classes: { type: 'string' },
   normalize: { type: 'string' },
 } as const;
 
@@ -129,7 +133,13 @@ export const DATA_OPTIONS = {
  * resolve --normalize's per-model default, `defaultNormalization`).
  */
 export function loadDataset(
-  values: { dataset: string; data?: string; validation: string; normalize: string },
+  values: {
+    dataset: string;
+    data?: string;
+    validation: string;
+    normalize: string;
+    classes?: string;
+  },
   seed: number,
 ): ImageDataset {
   const { normalize } = values;
@@ -141,6 +151,7 @@ export function loadDataset(
     throw new GrngError('cli', `--normalize must be unit or standard, got '${normalize}'`);
   const validation = parseNumber('validation', values.validation, { integer: true, min: 0 });
   let data = loadIdxImages(values.data ?? FASHION_MNIST_DIR);
+  if (values.classes !== undefined) data = selectClasses(data, parseClasses(values.classes));
   if (validation > 0) data = holdOutValidation(data, validation, seed);
   return normalize === 'standard' ? standardize(data) : data;
 }
@@ -150,4 +161,18 @@ export async function deviceNamed(name: string): Promise<Device> {
   if (name !== 'webgpu' && name !== 'cpu')
     throw new GrngError('cli', `--device must be webgpu or cpu, got '${name}'`);
   return createDevice(name === 'cpu' ? { kind: 'cpu' } : {});
+}
+
+/** `--classes` as a list: "0-4", "5,6,7" or "0-2,8". */
+export function parseClasses(text: string): number[] {
+  const out: number[] = [];
+  for (const part of text.split(',')) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    if (m === null)
+      throw new GrngError('cli', `--classes takes class numbers and ranges (0-4,7), got '${text}'`);
+    const [from, to] = [Number(m[1]), Number(m[2] ?? m[1])];
+    if (to < from) throw new GrngError('cli', `--classes: the range ${part.trim()} runs backwards`);
+    for (let c = from; c <= to; c++) out.push(c);
+  }
+  return out;
 }

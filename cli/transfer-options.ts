@@ -5,7 +5,11 @@ import { GrngError } from '../core/errors.js';
 import { HostArray } from '../core/host-array.js';
 import { leafPaths } from '../core/tree-paths.js';
 import { flattenTree, type Tree } from '../core/tree.js';
+import { nn } from '../dsl/nn/index.js';
+import type { Model } from '../dsl/nn/layers.js';
 import type { LoraOptions } from '../dsl/nn/lora-model.js';
+import type { Tensor } from '../dsl/tensor.js';
+import type { buildModel } from './models.js';
 import { loadCheckpoint } from '../runtime/checkpoint.js';
 
 export const TRANSFER_USAGE = `  --init FILE        start from the parameters of a checkpoint (a grng train run of the same
@@ -105,4 +109,49 @@ export function loadInitialParams(file: string, expected: Tree<HostArray>): Tree
   if (extra !== undefined)
     throw new GrngError('cli', `--init: ${file} has ${extra}, which this model does not`);
   return params;
+}
+
+/**
+ * The model and starting parameters after --init and --lora, its description, and what the
+ * checkpoints record of them (grng merge reads it).
+ */
+export function transferred(
+  built: ReturnType<typeof buildModel>,
+  values: { readonly init?: string; readonly lora?: string },
+  seed: number,
+): {
+  model: Model<never>;
+  description: string;
+  params: Tree<HostArray> | undefined;
+  transfer: Record<string, unknown>;
+} {
+  const base = built.model as unknown as Model<Tree<Tensor>>;
+  const start =
+    values.init === undefined ? undefined : loadInitialParams(values.init, base.init(seed));
+  const from = values.init === undefined ? '' : ` from ${values.init}`;
+  const init = values.init === undefined ? {} : { init: values.init };
+  if (values.lora === undefined)
+    return {
+      model: built.model,
+      description: built.description + from,
+      params: start,
+      transfer: init,
+    };
+  const options = parseLoraSpec(values.lora, built.head);
+  const adapted = nn.lora(base, options);
+  const params = adapted.init(seed, start);
+  const targets = adapted.targetsOf((params as { base: Tree<HostArray> }).base);
+  const alpha = options.alpha ?? options.rank;
+  const trained = options.train?.length ? ` + ${options.train.join(', ')}` : '';
+  return {
+    model: adapted as unknown as Model<never>,
+    description:
+      `${built.description}${from}, LoRA rank ${options.rank} α ${alpha} on ` +
+      `${targets.length} layers${trained}`,
+    params,
+    transfer: {
+      ...init,
+      lora: { rank: options.rank, alpha, targets: options.targets, train: options.train },
+    },
+  };
 }

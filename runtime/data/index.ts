@@ -8,4 +8,5 @@ export {
 } from './image-dataset.js';
 export { holdOutValidation, subset } from './validation.js';
 export { standardize } from './normalize.js';
+export { selectClasses } from './select-classes.js';
 export { shuffled } from './shuffle.js';
