@@ -32,8 +32,15 @@ export interface ComparedRun {
   readonly firstStepSeconds: number;
   /** Set when the run failed; the points are those reached before. */
   readonly error?: string;
-  /** With --lr-sweep: every learning rate tried and its final validation accuracy. */
-  readonly lrSweep?: readonly { readonly lr: number; readonly validationAccuracy: number }[];
+  /**
+   * With --lr-sweep: every step size tried (lr; R-Kalman's alpha) and its final validation
+   * accuracy.
+   */
+  readonly lrSweep?: readonly {
+    readonly key: string;
+    readonly value: number;
+    readonly validationAccuracy: number;
+  }[];
 }
 
 export interface CompareSetup {
@@ -98,7 +105,7 @@ export function compareTable(runs: readonly ComparedRun[], setup: CompareSetup):
       `${run.batchSize}${run.seconds === undefined ? '' : `, time cap ${run.seconds} s`}; ${settingsText(run.settings)}` +
       (run.lrSweep === undefined
         ? ''
-        : ` (lr chosen on validation from ${run.lrSweep.map((c) => `${c.lr}: ${percent(c.validationAccuracy)}`).join(', ')})`),
+        : ` (${run.lrSweep[0]?.key} chosen on validation from ${run.lrSweep.map((c) => `${c.value}: ${percent(c.validationAccuracy)}`).join(', ')})`),
   );
   return [
     `# Optimizer comparison: ${setup.dataset}, ${setup.model}`,

@@ -63,8 +63,8 @@ Options:
   --evals-per-epoch K  test evaluations per epoch (default 4)
   --target X         the test accuracy whose time to reach is reported (default 0.85)
   --lr-sweep M,…     choose each optimizer's lr on the validation split (needs --validation):
-                     one run per multiple M of its lr, each under the whole budget; the table
-                     reports the run with the best final validation accuracy
+                     one run per multiple M of its lr (R-Kalman: of its gain scale alpha), each
+                     under the whole budget; the table reports the best on validation
 ${DATA_USAGE}
 ${MODEL_USAGE}
 ${TRANSFER_USAGE}
@@ -413,8 +413,8 @@ export async function compare(
         : await sweepLr(
             entry,
             sweep,
-            (lr) => {
-              const settings = { ...entry.settings, lr };
+            (key, value) => {
+              const settings = { ...entry.settings, [key]: value };
               const optimizer = optimizerNamed(entry.name, {
                 ...modelRecipe(modelSettings, entry.name),
                 ...settings,
@@ -448,6 +448,12 @@ export async function compare(
   return runs.some((r) => r.error !== undefined) ? 1 : 0;
 }
 
+/**
+ * What --lr-sweep scales, where it is not `lr`: R-Kalman's Kalman gain sets the step of the
+ * parameters it manages (its lr moves only the others), so its step size is the gain's scale α.
+ */
+const STEP_SIZE: Readonly<Record<string, string>> = { rkalman: 'alpha' };
+
 /** --lr-sweep's multiples of each optimizer's lr. */
 function parseSweep(text: string): number[] {
   const multiples = text.split(',').map((m) => parseNumber('lr-sweep', m.trim(), { min: 0 }));
@@ -463,20 +469,24 @@ function parseSweep(text: string): number[] {
 async function sweepLr(
   entry: Entry,
   multiples: readonly number[],
-  train: (lr: number) => Promise<ComparedRun>,
+  train: (key: string, value: number) => Promise<ComparedRun>,
   print: (line: string) => void,
 ): Promise<ComparedRun> {
-  const lr = (entry.optimizer.hyper as Readonly<Record<string, unknown>>).lr;
-  if (typeof lr !== 'number')
-    throw new GrngError('cli', `--lr-sweep: ${entry.name} has no learning rate`);
+  const key = STEP_SIZE[entry.name] ?? 'lr';
+  const lr = (entry.optimizer.hyper as Readonly<Record<string, unknown>>)[key];
+  if (typeof lr !== 'number') throw new GrngError('cli', `--lr-sweep: ${entry.name} has no ${key}`);
   const runs: ComparedRun[] = [];
-  for (const m of multiples) runs.push(await train(Number((lr * m).toPrecision(6))));
+  for (const m of multiples) runs.push(await train(key, Number((lr * m).toPrecision(6))));
   const score = (r: ComparedRun) => r.points.at(-1)?.validationAccuracy ?? -1;
   const best = runs.reduce((b, r) => (score(r) > score(b) ? r : b));
-  const lrSweep = runs.map((r) => ({ lr: r.settings.lr as number, validationAccuracy: score(r) }));
+  const lrSweep = runs.map((r) => ({
+    key,
+    value: r.settings[key] as number,
+    validationAccuracy: score(r),
+  }));
   print(
-    `${entry.name}: lr ${String(best.settings.lr)} chosen on validation from ` +
-      lrSweep.map((c) => `${c.lr} (${(100 * c.validationAccuracy).toFixed(2)} %)`).join(', '),
+    `${entry.name}: ${key} ${String(best.settings[key])} chosen on validation from ` +
+      lrSweep.map((c) => `${c.value} (${(100 * c.validationAccuracy).toFixed(2)} %)`).join(', '),
   );
   return { ...best, lrSweep };
 }

@@ -13,7 +13,7 @@ import {
   type ImageDataset,
 } from '../runtime/data/image-dataset.js';
 import { standardize } from '../runtime/data/normalize.js';
-import { holdOutValidation } from '../runtime/data/validation.js';
+import { holdOutValidation, limitTraining } from '../runtime/data/validation.js';
 import { selectClasses } from '../runtime/data/select-classes.js';
 
 export type HyperValue = number | boolean | string;
@@ -117,6 +117,7 @@ export const DATA_USAGE = `  --dataset NAME     fashion-mnist (default: ${FASHIO
   --classes LIST     train and test on these classes only, relabelled 0..k−1 in order (0-4,
                      5-9, 0,2,4; default all): pretrain on some, fine-tune on the others
   --validation N     hold N training images out as a validation split (default 0: none)
+  --limit N          train on N of the (remaining) training images, a seeded choice (default all)
   --normalize MODE   unit (pixels in [0, 1]) or standard (training mean 0, deviation 1); the
                      default is unit, and standard for --model cnn`;
 
@@ -125,6 +126,7 @@ export const DATA_OPTIONS = {
   data: { type: 'string' },
   validation: { type: 'string', default: '0' },
   classes: { type: 'string' },
+  limit: { type: 'string' },
   normalize: { type: 'string' },
 } as const;
 
@@ -139,6 +141,7 @@ export function loadDataset(
     validation: string;
     normalize: string;
     classes?: string;
+    limit?: string;
   },
   seed: number,
 ): ImageDataset {
@@ -153,6 +156,8 @@ export function loadDataset(
   let data = loadIdxImages(values.data ?? FASHION_MNIST_DIR);
   if (values.classes !== undefined) data = selectClasses(data, parseClasses(values.classes));
   if (validation > 0) data = holdOutValidation(data, validation, seed);
+  if (values.limit !== undefined)
+    data = limitTraining(data, parseNumber('limit', values.limit, { integer: true, min: 1 }), seed);
   return normalize === 'standard' ? standardize(data) : data;
 }
 

@@ -40,3 +40,17 @@ export function holdOutValidation(dataset: ImageDataset, count: number, seed = 0
     validation: subset(dataset.train, held),
   };
 }
+
+/**
+ * The first `count` training images of a seeded shuffle (in file order): a smaller training set,
+ * e.g. for few-shot fine-tuning. Validation and test splits are untouched.
+ */
+export function limitTraining(dataset: ImageDataset, count: number, seed = 0): ImageDataset {
+  if (!Number.isInteger(count) || count < 1)
+    throw new GrngError('data', `the training limit must be a positive integer, got ${count}`);
+  if (count >= dataset.train.count) return dataset;
+  const kept = Int32Array.from(
+    shuffled(dataset.train.count, seed ^ 0x11a1).subarray(0, count),
+  ).sort();
+  return { ...dataset, train: subset(dataset.train, kept) };
+}

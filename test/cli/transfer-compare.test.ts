@@ -11,6 +11,7 @@ import { train } from '../../cli/train.js';
 import { parseClasses } from '../../cli/training-options.js';
 import { selectClasses } from '../../runtime/data/select-classes.js';
 import { loadIdxImages } from '../../runtime/data/image-dataset.js';
+import { limitTraining } from '../../runtime/data/validation.js';
 import { writeDataset } from '../support/idx-dataset.js';
 
 describe('--classes', () => {
@@ -38,6 +39,21 @@ describe('--classes', () => {
       /class 3 is not one of the dataset's classes 0\.\.2/,
     );
     expect(() => selectClasses(data, [1, 1])).toThrow(/must not repeat/);
+  });
+
+  test('--limit keeps a seeded choice of training images, in file order', () => {
+    const data = loadIdxImages(dir);
+    const rows = (x: Float32Array) =>
+      Array.from({ length: x.length / 16 }, (_, n) => x.subarray(n * 16, (n + 1) * 16).join());
+    const all = rows(data.train.x);
+    const ten = limitTraining(data, 10, 3);
+    expect(ten.train.count).toBe(10);
+    const kept = rows(ten.train.x).map((r) => all.indexOf(r));
+    expect(kept.every((k, i) => k >= 0 && (i === 0 || k > kept[i - 1]))).toBe(true);
+    expect(rows(limitTraining(data, 10, 3).train.x)).toEqual(rows(ten.train.x));
+    expect(rows(limitTraining(data, 10, 4).train.x)).not.toEqual(rows(ten.train.x));
+    expect(limitTraining(data, 1000, 3)).toBe(data);
+    expect(ten.test).toBe(data.test);
   });
 
   test('parses lists and ranges', () => {
@@ -93,10 +109,10 @@ describe('grng compare --init --lora --lr-sweep', () => {
       const sweep = run.lrSweep ?? [];
       expect(sweep.length).toBe(2);
       const best = Math.max(...sweep.map((c) => c.validationAccuracy));
-      const chosen = sweep.find((c) => c.lr === run.settings.lr);
+      const chosen = sweep.find((c) => c.value === run.settings.lr);
       expect(chosen?.validationAccuracy).toBe(best);
       expect(run.points.at(-1)?.validationAccuracy).toBe(best);
-      expect(sweep[1].lr / sweep[0].lr).toBeCloseTo(4, 12);
+      expect(sweep[1].value / sweep[0].value).toBeCloseTo(4, 12);
     }
     expect(readFileSync(join(out, 'compare.md'), 'utf8')).toMatch(
       /lr chosen on validation from .*: .* %/,
