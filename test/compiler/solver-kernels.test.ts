@@ -67,6 +67,17 @@ async function onGpu(
   return out.read();
 }
 
+/** Element (i, j ≤ i) of L̂L̂ᵀ − A within 3γ_{d+1}·(|L̂||L̂ᵀ|)_ij. */
+function expectBackwardStable(l: Float64Array, a: Float64Array, d: number, i: number, j: number) {
+  let residual = -a[i * d + j];
+  let magnitude = 0;
+  for (let k = 0; k <= j; k++) {
+    residual += l[i * d + k] * l[j * d + k];
+    magnitude += Math.abs(l[i * d + k] * l[j * d + k]);
+  }
+  expect(Math.abs(residual)).toBeLessThanOrEqual(3 * gamma(d + 1) * magnitude);
+}
+
 describe('solver kernels on WebGPU (float32)', () => {
   test('Cholesky: backward error within 3γ_{d+1}|L||Lᵀ|, forward error within 6γ_{d+1}·d by rows, κ ≤ 1e6', async () => {
     await fc.assert(
@@ -83,13 +94,7 @@ describe('solver kernels on WebGPU (float32)', () => {
             for (let j = 0; j < d; j++) {
               if (j > i) expect(got[i * d + j]).toBe(0);
               if (j > i) continue;
-              let residual = -a[i * d + j];
-              let magnitude = 0;
-              for (let k = 0; k <= j; k++) {
-                residual += got[i * d + k] * got[j * d + k];
-                magnitude += Math.abs(got[i * d + k] * got[j * d + k]);
-              }
-              expect(Math.abs(residual)).toBeLessThanOrEqual(3 * gamma(d + 1) * magnitude);
+              expectBackwardStable(got, a, d, i, j);
               forward += ((got[i * d + j] - want[i * d + j]) / scale[i]) ** 2;
             }
           expect(Math.sqrt(forward)).toBeLessThanOrEqual(6 * gamma(d + 1) * d);
@@ -104,15 +109,7 @@ describe('solver kernels on WebGPU (float32)', () => {
     const { a } = scaledSpd(3, d, 1);
     const got = await onGpu(cholesky(input('a', [d, d])).node, [['a', a, [d, d]]]);
     for (let i = 0; i < d; i += 7)
-      for (let j = 0; j <= i; j += 3) {
-        let residual = -a[i * d + j];
-        let magnitude = 0;
-        for (let k = 0; k <= j; k++) {
-          residual += got[i * d + k] * got[j * d + k];
-          magnitude += Math.abs(got[i * d + k] * got[j * d + k]);
-        }
-        expect(Math.abs(residual)).toBeLessThanOrEqual(3 * gamma(d + 1) * magnitude);
-      }
+      for (let j = 0; j <= i; j += 3) expectBackwardStable(got, a, d, i, j);
   });
 
   test('triangular solves L X = B and Lᵀ X = B: residual within 3γ_d|op(L)||X|', async () => {

@@ -11,7 +11,9 @@ import {
   crossEntropy,
   nn,
   ring,
+  type Device,
   type DeviceArray,
+  type Model,
 } from '../../index.js';
 import { HostArray } from '../../core/host-array.js';
 import { joinTrees, leafPaths, splitTree, underAny } from '../../core/tree-paths.js';
@@ -52,17 +54,27 @@ async function readByPath(tree: Tree<unknown>): Promise<Map<string, number[]>> {
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, d) => a * d, 1);
 
+/** AdamW (lr 0.05) training `model` from `params`, cross-entropy. */
+const adamwStep = (
+  model: Model<never>,
+  params: Tree<HostArray>,
+  device: Device,
+  trainable?: readonly string[],
+) =>
+  compileTrainStep({
+    model,
+    loss: crossEntropy,
+    optimizer: adamw({ lr: 0.05 }),
+    params,
+    device,
+    trainable,
+  });
+
 describe('compileTrainStep: frozen parameters', () => {
   test('nn.lora trains the adapters only: the base stays bit-identical, no state for it', async () => {
     const adapted = nn.lora(tinyVit(), { rank: 2, alpha: 4 });
     const init = adapted.init(1);
-    const train = await compileTrainStep({
-      model: adapted,
-      loss: crossEntropy,
-      optimizer: adamw({ lr: 0.05 }),
-      params: init,
-      device: cpu,
-    });
+    const train = await adamwStep(adapted as Model<never>, init, cpu);
     for (let i = 0; i < 3; i++) await train.run(batchOf(i));
     const before = await readByPath(init);
     const after = await readByPath(await train.params());
@@ -85,14 +97,7 @@ describe('compileTrainStep: frozen parameters', () => {
     const adapted = nn.lora(tinyVit(), { rank: 1, train: ['head'] });
     const init = adapted.init(2);
     const run = async (trainable?: string[]) => {
-      const train = await compileTrainStep({
-        model: adapted,
-        loss: crossEntropy,
-        optimizer: adamw({ lr: 0.05 }),
-        params: init,
-        device: cpu,
-        trainable,
-      });
+      const train = await adamwStep(adapted as Model<never>, init, cpu, trainable);
       await train.run(batchOf(3));
       await train.run(batchOf(4));
       return readByPath(await train.params());
@@ -117,13 +122,7 @@ describe('compileTrainStep: frozen parameters', () => {
       train: ['layers.1'],
     });
     const init = adapted.init(5);
-    const train = await compileTrainStep({
-      model: adapted,
-      loss: crossEntropy,
-      optimizer: adamw({ lr: 0.05 }),
-      params: init,
-      device: gpu,
-    });
+    const train = await adamwStep(adapted as Model<never>, init, gpu);
     const batch = batchOf(6);
     const first = await train.run(batch);
     let last = first;
