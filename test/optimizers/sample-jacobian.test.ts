@@ -30,7 +30,7 @@ import { prng, uniform } from '../support/random.js';
 
 const isHost = (x: unknown): x is HostArray => x instanceof HostArray;
 
-/** `tree` with every leaf replaced by seeded values in [−1, 1] (so B ≠ 0 and the rows are dense). */
+/** `tree` with every leaf replaced by seeded values in [−1, 1] (B ≠ 0: the rows are dense). */
 function randomized(tree: Tree<HostArray>, seed: number): Tree<HostArray> {
   const rng = prng(seed);
   const { leaves, rebuild } = flattenTree('test', tree, isHost, 'an array');
