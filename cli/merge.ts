@@ -3,7 +3,7 @@
 // head), and writes them as a plain checkpoint, which `grng train --init` starts from.
 import { parseArgs } from 'node:util';
 import { GrngError } from '../core/errors.js';
-import { HostArray } from '../core/host-array.js';
+import { isHostArray, type HostArray } from '../core/host-array.js';
 import { joinTrees, leafPaths, splitTree } from '../core/tree-paths.js';
 import type { Tree } from '../core/tree.js';
 import { mergeAdapters } from '../dsl/nn/lora-model.js';
@@ -19,8 +19,6 @@ Options:
   --init BASE        the base checkpoint, when it has moved since the run
   -h, --help         show this help
 `;
-
-const isHost = (x: unknown): x is HostArray => x instanceof HostArray;
 
 /** Runs `grng merge` with `argv` (after the command name); returns the exit code. */
 export async function merge(
@@ -63,11 +61,11 @@ export async function merge(
     lora: Tree<HostArray>;
   };
   const taken = new Set(
-    trainedBase === undefined ? [] : leafPaths('cli', trainedBase, isHost, 'an array'),
+    trainedBase === undefined ? [] : leafPaths('cli', trainedBase, isHostArray, 'an array'),
   );
-  const untouched = splitTree('cli', base, isHost, (p) => taken.has(p)).rest;
+  const untouched = splitTree('cli', base, isHostArray, (p) => taken.has(p)).rest;
   const fullBase =
-    trainedBase === undefined ? base : joinTrees('cli', trainedBase, untouched, isHost);
+    trainedBase === undefined ? base : joinTrees('cli', trainedBase, untouched, isHostArray);
   const merged = mergeAdapters({ base: fullBase, lora: adapters }, lora.alpha / lora.rank);
   await saveCheckpoint(
     values.out,

@@ -2,7 +2,7 @@
 // checkpoint, and `--lora SPEC` fine-tunes low-rank adapters on them (nn.lora) instead of every
 // weight. Parsing and checks only; the training itself is the Trainer's.
 import { GrngError } from '../core/errors.js';
-import { HostArray } from '../core/host-array.js';
+import { isHostArray, type HostArray } from '../core/host-array.js';
 import { leafPaths } from '../core/tree-paths.js';
 import { flattenTree, type Tree } from '../core/tree.js';
 import { nn } from '../dsl/nn/index.js';
@@ -24,8 +24,6 @@ export const TRANSFER_OPTIONS = {
   init: { type: 'string' },
   lora: { type: 'string' },
 } as const;
-
-const isHost = (x: unknown): x is HostArray => x instanceof HostArray;
 
 /**
  * `--lora`'s value as nn.lora options. Items are KEY=VALUE separated by commas; an item without
@@ -89,8 +87,8 @@ export function loadInitialParams(file: string, expected: Tree<HostArray>): Tree
         `(grng merge ${file} --out merged.safetensors)`,
     );
   const shapes = (tree: unknown) => {
-    const paths = leafPaths('cli', tree, isHost, 'an array');
-    const { leaves } = flattenTree('cli', tree, isHost, 'an array');
+    const paths = leafPaths('cli', tree, isHostArray, 'an array');
+    const { leaves } = flattenTree('cli', tree, isHostArray, 'an array');
     return new Map(paths.map((p, i) => [p, leaves[i].shape.join('×')]));
   };
   const want = shapes(expected);

@@ -19,6 +19,9 @@ export class HostArray {
   }
 }
 
+/** Whether `x` is a host array (a tree leaf test for flattenTree and friends). */
+export const isHostArray = (x: unknown): x is HostArray => x instanceof HostArray;
+
 /**
  * A host array from nested JS arrays, a number, or a flat (typed) array plus `shape`.
  * The dtype defaults to i32 for an Int32Array, bool for a Uint8Array of 0/1 with dtype given,

@@ -4,7 +4,7 @@
 // so K-FAC, RING and RENG precondition each factor. Training steps train only the adapters (and
 // what `train` names): the base parameters are read, never differentiated, never given state.
 import { GrngError } from '../../core/errors.js';
-import { HostArray } from '../../core/host-array.js';
+import { HostArray, isHostArray } from '../../core/host-array.js';
 import type { Node } from '../../core/ir/node.js';
 import type { Tree } from '../../core/tree.js';
 import { isTensor, type Tensor } from '../tensor.js';
@@ -151,8 +151,6 @@ export function mergeAdapters(params: Tree<HostArray>, scale: number): Tree<Host
 
 type Leaf = { readonly shape: readonly number[] };
 type DenseRecord<L> = { readonly w: L; readonly b?: L };
-
-const isHostArray = (x: unknown): x is HostArray => x instanceof HostArray;
 
 /** W + s·B·A in float64 (W [out, in], B [out, r], A [r, in]). */
 function mergedWeight(w: HostArray, a: HostArray, b: HostArray, scale: number): HostArray {
