@@ -265,7 +265,10 @@ export interface LoadedTrainStep<H, P = Tree<DeviceArray>, S = Tree<DeviceArray>
   LoadedOptimizer<H, P, S>,
   'step'
 > {
-  /** One training step on a batch of the compiled shapes; resolves to its metrics. */
+  /**
+   * One training step on a batch of the compiled shapes; resolves to its metrics, and `skipped`
+   * (1 when a non-finite loss, gradient or update left parameters and state unchanged).
+   */
   run(batch: {
     readonly x: ArrayLeaf;
     readonly y: ArrayLeaf;
@@ -297,7 +300,11 @@ export async function loadTrainStep<
         const [measured] = await open.step(data);
         const values = await measured.read();
         measured.dispose();
-        return Object.fromEntries(metrics.map((name, i) => [name, values[i]]));
+        // After the metrics, the non-finite guard's mark (0: kept; else the step was skipped).
+        return {
+          ...Object.fromEntries(metrics.map((name, i) => [name, values[i]])),
+          skipped: values.length > metrics.length && values[metrics.length] !== 0 ? 1 : 0,
+        };
       },
     } as object,
     accessors(open),

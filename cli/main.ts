@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GrngError } from '../core/errors.js';
 
 const USAGE = `Usage: grng <command> [options]
 
@@ -16,7 +17,7 @@ Commands:
 Options:
   -h, --help         show this help
   -v, --version      print the grng version
-  --verbose          print the stack trace of an error
+  --verbose          print an error's details (e.g. every argument of a failed trace) and stack
 `;
 
 // Walks up from this file to grng's own package.json: from dist/cli/main.js that is
@@ -101,6 +102,8 @@ async function run(argv: readonly string[]): Promise<number> {
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`grng: ${message}\n`);
+    if (verbose && error instanceof GrngError && error.details !== undefined)
+      process.stderr.write(`${error.details}\n`);
     if (verbose && error instanceof Error && error.stack !== undefined)
       process.stderr.write(`${error.stack}\n`);
     return 1;

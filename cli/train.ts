@@ -51,6 +51,8 @@ ${TRANSFER_USAGE}
   --epochs N         epochs to train (default 2)
   --batch-size N     default 128
   --seed N           initial parameters, shuffles, validation split and step keys (default 0)
+  --max-skips N      stop after N steps in a row skipped for a non-finite loss, gradient or update
+                     (such a step leaves parameters and state unchanged; default 10)
   --device KIND      webgpu (default) or cpu (the float64 interpreter)
   --out DIR          metrics.jsonl, checkpoint.safetensors, loss.svg, accuracy.svg (default runs/train)
   --resume           continue from DIR/checkpoint.safetensors (its hyperparameter changes included)
@@ -79,6 +81,7 @@ export async function train(
       epochs: { type: 'string', default: '2' },
       'batch-size': { type: 'string', default: '128' },
       seed: { type: 'string', default: '0' },
+      'max-skips': { type: 'string', default: '10' },
       device: { type: 'string', default: 'webgpu' },
       out: { type: 'string', default: 'runs/train' },
       resume: { type: 'boolean', default: false },
@@ -107,6 +110,7 @@ export async function train(
   const epochs = parseNumber('epochs', values.epochs, { integer: true, min: 1 });
   const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
   const seed = parseNumber('seed', values.seed, { integer: true, min: 0 });
+  const maxSkips = parseNumber('max-skips', values['max-skips'], { integer: true, min: 1 });
   const warmupSteps = parseNumber('warmup', values.warmup, { integer: true, min: 0 });
   const out = values.out;
   const checkpoint = join(out, 'checkpoint.safetensors');
@@ -146,6 +150,7 @@ export async function train(
       batchSize,
       seed,
       params,
+      maxSkips,
       onStep: (record) => {
         log({
           kind: 'step',
@@ -182,10 +187,11 @@ export async function train(
       record.validationAccuracy === undefined
         ? ''
         : `, validation accuracy ${(100 * record.validationAccuracy).toFixed(2)} %`;
+    const skipped = record.skipped === 0 ? '' : `, ${record.skipped} step(s) skipped (not finite)`;
     print(
       `epoch ${record.epoch}: train loss ${record.trainLoss.toFixed(4)}, ` +
         `test accuracy ${(100 * record.testAccuracy).toFixed(2)} ` +
-        `%${validated}, ${record.seconds.toFixed(1)} s ` +
+        `%${validated}${skipped}, ${record.seconds.toFixed(1)} s ` +
         `(${((1000 * record.seconds) / record.steps).toFixed(1)} ms/step); ` +
         `checkpoint ${checkpoint}`,
     );

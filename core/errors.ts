@@ -4,10 +4,16 @@
  */
 export class GrngError extends Error {
   readonly op: string;
-  constructor(op: string, message: string) {
+  /**
+   * What would make the message long but may help: e.g. every argument of a failed trace (the
+   * CLI prints it with --verbose).
+   */
+  readonly details?: string;
+  constructor(op: string, message: string, details?: string) {
     super(`${op}: ${message}`);
     this.name = 'GrngError';
     this.op = op;
+    if (details !== undefined) this.details = details;
   }
 }
 

@@ -40,6 +40,7 @@ export {
   abs,
   sign,
   floor,
+  isFinite,
   stopGradient,
   cast,
   square,

@@ -161,10 +161,16 @@ function traceExecutable(
   try {
     result = f(...(rebuildArgs(symbolic) as never[]));
   } catch (error) {
-    // Name the call's arguments: the op that refused them is deep inside the user's function.
+    // The op that refused the arguments is deep inside the user's function: its message first,
+    // every argument in the details (a training step has dozens).
     if (!(error instanceof GrngError)) throw error;
     const given = arrays.map((a, i) => `argument ${i}: ${a.dtype}${fmtShape(a.shape)}`).join(', ');
-    throw new GrngError('jit', `tracing the function with (${given}) failed — ${error.message}`);
+    const shown = arrays.length <= 4 ? ` with (${given})` : ` with ${arrays.length} arguments`;
+    throw new GrngError(
+      'jit',
+      `tracing the function${shown} failed — ${error.message}`,
+      [`arguments: ${given}`, error.details].filter((d) => d !== undefined).join('\n'),
+    );
   }
   const { leaves, rebuild } = flattenTree(
     'jit',

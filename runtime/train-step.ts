@@ -20,7 +20,8 @@ import type {
 import { recordTaps } from '../dsl/nn/taps.js';
 import { accuracy } from '../dsl/nn/metrics.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
-import { flattenTree, type Tree } from '../core/tree.js';
+import { flattenTree, mapTrees, type Tree } from '../core/tree.js';
+import { checkedLeaves, firstNonFinite, keepIfFinite, markedQuantity } from './finite-guard.js';
 import {
   applyUpdate,
   changesCode,
@@ -37,6 +38,7 @@ import { StepVariants } from './step-variants.js';
 import { trainingExtras } from './training-context.js';
 import { splitTrainable, withFrozen } from './frozen-params.js';
 import { joinTrees } from '../core/tree-paths.js';
+import { checkBatch, checkLabels } from './batch-check.js';
 
 /** Built-in metrics; an optimizer may report more by name (its definition's `report`). */
 export type MetricName = 'loss' | 'accuracy' | 'gradNorm' | 'updateNorm';
@@ -45,8 +47,24 @@ export type Metrics = {
   readonly accuracy?: number;
   readonly gradNorm?: number;
   readonly updateNorm?: number;
+  /**
+   * 1 when the step was skipped: its loss, a gradient or its update was not finite, so parameters
+   * and optimizer state were left as they were (TrainStep.lastSkip says which); else 0.
+   */
+  readonly skipped: number;
   readonly [reported: string]: number | undefined;
 };
+
+/** A skipped step: what was not finite first, and the optimizer's state of mind at that step. */
+export interface SkipRecord {
+  readonly step: number;
+  /** 'the loss', 'the gradient of layers.1.w', 'the updated layers.0.b', 'the optimizer state…'. */
+  readonly quantity: string;
+  /** The numeric hyperparameters the step ran with (damping, learning rate...). */
+  readonly hyper: Readonly<Record<string, number>>;
+  /** The optimizer's reports on the state the step computed (RING: fallbacks, residual...). */
+  readonly reports: Readonly<Record<string, number>>;
+}
 
 export interface TrainStepOptions<H extends HyperDefaults, S> {
   readonly model: Model<never>;
@@ -87,6 +105,11 @@ export interface TrainStep<H extends HyperDefaults = HyperDefaults> {
   setHyper(changes: Partial<HyperSettings<H>>): void;
   /** Steps queued so far. */
   readonly steps: number;
+  /** Steps skipped so far (of those whose metrics were read), and the latest of them. */
+  readonly skipped: number;
+  readonly lastSkip: SkipRecord | undefined;
+  /** The record of step `step` (1-based, as StepRecord.step) if it was skipped and is recent. */
+  skipRecord(step: number): SkipRecord | undefined;
 }
 
 const METRICS: readonly MetricName[] = ['loss', 'accuracy', 'gradNorm', 'updateNorm'];
@@ -127,10 +150,27 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
   type Program = (...args: unknown[]) => Promise<unknown>;
   const variants = (): StepVariants<Program> => new StepVariants(build);
   const build = (variants: StepVariants<Program>): Program =>
-    jit(trainStepBody({ model, loss, optimizer, settings, metrics, every: variants.every }), {
-      device,
-      donate: [0, 1],
-    }) as Program;
+    jit(
+      trainStepBody({
+        model,
+        loss,
+        optimizer,
+        settings,
+        metrics,
+        every: variants.every,
+        onChecked: (names) => (checkedNames = names),
+      }),
+      {
+        device,
+        donate: [0, 1],
+      },
+    ) as Program;
+  let checkedNames: readonly string[] = [];
+  let skipped = 0;
+  let lastSkip: SkipRecord | undefined;
+  // Metrics of queued steps may be read out of order: records by step, the latest few hundred.
+  const skipRecords = new Map<number, SkipRecord>();
+  const reportNames = Object.keys(reported);
   let steps = variants();
   const place = (tree: Tree<DeviceArray>): Placed => ({
     tree,
@@ -182,6 +222,21 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
     const tree = (await init(current.tree, ...frozenArgs)) as Tree<DeviceArray>;
     return { tree, leaves: flattenTree(op, tree, isArrayLeaf, 'an array').leaves as DeviceArray[] };
   };
+  // The model's output shape per batch shape: a batch that does not fit is refused before queueing.
+  const outputShapes = new Map<string, readonly number[]>();
+  const outputShapeFor = (batch: { readonly x: ArrayLeaf; readonly y: ArrayLeaf }) => {
+    const key = [batch.x, batch.y]
+      .map((a) => (typeof a === 'number' ? 'number' : `${a.dtype}${a.shape.join(',')}`))
+      .join(';');
+    let shape = outputShapes.get(key);
+    if (shape === undefined) {
+      const whole =
+        frozen === undefined ? current.tree : joinTrees(op, current.tree, frozen.tree, isArrayLeaf);
+      shape = checkBatch('run', model, loss, whole as Tree<ArrayLeaf>, batch);
+      outputShapes.set(key, shape);
+    }
+    return shape;
+  };
   let taken = options.step ?? 0;
   // Steps are chained: each is submitted once the previous one has been.
   let queue: Promise<unknown> = Promise.resolve();
@@ -195,6 +250,11 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
             'the batch must be { x, y } (host arrays via array(...), or device arrays)',
           ),
         );
+      }
+      try {
+        checkLabels('run', batch.y, outputShapeFor(batch));
+      } catch (error) {
+        return Promise.reject(error as Error);
       }
       const t = ++taken;
       const values = numeric.map((k) => settings[k] as number);
@@ -221,7 +281,23 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
       queue = submitted.catch(() => undefined);
       return submitted.then(async (m) => {
         const v = await m.read();
-        return Object.fromEntries(metrics.map((name, i) => [name, v[i]])) as Metrics;
+        const mark = v[metrics.length];
+        if (mark !== 0) {
+          skipped++;
+          const record = {
+            step: t,
+            quantity: markedQuantity(checkedNames, mark) as string,
+            hyper: Object.fromEntries(numeric.map((k, i) => [k, values[i]])),
+            reports: Object.fromEntries(reportNames.map((r, i) => [r, v[metrics.length + 1 + i]])),
+          };
+          skipRecords.set(t, record);
+          if (skipRecords.size > 256) skipRecords.delete(skipRecords.keys().next().value as number);
+          if (lastSkip === undefined || t > lastSkip.step) lastSkip = record;
+        }
+        return {
+          ...Object.fromEntries(metrics.map((name, i) => [name, v[i]])),
+          skipped: mark === 0 ? 0 : 1,
+        } as Metrics;
       });
     },
     params: () =>
@@ -248,6 +324,13 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
     get steps() {
       return taken;
     },
+    get skipped() {
+      return skipped;
+    },
+    get lastSkip() {
+      return lastSkip;
+    },
+    skipRecord: (step) => skipRecords.get(step),
   };
 }
 
@@ -273,6 +356,8 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
   readonly settings: HyperSettings<H>;
   readonly metrics: readonly string[];
   readonly every: <T>(period: number, work: () => T, otherwise: () => T) => T;
+  /** Told, at each trace, the names of the quantities the non-finite guard checks, in order. */
+  readonly onChecked?: (names: readonly string[]) => void;
 }) {
   const op = 'compileTrainStep';
   const { loss, optimizer, settings, metrics, every } = options;
@@ -320,8 +405,30 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
         throw new GrngError(op, `${optimizer.name}'s report '${m}' must be a scalar tensor`);
       return cast(scalar, 'f32');
     };
-    const measured = metrics.map((m) => reshape(measure(m), [1]));
-    return [nextParams, nextState, concat(measured, 0)];
+    // The guard (finite-guard.ts): the step's results are kept only when all of these are finite.
+    const checked = [
+      { name: 'the loss', value },
+      ...checkedLeaves(op, grads, (path) => `the gradient of ${path || 'the parameter'}`),
+      ...checkedLeaves(op, nextParams, (path) => `the updated ${path || 'parameter'}`),
+      ...checkedLeaves(op, nextState, (path) => `the optimizer state ${path || ''}`.trimEnd()),
+    ];
+    options.onChecked?.(checked.map((c) => c.name));
+    const mark = firstNonFinite(checked);
+    // Metrics describe the step as attempted: a skipped step's loss and reports say why it was.
+    const measured = [
+      ...metrics.map(measure),
+      mark,
+      ...Object.keys(reported).map((name) => cast(reported[name](nextState as S), 'f32')),
+    ].map((m) => reshape(m, [1]));
+    const keep = (next: Tree<Tensor>, previous: Tree<Tensor>) =>
+      mapTrees(
+        op,
+        isTensor,
+        (n: Tensor, p: Tensor) => keepIfFinite(mark, n, p),
+        [next, previous],
+        ['the updated tree', 'the tree before the step'],
+      );
+    return [keep(nextParams, params) as ParamTree, keep(nextState, state), concat(measured, 0)];
   };
 }
 

@@ -2,7 +2,9 @@
 // training steps over seeded shuffles, test evaluation after each epoch, metrics read a few steps
 // behind (the GPU never waits for the host), and checkpoints that resume exactly where a run
 // stopped — the same next batch, the same step keys (Node: it writes files).
-import { GrngError } from '../core/errors.js';
+import { fmtShape, GrngError } from '../core/errors.js';
+import { checkBatch } from './batch-check.js';
+import { checkDataset } from './data/check-dataset.js';
 import { crossEntropy } from '../dsl/index.js';
 import { accuracy as accuracyOf } from '../dsl/nn/metrics.js';
 import type { Model } from '../dsl/nn/layers.js';
@@ -18,7 +20,13 @@ import { array, type HostArray } from '../core/host-array.js';
 import { isArrayLeaf, jit, type ArrayLeaf } from './jit.js';
 import { splitTrainable } from './frozen-params.js';
 import { joinTrees } from '../core/tree-paths.js';
-import { compileTrainStep, type Metrics, type MetricName, type TrainStep } from './train-step.js';
+import {
+  compileTrainStep,
+  type Metrics,
+  type MetricName,
+  type SkipRecord,
+  type TrainStep,
+} from './train-step.js';
 
 export { shuffled };
 
@@ -52,6 +60,12 @@ export interface TrainerOptions<H extends HyperDefaults, S> {
    * parameters frozen, checkpoints hold the trained ones only (a LoRA run's adapters and head).
    */
   readonly trainable?: readonly string[];
+  /**
+   * Consecutive skipped steps (a non-finite loss, gradient or update: TrainStep leaves parameters
+   * and state unchanged) after which fit stops with an error naming the first of them; default 10,
+   * Infinity never stops.
+   */
+  readonly maxSkips?: number;
 }
 
 export interface StepRecord {
@@ -70,7 +84,7 @@ export interface StepRecord {
 export interface EpochRecord {
   readonly epoch: number;
   readonly steps: number;
-  /** Means over the epoch's steps. */
+  /** Means over the epoch's steps that were not skipped. */
   readonly trainLoss: number;
   readonly trainAccuracy?: number;
   readonly testLoss: number;
@@ -80,6 +94,8 @@ export interface EpochRecord {
   readonly validationAccuracy?: number;
   /** Means over the epoch's steps of every per-step metric (gradNorm, updateNorm, reports...). */
   readonly means: Readonly<Record<string, number>>;
+  /** Steps skipped for a non-finite loss, gradient or update (excluded from the means). */
+  readonly skipped: number;
   /** Seconds training this epoch (in this process), and evaluating after it. */
   readonly seconds: number;
   readonly evaluationSeconds: number;
@@ -142,12 +158,16 @@ export async function createTrainer<H extends HyperDefaults, S>(
   const loss = options.loss ?? crossEntropy;
   const batchSize = options.batchSize ?? 128;
   const seed = options.seed ?? 0;
+  const maxSkips = options.maxSkips ?? 10;
+  if (!(maxSkips >= 1))
+    throw new GrngError('Trainer', `maxSkips must be at least 1 (or Infinity), got ${maxSkips}`);
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > data.train.count) {
     throw new GrngError(
       'Trainer',
       `batchSize must be an integer in [1, ${data.train.count}], got ${batchSize}`,
     );
   }
+  checkDataset('Trainer', data);
   const stepsPerEpoch = Math.floor(data.train.count / batchSize);
   const cursor: Cursor = { epoch: 1, position: 0 };
   const initial: Tree<ArrayLeaf> =
@@ -198,6 +218,13 @@ export async function createTrainer<H extends HyperDefaults, S>(
     ];
     hyperChanges = meta.hyperChanges ?? {};
   }
+  const output = checkBatch('Trainer', model, loss, params, batchOf(data.train, [0]));
+  if (output.length < 2 || output[output.length - 1] < data.classes)
+    throw new GrngError(
+      'Trainer',
+      `the model's output ${fmtShape(output)} for one image has fewer than the dataset's ` +
+        `${data.classes} classes`,
+    );
   const metrics = options.metrics ?? ['loss', 'accuracy'];
   const train = (await compileTrainStep({
     model,
@@ -237,6 +264,8 @@ export async function createTrainer<H extends HyperDefaults, S>(
     return { loss: lossSum / split.count, accuracy: right / split.count };
   };
 
+  // Skipped steps in a row (their records: what failed, hyperparameters and reports).
+  let consecutiveSkips: SkipRecord[] = [];
   const runEpoch = async (stopAt: number): Promise<EpochRecord | undefined> => {
     let mark = performance.now();
     let seconds = 0;
@@ -251,15 +280,22 @@ export async function createTrainer<H extends HyperDefaults, S>(
     const pending: { record: Omit<StepRecord, 'metrics' | 'elapsed'>; result: Promise<Metrics> }[] =
       [];
     const sums: Record<string, number> = {};
-    let counted = 0;
+    let [counted, skippedSteps] = [0, 0];
     const settle = async () => {
       const { record, result } = pending.shift() as (typeof pending)[number];
       const m = await result;
       tick();
-      for (const [name, value] of Object.entries(m))
-        if (value !== undefined) sums[name] = (sums[name] ?? 0) + value;
-      counted++;
+      if (m.skipped === 0) {
+        consecutiveSkips = [];
+        for (const [name, value] of Object.entries(m))
+          if (value !== undefined && name !== 'skipped') sums[name] = (sums[name] ?? 0) + value;
+        counted++;
+      } else {
+        skippedSteps++;
+        consecutiveSkips.push(train.skipRecord(record.step) as SkipRecord);
+      }
       options.onStep?.({ ...record, metrics: m, elapsed });
+      if (consecutiveSkips.length >= maxSkips) throw tooManySkips(consecutiveSkips);
     };
     try {
       while (cursor.position < stepsPerEpoch && step < stopAt) {
@@ -291,7 +327,8 @@ export async function createTrainer<H extends HyperDefaults, S>(
     );
     const record: EpochRecord = {
       epoch: cursor.epoch,
-      steps: counted,
+      steps: counted + skippedSteps,
+      skipped: skippedSteps,
       trainLoss: means.loss ?? Number.NaN,
       trainAccuracy: means.accuracy,
       testLoss: test.loss,
@@ -362,4 +399,24 @@ export async function createTrainer<H extends HyperDefaults, S>(
     },
     train,
   };
+}
+
+const listed = (values: Readonly<Record<string, number>>): string =>
+  Object.entries(values)
+    .map(([name, v]) => `${name} ${Number(v.toPrecision(4))}`)
+    .join(', ');
+
+/** The error fit stops with after `skips` (consecutive, the first first). */
+function tooManySkips(skips: readonly SkipRecord[]): GrngError {
+  const [first, last] = [skips[0], skips[skips.length - 1]];
+  const reports =
+    Object.keys(first.reports).length === 0 ? '' : `; its reports: ${listed(first.reports)}`;
+  return new GrngError(
+    'Trainer',
+    `stopped: ${skips.length} steps in a row (${first.step}–${last.step}) were skipped because a ` +
+      `value was not finite. At step ${first.step}, ${first.quantity} was the first not finite ` +
+      `(hyperparameters: ${listed(first.hyper) || 'none'}${reports}). Parameters and optimizer ` +
+      `state are those from before step ${first.step}. Lower the step size, raise the damping, or ` +
+      `look for NaN or infinite values in the data.`,
+  );
 }

@@ -44,7 +44,7 @@ const kindOf = (node: Node) => opTable[node.op].wgsl.kind;
  * arithmetic over a buffer (they would be recomputed in the inner loop; a gather is not index
  * arithmetic: its rows are read at the ids' values, so a gathered operand is materialized).
  * Everything else — elementwise chains, broadcasts, transposes, slices, pads, gathers — is
- * inlined into the kernels that read it.
+ * inlined into the kernels that read it. isFinite's operand is stored too (see below).
  */
 export function partition(outputs: readonly Node[], options: PartitionOptions): KernelPlan[] {
   const order = topoSort(outputs);
@@ -64,6 +64,10 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
     if (kind === 'sequential')
       for (const operand of node.inputs)
         if (!isIndexOnly(operand, materialized)) materialized.add(operand.id);
+    // WGSL lets a driver assume values are finite, so an ∞ or NaN computed in the same kernel as
+    // the test may be optimized away (llvmpipe does); bits read from memory are what they are.
+    if (node.op === 'isFinite' && !isIndexOnly(node.inputs[0], materialized))
+      materialized.add(node.inputs[0].id);
     if (kind === 'matmul') {
       // Computed operands first: then a view of one of them (aᵀa with a computed, a Gram matrix)
       // reads it where it is stored instead of being copied in its own layout.

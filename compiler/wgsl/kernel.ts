@@ -354,7 +354,9 @@ function vectorizable(plan: KernelPlan): boolean {
     if (buffers.has(node.id) || seen.has(node.id)) return true;
     seen.add(node.id);
     const kind = wgslRuleOf(node).kind;
-    if (node.op === 'cast' || node.op === 'iota' || node.dtype === 'i32') return false;
+    // isFinite's bit test is written for f32, not vec4 (and yields bool)
+    if (node.op === 'cast' || node.op === 'iota' || node.op === 'isFinite' || node.dtype === 'i32')
+      return false;
     if (node.op === 'reshape') return ok(node.inputs[0]);
     // zeros outside: not uniform even over a uniform value
     if (node.op === 'pad' || node.op === 'windows') return false;

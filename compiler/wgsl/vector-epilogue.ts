@@ -42,7 +42,8 @@ export function vectorEpilogue(
       return true;
     }
     if (at !== undefined) return shapeSize(n.shape) === 1; // read once, as a scalar
-    if (n.op === 'cast' || n.op === 'iota' || n.dtype === 'i32') return false;
+    if (n.op === 'cast' || n.op === 'iota' || n.op === 'isFinite' || n.dtype === 'i32')
+      return false;
     const kind = wgslRuleOf(n).kind;
     if (kind === 'leaf') return n.op === 'constant' && 'value' in (n.attrs as object);
     if (kind === 'expr') return (rootShaped(n) || shapeSize(n.shape) === 1) && n.inputs.every(ok);

@@ -60,6 +60,7 @@ export const builder = {
   abs: (x: Node): Node => emit('abs', [x], E),
   sign: (x: Node): Node => emit('sign', [x], E),
   floor: (x: Node): Node => emit('floor', [x], E),
+  isFinite: (x: Node): Node => emit('isFinite', [x], E),
   cast: (x: Node, dtype: DType): Node => (x.dtype === dtype ? x : emit('cast', [x], { dtype })),
   stopGradient: (x: Node): Node => emit('stopGradient', [x], E),
 

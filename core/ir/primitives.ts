@@ -27,6 +27,8 @@ export interface PrimitiveAttrs {
   abs: Empty;
   sign: Empty;
   floor: Empty;
+  /** True where an f32 is neither ±∞ nor NaN (read from its exponent bits: exact everywhere). */
+  isFinite: Empty;
   cast: { dtype: DType };
   /** Identity whose derivative is zero (JAX's stop_gradient, PyTorch's detach). */
   stopGradient: Empty;

@@ -144,6 +144,7 @@ export const elementwiseRules: RuleTable<
   | 'abs'
   | 'sign'
   | 'floor'
+  | 'isFinite'
   | 'cast'
   | 'stopGradient'
   | 'add'
@@ -250,6 +251,25 @@ export const elementwiseRules: RuleTable<
     (a) => `sign(${a})`,
   ),
   floor: unary('floor', FLOAT, Math.floor, null, (a) => `floor(${a})`),
+  // The exponent bits rather than x == x or |x| < ∞: WGSL lets implementations assume that
+  // floating-point values are finite, so comparisons may be folded away; integer bits may not.
+  isFinite: {
+    wgsl: {
+      kind: 'expr',
+      expr: ([a]) => `((bitcast<u32>(${a}) & 0x7f800000u) != 0x7f800000u)`,
+    },
+    infer(inputs) {
+      expectArity('isFinite', inputs, 1);
+      expectDType('isFinite', inputs[0], FLOAT);
+      return { shape: inputs[0].shape, dtype: 'bool' };
+    },
+    interpret({ inputs: [x] }) {
+      // f32 operands arrive rounded (overflow is ∞ already); the f64 interpreter's are wider.
+      return Float64Array.from(x, (v) => (Number.isFinite(v) ? 1 : 0));
+    },
+    vjp: () => [null],
+    jvp: () => null,
+  },
   stopGradient: unary(
     'stopGradient',
     ANY,

@@ -95,6 +95,9 @@ export const erf = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
 export const abs = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('abs', b.abs, x);
 export const sign = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('sign', b.sign, x);
 export const floor = <S extends Shape>(x: Tensor<S>): Tensor<S> => unary('floor', b.floor, x);
+/** Bool: true where x (f32) is neither ±∞ nor NaN, as numpy's isfinite. */
+export const isFinite = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
+  unary('isFinite', b.isFinite, x);
 /** Identity whose derivative is zero (JAX's stop_gradient, PyTorch's detach). */
 export const stopGradient = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
   unary('stopGradient', b.stopGradient, x);

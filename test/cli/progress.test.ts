@@ -8,7 +8,7 @@ const record = (step: number, elapsed: number, perEpoch = 10): StepRecord => ({
   epoch: 1 + Math.floor((step - 1) / perEpoch),
   step,
   position: ((step - 1) % perEpoch) + 1,
-  metrics: { loss: 0.5, accuracy: 0.75 },
+  metrics: { loss: 0.5, accuracy: 0.75, skipped: 0 },
   elapsed,
 });
 

@@ -39,6 +39,7 @@ import {
   eye,
   floor,
   full,
+  isFinite,
   grad,
   hvp,
   input,
@@ -303,6 +304,18 @@ const cases: Record<Primitive, Case> = {
       x: [x],
       f: (t) => wsum(floor(t.mul(3)).mul(sin(t))).add(wsum(t.mul(t))),
       zero: (t) => wsum(floor(t.mul(3))),
+    };
+  },
+  // log(x) is NaN below 0 and −∞ at 0: isFinite picks the branch, away from that kink.
+  isFinite: (rng) => {
+    const shape = randomShape(rng, 1, 2, 1, 3);
+    const x = uniform(rng, sizeOf(shape));
+    preAll(x, (v) => Math.abs(v) > KINK);
+    return {
+      shapes: [shape],
+      x: [x],
+      f: (t) => wsum(where(isFinite(log(t)), sin(t), t.mul(t))),
+      zero: (t) => wsum(cast(isFinite(log(t)), 'f32')),
     };
   },
   // f32 → f32 carries the derivative; f32 → i32 / bool are constants to autodiff (and their values

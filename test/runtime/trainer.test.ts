@@ -12,6 +12,7 @@ import type { DeviceArray } from '../../runtime/device.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { holdOutValidation } from '../../runtime/data/validation.js';
 import { createTrainer, shuffled, type StepRecord } from '../../runtime/trainer.js';
+import { gpuDevice } from '../support/gpu.js';
 import { prng } from '../support/random.js';
 
 const cpu = await createDevice({ kind: 'cpu' });
@@ -185,5 +186,39 @@ describe('Trainer', () => {
     await expect(
       createTrainer({ model, optimizer: sgd(), data, device: cpu, batchSize: 32, seed: 9 }, path),
     ).rejects.toThrow(/seed/);
+  });
+
+  test('a run whose steps keep failing stops after maxSkips, naming the first failure', async () => {
+    // lr 1e30: the weights grow by ~1e30 a step until the loss or an update overflows f32; from
+    // then on every step fails, and three skipped in a row stop the run.
+    const steps: StepRecord[] = [];
+    const trainer = await createTrainer({
+      model,
+      optimizer: sgd({ lr: 1e30 }),
+      data,
+      device: await gpuDevice(),
+      batchSize: 16,
+      maxSkips: 3,
+      onStep: (s) => steps.push(s),
+    });
+    const error = await trainer.fit(2).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GrngError);
+    const skipped = steps.map((s) => s.metrics.skipped);
+    const first = skipped.indexOf(1) + 1;
+    expect(first).toBeGreaterThan(1);
+    expect(skipped).toEqual([...Array<number>(first - 1).fill(0), 1, 1, 1]);
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `3 steps in a row \\(${first}–${first + 2}\\) were skipped .* At step ${first}, the ` +
+          `(loss|gradient of \\S+|updated \\S+) was the first not finite \\(hyperparameters: ` +
+          `.*lr 1e\\+30.*before step ${first}\\.`,
+      ),
+    );
+    // The weights are those from before the first failure: finite.
+    const params = await read(await trainer.train.params());
+    expect(params.every((leaf) => leaf.every(Number.isFinite))).toBe(true);
+    await expect(
+      createTrainer({ model, optimizer: sgd(), data, device: cpu, maxSkips: 0 }),
+    ).rejects.toThrow(/maxSkips/);
   });
 });
