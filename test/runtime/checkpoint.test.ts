@@ -1,10 +1,12 @@
 // Checkpoints: a safetensors file (+ JSON sidecar) round-trips trees of every dtype exactly,
 // resuming a training step from one continues bit for bit (float64 interpreter and WebGPU), a
-// write killed before its rename leaves the previous checkpoint intact, and damaged files are
-// GrngErrors saying what is wrong.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// write killed before its rename leaves the previous checkpoint intact, damaged files (truncated
+// anywhere, any byte flipped, a header that is not JSON, no checksum) are GrngErrors saying what
+// is wrong, and each save keeps the checkpoint it replaces as `.prev`, which refusals name.
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
   adamw,
@@ -190,4 +192,138 @@ describe('saveCheckpoint / loadCheckpoint', () => {
     writeFileSync(path, foreign);
     expect(() => loadCheckpoint(path)).toThrow(/no grng metadata/);
   });
+});
+
+/** The GrngError loadCheckpoint(path) refuses the file with (fails the test when it loads). */
+function refusal(path: string): GrngError {
+  try {
+    loadCheckpoint(path);
+  } catch (error) {
+    expect(error).toBeInstanceOf(GrngError);
+    return error as GrngError;
+  }
+  return expect.unreachable(`${path} loaded`);
+}
+
+/** Checkpoint file bytes with the header JSON changed by `edit` (length and padding redone). */
+function withHeader(
+  bytes: Buffer,
+  edit: (header: Record<string, Record<string, unknown>>) => void,
+) {
+  const length = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8'));
+  edit(header);
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([prefix, Buffer.from(json), bytes.subarray(8 + length)]);
+}
+
+describe('damaged checkpoints are refused, never loaded wrong', () => {
+  // Every stored type (F32, F64, I32, U8), so flips land in each kind of tensor data.
+  const trees = {
+    params: { w: array(uniform(prng(3), 12).map(Math.fround), [3, 4]), b: array([Math.PI, -1]) },
+    state: { count: array([5, -7], [2], 'i32'), flags: array([1, 0, 1], [3], 'bool') },
+  };
+  const good = join(dir, 'good.safetensors');
+  const damaged = join(dir, 'damaged.safetensors');
+
+  test('a checkpoint truncated at any length is a GrngError naming the file', async () => {
+    await saveCheckpoint(good, trees, { step: 3 });
+    const bytes = readFileSync(good);
+    fc.assert(
+      fc.property(fc.nat({ max: bytes.byteLength - 1 }), (length) => {
+        writeFileSync(damaged, bytes.subarray(0, length));
+        const error = refusal(damaged);
+        expect(error.message).toContain(damaged);
+        expect(error.message).toMatch(/truncated|not JSON/);
+      }),
+    );
+  });
+
+  test('a byte changed anywhere, header or data, is a GrngError naming the file', async () => {
+    await saveCheckpoint(good, trees, { step: 3 });
+    const bytes = readFileSync(good);
+    const loadFlipped = (position: number, mask: number) => {
+      const copy = Buffer.from(bytes);
+      copy[position] ^= mask;
+      writeFileSync(damaged, copy);
+      const error = refusal(damaged);
+      expect(error.message).toContain(damaged);
+      expect(error.message).toMatch(/corrupt|truncated/);
+    };
+    fc.assert(
+      fc.property(
+        fc.nat({ max: bytes.byteLength - 1 }),
+        fc.integer({ min: 1, max: 255 }),
+        loadFlipped,
+      ),
+    );
+    // And every byte, each with one bit flipped (which bit cycles with the position).
+    for (let position = 0; position < bytes.byteLength; position++)
+      loadFlipped(position, 1 << (position % 8));
+  });
+
+  test('a header that is not JSON is a GrngError saying so', async () => {
+    await saveCheckpoint(good, trees, { step: 3 });
+    const bytes = Buffer.from(readFileSync(good));
+    const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
+    bytes.write('not json', headerEnd - 12, 'latin1');
+    writeFileSync(damaged, bytes);
+    expect(refusal(damaged).message).toMatch(
+      /damaged.safetensors is corrupt: its header is not JSON/,
+    );
+  });
+
+  test('a grng checkpoint without its checksum (older grng, other tool) is refused', async () => {
+    await saveCheckpoint(good, trees, { step: 3 });
+    writeFileSync(
+      damaged,
+      withHeader(readFileSync(good), (header) => delete header.__metadata__.grng_sha256),
+    );
+    const error = refusal(damaged);
+    expect(error.message).toContain(`${damaged} has no grng_sha256 checksum`);
+    expect(error.message).toMatch(/older grng or by another tool.*write it again with this grng/);
+    // The same header with its checksum is intact: only the checksum was missing.
+    writeFileSync(
+      damaged,
+      withHeader(readFileSync(good), () => {}),
+    );
+    expect(loadCheckpoint(damaged).meta.step).toBe(3);
+  });
+
+  test(
+    'each save keeps the checkpoint it replaces as .prev; a refused checkpoint names its ' +
+      'intact .prev and step, and a damaged one never replaces a good .prev',
+    async () => {
+      const path = join(dir, 'history.safetensors');
+      const stepOf = (file: string) => loadCheckpoint(file).meta.step;
+      await saveCheckpoint(path, trees, { step: 1 });
+      expect(existsSync(`${path}.prev`)).toBe(false);
+      await saveCheckpoint(path, trees, { step: 2 });
+      await saveCheckpoint(path, trees, { step: 3 });
+      expect([stepOf(path), stepOf(`${path}.prev`)]).toEqual([3, 2]);
+
+      const bytes = readFileSync(path);
+      const flipped = Buffer.from(bytes);
+      flipped[bytes.byteLength - 1] ^= 0x10;
+      writeFileSync(path, flipped);
+      const named = `the previous checkpoint, step 2, is at ${path}.prev: resume from it`;
+      expect(refusal(path).message).toContain(named);
+      writeFileSync(path, bytes.subarray(0, 100));
+      expect(refusal(path).message).toContain(named);
+
+      // Saving over the damaged file keeps the good .prev (step 2), not the damage.
+      await saveCheckpoint(path, trees, { step: 4 });
+      expect([stepOf(path), stepOf(`${path}.prev`)]).toEqual([4, 2]);
+
+      // With .prev damaged too, the message says what to do instead.
+      writeFileSync(path, flipped);
+      writeFileSync(`${path}.prev`, flipped.subarray(0, 50));
+      const error = refusal(path);
+      expect(error.message).not.toContain('.prev');
+      expect(error.message).toMatch(/restore it from a good copy, or train again/);
+    },
+  );
 });

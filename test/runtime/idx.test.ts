@@ -1,10 +1,14 @@
-// The IDX reader on files the test writes: raw and gzip, and the errors for broken files.
+// The IDX reader on files the test writes: raw and gzip, and the errors for broken files:
+// truncated anywhere, a changed header byte, a changed gzip byte, each saying what was expected.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
+import { GrngError } from '../../index.js';
 import { loadIdxImages, readIdx } from '../../runtime/data/index.js';
+import { prng } from '../support/random.js';
 
 /** An IDX file of unsigned bytes with `shape` (big-endian sizes after the magic number). */
 function idx(shape: readonly number[], data: readonly number[]): Buffer {
@@ -26,6 +30,109 @@ describe('IDX files', () => {
       expect(got.shape).toEqual([2, 3]);
       expect(Array.from(got.data)).toEqual([0, 1, 2, 253, 254, 255]);
     }
+  });
+
+  /** The GrngError readIdx(path) refuses the file with (fails the test when it reads). */
+  const refusal = (path: string): GrngError => {
+    try {
+      readIdx(path);
+    } catch (error) {
+      expect(error).toBeInstanceOf(GrngError);
+      expect((error as GrngError).message).toContain(path);
+      return error as GrngError;
+    }
+    return expect.unreachable(`${path} was read`);
+  };
+
+  // 5 images of 3×3 random bytes. Its odd length (61 bytes) matters for a changed rank byte: IDX
+  // has no checksum, so a rank whose header would end exactly at the end of the file, reading
+  // sizes of zero from the data, would describe an empty array that the file does hold.
+  const rng = prng(7);
+  const pixels = Array.from({ length: 45 }, () => Math.floor(256 * rng()));
+  const images = idx([5, 3, 3], pixels);
+
+  test('a raw or gzip file truncated at any length is a GrngError naming the file', () => {
+    const damaged = join(dir, 'truncated');
+    for (const bytes of [images, gzipSync(images)])
+      fc.assert(
+        fc.property(fc.nat({ max: bytes.length - 1 }), (length) => {
+          writeFileSync(damaged, bytes.subarray(0, length));
+          expect(refusal(damaged).message).toMatch(/truncated|not an IDX file|not a valid gzip/);
+        }),
+      );
+  });
+
+  test('a header byte of a raw file changed in any way is a GrngError naming the file', () => {
+    // The data bytes cannot be checked: the format has no checksum.
+    const damaged = join(dir, 'header-changed');
+    const loadChanged = (position: number, mask: number) => {
+      const copy = Buffer.from(images);
+      copy[position] ^= mask;
+      writeFileSync(damaged, copy);
+      refusal(damaged);
+    };
+    fc.assert(fc.property(fc.nat({ max: 15 }), fc.integer({ min: 1, max: 255 }), loadChanged));
+    // And every single-bit flip.
+    for (let position = 0; position < 16; position++)
+      for (let bit = 0; bit < 8; bit++) loadChanged(position, 1 << bit);
+  });
+
+  test('a byte changed anywhere in a gzip file is refused or reads back the same data', () => {
+    // gzip's CRC-32 covers the data; a few header bytes (time, OS) do not matter.
+    const gzip = gzipSync(images);
+    const damaged = join(dir, 'changed.gz');
+    fc.assert(
+      fc.property(
+        fc.nat({ max: gzip.length - 1 }),
+        fc.integer({ min: 1, max: 255 }),
+        (at, mask) => {
+          const copy = Buffer.from(gzip);
+          copy[at] ^= mask;
+          writeFileSync(damaged, copy);
+          let read: { shape: readonly number[]; data: Uint8Array } | undefined;
+          try {
+            read = readIdx(damaged);
+          } catch (error) {
+            expect(error).toBeInstanceOf(GrngError);
+            expect((error as GrngError).message).toContain(damaged);
+          }
+          if (read !== undefined) {
+            expect(read.shape).toEqual([5, 3, 3]);
+            expect(Array.from(read.data)).toEqual(pixels);
+          }
+        },
+      ),
+    );
+  });
+
+  test('messages say what was expected and what the file holds', () => {
+    const write = (name: string, bytes: Buffer) => {
+      writeFileSync(join(dir, name), bytes);
+      return join(dir, name);
+    };
+    const withByte = (at: number, value: number) => {
+      const copy = Buffer.from(images);
+      copy[at] = value;
+      return copy;
+    };
+    expect(refusal(write('magic', withByte(1, 0x08))).message).toMatch(
+      /bad magic number\): expected 0x00 0x00 <type> <rank> at the start of its content, found 0x00 0x08 0x08 0x03/,
+    );
+    expect(refusal(write('float', withByte(2, 0x0d))).message).toMatch(
+      /holds IDX type 0x0d \(float32\); only unsigned bytes \(0x08\) are supported/,
+    );
+    expect(refusal(write('code', withByte(2, 0x42))).message).toMatch(
+      /type code 0x42, which no IDX file has \(expected 0x08, unsigned bytes\)/,
+    );
+    expect(refusal(write('long', Buffer.concat([images, Buffer.from([1, 2])]))).message).toMatch(
+      /should hold 45 values for shape \[5, 3, 3\] but holds 47 \(2 bytes too many, content\)/,
+    );
+    expect(refusal(write('head', images.subarray(0, 10))).message).toMatch(
+      /truncated \(header\): its magic number declares 3 dimensions, which take 16 bytes, but its content has 10/,
+    );
+    expect(refusal(write('short.gz', gzipSync(images.subarray(0, 50)))).message).toMatch(
+      /should hold 45 values .* but holds 34 \(truncated, decompressed content\); the file is corrupt or truncated: reinstall/,
+    );
   });
 
   test('a truncated, non-IDX or corrupt gzip file is a GrngError saying what is wrong', () => {
