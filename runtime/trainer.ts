@@ -218,7 +218,9 @@ export async function createTrainer<H extends HyperDefaults, S>(
     ];
     hyperChanges = meta.hyperChanges ?? {};
   }
-  const output = checkBatch('Trainer', model, loss, params, batchOf(data.train, [0]));
+  const output = fromCheckpoint(resume, () =>
+    checkBatch('Trainer', model, loss, params, batchOf(data.train, [0])),
+  );
   if (output.length < 2 || output[output.length - 1] < data.classes)
     throw new GrngError(
       'Trainer',
@@ -419,4 +421,19 @@ function tooManySkips(skips: readonly SkipRecord[]): GrngError {
       `state are those from before step ${first.step}. Lower the step size, raise the damping, or ` +
       `look for NaN or infinite values in the data.`,
   );
+}
+
+/** `check()`, its GrngError naming the checkpoint `resume` when the parameters came from one. */
+function fromCheckpoint<T>(resume: string | undefined, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (resume === undefined || !(error instanceof GrngError)) throw error;
+    const message = error.message.replace(/^Trainer: /, '');
+    throw new GrngError(
+      'Trainer',
+      `${resume} holds parameters of another model: ${message}`,
+      error.details,
+    );
+  }
 }

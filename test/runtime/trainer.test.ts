@@ -186,6 +186,13 @@ describe('Trainer', () => {
     await expect(
       createTrainer({ model, optimizer: sgd(), data, device: cpu, batchSize: 32, seed: 9 }, path),
     ).rejects.toThrow(/seed/);
+    // Another model (hidden width 6, not 8): refused, naming the checkpoint and a parameter path.
+    const other = nn.mlp([16, 6, 3]);
+    await expect(
+      createTrainer({ model: other, optimizer: sgd(), data, device: cpu, batchSize: 32 }, path),
+    ).rejects.toThrow(
+      /sgd\.safetensors holds parameters of another model: the parameters do not fit the model: layers\.0\.b is f32\[8\], the model makes f32\[6\]/,
+    );
   });
 
   test('a run whose steps keep failing stops after maxSkips, naming the first failure', async () => {
