@@ -3,9 +3,13 @@ import { CpuDevice } from './cpu-device.js';
 import type { Device } from './device.js';
 import { openGpu, type OpenGpuOptions } from './gpu/open-gpu.js';
 import type { Precision } from './interpreter.js';
-import { WebGpuDevice } from './webgpu-device.js';
+import { memoryBounds, WebGpuDevice, type WebGpuMemoryOptions } from './webgpu-device.js';
 
-export interface DeviceOptions {
+/**
+ * For WebGPU, also the bounds on what the device caches (maxExecutables, maxPipelines,
+ * maxPooledBytes; see WebGpuMemoryOptions).
+ */
+export interface DeviceOptions extends WebGpuMemoryOptions {
   /** 'webgpu' (default): a GPU adapter through WebGPU. 'cpu': the reference interpreter. */
   readonly kind?: 'cpu' | 'webgpu';
   /** For the CPU interpreter: float64 math (default) or float32 rounding of every value. */
@@ -32,12 +36,16 @@ export async function createDevice(options: DeviceOptions = {}): Promise<Device>
     return new CpuDevice(precision);
   }
   if (kind === 'webgpu') {
+    memoryBounds(options); // a bad bound fails before an adapter is opened
     const gpu = await openGpu({ backend: options.backend, featureLevel: options.featureLevel });
-    return new WebGpuDevice({
-      device: gpu.device,
-      description: `${gpu.adapterName} (${gpu.backend}, ${gpu.featureLevel})`,
-      owner: gpu,
-    });
+    return new WebGpuDevice(
+      {
+        device: gpu.device,
+        description: `${gpu.adapterName} (${gpu.backend}, ${gpu.featureLevel})`,
+        owner: gpu,
+      },
+      options,
+    );
   }
   throw new GrngError('createDevice', `unknown device kind ${String(kind)}; use 'webgpu' or 'cpu'`);
 }

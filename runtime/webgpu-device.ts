@@ -14,7 +14,8 @@ import { planOf, type ProgramPlan } from '../compiler/program-plan.js';
 import type { DispatchSource } from '../compiler/wgsl/kernel.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
 import { scalarCellsOf, type ScalarCells } from './host-scalars.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool, DEFAULT_POOL_BYTES } from './buffer-pool.js';
+import { LruCache } from './lru-cache.js';
 import {
   consumedError,
   type ArrayData,
@@ -95,6 +96,40 @@ interface Executable {
   };
 }
 
+/**
+ * Bounds on what a WebGPU device keeps between calls, so a process that compiles many programs
+ * (many shapes) stays within a fixed memory (docs/architecture.md, Running).
+ */
+export interface WebGpuMemoryOptions {
+  /**
+   * Compiled programs kept (default 256); past it the least recently used is dropped, its
+   * buffers freed once queued work is done, and it compiles again when next called.
+   */
+  readonly maxExecutables?: number;
+  /** Compute pipelines kept for sharing between programs by WGSL text (default 1024). */
+  readonly maxPipelines?: number;
+  /** Bytes of idle buffers the pool keeps for reuse (default 256 MiB; see BufferPool). */
+  readonly maxPooledBytes?: number;
+}
+
+export const DEFAULT_MAX_EXECUTABLES = 256;
+export const DEFAULT_MAX_PIPELINES = 1024;
+
+/** What a device holds now (WebGpuDevice.memoryStats): flat over a long run, for soak tests. */
+export interface MemoryStats {
+  /** Compiled programs cached (at most maxExecutables). */
+  readonly executables: number;
+  /** Pipelines cached for sharing (at most maxPipelines). */
+  readonly pipelines: number;
+  /** Bytes of idle buffers in the pool (at most maxPooledBytes once the GPU has caught up). */
+  readonly pooledBytes: number;
+  /**
+   * Bytes of the GPU buffers the device created and has not destroyed: arrays, pooled buffers,
+   * programs' constants and uniforms (not the staging buffers of a read, destroyed at once).
+   */
+  readonly liveBytes: number;
+}
+
 /** Bytes of an offsets uniform of `count` u32s, as the kernel declares it. */
 const uniformSize = (count: number) => 16 * offsetCells(count);
 
@@ -104,7 +139,7 @@ export interface DeviceStats {
   dispatches: number;
   /** Command buffers submitted by execute (one per call). */
   submits: number;
-  /** Distinct compute pipelines created (identical WGSL shares one). */
+  /** Compute pipelines created (identical WGSL shares one while it stays cached). */
   pipelines: number;
   /** Characters of WGSL in those pipelines: what the driver's shader compiler was given. */
   shaderChars: number;
@@ -117,7 +152,10 @@ export interface DeviceStats {
   gatedMatmulFlops: number;
 }
 
-/** Runs compiled WGSL programs on a WebGPU device; one command buffer per call. */
+/**
+ * Runs compiled WGSL programs on a WebGPU device; one command buffer per call. What it caches is
+ * bounded by WebGpuMemoryOptions.
+ */
 export class WebGpuDevice implements Device {
   readonly kind = 'webgpu' as const;
   readonly description: string;
@@ -131,10 +169,19 @@ export class WebGpuDevice implements Device {
     matmulFlops: 0,
     gatedMatmulFlops: 0,
   };
-  private readonly executables = new Map<string, Executable>();
-  /** Pipelines by WGSL source: the same kernel in two programs compiles once. */
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly executables: LruCache<string, Executable>;
+  /**
+   * Pipelines by WGSL source: the same kernel in two programs compiles once. WebGPU cannot destroy
+   * a pipeline; an evicted one is freed when no executable holds it.
+   */
+  private readonly pipelines: LruCache<string, GPUComputePipeline>;
+  /** The input nodes of each output set: one per program or so, bounded like the programs. */
+  private readonly inputsOf: LruCache<string, readonly Node[]>;
   private readonly pool: BufferPool;
+  /** Programs compiled (see programCount). */
+  private compiled = 0;
+  /** Bytes of the buffers executables hold (constants, uniforms), not yet destroyed. */
+  private executableBytes = 0;
   // A dropped array releases its share of its buffer; the last one returns it to the pool.
   private readonly reclaim = new FinalizationRegistry<Allocation>((allocation) =>
     allocation.release(),
@@ -142,11 +189,15 @@ export class WebGpuDevice implements Device {
   /** Compile without fusion (every op its own kernel): the reference schedule for tests. */
   fuse = true;
 
-  constructor(handle: GpuHandle) {
+  constructor(handle: GpuHandle, memory: WebGpuMemoryOptions = {}) {
     this.gpu = handle.device;
     this.description = handle.description;
     this.owner = handle.owner;
-    this.pool = new BufferPool(this.gpu, USAGE);
+    const bounds = memoryBounds(memory);
+    this.executables = new LruCache(bounds.maxExecutables, (exe) => this.retire(exe));
+    this.inputsOf = new LruCache(bounds.maxExecutables);
+    this.pipelines = new LruCache(bounds.maxPipelines);
+    this.pool = new BufferPool(this.gpu, USAGE, bounds.maxPooledBytes);
     this.maxMergedInvocations =
       handle.maxMergedInvocations ??
       (CPU_ADAPTER.test(handle.description) ? CPU_ADAPTER_MERGED_INVOCATIONS : Infinity);
@@ -280,9 +331,22 @@ export class WebGpuDevice implements Device {
     );
   }
 
-  /** How many distinct programs this device has compiled. */
+  /**
+   * How many programs this device has compiled: a program evicted from the cache and called again
+   * compiles, and counts, again.
+   */
   get programCount(): number {
-    return this.executables.size;
+    return this.compiled;
+  }
+
+  /** What the device holds now (see MemoryStats). */
+  memoryStats(): MemoryStats {
+    return {
+      executables: this.executables.size,
+      pipelines: this.pipelines.size,
+      pooledBytes: this.pool.pooledBytes,
+      liveBytes: this.pool.liveBytes + this.executableBytes,
+    };
   }
 
   /** Number of compute dispatches `outputs` compile to (inputs in buffers of their own). */
@@ -355,10 +419,13 @@ export class WebGpuDevice implements Device {
         );
       }
     }
-    let exe = this.plans.get(plan);
+    // Loaded plans share the programs' cache (and its bound), under a key of their identity.
+    let key = this.planKeys.get(plan);
+    if (key === undefined) this.planKeys.set(plan, (key = `plan#${this.nextPlanKey++}`));
+    let exe = this.executables.get(key);
     if (exe === undefined) {
       exe = this.prepare(plan);
-      this.plans.set(plan, exe);
+      this.executables.set(key, exe);
     }
     const out = this.run(exe, buffers, hostValuesOf(inputs));
     for (const name of donated) this.dispose(inputs.get(name) as GpuArray);
@@ -393,8 +460,9 @@ export class WebGpuDevice implements Device {
     this.stats.submits++;
   }
 
-  /** Loaded plans, by identity. */
-  private readonly plans = new WeakMap<ProgramPlan, Executable>();
+  /** Cache keys of loaded plans, by identity. */
+  private readonly planKeys = new WeakMap<ProgramPlan, string>();
+  private nextPlanKey = 0;
 
   /**
    * Records and submits one call of `exe` with the input slots in `inputBuffers`; returns views of
@@ -406,6 +474,10 @@ export class WebGpuDevice implements Device {
     hostValues: ReadonlyMap<string, number> = new Map(),
   ): GpuArray[] {
     this.lastGated = exe.gates === undefined ? undefined : exe;
+    if (this.retiredGated !== undefined && this.retiredGated !== this.lastGated) {
+      this.retire(this.retiredGated);
+      this.retiredGated = undefined;
+    }
     const { slots } = exe.plan;
     const buffers: GPUBuffer[] = [];
     const arenas: GPUBuffer[] = [];
@@ -559,8 +631,6 @@ export class WebGpuDevice implements Device {
     return { buffers, layout, hostInputs, hostValues };
   }
 
-  private readonly inputsOf = new Map<string, readonly Node[]>();
-
   private inputNodes(outputs: readonly Node[]): readonly Node[] {
     const key = outputs.map((n) => n.id).join(',');
     let nodes = this.inputsOf.get(key);
@@ -613,6 +683,8 @@ export class WebGpuDevice implements Device {
 
   /** The latest call's executable, when it had gated dispatches. */
   private lastGated: Executable | undefined;
+  /** lastGated once evicted: gatedWork may still read its buffers, so they wait for a call. */
+  private retiredGated: Executable | undefined;
 
   /**
    * What the gated dispatches of the most recent call did (for profiling: one read back, after the
@@ -732,8 +804,41 @@ export class WebGpuDevice implements Device {
       if (explain) console.error(explainProgram(program, explain === 'wgsl'));
       exe = { program, ...this.prepare(planOf(program, this.inputNodes(outputs))) };
       this.executables.set(key, exe);
+      this.compiled++;
     }
     return exe;
+  }
+
+  /**
+   * Frees what an evicted executable holds. Queued work may still use its buffers (destroying a
+   * buffer a submission still reads is not allowed), so they are destroyed once the work submitted
+   * so far is done; nothing submitted later can use them, since the executable is gone.
+   */
+  private retire(exe: Executable): void {
+    if (exe === this.lastGated) {
+      this.retiredGated = exe;
+      return;
+    }
+    exe.bindGroups.clear();
+    const { gates } = exe;
+    const buffers = [
+      ...exe.constants.values(),
+      exe.offsets.buffer,
+      ...(exe.scalars === undefined ? [] : [exe.scalars]),
+      ...(gates === undefined ? [] : [gates.counts, gates.args, gates.params]),
+    ];
+    void this.gpu.queue.onSubmittedWorkDone().then(() => {
+      for (const buffer of buffers) {
+        this.executableBytes -= buffer.size;
+        buffer.destroy();
+      }
+    });
+  }
+
+  /** A buffer an executable owns, counted in memoryStats until retire destroys it. */
+  private createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    this.executableBytes += descriptor.size;
+    return this.gpu.createBuffer(descriptor);
   }
 
   /** Pipelines, the constants uploaded once and the scalars uniform of a plan. */
@@ -742,7 +847,7 @@ export class WebGpuDevice implements Device {
     const constants = new Map<number, GPUBuffer>();
     plan.slots.forEach((slot, i) => {
       if (slot.kind !== 'constants') return;
-      const buffer = this.gpu.createBuffer({ size: 4 * slot.data.length, usage: USAGE });
+      const buffer = this.createBuffer({ size: 4 * slot.data.length, usage: USAGE });
       this.gpu.queue.writeBuffer(
         buffer,
         0,
@@ -756,7 +861,7 @@ export class WebGpuDevice implements Device {
     );
     const scalars =
       cells > 0
-        ? this.gpu.createBuffer({ size: 16 * scalarCells(cells), usage: UNIFORM | COPY_DST })
+        ? this.createBuffer({ size: 16 * scalarCells(cells), usage: UNIFORM | COPY_DST })
         : undefined;
     return {
       plan,
@@ -775,13 +880,13 @@ export class WebGpuDevice implements Device {
     const gatePlan = planGates(plan.kernels, (source) => this.groupsOf(source));
     if (gatePlan.groups.length === 0) return undefined;
     const stride = Math.max(16, this.gpu.limits.minUniformBufferOffsetAlignment);
-    const counts = this.gpu.createBuffer({ size: 4 * gatePlan.counts.length, usage: USAGE });
+    const counts = this.createBuffer({ size: 4 * gatePlan.counts.length, usage: USAGE });
     this.gpu.queue.writeBuffer(counts, 0, gatePlan.counts);
-    const args = this.gpu.createBuffer({
+    const args = this.createBuffer({
       size: 4 * gatePlan.counts.length,
       usage: STORAGE | INDIRECT | COPY_SRC,
     });
-    const params = this.gpu.createBuffer({
+    const params = this.createBuffer({
       size: stride * gatePlan.groups.length,
       usage: UNIFORM | COPY_DST,
     });
@@ -801,7 +906,7 @@ export class WebGpuDevice implements Device {
       size = start + uniformSize(offsets.length);
       return start;
     });
-    const buffer = this.gpu.createBuffer({ size: Math.max(size, 16), usage: UNIFORM | COPY_DST });
+    const buffer = this.createBuffer({ size: Math.max(size, 16), usage: UNIFORM | COPY_DST });
     const data = new Uint32Array(buffer.size / 4);
     plan.kernels.forEach(({ offsets }, k) => data.set(offsets, (at[k] ?? 0) / 4));
     this.gpu.queue.writeBuffer(buffer, 0, data);
@@ -821,6 +926,21 @@ export class WebGpuDevice implements Device {
     }
     return p;
   }
+}
+
+/** The bounds `memory` asks for, defaults filled in; a GrngError for a bound that is no count. */
+export function memoryBounds(memory: WebGpuMemoryOptions): Required<WebGpuMemoryOptions> {
+  const bound = (name: keyof WebGpuMemoryOptions, fallback: number, min: number) => {
+    const value = memory[name] ?? fallback;
+    if (!Number.isInteger(value) || value < min)
+      throw new GrngError('createDevice', `${name} must be an integer ≥ ${min}, got ${value}`);
+    return value;
+  };
+  return {
+    maxExecutables: bound('maxExecutables', DEFAULT_MAX_EXECUTABLES, 1),
+    maxPipelines: bound('maxPipelines', DEFAULT_MAX_PIPELINES, 1),
+    maxPooledBytes: bound('maxPooledBytes', DEFAULT_POOL_BYTES, 0),
+  };
 }
 
 /** The host values of the one-element arrays among `inputs` uploaded from numbers, by name. */
