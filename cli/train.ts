@@ -51,6 +51,8 @@ ${TRANSFER_USAGE}
   --epochs N         epochs to train (default 2)
   --batch-size N     default 128
   --seed N           initial parameters, shuffles, validation split and step keys (default 0)
+  --checkpoint-every N  also save the checkpoint every N steps (it is saved after every epoch); a
+                     lost GPU device is reopened and the run goes on from the last checkpoint
   --max-skips N      stop after N steps in a row skipped for a non-finite loss, gradient or update
                      (such a step leaves parameters and state unchanged; default 10)
   --device KIND      webgpu (default) or cpu (the float64 interpreter)
@@ -82,6 +84,7 @@ export async function train(
       'batch-size': { type: 'string', default: '128' },
       seed: { type: 'string', default: '0' },
       'max-skips': { type: 'string', default: '10' },
+      'checkpoint-every': { type: 'string' },
       device: { type: 'string', default: 'webgpu' },
       out: { type: 'string', default: 'runs/train' },
       resume: { type: 'boolean', default: false },
@@ -111,6 +114,10 @@ export async function train(
   const batchSize = parseNumber('batch-size', values['batch-size'], { integer: true, min: 1 });
   const seed = parseNumber('seed', values.seed, { integer: true, min: 0 });
   const maxSkips = parseNumber('max-skips', values['max-skips'], { integer: true, min: 1 });
+  const checkpointEvery =
+    values['checkpoint-every'] === undefined
+      ? undefined
+      : parseNumber('checkpoint-every', values['checkpoint-every'], { integer: true, min: 1 });
   const warmupSteps = parseNumber('warmup', values.warmup, { integer: true, min: 0 });
   const out = values.out;
   const checkpoint = join(out, 'checkpoint.safetensors');
@@ -151,6 +158,12 @@ export async function train(
       seed,
       params,
       maxSkips,
+      checkpoint: {
+        path: checkpoint,
+        every: checkpointEvery,
+        meta: { ...modelSettings, ...transfer },
+      },
+      reopenDevice: () => deviceNamed(values.device),
       onStep: (record) => {
         log({
           kind: 'step',
@@ -182,7 +195,6 @@ export async function train(
     const [record] = await trainer.fit(trainer.epoch);
     progress.end();
     log({ kind: 'epoch', ...record });
-    await trainer.save(checkpoint, { ...modelSettings, ...transfer });
     const validated =
       record.validationAccuracy === undefined
         ? ''

@@ -26,6 +26,11 @@ export interface Device {
    * for all).
    */
   uploadAll(items: readonly ArrayData[]): DeviceArray[];
+  /**
+   * Why the device was lost (destroyed, a driver reset, a GPU removed), or undefined while it
+   * works. A lost device fails every later call; a new one must be opened (the Trainer can).
+   */
+  lostReason?(): string | undefined;
 }
 
 /** Host values for a device array: row-major data with its shape and dtype. */

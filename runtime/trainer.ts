@@ -66,6 +66,22 @@ export interface TrainerOptions<H extends HyperDefaults, S> {
    * Infinity never stops.
    */
   readonly maxSkips?: number;
+  /**
+   * Saves the run to `path` every `every` steps (when given) and after every epoch, with `meta`
+   * added to the checkpoint's metadata: what fit goes back to when the device is lost.
+   */
+  readonly checkpoint?: {
+    readonly path: string;
+    readonly every?: number;
+    readonly meta?: Readonly<Record<string, unknown>>;
+  };
+  /**
+   * Opens a new device when the one training is lost (a driver reset, a removed GPU): fit then
+   * reloads the last checkpoint it saved (or the run's start) and goes on, replaying the steps
+   * since (reported again through onStep), so the result is the uninterrupted run's. Without it a
+   * lost device ends fit with an error saying so.
+   */
+  readonly reopenDevice?: () => Promise<Device>;
 }
 
 export interface StepRecord {
@@ -154,7 +170,7 @@ export async function createTrainer<H extends HyperDefaults, S>(
   options: TrainerOptions<H, S>,
   resume?: string,
 ): Promise<Trainer> {
-  const { model, optimizer, data, device } = options;
+  const { model, optimizer, data } = options;
   const loss = options.loss ?? crossEntropy;
   const batchSize = options.batchSize ?? 128;
   const seed = options.seed ?? 0;
@@ -174,50 +190,13 @@ export async function createTrainer<H extends HyperDefaults, S>(
     options.params ?? ((model as Model<ParamTree>).init(seed) as Tree<ArrayLeaf>);
   const trainable = options.trainable ?? model.trainable;
   const frozen = splitTrainable('Trainer', initial, isArrayLeaf, trainable).frozen;
-  let params = initial;
-  let state: Tree<ArrayLeaf> | undefined;
-  let step = 0;
-  let elapsed = 0;
-  let hyperChanges: Record<string, number | boolean | string> = {};
-  if (resume !== undefined) {
-    const saved = loadCheckpoint(resume);
-    const meta = saved.meta as {
-      step?: number;
-      epoch?: number;
-      position?: number;
-      seed?: number;
-      optimizer?: string;
-      elapsed?: number;
-      hyperChanges?: typeof hyperChanges;
-      trainable?: string[];
-    };
-    if (meta.optimizer !== optimizer.name || meta.seed !== seed) {
-      throw new GrngError(
-        'Trainer',
-        `${resume} was written by a run of ${meta.optimizer} with seed ` +
-          `${meta.seed}; this one is ${optimizer.name} with seed ${seed}`,
-      );
-    }
-    const partial = meta.trainable !== undefined;
-    if (partial !== (frozen !== undefined) || (partial && !sameList(meta.trainable, trainable)))
-      throw new GrngError(
-        'Trainer',
-        `${resume} trained ${partial ? meta.trainable?.join(', ') : 'every parameter'}; this ` +
-          `run trains ${frozen === undefined ? 'every parameter' : trainable?.join(', ')}`,
-      );
-    const trees = saved.trees as { params: Tree<HostArray>; state: Tree<HostArray> };
-    state = trees.state;
-    // A checkpoint of a partly frozen model holds what trained; the rest comes from `initial`.
-    params =
-      frozen === undefined ? trees.params : joinTrees('Trainer', trees.params, frozen, isArrayLeaf);
-    [step, cursor.epoch, cursor.position, elapsed] = [
-      meta.step ?? 0,
-      meta.epoch ?? 1,
-      meta.position ?? 0,
-      meta.elapsed ?? 0,
-    ];
-    hyperChanges = meta.hyperChanges ?? {};
-  }
+  const expected = { optimizer: optimizer.name, seed, trainable, frozen };
+  const fresh: Restored = { params: initial, step: 0, epoch: 1, position: 0, elapsed: 0 };
+  const restored = resume === undefined ? fresh : restoreRun(resume, expected);
+  const { params } = restored;
+  let { step, elapsed } = restored;
+  [cursor.epoch, cursor.position] = [restored.epoch, restored.position];
+  let hyperChanges: Record<string, number | boolean | string> = restored.hyperChanges ?? {};
   const output = fromCheckpoint(resume, () =>
     checkBatch('Trainer', model, loss, params, batchOf(data.train, [0])),
   );
@@ -228,27 +207,37 @@ export async function createTrainer<H extends HyperDefaults, S>(
         `${data.classes} classes`,
     );
   const metrics = options.metrics ?? ['loss', 'accuracy'];
-  const train = (await compileTrainStep({
-    model,
-    loss,
-    optimizer,
-    params,
-    device,
-    metrics,
-    seed,
-    state,
-    step,
-    trainable,
-  })) as TrainStep<HyperDefaults>;
-  if (Object.keys(hyperChanges).length > 0) train.setHyper(hyperChanges as never);
+  const every = options.checkpoint?.every;
+  if (every !== undefined && !(Number.isInteger(every) && every >= 1))
+    throw new GrngError('Trainer', `checkpoint.every must be a positive integer, got ${every}`);
   let hyper: Readonly<Record<string, unknown>> = { ...optimizer.hyper, ...hyperChanges };
-  const evaluateBatch = jit(
-    (p: ParamTree, x: Tensor, y: Tensor) => [
-      loss((model as Model<ParamTree>).apply(p, x), y),
-      accuracyOf((model as Model<ParamTree>).apply(p, x), y),
-    ],
-    { device },
-  );
+  // The compiled step and evaluation on `device`, from a run's start or a checkpoint: made again
+  // on a new device when the device is lost.
+  const open = async (on: Device, from: Restored) => {
+    const step = (await compileTrainStep({
+      model,
+      loss,
+      optimizer,
+      params: from.params,
+      device: on,
+      metrics,
+      seed,
+      state: from.state,
+      step: from.step,
+      trainable,
+    })) as TrainStep<HyperDefaults>;
+    if (Object.keys(hyperChanges).length > 0) step.setHyper(hyperChanges as never);
+    const evaluation = jit(
+      (p: ParamTree, x: Tensor, y: Tensor) => [
+        loss((model as Model<ParamTree>).apply(p, x), y),
+        accuracyOf((model as Model<ParamTree>).apply(p, x), y),
+      ],
+      { device: on },
+    );
+    return { step, evaluation };
+  };
+  let device = options.device;
+  let { step: train, evaluation: evaluateBatch } = await open(device, { ...restored, params });
 
   const evaluate = async (split: ImageSplit = data.test) => {
     const current = (await train.params()) as Tree<DeviceArray>;
@@ -307,17 +296,21 @@ export async function createTrainer<H extends HyperDefaults, S>(
         );
         cursor.position++;
         step++;
-        pending.push({
-          record: { epoch: cursor.epoch, step, position: cursor.position },
-          result: train.run(batchOf(data.train, indices)),
-        });
+        const result = train.run(batchOf(data.train, indices));
+        // Handled when settled, in order; a later step may fail while an earlier one is awaited.
+        result.catch(() => {});
+        pending.push({ record: { epoch: cursor.epoch, step, position: cursor.position }, result });
         // Metrics are read a few steps behind, so the device always has queued work.
         if (pending.length > 3) await settle();
+        if (every !== undefined && step % every === 0) {
+          while (pending.length > 0) await settle();
+          await autoSave();
+        }
       }
       while (pending.length > 0) await settle();
     } catch (error) {
       // The steps queued behind a failed one fail the same way: report the first error only.
-      for (const { result } of pending.splice(0)) result.catch(() => {});
+      pending.splice(0);
       throw error;
     }
     if (cursor.position < stepsPerEpoch) return undefined; // stopped mid-epoch
@@ -345,40 +338,75 @@ export async function createTrainer<H extends HyperDefaults, S>(
     };
     cursor.epoch++;
     cursor.position = 0;
+    if (options.checkpoint !== undefined) await autoSave();
     return record;
+  };
+
+  const save = async (path: string, extra: Readonly<Record<string, unknown>> = {}) => {
+    const meta = {
+      ...extra,
+      step,
+      epoch: cursor.epoch,
+      position: cursor.position,
+      seed,
+      optimizer: optimizer.name,
+      hyper,
+      hyperChanges,
+      batchSize,
+      elapsed,
+      ...(frozen === undefined ? {} : { trainable }),
+    };
+    const all = await train.params();
+    const saved =
+      frozen === undefined ? all : splitTrainable('Trainer', all, isArrayLeaf, trainable).trainable;
+    await saveCheckpoint(path, { params: saved, state: await train.state() }, meta);
+  };
+
+  // The checkpoint a lost device sends fit back to: the last one saved, else the run's start.
+  let lastSaved = resume;
+  const autoSave = async () => {
+    const { path, meta } = options.checkpoint as NonNullable<typeof options.checkpoint>;
+    await save(path, meta);
+    lastSaved = path;
+  };
+  let recoveries = 0;
+  /** After `error`: a new device and the last checkpoint when the device was lost, else throws. */
+  const recover = async (error: unknown) => {
+    const reason = device.lostReason?.();
+    if (reason === undefined) throw error;
+    const lostAt = `the device was lost at step ${step} (${reason})`;
+    if (options.reopenDevice === undefined)
+      throw new GrngError(
+        'Trainer',
+        `${lostAt}; give reopenDevice (and checkpoint, to replay fewer steps) to go on on a new ` +
+          `device, or resume from the last checkpoint saved`,
+      );
+    // A device that keeps failing is not a transient loss.
+    if (++recoveries > 3) throw new GrngError('Trainer', `${lostAt}, a fourth time: stopping`);
+    device = await options.reopenDevice();
+    const from = lastSaved === undefined ? restored : restoreRun(lastSaved, expected);
+    ({ step, elapsed } = from);
+    [cursor.epoch, cursor.position] = [from.epoch, from.position];
+    hyperChanges = from.hyperChanges ?? {};
+    hyper = { ...optimizer.hyper, ...hyperChanges };
+    consecutiveSkips = [];
+    ({ step: train, evaluation: evaluateBatch } = await open(device, from));
   };
 
   return {
     async fit(epochs, stopAt = Infinity) {
       const records: EpochRecord[] = [];
       while (cursor.epoch <= epochs && step < stopAt) {
-        const record = await runEpoch(stopAt);
+        const record = await runEpoch(stopAt).catch(async (error: unknown) => {
+          await recover(error);
+          return undefined;
+        });
         if (record !== undefined) records.push(record);
       }
       return records;
     },
     evaluate,
-    async save(path, extra = {}) {
-      const meta = {
-        ...extra,
-        step,
-        epoch: cursor.epoch,
-        position: cursor.position,
-        seed,
-        optimizer: optimizer.name,
-        hyper,
-        hyperChanges,
-        batchSize,
-        elapsed,
-        ...(frozen === undefined ? {} : { trainable }),
-      };
-      const all = await train.params();
-      const saved =
-        frozen === undefined
-          ? all
-          : splitTrainable('Trainer', all, isArrayLeaf, trainable).trainable;
-      await saveCheckpoint(path, { params: saved, state: await train.state() }, meta);
-    },
+    save: (path, extra) => save(path, extra),
     setHyper(changes) {
       train.setHyper(changes as never);
       hyperChanges = { ...hyperChanges, ...changes };
@@ -399,7 +427,9 @@ export async function createTrainer<H extends HyperDefaults, S>(
     get position() {
       return cursor.position;
     },
-    train,
+    get train() {
+      return train;
+    },
   };
 }
 
@@ -436,4 +466,66 @@ function fromCheckpoint<T>(resume: string | undefined, check: () => T): T {
       error.details,
     );
   }
+}
+
+/** Where a run (re)starts: parameters, optimizer state and position, from a checkpoint or not. */
+interface Restored {
+  readonly params: Tree<ArrayLeaf>;
+  readonly state?: Tree<ArrayLeaf>;
+  readonly step: number;
+  readonly epoch: number;
+  readonly position: number;
+  readonly elapsed: number;
+  readonly hyperChanges?: Record<string, number | boolean | string>;
+}
+
+/** The run saved at `path`, refused when another optimizer, seed or trainable set wrote it. */
+function restoreRun(
+  path: string,
+  run: {
+    readonly optimizer: string;
+    readonly seed: number;
+    readonly trainable: readonly string[] | undefined;
+    /** The frozen parameters (the rest of the tree) when only some train. */
+    readonly frozen: Tree<ArrayLeaf> | undefined;
+  },
+): Restored {
+  const saved = loadCheckpoint(path);
+  const meta = saved.meta as {
+    step?: number;
+    epoch?: number;
+    position?: number;
+    seed?: number;
+    optimizer?: string;
+    elapsed?: number;
+    hyperChanges?: Record<string, number | boolean | string>;
+    trainable?: string[];
+  };
+  if (meta.optimizer !== run.optimizer || meta.seed !== run.seed) {
+    throw new GrngError(
+      'Trainer',
+      `${path} was written by a run of ${meta.optimizer} with seed ` +
+        `${meta.seed}; this one is ${run.optimizer} with seed ${run.seed}`,
+    );
+  }
+  const partial = meta.trainable !== undefined;
+  const { frozen, trainable } = run;
+  if (partial !== (frozen !== undefined) || (partial && !sameList(meta.trainable, trainable)))
+    throw new GrngError(
+      'Trainer',
+      `${path} trained ${partial ? meta.trainable?.join(', ') : 'every parameter'}; this ` +
+        `run trains ${frozen === undefined ? 'every parameter' : trainable?.join(', ')}`,
+    );
+  const trees = saved.trees as { params: Tree<HostArray>; state: Tree<HostArray> };
+  return {
+    // A checkpoint of a partly frozen model holds what trained; the rest comes from the run.
+    params:
+      frozen === undefined ? trees.params : joinTrees('Trainer', trees.params, frozen, isArrayLeaf),
+    state: trees.state,
+    step: meta.step ?? 0,
+    epoch: meta.epoch ?? 1,
+    position: meta.position ?? 0,
+    elapsed: meta.elapsed ?? 0,
+    hyperChanges: meta.hyperChanges ?? {},
+  };
 }

@@ -201,6 +201,9 @@ export class WebGpuDevice implements Device {
     this.maxMergedInvocations =
       handle.maxMergedInvocations ??
       (CPU_ADAPTER.test(handle.description) ? CPU_ADAPTER_MERGED_INVOCATIONS : Infinity);
+    void this.gpu.lost?.then((info) => {
+      this.lost = info.message !== '' ? info.message : String(info.reason ?? 'unknown reason');
+    });
     // WebGPU reports invalid work asynchronously; keep the first report for the next call or read.
     this.gpu.addEventListener?.('uncapturederror', (event) => {
       this.gpuError ??= (event as GPUUncapturedErrorEvent).error.message;
@@ -208,6 +211,11 @@ export class WebGpuDevice implements Device {
   }
 
   private gpuError: string | undefined;
+  private lost: string | undefined;
+
+  lostReason(): string | undefined {
+    return this.lost;
+  }
   /** See GpuHandle.maxMergedInvocations. */
   private readonly maxMergedInvocations: number;
 
@@ -215,6 +223,8 @@ export class WebGpuDevice implements Device {
    * Throws what the GPU reported about earlier work (once), so a failure never passes as results.
    */
   checkErrors(): void {
+    if (this.lost !== undefined)
+      throw new GrngError('execute', `the WebGPU device was lost: ${this.lost}`);
     const message = this.gpuError;
     if (message === undefined) return;
     this.gpuError = undefined;

@@ -12,6 +12,7 @@ import type { DeviceArray } from '../../runtime/device.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { holdOutValidation } from '../../runtime/data/validation.js';
 import { createTrainer, shuffled, type StepRecord } from '../../runtime/trainer.js';
+import type { WebGpuDevice } from '../../runtime/webgpu-device.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng } from '../support/random.js';
 
@@ -227,5 +228,65 @@ describe('Trainer', () => {
     await expect(
       createTrainer({ model, optimizer: sgd(), data, device: cpu, maxSkips: 0 }),
     ).rejects.toThrow(/maxSkips/);
+  });
+
+  test(
+    'a device destroyed mid-run: fit opens another, reloads the last checkpoint and ends ' +
+      'where an uninterrupted run ends, bit for bit',
+    async () => {
+      const settings = { model, data, batchSize: 16, seed: 3 };
+      const reference = await createTrainer({
+        ...settings,
+        optimizer: adamw({ lr: 0.05 }),
+        device: await createDevice(),
+      });
+      await reference.fit(2);
+      const want = await read(await reference.train.params());
+
+      const first = (await createDevice()) as WebGpuDevice;
+      const reopened: WebGpuDevice[] = [];
+      const seen: number[] = [];
+      const trainer = await createTrainer({
+        ...settings,
+        optimizer: adamw({ lr: 0.05 }),
+        device: first,
+        checkpoint: { path: join(dir, 'lost.safetensors'), every: 4 },
+        reopenDevice: async () => {
+          reopened.push((await createDevice()) as WebGpuDevice);
+          return reopened[reopened.length - 1];
+        },
+        onStep: (s) => {
+          seen.push(s.step);
+          // Step 10 of 12: the last checkpoint is step 8's, so steps 9 and 10 run again.
+          if (s.step === 10 && reopened.length === 0) first.gpu.destroy();
+        },
+      });
+      const records = await trainer.fit(2);
+      expect(first.lostReason()).toBeDefined();
+      expect(reopened).toHaveLength(1);
+      expect(await read(await trainer.train.params())).toEqual(want);
+      expect(records.map((r) => r.epoch)).toEqual([1, 2]);
+      expect(trainer.steps).toBe(12);
+      // Reported in order, the replayed steps again after the loss (what was in flight may differ).
+      expect(seen.slice(0, 10)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(seen.slice(-4)).toEqual([9, 10, 11, 12]);
+    },
+  );
+
+  test('without reopenDevice a lost device ends fit with an error that says so', async () => {
+    const device = (await createDevice()) as WebGpuDevice;
+    const trainer = await createTrainer({
+      model,
+      optimizer: sgd({ lr: 0.1 }),
+      data,
+      device,
+      batchSize: 16,
+      onStep: (s) => {
+        if (s.step === 2) device.gpu.destroy();
+      },
+    });
+    await expect(trainer.fit(1)).rejects.toThrow(
+      /Trainer: the device was lost at step \d+ \(.*\); give reopenDevice/,
+    );
   });
 });
