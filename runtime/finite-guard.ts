@@ -5,7 +5,7 @@
 // which quantity failed first, as one number the step's metrics carry back.
 import { GrngError } from '../core/errors.js';
 import { leafPaths } from '../core/tree-paths.js';
-import { eq, isFinite, max, maximum, mul, reshape, where } from '../dsl/index.js';
+import { eq, isFinite, max, maximum, pad, reshape, where } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
 import type { Tree } from '../core/tree.js';
 import { flattenTree } from '../core/tree.js';
@@ -31,26 +31,55 @@ export function checkedLeaves(
 
 /**
  * An f32 scalar: 0 when every quantity is finite, else n − i with i the first non-finite one of
- * the n (so the largest mark is the first failure, and a max finds it). Each quantity costs one
- * reduction; the marks are combined by a balanced tree of maxima, so its depth grows as log n
- * (a kernel's expression nesting is bounded).
+ * the n (so the largest mark is the first failure, and a max finds it). Quantities of one size (a
+ * parameter's gradient, its update and its Adam moments) are marked element by element in one
+ * expression and reduced together, so the check costs a few kernels whatever the model's depth;
+ * maxima are combined as balanced trees, so expressions nest as log n (a kernel's nesting is
+ * bounded).
  */
 export function firstNonFinite(quantities: readonly Checked[]): Tensor {
   if (quantities.length === 0) throw new GrngError('firstNonFinite', 'nothing to check');
   const n = quantities.length;
-  let marks = quantities.map(({ value }, i) => {
-    const bad = where(isFinite(value), 0, 1);
-    return mul(value.rank === 0 ? bad : max(bad), n - i);
+  const bySize = new Map<number, Tensor[]>();
+  quantities.forEach(({ value }, i) => {
+    const marked = reshape(where(isFinite(value), 0, n - i), [value.size]);
+    bySize.set(value.size, [...(bySize.get(value.size) ?? []), marked]);
   });
-  while (marks.length > 1) {
-    const next: Tensor[] = [];
-    for (let i = 0; i < marks.length; i += 2)
-      next.push(i + 1 < marks.length ? maximum(marks[i], marks[i + 1]) : marks[i]);
-    marks = next;
-  }
+  const marks = [...bySize.values()].map((group) => largest(balancedMax(group)));
   // A reduction of one element: stored once (a reduction is a kernel's result), so the select of
   // every parameter reads one number instead of recomputing the tree of maxima.
-  return max(reshape(marks[0], [1]));
+  return max(reshape(balancedMax(marks), [1]));
+}
+
+/** The elementwise maximum of `xs` (equal shapes), as a balanced tree. */
+function balancedMax(xs: readonly Tensor[]): Tensor {
+  let level = [...xs];
+  while (level.length > 1) {
+    const next: Tensor[] = [];
+    for (let i = 0; i < level.length; i += 2)
+      next.push(i + 1 < level.length ? maximum(level[i], level[i + 1]) : level[i]);
+    level = next;
+  }
+  return level[0];
+}
+
+/** Elements each invocation of a partial maximum reads: under the 1024 of a wide reduction. */
+const CHUNK = 1000;
+
+/**
+ * The maximum of `x` as a scalar, in stages of CHUNK elements per output: reductions that short
+ * are ordinary kernels, which the compiler packs side by side in one dispatch for all arrays,
+ * where a single full reduction per array would be a dispatch of its own each (a wide reduction).
+ */
+function largest(x: Tensor): Tensor {
+  let flat: Tensor = reshape(x, [x.size]);
+  while (flat.size > CHUNK) {
+    const rows = Math.ceil(flat.size / CHUNK);
+    // Zeros pad the last chunk: 0 is the mark of a finite value.
+    const padded = pad(flat, [0], [rows * CHUNK - flat.size]);
+    flat = max(reshape(padded, [rows, CHUNK]), 1);
+  }
+  return max(flat);
 }
 
 /** `next` where `mark` says every quantity was finite, else `previous` (leaf by leaf). */

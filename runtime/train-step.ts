@@ -8,6 +8,7 @@ import {
   sqrt,
   sub,
   valueAndGrad,
+  zeros,
 } from '../dsl/index.js';
 import type { Model } from '../dsl/nn/layers.js';
 import type {
@@ -90,6 +91,16 @@ export interface TrainStepOptions<H extends HyperDefaults, S> {
    * them. Default: the model's own `trainable` (nn.lora sets it), else every parameter.
    */
   readonly trainable?: readonly string[];
+  /**
+   * Skip steps whose loss, gradients or update are not finite, leaving parameters and state as
+   * they were (default true). That stores the update, reads it back to test it and selects
+   * between it and the old values: about twice an AdamW update's memory traffic (docs/
+   * architecture.md, When things go wrong). 'gradients' tests only the loss and the gradients,
+   * before the update, which then selects in registers at almost no cost: bad data is caught,
+   * an update that overflows from finite gradients (a curvature estimate gone wrong) is not.
+   * false compiles the step unguarded.
+   */
+  readonly skipNonFinite?: boolean | 'gradients';
 }
 
 export interface TrainStep<H extends HyperDefaults = HyperDefaults> {
@@ -143,6 +154,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
     if (!known.includes(m))
       throw new GrngError(op, `unknown metric '${String(m)}'; use ${known.join(', ')}`);
   const numeric = numericHyper(optimizer.definition.hyper);
+  const guard = guardOf(options.skipNonFinite);
   const seed = options.seed ?? 0;
   let settings = optimizer.hyper;
   let hyper = optimizer;
@@ -159,6 +171,7 @@ export async function compileTrainStep<H extends HyperDefaults, S>(
         metrics,
         every: variants.every,
         onChecked: (names) => (checkedNames = names),
+        guard,
       }),
       {
         device,
@@ -358,6 +371,8 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
   readonly every: <T>(period: number, work: () => T, otherwise: () => T) => T;
   /** Told, at each trace, the names of the quantities the non-finite guard checks, in order. */
   readonly onChecked?: (names: readonly string[]) => void;
+  /** What must be finite for the step to keep its results (default all; TrainStepOptions). */
+  readonly guard?: 'all' | 'gradients' | 'none';
 }) {
   const op = 'compileTrainStep';
   const { loss, optimizer, settings, metrics, every } = options;
@@ -406,14 +421,19 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
       return cast(scalar, 'f32');
     };
     // The guard (finite-guard.ts): the step's results are kept only when all of these are finite.
+    const guard = options.guard ?? 'all';
     const checked = [
       { name: 'the loss', value },
       ...checkedLeaves(op, grads, (path) => `the gradient of ${path || 'the parameter'}`),
-      ...checkedLeaves(op, nextParams, (path) => `the updated ${path || 'parameter'}`),
-      ...checkedLeaves(op, nextState, (path) => `the optimizer state ${path || ''}`.trimEnd()),
+      ...(guard !== 'all'
+        ? []
+        : [
+            ...checkedLeaves(op, nextParams, (path) => `the updated ${path || 'parameter'}`),
+            ...checkedLeaves(op, nextState, (p) => `the optimizer state ${p || ''}`.trimEnd()),
+          ]),
     ];
     options.onChecked?.(checked.map((c) => c.name));
-    const mark = firstNonFinite(checked);
+    const mark = guard === 'none' ? zeros([]) : firstNonFinite(checked);
     // Metrics describe the step as attempted: a skipped step's loss and reports say why it was.
     const measured = [
       ...metrics.map(measure),
@@ -428,9 +448,21 @@ export function trainStepBody<H extends HyperDefaults, S>(options: {
         [next, previous],
         ['the updated tree', 'the tree before the step'],
       );
-    return [keep(nextParams, params) as ParamTree, keep(nextState, state), concat(measured, 0)];
+    return guard !== 'none'
+      ? [keep(nextParams, params) as ParamTree, keep(nextState, state), concat(measured, 0)]
+      : [nextParams, nextState, concat(measured, 0)];
   };
 }
 
 const leaves = (tree: ParamTree): Tensor[] =>
   flattenTree('compileTrainStep', tree, isTensor, 'a Tensor').leaves;
+
+function guardOf(skipNonFinite: boolean | 'gradients' | undefined): 'all' | 'gradients' | 'none' {
+  if (skipNonFinite === undefined || skipNonFinite === true) return 'all';
+  if (skipNonFinite === false) return 'none';
+  if (skipNonFinite === 'gradients') return 'gradients';
+  throw new GrngError(
+    'compileTrainStep',
+    `skipNonFinite must be true, false or 'gradients', got ${String(skipNonFinite)}`,
+  );
+}

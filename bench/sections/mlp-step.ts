@@ -27,21 +27,34 @@ export function benchBatch(batch = MLP.batch) {
 
 export async function mlpStepSection(ctx: BenchContext): Promise<Section> {
   const model = nn.mlp(MLP.sizes);
-  const train = await compileTrainStep({
-    model,
-    loss: crossEntropy,
-    optimizer: adamw({ lr: 1e-3 }),
-    params: model.init(0),
-    device: ctx.device,
-  });
   const batch = benchBatch();
-  const run = async () => void (await train.run(batch));
-  const dispatches = await dispatchesOf(ctx, run);
+  // The default step skips non-finite updates; the unguarded one shows what that costs.
+  const variant = async (skipNonFinite: boolean | 'gradients') => {
+    const train = await compileTrainStep({
+      model,
+      loss: crossEntropy,
+      optimizer: adamw({ lr: 1e-3 }),
+      params: model.init(0),
+      device: ctx.device,
+      skipNonFinite,
+    });
+    const run = async () => void (await train.run(batch));
+    return { run, dispatches: await dispatchesOf(ctx, run) };
+  };
+  const [guarded, gradients, unguarded] = [
+    await variant(true),
+    await variant('gradients'),
+    await variant(false),
+  ];
   const rows = await measure(
     ctx,
     {
       name: MLP_STEP_NAME,
-      grng: [{ library: 'grng (compileTrainStep, adamw)', run, dispatches }],
+      grng: [
+        { library: 'grng (compileTrainStep, adamw)', ...guarded },
+        { library: "grng (… skipNonFinite: 'gradients')", ...gradients },
+        { library: 'grng (… skipNonFinite: false)', ...unguarded },
+      ],
       tf: (tf) => tfMlpStep(tf, MLP),
       jax: (jax) => jaxMlpStep(jax, MLP),
       plain: () => plainMlpStep(MLP),
@@ -54,7 +67,9 @@ export async function mlpStepSection(ctx: BenchContext): Promise<Section> {
     about:
       'Forward, loss, backward and the Adam(W) update, the loss read back ' +
       'each step. grng uploads the (same) host batch each step, as a data ' +
-      'loader would. Target: grng ≥ 2× jax-js webgpu and ≥ 3× TF.js webgpu.',
+      'loader would; the other grng rows check only loss and gradients for non-finite values, or ' +
+      'nothing. Target: grng ≥ 2× ' +
+      'jax-js webgpu and ≥ 3× TF.js webgpu.',
     rows,
   };
 }

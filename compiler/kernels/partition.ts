@@ -49,6 +49,7 @@ const kindOf = (node: Node) => opTable[node.op].wgsl.kind;
 export function partition(outputs: readonly Node[], options: PartitionOptions): KernelPlan[] {
   const order = topoSort(outputs);
   const materialized = new Set<number>();
+  const checked = new Set<number>();
   for (const node of order) {
     if (isExternal(node)) continue;
     const kind = kindOf(node);
@@ -65,9 +66,11 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
       for (const operand of node.inputs)
         if (!isIndexOnly(operand, materialized)) materialized.add(operand.id);
     // WGSL lets a driver assume values are finite, so an ∞ or NaN computed in the same kernel as
-    // the test may be optimized away (llvmpipe does); bits read from memory are what they are.
+    // the test may be optimized away (llvmpipe does); bits read from memory are what they are. The
+    // operand is stored by its own kernel and read back by isFinite, while its other consumers
+    // still compute it in registers (an Adam step stays one pass).
     if (node.op === 'isFinite' && !isIndexOnly(node.inputs[0], materialized))
-      materialized.add(node.inputs[0].id);
+      checked.add(node.inputs[0].id);
     if (kind === 'matmul') {
       // Computed operands first: then a view of one of them (aᵀa with a computed, a Gram matrix)
       // reads it where it is stored instead of being copied in its own layout.
@@ -79,17 +82,17 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
   }
   // Outputs are stored, but consumers of an elementwise output recompute it in registers rather
   // than read it back: that keeps θ' reading m' and v' from splitting an Adam step in three.
-  const stored = new Set(materialized);
+  const stored = new Set([...materialized, ...checked]);
   for (const out of outputs) if (!isExternal(out)) stored.add(out.id);
 
   // Consumers first, so nodes materialized to fit a kernel's buffer limit get checked too.
   for (let i = order.length - 1; i >= 0; i--) {
     if (stored.has(order[i].id) || materialized.has(order[i].id))
-      splitToFit(order[i], materialized, options);
+      splitToFit(order[i], materialized, checked, options);
   }
   return order
     .filter((n) => stored.has(n.id) || materialized.has(n.id))
-    .map((root) => ({ roots: [root], inputs: inputsOf(root, materialized) }));
+    .map((root) => ({ roots: [root], inputs: inputsOf(root, materialized, checked) }));
 }
 
 /** How many buffers a kernel binds: one per distinct buffer among what it reads and writes. */
@@ -105,8 +108,12 @@ function isIndexOnly(node: Node, materialized: ReadonlySet<number>): boolean {
   }
 }
 
-/** The buffers a kernel rooted at `root` reads. */
-function inputsOf(root: Node, materialized: ReadonlySet<number>): Node[] {
+/** The buffers a kernel rooted at `root` reads (isFinite reads its `checked` operand stored). */
+function inputsOf(
+  root: Node,
+  materialized: ReadonlySet<number>,
+  checked: ReadonlySet<number>,
+): Node[] {
   const found = new Map<number, Node>();
   const seen = new Set<number>();
   const stack = [...root.inputs];
@@ -115,6 +122,8 @@ function inputsOf(root: Node, materialized: ReadonlySet<number>): Node[] {
     if (seen.has(n.id)) continue;
     seen.add(n.id);
     if (isExternal(n) || materialized.has(n.id)) found.set(n.id, n);
+    else if (n.op === 'isFinite' && checked.has(n.inputs[0].id))
+      found.set(n.inputs[0].id, n.inputs[0]);
     else stack.push(...n.inputs);
   }
   return [...found.values()].sort((a, b) => a.id - b.id);
@@ -128,10 +137,11 @@ function inputsOf(root: Node, materialized: ReadonlySet<number>): Node[] {
 function splitToFit(
   root: Node,
   materialized: Set<number>,
+  checked: ReadonlySet<number>,
   { maxBuffers, bindingKey }: PartitionOptions,
 ): void {
   const bindings = (n: Node) =>
-    bindingCount([{ roots: [n], inputs: inputsOf(n, materialized) }], bindingKey);
+    bindingCount([{ roots: [n], inputs: inputsOf(n, materialized, checked) }], bindingKey);
   for (;;) {
     const needed = bindings(root);
     if (needed <= maxBuffers) return;
@@ -139,7 +149,7 @@ function splitToFit(
       (n) => !isExternal(n) && !materialized.has(n.id) && kindOf(n) !== 'leaf',
     );
     const candidates = inlined
-      .map((n) => ({ n, reads: inputsOf(n, materialized).length, binds: bindings(n) }))
+      .map((n) => ({ n, reads: inputsOf(n, materialized, checked).length, binds: bindings(n) }))
       .filter((c) => c.reads > 1 && c.binds <= maxBuffers)
       .sort((a, b) => b.binds - a.binds || b.reads - a.reads);
     if (candidates.length === 0) {

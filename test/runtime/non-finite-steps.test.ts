@@ -167,4 +167,46 @@ describe('compileTrainStep skips non-finite steps', () => {
       expect(await readTree(await train.params())).toEqual(before);
     },
   );
+
+  test('skipNonFinite: false applies the step whatever it holds (the unguarded program)', async () => {
+    const model = nn.mlp([4, 8, 2]);
+    const train = await compileTrainStep({
+      model,
+      loss: crossEntropy,
+      optimizer: adamw({ lr: 0.05 }),
+      params: model.init(1),
+      device: await gpuDevice(),
+      skipNonFinite: false,
+    });
+    const m = await train.run(batchOf(3, Number.NaN));
+    expect(m.skipped).toBe(0);
+    const params = await readTree(await train.params());
+    expect(params.some((leaf) => leaf.some(Number.isNaN))).toBe(true);
+  });
+
+  test("skipNonFinite: 'gradients' skips bad data but not an update that overflows", async () => {
+    const model = nn.mlp([4, 8, 2]);
+    const options = { model, loss: crossEntropy, params: model.init(1), device: await gpuDevice() };
+    const train = await compileTrainStep({
+      ...options,
+      optimizer: adamw({ lr: 0.05 }),
+      skipNonFinite: 'gradients',
+    });
+    const before = await readTree(await train.params());
+    expect((await train.run(batchOf(3, Number.NaN))).skipped).toBe(1);
+    expect(train.lastSkip?.quantity).toMatch(/^the (loss|gradient of layers\.0\.w)$/);
+    expect(await readTree(await train.params())).toEqual(before);
+    // lr 1e39 is ∞ in f32: finite gradients, an infinite update, applied (only 'all' tests it).
+    const overflow = await compileTrainStep({
+      ...options,
+      optimizer: adamw({ lr: 1e39 }),
+      skipNonFinite: 'gradients',
+    });
+    expect((await overflow.run(batchOf(1))).skipped).toBe(0);
+    const params = await readTree(await overflow.params());
+    expect(params.some((leaf) => leaf.some((v) => !Number.isFinite(v)))).toBe(true);
+    await expect(
+      compileTrainStep({ ...options, optimizer: adamw(), skipNonFinite: 'yes' as never }),
+    ).rejects.toThrow(/skipNonFinite must be true, false or 'gradients', got yes/);
+  });
 });
