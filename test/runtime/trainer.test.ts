@@ -230,6 +230,23 @@ describe('Trainer', () => {
     ).rejects.toThrow(/maxSkips/);
   });
 
+  test('a curvature optimizer that blows up: the stop message carries its damping and residuals', async () => {
+    // RING at lr 1e300 on the float64 interpreter: its first update leaves the weights near 1e300,
+    // and every later loss overflows; the message reports RING's own figures at the first failure.
+    const trainer = await createTrainer({
+      model,
+      optimizer: ring({ lr: 1e300 }),
+      data,
+      device: cpu,
+      batchSize: 16,
+      maxSkips: 2,
+    });
+    const error = (await trainer.fit(2).catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(GrngError);
+    expect(error.message).toMatch(/hyperparameters: .*dampingCoef -1.*lr 1e\+300.*rho 0\.01/);
+    expect(error.message).toMatch(/its reports: fallbacks \S+, residual \S+, damping \S+\)/);
+  });
+
   test(
     'a device destroyed mid-run: fit opens another, reloads the last checkpoint and ends ' +
       'where an uninterrupted run ends, bit for bit',
