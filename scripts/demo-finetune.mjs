@@ -15,12 +15,24 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compare } from '../dist/cli/compare.js';
 import { train } from '../dist/cli/train.js';
+import { loadCheckpoint } from '../dist/runtime/checkpoint.js';
 
 const out = process.env.GRNG_FINETUNE_OUT ?? 'runs/finetune';
 const tty = process.stdout.isTTY === true;
 const print = (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`);
 const vit = ['--model', 'vit', '--patch', '7', '--dim', '32', '--depth', '2', '--heads', '4'];
 const pretrained = join(out, 'pretrain', 'checkpoint.safetensors');
+/** A checkpoint that loads (an older grng's, without a checksum, is pretrained again). */
+function usable(path) {
+  if (!existsSync(path)) return false;
+  try {
+    loadCheckpoint(path);
+    return true;
+  } catch (error) {
+    print(`grng demo:finetune: ${error.message}; pretraining again`);
+    return false;
+  }
+}
 const optimizers = process.env.GRNG_FINETUNE_OPTIMIZERS ?? 'adamw,kfac,sophia,ring,reng,rkalman';
 // What every fine-tuning run shares: the model, the data, the starting point, the budget.
 const common = [
@@ -71,7 +83,7 @@ async function ablation(lr) {
 }
 
 try {
-  if (existsSync(pretrained)) print(`grng demo:finetune: the pretrained ViT is ${pretrained}`);
+  if (usable(pretrained)) print(`grng demo:finetune: the pretrained ViT is ${pretrained}`);
   else {
     const pretrain = ['--classes', '0-4', '--optimizer', 'adamw', '--lr', '0.003', '--epochs', '2'];
     const code = await train([...vit, ...pretrain, '--out', join(out, 'pretrain')], print, tty);
