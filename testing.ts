@@ -130,6 +130,17 @@ export async function checkGradient(
   options: GradientCheckOptions = {},
 ): Promise<GradientCheckResult> {
   const { argnum = 0, step = 1e-5, atol = 1e-7, rtol = 1e-6 } = options;
+  // A zero, negative or NaN step or tolerance would report a mismatch that is not there.
+  if (!(step > 0) || !Number.isFinite(step))
+    throw new GrngError('checkGradient', `options.step must be a finite number > 0, got ${step}`);
+  for (const [name, t] of [
+    ['atol', atol],
+    ['rtol', rtol],
+  ] as const)
+    if (!(t >= 0))
+      throw new GrngError('checkGradient', `options.${name} must be a number ≥ 0, got ${t}`);
+  if (!Array.isArray(args))
+    throw new GrngError('checkGradient', `args must be an array of HostArrays, got ${typeof args}`);
   if (!(args[argnum] instanceof HostArray))
     throw new GrngError(
       'checkGradient',

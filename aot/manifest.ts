@@ -62,6 +62,17 @@ export interface OptimizerManifest {
 
 /** The manifest as JSON text (Float64Array constants become arrays). */
 export function manifestToJson(manifest: OptimizerManifest): string {
+  // Anything else would be written as "{}" (or undefined), for manifestFromJson to refuse later.
+  if (
+    typeof manifest !== 'object' ||
+    manifest === null ||
+    (manifest as { format?: unknown }).format !== MANIFEST_FORMAT
+  )
+    throw new GrngError(
+      'aot',
+      `manifestToJson takes a manifest made by grng compile (format ${MANIFEST_FORMAT}), got ` +
+        `${manifest === null ? 'null' : typeof manifest === 'object' ? `format ${String((manifest as { format?: unknown }).format)}` : typeof manifest}`,
+    );
   return JSON.stringify(manifest, (_, value: unknown) =>
     value instanceof Float64Array ? Array.from(value) : value,
   );

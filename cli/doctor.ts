@@ -1,5 +1,6 @@
 // `grng doctor`: which WebGPU adapter grng gets here, with the limits its kernels live within.
 // The formatting is separate from opening adapters so tests can check it without a GPU.
+import { parseArgs } from 'node:util';
 import type { DawnPath } from '../runtime/gpu/dawn-adapters.js';
 import { openGpu, type GpuContext } from '../runtime/gpu/open-gpu.js';
 
@@ -63,12 +64,34 @@ export function formatFailure(path: string, message: string): string {
 
 const ALL_PATHS: readonly DawnPath[] = ['native', 'opengles', 'swiftshader'];
 
+export const DOCTOR_USAGE = `Usage: grng doctor [--all]
+
+Shows the WebGPU adapter grng uses here, with the limits its kernels live within.
+
+Options:
+  --all              try every path (native, opengles, swiftshader), not just the default
+  -h, --help         show this help
+`;
+
 /** Runs the command; returns the exit code (0 when at least one adapter opened). */
 export async function doctor(
   argv: readonly string[],
   out: (text: string) => void,
 ): Promise<number> {
-  const all = argv.includes('--all');
+  // Strict: an unknown option is refused (before any adapter opens), not ignored.
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      all: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    out(DOCTOR_USAGE);
+    return 0;
+  }
+  const all = values.all;
   let found = 0;
   for (const backend of all ? ALL_PATHS : (['auto'] as const)) {
     try {

@@ -94,14 +94,35 @@ async function main(argv: readonly string[]): Promise<number> {
   return 2;
 }
 
+/**
+ * The message of `error` as one line. node:util's parseArgs refuses an unknown option or a missing
+ * value with a message that says neither what the command takes nor where to look, and (for
+ * unknown options) continues over several sentences: it is cut to its first one and pointed at
+ * the command's --help.
+ */
+function oneLine(error: unknown, command: string | undefined): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (
+    typeof code === 'string' &&
+    code.startsWith('ERR_PARSE_ARGS_') &&
+    command !== undefined &&
+    !command.startsWith('-')
+  ) {
+    const first = message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    return `${first.replace(/\.$/, '')}; grng ${command} --help lists its options`;
+  }
+  return message;
+}
+
 /** Errors as one clear line (GrngError, bad options); a stack trace only with --verbose. */
 async function run(argv: readonly string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
+  const args = argv.filter((a) => a !== '--verbose');
   try {
-    return await main(argv.filter((a) => a !== '--verbose'));
+    return await main(args);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`grng: ${message}\n`);
+    process.stderr.write(`grng: ${oneLine(error, args[0])}\n`);
     if (verbose && error instanceof GrngError && error.details !== undefined)
       process.stderr.write(`${error.details}\n`);
     if (verbose && error instanceof Error && error.stack !== undefined)

@@ -8,7 +8,25 @@ export class HostArray {
   readonly shape: readonly number[];
   readonly dtype: DType;
 
+  /** Checks only what is O(rank) to check (array() checks the values too). */
   constructor(data: Float64Array, shape: Shape, dtype: DType) {
+    if (!(data instanceof Float64Array))
+      throw new GrngError(
+        'HostArray',
+        `data must be a Float64Array, got ${describeValue(data)}; array(values, shape) converts`,
+      );
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw new GrngError(
+        'HostArray',
+        `shape must be an array of non-negative integers, got ${Array.isArray(shape) ? fmtShape(shape) : String(shape)}`,
+      );
+    if (shapeSize(shape) !== data.length)
+      throw new GrngError(
+        'HostArray',
+        `got ${data.length} values but shape ${fmtShape(shape)} needs ${shapeSize(shape)}`,
+      );
+    if (!DTYPES.includes(dtype))
+      throw new GrngError('HostArray', `unknown dtype ${String(dtype)}; use f32, i32 or bool`);
     this.data = data;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
@@ -17,6 +35,11 @@ export class HostArray {
   toString(): string {
     return `HostArray(${this.dtype}${fmtShape(this.shape)})`;
   }
+}
+
+function describeValue(x: unknown): string {
+  if (x === null || x === undefined) return String(x);
+  return typeof x === 'object' ? (x.constructor?.name ?? 'an object') : typeof x;
 }
 
 /** Whether `x` is a host array (a tree leaf test for flattenTree and friends). */

@@ -31,6 +31,13 @@ export function leafPaths<L>(
 
 /** Whether `path` is one of `prefixes` or lies under one ('blocks.0' holds 'blocks.0.norm1.w'). */
 export function underAny(prefixes: readonly string[], path: string): boolean {
+  if (!Array.isArray(prefixes) || !prefixes.every((p) => typeof p === 'string'))
+    throw new GrngError(
+      'underAny',
+      `prefixes must be an array of dotted paths (strings), got ${JSON.stringify(prefixes)}`,
+    );
+  if (typeof path !== 'string')
+    throw new GrngError('underAny', `path must be a dotted path (a string), got ${typeof path}`);
   return prefixes.some((p) => path === p || path.startsWith(`${p}.`));
 }
 

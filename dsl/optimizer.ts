@@ -172,6 +172,10 @@ export function treeMap(
 export function defineOptimizer<H extends HyperDefaults, S>(
   definition: OptimizerDefinition<H, S>,
 ): (settings?: Partial<HyperSettings<H>>) => Optimizer<H, S> {
+  checkDefinition('defineOptimizer', definition as unknown as Record<string, unknown>, [
+    'init',
+    'update',
+  ]);
   const make = (hyper: HyperSettings<H>): Optimizer<H, S> => ({
     name: definition.name,
     hyper,
@@ -180,6 +184,61 @@ export function defineOptimizer<H extends HyperDefaults, S>(
   });
   return (settings = {}) =>
     make(checkHyper(definition, { ...(definition.hyper as HyperSettings<H>), ...settings }));
+}
+
+/**
+ * A GrngError naming the first thing wrong with an optimizer's (or transform's) definition: a
+ * JavaScript caller can pass anything, and a missing update would otherwise fail deep inside a
+ * compile as a TypeError.
+ */
+export function checkDefinition(
+  op: string,
+  definition: Record<string, unknown>,
+  functions: readonly string[],
+): void {
+  if (typeof definition !== 'object' || definition === null)
+    throw new GrngError(op, `expected a definition object, got ${String(definition)}`);
+  const { name, hyper } = definition;
+  if (typeof name !== 'string' || name === '')
+    throw new GrngError(
+      op,
+      `the definition needs a name (a non-empty string), got ${String(name)}`,
+    );
+  if (typeof hyper !== 'object' || hyper === null || Array.isArray(hyper))
+    throw new GrngError(
+      op,
+      `${name}: hyper must be an object of defaults ({ lr: 1e-3, ... }), got ${String(hyper)}`,
+    );
+  for (const [key, value] of Object.entries(hyper)) {
+    const ok =
+      typeof value === 'boolean' ||
+      typeof value === 'string' ||
+      (typeof value === 'number' && Number.isFinite(value));
+    if (!ok)
+      throw new GrngError(
+        op,
+        `${name}: hyperparameter '${key}' must default to a finite number, a boolean or a ` +
+          `string, got ${JSON.stringify(value) ?? typeof value}`,
+      );
+  }
+  for (const f of functions)
+    if (typeof definition[f] !== 'function')
+      throw new GrngError(op, `${name}: ${f} must be a function, got ${typeof definition[f]}`);
+  if (definition.validate !== undefined && typeof definition.validate !== 'function')
+    throw new GrngError(
+      op,
+      `${name}: validate must be a function, got ${typeof definition.validate}`,
+    );
+  const statics = definition.static;
+  if (
+    statics !== undefined &&
+    (!Array.isArray(statics) || !statics.every((k) => typeof k === 'string' && k in hyper))
+  )
+    throw new GrngError(
+      op,
+      `${name}: static must list names of its hyperparameters ` +
+        `(${Object.keys(hyper).join(', ')}), got ${JSON.stringify(statics)}`,
+    );
 }
 
 function checkHyper<H extends HyperDefaults, S>(

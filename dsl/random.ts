@@ -181,8 +181,13 @@ export function foldIn(key: Key, data: number | Tensor): Key {
 
 /** 32 random bits per element of `shape`, as i32 (both Threefry words xor'ed, as JAX does). */
 export function randomBits<const S extends Shape>(key: Key, shape: S): Tensor<[...S]> {
-  const [w0, w1] = words('randomBits', key, shape, BITS);
-  return bitXor(w0, w1) as Tensor<[...S]>;
+  return bitsFor('randomBits', key, shape) as Tensor<[...S]>;
+}
+
+/** randomBits, with errors (a bad key or shape) naming `op`, the sampler the caller called. */
+function bitsFor(op: string, key: Key, shape: Shape): Tensor {
+  const [w0, w1] = words(op, key, shape, BITS);
+  return bitXor(w0, w1);
 }
 
 /**
@@ -207,7 +212,7 @@ const openUnit = (bits: Tensor): Tensor =>
 export function uniform<const S extends Shape>(key: Key, shape: S, lo = 0, hi = 1): Tensor<[...S]> {
   if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo < hi))
     throw new GrngError('uniform', `needs finite lo < hi, got [${lo}, ${hi})`);
-  const u = unit(randomBits(key, shape));
+  const u = unit(bitsFor('uniform', key, shape));
   if (lo === 0 && hi === 1) return u as Tensor<[...S]>;
   const [l, h] = [Math.fround(lo), Math.fround(hi)];
   return add(mul(u, Math.fround(h - l)), l) as Tensor<[...S]>;
@@ -235,7 +240,7 @@ export function normal<const S extends Shape>(key: Key, shape: S): Tensor<[...S]
  * device (Hutchinson probes).
  */
 export function rademacher<const S extends Shape>(key: Key, shape: S): Tensor<[...S]> {
-  return where(ge(randomBits(key, shape), 0), 1, -1) as Tensor<[...S]>;
+  return where(ge(bitsFor('rademacher', key, shape), 0), 1, -1) as Tensor<[...S]>;
 }
 
 /**
@@ -249,7 +254,7 @@ export function bernoulli(key: Key, p: number | Tensor, shape?: Shape): Tensor {
   if (typeof p !== 'number' && (!(p instanceof Tensor) || p.dtype !== 'f32'))
     throw new GrngError('bernoulli', `p must be a number or an f32 tensor, got ${describe(p)}`);
   const s = shape ?? (typeof p === 'number' ? [] : p.shape);
-  const u = unit(randomBits(key, s));
+  const u = unit(bitsFor('bernoulli', key, s));
   const q = typeof p === 'number' ? Math.fround(p) : p;
   const out = u.lt(q);
   if (out.rank !== s.length || !out.shape.every((d, i) => d === s[i])) {
@@ -281,7 +286,7 @@ export function randint<const S extends Shape>(
     );
   }
   const span = hi - lo;
-  const x = shiftRight(randomBits(key, shape), 1); // 31 bits: non-negative, so i32 division floors
+  const x = shiftRight(bitsFor('randint', key, shape), 1); // 31 bits: non-negative, so i32 division floors
   const r = sub(x, mul(x.div(span), span));
   return add(r, lo) as Tensor<[...S]>;
 }

@@ -1,3 +1,4 @@
+import { GrngError } from '../core/errors.js';
 import type { DType, Node } from '../core/ir/index.js';
 import type {
   Broadcast,
@@ -24,6 +25,13 @@ export class Tensor<out S extends Shape = Shape> {
   readonly node: Node;
 
   constructor(node: Node) {
+    // Users build tensors with input(), constant() or the ops; a node is the IR's own object.
+    if (typeof node !== 'object' || node === null || !Array.isArray(node.shape))
+      throw new GrngError(
+        'Tensor',
+        `expected an IR node, got ${node === null ? 'null' : typeof node}${typeof node === 'object' && node !== null ? ' without a shape' : ''}; ` +
+          `build tensors with input(), constant() or array() and the ops`,
+      );
     this.node = node;
   }
 

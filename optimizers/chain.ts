@@ -12,6 +12,7 @@ import {
 } from '../dsl/index.js';
 import { isTensor } from '../dsl/tensor.js';
 import {
+  checkDefinition,
   contextWith,
   defineOptimizer,
   outside,
@@ -36,6 +37,11 @@ export interface Transform<H extends HyperDefaults = HyperDefaults, S = unknown>
 export function defineTransform<H extends HyperDefaults, S>(
   definition: Omit<Transform<H, S>, 'hyper'> & { readonly hyper: H },
 ) {
+  // The update is checked here: the definition passed on below replaces it.
+  checkDefinition('defineTransform', definition as unknown as Record<string, unknown>, [
+    'init',
+    'update',
+  ]);
   const check = defineOptimizer({
     name: definition.name,
     hyper: definition.hyper,

@@ -51,6 +51,12 @@ export function lrMultiplier(
   hyper: HyperTensors<Omit<typeof SCHEDULE_HYPER, 'schedule'>>,
   schedule: string,
 ): Tensor {
+  // An unknown name would otherwise fall through to the constant schedule, silently.
+  if (!(SCHEDULES as readonly string[]).includes(schedule))
+    throw new GrngError(
+      'lrMultiplier',
+      `schedule must be ${SCHEDULES.join(', ')}, got ${JSON.stringify(schedule)}`,
+    );
   const w = hyper.warmupSteps;
   const warm = where(gt(w, 0), minimum(1, div(t, maximum(w, 1))), 1);
   const span = maximum(sub(hyper.decaySteps, w), 1);

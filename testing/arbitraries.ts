@@ -40,15 +40,48 @@ export interface ParamTreeCase extends ParamLeaves {
   readonly tree: Tree<HostArray>;
 }
 
+// Option checks: a bad option would otherwise surface as a fast-check Error ("fc.integer maximum
+// value should be…"), as NaN values, or as a filter that never passes.
+
+/** `n` when it is an integer in [min, max]; otherwise a GrngError naming `op` and the option. */
+function integerOption(op: string, name: string, n: unknown, min: number, max = 2 ** 30): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max)
+    throw new GrngError(
+      op,
+      `${name} must be an integer in [${min}, ${max === 2 ** 30 ? '2^30' : max}], got ${String(n)}`,
+    );
+  return n;
+}
+
+function checkValueOptions(op: string, options: ValueOptions): { scale: number; bits: number } {
+  const { scale = 1, bits = 16 } = options;
+  if (typeof scale !== 'number' || !(scale > 0) || !Number.isFinite(scale))
+    throw new GrngError(op, `scale must be a finite number > 0, got ${String(scale)}`);
+  // 2^bits steps must be a 32-bit integer for fc.integer.
+  integerOption(op, 'bits', bits, 0, 30);
+  return { scale, bits };
+}
+
+function checkShapeOptions(op: string, options: ShapeOptions): void {
+  const { minLeaves = 1, maxLeaves = 3, maxRank = 2, maxDim = 3 } = options;
+  integerOption(op, 'minLeaves', minLeaves, 1);
+  integerOption(op, 'maxLeaves', maxLeaves, 1);
+  if (minLeaves > maxLeaves)
+    throw new GrngError(op, `minLeaves (${minLeaves}) must not exceed maxLeaves (${maxLeaves})`);
+  integerOption(op, 'maxRank', maxRank, 0, 8);
+  integerOption(op, 'maxDim', maxDim, 1);
+}
+
 /** One value in [−scale, scale], a multiple of scale·2^−bits; shrinks towards 0. */
 export function value(options: ValueOptions = {}): fc.Arbitrary<number> {
-  const { scale = 1, bits = 16 } = options;
+  const { scale, bits } = checkValueOptions('value', options);
   const steps = 2 ** bits;
   return fc.integer({ min: -steps, max: steps }).map((k) => (k / steps) * scale);
 }
 
 /** One shape: rank 0…maxRank, dimensions 1…maxDim; shrinks towards [] (a scalar). */
 export function shape(options: ShapeOptions = {}): fc.Arbitrary<number[]> {
+  checkShapeOptions('shape', options);
   const { maxRank = 2, maxDim = 3 } = options;
   return fc.array(fc.integer({ min: 1, max: maxDim }), { minLength: 0, maxLength: maxRank });
 }
@@ -68,6 +101,7 @@ export function leafArray<T>(
 
 /** Shapes of a parameter tree's leaves; shrinks towards a single scalar. */
 export function paramShapes(options: ShapeOptions = {}): fc.Arbitrary<number[][]> {
+  checkShapeOptions('paramShapes', options);
   const { minLeaves = 1, maxLeaves = 3 } = options;
   return leafArray(shape(options), minLeaves, maxLeaves);
 }
@@ -89,6 +123,15 @@ export function leafValues(
   shapes: readonly (readonly number[])[],
   options: ValueOptions = {},
 ): fc.Arbitrary<Float64Array[]> {
+  if (
+    !Array.isArray(shapes) ||
+    !shapes.every((s) => Array.isArray(s) && s.every((d) => Number.isInteger(d) && d >= 0))
+  )
+    throw new GrngError(
+      'leafValues',
+      `shapes must be arrays of non-negative integers, got ${JSON.stringify(shapes)}`,
+    );
+  checkValueOptions('leafValues', options);
   return fc
     .tuple(...shapes.map((s) => valueArray(sizeOf(s), options)))
     .map((leaves) => leaves.map((xs) => Float64Array.from(xs)));
@@ -101,6 +144,8 @@ export function leafValues(
  * with few leaves, few elements and values shrunk towards 0.
  */
 export function paramLeaves(options: ShapeOptions & ValueOptions = {}): fc.Arbitrary<ParamLeaves> {
+  checkShapeOptions('paramLeaves', options);
+  checkValueOptions('paramLeaves', options);
   const { minLeaves = 1, maxLeaves = 3 } = options;
   const leaf = fc.tuple(shape(options), valueArray(maxSize(options), options));
   return leafArray(leaf, minLeaves, maxLeaves).map((leaves) => ({
@@ -114,6 +159,8 @@ export function paramLeaves(options: ShapeOptions & ValueOptions = {}): fc.Arbit
  * tree.
  */
 export function paramTree(options: ShapeOptions & ValueOptions = {}): fc.Arbitrary<ParamTreeCase> {
+  checkShapeOptions('paramTree', options);
+  checkValueOptions('paramTree', options);
   return fc
     .tuple(paramLeaves(options), fc.constantFrom(...TREE_STRUCTURES))
     .map(([{ shapes, values }, structure]) => ({
@@ -145,6 +192,9 @@ export function spdMatrix(n: number, options: SpdOptions): fc.Arbitrary<Float64A
       'spdMatrix',
       `conditionMax must be a finite number ≥ 1, got ${conditionMax}`,
     );
+  // A scale ≤ 0 would give negative (semi)definite matrices, silently.
+  if (!(scale > 0) || !Number.isFinite(scale))
+    throw new GrngError('spdMatrix', `scale must be a finite number > 0, got ${scale}`);
   const unit = fc.integer({ min: 0, max: 2 ** 20 }).map((k) => k / 2 ** 20);
   const reflections = fc.array(fc.array(value(), { minLength: n, maxLength: n }), {
     minLength: n,
@@ -214,6 +264,8 @@ export function batch(options: BatchOptions): fc.Arbitrary<Batch> {
     if (!Number.isInteger(n) || n < 1)
       throw new GrngError('batch', `${name} must be a positive integer, got ${n}`);
   }
+  if (!(scale > 0) || !Number.isFinite(scale))
+    throw new GrngError('batch', `scale must be a finite number > 0, got ${scale}`);
   const xs = fc.array(value({ scale }), { minLength: size * features, maxLength: size * features });
   const ys = fc.array(fc.integer({ min: 0, max: classes - 1 }), {
     minLength: size,

@@ -1,5 +1,5 @@
 // Comparing parameter lists (compiled optimizer vs float64 reference) and printing them.
-import { fmtShape } from '../core/errors.js';
+import { fmtShape, GrngError } from '../core/errors.js';
 
 /** The largest difference between two lists of leaves, and where it is. */
 export interface Difference {
@@ -17,6 +17,12 @@ export interface Difference {
  * infinity against the same infinity count as equal; any other non-finite pair is Infinity.
  */
 export function scaledError(got: number, want: number): number {
+  // A string or undefined would otherwise count as Infinity (or, coerced, as a number).
+  if (typeof got !== 'number' || typeof want !== 'number')
+    throw new GrngError(
+      'scaledError',
+      `got and want must be numbers, got ${typeof got} and ${typeof want}`,
+    );
   if (Number.isNaN(got) && Number.isNaN(want)) return 0;
   if (got === want) return 0;
   const error = Math.abs(got - want) / Math.max(1, Math.abs(want));

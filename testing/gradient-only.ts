@@ -28,7 +28,24 @@ export function trainingStepNeeds<H extends HyperDefaults, S>(
   optimizer: Optimizer<H, S>,
   shapes: readonly (readonly number[])[],
 ): string | undefined {
-  const { definition } = optimizer;
+  // Checked first: the probe below catches errors, so a non-optimizer would read as "gradients
+  // only" (undefined), silently.
+  const definition = (optimizer as { definition?: Optimizer<H, S>['definition'] } | null)
+    ?.definition;
+  if (typeof definition?.init !== 'function' || typeof definition.update !== 'function')
+    throw new GrngError(
+      'trainingStepNeeds',
+      `expected an optimizer (e.g. adamw() or one made with defineOptimizer), got ` +
+        `${optimizer === null ? 'null' : typeof optimizer}${definition === undefined ? ' without a definition' : ''}`,
+    );
+  if (
+    !Array.isArray(shapes) ||
+    !shapes.every((s) => Array.isArray(s) && s.every((d) => Number.isInteger(d) && d >= 0))
+  )
+    throw new GrngError(
+      'trainingStepNeeds',
+      `shapes must be arrays of non-negative integers, got ${JSON.stringify(shapes)}`,
+    );
   const leaves = (what: string) =>
     treeOfLeaves(shapes.map((s, k) => input(`probe_${what}_${k}`, s, 'f32') as Tensor));
   const params = leaves('param');

@@ -72,8 +72,31 @@ export interface ReferencePass {
 
 /** The names and shapes of a layer's trainable values. */
 export function layerValueShapes(layer: ReferenceLayer): Record<string, number[]> {
+  checkLayer('layerValueShapes', layer);
   if (layer.kind === 'lora') return { a: [layer.rank, layer.in], b: [layer.out, layer.rank] };
   return layer.bias ? { w: [layer.out, layer.in], b: [layer.out] } : { w: [layer.out, layer.in] };
+}
+
+/** A GrngError naming the first thing wrong with a layer (a JavaScript caller passes anything). */
+function checkLayer(op: string, layer: ReferenceLayer, where = 'layer'): void {
+  if (
+    typeof layer !== 'object' ||
+    layer === null ||
+    (layer.kind !== 'dense' && layer.kind !== 'lora')
+  )
+    throw new GrngError(
+      op,
+      `${where} must be { kind: 'dense' | 'lora', ... }, got kind ` +
+        `${JSON.stringify((layer as { kind?: unknown } | null)?.kind)}`,
+    );
+  const sizes: [string, unknown][] = [
+    ['in', layer.in],
+    ['out', layer.out],
+    ...(layer.kind === 'lora' ? ([['rank', layer.rank]] as [string, unknown][]) : []),
+  ];
+  for (const [name, n] of sizes)
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1)
+      throw new GrngError(op, `${where}: ${name} must be a positive integer, got ${String(n)}`);
 }
 
 // Dual arrays: a value and a tangent of the same length.
@@ -205,6 +228,41 @@ export function referencePass(
 ): ReferencePass {
   if (layers.length === 0 || values.length !== layers.length)
     throw new GrngError('referencePass', `need one set of values per layer (${layers.length})`);
+  // Sizes are checked up front: the loops below would read undefined past a short array (NaN).
+  layers.forEach((layer, i) => {
+    checkLayer('referencePass', layer, `layer ${i}`);
+    if (
+      layer.kind === 'lora' &&
+      (!(layer.w0 instanceof Float64Array) ||
+        layer.w0.length !== layer.out * layer.in ||
+        (layer.b0 !== undefined && layer.b0.length !== layer.out))
+    )
+      throw new GrngError(
+        'referencePass',
+        `layer ${i}: w0 must hold ${layer.out}×${layer.in} values and b0 (if any) ${layer.out}`,
+      );
+    if (i > 0 && layer.in !== layers[i - 1].out)
+      throw new GrngError(
+        'referencePass',
+        `layer ${i} takes ${layer.in} inputs but layer ${i - 1} gives ${layers[i - 1].out}`,
+      );
+    for (const [name, shape] of Object.entries(layerValueShapes(layer))) {
+      const want = shape.reduce((a, d) => a * d, 1);
+      for (const [what, set] of [
+        ['values', values],
+        ['tangent', tangent],
+      ] as const) {
+        if (what === 'tangent' && set?.[i]?.[name] === undefined) continue;
+        const got = set?.[i]?.[name];
+        if (!(got instanceof Float64Array) || got.length !== want)
+          throw new GrngError(
+            'referencePass',
+            `${what}[${i}].${name} must be a Float64Array of ${want} values ` +
+              `[${shape.join(', ')}], got ${got instanceof Float64Array ? `${got.length} values` : typeof got}`,
+          );
+      }
+    }
+  });
   const batch = x.length / layers[0].in;
   const outputs = layers[layers.length - 1].out;
   if (!Number.isInteger(batch) || targetRows(target, outputs) !== batch)

@@ -49,6 +49,20 @@ const isWord = (v: number): boolean => Number.isInteger(v) && v >= -(2 ** 31) &&
  * integer is read mod 2^32); returns both output words as int32 numbers.
  */
 export function threefry2x32(k0: number, k1: number, c0: number, c1: number): [number, number] {
+  // NaN, a fraction or a string would be read as some other word (`| 0`), silently.
+  for (const [name, w] of [
+    ['k0', k0],
+    ['k1', k1],
+    ['c0', c0],
+    ['c1', c1],
+  ] as const)
+    if (typeof w !== 'number' || !Number.isInteger(w))
+      throw new GrngError('threefry2x32', `${name} must be an integer word, got ${String(w)}`);
+  return threefry(k0, k1, c0, c1);
+}
+
+/** threefry2x32 without the argument checks, for the samplers' inner loops. */
+function threefry(k0: number, k1: number, c0: number, c1: number): [number, number] {
   const k = [k0 | 0, k1 | 0, (k0 ^ k1 ^ PARITY) | 0];
   let x0 = (c0 + k[0]) | 0;
   let x1 = (c1 + k[1]) | 0;
@@ -66,18 +80,27 @@ export function threefry2x32(k0: number, k1: number, c0: number, c1: number): [n
   return [x0, x1];
 }
 
+/** A key as given, arrays in brackets (String([0]) would print a bare 0). */
+function describeKey(key: unknown): string {
+  return Array.isArray(key) ? `[${key.map(String).join(', ')}]` : String(key);
+}
+
 function checkKey(op: string, key: Key): void {
   if (!Array.isArray(key) || key.length !== 2 || !key.every((w) => isWord(w)))
     throw new GrngError(
       op,
-      `key must be a pair of 32-bit integer words, got ${String(key)}; make one with prngKey(seed)`,
+      `key must be a pair of 32-bit integer words, got ${describeKey(key)}; make one with ` +
+        `prngKey(seed)`,
     );
 }
 
 /** The element count of `shape`, after checking it as dsl/random.ts does. */
 function sizeOf(op: string, shape: readonly number[]): number {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
-    throw new GrngError(op, `shape ${String(shape)} must be an array of non-negative integers`);
+    throw new GrngError(
+      op,
+      `shape ${describeKey(shape)} must be an array of non-negative integers`,
+    );
   const n = shape.reduce((a, d) => a * d, 1);
   if (n > 2 ** 31)
     throw new GrngError(
@@ -98,7 +121,7 @@ function eachWords(
   checkKey(op, key);
   const n = sizeOf(op, shape);
   for (let i = 0; i < n; i++) {
-    const [w0, w1] = threefry2x32(key[0], key[1], tag, i);
+    const [w0, w1] = threefry(key[0], key[1], tag, i);
     f(w0, w1, i);
   }
 }
@@ -135,8 +158,13 @@ export function foldIn(key: Key, data: number): Key {
 
 /** 32 random bits per element: word0 ^ word1 of Threefry(key, (0, i)). */
 export function randomBits(key: Key, shape: readonly number[]): Int32Array {
-  const out = new Int32Array(sizeOf('randomBits', shape));
-  eachWords('randomBits', key, shape, TAG_BITS, (w0, w1, i) => (out[i] = w0 ^ w1));
+  return bitsFor('randomBits', key, shape);
+}
+
+/** randomBits, with errors naming `op` (the sampler the caller called). */
+function bitsFor(op: string, key: Key, shape: readonly number[]): Int32Array {
+  const out = new Int32Array(sizeOf(op, shape));
+  eachWords(op, key, shape, TAG_BITS, (w0, w1, i) => (out[i] = w0 ^ w1));
   return out;
 }
 
@@ -153,7 +181,7 @@ const openUnit = (bits: number): number => ((bits >>> 8) | 1) * 2 ** -24;
 export function uniform(key: Key, shape: readonly number[], lo = 0, hi = 1): Float64Array {
   if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo < hi))
     throw new GrngError('uniform', `needs finite lo < hi, got [${lo}, ${hi})`);
-  const u = Float64Array.from(randomBits(key, shape), unit);
+  const u = Float64Array.from(bitsFor('uniform', key, shape), unit);
   if (lo === 0 && hi === 1) return u;
   const [l, h] = [Math.fround(lo), Math.fround(hi)];
   const width = Math.fround(h - l);
@@ -175,7 +203,7 @@ export function normal(key: Key, shape: readonly number[]): Float64Array {
 
 /** ±1, the sign of the element's random bits as an int32 (+1 for 0). */
 export function rademacher(key: Key, shape: readonly number[]): Float64Array {
-  return Float64Array.from(randomBits(key, shape), (b) => (b >= 0 ? 1 : -1));
+  return Float64Array.from(bitsFor('rademacher', key, shape), (b) => (b >= 0 ? 1 : -1));
 }
 
 /**
@@ -189,7 +217,7 @@ export function bernoulli(
   p: number | Float64Array,
   shape: readonly number[] = [],
 ): Float64Array {
-  const u = uniform(key, shape);
+  const u = Float64Array.from(bitsFor('bernoulli', key, shape), unit); // uniform(key, shape)
   if (typeof p === 'number') {
     if (!(p >= 0 && p <= 1)) throw new GrngError('bernoulli', `p must be in [0, 1], got ${p}`);
     const q = Math.fround(p);
@@ -211,7 +239,7 @@ export function randint(key: Key, shape: readonly number[], lo: number, hi: numb
       'randint',
       `needs integers lo < hi within i32 and hi − lo < 2^31, got [${lo}, ${hi})`,
     );
-  return randomBits(key, shape).map((b) => lo + ((b >>> 1) % (hi - lo)));
+  return bitsFor('randint', key, shape).map((b) => lo + ((b >>> 1) % (hi - lo)));
 }
 
 /**
@@ -241,7 +269,7 @@ export function categorical(
   // Rows without classes: the DSL's empty max gives −∞ (interpreter) or −2^31 (WebGPU), no label.
   if (classes === 0 && outer * inner > 0)
     throw new GrngError('categorical', `axis ${axis} of shape ${fmtShape(shape)} has no classes`);
-  const bits = randomBits(key, shape);
+  const bits = bitsFor('categorical', key, shape);
   const score = (i: number) =>
     logits[i] - Math.log(Math.max(-Math.log(openUnit(bits[i])), 2 ** -26));
   const out = new Int32Array(outer * inner);
@@ -288,11 +316,15 @@ export const HUTCHINSON_PROBE_DATA = 2;
  * The key of the labels sampled from the model, categorical(key, output) with classes last: K-FAC,
  * RING and RENG with fisher 'mc', and Sophia with estimator 'gnb'.
  */
-export const mcLabelKey = (step: Key): Key => foldIn(step, MC_LABEL_DATA);
+export function mcLabelKey(step: Key): Key {
+  checkKey('mcLabelKey', step);
+  return foldIn(step, MC_LABEL_DATA);
+}
 
 /** The key of Sophia's Hutchinson probe normal(key, shape) of parameter leaf `leaf` (from 0). */
 export function hutchinsonProbeKey(step: Key, leaf: number): Key {
   if (!Number.isInteger(leaf) || leaf < 0)
     throw new GrngError('hutchinsonProbeKey', `leaf must be a non-negative integer, got ${leaf}`);
+  checkKey('hutchinsonProbeKey', step);
   return foldIn(step, HUTCHINSON_PROBE_DATA + leaf);
 }

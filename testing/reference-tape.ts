@@ -4,6 +4,8 @@
 // the inputs' tangents are v, the Hessian-vector product H·v (tangents): forward over reverse.
 // Meant for small models written as plain loops (reference-transformer.ts); one node per scalar.
 
+import { GrngError } from '../core/errors.js';
+
 /** A node of the tape (its index). */
 export type Scalar = number;
 
@@ -162,6 +164,12 @@ export class Tape {
   /** Reverse sweep from `out` in dual arithmetic. */
   backward(out: Scalar): Adjoints {
     const n = this.value.length;
+    // Any other index would sweep nothing (or read past the tape) and give all-zero adjoints.
+    if (!Number.isInteger(out) || out < 0 || out >= n)
+      throw new GrngError(
+        'Tape.backward',
+        `out must be a node of this tape (an integer in [0, ${n})), got node ${String(out)}`,
+      );
     const g = new Float64Array(n);
     const h = new Float64Array(n);
     g[out] = 1;

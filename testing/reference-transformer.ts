@@ -91,8 +91,51 @@ function shapeTree(model: TokenModel): ShapeTree {
   return { layers: layers as unknown as ShapeTree };
 }
 
+const positive = (n: unknown): boolean => typeof n === 'number' && Number.isInteger(n) && n >= 1;
+
+/**
+ * A GrngError naming the first thing wrong with `model`: an unknown block kind would otherwise be
+ * read as attention, and a missing width as undefined leaf shapes.
+ */
+function checkTokenModel(op: string, model: TokenModel): void {
+  if (typeof model !== 'object' || model === null)
+    throw new GrngError(
+      op,
+      `expected a token model { tokens, dim, blocks, classes, bias }, got ${String(model)}`,
+    );
+  for (const name of ['tokens', 'dim', 'classes'] as const)
+    if (!positive(model[name]))
+      throw new GrngError(op, `${name} must be a positive integer, got ${String(model[name])}`);
+  if (!Array.isArray(model.blocks))
+    throw new GrngError(op, `blocks must be an array, got ${typeof model.blocks}`);
+  let width = model.dim;
+  model.blocks.forEach((block: TokenBlock, i) => {
+    const kind = (block as { kind?: unknown } | null)?.kind;
+    if (kind === 'dense') {
+      if (!positive((block as { out: unknown }).out))
+        throw new GrngError(
+          op,
+          `block ${i}: out must be a positive integer, got ${String((block as { out: unknown }).out)}`,
+        );
+      width = (block as { out: number }).out;
+    } else if (kind === 'attention') {
+      const heads = (block as { heads: unknown }).heads;
+      if (!positive(heads) || width % (heads as number) !== 0)
+        throw new GrngError(
+          op,
+          `block ${i}: heads must be a positive integer dividing the width ${width}, got ${String(heads)}`,
+        );
+    } else if (kind !== 'norm')
+      throw new GrngError(
+        op,
+        `block ${i}: kind must be 'dense', 'norm' or 'attention', got ${JSON.stringify(kind)}`,
+      );
+  });
+}
+
 /** Leaf names and shapes in flattenTree order (arrays by index, objects by sorted key). */
 export function tokenLeaves(model: TokenModel): { names: string[]; shapes: number[][] } {
+  checkTokenModel('tokenLeaves', model);
   const names: string[] = [];
   const shapes: number[][] = [];
   const walk = (node: ShapeTree | ShapeTree[], path: string) => {
@@ -121,11 +164,28 @@ export function tokenPass(
   target: ReferenceTarget,
   tangent?: readonly Float64Array[],
 ): TokenPass {
-  const { names } = tokenLeaves(model);
+  checkTokenModel('tokenPass', model);
+  const { names, shapes } = tokenLeaves(model);
   const { tokens: T, dim } = model;
   const B = targetRows(target, model.classes);
   if (leaves.length !== names.length || x.length !== B * T * dim)
     throw new GrngError('tokenPass', `need ${names.length} leaves and x of ${B * T * dim} values`);
+  // A short leaf would be read as undefined past its end: NaN everywhere, silently.
+  shapes.forEach((shape, k) => {
+    const want = shape.reduce((a, d) => a * d, 1);
+    for (const [what, set] of [
+      ['leaf', leaves],
+      ['tangent', tangent],
+    ] as const) {
+      const got = set?.[k];
+      if (set !== undefined && (!(got instanceof Float64Array) || got.length !== want))
+        throw new GrngError(
+          'tokenPass',
+          `${what} ${k} (${names[k]}) must be a Float64Array of ${want} values ` +
+            `[${shape.join(', ')}], got ${got instanceof Float64Array ? `${got.length} values` : typeof got}`,
+        );
+    }
+  });
   const tape = new Tape();
   const nodes = new Map<string, Scalar[]>();
   names.forEach((name, k) =>

@@ -1,6 +1,6 @@
 // Parameter lists as grng trees and back, for the optimizer checks: the checks think in flat
 // lists of leaves (what a float64 reference loops over); compileOptimizer takes trees.
-import { fmtShape } from '../core/errors.js';
+import { fmtShape, GrngError } from '../core/errors.js';
 import { flattenTree, type Tree } from '../core/tree.js';
 import type { DeviceArray } from '../runtime/device.js';
 import { array, type HostArray } from '../core/host-array.js';
@@ -20,6 +20,15 @@ export function treeOfLeaves<L>(
   leaves: readonly L[],
   structure: TreeStructure = 'object',
 ): Tree<L> {
+  if (!Array.isArray(leaves))
+    throw new GrngError('treeOfLeaves', `leaves must be an array, got ${typeof leaves}`);
+  // Any other name would silently give the 'object' arrangement.
+  if (!TREE_STRUCTURES.includes(structure))
+    throw new GrngError(
+      'treeOfLeaves',
+      `structure must be ${TREE_STRUCTURES.map((s) => `'${s}'`).join(', ')}, got ` +
+        `${JSON.stringify(structure)}`,
+    );
   if (structure === 'list') return [...leaves];
   if (structure === 'nested' && leaves.length > 1)
     return { a: leaves.slice(0, -1), b: leaves[leaves.length - 1] };
@@ -34,6 +43,13 @@ export function hostTree(
   shapes: readonly (readonly number[])[],
   structure: TreeStructure = 'object',
 ): Tree<HostArray> {
+  // A missing shape would make array() take the values' length as the shape, silently.
+  if (!Array.isArray(values) || !Array.isArray(shapes) || values.length !== shapes.length)
+    throw new GrngError(
+      'hostTree',
+      `needs one shape per leaf: got ${Array.isArray(values) ? values.length : typeof values} ` +
+        `values and ${Array.isArray(shapes) ? shapes.length : typeof shapes} shapes`,
+    );
   return treeOfLeaves(
     values.map((v, k) => array(v, shapes[k])),
     structure,

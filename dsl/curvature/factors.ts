@@ -1,4 +1,4 @@
-import { GrngError } from '../../core/errors.js';
+import { fmtShape, GrngError } from '../../core/errors.js';
 import {
   abs,
   add,
@@ -17,7 +17,9 @@ import {
   zeros,
   type Tensor,
 } from '../index.js';
+import { isTensor } from '../tensor.js';
 import type { LayerTap } from '../optimizer.js';
+import { expectTensor } from './check.js';
 
 /**
  * How a layer applied at T positions per sample (tokens, patches, output pixels) turns into
@@ -31,12 +33,19 @@ export type WeightSharing = 'expand' | 'reduce';
  * A tap's rows: B samples of T positions each. A rank-2 tap (a [B, d_in]) is one position per
  * sample; a rank-3 tap (a [B, T, d_in]) has T.
  */
-export function tapGeometry(tap: LayerTap): { readonly batch: number; readonly positions: number } {
-  const { a, g } = tap;
+export function tapGeometry(
+  tap: LayerTap,
+  op = 'tapGeometry',
+): { readonly batch: number; readonly positions: number } {
+  if (typeof tap !== 'object' || tap === null)
+    throw new GrngError(op, `expected a layer tap { name, a, g, w }, got ${String(tap)}`);
+  const where = typeof tap.name === 'string' ? `tap ${tap.name}` : 'the tap';
+  const a = expectTensor(op, `${where}: a`, tap.a);
+  const g = expectTensor(op, `${where}: g`, tap.g);
   const sameLead = a.rank === g.rank && a.shape.slice(0, -1).every((d, i) => d === g.shape[i]);
   if ((a.rank !== 2 && a.rank !== 3) || !sameLead) {
     throw new GrngError(
-      'kroneckerFactors',
+      op,
       `tap ${tap.name}: a [B, d_in] and g [B, d_out] (or [B, T, d_in] and [B, T, d_out]) ` +
         `must share their leading axes, got [${a.shape.join(', ')}] and [${g.shape.join(', ')}]`,
     );
@@ -65,7 +74,12 @@ export function kroneckerFactors(
   readonly lambda: Tensor;
   readonly gamma: Tensor;
 } {
-  const { batch, positions } = tapGeometry(tap);
+  if (weightSharing !== 'expand' && weightSharing !== 'reduce')
+    throw new GrngError(
+      'kroneckerFactors',
+      `weightSharing must be 'expand' or 'reduce', got ${JSON.stringify(weightSharing)}`,
+    );
+  const { batch, positions } = tapGeometry(tap, 'kroneckerFactors');
   if (weightSharing === 'reduce' && tap.a.rank === 3) {
     const aBar = mean(tap.a, 1);
     const gHat = summedGradients(tap.g);
@@ -109,12 +123,23 @@ export const CANCELLED = 2 ** -12;
  * when a carries a ones column): ∂L/∂[W | b] for the mean loss over the B samples.
  */
 export function layerGradient(tap: LayerTap): Tensor {
-  const { batch } = tapGeometry(tap);
+  const { batch } = tapGeometry(tap, 'layerGradient');
   const { a, g } = rows(tap);
   return div(matmul(mT(g), a), batch);
 }
 
 /** Exponential moving average: decay·old + (1 − decay)·fresh (docs/algorithms.md §3.4). */
 export function ema(old: Tensor, fresh: Tensor, decay: Tensor | number): Tensor {
+  expectTensor('ema', 'old', old);
+  expectTensor('ema', 'fresh', fresh);
+  if (old.rank !== fresh.rank || !old.shape.every((d, i) => d === fresh.shape[i]))
+    throw new GrngError(
+      'ema',
+      `old and fresh must have one shape, got ${fmtShape(old.shape)} and ${fmtShape(fresh.shape)}`,
+    );
+  if (typeof decay !== 'number' && !isTensor(decay))
+    throw new GrngError('ema', `decay must be a number or a Tensor, got ${typeof decay}`);
+  if (typeof decay === 'number' && !(decay >= 0 && decay <= 1))
+    throw new GrngError('ema', `decay must be in [0, 1], got ${decay}`);
   return add(mul(decay, old), mul(sub(1, decay), fresh));
 }

@@ -15,10 +15,24 @@ import {
   where,
   type Tensor,
 } from '../index.js';
+import { fmtShape, GrngError } from '../../core/errors.js';
+import { expectCount, expectSquare, expectTensor } from './check.js';
 
 /** ‖I − A X‖_F: how far X is from A⁻¹ (an upper bound on the spectral norm of the residual). */
 export function inverseResidual(a: Tensor, x: Tensor): Tensor {
+  expectSameSquare('inverseResidual', a, x, 'x');
   return residualOf(matmul(a, x));
+}
+
+/** A GrngError unless `a` is a square f32 matrix and `x` (named `what`) has its shape. */
+function expectSameSquare(op: string, a: Tensor, x: Tensor, what: string): void {
+  expectSquare(op, 'a', a);
+  const t = expectTensor(op, what, x);
+  if (t.rank !== 2 || t.shape[0] !== a.shape[0] || t.shape[1] !== a.shape[1])
+    throw new GrngError(
+      op,
+      `${what} must have a's shape ${fmtShape(a.shape)}, got ${fmtShape(t.shape)}`,
+    );
 }
 
 /** ‖I − P‖_F for P = A·X. */
@@ -30,6 +44,8 @@ const residualOf = (product: Tensor): Tensor => sqrt(sqnorm(sub(eye(product.shap
  * 1 it converges quadratically; cost: two d×d matmuls per step.
  */
 export function newtonSchulz(a: Tensor, x0: Tensor, iterations: number): Tensor {
+  expectSameSquare('newtonSchulz', a, x0, 'x0');
+  expectCount('newtonSchulz', 'iterations', iterations);
   return iterate(a, withProduct(x0, matmul(a, x0)), iterations).x;
 }
 
@@ -71,7 +87,28 @@ export function guardedInverse(
   a: Tensor,
   options: { lambdaMax: Tensor; x0?: Tensor; iterations: number; extra: number; tolerance: number },
 ): GuardedInverse {
-  const n = a.shape[0];
+  const op = 'guardedInverse';
+  const n = expectSquare(op, 'a', a);
+  if (typeof options !== 'object' || options === null)
+    throw new GrngError(
+      op,
+      `expected options { lambdaMax, iterations, extra, tolerance }, got ${String(options)}`,
+    );
+  const lambdaMax = expectTensor(
+    op,
+    'options.lambdaMax (λ_max of a, e.g. powerIteration)',
+    options.lambdaMax,
+  );
+  if (lambdaMax.rank !== 0)
+    throw new GrngError(op, `options.lambdaMax must be a scalar, got ${fmtShape(lambdaMax.shape)}`);
+  if (options.x0 !== undefined) expectSameSquare(op, a, options.x0, 'options.x0');
+  expectCount(op, 'options.iterations', options.iterations);
+  expectCount(op, 'options.extra', options.extra);
+  if (!(options.tolerance > 0 && options.tolerance < 1))
+    throw new GrngError(
+      op,
+      `options.tolerance must be in (0, 1), got ${String(options.tolerance)}`,
+    );
   const embed = blockWithIdentity(n);
   const padded = embed(a);
   // A·X for X = c·I embedded is blockdiag(c·A, I): exact without a product (one nonzero term each).
@@ -174,5 +211,16 @@ export function blockWithIdentity(n: number): (m: Tensor) => Tensor {
  * (docs/algorithms.md §3.5).
  */
 export function newtonSchulzIterations(sqrtRho: number, tolerance: number): number {
+  // Outside these ranges the formula gives NaN or a meaningless count.
+  if (!(sqrtRho >= 0 && Number.isFinite(sqrtRho)))
+    throw new GrngError(
+      'newtonSchulzIterations',
+      `sqrtRho must be a finite number ≥ 0, got ${String(sqrtRho)}`,
+    );
+  if (!(tolerance > 0 && tolerance < 1))
+    throw new GrngError(
+      'newtonSchulzIterations',
+      `tolerance must be in (0, 1), got ${String(tolerance)}`,
+    );
   return Math.max(1, Math.ceil(Math.log2(Math.log(tolerance) / Math.log(1 / (1 + sqrtRho)))));
 }

@@ -1,4 +1,6 @@
+import { fmtShape, GrngError } from '../../core/errors.js';
 import { div, matmul, maximum, mul, reshape, sqnorm, sqrt, sum, type Tensor } from '../index.js';
+import { expectCount, expectSquare, expectTensor } from './check.js';
 
 /**
  * λ_max of a symmetric PSD matrix by `steps` power-iteration steps from `v0` (warm-started from
@@ -10,7 +12,14 @@ export function powerIteration(
   v0: Tensor,
   steps: number,
 ): { readonly value: Tensor; readonly vector: Tensor } {
-  const n = a.shape[0];
+  const n = expectSquare('powerIteration', 'a', a);
+  const given = expectTensor('powerIteration', 'v0', v0);
+  if (given.size !== n)
+    throw new GrngError(
+      'powerIteration',
+      `v0 must hold ${n} values (a is ${fmtShape(a.shape)}), got ${fmtShape(given.shape)}`,
+    );
+  expectCount('powerIteration', 'steps', steps);
   const unit = (w: Tensor) => div(w, maximum(sqrt(sqnorm(w)), 1e-30));
   let v = unit(reshape(v0, [n, 1]));
   for (let j = 0; j < steps; j++) v = unit(matmul(a, v));

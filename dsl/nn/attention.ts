@@ -1,8 +1,8 @@
-import { GrngError } from '../../core/errors.js';
+import { fmtShape, GrngError } from '../../core/errors.js';
 import { positiveInteger } from './check.js';
 import type { HostArray } from '../../core/host-array.js';
 import { ge, iota, matmul, mul, reshape, softmax, transpose, where } from '../index.js';
-import type { Tensor } from '../tensor.js';
+import { isTensor, type Tensor } from '../tensor.js';
 import { seededUniform, uniformInit, zerosInit } from './init.js';
 import { sharedDense, type DenseParams, type Model } from './layers.js';
 
@@ -23,6 +23,36 @@ export function scaledDotProductAttention(
   v: Tensor,
   options: { causal?: boolean } = {},
 ): Tensor {
+  const op = 'nn.scaledDotProductAttention';
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const)
+    if (!isTensor(t) || t.rank !== 4)
+      throw new GrngError(
+        op,
+        `${name} must be a Tensor [batch, heads, T, d_head], got ` +
+          `${isTensor(t) ? fmtShape(t.shape) : typeof t}`,
+      );
+  // q [B, H, T_q, d] and k [B, H, T_k, d] share all but their positions; v [B, H, T_k, d_v].
+  const [qs, ks, vs] = [q.shape, k.shape, v.shape];
+  if (
+    qs[0] !== ks[0] ||
+    qs[1] !== ks[1] ||
+    qs[3] !== ks[3] ||
+    !ks.slice(0, 3).every((d, i) => d === vs[i])
+  )
+    throw new GrngError(
+      op,
+      `q [B, H, T_q, d], k [B, H, T_k, d] and v [B, H, T_k, d_v] do not fit: got q ` +
+        `${fmtShape(qs)}, k ${fmtShape(ks)}, v ${fmtShape(vs)}`,
+    );
+  if (options.causal === true && qs[2] !== ks[2])
+    throw new GrngError(
+      op,
+      `causal attention needs as many queries as keys, got T_q ${qs[2]} and T_k ${ks[2]}`,
+    );
   const scores = mul(matmul(q, transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(q.shape[3]));
   const t = scores.shape[2];
   // −1e30, not −∞: exp underflows to 0 without an ∞ − ∞ in the softmax's shift.

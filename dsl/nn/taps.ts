@@ -1,5 +1,6 @@
+import { GrngError } from '../../core/errors.js';
 import type { Node } from '../../core/ir/node.js';
-import type { Tensor } from '../tensor.js';
+import { isTensor, type Tensor } from '../tensor.js';
 
 /**
  * A dense layer's curvature tap (docs/algorithms.md §2): its input activations `a` (B × d_in, with
@@ -35,6 +36,13 @@ export function recordTaps<R>(
   f: () => R,
   probes?: readonly Tensor[],
 ): { result: R; taps: DenseTap[] } {
+  if (typeof f !== 'function')
+    throw new GrngError('recordTaps', `expected a function to run, got ${typeof f}`);
+  if (probes !== undefined && (!Array.isArray(probes) || !probes.every(isTensor)))
+    throw new GrngError(
+      'recordTaps',
+      'probes must be an array of Tensors (one per dense layer, shaped like its pre-activations)',
+    );
   const outer = active;
   const tape: Tape = { taps: [], probes };
   active = tape;

@@ -58,6 +58,8 @@ export function oneHot(labels: Tensor, classes: number): Tensor {
       'oneHot',
       `labels must be i32, got ${labels.dtype} ${fmtShape(labels.shape)}`,
     );
+  if (!Number.isInteger(classes) || classes < 1)
+    throw new GrngError('oneHot', `classes must be a positive integer, got ${String(classes)}`);
   const ids = iota([...labels.shape, classes], labels.rank);
   return cast(eq(ids, expandDims(labels, -1)), 'f32');
 }
@@ -124,6 +126,11 @@ export function sqnorm(x: Tensor): Tensor {
 
 /** Squared global Euclidean norm over a list of tensors (e.g. all gradients). */
 export function globalSqnorm(xs: readonly Tensor[]): Tensor {
+  if (!Array.isArray(xs) || !xs.every(isTensor))
+    throw new GrngError(
+      'globalSqnorm',
+      `expected an array of Tensors, got ${Array.isArray(xs) ? 'an array with other values' : typeof xs}`,
+    );
   if (xs.length === 0) throw new GrngError('globalSqnorm', 'needs at least one tensor');
   return xs.map(sqnorm).reduce((acc, t) => wrap(b.add(acc.node, t.node)));
 }

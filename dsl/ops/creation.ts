@@ -3,7 +3,7 @@ import { fmtShape, GrngError } from '../../core/errors.js';
 import { flattenNested, type NestedNumbers } from '../../core/nested-numbers.js';
 import type { Shape } from '../shape-types.js';
 import type { Tensor } from '../tensor.js';
-import { wrap } from './operands.js';
+import { nodeOf, wrap } from './operands.js';
 
 function checkDType(op: string, dtype: DType): void {
   if (!DTYPES.includes(dtype))
@@ -46,20 +46,33 @@ export function full<const S extends Shape>(
   value: number,
   dtype: DType = 'f32',
 ): Tensor<[...S]> {
-  checkDims('full', shape);
-  checkDType('full', dtype);
+  return filled('full', shape, value, dtype);
+}
+
+/** full, with errors naming `op` (zeros, ones, scalar: the function the caller called). */
+function filled<const S extends Shape>(
+  op: string,
+  shape: S,
+  value: number,
+  dtype: DType,
+): Tensor<[...S]> {
+  checkDims(op, shape);
+  checkDType(op, dtype);
   if (typeof value !== 'number')
-    throw new GrngError('full', `value must be a number, got ${typeof value}`);
+    throw new GrngError(op, `value must be a number, got ${typeof value}`);
   return wrap(b.fill(value, shape, dtype));
 }
 export const zeros = <const S extends Shape>(shape: S, dtype: DType = 'f32'): Tensor<[...S]> =>
-  full(shape, 0, dtype);
+  filled('zeros', shape, 0, dtype);
 export const ones = <const S extends Shape>(shape: S, dtype: DType = 'f32'): Tensor<[...S]> =>
-  full(shape, 1, dtype);
-export const zerosLike = <S extends Shape>(x: Tensor<S>): Tensor<S> => wrap(b.zerosLike(x.node));
-export const onesLike = <S extends Shape>(x: Tensor<S>): Tensor<S> => wrap(b.fillLike(1, x.node));
+  filled('ones', shape, 1, dtype);
+export const zerosLike = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
+  wrap(b.zerosLike(nodeOf('zerosLike', x)));
+export const onesLike = <S extends Shape>(x: Tensor<S>): Tensor<S> =>
+  wrap(b.fillLike(1, nodeOf('onesLike', x)));
 /** A scalar constant. */
-export const scalar = (value: number, dtype: DType = 'f32'): Tensor<[]> => full([], value, dtype);
+export const scalar = (value: number, dtype: DType = 'f32'): Tensor<[]> =>
+  filled('scalar', [], value, dtype);
 
 /** Nested JS arrays (or a flat array/typed array plus `shape`) as a constant in the graph. */
 export function constant(

@@ -66,6 +66,14 @@ export function outer(u: Tensor, v: Tensor): Tensor {
 
 /** The n×n identity (or n×m with ones on the main diagonal). */
 export function eye(n: number, m = n, dtype: 'f32' | 'i32' = 'f32'): Tensor {
+  for (const [name, d] of [
+    ['n', n],
+    ['m', m],
+  ] as const)
+    if (!Number.isInteger(d) || d < 0)
+      throw new GrngError('eye', `${name} must be a non-negative integer, got ${String(d)}`);
+  if (dtype !== 'f32' && dtype !== 'i32')
+    throw new GrngError('eye', `dtype must be f32 or i32, got ${String(dtype)}`);
   const rows = iota([n, m], 0);
   const cols = iota([n, m], 1);
   return wrap(b.cast(b.eq(rows.node, cols.node), dtype));

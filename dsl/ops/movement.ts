@@ -126,7 +126,24 @@ export function slice(x: Tensor, starts: readonly number[], ends?: readonly numb
 
 /** Zero padding: `lo[i]` elements before and `hi[i]` after axis i. */
 export function pad(x: Tensor, lo: readonly number[], hi: readonly number[]): Tensor {
-  return wrap(b.pad(x.node, lo, hi));
+  const node = nodeOf('pad', x);
+  for (const [name, widths] of [
+    ['lo', lo],
+    ['hi', hi],
+  ] as const) {
+    // Checked here: the builder returns x itself for all-zero widths, of any length.
+    if (
+      !Array.isArray(widths) ||
+      widths.length !== node.shape.length ||
+      !widths.every((p) => Number.isInteger(p) && p >= 0)
+    )
+      throw new GrngError(
+        'pad',
+        `${name} must give one non-negative integer per axis of ${fmtShape(node.shape)}, got ` +
+          `${Array.isArray(widths) ? fmtShape(widths) : String(widths)}; use slice to crop`,
+      );
+  }
+  return wrap(b.pad(node, lo, hi));
 }
 
 /** Joins tensors along `axis` (built from pads and adds, so it differentiates like them). */

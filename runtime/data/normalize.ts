@@ -1,3 +1,4 @@
+import { GrngError } from '../../core/errors.js';
 import type { ImageDataset, ImageSplit } from './image-dataset.js';
 
 /**
@@ -8,7 +9,22 @@ import type { ImageDataset, ImageSplit } from './image-dataset.js';
 export function standardize(
   dataset: ImageDataset,
 ): ImageDataset & { readonly mean: number; readonly std: number } {
-  const x = dataset.train.x;
+  // The statistics come from train: without images they would be NaN, and every split with them.
+  const train = (dataset as Partial<ImageDataset> | null)?.train;
+  if (train === undefined || !(train.x instanceof Float32Array) || train.x.length === 0)
+    throw new GrngError(
+      'standardize',
+      `needs a dataset whose train split has images (a Float32Array x), got ` +
+        `${train === undefined ? 'no train split' : `x of ${train.x?.length ?? 0} values`}`,
+    );
+  for (const [name, split] of [
+    ['test', dataset.test],
+    ['validation', dataset.validation],
+  ] as const)
+    if (name === 'test' || split !== undefined)
+      if (!(split?.x instanceof Float32Array))
+        throw new GrngError('standardize', `the ${name} split needs images (a Float32Array x)`);
+  const x = train.x;
   let sum = 0;
   for (const v of x) sum += v;
   const mean = sum / x.length;

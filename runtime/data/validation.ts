@@ -5,6 +5,16 @@ import type { ImageDataset, ImageSplit } from './image-dataset.js';
 /** The rows `indices` of a split, as a new split. */
 export function subset(split: ImageSplit, indices: ArrayLike<number>): ImageSplit {
   const f = split.features;
+  // A row past the end would be copied as zeros with label 0, silently.
+  for (let n = 0; n < indices.length; n++) {
+    const k = indices[n];
+    if (!Number.isInteger(k) || k < 0 || k >= split.count)
+      throw new GrngError(
+        'subset',
+        `index ${k} (entry ${n}) is not a row of a split of ${split.count} rows ` +
+          `(0..${split.count - 1})`,
+      );
+  }
   const x = new Float32Array(indices.length * f);
   const y = new Int32Array(indices.length);
   for (let n = 0; n < indices.length; n++) {
