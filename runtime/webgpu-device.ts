@@ -190,10 +190,16 @@ export class WebGpuDevice implements Device {
   fuse = true;
 
   constructor(handle: GpuHandle, memory: WebGpuMemoryOptions = {}) {
+    if (typeof handle?.device?.createBuffer !== 'function')
+      throw new GrngError(
+        'WebGpuDevice',
+        `expects a handle { device: GPUDevice, description }, got ${describeHandle(handle)}; ` +
+          `createDevice() opens one`,
+      );
     this.gpu = handle.device;
     this.description = handle.description;
     this.owner = handle.owner;
-    const bounds = memoryBounds(memory);
+    const bounds = memoryBounds(memory, 'WebGpuDevice');
     this.executables = new LruCache(bounds.maxExecutables, (exe) => this.retire(exe));
     this.inputsOf = new LruCache(bounds.maxExecutables);
     this.pipelines = new LruCache(bounds.maxPipelines);
@@ -939,11 +945,14 @@ export class WebGpuDevice implements Device {
 }
 
 /** The bounds `memory` asks for, defaults filled in; a GrngError for a bound that is no count. */
-export function memoryBounds(memory: WebGpuMemoryOptions): Required<WebGpuMemoryOptions> {
+export function memoryBounds(
+  memory: WebGpuMemoryOptions,
+  op = 'createDevice',
+): Required<WebGpuMemoryOptions> {
   const bound = (name: keyof WebGpuMemoryOptions, fallback: number, min: number) => {
     const value = memory[name] ?? fallback;
     if (!Number.isInteger(value) || value < min)
-      throw new GrngError('createDevice', `${name} must be an integer ≥ ${min}, got ${value}`);
+      throw new GrngError(op, `${name} must be an integer ≥ ${min}, got ${value}`);
     return value;
   };
   return {
@@ -958,4 +967,9 @@ function hostValuesOf(inputs: ReadonlyMap<string, GpuArray>): Map<string, number
   const out = new Map<string, number>();
   for (const [name, arr] of inputs) if (arr.hostValue !== undefined) out.set(name, arr.hostValue);
   return out;
+}
+
+function describeHandle(handle: unknown): string {
+  if (typeof handle !== 'object' || handle === null) return String(handle);
+  return 'device' in handle ? 'a device without createBuffer' : 'an object without a device';
 }

@@ -689,12 +689,17 @@ describe('grng: nn', () => {
 });
 
 describe('grng: devices', () => {
-  test('new WebGpuDevice with memory bounds out of range (checked before the GPU is touched)', () => {
-    // A stand-in handle: the bounds are refused before anything reads it.
-    const handle = { device: {}, description: 'none', owner: null } as never;
+  test('new WebGpuDevice without a GPU handle, or with memory bounds out of range', () => {
     refuses(
-      () => new WebGpuDevice(handle, { maxExecutables: 0 }),
-      /maxExecutables must be an integer ≥ 1, got 0/,
+      () => new WebGpuDevice(undefined as never),
+      /WebGpuDevice: expects a handle \{ device: GPUDevice, description \}, got undefined/,
+    );
+    refuses(() => new WebGpuDevice({} as never), /got an object without a device/);
+    // A stand-in handle: the bounds are refused before anything reads more than createBuffer.
+    const handle = { device: { createBuffer: () => undefined }, description: 'none', owner: null };
+    refuses(
+      () => new WebGpuDevice(handle as never, { maxExecutables: 0 }),
+      /^WebGpuDevice: maxExecutables must be an integer ≥ 1, got 0/,
     );
   });
 });
