@@ -7,6 +7,7 @@ import { fuseMatmulEpilogues } from './kernels/fuse-epilogues.js';
 import { mergeIndependent } from './kernels/merge-independent.js';
 import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
 import { transposedRightOperands } from './kernels/transposed-operands.js';
+import { splitLongLoops } from './kernels/loop-budget.js';
 import { hoistHostScalars, type HostScalar } from './hoist-host-scalars.js';
 import { separateInputs, type InputLayout } from './memory/layout.js';
 import {
@@ -22,6 +23,7 @@ import {
   inPlaceCandidates,
   isWideReduction,
   segmentInvocations,
+  wideReductionLanes,
   segmentMode,
   type DispatchSource,
 } from './wgsl/kernel.js';
@@ -100,16 +102,18 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
   // Inputs keep their regions even when only hoisted work reads them. (The unfused reference
   // schedule computes everything where it is.)
   const inputs = topoSort(traced).filter((n) => n.op === 'input');
-  const { outputs, hoisted } = fuse
-    ? hoistHostScalars(traced, options.hostInputs ?? new Set(), MAX_SCALARS)
-    : { outputs: [...traced], hoisted: [] };
-  const placeholders = new Set(hoisted.map((h) => h.placeholder.id));
   const maxBuffers = limits.maxStorageBuffersPerShaderStage;
   const workgroupSize = Math.min(
     WORKGROUP_SIZE,
     limits.maxComputeInvocationsPerWorkgroup,
     limits.maxComputeWorkgroupSizeX,
   );
+  // No kernel loops past the budget llvmpipe allows an invocation (kernels/loop-budget.ts).
+  const bounded = splitLongLoops(traced, wideReductionLanes(workgroupSize));
+  const { outputs, hoisted } = fuse
+    ? hoistHostScalars(bounded, options.hostInputs ?? new Set(), MAX_SCALARS)
+    : { outputs: bounded, hoisted: [] };
+  const placeholders = new Set(hoisted.map((h) => h.placeholder.id));
   const externals = [
     ...inputs,
     ...topoSort(outputs).filter((n) => isExternal(n) && n.op !== 'input'),
@@ -173,8 +177,8 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
     { donated, copyBack: copyBacks(aliases, donated, outputs, order), hosted: hoisted },
     limits.maxStorageBufferBindingSize,
   );
-  const kernels = dispatches.map((d, k) => {
-    const generated = generateDispatch(d.segments, memory, workgroupSize);
+  const kernels = dispatches.flatMap((d, k) => {
+    const { passes, ...generated } = generateDispatch(d.segments, memory, workgroupSize);
     const condition = gated[k];
     const source =
       condition === undefined
@@ -196,7 +200,12 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
           `(${bound}); the device allows ${maxBuffers}`,
       );
     }
-    return { segments: d.segments, source, aliases: aliases[k] };
+    // A kernel run in passes is one dispatch per pass, each with its own offsets.
+    return (passes ?? [source.offsets]).map((offsets) => ({
+      segments: d.segments,
+      source: { ...source, offsets },
+      aliases: aliases[k],
+    }));
   });
   return { kernels, memory, externals, outputs, hostScalars: hoisted };
 }

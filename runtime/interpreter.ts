@@ -30,8 +30,8 @@ export function interpret(
     let value: Float64Array;
     if (node.op === 'input') {
       value = bindInput(node as Node<'input'>, inputs);
-      if (node.dtype === 'f32' && options.precision === 'f32')
-        value = Float64Array.from(value, Math.fround);
+      // map, not Float64Array.from(value, fround): that is ten times slower on large inputs
+      if (node.dtype === 'f32' && options.precision === 'f32') value = value.map(Math.fround);
     } else {
       const args = node.inputs.map((n) => values.get(n.id) as Float64Array);
       value = ruleOf(node).interpret({ node, inputs: args, round });

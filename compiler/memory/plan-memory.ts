@@ -144,15 +144,6 @@ export function planMemory(
     // stored in place, or a donated input
     else if (!f.copy && !f.stored) outputRegions[i] = regions.get(f.n.id) as Region;
   });
-  fresh.forEach((f, i) => {
-    if (f.copy)
-      copies.push({
-        from: regions.get(f.n.id) as Region,
-        to: outputRegions[i],
-        length: paddedLength(shapeSize(f.n.shape)),
-      });
-  });
-
   const intermediates = dispatches.flatMap((d) =>
     d.roots.filter((r) => (!outputIds.has(r.id) || copyBack.has(r.id)) && !aliased.has(r.id)),
   );
@@ -162,6 +153,16 @@ export function planMemory(
     nodes.forEach((n) => regions.set(n.id, { slot, offset: offsets.get(n.id) as number }));
     slots.push({ kind: 'arena', storage, length });
   }
+  // Repeats after the arena's regions exist: a root returned twice and copied back into its
+  // donated input is computed in the arena, which the first copy reads.
+  fresh.forEach((f, i) => {
+    if (f.copy)
+      copies.push({
+        from: regions.get(f.n.id) as Region,
+        to: outputRegions[i],
+        length: paddedLength(shapeSize(f.n.shape)),
+      });
+  });
   for (const [root, input] of copyBack) {
     const node = intermediates.find((n) => n.id === root) as Node;
     copies.push({
@@ -196,18 +197,33 @@ export function planMemory(
     });
   }
 
-  for (const slot of slots) {
-    if (slot.kind === 'scalars') continue;
+  // Every slot is bound whole; an input slot reaches at least to the end of the arrays read from it
+  // (the device would reject a larger binding while recording the call).
+  const inputEnds = new Map<number, number>();
+  for (const n of externals) {
+    const region = n.op === 'input' ? regions.get(n.id) : undefined;
+    if (region === undefined) continue;
+    const end = region.offset + paddedLength(shapeSize(n.shape));
+    inputEnds.set(region.slot, Math.max(inputEnds.get(region.slot) ?? 0, end));
+  }
+  slots.forEach((slot, i) => {
+    if (slot.kind === 'scalars') return;
     const bytes =
-      4 * (slot.kind === 'constants' ? slot.data.length : slot.kind === 'input' ? 0 : slot.length);
+      4 *
+      (slot.kind === 'constants'
+        ? slot.data.length
+        : slot.kind === 'input'
+          ? (inputEnds.get(i) ?? 0)
+          : slot.length);
     if (bytes > maxBindingBytes) {
       throw new GrngError(
         'compile',
         `the program's ${slot.kind} buffer needs ${bytes} bytes, over the ` +
-          `device's maxStorageBufferBindingSize of ${maxBindingBytes}`,
+          `device's maxStorageBufferBindingSize of ${maxBindingBytes}; work on several smaller ` +
+          `arrays instead (uploaded and computed separately)`,
       );
     }
-  }
+  });
   return { slots, regions, outputs: outputRegions, copies, scalars };
 }
 

@@ -12,11 +12,11 @@ import {
 } from './emitter.js';
 import { generateMatmul } from './matmul.js';
 import { generateSolver } from './solvers.js';
-import { assemble, type KernelSource } from './module.js';
+import { assemble, emptyKernel, type KernelSource } from './module.js';
 import { generateWideReduction, isWideReduction } from './wide-reduction.js';
 
 export type { KernelSource } from './module.js';
-export { isWideReduction } from './wide-reduction.js';
+export { isWideReduction, wideReductionLanes } from './wide-reduction.js';
 
 /** Where the dispatch's nodes live: regions of the program's slots. */
 export interface DispatchMemory {
@@ -41,6 +41,12 @@ export interface DispatchSource extends KernelSource {
    * everything the dispatch stores is needed only then (compiler/kernels/gates.ts).
    */
   readonly gate?: DispatchGate;
+  /**
+   * Dispatches this kernel runs as, in order: the values of its offsets uniform for each (a solver
+   * over ranges of its steps, see solvers.ts). Absent: one dispatch with `offsets`. Compilation
+   * expands it into one dispatch each (compiler/program.ts), so plans never hold it.
+   */
+  readonly passes?: readonly (readonly number[])[];
 }
 
 /** Where a gated dispatch's condition lives, and the value it runs on. */
@@ -57,7 +63,7 @@ export interface DispatchGate extends Region {
 export type SegmentMode = 'vec4' | 'scalar' | 'alone';
 
 export function segmentMode(plan: KernelPlan): SegmentMode {
-  if (isMatmul(plan) || isWideReduction(plan) || isSolver(plan)) return 'alone';
+  if (isEmpty(plan) || isMatmul(plan) || isWideReduction(plan) || isSolver(plan)) return 'alone';
   return vectorizable(plan) ? 'vec4' : 'scalar';
 }
 
@@ -78,6 +84,12 @@ export function segmentInvocations(plan: KernelPlan): number {
   const size = shapeSize(plan.roots[0].shape);
   return segmentMode(plan) === 'vec4' ? Math.ceil(size / 4) : size;
 }
+
+/**
+ * A plan over zero elements: it computes nothing, and its index arithmetic (sizes of 0: divisions
+ * by literal zeros, empty tiles) need not be valid WGSL, so it gets a kernel that does nothing.
+ */
+const isEmpty = (plan: KernelPlan) => plan.roots.every((r) => shapeSize(r.shape) === 0);
 
 /** A dense solver's kernel (Cholesky, triangular solve): a sequential algorithm of its own. */
 const isSolver = (plan: KernelPlan) => wgslRuleOf(plan.roots[0]).kind === 'sequential';
@@ -221,6 +233,7 @@ function emitDispatch(
   });
   if (mode === 'alone') {
     const plan = segments[0];
+    if (isEmpty(plan)) return done(emptyKernel());
     const outs = plan.roots.map((r) => at(r) as Location);
     if (isSolver(plan)) return done(generateSolver(plan, e, outs[0], declare, workgroupSize));
     return done(

@@ -36,6 +36,11 @@ ${body}
   return { code: withHelpers(code, valueType), invocations, workgroupSize };
 }
 
+/** A kernel with nothing to do (its plan covers zero elements): the device never dispatches it. */
+export function emptyKernel(): KernelSource {
+  return { code: '@compute @workgroup_size(1)\nfn main() {}\n', invocations: 0, workgroupSize: 1 };
+}
+
 /**
  * `code` preceded by the prelude helpers it calls, directly or through other helpers (WGSL
  * declarations are order-free).

@@ -34,6 +34,17 @@ export const PRELUDE: readonly Helper[] = [
     code: () => `fn grng_bits(b: u32) -> f32 { return bitcast<f32>(b); }`,
   },
   {
+    // f32 → i32 as the interpreter converts (core/ops/elementwise.ts): toward zero, saturating at
+    // −2^31 and 2^31 − 1, NaN to 0. WGSL's i32(x) clamps to [−2^31, 2^31 − 128] and leaves NaN to
+    // the implementation. NaN is found from its bits: WGSL lets a driver assume x == x.
+    name: 'grng_ftoi',
+    code: () => `fn grng_ftoi(x: f32) -> i32 {
+  let t = i32(clamp(x, -2147483648.0f, 2147483520.0f));
+  let nan = (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+  return select(select(t, 2147483647i, x >= 2147483648.0f), 0i, nan);
+}`,
+  },
+  {
     // WGSL's pow is exp2(b·log2(a)): undefined for a < 0 and for pow(0, 0). JS semantics here.
     name: 'grng_pow',
     generic: true,

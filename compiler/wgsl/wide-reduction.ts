@@ -14,6 +14,10 @@ export function isWideReduction(plan: KernelPlan): boolean {
   return shapeSize(root.inputs[0].shape) / Math.max(1, shapeSize(root.shape)) >= WIDE_REDUCTION;
 }
 
+/** Lanes of a wide reduction's workgroup: a power of two, for the halving. */
+export const wideReductionLanes = (workgroupSize: number): number =>
+  2 ** Math.floor(Math.log2(workgroupSize));
+
 /**
  * A long reduction: one workgroup per output element. Each lane accumulates a strided share of
  * the reduced elements (the producer expression inlined), then the workgroup combines the lanes
@@ -32,7 +36,7 @@ export function generateWideReduction(
   const { axes } = root.attrs;
   const input = root.inputs[0];
   const reduced = axes.map((a) => input.shape[a]);
-  const lanes = 2 ** Math.floor(Math.log2(workgroupSize)); // the halving needs a power of two
+  const lanes = wideReductionLanes(workgroupSize);
   const outIndex = unravelSized(e, 'flat', root.shape, 'output');
   e.line(`var acc = ${rule.init(root)};`);
   const body = e.block(() => {

@@ -112,13 +112,16 @@ function convert(x: number, from: DType, to: DType): number {
 }
 
 /**
- * The WGSL form of `convert` (f32 → i32 conversion in WGSL truncates toward zero and saturates).
+ * The WGSL form of `convert`. f32 → i32 goes through grng_ftoi (compiler/wgsl/prelude.ts): WGSL's
+ * own i32(x) clamps to [−2^31, 2^31 − 128] and leaves NaN to the implementation (llvmpipe gives
+ * −2^31 for NaN and 2^31 − 128 for 3e9, where `convert` gives 0 and 2^31 − 1).
  */
 function convertWgsl(a: string, from: DType, to: DType): string {
   if (from === to) return a;
   if (from === 'bool') return to === 'f32' ? `select(0.0f, 1.0f, ${a})` : `select(0i, 1i, ${a})`;
   if (to === 'bool') return from === 'f32' ? `(${a} != 0.0f)` : `(${a} != 0i)`;
-  return to === 'f32' ? `f32(${a})` : `i32(${a})`;
+  if (to === 'f32') return `f32(${a})`;
+  return from === 'f32' ? `grng_ftoi(${a})` : `i32(${a})`;
 }
 
 // Weight of the first operand of max/min in the derivative: 1 where it wins, ½ on ties (as JAX).
@@ -288,7 +291,7 @@ export const elementwiseRules: RuleTable<
     interpret({ node, inputs: [x], round }) {
       const from = node.inputs[0].dtype;
       const r = node.dtype === 'f32' ? round : (v: number) => v;
-      return Float64Array.from(x, (v) => r(convert(v, from, node.dtype)));
+      return x.map((v) => r(convert(v, from, node.dtype)));
     },
     // Only float → float carries a derivative; integers and booleans are constants to autodiff.
     vjp: (_b, node, ct) => [node.dtype === 'f32' && node.inputs[0].dtype === 'f32' ? ct : null],

@@ -43,6 +43,9 @@ export const movementRules: RuleTable<'reshape' | 'permute' | 'broadcast' | 'sli
           terms.length === 0 ? '0i' : terms.length === 1 ? terms[0] : `(${terms.join(' + ')})`;
         const inStrides = stridesOf(inShape);
         const size = shapeSize(inShape);
+        // An empty operand is never read (only under a guard or a loop that never runs), but a
+        // literal division by its zero strides would still be a WGSL shader-creation error.
+        if (size === 0) return { index: inShape.map(() => '0i') };
         return {
           index: inShape.map((d, j) => {
             if (d === 1) return '0i';

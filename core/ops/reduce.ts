@@ -66,8 +66,10 @@ const reduceMax: OpRule<'reduceMax'> = {
     combine: (acc, v) => `max(${acc}, ${v})`,
   },
   infer: (inputs, { axes }) => inferReduce('reduceMax', inputs, axes),
+  // An empty i32 group's maximum is the smallest i32, as the kernel's initial value (i32 has no
+  // −∞).
   interpret: ({ node, inputs: [x] }) =>
-    reduceInto(node, x, -Infinity, (acc, v) =>
+    reduceInto(node, x, node.dtype === 'f32' ? -Infinity : -2147483648, (acc, v) =>
       Number.isNaN(acc) || Number.isNaN(v) ? NaN : Math.max(acc, v),
     ),
   vjp: (b, node, ct) =>

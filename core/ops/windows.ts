@@ -78,11 +78,13 @@ export const windowsRules: RuleTable<'windows'> = {
         const row = `(${i} * ${sh}i + ${p} - ${ph}i)`;
         const col = `(${j} * ${sw}i + ${q} - ${pw}i)`;
         const padded = ph > 0 || pw > 0;
+        // An empty image's padding is all there is: its reads are clamped to 0 and never used
+        // (WGSL rejects clamp(x, 0i, -1i)).
         return {
           index: [
             b,
-            padded ? `clamp(${row}, 0i, ${h - 1}i)` : row,
-            padded ? `clamp(${col}, 0i, ${w - 1}i)` : col,
+            padded ? `clamp(${row}, 0i, ${Math.max(h - 1, 0)}i)` : row,
+            padded ? `clamp(${col}, 0i, ${Math.max(w - 1, 0)}i)` : col,
             c,
           ],
           inBounds: padded

@@ -16,6 +16,8 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { cholesky, input, solveTriangular } from '../../index.js';
+import { LOOP_BUDGET } from '../../compiler/kernels/loop-budget.js';
+import { choleskyPasses, substitutionPasses } from '../../compiler/wgsl/solvers.js';
 import { gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
 
@@ -112,6 +114,32 @@ describe('solver kernels on WebGPU (float32)', () => {
       for (let j = 0; j <= i; j += 3) expectBackwardStable(got, a, d, i, j);
   });
 
+  // llvmpipe stops an invocation's loops after 65535 iterations in all (kernels/loop-budget.ts):
+  // one workgroup factoring d = 320 loops d³/384 ≈ 85k times per lane, a substitution over d = 400
+  // rows d²/2 = 80k times per column. Both now run in passes; before, d = 300 came out 16× off.
+  test('Cholesky of order 320 and a substitution over 400 rows, past the loop limit: same bounds', async () => {
+    const d = 320;
+    const { a } = scaledSpd(5, d, 1);
+    const got = await onGpu(cholesky(input('a', [d, d])).node, [['a', a, [d, d]]]);
+    for (let i = 0; i < d; i += 5)
+      for (let j = 0; j <= i; j += 3) expectBackwardStable(got, a, d, i, j);
+    const n = 400;
+    const l = reference(scaledSpd(6, n, 1).a, n).map(Math.fround);
+    const rhs = uniform(prng(7), n, -1, 1).map(Math.fround);
+    const x = await onGpu(solveTriangular(input('l', [n, n]), input('b', [n, 1])).node, [
+      ['l', l, [n, n]],
+      ['b', rhs, [n, 1]],
+    ]);
+    for (let i = 0; i < n; i++) {
+      let [residual, magnitude] = [-rhs[i], 0];
+      for (let j = 0; j <= i; j++) {
+        residual += l[i * n + j] * x[j];
+        magnitude += Math.abs(l[i * n + j] * x[j]);
+      }
+      expect(Math.abs(residual)).toBeLessThanOrEqual(3 * gamma(n) * magnitude);
+    }
+  });
+
   test('triangular solves L X = B and Lᵀ X = B: residual within 3γ_d|op(L)||X|', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -147,5 +175,97 @@ describe('solver kernels on WebGPU (float32)', () => {
       ),
       { numRuns: 12 },
     );
+  });
+});
+
+describe('solver passes (dispatches over ranges of steps, within the loop budget)', () => {
+  /**
+   * Runs the Cholesky kernel's loops for `passes` as the WGSL does (lanes side by side between
+   * barriers): the most loop iterations a lane ran in one pass, and what went wrong — a step not
+   * done exactly once, or before what it reads (column j's pivot, then its column, then its
+   * trailing updates; columns in order).
+   */
+  function simulate(d: number, lanes: number, passes: number[][]) {
+    const copied = new Uint8Array(d * d);
+    const pivoted = new Uint8Array(d);
+    const scaled = new Uint8Array(d * d);
+    const updated = new Uint8Array(d * d * d);
+    const wrong: string[] = [];
+    let [column, most] = [0, 0];
+    const at = (j: number) => {
+      if (j < column) wrong.push(`column ${j} after ${column}`); // columns in order
+      column = j;
+    };
+    const lane = Array.from({ length: lanes }, (_, k) => k);
+    for (const [t0, t1, j0, j1, i0, i1] of passes) {
+      const loops = lane.map(() => 0);
+      for (const k of lane) for (let t = t0 + k; t < t1; t += lanes, loops[k]++) copied[t]++;
+      for (let j = j0; j < j1; j++) {
+        lane.forEach((k) => loops[k]++);
+        if (i0 === 0) {
+          at(j);
+          pivoted[j]++;
+          for (const k of lane)
+            for (let i = j + 1 + k; i < d; i += lanes, loops[k]++) scaled[i * d + j]++;
+        }
+        for (const k of lane)
+          for (let i = Math.max(j + 1, i0) + k; i < i1; i += lanes, loops[k]++) {
+            at(j);
+            for (let c = j + 1; c <= i; c++, loops[k]++) {
+              if (pivoted[j] * scaled[i * d + j] * scaled[c * d + j] !== 1)
+                wrong.push(`update ${i},${c} by ${j} before its operands`);
+              updated[(i * d + c) * d + j]++;
+            }
+          }
+      }
+      most = Math.max(most, ...loops);
+    }
+    if (!copied.every((n) => n === 1)) wrong.push('copy');
+    if (!pivoted.every((n) => n === 1)) wrong.push('pivots');
+    for (let i = 0; i < d; i++)
+      for (let j = 0; j < d; j++) {
+        if (scaled[i * d + j] !== (i > j ? 1 : 0)) wrong.push(`scale ${i},${j}`);
+        for (let c = 0; c < d; c++)
+          if (updated[(i * d + c) * d + j] !== (j < c && c <= i ? 1 : 0))
+            wrong.push(`update ${i},${c} by ${j}`);
+      }
+    return { most, wrong: wrong.slice(0, 5) };
+  }
+
+  test('Cholesky: every step once, after what it reads, ≤ budget per lane', () => {
+    // Small lanes and budgets reach the row splits of long columns at small sizes.
+    for (const [d, lanes, budget] of [
+      [1, 64, LOOP_BUDGET],
+      [65, 64, LOOP_BUDGET],
+      [300, 64, LOOP_BUDGET],
+      [40, 4, 60],
+      [23, 2, 25],
+      [64, 8, 500],
+    ]) {
+      const { most, wrong } = simulate(d, lanes, choleskyPasses(d, lanes, budget));
+      expect(wrong).toEqual([]);
+      expect(most).toBeLessThanOrEqual(budget);
+    }
+  });
+
+  test('substitution: consecutive step ranges covering every row, ≤ budget per column', () => {
+    for (const [d, budget] of [
+      [1, LOOP_BUDGET],
+      [400, LOOP_BUDGET],
+      [100, 50],
+      [30, 1],
+    ]) {
+      const passes = substitutionPasses(d, budget);
+      expect(passes[0][0]).toBe(0);
+      expect(passes[passes.length - 1][1]).toBe(d);
+      passes.forEach(([from, to], k) => {
+        if (k > 0) expect(from).toBe(passes[k - 1][1]);
+        expect(to).toBeGreaterThan(from);
+        // loop iterations: a step, then one per earlier row (a single step may exceed the budget)
+        let loops = 0;
+        for (let step = from; step < to; step++) loops += step + 1;
+        expect(to - from === 1 || loops <= budget).toBe(true);
+      });
+    }
   });
 });
