@@ -8,7 +8,7 @@
 // two whose magnitudes sum below 2^24 of it, else Σ leaf bounds + γ(leaves − 1)·Σ|leaves|. A
 // chain of products of F factors errs by at most γ(F − 1) relative to its value in any order,
 // and is exact only as a single product.
-import { gamma, lowBit } from './error-bounds-reduce.js';
+import { F32_MAX, gamma, lowBit, MIN_NORMAL, subnormal } from './error-bounds-reduce.js';
 import { TINY, type Bounded } from './error-bounds.js';
 
 /** A chain of additions: its leaves' count, and per element Σ|leaf|, Σ leaf bound, their grid. */
@@ -40,7 +40,8 @@ export function addBound(a: Bounded, b: Bounded): { bound: Float64Array; chain: 
   const grid = p.grid.map((g, i) => Math.min(g, q.grid[i]));
   const g = gamma(leaves - 1);
   const bound = magnitude.map((m, i) => {
-    if (propagated[i] === 0 && m <= 2 ** 24 * grid[i]) return 0;
+    if (m >= F32_MAX) return Infinity; // a partial sum may overflow
+    if (propagated[i] === 0 && m <= 2 ** 24 * grid[i] && grid[i] >= MIN_NORMAL) return 0;
     const e = propagated[i] + g * m + TINY * (leaves - 1);
     return Number.isNaN(e) ? Infinity : e;
   });
@@ -60,7 +61,7 @@ export function mulBound(
     const q = b.value[i];
     const ea = a.bound[i];
     const eb = b.bound[i];
-    if (factors === 2 && ea === 0 && eb === 0 && Math.fround(v) === v) return 0;
+    if (factors === 2 && ea === 0 && eb === 0 && Math.fround(v) === v && !subnormal(v)) return 0;
     const dev = Math.abs(p) * eb + Math.abs(q) * ea + ea * eb;
     const e = dev + g * (Math.abs(v) + dev) + TINY;
     return Number.isNaN(e) ? Infinity : e;

@@ -13,6 +13,19 @@ import { stridedOffsets } from '../../core/ops/strided.js';
 import type { AddChain } from './error-bounds-chains.js';
 import { TINY, U, type Bounded } from './error-bounds.js';
 
+/**
+ * The largest f32. Where values (or partial sums) may reach it, f32 overflows to ∞ while float64
+ * does not: the analysis gives up there.
+ */
+export const F32_MAX = 3.4028234663852886e38;
+
+/**
+ * The smallest normal f32. WGSL may flush subnormals to zero, so an exact result must be normal:
+ * sums on a grid of at least this step are (their partial sums are 0 or at least the step).
+ */
+export const MIN_NORMAL = 2 ** -126;
+export const subnormal = (v: number): boolean => v !== 0 && Math.abs(v) < MIN_NORMAL;
+
 /** Higham's γ(k), ∞ once k·u reaches 1. */
 export const gamma = (k: number): number => (k * U < 1 ? (k * U) / (1 - k * U) : Infinity);
 
@@ -57,7 +70,8 @@ class SumGroup {
     else this.grid = Math.min(this.grid, chain.grid[i]);
   }
   bound(): number {
-    if (this.exact && this.magnitude <= 2 ** 24 * this.grid) return 0;
+    if (this.magnitude >= F32_MAX) return Infinity; // a partial sum may overflow
+    if (this.exact && this.magnitude <= 2 ** 24 * this.grid && this.grid >= MIN_NORMAL) return 0;
     const e = this.propagated + gamma(this.count - 1) * this.magnitude + TINY * this.count;
     return Number.isNaN(e) ? Infinity : e;
   }
@@ -133,6 +147,7 @@ export function matmulBound(node: Node, a: Bounded, b: Bounded): Float64Array {
         const at = t * m * n + i * n + j;
         if (node.dtype !== 'f32') out[at] = exactOperands ? 0 : Infinity;
         else if (exactOperands && s.bound() === 0) out[at] = 0;
+        else if (s.magnitude >= F32_MAX) out[at] = Infinity;
         else {
           const e = propagated + gamma(k) * s.magnitude + TINY * k;
           out[at] = Number.isNaN(e) ? Infinity : e;

@@ -28,7 +28,7 @@ import { topoSort, type Node } from '../../core/ir/node.js';
 import { erf } from '../../core/ops/erf.js';
 import { ruleOf } from '../../core/ops/table.js';
 import { addBound, mulBound, type AddChain } from './error-bounds-chains.js';
-import { matmulBound, reduceMaxBound, reduceSumBound } from './error-bounds-reduce.js';
+import { F32_MAX, matmulBound, reduceMaxBound, reduceSumBound } from './error-bounds-reduce.js';
 
 /** f32 unit roundoff: a correctly rounded result errs by at most U·|value|. */
 export const U = 2 ** -24;
@@ -36,8 +36,6 @@ export const U = 2 ** -24;
 const ULP = 2 * U;
 /** What a flushed subnormal may cost. */
 export const TINY = 2 ** -126;
-
-const F32_MAX = 3.4028234663852886e38;
 
 /** A node's float64 value and the error bound of its elements. */
 export interface Bounded {
@@ -72,10 +70,9 @@ export function boundedEval(
     } else {
       value = ruleOf(node).interpret({ node, inputs: args.map((a) => a.value), round: same });
     }
-    values.set(node.id, {
-      value,
-      ...(regrouped(node, args, value) ?? { bound: boundOf(node, args, value) }),
-    });
+    const bounded = regrouped(node, args, value) ?? { bound: boundOf(node, args, value) };
+    if (node.dtype === 'f32') giveUpNearOverflow(value, bounded);
+    values.set(node.id, { value, ...bounded });
     for (const x of node.inputs)
       if (lastUse.get(x.id) === k && !kept.has(x.id)) values.delete(x.id);
   });
@@ -83,6 +80,20 @@ export function boundedEval(
 }
 
 const same = (x: number) => x;
+
+/**
+ * Elements that may overflow in f32 (float64 does not): ∞ bound, and ∞ in the sums they lead.
+ */
+function giveUpNearOverflow(value: Float64Array, bounded: Omit<Bounded, 'value'>): void {
+  value.forEach((v, i) => {
+    const b = bounded.bound[i];
+    // exact: an f32 number, or an exact ∞ or NaN (a literal, a maximum of nothing)
+    if (b === 0 && !(Math.abs(v) > F32_MAX && Number.isFinite(v))) return;
+    if (Math.abs(v) + b < F32_MAX) return;
+    bounded.bound[i] = Infinity;
+    if (bounded.chain !== undefined) bounded.chain.propagated[i] = Infinity;
+  });
+}
 
 /** f32 +, −, × and negation: bounded as the driver may regroup them (error-bounds-chains.ts). */
 function regrouped(
@@ -94,7 +105,11 @@ function regrouped(
   if (node.op === 'add' || node.op === 'sub') return addBound(a, b);
   if (node.op === 'mul') return mulBound(a, b, y);
   // −x is exact, and x's chain stays one (a − b is a + (−b))
-  if (node.op === 'neg' && a.chain !== undefined) return { bound: a.bound, chain: a.chain };
+  if (node.op === 'neg' && a.chain !== undefined)
+    return {
+      bound: a.bound.slice(),
+      chain: { ...a.chain, propagated: a.chain.propagated.slice() },
+    };
   return undefined;
 }
 
