@@ -4,7 +4,9 @@
 // call's gradients and runtime numbers packed), and compiles each to a plan within given limits.
 import { GrngError } from '../core/errors.js';
 import { builder, topoSort, type DType, type Node } from '../core/ir/index.js';
+import { bindingElements } from '../compiler/memory/buffer-split.js';
 import {
+  packInOrder,
   packLengths,
   paddedLength,
   storageOf,
@@ -74,19 +76,28 @@ function layoutFor(
   limits: PlanLimits,
 ): InputLayout {
   const place = new Map<string, { key: string; offset: number }>();
+  const maxElements = bindingElements(limits.maxStorageBufferBindingSize);
   groups.forEach((group, g) => {
     for (const storage of ['f32', 'i32'] as StorageType[]) {
       const members = group.filter((m) => storageOf(m.dtype) === storage);
-      const { offsets, length } = packLengths(members.map((m) => m.size));
-      if (4 * length > limits.maxStorageBufferBindingSize) {
-        throw new GrngError(
-          'compile',
-          `${members.length} arrays of ${length} values exceed one storage ` +
-            `binding (${limits.maxStorageBufferBindingSize} bytes); grng compile ` +
-            `packs each group in one buffer`,
+      const packOf = packInOrder(
+        members.map((m) => m.size),
+        maxElements,
+      );
+      for (let pack = 0; pack <= Math.max(-1, ...packOf); pack++) {
+        const inPack = members.filter((_, k) => packOf[k] === pack);
+        if (inPack.length === 1 && paddedLength(inPack[0].size) > maxElements)
+          throw new GrngError(
+            'compile',
+            `an array of ${inPack[0].size} values needs ${4 * paddedLength(inPack[0].size)} ` +
+              `bytes, over one storage binding (${limits.maxStorageBufferBindingSize} bytes): ` +
+              `a kernel binds an array whole`,
+          );
+        const { offsets } = packLengths(inPack.map((m) => m.size));
+        inPack.forEach((m, k) =>
+          place.set(m.name, { key: `${g}:${storage}:${pack}`, offset: offsets[k] }),
         );
       }
-      members.forEach((m, k) => place.set(m.name, { key: `${g}:${storage}`, offset: offsets[k] }));
     }
   });
   const slots: StorageType[] = [];

@@ -102,7 +102,11 @@ async function openPlans(
       `compiled optimizers run on WebGPU (their kernels are WGSL); got ${device.description}`,
     );
   for (const [name, needed] of Object.entries(manifest.limits)) {
-    const offered = (device.gpu.limits as unknown as Record<string, number>)[name];
+    // A device planning within a smaller binding (its maxBindingBytes) offers only that.
+    const offered =
+      name === 'maxStorageBufferBindingSize'
+        ? device.maxBindingBytes
+        : (device.gpu.limits as unknown as Record<string, number>)[name];
     if (offered < needed)
       throw new GrngError(
         'load',
@@ -110,8 +114,11 @@ async function openPlans(
           `offers ${offered}: recompile with grng compile --limits portable`,
       );
   }
+  // Arrays packed into buffers as the plans were compiled to find them (within their binding size).
+  const packBytes = manifest.limits.maxStorageBufferBindingSize;
   const paramArrays = device.uploadAll(
     await gather('the parameters', params, manifest.params.leaves),
+    packBytes,
   ) as GpuArray[];
   let stateData: ArrayData[];
   if (options.state !== undefined)
@@ -129,7 +136,7 @@ async function openPlans(
     made.forEach((a) => a.dispose());
   }
   // The state is re-uploaded packed: the step plans expect it in one buffer per storage type.
-  const stateArrays = device.uploadAll(stateData) as GpuArray[];
+  const stateArrays = device.uploadAll(stateData, packBytes) as GpuArray[];
   const numeric = new Set(manifest.numeric);
   const hyper: Record<string, number> = Object.fromEntries(
     manifest.numeric.map((k) => [k, manifest.hyper[k] as number]),
@@ -177,7 +184,7 @@ async function openPlans(
         dtype: 'f32' as const,
         hostNumber: true,
       }));
-      const host = device.uploadAll([...data, ...numbers]) as GpuArray[];
+      const host = device.uploadAll([...data, ...numbers], packBytes) as GpuArray[];
       const due = dueAt(manifest.periods, t).join(',');
       const pattern = manifest.steps.find((p) => p.periods.join(',') === due);
       if (pattern === undefined)

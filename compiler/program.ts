@@ -11,6 +11,13 @@ import { splitLongLoops } from './kernels/loop-budget.js';
 import { hoistHostScalars, type HostScalar } from './hoist-host-scalars.js';
 import { separateInputs, type InputLayout } from './memory/layout.js';
 import {
+  arenaThresholds,
+  ArenaOverflow,
+  bindingElements,
+  bufferSplit,
+  type BufferSplit,
+} from './memory/buffer-split.js';
+import {
   bindingKeys,
   MAX_SCALARS,
   planMemory,
@@ -119,95 +126,114 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
     ...topoSort(outputs).filter((n) => isExternal(n) && n.op !== 'input'),
   ];
   const layout = options.inputs ?? separateInputs(inputs);
-  const bindingKey = bindingKeys(layout, new Set(outputs.map((n) => n.id)), placeholders);
-
-  // Work needed only under a condition computed on the device is gated on it (the unfused
-  // reference schedule runs everything).
-  const gates = fuse ? gatesOf(outputs) : new Map<number, Gate>();
-  const gateOf = (n: Node) => gateKey(gates.get(n.id));
-  const sameGate = (a: Node, b: Node) => gateOf(a) === gateOf(b);
-  const partitioned = partition(outputs, {
-    fuse,
-    maxBuffers,
-    bindingKey,
-    materialize: new Set([
-      ...conditionsOfHeavyWork(outputs, gates),
-      ...transposedRightOperands(outputs),
-    ]),
-  });
-  const plans = fuse
-    ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey, sameGate })
-    : partitioned;
-  const dispatches = fuse
-    ? mergeIndependent(
-        mergeDependentReductions(
-          plans,
-          maxBuffers,
-          fitsOneKernel,
-          isWideReduction,
-          bindingKey,
-          sameGate,
-        ),
-        {
-          maxBuffers,
-          bindingKey,
-          mode: (plan) => {
-            const mode = segmentMode(plan);
-            return mode === 'alone' ? mode : `${mode}${gateOf(plan.roots[0])}`;
-          },
-          invocations: segmentInvocations,
-          maxMergedInvocations: options.maxMergedInvocations,
-        },
-      )
-    : plans.map((plan) => ({ segments: [plan] }));
-  const donated = options.donated ?? new Set<number>();
-  const order = options.argumentOrder;
-  const aliases = planInPlace(dispatches, donated, outputs, order);
-  const gated = dispatchGates(dispatches, gates);
-  const memory = planMemory(
-    dispatches.map((d, k) => ({
-      roots: d.segments.flatMap((s) => s.roots),
-      // A gated dispatch reads its condition too (the device does, just before it).
-      inputs: [...d.segments.flatMap((s) => s.inputs), ...(gated[k] ? [gated[k].node] : [])],
-      aliases: aliases[k],
-    })),
-    externals,
-    outputs,
-    layout,
-    { donated, copyBack: copyBacks(aliases, donated, outputs, order), hosted: hoisted },
-    limits.maxStorageBufferBindingSize,
+  const maxElements = bindingElements(limits.maxStorageBufferBindingSize ?? Infinity);
+  const dataConstants = externals.filter(
+    (n) => n.op === 'constant' && 'data' in (n.attrs as object),
   );
-  const kernels = dispatches.flatMap((d, k) => {
-    const { passes, ...generated } = generateDispatch(d.segments, memory, workgroupSize);
-    const condition = gated[k];
-    const source =
-      condition === undefined
-        ? generated
-        : {
-            ...generated,
-            gate: {
-              ...regionOf(memory, condition.node),
-              condition: condition.node.id,
-              when: condition.when,
-            },
-          };
-    const storage = source.bindings.filter((s) => memory.slots[s].kind !== 'scalars');
-    if (storage.length > maxBuffers) {
-      const bound = storage.map((s) => slotLabel(memory.slots[s])).join(', ');
-      throw new GrngError(
-        'compile',
-        `internal: a dispatch binds ${storage.length} storage buffers ` +
-          `(${bound}); the device allows ${maxBuffers}`,
-      );
+  // Arrays are spread over buffers that fit a binding; when intermediates sharing an arena
+  // outgrow one, the large ones get buffers of their own, and kernels are formed again (the
+  // number of buffers a kernel binds is what forming them counts).
+  for (const ownArenaFrom of arenaThresholds(maxElements)) {
+    const split = bufferSplit(outputs, dataConstants, maxElements, ownArenaFrom);
+    try {
+      return compileSplit(split);
+    } catch (e) {
+      if (!(e instanceof ArenaOverflow)) throw e;
     }
-    // A kernel run in passes is one dispatch per pass, each with its own offsets.
-    return (passes ?? [source.offsets]).map((offsets) => ({
-      segments: d.segments,
-      source: { ...source, offsets },
-      aliases: aliases[k],
-    }));
-  });
-  return { kernels, memory, externals, outputs, hostScalars: hoisted };
+  }
+  throw new Error('internal: every intermediate in a buffer of its own still overflowed');
+
+  function compileSplit(split: BufferSplit): Program {
+    const bindingKey = bindingKeys(layout, outputs, placeholders, split);
+
+    // Work needed only under a condition computed on the device is gated on it (the unfused
+    // reference schedule runs everything).
+    const gates = fuse ? gatesOf(outputs) : new Map<number, Gate>();
+    const gateOf = (n: Node) => gateKey(gates.get(n.id));
+    const sameGate = (a: Node, b: Node) => gateOf(a) === gateOf(b);
+    const partitioned = partition(outputs, {
+      fuse,
+      maxBuffers,
+      bindingKey,
+      materialize: new Set([
+        ...conditionsOfHeavyWork(outputs, gates),
+        ...transposedRightOperands(outputs),
+      ]),
+    });
+    const plans = fuse
+      ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey, sameGate })
+      : partitioned;
+    const dispatches = fuse
+      ? mergeIndependent(
+          mergeDependentReductions(
+            plans,
+            maxBuffers,
+            fitsOneKernel,
+            isWideReduction,
+            bindingKey,
+            sameGate,
+          ),
+          {
+            maxBuffers,
+            bindingKey,
+            mode: (plan) => {
+              const mode = segmentMode(plan);
+              return mode === 'alone' ? mode : `${mode}${gateOf(plan.roots[0])}`;
+            },
+            invocations: segmentInvocations,
+            maxMergedInvocations: options.maxMergedInvocations,
+          },
+        )
+      : plans.map((plan) => ({ segments: [plan] }));
+    const donated = options.donated ?? new Set<number>();
+    const order = options.argumentOrder;
+    const aliases = planInPlace(dispatches, donated, outputs, order);
+    const gated = dispatchGates(dispatches, gates);
+    const memory = planMemory(
+      dispatches.map((d, k) => ({
+        roots: d.segments.flatMap((s) => s.roots),
+        // A gated dispatch reads its condition too (the device does, just before it).
+        inputs: [...d.segments.flatMap((s) => s.inputs), ...(gated[k] ? [gated[k].node] : [])],
+        aliases: aliases[k],
+      })),
+      externals,
+      outputs,
+      layout,
+      { donated, copyBack: copyBacks(aliases, donated, outputs, order), hosted: hoisted },
+      split,
+    );
+    const kernels = dispatches.flatMap((d, k) => {
+      const { passes, ...generated } = generateDispatch(d.segments, memory, workgroupSize);
+      const condition = gated[k];
+      const source =
+        condition === undefined
+          ? generated
+          : {
+              ...generated,
+              gate: {
+                ...regionOf(memory, condition.node),
+                condition: condition.node.id,
+                when: condition.when,
+              },
+            };
+      const storage = source.bindings.filter((s) => memory.slots[s].kind !== 'scalars');
+      if (storage.length > maxBuffers) {
+        const bound = storage.map((s) => slotLabel(memory.slots[s])).join(', ');
+        throw new GrngError(
+          'compile',
+          `internal: a dispatch binds ${storage.length} storage buffers ` +
+            `(${bound}); the device allows ${maxBuffers}`,
+        );
+      }
+      // A kernel run in passes is one dispatch per pass, each with its own offsets.
+      return (passes ?? [source.offsets]).map((offsets) => ({
+        segments: d.segments,
+        source: { ...source, offsets },
+        aliases: aliases[k],
+      }));
+    });
+    return { kernels, memory, externals, outputs, hostScalars: hoisted };
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { shapeSize, topoSort, type DType, type Node } from '../core/ir/index.js';
 import { fmtShape, GrngError } from '../core/errors.js';
 import {
+  packInOrder,
   packLengths,
   offsetCells,
   paddedLength,
@@ -11,6 +12,7 @@ import {
   type StorageType,
 } from '../compiler/memory/layout.js';
 import { planOf, type ProgramPlan } from '../compiler/program-plan.js';
+import { bindingElements } from '../compiler/memory/buffer-split.js';
 import type { DispatchSource } from '../compiler/wgsl/kernel.js';
 import { compileProgram, explainProgram, type Program } from '../compiler/program.js';
 import { scalarCellsOf, type ScalarCells } from './host-scalars.js';
@@ -71,6 +73,8 @@ interface Executable {
   readonly pipelines: readonly GPUComputePipeline[];
   /** The program's data constants, uploaded once: one buffer per constants slot. */
   readonly constants: ReadonlyMap<number, GPUBuffer>;
+  /** Elements of each buffer arenas share (Slot 'arena' `buffer`): the longest of its arenas. */
+  readonly sharedArenaLengths: ReadonlyMap<number, number>;
   /**
    * The program's scalars uniform (refreshed from the inputs at the start of each call), if it has
    * one.
@@ -110,6 +114,13 @@ export interface WebGpuMemoryOptions {
   readonly maxPipelines?: number;
   /** Bytes of idle buffers the pool keeps for reuse (default 256 MiB; see BufferPool). */
   readonly maxPooledBytes?: number;
+  /**
+   * The largest buffer a kernel binds, in bytes (default: the device's
+   * maxStorageBufferBindingSize, within maxBufferSize). Arrays are packed into buffers of at most
+   * this size, and programs spread their results and intermediates over as many as they need.
+   * A smaller value plans as an adapter with the default 128 MiB would (at least 1024).
+   */
+  readonly maxBindingBytes?: number;
 }
 
 export const DEFAULT_MAX_EXECUTABLES = 256;
@@ -204,6 +215,12 @@ export class WebGpuDevice implements Device {
     this.inputsOf = new LruCache(bounds.maxExecutables);
     this.pipelines = new LruCache(bounds.maxPipelines);
     this.pool = new BufferPool(this.gpu, USAGE, bounds.maxPooledBytes);
+    const { maxStorageBufferBindingSize, maxBufferSize } = this.gpu.limits;
+    this.maxBindingBytes = Math.min(
+      bounds.maxBindingBytes,
+      maxStorageBufferBindingSize,
+      maxBufferSize,
+    );
     this.maxMergedInvocations =
       handle.maxMergedInvocations ??
       (CPU_ADAPTER.test(handle.description) ? CPU_ADAPTER_MERGED_INVOCATIONS : Infinity);
@@ -224,6 +241,8 @@ export class WebGpuDevice implements Device {
   }
   /** See GpuHandle.maxMergedInvocations. */
   private readonly maxMergedInvocations: number;
+  /** See WebGpuMemoryOptions.maxBindingBytes: what plans and packs respect. */
+  readonly maxBindingBytes: number;
 
   /**
    * Throws what the GPU reported about earlier work (once), so a failure never passes as results.
@@ -287,8 +306,15 @@ export class WebGpuDevice implements Device {
    * bool): programs bind the buffer once however many arrays it holds, which is what lets one
    * dispatch update every parameter of a model.
    */
-  uploadAll(items: readonly ArrayData[]): GpuArray[] {
+  uploadAll(items: readonly ArrayData[], maxPackBytes = Infinity): GpuArray[] {
     for (const item of items) {
+      if (4 * paddedLength(item.data.length) > this.maxBindingBytes)
+        throw new GrngError(
+          'upload',
+          `an array of ${fmtShape(item.shape)} needs ${4 * paddedLength(item.data.length)} bytes, ` +
+            `over the largest buffer a kernel can bind here (${this.maxBindingBytes} bytes): ` +
+            `split it into smaller arrays`,
+        );
       if (item.data.length !== shapeSize(item.shape)) {
         throw new GrngError(
           'upload',
@@ -300,24 +326,18 @@ export class WebGpuDevice implements Device {
     const out = new Array<GpuArray>(items.length);
     // A buffer is bound whole, so a pack stays within the binding size: a new buffer starts when
     // one is full.
-    const maxElements = Math.floor(
-      Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.gpu.limits.maxBufferSize) / 4,
-    );
+    const maxElements = bindingElements(Math.min(this.maxBindingBytes, maxPackBytes));
     const packs: { item: ArrayData; i: number }[][] = [];
     for (const storage of ['f32', 'i32'] as const) {
-      let pack: { item: ArrayData; i: number }[] = [];
-      let used = 0;
-      items.forEach((item, i) => {
-        if (storageOf(item.dtype) !== storage) return;
-        const size = paddedLength(item.data.length);
-        if (used + size > maxElements && pack.length > 0) {
-          packs.push(pack);
-          [pack, used] = [[], 0];
-        }
-        pack.push({ item, i });
-        used += size;
-      });
-      if (pack.length > 0) packs.push(pack);
+      const here = items.flatMap((item, i) =>
+        storageOf(item.dtype) === storage ? [{ item, i }] : [],
+      );
+      const packOf = packInOrder(
+        here.map(({ item }) => item.data.length),
+        maxElements,
+      );
+      const base = packs.length;
+      here.forEach((entry, k) => (packs[base + packOf[k]] ??= []).push(entry));
     }
     for (const group of packs) {
       const { offsets, length } = packLengths(group.map(({ item }) => item.data.length));
@@ -497,12 +517,21 @@ export class WebGpuDevice implements Device {
     const { slots } = exe.plan;
     const buffers: GPUBuffer[] = [];
     const arenas: GPUBuffer[] = [];
+    const sharedArenas = new Map<number, GPUBuffer>();
     const results = new Map<number, Allocation>();
     slots.forEach((slot, i) => {
       if (slot.kind === 'input') buffers.push(inputBuffers[slot.index].buffer);
       else if (slot.kind === 'constants') buffers.push(exe.constants.get(i) as GPUBuffer);
       else if (slot.kind === 'scalars') buffers.push(exe.scalars as GPUBuffer);
-      else if (slot.kind === 'arena') {
+      else if (slot.kind === 'arena' && slot.buffer !== undefined) {
+        let shared = sharedArenas.get(slot.buffer);
+        if (shared === undefined) {
+          shared = this.pool.acquire(4 * (exe.sharedArenaLengths.get(slot.buffer) as number));
+          sharedArenas.set(slot.buffer, shared);
+          arenas.push(shared);
+        }
+        buffers.push(shared);
+      } else if (slot.kind === 'arena') {
         buffers.push(this.pool.acquire(4 * slot.length));
         arenas.push(buffers[i]);
       } else {
@@ -804,8 +833,14 @@ export class WebGpuDevice implements Device {
       const donatedIds = new Set(
         [...donated].flatMap((name) => (byName.has(name) ? [byName.get(name) as number] : [])),
       );
+      const { limits } = this.gpu;
       const program = compileProgram(outputs, {
-        limits: this.gpu.limits,
+        limits: {
+          maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
+          maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+          maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+          maxStorageBufferBindingSize: this.maxBindingBytes,
+        },
         fuse: this.fuse,
         donated: donatedIds,
         inputs: layout,
@@ -871,6 +906,12 @@ export class WebGpuDevice implements Device {
       );
       constants.set(i, buffer);
     });
+    const sharedArenaLengths = new Map<number, number>();
+    for (const slot of plan.slots) {
+      if (slot.kind !== 'arena' || slot.buffer === undefined) continue;
+      const longest = Math.max(sharedArenaLengths.get(slot.buffer) ?? 0, slot.length);
+      sharedArenaLengths.set(slot.buffer, longest);
+    }
     const cells = plan.slots.reduce(
       (n, slot) => (slot.kind === 'scalars' ? n + slot.sources.length : n),
       0,
@@ -883,6 +924,7 @@ export class WebGpuDevice implements Device {
       plan,
       pipelines,
       constants,
+      sharedArenaLengths,
       scalars,
       offsets: this.offsets(plan),
       bindGroups: new Map(),
@@ -951,7 +993,7 @@ export function memoryBounds(
 ): Required<WebGpuMemoryOptions> {
   const bound = (name: keyof WebGpuMemoryOptions, fallback: number, min: number) => {
     const value = memory[name] ?? fallback;
-    if (!Number.isInteger(value) || value < min)
+    if ((!Number.isInteger(value) && value !== fallback) || value < min)
       throw new GrngError(op, `${name} must be an integer ≥ ${min}, got ${value}`);
     return value;
   };
@@ -959,6 +1001,7 @@ export function memoryBounds(
     maxExecutables: bound('maxExecutables', DEFAULT_MAX_EXECUTABLES, 1),
     maxPipelines: bound('maxPipelines', DEFAULT_MAX_PIPELINES, 1),
     maxPooledBytes: bound('maxPooledBytes', DEFAULT_POOL_BYTES, 0),
+    maxBindingBytes: bound('maxBindingBytes', Infinity, 1024),
   };
 }
 

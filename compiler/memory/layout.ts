@@ -22,7 +22,9 @@ export const paddedLength = (elements: number): number =>
  * - `input`: the `index`-th distinct buffer among the arrays the caller passes (arrays may be views
  *   of one buffer);
  * - `constants`: the program's data constants, packed and uploaded once;
- * - `arena`: intermediates, regions reused once their last reader has run (liveness);
+ * - `arena`: intermediates, regions reused once their last reader has run (liveness); large
+ *   intermediates of a program too big for one binding get an arena each, and such arenas share
+ *   buffers by the same rule;
  * - `results`: the returned arrays, handed to the caller as views of one fresh buffer per call;
  * - `scalars`: a uniform buffer holding a copy of each one-element input (learning rate, step,
  *   …) in a 16-byte cell, refreshed from `sources` at the start of every call, and the values the
@@ -34,7 +36,16 @@ export const paddedLength = (elements: number): number =>
 export type Slot =
   | { readonly kind: 'input'; readonly index: number; readonly storage: StorageType }
   | { readonly kind: 'constants'; readonly storage: StorageType; readonly data: Float64Array }
-  | { readonly kind: 'arena'; readonly storage: StorageType; readonly length: number }
+  | {
+      readonly kind: 'arena';
+      readonly storage: StorageType;
+      readonly length: number;
+      /**
+       * Arenas with the same `buffer` share one GPU buffer (as long as the longest): each holds
+       * one intermediate, and their lifetimes do not overlap. Absent: a buffer of its own.
+       */
+      readonly buffer?: number;
+    }
   | { readonly kind: 'results'; readonly storage: StorageType; readonly length: number }
   | {
       readonly kind: 'scalars';
@@ -106,4 +117,20 @@ export function packLengths(lengths: readonly number[]): { offsets: number[]; le
     return at;
   });
   return { offsets, length };
+}
+
+/**
+ * Which buffer each of `lengths` goes to when they are packed in order and no buffer may exceed
+ * `maxElements` (a binding is bound whole, and maxStorageBufferBindingSize caps it): a new buffer
+ * starts when the next array would not fit. An array longer than `maxElements` gets a buffer of
+ * its own (whoever binds it reports it).
+ */
+export function packInOrder(lengths: readonly number[], maxElements: number): number[] {
+  let [pack, used] = [0, 0];
+  return lengths.map((n) => {
+    const size = paddedLength(n);
+    if (used > 0 && used + size > maxElements) [pack, used] = [pack + 1, 0];
+    used += size;
+    return pack;
+  });
 }

@@ -1,4 +1,3 @@
-import { GrngError } from '../../core/errors.js';
 import type { Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import {
@@ -9,6 +8,7 @@ import {
   type Region,
   type Slot,
 } from './layout.js';
+import { ArenaOverflow, arrayTooLarge, NO_SPLIT, type BufferSplit } from './buffer-split.js';
 
 /** A dispatch as memory planning sees it: the roots it writes and the buffers it reads. */
 export interface DispatchBuffers {
@@ -51,15 +51,25 @@ export type BindingKey = (node: Node) => string;
 
 export function bindingKeys(
   layout: InputLayout,
-  outputIds: ReadonlySet<number>,
+  outputs: readonly Node[],
   hosted: ReadonlySet<number> = new Set(),
+  split: BufferSplit = NO_SPLIT,
 ): BindingKey {
+  // A computed output is stored at its first position: the results buffer of that position.
+  const outputPack = new Map<number, number>();
+  outputs.forEach((n, i) => {
+    if (!outputPack.has(n.id)) outputPack.set(n.id, split.outputPacks[i] ?? 0);
+  });
   return (node) => {
     if (hosted.has(node.id)) return 'scalars';
     if (node.op === 'input') return `in${layout.regions.get(node.id)?.slot ?? `?${node.id}`}`;
     const storage = storageOf(node.dtype);
-    if (node.op === 'constant') return `const:${storage}`;
-    return outputIds.has(node.id) ? `out:${storage}` : `arena:${storage}`;
+    if (node.op === 'constant') return `const:${storage}:${split.constantPacks.get(node.id) ?? 0}`;
+    const pack = outputPack.get(node.id);
+    if (pack !== undefined) return `out:${storage}:${pack}`;
+    return paddedLength(shapeSize(node.shape)) >= split.ownArenaFrom
+      ? `arena#${node.id}`
+      : `arena:${storage}`;
   };
 }
 
@@ -80,7 +90,7 @@ export function planMemory(
     /** Values the caller computes each call: a scalars cell each, and no buffer. */
     readonly hosted?: readonly { readonly placeholder: Node<'input'> }[];
   } = { donated: new Set(), copyBack: new Map() },
-  maxBindingBytes = Infinity,
+  split: BufferSplit = NO_SPLIT,
 ): MemoryPlan {
   const { donated, copyBack } = inPlace;
   const hosted = inPlace.hosted ?? [];
@@ -94,8 +104,13 @@ export function planMemory(
       .map((storage) => ({ storage, nodes: nodes.filter((n) => storageOf(n.dtype) === storage) }))
       .filter((g) => g.nodes.length > 0);
 
-  for (const { storage, nodes } of byStorage(externals.filter(isData))) {
+  const packOf = (n: Node) => split.constantPacks.get(n.id) ?? 0;
+  for (const { storage, nodes } of byStorage(externals.filter(isData)).flatMap(
+    ({ storage, nodes }) => groupBy(nodes, packOf).map((group) => ({ storage, nodes: group })),
+  )) {
     const { offsets, length } = packLengths(nodes.map((n) => shapeSize(n.shape)));
+    if (nodes.length === 1 && length > split.maxElements)
+      throw arrayTooLarge('a constant', nodes[0], split.maxElements);
     const data = new Float64Array(length);
     nodes.forEach((n, i) => {
       // externals hold data constants only
@@ -126,12 +141,18 @@ export function planMemory(
   });
   const outputRegions: Region[] = new Array(outputs.length);
   const copies: { from: Region; to: Region; length: number }[] = [];
-  for (const storage of ['f32', 'i32'] as const) {
-    const here = fresh
-      .map((f, i) => ({ ...f, i }))
-      .filter((f) => (f.copy || f.stored) && storageOf(f.n.dtype) === storage);
-    if (here.length === 0) continue;
+  const results = (['f32', 'i32'] as const).flatMap((storage) =>
+    groupBy(
+      fresh
+        .map((f, i) => ({ ...f, i }))
+        .filter((f) => (f.copy || f.stored) && storageOf(f.n.dtype) === storage),
+      (f) => split.outputPacks[f.i] ?? 0,
+    ).map((here) => ({ storage, here })),
+  );
+  for (const { storage, here } of results) {
     const { offsets, length } = packLengths(here.map((f) => shapeSize(f.n.shape)));
+    if (here.length === 1 && length > split.maxElements)
+      throw arrayTooLarge('a result', here[0].n, split.maxElements);
     here.forEach((f, k) => {
       const to = { slot: slots.length, offset: offsets[k] };
       outputRegions[f.i] = to;
@@ -147,11 +168,27 @@ export function planMemory(
   const intermediates = dispatches.flatMap((d) =>
     d.roots.filter((r) => (!outputIds.has(r.id) || copyBack.has(r.id)) && !aliased.has(r.id)),
   );
-  for (const { storage, nodes } of byStorage(intermediates)) {
-    const { offsets, length } = allocateByLiveness(nodes, dispatches, new Set(copyBack.keys()));
+  const ownBuffer = (n: Node) => paddedLength(shapeSize(n.shape)) >= split.ownArenaFrom;
+  const arenas = [
+    ...byStorage(intermediates.filter((n) => !ownBuffer(n))),
+    ...intermediates.filter(ownBuffer).map((n) => ({ storage: storageOf(n.dtype), nodes: [n] })),
+  ];
+  const keptToEnd = new Set(copyBack.keys());
+  const sharing = shareBuffers(
+    arenas.flatMap(({ nodes }) => (nodes.length === 1 && ownBuffer(nodes[0]) ? nodes : [])),
+    dispatches,
+    keptToEnd,
+  );
+  for (const { storage, nodes } of arenas) {
+    const { offsets, length } = allocateByLiveness(nodes, dispatches, keptToEnd);
+    if (length > split.maxElements) {
+      if (nodes.length === 1) throw arrayTooLarge('an intermediate', nodes[0], split.maxElements);
+      throw new ArenaOverflow(`an arena of ${length} elements`);
+    }
     const slot = slots.length;
     nodes.forEach((n) => regions.set(n.id, { slot, offset: offsets.get(n.id) as number }));
-    slots.push({ kind: 'arena', storage, length });
+    const buffer = sharing.get(nodes[0].id);
+    slots.push({ kind: 'arena', storage, length, ...(buffer === undefined ? {} : { buffer }) });
   }
   // Repeats after the arena's regions exist: a root returned twice and copied back into its
   // donated input is computed in the arena, which the first copy reads.
@@ -198,33 +235,70 @@ export function planMemory(
   }
 
   // Every slot is bound whole; an input slot reaches at least to the end of the arrays read from it
-  // (the device would reject a larger binding while recording the call).
-  const inputEnds = new Map<number, number>();
+  // (the device would reject a larger binding while recording the call). The caller packs inputs
+  // within the limit (Device.uploadAll), so only an array too large for any binding is left.
   for (const n of externals) {
-    const region = n.op === 'input' ? regions.get(n.id) : undefined;
-    if (region === undefined) continue;
-    const end = region.offset + paddedLength(shapeSize(n.shape));
-    inputEnds.set(region.slot, Math.max(inputEnds.get(region.slot) ?? 0, end));
+    if (n.op === 'input' && paddedLength(shapeSize(n.shape)) > split.maxElements)
+      throw arrayTooLarge(`the input "${(n as Node<'input'>).attrs.name}"`, n, split.maxElements);
   }
-  slots.forEach((slot, i) => {
-    if (slot.kind === 'scalars') return;
-    const bytes =
-      4 *
-      (slot.kind === 'constants'
-        ? slot.data.length
-        : slot.kind === 'input'
-          ? (inputEnds.get(i) ?? 0)
-          : slot.length);
-    if (bytes > maxBindingBytes) {
-      throw new GrngError(
-        'compile',
-        `the program's ${slot.kind} buffer needs ${bytes} bytes, over the ` +
-          `device's maxStorageBufferBindingSize of ${maxBindingBytes}; work on several smaller ` +
-          `arrays instead (uploaded and computed separately)`,
-      );
-    }
-  });
   return { slots, regions, outputs: outputRegions, copies, scalars };
+}
+
+/** `items` grouped by `key`, groups in order of first appearance. */
+function groupBy<T>(items: readonly T[], key: (item: T) => number): T[][] {
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const group = groups.get(key(item));
+    if (group === undefined) groups.set(key(item), [item]);
+    else group.push(item);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Buffers for intermediates that have arenas of their own: one whose last reader has run is free
+ * for a later one, as regions within an arena are (the best fitting free buffer, grown if none
+ * is long enough). Node id → buffer number.
+ */
+function shareBuffers(
+  nodes: readonly Node[],
+  dispatches: readonly DispatchBuffers[],
+  keptToEnd: ReadonlySet<number>,
+): Map<number, number> {
+  const { written, lastRead } = lifetimes(dispatches, keptToEnd);
+  const buffers: { length: number; until: number }[] = [];
+  const out = new Map<number, number>();
+  const order = [...nodes].sort((a, b) => (written.get(a.id) ?? 0) - (written.get(b.id) ?? 0));
+  for (const node of order) {
+    const from = written.get(node.id) ?? 0;
+    const length = paddedLength(shapeSize(node.shape));
+    const free = buffers.flatMap((b, i) => (b.until < from ? [i] : []));
+    const fits = free.filter((i) => buffers[i].length >= length);
+    const pick =
+      fits.length > 0
+        ? fits.reduce((a, b) => (buffers[b].length < buffers[a].length ? b : a))
+        : free.length > 0
+          ? free.reduce((a, b) => (buffers[b].length > buffers[a].length ? b : a))
+          : buffers.push({ length: 0, until: -1 }) - 1;
+    buffers[pick] = {
+      length: Math.max(buffers[pick].length, length),
+      until: lastRead.get(node.id) ?? from,
+    };
+    out.set(node.id, pick);
+  }
+  return out;
+}
+
+/** The dispatch that writes each root, and the last that reads it (the copies: past the end). */
+function lifetimes(dispatches: readonly DispatchBuffers[], keptToEnd: ReadonlySet<number>) {
+  const written = new Map<number, number>();
+  const lastRead = new Map<number, number>();
+  dispatches.forEach((d, k) => {
+    d.roots.forEach((n) => written.set(n.id, k));
+    d.inputs.forEach((n) => lastRead.set(n.id, k));
+  });
+  for (const id of keptToEnd) lastRead.set(id, dispatches.length);
+  return { written, lastRead };
 }
 
 /**
@@ -236,10 +310,7 @@ function allocateByLiveness(
   keptToEnd: ReadonlySet<number>,
 ): { offsets: Map<number, number>; length: number } {
   const wanted = new Set(nodes.map((n) => n.id));
-  const lastRead = new Map<number, number>();
-  dispatches.forEach((d, k) => d.inputs.forEach((n) => lastRead.set(n.id, k)));
-  // read by the copies after the last dispatch
-  for (const id of keptToEnd) lastRead.set(id, dispatches.length);
+  const { lastRead } = lifetimes(dispatches, keptToEnd);
   const live: { offset: number; length: number; until: number }[] = [];
   const offsets = new Map<number, number>();
   let length = 0;
@@ -270,5 +341,7 @@ export function slotLabel(slot: Slot): string {
     slot.kind === 'input'
       ? "the caller's buffer"
       : `${slot.kind === 'constants' ? slot.data.length : slot.length} elements`;
-  return `${slot.kind}${slot.kind === 'input' ? ` ${slot.index}` : ''} ${slot.storage} (${size})`;
+  const shared =
+    slot.kind === 'arena' && slot.buffer !== undefined ? `, shared buffer ${slot.buffer}` : '';
+  return `${slot.kind}${slot.kind === 'input' ? ` ${slot.index}` : ''} ${slot.storage} (${size}${shared})`;
 }

@@ -1,0 +1,296 @@
+// Programs larger than one storage binding: a device that plans within a small binding
+// (maxBindingBytes) spreads packed inputs, results, constants and intermediates over many buffers,
+// and must compute exactly what the device with whole-program buffers computes — the packed
+// update, the training step (AdamW and RING, whose arenas outgrow the binding and get buffers of
+// their own, shared by lifetime) and the ahead-of-time plans. An array no binding can hold is a
+// GrngError naming it.
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import {
+  adamw,
+  array,
+  compileOptimizer,
+  compileTrainStep,
+  createDevice,
+  crossEntropy,
+  GrngError,
+  grad,
+  input,
+  jit,
+  matmul,
+  nn,
+  reshape,
+  ring,
+  sum,
+  type DeviceArray,
+  type Optimizer,
+  type Tensor,
+} from '../../index.js';
+import { compileProgram, type Program } from '../../compiler/program.js';
+import { compileOptimizerPlans } from '../../aot/compile-plans.js';
+import { loadTrainStep } from '../../aot/load-optimizer.js';
+import { manifestFromJson, manifestToJson } from '../../aot/manifest.js';
+import { flattenTree } from '../../core/tree.js';
+import { isArrayLeaf } from '../../runtime/jit.js';
+import { WebGpuDevice } from '../../runtime/webgpu-device.js';
+import type { GpuArray } from '../../runtime/gpu-array.js';
+import { DEFAULT_KERNEL_LIMITS, gpuDevice } from '../support/gpu.js';
+import { programArb } from '../support/programs.js';
+import { prng, uniform } from '../support/random.js';
+
+const whole = await gpuDevice();
+/** Bindings of 4 KiB (1024 f32): every array below fits, the programs do not. */
+const SMALL_BINDING = 4096;
+const split = await createDevice({ maxBindingBytes: SMALL_BINDING });
+if (!(split instanceof WebGpuDevice)) throw new Error('expected a WebGPU device');
+
+const readAll = async (tree: unknown) =>
+  Promise.all(
+    flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map(async (a) =>
+      Array.from(await (a as DeviceArray).read()),
+    ),
+  );
+const buffersOf = (tree: unknown) =>
+  new Set(
+    flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as GpuArray).buffer),
+  );
+
+/** Every buffer a program binds, in elements (input slots: the caller's, not counted here). */
+function slotLengths(program: Program): number[] {
+  return program.memory.slots.flatMap((s) =>
+    s.kind === 'constants'
+      ? [s.data.length]
+      : s.kind === 'results' || s.kind === 'arena'
+        ? [s.length]
+        : [],
+  );
+}
+
+describe('planning within a binding limit (random programs, no GPU)', () => {
+  test('every buffer fits the binding, every dispatch binds at most the allowed buffers, and intermediates sharing a buffer are never live together', () => {
+    fc.assert(
+      fc.property(
+        programArb({ maxInstructions: 16 }),
+        // Bindings of 8 to 256 f32: the random programs' arrays fit, their buffers often do not.
+        fc.constantFrom(8, 16, 32, 64, 256),
+        (p, maxElements) => {
+          const xs = p.shapes.map((s, i) => input(`x${i}`, s));
+          const outs = [
+            p.scalar(xs),
+            ...(grad(
+              (...u: Tensor[]) => p.scalar(u),
+              xs.map((_, i) => i),
+            )(...xs) as Tensor[]),
+          ];
+          const limits = { ...DEFAULT_KERNEL_LIMITS, maxStorageBufferBindingSize: 4 * maxElements };
+          let program: Program;
+          try {
+            program = compileProgram(
+              outs.map((t) => t.node),
+              { limits },
+            );
+          } catch (e) {
+            // Only an array larger than a binding may be refused, and it is named.
+            expect(e).toBeInstanceOf(GrngError);
+            expect((e as Error).message).toMatch(
+              /needs \d+ bytes, over the largest storage binding/,
+            );
+            return;
+          }
+          for (const length of slotLengths(program))
+            expect(length).toBeLessThanOrEqual(maxElements);
+          for (const k of program.kernels) {
+            const storage = k.source.bindings.filter(
+              (s) => program.memory.slots[s].kind !== 'scalars',
+            );
+            expect(storage.length).toBeLessThanOrEqual(limits.maxStorageBuffersPerShaderStage);
+          }
+          expectNoSharedLiveMemory(program);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
+
+/**
+ * Arena nodes by the memory they occupy (a shared buffer counts as one memory), the dispatch
+ * that writes each and the last that reads it: two live at once never overlap.
+ */
+function expectNoSharedLiveMemory(program: Program): void {
+  const { regions, slots } = program.memory;
+  const memoryOf = (slot: number) => {
+    const s = slots[slot];
+    return s.kind === 'arena' && s.buffer !== undefined ? `buffer${s.buffer}` : `slot${slot}`;
+  };
+  const live = new Map<
+    number,
+    { memory: string; start: number; end: number; from: number; to: number }
+  >();
+  program.kernels.forEach((k, at) => {
+    for (const s of k.segments) {
+      for (const r of s.roots) {
+        const region = regions.get(r.id);
+        if (region === undefined || slots[region.slot].kind !== 'arena') continue;
+        const size = Math.max(4, Math.ceil(r.shape.reduce((x, y) => x * y, 1) / 4) * 4);
+        live.set(r.id, {
+          memory: memoryOf(region.slot),
+          start: region.offset,
+          end: region.offset + size,
+          from: at,
+          to: at,
+        });
+      }
+      for (const n of s.inputs) {
+        const l = live.get(n.id);
+        if (l !== undefined) l.to = Math.max(l.to, at);
+      }
+    }
+  });
+  // Copies after the dispatches read what they copy.
+  for (const c of program.memory.copies) {
+    for (const l of live.values())
+      if (
+        memoryOf(c.from.slot) === l.memory &&
+        c.from.offset < l.end &&
+        l.start < c.from.offset + c.length
+      )
+        l.to = program.kernels.length;
+  }
+  const all = [...live.entries()];
+  for (const [i, a] of all) {
+    for (const [j, b] of all) {
+      if (i >= j || a.memory !== b.memory) continue;
+      const together = a.from <= b.to && b.from <= a.to;
+      const overlap = a.start < b.end && b.start < a.end;
+      expect(together && overlap, `#${i} and #${j} share ${a.memory} while both live`).toBe(false);
+    }
+  }
+}
+
+describe('a device with 4 KiB bindings computes what one with whole buffers does', () => {
+  test('a packed AdamW update over parameters straddling the binding boundary, bit for bit', async () => {
+    // 300 + 500 + 700 + 90 + 1000 f32: several packs of at most 1024, arrays never cut.
+    const shapes = [[300], [20, 25], [7, 100], [90], [1000]];
+    const rng = prng(3);
+    const params = shapes.map((s) => array(uniform(rng, s[0] * (s[1] ?? 1)), s));
+    const grads = [0, 1, 2].map(() =>
+      shapes.map((s) => array(uniform(rng, s[0] * (s[1] ?? 1)), s)),
+    );
+    const run = async (device: typeof whole) => {
+      const opt = await compileOptimizer(adamw({ lr: 0.01 }), params, { device });
+      for (const g of grads) await opt.step(g);
+      return { params: await readAll(opt.params()), state: await readAll(opt.state()), opt };
+    };
+    const [a, b] = [await run(whole), await run(split)];
+    expect(buffersOf(a.opt.params()).size).toBe(1);
+    expect(buffersOf(b.opt.params()).size).toBeGreaterThan(1);
+    expect(b.params).toEqual(a.params);
+    expect(b.state).toEqual(a.state);
+  });
+
+  test.each([
+    ['AdamW', () => adamw({ lr: 0.05 })],
+    ['RING', () => ring({ lr: 0.05 })],
+  ])('%s training steps on an MLP whose arenas outgrow a binding, bit for bit', async (_, make) => {
+    // Weights of 16·24, 24·24 and 24·4 f32 (Kronecker factors of 24² for RING): each fits a
+    // binding, the step's results, state and intermediates together do not.
+    const model = nn.mlp([16, 24, 24, 4]);
+    const rng = prng(5);
+    const batches = [0, 1, 2].map((k) => ({
+      x: array(uniform(rng, 8 * 16), [8, 16]),
+      y: array(
+        Int32Array.from({ length: 8 }, (_, i) => (i + k) % 4),
+        [8],
+        'i32',
+      ),
+    }));
+    const run = async (device: typeof whole) => {
+      const step = await compileTrainStep({
+        model,
+        loss: crossEntropy,
+        optimizer: make() as unknown as Optimizer,
+        params: model.init(0),
+        device,
+        metrics: ['loss', 'accuracy'],
+      });
+      const metrics = [];
+      for (const batch of batches) metrics.push(await step.run(batch));
+      return {
+        metrics,
+        params: await readAll(await step.params()),
+        state: await readAll(await step.state()),
+      };
+    };
+    const [a, b] = [await run(whole), await run(split)];
+    expect(b.metrics).toEqual(a.metrics);
+    expect(b.params).toEqual(a.params);
+    expect(b.state).toEqual(a.state);
+  });
+
+  test('an ahead-of-time RING training step compiled for 4 KiB bindings runs as the whole one, bit for bit', async () => {
+    const model = nn.mlp([16, 24, 4]);
+    const optimizer = ring({ lr: 0.05 }) as unknown as Optimizer;
+    const shapes = flattenTree('test', model.init(0), isArrayLeaf, 'an array');
+    const leafSpecs = shapes.rebuild(
+      shapes.leaves.map((l) => ({ shape: [...(l as { shape: readonly number[] }).shape], dtype: 'f32' })),
+    );
+    const train = {
+      model: model as never,
+      loss: crossEntropy,
+      batch: { x: { shape: [8, 16], dtype: 'f32' }, y: { shape: [8], dtype: 'i32' } },
+      metrics: ['loss'],
+      description: 'mlp:16,24,4',
+    } as const;
+    const compiled = (maxStorageBufferBindingSize: number) =>
+      manifestFromJson(
+        manifestToJson(
+          compileOptimizerPlans(optimizer, leafSpecs, {
+            train,
+            limits: { ...DEFAULT_KERNEL_LIMITS, maxStorageBufferBindingSize },
+          }),
+        ),
+      );
+    const small = compiled(SMALL_BINDING);
+    const bindings = small.steps.flatMap((p) => p.plan.slots).filter((s) => s.kind !== 'scalars');
+    expect(bindings.some((s) => s.kind === 'arena' && s.buffer !== undefined)).toBe(true);
+    const rng = prng(9);
+    const batches = [0, 1, 2].map((k) => ({
+      x: array(uniform(rng, 8 * 16), [8, 16]),
+      y: array(
+        Int32Array.from({ length: 8 }, (_, i) => (i + k) % 4),
+        [8],
+        'i32',
+      ),
+    }));
+    const a = await loadTrainStep(compiled(2 ** 27), whole, model.init(0));
+    const b = await loadTrainStep(small, split, model.init(0));
+    for (const batch of batches) expect(await b.run(batch)).toEqual(await a.run(batch));
+    expect(await readAll(b.params())).toEqual(await readAll(a.params()));
+    expect(await readAll(b.state())).toEqual(await readAll(a.state()));
+    expect(buffersOf(b.state()).size).toBeGreaterThan(buffersOf(a.state()).size);
+    // A plan for larger bindings than the device plans with is refused before it runs.
+    await expect(loadTrainStep(compiled(2 ** 27), split, model.init(0))).rejects.toThrow(
+      /maxStorageBufferBindingSize ≥ 134217728; this adapter offers 4096/,
+    );
+  });
+});
+
+describe('an array no binding can hold', () => {
+  test('an upload, a result and an intermediate past the binding are GrngErrors naming them', async () => {
+    const big = new Float64Array(1025); // 4100 bytes, past 4096
+    expect(() => split.upload(big, [1025], 'f32')).toThrow(GrngError);
+    expect(() => split.upload(big, [1025], 'f32')).toThrow(
+      /an array of \[1025\] needs 4112 bytes, over the largest buffer a kernel can bind here \(4096 bytes\)/,
+    );
+    const v = split.upload(new Float64Array(40).fill(1), [40, 1], 'f32');
+    const outer = (u: Tensor) => matmul(u, reshape(u, [1, 40]));
+    // 40 × 40 f32 = 6400 bytes: returned, or stored between two kernels.
+    await expect(jit(outer, { device: split })(v)).rejects.toThrow(
+      /a result f32\[40, 40\] needs 6400 bytes, over the largest storage binding this device allows \(4096 bytes/,
+    );
+    await expect(
+      jit((u: Tensor) => sum(matmul(outer(u), outer(u))), { device: split })(v),
+    ).rejects.toThrow(/an intermediate f32\[40, 40\] needs 6400 bytes/);
+  });
+});
