@@ -1,12 +1,12 @@
 // `npm run bench` (issue 9): grng against TensorFlow.js (webgpu), jax-js (webgpu, wasm), plain JS
 // and PyTorch CPU on the same adapter, in one process (PyTorch in its own, just before): the
-// AdamW update, the MLP training step, every optimizer's step with state bytes and compile time,
-// square matmuls, and a transformer encoder block and ViT training step. Each figure: warm-up,
-// then median / min / max of interleaved runs, GPU completion awaited. Prints Markdown; writes
-// bench/results/<date>-<adapter>.{json,md}. GRNG_BENCH_ADAPTER = llvmpipe (default) | swiftshader
-// | gpu; GRNG_BENCH_ONLY = a comma list of sections (adamw, mlp, matmul, transformer, optimizers).
-// scripts/bench.mjs sets both from --adapter / --only.
-// Asserts nothing about speed: targets are printed next to the figures.
+// AdamW update, the MLP training step, every optimizer's step with state bytes and compile
+// time, square matmuls, a transformer encoder block and ViT training step, and a model size
+// sweep. Each figure: warm-up, then median / min / max of interleaved runs, GPU completion
+// awaited. Prints Markdown; writes bench/results/<date>-<adapter>.{json,md}.
+// GRNG_BENCH_ADAPTER = llvmpipe (default) | swiftshader | gpu; GRNG_BENCH_ONLY = a comma list of
+// sections (adamw, mlp, matmul, transformer, optimizers, sizes). scripts/bench.mjs sets both from
+// --adapter / --only. Asserts nothing about speed: targets are printed next to the figures.
 import { test } from 'vitest';
 import { createDevice, WebGpuDevice } from '../index.js';
 import { installNavigatorGpu, PEER_ADAPTERS, type PeerAdapter } from './peers/navigator-gpu.js';
@@ -17,6 +17,7 @@ import { ADAMW_WORKLOADS, adamwSection, sizesOf } from './sections/adamw.js';
 import type { BenchContext } from './sections/contenders.js';
 import { MATMUL_SIZES, matmulName, matmulSection } from './sections/matmul.js';
 import { MLP, MLP_STEP_NAME, mlpStepSection } from './sections/mlp-step.js';
+import { sizeSweepSection } from './sections/size-sweep.js';
 import { optimizersSection } from './sections/optimizers.js';
 import {
   ENCODER,
@@ -36,6 +37,7 @@ const SECTIONS: Record<string, (ctx: BenchContext) => Promise<Section | Section[
   matmul: matmulSection,
   transformer: transformerSection,
   optimizers: optimizersSection,
+  sizes: sizeSweepSection,
 };
 /** createDevice's backend for each adapter name (the peers get the same through navigator.gpu). */
 const GRNG_BACKEND = { llvmpipe: 'opengles', swiftshader: 'swiftshader', gpu: 'vulkan' } as const;

@@ -16,6 +16,21 @@ export interface Row {
   readonly error?: string;
   /** Optimizer rows: the figures of the per-optimizer table. */
   readonly optimizer?: OptimizerFigures;
+  /** Size-sweep rows: memory against what the step holds. */
+  readonly sizes?: SizeFigures;
+}
+
+/** One model size of the sweep (bench/sections/size-sweep.ts). */
+export interface SizeFigures {
+  readonly parameters: number;
+  /** Parameters + gradients + optimizer state + activations, in bytes. */
+  readonly heldBytes: number;
+  /** The device's peak live bytes over compile and steps. */
+  readonly peakDeviceBytes: number;
+  /** Growth of the process's resident set from before compiling to its peak. */
+  readonly rssGrowthBytes: number;
+  /** Compile and the first two steps. */
+  readonly firstStepsMs: number;
 }
 
 /** One optimizer's training step on the benchmark MLP (times in ms). */
@@ -71,7 +86,7 @@ export interface Section {
    * 'optimizers' renders the per-optimizer table (a row with a timing but no optimizer figures,
    * such as another library's step, fills its median only); otherwise library against library.
    */
-  readonly kind?: 'optimizers';
+  readonly kind?: 'optimizers' | 'sizes';
 }
 
 /** A line on stderr as each figure is taken: a whole run takes minutes. */
@@ -88,6 +103,10 @@ export function markdown(sections: readonly Section[], header: string): string {
     out.push(`### ${s.title}`, '', s.about, '');
     if (s.kind === 'optimizers') {
       out.push(...optimizerTable(s.rows), '');
+      continue;
+    }
+    if (s.kind === 'sizes') {
+      out.push(...sizeTable(s.rows), '');
       continue;
     }
     out.push(
@@ -145,6 +164,31 @@ function optimizerTable(rows: readonly Row[]): string[] {
           } | ${flopColumns(f)} |`,
       );
     }
+  }
+  return out;
+}
+
+function sizeTable(rows: readonly Row[]): string[] {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+  const out = [
+    '| model | parameters | median ms/step | rate | first 2 steps (with compile) | held (p+g+s+a) ' +
+      '| peak device | × held | RSS growth | × held |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    const f = r.sizes;
+    if (r.error !== undefined || f === undefined) {
+      out.push(
+        `| ${r.workload} | failed: ${(r.error ?? '').replaceAll('|', '/')} | | | | | | | | |`,
+      );
+      continue;
+    }
+    out.push(
+      `| ${r.workload} | ${(f.parameters / 1e6).toFixed(2)} M | ${ms(r.timing?.median)} | ` +
+        `${r.rate ?? ''} | ${(f.firstStepsMs / 1000).toFixed(1)} s | ${mib(f.heldBytes)} | ` +
+        `${mib(f.peakDeviceBytes)} | ${(f.peakDeviceBytes / f.heldBytes).toFixed(2)} | ` +
+        `${mib(f.rssGrowthBytes)} | ${(f.rssGrowthBytes / f.heldBytes).toFixed(2)} |`,
+    );
   }
   return out;
 }

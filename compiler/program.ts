@@ -5,6 +5,7 @@ import { gateKey, gatesOf, type Gate } from './kernels/gates.js';
 import { mergeDependentReductions } from './kernels/merge-reductions.js';
 import { fuseMatmulEpilogues } from './kernels/fuse-epilogues.js';
 import { mergeIndependent } from './kernels/merge-independent.js';
+import { freeEarly } from './kernels/free-early.js';
 import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
 import { transposedRightOperands } from './kernels/transposed-operands.js';
 import { splitLongLoops } from './kernels/loop-budget.js';
@@ -161,7 +162,10 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
       ]),
     });
     const plans = fuse
-      ? fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey, sameGate })
+      ? freeEarly(
+          fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey, sameGate }),
+          outputs,
+        )
       : partitioned;
     const dispatches = fuse
       ? mergeIndependent(

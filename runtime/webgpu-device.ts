@@ -139,6 +139,8 @@ export interface MemoryStats {
    * programs' constants and uniforms (not the staging buffers of a read, destroyed at once).
    */
   readonly liveBytes: number;
+  /** The most `liveBytes` reached since the device opened or resetPeakBytes() (a step's peak). */
+  readonly peakBytes: number;
 }
 
 /** Bytes of an offsets uniform of `count` u32s, as the kernel declares it. */
@@ -193,6 +195,7 @@ export class WebGpuDevice implements Device {
   private compiled = 0;
   /** Bytes of the buffers executables hold (constants, uniforms), not yet destroyed. */
   private executableBytes = 0;
+  private peakBytes = 0;
   // A dropped array releases its share of its buffer; the last one returns it to the pool.
   private readonly reclaim = new FinalizationRegistry<Allocation>((allocation) =>
     allocation.release(),
@@ -353,6 +356,7 @@ export class WebGpuDevice implements Device {
       });
       this.gpu.queue.writeBuffer(allocation.buffer, 0, packed);
     }
+    this.notePeak();
     return out;
   }
 
@@ -382,7 +386,18 @@ export class WebGpuDevice implements Device {
       pipelines: this.pipelines.size,
       pooledBytes: this.pool.pooledBytes,
       liveBytes: this.pool.liveBytes + this.executableBytes,
+      peakBytes: Math.max(this.peakBytes, this.pool.liveBytes + this.executableBytes),
     };
+  }
+
+  /** Starts memoryStats().peakBytes over from what the device holds now. */
+  resetPeakBytes(): void {
+    this.peakBytes = this.pool.liveBytes + this.executableBytes;
+  }
+
+  /** Records the bytes held now toward peakBytes (called wherever buffers were just acquired). */
+  private notePeak(): void {
+    this.peakBytes = Math.max(this.peakBytes, this.pool.liveBytes + this.executableBytes);
   }
 
   /** Number of compute dispatches `outputs` compile to (inputs in buffers of their own). */
@@ -617,6 +632,7 @@ export class WebGpuDevice implements Device {
         slot.kind === 'input' ? inputBuffers[slot.index] : (results.get(region.slot) as Allocation);
       return this.view(allocation, region.offset, region.shape, region.dtype);
     });
+    this.notePeak();
     // Arenas go back to the pool at once: later submissions run after this one.
     for (const b of [...arenas, ...staged]) this.pool.release(b);
     return out;
@@ -889,6 +905,7 @@ export class WebGpuDevice implements Device {
   /** A buffer an executable owns, counted in memoryStats until retire destroys it. */
   private createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
     this.executableBytes += descriptor.size;
+    this.notePeak();
     return this.gpu.createBuffer(descriptor);
   }
 

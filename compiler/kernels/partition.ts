@@ -1,5 +1,6 @@
 import { GrngError } from '../../core/errors.js';
 import { topoSort, type Node } from '../../core/ir/node.js';
+import { shapeSize } from '../../core/ir/shape.js';
 import { opTable } from '../../core/ops/table.js';
 import type { BindingKey } from '../memory/plan-memory.js';
 
@@ -87,8 +88,10 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
 
   // Consumers first, so nodes materialized to fit a kernel's buffer limit get checked too.
   for (let i = order.length - 1; i >= 0; i--) {
-    if (stored.has(order[i].id) || materialized.has(order[i].id))
+    if (stored.has(order[i].id) || materialized.has(order[i].id)) {
+      holdFewIntermediates(order[i], materialized, checked);
       splitToFit(order[i], materialized, checked, options);
+    }
   }
   return order
     .filter((n) => stored.has(n.id) || materialized.has(n.id))
@@ -127,6 +130,42 @@ function inputsOf(
     else stack.push(...n.inputs);
   }
   return [...found.values()].sort((a, b) => a.id - b.id);
+}
+
+/** Intermediates of at least this many elements count as large (see holdFewIntermediates). */
+const LARGE_INTERMEDIATE = 4096;
+/** The most large computed values one fused kernel may read. */
+const MAX_HELD = 6;
+
+/**
+ * Materializes inlined subexpressions of the kernel at `root` until it reads at most MAX_HELD
+ * large computed values. Each value a kernel reads stays in memory until it runs: a chain of
+ * selects over a loop's iterates (`where(done, xₖ, …)`, as a guarded Newton–Schulz keeps its
+ * best iterate) inlined into one final kernel would hold every iterate to the end; stored every
+ * few links, it holds a few. Leaves (parameters, state) are held by the caller anyway.
+ */
+function holdFewIntermediates(
+  root: Node,
+  materialized: Set<number>,
+  checked: ReadonlySet<number>,
+): void {
+  const held = (n: Node) =>
+    inputsOf(n, materialized, checked).filter(
+      (x) => !isExternal(x) && shapeSize(x.shape) >= LARGE_INTERMEDIATE,
+    ).length;
+  for (;;) {
+    if (held(root) <= MAX_HELD) return;
+    const inlined = topoSort(root.inputs).filter(
+      (n) => !isExternal(n) && !materialized.has(n.id) && kindOf(n) !== 'leaf',
+    );
+    // The subexpression holding the most (within the bound) goes first: fewest new stores.
+    const best = inlined
+      .map((n) => ({ n, holds: held(n) }))
+      .filter((c) => c.holds > 1 && c.holds <= MAX_HELD)
+      .sort((a, b) => b.holds - a.holds)[0];
+    if (best === undefined) return;
+    materialized.add(best.n.id);
+  }
 }
 
 /**

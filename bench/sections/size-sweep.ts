@@ -1,0 +1,101 @@
+// Section 'sizes': how training scales with the model. MLPs 784-w-w-10 (batch 128) for growing w,
+// each on a device of its own: time per step, parameters per second, the device's peak memory and
+// the host's resident set against what the step must hold (parameters, gradients, optimizer
+// state, activations). On a CPU adapter device memory is host memory, so RSS includes it.
+import { adamw, compileTrainStep, crossEntropy, nn, ring, type DeviceArray } from '../../index.js';
+import { flattenTree } from '../../core/tree.js';
+import { isArrayLeaf } from '../../runtime/jit.js';
+import { progress, type Row, type Section, type SizeFigures } from '../report.js';
+import type { BenchContext } from './contenders.js';
+import { benchBatch } from './mlp-step.js';
+
+const BATCH = 128;
+const CASES = [
+  { optimizer: 'adamw', make: () => adamw({ lr: 1e-3 }), widths: [256, 512, 1024, 2048, 4096] },
+  // RING's Kronecker factors are w² each; at 4096 one refresh takes minutes on a CPU adapter.
+  { optimizer: 'ring', make: () => ring(), widths: [256, 512, 1024, 2048] },
+] as const;
+/** Timed steps after two untimed ones. */
+const STEPS = 3;
+
+const bytesOf = (tree: unknown): number =>
+  flattenTree('bench', tree, isArrayLeaf, 'an array')
+    .leaves.map((a) => 4 * (a as DeviceArray).shape.reduce((x, y) => x * y, 1))
+    .reduce((x, y) => x + y, 0);
+
+export async function sizeSweepSection(ctx: BenchContext): Promise<Section> {
+  const rows: Row[] = [];
+  for (const c of CASES) {
+    for (const w of c.widths) {
+      const name = `${c.optimizer}, mlp 784-${w}-${w}-10`;
+      progress(name);
+      const device = await ctx.openDevice();
+      try {
+        rows.push(await measureSize(device, name, c.make, w));
+      } catch (e) {
+        rows.push({ workload: name, library: 'grng', error: (e as Error).message.split('\n')[0] });
+      } finally {
+        (device.owner as { destroy?: () => void }).destroy?.();
+      }
+    }
+  }
+  return {
+    title: 'Model size sweep',
+    about:
+      `MLPs 784-w-w-10 at batch ${BATCH} (compileTrainStep, default skipNonFinite), each on a ` +
+      'new device: median of 3 steps after 2 (RING refreshes on its own schedule), the peak of ' +
+      "the device's live buffers (memoryStats().peakBytes) and of the process's RSS, and what a " +
+      'step must hold: parameters + gradients + optimizer state + activations (input, and each ' +
+      'layer’s pre-activation and output). Target: peak ≤ 1.5× that sum.',
+    kind: 'sizes',
+    rows,
+  };
+}
+
+async function measureSize(
+  device: Awaited<ReturnType<BenchContext['openDevice']>>,
+  name: string,
+  make: () => ReturnType<typeof adamw> | ReturnType<typeof ring>,
+  width: number,
+): Promise<Row> {
+  const model = nn.mlp([784, width, width, 10]);
+  const batch = benchBatch(BATCH);
+  let rss = process.memoryUsage().rss;
+  const rssBefore = rss;
+  device.resetPeakBytes();
+  const t0 = performance.now();
+  const train = await compileTrainStep({
+    model,
+    loss: crossEntropy,
+    optimizer: make() as never,
+    params: model.init(0),
+    device,
+  });
+  const times: number[] = [];
+  for (let k = 0; k < 2 + STEPS; k++) {
+    const t = performance.now();
+    await train.run(batch);
+    if (k >= 2) times.push(performance.now() - t);
+    rss = Math.max(rss, process.memoryUsage().rss);
+  }
+  const firstMs = performance.now() - t0 - times.reduce((a, b) => a + b, 0);
+  const params = bytesOf(await train.params());
+  const state = bytesOf(await train.state());
+  const activations = 4 * BATCH * (784 + 2 * (width + width + 10));
+  const sorted = [...times].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  const figures: SizeFigures = {
+    parameters: params / 4,
+    heldBytes: 2 * params + state + activations,
+    peakDeviceBytes: device.memoryStats().peakBytes,
+    rssGrowthBytes: rss - rssBefore,
+    firstStepsMs: firstMs,
+  };
+  return {
+    workload: name,
+    library: 'grng',
+    timing: { median, min: sorted[0], max: sorted[sorted.length - 1], runs: sorted.length },
+    rate: `${((figures.parameters * 1000) / median / 1e6).toFixed(1)} M params/s`,
+    sizes: figures,
+  };
+}
