@@ -19,6 +19,8 @@ import {
   square,
   sub,
   tanh,
+  lt,
+  where,
   type DeviceArray,
   type Tensor,
 } from '../../index.js';
@@ -277,5 +279,23 @@ describe('memory planning', () => {
     // of 1024 elements, but a dispatch reads one and writes one, so two regions suffice.
     expect(program.kernels).toHaveLength(8);
     expect(arena?.kind === 'arena' ? arena.length : Infinity).toBe(2 * 1024);
+  });
+
+  test("a select over a loop's iterates holds a few of them at a time, not every one", () => {
+    // best = where(s < k, x_k, best) over 12 iterates x_k = tanh(x_{k−1}·a) of 64×64: one
+    // final kernel of the whole select chain would keep all 12 iterates until it runs. Stored
+    // every few links (a kernel reads at most 6 large computed values) and each link run as soon
+    // as its iterates exist, at most 6 are read together, plus the iterate being computed.
+    const a = input('a', [64, 64]);
+    const s = input('s', []);
+    let x: Tensor = a;
+    let best: Tensor = a;
+    for (let k = 0; k < 12; k++) {
+      x = tanh(matmul(x, a));
+      best = where(lt(s, k), x, best);
+    }
+    const program = compileProgram([best.node], { limits: DEFAULTS });
+    const arena = program.memory.slots.find((s) => s.kind === 'arena');
+    expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThanOrEqual(9 * 4096);
   });
 });
