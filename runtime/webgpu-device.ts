@@ -232,11 +232,27 @@ export class WebGpuDevice implements Device {
     });
     // WebGPU reports invalid work asynchronously; keep the first report for the next call or read.
     this.gpu.addEventListener?.('uncapturederror', (event) => {
-      this.gpuError ??= (event as GPUUncapturedErrorEvent).error.message;
+      const { error } = event as GPUUncapturedErrorEvent;
+      if (isOutOfMemory(error)) this.outOfMemory ??= this.memoryReport(error.message);
+      else this.gpuError ??= error.message;
     });
   }
 
   private gpuError: string | undefined;
+  /** What the device held and the latest program needed when the GPU ran out of memory. */
+  private outOfMemory: string | undefined;
+  /** Bytes the latest call allocated for its results and intermediates. */
+  private lastCallBytes = 0;
+
+  private memoryReport(reason: string): string {
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+    return (
+      `the GPU ran out of memory (${reason.split('\n')[0]}): the latest program needed ` +
+      `${mib(this.lastCallBytes)} for its results and intermediates while the device held ` +
+      `${mib(this.pool.liveBytes + this.executableBytes)} in all (memoryStats()); train a smaller ` +
+      `model or batch, or drop arrays no longer needed`
+    );
+  }
   private lost: string | undefined;
 
   lostReason(): string | undefined {
@@ -253,6 +269,11 @@ export class WebGpuDevice implements Device {
   checkErrors(): void {
     if (this.lost !== undefined)
       throw new GrngError('execute', `the WebGPU device was lost: ${this.lost}`);
+    if (this.outOfMemory !== undefined) {
+      const message = this.outOfMemory;
+      this.outOfMemory = undefined;
+      throw new GrngError('execute', message);
+    }
     const message = this.gpuError;
     if (message === undefined) return;
     this.gpuError = undefined;
@@ -633,6 +654,10 @@ export class WebGpuDevice implements Device {
       return this.view(allocation, region.offset, region.shape, region.dtype);
     });
     this.notePeak();
+    this.lastCallBytes = [...arenas, ...results.values()].reduce(
+      (n, b) => n + ('size' in b ? b.size : b.buffer.size),
+      0,
+    );
     // Arenas go back to the pool at once: later submissions run after this one.
     for (const b of [...arenas, ...staged]) this.pool.release(b);
     return out;
@@ -1027,6 +1052,13 @@ function hostValuesOf(inputs: ReadonlyMap<string, GpuArray>): Map<string, number
   const out = new Map<string, number>();
   for (const [name, arr] of inputs) if (arr.hostValue !== undefined) out.set(name, arr.hostValue);
   return out;
+}
+
+/** A GPUOutOfMemoryError (a global in browsers and, once Dawn is loaded, in Node). */
+function isOutOfMemory(error: GPUError): boolean {
+  const type = (globalThis as { GPUOutOfMemoryError?: abstract new (...args: never[]) => GPUError })
+    .GPUOutOfMemoryError;
+  return type !== undefined && error instanceof type;
 }
 
 function describeHandle(handle: unknown): string {

@@ -18,6 +18,7 @@ import {
   input,
   jit,
   matmul,
+  mul,
   nn,
   reshape,
   ring,
@@ -233,7 +234,10 @@ describe('a device with 4 KiB bindings computes what one with whole buffers does
     const optimizer = ring({ lr: 0.05 }) as unknown as Optimizer;
     const shapes = flattenTree('test', model.init(0), isArrayLeaf, 'an array');
     const leafSpecs = shapes.rebuild(
-      shapes.leaves.map((l) => ({ shape: [...(l as { shape: readonly number[] }).shape], dtype: 'f32' })),
+      shapes.leaves.map((l) => ({
+        shape: [...(l as { shape: readonly number[] }).shape],
+        dtype: 'f32',
+      })),
     );
     const train = {
       model: model as never,
@@ -276,7 +280,7 @@ describe('a device with 4 KiB bindings computes what one with whole buffers does
   });
 });
 
-describe('an array no binding can hold', () => {
+describe('memory errors', () => {
   test('an upload, a result and an intermediate past the binding are GrngErrors naming them', async () => {
     const big = new Float64Array(1025); // 4100 bytes, past 4096
     expect(() => split.upload(big, [1025], 'f32')).toThrow(GrngError);
@@ -292,5 +296,35 @@ describe('an array no binding can hold', () => {
     await expect(
       jit((u: Tensor) => sum(matmul(outer(u), outer(u))), { device: split })(v),
     ).rejects.toThrow(/an intermediate f32\[40, 40\] needs 6400 bytes/);
+  });
+
+  test('a GPU out of memory is a GrngError saying what the program needed and the device held', async () => {
+    // The real device behind a proxy that hands grng's error listener to the test: the event is
+    // what WebGPU raises when an allocation fails, which this machine's memory cannot provoke.
+    const real = whole.gpu;
+    let report: ((event: { error: GPUError }) => void) | undefined;
+    const proxied = new Proxy(real, {
+      get(target, key) {
+        if (key === 'addEventListener')
+          return (type: string, listener: (event: { error: GPUError }) => void) => {
+            if (type === 'uncapturederror') report = listener;
+          };
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+      },
+    });
+    const gpu = new WebGpuDevice({ device: proxied, description: 'a device that runs out' });
+    const double = jit((u: Tensor) => mul(u, 2), { device: gpu });
+    const x = gpu.upload(new Float64Array(2 ** 18).fill(1), [2 ** 18], 'f32');
+    await double(x); // 1 MiB of results
+    const OutOfMemory = (
+      globalThis as unknown as { GPUOutOfMemoryError: new (m: string) => GPUError }
+    ).GPUOutOfMemoryError;
+    report?.({ error: new OutOfMemory('Allocation failed') });
+    await expect(double(x)).rejects.toThrow(
+      /the GPU ran out of memory \(Allocation failed\): the latest program needed 1\.0 MiB for its results and intermediates while the device held [\d.]+ MiB in all/,
+    );
+    // Reported once: the device works again when memory does.
+    await expect(double(x)).resolves.toBeDefined();
   });
 });
