@@ -165,6 +165,7 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
       ? freeEarly(
           fuseMatmulEpilogues(partitioned, outputs, { maxBuffers, bindingKey, sameGate }),
           outputs,
+          (plan) => gates.get(plan.roots[0].id)?.node,
         )
       : partitioned;
     const dispatches = fuse
