@@ -10,7 +10,6 @@ import {
   createDevice,
   div,
   GrngError,
-  grad,
   input,
   jit,
   matmul,
@@ -24,9 +23,10 @@ import {
   type DeviceArray,
   type Tensor,
 } from '../../index.js';
-import { compileProgram, type Program } from '../../compiler/program.js';
+import { compileProgram } from '../../compiler/program.js';
 import type { GpuArray } from '../../runtime/webgpu-device.js';
 import { gpuDevice } from '../support/gpu.js';
+import { expectNoSharedLiveMemory } from '../support/live-memory.js';
 import { programArb } from '../support/programs.js';
 import { prng, uniform } from '../support/random.js';
 
@@ -203,66 +203,17 @@ describe('packed arrays', () => {
   });
 });
 
-/** For each arena node: the dispatch that writes it and the last dispatch that reads it. */
-function liveIntervals(
-  program: Program,
-): { id: number; slot: number; start: number; end: number; from: number; to: number }[] {
-  const { regions, slots } = program.memory;
-  const out = new Map<
-    number,
-    { id: number; slot: number; start: number; end: number; from: number; to: number }
-  >();
-  program.kernels.forEach((k, at) => {
-    for (const s of k.segments) {
-      for (const r of s.roots) {
-        const region = regions.get(r.id);
-        if (region === undefined || slots[region.slot].kind !== 'arena') continue;
-        const size = Math.ceil(r.shape.reduce((x, y) => x * y, 1) / 4) * 4 || 4;
-        out.set(r.id, {
-          id: r.id,
-          slot: region.slot,
-          start: region.offset,
-          end: region.offset + size,
-          from: at,
-          to: at,
-        });
-      }
-      for (const n of s.inputs) {
-        const live = out.get(n.id);
-        if (live !== undefined) live.to = Math.max(live.to, at);
-      }
-    }
-  });
-  return [...out.values()];
-}
-
 describe('memory planning', () => {
   test('intermediates that are live at the same time never share memory (random programs)', () => {
     fc.assert(
       fc.property(programArb({ maxInstructions: 10 }), (p) => {
         const xs = p.shapes.map((s, i) => input(`x${i}`, s));
-        const outs = [
-          p.scalar(xs),
-          ...(grad(
-            (...u: Tensor[]) => p.scalar(u),
-            xs.map((_, i) => i),
-          )(...xs) as Tensor[]),
-        ];
+        const outs = [...p.scalarAndGradients(xs)];
         const program = compileProgram(
           outs.map((t) => t.node),
           { limits: DEFAULTS },
         );
-        const live = liveIntervals(program);
-        for (const a of live) {
-          for (const b of live) {
-            if (a.id >= b.id || a.slot !== b.slot) continue;
-            const together = a.from <= b.to && b.from <= a.to;
-            const overlap = a.start < b.end && b.start < a.end;
-            expect(together && overlap, `nodes ${a.id} and ${b.id} overlap while both live`).toBe(
-              false,
-            );
-          }
-        }
+        expectNoSharedLiveMemory(program);
       }),
       { numRuns: 60 },
     );

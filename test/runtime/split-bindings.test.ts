@@ -14,7 +14,6 @@ import {
   createDevice,
   crossEntropy,
   GrngError,
-  grad,
   input,
   jit,
   matmul,
@@ -36,6 +35,7 @@ import { isArrayLeaf } from '../../runtime/jit.js';
 import { WebGpuDevice } from '../../runtime/webgpu-device.js';
 import type { GpuArray } from '../../runtime/gpu-array.js';
 import { DEFAULT_KERNEL_LIMITS, gpuDevice } from '../support/gpu.js';
+import { expectNoSharedLiveMemory } from '../support/live-memory.js';
 import { programArb } from '../support/programs.js';
 import { prng, uniform } from '../support/random.js';
 
@@ -55,6 +55,19 @@ const buffersOf = (tree: unknown) =>
   new Set(
     flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as GpuArray).buffer),
   );
+
+/** Three batches of 8 inputs of width 16 and labels of 4 classes. */
+const batchesOf = (seed: number) => {
+  const rng = prng(seed);
+  return [0, 1, 2].map((k) => ({
+    x: array(uniform(rng, 8 * 16), [8, 16]),
+    y: array(
+      Int32Array.from({ length: 8 }, (_, i) => (i + k) % 4),
+      [8],
+      'i32',
+    ),
+  }));
+};
 
 /** Every buffer a program binds, in elements (input slots: the caller's, not counted here). */
 function slotLengths(program: Program): number[] {
@@ -76,13 +89,7 @@ describe('planning within a binding limit (random programs, no GPU)', () => {
         fc.constantFrom(8, 16, 32, 64, 256),
         (p, maxElements) => {
           const xs = p.shapes.map((s, i) => input(`x${i}`, s));
-          const outs = [
-            p.scalar(xs),
-            ...(grad(
-              (...u: Tensor[]) => p.scalar(u),
-              xs.map((_, i) => i),
-            )(...xs) as Tensor[]),
-          ];
+          const outs = [...p.scalarAndGradients(xs)];
           const limits = { ...DEFAULT_KERNEL_LIMITS, maxStorageBufferBindingSize: 4 * maxElements };
           let program: Program;
           try {
@@ -114,61 +121,6 @@ describe('planning within a binding limit (random programs, no GPU)', () => {
   });
 });
 
-/**
- * Arena nodes by the memory they occupy (a shared buffer counts as one memory), the dispatch
- * that writes each and the last that reads it: two live at once never overlap.
- */
-function expectNoSharedLiveMemory(program: Program): void {
-  const { regions, slots } = program.memory;
-  const memoryOf = (slot: number) => {
-    const s = slots[slot];
-    return s.kind === 'arena' && s.buffer !== undefined ? `buffer${s.buffer}` : `slot${slot}`;
-  };
-  const live = new Map<
-    number,
-    { memory: string; start: number; end: number; from: number; to: number }
-  >();
-  program.kernels.forEach((k, at) => {
-    for (const s of k.segments) {
-      for (const r of s.roots) {
-        const region = regions.get(r.id);
-        if (region === undefined || slots[region.slot].kind !== 'arena') continue;
-        const size = Math.max(4, Math.ceil(r.shape.reduce((x, y) => x * y, 1) / 4) * 4);
-        live.set(r.id, {
-          memory: memoryOf(region.slot),
-          start: region.offset,
-          end: region.offset + size,
-          from: at,
-          to: at,
-        });
-      }
-      for (const n of s.inputs) {
-        const l = live.get(n.id);
-        if (l !== undefined) l.to = Math.max(l.to, at);
-      }
-    }
-  });
-  // Copies after the dispatches read what they copy.
-  for (const c of program.memory.copies) {
-    for (const l of live.values())
-      if (
-        memoryOf(c.from.slot) === l.memory &&
-        c.from.offset < l.end &&
-        l.start < c.from.offset + c.length
-      )
-        l.to = program.kernels.length;
-  }
-  const all = [...live.entries()];
-  for (const [i, a] of all) {
-    for (const [j, b] of all) {
-      if (i >= j || a.memory !== b.memory) continue;
-      const together = a.from <= b.to && b.from <= a.to;
-      const overlap = a.start < b.end && b.start < a.end;
-      expect(together && overlap, `#${i} and #${j} share ${a.memory} while both live`).toBe(false);
-    }
-  }
-}
-
 describe('a device with 4 KiB bindings computes what one with whole buffers does', () => {
   test('a packed AdamW update over parameters straddling the binding boundary, bit for bit', async () => {
     // 300 + 500 + 700 + 90 + 1000 f32: several packs of at most 1024, arrays never cut.
@@ -197,15 +149,7 @@ describe('a device with 4 KiB bindings computes what one with whole buffers does
     // Weights of 16·24, 24·24 and 24·4 f32 (Kronecker factors of 24² for RING): each fits a
     // binding, the step's results, state and intermediates together do not.
     const model = nn.mlp([16, 24, 24, 4]);
-    const rng = prng(5);
-    const batches = [0, 1, 2].map((k) => ({
-      x: array(uniform(rng, 8 * 16), [8, 16]),
-      y: array(
-        Int32Array.from({ length: 8 }, (_, i) => (i + k) % 4),
-        [8],
-        'i32',
-      ),
-    }));
+    const batches = batchesOf(5);
     const run = async (device: typeof whole) => {
       const step = await compileTrainStep({
         model,
@@ -258,15 +202,7 @@ describe('a device with 4 KiB bindings computes what one with whole buffers does
     const small = compiled(SMALL_BINDING);
     const bindings = small.steps.flatMap((p) => p.plan.slots).filter((s) => s.kind !== 'scalars');
     expect(bindings.some((s) => s.kind === 'arena' && s.buffer !== undefined)).toBe(true);
-    const rng = prng(9);
-    const batches = [0, 1, 2].map((k) => ({
-      x: array(uniform(rng, 8 * 16), [8, 16]),
-      y: array(
-        Int32Array.from({ length: 8 }, (_, i) => (i + k) % 4),
-        [8],
-        'i32',
-      ),
-    }));
+    const batches = batchesOf(9);
     const a = await loadTrainStep(compiled(2 ** 27), whole, model.init(0));
     const b = await loadTrainStep(small, split, model.init(0));
     for (const batch of batches) expect(await b.run(batch)).toEqual(await a.run(batch));

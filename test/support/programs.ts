@@ -22,6 +22,7 @@ import {
   expandDims,
   flatten,
   gelu,
+  grad,
   input,
   log,
   logSoftmax,
@@ -97,6 +98,15 @@ export class Program {
     const pool = [...xs];
     for (const ins of this.instructions) pool.push(ins.build(ins.args.map((a) => pool[a])));
     return pool;
+  }
+
+  /** The scalar output and its gradients with respect to every input. */
+  scalarAndGradients(xs: readonly Tensor[]): Tensor[] {
+    const gradients = grad(
+      (...u: Tensor[]) => this.scalar(u),
+      xs.map((_, i) => i),
+    )(...xs) as Tensor[];
+    return [this.scalar(xs), ...gradients];
   }
 
   /** The scalar output: a weighted sum of reductions of pool values. */
