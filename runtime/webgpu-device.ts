@@ -249,7 +249,7 @@ export class WebGpuDevice implements Device {
     return (
       `the GPU ran out of memory (${reason.split('\n')[0]}): the latest program needed ` +
       `${mib(this.lastCallBytes)} for its results and intermediates while the device held ` +
-      `${mib(this.pool.liveBytes + this.executableBytes)} in all (memoryStats()); train a smaller ` +
+      `${mib(this.heldBytes)} in all (memoryStats()); train a smaller ` +
       `model or batch, or drop arrays no longer needed`
     );
   }
@@ -406,19 +406,24 @@ export class WebGpuDevice implements Device {
       executables: this.executables.size,
       pipelines: this.pipelines.size,
       pooledBytes: this.pool.pooledBytes,
-      liveBytes: this.pool.liveBytes + this.executableBytes,
-      peakBytes: Math.max(this.peakBytes, this.pool.liveBytes + this.executableBytes),
+      liveBytes: this.heldBytes,
+      peakBytes: Math.max(this.peakBytes, this.heldBytes),
     };
+  }
+
+  /** Bytes of the buffers the device holds now (memoryStats().liveBytes). */
+  private get heldBytes(): number {
+    return this.pool.liveBytes + this.executableBytes;
   }
 
   /** Starts memoryStats().peakBytes over from what the device holds now. */
   resetPeakBytes(): void {
-    this.peakBytes = this.pool.liveBytes + this.executableBytes;
+    this.peakBytes = this.heldBytes;
   }
 
   /** Records the bytes held now toward peakBytes (called wherever buffers were just acquired). */
   private notePeak(): void {
-    this.peakBytes = Math.max(this.peakBytes, this.pool.liveBytes + this.executableBytes);
+    this.peakBytes = Math.max(this.peakBytes, this.heldBytes);
   }
 
   /** Number of compute dispatches `outputs` compile to (inputs in buffers of their own). */

@@ -22,6 +22,10 @@ export interface BufferSplit {
   readonly ownArenaFrom: number;
 }
 
+/** True when `node`, an intermediate, lives in an arena of its own under `split`. */
+export const ownsArena = (split: BufferSplit, node: Node): boolean =>
+  paddedLength(shapeSize(node.shape)) >= split.ownArenaFrom;
+
 /** Everything in one buffer per kind and storage type: no limit to respect. */
 export const NO_SPLIT: BufferSplit = {
   maxElements: Infinity,

@@ -8,7 +8,13 @@ import {
   type Region,
   type Slot,
 } from './layout.js';
-import { ArenaOverflow, arrayTooLarge, NO_SPLIT, type BufferSplit } from './buffer-split.js';
+import {
+  ArenaOverflow,
+  arrayTooLarge,
+  NO_SPLIT,
+  ownsArena,
+  type BufferSplit,
+} from './buffer-split.js';
 
 /** A dispatch as memory planning sees it: the roots it writes and the buffers it reads. */
 export interface DispatchBuffers {
@@ -67,9 +73,7 @@ export function bindingKeys(
     if (node.op === 'constant') return `const:${storage}:${split.constantPacks.get(node.id) ?? 0}`;
     const pack = outputPack.get(node.id);
     if (pack !== undefined) return `out:${storage}:${pack}`;
-    return paddedLength(shapeSize(node.shape)) >= split.ownArenaFrom
-      ? `arena#${node.id}`
-      : `arena:${storage}`;
+    return ownsArena(split, node) ? `arena#${node.id}` : `arena:${storage}`;
   };
 }
 
@@ -168,17 +172,13 @@ export function planMemory(
   const intermediates = dispatches.flatMap((d) =>
     d.roots.filter((r) => (!outputIds.has(r.id) || copyBack.has(r.id)) && !aliased.has(r.id)),
   );
-  const ownBuffer = (n: Node) => paddedLength(shapeSize(n.shape)) >= split.ownArenaFrom;
+  const own = intermediates.filter((n) => ownsArena(split, n));
   const arenas = [
-    ...byStorage(intermediates.filter((n) => !ownBuffer(n))),
-    ...intermediates.filter(ownBuffer).map((n) => ({ storage: storageOf(n.dtype), nodes: [n] })),
+    ...byStorage(intermediates.filter((n) => !ownsArena(split, n))),
+    ...own.map((n) => ({ storage: storageOf(n.dtype), nodes: [n] })),
   ];
   const keptToEnd = new Set(copyBack.keys());
-  const sharing = shareBuffers(
-    arenas.flatMap(({ nodes }) => (nodes.length === 1 && ownBuffer(nodes[0]) ? nodes : [])),
-    dispatches,
-    keptToEnd,
-  );
+  const sharing = shareBuffers(own, dispatches, keptToEnd);
   for (const { storage, nodes } of arenas) {
     const { offsets, length } = allocateByLiveness(nodes, dispatches, keptToEnd);
     if (length > split.maxElements) {
