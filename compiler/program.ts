@@ -6,6 +6,7 @@ import { mergeDependentReductions } from './kernels/merge-reductions.js';
 import { fuseMatmulEpilogues } from './kernels/fuse-epilogues.js';
 import { mergeIndependent } from './kernels/merge-independent.js';
 import { freeEarly } from './kernels/free-early.js';
+import { checkedAlone } from './kernels/checked-alone.js';
 import { isExternal, partition, type KernelPlan } from './kernels/partition.js';
 import { transposedRightOperands } from './kernels/transposed-operands.js';
 import { splitLongLoops } from './kernels/loop-budget.js';
@@ -168,6 +169,7 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
           (plan) => gates.get(plan.roots[0].id)?.node,
         )
       : partitioned;
+    const alone = checkedAlone(outputs);
     const dispatches = fuse
       ? mergeIndependent(
           mergeDependentReductions(
@@ -182,7 +184,7 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
             maxBuffers,
             bindingKey,
             mode: (plan) => {
-              const mode = segmentMode(plan);
+              const mode = alone(plan) ? 'alone' : segmentMode(plan);
               return mode === 'alone' ? mode : `${mode}${gateOf(plan.roots[0])}`;
             },
             invocations: segmentInvocations,

@@ -4,6 +4,7 @@
 // its results, and leaves parameters and state exactly as they were when it does not. It also says
 // which quantity failed first, as one number the step's metrics carry back.
 import { GrngError } from '../core/errors.js';
+import { CHECKED_ALONE_FROM } from '../compiler/kernels/checked-alone.js';
 import { leafPaths } from '../core/tree-paths.js';
 import { eq, isFinite, max, maximum, pad, reshape, where } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
@@ -33,7 +34,8 @@ export function checkedLeaves(
  * An f32 scalar: 0 when every quantity is finite, else n − i with i the first non-finite one of
  * the n (so the largest mark is the first failure, and a max finds it). Quantities of one size (a
  * parameter's gradient, its update and its Adam moments) are marked element by element in one
- * expression and reduced together, so the check costs a few kernels whatever the model's depth;
+ * expression and reduced together, so the check costs a few kernels whatever the model's depth
+ * (large ones excepted, see below);
  * maxima are combined as balanced trees, so expressions nest as log n (a kernel's nesting is
  * bounded).
  */
@@ -41,11 +43,15 @@ export function firstNonFinite(quantities: readonly Checked[]): Tensor {
   if (quantities.length === 0) throw new GrngError('firstNonFinite', 'nothing to check');
   const n = quantities.length;
   const bySize = new Map<number, Tensor[]>();
+  const alone: Tensor[] = [];
   quantities.forEach(({ value }, i) => {
     const marked = reshape(where(isFinite(value), 0, n - i), [value.size]);
-    bySize.set(value.size, [...(bySize.get(value.size) ?? []), marked]);
+    // Large ones are reduced each on its own: the compiler then stores and tests them one at a
+    // time (compiler/kernels/checked-alone.ts), so the copies are not all held at once.
+    if (value.size >= CHECKED_ALONE_FROM) alone.push(largest(marked));
+    else bySize.set(value.size, [...(bySize.get(value.size) ?? []), marked]);
   });
-  const marks = [...bySize.values()].map((group) => largest(balancedMax(group)));
+  const marks = [...alone, ...[...bySize.values()].map((group) => largest(balancedMax(group)))];
   // A reduction of one element: stored once (a reduction is a kernel's result), so the select of
   // every parameter reads one number instead of recomputing the tree of maxima.
   return max(reshape(balancedMax(marks), [1]));

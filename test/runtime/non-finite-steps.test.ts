@@ -15,7 +15,9 @@ import {
   jit,
   kfac,
   mean,
+  mul,
   nn,
+  sub,
   sqrt,
   abs,
   where,
@@ -39,6 +41,18 @@ function batchOf(seed: number, poison?: number) {
   if (poison !== undefined) x[5] = poison;
   const y = Int32Array.from({ length: 16 }, (_, n) => ((x[4 * n] > 0 ? 1 : 0) + n) % 2);
   return { x: array(x, [16, 4]), y: array(y, [16], 'i32') };
+}
+
+/** Where two trees' leaves first differ bit for bit ('leaf i [j]: a vs b'), if anywhere. */
+function firstDifference(x: Float64Array[], y: Float64Array[]): string | undefined {
+  if (x.length !== y.length) return `${x.length} leaves vs ${y.length}`;
+  for (let i = 0; i < x.length; i++) {
+    const bytes = (a: Float64Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    if (bytes(x[i]).equals(bytes(y[i]))) continue;
+    const j = x[i].findIndex((v, k) => !Object.is(v, y[i][k]));
+    return `leaf ${i} [${j}]: ${x[i][j]} vs ${y[i][j]}`;
+  }
+  return undefined;
 }
 
 const devices: [string, () => Promise<Device>][] = [
@@ -167,6 +181,58 @@ describe('compileTrainStep skips non-finite steps', () => {
       expect(await readTree(await train.params())).toEqual(before);
     },
   );
+
+  test('layers of 2^20 elements and more are checked one at a time, with the same outcome', async () => {
+    // Their new values are stored and tested each on its own (compiler/kernels/checked-alone.ts):
+    // a step is kept exactly as the unguarded program computes it, and skipped when only the
+    // large weight's update divides by zero.
+    const model = nn.mlp([1024, 1024, 2]);
+    const x = uniform(prng(7), 4 * 1024);
+    const batch = { x: array(x, [4, 1024]), y: array(Int32Array.from([0, 1, 1, 0]), [4], 'i32') };
+    const options = { model, loss: crossEntropy, params: model.init(3), device: await gpuDevice() };
+    const guarded = await compileTrainStep({ ...options, optimizer: adamw({ lr: 0.01 }) });
+    const unguarded = await compileTrainStep({
+      ...options,
+      optimizer: adamw({ lr: 0.01 }),
+      skipNonFinite: false,
+    });
+    for (let k = 0; k < 2; k++) {
+      expect((await guarded.run(batch)).skipped).toBe(0);
+      await unguarded.run(batch);
+    }
+    // Leaves of 2^20 elements: compared as bits (a deep toEqual of them takes seconds).
+    expect(
+      firstDifference(
+        await readTree(await guarded.params()),
+        await readTree(await unguarded.params()),
+      ),
+    ).toBeUndefined();
+    expect(
+      firstDifference(
+        await readTree(await guarded.state()),
+        await readTree(await unguarded.state()),
+      ),
+    ).toBeUndefined();
+
+    const largeOnly = defineOptimizer({
+      name: 'divide-large-by-zero',
+      hyper: { lr: 0.1 },
+      init: () => ({}),
+      update: (ctx) => ({
+        params: ctx.map(
+          (p, g) => (p.size >= 2 ** 20 ? sub(p, div(g, 0)) : sub(p, mul(ctx.hyper.lr, g))),
+          ctx.params,
+          ctx.grads,
+        ),
+        state: {},
+      }),
+    });
+    const train = await compileTrainStep({ ...options, optimizer: largeOnly() });
+    const before = await readTree(await train.params());
+    expect((await train.run(batch)).skipped).toBe(1);
+    expect(train.lastSkip?.quantity).toBe('the updated layers.0.w');
+    expect(firstDifference(await readTree(await train.params()), before)).toBeUndefined();
+  });
 
   test('skipNonFinite: false applies the step whatever it holds (the unguarded program)', async () => {
     const model = nn.mlp([4, 8, 2]);

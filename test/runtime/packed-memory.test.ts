@@ -24,6 +24,7 @@ import {
   type Tensor,
 } from '../../index.js';
 import { compileProgram } from '../../compiler/program.js';
+import { firstNonFinite, keepIfFinite } from '../../runtime/finite-guard.js';
 import type { GpuArray } from '../../runtime/webgpu-device.js';
 import { gpuDevice } from '../support/gpu.js';
 import { expectNoSharedLiveMemory } from '../support/live-memory.js';
@@ -248,5 +249,31 @@ describe('memory planning', () => {
     const program = compileProgram([best.node], { limits: DEFAULTS });
     const arena = program.memory.slots.find((s) => s.kind === 'arena');
     expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThanOrEqual(9 * 4096);
+  });
+
+  test('a guard over large updates stores and tests them one at a time', () => {
+    // An Adam update of one 2^20-element parameter under the non-finite guard: isFinite reads the
+    // new parameter and moments from memory. Stored side by side they take 3 · 2^20 elements of
+    // the arena; one at a time, each freed by its test, 2^20 and the partial maxima (1/1000).
+    const [theta, g, m, v] = ['theta', 'g', 'm', 'v'].map((n) => input(n, [1024, 1024]));
+    const m2 = add(mul(0.9, m), mul(0.1, g));
+    const v2 = add(mul(0.999, v), mul(0.001, square(g)));
+    const theta2 = sub(theta, div(mul(0.001, m2), add(sqrt(v2), 1e-8)));
+    const mark = firstNonFinite(
+      [g, theta2, m2, v2].map((value, i) => ({ name: `quantity ${i}`, value })),
+    );
+    const outputs = [
+      keepIfFinite(mark, theta2, theta),
+      keepIfFinite(mark, m2, m),
+      keepIfFinite(mark, v2, v),
+      mark,
+    ];
+    const program = compileProgram(
+      outputs.map((t) => t.node),
+      { limits: DEFAULTS },
+    );
+    const arena = program.memory.slots.find((s) => s.kind === 'arena');
+    expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThan(1.01 * 2 ** 20);
+    expectNoSharedLiveMemory(program);
   });
 });

@@ -1,0 +1,31 @@
+import { topoSort, type Node } from '../../core/ir/node.js';
+import { shapeSize } from '../../core/ir/shape.js';
+import { opTable } from '../../core/ops/table.js';
+import type { KernelPlan } from './partition.js';
+
+/**
+ * Values tested by isFinite from this many elements (4 MiB of f32) are stored and tested one at a
+ * time. isFinite reads its operand from memory (partition.ts), so a step that checks its new
+ * parameters and state stores a copy of each before it knows whether to keep them; side by side,
+ * the copies of a layer's parameter and moments are several times its size at once. Apart, only
+ * one is held at a time, for a dispatch more each: beside a pass over an array this large, a
+ * dispatch's overhead is small on any adapter. (The non-finite guard in runtime/finite-guard.ts
+ * reduces such values one by one, so that each test reads one of them.)
+ */
+export const CHECKED_ALONE_FROM = 2 ** 20;
+
+/**
+ * A predicate for plans that must run in a dispatch of their own: those that store a large value
+ * isFinite tests, and the reductions that read one (the tests). Kept apart, each stored copy is
+ * freed by its test (kernels/free-early.ts moves the test up) before the next is stored.
+ */
+export function checkedAlone(outputs: readonly Node[]): (plan: KernelPlan) => boolean {
+  const large = new Set<number>();
+  for (const node of topoSort(outputs))
+    if (node.op === 'isFinite' && shapeSize(node.shape) >= CHECKED_ALONE_FROM)
+      large.add(node.inputs[0].id);
+  if (large.size === 0) return () => false;
+  return (plan) =>
+    plan.roots.some((r) => large.has(r.id)) ||
+    (opTable[plan.roots[0].op].wgsl.kind === 'reduce' && plan.inputs.some((n) => large.has(n.id)));
+}
