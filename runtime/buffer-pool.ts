@@ -57,6 +57,24 @@ export class BufferPool {
     return this.gpu.createBuffer({ size, usage: this.usage });
   }
 
+  /**
+   * A buffer of at least `bytes`, and at most `maxBytes`, for scratch the GPU writes and reads
+   * within one submission (a program's arena): the smallest free one that fits, else a new one of
+   * `bytes`. Programs that alternate (a training step and its refresh step) then share one
+   * buffer, the larger's, instead of the pool keeping one of each size. Callers holding several
+   * at once take the largest first, so a small request does not take the buffer a larger one
+   * will need.
+   */
+  acquireScratch(bytes: number, maxBytes: number): GPUBuffer {
+    const size = sizeFor(bytes);
+    let best: number | undefined;
+    for (const fits of this.free.keys())
+      if (fits >= size && fits <= maxBytes && (best === undefined || fits < best)) best = fits;
+    if (best === undefined) return this.acquire(bytes);
+    const list = this.free.get(best) as Free[];
+    return this.take(list[list.length - 1]);
+  }
+
   /** A buffer of at least `bytes` the host may write at once: no unfinished work uses it. */
   acquireForUpload(bytes: number): GPUBuffer {
     const size = sizeFor(bytes);

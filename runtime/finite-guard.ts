@@ -51,7 +51,12 @@ export function firstNonFinite(quantities: readonly Checked[]): Tensor {
     if (value.size >= CHECKED_ALONE_FROM) alone.push(largest(marked));
     else bySize.set(value.size, [...(bySize.get(value.size) ?? []), marked]);
   });
-  const marks = [...alone, ...[...bySize.values()].map((group) => largest(balancedMax(group)))];
+  // Largest first: the compiler orders kernels depth first from the first mark, and a small
+  // quantity can depend on part of every layer's work (a flag that each layer's Newton–Schulz
+  // iteration converged); visited first, it would start every layer's iteration before any ends
+  // and hold all their iterates at once.
+  const groups = [...bySize.entries()].sort(([a], [b]) => b - a).map(([, group]) => group);
+  const marks = [...alone, ...groups.map((group) => largest(balancedMax(group)))];
   // A reduction of one element: stored once (a reduction is a kernel's result), so the select of
   // every parameter reads one number instead of recomputing the tree of maxima.
   return max(reshape(balancedMax(marks), [1]));

@@ -557,25 +557,15 @@ export class WebGpuDevice implements Device {
     }
     const { slots } = exe.plan;
     const buffers: GPUBuffer[] = [];
-    const arenas: GPUBuffer[] = [];
-    const sharedArenas = new Map<number, GPUBuffer>();
     const results = new Map<number, Allocation>();
+    const arenaOf = this.acquireArenas(exe);
+    const arenas = [...new Set(arenaOf.values())];
     slots.forEach((slot, i) => {
       if (slot.kind === 'input') buffers.push(inputBuffers[slot.index].buffer);
       else if (slot.kind === 'constants') buffers.push(exe.constants.get(i) as GPUBuffer);
       else if (slot.kind === 'scalars') buffers.push(exe.scalars as GPUBuffer);
-      else if (slot.kind === 'arena' && slot.buffer !== undefined) {
-        let shared = sharedArenas.get(slot.buffer);
-        if (shared === undefined) {
-          shared = this.pool.acquire(4 * (exe.sharedArenaLengths.get(slot.buffer) as number));
-          sharedArenas.set(slot.buffer, shared);
-          arenas.push(shared);
-        }
-        buffers.push(shared);
-      } else if (slot.kind === 'arena') {
-        buffers.push(this.pool.acquire(4 * slot.length));
-        arenas.push(buffers[i]);
-      } else {
+      else if (slot.kind === 'arena') buffers.push(arenaOf.get(i) as GPUBuffer);
+      else {
         const allocation = this.allocate(slot.length);
         results.set(i, allocation);
         buffers.push(allocation.buffer);
@@ -665,6 +655,31 @@ export class WebGpuDevice implements Device {
     );
     // Arenas go back to the pool at once: later submissions run after this one.
     for (const b of [...arenas, ...staged]) this.pool.release(b);
+    return out;
+  }
+
+  /**
+   * The scratch buffer of each arena slot of `exe` (slots sharing a buffer number share one), taken
+   * from the pool largest first (see BufferPool.acquireScratch).
+   */
+  private acquireArenas(exe: Executable): Map<number, GPUBuffer> {
+    const wanted = new Map<string, { bytes: number; slots: number[] }>();
+    exe.plan.slots.forEach((slot, i) => {
+      if (slot.kind !== 'arena') return;
+      const key = slot.buffer === undefined ? `slot ${i}` : `buffer ${slot.buffer}`;
+      const length =
+        slot.buffer === undefined
+          ? slot.length
+          : (exe.sharedArenaLengths.get(slot.buffer) as number);
+      const entry = wanted.get(key) ?? { bytes: 4 * length, slots: [] };
+      entry.slots.push(i);
+      wanted.set(key, entry);
+    });
+    const out = new Map<number, GPUBuffer>();
+    for (const { bytes, slots } of [...wanted.values()].sort((a, b) => b.bytes - a.bytes)) {
+      const buffer = this.pool.acquireScratch(bytes, this.maxBindingBytes);
+      for (const i of slots) out.set(i, buffer);
+    }
     return out;
   }
 

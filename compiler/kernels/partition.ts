@@ -81,6 +81,19 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
         if (!isIndexOnly(operand, materialized)) materialized.add(operand.id);
     }
   }
+  // A checked value whose recomputation would read several large computed values (a select over
+  // a loop's last iterates) is read by every consumer where it is stored: recomputed, it would
+  // hold all of them until its last consumer (a guard's final select, after every check) runs.
+  for (const id of [...checked]) {
+    const node = order.find((n) => n.id === id) as Node;
+    const held = inputsOf(node, materialized, checked).filter(
+      (x) => !isExternal(x) && shapeSize(x.shape) >= LARGE_INTERMEDIATE,
+    );
+    if (held.length > 1) {
+      checked.delete(id);
+      materialized.add(id);
+    }
+  }
   // Outputs are stored, but consumers of an elementwise output recompute it in registers rather
   // than read it back: that keeps θ' reading m' and v' from splitting an Adam step in three.
   const stored = new Set([...materialized, ...checked]);

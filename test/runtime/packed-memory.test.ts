@@ -17,9 +17,11 @@ import {
   sqrt,
   square,
   sub,
+  sum,
   tanh,
   lt,
   where,
+  zeros,
   type DeviceArray,
   type Tensor,
 } from '../../index.js';
@@ -274,6 +276,46 @@ describe('memory planning', () => {
     );
     const arena = program.memory.slots.find((s) => s.kind === 'arena');
     expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThan(1.01 * 2 ** 20);
+    expectNoSharedLiveMemory(program);
+  });
+
+  test("a guard checks large quantities first, so one layer's iteration ends before the next starts", () => {
+    // Two layers, each a loop of 8 iterates x ← tanh(x·a) (64×64) with a select over them (as a
+    // guarded Newton–Schulz keeps its best iterate) and a scalar flag read from its 4th iterate.
+    // Kernels are ordered depth first from the first check: flags first would run both layers'
+    // first iterates before either select chain, holding both layers' iterates at once.
+    const s = input('s', []);
+    const checked = [0, 1].flatMap((layer) => {
+      const a = input(`a${layer}`, [64, 64]);
+      let x: Tensor = a;
+      let best: Tensor = a;
+      let flag: Tensor = s;
+      for (let k = 0; k < 8; k++) {
+        x = tanh(matmul(x, a));
+        best = where(lt(s, k), x, best);
+        if (k === 3) flag = sum(x);
+      }
+      return [
+        { name: `flag ${layer}`, value: flag },
+        { name: `result ${layer}`, value: best },
+      ];
+    });
+    const mark = firstNonFinite(checked);
+    const outputs = [
+      mark,
+      ...checked.map((c) => keepIfFinite(mark, c.value, zeros(c.value.shape))),
+    ];
+    const program = compileProgram(
+      outputs.map((t) => t.node),
+      { limits: DEFAULTS },
+    );
+    const arena = program.memory.slots.find((slot) => slot.kind === 'arena');
+    // One layer's loop at a time holds up to 6 iterates of 4096 read by a stored link, the link
+    // before it and the iterate being computed (see the select test above), beside the other
+    // layer's stored result: 9. Both layers' loops at once (flags first), or the last iterates of
+    // each select held for a final select that recomputes it (compiler/kernels/partition.ts),
+    // take 12 or more.
+    expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThan(10 * 4096);
     expectNoSharedLiveMemory(program);
   });
 });
