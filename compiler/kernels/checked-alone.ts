@@ -2,17 +2,17 @@ import { topoSort, type Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import { opTable } from '../../core/ops/table.js';
 import type { KernelPlan } from './partition.js';
+import { LARGE_ARRAY } from './large-array.js';
 
 /**
- * Values tested by isFinite from this many elements (4 MiB of f32) are stored and tested one at a
- * time. isFinite reads its operand from memory (partition.ts), so a step that checks its new
- * parameters and state stores a copy of each before it knows whether to keep them; side by side,
- * the copies of a layer's parameter and moments are several times its size at once. Apart, only
- * one is held at a time, for a dispatch more each: beside a pass over an array this large, a
- * dispatch's overhead is small on any adapter. (The non-finite guard in runtime/finite-guard.ts
- * reduces such values one by one, so that each test reads one of them.)
+ * Values tested by isFinite that are large (LARGE_ARRAY) are stored and tested one at a time.
+ * isFinite reads its operand from memory (partition.ts), so a step that checks its new parameters
+ * and state stores a copy of each before it knows whether to keep them; side by side, the copies
+ * of a layer's parameter and moments are several times its size at once. Apart, only one is held
+ * at a time, for a dispatch more each. (The non-finite guard in runtime/finite-guard.ts reduces
+ * such values one by one, so that each test reads one of them.)
  */
-export const CHECKED_ALONE_FROM = 2 ** 20;
+export const CHECKED_ALONE_FROM = LARGE_ARRAY;
 
 /**
  * A predicate for plans that must run in a dispatch of their own: those that store a large value

@@ -25,7 +25,9 @@ export function freeEarly(
   plans.forEach((plan, i) => {
     const freed = freedBy(plan, i);
     const size = (nodes: readonly Node[]) => nodes.reduce((sum, n) => sum + shapeSize(n.shape), 0);
-    if (size(freed) <= size(plan.roots)) {
+    // Returned roots live in the caller's or the results buffers for the whole call, not in the
+    // arena: writing them costs no scratch.
+    if (size(freed) <= size(plan.roots.filter((r) => !returned.has(r.id)))) {
       out.push(plan);
       return;
     }

@@ -1,8 +1,9 @@
-import { shapesEqual } from '../../core/ir/shape.js';
+import { shapeSize, shapesEqual } from '../../core/ir/shape.js';
+import { LARGE_ARRAY } from './large-array.js';
 import type { Node } from '../../core/ir/node.js';
 import type { BindingKey } from '../memory/plan-memory.js';
 import { opTable } from '../../core/ops/table.js';
-import { bindingCount, type KernelPlan } from './partition.js';
+import { bindingCount, isExternal, type KernelPlan } from './partition.js';
 
 /** One compute dispatch: kernel plans run side by side over one invocation range. */
 export interface DispatchPlan {
@@ -53,8 +54,20 @@ export function mergeIndependent(
   // Plans nothing reads (the final updates of a training step) go last, so they meet in one
   // dispatch after every gradient is ready instead of each joining the first group it can.
   const read = new Set(plans.flatMap((p) => p.inputs.map((n) => n.id)));
-  const terminal = (p: KernelPlan) => p.roots.every((r) => !read.has(r.id));
-  for (const plan of [...plans.filter((p) => !terminal(p)), ...plans.filter(terminal)]) {
+  // Except those that free large values (kernels/free-early.ts ran them as soon as they could):
+  // held to the end, those values would cost more memory than a dispatch of their own costs time.
+  const lastReader = new Map<number, number>();
+  plans.forEach((p, i) => p.inputs.forEach((n) => lastReader.set(n.id, i)));
+  const freesLarge = (p: KernelPlan, i: number) =>
+    p.inputs
+      .filter((n) => lastReader.get(n.id) === i && !isExternal(n))
+      .reduce((sum, n) => sum + shapeSize(n.shape), 0) >= LARGE_ARRAY;
+  const terminal = (p: KernelPlan, i: number) =>
+    p.roots.every((r) => !read.has(r.id)) && !freesLarge(p, i);
+  for (const plan of [
+    ...plans.filter((p, i) => !terminal(p, i)),
+    ...plans.filter((p, i) => terminal(p, i)),
+  ]) {
     const m = mode(plan);
     const readsAt = Math.max(-1, ...plan.inputs.map((n) => position.get(n.id) ?? -1));
     let at = -1;

@@ -318,4 +318,25 @@ describe('memory planning', () => {
     expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThan(10 * 4096);
     expectNoSharedLiveMemory(program);
   });
+
+  test('an update that frees a large computed value runs as soon as it can, not with the rest', () => {
+    // Adam updates of two 1024×1024 parameters from gradients computed here (products, stored:
+    // three updates read each). Updates are returned (they live in the caller's buffers, not the
+    // arena) and nothing reads them: deferred to one dispatch at the end, they would hold both
+    // gradients at once; each run after its own gradient, one at a time.
+    const updates = [0, 1].flatMap((i) => {
+      const g = matmul(input(`a${i}`, [1024, 64]), input(`b${i}`, [64, 1024]));
+      const [theta, m, v] = ['theta', 'm', 'v'].map((n) => input(`${n}${i}`, [1024, 1024]));
+      const m2 = add(mul(0.9, m), mul(0.1, g));
+      const v2 = add(mul(0.999, v), mul(0.001, square(g)));
+      return [sub(theta, div(mul(0.001, m2), add(sqrt(v2), 1e-8))), m2, v2];
+    });
+    const program = compileProgram(
+      updates.map((t) => t.node),
+      { limits: DEFAULTS },
+    );
+    const arena = program.memory.slots.find((slot) => slot.kind === 'arena');
+    expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThan(2 * 2 ** 20);
+    expectNoSharedLiveMemory(program);
+  });
 });
