@@ -49,6 +49,17 @@ function adamw(theta: Tensor[], m: Tensor[], v: Tensor[], g: Tensor[], lr: Tenso
   return [t1, m1, v1];
 }
 
+/** The arena length of the program computing `outputs`, checked to share no live memory. */
+function arenaLength(outputs: readonly Tensor[]): number {
+  const program = compileProgram(
+    outputs.map((t) => t.node),
+    { limits: DEFAULTS },
+  );
+  expectNoSharedLiveMemory(program);
+  const arena = program.memory.slots.find((slot) => slot.kind === 'arena');
+  return arena?.kind === 'arena' ? arena.length : Infinity;
+}
+
 describe('packed arrays', () => {
   test(
     'uploadAll packs arrays into one buffer per type; each view reads back ' + 'its own values',
@@ -248,9 +259,7 @@ describe('memory planning', () => {
       x = tanh(matmul(x, a));
       best = where(lt(s, k), x, best);
     }
-    const program = compileProgram([best.node], { limits: DEFAULTS });
-    const arena = program.memory.slots.find((s) => s.kind === 'arena');
-    expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThanOrEqual(9 * 4096);
+    expect(arenaLength([best])).toBeLessThanOrEqual(9 * 4096);
   });
 
   test('a guard over large updates stores and tests them one at a time', () => {
@@ -258,25 +267,16 @@ describe('memory planning', () => {
     // new parameter and moments from memory. Stored side by side they take 3 · 2^20 elements of
     // the arena; one at a time, each freed by its test, 2^20 and the partial maxima (1/1000).
     const [theta, g, m, v] = ['theta', 'g', 'm', 'v'].map((n) => input(n, [1024, 1024]));
-    const m2 = add(mul(0.9, m), mul(0.1, g));
-    const v2 = add(mul(0.999, v), mul(0.001, square(g)));
-    const theta2 = sub(theta, div(mul(0.001, m2), add(sqrt(v2), 1e-8)));
+    const [[theta2], [m2], [v2]] = adamw([theta], [m], [v], [g], input('lr', []));
     const mark = firstNonFinite(
       [g, theta2, m2, v2].map((value, i) => ({ name: `quantity ${i}`, value })),
     );
-    const outputs = [
+    const kept = [
       keepIfFinite(mark, theta2, theta),
       keepIfFinite(mark, m2, m),
       keepIfFinite(mark, v2, v),
-      mark,
     ];
-    const program = compileProgram(
-      outputs.map((t) => t.node),
-      { limits: DEFAULTS },
-    );
-    const arena = program.memory.slots.find((s) => s.kind === 'arena');
-    expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThan(1.01 * 2 ** 20);
-    expectNoSharedLiveMemory(program);
+    expect(arenaLength([...kept, mark])).toBeLessThan(1.01 * 2 ** 20);
   });
 
   test("a guard checks large quantities first, so one layer's iteration ends before the next starts", () => {
@@ -301,22 +301,13 @@ describe('memory planning', () => {
       ];
     });
     const mark = firstNonFinite(checked);
-    const outputs = [
-      mark,
-      ...checked.map((c) => keepIfFinite(mark, c.value, zeros(c.value.shape))),
-    ];
-    const program = compileProgram(
-      outputs.map((t) => t.node),
-      { limits: DEFAULTS },
-    );
-    const arena = program.memory.slots.find((slot) => slot.kind === 'arena');
+    const kept = checked.map((c) => keepIfFinite(mark, c.value, zeros(c.value.shape)));
     // One layer's loop at a time holds up to 6 iterates of 4096 read by a stored link, the link
     // before it and the iterate being computed (see the select test above), beside the other
     // layer's stored result: 9. Both layers' loops at once (flags first), or the last iterates of
     // each select held for a final select that recomputes it (compiler/kernels/partition.ts),
     // take 12 or more.
-    expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThan(10 * 4096);
-    expectNoSharedLiveMemory(program);
+    expect(arenaLength([mark, ...kept])).toBeLessThan(10 * 4096);
   });
 
   test('an update that frees a large computed value runs as soon as it can, not with the rest', () => {
@@ -324,19 +315,12 @@ describe('memory planning', () => {
     // three updates read each). Updates are returned (they live in the caller's buffers, not the
     // arena) and nothing reads them: deferred to one dispatch at the end, they would hold both
     // gradients at once; each run after its own gradient, one at a time.
+    const lr = input('lr', []);
     const updates = [0, 1].flatMap((i) => {
       const g = matmul(input(`a${i}`, [1024, 64]), input(`b${i}`, [64, 1024]));
       const [theta, m, v] = ['theta', 'm', 'v'].map((n) => input(`${n}${i}`, [1024, 1024]));
-      const m2 = add(mul(0.9, m), mul(0.1, g));
-      const v2 = add(mul(0.999, v), mul(0.001, square(g)));
-      return [sub(theta, div(mul(0.001, m2), add(sqrt(v2), 1e-8))), m2, v2];
+      return adamw([theta], [m], [v], [g], lr).flat();
     });
-    const program = compileProgram(
-      updates.map((t) => t.node),
-      { limits: DEFAULTS },
-    );
-    const arena = program.memory.slots.find((slot) => slot.kind === 'arena');
-    expect(arena?.kind === 'arena' ? arena.length : Infinity).toBeLessThan(2 * 2 ** 20);
-    expectNoSharedLiveMemory(program);
+    expect(arenaLength(updates)).toBeLessThan(2 * 2 ** 20);
   });
 });
