@@ -4,7 +4,7 @@
 // its results, and leaves parameters and state exactly as they were when it does not. It also says
 // which quantity failed first, as one number the step's metrics carry back.
 import { GrngError } from '../core/errors.js';
-import { CHECKED_ALONE_FROM } from '../compiler/kernels/checked-alone.js';
+import { LARGE_ARRAY } from '../compiler/kernels/large-array.js';
 import { leafPaths } from '../core/tree-paths.js';
 import { eq, isFinite, max, maximum, pad, reshape, where } from '../dsl/index.js';
 import { isTensor, type Tensor } from '../dsl/tensor.js';
@@ -48,7 +48,7 @@ export function firstNonFinite(quantities: readonly Checked[]): Tensor {
     const marked = reshape(where(isFinite(value), 0, n - i), [value.size]);
     // Large ones are reduced each on its own: the compiler then stores and tests them one at a
     // time (compiler/kernels/checked-alone.ts), so the copies are not all held at once.
-    if (value.size >= CHECKED_ALONE_FROM) alone.push(largest(marked));
+    if (value.size >= LARGE_ARRAY) alone.push(largest(marked));
     else bySize.set(value.size, [...(bySize.get(value.size) ?? []), marked]);
   });
   // Largest first: the compiler orders kernels depth first from the first mark, and a small

@@ -84,14 +84,14 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
   // A checked value whose recomputation would read several large computed values (a select over
   // a loop's last iterates) is read by every consumer where it is stored: recomputed, it would
   // hold all of them until its last consumer (a guard's final select, after every check) runs.
-  for (const id of [...checked]) {
-    const node = order.find((n) => n.id === id) as Node;
+  for (const node of order) {
+    if (!checked.has(node.id)) continue;
     const held = inputsOf(node, materialized, checked).filter(
       (x) => !isExternal(x) && shapeSize(x.shape) >= LARGE_INTERMEDIATE,
     );
     if (held.length > 1) {
-      checked.delete(id);
-      materialized.add(id);
+      checked.delete(node.id);
+      materialized.add(node.id);
     }
   }
   // Outputs are stored, but consumers of an elementwise output recompute it in registers rather
