@@ -6,6 +6,7 @@ import { ruleOf } from '../../core/ops/table.js';
 import type { WgslRule } from '../../core/ops/rule.js';
 import { literal, wgslType } from '../../core/ops/wgsl-literals.js';
 import { scalarHelperCalls, vectorHelperCalls } from './prelude.js';
+import { windowedLoad, windowedStore } from './windowed-bindings.js';
 
 /** How WGSL generation computes `node` (its primitive's entry in the op table). */
 export const wgslRuleOf = (node: Node): WgslRule<Primitive> => ruleOf(node).wgsl;
@@ -20,6 +21,11 @@ export interface Location {
   readonly offset: number;
   /** Cell of the `scalars` uniform holding a copy of this one-element input, if any. */
   readonly scalar?: number;
+  /**
+   * Set when the array's buffer is longer than one binding: it is bound as that many windows, and
+   * read and written through the helpers of windowed-bindings.ts.
+   */
+  readonly windowed?: boolean;
 }
 
 /** Resolves buffer-backed nodes to their locations; undefined for nodes computed inline. */
@@ -180,17 +186,54 @@ export class Emitter {
     return cell;
   }
 
-  /** The WGSL reference to element `linear` (an i32 expression) of the array at `at`. */
+  /** Element `linear` (an i32 expression) of the array at `at`, read. */
   element(at: Location, linear: string): string {
     const i = `i32(${this.offset(at)}) + ${linear}`;
+    if (at.windowed === true) return windowedLoad(at.name, `u32(${i})`);
     if (!this.vec4Bindings.has(at.name)) return `${at.name}[${i}]`;
-    const u = this.bind(`u32(${i})`);
-    return `${at.name}[${u} >> 2u][${u} & 3u]`;
+    return this.component(at, this.bind(`u32(${i})`));
   }
 
-  /** The WGSL reference to the invocation's own vec4 of a buffer-backed node (vector segments). */
+  /** The statement storing `value` at element `linear` (an i32 expression) of the array at `at`. */
+  storeElement(at: Location, linear: string, value: string): string {
+    const i = `i32(${this.offset(at)}) + ${linear}`;
+    if (at.windowed === true) return windowedStore(at.name, `u32(${i})`, value);
+    if (!this.vec4Bindings.has(at.name)) return `${at.name}[${i}] = ${value};`;
+    const u = this.bind(`u32(${i})`);
+    return `${at.name}[${u} >> 2u][${u} & 3u] = ${value};`;
+  }
+
+  /**
+   * Element `u` (a u32 expression counting from the start of `at`'s binding) read: by component
+   * when the binding holds vec4s.
+   */
+  component(at: Location, u: string): string {
+    if (at.windowed === true) return windowedLoad(at.name, u);
+    return this.vec4Bindings.has(at.name)
+      ? `${at.name}[${u} >> 2u][${u} & 3u]`
+      : `${at.name}[${u}]`;
+  }
+
+  /** The vec4 `v` (a u32 expression counting from the start of `at`'s vec4 binding), read. */
+  vec4At(at: Location, v: string): string {
+    return at.windowed === true ? windowedLoad(at.name, v, 4) : `${at.name}[${v}]`;
+  }
+
+  /** The statement storing the vec4 `value` at vec4 `v` (u32) of `at`'s vec4 binding. */
+  storeVec4At(at: Location, v: string, value: string): string {
+    return at.windowed === true
+      ? windowedStore(at.name, v, value, 4)
+      : `${at.name}[${v}] = ${value};`;
+  }
+
+  /** The invocation's own vec4 of a buffer-backed node (vector segments). */
   ownVec4(at: Location): string {
-    return `${at.name}[${this.offset(at, 4)} + ${this.vflat}]`;
+    return this.vec4At(at, `${this.offset(at, 4)} + ${this.vflat}`);
+  }
+
+  /** The statement storing `value` as the invocation's own vec4 of `at` (vector segments). */
+  storeOwnVec4(at: Location, value: string): string {
+    return this.storeVec4At(at, `${this.offset(at, 4)} + ${this.vflat}`, value);
   }
 
   private compute(node: Node, index: readonly string[]): string {
@@ -281,8 +324,8 @@ export class Emitter {
       this.readElsewhere.add(node.id);
       return this.uniform(
         this.vec4Bindings.has(at.name)
-          ? `${at.name}[${this.offset(at, 4)}][0]`
-          : `${at.name}[${this.offset(at)}]`,
+          ? `${this.vec4At(at, this.offset(at, 4))}[0]`
+          : this.component(at, this.offset(at)),
       );
     }
     const own =

@@ -14,6 +14,7 @@ import { generateMatmul } from './matmul.js';
 import { generateSolver } from './solvers.js';
 import { assemble, emptyKernel, type KernelSource } from './module.js';
 import { generateWideReduction, isWideReduction } from './wide-reduction.js';
+import { usesWindowed, windowedDeclarations } from './windowed-bindings.js';
 
 export type { KernelSource } from './module.js';
 export { isWideReduction, wideReductionLanes } from './wide-reduction.js';
@@ -24,11 +25,24 @@ export interface DispatchMemory {
   readonly regions: ReadonlyMap<number, Region>;
   /** One-element inputs read from the `scalars` uniform slot: node id → cell. */
   readonly scalars?: ReadonlyMap<number, number>;
+  /** Slots longer than one binding: slot → its windows (see windowed-bindings.ts). */
+  readonly windows?: ReadonlyMap<number, number>;
+  /** Elements per window of a windowed slot. */
+  readonly windowElements?: number;
 }
 
 export interface DispatchSource extends KernelSource {
-  /** The slots bound, in binding order (storage slots, then the scalars uniform if read). */
+  /**
+   * The slots bound, in binding order (storage slots, then the scalars uniform if read). A slot
+   * longer than one binding appears once per window, in order.
+   */
   readonly bindings: readonly number[];
+  /**
+   * Present when a slot is bound as windows: for each binding, its window (0 for the others), and
+   * the elements per window. Window j of a slot binds its buffer from element j·windowElements,
+   * for windowElements elements or to the buffer's end.
+   */
+  readonly windows?: { readonly of: readonly number[]; readonly elements: number };
   /**
    * The values of the kernel's `offsets` uniform (u32, where its arrays start), bound after the
    * slots when there are any.
@@ -189,27 +203,51 @@ function emitDispatch(
     return n;
   };
   let bindings: number[] = [];
+  let windowOf: number[] = [];
+  const windowsOf = (slot: number) => memory.windows?.get(slot);
   // Declares the bindings written or named by the code emitted so far (one-element inputs read from
   // the scalars uniform leave their storage slot unbound), in naming order: one element type per
-  // binding, vec4 for those in `vec4`; then the scalars uniform if read and the offsets uniform.
+  // binding, vec4 for those in `vec4`, a slot longer than one binding as its windows and their
+  // helpers; then the scalars uniform if read and the offsets uniform.
   const declare = (vec4: ReadonlySet<string>) => {
     const code = e.lines().join('\n');
-    const named = (id: string) => new RegExp(`\\b${id}\\[`).test(code);
+    const named = (id: string) => new RegExp(`\\b${id}\\[`).test(code) || usesWindowed(code, id);
     const storage = [...names.keys()].filter((slot) => written.has(slot) || named(name(slot)));
-    bindings = scalarsSlot >= 0 && named('scalars') ? [...storage, scalarsSlot] : storage;
-    const decls = bindings.map((slot, i) => {
-      if (slot === scalarsSlot)
-        return (
-          `@group(0) @binding(${i}) var<uniform> scalars: array<vec4<u32>, ` +
-          `${scalarCells((memory.slots[slot] as { sources: readonly Region[] }).sources.length)}>;`
-        );
+    bindings = [];
+    windowOf = [];
+    const decls: string[] = [];
+    for (const slot of storage) {
       const t = memory.slots[slot].storage;
-      return (
-        `@group(0) @binding(${i}) var<storage, ` +
-        `${written.has(slot) ? 'read_write' : 'read'}> ${name(slot)}: ` +
-        `array<${vec4.has(name(slot)) ? `vec4<${t}>` : t}>;`
+      const windows = windowsOf(slot);
+      if (windows !== undefined) {
+        decls.push(
+          ...windowedDeclarations({
+            name: name(slot),
+            first: bindings.length,
+            windows,
+            windowElements: memory.windowElements as number,
+            storage: t,
+            vec4: vec4.has(name(slot)),
+            writable: written.has(slot),
+          }),
+        );
+        for (let j = 0; j < windows; j++) (bindings.push(slot), windowOf.push(j));
+        continue;
+      }
+      decls.push(
+        `@group(0) @binding(${bindings.length}) var<storage, ` +
+          `${written.has(slot) ? 'read_write' : 'read'}> ${name(slot)}: ` +
+          `array<${vec4.has(name(slot)) ? `vec4<${t}>` : t}>;`,
       );
-    });
+      (bindings.push(slot), windowOf.push(0));
+    }
+    if (scalarsSlot >= 0 && named('scalars')) {
+      decls.push(
+        `@group(0) @binding(${bindings.length}) var<uniform> scalars: array<vec4<u32>, ` +
+          `${scalarCells((memory.slots[scalarsSlot] as { sources: readonly Region[] }).sources.length)}>;`,
+      );
+      (bindings.push(scalarsSlot), windowOf.push(0));
+    }
     if (e.offsets.length === 0) return decls;
     return [
       ...decls,
@@ -223,12 +261,21 @@ function emitDispatch(
     const scalar = memory.scalars?.get(n.id);
     // A value computed on the host lives in the scalars uniform only.
     if (region.slot === scalarsSlot) return { name: 'scalars', offset: 0, scalar };
-    return { name: name(region.slot), offset: region.offset, scalar };
+    const windowed = windowsOf(region.slot) !== undefined ? { windowed: true } : {};
+    return { name: name(region.slot), offset: region.offset, scalar, ...windowed };
   };
   const inputs = new Set(segments.flatMap((s) => s.inputs.map((n) => n.id)));
   const e = new Emitter((n) => (inputs.has(n.id) ? at(n) : undefined));
   const done = (source: KernelSource) => ({
-    source: { ...source, bindings, offsets: e.offsets, matmulFlops: matmulFlops(segments) },
+    source: {
+      ...source,
+      bindings,
+      ...(windowOf.some((j) => j > 0)
+        ? { windows: { of: windowOf, elements: memory.windowElements as number } }
+        : {}),
+      offsets: e.offsets,
+      matmulFlops: matmulFlops(segments),
+    },
     emitter: e,
   });
   if (mode === 'alone') {
@@ -322,10 +369,8 @@ function emitSegment(
       e.registers.set(r.id, { name: result, index }); // later roots read it from the register
     } else result = e.value(r, index); // shared subexpressions are memoized across the roots
     const target = at(r) as Location;
-    return (
-      `${e.vector ? e.ownVec4(target) : e.element(target, local)} = ` +
-      `${r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result};`
-    );
+    const value = r.dtype === 'bool' ? `select(0i, 1i, ${result})` : result;
+    return e.vector ? e.storeOwnVec4(target, value) : e.storeElement(target, local, value);
   });
   stores.forEach((s) => e.line(s));
 }

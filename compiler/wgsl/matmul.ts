@@ -136,7 +136,7 @@ function scalarMatmul(
       );
       guarded(e, guard, () =>
         stores.forEach(({ at }, s) =>
-          e.line(`${e.element(at, `${base} + ${row} * ${n}i + ${col}`)} = ${values[s]};`),
+          e.line(e.storeElement(at, `${base} + ${row} * ${n}i + ${col}`, values[s])),
         ),
       );
     }
@@ -354,8 +354,8 @@ function vec4Matmul(
     const acc = (i: number, j: number) => `c${i}_${j}`;
     for (const i of range(tm)) for (const j of range(tn)) e.line(`var ${acc(i, j)} = 0.0f;`);
     loop(depth / 4, () => {
-      const xs = arows.map((at) => e.bind(`${A.at.name}[${sum(at, k)}]`));
-      const ys = bcols.map((at) => e.bind(`${B.at.name}[${sum(at, k)}]`));
+      const xs = arows.map((at) => e.bind(e.vec4At(A.at, sum(at, k))));
+      const ys = bcols.map((at) => e.bind(e.vec4At(B.at, sum(at, k))));
       for (const i of range(tm))
         for (const j of range(tn)) e.line(`${acc(i, j)} = ${acc(i, j)} + dot(${xs[i]}, ${ys[j]});`);
     });
@@ -385,12 +385,11 @@ function vec4Matmul(
       const arows = range(tm).map((i) =>
         bind(sum(ao, scaledBy(row(i), A.strides[r - 2], 'a.row'))),
       );
-      const vec = d.vec4.has(A.at.name);
+      // by component when a shares a vec4 binding (e.vec4Bindings is d.vec4)
       loadA = () =>
-        arows.map((at) => {
-          const i = bind(sum(at, scaledBy(k, A.strides[r - 1], 'a.k')));
-          return e.bind(vec ? `${A.at.name}[${i} >> 2u][${i} & 3u]` : `${A.at.name}[${i}]`);
-        });
+        arows.map((at) =>
+          e.bind(e.component(A.at, bind(sum(at, scaledBy(k, A.strides[r - 1], 'a.k'))))),
+        );
     } else {
       const rows = range(tm).map((i) => e.bind(`i32(${row(i)})`));
       const batchI = batch.map((x) => (x === '0u' ? '0i' : e.bind(`i32(${x})`)));
@@ -404,7 +403,7 @@ function vec4Matmul(
       for (const g of range(groups)) e.line(`var ${acc(i, g)} = vec4<f32>();`);
     loop(depth, () => {
       const bs = bcols.map((at) =>
-        e.bind(`${B.at.name}[${sum(at, scaledBy(k, B.strides[r - 2] / 4, 'b.k'))}]`),
+        e.bind(e.vec4At(B.at, sum(at, scaledBy(k, B.strides[r - 2] / 4, 'b.k')))),
       );
       const as = loadA();
       for (const i of range(tm))
@@ -463,9 +462,7 @@ function vec4Matmul(
         );
       });
       guarded(e, guard, () =>
-        stores.forEach(({ at }, s) =>
-          e.line(`${at.name}[${sum(crows[s], `${g}u`)}] = ${values[s]};`),
-        ),
+        stores.forEach(({ at }, s) => e.line(e.storeVec4At(at, sum(crows[s], `${g}u`), values[s]))),
       );
     }
   });

@@ -124,6 +124,7 @@ export function substitutionPasses(d: number, budget: number): number[][] {
 function cholesky(root: Node, e: Emitter, out: Location, declare: Declare): SolverSource {
   const a = root.inputs[0];
   const at = (linear: string) => e.element(out, linear);
+  const set = (linear: string, value: string) => e.storeElement(out, linear, value);
   const lanes = CHOLESKY_LANES;
   const d = `i32(${e.dimension('order', root.shape[0])})`;
   const cells = passCells(e, [
@@ -137,7 +138,7 @@ function cholesky(root: Node, e: Emitter, out: Location, declare: Declare): Solv
   const [t0, t1, j0, j1, i0, i1] = cells.expr;
   const copy = e.block(() => {
     const value = e.value(a, ['r', 'c']);
-    e.line(`${at('t')} = select(0.0f, ${value}, c <= r);`);
+    e.line(set('t', `select(0.0f, ${value}, c <= r)`));
   });
   emitLines(e, '', [
     `let d = ${d};`,
@@ -150,18 +151,18 @@ function cholesky(root: Node, e: Emitter, out: Location, declare: Declare): Solv
     `let rows = ${i0};`,
     `for (var j = ${j0}; j < ${j1}; j++) {`,
     '  if (rows == 0i) {',
-    `    if (lane == 0u) { ${at('j * d + j')} = sqrt(${at('j * d + j')}); }`,
+    `    if (lane == 0u) { ${set('j * d + j', `sqrt(${at('j * d + j')})`)} }`,
     '    storageBarrier();',
     `    let pivot = ${at('j * d + j')};`,
     `    for (var i = j + 1i + i32(lane); i < d; i += ${lanes}i) {`,
-    `      ${at('i * d + j')} = ${at('i * d + j')} / pivot;`,
+    `      ${set('i * d + j', `${at('i * d + j')} / pivot`)}`,
     '    }',
     '    storageBarrier();',
     '  }',
     `  for (var i = max(j + 1i, rows) + i32(lane); i < ${i1}; i += ${lanes}i) {`,
     `    let lij = ${at('i * d + j')};`,
     '    for (var c = j + 1i; c <= i; c++) {',
-    `      ${at('i * d + c')} = ${at('i * d + c')} - lij * ${at('c * d + j')};`,
+    `      ${set('i * d + c', `${at('i * d + c')} - lij * ${at('c * d + j')}`)}`,
     '    }',
     '  }',
     '  storageBarrier();',
@@ -201,7 +202,9 @@ function triangularSolve(
     const lij = transpose ? e.value(l, ['j', 'i']) : e.value(l, ['i', 'j']);
     e.line(`s = s - ${lij} * ${x('j')};`);
   });
-  const finish = e.block(() => e.line(`${x('i')} = s / ${e.value(l, ['i', 'i'])};`));
+  const finish = e.block(() =>
+    e.line(e.storeElement(out, 'i * k + col', `s / ${e.value(l, ['i', 'i'])}`)),
+  );
   emitLines(e, '', [
     `let d = ${d};`,
     `let k = ${k};`,

@@ -108,13 +108,16 @@ function viewVec4(
   const batchStrides = strides.slice(0, r - 2);
   const vec4 = e.vec4Bindings.has(at.name);
   if (vec4 && colStride === 1 && [base, rowStride, ...batchStrides].every((s) => s % 4 === 0)) {
-    return `${at.name}[${sum(
-      e.offset(at, 4),
-      `${base / 4}u`,
-      ...out.batch.map((x, i) => scaled(x, batchStrides[i] / 4)),
-      scaled(out.row, rowStride / 4),
-      out.group,
-    )}]`;
+    return e.vec4At(
+      at,
+      sum(
+        e.offset(at, 4),
+        `${base / 4}u`,
+        ...out.batch.map((x, i) => scaled(x, batchStrides[i] / 4)),
+        scaled(out.row, rowStride / 4),
+        out.group,
+      ),
+    );
   }
   const origin = memo(
     sum(
@@ -124,11 +127,7 @@ function viewVec4(
       scaled(out.row, rowStride),
     ),
   );
-  const element = (i: string) => {
-    if (!vec4) return memo(`${at.name}[${i}]`);
-    const u = memo(i);
-    return memo(`${at.name}[${u} >> 2u][${u} & 3u]`);
-  };
+  const element = (i: string) => memo(e.component(at, vec4 ? memo(i) : i));
   if (colStride === 0) return `vec4<f32>(${element(origin)})`;
   const col0 = scaled(out.group, 4);
   return `vec4<f32>(${range(4)

@@ -53,7 +53,7 @@ export function generateWideReduction(
   e.line('}');
   const t = root.dtype === 'f32' ? 'f32' : 'i32';
   const outputs = shapeSize(root.shape);
-  const store = e.element(out, 'flat'); // before `declare`, which declares the offsets read
+  const store = e.storeElement(out, 'flat', 'partial[0]'); // before `declare` (offsets it reads)
   const bound = e.dimension('outputs', outputs);
   const code = `${[...declare(new Set()), `var<workgroup> partial: array<${t}, ${lanes}>;`].join('\n')}
 
@@ -71,7 +71,7 @@ ${e
     if (lane < s) { partial[lane] = ${rule.combine('partial[lane]', 'partial[lane + s]')}; }
     workgroupBarrier();
   }
-  if (lane == 0u) { ${store} = partial[0]; }
+  if (lane == 0u) { ${store} }
 }
 `;
   // One workgroup per output: the device dispatches invocations / workgroupSize groups.
