@@ -215,6 +215,10 @@ function emitDispatch(
     const storage = [...names.keys()].filter((slot) => written.has(slot) || named(name(slot)));
     bindings = [];
     windowOf = [];
+    const bind = (slot: number, window: number) => {
+      bindings.push(slot);
+      windowOf.push(window);
+    };
     const decls: string[] = [];
     for (const slot of storage) {
       const t = memory.slots[slot].storage;
@@ -231,7 +235,7 @@ function emitDispatch(
             writable: written.has(slot),
           }),
         );
-        for (let j = 0; j < windows; j++) (bindings.push(slot), windowOf.push(j));
+        for (let j = 0; j < windows; j++) bind(slot, j);
         continue;
       }
       decls.push(
@@ -239,14 +243,14 @@ function emitDispatch(
           `${written.has(slot) ? 'read_write' : 'read'}> ${name(slot)}: ` +
           `array<${vec4.has(name(slot)) ? `vec4<${t}>` : t}>;`,
       );
-      (bindings.push(slot), windowOf.push(0));
+      bind(slot, 0);
     }
     if (scalarsSlot >= 0 && named('scalars')) {
       decls.push(
         `@group(0) @binding(${bindings.length}) var<uniform> scalars: array<vec4<u32>, ` +
           `${scalarCells((memory.slots[scalarsSlot] as { sources: readonly Region[] }).sources.length)}>;`,
       );
-      (bindings.push(scalarsSlot), windowOf.push(0));
+      bind(scalarsSlot, 0);
     }
     if (e.offsets.length === 0) return decls;
     return [
