@@ -85,14 +85,8 @@ function layoutFor(
         maxElements,
       );
       for (let pack = 0; pack <= Math.max(-1, ...packOf); pack++) {
+        // (an array longer than a binding is alone in its pack, and kernels bind it as windows)
         const inPack = members.filter((_, k) => packOf[k] === pack);
-        if (inPack.length === 1 && paddedLength(inPack[0].size) > maxElements)
-          throw new GrngError(
-            'compile',
-            `an array of ${inPack[0].size} values needs ${4 * paddedLength(inPack[0].size)} ` +
-              `bytes, over one storage binding (${limits.maxStorageBufferBindingSize} bytes): ` +
-              `a kernel binds an array whole`,
-          );
         const { offsets } = packLengths(inPack.map((m) => m.size));
         inPack.forEach((m, k) =>
           place.set(m.name, { key: `${g}:${storage}:${pack}`, offset: offsets[k] }),

@@ -52,10 +52,11 @@ export function formatAdapter(info: DoctorInfo): string {
     const value = info.limits[name];
     lines.push(`  ${name.padEnd(width)}  ${/Size$/.test(name) ? bytes(value) : String(value)}`);
   }
-  const largest = Math.min(info.limits.maxStorageBufferBindingSize, info.limits.maxBufferSize);
+  const binding = Math.min(info.limits.maxStorageBufferBindingSize, info.limits.maxBufferSize);
   lines.push(
-    `largest array: ${bytes(largest)} bytes (programs and packed arrays larger than that are ` +
-      `spread over several buffers)`,
+    `largest array: ${bytes(info.limits.maxBufferSize)} bytes (one past a binding, ` +
+      `${bytes(binding)} bytes, is bound as several windows; programs and packed arrays larger than ` +
+      `a binding are spread over several buffers)`,
   );
   return `${lines.join('\n')}\n`;
 }

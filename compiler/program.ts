@@ -17,6 +17,7 @@ import {
   ArenaOverflow,
   bindingElements,
   bufferSplit,
+  windowElementsFor,
   type BufferSplit,
 } from './memory/buffer-split.js';
 import {
@@ -43,6 +44,10 @@ export interface KernelLimits {
   readonly maxComputeInvocationsPerWorkgroup: number;
   readonly maxComputeWorkgroupSizeX: number;
   readonly maxStorageBufferBindingSize?: number;
+  /** The largest buffer (default: no limit); arrays past a binding are bound as windows of one. */
+  readonly maxBufferSize?: number;
+  /** Where a binding into a buffer may start (default 256 bytes, WebGPU's default limit). */
+  readonly minStorageBufferOffsetAlignment?: number;
 }
 
 export interface CompileOptions {
@@ -128,7 +133,13 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
     ...topoSort(outputs).filter((n) => isExternal(n) && n.op !== 'input'),
   ];
   const layout = options.inputs ?? separateInputs(inputs);
-  const maxElements = bindingElements(limits.maxStorageBufferBindingSize ?? Infinity);
+  const bindingBytes = limits.maxStorageBufferBindingSize ?? Infinity;
+  const maxElements = bindingElements(bindingBytes);
+  const bufferLimits = {
+    maxElements,
+    windowElements: windowElementsFor(bindingBytes, limits.minStorageBufferOffsetAlignment),
+    maxBufferElements: Math.floor((limits.maxBufferSize ?? Infinity) / 4),
+  };
   const dataConstants = externals.filter(
     (n) => n.op === 'constant' && 'data' in (n.attrs as object),
   );
@@ -136,7 +147,7 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
   // outgrow one, the large ones get buffers of their own, and kernels are formed again (the
   // number of buffers a kernel binds is what forming them counts).
   for (const ownArenaFrom of arenaThresholds(maxElements)) {
-    const split = bufferSplit(outputs, dataConstants, maxElements, ownArenaFrom);
+    const split = bufferSplit(outputs, dataConstants, bufferLimits, ownArenaFrom);
     try {
       return compileSplit(split);
     } catch (e) {
@@ -146,7 +157,7 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
   throw new Error('internal: every intermediate in a buffer of its own still overflowed');
 
   function compileSplit(split: BufferSplit): Program {
-    const bindingKey = bindingKeys(layout, outputs, placeholders, split);
+    const bindingKey = bindingKeys(layout, outputs, placeholders, split, inputs);
 
     // Work needed only under a condition computed on the device is gated on it (the unfused
     // reference schedule runs everything).

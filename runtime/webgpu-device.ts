@@ -118,9 +118,15 @@ export interface WebGpuMemoryOptions {
    * The largest buffer a kernel binds, in bytes (default: the device's
    * maxStorageBufferBindingSize, within maxBufferSize). Arrays are packed into buffers of at most
    * this size, and programs spread their results and intermediates over as many as they need.
-   * A smaller value plans as an adapter with the default 128 MiB would (at least 1024).
+   * A smaller value plans as an adapter with the default 128 MiB would (at least 64: an array
+   * past it is bound as windows, which start on the adapter's minStorageBufferOffsetAlignment).
    */
   readonly maxBindingBytes?: number;
+  /**
+   * The longest array, in bytes (default: the device's maxBufferSize; at least 1024). An array
+   * past it is refused with a GrngError before anything is allocated.
+   */
+  readonly maxBufferBytes?: number;
 }
 
 export const DEFAULT_MAX_EXECUTABLES = 256;
@@ -219,10 +225,11 @@ export class WebGpuDevice implements Device {
     this.pipelines = new LruCache(bounds.maxPipelines);
     this.pool = new BufferPool(this.gpu, USAGE, bounds.maxPooledBytes);
     const { maxStorageBufferBindingSize, maxBufferSize } = this.gpu.limits;
+    this.maxBufferBytes = Math.min(bounds.maxBufferBytes, maxBufferSize);
     this.maxBindingBytes = Math.min(
       bounds.maxBindingBytes,
       maxStorageBufferBindingSize,
-      maxBufferSize,
+      this.maxBufferBytes,
     );
     this.maxMergedInvocations =
       handle.maxMergedInvocations ??
@@ -262,6 +269,11 @@ export class WebGpuDevice implements Device {
   private readonly maxMergedInvocations: number;
   /** See WebGpuMemoryOptions.maxBindingBytes: what plans and packs respect. */
   readonly maxBindingBytes: number;
+  /**
+   * See WebGpuMemoryOptions.maxBufferBytes: the longest array. One past maxBindingBytes has a
+   * buffer of its own, which kernels bind as windows (compiler/wgsl/windowed-bindings.ts).
+   */
+  readonly maxBufferBytes: number;
 
   /**
    * Throws what the GPU reported about earlier work (once), so a failure never passes as results.
@@ -332,12 +344,12 @@ export class WebGpuDevice implements Device {
    */
   uploadAll(items: readonly ArrayData[], maxPackBytes = Infinity): GpuArray[] {
     for (const item of items) {
-      if (4 * paddedLength(item.data.length) > this.maxBindingBytes)
+      if (4 * paddedLength(item.data.length) > this.maxBufferBytes)
         throw new GrngError(
           'upload',
           `an array of ${fmtShape(item.shape)} needs ${4 * paddedLength(item.data.length)} bytes, ` +
-            `over the largest buffer a kernel can bind here (${this.maxBindingBytes} bytes): ` +
-            `split it into smaller arrays`,
+            `over the largest buffer this device allows (${this.maxBufferBytes} bytes, its ` +
+            `maxBufferSize): split it into smaller arrays`,
         );
       if (item.data.length !== shapeSize(item.shape)) {
         throw new GrngError(
@@ -349,7 +361,7 @@ export class WebGpuDevice implements Device {
     }
     const out = new Array<GpuArray>(items.length);
     // A buffer is bound whole, so a pack stays within the binding size: a new buffer starts when
-    // one is full.
+    // one is full (an array longer than a binding gets one of its own, bound as windows).
     const maxElements = bindingElements(Math.min(this.maxBindingBytes, maxPackBytes));
     const packs: { item: ArrayData; i: number }[][] = [];
     for (const storage of ['f32', 'i32'] as const) {
@@ -677,7 +689,9 @@ export class WebGpuDevice implements Device {
     });
     const out = new Map<number, GPUBuffer>();
     for (const { bytes, slots } of [...wanted.values()].sort((a, b) => b.bytes - a.bytes)) {
-      const buffer = this.pool.acquireScratch(bytes, this.maxBindingBytes);
+      // A buffer bound whole must fit one binding; one bound as windows, only the device.
+      const fits = bytes > this.maxBindingBytes ? this.maxBufferBytes : this.maxBindingBytes;
+      const buffer = this.pool.acquireScratch(bytes, fits);
       for (const i of slots) out.set(i, buffer);
     }
     return out;
@@ -764,9 +778,10 @@ export class WebGpuDevice implements Device {
     const key = `${k}:${bound.map((b) => this.bufferId(b)).join(',')}`;
     let group = exe.bindGroups.get(key);
     if (group === undefined) {
+      const { windows } = exe.plan.kernels[k];
       const entries: GPUBindGroupEntry[] = bound.map((buffer, binding) => ({
         binding,
-        resource: { buffer },
+        resource: windowOf(buffer, windows?.of[binding] ?? -1, windows?.elements ?? 0),
       }));
       const offsetsAt = exe.offsets.at[k];
       if (offsetsAt !== undefined)
@@ -901,6 +916,8 @@ export class WebGpuDevice implements Device {
           maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
           maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
           maxStorageBufferBindingSize: this.maxBindingBytes,
+          maxBufferSize: this.maxBufferBytes,
+          minStorageBufferOffsetAlignment: limits.minStorageBufferOffsetAlignment,
         },
         fuse: this.fuse,
         donated: donatedIds,
@@ -1063,8 +1080,19 @@ export function memoryBounds(
     maxExecutables: bound('maxExecutables', DEFAULT_MAX_EXECUTABLES, 1),
     maxPipelines: bound('maxPipelines', DEFAULT_MAX_PIPELINES, 1),
     maxPooledBytes: bound('maxPooledBytes', DEFAULT_POOL_BYTES, 0),
-    maxBindingBytes: bound('maxBindingBytes', Infinity, 1024),
+    maxBindingBytes: bound('maxBindingBytes', Infinity, 64),
+    maxBufferBytes: bound('maxBufferBytes', Infinity, 1024),
   };
+}
+
+/**
+ * What a binding of `buffer` covers: the whole buffer (`window` -1), or window `window` of a buffer
+ * longer than one binding, `elements` long or to the buffer's end.
+ */
+function windowOf(buffer: GPUBuffer, window: number, elements: number): GPUBufferBinding {
+  if (window < 0) return { buffer };
+  const offset = 4 * window * elements;
+  return { buffer, offset, size: Math.min(4 * elements, buffer.size - offset) };
 }
 
 /** The host values of the one-element arrays among `inputs` uploaded from numbers, by name. */

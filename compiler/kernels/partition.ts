@@ -2,7 +2,7 @@ import { GrngError } from '../../core/errors.js';
 import { topoSort, type Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import { opTable } from '../../core/ops/table.js';
-import type { BindingKey } from '../memory/plan-memory.js';
+import { bindingsOfKeys, type BindingKey } from '../memory/plan-memory.js';
 
 /**
  * One kernel: computes its `roots` (each materialized in a buffer) by inlining every
@@ -111,9 +111,12 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
     .map((root) => ({ roots: [root], inputs: inputsOf(root, materialized, checked) }));
 }
 
-/** How many buffers a kernel binds: one per distinct buffer among what it reads and writes. */
+/**
+ * How many bindings a kernel needs: one per distinct buffer among what it reads and writes, one per
+ * window for a buffer longer than a binding.
+ */
 export function bindingCount(plans: readonly KernelPlan[], key: BindingKey): number {
-  return new Set(plans.flatMap((p) => [...p.inputs, ...p.roots].map(key))).size;
+  return bindingsOfKeys(plans.flatMap((p) => [...p.inputs, ...p.roots].map(key)));
 }
 
 /** True when `node` is movement over a buffer-backed node (index arithmetic only). */
@@ -208,7 +211,9 @@ function splitToFit(
       throw new GrngError(
         'compile',
         `a ${root.op} kernel binds ${needed} storage buffers but the device ` +
-          `allows ${maxBuffers}; no split was found`,
+          `allows ${maxBuffers}; no split was found (an array longer than ` +
+          `maxStorageBufferBindingSize is bound as one buffer per window of that size: split it ` +
+          `into smaller arrays, or use an adapter with more storage buffers or larger bindings)`,
       );
     }
     materialized.add(candidates[0].n.id);

@@ -13,6 +13,7 @@ import {
   arrayTooLarge,
   NO_SPLIT,
   ownsArena,
+  windowsFor,
   type BufferSplit,
 } from './buffer-split.js';
 
@@ -44,6 +45,10 @@ export interface MemoryPlan {
   }[];
   /** One-element inputs read through the `scalars` uniform slot: node id → cell. */
   readonly scalars: ReadonlyMap<number, number>;
+  /** Slots longer than one binding: slot → the windows kernels bind it as. */
+  readonly windows: ReadonlyMap<number, number>;
+  /** Elements per window of a windowed slot. */
+  readonly windowElements: number;
 }
 
 /**
@@ -52,30 +57,73 @@ export interface MemoryPlan {
  */
 export const MAX_SCALARS = 1024;
 
-/** A label for the buffer `node` will live in, before offsets exist (used to count bindings). */
+/**
+ * A label for the buffer `node` will live in, before offsets exist (used to count bindings): a
+ * buffer longer than one binding is labelled `…×k`, k being the windows a kernel binds it as.
+ */
 export type BindingKey = (node: Node) => string;
+
+/** The bindings a kernel reading and writing the buffers labelled `keys` needs. */
+export function bindingsOfKeys(keys: Iterable<string>): number {
+  let count = 0;
+  for (const key of new Set(keys)) count += Number(/×(\d+)$/.exec(key)?.[1] ?? 1);
+  return count;
+}
 
 export function bindingKeys(
   layout: InputLayout,
   outputs: readonly Node[],
   hosted: ReadonlySet<number> = new Set(),
   split: BufferSplit = NO_SPLIT,
+  inputs: readonly Node[] = [],
 ): BindingKey {
   // A computed output is stored at its first position: the results buffer of that position.
   const outputPack = new Map<number, number>();
   outputs.forEach((n, i) => {
     if (!outputPack.has(n.id)) outputPack.set(n.id, split.outputPacks[i] ?? 0);
   });
+  // An input slot is as many windows as its furthest array needs.
+  const inputEnds = new Map<number, number>();
+  for (const n of inputs) {
+    const at = layout.regions.get(n.id);
+    if (at === undefined) continue;
+    const end = at.offset + paddedLength(shapeSize(n.shape));
+    inputEnds.set(at.slot, Math.max(end, inputEnds.get(at.slot) ?? 0));
+  }
+  const windowed = (key: string, end: number) => {
+    const windows = windowsFor(split, end);
+    return windows > 1 ? `${key}×${windows}` : key;
+  };
   return (node) => {
     if (hosted.has(node.id)) return 'scalars';
-    if (node.op === 'input') return `in${layout.regions.get(node.id)?.slot ?? `?${node.id}`}`;
+    const length = paddedLength(shapeSize(node.shape));
+    // Past the longest buffer, no binding helps: said before kernels are formed around it.
+    if (length > split.maxBufferElements)
+      throw arrayTooLarge(whatIs(node, outputPack), node, split.maxBufferElements);
+    if (node.op === 'input') {
+      const slot = layout.regions.get(node.id)?.slot;
+      if (slot === undefined) return `in?${node.id}`;
+      return windowed(`in${slot}`, Math.max(length, inputEnds.get(slot) ?? 0));
+    }
     const storage = storageOf(node.dtype);
-    if (node.op === 'constant') return `const:${storage}:${split.constantPacks.get(node.id) ?? 0}`;
-    const pack = outputPack.get(node.id);
-    if (pack !== undefined) return `out:${storage}:${pack}`;
-    return ownsArena(split, node) ? `arena#${node.id}` : `arena:${storage}`;
+    // (a constant of one repeated value is computed by a kernel: a result or an intermediate)
+    const pack = split.constantPacks.get(node.id);
+    if (pack !== undefined) return windowed(`const:${storage}:${pack}`, length);
+    const out = outputPack.get(node.id);
+    if (out !== undefined) return windowed(`out:${storage}:${out}`, length);
+    return ownsArena(split, node) ? windowed(`arena#${node.id}`, length) : `arena:${storage}`;
   };
 }
+
+/** How errors name `node`'s array. */
+const whatIs = (node: Node, outputs: ReadonlyMap<number, unknown>): string =>
+  node.op === 'input'
+    ? `the input "${(node as Node<'input'>).attrs.name}"`
+    : node.op === 'constant' && 'data' in (node.attrs as object)
+      ? 'a constant'
+      : outputs.has(node.id)
+        ? 'a result'
+        : 'an intermediate';
 
 /**
  * Gives every buffer-backed node a region. Inputs keep the caller's layout; data constants are
@@ -113,8 +161,8 @@ export function planMemory(
     ({ storage, nodes }) => groupBy(nodes, packOf).map((group) => ({ storage, nodes: group })),
   )) {
     const { offsets, length } = packLengths(nodes.map((n) => shapeSize(n.shape)));
-    if (nodes.length === 1 && length > split.maxElements)
-      throw arrayTooLarge('a constant', nodes[0], split.maxElements);
+    if (length > split.maxBufferElements)
+      throw arrayTooLarge('a constant', nodes[0], split.maxBufferElements);
     const data = new Float64Array(length);
     nodes.forEach((n, i) => {
       // externals hold data constants only
@@ -155,8 +203,8 @@ export function planMemory(
   );
   for (const { storage, here } of results) {
     const { offsets, length } = packLengths(here.map((f) => shapeSize(f.n.shape)));
-    if (here.length === 1 && length > split.maxElements)
-      throw arrayTooLarge('a result', here[0].n, split.maxElements);
+    if (length > split.maxBufferElements)
+      throw arrayTooLarge('a result', here[0].n, split.maxBufferElements);
     here.forEach((f, k) => {
       const to = { slot: slots.length, offset: offsets[k] };
       outputRegions[f.i] = to;
@@ -178,13 +226,19 @@ export function planMemory(
     ...own.map((n) => ({ storage: storageOf(n.dtype), nodes: [n] })),
   ];
   const keptToEnd = new Set(copyBack.keys());
-  const sharing = shareBuffers(own, dispatches, keptToEnd);
+  // Buffers bound as windows are shared only among themselves: one bound whole must fit a binding.
+  const wide = (n: Node) => paddedLength(shapeSize(n.shape)) > split.maxElements;
+  const sharing = shareBuffers(
+    [own.filter((n) => !wide(n)), own.filter(wide)],
+    dispatches,
+    keptToEnd,
+  );
   for (const { storage, nodes } of arenas) {
     const { offsets, length } = allocateByLiveness(nodes, dispatches, keptToEnd);
-    if (length > split.maxElements) {
-      if (nodes.length === 1) throw arrayTooLarge('an intermediate', nodes[0], split.maxElements);
+    if (nodes.length === 1 && length > split.maxBufferElements)
+      throw arrayTooLarge('an intermediate', nodes[0], split.maxBufferElements);
+    if (nodes.length > 1 && length > split.maxElements)
       throw new ArenaOverflow(`an arena of ${length} elements`);
-    }
     const slot = slots.length;
     nodes.forEach((n) => regions.set(n.id, { slot, offset: offsets.get(n.id) as number }));
     const buffer = sharing.get(nodes[0].id);
@@ -234,14 +288,54 @@ export function planMemory(
     });
   }
 
-  // Every slot is bound whole; an input slot reaches at least to the end of the arrays read from it
-  // (the device would reject a larger binding while recording the call). The caller packs inputs
-  // within the limit (Device.uploadAll), so only an array too large for any binding is left.
+  // No array is longer than a buffer may be (the caller's, from its allocation, cannot be).
   for (const n of externals) {
-    if (n.op === 'input' && paddedLength(shapeSize(n.shape)) > split.maxElements)
-      throw arrayTooLarge(`the input "${(n as Node<'input'>).attrs.name}"`, n, split.maxElements);
+    if (n.op === 'input' && paddedLength(shapeSize(n.shape)) > split.maxBufferElements)
+      throw arrayTooLarge(
+        `the input "${(n as Node<'input'>).attrs.name}"`,
+        n,
+        split.maxBufferElements,
+      );
   }
-  return { slots, regions, outputs: outputRegions, copies, scalars };
+  return {
+    slots,
+    regions,
+    outputs: outputRegions,
+    copies,
+    scalars,
+    windows: windowedSlots(slots, regions, [...externals, ...intermediates, ...outputs], split),
+    windowElements: split.windowElements,
+  };
+}
+
+/**
+ * Slots whose arrays reach past one binding: each is bound as windows, as many as its furthest
+ * array needs (an arena as its length).
+ */
+function windowedSlots(
+  slots: readonly Slot[],
+  regions: ReadonlyMap<number, Region>,
+  nodes: readonly Node[],
+  split: BufferSplit,
+): Map<number, number> {
+  const ends = slots.map((slot) =>
+    slot.kind === 'arena' || slot.kind === 'results'
+      ? slot.length
+      : slot.kind === 'constants'
+        ? slot.data.length
+        : 0,
+  );
+  for (const n of nodes) {
+    const at = regions.get(n.id);
+    if (at === undefined || slots[at.slot].kind !== 'input') continue;
+    ends[at.slot] = Math.max(ends[at.slot], at.offset + paddedLength(shapeSize(n.shape)));
+  }
+  const out = new Map<number, number>();
+  ends.forEach((end, slot) => {
+    const windows = windowsFor(split, end);
+    if (windows > 1) out.set(slot, windows);
+  });
+  return out;
 }
 
 /** `items` grouped by `key`, groups in order of first appearance. */
@@ -261,11 +355,27 @@ function groupBy<T>(items: readonly T[], key: (item: T) => number): T[][] {
  * is long enough). Node id → buffer number.
  */
 function shareBuffers(
-  nodes: readonly Node[],
+  groups: readonly (readonly Node[])[],
   dispatches: readonly DispatchBuffers[],
   keptToEnd: ReadonlySet<number>,
 ): Map<number, number> {
   const { written, lastRead } = lifetimes(dispatches, keptToEnd);
+  const out = new Map<number, number>();
+  let numbered = 0;
+  for (const nodes of groups) {
+    const buffers = shareWithin(nodes, written, lastRead);
+    for (const [id, buffer] of buffers.out) out.set(id, numbered + buffer);
+    numbered += buffers.count;
+  }
+  return out;
+}
+
+/** shareBuffers for one group: node id → buffer within it, and how many buffers it uses. */
+function shareWithin(
+  nodes: readonly Node[],
+  written: ReadonlyMap<number, number>,
+  lastRead: ReadonlyMap<number, number>,
+): { out: Map<number, number>; count: number } {
   const buffers: { length: number; until: number }[] = [];
   const out = new Map<number, number>();
   const order = [...nodes].sort((a, b) => (written.get(a.id) ?? 0) - (written.get(b.id) ?? 0));
@@ -286,7 +396,7 @@ function shareBuffers(
     };
     out.set(node.id, pick);
   }
-  return out;
+  return { out, count: buffers.length };
 }
 
 /** The dispatch that writes each root, and the last that reads it (the copies: past the end). */

@@ -38,9 +38,9 @@ export interface DispatchSource extends KernelSource {
    */
   readonly bindings: readonly number[];
   /**
-   * Present when a slot is bound as windows: for each binding, its window (0 for the others), and
-   * the elements per window. Window j of a slot binds its buffer from element j·windowElements,
-   * for windowElements elements or to the buffer's end.
+   * Present when a slot is bound as windows: for each binding, its window (-1: the buffer bound
+   * whole), and the elements per window. Window j binds the slot's buffer from element
+   * j·elements, for `elements` elements or to the buffer's end.
    */
   readonly windows?: { readonly of: readonly number[]; readonly elements: number };
   /**
@@ -243,14 +243,14 @@ function emitDispatch(
           `${written.has(slot) ? 'read_write' : 'read'}> ${name(slot)}: ` +
           `array<${vec4.has(name(slot)) ? `vec4<${t}>` : t}>;`,
       );
-      bind(slot, 0);
+      bind(slot, -1);
     }
     if (scalarsSlot >= 0 && named('scalars')) {
       decls.push(
         `@group(0) @binding(${bindings.length}) var<uniform> scalars: array<vec4<u32>, ` +
           `${scalarCells((memory.slots[scalarsSlot] as { sources: readonly Region[] }).sources.length)}>;`,
       );
-      bind(scalarsSlot, 0);
+      bind(scalarsSlot, -1);
     }
     if (e.offsets.length === 0) return decls;
     return [
@@ -274,7 +274,7 @@ function emitDispatch(
     source: {
       ...source,
       bindings,
-      ...(windowOf.some((j) => j > 0)
+      ...(windowOf.some((j) => j >= 0)
         ? { windows: { of: windowOf, elements: memory.windowElements as number } }
         : {}),
       offsets: e.offsets,

@@ -204,16 +204,22 @@ describe('donated arguments', () => {
 });
 
 describe('arrays past maxStorageBufferBindingSize', () => {
-  test('an input larger than a binding is refused when compiling, not by the device', () => {
-    // Other buffers were checked; an input's was bound whole and the device rejected the call.
-    const x = input('big', [2000]);
-    const limits = { ...DEFAULT_KERNEL_LIMITS, maxStorageBufferBindingSize: 4096 };
-    const compile = () => compileProgram([sum(x).node], { limits });
+  test('an input past a binding is bound as windows, and one past maxBufferSize refused when compiling', () => {
+    const limits = {
+      ...DEFAULT_KERNEL_LIMITS,
+      maxStorageBufferBindingSize: 4096,
+      maxBufferSize: 16384,
+    };
+    // 2000 f32 (8000 bytes): two windows of 4096 bytes (1024 f32, a multiple of 256 bytes)
+    const program = compileProgram([sum(input('big', [2000])).node], { limits });
+    expect([...program.memory.windows.values()]).toEqual([2]);
+    expect(program.memory.windowElements).toBe(1024);
+    expect(program.kernels.some((k) => k.source.windows !== undefined)).toBe(true);
+    // 5000 f32 (20000 bytes) fit no buffer of this device
+    const compile = () => compileProgram([sum(input('huge', [5000])).node], { limits });
     expect(compile).toThrow(GrngError);
     expect(compile).toThrow(
-      /the input "big" f32\[2000\] needs 8000 bytes, over the largest storage binding this device allows \(4096 bytes/,
+      /the input "huge" f32\[5000\] needs 20000 bytes, over the largest buffer this device allows \(16384 bytes, its maxBufferSize\)/,
     );
-    // within the limit it compiles
-    expect(() => compileProgram([sum(input('small', [1000])).node], { limits })).not.toThrow();
   });
 });

@@ -207,8 +207,9 @@ describe('grng doctor formatting', () => {
     expect(text).toMatch(/maxComputeWorkgroupStorageSize +32768 \(32 KiB\)/);
     expect(text).toMatch(/maxStorageBuffersPerShaderStage +256\n/);
     for (const name of KEY_LIMITS) expect(text).toContain(name);
-    // One array fits one binding and one buffer: the smaller of the two limits (here 256 bytes).
-    expect(text).toContain('largest array: 256 bytes');
+    // One array fits one buffer (maxBufferSize, here 256 bytes); one past a binding is bound as
+    // windows of the binding (the smaller of the two limits, here 256 bytes too).
+    expect(text).toContain('largest array: 256 bytes (one past a binding, 256 bytes,');
   });
 
   it('indents the reason a path failed', () => {

@@ -73,7 +73,7 @@ async function runOn(
 }
 
 /** The program on the GPU, with WebGPU's error scopes catching what the device rejected. */
-async function runOnGpu(
+export async function runOnGpu(
   p: FuzzProgram,
   xs: readonly Float64Array[],
   gpu: WebGpuDevice,
