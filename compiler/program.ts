@@ -35,6 +35,7 @@ import {
   segmentInvocations,
   wideReductionLanes,
   segmentMode,
+  runsByWindow,
   type DispatchSource,
 } from './wgsl/kernel.js';
 
@@ -143,6 +144,10 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
   const dataConstants = externals.filter(
     (n) => n.op === 'constant' && 'data' in (n.attrs as object),
   );
+  // An elementwise kernel alone in its dispatch runs window by window over arrays longer than a
+  // binding (wgsl/kernel.ts, windowPasses): it binds one window of each.
+  const byWindow = runsByWindow;
+
   // Arrays are spread over buffers that fit a binding; when intermediates sharing an arena
   // outgrow one, the large ones get buffers of their own, and kernels are formed again (the
   // number of buffers a kernel binds is what forming them counts).
@@ -172,6 +177,7 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
         ...conditionsOfHeavyWork(outputs, gates),
         ...transposedRightOperands(outputs),
       ]),
+      byWindow,
     });
     const plans = fuse
       ? freeEarly(
@@ -200,6 +206,7 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
             },
             invocations: segmentInvocations,
             maxMergedInvocations: options.maxMergedInvocations,
+            byWindow,
           },
         )
       : plans.map((plan) => ({ segments: [plan] }));
@@ -243,10 +250,18 @@ export function compileProgram(traced: readonly Node[], options: CompileOptions)
             `(${bound}); the device allows ${maxBuffers}`,
         );
       }
-      // A kernel run in passes is one dispatch per pass, each with its own offsets.
-      return (passes ?? [source.offsets]).map((offsets) => ({
+      // A kernel run in passes is one dispatch per pass, each with its own offsets (and range and
+      // windows).
+      return (passes ?? [{ offsets: source.offsets }]).map((pass) => ({
         segments: d.segments,
-        source: { ...source, offsets },
+        source: {
+          ...source,
+          offsets: pass.offsets,
+          invocations: pass.invocations ?? source.invocations,
+          ...(pass.windows === undefined
+            ? {}
+            : { windows: { of: pass.windows, elements: memory.windowElements } }),
+        },
         aliases: aliases[k],
       }));
     });

@@ -22,6 +22,8 @@ export interface MergeOptions {
    * CompileOptions.maxMergedInvocations).
    */
   readonly maxMergedInvocations?: number;
+  /** See PartitionOptions.byWindow: a dispatch of one such segment binds a window per array. */
+  readonly byWindow?: (plan: KernelPlan, windowed: ReadonlySet<number>) => boolean;
 }
 
 const elementwise = (n: Node) => {
@@ -50,7 +52,11 @@ export function mergeIndependent(
     segments.reduce((n, s) => n + invocations(s), 0);
   const position = new Map<number, number>(); // root id → index of the dispatch computing it
   const fits = (segments: readonly KernelPlan[]) =>
-    bindingCount(segments, bindingKey) <= maxBuffers;
+    bindingCount(
+      segments,
+      bindingKey,
+      (windowed) => segments.length === 1 && (options.byWindow?.(segments[0], windowed) ?? false),
+    ) <= maxBuffers;
   // Plans nothing reads (the final updates of a training step) go last, so they meet in one
   // dispatch after every gradient is ready instead of each joining the first group it can.
   const read = new Set(plans.flatMap((p) => p.inputs.map((n) => n.id)));

@@ -30,6 +30,12 @@ export interface PartitionOptions {
   readonly bindingKey: BindingKey;
   /** Nodes to store whatever their kind (conditions that gate kernels, see gates.ts). */
   readonly materialize?: ReadonlySet<number>;
+  /**
+   * Whether a kernel alone in its dispatch runs one window at a time over its arrays longer than a
+   * binding, `windowed` (node ids; binding one window of each: see wgsl/kernel.ts, windowPasses).
+   * Default: never.
+   */
+  readonly byWindow?: (plan: KernelPlan, windowed: ReadonlySet<number>) => boolean;
 }
 
 /** Nodes that live in buffers without a kernel: graph inputs and data constants. */
@@ -113,10 +119,24 @@ export function partition(outputs: readonly Node[], options: PartitionOptions): 
 
 /**
  * How many bindings a kernel needs: one per distinct buffer among what it reads and writes, one per
- * window for a buffer longer than a binding.
+ * window for a buffer longer than a binding — unless `byWindow` says the kernel runs one window at
+ * a time (then one per buffer).
  */
-export function bindingCount(plans: readonly KernelPlan[], key: BindingKey): number {
-  return bindingsOfKeys(plans.flatMap((p) => [...p.inputs, ...p.roots].map(key)));
+export function bindingCount(
+  plans: readonly KernelPlan[],
+  key: BindingKey,
+  byWindow?: (windowed: ReadonlySet<number>) => boolean,
+): number {
+  const nodes = plans.flatMap((p) => [...p.inputs, ...p.roots]);
+  const keys = nodes.map(key);
+  const counted = bindingsOfKeys(keys);
+  const distinct = new Set(keys).size;
+  if (counted === distinct || byWindow === undefined) return counted;
+  // Window passes need every long array to be as many windows (asked only then: it costs an
+  // emission).
+  const windows = new Set(keys.flatMap((k) => /×(\d+)$/.exec(k)?.[1] ?? []));
+  const windowed = new Set(nodes.filter((_, i) => keys[i].includes('×')).map((n) => n.id));
+  return windows.size === 1 && byWindow(windowed) ? distinct : counted;
 }
 
 /** True when `node` is movement over a buffer-backed node (index arithmetic only). */
@@ -193,10 +213,12 @@ function splitToFit(
   root: Node,
   materialized: Set<number>,
   checked: ReadonlySet<number>,
-  { maxBuffers, bindingKey }: PartitionOptions,
+  { maxBuffers, bindingKey, byWindow }: PartitionOptions,
 ): void {
-  const bindings = (n: Node) =>
-    bindingCount([{ roots: [n], inputs: inputsOf(n, materialized, checked) }], bindingKey);
+  const bindings = (n: Node) => {
+    const plan = { roots: [n], inputs: inputsOf(n, materialized, checked) };
+    return bindingCount([plan], bindingKey, (windowed) => byWindow?.(plan, windowed) ?? false);
+  };
   for (;;) {
     const needed = bindings(root);
     if (needed <= maxBuffers) return;

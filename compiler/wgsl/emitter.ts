@@ -173,6 +173,24 @@ export class Emitter {
    */
   literalPlacements = false;
 
+  /**
+   * Where in `offsets` the placements of binding `name` are (where its arrays start), each with the
+   * unit it counts in.
+   */
+  placementsOf(name: string): { index: number; unit: number }[] {
+    return [...this.offsetCells.keys()].flatMap((key) => {
+      const [binding, , unit] = key.split(':');
+      return binding === name ? [{ index: this.cellIndex(key), unit: Number(unit) }] : [];
+    });
+  }
+
+  /** The index in `offsets` of the placement keyed `key` (the `offsets` cell it reads). */
+  private cellIndex(key: string): number {
+    const match = /^offsets\[(\d+)\]\.([xyzw])$/.exec(this.offsetCells.get(key) as string);
+    if (match === null) throw new Error(`internal: no offsets cell for ${key}`);
+    return 4 * Number(match[1]) + 'xyzw'.indexOf(match[2]);
+  }
+
   /** `value` (keyed by `key`) as a u32 expression reading the `offsets` uniform. */
   private placement(key: string, value: number): string {
     if (this.literalPlacements) return `${value}u`;

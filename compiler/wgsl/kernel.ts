@@ -56,11 +56,21 @@ export interface DispatchSource extends KernelSource {
    */
   readonly gate?: DispatchGate;
   /**
-   * Dispatches this kernel runs as, in order: the values of its offsets uniform for each (a solver
-   * over ranges of its steps, see solvers.ts). Absent: one dispatch with `offsets`. Compilation
-   * expands it into one dispatch each (compiler/program.ts), so plans never hold it.
+   * Dispatches this kernel runs as, in order (a solver over ranges of its steps, see solvers.ts;
+   * an elementwise kernel over long arrays one window at a time). Absent: one dispatch with
+   * `offsets`. Compilation expands it into one dispatch each (compiler/program.ts), so plans never
+   * hold it.
    */
-  readonly passes?: readonly (readonly number[])[];
+  readonly passes?: readonly DispatchPass[];
+}
+
+/** One dispatch of a kernel run in passes: what differs from the kernel's own. */
+export interface DispatchPass {
+  /** The values of its offsets uniform. */
+  readonly offsets: readonly number[];
+  readonly invocations?: number;
+  /** The window each binding binds (DispatchSource.windows.of). */
+  readonly windows?: readonly number[];
 }
 
 /** Where a gated dispatch's condition lives, and the value it runs on. */
@@ -136,17 +146,7 @@ export function inPlaceCandidates(
 ): { segment: number; input: Node }[] {
   const mode = segmentMode(segments[0]);
   if (mode === 'alone') return [];
-  const fake = new Map<number, Region>();
-  let slot = 0;
-  for (const s of segments)
-    for (const n of [...s.inputs, ...s.roots])
-      if (!fake.has(n.id)) fake.set(n.id, { slot: slot++, offset: 0 });
-  const slots: Slot[] = Array.from({ length: slot }, (_, i) => ({
-    kind: 'arena',
-    storage: 'f32',
-    length: i,
-  }));
-  const { emitter } = emitDispatch(segments, { slots, regions: fake }, 64);
+  const { emitter } = emitDispatch(segments, placeholderMemory(segments), 64);
   return segments.flatMap((s, k) =>
     s.inputs
       .filter(
@@ -157,6 +157,21 @@ export function inPlaceCandidates(
       )
       .map((input) => ({ segment: k, input })),
   );
+}
+
+/** Every array of `segments` in a buffer of its own, for emitting code only to inspect it. */
+function placeholderMemory(segments: readonly KernelPlan[]): DispatchMemory {
+  const regions = new Map<number, Region>();
+  let slot = 0;
+  for (const s of segments)
+    for (const n of [...s.inputs, ...s.roots])
+      if (!regions.has(n.id)) regions.set(n.id, { slot: slot++, offset: 0 });
+  const slots: Slot[] = Array.from({ length: slot }, (_, i) => ({
+    kind: 'arena',
+    storage: 'f32',
+    length: i,
+  }));
+  return { slots, regions };
 }
 
 /**
@@ -177,6 +192,7 @@ function emitDispatch(
   segments: readonly KernelPlan[],
   memory: DispatchMemory,
   workgroupSize: number,
+  windowPassesAllowed = true,
 ): { source: DispatchSource; emitter: Emitter } {
   const mode = segmentMode(segments[0]);
   const vector = mode === 'vec4';
@@ -204,7 +220,14 @@ function emitDispatch(
   };
   let bindings: number[] = [];
   let windowOf: number[] = [];
-  const windowsOf = (slot: number) => memory.windows?.get(slot);
+  // An elementwise kernel over arrays longer than a binding runs one window at a time instead: each
+  // pass binds the same window of every such array as a whole binding (see windowPasses).
+  const byWindow =
+    windowPassesAllowed && mode !== 'alone' && segments.length === 1
+      ? windowPasses(segments[0], memory)
+      : undefined;
+  const windowsOf = (slot: number) =>
+    byWindow === undefined ? memory.windows?.get(slot) : undefined;
   // Declares the bindings written or named by the code emitted so far (one-element inputs read from
   // the scalars uniform leave their storage slot unbound), in naming order: one element type per
   // binding, vec4 for those in `vec4`, a slot longer than one binding as its windows and their
@@ -300,6 +323,7 @@ function emitDispatch(
     vector ? Math.ceil(shapeSize(s.roots[0].shape) / 4) : shapeSize(s.roots[0].shape),
   );
   e.literalPlacements =
+    byWindow === undefined &&
     counts.reduce((a, b) => a + b, 0) >= LITERAL_PLACEMENTS_FROM &&
     touched.every((slot) => memory.slots[slot].kind === 'input');
   // Where segments end is read from the offsets uniform, as are the segments' own sizes (their
@@ -307,11 +331,15 @@ function emitDispatch(
   // (another layer, another model) is the same pipeline.
   const end = (value: number, k: number) => `i32(${e.dimension(`segment ${k} end`, value)})`;
   let start = 0;
+  // A window pass's first element (or vec4): its invocations count from there.
+  const baseCell = e.offsets.length;
+  const first = () => e.bind(`flat + i32(${e.dimension('window base', 0)})`);
   segments.forEach((plan, k) => {
     e.segment = k;
     e.registers.clear();
     const body = e.block(() => {
-      const local = k === 0 ? 'flat' : e.bind(`flat - ${end(start, k - 1)}`);
+      const local =
+        k > 0 ? e.bind(`flat - ${end(start, k - 1)}`) : byWindow === undefined ? 'flat' : first();
       // Unsigned vec4 indices spare the bounds checks a sign test costs.
       if (vector) e.vflat = e.bind(`u32(${local})`);
       emitSegment(e, plan, local, at);
@@ -326,8 +354,12 @@ function emitDispatch(
       if (k === segments.length - 1) e.line('}');
     }
   });
+  // A window pass needs every long array read at the invocation's own element only.
+  if (byWindow !== undefined && byWindow.nodes.some((id) => e.readElsewhere.has(id)))
+    return emitDispatch(segments, memory, workgroupSize, false);
+  const boundCell = e.offsets.length; // a window pass's invocations (the single segment's end)
   const bound = end(start, segments.length - 1); // before `declare` sizes the offsets uniform
-  return done(
+  const result = done(
     assemble(
       declare(vector ? new Set(touched.map(name)) : new Set()),
       e.lines(),
@@ -337,6 +369,72 @@ function emitDispatch(
       bound,
     ),
   );
+  if (byWindow === undefined) return result;
+  // Pass j covers elements [j·W, (j+1)·W): its invocations start at j·W (in the segment's unit),
+  // and the long arrays, bound from their window j, start at −j·W (u32 arithmetic wraps).
+  const elements = memory.windowElements as number;
+  const unit = vector ? 4 : 1;
+  const placements = [...byWindow.slots].flatMap((slot) => e.placementsOf(name(slot)));
+  const passes = Array.from({ length: byWindow.windows }, (_, j) => {
+    const invocations = Math.min(elements / unit, start - (j * elements) / unit);
+    const offsets = [...e.offsets];
+    offsets[boundCell] = invocations;
+    offsets[baseCell] = (j * elements) / unit;
+    for (const p of placements) offsets[p.index] = (2 ** 32 - (j * elements) / p.unit) % 2 ** 32;
+    const windows = bindings.map((slot) => (byWindow.slots.has(slot) ? j : -1));
+    return { offsets, invocations, windows };
+  });
+  return { ...result, source: { ...result.source, passes } };
+}
+
+/**
+ * How an elementwise segment over arrays longer than a binding runs window by window: when it
+ * reads and writes each such array at the invocation's own element only (checked as it is
+ * emitted), the j-th window of each (all of the root's length, alone in their buffers) holds
+ * everything the j-th pass touches, and a pass binds one window of each as a whole binding — the
+ * same kernel as over short arrays, one binding per array however long. Undefined when the
+ * segment's long arrays do not line up so (then it reads them through the window helpers).
+ */
+function windowPasses(
+  plan: KernelPlan,
+  memory: DispatchMemory,
+): { windows: number; slots: ReadonlySet<number>; nodes: number[] } | undefined {
+  const size = shapeSize(plan.roots[0].shape);
+  const slots = new Set<number>();
+  const nodes: number[] = [];
+  let windows: number | undefined;
+  for (const n of [...plan.inputs, ...plan.roots]) {
+    const region = memory.regions.get(n.id) as Region;
+    const count = memory.windows?.get(region.slot);
+    if (count === undefined) continue;
+    if (region.offset !== 0 || shapeSize(n.shape) !== size || (windows ?? count) !== count)
+      return undefined;
+    windows = count;
+    slots.add(region.slot);
+    nodes.push(n.id);
+  }
+  return windows === undefined ? undefined : { windows, slots, nodes };
+}
+
+/**
+ * Whether `plan`, alone in a dispatch, would run window by window over its arrays longer than a
+ * binding, `windowed` (node ids; see windowPasses): an elementwise plan reading and writing each
+ * of them, all of its size, at the invocation's own element only.
+ */
+export function runsByWindow(plan: KernelPlan, windowed: ReadonlySet<number>): boolean {
+  const mode = segmentMode(plan);
+  if (mode === 'alone') return false;
+  const size = shapeSize(plan.roots[0].shape);
+  const nodes = [...plan.inputs, ...plan.roots].filter((n) => windowed.has(n.id));
+  if (nodes.some((n) => shapeSize(n.shape) !== size)) return false;
+  if (mode === 'vec4') return true; // a vector segment reads buffers at its own vec4 only
+  try {
+    const { emitter } = emitDispatch([plan], placeholderMemory([plan]), 64);
+    return nodes.every((n) => !emitter.readElsewhere.has(n.id));
+  } catch (error) {
+    if (error instanceof RegisterIndexError) return false;
+    throw error;
+  }
 }
 
 /** 2·m·n·k for each product the segments compute (batched: times the batch). */

@@ -20,7 +20,7 @@ const CHOLESKY_LANES = 64;
  * invocation's loops after 65535 iterations, kernels/loop-budget.ts) runs as several dispatches of
  * one kernel, each over a range of its steps, in order: the same operations in the same order.
  */
-export type SolverSource = KernelSource & { readonly passes: readonly (readonly number[])[] };
+export type SolverSource = KernelSource & { readonly passes: readonly { offsets: number[] }[] };
 
 export function generateSolver(
   plan: KernelPlan,
@@ -55,7 +55,7 @@ function passCells(e: Emitter, keys: readonly string[]) {
       ranges.map((values) => {
         const offsets = [...e.offsets];
         at.forEach((a, k) => (offsets[a.index] = values[k]));
-        return offsets;
+        return { offsets };
       }),
   };
 }

@@ -11,6 +11,9 @@ import {
   add,
   adamw,
   array,
+  broadcastTo,
+  cast,
+  input,
   compileTrainStep,
   createDevice,
   crossEntropy,
@@ -27,6 +30,7 @@ import {
   type Tensor,
 } from '../../index.js';
 import { compileOptimizerPlans } from '../../aot/compile-plans.js';
+import { compileProgram } from '../../compiler/program.js';
 import { loadTrainStep } from '../../aot/load-optimizer.js';
 import { manifestFromJson, manifestToJson } from '../../aot/manifest.js';
 import { flattenTree } from '../../core/tree.js';
@@ -190,6 +194,59 @@ describe('a device with small bindings computes what one with whole buffers does
     for (let t = 0; t < 3; t++) expect(await b.run(batch)).toEqual(await a.run(batch));
     expect(await readAll(b.params())).toEqual(await readAll(a.params()));
     expect(await readAll(b.state())).toEqual(await readAll(a.state()));
+  });
+});
+
+describe('elementwise kernels over long arrays run window by window', () => {
+  // 3000 f32 are 12 windows of 256: any kernel over four of them would need 48 bindings (the
+  // stage has 8 here), so each runs as 12 passes binding one window of each long array.
+  const limits = {
+    ...DEFAULT_KERNEL_LIMITS,
+    maxStorageBufferBindingSize: TINY_BINDING,
+    minStorageBufferOffsetAlignment: 16,
+  };
+  const rng = prng(21);
+  const [a, b, c] = [0, 1, 2].map(() => uniform(rng, 3000));
+  const ints = Int32Array.from({ length: 3000 }, (_, i) => (i * 7919) % 1000);
+  const bias = uniform(rng, 30);
+  test.each([
+    // a vec4 kernel (every array read at its own vec4)
+    ['a·b + c·a', (x: Tensor, y: Tensor, z: Tensor) => add(mul(x, y), mul(z, x)), [3000]],
+    // a scalar kernel (a cast, a broadcast read at the element's own column: the global index)
+    [
+      'a + f32(k) + bias[column]',
+      (x: Tensor, y: Tensor, _: Tensor, k: Tensor, w: Tensor) =>
+        add(add(x, cast(k, 'f32')), broadcastTo(w, [100, 30])),
+      [100, 30],
+    ],
+  ] as const)('%s: one pass per window, bit for bit', async (_, f, shape) => {
+    const traced = [
+      input('a', shape),
+      input('b', shape),
+      input('c', shape),
+      input('k', shape, 'i32'),
+      input('bias', [30]),
+    ];
+    const program = compileProgram([(f as (...t: Tensor[]) => Tensor)(...traced).node], { limits });
+    expect(program.kernels).toHaveLength(12);
+    program.kernels.forEach((k, j) => {
+      const of = k.source.windows?.of ?? [];
+      expect(new Set(of.filter((w) => w >= 0))).toEqual(new Set([j]));
+      expect(k.source.bindings.length).toBeLessThanOrEqual(limits.maxStorageBuffersPerShaderStage);
+    });
+    const run = async (device: WebGpuDevice) => {
+      const args = [
+        device.upload(a, shape, 'f32'),
+        device.upload(b, shape, 'f32'),
+        device.upload(c, shape, 'f32'),
+        device.upload(Float64Array.from(ints), shape, 'i32'),
+        device.upload(bias, [30], 'f32'),
+      ];
+      const out = await jit(f as (...t: Tensor[]) => Tensor, { device })(...args);
+      return (out as DeviceArray).read();
+    };
+    const [got, want] = [await run(tiny), await run(whole)];
+    expect(sameBits([got], [want])).toBe(true);
   });
 });
 
