@@ -10,23 +10,17 @@ import {
   adamw,
   array,
   compileOptimizer,
-  compileTrainStep,
   createDevice,
-  crossEntropy,
   GrngError,
   input,
   jit,
   mul,
   nn,
   ring,
-  type DeviceArray,
-  type Optimizer,
   type Tensor,
 } from '../../index.js';
 import { compileProgram, type Program } from '../../compiler/program.js';
-import { compileOptimizerPlans } from '../../aot/compile-plans.js';
 import { loadTrainStep } from '../../aot/load-optimizer.js';
-import { manifestFromJson, manifestToJson } from '../../aot/manifest.js';
 import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { WebGpuDevice } from '../../runtime/webgpu-device.js';
@@ -35,6 +29,7 @@ import { DEFAULT_KERNEL_LIMITS, gpuDevice } from '../support/gpu.js';
 import { expectNoSharedLiveMemory } from '../support/live-memory.js';
 import { programArb } from '../support/programs.js';
 import { prng, uniform } from '../support/random.js';
+import { batchesOf, compiledTrainStep, readAll, trainMlp } from '../support/split-runs.js';
 
 const whole = await gpuDevice();
 /** Bindings of 4 KiB (1024 f32): every array below fits, the programs do not. */
@@ -42,29 +37,10 @@ const SMALL_BINDING = 4096;
 const split = await createDevice({ maxBindingBytes: SMALL_BINDING });
 if (!(split instanceof WebGpuDevice)) throw new Error('expected a WebGPU device');
 
-const readAll = async (tree: unknown) =>
-  Promise.all(
-    flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map(async (a) =>
-      Array.from(await (a as DeviceArray).read()),
-    ),
-  );
 const buffersOf = (tree: unknown) =>
   new Set(
     flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map((a) => (a as GpuArray).buffer),
   );
-
-/** Three batches of 8 inputs of width 16 and labels of 4 classes. */
-const batchesOf = (seed: number) => {
-  const rng = prng(seed);
-  return [0, 1, 2].map((k) => ({
-    x: array(uniform(rng, 8 * 16), [8, 16]),
-    y: array(
-      Int32Array.from({ length: 8 }, (_, i) => (i + k) % 4),
-      [8],
-      'i32',
-    ),
-  }));
-};
 
 /**
  * The length in elements of each buffer a program binds, by slot (input slots, the caller's, and
@@ -183,61 +159,25 @@ describe('a device with 4 KiB bindings computes what one with whole buffers does
   ])('%s training steps on an MLP whose arenas outgrow a binding, bit for bit', async (_, make) => {
     // Weights of 16·24, 24·24 and 24·4 f32 (Kronecker factors of 24² for RING): each fits a
     // binding, the step's results, state and intermediates together do not.
-    const model = nn.mlp([16, 24, 24, 4]);
-    const batches = batchesOf(5);
-    const run = async (device: typeof whole) => {
-      const step = await compileTrainStep({
-        model,
-        loss: crossEntropy,
-        optimizer: make() as unknown as Optimizer,
-        params: model.init(0),
-        device,
-        metrics: ['loss', 'accuracy'],
-      });
-      const metrics = [];
-      for (const batch of batches) metrics.push(await step.run(batch));
-      return {
-        metrics,
-        params: await readAll(await step.params()),
-        state: await readAll(await step.state()),
-      };
-    };
-    const [a, b] = [await run(whole), await run(split)];
-    expect(b.metrics).toEqual(a.metrics);
-    expect(b.params).toEqual(a.params);
-    expect(b.state).toEqual(a.state);
+    const sizes = [16, 24, 24, 4];
+    const batches = batchesOf(5, 16);
+    const a = await trainMlp(whole, sizes, make, batches);
+    const b = await trainMlp(split, sizes, make, batches);
+    expect(b).toEqual(a);
   });
 
   test('an ahead-of-time RING training step compiled for 4 KiB bindings runs as the whole one, bit for bit', async () => {
-    const model = nn.mlp([16, 24, 4]);
-    const optimizer = ring({ lr: 0.05 }) as unknown as Optimizer;
-    const shapes = flattenTree('test', model.init(0), isArrayLeaf, 'an array');
-    const leafSpecs = shapes.rebuild(
-      shapes.leaves.map((l) => ({
-        shape: [...(l as { shape: readonly number[] }).shape],
-        dtype: 'f32',
-      })),
-    );
-    const train = {
-      model: model as never,
-      loss: crossEntropy,
-      batch: { x: { shape: [8, 16], dtype: 'f32' }, y: { shape: [8], dtype: 'i32' } },
-      metrics: ['loss'],
-      description: 'mlp:16,24,4',
-    } as const;
+    const sizes = [16, 24, 4];
+    const model = nn.mlp(sizes);
     const compiled = (maxStorageBufferBindingSize: number) =>
-      manifestFromJson(
-        manifestToJson(
-          compileOptimizerPlans(optimizer, leafSpecs, {
-            train,
-            limits: { ...DEFAULT_KERNEL_LIMITS, maxStorageBufferBindingSize },
-          }),
-        ),
-      );
+      compiledTrainStep(sizes, ring({ lr: 0.05 }), {
+        ...DEFAULT_KERNEL_LIMITS,
+        maxStorageBufferBindingSize,
+      });
     const small = compiled(SMALL_BINDING);
     const bindings = small.steps.flatMap((p) => p.plan.slots).filter((s) => s.kind !== 'scalars');
     expect(bindings.some((s) => s.kind === 'arena' && s.buffer !== undefined)).toBe(true);
-    const batches = batchesOf(9);
+    const batches = batchesOf(9, 16);
     const a = await loadTrainStep(compiled(2 ** 27), whole, model.init(0));
     const b = await loadTrainStep(small, split, model.init(0));
     for (const batch of batches) expect(await b.run(batch)).toEqual(await a.run(batch));

@@ -10,13 +10,10 @@ import { describe, expect, test } from 'vitest';
 import {
   add,
   adamw,
-  array,
   broadcastTo,
   cast,
   input,
-  compileTrainStep,
   createDevice,
-  crossEntropy,
   jit,
   matmul,
   max,
@@ -26,20 +23,16 @@ import {
   ring,
   sum,
   type DeviceArray,
-  type Optimizer,
   type Tensor,
 } from '../../index.js';
-import { compileOptimizerPlans } from '../../aot/compile-plans.js';
 import { compileProgram } from '../../compiler/program.js';
 import { loadTrainStep } from '../../aot/load-optimizer.js';
-import { manifestFromJson, manifestToJson } from '../../aot/manifest.js';
-import { flattenTree } from '../../core/tree.js';
-import { isArrayLeaf } from '../../runtime/jit.js';
 import { WebGpuDevice } from '../../runtime/webgpu-device.js';
 import { fuzzProgramArb } from '../support/fuzz-programs.js';
 import { runOnGpu } from '../support/fuzz-run.js';
 import { DEFAULT_KERNEL_LIMITS, gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
+import { batchesOf, compiledTrainStep, readAll, trainMlp } from '../support/split-runs.js';
 
 const whole = await gpuDevice();
 /** Devices planning within bindings of 64 bytes, 256 bytes and 1 KiB (16, 64 and 256 f32). */
@@ -53,13 +46,6 @@ for (const maxBindingBytes of [...BINDINGS, 4096]) {
 /** 1 KiB bindings: 256 f32 per window. */
 const TINY_BINDING = 1024;
 const tiny = devices.get(TINY_BINDING) as WebGpuDevice;
-
-const readAll = async (tree: unknown) =>
-  Promise.all(
-    flattenTree('test', tree, isArrayLeaf, 'an array').leaves.map(async (a) =>
-      Array.from(await (a as DeviceArray).read()),
-    ),
-  );
 
 /** Kernels `device` compiled that bind an array as windows (its pipelines, keyed by WGSL). */
 const windowedKernels = (device: WebGpuDevice) =>
@@ -115,83 +101,30 @@ describe('a device with small bindings computes what one with whole buffers does
     async (_, make) => {
       // With 4 KiB bindings (1024 f32), weights of 40·40 f32 and RING's Kronecker factors of 41²
       // are two windows each; their updates read several such arrays in one kernel.
-      const model = nn.mlp([40, 40, 4]);
-      const rng = prng(11);
-      const batches = [0, 1, 2].map((k) => ({
-        x: array(uniform(rng, 8 * 40), [8, 40]),
-        y: array(
-          Int32Array.from({ length: 8 }, (_, i) => (i + k) % 4),
-          [8],
-          'i32',
-        ),
-      }));
-      const run = async (device: WebGpuDevice) => {
-        const step = await compileTrainStep({
-          model,
-          loss: crossEntropy,
-          optimizer: make() as unknown as Optimizer,
-          params: model.init(0),
-          device,
-          metrics: ['loss', 'accuracy'],
-        });
-        const metrics = [];
-        for (const batch of batches) metrics.push(await step.run(batch));
-        return {
-          metrics,
-          params: await readAll(await step.params()),
-          state: await readAll(await step.state()),
-        };
-      };
+      const sizes = [40, 40, 4];
+      const batches = batchesOf(11, 40);
       const split = devices.get(4096) as WebGpuDevice;
-      const [a, b] = [await run(whole), await run(split)];
+      const a = await trainMlp(whole, sizes, make, batches);
+      const b = await trainMlp(split, sizes, make, batches);
       expect(windowedKernels(split)).toBeGreaterThan(0);
-      expect(b.metrics).toEqual(a.metrics);
-      expect(b.params).toEqual(a.params);
-      expect(b.state).toEqual(a.state);
+      expect(b).toEqual(a);
     },
   );
 
   test('an ahead-of-time AdamW training step compiled for 1 KiB bindings runs as the whole one, bit for bit', async () => {
-    const model = nn.mlp([16, 40, 4]);
-    const optimizer = adamw({ lr: 0.05 }) as unknown as Optimizer;
-    const shapes = flattenTree('test', model.init(0), isArrayLeaf, 'an array');
-    const leafSpecs = shapes.rebuild(
-      shapes.leaves.map((l) => ({
-        shape: [...(l as { shape: readonly number[] }).shape],
-        dtype: 'f32',
-      })),
-    );
-    const train = {
-      model: model as never,
-      loss: crossEntropy,
-      batch: { x: { shape: [8, 16], dtype: 'f32' }, y: { shape: [8], dtype: 'i32' } },
-      metrics: ['loss'],
-      description: 'mlp:16,40,4',
-    } as const;
+    const sizes = [16, 40, 4];
+    // llvmpipe's 16 storage buffers: windows take a binding each
     const compiled = (maxStorageBufferBindingSize: number) =>
-      manifestFromJson(
-        manifestToJson(
-          compileOptimizerPlans(optimizer, leafSpecs, {
-            train,
-            // llvmpipe's 16 storage buffers: windows take a binding each
-            limits: {
-              ...DEFAULT_KERNEL_LIMITS,
-              maxStorageBuffersPerShaderStage: 16,
-              maxStorageBufferBindingSize,
-            },
-          }),
-        ),
-      );
+      compiledTrainStep(sizes, adamw({ lr: 0.05 }), {
+        ...DEFAULT_KERNEL_LIMITS,
+        maxStorageBuffersPerShaderStage: 16,
+        maxStorageBufferBindingSize,
+      });
     const small = compiled(TINY_BINDING);
     expect(small.steps.some((s) => s.plan.kernels.some((k) => k.windows !== undefined))).toBe(true);
-    const rng = prng(12);
-    const batch = {
-      x: array(uniform(rng, 8 * 16), [8, 16]),
-      y: array(Int32Array.of(0, 1, 2, 3, 0, 1, 2, 3), [8], 'i32'),
-    };
-    const a = await loadTrainStep(compiled(2 ** 27), whole, model.init(0));
-    const b = await loadTrainStep(small, tiny, model.init(0));
-    for (let t = 0; t < 3; t++) expect(await b.run(batch)).toEqual(await a.run(batch));
+    const a = await loadTrainStep(compiled(2 ** 27), whole, nn.mlp(sizes).init(0));
+    const b = await loadTrainStep(small, tiny, nn.mlp(sizes).init(0));
+    for (const batch of batchesOf(12, 16)) expect(await b.run(batch)).toEqual(await a.run(batch));
     expect(await readAll(b.params())).toEqual(await readAll(a.params()));
     expect(await readAll(b.state())).toEqual(await readAll(a.state()));
   });
