@@ -29,7 +29,7 @@ import { DEFAULT_KERNEL_LIMITS, gpuDevice } from '../support/gpu.js';
 import { expectNoSharedLiveMemory } from '../support/live-memory.js';
 import { programArb } from '../support/programs.js';
 import { prng, uniform } from '../support/random.js';
-import { batchesOf, compiledTrainStep, readAll, trainMlp } from '../support/split-runs.js';
+import { batchesOf, compiledTrainStep, readAll, trainModel } from '../support/split-runs.js';
 
 const whole = await gpuDevice();
 /** Bindings of 4 KiB (1024 f32): every array below fits, the programs do not. */
@@ -161,8 +161,8 @@ describe('a device with 4 KiB bindings computes what one with whole buffers does
     // binding, the step's results, state and intermediates together do not.
     const sizes = [16, 24, 24, 4];
     const batches = batchesOf(5, 16);
-    const a = await trainMlp(whole, sizes, make, batches);
-    const b = await trainMlp(split, sizes, make, batches);
+    const a = await trainModel(whole, sizes, make, batches);
+    const b = await trainModel(split, sizes, make, batches);
     expect(b).toEqual(a);
   });
 

@@ -10,6 +10,7 @@ import { describe, expect, test } from 'vitest';
 import {
   add,
   adamw,
+  array,
   broadcastTo,
   cast,
   input,
@@ -22,9 +23,12 @@ import {
   reshape,
   ring,
   sum,
+  crossEntropy,
+  valueAndGrad,
   type DeviceArray,
   type Tensor,
 } from '../../index.js';
+import type { Tree } from '../../core/tree.js';
 import { compileProgram } from '../../compiler/program.js';
 import { loadTrainStep } from '../../aot/load-optimizer.js';
 import { WebGpuDevice } from '../../runtime/webgpu-device.js';
@@ -32,13 +36,13 @@ import { fuzzProgramArb } from '../support/fuzz-programs.js';
 import { runOnGpu } from '../support/fuzz-run.js';
 import { DEFAULT_KERNEL_LIMITS, gpuDevice } from '../support/gpu.js';
 import { prng, uniform } from '../support/random.js';
-import { batchesOf, compiledTrainStep, readAll, trainMlp } from '../support/split-runs.js';
+import { batchesOf, compiledTrainStep, readAll, trainModel } from '../support/split-runs.js';
 
 const whole = await gpuDevice();
 /** Devices planning within bindings of 64 bytes, 256 bytes and 1 KiB (16, 64 and 256 f32). */
 const BINDINGS = [64, 256, 1024] as const;
 const devices = new Map<number, WebGpuDevice>();
-for (const maxBindingBytes of [...BINDINGS, 4096]) {
+for (const maxBindingBytes of [...BINDINGS, 4096, 16384]) {
   const device = await createDevice({ maxBindingBytes });
   if (!(device instanceof WebGpuDevice)) throw new Error('expected a WebGPU device');
   devices.set(maxBindingBytes, device);
@@ -104,12 +108,60 @@ describe('a device with small bindings computes what one with whole buffers does
       const sizes = [40, 40, 4];
       const batches = batchesOf(11, 40);
       const split = devices.get(4096) as WebGpuDevice;
-      const a = await trainMlp(whole, sizes, make, batches);
-      const b = await trainMlp(split, sizes, make, batches);
+      const a = await trainModel(whole, sizes, make, batches);
+      const b = await trainModel(split, sizes, make, batches);
       expect(windowedKernels(split)).toBeGreaterThan(0);
       expect(b).toEqual(a);
     },
   );
+
+  // 16 KiB bindings (4096 f32): MLP weights of 32·160 f32 are two windows, a token table of 300·32
+  // three, the MLP activations of 8·17·160 six; the attention and everything else fit.
+  const TRANSFORMER = { dim: 32, depth: 1, heads: 2, classes: 4, mlpDim: 160 };
+  const labels = (k: number) =>
+    array(
+      Int32Array.from({ length: 8 }, (_, i) => (i + k) % 4),
+      [8],
+      'i32',
+    );
+
+  test('ViT training steps whose weights and activations straddle windows, bit for bit', async () => {
+    const split = devices.get(16384) as WebGpuDevice;
+    const model = nn.vit({ ...TRANSFORMER, image: [8, 8, 1], patch: 2 });
+    const rng = prng(13);
+    const batches = [0, 1].map((k) => ({
+      x: array(uniform(rng, 8 * 64), [8, 8, 8, 1]),
+      y: labels(k),
+    }));
+    const before = windowedKernels(split);
+    const a = await trainModel(whole, model, () => adamw({ lr: 0.01 }), batches);
+    const b = await trainModel(split, model, () => adamw({ lr: 0.01 }), batches);
+    expect(windowedKernels(split)).toBeGreaterThan(before);
+    expect(b).toEqual(a);
+  });
+
+  test("a text transformer's loss and gradients, its token table three windows, bit for bit", async () => {
+    // (Its whole training step is cut into kernels at other places when windows count, and an
+    // expression split over two kernels may round differently: the shader compiler fuses a·b + c
+    // into one multiply-add only within a kernel. The gradients are one program on both devices.)
+    const split = devices.get(16384) as WebGpuDevice;
+    const model = nn.textTransformer({ ...TRANSFORMER, vocab: 300, length: 16 });
+    const ids = Int32Array.from({ length: 8 * 16 }, (_, i) => (i * 37 + 101) % 300);
+    const run = async (device: WebGpuDevice) => {
+      const f = (p: Tree<Tensor>, x: Tensor, y: Tensor) =>
+        valueAndGrad((q: Tree<Tensor>) => crossEntropy(model.apply(q as never, x), y))(p);
+      const out = await jit(f, { device })(
+        model.init(0) as never,
+        array(ids, [8, 16], 'i32'),
+        labels(1),
+      );
+      return readAll(out);
+    };
+    const before = windowedKernels(split);
+    const [a, b] = [await run(whole), await run(split)];
+    expect(windowedKernels(split)).toBeGreaterThan(before);
+    expect(b).toEqual(a);
+  });
 
   test('an ahead-of-time AdamW training step compiled for 1 KiB bindings runs as the whole one, bit for bit', async () => {
     const sizes = [16, 40, 4];

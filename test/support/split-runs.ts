@@ -7,6 +7,7 @@ import {
   nn,
   type Device,
   type DeviceArray,
+  type Model,
   type Optimizer,
 } from '../../index.js';
 import { compileOptimizerPlans } from '../../aot/compile-plans.js';
@@ -42,32 +43,35 @@ export const batchesOf = (seed: number, width: number) => {
 };
 
 /**
- * Steps of `make()` training `sizes` (an MLP whose first size is the batches' width) on `device`:
- * each step's metrics, then the parameters and state.
+ * Steps of `make()` training `model` (or the MLP of `model`'s sizes, whose first is the batches'
+ * width) on `device`: each step's metrics, then the parameters and state.
  */
-export async function trainMlp(
+export async function trainModel(
   device: Device,
-  sizes: readonly number[],
+  model: readonly number[] | Model,
   make: () => unknown,
-  batches: ReturnType<typeof batchesOf>,
+  batches: readonly { x: unknown; y: unknown }[],
 ) {
-  const model = nn.mlp(sizes);
+  const net = isSizes(model) ? nn.mlp(model) : model;
   const step = await compileTrainStep({
-    model,
+    model: net,
     loss: crossEntropy,
     optimizer: make() as Optimizer,
-    params: model.init(0),
+    params: net.init(0),
     device,
     metrics: ['loss', 'accuracy'],
   });
   const metrics = [];
-  for (const batch of batches) metrics.push(await step.run(batch));
+  for (const batch of batches) metrics.push(await step.run(batch as never));
   return {
     metrics,
     params: await readAll(await step.params()),
     state: await readAll(await step.state()),
   };
 }
+
+const isSizes = (model: readonly number[] | Model): model is readonly number[] =>
+  Array.isArray(model);
 
 /**
  * The training step of `optimizer` on the MLP `sizes` (batches of 8), compiled ahead of time for
