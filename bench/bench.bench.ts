@@ -17,7 +17,7 @@ import { ADAMW_WORKLOADS, adamwSection, sizesOf } from './sections/adamw.js';
 import type { BenchContext } from './sections/contenders.js';
 import { MATMUL_SIZES, matmulName, matmulSection } from './sections/matmul.js';
 import { MLP, MLP_STEP_NAME, mlpStepSection } from './sections/mlp-step.js';
-import { sizeSweepSection } from './sections/size-sweep.js';
+import { sizeSweepSection, vitSizeSweepSection } from './sections/size-sweep.js';
 import { optimizersSection } from './sections/optimizers.js';
 import {
   ENCODER,
@@ -38,6 +38,7 @@ const SECTIONS: Record<string, (ctx: BenchContext) => Promise<Section | Section[
   transformer: transformerSection,
   optimizers: optimizersSection,
   sizes: sizeSweepSection,
+  'vit-sizes': vitSizeSweepSection,
 };
 /** createDevice's backend for each adapter name (the peers get the same through navigator.gpu). */
 const GRNG_BACKEND = { llvmpipe: 'opengles', swiftshader: 'swiftshader', gpu: 'vulkan' } as const;

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // `npm run bench [-- --adapter llvmpipe|swiftshader|gpu]
-// [--only adamw,mlp,matmul,transformer,optimizers,sizes]`: runs bench/bench.bench.ts under vitest
-// (which runs TypeScript directly) with the choices passed as environment variables, since vitest
-// refuses options it does not know.
+// [--only adamw,mlp,matmul,transformer,optimizers,sizes,vit-sizes]`: runs bench/bench.bench.ts
+// under vitest (which runs TypeScript directly) with the choices passed as environment variables,
+// since vitest refuses options it does not know.
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
 const ADAPTERS = ['llvmpipe', 'swiftshader', 'gpu'];
-const SECTIONS = ['adamw', 'mlp', 'matmul', 'transformer', 'optimizers', 'sizes'];
+const SECTIONS = ['adamw', 'mlp', 'matmul', 'transformer', 'optimizers', 'sizes', 'vit-sizes'];
 let values;
 try {
   ({ values } = parseArgs({

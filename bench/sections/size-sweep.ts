@@ -1,8 +1,17 @@
-// Section 'sizes': how training scales with the model. MLPs 784-w-w-10 (batch 128) for growing w,
-// each on a device of its own: time per step, parameters per second, the device's peak memory and
-// the host's resident set against what the step must hold (parameters, gradients, optimizer
-// state, activations). On a CPU adapter device memory is host memory, so RSS includes it.
-import { adamw, compileTrainStep, crossEntropy, nn, ring, type DeviceArray } from '../../index.js';
+// Sections 'sizes' and 'vit-sizes': how training scales with the model. MLPs 784-w-w-10 and ViTs of
+// growing width (batch 128), each on a device of its own: time per step, parameters per second,
+// the device's peak memory and the host's resident set against what the step must hold
+// (parameters, gradients, optimizer state, activations). On a CPU adapter device memory is host
+// memory, so RSS includes it.
+import {
+  adamw,
+  compileTrainStep,
+  crossEntropy,
+  nn,
+  ring,
+  type DeviceArray,
+  type Model,
+} from '../../index.js';
 import { flattenTree } from '../../core/tree.js';
 import { isArrayLeaf } from '../../runtime/jit.js';
 import { progress, type Row, type Section, type SizeFigures } from '../report.js';
@@ -44,7 +53,10 @@ export async function sizeSweepSection(ctx: BenchContext): Promise<Section> {
       progress(name);
       const device = await ctx.openDevice();
       try {
-        rows.push(await measureSize(device, name, c.make, w, c.skip));
+        // Activations: the input, and each layer's pre-activation and output.
+        const activations = 4 * BATCH * (784 + 2 * (w + w + 10));
+        const model = nn.mlp([784, w, w, 10]);
+        rows.push(await measureSize(device, name, c.make, model, activations, c.skip));
       } catch (e) {
         rows.push({ workload: name, library: 'grng', error: (e as Error).message.split('\n')[0] });
       } finally {
@@ -66,14 +78,60 @@ export async function sizeSweepSection(ctx: BenchContext): Promise<Section> {
   };
 }
 
+/** ViTs on 28×28 images in 7×7 patches (16 tokens and [CLS]), 4 blocks of 4 heads, width d. */
+const VIT_WIDTHS = [64, 128, 256, 512];
+const VIT_DEPTH = 4;
+const VIT_TOKENS = 17;
+
+export async function vitSizeSweepSection(ctx: BenchContext): Promise<Section> {
+  const rows: Row[] = [];
+  for (const d of VIT_WIDTHS) {
+    const name = `adamw, vit d=${d} depth ${VIT_DEPTH}`;
+    progress(name);
+    const device = await ctx.openDevice();
+    try {
+      const model = nn.vit({
+        image: [28, 28, 1],
+        patch: 7,
+        dim: d,
+        depth: VIT_DEPTH,
+        heads: 4,
+        classes: 10,
+      });
+      // Activations, per token of a block: its two LayerNorms, q, k, v, the attention's output and
+      // projection and the residual (8·d), the MLP's pre-activation and output (8·d), and per head
+      // the scores and their softmax (2·17); plus the patch embedding and the input.
+      const perToken = VIT_DEPTH * (16 * d + 2 * 4 * VIT_TOKENS) + d;
+      const activations = 4 * BATCH * (784 + VIT_TOKENS * perToken);
+      rows.push(
+        await measureSize(device, name, () => adamw({ lr: 1e-3 }), model, activations, true),
+      );
+    } catch (e) {
+      rows.push({ workload: name, library: 'grng', error: (e as Error).message.split('\n')[0] });
+    } finally {
+      (device.owner as { destroy?: () => void }).destroy?.();
+    }
+  }
+  return {
+    title: 'Model size sweep: ViT',
+    about:
+      `ViTs (28×28×1 images in 7×7 patches, ${VIT_DEPTH} pre-LN blocks of 4 heads, MLP 4·d) at ` +
+      `batch ${BATCH} with AdamW and the default skipNonFinite, as the MLP sweep: median of 3 ` +
+      'steps after 2, peak device memory and RSS against parameters + gradients + optimizer ' +
+      'state + activations (an estimate: each block’s stored tensors). Target: peak ≤ 1.5× that sum.',
+    kind: 'sizes',
+    rows,
+  };
+}
+
 async function measureSize(
   device: Awaited<ReturnType<BenchContext['openDevice']>>,
   name: string,
   make: () => ReturnType<typeof adamw> | ReturnType<typeof ring>,
-  width: number,
+  model: Model,
+  activations: number,
   skipNonFinite: true | 'gradients',
 ): Promise<Row> {
-  const model = nn.mlp([784, width, width, 10]);
   const batch = benchBatch(BATCH);
   let rss = process.memoryUsage().rss;
   const rssBefore = rss;
@@ -97,7 +155,6 @@ async function measureSize(
   const firstMs = performance.now() - t0 - times.reduce((a, b) => a + b, 0);
   const params = bytesOf(await train.params());
   const state = bytesOf(await train.state());
-  const activations = 4 * BATCH * (784 + 2 * (width + width + 10));
   const sorted = [...times].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
   const figures: SizeFigures = {
