@@ -50,18 +50,12 @@ export async function sizeSweepSection(ctx: BenchContext): Promise<Section> {
     for (const w of c.widths) {
       const guard = c.skip === true ? '' : ` (skipNonFinite: '${c.skip}')`;
       const name = `${c.optimizer}${guard}, mlp 784-${w}-${w}-10`;
-      progress(name);
-      const device = await ctx.openDevice();
-      try {
-        // Activations: the input, and each layer's pre-activation and output.
-        const activations = 4 * BATCH * (784 + 2 * (w + w + 10));
-        const model = nn.mlp([784, w, w, 10]);
-        rows.push(await measureSize(device, name, c.make, model, activations, c.skip));
-      } catch (e) {
-        rows.push({ workload: name, library: 'grng', error: (e as Error).message.split('\n')[0] });
-      } finally {
-        (device.owner as { destroy?: () => void }).destroy?.();
-      }
+      // Activations: the input, and each layer's pre-activation and output.
+      const activations = 4 * BATCH * (784 + 2 * (w + w + 10));
+      const model = nn.mlp([784, w, w, 10]);
+      rows.push(
+        await onNewDevice(ctx, { name, make: c.make, model, activations, skipNonFinite: c.skip }),
+      );
     }
   }
   return {
@@ -87,30 +81,21 @@ export async function vitSizeSweepSection(ctx: BenchContext): Promise<Section> {
   const rows: Row[] = [];
   for (const d of VIT_WIDTHS) {
     const name = `adamw, vit d=${d} depth ${VIT_DEPTH}`;
-    progress(name);
-    const device = await ctx.openDevice();
-    try {
-      const model = nn.vit({
-        image: [28, 28, 1],
-        patch: 7,
-        dim: d,
-        depth: VIT_DEPTH,
-        heads: 4,
-        classes: 10,
-      });
-      // Activations, per token of a block: its two LayerNorms, q, k, v, the attention's output and
-      // projection and the residual (8·d), the MLP's pre-activation and output (8·d), and per head
-      // the scores and their softmax (2·17); plus the patch embedding and the input.
-      const perToken = VIT_DEPTH * (16 * d + 2 * 4 * VIT_TOKENS) + d;
-      const activations = 4 * BATCH * (784 + VIT_TOKENS * perToken);
-      rows.push(
-        await measureSize(device, name, () => adamw({ lr: 1e-3 }), model, activations, true),
-      );
-    } catch (e) {
-      rows.push({ workload: name, library: 'grng', error: (e as Error).message.split('\n')[0] });
-    } finally {
-      (device.owner as { destroy?: () => void }).destroy?.();
-    }
+    const model = nn.vit({
+      image: [28, 28, 1],
+      patch: 7,
+      dim: d,
+      depth: VIT_DEPTH,
+      heads: 4,
+      classes: 10,
+    });
+    // Activations, per token of a block: its two LayerNorms, q, k, v, the attention's output and
+    // projection and the residual (8·d), the MLP's pre-activation and output (8·d), and per head
+    // the scores and their softmax (2·17); plus the patch embedding and the input.
+    const perToken = VIT_DEPTH * (16 * d + 2 * 4 * VIT_TOKENS) + d;
+    const activations = 4 * BATCH * (784 + VIT_TOKENS * perToken);
+    const make = () => adamw({ lr: 1e-3 });
+    rows.push(await onNewDevice(ctx, { name, make, model, activations, skipNonFinite: true }));
   }
   return {
     title: 'Model size sweep: ViT',
@@ -124,13 +109,31 @@ export async function vitSizeSweepSection(ctx: BenchContext): Promise<Section> {
   };
 }
 
+/** One row of a sweep: a model, what trains it, and the activations a step holds (bytes). */
+interface SizeCase {
+  readonly name: string;
+  readonly make: () => ReturnType<typeof adamw> | ReturnType<typeof ring>;
+  readonly model: Model;
+  readonly activations: number;
+  readonly skipNonFinite: true | 'gradients';
+}
+
+/** measureSize on a device of its own, destroyed after; an error becomes the row's. */
+async function onNewDevice(ctx: BenchContext, c: SizeCase): Promise<Row> {
+  progress(c.name);
+  const device = await ctx.openDevice();
+  try {
+    return await measureSize(device, c);
+  } catch (e) {
+    return { workload: c.name, library: 'grng', error: (e as Error).message.split('\n')[0] };
+  } finally {
+    (device.owner as { destroy?: () => void }).destroy?.();
+  }
+}
+
 async function measureSize(
   device: Awaited<ReturnType<BenchContext['openDevice']>>,
-  name: string,
-  make: () => ReturnType<typeof adamw> | ReturnType<typeof ring>,
-  model: Model,
-  activations: number,
-  skipNonFinite: true | 'gradients',
+  { name, make, model, activations, skipNonFinite }: SizeCase,
 ): Promise<Row> {
   const batch = benchBatch(BATCH);
   let rss = process.memoryUsage().rss;
