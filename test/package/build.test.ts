@@ -6,6 +6,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -80,6 +81,31 @@ describe('built package', () => {
     `);
     expect(report).toEqual({ checkGradient: 'function' });
   });
+
+  it.each(['grng', 'grng/testing', 'grng/aot'])(
+    'bundles %s for browsers with esbuild, with no Node module in it',
+    async (entry) => {
+      // package.json "browser" swaps the Dawn adapter and system-package probes (Node's
+      // child_process, fs, os, path, url) for runtime/gpu/node-only.browser.js.
+      const result = await build({
+        stdin: { contents: `export * from '${entry}';`, resolveDir: root },
+        bundle: true,
+        platform: 'browser',
+        format: 'esm',
+        minify: true,
+        write: false,
+        metafile: true,
+        logLevel: 'silent',
+      });
+      expect(result.errors).toEqual([]);
+      const inputs = Object.keys(result.metafile.inputs);
+      expect(inputs.filter((f) => /dawn-adapters|system-packages|^node:/.test(f))).toEqual([]);
+      const imports = Object.values(result.metafile.outputs).flatMap((o) => o.imports);
+      expect(imports.map((i) => i.path)).toEqual([]);
+      if (entry === 'grng')
+        expect(inputs.some((f) => f.endsWith('runtime/gpu/node-only.browser.js'))).toBe(true);
+    },
+  );
 
   it('ships a grng bin that prints the package version', () => {
     const main = join(root, 'dist', 'cli', 'main.js');
