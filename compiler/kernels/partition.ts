@@ -2,7 +2,7 @@ import { GrngError } from '../../core/errors.js';
 import { topoSort, type Node } from '../../core/ir/node.js';
 import { shapeSize } from '../../core/ir/shape.js';
 import { opTable } from '../../core/ops/table.js';
-import { bindingsOfKeys, type BindingKey } from '../memory/plan-memory.js';
+import { bindingsOfKeys, windowsOfKey, type BindingKey } from '../memory/plan-memory.js';
 
 /**
  * One kernel: computes its `roots` (each materialized in a buffer) by inlining every
@@ -134,8 +134,9 @@ export function bindingCount(
   if (counted === distinct || byWindow === undefined) return counted;
   // Window passes need every long array to be as many windows (asked only then: it costs an
   // emission).
-  const windows = new Set(keys.flatMap((k) => /×(\d+)$/.exec(k)?.[1] ?? []));
-  const windowed = new Set(nodes.filter((_, i) => keys[i].includes('×')).map((n) => n.id));
+  const long = keys.flatMap((k, i) => (windowsOfKey(k) > 1 ? [i] : []));
+  const windows = new Set(long.map((i) => windowsOfKey(keys[i])));
+  const windowed = new Set(long.map((i) => nodes[i].id));
   return windows.size === 1 && byWindow(windowed) ? distinct : counted;
 }
 

@@ -63,10 +63,13 @@ export const MAX_SCALARS = 1024;
  */
 export type BindingKey = (node: Node) => string;
 
+/** The windows the buffer labelled `key` is bound as (1: whole). */
+export const windowsOfKey = (key: string): number => Number(/×(\d+)$/.exec(key)?.[1] ?? 1);
+
 /** The bindings a kernel reading and writing the buffers labelled `keys` needs. */
 export function bindingsOfKeys(keys: Iterable<string>): number {
   let count = 0;
-  for (const key of new Set(keys)) count += Number(/×(\d+)$/.exec(key)?.[1] ?? 1);
+  for (const key of new Set(keys)) count += windowsOfKey(key);
   return count;
 }
 

@@ -80,7 +80,8 @@ export class Emitter {
    * in two step variants) are one WGSL text, hence one pipeline for the driver to compile.
    */
   readonly offsets: number[] = [];
-  private readonly offsetCells = new Map<string, string>();
+  /** Placement key → its index in `offsets`. */
+  private readonly offsetCells = new Map<string, number>();
 
   /** Where buffer-backed nodes live (undefined: computed inline). */
   constructor(readonly locate: Locate) {}
@@ -178,30 +179,21 @@ export class Emitter {
    * unit it counts in.
    */
   placementsOf(name: string): { index: number; unit: number }[] {
-    return [...this.offsetCells.keys()].flatMap((key) => {
+    return [...this.offsetCells].flatMap(([key, index]) => {
       const [binding, , unit] = key.split(':');
-      return binding === name ? [{ index: this.cellIndex(key), unit: Number(unit) }] : [];
+      return binding === name ? [{ index, unit: Number(unit) }] : [];
     });
-  }
-
-  /** The index in `offsets` of the placement keyed `key` (the `offsets` cell it reads). */
-  private cellIndex(key: string): number {
-    const match = /^offsets\[(\d+)\]\.([xyzw])$/.exec(this.offsetCells.get(key) as string);
-    if (match === null) throw new Error(`internal: no offsets cell for ${key}`);
-    return 4 * Number(match[1]) + 'xyzw'.indexOf(match[2]);
   }
 
   /** `value` (keyed by `key`) as a u32 expression reading the `offsets` uniform. */
   private placement(key: string, value: number): string {
     if (this.literalPlacements) return `${value}u`;
-    let cell = this.offsetCells.get(key);
-    if (cell === undefined) {
-      const j = this.offsets.length;
-      this.offsets.push(value);
-      cell = `offsets[${j >> 2}].${'xyzw'[j & 3]}`;
-      this.offsetCells.set(key, cell);
+    let j = this.offsetCells.get(key);
+    if (j === undefined) {
+      j = this.offsets.push(value) - 1;
+      this.offsetCells.set(key, j);
     }
-    return cell;
+    return `offsets[${j >> 2}].${'xyzw'[j & 3]}`;
   }
 
   /** Element `linear` (an i32 expression) of the array at `at`, read. */
